@@ -1,0 +1,327 @@
+"""The editorial catalog: ``sources.toml`` and ``categories.toml`` read and validated.
+
+Owns the config file format. Every problem becomes a ``ConfigError`` naming the file, the source
+or category id and the key, and all problems are collected before raising so an editor sees them
+at once. Reading files is the only I/O here.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aggregator.errors import ConfigError
+
+SOURCES_FILE = "sources.toml"
+CATEGORIES_FILE = "categories.toml"
+
+DEFAULT_INTERVAL_SECONDS = 30 * 60
+MIN_INTERVAL_SECONDS = 60
+MAX_INTERVAL_SECONDS = 7 * 24 * 3600
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+LANG_RE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
+DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+SOURCE_KEYS = {"id", "url", "title", "site_url", "categories", "language", "interval", "enabled"}
+CATEGORY_KEYS = {"id", "title", "description", "languages", "include", "exclude"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A keyword (plain text) or a regex (written ``/…/`` in the file)."""
+
+    pattern: str
+    is_regex: bool
+
+    @property
+    def label(self) -> str:
+        return f"/{self.pattern}/" if self.is_regex else repr(self.pattern)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    id: str
+    url: str
+    categories: tuple[str, ...]
+    title: str | None = None
+    site_url: str | None = None
+    language: str | None = None
+    interval_seconds: int = DEFAULT_INTERVAL_SECONDS
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class CategoryConfig:
+    id: str
+    title: str
+    description: str = ""
+    languages: tuple[str, ...] = ()
+    include: tuple[Rule, ...] = ()
+    exclude: tuple[Rule, ...] = ()
+
+
+@dataclass(frozen=True)
+class Catalog:
+    sources: tuple[SourceConfig, ...]
+    categories: tuple[CategoryConfig, ...]
+    directory: Path | None = None
+
+    def category(self, category_id: str) -> CategoryConfig:
+        for category in self.categories:
+            if category.id == category_id:
+                return category
+        raise KeyError(category_id)
+
+    def source(self, source_id: str) -> SourceConfig:
+        for source in self.sources:
+            if source.id == source_id:
+                return source
+        raise KeyError(source_id)
+
+
+class _Problems:
+    """Collects every problem so ``check`` can report all of them in one run."""
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+
+    def add(self, message: str, *, file: str, item: str | None = None, key: str | None = None
+            ) -> None:
+        self.errors.append(ConfigError(message, file=file, item=item, key=key))
+
+    def raise_if_any(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise CatalogErrors(self.errors)
+
+
+class CatalogErrors(ConfigError):
+    """Several configuration problems at once; ``errors`` lists each one."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        first = errors[0]
+        super().__init__(
+            f"{len(errors)} problems:\n" + "\n".join(f"  - {e}" for e in errors),
+            file=first.file,
+            item=first.item,
+            key=first.key,
+        )
+
+
+def parse_duration(text: str) -> int:
+    """``"30m"`` → 1800. Accepts s, m, h, d; raises ValueError otherwise."""
+    match = DURATION_RE.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration such as '90s', '30m', '6h' or '1d'")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def parse_rule(text: str) -> Rule:
+    """``"/regex/"`` is a regex, anything else a keyword; regexes are compiled to check them."""
+    if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
+        pattern = text[1:-1]
+        re.compile(pattern)  # raises re.error, reported by the caller
+        return Rule(pattern=pattern, is_regex=True)
+    if not text.strip():
+        raise ValueError("an empty rule would match everything")
+    return Rule(pattern=text.strip(), is_regex=False)
+
+
+def load_catalog(directory: Path) -> Catalog:
+    """Read and validate both editorial files under ``directory``."""
+    problems = _Problems()
+    sources_path = directory / SOURCES_FILE
+    categories_path = directory / CATEGORIES_FILE
+    sources_doc = _read_toml(sources_path)
+    categories_doc = _read_toml(categories_path)
+    categories = _categories(categories_doc, str(categories_path), problems)
+    sources = _sources(sources_doc, str(sources_path), problems)
+    _cross_check(sources, categories, str(sources_path), str(categories_path), problems)
+    problems.raise_if_any()
+    return Catalog(sources=tuple(sources), categories=tuple(categories), directory=directory)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError("file not found", file=str(path)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc}", file=str(path)) from exc
+
+
+def _tables(doc: dict[str, Any], name: str, file: str, problems: _Problems) -> list[Any]:
+    for key in doc:
+        if key != name:
+            problems.add(f"unknown top-level key (expected [[{name}]] tables)", file=file, key=key)
+    tables = doc.get(name, [])
+    if not isinstance(tables, list):
+        problems.add(f"must be an array of tables, written [[{name}]]", file=file, key=name)
+        return []
+    return tables
+
+
+def _str(table: dict[str, Any], key: str, file: str, item: str, problems: _Problems,
+         *, required: bool = False) -> str | None:
+    value = table.get(key)
+    if value is None:
+        if required:
+            problems.add("missing required key", file=file, item=item, key=key)
+        return None
+    if not isinstance(value, str) or not value.strip():
+        problems.add("must be a non-empty string", file=file, item=item, key=key)
+        return None
+    return value.strip()
+
+
+def _str_list(table: dict[str, Any], key: str, file: str, item: str, problems: _Problems
+              ) -> list[str]:
+    value = table.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.add("must be a list of strings", file=file, item=item, key=key)
+        return []
+    return [v for v in value]
+
+
+def _check_url(url: str, file: str, item: str, key: str, problems: _Problems) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        problems.add(f"{url!r} is not an http(s) URL", file=file, item=item, key=key)
+
+
+def _sources(doc: dict[str, Any], file: str, problems: _Problems) -> list[SourceConfig]:
+    result: list[SourceConfig] = []
+    seen: set[str] = set()
+    for index, table in enumerate(_tables(doc, "source", file, problems)):
+        if not isinstance(table, dict):
+            problems.add("each [[source]] must be a table", file=file, key=f"source[{index}]")
+            continue
+        item = table.get("id") if isinstance(table.get("id"), str) else f"source[{index}]"
+        for key in table:
+            if key not in SOURCE_KEYS:
+                problems.add(f"unknown key (allowed: {', '.join(sorted(SOURCE_KEYS))})",
+                             file=file, item=item, key=key)
+        source_id = _str(table, "id", file, item, problems, required=True)
+        url = _str(table, "url", file, item, problems, required=True)
+        if source_id is not None:
+            if not SLUG_RE.match(source_id):
+                problems.add("must be a slug: lower-case letters, digits and '-'",
+                             file=file, item=item, key="id")
+            if source_id in seen:
+                problems.add("duplicate source id", file=file, item=source_id, key="id")
+            seen.add(source_id)
+        if url is not None:
+            _check_url(url, file, item, "url", problems)
+        site_url = _str(table, "site_url", file, item, problems)
+        if site_url is not None:
+            _check_url(site_url, file, item, "site_url", problems)
+        categories = _str_list(table, "categories", file, item, problems)
+        if "categories" not in table or not categories:
+            problems.add("a source needs at least one category", file=file, item=item,
+                         key="categories")
+        language = _str(table, "language", file, item, problems)
+        if language is not None and not LANG_RE.match(language):
+            problems.add(f"{language!r} is not a language tag such as 'en' or 'fr-CA'",
+                         file=file, item=item, key="language")
+        interval = DEFAULT_INTERVAL_SECONDS
+        if "interval" in table:
+            raw = table["interval"]
+            try:
+                if not isinstance(raw, str):
+                    raise ValueError(f"{raw!r} is not a duration string such as '30m'")
+                interval = parse_duration(raw)
+                if not MIN_INTERVAL_SECONDS <= interval <= MAX_INTERVAL_SECONDS:
+                    raise ValueError(f"{raw!r} is outside 1m..7d")
+            except ValueError as exc:
+                problems.add(str(exc), file=file, item=item, key="interval")
+        enabled = table.get("enabled", True)
+        if not isinstance(enabled, bool):
+            problems.add("must be true or false", file=file, item=item, key="enabled")
+            enabled = True
+        if source_id is None or url is None:
+            continue
+        result.append(SourceConfig(
+            id=source_id, url=url, categories=tuple(categories),
+            title=_str(table, "title", file, item, problems), site_url=site_url,
+            language=language, interval_seconds=interval, enabled=enabled,
+        ))
+    return result
+
+
+def _rules(table: dict[str, Any], key: str, file: str, item: str, problems: _Problems
+           ) -> tuple[Rule, ...]:
+    rules = []
+    for text in _str_list(table, key, file, item, problems):
+        try:
+            rules.append(parse_rule(text))
+        except (re.error, ValueError) as exc:
+            problems.add(f"bad rule {text!r}: {exc}", file=file, item=item, key=key)
+    return tuple(rules)
+
+
+def _categories(doc: dict[str, Any], file: str, problems: _Problems) -> list[CategoryConfig]:
+    result: list[CategoryConfig] = []
+    seen: set[str] = set()
+    for index, table in enumerate(_tables(doc, "category", file, problems)):
+        if not isinstance(table, dict):
+            problems.add("each [[category]] must be a table", file=file, key=f"category[{index}]")
+            continue
+        item = table.get("id") if isinstance(table.get("id"), str) else f"category[{index}]"
+        for key in table:
+            if key not in CATEGORY_KEYS:
+                problems.add(f"unknown key (allowed: {', '.join(sorted(CATEGORY_KEYS))})",
+                             file=file, item=item, key=key)
+        category_id = _str(table, "id", file, item, problems, required=True)
+        if category_id is not None:
+            if not SLUG_RE.match(category_id):
+                problems.add("must be a slug: lower-case letters, digits and '-'",
+                             file=file, item=item, key="id")
+            if category_id in seen:
+                problems.add("duplicate category id", file=file, item=category_id, key="id")
+            seen.add(category_id)
+        title = _str(table, "title", file, item, problems, required=True)
+        languages = _str_list(table, "languages", file, item, problems)
+        for language in languages:
+            if not LANG_RE.match(language):
+                problems.add(f"{language!r} is not a language tag such as 'en' or 'fr'",
+                             file=file, item=item, key="languages")
+        include = _rules(table, "include", file, item, problems)
+        exclude = _rules(table, "exclude", file, item, problems)
+        if category_id is None or title is None:
+            continue
+        result.append(CategoryConfig(
+            id=category_id, title=title,
+            description=_str(table, "description", file, item, problems) or "",
+            languages=tuple(languages), include=include, exclude=exclude,
+        ))
+    return result
+
+
+def _cross_check(sources: Iterable[SourceConfig], categories: Iterable[CategoryConfig],
+                 sources_file: str, categories_file: str, problems: _Problems) -> None:
+    known = {c.id for c in categories}
+    used: set[str] = set()
+    for source in sources:
+        for category_id in source.categories:
+            used.add(category_id)
+            if category_id not in known:
+                problems.add(f"category {category_id!r} is not defined in {CATEGORIES_FILE}",
+                             file=sources_file, item=source.id, key="categories")
+    for category in categories:
+        if category.id not in used:
+            problems.add("no source uses this category", file=categories_file,
+                         item=category.id, key="id")

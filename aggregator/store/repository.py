@@ -1,0 +1,458 @@
+"""Every read and write the pipeline, the CLI and the web make, behind one ``Store`` class.
+
+A source's poll is saved in ONE transaction (entries, categories, stories, validators), so a
+crash at any point loses nothing and duplicates nothing: the next poll re-fetches (validators
+were not saved) and the unique (source, identity key) constraint absorbs what was already there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col, select
+
+from aggregator.catalog import Catalog
+from aggregator.errors import StoreError
+from aggregator.store.engine import WRITE_OPTION, make_engine
+from aggregator.store.models import Entry, EntryCategory, Source, Story
+from aggregator.types import CategoryMatch, EntryView, FetchResult, NormalizedEntry, StoryView
+
+MAX_IDENTITY_KEY = 500
+STORY_PAGE = 500
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """A source row as the scheduler, the CLI and the API see it (health included)."""
+
+    id: str
+    url: str
+    title: str | None
+    site_url: str | None
+    language: str | None
+    categories: tuple[str, ...]
+    state: str
+    interval_seconds: int
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    next_check_at: datetime | None
+    last_checked_at: datetime | None
+    last_success_at: datetime | None
+    last_status: int | None
+    last_duration_ms: int | None
+    last_bytes: int | None
+    error_count: int
+    last_error: str | None
+    last_error_kind: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key, value in data.items():
+            if isinstance(value, datetime):
+                data[key] = value.isoformat()
+        data["categories"] = list(self.categories)
+        return data
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    source_id: str
+    result: str  # "updated", "not_modified", "unchanged", "error"
+    new_entries: int = 0
+    updated_entries: int = 0
+    status: int | None = None
+    error: str | None = None
+    error_kind: str | None = None
+
+
+def _status(row: Source) -> SourceStatus:
+    return SourceStatus(
+        id=row.id, url=row.url, title=row.title or row.feed_title, site_url=row.site_url,
+        language=row.language, categories=tuple(row.categories), state=row.state,
+        interval_seconds=row.interval_seconds, etag=row.etag, last_modified=row.last_modified,
+        body_hash=row.body_hash, next_check_at=row.next_check_at,
+        last_checked_at=row.last_checked_at, last_success_at=row.last_success_at,
+        last_status=row.last_status, last_duration_ms=row.last_duration_ms,
+        last_bytes=row.last_bytes, error_count=row.error_count, last_error=row.last_error,
+        last_error_kind=row.last_error_kind,
+    )
+
+
+def _identity(key: str) -> str:
+    # A long guid would overflow the index; its hash is as unique and stays stable.
+    if len(key) <= MAX_IDENTITY_KEY:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def story_uid(source_id: str, identity_key: str) -> str:
+    """Deterministic uid from the founding entry, so a rebuilt store gives the same item ids."""
+    digest = hashlib.sha256(f"{source_id}\x00{identity_key}".encode()).hexdigest()
+    return digest[:20]
+
+
+class Store:
+    """Database access; build once per process with ``open_store`` and share it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _read(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def _write(self) -> Session:
+        return Session(self._write_engine, expire_on_commit=False)
+
+    def ping(self) -> None:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database unreachable: {exc}") from exc
+
+    # -- sources -------------------------------------------------------------------------
+
+    def sync_sources(self, catalog: Catalog, now: datetime) -> None:
+        """Make source rows match the editorial files; rows never vanish (history stays)."""
+        wanted = {s.id: s for s in catalog.sources}
+        with self._guard(), self._write() as session:
+            rows = {row.id: row for row in session.exec(select(Source))}
+            for source_id, config in wanted.items():
+                row = rows.get(source_id)
+                if row is None:
+                    row = Source(id=source_id, url=config.url, created_at=now, next_check_at=now)
+                    session.add(row)
+                elif row.url != config.url:
+                    row.url = config.url
+                    row.etag = row.last_modified = row.body_hash = None
+                    row.next_check_at = now
+                row.title = config.title
+                row.site_url = config.site_url or row.site_url
+                row.language = config.language
+                row.categories = list(config.categories)
+                row.interval_seconds = config.interval_seconds
+                if row.state != "gone":
+                    row.state = "active" if config.enabled else "paused"
+            for source_id, row in rows.items():
+                if source_id not in wanted and row.state != "removed":
+                    row.state = "removed"
+            session.commit()
+
+    def sources(self) -> list[SourceStatus]:
+        with self._guard(), self._read() as session:
+            rows = session.exec(select(Source).order_by(col(Source.id)))
+            return [_status(row) for row in rows]
+
+    def due_sources(self, now: datetime, *, everything: bool = False) -> list[SourceStatus]:
+        """Active sources whose ``next_check_at`` has come (or all active ones)."""
+        query = select(Source).where(Source.state == "active")
+        if not everything:
+            query = query.where(
+                sa.or_(col(Source.next_check_at).is_(None), col(Source.next_check_at) <= now)
+            )
+        query = query.order_by(col(Source.next_check_at), col(Source.id))
+        with self._guard(), self._read() as session:
+            return [_status(row) for row in session.exec(query)]
+
+    def _touch(self, row: Source, fetch: FetchResult | None, next_check_at: datetime,
+               now: datetime) -> None:
+        row.last_checked_at = now
+        row.next_check_at = next_check_at
+        if fetch is not None:
+            row.last_status = fetch.status
+            row.last_duration_ms = round(fetch.elapsed * 1000)
+            row.last_bytes = len(fetch.content) if fetch.content is not None else 0
+            if fetch.etag:
+                row.etag = fetch.etag
+            if fetch.last_modified:
+                row.last_modified = fetch.last_modified
+
+    def save_not_modified(self, source_id: str, fetch: FetchResult, *,
+                          next_check_at: datetime, now: datetime) -> None:
+        with self._guard(), self._write() as session:
+            row = self._source(session, source_id)
+            self._touch(row, fetch, next_check_at, now)
+            row.last_success_at = now
+            row.error_count = 0
+            row.last_error = row.last_error_kind = None
+            session.commit()
+
+    def save_error(self, source_id: str, *, message: str, kind: str, status: int | None,
+                   next_check_at: datetime, now: datetime) -> None:
+        with self._guard(), self._write() as session:
+            row = self._source(session, source_id)
+            self._touch(row, None, next_check_at, now)
+            row.last_status = status
+            row.error_count += 1
+            row.last_error = message[:2000]
+            row.last_error_kind = kind
+            session.commit()
+
+    def save_poll(
+        self,
+        source_id: str,
+        fetch: FetchResult,
+        *,
+        body_hash: str | None,
+        feed_title: str | None,
+        feed_link: str | None,
+        entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
+        next_check_at: datetime,
+        now: datetime,
+    ) -> PollOutcome:
+        """Store a fetched feed's entries, their categories and stories, then the validators.
+
+        All in one transaction: validators are only saved together with the entries they
+        describe, so an interrupted poll is simply repeated.
+        """
+        new = updated = 0
+        with self._guard(), self._write() as session:
+            row = self._source(session, source_id)
+            # Oldest first, so a story's founding entry is the earliest one: stable uids.
+            ordered = sorted(entries, key=lambda pair: (pair[0].published_at,
+                                                        pair[0].identity_key))
+            for entry, matches in ordered:
+                changed = self._upsert_entry(session, source_id, entry, matches, now)
+                new += changed == "new"
+                updated += changed == "updated"
+            self._touch(row, fetch, next_check_at, now)
+            row.body_hash = body_hash
+            row.feed_title = (feed_title or "")[:512] or row.feed_title
+            if feed_link and not row.site_url:
+                row.site_url = feed_link[:2048]
+            row.last_success_at = now
+            row.error_count = 0
+            row.last_error = row.last_error_kind = None
+            session.commit()
+        return PollOutcome(source_id, "updated" if new or updated else "unchanged",
+                           new_entries=new, updated_entries=updated, status=fetch.status)
+
+    def _source(self, session: Session, source_id: str) -> Source:
+        row = session.get(Source, source_id)
+        if row is None:
+            raise StoreError(f"source {source_id!r} is not in the store; sync the catalog first")
+        return row
+
+    def _upsert_entry(self, session: Session, source_id: str, entry: NormalizedEntry,
+                      matches: Sequence[CategoryMatch], now: datetime) -> str:
+        key = _identity(entry.identity_key)
+        existing = session.exec(
+            select(Entry).where(Entry.source_id == source_id, Entry.identity_key == key)
+        ).first()
+        if existing is not None:
+            if (existing.content_hash == entry.content_hash and existing.title == entry.title
+                    and existing.url == entry.url):
+                return "unchanged"
+            self._fill(existing, entry, now)
+            self._set_categories(session, existing, matches, replace=True)
+            if existing.story_id is not None:
+                story = session.get(Story, existing.story_id)
+                if story is not None:
+                    story.updated_at = max(story.updated_at, entry.updated_at)
+            return "updated"
+        row = Entry(source_id=source_id, identity_key=key, first_seen_at=now,
+                    title="", content_hash="", published_at=now, updated_at=now, fetched_at=now)
+        self._fill(row, entry, now)
+        session.add(row)
+        session.flush()
+        self._assign_story(session, row, source_id, now)
+        self._set_categories(session, row, matches, replace=False)
+        return "new"
+
+    @staticmethod
+    def _fill(row: Entry, entry: NormalizedEntry, now: datetime) -> None:
+        row.guid = entry.guid[:2048] if entry.guid else None
+        row.url = entry.url[:2048] if entry.url else None
+        row.link = entry.link[:2048] if entry.link else None
+        row.title = entry.title[:1000]
+        row.summary_html = entry.summary_html
+        row.content_html = entry.content_html
+        row.text = entry.text
+        row.language = entry.language
+        row.author = entry.author[:512] if entry.author else None
+        row.tags = list(entry.tags)
+        row.enclosures = [asdict(e) for e in entry.enclosures]
+        row.content_hash = entry.content_hash
+        row.published_at = entry.published_at
+        row.updated_at = entry.updated_at
+        row.fetched_at = now
+
+    def _assign_story(self, session: Session, row: Entry, source_id: str, now: datetime) -> None:
+        """First version of clustering: same canonical URL, else same content hash."""
+        assert row.id is not None
+        match: Entry | None = None
+        signal = "new"
+        candidates: list[tuple[str, Any]] = []
+        if row.url:
+            candidates.append(("url", Entry.url == row.url))
+        candidates.append(("content_hash", Entry.content_hash == row.content_hash))
+        for name, condition in candidates:
+            match = session.exec(
+                select(Entry)
+                .where(condition, Entry.id != row.id, col(Entry.story_id).is_not(None))
+                .order_by(col(Entry.id))
+                .limit(1)
+            ).first()
+            if match is not None:
+                signal = name
+                break
+        story: Story | None = None
+        if match is not None and match.story_id is not None:
+            story = self._live_story(session, match.story_id)
+        if story is None:
+            story = Story(uid=story_uid(source_id, row.identity_key), title=row.title,
+                          first_seen_at=now, published_at=row.published_at,
+                          updated_at=row.updated_at, entry_count=0)
+            session.add(story)
+            session.flush()
+            signal, match = "new", None
+        else:
+            story.published_at = min(story.published_at, row.published_at)
+            story.updated_at = max(story.updated_at, row.updated_at, now)
+        story.entry_count += 1
+        row.story_id = story.id
+        row.story_signal = signal
+        row.story_score = None if match is None else 1.0
+        row.story_matched_entry_id = None if match is None else match.id
+
+    @staticmethod
+    def _live_story(session: Session, story_id: int) -> Story | None:
+        story = session.get(Story, story_id)
+        seen = set()
+        while story is not None and story.merged_into_id is not None and story.id not in seen:
+            seen.add(story.id)
+            story = session.get(Story, story.merged_into_id)
+        return story
+
+    @staticmethod
+    def _set_categories(session: Session, row: Entry, matches: Sequence[CategoryMatch], *,
+                        replace: bool) -> None:
+        if replace:
+            session.execute(sa.delete(EntryCategory).where(col(EntryCategory.entry_id) == row.id))
+        assert row.id is not None
+        for match in matches:
+            session.add(EntryCategory(entry_id=row.id, category_id=match.category_id,
+                                      score=match.score, reason=match.reason[:500]))
+
+    # -- stories -------------------------------------------------------------------------
+
+    def category_stories(self, category_id: str, limit: int) -> list[StoryView]:
+        """Newest stories with at least one entry in the category; members in any category."""
+        in_category = (
+            select(Entry.story_id)
+            .join(EntryCategory, col(EntryCategory.entry_id) == col(Entry.id))
+            .where(EntryCategory.category_id == category_id)
+        )
+        query = (
+            select(Story)
+            .where(col(Story.id).in_(in_category), col(Story.merged_into_id).is_(None))
+            .order_by(col(Story.published_at).desc(), col(Story.id).desc())
+            .limit(limit)
+        )
+        with self._guard(), self._read() as session:
+            stories = list(session.exec(query))
+            return self._with_entries(session, stories)
+
+    def iter_stories(self) -> Iterator[StoryView]:
+        """Every live story, oldest first, loaded a page at a time."""
+        last_id = 0
+        while True:
+            with self._guard(), self._read() as session:
+                stories = list(session.exec(
+                    select(Story)
+                    .where(col(Story.id) > last_id, col(Story.merged_into_id).is_(None))
+                    .order_by(col(Story.id)).limit(STORY_PAGE)
+                ))
+                views = self._with_entries(session, stories)
+            if not stories:
+                return
+            yield from views
+            last_id = stories[-1].id or last_id
+
+    def story_evidence(self, story_id: int) -> list[dict[str, Any]]:
+        """Per member entry: why it joined the story and which categories took it (why)."""
+        with self._guard(), self._read() as session:
+            entries = list(session.exec(
+                select(Entry).where(Entry.story_id == story_id).order_by(col(Entry.id))
+            ))
+            ids = [e.id for e in entries]
+            cats = list(session.exec(
+                select(EntryCategory).where(col(EntryCategory.entry_id).in_(ids))
+            ))
+        by_entry: dict[int, list[dict[str, Any]]] = {}
+        for cat in cats:
+            by_entry.setdefault(cat.entry_id, []).append(
+                {"category": cat.category_id, "score": cat.score, "reason": cat.reason})
+        return [
+            {"entry_id": e.id, "source": e.source_id, "title": e.title, "url": e.url,
+             "signal": e.story_signal, "score": e.story_score,
+             "matched_entry_id": e.story_matched_entry_id,
+             "categories": by_entry.get(e.id or 0, [])}
+            for e in entries
+        ]
+
+    def counts(self) -> dict[str, int]:
+        with self._guard(), self._read() as session:
+            return {
+                name: session.exec(select(sa.func.count()).select_from(model)).one()
+                for name, model in (("sources", Source), ("entries", Entry),
+                                    ("stories", Story), ("entry_categories", EntryCategory))
+            }
+
+    @staticmethod
+    def _with_entries(session: Session, stories: list[Story]) -> list[StoryView]:
+        if not stories:
+            return []
+        ids = [s.id for s in stories]
+        rows = session.exec(
+            select(Entry, Source)
+            .join(Source, col(Source.id) == col(Entry.source_id))
+            .where(col(Entry.story_id).in_(ids))
+            .order_by(col(Entry.published_at), col(Entry.id))
+        )
+        members: dict[int, list[EntryView]] = {}
+        for entry, source in rows:
+            assert entry.story_id is not None and entry.id is not None
+            members.setdefault(entry.story_id, []).append(EntryView(
+                entry_id=entry.id, source_id=entry.source_id,
+                source_title=source.title or source.feed_title or source.id,
+                url=entry.url or entry.link, title=entry.title,
+                summary_html=entry.summary_html or entry.content_html,
+                language=entry.language, published_at=entry.published_at,
+                updated_at=entry.updated_at, author=entry.author,
+            ))
+        return [
+            StoryView(story_id=s.id or 0, uid=s.uid, first_seen=s.first_seen_at,
+                      updated_at=s.updated_at, entries=tuple(members.get(s.id or 0, ())))
+            for s in stories if members.get(s.id or 0)
+        ]
+
+    def _guard(self) -> _Guard:
+        return _Guard()
+
+
+class _Guard:
+    """Translate SQLAlchemy errors into StoreError at the adapter boundary."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if isinstance(exc, SQLAlchemyError):
+            raise StoreError(f"database error: {exc}") from exc
+
+
+def open_store(url: str) -> Store:
+    return Store(make_engine(url))

@@ -1,0 +1,170 @@
+"""Plain data passed between the pipeline stages: fetch → parse → normalize → classify → publish.
+
+Frozen dataclasses only, no behaviour beyond trivial properties, so every stage can be tested
+with hand-built values. All datetimes are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What one HTTP fetch of a source returned.
+
+    ``content`` is None when the server answered 304 Not Modified. ``headers`` has lower-case
+    names. ``url`` is the final URL after redirects; ``permanent_redirect`` is the target of a
+    301/308 seen on the way, if any.
+    """
+
+    url: str
+    status: int
+    content: bytes | None
+    headers: Mapping[str, str]
+    etag: str | None = None
+    last_modified: str | None = None
+    elapsed: float = 0.0
+    permanent_redirect: str | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass(frozen=True)
+class Enclosure:
+    url: str
+    type: str | None = None
+    length: int | None = None
+
+
+@dataclass(frozen=True)
+class ParsedEntry:
+    """One item as the feed declared it, before any cleaning.
+
+    ``title`` may be HTML when ``title_is_html``; ``summary`` and ``content`` are raw HTML (or
+    text) as found. Dates are aware UTC or None when missing/unparseable.
+    """
+
+    guid: str | None = None
+    link: str | None = None
+    title: str | None = None
+    title_is_html: bool = False
+    summary: str | None = None
+    content: str | None = None
+    published: datetime | None = None
+    updated: datetime | None = None
+    author: str | None = None
+    language: str | None = None
+    tags: tuple[str, ...] = ()
+    enclosures: tuple[Enclosure, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """A whole feed document as parsed. ``bozo_message`` notes tolerated malformation."""
+
+    title: str | None = None
+    link: str | None = None
+    language: str | None = None
+    entries: tuple[ParsedEntry, ...] = ()
+    version: str | None = None
+    bozo_message: str | None = None
+    ttl_minutes: int | None = None
+
+
+@dataclass(frozen=True)
+class NormalizedEntry:
+    """An entry ready to store: canonical URL, identity key, UTC dates, sanitized HTML.
+
+    ``identity_key`` is unique per source: ``guid:…``, ``url:…`` or ``hash:…``. ``text`` is the
+    plain text (title, summary, content) used for rules and matching. ``content_hash`` hashes
+    the normalized title and text, so the same story body gives the same hash across sources.
+    """
+
+    identity_key: str
+    guid: str | None
+    url: str | None
+    link: str | None
+    title: str
+    summary_html: str
+    content_html: str
+    text: str
+    language: str | None
+    published_at: datetime
+    updated_at: datetime
+    author: str | None
+    tags: tuple[str, ...]
+    enclosures: tuple[Enclosure, ...]
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class CategoryMatch:
+    """Why an entry entered a category: ``reason`` names the rule (or "all entries")."""
+
+    category_id: str
+    score: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class EntryView:
+    """One member entry of a story, as the publisher and the API show it."""
+
+    entry_id: int
+    source_id: str
+    source_title: str
+    url: str | None
+    title: str
+    summary_html: str
+    language: str | None
+    published_at: datetime
+    updated_at: datetime
+    author: str | None = None
+
+
+@dataclass(frozen=True)
+class StoryView:
+    """A story as shown in one output: ``representative`` is also ``entries[0]``.
+
+    ``uid`` never changes once the story exists; item ids are derived from it.
+    """
+
+    story_id: int
+    uid: str
+    first_seen: datetime
+    updated_at: datetime
+    entries: tuple[EntryView, ...]
+
+    @property
+    def representative(self) -> EntryView:
+        return self.entries[0]
+
+
+@dataclass(frozen=True)
+class OutputFeed:
+    """Everything needed to render one category feed, with no clock and no database.
+
+    ``base_url`` has no trailing slash. ``updated`` is the newest story update (or
+    ``fallback_updated`` when empty), so the same data always renders the same bytes.
+    """
+
+    category_id: str
+    title: str
+    description: str
+    language: str | None
+    base_url: str
+    tag_authority: str
+    stories: tuple[StoryView, ...]
+    fallback_updated: datetime
+    languages: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def updated(self) -> datetime:
+        if not self.stories:
+            return self.fallback_updated
+        return max(s.updated_at for s in self.stories)

@@ -1,0 +1,149 @@
+"""The store on SQLite and PostgreSQL: sources, entries, stories, categories, migrations."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from aggregator.errors import StoreError
+from aggregator.store import Store, current_revision, head_revision, open_store, upgrade
+from aggregator.store.models import SQLModel
+from tests.support.builders import NOW, catalog, entry, fetched, match, source
+
+
+def _save(store: Store, source_id: str, *entries, category: str = "news", etag: str = '"v1"'):
+    return store.save_poll(
+        source_id, fetched(etag=etag), body_hash=None, feed_title="Feed", feed_link=None,
+        entries=[(e, [match(category)]) for e in entries],
+        next_check_at=NOW + timedelta(minutes=30), now=NOW)
+
+
+def test_migrated_schema_matches_models(store: Store) -> None:
+    with store.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    assert diff == []
+    assert current_revision(store.engine) == head_revision()
+
+
+def test_upgrade_is_idempotent_and_refuses_unknown_revision(database_url: str) -> None:
+    store = open_store(database_url)
+    try:
+        assert current_revision(store.engine) is None
+        upgrade(store.engine)
+        upgrade(store.engine)
+        assert current_revision(store.engine) == head_revision()
+        with store.engine.begin() as connection:
+            connection.exec_driver_sql("UPDATE alembic_version SET version_num = 'future999'")
+        with pytest.raises(StoreError, match="newer"):
+            upgrade(store.engine)
+    finally:
+        store.close()
+
+
+def test_sync_sources_creates_updates_and_retires(store: Store) -> None:
+    store.sync_sources(catalog(source("a"), source("b", enabled=False)), NOW)
+    states = {s.id: s.state for s in store.sources()}
+    assert states == {"a": "active", "b": "paused"}
+    assert [s.id for s in store.due_sources(NOW)] == ["a"]
+    store.sync_sources(catalog(source("b")), NOW)
+    states = {s.id: s.state for s in store.sources()}
+    assert states == {"a": "removed", "b": "active"}
+
+
+def test_url_change_forgets_validators(store: Store) -> None:
+    store.sync_sources(catalog(source("a")), NOW)
+    _save(store, "a", entry("1"))
+    assert store.sources()[0].etag == '"v1"'
+    store.sync_sources(catalog(source("a", url="https://elsewhere.example/feed")), NOW)
+    status = store.sources()[0]
+    assert status.etag is None
+    assert status.url == "https://elsewhere.example/feed"
+
+
+def test_save_poll_is_idempotent_and_updates_changed_entries(store: Store) -> None:
+    store.sync_sources(catalog(source("a")), NOW)
+    first = _save(store, "a", entry("1"), entry("2"))
+    assert (first.new_entries, first.updated_entries) == (2, 0)
+    again = _save(store, "a", entry("1"), entry("2"))
+    assert (again.new_entries, again.updated_entries, again.result) == (0, 0, "unchanged")
+    changed = _save(store, "a", entry("1", title="Corrected title", text="New body"))
+    assert (changed.new_entries, changed.updated_entries) == (0, 1)
+    assert store.counts()["entries"] == 2
+    titles = sorted(s.representative.title for s in store.category_stories("news", 10))
+    assert titles == ["Corrected title", "Title 2"]
+
+
+def test_same_canonical_url_in_two_sources_is_one_story(store: Store) -> None:
+    store.sync_sources(catalog(source("a"), source("b")), NOW)
+    _save(store, "a", entry("x", url="https://wire.example/story"))
+    _save(store, "b", entry("y", url="https://wire.example/story", title="Other headline",
+                            text="Different text entirely"))
+    stories = store.category_stories("news", 10)
+    assert len(stories) == 1
+    assert {e.source_id for e in stories[0].entries} == {"a", "b"}
+    evidence = store.story_evidence(stories[0].story_id)
+    assert [row["signal"] for row in evidence] == ["new", "url"]
+    assert evidence[1]["matched_entry_id"] == evidence[0]["entry_id"]
+
+
+def test_same_content_hash_is_one_story(store: Store) -> None:
+    store.sync_sources(catalog(source("a"), source("b")), NOW)
+    _save(store, "a", entry("x", url="https://one.example/a", content_hash="same"))
+    _save(store, "b", entry("y", url="https://two.example/b", content_hash="same"))
+    stories = store.category_stories("news", 10)
+    assert len(stories) == 1
+    assert [row["signal"] for row in store.story_evidence(stories[0].story_id)] == [
+        "new", "content_hash"]
+
+
+def test_different_stories_stay_apart_and_newest_first(store: Store) -> None:
+    store.sync_sources(catalog(source("a")), NOW)
+    _save(store, "a", entry("old", published_at=NOW - timedelta(days=1)), entry("new"))
+    stories = store.category_stories("news", 10)
+    assert [s.representative.title for s in stories] == ["Title new", "Title old"]
+    assert store.category_stories("news", 1)[0].representative.title == "Title new"
+    assert store.category_stories("other", 10) == []
+
+
+def test_story_uid_is_stable_and_dates_are_aware(store: Store) -> None:
+    store.sync_sources(catalog(source("a")), NOW)
+    _save(store, "a", entry("1"))
+    story = store.category_stories("news", 10)[0]
+    assert len(story.uid) == 20
+    assert story.first_seen.tzinfo is not None
+    assert story.entries[0].published_at == NOW
+
+
+def test_errors_are_recorded_and_cleared(store: Store) -> None:
+    store.sync_sources(catalog(source("a")), NOW)
+    store.save_error("a", message="HTTP 500", kind="http", status=500,
+                     next_check_at=NOW + timedelta(hours=1), now=NOW)
+    status = store.sources()[0]
+    assert (status.error_count, status.last_error, status.last_status) == (1, "HTTP 500", 500)
+    assert store.due_sources(NOW) == []
+    assert [s.id for s in store.due_sources(NOW, everything=True)] == ["a"]
+    _save(store, "a", entry("1"))
+    status = store.sources()[0]
+    assert (status.error_count, status.last_error) == (0, None)
+
+
+def test_unknown_source_is_a_store_error(store: Store) -> None:
+    with pytest.raises(StoreError, match="not in the store"):
+        _save(store, "ghost", entry("1"))
+
+
+def test_long_identity_keys_are_hashed_not_truncated(store: Store) -> None:
+    store.sync_sources(catalog(source("a")), NOW)
+    long_a = entry("a", identity_key="guid:" + "x" * 600 + "a")
+    long_b = entry("b", identity_key="guid:" + "x" * 600 + "b")
+    assert _save(store, "a", long_a, long_b).new_entries == 2
+    assert _save(store, "a", long_a, long_b).new_entries == 0
+
+
+def test_iter_stories_pages_through_everything(store: Store) -> None:
+    store.sync_sources(catalog(source("a")), NOW)
+    _save(store, "a", *[entry(str(i), url=f"https://n.example/{i}") for i in range(7)])
+    assert len(list(store.iter_stories())) == 7
