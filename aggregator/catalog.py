@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -108,13 +108,8 @@ class CatalogErrors(ConfigError):
 
     def __init__(self, errors: list[ConfigError]) -> None:
         self.errors = errors
-        first = errors[0]
-        super().__init__(
-            f"{len(errors)} problems:\n" + "\n".join(f"  - {e}" for e in errors),
-            file=first.file,
-            item=first.item,
-            key=first.key,
-        )
+        # No single file/id/key: each listed problem names its own.
+        super().__init__(f"{len(errors)} problems:\n" + "\n".join(f"  - {e}" for e in errors))
 
 
 def parse_duration(text: str) -> int:
@@ -127,13 +122,16 @@ def parse_duration(text: str) -> int:
 
 def parse_rule(text: str) -> Rule:
     """``"/regex/"`` is a regex, anything else a keyword; regexes are compiled to check them."""
+    text = text.strip()
     if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
         pattern = text[1:-1]
+        if not pattern.strip():
+            raise ValueError("an empty regex would match everything")
         re.compile(pattern)  # raises re.error, reported by the caller
         return Rule(pattern=pattern, is_regex=True)
-    if not text.strip():
+    if not text:
         raise ValueError("an empty rule would match everything")
-    return Rule(pattern=text.strip(), is_regex=False)
+    return Rule(pattern=text, is_regex=False)
 
 
 def load_catalog(directory: Path) -> Catalog:
@@ -173,6 +171,12 @@ def _tables(doc: dict[str, Any], name: str, file: str, problems: _Problems) -> l
     return tables
 
 
+def _item_label(table: dict[str, Any], kind: str, index: int) -> str:
+    """The id as written, or the table's position when the id is missing or not a string."""
+    value = table.get("id")
+    return value if isinstance(value, str) and value else f"{kind}[{index}]"
+
+
 def _str(table: dict[str, Any], key: str, file: str, item: str, problems: _Problems,
          *, required: bool = False) -> str | None:
     value = table.get(key)
@@ -198,8 +202,12 @@ def _str_list(table: dict[str, Any], key: str, file: str, item: str, problems: _
 
 
 def _check_url(url: str, file: str, item: str, key: str, problems: _Problems) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
         problems.add(f"{url!r} is not an http(s) URL", file=file, item=item, key=key)
 
 
@@ -210,7 +218,7 @@ def _sources(doc: dict[str, Any], file: str, problems: _Problems) -> list[Source
         if not isinstance(table, dict):
             problems.add("each [[source]] must be a table", file=file, key=f"source[{index}]")
             continue
-        item = table.get("id") if isinstance(table.get("id"), str) else f"source[{index}]"
+        item = _item_label(table, "source", index)
         for key in table:
             if key not in SOURCE_KEYS:
                 problems.add(f"unknown key (allowed: {', '.join(sorted(SOURCE_KEYS))})",
@@ -280,7 +288,7 @@ def _categories(doc: dict[str, Any], file: str, problems: _Problems) -> list[Cat
         if not isinstance(table, dict):
             problems.add("each [[category]] must be a table", file=file, key=f"category[{index}]")
             continue
-        item = table.get("id") if isinstance(table.get("id"), str) else f"category[{index}]"
+        item = _item_label(table, "category", index)
         for key in table:
             if key not in CATEGORY_KEYS:
                 problems.add(f"unknown key (allowed: {', '.join(sorted(CATEGORY_KEYS))})",

@@ -1,0 +1,289 @@
+"""Classification: which of its source's categories an entry belongs to, and why.
+
+Owns the meaning of the editors' ``include``/``exclude`` rules (the file format itself belongs
+to ``catalog``). Pure logic: an entry and the category configs in, ``CategoryMatch`` values out,
+with a reason naming the rule and the field it matched in.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from aggregator.catalog import CategoryConfig, Rule
+from aggregator.types import CategoryMatch, NormalizedEntry
+
+ALL_ENTRIES_REASON = "all entries of source"
+NO_INCLUDE_MATCHED_REASON = "no include rule matched"
+
+# Score of one include rule by where it matched: a hit in the title says more about the topic
+# than a passing mention in the body or a word in the URL. Scores add up, capped at 1.0.
+TITLE_WEIGHT = 1.0
+OTHER_FIELD_WEIGHT = 0.5
+MAX_SCORE = 1.0
+
+# Fields in the order they are searched; the first one that matches is the one the reason names.
+# ``text`` already contains the title, so a title hit is always reported as "title".
+FIELDS = ("title", "text", "tags", "author", "url")
+
+# Compiled rules per distinct CategoryConfig; the key is the frozen config itself, so a changed
+# category compiles afresh and nothing leaks between catalogs.
+RULE_CACHE_SIZE = 512
+
+# Scripts written without spaces between words (Han, kana, Thai, Lao, Khmer, Myanmar), plus
+# Hangul, whose particles attach to the noun ("인공지능을"): a keyword edge in these scripts
+# matches inside a longer run of letters instead of needing a word boundary.
+_UNSPACED_RANGES: tuple[tuple[int, int], ...] = (
+    (0x0E00, 0x0EFF),    # Thai, Lao
+    (0x1000, 0x109F),    # Myanmar
+    (0x1100, 0x11FF),    # Hangul Jamo
+    (0x1780, 0x17FF),    # Khmer
+    (0x2E80, 0x2FDF),    # CJK radicals
+    (0x3040, 0x30FF),    # Hiragana, Katakana
+    (0x3130, 0x318F),    # Hangul compatibility Jamo
+    (0x31F0, 0x31FF),    # Katakana extensions
+    (0x3400, 0x4DBF),    # CJK extension A
+    (0x4E00, 0x9FFF),    # CJK unified ideographs
+    (0xA960, 0xA97F),    # Hangul Jamo extended A
+    (0xAC00, 0xD7FF),    # Hangul syllables, Jamo extended B
+    (0xF900, 0xFAFF),    # CJK compatibility ideographs
+    (0x20000, 0x3FFFF),  # CJK extensions B and later
+)
+
+# Japanese voicing marks change the word (か/が), unlike Latin accents, so they are kept.
+_KEPT_COMBINING_CLASSES = frozenset({8})
+
+# Typographic apostrophes and hyphens are folded to ASCII so "l’IA" matches a rule "l'IA".
+_PUNCTUATION_FOLD = str.maketrans({
+    "\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u2032": "'",
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2212": "-",
+})
+
+# Inside a keyword, a space or hyphen matches any run of spaces, hyphens and underscores, so
+# "AI Act" also finds "AI-Act" and the URL slug "ai-act"; next to a character of an unspaced
+# script it may also be absent, as writers are inconsistent there ("AI 기본법" finds "AI기본법").
+_KEYWORD_SEPARATOR = r"[\s\-_]+"
+_UNSPACED_SEPARATOR = r"[\s\-_]*"
+_KEYWORD_SPLIT_RE = re.compile(r"[\s\-_]+")
+_UNSPACED_CLASS = "".join(f"{chr(low)}-{chr(high)}" for low, high in _UNSPACED_RANGES)
+# A word boundary for spaced scripts only: "AI" must not continue a Latin word ("said"), but may
+# sit right against Japanese or Chinese text ("政府のAI法案"), which has no spaces to offer.
+_NOT_AFTER_WORD = f"(?<![^\\W{_UNSPACED_CLASS}])"
+_NOT_BEFORE_WORD = f"(?![^\\W{_UNSPACED_CLASS}])"
+_WORD_CHAR_RE = re.compile(r"\w")
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    rule: Rule
+    regex: re.Pattern[str]
+
+    def search(self, fields: _Fields) -> str | None:
+        """Return the name of the first field this rule matches, or None."""
+        texts = fields.plain if self.rule.is_regex else fields.folded
+        for name, value in zip(FIELDS, texts, strict=True):
+            if value and self.regex.search(value):
+                return name
+        return None
+
+
+@dataclass(frozen=True)
+class CompiledRules:
+    """One category's rules, compiled once and reused for every entry."""
+
+    category_id: str
+    include: tuple[CompiledRule, ...]
+    exclude: tuple[CompiledRule, ...]
+
+
+@dataclass(frozen=True)
+class CategoryDecision:
+    """The full answer for one category, including rejections, for editors' "why not?" views.
+
+    ``reason`` names the deciding rules when ``accepted``, the excluding rule or
+    ``NO_INCLUDE_MATCHED_REASON`` otherwise.
+    """
+
+    category_id: str
+    accepted: bool
+    score: float
+    reason: str
+
+    def as_match(self) -> CategoryMatch:
+        return CategoryMatch(category_id=self.category_id, score=self.score, reason=self.reason)
+
+
+@dataclass(frozen=True)
+class _Fields:
+    """An entry's searchable fields, folded once per entry and shared by every category.
+
+    ``plain`` has accents and typographic punctuation folded but keeps case, so a regex can
+    still say ``(?-i:AI)``; ``folded`` is also casefolded, for keywords.
+    """
+
+    plain: tuple[str, ...]
+    folded: tuple[str, ...]
+
+
+def fold_accents(text: str) -> str:
+    """Remove accents and compatibility forms: "Künstliche Intelligenz" → "Kunstliche Intelligenz".
+
+    NFKD splits "é" into "e" plus a combining mark, which is dropped; NFC then puts back
+    together what must stay composed, such as Hangul syllables.
+    """
+    decomposed = unicodedata.normalize("NFKD", text.translate(_PUNCTUATION_FOLD))
+    kept = "".join(
+        ch for ch in decomposed
+        if not unicodedata.combining(ch) or unicodedata.combining(ch) in _KEPT_COMBINING_CLASSES
+    )
+    return unicodedata.normalize("NFC", kept)
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form used for keywords: "Intelligence Artificielle" and
+    "intelligence artificielle" fold the same, "Straße" and "STRASSE" too."""
+    # Casefolding can bring back a combining mark ("İ" → "i̇"), hence folding accents after it.
+    return fold_accents(fold_accents(text).casefold())
+
+
+def _is_unspaced(ch: str) -> bool:
+    code = ord(ch)
+    return any(low <= code <= high for low, high in _UNSPACED_RANGES)
+
+
+def _needs_boundary(ch: str) -> bool:
+    return bool(_WORD_CHAR_RE.match(ch)) and not _is_unspaced(ch)
+
+
+def keyword_pattern(keyword: str) -> str:
+    """The regex a keyword becomes, to be searched in ``fold``-ed text.
+
+    Whole words and phrases in scripts that separate words with spaces: "AI" does not match
+    "said". Where the keyword starts or ends with a character of an unspaced script (Chinese,
+    Japanese, Thai, Korean…) that edge matches anywhere, because there are no spaces to anchor
+    on: "人工知能" matches in "人工知能法案が成立".
+    """
+    folded = fold(keyword).strip()
+    parts = [part for part in _KEYWORD_SPLIT_RE.split(folded) if part]
+    if not parts:
+        # Only separators ("-"): nothing to anchor on, so it is taken literally.
+        return re.escape(folded)
+    body = re.escape(parts[0])
+    for before, after in itertools.pairwise(parts):
+        unspaced = _is_unspaced(before[-1]) or _is_unspaced(after[0])
+        body += (_UNSPACED_SEPARATOR if unspaced else _KEYWORD_SEPARATOR) + re.escape(after)
+    start = _NOT_AFTER_WORD if _needs_boundary(parts[0][0]) else ""
+    end = _NOT_BEFORE_WORD if _needs_boundary(parts[-1][-1]) else ""
+    return start + body + end
+
+
+def compile_rule(rule: Rule) -> CompiledRule:
+    """Compile one rule; regexes are case-insensitive and see accent-folded text.
+
+    The regex's own accents are folded too, so "/künstlich/" and "/kunstlich/" are the same.
+    """
+    if not rule.is_regex:
+        return CompiledRule(rule=rule, regex=re.compile(keyword_pattern(rule.pattern)))
+    try:
+        regex = re.compile(fold_accents(rule.pattern), re.IGNORECASE)
+    except re.error:
+        # Folding can in rare cases break a pattern (a mark right after a backslash); the
+        # pattern as written was validated by the catalog, so fall back to it.
+        regex = re.compile(rule.pattern, re.IGNORECASE)
+    return CompiledRule(rule=rule, regex=regex)
+
+
+@lru_cache(maxsize=RULE_CACHE_SIZE)
+def compile_rules(category: CategoryConfig) -> CompiledRules:
+    """Compile a category's rules; cached by the (frozen, hashable) config itself."""
+    return CompiledRules(
+        category_id=category.id,
+        include=tuple(compile_rule(rule) for rule in category.include),
+        exclude=tuple(compile_rule(rule) for rule in category.exclude),
+    )
+
+
+def _fields(entry: NormalizedEntry) -> _Fields:
+    # One field per line keeps a regex's "." from running from one field into the next.
+    raw = (entry.title, entry.text, "\n".join(entry.tags), entry.author or "", entry.url or "")
+    plain = tuple(fold_accents(value) for value in raw)
+    return _Fields(plain=plain, folded=tuple(fold(value) for value in plain))
+
+
+def _decide(fields: _Fields, rules: CompiledRules) -> CategoryDecision:
+    for rule in rules.exclude:
+        where = rule.search(fields)
+        if where is not None:
+            return CategoryDecision(rules.category_id, False, 0.0,
+                                    f"exclude {rule.rule.label} matched in {where}")
+    if not rules.include:
+        return CategoryDecision(rules.category_id, True, 1.0, ALL_ENTRIES_REASON)
+    hits: list[tuple[int, str]] = []
+    score = 0.0
+    for rule in rules.include:
+        where = rule.search(fields)
+        if where is None:
+            continue
+        hits.append((FIELDS.index(where), f"include {rule.rule.label} matched in {where}"))
+        score += TITLE_WEIGHT if where == "title" else OTHER_FIELD_WEIGHT
+    if not hits:
+        return CategoryDecision(rules.category_id, False, 0.0, NO_INCLUDE_MATCHED_REASON)
+    # Title hits first: they are what an editor reading the reason wants to see; the sort is
+    # stable, so rules keep their file order within a field.
+    hits.sort(key=lambda hit: hit[0])
+    reason = "; ".join(text for _, text in hits)
+    return CategoryDecision(rules.category_id, True, min(score, MAX_SCORE), reason)
+
+
+def explain(
+    entry: NormalizedEntry,
+    *,
+    source_categories: Sequence[str],
+    categories: Mapping[str, CategoryConfig],
+) -> list[CategoryDecision]:
+    """Every category of the source with the decision taken, accepted or not.
+
+    Order follows ``source_categories`` (duplicates dropped); a category id the mapping does
+    not know, such as one removed from the catalog since the source row was written, is skipped.
+    """
+    fields = _fields(entry)
+    decisions: list[CategoryDecision] = []
+    seen: set[str] = set()
+    for category_id in source_categories:
+        category = categories.get(category_id)
+        if category is None or category_id in seen:
+            continue
+        seen.add(category_id)
+        decisions.append(_decide(fields, compile_rules(category)))
+    return decisions
+
+
+def classify(
+    entry: NormalizedEntry,
+    *,
+    source_categories: Sequence[str],
+    categories: Mapping[str, CategoryConfig],
+) -> list[CategoryMatch]:
+    """The categories, among those its source feeds, that ``entry`` belongs to.
+
+    For each category: an exclude rule matching anywhere keeps the entry out, whatever else
+    matches. Otherwise a category with include rules takes the entry only if one of them
+    matches, and a category without include rules takes every entry of its sources
+    (reason ``"all entries of source"``, score 1.0).
+
+    Matching looks at the title, plain text, tags, author and URL, ignoring case and accents.
+    Keywords match whole words or phrases (see ``keyword_pattern``); ``/regex/`` rules are
+    searched case-insensitively in accent-folded text, with ``(?-i:…)`` available for a
+    case-sensitive part such as ``/(?-i:\\bAI\\b)/`` (which then skips the French "j'ai").
+
+    The reason lists each include rule that matched and the first field it matched in, title
+    hits first, e.g. ``"include 'AI Act' matched in title; include /\\bKI\\b/ matched in text"``.
+    The score adds 1.0 per include rule matched in the title and 0.5 per rule matched only
+    elsewhere, capped at 1.0.
+    """
+    decisions = explain(entry, source_categories=source_categories, categories=categories)
+    return [decision.as_match() for decision in decisions if decision.accepted]

@@ -1,0 +1,326 @@
+"""Unit tests for aggregator.classify: rule matching semantics, reasons, scores and order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from aggregator.catalog import CategoryConfig, Rule, parse_rule
+from aggregator.classify import (
+    ALL_ENTRIES_REASON,
+    NO_INCLUDE_MATCHED_REASON,
+    classify,
+    compile_rules,
+    explain,
+    fold,
+    keyword_pattern,
+)
+from aggregator.types import CategoryMatch, NormalizedEntry
+
+NOW = datetime(2026, 11, 12, 9, 0, tzinfo=UTC)
+
+
+def entry(
+    title: str = "",
+    body: str = "",
+    *,
+    url: str | None = None,
+    author: str | None = None,
+    tags: tuple[str, ...] = (),
+) -> NormalizedEntry:
+    text = "\n".join(part for part in (title, body) if part)
+    return NormalizedEntry(
+        identity_key="guid:test",
+        guid="test",
+        url=url,
+        link=url,
+        title=title,
+        summary_html="",
+        content_html="",
+        text=text,
+        language=None,
+        published_at=NOW,
+        updated_at=NOW,
+        author=author,
+        tags=tags,
+        enclosures=(),
+        content_hash="hash",
+    )
+
+
+def category(
+    category_id: str = "ai-policy",
+    *,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+) -> CategoryConfig:
+    return CategoryConfig(
+        id=category_id,
+        title=category_id,
+        include=tuple(parse_rule(text) for text in include),
+        exclude=tuple(parse_rule(text) for text in exclude),
+    )
+
+
+def matches(e: NormalizedEntry, *configs: CategoryConfig) -> list[CategoryMatch]:
+    return classify(e, source_categories=[c.id for c in configs],
+                    categories={c.id: c for c in configs})
+
+
+def accepted(e: NormalizedEntry, config: CategoryConfig) -> bool:
+    return bool(matches(e, config))
+
+
+# ── case and accents ─────────────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    ("rule", "title"),
+    [
+        ("intelligence artificielle", "L'Intelligence Artificielle au Parlement"),
+        ("Intelligence Artificielle", "un débat sur l'intelligence artificielle"),
+        ("künstliche Intelligenz", "KUNSTLICHE INTELLIGENZ im Bundestag"),
+        ("Kunstliche Intelligenz", "Gesetz über künstliche Intelligenz"),
+        ("régulation de l'IA", "La regulation de l’IA divise Bruxelles"),
+        ("Straße", "STRASSE gesperrt"),
+        ("AI", "ＡＩ規制の議論"),
+    ],
+)
+def test_keywords_ignore_case_accents_and_typography(rule: str, title: str) -> None:
+    assert accepted(entry(title), category(include=(rule,)))
+
+
+def test_fold_is_case_and_accent_insensitive() -> None:
+    assert fold("Intelligence Artificielle") == fold("intelligence artificielle")
+    assert fold("Régulation") == "regulation"
+    assert fold("l’IA") == "l'ia"
+
+
+def test_fold_keeps_japanese_voicing_marks() -> None:
+    # か and が are different syllables, not an accent: "かん" must not find "がん" (cancer).
+    assert fold("がん") != fold("かん")
+    assert not accepted(entry("がん検診の新制度"), category(include=("かん",)))
+
+
+# ── whole words ──────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Organisers said they would maintain the route",
+        "Rain and wind in Aix-en-Provence",
+        "OpenAIs rival raises money",
+        "Email chain about the campaign",
+    ],
+)
+def test_short_keyword_does_not_match_inside_words(title: str) -> None:
+    assert not accepted(entry(title), category(include=("AI",)))
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["New AI rules", "AI: what changes", "(AI) in Europe", "AI-powered hiring tools", "EU's AI."],
+)
+def test_short_keyword_matches_as_a_word(title: str) -> None:
+    assert accepted(entry(title), category(include=("AI",)))
+
+
+def test_hyphenated_keyword() -> None:
+    rule = category(include=("KI-Verordnung",))
+    assert accepted(entry("EU verschiebt Hochrisiko-Regeln der KI-Verordnung"), rule)
+    assert accepted(entry("Die KI Verordnung kommt später"), rule)
+    # Whole words: an inflected compound needs a regex rule such as /\bKI-Verordnung/.
+    assert not accepted(entry("Die KI-Verordnungen der Länder"), rule)
+    assert not accepted(entry("Die Verordnung über KI"), rule)
+
+
+def test_phrase_matches_across_spaces_hyphens_and_url_slugs() -> None:
+    rule = category(include=("AI Act",))
+    assert accepted(entry("The AI  Act, explained"), rule)
+    assert accepted(entry("Der AI-Act kommt"), rule)
+    e = entry("Brussels blinks", url="https://wire.example/2026/11/12/eu-ai-act-delay")
+    assert matches(e, rule)[0].reason == "include 'AI Act' matched in url"
+    assert not accepted(entry("The AI will act on its own"), rule)
+
+
+def test_keyword_of_separators_only_is_literal() -> None:
+    assert accepted(entry("score 3 - 1"), category(include=("-",)))
+    assert not accepted(entry("score 3:1"), category(include=("-",)))
+
+
+# ── scripts without spaces ───────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    ("rule", "title"),
+    [
+        ("인공지능", "정부, 인공지능을 위한 새 법안 발표"),       # Korean particle attached
+        ("AI 기본법", "국회, AI기본법 시행령 의결"),                # space left out
+        ("인공지능 기본법", "인공지능기본법 통과"),
+        ("人工知能", "政府が人工知能法案を閣議決定"),               # Japanese, no spaces
+        ("AI法案", "政府のAI法案が成立"),                          # Latin edge against kana
+        ("AI", "政府のAI規制"),
+        ("人工智能法", "全国人大审议人工智能法草案"),               # Chinese
+        ("ปัญญาประดิษฐ์", "รัฐบาลออกกฎหมายปัญญาประดิษฐ์ฉบับใหม่"),  # Thai
+    ],
+)
+def test_unspaced_scripts_match_as_substrings(rule: str, title: str) -> None:
+    assert accepted(entry(title), category(include=(rule,)))
+
+
+def test_latin_edge_still_needs_a_boundary_against_latin_letters() -> None:
+    assert not accepted(entry("BRAIN法の研究"), category(include=("AI法",)))
+    assert "(?<!" in keyword_pattern("AI法")
+    assert keyword_pattern("人工知能") == "人工知能"
+
+
+# ── regex rules ──────────────────────────────────────────────────────────────────────────────
+
+
+def test_regex_is_case_insensitive() -> None:
+    rule = category(include=(r"/\bAI (law|bill)s?\b/",))
+    assert accepted(entry("Senate passes ai bills"), rule)
+    assert accepted(entry("New AI LAWS in force"), rule)
+    assert not accepted(entry("AI billing startup"), rule)
+
+
+def test_regex_can_be_case_sensitive_with_scoped_flag() -> None:
+    rule = category(include=(r"/(?-i:\bAI\b)/",))
+    assert accepted(entry("EU AI rules"), rule)
+    assert not accepted(entry("J'ai testé le nouveau casque"), rule)
+
+
+def test_regex_ignores_accents_on_both_sides() -> None:
+    for pattern in (r"/\bkünstlich\w* Intelligenz/", r"/\bkunstlich\w* intelligenz/"):
+        rule = category(include=(pattern,))
+        assert accepted(entry("Regeln für künstlicher Intelligenz"), rule)
+        assert accepted(entry("KUNSTLICHE INTELLIGENZ"), rule)
+
+
+def test_regex_prefix_rule_matches_compounds() -> None:
+    rule = category(include=(r"/\bdatenschutz/",))
+    assert accepted(entry("Neue Datenschutzbehörde gegründet"), rule)
+    assert not accepted(entry("Schutz der Daten"), rule)
+
+
+def test_regex_does_not_run_from_one_field_into_the_next() -> None:
+    rule = category(include=(r"/smith.*example/",))
+    e = entry("Report", author="Jane Smith", url="https://wire.example/report")
+    assert not accepted(e, rule)
+
+
+# ── exclude, no include, reasons, scores ─────────────────────────────────────────────────────
+
+
+def test_exclude_wins_over_include() -> None:
+    config = category(include=("AI", "AI Act"), exclude=("AI-generated art",))
+    e = entry("AI Act: what it means for AI-generated art")
+    assert matches(e, config) == []
+    [decision] = explain(e, source_categories=[config.id], categories={config.id: config})
+    assert not decision.accepted
+    assert decision.reason == "exclude 'AI-generated art' matched in title"
+
+
+def test_exclude_applies_to_category_without_include() -> None:
+    config = category("tech-policy", exclude=("sponsored content",))
+    assert matches(entry("Sponsored Content: our partner's VPN"), config) == []
+    assert accepted(entry("Court rules on encryption"), config)
+
+
+def test_no_include_rule_takes_every_entry() -> None:
+    config = category("tech-policy")
+    assert matches(entry("Anything at all"), config) == [
+        CategoryMatch(category_id="tech-policy", score=1.0, reason=ALL_ENTRIES_REASON)
+    ]
+    assert ALL_ENTRIES_REASON == "all entries of source"
+
+
+def test_no_include_matched_is_explained() -> None:
+    config = category(include=("AI Act",))
+    e = entry("City marathon breaks record")
+    assert classify(e, source_categories=["ai-policy"], categories={"ai-policy": config}) == []
+    [decision] = explain(e, source_categories=["ai-policy"], categories={"ai-policy": config})
+    assert (decision.accepted, decision.score, decision.reason) == (
+        False, 0.0, NO_INCLUDE_MATCHED_REASON)
+
+
+def test_reason_names_rule_and_field() -> None:
+    config = category(include=("AI Act", r"/\bKI\b/", "policy"))
+    e = entry("Delay for the AI Act", "KI-Regeln kommen später", tags=("Policy",))
+    [match] = matches(e, config)
+    assert match.reason == (
+        "include 'AI Act' matched in title; include /\\bKI\\b/ matched in text; "
+        "include 'policy' matched in tags"
+    )
+
+
+def test_reason_puts_title_hits_first() -> None:
+    config = category(include=("regulation", "AI"))
+    [match] = matches(entry("AI in Europe", "New regulation agreed"), config)
+    assert match.reason == ("include 'AI' matched in title; "
+                            "include 'regulation' matched in text")
+
+
+def test_reason_for_author() -> None:
+    config = category(include=("Meridian Wire",))
+    [match] = matches(entry("Story", author="Meridian Wire staff"), config)
+    assert match.reason == "include 'Meridian Wire' matched in author"
+
+
+@pytest.mark.parametrize(
+    ("title", "body", "score"),
+    [
+        ("AI Act delayed", "", 1.0),               # one rule in the title
+        ("Delay agreed", "The AI Act ...", 0.5),   # one rule in the body only
+        ("Delay agreed", "The AI Act and the KI-Verordnung", 1.0),  # two body rules
+    ],
+)
+def test_score(title: str, body: str, score: float) -> None:
+    config = category(include=("AI Act", "KI-Verordnung"))
+    [match] = matches(entry(title, body), config)
+    assert match.score == score
+
+
+# ── categories, order and caching ────────────────────────────────────────────────────────────
+
+
+def test_only_the_sources_categories_in_their_order() -> None:
+    ai = category("ai-policy", include=("AI",))
+    climate = category("climate", include=("climate",))
+    tech = category("tech-policy")
+    catalog = {c.id: c for c in (ai, climate, tech)}
+    e = entry("AI and climate")
+    result = classify(e, source_categories=["tech-policy", "climate", "ai-policy"],
+                      categories=catalog)
+    assert [m.category_id for m in result] == ["tech-policy", "climate", "ai-policy"]
+    result = classify(e, source_categories=["climate"], categories=catalog)
+    assert [m.category_id for m in result] == ["climate"]
+
+
+def test_unknown_and_duplicate_source_categories_are_skipped() -> None:
+    ai = category("ai-policy", include=("AI",))
+    result = classify(entry("AI"), source_categories=["gone", "ai-policy", "ai-policy"],
+                      categories={"ai-policy": ai})
+    assert [m.category_id for m in result] == ["ai-policy"]
+
+
+def test_rules_are_compiled_once_per_config() -> None:
+    first = category(include=("AI",))
+    assert compile_rules(first) is compile_rules(category(include=("AI",)))
+    assert compile_rules(first) is not compile_rules(category(include=("KI",)))
+
+
+def test_same_category_id_in_two_catalogs_does_not_leak() -> None:
+    old = category("ai-policy", include=("AI",))
+    new = category("ai-policy", include=("KI",))
+    e = entry("KI-Regeln")
+    assert matches(e, old) == []
+    assert accepted(e, new)
+    assert matches(e, old) == []
+
+
+def test_rule_built_by_hand_works_like_parsed_one() -> None:
+    config = CategoryConfig(id="x", title="X", include=(Rule(pattern="AI", is_regex=False),))
+    assert accepted(entry("AI"), config)
