@@ -1,0 +1,40 @@
+"""The representative entry follows the category's language preference, then time."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from aggregator.representative import choose_representative, for_output
+from aggregator.types import EntryView, StoryView
+from tests.support.builders import NOW
+
+
+def view(entry_id: int, language: str | None, minutes: int) -> EntryView:
+    return EntryView(entry_id=entry_id, source_id=f"s{entry_id}", source_title=f"S{entry_id}",
+                     url=f"https://x.example/{entry_id}", title=f"t{entry_id}",
+                     summary_html="", language=language,
+                     published_at=NOW + timedelta(minutes=minutes),
+                     updated_at=NOW + timedelta(minutes=minutes))
+
+
+def test_preferred_language_wins_over_time() -> None:
+    entries = [view(1, "de", 0), view(2, "fr", 5), view(3, "en-GB", 10), view(4, "en", 20)]
+    assert choose_representative(entries, ["en", "fr"]).entry_id == 3
+    assert choose_representative(entries, ["fr", "en"]).entry_id == 2
+    assert choose_representative(entries, ["ko"]).entry_id == 1
+    assert choose_representative(entries, []).entry_id == 1
+
+
+def test_for_output_puts_representative_first() -> None:
+    story = StoryView(story_id=1, uid="u", first_seen=NOW, updated_at=NOW,
+                      entries=(view(1, "de", 0), view(2, "fr", 5), view(3, None, 1)))
+    ordered = for_output(story, ["fr"])
+    assert [e.entry_id for e in ordered.entries] == [2, 1, 3]
+    assert ordered.representative.entry_id == 2
+
+
+def test_empty_story_has_no_representative() -> None:
+    with pytest.raises(ValueError, match="without entries"):
+        choose_representative([], ["en"])
