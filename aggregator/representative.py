@@ -1,7 +1,7 @@
 """Which entry represents a story in an output: the category's language preference decides.
 
-Pure logic. The representative is the earliest entry in the first preferred language that the
-story has; with no preferred language present, the earliest entry overall.
+Pure logic. Only entries the category accepted can represent the story there; among them the
+earliest entry in the first preferred language wins, else the earliest one overall.
 """
 
 from __future__ import annotations
@@ -9,17 +9,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from aggregator.normalize import primary_language
 from aggregator.types import EntryView, StoryView
-
-
-def primary_language(tag: str | None) -> str | None:
-    return tag.split("-", 1)[0].lower() if tag else None
 
 
 def choose_representative(entries: Sequence[EntryView], languages: Sequence[str]) -> EntryView:
     if not entries:
         raise ValueError("a story without entries has no representative")
-    by_time = sorted(entries, key=lambda e: (e.published_at, e.entry_id))
+    eligible = [e for e in entries if e.in_category] or list(entries)
+    by_time = sorted(eligible, key=lambda e: (e.published_at, e.entry_id))
     for wanted in languages:
         wanted_primary = primary_language(wanted)
         for entry in by_time:

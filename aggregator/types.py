@@ -125,6 +125,9 @@ class EntryView:
     published_at: datetime
     updated_at: datetime
     author: str | None = None
+    # False for a version whose entry the category's rules did not accept: it is listed as
+    # another version of the story but never represents it there.
+    in_category: bool = True
 
 
 @dataclass(frozen=True)

@@ -363,7 +363,7 @@ class Store:
         )
         with self._guard(), self._read() as session:
             stories = list(session.exec(query))
-            return self._with_entries(session, stories)
+            return self._with_entries(session, stories, category_id)
 
     def iter_stories(self) -> Iterator[StoryView]:
         """Every live story, oldest first, loaded a page at a time."""
@@ -412,10 +412,18 @@ class Store:
             }
 
     @staticmethod
-    def _with_entries(session: Session, stories: list[Story]) -> list[StoryView]:
+    def _with_entries(session: Session, stories: list[Story],
+                      category_id: str | None = None) -> list[StoryView]:
         if not stories:
             return []
         ids = [s.id for s in stories]
+        accepted: set[int] | None = None
+        if category_id is not None:
+            accepted = set(session.exec(
+                select(EntryCategory.entry_id)
+                .join(Entry, col(Entry.id) == col(EntryCategory.entry_id))
+                .where(EntryCategory.category_id == category_id, col(Entry.story_id).in_(ids))
+            ))
         rows = session.exec(
             select(Entry, Source)
             .join(Source, col(Source.id) == col(Entry.source_id))
@@ -424,7 +432,8 @@ class Store:
         )
         members: dict[int, list[EntryView]] = {}
         for entry, source in rows:
-            assert entry.story_id is not None and entry.id is not None
+            assert entry.story_id is not None
+            assert entry.id is not None
             members.setdefault(entry.story_id, []).append(EntryView(
                 entry_id=entry.id, source_id=entry.source_id,
                 source_title=source.title or source.feed_title or source.id,
@@ -432,6 +441,7 @@ class Store:
                 summary_html=entry.summary_html or entry.content_html,
                 language=entry.language, published_at=entry.published_at,
                 updated_at=entry.updated_at, author=entry.author,
+                in_category=accepted is None or entry.id in accepted,
             ))
         return [
             StoryView(story_id=s.id or 0, uid=s.uid, first_seen=s.first_seen_at,

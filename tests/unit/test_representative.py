@@ -38,3 +38,10 @@ def test_for_output_puts_representative_first() -> None:
 def test_empty_story_has_no_representative() -> None:
     with pytest.raises(ValueError, match="without entries"):
         choose_representative([], ["en"])
+
+
+def test_only_accepted_entries_represent_the_story() -> None:
+    rejected = view(1, "en", 0)
+    rejected = type(rejected)(**{**rejected.__dict__, "in_category": False})
+    accepted = view(2, "de", 5)
+    assert choose_representative([rejected, accepted], ["en"]).entry_id == 2

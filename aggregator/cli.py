@@ -1,0 +1,321 @@
+"""The ``aggregator`` command line: run, poll, publish, check, sources, stories, db, demo.
+
+Every command takes ``--config DIR`` and ``--database URL`` over the environment settings.
+Exit codes: 0 success, 1 the command ran and found problems, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aggregator import __version__
+from aggregator.catalog import Catalog, load_catalog
+from aggregator.errors import AggregatorError, ConfigError, StoreError
+from aggregator.logs import configure as configure_logging
+from aggregator.settings import Settings
+from aggregator.store import (
+    PollOutcome,
+    Store,
+    current_revision,
+    head_revision,
+    is_known_revision,
+    open_store,
+)
+from aggregator.store import upgrade as upgrade_schema
+
+log = logging.getLogger("aggregator.cli")
+
+
+@dataclass
+class Context:
+    settings: Settings
+    args: argparse.Namespace
+
+    def catalog(self) -> Catalog:
+        return load_catalog(self.settings.config_dir)
+
+    def store(self, *, auto_upgrade: bool) -> Store:
+        store = open_store(self.settings.database_url)
+        revision = current_revision(store.engine)
+        head = head_revision()
+        if revision is None and auto_upgrade:
+            log.info("action=db-upgrade outcome=start reason=empty-database")
+            upgrade_schema(store.engine)
+        elif revision is None:
+            raise StoreError("the database has no schema yet; run `aggregator db upgrade`")
+        elif revision != head:
+            if not is_known_revision(revision):
+                raise StoreError(f"the database schema {revision} is newer than this "
+                                 f"aggregator ({__version__}); upgrade the aggregator")
+            raise StoreError(f"the database schema is at {revision}, this version needs "
+                             f"{head}; run `aggregator db upgrade`")
+        return store
+
+
+# -- commands -----------------------------------------------------------------------------
+
+def cmd_check(ctx: Context) -> int:
+    catalog = ctx.catalog()
+    print(f"{ctx.settings.config_dir}: OK, {len(catalog.sources)} sources, "
+          f"{len(catalog.categories)} categories")
+    return 0
+
+
+def cmd_db_upgrade(ctx: Context) -> int:
+    store = open_store(ctx.settings.database_url)
+    try:
+        before = current_revision(store.engine)
+        upgrade_schema(store.engine)
+        after = current_revision(store.engine)
+    finally:
+        store.close()
+    print(f"database schema: {before or 'empty'} -> {after}")
+    return 0
+
+
+class ProgressPrinter:
+    """One line per finished source: ``[3/12] source-id: 5 new, 0 updated``."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+
+    def __call__(self, outcome: PollOutcome) -> None:
+        self.done += 1
+        detail = {
+            "updated": f"{outcome.new_entries} new, {outcome.updated_entries} updated",
+            "unchanged": "no change",
+            "not_modified": "not modified (304)",
+            "error": f"{outcome.error_kind}: {outcome.error}",
+        }.get(outcome.result, outcome.result)
+        print(f"[{self.done}/{self.total}] {outcome.source_id}: {detail}", flush=True)
+
+
+def cmd_poll(ctx: Context) -> int:
+    from aggregator.service import Service
+
+    catalog = ctx.catalog()
+    store = ctx.store(auto_upgrade=True)
+    service = Service(ctx.settings, store, catalog)
+    try:
+        due = len(store.due_sources(_now(), everything=ctx.args.all))
+        if not due:
+            print("no source is due (use --all to poll every active source)")
+            return 0
+        _count, summary = service.poll(everything=ctx.args.all,
+                                       on_outcome=ProgressPrinter(due))
+        print(f"polled {len(summary.outcomes)} sources: {summary.new_entries} new entries, "
+              f"{summary.updated_entries} updated, {summary.count('not_modified')} not "
+              f"modified, {summary.errors} errors")
+    finally:
+        service.close()
+        store.close()
+    return 0
+
+
+def cmd_publish(ctx: Context) -> int:
+    from aggregator.service import make_outputs
+
+    out: Path = ctx.args.out
+    store = ctx.store(auto_upgrade=False)
+    try:
+        outputs = make_outputs(ctx.settings, store, ctx.catalog())
+        written = same = 0
+        for relative, document in outputs.all_documents():
+            target = out / relative
+            if target.exists() and target.read_bytes() == document.body:
+                same += 1
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_name(target.name + ".tmp")
+            temporary.write_bytes(document.body)
+            os.replace(temporary, target)  # readers never see a half-written feed
+            written += 1
+    finally:
+        store.close()
+    print(f"published to {out}: {written} written, {same} unchanged")
+    return 0
+
+
+def cmd_sources_list(ctx: Context) -> int:
+    store = ctx.store(auto_upgrade=False)
+    try:
+        statuses = store.sources()
+    finally:
+        store.close()
+    if ctx.args.json:
+        for status in statuses:
+            print(json.dumps(status.as_json(), ensure_ascii=False))
+        return 0
+    header = f"{'ID':24} {'STATE':8} {'STATUS':6} {'ERRORS':6} {'LAST SUCCESS':20} URL"
+    print(header)
+    for s in statuses:
+        last = s.last_success_at.strftime("%Y-%m-%d %H:%M") if s.last_success_at else "-"
+        print(f"{s.id:24} {s.state:8} {s.last_status or '-'!s:6} {s.error_count:<6} "
+              f"{last:20} {s.url}")
+        if s.last_error:
+            print(f"{'':24} last error ({s.last_error_kind}): {s.last_error}")
+    return 0
+
+
+def cmd_stories(ctx: Context) -> int:
+    store = ctx.store(auto_upgrade=False)
+    try:
+        if ctx.args.show is not None:
+            return _show_story(store, ctx.args.show)
+        for story in store.iter_stories():
+            record = {
+                "id": story.story_id,
+                "uid": story.uid,
+                "title": story.representative.title,
+                "entries": [
+                    {"url": e.url, "source": e.source_id, "language": e.language,
+                     "title": e.title, "published": e.published_at.isoformat()}
+                    for e in story.entries
+                ],
+            }
+            if ctx.args.json:
+                print(json.dumps(record, ensure_ascii=False))
+            else:
+                print(f"#{story.story_id} {story.representative.title} "
+                      f"({len(story.entries)} entries)")
+                for e in story.entries:
+                    print(f"    [{e.language or '?'}] {e.source_id}: {e.title}")
+    finally:
+        store.close()
+    return 0
+
+
+def _show_story(store: Store, story_id: int) -> int:
+    rows = store.story_evidence(story_id)
+    if not rows:
+        print(f"no story {story_id}", file=sys.stderr)
+        return 1
+    print(f"story #{story_id}: {len(rows)} entries")
+    for row in rows:
+        why = ("founded the story" if row["signal"] == "new" else
+               f"joined: same {row['signal']} as entry #{row['matched_entry_id']}")
+        print(f"  entry #{row['entry_id']} [{row['source']}] {row['title']}")
+        print(f"      {row['url']}")
+        print(f"      {why}")
+        for cat in row["categories"]:
+            print(f"      in {cat['category']}: {cat['reason']}")
+    return 0
+
+
+def cmd_run(ctx: Context) -> int:
+    from aggregator.service import Service
+
+    catalog = ctx.catalog()
+    store = ctx.store(auto_upgrade=True)
+    service = Service(ctx.settings, store, catalog)
+    try:
+        service.serve()
+    finally:
+        service.close()
+        store.close()
+    return 0
+
+
+def cmd_demo(ctx: Context) -> int:
+    from aggregator.demo import run_demo
+
+    return run_demo(ctx.settings, port=ctx.args.port, once=ctx.args.once)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- argument parsing -----------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: an option given before the subcommand must not be reset by the subparser.
+    common.add_argument("--config", metavar="DIR", type=Path, default=argparse.SUPPRESS,
+                        help="editorial folder with sources.toml and categories.toml "
+                             "(default: $AGGREGATOR_CONFIG or ./config)")
+    common.add_argument("--database", metavar="URL", default=argparse.SUPPRESS,
+                        help="database URL (default: $AGGREGATOR_DATABASE_URL or "
+                             "sqlite:///var/aggregator.db)")
+    common.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        default=argparse.SUPPRESS,
+                        help="log verbosity (default: $AGGREGATOR_LOG_LEVEL or INFO)")
+
+    parser = argparse.ArgumentParser(
+        prog="aggregator", parents=[common],
+        description="Poll feeds, cluster stories across sources and languages, republish.")
+    parser.add_argument("--version", action="version", version=f"aggregator {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str, handler: object) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=help_text,
+                                  description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    add("run", "run the scheduler and the HTTP server until stopped (SIGINT/SIGTERM)", cmd_run)
+    poll = add("poll", "poll due sources once, then exit", cmd_poll)
+    poll.add_argument("--all", action="store_true", help="poll every active source, due or not")
+    publish = add("publish", "write every output feed as static files", cmd_publish)
+    publish.add_argument("--out", type=Path, required=True, metavar="DIR",
+                         help="folder to write feeds/ and feeds.opml into")
+    add("check", "validate the configuration files; non-zero exit on any problem", cmd_check)
+
+    sources = add("sources", "inspect sources", cmd_sources_list)
+    source_commands = sources.add_subparsers(dest="sources_command", required=True,
+                                             metavar="SUBCOMMAND")
+    listing = source_commands.add_parser("list", parents=[common],
+                                         help="sources with their health")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(handler=cmd_sources_list)
+
+    stories = add("stories", "list stories and why their entries were merged", cmd_stories)
+    stories.add_argument("--json", action="store_true", help="one JSON object per story per line")
+    stories.set_defaults(show=None)
+    story_commands = stories.add_subparsers(dest="stories_command", metavar="SUBCOMMAND")
+    show = story_commands.add_parser("show", parents=[common],
+                                     help="explain one story: why each entry is in it")
+    show.add_argument("show", type=int, metavar="ID")
+
+    database = add("db", "database maintenance", cmd_db_upgrade)
+    db_commands = database.add_subparsers(dest="db_command", required=True,
+                                          metavar="SUBCOMMAND")
+    db_commands.add_parser("upgrade", parents=[common],
+                           help="apply schema migrations").set_defaults(handler=cmd_db_upgrade)
+
+    demo = add("demo", "run the service offline against bundled sample feeds", cmd_demo)
+    demo.add_argument("--port", type=int, default=8080,
+                      help="port for the aggregator's web server (0 picks a free one)")
+    demo.add_argument("--once", action="store_true",
+                      help="poll and print the stories, then exit instead of serving")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env().with_overrides(
+            config_dir=getattr(args, "config", None),
+            database_url=getattr(args, "database", None),
+            log_level=getattr(args, "log_level", None))
+        configure_logging(settings.log_level)
+        handler = args.handler
+        return int(handler(Context(settings=settings, args=args)))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except AggregatorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

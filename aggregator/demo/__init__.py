@@ -1,0 +1,93 @@
+"""``aggregator demo``: the real service against bundled sample feeds, with no internet.
+
+A loopback server serves ``demo/feeds/``; the demo's config (``demo/config/``) points at it once
+the placeholder host is replaced; the store is a throwaway SQLite file. It polls once, prints
+what it found and the URLs to open, then runs the scheduler and web server until stopped.
+"""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from aggregator.catalog import CATEGORIES_FILE, SOURCES_FILE, CategoryConfig, load_catalog
+from aggregator.demo.feedserver import FeedServer
+from aggregator.settings import Settings
+from aggregator.store import open_store, upgrade
+
+DEMO_DIR = Path(__file__).resolve().parent
+FEEDS_DIR = DEMO_DIR / "feeds"
+CONFIG_DIR = DEMO_DIR / "config"
+# The demo config names this host; it becomes the loopback feed server's real address.
+PLACEHOLDER_BASE = "http://demo.localhost"
+
+
+def write_demo_config(target: Path, feeds_base_url: str) -> Path:
+    """Copy the demo config into ``target`` with feed URLs pointing at ``feeds_base_url``."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (SOURCES_FILE, CATEGORIES_FILE):
+        text = (CONFIG_DIR / name).read_text(encoding="utf-8")
+        (target / name).write_text(text.replace(PLACEHOLDER_BASE, feeds_base_url.rstrip("/")),
+                                   encoding="utf-8")
+    return target
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    return sock
+
+
+def run_demo(settings: Settings, *, port: int, once: bool) -> int:
+    from aggregator.cli import ProgressPrinter
+    from aggregator.service import Service
+
+    with tempfile.TemporaryDirectory(prefix="aggregator-demo-") as tmp, FeedServer() as feeds:
+        feeds.serve_directory(FEEDS_DIR)
+        config_dir = write_demo_config(Path(tmp) / "config", feeds.base_url)
+        sock = _listen(settings.host, port)
+        try:
+            bound_port = sock.getsockname()[1]
+            demo = settings.with_overrides(
+                config_dir=config_dir, database_url=f"sqlite:///{tmp}/demo.db",
+                port=bound_port, base_url="", tick_seconds=60)
+            print(f"demo: sample feeds served at {feeds.base_url}/")
+            print(f"demo: throwaway database {demo.database_url}")
+            catalog = load_catalog(config_dir)
+            store = open_store(demo.database_url)
+            try:
+                upgrade(store.engine)
+                service = Service(demo, store, catalog)
+                try:
+                    total = len(catalog.sources)
+                    _count, summary = service.poll(everything=True,
+                                                   on_outcome=ProgressPrinter(total))
+                    print(f"demo: {summary.new_entries} entries stored, "
+                          f"{store.counts()['stories']} stories")
+                    _print_urls(demo, catalog.categories)
+                    if not once:
+                        print("demo: serving; press Ctrl-C to stop", flush=True)
+                        service.serve(sock)
+                finally:
+                    service.close()
+            finally:
+                store.close()
+        finally:
+            sock.close()
+    return 0
+
+
+def _print_urls(settings: Settings, categories: Sequence[CategoryConfig]) -> None:
+    from aggregator.publish import feed_url
+
+    base = settings.public_url
+    print(f"open {base}/  (index)")
+    for category in categories:
+        for fmt in ("atom", "rss", "json"):
+            print(f"open {feed_url(base, category.id, fmt)}")
+    print(f"open {base}/feeds.opml", flush=True)

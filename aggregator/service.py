@@ -1,0 +1,89 @@
+"""Assembles the long-running service: store, fetcher, refresher, scheduler and web server.
+
+``aggregator run`` and ``aggregator demo`` both build a ``Service``; it owns the objects'
+lifetimes and shuts them down in order (scheduler first, so no poll is cut mid-transaction).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
+
+from aggregator.catalog import Catalog
+from aggregator.fetch import Fetcher
+from aggregator.outputs import Outputs
+from aggregator.refresh import PollSummary, Refresher, utc_now
+from aggregator.scheduler import build_scheduler
+from aggregator.settings import Settings
+from aggregator.store import PollOutcome, Store
+from aggregator.web import create_app
+
+log = logging.getLogger(__name__)
+
+
+def make_fetcher(settings: Settings) -> Fetcher:
+    return Fetcher(user_agent=settings.user_agent, connect_timeout=settings.connect_timeout,
+                   read_timeout=settings.read_timeout, total_timeout=settings.fetch_deadline,
+                   max_bytes=settings.max_feed_bytes)
+
+
+def make_outputs(settings: Settings, store: Store, catalog: Catalog) -> Outputs:
+    return Outputs(store=store, catalog=catalog, base_url=settings.public_url,
+                   tag_authority=settings.item_authority, feed_size=settings.feed_size)
+
+
+def _note_sigterm(signum: int, _frame: FrameType | None) -> None:
+    log.info("action=shutdown reason=signal signal=%d", signum)
+
+
+class Service:
+    """The pieces of a running aggregator over one store and one catalog."""
+
+    def __init__(self, settings: Settings, store: Store, catalog: Catalog) -> None:
+        self.settings = settings
+        self.store = store
+        self.catalog = catalog
+        self.fetcher = make_fetcher(settings)
+        self.refresher = Refresher(store=store, fetcher=self.fetcher, catalog=catalog,
+                                   workers=settings.fetch_workers)
+        store.sync_sources(catalog, utc_now())
+
+    def poll(self, *, everything: bool,
+             on_outcome: Callable[[PollOutcome], None] | None = None) -> tuple[int, PollSummary]:
+        sources = self.store.due_sources(utc_now(), everything=everything)
+        return len(sources), self.refresher.poll(sources, on_outcome=on_outcome)
+
+    def serve(self, sock: socket.socket | None = None) -> None:
+        """Scheduler and web server until SIGINT/SIGTERM (uvicorn handles both)."""
+        scheduler = build_scheduler(self.refresher, self.settings.tick_seconds)
+        app = create_app(store=self.store,
+                         outputs=make_outputs(self.settings, self.store, self.catalog))
+        config = uvicorn.Config(app, host=self.settings.host, port=self.settings.port,
+                                log_level=self.settings.log_level.lower(), access_log=False,
+                                log_config=None)
+        server = uvicorn.Server(config)
+        # uvicorn re-raises the SIGTERM it handled once it has stopped; with the default
+        # handler that would kill us before the scheduler is shut down, so note it instead.
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _note_sigterm) if in_main else None
+        scheduler.start()
+        log.info("action=serve outcome=start url=%s", self.settings.public_url)
+        try:
+            server.run(sockets=[sock] if sock is not None else None)
+        finally:
+            if in_main:
+                signal.signal(signal.SIGTERM, previous)
+            log.info("action=shutdown outcome=start")
+            # wait=True lets a running tick finish its current source's transaction.
+            scheduler.shutdown(wait=True)
+            log.info("action=shutdown outcome=done")
+
+    def close(self) -> None:
+        self.fetcher.close()
+
