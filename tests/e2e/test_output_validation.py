@@ -1,7 +1,7 @@
 """The demo's real pipeline output (poll → store → publish) passes the W3C Feed Validator.
 
-Zero errors, and no warning but DuplicateUpdated. Skips unless ``AGGREGATOR_FEEDVALIDATOR_DIR`` points at an unpacked validator checkout (it is
-not on PyPI); see tests/support/feedvalidator.py.
+Zero errors, and no warning but DuplicateUpdated. Skips unless ``AGGREGATOR_FEEDVALIDATOR_DIR``
+points at an unpacked validator checkout (it is not on PyPI); see tests/support/feedvalidator.py.
 """
 
 from __future__ import annotations
