@@ -81,6 +81,14 @@ def cmd_db_upgrade(ctx: Context) -> int:
     return 0
 
 
+def progress_for(total: int) -> ProgressPrinter | None:
+    """Progress lines on a terminal (and per-source logs quieted); logs alone otherwise."""
+    if not sys.stdout.isatty():
+        return None
+    logging.getLogger("aggregator.refresh").setLevel(logging.WARNING)
+    return ProgressPrinter(total)
+
+
 class ProgressPrinter:
     """One line per finished source: ``[3/12] source-id: 5 new, 0 updated``."""
 
@@ -111,7 +119,7 @@ def cmd_poll(ctx: Context) -> int:
             print("no source is due (use --all to poll every active source)")
             return 0
         _count, summary = service.poll(everything=ctx.args.all,
-                                       on_outcome=ProgressPrinter(due))
+                                       on_outcome=progress_for(due))
         print(f"polled {len(summary.outcomes)} sources: {summary.new_entries} new entries, "
               f"{summary.updated_entries} updated, {summary.count('not_modified')} not "
               f"modified, {summary.errors} errors")

@@ -12,10 +12,16 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from aggregator.catalog import CATEGORIES_FILE, SOURCES_FILE, CategoryConfig, load_catalog
+from aggregator.catalog import (
+    CATEGORIES_FILE,
+    SOURCES_FILE,
+    Catalog,
+    CategoryConfig,
+    load_catalog,
+)
 from aggregator.demo.feedserver import FeedServer
 from aggregator.settings import Settings
-from aggregator.store import open_store, upgrade
+from aggregator.store import Store, open_store, upgrade
 
 DEMO_DIR = Path(__file__).resolve().parent
 FEEDS_DIR = DEMO_DIR / "feeds"
@@ -44,7 +50,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def run_demo(settings: Settings, *, port: int, once: bool) -> int:
-    from aggregator.cli import ProgressPrinter
+    from aggregator.cli import progress_for
     from aggregator.service import Service
 
     with tempfile.TemporaryDirectory(prefix="aggregator-demo-") as tmp, FeedServer() as feeds:
@@ -66,11 +72,13 @@ def run_demo(settings: Settings, *, port: int, once: bool) -> int:
                 try:
                     total = len(catalog.sources)
                     _count, summary = service.poll(everything=True,
-                                                   on_outcome=ProgressPrinter(total))
+                                                   on_outcome=progress_for(total))
                     print(f"demo: {summary.new_entries} entries stored, "
                           f"{store.counts()['stories']} stories")
-                    _print_urls(demo, catalog.categories)
-                    if not once:
+                    if once:
+                        _print_stories(demo, store, catalog)
+                    else:
+                        _print_urls(demo, catalog.categories)
                         print("demo: serving; press Ctrl-C to stop", flush=True)
                         service.serve(sock)
                 finally:
@@ -80,6 +88,18 @@ def run_demo(settings: Settings, *, port: int, once: bool) -> int:
         finally:
             sock.close()
     return 0
+
+
+def _print_stories(settings: Settings, store: Store, catalog: Catalog) -> None:
+    from aggregator.service import make_outputs
+
+    outputs = make_outputs(settings, store, catalog)
+    for category in catalog.categories:
+        feed = outputs.output_feed(category)
+        print(f"\n{category.title}: {len(feed.stories)} stories")
+        for story in feed.stories:
+            versions = ", ".join(f"{e.language or '?'}: {e.source_title}" for e in story.entries)
+            print(f"  - {story.representative.title}\n      ({versions})")
 
 
 def _print_urls(settings: Settings, categories: Sequence[CategoryConfig]) -> None:

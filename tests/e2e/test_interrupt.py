@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
-from aggregator.demo.feedserver import FeedServer, Resource
 
+from aggregator.demo.feedserver import FeedServer, Resource
 from aggregator.store import open_store
 from tests.support.feeds import aggregator, cli_env, rss, write_config
 
