@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,6 +171,35 @@ def _tables(doc: dict[str, Any], name: str, file: str, problems: _Problems) -> l
     return tables
 
 
+def _each_table(doc: dict[str, Any], name: str, allowed: set[str], file: str,
+                problems: _Problems) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each ``[[name]]`` table with its label, after reporting non-tables and unknown keys."""
+    for index, table in enumerate(_tables(doc, name, file, problems)):
+        if not isinstance(table, dict):
+            problems.add(f"each [[{name}]] must be a table", file=file, key=f"{name}[{index}]")
+            continue
+        item = _item_label(table, name, index)
+        for key in table:
+            if key not in allowed:
+                problems.add(f"unknown key (allowed: {', '.join(sorted(allowed))})",
+                             file=file, item=item, key=key)
+        yield item, table
+
+
+def _table_id(table: dict[str, Any], kind: str, seen: set[str], file: str, item: str,
+              problems: _Problems) -> str | None:
+    """The table's ``id``, checked to be a slug and unique among ``seen``."""
+    table_id = _str(table, "id", file, item, problems, required=True)
+    if table_id is not None:
+        if not SLUG_RE.match(table_id):
+            problems.add("must be a slug: lower-case letters, digits and '-'",
+                         file=file, item=item, key="id")
+        if table_id in seen:
+            problems.add(f"duplicate {kind} id", file=file, item=table_id, key="id")
+        seen.add(table_id)
+    return table_id
+
+
 def _item_label(table: dict[str, Any], kind: str, index: int) -> str:
     """The id as written, or the table's position when the id is missing or not a string."""
     value = table.get("id")
@@ -214,24 +243,9 @@ def _check_url(url: str, file: str, item: str, key: str, problems: _Problems) ->
 def _sources(doc: dict[str, Any], file: str, problems: _Problems) -> list[SourceConfig]:
     result: list[SourceConfig] = []
     seen: set[str] = set()
-    for index, table in enumerate(_tables(doc, "source", file, problems)):
-        if not isinstance(table, dict):
-            problems.add("each [[source]] must be a table", file=file, key=f"source[{index}]")
-            continue
-        item = _item_label(table, "source", index)
-        for key in table:
-            if key not in SOURCE_KEYS:
-                problems.add(f"unknown key (allowed: {', '.join(sorted(SOURCE_KEYS))})",
-                             file=file, item=item, key=key)
-        source_id = _str(table, "id", file, item, problems, required=True)
+    for item, table in _each_table(doc, "source", SOURCE_KEYS, file, problems):
+        source_id = _table_id(table, "source", seen, file, item, problems)
         url = _str(table, "url", file, item, problems, required=True)
-        if source_id is not None:
-            if not SLUG_RE.match(source_id):
-                problems.add("must be a slug: lower-case letters, digits and '-'",
-                             file=file, item=item, key="id")
-            if source_id in seen:
-                problems.add("duplicate source id", file=file, item=source_id, key="id")
-            seen.add(source_id)
         if url is not None:
             _check_url(url, file, item, "url", problems)
         site_url = _str(table, "site_url", file, item, problems)
@@ -284,23 +298,8 @@ def _rules(table: dict[str, Any], key: str, file: str, item: str, problems: _Pro
 def _categories(doc: dict[str, Any], file: str, problems: _Problems) -> list[CategoryConfig]:
     result: list[CategoryConfig] = []
     seen: set[str] = set()
-    for index, table in enumerate(_tables(doc, "category", file, problems)):
-        if not isinstance(table, dict):
-            problems.add("each [[category]] must be a table", file=file, key=f"category[{index}]")
-            continue
-        item = _item_label(table, "category", index)
-        for key in table:
-            if key not in CATEGORY_KEYS:
-                problems.add(f"unknown key (allowed: {', '.join(sorted(CATEGORY_KEYS))})",
-                             file=file, item=item, key=key)
-        category_id = _str(table, "id", file, item, problems, required=True)
-        if category_id is not None:
-            if not SLUG_RE.match(category_id):
-                problems.add("must be a slug: lower-case letters, digits and '-'",
-                             file=file, item=item, key="id")
-            if category_id in seen:
-                problems.add("duplicate category id", file=file, item=category_id, key="id")
-            seen.add(category_id)
+    for item, table in _each_table(doc, "category", CATEGORY_KEYS, file, problems):
+        category_id = _table_id(table, "category", seen, file, item, problems)
         title = _str(table, "title", file, item, problems, required=True)
         languages = _str_list(table, "languages", file, item, problems)
         for language in languages:
