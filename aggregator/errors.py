@@ -14,6 +14,8 @@ Foreign exceptions are translated at the adapter boundary (``raise FetchError(..
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class AggregatorError(Exception):
     """Root of every error the aggregator raises on purpose."""
@@ -61,15 +63,27 @@ class SourceError(AggregatorError):
 
 
 class FetchError(SourceError):
-    """The HTTP exchange failed (network, status, size, time)."""
+    """The HTTP exchange failed (network, status, size, time, safety).
+
+    ``retry_after`` is when the server (429/503 Retry-After) or our own host back-off allows the
+    next request to that host; ``url`` is the URL that failed (after redirects, if any).
+    """
 
     kind = "fetch"
 
     def __init__(
-        self, message: str, *, kind: str | None = None, status: int | None = None
+        self,
+        message: str,
+        *,
+        kind: str | None = None,
+        status: int | None = None,
+        retry_after: datetime | None = None,
+        url: str | None = None,
     ) -> None:
         super().__init__(message, kind=kind)
         self.status = status
+        self.retry_after = retry_after
+        self.url = url
 
 
 class ParseError(SourceError):
