@@ -23,6 +23,7 @@ from aggregator.logs import configure as configure_logging
 from aggregator.settings import Settings
 from aggregator.store import (
     PollOutcome,
+    SourceStatus,
     Store,
     current_revision,
     head_revision,
@@ -81,30 +82,32 @@ def cmd_db_upgrade(ctx: Context) -> int:
     return 0
 
 
-def progress_for(total: int) -> ProgressPrinter | None:
-    """Progress lines on a terminal (and per-source logs quieted); logs alone otherwise."""
+def progress_for(total: int) -> ProgressBar | None:
+    """A live progress line on a terminal (per-source logs quieted); logs alone otherwise."""
     if not sys.stdout.isatty():
         return None
     logging.getLogger("aggregator.refresh").setLevel(logging.WARNING)
-    return ProgressPrinter(total)
+    return ProgressBar(total)
 
 
-class ProgressPrinter:
-    """One line per finished source: ``[3/12] source-id: 5 new, 0 updated``."""
+class ProgressBar:
+    """``[#####.....] 120/1000 sources · 340 new · 2 errors`` redrawn in place."""
+
+    WIDTH = 30
 
     def __init__(self, total: int) -> None:
-        self.total = total
-        self.done = 0
+        self.total = max(total, 1)
+        self.done = self.new = self.errors = 0
 
     def __call__(self, outcome: PollOutcome) -> None:
         self.done += 1
-        detail = {
-            "updated": f"{outcome.new_entries} new, {outcome.updated_entries} updated",
-            "unchanged": "no change",
-            "not_modified": "not modified (304)",
-            "error": f"{outcome.error_kind}: {outcome.error}",
-        }.get(outcome.result, outcome.result)
-        print(f"[{self.done}/{self.total}] {outcome.source_id}: {detail}", flush=True)
+        self.new += outcome.new_entries
+        self.errors += outcome.result == "error"
+        filled = self.WIDTH * self.done // self.total
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        end = "\n" if self.done >= self.total else ""
+        print(f"\r[{bar}] {self.done}/{self.total} sources · {self.new} new · "
+              f"{self.errors} errors", end=end, flush=True)
 
 
 def cmd_poll(ctx: Context) -> int:
@@ -122,7 +125,11 @@ def cmd_poll(ctx: Context) -> int:
                                        on_outcome=progress_for(due))
         print(f"polled {len(summary.outcomes)} sources: {summary.new_entries} new entries, "
               f"{summary.updated_entries} updated, {summary.count('not_modified')} not "
-              f"modified, {summary.errors} errors")
+              f"modified, {summary.count('unchanged')} unchanged, "
+              f"{summary.count('deferred')} deferred, {summary.errors} errors")
+        for outcome in summary.outcomes:
+            if outcome.result == "error":
+                print(f"  {outcome.source_id}: {outcome.error_kind}: {outcome.error}")
     finally:
         service.close()
         store.close()
@@ -163,15 +170,38 @@ def cmd_sources_list(ctx: Context) -> int:
         for status in statuses:
             print(json.dumps(status.as_json(), ensure_ascii=False))
         return 0
-    header = f"{'ID':24} {'STATE':8} {'STATUS':6} {'ERRORS':6} {'LAST SUCCESS':20} URL"
-    print(header)
-    for s in statuses:
-        last = s.last_success_at.strftime("%Y-%m-%d %H:%M") if s.last_success_at else "-"
-        print(f"{s.id:24} {s.state:8} {s.last_status or '-'!s:6} {s.error_count:<6} "
-              f"{last:20} {s.url}")
-        if s.last_error:
-            print(f"{'':24} last error ({s.last_error_kind}): {s.last_error}")
+    print(_health_table(statuses))
     return 0
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+def _health_table(statuses: Sequence[SourceStatus]) -> str:
+    columns = ("ID", "STATE", "HTTP", "ERRORS", "LAST SUCCESS", "NEXT CHECK", "BYTES", "MS",
+               "NEW", "UPD")
+    rows = [columns]
+    for s in statuses:
+        rows.append((s.id, s.state, str(s.last_status or "-"), str(s.error_count),
+                     _when(s.last_success_at), _when(s.next_check_at),
+                     str(s.last_bytes if s.last_bytes is not None else "-"),
+                     str(s.last_duration_ms if s.last_duration_ms is not None else "-"),
+                     str(s.last_new_entries if s.last_new_entries is not None else "-"),
+                     str(s.last_updated_entries if s.last_updated_entries is not None else "-")))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths,
+                                                                          strict=True)).rstrip())
+        if index == 0:
+            continue
+        status = statuses[index - 1]
+        if status.url != (status.configured_url or status.url):
+            lines.append(f"    url: {status.url} (configured: {status.configured_url})")
+        if status.last_error:
+            lines.append(f"    last error ({status.last_error_kind}): {status.last_error}")
+    return "\n".join(lines)
 
 
 def cmd_stories(ctx: Context) -> int:

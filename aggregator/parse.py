@@ -148,7 +148,7 @@ def _parse_xml_feed(content: bytes, base: str, headers: Mapping[str, str]) -> Pa
             entries=entries,
             version=version or None,
             bozo_message=_describe_bozo(bozo_exc) if bozo_exc is not None else None,
-            ttl_minutes=_ttl(_get(feed_data, "ttl")),
+            ttl_minutes=_update_hint(feed_data),
         )
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise ParseError(f"unreadable feed structure: {type(exc).__name__}: {exc}") from exc
@@ -318,6 +318,21 @@ def _enclosures(links: Sequence[Mapping[str, Any]], base: str) -> tuple[Enclosur
                 )
             )
     return tuple(found)
+
+
+_SY_PERIOD_MINUTES = {"hourly": 60, "daily": 1440, "weekly": 10080, "monthly": 43200,
+                      "yearly": 525600}
+
+
+def _update_hint(feed_data: Any) -> int | None:
+    """How long the publisher asks us to wait: the longer of <ttl> and sy:updatePeriod."""
+    hints = [_ttl(_get(feed_data, "ttl"))]
+    period = _text(_get(feed_data, "sy_updateperiod"))
+    if period and period.strip().lower() in _SY_PERIOD_MINUTES:
+        frequency = _positive_int(_get(feed_data, "sy_updatefrequency")) or 1
+        hints.append(_ttl(_SY_PERIOD_MINUTES[period.strip().lower()] // frequency))
+    known = [hint for hint in hints if hint is not None]
+    return max(known) if known else None
 
 
 def _ttl(value: Any) -> int | None:

@@ -51,7 +51,8 @@ class Service:
         self.catalog = catalog
         self.fetcher = make_fetcher(settings)
         self.refresher = Refresher(store=store, fetcher=self.fetcher, catalog=catalog,
-                                   workers=settings.fetch_workers)
+                                   workers=settings.fetch_workers,
+                                   parse_processes=settings.parse_processes)
         store.sync_sources(catalog, utc_now())
 
     def poll(self, *, everything: bool,
@@ -85,5 +86,6 @@ class Service:
             log.info("action=shutdown outcome=done")
 
     def close(self) -> None:
+        self.refresher.close()
         self.fetcher.close()
 

@@ -58,6 +58,29 @@ def _port(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be 0 or a positive integer")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError("must be 0 or a positive number")
+    return value
+
+
+def _flag(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"", "0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
 def _log_level(text: str) -> str:
     level = text.upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -91,6 +114,17 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "User-Agent header sent to sources"),
     SettingSpec("fetch_workers", "AGGREGATOR_FETCH_WORKERS", "8",
                 "concurrent fetches per process", _positive_int),
+    SettingSpec("parse_processes", "AGGREGATOR_PARSE_PROCESSES", "0",
+                "worker processes that parse fetched feeds (0: parse in the polling process)",
+                _non_negative_int),
+    SettingSpec("host_concurrency", "AGGREGATOR_HOST_CONCURRENCY", "2",
+                "most requests in flight to one host at a time", _positive_int),
+    SettingSpec("host_delay", "AGGREGATOR_HOST_DELAY", "0.25",
+                "least seconds between the starts of two requests to one host",
+                _non_negative_float),
+    SettingSpec("allow_private_addresses", "AGGREGATOR_ALLOW_PRIVATE_ADDRESSES", "false",
+                "let sources added through the API or admin pages point at loopback, private "
+                "or link-local addresses", _flag),
     SettingSpec("connect_timeout", "AGGREGATOR_CONNECT_TIMEOUT", "10",
                 "seconds to wait for a source's TCP/TLS connection", _positive_float),
     SettingSpec("read_timeout", "AGGREGATOR_READ_TIMEOUT", "30",
@@ -118,6 +152,10 @@ class Settings:
     tag_authority: str
     user_agent: str
     fetch_workers: int
+    parse_processes: int
+    host_concurrency: int
+    host_delay: float
+    allow_private_addresses: bool
     connect_timeout: float
     read_timeout: float
     fetch_deadline: float

@@ -48,7 +48,12 @@ class Source(SQLModel, table=True):
     __tablename__ = "sources"
 
     id: str = Field(primary_key=True, max_length=64)
+    # ``url`` is what we fetch; it follows confirmed permanent redirects and autodiscovery,
+    # while ``configured_url`` remembers the editors' value to notice when they change it.
     url: str = Field(max_length=2048)
+    configured_url: str | None = Field(default=None, max_length=2048)
+    redirect_url: str | None = Field(default=None, max_length=2048)
+    redirect_count: int = Field(default=0)
     site_url: str | None = Field(default=None, max_length=2048)
     title: str | None = Field(default=None, max_length=512)
     feed_title: str | None = Field(default=None, max_length=512)
@@ -66,6 +71,9 @@ class Source(SQLModel, table=True):
     last_status: int | None = None
     last_duration_ms: int | None = None
     last_bytes: int | None = None
+    last_new_entries: int | None = None
+    last_updated_entries: int | None = None
+    publish_interval_seconds: float | None = None
     error_count: int = Field(default=0)
     last_error: str | None = Field(default=None, max_length=2000)
     last_error_kind: str | None = Field(default=None, max_length=32)

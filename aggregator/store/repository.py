@@ -8,6 +8,7 @@ were not saved) and the unique (source, identity key) constraint absorbs what wa
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -24,7 +25,12 @@ from aggregator.store.engine import WRITE_OPTION, make_engine
 from aggregator.store.models import Entry, EntryCategory, Source, Story
 from aggregator.types import CategoryMatch, EntryView, FetchResult, NormalizedEntry, StoryView
 
+log = logging.getLogger(__name__)
+
 MAX_IDENTITY_KEY = 500
+# A permanent redirect becomes the source's URL only after this many polls in a row saw the
+# same target: one 301 can be a misconfiguration being fixed, two in a row are a decision.
+PERMANENT_REDIRECT_CONFIRMATIONS = 2
 STORY_PAGE = 500
 
 
@@ -34,6 +40,7 @@ class SourceStatus:
 
     id: str
     url: str
+    configured_url: str | None
     title: str | None
     site_url: str | None
     language: str | None
@@ -49,6 +56,9 @@ class SourceStatus:
     last_status: int | None
     last_duration_ms: int | None
     last_bytes: int | None
+    last_new_entries: int | None
+    last_updated_entries: int | None
+    publish_interval_seconds: float | None
     error_count: int
     last_error: str | None
     last_error_kind: str | None
@@ -75,13 +85,17 @@ class PollOutcome:
 
 def _status(row: Source) -> SourceStatus:
     return SourceStatus(
-        id=row.id, url=row.url, title=row.title or row.feed_title, site_url=row.site_url,
+        id=row.id, url=row.url, configured_url=row.configured_url,
+        title=row.title or row.feed_title, site_url=row.site_url,
         language=row.language, categories=tuple(row.categories), state=row.state,
         interval_seconds=row.interval_seconds, etag=row.etag, last_modified=row.last_modified,
         body_hash=row.body_hash, next_check_at=row.next_check_at,
         last_checked_at=row.last_checked_at, last_success_at=row.last_success_at,
         last_status=row.last_status, last_duration_ms=row.last_duration_ms,
-        last_bytes=row.last_bytes, error_count=row.error_count, last_error=row.last_error,
+        last_bytes=row.last_bytes, last_new_entries=row.last_new_entries,
+        last_updated_entries=row.last_updated_entries,
+        publish_interval_seconds=row.publish_interval_seconds,
+        error_count=row.error_count, last_error=row.last_error,
         last_error_kind=row.last_error_kind,
     )
 
@@ -132,10 +146,13 @@ class Store:
             for source_id, config in wanted.items():
                 row = rows.get(source_id)
                 if row is None:
-                    row = Source(id=source_id, url=config.url, created_at=now, next_check_at=now)
+                    row = Source(id=source_id, url=config.url, configured_url=config.url,
+                                 created_at=now, next_check_at=now)
                     session.add(row)
-                elif row.url != config.url:
-                    row.url = config.url
+                elif (row.configured_url or row.url) != config.url:
+                    # The editors changed the URL: it overrides any redirect we followed.
+                    row.url = row.configured_url = config.url
+                    row.redirect_url, row.redirect_count = None, 0
                     row.etag = row.last_modified = row.body_hash = None
                     row.next_check_at = now
                 row.title = config.title
@@ -143,7 +160,7 @@ class Store:
                 row.language = config.language
                 row.categories = list(config.categories)
                 row.interval_seconds = config.interval_seconds
-                if row.state != "gone":
+                if row.state != "gone" or not config.enabled:
                     row.state = "active" if config.enabled else "paused"
             for source_id, row in rows.items():
                 if source_id not in wanted and row.state != "removed":
@@ -171,6 +188,7 @@ class Store:
         row.last_checked_at = now
         row.next_check_at = next_check_at
         if fetch is not None:
+            self._follow_redirect(row, fetch.permanent_redirect)
             row.last_status = fetch.status
             row.last_duration_ms = round(fetch.elapsed * 1000)
             row.last_bytes = len(fetch.content) if fetch.content is not None else 0
@@ -179,23 +197,61 @@ class Store:
             if fetch.last_modified:
                 row.last_modified = fetch.last_modified
 
+    @staticmethod
+    def _follow_redirect(row: Source, target: str | None) -> None:
+        if target is None or target == row.url:
+            row.redirect_url, row.redirect_count = None, 0
+            return
+        if target == row.redirect_url:
+            row.redirect_count += 1
+        else:
+            row.redirect_url, row.redirect_count = target[:2048], 1
+        if row.redirect_count >= PERMANENT_REDIRECT_CONFIRMATIONS:
+            log.info("source=%s action=redirect outcome=moved from=%s to=%s",
+                     row.id, row.url, target)
+            row.url = target[:2048]
+            row.redirect_url, row.redirect_count = None, 0
+
+    def save_deferred(self, source_id: str, *, next_check_at: datetime, reason: str) -> None:
+        """Not tried now (the host asked us to wait): not an error of this source."""
+        with self._guard(), self._write() as session:
+            row = self._source(session, source_id)
+            row.next_check_at = next_check_at
+            log.info("source=%s action=poll outcome=deferred reason=%r until=%s",
+                     source_id, reason, next_check_at.isoformat())
+            session.commit()
+
+    def set_url(self, source_id: str, url: str, *, now: datetime) -> None:
+        """Point the source at a new feed URL (autodiscovery); validators start afresh."""
+        with self._guard(), self._write() as session:
+            row = self._source(session, source_id)
+            row.url = url[:2048]
+            row.etag = row.last_modified = row.body_hash = None
+            row.redirect_url, row.redirect_count = None, 0
+            row.next_check_at = now
+            session.commit()
+
     def save_not_modified(self, source_id: str, fetch: FetchResult, *,
                           next_check_at: datetime, now: datetime) -> None:
         with self._guard(), self._write() as session:
             row = self._source(session, source_id)
             self._touch(row, fetch, next_check_at, now)
             row.last_success_at = now
+            row.last_new_entries = row.last_updated_entries = 0
             row.error_count = 0
             row.last_error = row.last_error_kind = None
             session.commit()
 
     def save_error(self, source_id: str, *, message: str, kind: str, status: int | None,
-                   next_check_at: datetime, now: datetime) -> None:
+                   next_check_at: datetime, now: datetime, gone: bool = False) -> None:
+        """Count the failure; ``gone`` (HTTP 410) retires the source until editors act."""
         with self._guard(), self._write() as session:
             row = self._source(session, source_id)
             self._touch(row, None, next_check_at, now)
             row.last_status = status
             row.error_count += 1
+            if gone:
+                row.state = "gone"
             row.last_error = message[:2000]
             row.last_error_kind = kind
             session.commit()
@@ -211,6 +267,7 @@ class Store:
         entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
         next_check_at: datetime,
         now: datetime,
+        publish_interval: float | None = None,
     ) -> PollOutcome:
         """Store a fetched feed's entries, their categories and stories, then the validators.
 
@@ -233,6 +290,9 @@ class Store:
             if feed_link and not row.site_url:
                 row.site_url = feed_link[:2048]
             row.last_success_at = now
+            row.last_new_entries, row.last_updated_entries = new, updated
+            if publish_interval is not None:
+                row.publish_interval_seconds = publish_interval
             row.error_count = 0
             row.last_error = row.last_error_kind = None
             session.commit()

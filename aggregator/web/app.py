@@ -48,14 +48,21 @@ class StoryOut(BaseModel):
 class SourceOut(BaseModel):
     id: str
     url: str
+    configured_url: str | None
     title: str | None
+    site_url: str | None
     state: str
     categories: list[str]
     language: str | None
+    interval_seconds: int
     next_check_at: datetime | None
     last_checked_at: datetime | None
     last_success_at: datetime | None
     last_status: int | None
+    last_duration_ms: int | None
+    last_bytes: int | None
+    last_new_entries: int | None
+    last_updated_entries: int | None
     error_count: int
     last_error: str | None
     last_error_kind: str | None

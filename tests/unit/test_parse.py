@@ -444,3 +444,16 @@ def test_unencodable_characters_are_scrubbed() -> None:
     assert entry.guid == "a\ufffd"
     assert entry.title == "xy"
     assert entry.content == "<p>\ufffd</p>"
+
+
+def test_update_hint_takes_the_longer_of_ttl_and_sy_update_period() -> None:
+    from aggregator.parse import parse_feed
+
+    document = (b'<?xml version="1.0"?><rss version="2.0" '
+                b'xmlns:sy="http://purl.org/rss/1.0/modules/syndication/"><channel><title>x'
+                b"</title><ttl>30</ttl><sy:updatePeriod>daily</sy:updatePeriod>"
+                b"<sy:updateFrequency>2</sy:updateFrequency><item><title>a</title>"
+                b"<link>https://x.example/a</link></item></channel></rss>")
+    feed = parse_feed(document, url="https://x.example/feed",
+                      headers={"content-type": "application/rss+xml"})
+    assert feed.ttl_minutes == 720

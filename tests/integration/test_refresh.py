@@ -1,0 +1,187 @@
+"""A poll's HTTP semantics end to end against a loopback server and a real store.
+
+301 becomes the source's URL only when seen twice in a row, 302 never; 410 retires a source;
+429/503 Retry-After defers every source of that host; repeated 404 triggers autodiscovery; a
+URL shared by two sources is fetched once; an unchanged body without validators is not parsed
+again; the process pool gives the same result as parsing inline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
+from aggregator.demo.feedserver import FeedServer, Resource
+from aggregator.refresh import Refresher
+from aggregator.service import make_fetcher
+from aggregator.settings import Settings
+from aggregator.store import SourceStatus, Store
+from tests.support.builders import NOW
+from tests.support.feeds import rss
+
+ITEMS = [{"guid": f"g{i}", "title": f"Item {i}", "link": f"https://n.example/{i}"}
+         for i in range(3)]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self):  # type: ignore[no-untyped-def]
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def settings(**changes: object) -> Settings:
+    base = Settings.from_env({})
+    return replace(base, host_delay=0.0, host_concurrency=4, connect_timeout=2,
+                   read_timeout=2, fetch_deadline=5, **changes)  # type: ignore[arg-type]
+
+
+def make_refresher(store: Store, server: FeedServer, clock: Clock, *paths: str,
+                   parse_processes: int = 0) -> Iterator[Refresher]:
+    sources = tuple(
+        SourceConfig(id=f"s{i}", url=server.url(path), categories=("all",))
+        for i, path in enumerate(paths))
+    catalog = Catalog(sources=sources, categories=(CategoryConfig(id="all", title="All"),))
+    store.sync_sources(catalog, clock.now)
+    refresher = Refresher(store=store, fetcher=make_fetcher(settings()), catalog=catalog,
+                          workers=4, parse_processes=parse_processes, clock=clock)
+    try:
+        yield refresher
+    finally:
+        refresher.close()
+        refresher.fetcher.close()
+
+
+def status(store: Store, source_id: str) -> SourceStatus:
+    return next(s for s in store.sources() if s.id == source_id)
+
+
+def poll_all(refresher: Refresher, clock: Clock) -> dict[str, str]:
+    due = refresher.store.due_sources(clock.now, everything=True)
+    return {o.source_id: o.result for o in refresher.poll(due).outcomes}
+
+
+def test_permanent_redirect_is_adopted_after_two_polls(store: Store, feed_server: FeedServer,
+                                                       clock: Clock) -> None:
+    feed_server.set("/new.xml", Resource(body=rss("Moved", ITEMS)))
+    feed_server.set("/old.xml", Resource(status=301, redirect_to="/new.xml"))
+    for refresher in make_refresher(store, feed_server, clock, "/old.xml"):
+        poll_all(refresher, clock)
+        first = status(store, "s0")
+        assert first.url.endswith("/old.xml")
+        clock.now += timedelta(hours=1)
+        poll_all(refresher, clock)
+        moved = status(store, "s0")
+        assert moved.url == feed_server.url("/new.xml")
+        assert moved.configured_url == feed_server.url("/old.xml")
+        feed_server.reset_log()
+        clock.now += timedelta(hours=1)
+        poll_all(refresher, clock)
+        assert feed_server.count("/old.xml") == 0
+        assert feed_server.count("/new.xml") == 1
+
+
+def test_temporary_redirect_is_followed_not_saved(store: Store, feed_server: FeedServer,
+                                                  clock: Clock) -> None:
+    feed_server.set("/new.xml", Resource(body=rss("Temp", ITEMS)))
+    feed_server.set("/old.xml", Resource(status=302, redirect_to="/new.xml"))
+    for refresher in make_refresher(store, feed_server, clock, "/old.xml"):
+        for _ in range(3):
+            assert poll_all(refresher, clock)["s0"] in {"updated", "not_modified"}
+            clock.now += timedelta(hours=1)
+        assert status(store, "s0").url.endswith("/old.xml")
+        assert store.counts()["entries"] == 3
+
+
+def test_gone_retires_the_source(store: Store, feed_server: FeedServer, clock: Clock) -> None:
+    feed_server.set("/gone.xml", Resource(status=410, body=b"gone"))
+    for refresher in make_refresher(store, feed_server, clock, "/gone.xml"):
+        assert poll_all(refresher, clock) == {"s0": "error"}
+        gone = status(store, "s0")
+        assert (gone.state, gone.last_status, gone.last_error_kind) == ("gone", 410, "gone")
+        assert store.due_sources(clock.now + timedelta(days=30), everything=True) == []
+
+
+def test_retry_after_defers_the_whole_host(store: Store, feed_server: FeedServer,
+                                           clock: Clock) -> None:
+    feed_server.set("/busy.xml", Resource(status=429, headers={"Retry-After": "3600"},
+                                          body=b"slow down"))
+    feed_server.set("/other.xml", Resource(body=rss("Other", ITEMS)))
+    for refresher in make_refresher(store, feed_server, clock, "/busy.xml", "/other.xml"):
+        busy = [s for s in store.sources() if s.id == "s0"]
+        assert refresher.poll(busy).outcomes[0].result == "error"
+        first = status(store, "s0")
+        assert first.last_status == 429
+        assert first.next_check_at is not None
+        assert first.next_check_at >= clock.now + timedelta(seconds=3600)
+        other = [s for s in store.sources() if s.id == "s1"]
+        assert refresher.poll(other).outcomes[0].result == "deferred"
+        assert feed_server.count("/other.xml") == 0
+        deferred = status(store, "s1")
+        assert deferred.error_count == 0
+        assert deferred.next_check_at is not None
+        assert deferred.next_check_at >= clock.now + timedelta(seconds=3500)
+
+
+def test_repeated_404_discovers_the_feed_on_the_home_page(store: Store, feed_server: FeedServer,
+                                                          clock: Clock) -> None:
+    feed_server.set("/feed.xml", Resource(status=404, body=b"not here"))
+    feed_server.set("/", Resource(
+        content_type="text/html; charset=utf-8",
+        body=b'<html><head><title>Site</title><link rel="alternate" '
+             b'type="application/rss+xml" href="/rss/new.xml"></head><body></body></html>'))
+    feed_server.set("/rss/new.xml", Resource(body=rss("Found", ITEMS)))
+    for refresher in make_refresher(store, feed_server, clock, "/feed.xml"):
+        for _ in range(3):
+            assert poll_all(refresher, clock) == {"s0": "error"}
+            clock.now += timedelta(days=1)
+        found = status(store, "s0")
+        assert found.url == feed_server.url("/rss/new.xml")
+        assert "autodiscovery" in (found.last_error or "")
+        assert poll_all(refresher, clock) == {"s0": "updated"}
+        assert store.counts()["entries"] == 3
+
+
+def test_a_shared_url_is_fetched_once(store: Store, feed_server: FeedServer,
+                                      clock: Clock) -> None:
+    feed_server.set("/shared.xml", Resource(body=rss("Shared", ITEMS)))
+    for refresher in make_refresher(store, feed_server, clock, "/shared.xml", "/shared.xml"):
+        assert poll_all(refresher, clock) == {"s0": "updated", "s1": "updated"}
+        assert feed_server.count("/shared.xml") == 1
+        assert store.counts()["entries"] == 6
+
+
+def test_unchanged_body_without_validators_is_not_parsed(store: Store, feed_server: FeedServer,
+                                                         clock: Clock) -> None:
+    feed_server.set("/plain.xml", Resource(body=rss("Plain", ITEMS), auto_validators=False))
+    for refresher in make_refresher(store, feed_server, clock, "/plain.xml"):
+        assert poll_all(refresher, clock) == {"s0": "updated"}
+        clock.now += timedelta(hours=1)
+        assert poll_all(refresher, clock) == {"s0": "unchanged"}
+        health = status(store, "s0")
+        assert (health.last_status, health.last_new_entries) == (200, 0)
+
+
+def test_process_pool_parsing_matches_inline(store: Store, feed_server: FeedServer,
+                                             clock: Clock) -> None:
+    for n in range(6):
+        items = [{"guid": f"p{n}-{i}", "title": f"Feed {n} item {i}",
+                  "link": f"https://p{n}.example/{i}"} for i in range(5)]
+        feed_server.set(f"/p{n}.xml", Resource(body=rss(f"P{n}", items)))
+    paths = [f"/p{n}.xml" for n in range(6)] + ["/missing.xml"]
+    for refresher in make_refresher(store, feed_server, clock, *paths, parse_processes=2):
+        results = poll_all(refresher, clock)
+        assert results == {**{f"s{n}": "updated" for n in range(6)}, "s6": "error"}
+        assert store.counts()["entries"] == 30
+        health = status(store, "s0")
+        assert (health.last_new_entries, health.last_bytes is not None) == (5, True)
