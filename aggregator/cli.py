@@ -11,10 +11,11 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aggregator import __version__
 from aggregator.catalog import Catalog, load_catalog
@@ -31,6 +32,9 @@ from aggregator.store import (
     open_store,
 )
 from aggregator.store import upgrade as upgrade_schema
+
+if TYPE_CHECKING:
+    from aggregator.discover import DiscoveredFeed
 
 log = logging.getLogger("aggregator.cli")
 
@@ -174,6 +178,54 @@ def cmd_sources_list(ctx: Context) -> int:
     return 0
 
 
+def cmd_sources_add(ctx: Context) -> int:
+    from aggregator.service import make_fetcher
+    from aggregator.subscribe import NewSource, append_source, find_feed, slug_for
+
+    args = ctx.args
+    catalog = ctx.catalog()
+    unknown = [c for c in args.category if c not in {cat.id for cat in catalog.categories}]
+    if unknown:
+        raise ConfigError(f"unknown category {unknown[0]!r}; known: "
+                          + ", ".join(c.id for c in catalog.categories), key="--category")
+    fetcher = make_fetcher(ctx.settings)
+    try:
+        feed_url, title = find_feed(fetcher, args.url, _chooser(args.pick))
+    finally:
+        fetcher.close()
+    source = NewSource(
+        id=args.id or slug_for(args.title or title, feed_url, {s.id for s in catalog.sources}),
+        url=feed_url, title=args.title or title, categories=tuple(args.category),
+        language=args.language, interval=args.interval)
+    append_source(ctx.settings.config_dir, catalog, source)
+    print(f"added source {source.id!r} ({source.url}) to "
+          f"{ctx.settings.config_dir / 'sources.toml'}; the next poll fetches it")
+    return 0
+
+
+def _chooser(pick: int | None) -> Callable[[Sequence[DiscoveredFeed]], DiscoveredFeed]:
+    from aggregator.subscribe import SubscribeError
+
+    def choose(candidates: Sequence[DiscoveredFeed]) -> DiscoveredFeed:
+        listing = "\n".join(f"  {n}. {c.url}  {c.title or ''}".rstrip()
+                             for n, c in enumerate(candidates, 1))
+        if pick is not None:
+            if not 1 <= pick <= len(candidates):
+                raise SubscribeError(f"--pick {pick} is not between 1 and {len(candidates)}:"
+                                     f"\n{listing}")
+            return candidates[pick - 1]
+        if not sys.stdin.isatty():
+            raise SubscribeError(f"the page links {len(candidates)} feeds; choose one with "
+                                 f"--pick N:\n{listing}")
+        print(f"The page links {len(candidates)} feeds:\n{listing}")
+        while True:
+            answer = input(f"Which one (1-{len(candidates)})? ").strip()
+            if answer.isdigit() and 1 <= int(answer) <= len(candidates):
+                return candidates[int(answer) - 1]
+
+    return choose
+
+
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
 
@@ -315,6 +367,19 @@ def build_parser() -> argparse.ArgumentParser:
                                          help="sources with their health")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(handler=cmd_sources_list)
+    adding = source_commands.add_parser(
+        "add", parents=[common],
+        help="add a feed, or find the feeds a web page links to, and append it to sources.toml")
+    adding.add_argument("url", help="the feed's URL or a page that links to it")
+    adding.add_argument("--category", action="append", required=True, metavar="ID",
+                        help="category to file it under (repeat for several)")
+    adding.add_argument("--id", help="source id (default: made from the feed's title)")
+    adding.add_argument("--title", help="title (default: the feed's own)")
+    adding.add_argument("--language", help="language hint such as en or fr")
+    adding.add_argument("--interval", help="how often to check, e.g. 30m or 6h")
+    adding.add_argument("--pick", type=int, metavar="N",
+                        help="when the page links several feeds, take the N-th")
+    adding.set_defaults(handler=cmd_sources_add)
 
     stories = add("stories", "list stories and why their entries were merged", cmd_stories)
     stories.add_argument("--json", action="store_true", help="one JSON object per story per line")

@@ -22,8 +22,8 @@ from concurrent.futures import (
     wait,
 )
 from dataclasses import dataclass
-from functools import partial
 from datetime import UTC, datetime
+from functools import partial
 from urllib.parse import urlsplit, urlunsplit
 
 from aggregator.catalog import Catalog, CategoryConfig

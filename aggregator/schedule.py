@@ -9,6 +9,7 @@ plus a little jitter so sources added together drift apart. Errors back off expo
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -64,7 +65,7 @@ def publishing_interval(published: Sequence[datetime]) -> float | None:
     newest = sorted(set(published), reverse=True)[:RHYTHM_ENTRIES]
     if len(newest) < RHYTHM_MIN_ENTRIES:
         return None
-    gaps = [(a - b).total_seconds() for a, b in zip(newest, newest[1:], strict=False)]
+    gaps = [(a - b).total_seconds() for a, b in itertools.pairwise(newest)]
     return float(median(gaps))
 
 
