@@ -108,13 +108,15 @@ def test_request_headers_name_us_and_prefer_feeds(server: FeedServer,
     assert "if-modified-since" not in headers
 
 
-@pytest.mark.parametrize(("status", "reason"), [(404, "Not Found"), (500, "Internal Server Error"),
-                                                (410, "Gone")])
+@pytest.mark.parametrize(("status", "reason", "kind"), [
+    (404, "Not Found", "http"), (500, "Internal Server Error", "http"), (410, "Gone", "gone")])
 def test_http_errors_carry_the_status(feed_server: FeedServer, fetcher: Fetcher, status: int,
-                                      reason: str) -> None:
+                                      reason: str, kind: str) -> None:
     feed_server.set("/bad", Resource(body=b"nope", status=status, content_type="text/plain"))
     error = fetch_error(fetcher, feed_server.url("/bad"))
-    assert (error.kind, error.status) == ("http", status)
+    assert (error.kind, error.status) == (kind, status)
+    assert error.url == feed_server.url("/bad")
+    assert error.retry_after is None
     assert str(error) == f"HTTP {status} {reason} from {feed_server.url('/bad')}"
 
 
