@@ -27,6 +27,7 @@ from feedparser.urls import resolve_relative_uris
 from aggregator.errors import ParseError
 from aggregator.sanitize import plain_title, scrub_text
 from aggregator.types import Enclosure, ParsedEntry, ParsedFeed
+from aggregator.xmlsafety import defuse_entities
 
 JSON_MEDIA_TYPES = frozenset({"application/feed+json", "application/json"})
 JSON_FEED_VERSION_PREFIXES = ("https://jsonfeed.org/version/", "http://jsonfeed.org/version/")
@@ -78,7 +79,7 @@ def parse_feed(content: bytes, *, url: str, headers: Mapping[str, str]) -> Parse
     base = _document_base(url, lowered)
     if _looks_like_json(content, lowered):
         return _parse_json_feed(content, base)
-    return _parse_xml_feed(content, base, lowered)
+    return _parse_xml_feed(defuse_entities(content), base, lowered)
 
 
 def _document_base(url: str, headers: Mapping[str, str]) -> str:

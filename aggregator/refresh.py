@@ -27,6 +27,7 @@ from functools import partial
 from urllib.parse import urlsplit, urlunsplit
 
 from aggregator.catalog import Catalog, CategoryConfig
+from aggregator.discover import discover_feeds
 from aggregator.errors import FetchError, SourceError, StoreError
 from aggregator.fetch import Fetcher
 from aggregator.prepare import PreparedFeed, prepare_feed
@@ -268,8 +269,6 @@ class Refresher:
 
     def _rediscover(self, source: SourceStatus, now: datetime) -> str:
         """After repeated 404s, look for the feed on the site's home page and switch to it."""
-        from aggregator.discover import discover_feeds
-
         home = source.site_url or _origin(source.url)
         try:
             page = self.fetcher.fetch(home, accept_html=True)

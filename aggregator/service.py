@@ -11,12 +11,14 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from types import FrameType
 
 import uvicorn
 
 from aggregator.catalog import Catalog
 from aggregator.fetch import Fetcher
+from aggregator.hosts import HostGate
 from aggregator.outputs import Outputs
 from aggregator.refresh import PollSummary, Refresher, utc_now
 from aggregator.scheduler import build_scheduler
@@ -27,10 +29,12 @@ from aggregator.web import create_app
 log = logging.getLogger(__name__)
 
 
-def make_fetcher(settings: Settings) -> Fetcher:
+def make_fetcher(settings: Settings, now: Callable[[], datetime] | None = None) -> Fetcher:
+    """A fetcher with this process's per-host politeness gate."""
+    gate = HostGate(max_per_host=settings.host_concurrency, min_delay=settings.host_delay)
     return Fetcher(user_agent=settings.user_agent, connect_timeout=settings.connect_timeout,
                    read_timeout=settings.read_timeout, total_timeout=settings.fetch_deadline,
-                   max_bytes=settings.max_feed_bytes)
+                   max_bytes=settings.max_feed_bytes, gate=gate, now=now or utc_now)
 
 
 def make_outputs(settings: Settings, store: Store, catalog: Catalog) -> Outputs:

@@ -161,6 +161,6 @@ def test_a_broken_source_does_not_stop_the_others(setup: tuple[FeedServer, list[
     listing = aggregator("sources", "list", "--json", *options).stdout.splitlines()
     health = {row["id"]: row for row in map(json.loads, listing)}
     assert health["alpha"]["error_count"] == 1
-    assert health["alpha"]["last_error_kind"] == "parse"
+    assert health["alpha"]["last_error_kind"] == "not_a_feed"
     assert health["beta"]["error_count"] == 0
     assert health["beta"]["last_status"] == 200

@@ -53,7 +53,8 @@ def make_refresher(store: Store, server: FeedServer, clock: Clock, *paths: str,
         for i, path in enumerate(paths))
     catalog = Catalog(sources=sources, categories=(CategoryConfig(id="all", title="All"),))
     store.sync_sources(catalog, clock.now)
-    refresher = Refresher(store=store, fetcher=make_fetcher(settings()), catalog=catalog,
+    refresher = Refresher(store=store, fetcher=make_fetcher(settings(), now=clock),
+                          catalog=catalog,
                           workers=4, parse_processes=parse_processes, clock=clock)
     try:
         yield refresher
