@@ -1,0 +1,167 @@
+"""Dedup building blocks without models: evidence tokens, MinHash, matcher, clusterer logic."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from aggregator.dedup import evidence, shingles
+from aggregator.dedup.cluster import JOIN, MERGE, NEW, Clusterer, Overrides
+from aggregator.dedup.embed import DIM, LanguageCentering, embedding_text, from_bytes, to_bytes
+from aggregator.dedup.features import EntryFeatures
+from aggregator.dedup.language import LanguageGuess
+from aggregator.dedup.match import Matcher
+
+NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
+
+
+def axis(*indices: int) -> np.ndarray:
+    vector = np.zeros(DIM, dtype=np.float32)
+    vector[list(indices)] = 1.0
+    return vector / np.linalg.norm(vector)
+
+
+def features(
+    entry_id: str,
+    vector: np.ndarray,
+    *,
+    lang: str = "en",
+    text: str | None = None,
+    published: datetime = NOW,
+) -> EntryFeatures:
+    return EntryFeatures(
+        entry_id=entry_id,
+        language=LanguageGuess(lang, lang, lang, 0.9),
+        published=published,
+        embedding=vector.astype(np.float32),
+        minhash=shingles.MinHasher().of_text(text or f"unique text for {entry_id} only"),
+        evidence=evidence.extract("", text or ""),
+    )
+
+
+def plain_clusterer(overrides: Overrides | None = None) -> Clusterer:
+    # No reference and no history: cosines are compared raw, which these tests control.
+    return Clusterer(Matcher(centering=LanguageCentering()), overrides=overrides)
+
+
+def test_numbers_are_compared_without_separators() -> None:
+    assert evidence.numbers("1,000 people in 2013 paid 1.08 trillion") == {"1000", "2013", "1.08"}
+    assert evidence.numbers("1 000 personnes en 2013") == {"1000", "2013"}
+
+
+def test_names_are_folded_across_scripts() -> None:
+    russian = evidence.names("Вчера президент Владимир Путин встретился с Михаилом Менем.")
+    english = evidence.names("Yesterday president Vladimir Putin met Mikhail Men.")
+    assert {"vladi", "putin", "mikha"} <= russian & english
+
+
+def test_minhash_finds_near_copies_and_not_others() -> None:
+    hasher = shingles.MinHasher()
+    wire = "The central bank raised its main interest rate by a quarter point on Thursday, " * 3
+    copy = hasher.of_text(wire + " Reporting by our correspondent.")
+    other = hasher.of_text("A storm closed schools across the northern region for two days.")
+    assert shingles.jaccard(hasher.of_text(wire), copy) > 0.7
+    assert shingles.jaccard(hasher.of_text(wire), other) < 0.1
+    assert set(shingles.band_keys(hasher.of_text(wire))) & set(shingles.band_keys(copy))
+    assert shingles.from_bytes(shingles.to_bytes(copy)).tolist() == copy.tolist()
+
+
+def test_embedding_storage_is_compact_and_close() -> None:
+    vector = axis(1, 2, 3)
+    data = to_bytes(vector)
+    assert len(data) == 2 * DIM
+    assert float(np.dot(from_bytes(data), vector)) > 0.999
+
+
+def test_embedding_text_keeps_title_and_lead() -> None:
+    text = embedding_text("Title here", "Title here\nThe body " + "x" * 500)
+    assert text.startswith("Title here. The body")
+    assert len(text) == 300
+
+
+def test_features_round_trip_through_a_record() -> None:
+    original = features("e1", axis(4), text="Putin met Mikhail Men in 2013 about 1,000 homes.")
+    restored = EntryFeatures.from_record(original.to_record())
+    assert restored.entry_id == "e1"
+    assert restored.lang == "en"
+    assert restored.evidence == original.evidence
+    assert restored.minhash.tolist() == original.minhash.tolist()
+    assert float(np.dot(restored.embedding, original.embedding)) > 0.999
+
+
+def test_matcher_records_evidence() -> None:
+    match = Matcher(centering=LanguageCentering()).compare(
+        features("a", axis(1), text="Kim Jong Un visited Vladivostok in 2019 with 1,500 guards."),
+        features("b", axis(1), lang="fr", text="Kim Jong Un a visité Vladivostok en 2019."),
+    )
+    found = match.evidence_dict()
+    assert match.same_story
+    assert found["cosine"] > 0.99
+    assert found["cross_language"] == 1.0
+    assert found["shared_names"] >= 2
+    assert found["numbers_overlap"] == 1.0
+
+
+def test_join_new_and_bridging_merge() -> None:
+    clusterer = plain_clusterer()
+    first = clusterer.add(features("a", axis(1)), NOW)
+    second = clusterer.add(features("b", axis(2)), NOW)
+    assert (first.decision, second.decision) == (NEW, NEW)
+    assert first.story_id != second.story_id
+
+    joined = clusterer.add(features("a2", axis(1)), NOW)
+    assert joined.decision == JOIN
+    assert joined.story_id == first.story_id
+    assert joined.matched_entry_id == "a"
+    assert joined.evidence["cosine"] > 0.99
+
+    bridge = clusterer.add(features("c", axis(1, 2)), NOW)
+    assert bridge.decision == MERGE
+    assert bridge.merged_story_ids == (second.story_id,)
+    assert bridge.story_id == first.story_id
+    assert {clusterer.story_of[k] for k in ("a", "a2", "b", "c")} == {first.story_id}
+
+
+def test_cannot_link_prevents_join_and_merge() -> None:
+    overrides = Overrides(cannot_link=frozenset({frozenset({"a", "a2"})}))
+    clusterer = plain_clusterer(overrides)
+    clusterer.add(features("a", axis(1)), NOW)
+    assert clusterer.add(features("a2", axis(1)), NOW).decision == NEW
+    assert clusterer.story_of["a"] != clusterer.story_of["a2"]
+
+
+def test_must_link_and_pin_are_obeyed() -> None:
+    overrides = Overrides(must_link=frozenset({frozenset({"a", "z"})}), pinned={"p": 99})
+    clusterer = plain_clusterer(overrides)
+    clusterer.add(features("a", axis(1)), NOW)
+    linked = clusterer.add(features("z", axis(7)), NOW)
+    assert (linked.story_id, linked.best_signal) == (clusterer.story_of["a"], "editor_link")
+    assert clusterer.add(features("p", axis(1)), NOW).story_id == 99
+
+
+def test_stories_outside_the_window_are_not_candidates() -> None:
+    clusterer = plain_clusterer()
+    old = clusterer.add(features("old", axis(1), published=NOW - timedelta(days=30)), NOW)
+    fresh = clusterer.add(features("new", axis(1), published=NOW), NOW)
+    assert fresh.decision == NEW
+    assert fresh.story_id != old.story_id
+    assert old.story_id not in clusterer.stories  # evicted from the active index
+
+
+def test_same_input_order_gives_same_decisions() -> None:
+    def run() -> list[tuple[str, int, str, float]]:
+        clusterer = plain_clusterer()
+        items = [
+            ("a", axis(1)),
+            ("b", axis(2)),
+            ("c", axis(1, 3)),
+            ("d", axis(1, 2)),
+            ("e", axis(5)),
+        ]
+        return [
+            (d.entry_id, d.story_id, d.decision, d.score)
+            for d in (clusterer.add(features(k, v), NOW) for k, v in items)
+        ]
+
+    assert run() == run()
