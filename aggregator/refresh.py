@@ -42,6 +42,8 @@ Clock = Callable[[], datetime]
 INFLIGHT_PER_WORKER = 2
 # After this many 404s in a row, look for the feed on the site's home page.
 NOT_FOUND_DISCOVERY_AFTER = 3
+# Not-modified sources saved per transaction.
+UNCHANGED_BATCH = 200
 
 
 def utc_now() -> datetime:
@@ -93,12 +95,17 @@ class Refresher:
         self.parse_processes = parse_processes
         self.clock = clock
         self._parse_pool: ProcessPoolExecutor | None = None
+        # Kept across polls: each fetch thread keeps its session and keep-alive connections.
+        self._fetch_pool = ThreadPoolExecutor(max_workers=self.workers,
+                                              thread_name_prefix="fetch")
+        self._unchanged_batch: list[tuple[SourceStatus, FetchResult, datetime, str]] = []
 
     @property
     def categories(self) -> dict[str, CategoryConfig]:
         return {c.id: c for c in self.catalog.categories}
 
     def close(self) -> None:
+        self._fetch_pool.shutdown(wait=True, cancel_futures=True)
         if self._parse_pool is not None:
             self._parse_pool.shutdown(wait=True, cancel_futures=True)
             self._parse_pool = None
@@ -128,31 +135,33 @@ class Refresher:
         parse_pool = self._parse_executor()
         limit = self.workers * INFLIGHT_PER_WORKER
         pending: dict[Future[object], _Fetched | _Prepared | tuple[SourceStatus, ...]] = {}
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(sources)),
-                                thread_name_prefix="fetch") as fetch_pool:
-            exhausted = False
-            while True:
-                while not exhausted and len(pending) < limit:
-                    group = next(groups, None)
-                    if group is None:
-                        exhausted = True
-                        break
-                    future: Future[object] = fetch_pool.submit(self._fetch, group)
-                    pending[future] = group
-                if not pending:
+        fetch_pool = self._fetch_pool
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < limit:
+                group = next(groups, None)
+                if group is None:
+                    exhausted = True
                     break
-                finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                for future in finished:
-                    tag = pending.pop(future)
-                    if isinstance(tag, _Prepared):
-                        done(self._saved(tag, future))
-                        continue
-                    fetched = future.result()
-                    assert isinstance(fetched, _Fetched)
-                    for source in fetched.sources:
-                        outcome = self._after_fetch(source, fetched.result, parse_pool, pending)
-                        if outcome is not None:
-                            done(outcome)
+                future: Future[object] = fetch_pool.submit(self._fetch, group)
+                pending[future] = group
+            if not pending:
+                break
+            finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for future in finished:
+                tag = pending.pop(future)
+                if isinstance(tag, _Prepared):
+                    done(self._saved(tag, future))
+                    continue
+                fetched = future.result()
+                assert isinstance(fetched, _Fetched)
+                for source in fetched.sources:
+                    outcome = self._after_fetch(source, fetched.result, parse_pool, pending)
+                    if outcome is not None:
+                        done(outcome)
+            if len(self._unchanged_batch) >= UNCHANGED_BATCH:
+                self._flush_unchanged(done)
+        self._flush_unchanged(done)
         return PollSummary(tuple(outcomes))
 
     # -- stages ----------------------------------------------------------------------------
@@ -178,11 +187,13 @@ class Refresher:
             return self._failed(source, result, now)
         try:
             if result.not_modified or result.content is None:
-                return self._unchanged(source, result, now, "not_modified")
+                self._unchanged(source, result, now, "not_modified")
+                return None
             body_hash = hashlib.sha256(result.content).hexdigest()
             if body_hash == source.body_hash:
                 # Same bytes as last time: nothing to parse (servers without validators).
-                return self._unchanged(source, result, now, "unchanged")
+                self._unchanged(source, result, now, "unchanged")
+                return None
             job = _Prepared(source, result, body_hash)
             task = partial(
                 prepare_feed, result.content, url=result.url, headers=dict(result.headers),
@@ -227,17 +238,24 @@ class Refresher:
         return outcome
 
     def _unchanged(self, source: SourceStatus, fetched: FetchResult, now: datetime,
-                   result: str) -> PollOutcome:
-        self.store.save_not_modified(
-            source.id, fetched,
-            next_check_at=next_check_after_success(
+                   result: str) -> None:
+        """Queued and saved in batches: one transaction per source was most of a 304 poll."""
+        self._unchanged_batch.append((source, fetched, now, result))
+
+    def _flush_unchanged(self, done: Callable[[PollOutcome], None]) -> None:
+        batch, self._unchanged_batch = self._unchanged_batch, []
+        if not batch:
+            return
+        self.store.save_not_modified_many([
+            (source.id, fetched, next_check_after_success(
                 now, source.interval_seconds, source_id=source.id,
                 cache_seconds=cache_lifetime(fetched.headers, now),
-                publish_interval=source.publish_interval_seconds),
-            now=now)
-        outcome = PollOutcome(source.id, result, status=fetched.status)
-        self._log(outcome, fetched)
-        return outcome
+                publish_interval=source.publish_interval_seconds), now)
+            for source, fetched, now, _result in batch])
+        for source, fetched, _now, result in batch:
+            outcome = PollOutcome(source.id, result, status=fetched.status)
+            self._log(outcome, fetched)
+            done(outcome)
 
     def _failed(self, source: SourceStatus, exc: SourceError, now: datetime) -> PollOutcome:
         retry_after = exc.retry_after if isinstance(exc, FetchError) else None

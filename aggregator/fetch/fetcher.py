@@ -9,6 +9,7 @@ refusal of non-feed content, and the translation of every transport problem into
 from __future__ import annotations
 
 import http.client
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,8 @@ from aggregator.fetch.retry_after import DEFAULT_429_RETRY_AFTER, retry_after_ti
 from aggregator.hosts import HostGate
 from aggregator.netguard import NetGuard
 from aggregator.types import FetchResult
+
+log = logging.getLogger(__name__)
 
 ACCEPT = ("application/atom+xml, application/rss+xml, application/feed+json, "
           "application/xml;q=0.9, */*;q=0.8")
@@ -200,7 +203,7 @@ class Fetcher:
                                               accept_html=accept_html)
                     target = _redirect_target(session, response)
                 finally:
-                    response.close()
+                    _release(response)
             if still_permanent and response.status_code in PERMANENT_REDIRECT_STATUSES:
                 permanent = target
             else:
@@ -432,3 +435,30 @@ def _limit_next_read(raw: BaseHTTPResponse, seconds: float) -> None:
     sock = getattr(connection, "sock", None)
     if sock is not None:
         sock.settimeout(seconds)
+
+
+# Redirect bodies up to this size are read and dropped so the connection can be reused.
+REUSABLE_BODY_BYTES = 64 * 1024
+
+
+def _release(response: requests.Response) -> None:
+    """Give a body-less response's connection back to the pool instead of closing it.
+
+    requests closes the socket of a streamed response whose body it did not read itself; for
+    a 304 (no body) or a small redirect, draining and releasing keeps the keep-alive
+    connection, which is most of the cost of an all-304 poll.
+    """
+    raw = response.raw
+    length = response.headers.get("content-length")
+    small = response.status_code in (204, 304) or (
+        response.is_redirect and length is not None and length.isdigit()
+        and int(length) <= REUSABLE_BODY_BYTES)
+    if small and hasattr(raw, "drain_conn") and hasattr(raw, "release_conn"):
+        try:
+            raw.drain_conn()
+            raw.release_conn()
+            return
+        except Exception as exc:  # any doubt about the connection's state: close it instead
+            log.debug("action=release outcome=closing reason=%r", exc)
+    response.close()
+

@@ -7,7 +7,6 @@ were not saved) and the unique (source, identity key) constraint absorbs what wa
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -22,12 +21,12 @@ from sqlmodel import Session, col, select
 from aggregator.catalog import Catalog
 from aggregator.errors import StoreError
 from aggregator.store.engine import WRITE_OPTION, make_engine
+from aggregator.store.entries import write_entries
 from aggregator.store.models import Entry, EntryCategory, Source, Story
 from aggregator.types import CategoryMatch, EntryView, FetchResult, NormalizedEntry, StoryView
 
 log = logging.getLogger(__name__)
 
-MAX_IDENTITY_KEY = 500
 # A permanent redirect becomes the source's URL only after this many polls in a row saw the
 # same target: one 301 can be a misconfiguration being fixed, two in a row are a decision.
 PERMANENT_REDIRECT_CONFIRMATIONS = 2
@@ -98,19 +97,6 @@ def _status(row: Source) -> SourceStatus:
         error_count=row.error_count, last_error=row.last_error,
         last_error_kind=row.last_error_kind,
     )
-
-
-def _identity(key: str) -> str:
-    # A long guid would overflow the index; its hash is as unique and stays stable.
-    if len(key) <= MAX_IDENTITY_KEY:
-        return key
-    return "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def story_uid(source_id: str, identity_key: str) -> str:
-    """Deterministic uid from the founding entry, so a rebuilt store gives the same item ids."""
-    digest = hashlib.sha256(f"{source_id}\x00{identity_key}".encode()).hexdigest()
-    return digest[:20]
 
 
 class Store:
@@ -233,13 +219,25 @@ class Store:
 
     def save_not_modified(self, source_id: str, fetch: FetchResult, *,
                           next_check_at: datetime, now: datetime) -> None:
+        self.save_not_modified_many([(source_id, fetch, next_check_at, now)])
+
+    def save_not_modified_many(
+        self, items: Sequence[tuple[str, FetchResult, datetime, datetime]]
+    ) -> None:
+        """Sources whose feed did not change: (source id, fetch, next check, now), one commit."""
         with self._guard(), self._write() as session:
-            row = self._source(session, source_id)
-            self._touch(row, fetch, next_check_at, now)
-            row.last_success_at = now
-            row.last_new_entries = row.last_updated_entries = 0
-            row.error_count = 0
-            row.last_error = row.last_error_kind = None
+            ids = [source_id for source_id, _, _, _ in items]
+            rows = {row.id: row for row in session.exec(
+                select(Source).where(col(Source.id).in_(ids)))}
+            for source_id, fetch, next_check_at, now in items:
+                row = rows.get(source_id)
+                if row is None:
+                    raise StoreError(f"source {source_id!r} is not in the store")
+                self._touch(row, fetch, next_check_at, now)
+                row.last_success_at = now
+                row.last_new_entries = row.last_updated_entries = 0
+                row.error_count = 0
+                row.last_error = row.last_error_kind = None
             session.commit()
 
     def save_error(self, source_id: str, *, message: str, kind: str, status: int | None,
@@ -274,16 +272,9 @@ class Store:
         All in one transaction: validators are only saved together with the entries they
         describe, so an interrupted poll is simply repeated.
         """
-        new = updated = 0
         with self._guard(), self._write() as session:
             row = self._source(session, source_id)
-            # Oldest first, so a story's founding entry is the earliest one: stable uids.
-            ordered = sorted(entries, key=lambda pair: (pair[0].published_at,
-                                                        pair[0].identity_key))
-            for entry, matches in ordered:
-                changed = self._upsert_entry(session, source_id, entry, matches, now)
-                new += changed == "new"
-                updated += changed == "updated"
+            new, updated = write_entries(session.connection(), source_id, entries, now)
             self._touch(row, fetch, next_check_at, now)
             row.body_hash = body_hash
             row.feed_title = (feed_title or "")[:512] or row.feed_title
@@ -304,107 +295,6 @@ class Store:
         if row is None:
             raise StoreError(f"source {source_id!r} is not in the store; sync the catalog first")
         return row
-
-    def _upsert_entry(self, session: Session, source_id: str, entry: NormalizedEntry,
-                      matches: Sequence[CategoryMatch], now: datetime) -> str:
-        key = _identity(entry.identity_key)
-        existing = session.exec(
-            select(Entry).where(Entry.source_id == source_id, Entry.identity_key == key)
-        ).first()
-        if existing is not None:
-            if (existing.content_hash == entry.content_hash and existing.title == entry.title
-                    and existing.url == entry.url):
-                return "unchanged"
-            self._fill(existing, entry, now)
-            self._set_categories(session, existing, matches, replace=True)
-            if existing.story_id is not None:
-                story = session.get(Story, existing.story_id)
-                if story is not None:
-                    story.updated_at = max(story.updated_at, entry.updated_at)
-            return "updated"
-        row = Entry(source_id=source_id, identity_key=key, first_seen_at=now,
-                    title="", content_hash="", published_at=now, updated_at=now, fetched_at=now)
-        self._fill(row, entry, now)
-        session.add(row)
-        session.flush()
-        self._assign_story(session, row, source_id, now)
-        self._set_categories(session, row, matches, replace=False)
-        return "new"
-
-    @staticmethod
-    def _fill(row: Entry, entry: NormalizedEntry, now: datetime) -> None:
-        row.guid = entry.guid[:2048] if entry.guid else None
-        row.url = entry.url[:2048] if entry.url else None
-        row.link = entry.link[:2048] if entry.link else None
-        row.title = entry.title[:1000]
-        row.summary_html = entry.summary_html
-        row.content_html = entry.content_html
-        row.text = entry.text
-        row.language = entry.language
-        row.author = entry.author[:512] if entry.author else None
-        row.tags = list(entry.tags)
-        row.enclosures = [asdict(e) for e in entry.enclosures]
-        row.content_hash = entry.content_hash
-        row.published_at = entry.published_at
-        row.updated_at = entry.updated_at
-        row.fetched_at = now
-
-    def _assign_story(self, session: Session, row: Entry, source_id: str, now: datetime) -> None:
-        """First version of clustering: same canonical URL, else same content hash."""
-        assert row.id is not None
-        match: Entry | None = None
-        signal = "new"
-        candidates: list[tuple[str, Any]] = []
-        if row.url:
-            candidates.append(("url", Entry.url == row.url))
-        candidates.append(("content_hash", Entry.content_hash == row.content_hash))
-        for name, condition in candidates:
-            match = session.exec(
-                select(Entry)
-                .where(condition, Entry.id != row.id, col(Entry.story_id).is_not(None))
-                .order_by(col(Entry.id))
-                .limit(1)
-            ).first()
-            if match is not None:
-                signal = name
-                break
-        story: Story | None = None
-        if match is not None and match.story_id is not None:
-            story = self._live_story(session, match.story_id)
-        if story is None:
-            story = Story(uid=story_uid(source_id, row.identity_key), title=row.title,
-                          first_seen_at=now, published_at=row.published_at,
-                          updated_at=row.updated_at, entry_count=0)
-            session.add(story)
-            session.flush()
-            signal, match = "new", None
-        else:
-            story.published_at = min(story.published_at, row.published_at)
-            story.updated_at = max(story.updated_at, row.updated_at, now)
-        story.entry_count += 1
-        row.story_id = story.id
-        row.story_signal = signal
-        row.story_score = None if match is None else 1.0
-        row.story_matched_entry_id = None if match is None else match.id
-
-    @staticmethod
-    def _live_story(session: Session, story_id: int) -> Story | None:
-        story = session.get(Story, story_id)
-        seen = set()
-        while story is not None and story.merged_into_id is not None and story.id not in seen:
-            seen.add(story.id)
-            story = session.get(Story, story.merged_into_id)
-        return story
-
-    @staticmethod
-    def _set_categories(session: Session, row: Entry, matches: Sequence[CategoryMatch], *,
-                        replace: bool) -> None:
-        if replace:
-            session.execute(sa.delete(EntryCategory).where(col(EntryCategory.entry_id) == row.id))
-        assert row.id is not None
-        for match in matches:
-            session.add(EntryCategory(entry_id=row.id, category_id=match.category_id,
-                                      score=match.score, reason=match.reason[:500]))
 
     # -- stories -------------------------------------------------------------------------
 

@@ -370,3 +370,16 @@ def test_fetcher_is_usable_after_close(server: FeedServer) -> None:
 def test_nonsense_configuration_is_refused(options: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="must"):
         Fetcher(**options)  # type: ignore[arg-type]
+
+
+def test_not_modified_responses_keep_the_connection(feed_server: FeedServer) -> None:
+    from aggregator.fetch import Fetcher as _Fetcher
+
+    feed_server.set("/kept.xml", Resource(body=b"<rss version='2.0'><channel/></rss>"))
+    with _Fetcher(user_agent="test/1") as fetcher:
+        first = fetcher.fetch(feed_server.url("/kept.xml"))
+        for _ in range(5):
+            again = fetcher.fetch(feed_server.url("/kept.xml"), etag=first.etag)
+            assert again.status == 304
+    ports = {r.client_port for r in feed_server.requests if r.status == 304}
+    assert len(ports) == 1

@@ -147,3 +147,38 @@ def test_iter_stories_pages_through_everything(store: Store) -> None:
     store.sync_sources(catalog(source("a")), NOW)
     _save(store, "a", *[entry(str(i), url=f"https://n.example/{i}") for i in range(7)])
     assert len(list(store.iter_stories())) == 7
+
+
+def test_copies_inside_one_feed_share_a_story(store: Store) -> None:
+    store.sync_sources(catalog(source("a")), NOW)
+    first = entry("1", url="https://wire.example/x", published_at=NOW - timedelta(hours=1))
+    copy = entry("2", url="https://wire.example/x", title="Same story, other title",
+                 text="Other words")
+    twin = entry("3", url="https://other.example/y", content_hash=first.content_hash)
+    assert _save(store, "a", copy, twin, first).new_entries == 3
+    stories = store.category_stories("news", 10)
+    assert len(stories) == 1
+    evidence = {row["title"]: row for row in store.story_evidence(stories[0].story_id)}
+    founder = evidence["Title 1"]
+    assert founder["signal"] == "new"
+    assert evidence["Same story, other title"]["signal"] == "url"
+    assert evidence["Same story, other title"]["matched_entry_id"] == founder["entry_id"]
+    assert evidence["Title 3"]["signal"] == "content_hash"
+    assert evidence["Title 3"]["matched_entry_id"] == founder["entry_id"]
+    assert [s.entries[0].title for s in stories] == ["Title 1"]
+
+
+def test_a_match_into_a_merged_story_joins_the_survivor(store: Store) -> None:
+    import sqlalchemy as sa
+
+    store.sync_sources(catalog(source("a"), source("b")), NOW)
+    _save(store, "a", entry("1", url="https://x.example/1"), entry("2", url="https://x.example/2"))
+    ids = sorted(s.story_id for s in store.category_stories("news", 10))
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE stories SET merged_into_id = :keep WHERE id = :gone"),
+                           {"keep": ids[0], "gone": ids[1]})
+    _save(store, "b", entry("b2", url="https://x.example/2"))
+    with store.engine.connect() as connection:
+        story_of_b = connection.execute(sa.text(
+            "SELECT story_id FROM entries WHERE source_id = 'b'")).scalar_one()
+    assert story_of_b == ids[0]

@@ -1,0 +1,280 @@
+"""Writing one feed's entries in set-based statements: entries, categories, exact-match stories.
+
+A feed of N entries costs a handful of statements, not N round trips through the ORM: one
+SELECT for the entries already stored, one per signal for stories to join, then executemany
+INSERT/UPDATE with RETURNING. Runs inside the caller's transaction (``save_poll``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from aggregator.store.models import Entry, EntryCategory, Story, UTCDateTime
+from aggregator.types import CategoryMatch, NormalizedEntry
+
+MAX_IDENTITY_KEY = 500
+# Values per IN (...) list; stays far below every engine's bound-parameter limit.
+IN_CHUNK = 500
+
+ENTRIES = Entry.__table__  # type: ignore[attr-defined]
+STORIES = Story.__table__  # type: ignore[attr-defined]
+CATEGORIES = EntryCategory.__table__  # type: ignore[attr-defined]
+
+
+def identity(key: str) -> str:
+    # A long guid would overflow the index; its hash is as unique and stays stable.
+    if len(key) <= MAX_IDENTITY_KEY:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def story_uid(source_id: str, identity_key: str) -> str:
+    """Deterministic uid from the founding entry, so a rebuilt store gives the same item ids."""
+    digest = hashlib.sha256(f"{source_id}\x00{identity_key}".encode()).hexdigest()
+    return digest[:20]
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start:start + IN_CHUNK]
+
+
+def _columns(entry: NormalizedEntry, now: datetime) -> dict[str, Any]:
+    return {
+        "guid": entry.guid[:2048] if entry.guid else None,
+        "url": entry.url[:2048] if entry.url else None,
+        "link": entry.link[:2048] if entry.link else None,
+        "title": entry.title[:1000],
+        "summary_html": entry.summary_html,
+        "content_html": entry.content_html,
+        "text": entry.text,
+        "language": entry.language,
+        "author": entry.author[:512] if entry.author else None,
+        "tags": list(entry.tags),
+        "enclosures": [asdict(e) for e in entry.enclosures],
+        "content_hash": entry.content_hash,
+        "published_at": entry.published_at,
+        "updated_at": entry.updated_at,
+        "fetched_at": now,
+    }
+
+
+def write_entries(connection: Connection, source_id: str,
+                  entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
+                  now: datetime) -> tuple[int, int]:
+    """Insert new entries, update changed ones; return (new, updated)."""
+    # Oldest first, so a story's founding entry is the earliest one: stable uids.
+    ordered = sorted(entries, key=lambda pair: (pair[0].published_at, pair[0].identity_key))
+    keys = [identity(e.identity_key) for e, _ in ordered]
+    stored: dict[str, Any] = {}
+    for chunk in _chunks(keys):
+        for row in connection.execute(
+            sa.select(ENTRIES.c.id, ENTRIES.c.identity_key, ENTRIES.c.content_hash,
+                      ENTRIES.c.title, ENTRIES.c.url, ENTRIES.c.story_id)
+            .where(ENTRIES.c.source_id == source_id, ENTRIES.c.identity_key.in_(chunk))
+        ):
+            stored[row.identity_key] = row
+    fresh: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]] = []
+    changed: list[tuple[Any, NormalizedEntry, Sequence[CategoryMatch]]] = []
+    seen: set[str] = set()
+    for key, (entry, matches) in zip(keys, ordered, strict=True):
+        if key in seen:
+            continue
+        seen.add(key)
+        old = stored.get(key)
+        if old is None:
+            fresh.append((key, entry, matches))
+        elif (old.content_hash, old.title, old.url) != (entry.content_hash, entry.title[:1000],
+                                                        entry.url):
+            changed.append((old, entry, matches))
+    if changed:
+        _update(connection, changed, now)
+    if fresh:
+        _insert(connection, source_id, fresh, now)
+    return len(fresh), len(changed)
+
+
+def _update(connection: Connection,
+            changed: list[tuple[Any, NormalizedEntry, Sequence[CategoryMatch]]],
+            now: datetime) -> None:
+    connection.execute(
+        ENTRIES.update().where(ENTRIES.c.id == sa.bindparam("entry_id")),
+        [{"entry_id": old.id, **_columns(entry, now)} for old, entry, _ in changed],
+    )
+    ids = [old.id for old, _, _ in changed]
+    for chunk in _chunks(ids):
+        connection.execute(CATEGORIES.delete().where(CATEGORIES.c.entry_id.in_(chunk)))
+    _insert_categories(connection, [(old.id, matches) for old, _, matches in changed])
+    bumps: dict[int, datetime] = {}
+    for old, entry, _ in changed:
+        if old.story_id is not None:
+            bumps[old.story_id] = max(bumps.get(old.story_id, entry.updated_at),
+                                      entry.updated_at)
+    if bumps:
+        connection.execute(
+            STORIES.update().where(STORIES.c.id == sa.bindparam("story_id"))
+            .values(updated_at=_greatest(connection)(STORIES.c.updated_at, _when("moment"))),
+            [{"story_id": sid, "moment": moment} for sid, moment in bumps.items()],
+        )
+
+
+def _when(name: str) -> sa.BindParameter[datetime]:
+    # Typed, so SQLite gets the same naive-UTC text as the column's own values.
+    return sa.bindparam(name, type_=UTCDateTime())
+
+
+def _greatest(connection: Connection) -> Any:
+    return sa.func.max if connection.dialect.name == "sqlite" else sa.func.greatest
+
+
+def _existing_matches(connection: Connection, column: sa.Column[Any],
+                      values: set[str]) -> dict[str, tuple[int, int]]:
+    """value → (earliest entry id, its story id) among entries that already have a story."""
+    found: dict[str, tuple[int, int]] = {}
+    ordered_values = sorted(values)
+    for chunk in _chunks(ordered_values):
+        rows = connection.execute(
+            sa.select(column, ENTRIES.c.id, ENTRIES.c.story_id)
+            .where(column.in_(chunk), ENTRIES.c.story_id.is_not(None))
+            .order_by(ENTRIES.c.id)
+        )
+        for value, entry_id, story_id in rows:
+            found.setdefault(value, (entry_id, story_id))
+    return found
+
+
+def _live_stories(connection: Connection, story_ids: set[int]) -> dict[int, int]:
+    """Follow ``merged_into_id`` so entries join the story that absorbed theirs."""
+    resolved = {sid: sid for sid in story_ids}
+    pending = set(story_ids)
+    for _ in range(20):  # merge chains are short; the bound guards against a cycle
+        if not pending:
+            break
+        rows = connection.execute(
+            sa.select(STORIES.c.id, STORIES.c.merged_into_id)
+            .where(STORIES.c.id.in_(sorted(pending)), STORIES.c.merged_into_id.is_not(None)))
+        moved = {row.id: row.merged_into_id for row in rows}
+        for original, current in resolved.items():
+            if current in moved:
+                resolved[original] = moved[current]
+        pending = set(moved.values())
+    return resolved
+
+
+def _insert(connection: Connection, source_id: str,
+            fresh: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]],
+            now: datetime) -> None:
+    by_url = _existing_matches(connection, ENTRIES.c.url,
+                               {e.url for _, e, _ in fresh if e.url})
+    by_hash = _existing_matches(connection, ENTRIES.c.content_hash,
+                                {e.content_hash for _, e, _ in fresh})
+    live = _live_stories(connection, {sid for _, sid in (*by_url.values(), *by_hash.values())})
+
+    # Each entry's story: a stored story id, or ("new", p) for the story that the entry at
+    # batch position p founds. Copies within this feed follow the first one.
+    story_ref: list[int | tuple[str, int]] = []
+    signals: list[str] = []
+    matched: list[int | None] = []  # a stored entry id
+    matched_in_batch: dict[int, int] = {}  # position -> earlier position it matched
+    first_url: dict[str, int] = {}
+    first_hash: dict[str, int] = {}
+    for position, (_key, entry, _matches) in enumerate(fresh):
+        ref: int | tuple[str, int] = ("new", position)
+        signal, stored_match = "new", None
+        if entry.url and entry.url in by_url:
+            stored_match, story_id = by_url[entry.url]
+            ref, signal = live[story_id], "url"
+        elif entry.content_hash in by_hash:
+            stored_match, story_id = by_hash[entry.content_hash]
+            ref, signal = live[story_id], "content_hash"
+        elif entry.url and entry.url in first_url:
+            earlier = first_url[entry.url]
+            ref, signal = story_ref[earlier], "url"
+            matched_in_batch[position] = earlier
+        elif entry.content_hash in first_hash:
+            earlier = first_hash[entry.content_hash]
+            ref, signal = story_ref[earlier], "content_hash"
+            matched_in_batch[position] = earlier
+        story_ref.append(ref)
+        signals.append(signal)
+        matched.append(stored_match)
+        if entry.url:
+            first_url.setdefault(entry.url, position)
+        first_hash.setdefault(entry.content_hash, position)
+
+    founders = [p for p, ref in enumerate(story_ref) if ref == ("new", p)]
+    founded: dict[int, int] = {}
+    if founders:
+        rows = connection.execute(
+            STORIES.insert().returning(STORIES.c.id, sort_by_parameter_order=True),
+            [{"uid": story_uid(source_id, fresh[p][0]), "title": fresh[p][1].title[:1000],
+              "first_seen_at": now, "published_at": fresh[p][1].published_at,
+              "updated_at": fresh[p][1].updated_at, "entry_count": 0,
+              "merged_into_id": None} for p in founders],
+        )
+        founded = {p: row[0] for p, row in zip(founders, rows, strict=True)}
+
+    values = []
+    for position, (key, entry, _matches) in enumerate(fresh):
+        ref = story_ref[position]
+        values.append({
+            "source_id": source_id, "identity_key": key, "first_seen_at": now,
+            "story_id": founded[ref[1]] if isinstance(ref, tuple) else ref,
+            "story_signal": signals[position],
+            "story_score": None if signals[position] == "new" else 1.0,
+            "story_matched_entry_id": matched[position],
+            **_columns(entry, now),
+        })
+    entry_ids = [row[0] for row in connection.execute(
+        ENTRIES.insert().returning(ENTRIES.c.id, sort_by_parameter_order=True), values)]
+    # Matches inside this batch point at entries whose ids exist only now.
+    inside = [(entry_ids[p], entry_ids[q]) for p, q in matched_in_batch.items()]
+    if inside:
+        connection.execute(
+            ENTRIES.update().where(ENTRIES.c.id == sa.bindparam("entry_id"))
+            .values(story_matched_entry_id=sa.bindparam("matched")),
+            [{"entry_id": entry_id, "matched": matched} for entry_id, matched in inside])
+    _insert_categories(connection, [(entry_ids[p], fresh[p][2]) for p in range(len(fresh))])
+    _count_members(connection, [v["story_id"] for v in values],
+                   [(v["story_id"], v["published_at"], v["updated_at"]) for v in values], now)
+
+
+def _count_members(connection: Connection, story_ids: list[int],
+                   dates: list[tuple[int, datetime, datetime]], now: datetime) -> None:
+    counts: dict[int, int] = {}
+    earliest: dict[int, datetime] = {}
+    latest: dict[int, datetime] = {}
+    for story_id, published, updated in dates:
+        counts[story_id] = counts.get(story_id, 0) + 1
+        earliest[story_id] = min(earliest.get(story_id, published), published)
+        latest[story_id] = max(latest.get(story_id, updated), updated)
+    sqlite = connection.dialect.name == "sqlite"
+    least = sa.func.min if sqlite else sa.func.least
+    connection.execute(
+        STORIES.update().where(STORIES.c.id == sa.bindparam("story_id")).values(
+            entry_count=STORIES.c.entry_count + sa.bindparam("added"),
+            published_at=least(STORIES.c.published_at, _when("earliest")),
+            # A stored story that gains a member is updated: readers see the new version.
+            updated_at=_greatest(connection)(
+                STORIES.c.updated_at, _when("latest"),
+                sa.case((STORIES.c.entry_count > 0, _when("now")),
+                        else_=STORIES.c.updated_at)),
+        ),
+        [{"story_id": sid, "added": counts[sid], "earliest": earliest[sid],
+          "latest": latest[sid], "now": now} for sid in sorted(counts)],
+    )
+
+
+def _insert_categories(connection: Connection,
+                       rows: list[tuple[int, Sequence[CategoryMatch]]]) -> None:
+    values = [{"entry_id": entry_id, "category_id": m.category_id, "score": m.score,
+               "reason": m.reason[:500]} for entry_id, matches in rows for m in matches]
+    if values:
+        connection.execute(CATEGORIES.insert(), values)
