@@ -250,7 +250,7 @@ def explain(
     Order follows ``source_categories`` (duplicates dropped); a category id the mapping does
     not know, such as one removed from the catalog since the source row was written, is skipped.
     """
-    fields = _fields(entry)
+    fields: _Fields | None = None
     decisions: list[CategoryDecision] = []
     seen: set[str] = set()
     for category_id in source_categories:
@@ -258,6 +258,12 @@ def explain(
         if category is None or category_id in seen:
             continue
         seen.add(category_id)
+        if not category.include and not category.exclude:
+            # Folding the text is most of classify's cost; a rule-less category needs none.
+            decisions.append(CategoryDecision(category_id, True, 1.0, ALL_ENTRIES_REASON))
+            continue
+        if fields is None:
+            fields = _fields(entry)
         decisions.append(_decide(fields, compile_rules(category)))
     return decisions
 
