@@ -226,6 +226,24 @@ def _chooser(pick: int | None) -> Callable[[Sequence[DiscoveredFeed]], Discovere
     return choose
 
 
+def cmd_eval_dedup(ctx: Context) -> int:
+    from aggregator.dedup.embed import Embedder
+    from aggregator.dedup.evaluate import run as evaluate
+    from aggregator.dedup.features import FeatureExtractor
+    from aggregator.dedup.language import LanguageDetector
+
+    path: Path = ctx.args.file
+    if not path.is_file():
+        raise ConfigError("no such file", file=str(path))
+    extractor = FeatureExtractor(LanguageDetector(), Embedder())
+    try:
+        result = evaluate(path, extractor)
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"not a labelled dedup file: {exc}", file=str(path)) from exc
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
 
@@ -394,6 +412,16 @@ def build_parser() -> argparse.ArgumentParser:
                                           metavar="SUBCOMMAND")
     db_commands.add_parser("upgrade", parents=[common],
                            help="apply schema migrations").set_defaults(handler=cmd_db_upgrade)
+
+    evaluation = add("eval", "measure the machine's decisions on labelled data", cmd_eval_dedup)
+    eval_commands = evaluation.add_subparsers(dest="eval_command", required=True,
+                                              metavar="SUBCOMMAND")
+    dedup_eval = eval_commands.add_parser(
+        "dedup", parents=[common],
+        help="story clustering on a labelled JSONL file (articles with `cluster`, or scored "
+             "pairs); prints precision, recall and F1 as JSON")
+    dedup_eval.add_argument("file", type=Path, help="labelled JSONL file")
+    dedup_eval.set_defaults(handler=cmd_eval_dedup)
 
     demo = add("demo", "run the service offline against bundled sample feeds", cmd_demo)
     demo.add_argument("--port", type=int, default=8080,
