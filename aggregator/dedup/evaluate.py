@@ -118,6 +118,23 @@ def _prf(tp: int, fp: int, fn: int) -> dict[str, float | int]:
     }
 
 
+def _tally(counts: dict[str, list[int]], data: Dataset, a: str, b: str, *, gold: bool,
+           pred: bool) -> None:
+    """Count one pair as tp/fp/fn in its language bucket and in "overall"."""
+    kind = "same_language" if data.gold_lang[a] == data.gold_lang[b] else "cross_language"
+    for bucket in (kind, "overall"):
+        if gold and pred:
+            counts[bucket][0] += 1
+        elif pred:
+            counts[bucket][1] += 1
+        elif gold:
+            counts[bucket][2] += 1
+
+
+def _scores(counts: dict[str, list[int]]) -> dict[str, object]:
+    return {k: _prf(*counts[k]) for k in ("overall", "same_language", "cross_language")}
+
+
 def evaluate_clusters(
     data: Dataset,
     features: dict[str, EntryFeatures],
@@ -138,18 +155,9 @@ def evaluate_clusters(
     predicted = {key: clusterer.story_of[key] for key in keys}
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for a, b in combinations(keys, 2):
-        kind = "same_language" if data.gold_lang[a] == data.gold_lang[b] else "cross_language"
-        gold, pred = data.clusters[a] == data.clusters[b], predicted[a] == predicted[b]
-        for bucket in (kind, "overall"):
-            if gold and pred:
-                counts[bucket][0] += 1
-            elif pred:
-                counts[bucket][1] += 1
-            elif gold:
-                counts[bucket][2] += 1
-    result: dict[str, object] = {
-        k: _prf(*counts[k]) for k in ("overall", "same_language", "cross_language")
-    }
+        _tally(counts, data, a, b, gold=data.clusters[a] == data.clusters[b],
+               pred=predicted[a] == predicted[b])
+    result = _scores(counts)
     result["bcubed_f1"] = round(_bcubed(keys, data.clusters, predicted), 4)
     result["entries"] = len(keys)
     result["gold_stories"] = len({data.clusters[k] for k in keys})
@@ -194,17 +202,8 @@ def evaluate_pairs(
         used += 1
         gold = score <= SAME_STORY_MAX
         pred = matcher.compare(features[a], features[b]).same_story
-        kind = "same_language" if data.gold_lang[a] == data.gold_lang[b] else "cross_language"
-        for bucket in (kind, "overall"):
-            if gold and pred:
-                counts[bucket][0] += 1
-            elif pred:
-                counts[bucket][1] += 1
-            elif gold:
-                counts[bucket][2] += 1
-    result: dict[str, object] = {
-        k: _prf(*counts[k]) for k in ("overall", "same_language", "cross_language")
-    }
+        _tally(counts, data, a, b, gold=gold, pred=pred)
+    result = _scores(counts)
     result["pairs_used"] = used
     result["pairs_ignored"] = ignored
     return result
