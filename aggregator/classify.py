@@ -135,7 +135,10 @@ def fold_accents(text: str) -> str:
     NFKD splits "é" into "e" plus a combining mark, which is dropped; NFC then puts back
     together what must stay composed, such as Hangul syllables.
     """
-    decomposed = unicodedata.normalize("NFKD", text.translate(_PUNCTUATION_FOLD))
+    text = text.translate(_PUNCTUATION_FOLD)
+    if text.isascii():
+        return text  # NFKD and NFC leave ASCII as it is; skipping them is most of the cost
+    decomposed = unicodedata.normalize("NFKD", text)
     kept = "".join(
         ch for ch in decomposed
         if not unicodedata.combining(ch) or unicodedata.combining(ch) in _KEPT_COMBINING_CLASSES
