@@ -32,6 +32,7 @@ from aggregator.store import (
     open_store,
 )
 from aggregator.store import upgrade as upgrade_schema
+from aggregator.types import Membership
 
 if TYPE_CHECKING:
     from aggregator.discover import DiscoveredFeed
@@ -285,8 +286,10 @@ def cmd_stories(ctx: Context) -> int:
                 "uid": story.uid,
                 "title": story.representative.title,
                 "entries": [
-                    {"url": e.url, "source": e.source_id, "language": e.language,
-                     "title": e.title, "published": e.published_at.isoformat()}
+                    {"id": e.entry_id, "url": e.url, "source": e.source_id,
+                     "language": e.language, "title": e.title,
+                     "published": e.published_at.isoformat(),
+                     "evidence": _evidence(e.membership)}
                     for e in story.entries
                 ],
             }
@@ -300,6 +303,13 @@ def cmd_stories(ctx: Context) -> int:
     finally:
         store.close()
     return 0
+
+
+def _evidence(membership: Membership | None) -> dict[str, object] | None:
+    if membership is None:
+        return None
+    return {"signal": membership.signal, "score": membership.score,
+            "matched_entry_id": membership.matched_entry_id}
 
 
 def _show_story(store: Store, story_id: int) -> int:

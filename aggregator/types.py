@@ -112,6 +112,16 @@ class CategoryMatch:
 
 
 @dataclass(frozen=True)
+class Membership:
+    """Why an entry is in its story: the deciding signal ("new" for the entry that founded
+    it), its score, and the entry it matched."""
+
+    signal: str | None
+    score: float | None = None
+    matched_entry_id: int | None = None
+
+
+@dataclass(frozen=True)
 class EntryView:
     """One member entry of a story, as the publisher and the API show it."""
 
@@ -128,6 +138,7 @@ class EntryView:
     # False for a version whose entry the category's rules did not accept: it is listed as
     # another version of the story but never represents it there.
     in_category: bool = True
+    membership: Membership | None = None
 
 
 @dataclass(frozen=True)

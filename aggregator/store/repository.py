@@ -23,7 +23,14 @@ from aggregator.errors import StoreError
 from aggregator.store.engine import WRITE_OPTION, make_engine
 from aggregator.store.entries import write_entries
 from aggregator.store.models import Entry, EntryCategory, Source, Story
-from aggregator.types import CategoryMatch, EntryView, FetchResult, NormalizedEntry, StoryView
+from aggregator.types import (
+    CategoryMatch,
+    EntryView,
+    FetchResult,
+    Membership,
+    NormalizedEntry,
+    StoryView,
+)
 
 log = logging.getLogger(__name__)
 
@@ -392,6 +399,8 @@ class Store:
                 language=entry.language, published_at=entry.published_at,
                 updated_at=entry.updated_at, author=entry.author,
                 in_category=accepted is None or entry.id in accepted,
+                membership=Membership(entry.story_signal, entry.story_score,
+                                      entry.story_matched_entry_id),
             ))
         return [
             StoryView(story_id=s.id or 0, uid=s.uid, first_seen=s.first_seen_at,

@@ -116,7 +116,13 @@ def test_poll_stores_classifies_clusters_and_publishes(setup: tuple[FeedServer, 
     pair = [s for s in stories if len(s["entries"]) == 2]
     assert len(pair) == 1
     assert {e["source"] for e in pair[0]["entries"]} == {"alpha", "beta"}
-    assert all({"url", "source", "language", "title"} <= set(e) for e in pair[0]["entries"])
+    assert all({"url", "source", "language", "title", "evidence"} <= set(e)
+               for e in pair[0]["entries"])
+    signals = sorted(e["evidence"]["signal"] for e in pair[0]["entries"])
+    assert signals == ["new", "url"]
+    founder = next(e for e in pair[0]["entries"] if e["evidence"]["signal"] == "new")
+    joined = next(e for e in pair[0]["entries"] if e["evidence"]["signal"] == "url")
+    assert joined["evidence"]["matched_entry_id"] == founder["id"]
 
     out = tmp_path / "site"
     aggregator("publish", "--out", str(out), *options)
