@@ -9,6 +9,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -373,13 +374,27 @@ def test_nonsense_configuration_is_refused(options: dict[str, object]) -> None:
 
 
 def test_not_modified_responses_keep_the_connection(feed_server: FeedServer) -> None:
-    from aggregator.fetch import Fetcher as _Fetcher
-
     feed_server.set("/kept.xml", Resource(body=b"<rss version='2.0'><channel/></rss>"))
-    with _Fetcher(user_agent="test/1") as fetcher:
+    with Fetcher(user_agent="test/1") as fetcher:
         first = fetcher.fetch(feed_server.url("/kept.xml"))
         for _ in range(5):
             again = fetcher.fetch(feed_server.url("/kept.xml"), etag=first.etag)
             assert again.status == 304
     ports = {r.client_port for r in feed_server.requests if r.status == 304}
     assert len(ports) == 1
+
+
+def test_netrc_credentials_never_reach_a_feed_host(feed_server: FeedServer, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login alice password secret\n", encoding="utf-8")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+                 "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    feed_server.set("/private.xml", Resource(body=b"<rss version='2.0'><channel/></rss>"))
+    with Fetcher(user_agent="test/1") as fetcher:
+        fetcher.fetch(feed_server.url("/private.xml"))
+    assert "authorization" not in feed_server.requests[-1].headers
