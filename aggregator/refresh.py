@@ -91,6 +91,7 @@ class Refresher:
         self.store = store
         self.fetcher = fetcher
         self.catalog = catalog
+        self.categories: dict[str, CategoryConfig] = {c.id: c for c in catalog.categories}
         self.workers = max(1, workers)
         self.parse_processes = parse_processes
         self.clock = clock
@@ -99,10 +100,6 @@ class Refresher:
         self._fetch_pool = ThreadPoolExecutor(max_workers=self.workers,
                                               thread_name_prefix="fetch")
         self._unchanged_batch: list[tuple[SourceStatus, FetchResult, datetime, str]] = []
-
-    @property
-    def categories(self) -> dict[str, CategoryConfig]:
-        return {c.id: c for c in self.catalog.categories}
 
     def close(self) -> None:
         self._fetch_pool.shutdown(wait=True, cancel_futures=True)
