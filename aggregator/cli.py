@@ -122,12 +122,11 @@ def cmd_poll(ctx: Context) -> int:
     store = ctx.store(auto_upgrade=True)
     service = Service(ctx.settings, store, catalog)
     try:
-        due = len(store.due_sources(_now(), everything=ctx.args.all))
+        due = store.due_sources(_now(), everything=ctx.args.all)
         if not due:
             print("no source is due (use --all to poll every active source)")
             return 0
-        _count, summary = service.poll(everything=ctx.args.all,
-                                       on_outcome=progress_for(due))
+        summary = service.poll(due, on_outcome=progress_for(len(due)))
         print(f"polled {len(summary.outcomes)} sources: {summary.new_entries} new entries, "
               f"{summary.updated_entries} updated, {summary.count('not_modified')} not "
               f"modified, {summary.count('unchanged')} unchanged, "

@@ -24,6 +24,7 @@ from concurrent.futures import (
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from aggregator.catalog import Catalog, CategoryConfig
@@ -83,6 +84,9 @@ class _Prepared:
     body_hash: str
 
 
+_Pending = dict[Future[Any], _Prepared | None]
+
+
 class Refresher:
     """Holds what polls need; built once by an entry point and reused for every tick."""
 
@@ -131,7 +135,8 @@ class Refresher:
         groups = iter(_group_by_url(sources))
         parse_pool = self._parse_executor()
         limit = self.workers * INFLIGHT_PER_WORKER
-        pending: dict[Future[object], _Fetched | _Prepared | tuple[SourceStatus, ...]] = {}
+        # A fetch future maps to None; a parse future to the job it prepares.
+        pending: _Pending = {}
         fetch_pool = self._fetch_pool
         exhausted = False
         while True:
@@ -140,15 +145,14 @@ class Refresher:
                 if group is None:
                     exhausted = True
                     break
-                future: Future[object] = fetch_pool.submit(self._fetch, group)
-                pending[future] = group
+                pending[fetch_pool.submit(self._fetch, group)] = None
             if not pending:
                 break
             finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for future in finished:
-                tag = pending.pop(future)
-                if isinstance(tag, _Prepared):
-                    done(self._saved(tag, future))
+                job = pending.pop(future)
+                if job is not None:
+                    done(self._saved(job, future.result))
                     continue
                 fetched = future.result()
                 assert isinstance(fetched, _Fetched)
@@ -176,9 +180,7 @@ class Refresher:
         return _Fetched(group, result)
 
     def _after_fetch(self, source: SourceStatus, result: FetchResult | SourceError,
-                     parse_pool: Executor | None,
-                     pending: dict[Future[object], _Fetched | _Prepared | tuple[SourceStatus, ...]]
-                     ) -> PollOutcome | None:
+                     parse_pool: Executor | None, pending: _Pending) -> PollOutcome | None:
         now = self.clock()
         if isinstance(result, SourceError):
             return self._failed(source, result, now)
@@ -198,12 +200,7 @@ class Refresher:
                 categories=self.categories, now=now,
             )
             if parse_pool is None:
-                immediate: Future[object] = Future()
-                try:
-                    immediate.set_result(task())
-                except Exception as exc:  # delivered to _saved like a pool's failure
-                    immediate.set_exception(exc)
-                return self._saved(job, immediate)
+                return self._saved(job, task)
             pending[parse_pool.submit(task)] = job
             return None
         except StoreError:
@@ -211,11 +208,12 @@ class Refresher:
         except Exception as exc:  # a bug must cost one source, not the whole poll
             return self._internal_error(source, exc, now)
 
-    def _saved(self, job: _Prepared, future: Future[object]) -> PollOutcome:
+    def _saved(self, job: _Prepared, prepared_feed: Callable[[], object]) -> PollOutcome:
+        """Save what ``prepared_feed()`` returns: the task itself, or a pool future's result."""
         now = self.clock()
         source, fetched = job.source, job.fetched
         try:
-            prepared = future.result()
+            prepared = prepared_feed()
             assert isinstance(prepared, PreparedFeed)
         except SourceError as exc:
             return self._failed(source, exc, now)

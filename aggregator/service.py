@@ -10,7 +10,7 @@ import logging
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import FrameType
 
@@ -23,7 +23,7 @@ from aggregator.outputs import Outputs
 from aggregator.refresh import PollSummary, Refresher, utc_now
 from aggregator.scheduler import build_scheduler
 from aggregator.settings import Settings
-from aggregator.store import PollOutcome, Store
+from aggregator.store import PollOutcome, SourceStatus, Store
 from aggregator.web import create_app
 
 log = logging.getLogger(__name__)
@@ -59,10 +59,12 @@ class Service:
                                    parse_processes=settings.parse_processes)
         store.sync_sources(catalog, utc_now())
 
-    def poll(self, *, everything: bool,
-             on_outcome: Callable[[PollOutcome], None] | None = None) -> tuple[int, PollSummary]:
-        sources = self.store.due_sources(utc_now(), everything=everything)
-        return len(sources), self.refresher.poll(sources, on_outcome=on_outcome)
+    def poll(self, sources: Sequence[SourceStatus] | None = None, *,
+             on_outcome: Callable[[PollOutcome], None] | None = None) -> PollSummary:
+        """Poll ``sources``, or every active source when none are given."""
+        if sources is None:
+            sources = self.store.due_sources(utc_now(), everything=True)
+        return self.refresher.poll(sources, on_outcome=on_outcome)
 
     def serve(self, sock: socket.socket | None = None) -> None:
         """Scheduler and web server until SIGINT/SIGTERM (uvicorn handles both)."""

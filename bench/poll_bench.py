@@ -14,7 +14,7 @@ four times, the parent changing the host between polls:
    feed answers 200 with the very bytes of the previous poll; this shows unchanged-body skipping.
 
 Between systems the host is reset to the original documents. Ours is driven through its public
-classes (``Catalog``, ``open_store`` + ``upgrade``, ``Service.poll(everything=True)``) on a fresh
+classes (``Catalog``, ``open_store`` + ``upgrade``, ``Service.poll()``) on a fresh
 SQLite (WAL) file; reader through ``make_reader`` + ``add_feed`` + ``update_feeds_iter(
 scheduled=False, workers=W)``. The table goes to stdout and the figures to a JSON file
 (``bench/results/`` by default, which ``bench/.gitignore`` keeps out of git).
@@ -140,7 +140,7 @@ def _ours(urls: list[str], workers: int, workdir: Path, parse_processes: int) ->
     service = Service(settings, store, catalog)
 
     def poll() -> tuple[Counter[str], int]:
-        _, summary = service.poll(everything=True)
+        summary = service.poll()
         return Counter(o.result for o in summary.outcomes), summary.new_entries
 
     return poll

@@ -71,8 +71,7 @@ def run_demo(settings: Settings, *, port: int, once: bool) -> int:
                 service = Service(demo, store, catalog)
                 try:
                     total = len(catalog.sources)
-                    _count, summary = service.poll(everything=True,
-                                                   on_outcome=progress_for(total))
+                    summary = service.poll(on_outcome=progress_for(total))
                     print(f"demo: {summary.new_entries} entries stored, "
                           f"{store.counts()['stories']} stories")
                     if once:

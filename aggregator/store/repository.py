@@ -224,10 +224,6 @@ class Store:
             row.next_check_at = now
             session.commit()
 
-    def save_not_modified(self, source_id: str, fetch: FetchResult, *,
-                          next_check_at: datetime, now: datetime) -> None:
-        self.save_not_modified_many([(source_id, fetch, next_check_at, now)])
-
     def save_not_modified_many(
         self, items: Sequence[tuple[str, FetchResult, datetime, datetime]]
     ) -> None:

@@ -46,6 +46,8 @@ class StoryOut(BaseModel):
 
 
 class SourceOut(BaseModel):
+    """The public view of a source's health: validators and body hash stay internal."""
+
     id: str
     url: str
     configured_url: str | None
@@ -134,7 +136,7 @@ def create_app(*, store: Store, outputs: Outputs) -> FastAPI:
 
     @app.get("/api/sources", response_model=list[SourceOut])
     def sources() -> list[SourceOut]:
-        return [SourceOut.model_validate(s.as_json()) for s in store.sources()]
+        return [SourceOut.model_validate(s, from_attributes=True) for s in store.sources()]
 
     @app.get("/api/categories/{category}/stories", response_model=list[StoryOut])
     def category_stories(category: str,

@@ -33,7 +33,7 @@ def test_demo_outputs_validate(store: Store, tmp_path: Path) -> None:
         catalog = load_catalog(config)
         service = Service(Settings.from_env({}), store, catalog)
         try:
-            _count, summary = service.poll(everything=True)
+            summary = service.poll()
         finally:
             service.close()
     assert summary.errors == 0
