@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -116,13 +116,14 @@ class ProgressBar:
 
 
 def cmd_poll(ctx: Context) -> int:
+    from aggregator.refresh import utc_now
     from aggregator.service import Service
 
     catalog = ctx.catalog()
     store = ctx.store(auto_upgrade=True)
     service = Service(ctx.settings, store, catalog)
     try:
-        due = store.due_sources(_now(), everything=ctx.args.all)
+        due = store.due_sources(utc_now(), everything=ctx.args.all)
         if not due:
             print("no source is due (use --all to poll every active source)")
             return 0
@@ -346,10 +347,6 @@ def cmd_demo(ctx: Context) -> int:
     from aggregator.demo import run_demo
 
     return run_demo(ctx.settings, port=ctx.args.port, once=ctx.args.once)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 # -- argument parsing -----------------------------------------------------------------------

@@ -14,12 +14,18 @@ from datetime import UTC, datetime
 
 from aggregator.catalog import Catalog, CategoryConfig
 from aggregator.normalize import primary_language
-from aggregator.publish import MEDIA_TYPES, render_atom, render_json, render_opml, render_rss
+from aggregator.publish import (
+    FEED_FORMATS,
+    MEDIA_TYPES,
+    render_atom,
+    render_json,
+    render_opml,
+    render_rss,
+)
 from aggregator.representative import for_output
 from aggregator.store import Store
 from aggregator.types import OutputFeed
 
-FORMATS = ("atom", "rss", "json")
 OPML_PATH = "feeds.opml"
 # An empty feed still needs an <updated>; a fixed date keeps its bytes (and ETag) stable.
 EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
@@ -107,7 +113,7 @@ class Outputs:
         """Every main output as (relative path, document), for static publishing."""
         feeds = [self.output_feed(c) for c in self.catalog.categories]
         for output in feeds:
-            for fmt in FORMATS:
+            for fmt in FEED_FORMATS:
                 yield (f"feeds/{output.category_id}.{fmt}",
                        Document(_RENDERERS[fmt](output), MEDIA_TYPES[fmt], output.updated))
         yield OPML_PATH, self.opml(feeds)

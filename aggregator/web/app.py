@@ -16,8 +16,8 @@ from pydantic import BaseModel
 
 from aggregator import __version__
 from aggregator.errors import StoreError
-from aggregator.outputs import FORMATS, Document, Outputs, parse_feed_name
-from aggregator.publish import feed_url
+from aggregator.outputs import Document, Outputs, parse_feed_name
+from aggregator.publish import FEED_FORMATS, feed_url
 from aggregator.representative import for_output
 from aggregator.store import Store
 from aggregator.web.conditional import cache_headers, is_not_modified
@@ -130,7 +130,7 @@ def create_app(*, store: Store, outputs: Outputs) -> FastAPI:
         return [
             CategoryOut(id=c.id, title=c.title, description=c.description,
                         languages=list(c.languages),
-                        feeds={fmt: feed_url(outputs.base_url, c.id, fmt) for fmt in FORMATS})
+                        feeds={fmt: feed_url(outputs.base_url, c.id, fmt) for fmt in FEED_FORMATS})
             for c in outputs.catalog.categories
         ]
 
@@ -172,7 +172,7 @@ def create_app(*, store: Store, outputs: Outputs) -> FastAPI:
         for c in outputs.catalog.categories:
             links = " · ".join(
                 f'<a href="{html.escape(feed_url(outputs.base_url, c.id, fmt))}">{fmt}</a>'
-                for fmt in FORMATS)
+                for fmt in FEED_FORMATS)
             items.append(f"<li><strong>{html.escape(c.title)}</strong> "
                          f"<small>{html.escape(c.description)}</small><br>{links}</li>")
         page = (
