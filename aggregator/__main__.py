@@ -2,4 +2,6 @@
 
 from aggregator.cli import main
 
-raise SystemExit(main())
+# Guarded: poll worker processes import the main module again when they start.
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -135,10 +135,9 @@ def fold_accents(text: str) -> str:
     NFKD splits "é" into "e" plus a combining mark, which is dropped; NFC then puts back
     together what must stay composed, such as Hangul syllables.
     """
-    text = text.translate(_PUNCTUATION_FOLD)
     if text.isascii():
-        return text  # NFKD and NFC leave ASCII as it is; skipping them is most of the cost
-    decomposed = unicodedata.normalize("NFKD", text)
+        return text  # nothing to fold; skipping the normalizations is most of the saving
+    decomposed = unicodedata.normalize("NFKD", text.translate(_PUNCTUATION_FOLD))
     kept = "".join(
         ch for ch in decomposed
         if not unicodedata.combining(ch) or unicodedata.combining(ch) in _KEPT_COMBINING_CLASSES

@@ -1,37 +1,37 @@
 """A poll: every due source through fetch → prepare (parse, normalize, classify) → store.
 
-Fetches run on a thread pool (network-bound, each URL once per poll however many sources share
-it); preparing runs in a process pool when configured (CPU-bound, holds the GIL) or inline;
-saving runs on the calling thread, so the store sees one writer. In-flight work is bounded, so
-memory stays flat however many sources are due. A failure is recorded on the source's row and
-never stops the other sources.
+Each URL is fetched once per poll however many sources share it. A small poll fetches on a
+thread pool and prepares inline; a big one, when worker processes are configured, fetches and
+prepares in them (``pollworkers``) so every core works. Saving always runs on the calling
+thread, so the store sees one writer. In-flight work is bounded, so memory stays flat however
+many sources are due. A failure is recorded on the source's row and never stops the others.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import multiprocessing
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    Executor,
-    Future,
-    ProcessPoolExecutor,
-    ThreadPoolExecutor,
-    wait,
-)
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from aggregator.catalog import Catalog, CategoryConfig
 from aggregator.discover import discover_feeds
 from aggregator.errors import FetchError, SourceError, StoreError
 from aggregator.fetch import Fetcher
-from aggregator.prepare import PreparedFeed, prepare_feed
+from aggregator.pollworkers import (
+    INFLIGHT_PER_THREAD,
+    Fetched,
+    FetcherFactory,
+    PollWorkers,
+    Prepared,
+    body_hash,
+    fetch_group,
+    prepare_for,
+)
+from aggregator.prepare import PreparedFeed
 from aggregator.schedule import cache_lifetime, next_check_after_error, next_check_after_success
 from aggregator.store import PollOutcome, SourceStatus, Store
 from aggregator.types import FetchResult
@@ -39,8 +39,8 @@ from aggregator.types import FetchResult
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-# Fetches in flight per fetch worker; bounds how many bodies wait in memory.
-INFLIGHT_PER_WORKER = 2
+# Below this many URLs a poll stays in this process: starting workers would cost more.
+PROCESS_POLL_MIN_URLS = 64
 # After this many 404s in a row, look for the feed on the site's home page.
 NOT_FOUND_DISCOVERY_AFTER = 3
 # Not-modified sources saved per transaction.
@@ -71,35 +71,31 @@ class PollSummary:
         return sum(o.result == result for o in self.outcomes)
 
 
-@dataclass(frozen=True)
-class _Fetched:
-    sources: tuple[SourceStatus, ...]
-    result: FetchResult | SourceError
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    source: SourceStatus
-    fetched: FetchResult
-    body_hash: str
-
-
-_Pending = dict[Future[Any], _Prepared | None]
-
-
 class Refresher:
-    """Holds what polls need; built once by an entry point and reused for every tick."""
+    """Holds what polls need; built once by an entry point and reused for every tick.
+
+    With ``processes`` > 0 and a picklable ``fetcher_factory`` (each worker process builds its
+    own fetcher with it), polls of at least ``process_min_urls`` URLs run in that many
+    worker processes with ``workers`` fetch threads between them; smaller polls, and every
+    poll without a factory, use ``fetcher`` on this process's ``workers`` threads. Worker
+    processes read the real clock, not ``clock``.
+    """
 
     def __init__(self, *, store: Store, fetcher: Fetcher, catalog: Catalog, workers: int,
-                 parse_processes: int = 0, clock: Clock = utc_now) -> None:
+                 processes: int = 0, fetcher_factory: FetcherFactory | None = None,
+                 process_min_urls: int = PROCESS_POLL_MIN_URLS, clock: Clock = utc_now) -> None:
         self.store = store
         self.fetcher = fetcher
         self.catalog = catalog
         self.categories: dict[str, CategoryConfig] = {c.id: c for c in catalog.categories}
         self.workers = max(1, workers)
-        self.parse_processes = parse_processes
+        self.processes = processes if fetcher_factory is not None else 0
+        self.fetcher_factory = fetcher_factory
+        self.process_min_urls = process_min_urls
         self.clock = clock
-        self._parse_pool: ProcessPoolExecutor | None = None
+        self._poll_workers: PollWorkers | None = None
+        self._polls_running = 0
+        self._polls_lock = threading.Lock()
         # Kept across polls: each fetch thread keeps its session and keep-alive connections.
         self._fetch_pool = ThreadPoolExecutor(max_workers=self.workers,
                                               thread_name_prefix="fetch")
@@ -107,18 +103,26 @@ class Refresher:
 
     def close(self) -> None:
         self._fetch_pool.shutdown(wait=True, cancel_futures=True)
-        if self._parse_pool is not None:
-            self._parse_pool.shutdown(wait=True, cancel_futures=True)
-            self._parse_pool = None
+        if self._poll_workers is not None:
+            self._poll_workers.close()
+            self._poll_workers = None
 
-    def _parse_executor(self) -> ProcessPoolExecutor | None:
-        if self.parse_processes <= 0:
+    def is_polling(self) -> bool:
+        """Whether a poll is under way (the clustering job waits for it to end)."""
+        return self._polls_running > 0
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the poll worker processes now running (none before a big poll)."""
+        return [] if self._poll_workers is None else self._poll_workers.pids()
+
+    def _processes_for(self, urls: int) -> PollWorkers | None:
+        if self.processes <= 0 or self.fetcher_factory is None or urls < self.process_min_urls:
             return None
-        if self._parse_pool is None:
-            # forkserver: never fork a process that runs threads (web server, scheduler).
-            context = multiprocessing.get_context("forkserver")
-            self._parse_pool = ProcessPoolExecutor(self.parse_processes, mp_context=context)
-        return self._parse_pool
+        if self._poll_workers is None:
+            threads = -(-self.workers // self.processes)  # the same fetch concurrency in all
+            self._poll_workers = PollWorkers(self.processes, self.fetcher_factory,
+                                             self.categories, threads=threads)
+        return self._poll_workers
 
     def poll(self, sources: Sequence[SourceStatus],
              on_outcome: Callable[[PollOutcome], None] | None = None) -> PollSummary:
@@ -130,57 +134,63 @@ class Refresher:
             if on_outcome is not None:
                 on_outcome(outcome)
 
+        def handle(fetched: Fetched) -> None:
+            prepared = fetched.prepared or (None,) * len(fetched.sources)
+            for source, ready in zip(fetched.sources, prepared, strict=True):
+                outcome = self._after_fetch(source, fetched.result, ready,
+                                            inline=fetched.prepared is None)
+                if outcome is not None:
+                    done(outcome)
+            if len(self._unchanged_batch) >= UNCHANGED_BATCH:
+                self._flush_unchanged(done)
+
         if not sources:
             return PollSummary(())
-        groups = iter(_group_by_url(sources))
-        parse_pool = self._parse_executor()
-        limit = self.workers * INFLIGHT_PER_WORKER
-        # A fetch future maps to None; a parse future to the job it prepares.
-        pending: _Pending = {}
-        fetch_pool = self._fetch_pool
+        groups = list(_group_by_url(sources))
+        workers = self._processes_for(len(groups))
+        with self._polls_lock:
+            self._polls_running += 1
+        try:
+            if workers is not None:
+                groups = workers.run(groups, handle)
+            self._run_threads(groups, handle)
+        finally:
+            # Whatever stopped the poll, the 304s already seen are kept.
+            try:
+                self._flush_unchanged(done)
+            finally:
+                with self._polls_lock:
+                    self._polls_running -= 1
+        return PollSummary(tuple(outcomes))
+
+    def _run_threads(self, groups: Sequence[tuple[SourceStatus, ...]],
+                     handle: Callable[[Fetched], None]) -> None:
+        """Fetch on this process's threads, handling each result on the calling thread."""
+        remaining = iter(groups)
+        limit = self.workers * INFLIGHT_PER_THREAD
+        pending: set[Future[Fetched]] = set()
         exhausted = False
         while True:
             while not exhausted and len(pending) < limit:
-                group = next(groups, None)
+                group = next(remaining, None)
                 if group is None:
                     exhausted = True
                     break
-                pending[fetch_pool.submit(self._fetch, group)] = None
+                pending.add(self._fetch_pool.submit(self._fetch, group))
             if not pending:
-                break
-            finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                return
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                job = pending.pop(future)
-                if job is not None:
-                    done(self._saved(job, future.result))
-                    continue
-                fetched = future.result()
-                assert isinstance(fetched, _Fetched)
-                for source in fetched.sources:
-                    outcome = self._after_fetch(source, fetched.result, parse_pool, pending)
-                    if outcome is not None:
-                        done(outcome)
-            if len(self._unchanged_batch) >= UNCHANGED_BATCH:
-                self._flush_unchanged(done)
-        self._flush_unchanged(done)
-        return PollSummary(tuple(outcomes))
+                handle(future.result())
 
     # -- stages ----------------------------------------------------------------------------
 
-    def _fetch(self, group: tuple[SourceStatus, ...]) -> _Fetched:
-        first = group[0]
-        # Validators only help when every source sharing the URL holds the same ones.
-        same = all((s.etag, s.last_modified) == (first.etag, first.last_modified) for s in group)
-        try:
-            result: FetchResult | SourceError = self.fetcher.fetch(
-                first.url, etag=first.etag if same else None,
-                last_modified=first.last_modified if same else None)
-        except SourceError as exc:
-            result = exc
-        return _Fetched(group, result)
+    def _fetch(self, group: tuple[SourceStatus, ...]) -> Fetched:
+        return Fetched(group, fetch_group(self.fetcher, group))
 
     def _after_fetch(self, source: SourceStatus, result: FetchResult | SourceError,
-                     parse_pool: Executor | None, pending: _Pending) -> PollOutcome | None:
+                     prepared: Prepared, *, inline: bool) -> PollOutcome | None:
+        """Record one source's fetch; ``inline`` means ``prepared`` is still to be made here."""
         now = self.clock()
         if isinstance(result, SourceError):
             return self._failed(source, result, now)
@@ -188,39 +198,29 @@ class Refresher:
             if result.not_modified or result.content is None:
                 self._unchanged(source, result, now, "not_modified")
                 return None
-            body_hash = hashlib.sha256(result.content).hexdigest()
-            if body_hash == source.body_hash:
+            digest = body_hash(result.content)
+            if digest == source.body_hash:
                 # Same bytes as last time: nothing to parse (servers without validators).
                 self._unchanged(source, result, now, "unchanged")
                 return None
-            job = _Prepared(source, result, body_hash)
-            task = partial(
-                prepare_feed, result.content, url=result.url, headers=dict(result.headers),
-                source_language=source.language, source_categories=source.categories,
-                categories=self.categories, now=now,
-            )
-            if parse_pool is None:
-                return self._saved(job, task)
-            pending[parse_pool.submit(task)] = job
-            return None
+            if inline:
+                prepared = prepare_for(source, result, self.categories, now)
+        except SourceError as exc:
+            return self._failed(source, exc, now)
         except StoreError:
             raise
         except Exception as exc:  # a bug must cost one source, not the whole poll
             return self._internal_error(source, exc, now)
+        if isinstance(prepared, SourceError):
+            return self._failed(source, prepared, now)
+        if prepared is None:  # cannot happen: a worker prepares every changed body
+            return self._internal_error(source, RuntimeError("body was not prepared"), now)
+        return self._saved(source, result, digest, prepared, now)
 
-    def _saved(self, job: _Prepared, prepared_feed: Callable[[], object]) -> PollOutcome:
-        """Save what ``prepared_feed()`` returns: the task itself, or a pool future's result."""
-        now = self.clock()
-        source, fetched = job.source, job.fetched
-        try:
-            prepared = prepared_feed()
-            assert isinstance(prepared, PreparedFeed)
-        except SourceError as exc:
-            return self._failed(source, exc, now)
-        except Exception as exc:
-            return self._internal_error(source, exc, now)
+    def _saved(self, source: SourceStatus, fetched: FetchResult, digest: str,
+               prepared: PreparedFeed, now: datetime) -> PollOutcome:
         outcome = self.store.save_poll(
-            source.id, fetched, body_hash=job.body_hash, feed_title=prepared.title,
+            source.id, fetched, body_hash=digest, feed_title=prepared.title,
             feed_link=prepared.link, entries=prepared.entries,
             next_check_at=next_check_after_success(
                 now, source.interval_seconds, source_id=source.id,

@@ -58,29 +58,50 @@ FEEDS_PER_HOST = 1
 
 # -- children ------------------------------------------------------------------------------
 
-def _descendants_cpu() -> tuple[float, float]:
-    """CPU seconds (user, sys) of this process's live descendants (a parse pool's workers are
-    grandchildren when the pool uses a fork server)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    table: dict[int, tuple[int, float, float]] = {}
+def _descendants() -> set[int]:
+    """Process ids of this process's live descendants (poll workers are grandchildren: they
+    are started by a fork server)."""
+    parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        table[int(stat.parent.name)] = (int(fields[1]), int(fields[11]) / tick,
-                                        int(fields[12]) / tick)
-    wanted, user, system = {os.getpid()}, 0.0, 0.0
+    wanted = {os.getpid()}
     changed = True
     while changed:
         changed = False
-        for pid, (ppid, _, _) in table.items():
+        for pid, ppid in parents.items():
             if ppid in wanted and pid not in wanted:
                 wanted.add(pid)
                 changed = True
-    for pid in wanted - {os.getpid()}:
-        user += table[pid][1]
-        system += table[pid][2]
+    return wanted - {os.getpid()}
+
+
+def _descendants_peak_rss_mb() -> float:
+    """Sum of the live descendants' peak resident memory (VmHWM), in MB."""
+    total_kb = 0
+    for pid in _descendants():
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total_kb += int(line.split()[1])
+        except OSError:
+            continue
+    return total_kb / 1024
+
+
+def _descendants_cpu() -> tuple[float, float]:
+    """CPU seconds (user, sys) of this process's live descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    user = system = 0.0
+    for pid in _descendants():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        user += int(fields[11]) / tick
+        system += int(fields[12]) / tick
     return user, system
 
 
@@ -89,8 +110,10 @@ def _usage() -> tuple[float, float, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     live_user, live_sys = _descendants_cpu()
+    # Peak RSS: this process's plus its live helpers' (poll workers, fork server).
     return (usage.ru_utime + reaped.ru_utime + live_user,
-            usage.ru_stime + reaped.ru_stime + live_sys, usage.ru_maxrss / 1024)
+            usage.ru_stime + reaped.ru_stime + live_sys,
+            usage.ru_maxrss / 1024 + _descendants_peak_rss_mb())
 
 
 def _emit(payload: dict[str, Any]) -> None:
@@ -109,7 +132,7 @@ def _measured(poll: Any) -> dict[str, Any]:
             "outcomes": dict(outcomes), "new_entries": new_entries}
 
 
-def _ours(urls: list[str], workers: int, workdir: Path, parse_processes: int) -> Any:
+def _ours(urls: list[str], workers: int, workdir: Path, processes: int) -> Any:
     # Imported in the child only, so each system's RSS holds its own modules alone.
     from aggregator.catalog import Catalog, CategoryConfig, Rule, SourceConfig  # noqa: PLC0415
     from aggregator.service import Service  # noqa: PLC0415
@@ -133,8 +156,8 @@ def _ours(urls: list[str], workers: int, workdir: Path, parse_processes: int) ->
     settings = Settings.from_env({}).with_overrides(
         database_url=database_url, fetch_workers=workers, config_dir=str(workdir),
         host_concurrency=workers, host_delay=0.0)
-    if parse_processes:
-        settings = settings.with_overrides(parse_processes=parse_processes)
+    if processes >= 0:
+        settings = settings.with_overrides(poll_processes=processes)
     store = open_store(database_url)
     upgrade(store.engine)
     service = Service(settings, store, catalog)
@@ -146,7 +169,7 @@ def _ours(urls: list[str], workers: int, workdir: Path, parse_processes: int) ->
     return poll
 
 
-def _reader(urls: list[str], workers: int, workdir: Path, _parse_processes: int) -> Any:
+def _reader(urls: list[str], workers: int, workdir: Path, _processes: int) -> Any:
     from reader import UpdatedFeed, make_reader  # noqa: PLC0415
 
     reader = make_reader(str(workdir / "reader.sqlite"))
@@ -171,7 +194,7 @@ def _reader(urls: list[str], workers: int, workdir: Path, _parse_processes: int)
 
 
 def child_main(system: str, port: int, hosts: int, feeds: int, workers: int,
-               parse_processes: int) -> None:
+               processes: int) -> None:
     """Set up ``system``, then run one poll per ``poll`` line read from stdin."""
     workdir = Path(tempfile.mkdtemp(prefix=f"poll-bench-{system}-"))
     try:
@@ -179,7 +202,7 @@ def child_main(system: str, port: int, hosts: int, feeds: int, workers: int,
         user0, sys0, _ = _usage()
         started = time.perf_counter()
         setup = _ours if system == "ours" else _reader
-        poll = setup(urls, workers, workdir, parse_processes)
+        poll = setup(urls, workers, workdir, processes)
         user1, sys1, maxrss = _usage()
         _emit({"ready": True, "setup_wall_s": time.perf_counter() - started,
                "setup_cpu_s": user1 - user0 + sys1 - sys0, "maxrss_mb": maxrss,
@@ -198,13 +221,13 @@ class Child:
     """One system's polling process, driven line by line."""
 
     def __init__(self, system: str, host: HostProcess, feeds: int, workers: int,
-                 parse_processes: int) -> None:
+                 processes: int) -> None:
         self.system = system
         self.process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--child", system,
              "--port", str(host.port), "--hosts", str(host.options.hosts),
              "--feeds", str(feeds), "--workers", str(workers),
-             "--parse-processes", str(parse_processes)],
+             "--processes", str(processes)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONWARNINGS": "ignore"})
         self.setup = self._read()
@@ -245,7 +268,7 @@ def _start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
         return None
     process = subprocess.Popen(
         [spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
-         "--nonblocking", "--output", str(out)],
+         "--nonblocking", "--subprocesses", "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.5)  # let it attach before the poll starts
     return process
@@ -262,9 +285,9 @@ def _stop_profiler(process: subprocess.Popen[bytes] | None) -> None:
 
 
 def run_system(system: str, host: HostProcess, feeds: int, workers: int,
-               parse_processes: int, profile_dir: Path | None) -> dict[str, Any]:
+               processes: int, profile_dir: Path | None) -> dict[str, Any]:
     host.reset()
-    child = Child(system, host, feeds, workers, parse_processes)
+    child = Child(system, host, feeds, workers, processes)
     phases: dict[str, Any] = {}
     try:
         for phase in PHASES:
@@ -360,8 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slow-seconds", type=float, default=5.0)
     parser.add_argument("--error-fraction", type=float, default=0.0,
                         help="fraction of feeds answering 500")
-    parser.add_argument("--parse-processes", type=int, default=0,
-                        help="ours only: AGGREGATOR_PARSE_PROCESSES (0 = its default)")
+    parser.add_argument("--processes", type=int, default=-1,
+                        help="ours only: AGGREGATOR_POLL_PROCESSES (default: its own default, "
+                        "auto = one per CPU)")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the children during the first and 304 polls")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
@@ -371,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.child:
         child_main(args.child, args.port, args.hosts, args.feeds[0], args.workers,
-                   args.parse_processes)
+                   args.processes)
         return 0
 
     systems = [s for s in args.systems.split(",") if s]
@@ -382,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "machine": {"nproc": os.cpu_count(), "platform": platform.platform(),
                     "versions": _versions()},
-        "workers": args.workers, "parse_processes": args.parse_processes, "seed": args.seed,
+        "workers": args.workers, "processes": args.processes, "seed": args.seed,
         "server": args.server, "runs": {},
     }
     for feeds in args.feeds:
@@ -396,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"N={feeds}: {hosts} hosts ready on port {host.port} in "
                   f"{time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
             results = {system: run_system(system, host, feeds, args.workers,
-                                          args.parse_processes, profile_dir)
+                                          args.processes, profile_dir)
                        for system in systems}
         report["runs"][str(feeds)] = {"host": asdict(options), "systems": results}
         print(format_table(feeds, results))

@@ -17,7 +17,8 @@ from pathlib import Path
 # (label, substrings any of which puts a stack in the stage); order matters.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("fetch (requests/urllib3/http.client, worker threads)",
-     ("aggregator/fetch.py", "Refresher._fetch", "reader/_parser/requests",
+     ("aggregator/fetch.py", "aggregator/fetch/", "Refresher._fetch", "fetch_group (",
+      "reader/_parser/requests",
       "reader/_parser/_http", "_parser/http", "retrieve")),
     ("parse: feedparser", ("feedparser/",)),
     ("parse: our parse.py (outside feedparser)", ("parse_feed (aggregator/parse.py",)),
@@ -31,7 +32,10 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("reader: update logic", ("reader/_update", "reader/core.py")),
     ("body hash", ("sha256", "hashlib")),
     ("thread pool / scheduling", ("concurrent/futures", "threading.py")),
+    ("poll workers: pipes and pickling", ("aggregator/pollworkers.py", "multiprocessing/")),
 )
+# A stack under the fork server belongs to a poll worker process (py-spy --subprocesses).
+WORKER_MARK = "multiprocessing.forkserver"
 LIBRARIES = ("feedparser", "sgmllib", "sqlalchemy", "sqlmodel", "sqlite3", "nh3", "requests",
              "urllib3", "http/client", "socket", "ssl", "email", "xml", "aggregator", "reader",
              "concurrent", "threading", "json", "re/", "zlib", "gzip", "selectors")
@@ -52,6 +56,7 @@ def summarise(path: Path, top: int = 15) -> str:
     stages: Counter[str] = Counter()
     libraries: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
+    processes: Counter[str] = Counter()
     total = 0
     for line in path.read_text(errors="replace").splitlines():
         match = _LINE.match(line.strip())
@@ -62,6 +67,7 @@ def summarise(path: Path, top: int = 15) -> str:
         label = next((name for name, needles in STAGES if any(n in stack for n in needles)),
                      "other")
         stages[label] += count
+        processes["poll workers" if WORKER_MARK in stack else "main process"] += count
         leaf = stack.rsplit(";", 1)[-1]
         leaves[leaf] += count
         libraries[_library(leaf)] += count
@@ -70,6 +76,8 @@ def summarise(path: Path, top: int = 15) -> str:
     out = [f"{path.name}: {total} samples (all threads, on-CPU)", "", "| stage | share |",
            "|---|---|"]
     out += [f"| {name} | {count / total:.1%} |" for name, count in stages.most_common()]
+    out += ["", "| process | share |", "|---|---|"]
+    out += [f"| {name} | {count / total:.1%} |" for name, count in processes.most_common()]
     out += ["", "| leaf library (self time) | share |", "|---|---|"]
     out += [f"| {name} | {count / total:.1%} |" for name, count in libraries.most_common(top)]
     out += ["", "| leaf function (self time) | share |", "|---|---|"]

@@ -26,6 +26,7 @@ from requests.utils import requote_uri
 from urllib3.response import BaseHTTPResponse
 
 from aggregator.errors import FetchError
+from aggregator.fetch.adapter import FeedAdapter
 from aggregator.fetch.content import binary_type, html_title, looks_like_html_page
 from aggregator.fetch.guarded import guarded_adapter
 from aggregator.fetch.retry_after import DEFAULT_429_RETRY_AFTER, retry_after_time
@@ -360,10 +361,10 @@ class Fetcher:
             session.trust_env = False
             session.verify = (os.environ.get("REQUESTS_CA_BUNDLE")
                               or os.environ.get("CURL_CA_BUNDLE") or True)
+        adapter = guarded_adapter(self.guard) if guarded else FeedAdapter()
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         if guarded:
-            adapter = guarded_adapter(self.guard)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
             # A proxy from the environment would resolve and connect for us, and the guard
             # could only check the proxy's address: untrusted fetches go direct.
             session.trust_env = False

@@ -11,16 +11,16 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.connection import create_connection
 
+from aggregator.fetch.adapter import FeedAdapter
 from aggregator.netguard import NetGuard, parse_address
 
 
-def guarded_adapter(guard: NetGuard) -> HTTPAdapter:
+def guarded_adapter(guard: NetGuard) -> FeedAdapter:
     """An adapter to mount on http:// and https:// of a session used for untrusted sources."""
 
     class GuardedHTTPConnection(HTTPConnection):
@@ -37,7 +37,7 @@ def guarded_adapter(guard: NetGuard) -> HTTPAdapter:
     class GuardedHTTPSPool(HTTPSConnectionPool):
         ConnectionCls = GuardedHTTPSConnection
 
-    class GuardedAdapter(HTTPAdapter):
+    class GuardedAdapter(FeedAdapter):
         def init_poolmanager(self, connections: int, maxsize: int, block: bool = False,
                              **pool_kwargs: Any) -> None:
             super().init_poolmanager(connections, maxsize, block, **pool_kwargs)

@@ -3,19 +3,27 @@
 301 becomes the source's URL only when seen twice in a row, 302 never; 410 retires a source;
 429/503 Retry-After defers every source of that host; repeated 404 triggers autodiscovery; a
 URL shared by two sources is fetched once; an unchanged body without validators is not parsed
-again; the process pool gives the same result as parsing inline.
+again; worker processes give the same results as fetching and parsing inline, and a worker
+that dies costs only its in-flight sources.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 
 import pytest
 
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
 from aggregator.demo.feedserver import FeedServer, Resource
+from aggregator.fetch import Fetcher
+from aggregator.fetch.configured import fetcher_from_settings
 from aggregator.refresh import Refresher
 from aggregator.service import make_fetcher
 from aggregator.settings import Settings
@@ -47,7 +55,7 @@ def settings(**changes: object) -> Settings:
 
 
 def make_refresher(store: Store, server: FeedServer, clock: Clock, *paths: str,
-                   parse_processes: int = 0) -> Iterator[Refresher]:
+                   processes: int = 0) -> Iterator[Refresher]:
     sources = tuple(
         SourceConfig(id=f"s{i}", url=server.url(path), categories=("all",))
         for i, path in enumerate(paths))
@@ -55,7 +63,10 @@ def make_refresher(store: Store, server: FeedServer, clock: Clock, *paths: str,
     store.sync_sources(catalog, clock.now)
     refresher = Refresher(store=store, fetcher=make_fetcher(settings(), now=clock),
                           catalog=catalog,
-                          workers=4, parse_processes=parse_processes, clock=clock)
+                          workers=4, processes=processes,
+                          fetcher_factory=partial(fetcher_from_settings, settings()),
+                          process_min_urls=1,
+                          clock=clock)
     try:
         yield refresher
     finally:
@@ -173,16 +184,92 @@ def test_unchanged_body_without_validators_is_not_parsed(store: Store, feed_serv
         assert (health.last_status, health.last_new_entries) == (200, 0)
 
 
-def test_process_pool_parsing_matches_inline(store: Store, feed_server: FeedServer,
-                                             clock: Clock) -> None:
+def test_worker_processes_match_inline(store: Store, feed_server: FeedServer,
+                                       clock: Clock) -> None:
     for n in range(6):
         items = [{"guid": f"p{n}-{i}", "title": f"Feed {n} item {i}",
                   "link": f"https://p{n}.example/{i}"} for i in range(5)]
         feed_server.set(f"/p{n}.xml", Resource(body=rss(f"P{n}", items)))
-    paths = [f"/p{n}.xml" for n in range(6)] + ["/missing.xml"]
-    for refresher in make_refresher(store, feed_server, clock, *paths, parse_processes=2):
+    feed_server.set("/same.xml", Resource(body=rss("Same", ITEMS), auto_validators=False))
+    feed_server.set("/broken.xml", Resource(body=b"neither XML nor JSON {"))
+    paths = [f"/p{n}.xml" for n in range(6)] + ["/missing.xml", "/same.xml", "/broken.xml"]
+    for refresher in make_refresher(store, feed_server, clock, *paths, processes=2):
         results = poll_all(refresher, clock)
-        assert results == {**{f"s{n}": "updated" for n in range(6)}, "s6": "error"}
-        assert store.counts()["entries"] == 30
+        assert results == {**{f"s{n}": "updated" for n in range(6)}, "s6": "error",
+                           "s7": "updated", "s8": "error"}
+        assert len(refresher.worker_pids()) == 2
+        assert store.counts()["entries"] == 33
         health = status(store, "s0")
         assert (health.last_new_entries, health.last_bytes is not None) == (5, True)
+        assert status(store, "s6").last_status == 404
+        assert status(store, "s8").last_error_kind == "parse"
+        clock.now += timedelta(hours=1)
+        # Validators round-trip through the workers; the body without them is skipped by hash.
+        assert poll_all(refresher, clock) == {
+            **{f"s{n}": "not_modified" for n in range(6)}, "s6": "error", "s7": "unchanged",
+            "s8": "error"}
+        assert store.counts()["entries"] == 33
+
+
+def test_a_dead_worker_costs_only_its_sources(store: Store, feed_server: FeedServer,
+                                              clock: Clock) -> None:
+    feed_server.set("/fast.xml", Resource(body=rss("Fast", ITEMS)))
+    feed_server.set("/slow.xml", Resource(body=rss("Slow", ITEMS), delay=1.5))
+    for refresher in make_refresher(store, feed_server, clock, "/fast.xml", "/slow.xml",
+                                    processes=1):
+        def kill_mid_fetch(target: Refresher) -> None:
+            # The slow request has reached the server: its worker is mid-fetch.
+            deadline = time.monotonic() + 30
+            while feed_server.count("/slow.xml") == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            # Mid-way through the slow answer; the fast feed, asked at the same time, is done.
+            time.sleep(0.6)
+            for pid in target.worker_pids():
+                os.kill(pid, signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_mid_fetch, args=(refresher,))
+        killer.start()
+        results = poll_all(refresher, clock)
+        killer.join()
+        assert results["s1"] == "error"
+        assert "poll worker process" in (status(store, "s1").last_error or "")
+        # The fast feed was answered before the kill.
+        assert results["s0"] == "updated"
+        clock.now += timedelta(hours=1)
+        feed_server.set("/slow.xml", Resource(body=rss("Slow", ITEMS)))
+        # A replacement worker serves the next poll.
+        assert poll_all(refresher, clock) == {"s0": "not_modified", "s1": "updated"}
+
+
+def unusable_fetcher() -> Fetcher:
+    """A fetcher factory for worker processes that cannot start."""
+    raise RuntimeError("this worker cannot build a fetcher")
+
+
+def test_workers_that_cannot_start_leave_the_poll_to_the_main_process(
+        store: Store, feed_server: FeedServer, clock: Clock) -> None:
+    paths = [f"/w{n}.xml" for n in range(10)]
+    for path in paths:
+        feed_server.set(path, Resource(body=rss(path, ITEMS)))
+    for refresher in make_refresher(store, feed_server, clock, *paths, processes=2):
+        refresher.fetcher_factory = unusable_fetcher
+        # Workers die before answering anything: their sources go back in the queue, and
+        # after a few deaths the main process fetches everything itself.
+        assert poll_all(refresher, clock) == {f"s{n}": "updated" for n in range(10)}
+        assert refresher.worker_pids() == []
+
+
+def test_a_worker_that_died_between_polls_is_replaced_quietly(
+        store: Store, feed_server: FeedServer, clock: Clock) -> None:
+    feed_server.set("/a.xml", Resource(body=rss("A", ITEMS)))
+    for refresher in make_refresher(store, feed_server, clock, "/a.xml", processes=1):
+        assert poll_all(refresher, clock) == {"s0": "updated"}
+        (pid,) = refresher.worker_pids()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while refresher.worker_pids() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        clock.now += timedelta(hours=1)
+        # Nothing was in flight: the next poll gets a new worker and loses nothing.
+        assert poll_all(refresher, clock) == {"s0": "not_modified"}
+        assert refresher.worker_pids() not in ([], [pid])
