@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -114,11 +115,16 @@ class CategoryMatch:
 @dataclass(frozen=True)
 class Membership:
     """Why an entry is in its story: the deciding signal ("new" for the entry that founded
-    it), its score, and the entry it matched."""
+    it), its score, and the entry it matched; then the clustering stage's ``decision`` (new,
+    join, merge, kept), its ``evidence`` (the parts of the score, as JSON) and when."""
 
     signal: str | None
     score: float | None = None
     matched_entry_id: int | None = None
+    decision: str | None = None
+    # A JSON object: compared, but left out of the hash (a dict has none).
+    evidence: Mapping[str, Any] | None = field(default=None, hash=False)
+    decided_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,11 @@ class Overrides:
 
 @dataclass(frozen=True)
 class Decision:
-    """What happened to one entry, for the store and for editors."""
+    """What happened to one entry, for the store and for editors.
+
+    ``story_id`` is the story the entry ends in; ``merged_story_ids`` are the stories a bridging
+    entry merged into it (they no longer exist), so the store can mirror the merge.
+    """
 
     entry_id: str
     story_id: int
@@ -111,6 +115,11 @@ class Clusterer:
         # Off when the caller primed the centering with a known population (evaluation).
         self._learn_centering = learn_centering
         self.join_margin = join_margin
+        # Stories active since this moment are never evicted: a caller that knows older
+        # entries are coming (a batch out of time order) sets it.
+        self.keep_since: datetime | None = None
+        # The latest eviction horizon applied: stories idle before it may be missing here.
+        self.evicted_until: datetime | None = None
 
     # -- persistence -----------------------------------------------------------------------
 
@@ -163,27 +172,73 @@ class Clusterer:
             )
         story_id, match, matched = accepted[0]
         threshold = join_level + MERGE_MARGIN
-        bridged = [
-            sid
-            for sid, m, _ in accepted[1:]
-            if (m.score >= threshold or m.best_signal == "minhash")
-            and self._may_merge(story_id, sid)
-        ]
-        for other in bridged:
-            self._merge(story_id, other)
-        decision = MERGE if bridged else JOIN
+        survivor = story_id
+        gone: list[int] = []
+        for sid, m, _ in accepted[1:]:
+            if (m.score >= threshold or m.best_signal == "minhash") and self._may_merge(
+                survivor, sid
+            ):
+                kept = self._merge(survivor, sid)
+                gone.append(sid if kept == survivor else survivor)
+                survivor = kept
+        decision = MERGE if gone else JOIN
         return self._place(
             features,
             vector,
-            story_id,
+            survivor,
             decision,
             match.best_signal,
             match.score,
             matched,
             match.evidence_dict(),
             moment,
-            tuple(bridged),
+            tuple(sorted(gone)),
         )
+
+    def attach(
+        self,
+        features: EntryFeatures,
+        story_id: int,
+        now: datetime,
+        *,
+        signal: str,
+        matched_entry_id: str | None = None,
+    ) -> Decision:
+        """Put an entry into a story decided elsewhere (an exact URL or text match).
+
+        The entry still teaches the centering and joins the story's centroid and buckets, and
+        the evidence compares it with ``matched_entry_id`` when that entry is in memory.
+        """
+        moment = features.published or now
+        if self._learn_centering:
+            self.matcher.centering.update(features.lang, features.embedding)
+        vector = self.matcher.centered(features)
+        self._evict(moment)
+        evidence: dict[str, float] = {}
+        if matched_entry_id is not None and matched_entry_id in self._features:
+            evidence = self.matcher.compare(
+                features,
+                self._features[matched_entry_id],
+                vector,
+                self._vectors[matched_entry_id],
+            ).evidence_dict()
+        return self._place(
+            features, vector, story_id, JOIN, signal, 1.0, matched_entry_id, evidence, moment
+        )
+
+    def rename(self, old: int, new: int) -> None:
+        """Give an in-memory story another id (the store kept the older of two stories)."""
+        if old == new or old not in self.stories:
+            return
+        if new in self.stories:
+            self._merge(new, old, survivor=new)
+            return
+        story = self.stories.pop(old)
+        story.story_id = new
+        self.stories[new] = story
+        for member in story.members:
+            self.story_of[member] = new
+        self._next_id = max(self._next_id, new + 1)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -238,9 +293,12 @@ class Clusterer:
             return False
         return not any(self.overrides.cannot(x, y) for x in a for y in b)
 
-    def _merge(self, keep: int, other: int) -> None:
+    def _merge(self, keep: int, other: int, survivor: int | None = None) -> int:
+        """Merge two stories; returns the one that survives."""
         # The older story (lower id is also the earlier one here) survives, so ids stay stable.
-        survivor, gone = (keep, other) if keep < other else (other, keep)
+        if survivor is None:
+            survivor = min(keep, other)
+        gone = other if survivor == keep else keep
         dead = self.stories.pop(gone)
         story = self.stories[survivor]
         story.members.extend(dead.members)
@@ -249,6 +307,7 @@ class Clusterer:
         story.last_seen = max(story.last_seen, dead.last_seen)
         for member in dead.members:
             self.story_of[member] = survivor
+        return survivor
 
     def _place(
         self,
@@ -263,8 +322,6 @@ class Clusterer:
         moment: datetime,
         merged: tuple[int, ...] = (),
     ) -> Decision:
-        # A merge may have absorbed the chosen story into an older one.
-        story_id = self._resolve(story_id, merged)
         self._add_member(story_id, features, vector, moment)
         return Decision(
             features.entry_id,
@@ -276,11 +333,6 @@ class Clusterer:
             evidence,
             merged,
         )
-
-    def _resolve(self, story_id: int, merged: tuple[int, ...]) -> int:
-        if story_id in self.stories or not merged:
-            return story_id
-        return min(merged)
 
     def _add_member(
         self, story_id: int, features: EntryFeatures, vector: Vector, moment: datetime | None = None
@@ -313,7 +365,12 @@ class Clusterer:
         if self._newest is None:
             return
         horizon = max(self._newest, moment) - 2 * self.window
-        for story_id in [s.story_id for s in self.stories.values() if s.last_seen < horizon]:
+        if self.keep_since is not None:
+            horizon = min(horizon, self.keep_since)
+        idle = [s.story_id for s in self.stories.values() if s.last_seen < horizon]
+        if idle:
+            self.evicted_until = max(self.evicted_until or horizon, horizon)
+        for story_id in idle:
             story = self.stories.pop(story_id)
             for member in story.members:
                 self.story_of.pop(member, None)

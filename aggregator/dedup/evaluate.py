@@ -1,8 +1,9 @@
 """Measure the dedup pipeline on a labelled file of either shared format.
 
-Cluster files (one article per line with ``cluster``) go through language detection,
-features and the online clusterer; pair files (``score`` 1–4, ≤ 1.5 same story, ≥ 2.5
-different, the middle ignored) through the pairwise matcher. Results are plain dicts (JSON).
+Cluster files (one article per line with ``cluster``) are scored as a clustering, pair files
+(``score`` 1–4, ≤ 1.5 same story, ≥ 2.5 different, the middle ignored) pair by pair; results are
+plain dicts (JSON). In memory here (features, clusterer, matcher: the tuning bench); the
+command runs the store-backed pipeline (``aggregator.clustering.evaluation``) and scores it here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import random
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import combinations
@@ -135,6 +136,30 @@ def _scores(counts: dict[str, list[int]]) -> dict[str, object]:
     return {k: _prf(*counts[k]) for k in ("overall", "same_language", "cross_language")}
 
 
+def feed_order(keys: Sequence[str]) -> list[str]:
+    """The fixed shuffled order cluster files are fed in."""
+    ordered = sorted(keys)
+    random.Random(ORDER_SEED).shuffle(ordered)
+    return ordered
+
+
+def score_clusters(
+    data: Dataset, keys: Sequence[str], predicted: dict[str, int]
+) -> dict[str, object]:
+    """Pairwise figures by language kind, B-cubed F1 and story counts of a predicted
+    clustering (article key → story id) against the gold clusters."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for a, b in combinations(keys, 2):
+        _tally(counts, data, a, b, gold=data.clusters[a] == data.clusters[b],
+               pred=predicted[a] == predicted[b])
+    result = _scores(counts)
+    result["bcubed_f1"] = round(_bcubed(keys, data.clusters, predicted), 4)
+    result["entries"] = len(keys)
+    result["gold_stories"] = len({data.clusters[k] for k in keys})
+    result["predicted_stories"] = len({predicted[k] for k in keys})
+    return result
+
+
 def evaluate_clusters(
     data: Dataset,
     features: dict[str, EntryFeatures],
@@ -142,8 +167,7 @@ def evaluate_clusters(
     keys: Sequence[str] | None = None,
     join_margin: float = JOIN_MARGIN,
 ) -> dict[str, object]:
-    keys = sorted(keys if keys is not None else data.articles)
-    random.Random(ORDER_SEED).shuffle(keys)
+    keys = feed_order(keys if keys is not None else list(data.articles))
     clusterer = Clusterer(
         Matcher(calibration, primed_centering(features)),
         learn_centering=False,
@@ -153,15 +177,7 @@ def evaluate_clusters(
     decisions = [clusterer.add(features[key], UNDATED) for key in keys]
     elapsed = time.perf_counter() - started
     predicted = {key: clusterer.story_of[key] for key in keys}
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for a, b in combinations(keys, 2):
-        _tally(counts, data, a, b, gold=data.clusters[a] == data.clusters[b],
-               pred=predicted[a] == predicted[b])
-    result = _scores(counts)
-    result["bcubed_f1"] = round(_bcubed(keys, data.clusters, predicted), 4)
-    result["entries"] = len(keys)
-    result["gold_stories"] = len({data.clusters[k] for k in keys})
-    result["predicted_stories"] = len(set(predicted.values()))
+    result = score_clusters(data, keys, predicted)
     result["decisions"] = {
         d: sum(1 for x in decisions if x.decision == d) for d in ("new", "join", "merge")
     }
@@ -186,13 +202,12 @@ def _bcubed(keys: Sequence[str], gold: dict[str, str], predicted: dict[str, int]
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
-def evaluate_pairs(
+def score_pairs(
     data: Dataset,
-    features: dict[str, EntryFeatures],
-    calibration: Calibration,
+    same_story: Callable[[str, str], bool],
     pairs: Sequence[tuple[str, str, float]] | None = None,
 ) -> dict[str, object]:
-    matcher = Matcher(calibration, primed_centering(features))
+    """Figures of a same-story judgement on the labelled pairs (the middle scores ignored)."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     used = ignored = 0
     for a, b, score in pairs if pairs is not None else data.pairs:
@@ -200,19 +215,31 @@ def evaluate_pairs(
             ignored += 1
             continue
         used += 1
-        gold = score <= SAME_STORY_MAX
-        pred = matcher.compare(features[a], features[b]).same_story
-        _tally(counts, data, a, b, gold=gold, pred=pred)
+        _tally(counts, data, a, b, gold=score <= SAME_STORY_MAX, pred=same_story(a, b))
     result = _scores(counts)
     result["pairs_used"] = used
     result["pairs_ignored"] = ignored
     return result
 
 
+def evaluate_pairs(
+    data: Dataset,
+    features: dict[str, EntryFeatures],
+    calibration: Calibration,
+    pairs: Sequence[tuple[str, str, float]] | None = None,
+) -> dict[str, object]:
+    matcher = Matcher(calibration, primed_centering(features))
+    return score_pairs(
+        data, lambda a, b: matcher.compare(features[a], features[b]).same_story, pairs
+    )
+
+
 def run(
     path: Path, extractor: FeatureExtractor, calibration: Calibration | None = None
 ) -> dict[str, object]:
-    """The whole evaluation of one file, as the ``aggregator eval dedup`` command prints it."""
+    """The whole evaluation of one file in memory (features, then the clusterer or matcher);
+    ``aggregator eval dedup`` runs the store-backed pipeline instead
+    (``aggregator.clustering.evaluation``)."""
     calibration = calibration or Calibration()
     data = load(path)
     features, seconds = features_for(data, extractor)

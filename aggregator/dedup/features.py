@@ -20,6 +20,8 @@ from aggregator.types import NormalizedEntry
 
 # Embedding is batched for throughput; this bounds the memory of one batch.
 EMBED_BATCH = 32
+# How normalize ends a title it cut from the start of an untitled item's text.
+DERIVED_TITLE_END = "…"
 
 
 @dataclass(frozen=True)
@@ -105,18 +107,35 @@ def _as_bytes(value: object) -> bytes:
 
 
 def input_from_normalized(entry_id: str, entry: NormalizedEntry) -> EntryInput:
-    """The dedup view of a stored entry: ``text`` without its leading title line."""
-    body = entry.text
-    if body.startswith(entry.title):
-        body = body[len(entry.title) :].lstrip("\n")
-    links = tuple(url for url in (entry.url,) if url)
+    """The dedup view of a normalized entry: ``text`` without its leading title line."""
+    return input_from_text(
+        entry_id, entry.title, entry.text, entry.language, entry.published_at, entry.url
+    )
+
+
+def input_from_text(
+    entry_id: str,
+    title: str,
+    text: str,
+    language: str | None,
+    published: datetime | None,
+    url: str | None,
+) -> EntryInput:
+    """The dedup view of an entry's stored columns (``text`` starts with the title)."""
+    body = text
+    if body.startswith(title):
+        body = body[len(title) :].lstrip("\n")
+    elif title.endswith(DERIVED_TITLE_END) and text.startswith(title[:-1].rstrip()):
+        # An untitled item gets the start of its text as title (normalize); embedding both
+        # would say the same words twice, so the text alone stands for it.
+        title = ""
     return EntryInput(
         entry_id=entry_id,
-        title=entry.title,
+        title=title,
         body=body,
-        declared_lang=entry.language,
-        published=entry.published_at,
-        links=links,
+        declared_lang=language,
+        published=published,
+        links=(url,) if url else (),
     )
 
 

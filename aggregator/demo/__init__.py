@@ -1,8 +1,8 @@
 """``aggregator demo``: the real service against bundled sample feeds, with no internet.
 
 A loopback server serves ``demo/feeds/``; the demo's config (``demo/config/``) points at it once
-the placeholder host is replaced; the store is a throwaway SQLite file. It polls once, prints
-what it found and the URLs to open, then runs the scheduler and web server until stopped.
+the placeholder host is replaced; the store is a throwaway SQLite file. It polls once, clusters
+the stories, prints what it found and the URLs to open, then serves until stopped.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def run_demo(settings: Settings, *, port: int, once: bool) -> int:
-    from aggregator.cli import progress_for
+    from aggregator.cli import cluster_progress, progress_for
     from aggregator.service import Service
 
     with tempfile.TemporaryDirectory(prefix="aggregator-demo-") as tmp, FeedServer() as feeds:
@@ -59,9 +59,10 @@ def run_demo(settings: Settings, *, port: int, once: bool) -> int:
         sock = _listen(settings.host, port)
         try:
             bound_port = sock.getsockname()[1]
+            # The sample feeds are dated November 2026: no age limit on clustering them.
             demo = settings.with_overrides(
                 config_dir=config_dir, database_url=f"sqlite:///{tmp}/demo.db",
-                port=bound_port, base_url="", tick_seconds=60)
+                port=bound_port, base_url="", tick_seconds=60, clustering_max_age_hours=0.0)
             print(f"demo: sample feeds served at {feeds.base_url}/")
             print(f"demo: throwaway database {demo.database_url}")
             catalog = load_catalog(config_dir)
@@ -72,8 +73,10 @@ def run_demo(settings: Settings, *, port: int, once: bool) -> int:
                 try:
                     total = len(catalog.sources)
                     summary = service.poll(on_outcome=progress_for(total))
-                    print(f"demo: {summary.new_entries} entries stored, "
-                          f"{store.counts()['stories']} stories")
+                    print(f"demo: {summary.new_entries} entries stored")
+                    clustered = service.cluster(on_progress=cluster_progress())
+                    print(f"demo: {clustered.describe()}: "
+                          f"{len(list(store.iter_stories()))} stories")
                     if once:
                         _print_stories(demo, store, catalog)
                     else:

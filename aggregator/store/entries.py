@@ -1,8 +1,9 @@
 """Writing one feed's entries in set-based statements: entries, categories, exact-match stories.
 
-A feed of N entries costs a handful of statements, not N round trips through the ORM: one
-SELECT for the entries already stored, one per signal for stories to join, then executemany
-INSERT/UPDATE with RETURNING. Runs inside the caller's transaction (``save_poll``).
+A feed of N entries costs a handful of statements, not N round trips: one SELECT for the entries
+already stored, one per exact signal (URL, content hash) for stories to join, then executemany
+INSERT/UPDATE. New entries are left pending for the clustering stage. Runs in ``save_poll``'s
+transaction.
 """
 
 from __future__ import annotations
@@ -224,9 +225,11 @@ def _insert(connection: Connection, source_id: str,
     values = []
     for position, (key, entry, _matches) in enumerate(fresh):
         ref = story_ref[position]
+        story_id = founded[ref[1]] if isinstance(ref, tuple) else ref
         values.append({
             "source_id": source_id, "identity_key": key, "first_seen_at": now,
-            "story_id": founded[ref[1]] if isinstance(ref, tuple) else ref,
+            # clustered_at stays NULL: the clustering stage picks the entry up after this.
+            "story_id": story_id, "origin_story_id": story_id,
             "story_signal": signals[position],
             "story_score": None if signals[position] == "new" else 1.0,
             "story_matched_entry_id": matched[position],

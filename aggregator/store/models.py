@@ -1,4 +1,5 @@
-"""Table models of the store (DESIGN §4): sources, entries, stories, entry categories.
+"""Table models of the store (DESIGN §4): sources, entries, stories, entry categories, and the
+clustering stage's own tables (entry features, language centering, editors' overrides).
 
 Table models only; API input/output shapes live with the web layer. Datetimes are stored as UTC
 and always come back timezone-aware, on SQLite as on PostgreSQL.
@@ -95,6 +96,9 @@ class Story(SQLModel, table=True):
     entry_count: int = Field(default=0)
     # Set when an editor or a bridging entry merges this story into another one.
     merged_into_id: int | None = Field(default=None, foreign_key="stories.id")
+    # "cluster" or "editor": re-clustering undoes only the machine's merges.
+    merged_by: str | None = Field(default=None, max_length=16)
+    merged_at: datetime | None = _dt()
 
 
 class Entry(SQLModel, table=True):
@@ -121,10 +125,21 @@ class Entry(SQLModel, table=True):
     first_seen_at: datetime = _dt(nullable=False)
     fetched_at: datetime = _dt(nullable=False)
     story_id: int | None = Field(default=None, foreign_key="stories.id", index=True)
-    # Why the entry is in its story: "new", "url", "content_hash" (later: embeddings, editor).
+    # Why the entry is in its story: "new", "url", "content_hash" when written; the clustering
+    # stage may replace it with the signal that carried its decision ("embedding", "minhash",
+    # "editor_pin"...).
     story_signal: str | None = Field(default=None, max_length=32)
     story_score: float | None = None
     story_matched_entry_id: int | None = None
+    # The story the entry was written into; re-clustering starts again from it.
+    origin_story_id: int | None = Field(default=None, foreign_key="stories.id")
+    # The clustering stage's decision: new, join, merge or kept, the score's parts as JSON,
+    # and when. ``clustered_at`` NULL marks an entry the stage has not handled yet.
+    story_decision: str | None = Field(default=None, max_length=16)
+    story_evidence: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(sa.JSON, nullable=True))
+    story_decided_at: datetime | None = _dt()
+    clustered_at: datetime | None = _dt(index=True)
 
 
 class EntryCategory(SQLModel, table=True):
@@ -134,3 +149,68 @@ class EntryCategory(SQLModel, table=True):
     category_id: str = Field(primary_key=True, max_length=64, index=True)
     score: float = 1.0
     reason: str = Field(max_length=500)
+
+
+class EntryFeatureRecord(SQLModel, table=True):
+    """What the clustering stage computed for one entry (``dedup.features.EntryFeatures``)."""
+
+    __tablename__ = "entry_features"
+
+    entry_id: int = Field(foreign_key="entries.id", primary_key=True)
+    lang: str | None = Field(default=None, max_length=35)
+    title_lang: str | None = Field(default=None, max_length=35)
+    body_lang: str | None = Field(default=None, max_length=35)
+    lang_confidence: float = 0.0
+    # The entry's time as the clusterer used it; the window query ranges over it.
+    published: datetime | None = _dt(index=True)
+    # float16, 768 bytes for 384 dimensions; MinHash 64 × uint32.
+    embedding: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+    minhash: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+    evidence: str = Field(sa_column=Column(sa.Text, nullable=False))
+    # Embeddings of different models are not comparable; the name tells them apart.
+    model: str = Field(max_length=64)
+    computed_at: datetime = _dt(nullable=False)
+
+
+class LanguageCenter(SQLModel, table=True):
+    """Running sum of embeddings per language (``LanguageCentering.to_state``)."""
+
+    __tablename__ = "language_centering"
+
+    lang: str = Field(primary_key=True, max_length=35)
+    count: int = 0
+    vector_sum: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+    updated_at: datetime = _dt(nullable=False)
+
+
+class ClusteringState(SQLModel, table=True):
+    """One row: a counter bumped by every committed clustering batch, override or reset, so a
+    process knows whether the clusterer it keeps in memory still matches the store."""
+
+    __tablename__ = "clustering_state"
+
+    id: int = Field(primary_key=True)
+    version: int = 0
+    updated_at: datetime | None = _dt()
+
+
+class StoryOverride(SQLModel, table=True):
+    """An editor's correction: kept after it is undone (``undone_at``), for the record.
+
+    kinds: ``merge`` (story → other story), ``split`` and ``pin`` (entry → story),
+    ``must_link`` and ``cannot_link`` (entry, other entry), ``hide`` (story).
+    """
+
+    __tablename__ = "story_overrides"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)
+    entry_id: int | None = Field(default=None, foreign_key="entries.id")
+    other_entry_id: int | None = Field(default=None, foreign_key="entries.id")
+    story_id: int | None = Field(default=None, foreign_key="stories.id")
+    other_story_id: int | None = Field(default=None, foreign_key="stories.id")
+    note: str | None = Field(default=None, max_length=500)
+    created_by: str = Field(max_length=128)
+    created_at: datetime = _dt(nullable=False)
+    undone_at: datetime | None = _dt()
+    undone_by: str | None = Field(default=None, max_length=128)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -20,9 +21,12 @@ from sqlmodel import Session, col, select
 
 from aggregator.catalog import Catalog
 from aggregator.errors import StoreError
+from aggregator.store import clustering, overrides
+from aggregator.store.clustering import ClusterWriter, PendingEntry
 from aggregator.store.engine import WRITE_OPTION, make_engine
 from aggregator.store.entries import write_entries
-from aggregator.store.models import Entry, EntryCategory, Source, Story
+from aggregator.store.models import Entry, EntryCategory, EntryFeatureRecord, Source, Story
+from aggregator.store.overrides import OverrideView
 from aggregator.types import (
     CategoryMatch,
     EntryView,
@@ -310,7 +314,8 @@ class Store:
         )
         query = (
             select(Story)
-            .where(col(Story.id).in_(in_category), col(Story.merged_into_id).is_(None))
+            .where(col(Story.id).in_(in_category), col(Story.merged_into_id).is_(None),
+                   col(Story.id).not_in(overrides.hidden_stories()))
             .order_by(col(Story.published_at).desc(), col(Story.id).desc())
             .limit(limit)
         )
@@ -335,12 +340,17 @@ class Store:
             last_id = stories[-1].id or last_id
 
     def story_evidence(self, story_id: int) -> list[dict[str, Any]]:
-        """Per member entry: why it joined the story and which categories took it (why)."""
+        """Per member entry: why it is in the story (the write-time signal or the clustering
+        decision with the parts of its score), its detected languages, and which categories
+        took it (why)."""
         with self._guard(), self._read() as session:
-            entries = list(session.exec(
-                select(Entry).where(Entry.story_id == story_id).order_by(col(Entry.id))
+            rows = list(session.exec(
+                select(Entry, EntryFeatureRecord)
+                .join(EntryFeatureRecord, col(EntryFeatureRecord.entry_id) == col(Entry.id),
+                      isouter=True)
+                .where(Entry.story_id == story_id).order_by(col(Entry.id))
             ))
-            ids = [e.id for e in entries]
+            ids = [e.id for e, _ in rows]
             cats = list(session.exec(
                 select(EntryCategory).where(col(EntryCategory.entry_id).in_(ids))
             ))
@@ -352,8 +362,12 @@ class Store:
             {"entry_id": e.id, "source": e.source_id, "title": e.title, "url": e.url,
              "signal": e.story_signal, "score": e.story_score,
              "matched_entry_id": e.story_matched_entry_id,
+             "decision": e.story_decision, "evidence": e.story_evidence,
+             "decided_at": e.story_decided_at.isoformat() if e.story_decided_at else None,
+             "declared_language": e.language,
+             "languages": _languages(features),
              "categories": by_entry.get(e.id or 0, [])}
-            for e in entries
+            for e, features in rows
         ]
 
     def counts(self) -> dict[str, int]:
@@ -378,13 +392,15 @@ class Store:
                 .where(EntryCategory.category_id == category_id, col(Entry.story_id).in_(ids))
             ))
         rows = session.exec(
-            select(Entry, Source)
+            select(Entry, Source, EntryFeatureRecord.lang)
             .join(Source, col(Source.id) == col(Entry.source_id))
+            .join(EntryFeatureRecord, col(EntryFeatureRecord.entry_id) == col(Entry.id),
+                  isouter=True)
             .where(col(Entry.story_id).in_(ids))
             .order_by(col(Entry.published_at), col(Entry.id))
         )
         members: dict[int, list[EntryView]] = {}
-        for entry, source in rows:
+        for entry, source, detected in rows:
             assert entry.story_id is not None
             assert entry.id is not None
             members.setdefault(entry.story_id, []).append(EntryView(
@@ -392,17 +408,82 @@ class Store:
                 source_title=source.title or source.feed_title or source.id,
                 url=entry.url or entry.link, title=entry.title,
                 summary_html=entry.summary_html or entry.content_html,
-                language=entry.language, published_at=entry.published_at,
+                # Detected from the text when the stage has run: a feed's declared language
+                # is only a hint (an English translation in a French feed is English).
+                language=detected or entry.language, published_at=entry.published_at,
                 updated_at=entry.updated_at, author=entry.author,
                 in_category=accepted is None or entry.id in accepted,
                 membership=Membership(entry.story_signal, entry.story_score,
-                                      entry.story_matched_entry_id),
+                                      entry.story_matched_entry_id, entry.story_decision,
+                                      entry.story_evidence, entry.story_decided_at),
             ))
         return [
             StoryView(story_id=s.id or 0, uid=s.uid, first_seen=s.first_seen_at,
                       updated_at=s.updated_at, entries=tuple(members.get(s.id or 0, ())))
             for s in stories if members.get(s.id or 0)
         ]
+
+    # -- clustering ----------------------------------------------------------------------
+
+    def pending_entries(self, limit: int) -> list[PendingEntry]:
+        """Entries the clustering stage has not handled yet, oldest id first."""
+        with self._guard(), self.engine.connect() as connection:
+            return clustering.pending_entries(connection, limit)
+
+    def pending_count(self) -> int:
+        with self._guard(), self.engine.connect() as connection:
+            return clustering.pending_count(connection)
+
+    @contextmanager
+    def clustering(self) -> Iterator[ClusterWriter]:
+        """One clustering batch: a write transaction holding the clustering lock, committed
+        when the block ends and rolled back, whole, when it raises."""
+        with self._guard(), self._write_engine.begin() as connection:
+            clustering.lock(connection)
+            yield ClusterWriter(connection)
+
+    def reset_clustering(self, now: datetime) -> int:
+        """Undo every clustering decision so the stage makes them again (see ``reset``)."""
+        with self.clustering() as writer:
+            return clustering.reset(writer.connection, now)
+
+    def add_override(self, kind: str, *, by: str, now: datetime, entry_id: int | None = None,
+                     other_entry_id: int | None = None, story_id: int | None = None,
+                     other_story_id: int | None = None, note: str | None = None) -> int:
+        """Record an editor's correction and apply it now (``overrides.record_override``)."""
+        with self.clustering() as writer:
+            return overrides.record_override(
+                writer, kind, by=by, now=now, entry_id=entry_id, other_entry_id=other_entry_id,
+                story_id=story_id, other_story_id=other_story_id, note=note)
+
+    def split_story(self, entry_ids: Sequence[int], *, by: str, now: datetime,
+                    note: str | None = None) -> int:
+        with self.clustering() as writer:
+            return overrides.split(writer, entry_ids, by=by, now=now, note=note)
+
+    def undo_override(self, override_id: int, *, by: str, now: datetime) -> bool:
+        with self.clustering() as writer:
+            return overrides.undo_override(writer, override_id, by=by, now=now)
+
+    def entry_stories(self, source_id: str) -> dict[str, int]:
+        """guid → story id of a source's entries (the evaluation reads its clustering so)."""
+        with self._guard(), self._read() as session:
+            rows = session.exec(select(Entry.guid, Entry.story_id)
+                                .where(Entry.source_id == source_id))
+            return {guid: story for guid, story in rows if guid and story is not None}
+
+    def entry_features(self, source_id: str) -> dict[str, dict[str, object]]:
+        """guid → stored feature record of a source's entries (for the evaluation)."""
+        with self._guard(), self.engine.connect() as connection:
+            return clustering.source_features(connection, source_id)
+
+    def centering_state(self) -> dict[str, tuple[int, bytes]]:
+        with self._guard(), self.engine.connect() as connection:
+            return ClusterWriter(connection).centering()
+
+    def overrides(self, *, include_undone: bool = False) -> list[OverrideView]:
+        with self._guard(), self.engine.connect() as connection:
+            return overrides.list_overrides(connection, include_undone=include_undone)
 
     def _guard(self) -> _Guard:
         return _Guard()
@@ -417,6 +498,13 @@ class _Guard:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if isinstance(exc, SQLAlchemyError):
             raise StoreError(f"database error: {exc}") from exc
+
+
+def _languages(features: EntryFeatureRecord | None) -> dict[str, Any] | None:
+    if features is None:
+        return None
+    return {"lang": features.lang, "title": features.title_lang, "body": features.body_lang,
+            "confidence": features.lang_confidence}
 
 
 def open_store(url: str) -> Store:

