@@ -1,4 +1,5 @@
-"""The ``aggregator`` command line: run, poll, publish, check, sources, stories, db, demo.
+"""The ``aggregator`` command line: run, poll, cluster, publish, check, sources, stories, db,
+eval, demo.
 
 Every command takes ``--config DIR`` and ``--database URL`` over the environment settings.
 Exit codes: 0 success, 1 the command ran and found problems, 2 bad usage or configuration.
@@ -95,6 +96,21 @@ def progress_for(total: int) -> ProgressBar | None:
     return ProgressBar(total)
 
 
+def cluster_progress() -> Callable[[int, int], None] | None:
+    """``clustering [#####.....] 120/400 entries`` redrawn in place on a terminal."""
+    if not sys.stdout.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        width = ProgressBar.WIDTH
+        filled = width * done // max(total, 1)
+        end = "\n" if done >= total else ""
+        print(f"\rclustering [{'#' * filled}{'.' * (width - filled)}] {done}/{total} entries",
+              end=end, flush=True)
+
+    return show
+
+
 class ProgressBar:
     """``[#####.....] 120/1000 sources · 340 new · 2 errors`` redrawn in place."""
 
@@ -126,15 +142,20 @@ def cmd_poll(ctx: Context) -> int:
         due = store.due_sources(utc_now(), everything=ctx.args.all)
         if not due:
             print("no source is due (use --all to poll every active source)")
-            return 0
-        summary = service.poll(due, on_outcome=progress_for(len(due)))
-        print(f"polled {len(summary.outcomes)} sources: {summary.new_entries} new entries, "
-              f"{summary.updated_entries} updated, {summary.count('not_modified')} not "
-              f"modified, {summary.count('unchanged')} unchanged, "
-              f"{summary.count('deferred')} deferred, {summary.errors} errors")
-        for outcome in summary.outcomes:
-            if outcome.result == "error":
-                print(f"  {outcome.source_id}: {outcome.error_kind}: {outcome.error}")
+        else:
+            summary = service.poll(due, on_outcome=progress_for(len(due)))
+            print(f"polled {len(summary.outcomes)} sources: {summary.new_entries} new entries, "
+                  f"{summary.updated_entries} updated, {summary.count('not_modified')} not "
+                  f"modified, {summary.count('unchanged')} unchanged, "
+                  f"{summary.count('deferred')} deferred, {summary.errors} errors")
+            for outcome in summary.outcomes:
+                if outcome.result == "error":
+                    print(f"  {outcome.source_id}: {outcome.error_kind}: {outcome.error}")
+        # The stories of what was just stored, before exiting (entries left by an earlier,
+        # interrupted run too).
+        clustered = service.cluster(on_progress=cluster_progress())
+        if clustered.entries:
+            print(clustered.describe())
     finally:
         service.close()
         store.close()
@@ -148,7 +169,8 @@ def cmd_publish(ctx: Context) -> int:
     store = ctx.store(auto_upgrade=False)
     try:
         outputs = make_outputs(ctx.settings, store, ctx.catalog())
-        written = same = 0
+        written: list[str] = []
+        same = 0
         for relative, document in outputs.all_documents():
             target = out / relative
             if target.exists() and target.read_bytes() == document.body:
@@ -158,10 +180,16 @@ def cmd_publish(ctx: Context) -> int:
             temporary = target.with_name(target.name + ".tmp")
             temporary.write_bytes(document.body)
             os.replace(temporary, target)  # readers never see a half-written feed
-            written += 1
+            written.append(relative)
     finally:
         store.close()
-    print(f"published to {out}: {written} written, {same} unchanged")
+    print(f"published to {out}: {len(written)} written, {same} unchanged")
+    changed = outputs.live_feed_urls(written)
+    if ctx.settings.websub_hub and changed:
+        from aggregator.websub import ping_hub
+
+        sent = ping_hub(ctx.settings.websub_hub, changed, user_agent=ctx.settings.user_agent)
+        print(f"pinged {ctx.settings.websub_hub}: {sent} of {len(changed)} feeds accepted")
     return 0
 
 
@@ -227,18 +255,31 @@ def _chooser(pick: int | None) -> Callable[[Sequence[DiscoveredFeed]], Discovere
     return choose
 
 
+def cmd_cluster(ctx: Context) -> int:
+    from aggregator.refresh import utc_now
+    from aggregator.service import make_stage
+
+    store = ctx.store(auto_upgrade=False)
+    try:
+        if ctx.args.redo:
+            pending = store.reset_clustering(utc_now())
+            print(f"forgot every clustering decision: {pending} entries to cluster again")
+        summary = make_stage(ctx.settings, store).run(on_progress=cluster_progress())
+    finally:
+        store.close()
+    print(summary.describe() if summary.entries else "nothing to cluster")
+    return 0
+
+
 def cmd_eval_dedup(ctx: Context) -> int:
-    from aggregator.dedup.embed import Embedder
-    from aggregator.dedup.evaluate import run as evaluate
-    from aggregator.dedup.features import FeatureExtractor
-    from aggregator.dedup.language import LanguageDetector
+    from aggregator.clustering import Models
+    from aggregator.clustering.evaluation import evaluate_file
 
     path: Path = ctx.args.file
     if not path.is_file():
         raise ConfigError("no such file", file=str(path))
-    extractor = FeatureExtractor(LanguageDetector(), Embedder())
     try:
-        result = evaluate(path, extractor)
+        result = evaluate_file(path, Models())
     except (ValueError, KeyError) as exc:
         raise ConfigError(f"not a labelled dedup file: {exc}", file=str(path)) from exc
     print(json.dumps(result, indent=2, ensure_ascii=False))
@@ -306,24 +347,32 @@ def cmd_stories(ctx: Context) -> int:
 
 
 def _evidence(membership: Membership | None) -> dict[str, object] | None:
+    """Why the entry is in its story: the signal, score and matched entry, then what the
+    clustering stage recorded (decision, parts of the score, languages, nearest candidate)."""
     if membership is None:
         return None
+    details = dict(membership.evidence or {})
+    details.pop("decision", None)
     return {"signal": membership.signal, "score": membership.score,
-            "matched_entry_id": membership.matched_entry_id}
+            "matched_entry_id": membership.matched_entry_id,
+            "decision": membership.decision,
+            "decided_at": membership.decided_at.isoformat() if membership.decided_at else None,
+            **details}
 
 
 def _show_story(store: Store, story_id: int) -> int:
+    from aggregator.clustering.explain import explain
+
     rows = store.story_evidence(story_id)
     if not rows:
         print(f"no story {story_id}", file=sys.stderr)
         return 1
     print(f"story #{story_id}: {len(rows)} entries")
     for row in rows:
-        why = ("founded the story" if row["signal"] == "new" else
-               f"joined: same {row['signal']} as entry #{row['matched_entry_id']}")
         print(f"  entry #{row['entry_id']} [{row['source']}] {row['title']}")
         print(f"      {row['url']}")
-        print(f"      {why}")
+        for line in explain(row):
+            print(f"      {line}")
         for cat in row["categories"]:
             print(f"      in {cat['category']}: {cat['reason']}")
     return 0
@@ -377,8 +426,13 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     add("run", "run the scheduler and the HTTP server until stopped (SIGINT/SIGTERM)", cmd_run)
-    poll = add("poll", "poll due sources once, then exit", cmd_poll)
+    poll = add("poll", "poll due sources once, cluster what they brought, then exit", cmd_poll)
     poll.add_argument("--all", action="store_true", help="poll every active source, due or not")
+    clustering = add("cluster", "cluster the entries stored but not yet clustered into stories",
+                     cmd_cluster)
+    clustering.add_argument("--redo", action="store_true",
+                            help="forget every clustering decision and make them all again "
+                                 "(after editors' corrections); stored features are reused")
     publish = add("publish", "write every output feed as static files", cmd_publish)
     publish.add_argument("--out", type=Path, required=True, metavar="DIR",
                          help="folder to write feeds/ and feeds.opml into")

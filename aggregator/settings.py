@@ -1,8 +1,8 @@
 """Runtime settings, read once from ``AGGREGATOR_*`` environment variables by an entry point.
 
 Every setting is declared in ``SETTINGS`` with its default and a one-line meaning; that table is
-the single source for the environment file example and the docs. Command-line flags such as
-``--config`` and ``--database`` override the environment through ``Settings.with_overrides``.
+the single source of ``deploy/aggregator.env.example`` (``python -m aggregator.settings`` writes
+it). Command-line flags such as ``--config`` override the environment (``with_overrides``).
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +37,8 @@ class SettingSpec:
     default: str
     meaning: str
     convert: Callable[[str], Any] = str
+    # The value the env example shows when the default is not meant to be copied.
+    example: str | None = None
 
 
 def _positive_int(text: str) -> int:
@@ -65,6 +69,15 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _processes(text: str) -> int:
+    """ "auto": one per CPU this process may use, or none on a single CPU (they would only
+    add overhead there)."""
+    if text.strip().lower() == "auto":
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return cpus if cpus and cpus > 1 else 0
+    return _non_negative_int(text)
+
+
 def _non_negative_float(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -86,6 +99,16 @@ def _log_level(text: str) -> str:
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
     return level
+
+
+CLUSTERING_MODES = ("semantic", "exact")
+
+
+def _clustering_mode(text: str) -> str:
+    mode = text.strip().lower()
+    if mode not in CLUSTERING_MODES:
+        raise ValueError("must be semantic or exact")
+    return mode
 
 
 def _base_url(text: str) -> str:
@@ -111,12 +134,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "domain used in tag: item ids; never change it once published "
                 "(default: the host of the base URL)"),
     SettingSpec("user_agent", "AGGREGATOR_USER_AGENT", DEFAULT_USER_AGENT,
-                "User-Agent header sent to sources"),
+                "User-Agent header sent to sources", example=""),
     SettingSpec("fetch_workers", "AGGREGATOR_FETCH_WORKERS", "8",
-                "concurrent fetches per process", _positive_int),
-    SettingSpec("parse_processes", "AGGREGATOR_PARSE_PROCESSES", "0",
-                "worker processes that parse fetched feeds (0: parse in the polling process)",
-                _non_negative_int),
+                "concurrent fetches in all, shared among the poll processes", _positive_int),
+    SettingSpec("poll_processes", "AGGREGATOR_POLL_PROCESSES", "auto",
+                "worker processes that fetch and parse during big polls (auto: one per CPU, "
+                "0: everything in the main process)", _processes),
     SettingSpec("host_concurrency", "AGGREGATOR_HOST_CONCURRENCY", "2",
                 "most requests in flight to one host at a time", _positive_int),
     SettingSpec("host_delay", "AGGREGATOR_HOST_DELAY", "0.25",
@@ -137,6 +160,26 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "how often the scheduler looks for due sources", _positive_int),
     SettingSpec("feed_size", "AGGREGATOR_FEED_SIZE", "50",
                 "number of stories in each output feed", _positive_int),
+    SettingSpec("feed_max_age", "AGGREGATOR_FEED_MAX_AGE", "300",
+                "seconds readers and caches may reuse a live feed or page (Cache-Control)",
+                _non_negative_int),
+    SettingSpec("feed_recheck_seconds", "AGGREGATOR_FEED_RECHECK_SECONDS", "5",
+                "the web server checks the store for changed categories this often and answers "
+                "from memory in between (0: on every request)", _non_negative_float),
+    SettingSpec("archive_dir", "AGGREGATOR_ARCHIVE_DIR", "",
+                "folder of the frozen RFC 5005 archive pages; back it up with the database "
+                "(default: beside the SQLite file, or ./var/archives/HOST-DATABASE)"),
+    SettingSpec("websub_hub", "AGGREGATOR_WEBSUB_HUB", "",
+                "WebSub hub advertised by every live feed and pinged when one changes "
+                "(empty: none)", _base_url),
+    SettingSpec("clustering", "AGGREGATOR_CLUSTERING", "semantic",
+                "how stories are clustered after polling: semantic (language detection and a "
+                "multilingual embedding model, across languages) or exact (same canonical URL "
+                "or text only, no model)", _clustering_mode),
+    SettingSpec("clustering_max_age_hours", "AGGREGATOR_CLUSTERING_MAX_AGE_HOURS", "72",
+                "entries published more than this many hours before the clustering stage reaches "
+                "them keep their exact-match story and skip the model (0: no limit)",
+                _non_negative_float),
     SettingSpec("log_level", "AGGREGATOR_LOG_LEVEL", "INFO",
                 "DEBUG, INFO, WARNING or ERROR", _log_level),
 )
@@ -152,7 +195,7 @@ class Settings:
     tag_authority: str
     user_agent: str
     fetch_workers: int
-    parse_processes: int
+    poll_processes: int
     host_concurrency: int
     host_delay: float
     allow_private_addresses: bool
@@ -162,6 +205,12 @@ class Settings:
     max_feed_bytes: int
     tick_seconds: int
     feed_size: int
+    feed_max_age: int
+    feed_recheck_seconds: float
+    archive_dir: str
+    websub_hub: str
+    clustering: str
+    clustering_max_age_hours: float
     log_level: str
 
     @classmethod
@@ -200,6 +249,12 @@ class Settings:
     def item_authority(self) -> str:
         return self.tag_authority or tag_authority_for(self.public_url)
 
+    @property
+    def clustering_max_age(self) -> timedelta | None:
+        """How old an entry may be and still go through the model (None: any age)."""
+        hours = self.clustering_max_age_hours
+        return timedelta(hours=hours) if hours > 0 else None
+
 
 def tag_authority_for(base_url: str) -> str:
     """A tag: URI needs a DNS name; an IP address or a bare host becomes ``localhost``."""
@@ -207,3 +262,22 @@ def tag_authority_for(base_url: str) -> str:
     if host.replace(".", "").isdigit() or ":" in host:
         return "localhost"
     return host
+
+
+ENV_EXAMPLE_HEADER = (
+    "# Settings of the aggregator, read from the environment. Every one is optional;\n"
+    "# the value shown is the default. Copy to aggregator.env and edit.\n"
+)
+
+
+def render_env_example() -> str:
+    """``deploy/aggregator.env.example``, generated from ``SETTINGS``."""
+    blocks = [ENV_EXAMPLE_HEADER]
+    for spec in SETTINGS:
+        shown = spec.default if spec.example is None else spec.example
+        blocks.append(f"# {spec.meaning}\n#{spec.env}={shown}\n")
+    return "\n".join(blocks)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_env_example())

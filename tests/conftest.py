@@ -1,4 +1,5 @@
-"""Shared fixtures: fresh databases on SQLite and PostgreSQL, a loopback feed server."""
+"""Shared fixtures: fresh databases on SQLite and PostgreSQL, a loopback feed server, and the
+clustering models loaded once per test session."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from aggregator.store import Store, open_store, upgrade
 
 if TYPE_CHECKING:
+    from aggregator.clustering import Models
     from aggregator.demo.feedserver import FeedServer
 from tests.support import databases
 
@@ -56,3 +58,12 @@ def feed_server() -> Iterator[FeedServer]:
 
     with FeedServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def models() -> Models:
+    """The real language detector and embedding model, shared by every test (loaded on first
+    use: about two seconds)."""
+    from aggregator.clustering import Models
+
+    return Models()

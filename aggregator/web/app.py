@@ -6,21 +6,29 @@ from ``aggregator.outputs`` so the server and ``publish --out`` return identical
 
 from __future__ import annotations
 
-import html
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
 from aggregator import __version__
 from aggregator.errors import StoreError
-from aggregator.outputs import Document, Outputs, parse_feed_name
+from aggregator.outputs import (
+    INDEX_PATH,
+    Document,
+    Outputs,
+    parse_archive_path,
+    parse_feed_name,
+)
 from aggregator.publish import FEED_FORMATS, feed_url
 from aggregator.representative import for_output
 from aggregator.store import Store
-from aggregator.web.conditional import cache_headers, is_not_modified
+from aggregator.web.documents import DocumentApp, document_path, respond
+from aggregator.web.watcher import OutputWatcher
 
 MAX_API_LIMIT = 500
 
@@ -79,20 +87,32 @@ class CategoryOut(BaseModel):
 
 
 def _document_response(request: Request, document: Document) -> Response:
-    headers = cache_headers(document.etag, document.last_modified)
-    if is_not_modified(request.headers, document.etag, document.last_modified):
-        return Response(status_code=304, headers=headers)
-    body = b"" if request.method == "HEAD" else document.body
-    headers["Content-Length"] = str(len(document.body))
-    return Response(content=body, media_type=document.media_type, headers=headers)
+    status, headers, body = respond(document, request.method, request.headers)
+    return Response(content=body, status_code=status, headers=dict(headers))
 
 
 def create_app(*, store: Store, outputs: Outputs) -> FastAPI:
-    app = FastAPI(
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Without a recheck interval every request checks the store itself.
+        watcher = (OutputWatcher(outputs, outputs.recheck_seconds)
+                   if outputs.recheck_seconds > 0 else None)
+        if watcher is not None:
+            watcher.start()
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.stop()
+
+    app = DocumentApp(
         title="aggregator", version=__version__,
         description="Curated feeds with stories clustered across sources and languages.",
         docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None,
+        lifespan=lifespan,
     )
+    # Output documents are answered from memory before FastAPI routes anything.
+    app.serve_documents(outputs)
 
     @app.exception_handler(StoreError)
     async def _store_error(_request: Request, exc: StoreError) -> JSONResponse:
@@ -115,9 +135,41 @@ def create_app(*, store: Store, outputs: Outputs) -> FastAPI:
     def opml(request: Request) -> Response:
         return _document_response(request, outputs.opml())
 
+    def archive(category: str, name: str, request: Request) -> Response:
+        parsed = parse_archive_path(f"feeds/{category}/archive/{name}")
+        if parsed is None:
+            raise HTTPException(404, f"{name!r} is not an archive page name; expected "
+                                     "{page}.atom, .rss or .json, or {page}.{lang}.atom")
+        document = outputs.archive(parsed)
+        if document is not None:
+            return _document_response(request, document)
+        if outputs.is_next_archive(parsed):
+            # Older pages link here before this one is complete; till then its stories are
+            # in the live feed.
+            live = feed_url(outputs.base_url, parsed.category, parsed.fmt, parsed.lang)
+            return RedirectResponse(live, status_code=307,
+                                    headers={"Cache-Control": outputs.live_cache_control})
+        raise HTTPException(404, f"no archive page {parsed.page} of {category!r}")
+
+    def category_page(name: str, request: Request) -> Response:
+        path = document_path(f"/categories/{name}")
+        document = outputs.document(path) if path else None
+        if document is None:
+            raise HTTPException(404, f"no category {name.removesuffix('.html')!r}")
+        return _document_response(request, document)
+
+    def index(request: Request) -> Response:
+        document = outputs.document(INDEX_PATH)
+        assert document is not None  # the index always exists, if only to say "no categories"
+        return _document_response(request, document)
+
     for path, endpoint, summary in (
         ("/feeds/{name}", feed, "An output feed: {category}[.{lang}].atom|rss|json"),
+        ("/feeds/{category}/archive/{name}", archive,
+         "A complete RFC 5005 archive page: {page}[.{lang}].atom|rss|json (never changes)"),
         ("/feeds.opml", opml, "OPML list of every output feed"),
+        ("/categories/{name}", category_page, "A category's stories as an HTML page"),
+        ("/", index, "The index page: every category and feed"),
     ):
         app.add_api_route(path, endpoint, methods=["GET"], response_class=Response,
                           summary=summary)
@@ -165,25 +217,5 @@ def create_app(*, store: Store, outputs: Outputs) -> FastAPI:
         if not rows:
             raise HTTPException(404, f"no story {story_id}")
         return rows
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index() -> HTMLResponse:
-        items = []
-        for c in outputs.catalog.categories:
-            links = " · ".join(
-                f'<a href="{html.escape(feed_url(outputs.base_url, c.id, fmt))}">{fmt}</a>'
-                for fmt in FEED_FORMATS)
-            items.append(f"<li><strong>{html.escape(c.title)}</strong> "
-                         f"<small>{html.escape(c.description)}</small><br>{links}</li>")
-        page = (
-            "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            "<title>Aggregator feeds</title>"
-            "<link rel='alternate' type='text/x-opml' title='All feeds' href='/feeds.opml'>"
-            "</head><body><h1>Feeds</h1><ul>" + "".join(items) + "</ul>"
-            "<p><a href='/feeds.opml'>All feeds as OPML</a> · "
-            "<a href='/api/docs'>API</a></p></body></html>"
-        )
-        return HTMLResponse(page)
 
     return app

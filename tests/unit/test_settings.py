@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.errors import ConfigError
-from aggregator.settings import SETTINGS, Settings
+from aggregator.settings import SETTINGS, Settings, render_env_example
 
 
 def test_defaults() -> None:
@@ -41,6 +41,8 @@ def test_environment_and_overrides() -> None:
     ("AGGREGATOR_FETCH_WORKERS", "0"),
     ("AGGREGATOR_BASE_URL", "news.example.org"),
     ("AGGREGATOR_LOG_LEVEL", "LOUD"),
+    ("AGGREGATOR_CLUSTERING", "fuzzy"),
+    ("AGGREGATOR_CLUSTERING_MAX_AGE_HOURS", "-1"),
 ])
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
@@ -63,3 +65,20 @@ def test_every_setting_is_in_the_env_example() -> None:
     text = example.read_text(encoding="utf-8")
     missing = [spec.env for spec in SETTINGS if f"{spec.env}=" not in text]
     assert missing == []
+
+
+def test_the_env_example_is_generated_from_the_settings_table() -> None:
+    # Regenerate with: python -m aggregator.settings > deploy/aggregator.env.example
+    example = Path(__file__).resolve().parents[2] / "deploy" / "aggregator.env.example"
+    assert example.read_text(encoding="utf-8") == render_env_example()
+
+
+def test_clustering_settings() -> None:
+    default = Settings.from_env({})
+    assert default.clustering == "semantic"
+    assert default.clustering_max_age is not None
+    assert default.clustering_max_age.total_seconds() == 72 * 3600
+    exact = Settings.from_env({"AGGREGATOR_CLUSTERING": "Exact",
+                               "AGGREGATOR_CLUSTERING_MAX_AGE_HOURS": "0"})
+    assert exact.clustering == "exact"
+    assert exact.clustering_max_age is None

@@ -1,0 +1,133 @@
+"""Real client libraries read our served outputs correctly: feedparser (Atom, RSS) and
+lemon24/reader (Atom, RSS, JSON Feed) get each item's title, link, date and language; every
+JSON document passes the JSON Feed 1.1 schema. feedparser 6.0 has no JSON Feed support, so
+JSON items are checked through reader and the schema."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import feedparser
+import pytest
+from reader import make_reader
+
+from aggregator.store import Store
+from aggregator.web import create_app
+from tests.integration.test_outputs import Newsroom, outputs_for
+from tests.support.builders import NOW, entry
+from tests.support.outputchecks import json_feed
+from tests.support.webserver import serve_app
+
+
+@dataclass(frozen=True)
+class Expected:
+    title: str
+    link: str
+    published: datetime
+    language: str
+
+
+@dataclass
+class Site:
+    base: str
+    live: list[Expected]
+    french: list[Expected]
+
+
+def _when(hours: int) -> datetime:
+    return NOW + timedelta(hours=hours)
+
+
+@pytest.fixture
+def site(store: Store, tmp_path: Path) -> Iterator[Site]:
+    room = Newsroom(store)
+    room.poll("en-a", entry("en-only", title="Markets rally", published_at=_when(1),
+                            url="https://en.example/rally"))
+    room.poll("fr-a", entry("fr-only", title="Grève des cheminots", language="fr",
+                            published_at=_when(2), url="https://fr.example/greve"))
+    room.poll("en-a", entry("both-en", title="Summit ends", published_at=_when(3),
+                            url="https://en.example/summit"))
+    room.poll("fr-a", entry("both-fr", title="Fin du sommet", language="fr",
+                            published_at=_when(4), url="https://en.example/summit"))
+    # The story of both languages is an English item in the main feed, a French one in .fr.
+    live = [
+        Expected("Summit ends", "https://en.example/summit", _when(3), "en"),
+        Expected("Grève des cheminots", "https://fr.example/greve", _when(2), "fr"),
+        Expected("Markets rally", "https://en.example/rally", _when(1), "en"),
+    ]
+    french = [
+        Expected("Fin du sommet", "https://en.example/summit", _when(4), "fr"),
+        Expected("Grève des cheminots", "https://fr.example/greve", _when(2), "fr"),
+    ]
+    outputs = outputs_for(store, tmp_path / "archives", feed_size=50)
+    with serve_app(create_app(store=store, outputs=outputs)) as base:
+        yield Site(base, live, french)
+
+
+def _sorted(items: list[Expected]) -> list[Expected]:
+    return sorted(items, key=lambda e: e.published, reverse=True)
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rss"])
+@pytest.mark.parametrize("variant", ["", ".fr"])
+def test_feedparser_reads_every_item(site: Site, fmt: str, variant: str) -> None:
+    parsed = feedparser.parse(f"{site.base}/feeds/news{variant}.{fmt}")
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    assert parsed.status == 200
+    feed_language = "fr" if variant else "en"
+    assert parsed.feed.language == feed_language
+    got = []
+    for item in parsed.entries:
+        # The item's own language: Atom's xml:lang (inherited from the feed when the same),
+        # RSS's dc:language (only where it differs from the channel's <language>).
+        if fmt == "atom":
+            language = item.summary_detail.language
+        else:
+            language = item.get("language", feed_language)
+        link = item.links[0].href  # the representative's link comes first
+        published = datetime(*item.published_parsed[:6], tzinfo=UTC)
+        got.append(Expected(item.title, link, published, language))
+    expected = site.french if variant else site.live
+    assert got == _sorted(expected)
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rss", "json"])
+@pytest.mark.parametrize("variant", ["", ".fr"])
+def test_reader_reads_every_item(site: Site, fmt: str, variant: str, tmp_path: Path) -> None:
+    url = f"{site.base}/feeds/news{variant}.{fmt}"
+    reader = make_reader(str(tmp_path / "reader.sqlite"))
+    try:
+        reader.add_feed(url)
+        reader.update_feeds()
+        feed = reader.get_feed(url)
+        assert feed.last_exception is None, feed.last_exception
+        got = []
+        for item in reader.get_entries(sort="recent"):
+            assert item.published is not None
+            got.append((item.title, item.link, item.published.astimezone(UTC),
+                        [c.language for c in item.content]))
+    finally:
+        reader.close()
+    expected = _sorted(site.french if variant else site.live)
+    assert sorted(g[:3] for g in got) == sorted((e.title, e.link, e.published)
+                                                for e in expected)
+    if fmt == "json":
+        # reader keeps JSON Feed's per-item language with the content.
+        languages = {g[0]: g[3] for g in got}
+        assert languages == {e.title: [e.language] for e in expected}
+
+
+def test_every_json_document_passes_the_json_feed_schema(site: Site) -> None:
+    import requests
+
+    for path in ("/feeds/news.json", "/feeds/news.en.json", "/feeds/news.fr.json"):
+        response = requests.get(site.base + path, timeout=10)
+        document = json_feed(response.content)
+        assert document["feed_url"] == f"https://agg.example{path}"
+    items = json.loads(requests.get(site.base + "/feeds/news.json", timeout=10).content)["items"]
+    assert [(i["title"], i["language"]) for i in items] == [
+        (e.title, e.language) for e in site.live]

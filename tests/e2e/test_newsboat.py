@@ -1,0 +1,105 @@
+"""newsboat, a real terminal feed reader (Debian's package), loads our served Atom and RSS feeds
+in a scripted run (``newsboat -x reload``) and stores every item with the right title, link,
+date and id; a second reload is answered from its stored validators.
+
+Skips when the ``newsboat`` binary is absent (``apt-get install newsboat``); .ci/run installs
+nothing outside Python. newsboat 2.21 (Debian 12) reads XML feeds only, not JSON Feed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from aggregator.outputs import Outputs
+from aggregator.store import Store
+from aggregator.web import create_app
+from tests.integration.test_outputs import Newsroom, outputs_for
+from tests.support.builders import NOW, entry
+from tests.support.webserver import serve_app
+
+NEWSBOAT = shutil.which("newsboat")
+TIMEOUT_SECONDS = 60
+
+pytestmark = pytest.mark.skipif(
+    NEWSBOAT is None, reason="newsboat is not installed (apt-get install -y newsboat)")
+
+
+@dataclass
+class Served:
+    base: str
+    outputs: Outputs
+
+
+@pytest.fixture
+def served(store: Store, tmp_path: Path) -> Iterator[Served]:
+    room = Newsroom(store)
+    for n in range(3):
+        room.story(f"s{n}")
+    room.poll("fr-a", entry("fr", title="Grève générale", language="fr",
+                            published_at=NOW + timedelta(hours=9),
+                            url="https://fr.example/greve"))
+    outputs = outputs_for(store, tmp_path / "archives", feed_size=50)
+    with serve_app(create_app(store=store, outputs=outputs)) as base:
+        yield Served(base, outputs)
+
+
+def reload(url: str, home: Path) -> list[tuple[str, str, int, str]]:
+    """Run newsboat once over ``url``; the items it stored (title, url, date, guid)."""
+    home.mkdir(exist_ok=True)
+    (home / "urls").write_text(url + "\n", encoding="utf-8")
+    cache = home / "cache.db"
+    env = {**os.environ, "HOME": str(home)}
+    assert NEWSBOAT is not None
+    result = subprocess.run([NEWSBOAT, "-x", "reload", "-u", str(home / "urls"), "-c",
+                             str(cache), "-d", str(home / "log"), "-l", "4"],
+                            capture_output=True, text=True, env=env, timeout=TIMEOUT_SECONDS,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = (home / "log").read_text(encoding="utf-8", errors="replace")
+    assert "USERERROR" not in log, log
+    with sqlite3.connect(cache) as db:
+        return sorted(db.execute("SELECT title, url, pubDate, guid FROM rss_item"
+                                 " WHERE feedurl = ?", (url,)).fetchall())
+
+
+@pytest.mark.parametrize("path", ["/feeds/news.atom", "/feeds/news.rss", "/feeds/news.fr.rss"])
+def test_newsboat_loads_every_item(served: Served, path: str, tmp_path: Path) -> None:
+    items = reload(served.base + path, tmp_path / "home")
+    document = served.outputs.document(path.removeprefix("/"))
+    assert document is not None
+    name = path.rsplit("/", 1)[-1]
+    lang = name.split(".")[1] if name.count(".") == 2 else None
+    feed = served.outputs.output_feed(served.outputs.catalog.category("news"), lang)
+    expected = sorted(
+        (s.representative.title, s.representative.url or "",
+         int(s.representative.published_at.timestamp()), guid)
+        for s, guid in zip(feed.stories, _guids(document.body), strict=True))
+    assert items == expected
+    assert len(items) == (1 if lang else 4)
+    # Later runs keep the same items; newsboat stores our ETag (of the gzip coding it asked
+    # for) from the second run on and sends it back.
+    assert reload(served.base + path, tmp_path / "home") == items
+    with sqlite3.connect(tmp_path / "home" / "cache.db") as db:
+        (etag,) = db.execute("SELECT etag FROM rss_feed").fetchone()
+    assert etag == document.etag_for("gzip")
+    assert reload(served.base + path, tmp_path / "home") == items
+
+
+def _guids(body: bytes) -> list[str]:
+    """Item ids in document order, from Atom <id> inside entries or RSS <guid>."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(body)
+    atom = "{http://www.w3.org/2005/Atom}"
+    ids = [e.findtext(f"{atom}id") for e in root.iter(f"{atom}entry")]
+    ids += [i.findtext("guid") for i in root.iter("item")]
+    return [i for i in ids if i]
