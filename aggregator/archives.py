@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -84,16 +84,21 @@ class ArchiveLog:
         self._categories: dict[str, _Category] = {}
 
     def observe(self, category_id: str, stories: Sequence[StoryView],
-                shown: Sequence[StoryView]) -> int:
+                shown: Sequence[StoryView],
+                withdrawn: Callable[[Sequence[str]], Collection[str]] | None = None) -> int:
         """Record ``stories`` (the newest of the category, any order) and freeze every page
         that is complete; ``shown`` are the stories the live feed shows. Returns the number of
-        frozen pages."""
+        frozen pages. ``withdrawn`` tells, of the open page's stories missing from
+        ``stories``, those editors took out (hidden, merged away): they leave the open page
+        instead of being frozen into it, and are placed anew if they come back."""
         with self._lock, self._locked(category_id):
             state = self._load(category_id)
-            placed = state.frozen | {s.uid for s in state.tail}
             fresh = {s.uid: _bare(s) for s in stories}
+            missing = [s.uid for s in state.tail if s.uid not in fresh]
+            gone = set(withdrawn(missing)) if withdrawn is not None and missing else set()
+            placed = state.frozen | {s.uid for s in state.tail if s.uid not in gone}
             # Tail stories keep their latest content until their page freezes.
-            tail = [fresh.get(s.uid, s) for s in state.tail]
+            tail = [fresh.get(s.uid, s) for s in state.tail if s.uid not in gone]
             new = sorted((fresh[s.uid] for s in stories if s.uid not in placed),
                          key=lambda s: (s.first_seen, s.story_id, s.uid))
             tail += new

@@ -7,10 +7,13 @@ at once. Reading files is the only I/O here.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,8 +32,22 @@ LANG_RE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
-SOURCE_KEYS = {"id", "url", "title", "site_url", "categories", "language", "interval", "enabled"}
-CATEGORY_KEYS = {"id", "title", "description", "languages", "include", "exclude"}
+SOURCE_KEYS = {"id", "url", "title", "site_url", "categories", "language", "interval", "enabled",
+               "include", "exclude", "priority"}
+CATEGORY_KEYS = {"id", "title", "description", "languages", "include", "exclude", "min_score",
+                 "topic", "topic_threshold", "topic_examples"}
+
+# Which copy of a story represents it: any whole number in this range, higher first.
+MIN_PRIORITY = -1000
+MAX_PRIORITY = 1000
+# Centered cosine between an entry and the category's description (and examples) from which
+# the topic match accepts the entry. On hand-labelled topics of the WMT14 dev stories in six
+# languages (bench/topic_eval.py, docs/topic-match.md) 0.14 gave precision 0.76 at recall
+# 0.52 with the description alone, 0.78 at 0.74 with examples: precision first, for a feed.
+DEFAULT_TOPIC_THRESHOLD = 0.14
+MAX_TOPIC_EXAMPLES = 50
+# The model reads a title and lead of about this length; a longer example adds nothing.
+MAX_TOPIC_EXAMPLE_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -44,6 +61,20 @@ class Rule:
     def label(self) -> str:
         return f"/{self.pattern}/" if self.is_regex else repr(self.pattern)
 
+    @property
+    def text(self) -> str:
+        """The rule as written in the file (``parse_rule`` reads it back)."""
+        return f"/{self.pattern}/" if self.is_regex else self.pattern
+
+
+@dataclass(frozen=True)
+class SourceRules:
+    """A source's own include/exclude rules, applied in every category the source feeds."""
+
+    source_id: str
+    include: tuple[Rule, ...] = ()
+    exclude: tuple[Rule, ...] = ()
+
 
 @dataclass(frozen=True)
 class SourceConfig:
@@ -55,6 +86,16 @@ class SourceConfig:
     language: str | None = None
     interval_seconds: int = DEFAULT_INTERVAL_SECONDS
     enabled: bool = True
+    include: tuple[Rule, ...] = ()
+    exclude: tuple[Rule, ...] = ()
+    # Higher wins when several copies of a story in the preferred language could represent it.
+    priority: int = 0
+
+    @property
+    def rules(self) -> SourceRules | None:
+        if not self.include and not self.exclude:
+            return None
+        return SourceRules(self.id, self.include, self.exclude)
 
 
 @dataclass(frozen=True)
@@ -65,6 +106,26 @@ class CategoryConfig:
     languages: tuple[str, ...] = ()
     include: tuple[Rule, ...] = ()
     exclude: tuple[Rule, ...] = ()
+    # An entry whose rule score is below this is not accepted (0 accepts any match).
+    min_score: float = 0.0
+    # The multilingual topic match, run by the clustering stage once entries are embedded.
+    topic: bool = False
+    topic_threshold: float | None = None
+    topic_examples: tuple[str, ...] = ()
+    # The rules of this category's sources that have their own (``attach_source_rules``):
+    # carried here so that every place that classifies with the category applies them.
+    source_rules: tuple[SourceRules, ...] = ()
+
+    @property
+    def threshold(self) -> float:
+        """The topic match's threshold, the default unless the file sets one."""
+        return DEFAULT_TOPIC_THRESHOLD if self.topic_threshold is None else self.topic_threshold
+
+    def rules_of(self, source_id: str) -> SourceRules | None:
+        for rules in self.source_rules:
+            if rules.source_id == source_id:
+                return rules
+        return None
 
 
 @dataclass(frozen=True)
@@ -72,6 +133,12 @@ class Catalog:
     sources: tuple[SourceConfig, ...]
     categories: tuple[CategoryConfig, ...]
     directory: Path | None = None
+
+    def __post_init__(self) -> None:
+        # However the catalog was built (files, code, an editor's change), each category
+        # carries the own rules of its sources, so nothing that classifies can forget them.
+        attached = tuple(attach_source_rules(c, self.sources) for c in self.categories)
+        object.__setattr__(self, "categories", attached)
 
     def category(self, category_id: str) -> CategoryConfig:
         for category in self.categories:
@@ -84,6 +151,26 @@ class Catalog:
             if source.id == source_id:
                 return source
         raise KeyError(source_id)
+
+    @cached_property
+    def priorities(self) -> dict[str, int]:
+        """Source id → priority, for the sources whose priority is not the default 0."""
+        return {s.id: s.priority for s in self.sources if s.priority}
+
+    def sources_of(self, category_id: str) -> tuple[SourceConfig, ...]:
+        """The sources that list ``category_id``, in file order."""
+        return tuple(s for s in self.sources if category_id in s.categories)
+
+
+def attach_source_rules(category: CategoryConfig, sources: Sequence[SourceConfig]
+                        ) -> CategoryConfig:
+    """``category`` carrying the own rules of those of ``sources`` that feed it."""
+    found = tuple(sorted((rules for s in sources if category.id in s.categories
+                          for rules in (s.rules,) if rules is not None),
+                         key=lambda rules: rules.source_id))
+    if found == category.source_rules:
+        return category
+    return dataclasses.replace(category, source_rules=found)
 
 
 class _Problems:
@@ -134,11 +221,15 @@ def parse_rule(text: str) -> Rule:
     return Rule(pattern=text, is_regex=False)
 
 
-def load_catalog(directory: Path) -> Catalog:
-    """Read and validate both editorial files under ``directory``."""
+def load_catalog(directory: Path, *, categories_path: Path | None = None) -> Catalog:
+    """Read and validate both editorial files under ``directory``.
+
+    ``categories_path`` reads the categories from another file instead (an edited copy not yet
+    saved over the real one, for a dry run); the sources still come from ``directory``.
+    """
     problems = _Problems()
     sources_path = directory / SOURCES_FILE
-    categories_path = directory / CATEGORIES_FILE
+    categories_path = categories_path or directory / CATEGORIES_FILE
     sources_doc = _read_toml(sources_path)
     categories_doc = _read_toml(categories_path)
     categories = _categories(categories_doc, str(categories_path), problems)
@@ -270,18 +361,58 @@ def _sources(doc: dict[str, Any], file: str, problems: _Problems) -> list[Source
                     raise ValueError(f"{raw!r} is outside 1m..7d")
             except ValueError as exc:
                 problems.add(str(exc), file=file, item=item, key="interval")
-        enabled = table.get("enabled", True)
-        if not isinstance(enabled, bool):
-            problems.add("must be true or false", file=file, item=item, key="enabled")
-            enabled = True
+        enabled = _bool(table, "enabled", True, file, item, problems)
+        include = _rules(table, "include", file, item, problems)
+        exclude = _rules(table, "exclude", file, item, problems)
+        priority = _priority(table, file, item, problems)
         if source_id is None or url is None:
             continue
         result.append(SourceConfig(
             id=source_id, url=url, categories=tuple(categories),
             title=_str(table, "title", file, item, problems), site_url=site_url,
             language=language, interval_seconds=interval, enabled=enabled,
+            include=include, exclude=exclude, priority=priority,
         ))
     return result
+
+
+def _bool(table: dict[str, Any], key: str, default: bool, file: str, item: str,
+          problems: _Problems) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        problems.add("must be true or false", file=file, item=item, key=key)
+        return default
+    return value
+
+
+def _number(table: dict[str, Any], key: str, file: str, item: str, problems: _Problems,
+            *, low: float, high: float, low_open: bool = False) -> float | None:
+    """A number in [low, high] (or (low, high]); None when absent or wrong, reported."""
+    if key not in table:
+        return None
+    value = table[key]
+    wanted = (f"a number above {low:g} and at most {high:g}" if low_open
+              else f"a number from {low:g} to {high:g}")
+    # TOML booleans are Python ints: "min_score = true" must not read as 1.
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or not low <= value <= high
+            or (low_open and value == low)):
+        problems.add(f"must be {wanted}, not {value!r}", file=file, item=item, key=key)
+        return None
+    return float(value)
+
+
+def _priority(table: dict[str, Any], file: str, item: str, problems: _Problems) -> int:
+    value = table.get("priority", 0)
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.add("must be a whole number (higher represents a story first)",
+                     file=file, item=item, key="priority")
+        return 0
+    if not MIN_PRIORITY <= value <= MAX_PRIORITY:
+        problems.add(f"{value} is outside {MIN_PRIORITY}..{MAX_PRIORITY}",
+                     file=file, item=item, key="priority")
+        return 0
+    return value
 
 
 def _rules(table: dict[str, Any], key: str, file: str, item: str, problems: _Problems
@@ -308,14 +439,43 @@ def _categories(doc: dict[str, Any], file: str, problems: _Problems) -> list[Cat
                              file=file, item=item, key="languages")
         include = _rules(table, "include", file, item, problems)
         exclude = _rules(table, "exclude", file, item, problems)
+        description = _str(table, "description", file, item, problems) or ""
+        min_score = _number(table, "min_score", file, item, problems, low=0.0, high=1.0)
+        topic = _bool(table, "topic", False, file, item, problems)
+        # Centered cosines of unrelated texts sit around 0: a threshold at or below it would
+        # take nearly everything.
+        threshold = _number(table, "topic_threshold", file, item, problems, low=0.0, high=1.0,
+                            low_open=True)
+        examples = _topic_examples(table, file, item, problems)
+        if topic and not description and not examples:
+            problems.add("topic = true needs a description or topic_examples to compare "
+                         "entries with", file=file, item=item, key="topic")
         if category_id is None or title is None:
             continue
         result.append(CategoryConfig(
-            id=category_id, title=title,
-            description=_str(table, "description", file, item, problems) or "",
+            id=category_id, title=title, description=description,
             languages=tuple(languages), include=include, exclude=exclude,
+            min_score=min_score or 0.0, topic=topic, topic_threshold=threshold,
+            topic_examples=examples,
         ))
     return result
+
+
+def _topic_examples(table: dict[str, Any], file: str, item: str, problems: _Problems
+                    ) -> tuple[str, ...]:
+    examples = [" ".join(text.split()) for text in
+                _str_list(table, "topic_examples", file, item, problems)]
+    if any(not text for text in examples):
+        problems.add("an example must not be empty", file=file, item=item, key="topic_examples")
+    if len(examples) > MAX_TOPIC_EXAMPLES:
+        problems.add(f"at most {MAX_TOPIC_EXAMPLES} examples", file=file, item=item,
+                     key="topic_examples")
+    for text in examples:
+        if len(text) > MAX_TOPIC_EXAMPLE_CHARS:
+            problems.add(f"example {text[:40]!r}… is longer than {MAX_TOPIC_EXAMPLE_CHARS} "
+                         "characters; the model reads a short phrase", file=file, item=item,
+                         key="topic_examples")
+    return tuple(text for text in examples if text)
 
 
 def _cross_check(sources: Iterable[SourceConfig], categories: Iterable[CategoryConfig],

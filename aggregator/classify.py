@@ -1,8 +1,9 @@
 """Classification: which of its source's categories an entry belongs to, and why.
 
-Owns the meaning of the editors' ``include``/``exclude`` rules (the file format itself belongs
-to ``catalog``). Pure logic: an entry and the category configs in, ``CategoryMatch`` values out,
-with a reason naming the rule and the field it matched in.
+Owns the meaning of the editors' ``include``/``exclude`` rules, a source's own rules and a
+category's ``min_score`` (the file format itself belongs to ``catalog``; the topic match runs
+later, in the clustering stage). Pure logic: an entry and the category configs in,
+``CategoryMatch`` values out, with a reason naming the rule and the field it matched in.
 """
 
 from __future__ import annotations
@@ -11,14 +12,21 @@ import itertools
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Protocol
 
 from aggregator.catalog import CategoryConfig, Rule
-from aggregator.types import CategoryMatch, NormalizedEntry
+from aggregator.types import CategoryMatch
 
 ALL_ENTRIES_REASON = "all entries of source"
 NO_INCLUDE_MATCHED_REASON = "no include rule matched"
+NO_SOURCE_INCLUDE_MATCHED_REASON = "no include rule of the source matched"
+# A category whose only include "rule" is the topic match takes nothing at fetch time: the
+# clustering stage decides once the entry is embedded.
+TOPIC_DECIDES_REASON = "no include rule: the topic match decides"
+# How the topic match's reasons start (``topic_reason``): the dry run tells them apart so.
+TOPIC_REASON_PREFIX = "topic similarity"
 
 # Score of one include rule by where it matched: a hit in the title says more about the topic
 # than a passing mention in the body or a word in the URL. Scores add up, capped at 1.0.
@@ -77,6 +85,21 @@ _NOT_BEFORE_WORD = f"(?![^\\W{_UNSPACED_CLASS}])"
 _WORD_CHAR_RE = re.compile(r"\w")
 
 
+class Classifiable(Protocol):
+    """What classification reads of an entry: a ``NormalizedEntry``, or a stored entry."""
+
+    @property
+    def title(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def tags(self) -> Sequence[str]: ...
+    @property
+    def author(self) -> str | None: ...
+    @property
+    def url(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class CompiledRule:
     rule: Rule
@@ -92,26 +115,38 @@ class CompiledRule:
 
 
 @dataclass(frozen=True)
+class CompiledSourceRules:
+    include: tuple[CompiledRule, ...]
+    exclude: tuple[CompiledRule, ...]
+
+
+@dataclass(frozen=True)
 class CompiledRules:
     """One category's rules, compiled once and reused for every entry."""
 
     category_id: str
     include: tuple[CompiledRule, ...]
     exclude: tuple[CompiledRule, ...]
+    min_score: float = 0.0
+    topic: bool = False
+    # Source id → that source's own rules, for the sources of the category that have some.
+    sources: Mapping[str, CompiledSourceRules] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class CategoryDecision:
     """The full answer for one category, including rejections, for editors' "why not?" views.
 
-    ``reason`` names the deciding rules when ``accepted``, the excluding rule or
-    ``NO_INCLUDE_MATCHED_REASON`` otherwise.
+    ``reason`` names the deciding rules when ``accepted``; otherwise the excluding rule
+    (``excluded`` is then true: nothing, not even the topic match, may take the entry), the
+    missing include match, or the score below ``min_score``.
     """
 
     category_id: str
     accepted: bool
     score: float
     reason: str
+    excluded: bool = False
 
     def as_match(self) -> CategoryMatch:
         return CategoryMatch(category_id=self.category_id, score=self.score, reason=self.reason)
@@ -206,51 +241,84 @@ def compile_rules(category: CategoryConfig) -> CompiledRules:
         category_id=category.id,
         include=tuple(compile_rule(rule) for rule in category.include),
         exclude=tuple(compile_rule(rule) for rule in category.exclude),
+        min_score=category.min_score,
+        topic=category.topic,
+        sources={rules.source_id: CompiledSourceRules(
+                     include=tuple(compile_rule(rule) for rule in rules.include),
+                     exclude=tuple(compile_rule(rule) for rule in rules.exclude))
+                 for rules in category.source_rules},
     )
 
 
-def _fields(entry: NormalizedEntry) -> _Fields:
+def _fields(entry: Classifiable) -> _Fields:
     # One field per line keeps a regex's "." from running from one field into the next.
     raw = (entry.title, entry.text, "\n".join(entry.tags), entry.author or "", entry.url or "")
     plain = tuple(fold_accents(value) for value in raw)
     return _Fields(plain=plain, folded=tuple(fold(value) for value in plain))
 
 
-def _decide(fields: _Fields, rules: CompiledRules) -> CategoryDecision:
-    for rule in rules.exclude:
-        where = rule.search(fields)
-        if where is not None:
-            return CategoryDecision(rules.category_id, False, 0.0,
-                                    f"exclude {rule.rule.label} matched in {where}")
-    if not rules.include:
-        return CategoryDecision(rules.category_id, True, 1.0, ALL_ENTRIES_REASON)
+def _hits(fields: _Fields, rules: Sequence[CompiledRule], label: str
+          ) -> tuple[float, list[tuple[int, str]]]:
+    """The score and the (field index, reason) of every rule of ``rules`` that matches."""
     hits: list[tuple[int, str]] = []
     score = 0.0
-    for rule in rules.include:
+    for rule in rules:
         where = rule.search(fields)
         if where is None:
             continue
-        hits.append((FIELDS.index(where), f"include {rule.rule.label} matched in {where}"))
+        hits.append((FIELDS.index(where), f"{label} {rule.rule.label} matched in {where}"))
         score += TITLE_WEIGHT if where == "title" else OTHER_FIELD_WEIGHT
-    if not hits:
-        return CategoryDecision(rules.category_id, False, 0.0, NO_INCLUDE_MATCHED_REASON)
     # Title hits first: they are what an editor reading the reason wants to see; the sort is
     # stable, so rules keep their file order within a field.
     hits.sort(key=lambda hit: hit[0])
-    reason = "; ".join(text for _, text in hits)
-    return CategoryDecision(rules.category_id, True, min(score, MAX_SCORE), reason)
+    return min(score, MAX_SCORE), hits
+
+
+def _decide(fields: _Fields, rules: CompiledRules, source_id: str | None) -> CategoryDecision:
+    category_id = rules.category_id
+    own = rules.sources.get(source_id) if source_id is not None else None
+    excludes = ((("source exclude", own.exclude),) if own else ()) + (("exclude", rules.exclude),)
+    for label, group in excludes:
+        for rule in group:
+            where = rule.search(fields)
+            if where is not None:
+                return CategoryDecision(category_id, False, 0.0,
+                                        f"{label} {rule.rule.label} matched in {where}",
+                                        excluded=True)
+    source_score, source_hits = _hits(fields, own.include, "source include") if own else (0, [])
+    if own and own.include and not source_hits:
+        return CategoryDecision(category_id, False, 0.0, NO_SOURCE_INCLUDE_MATCHED_REASON)
+    if rules.include:
+        score, hits = _hits(fields, rules.include, "include")
+        if not hits:
+            return CategoryDecision(category_id, False, 0.0, NO_INCLUDE_MATCHED_REASON)
+        reason = "; ".join(text for _, text in hits + source_hits)
+    elif rules.topic:
+        return CategoryDecision(category_id, False, 0.0, TOPIC_DECIDES_REASON)
+    elif source_hits:
+        score, reason = source_score, "; ".join(text for _, text in source_hits)
+    else:
+        score, reason = 1.0, ALL_ENTRIES_REASON
+    if score < rules.min_score:
+        return CategoryDecision(category_id, False, score,
+                                f"score {score:.2f} below min_score {rules.min_score:.2f}: "
+                                f"{reason}")
+    return CategoryDecision(category_id, True, score, reason)
 
 
 def explain(
-    entry: NormalizedEntry,
+    entry: Classifiable,
     *,
     source_categories: Sequence[str],
     categories: Mapping[str, CategoryConfig],
+    source_id: str | None = None,
 ) -> list[CategoryDecision]:
     """Every category of the source with the decision taken, accepted or not.
 
     Order follows ``source_categories`` (duplicates dropped); a category id the mapping does
     not know, such as one removed from the catalog since the source row was written, is skipped.
+    ``source_id`` names the entry's source, whose own rules (``CategoryConfig.source_rules``)
+    then apply too.
     """
     fields: _Fields | None = None
     decisions: list[CategoryDecision] = []
@@ -260,28 +328,34 @@ def explain(
         if category is None or category_id in seen:
             continue
         seen.add(category_id)
-        if not category.include and not category.exclude:
+        if (not category.include and not category.exclude and not category.topic
+                and (source_id is None or category.rules_of(source_id) is None)):
             # Folding the text is most of classify's cost; a rule-less category needs none.
             decisions.append(CategoryDecision(category_id, True, 1.0, ALL_ENTRIES_REASON))
             continue
         if fields is None:
             fields = _fields(entry)
-        decisions.append(_decide(fields, compile_rules(category)))
+        decisions.append(_decide(fields, compile_rules(category), source_id))
     return decisions
 
 
 def classify(
-    entry: NormalizedEntry,
+    entry: Classifiable,
     *,
     source_categories: Sequence[str],
     categories: Mapping[str, CategoryConfig],
+    source_id: str | None = None,
 ) -> list[CategoryMatch]:
     """The categories, among those its source feeds, that ``entry`` belongs to.
 
-    For each category: an exclude rule matching anywhere keeps the entry out, whatever else
-    matches. Otherwise a category with include rules takes the entry only if one of them
-    matches, and a category without include rules takes every entry of its sources
-    (reason ``"all entries of source"``, score 1.0).
+    For each category: an exclude rule matching anywhere, the category's or the source's own
+    (``source_id``), keeps the entry out, whatever else matches. A source with include rules
+    lets through only entries that match one of them. Then a category with include rules takes
+    the entry only if one of them matches; a category without include rules takes every entry
+    of its sources (reason ``"all entries of source"``, score 1.0, or the score and reason of
+    the source's include rules), unless it has ``topic = true``: then only the clustering
+    stage's topic match may take it. Finally an entry scoring below the category's
+    ``min_score`` is left out.
 
     Matching looks at the title, plain text, tags, author and URL, ignoring case and accents.
     Keywords match whole words or phrases (see ``keyword_pattern``); ``/regex/`` rules are
@@ -293,5 +367,19 @@ def classify(
     The score adds 1.0 per include rule matched in the title and 0.5 per rule matched only
     elsewhere, capped at 1.0.
     """
-    decisions = explain(entry, source_categories=source_categories, categories=categories)
+    decisions = explain(entry, source_categories=source_categories, categories=categories,
+                        source_id=source_id)
     return [decision.as_match() for decision in decisions if decision.accepted]
+
+
+def topic_reason(similarity: float, threshold: float, *, description: bool, examples: bool
+                 ) -> str:
+    """Why the topic match took an entry, e.g. "topic similarity 0.21 >= 0.14 to the category
+    description"."""
+    compared = " and ".join(name for name, used in (("description", description),
+                                                     ("examples", examples)) if used)
+    return f"{TOPIC_REASON_PREFIX} {similarity:.2f} >= {threshold:.2f} to the category {compared}"
+
+
+def is_topic_reason(reason: str) -> bool:
+    return reason.startswith(TOPIC_REASON_PREFIX)

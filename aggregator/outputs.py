@@ -24,6 +24,7 @@ from typing import Final
 from aggregator.archives import ArchiveLog
 from aggregator.catalog import Catalog, CategoryConfig
 from aggregator.compress import CODINGS, compress, worth_compressing
+from aggregator.metrics import Metrics
 from aggregator.normalize import primary_language
 from aggregator.publish import (
     FEED_FORMATS,
@@ -175,6 +176,15 @@ class _State:
     documents: dict[str, Document] = field(default_factory=dict)
 
 
+class _Unseen(list[StoryView]):
+    """Stories that compare unequal to any read from the store (see ``use_catalog``)."""
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    __hash__ = list.__hash__  # None, as for any list
+
+
 class Outputs:
     """Builds documents from the store for the current catalog, and keeps them until the
     category changes."""
@@ -183,8 +193,11 @@ class Outputs:
                  feed_size: int, archive_dir: Path | None = None, hub_url: str | None = None,
                  max_age: int = DEFAULT_MAX_AGE_SECONDS, recheck_seconds: float = 0.0,
                  on_change: Callable[[list[str]], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 variant_fallback: bool = False,
+                 clock: Callable[[], float] = time.monotonic,
+                 metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics
         self.catalog = catalog
         self.base_url = base_url.rstrip("/")
         self.tag_authority = tag_authority
@@ -193,6 +206,9 @@ class Outputs:
         self.max_age = max_age
         self.recheck_seconds = recheck_seconds
         self.on_change = on_change
+        # Per-language feeds: a story without a version in the feed's language is left out
+        # (the default), or shown in the category's preferred language with its own xml:lang.
+        self.variant_fallback = variant_fallback
         self.archives = ArchiveLog(archive_dir, page_size=feed_size)
         # Set while an OutputWatcher keeps every category checked (see _is_fresh).
         self.watched = False
@@ -202,12 +218,26 @@ class Outputs:
         self._site: dict[str, Document] = {}
         self._archive_documents: OrderedDict[str, Document] = OrderedDict()
 
+    def use_catalog(self, catalog: Catalog) -> None:
+        """Serve ``catalog`` from now on. A category renders again only when its stories
+        change, yet a new title, description or language list must show too: every category
+        is marked stale with stories that match nothing, so its next check renders it afresh
+        (and reports the feeds whose bytes changed) while requests meanwhile get what is there.
+        """
+        with self._lock:
+            self.catalog = catalog
+            for state in self._states.values():
+                state.stories = _Unseen(state.stories)
+                state.checked = float("-inf")
+            self._site.clear()
+
     # -- what a category shows -------------------------------------------------------------
 
     def output_feed(self, category: CategoryConfig, lang: str | None = None) -> OutputFeed:
         """The category's newest stories, each led by its preferred-language entry.
 
-        With ``lang``, only stories that have a version in that language, shown in it.
+        With ``lang``, each story is shown in that language where a version exists; the others
+        are left out, or with ``variant_fallback`` shown in the category's preferred language.
         """
         state = self._fresh(category)
         return self._view(category, state.stories[: self.feed_size], lang)
@@ -215,8 +245,8 @@ class Outputs:
     def _view(self, category: CategoryConfig, stories: Sequence[StoryView],
               lang: str | None) -> OutputFeed:
         languages = (lang, *category.languages) if lang else category.languages
-        shown = [for_output(story, languages) for story in stories]
-        if lang:
+        shown = [for_output(story, languages, self.catalog.priorities) for story in stories]
+        if lang and not self.variant_fallback:
             shown = [s for s in shown
                      if primary_language(s.representative.language) == lang]
         title = category.title if not lang else f"{category.title} ({lang})"
@@ -255,6 +285,12 @@ class Outputs:
     def cached(self, path: str) -> Document | None:
         """The document at ``path`` if it is in memory and its category was checked recently
         enough; None means "ask ``document``". Never reads the store or renders."""
+        document = self._cached(path)
+        if document is not None and self.metrics is not None:
+            self.metrics.cache_hit()
+        return document
+
+    def _cached(self, path: str) -> Document | None:
         archived = self._archive_documents.get(path)
         if archived is not None:
             return archived
@@ -365,7 +401,9 @@ class Outputs:
         if previous is not None and previous.stories == stories:
             previous.checked = now
             return []
-        pages = self.archives.observe(category.id, stories, stories[: self.feed_size])
+        pages = self.archives.observe(
+            category.id, stories, stories[: self.feed_size],
+            withdrawn=lambda uids: self.store.withdrawn_uids(category.id, uids))
         state = _State(stories=stories, pages=pages, checked=now)
         changed = []
         for lang in (None, *category.languages):
@@ -380,7 +418,19 @@ class Outputs:
         state.documents[page_path(category.id)] = self._render_page(category, state)
         self._states[category.id] = state
         self._site.clear()
+        if changed and not self._first_to_see(category.id, state):
+            return []
         return changed
+
+    def _first_to_see(self, category_id: str, state: _State) -> bool:
+        """Whether this process is the first of the workers sharing the store to see the
+        category's outputs become what ``state`` holds: only that one reports the change
+        (one WebSub ping per change, not one per worker). Rendering is deterministic, so every
+        worker computes the same digest for the same stories."""
+        digest = hashlib.sha256(" ".join(
+            f"{path}={document.digest}" for path, document in sorted(state.documents.items())
+        ).encode()).hexdigest()
+        return self.store.claim_output_change(category_id, digest, datetime.now(UTC))
 
     def _report(self, changed: list[str]) -> None:
         if changed and self.on_change is not None:
@@ -390,6 +440,7 @@ class Outputs:
 
     def _render_feed(self, category: CategoryConfig, state: _State, fmt: str,
                      lang: str | None) -> Document:
+        self._rendered("feed")
         output = self._view(category, state.stories[: self.feed_size], lang)
         newest = state.pages - 1 if state.pages else None
         links = FeedLinks(prev_archive=newest, hub=self.hub_url)
@@ -398,6 +449,7 @@ class Outputs:
                         live_cache_control(self.max_age))
 
     def _render_page(self, category: CategoryConfig, state: _State) -> Document:
+        self._rendered("page")
         output = self._view(category, state.stories[: self.feed_size], None)
         links = self._category_links(category, output, state)
         body = render_category_page(links, site_title=SITE_TITLE)
@@ -426,6 +478,7 @@ class Outputs:
             stories = self.archives.page(category.id, name.page)
         if stories is None:
             return None
+        self._rendered("archive")
         # Newest first, like the live feed.
         ordered = sorted(stories, key=lambda s: (s.first_seen, s.story_id), reverse=True)
         output = self._view(category, ordered, name.lang)
@@ -446,6 +499,7 @@ class Outputs:
             document = self._site.get(path)
             if document is not None:
                 return document
+            self._rendered("opml" if path == OPML_PATH else "index")
             views = [(c, self._view(c, s.stories[: self.feed_size], None), s) for c, s in states]
             updated = max((v.updated for _, v, _ in views), default=EMPTY_FEED_UPDATED)
             if path == OPML_PATH:
@@ -460,6 +514,10 @@ class Outputs:
                                     live_cache_control(self.max_age))
             self._site[path] = document
             return document
+
+    def _rendered(self, kind: str) -> None:
+        if self.metrics is not None:
+            self.metrics.rendered(kind)
 
     def _category(self, category_id: str) -> CategoryConfig | None:
         try:

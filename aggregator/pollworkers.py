@@ -84,7 +84,7 @@ def prepare_for(source: SourceStatus, result: FetchResult, categories: Mapping[s
     assert result.content is not None
     return prepare_feed(result.content, url=result.url, headers=dict(result.headers),
                         source_language=source.language, source_categories=source.categories,
-                        categories=categories, now=now)
+                        categories=categories, now=now, source_id=source.id)
 
 
 def fetch_and_prepare(fetcher: Fetcher, group: Group,

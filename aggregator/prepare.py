@@ -36,13 +36,15 @@ def prepare_feed(
     source_categories: Sequence[str],
     categories: Mapping[str, CategoryConfig],
     now: datetime,
+    source_id: str | None = None,
 ) -> PreparedFeed:
-    """Raises ParseError for a body that is not a feed."""
+    """Raises ParseError for a body that is not a feed. ``source_id`` applies that source's own
+    rules (carried by its categories' configs) too."""
     feed = parse_feed(content, url=url, headers=headers)
     entries = normalize_feed(feed, feed_url=url, source_language=source_language, now=now)
     classified = tuple(
         (entry, tuple(classify(entry, source_categories=source_categories,
-                               categories=categories)))
+                               categories=categories, source_id=source_id)))
         for entry in entries
     )
     # Only dates the feed really gave count for its rhythm (missing ones were set to now).

@@ -21,6 +21,7 @@ from aggregator.catalog import Catalog, CategoryConfig
 from aggregator.discover import discover_feeds
 from aggregator.errors import FetchError, SourceError, StoreError
 from aggregator.fetch import Fetcher
+from aggregator.metrics import Metrics
 from aggregator.pollworkers import (
     INFLIGHT_PER_THREAD,
     Fetched,
@@ -34,6 +35,7 @@ from aggregator.pollworkers import (
 from aggregator.prepare import PreparedFeed
 from aggregator.schedule import cache_lifetime, next_check_after_error, next_check_after_success
 from aggregator.store import PollOutcome, SourceStatus, Store
+from aggregator.store.leases import Lease, host_of
 from aggregator.types import FetchResult
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ PROCESS_POLL_MIN_URLS = 64
 NOT_FOUND_DISCOVERY_AFTER = 3
 # Not-modified sources saved per transaction.
 UNCHANGED_BATCH = 200
+# Answers whose Retry-After holds the whole host for every worker (``Store.hold_host``).
+HOST_HOLD_STATUSES = frozenset({429, 503})
 
 
 def utc_now() -> datetime:
@@ -83,8 +87,13 @@ class Refresher:
 
     def __init__(self, *, store: Store, fetcher: Fetcher, catalog: Catalog, workers: int,
                  processes: int = 0, fetcher_factory: FetcherFactory | None = None,
-                 process_min_urls: int = PROCESS_POLL_MIN_URLS, clock: Clock = utc_now) -> None:
+                 process_min_urls: int = PROCESS_POLL_MIN_URLS, clock: Clock = utc_now,
+                 metrics: Metrics | None = None, lease: Lease | None = None) -> None:
         self.store = store
+        # Set when workers share the database: polls claim their sources (``claiming``).
+        self.lease = lease
+        # Counted here, in the process that saves, for fetches made by worker processes too.
+        self.metrics = metrics
         self.fetcher = fetcher
         self.catalog = catalog
         self.categories: dict[str, CategoryConfig] = {c.id: c for c in catalog.categories}
@@ -100,6 +109,21 @@ class Refresher:
         self._fetch_pool = ThreadPoolExecutor(max_workers=self.workers,
                                               thread_name_prefix="fetch")
         self._unchanged_batch: list[tuple[SourceStatus, FetchResult, datetime, str]] = []
+        # Set by ``stop``: no new fetch starts; see ``poll``.
+        self._stopping = threading.Event()
+        # The lease owner of the poll under way when its sources were claimed (PostgreSQL,
+        # ``aggregator.claiming``): every save checks the lease is still ours.
+        self._owner: str | None = None
+
+    def stop(self) -> None:
+        """Wind the poll under way down for a shutdown: fetches in flight on this process's
+        threads finish and are saved, none starts; worker processes are stopped at once (what
+        they hold is dropped, unsaved). The sources not saved keep their old schedule."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
     def close(self) -> None:
         self._fetch_pool.shutdown(wait=True, cancel_futures=True)
@@ -125,16 +149,22 @@ class Refresher:
         return self._poll_workers
 
     def poll(self, sources: Sequence[SourceStatus],
-             on_outcome: Callable[[PollOutcome], None] | None = None) -> PollSummary:
-        """Refresh ``sources`` and return what happened to each."""
+             on_outcome: Callable[[PollOutcome], None] | None = None, *,
+             owner: str | None = None) -> PollSummary:
+        """Refresh ``sources`` and return what happened to each. ``owner``: the sources were
+        claimed with this lease owner, and a save is dropped where the lease was lost."""
         outcomes: list[PollOutcome] = []
 
         def done(outcome: PollOutcome) -> None:
             outcomes.append(outcome)
+            if self.metrics is not None:
+                self.metrics.source_polled(outcome)
             if on_outcome is not None:
                 on_outcome(outcome)
 
         def handle(fetched: Fetched) -> None:
+            if self.metrics is not None and isinstance(fetched.result, FetchResult):
+                self.metrics.fetched(fetched.result.elapsed)
             prepared = fetched.prepared or (None,) * len(fetched.sources)
             for source, ready in zip(fetched.sources, prepared, strict=True):
                 outcome = self._after_fetch(source, fetched.result, ready,
@@ -144,21 +174,30 @@ class Refresher:
             if len(self._unchanged_batch) >= UNCHANGED_BATCH:
                 self._flush_unchanged(done)
 
+        def handle_until_stopped(fetched: Fetched) -> None:
+            handle(fetched)
+            if self._stopping.is_set():
+                raise _Stopped  # the worker processes are ended with what they hold
+
         if not sources:
             return PollSummary(())
         groups = list(_group_by_url(sources))
         workers = self._processes_for(len(groups))
         with self._polls_lock:
             self._polls_running += 1
+        self._owner = owner
         try:
             if workers is not None:
-                groups = workers.run(groups, handle)
+                groups = workers.run(groups, handle_until_stopped)
             self._run_threads(groups, handle)
+        except _Stopped:
+            log.info("action=poll outcome=stopped saved=%d", len(outcomes))
         finally:
             # Whatever stopped the poll, the 304s already seen are kept.
             try:
                 self._flush_unchanged(done)
             finally:
+                self._owner = None
                 with self._polls_lock:
                     self._polls_running -= 1
         return PollSummary(tuple(outcomes))
@@ -168,24 +207,31 @@ class Refresher:
         """Fetch on this process's threads, handling each result on the calling thread."""
         remaining = iter(groups)
         limit = self.workers * INFLIGHT_PER_THREAD
-        pending: set[Future[Fetched]] = set()
+        pending: set[Future[Fetched | None]] = set()
         exhausted = False
         while True:
-            while not exhausted and len(pending) < limit:
+            while not exhausted and len(pending) < limit and not self._stopping.is_set():
                 group = next(remaining, None)
                 if group is None:
                     exhausted = True
                     break
                 pending.add(self._fetch_pool.submit(self._fetch, group))
+            if self._stopping.is_set():
+                # Queued behind the running fetches: never started, never will be.
+                pending = {f for f in pending if not f.cancel()}
             if not pending:
                 return
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                handle(future.result())
+                fetched = None if future.cancelled() else future.result()
+                if fetched is not None:
+                    handle(fetched)
 
     # -- stages ----------------------------------------------------------------------------
 
-    def _fetch(self, group: tuple[SourceStatus, ...]) -> Fetched:
+    def _fetch(self, group: tuple[SourceStatus, ...]) -> Fetched | None:
+        if self._stopping.is_set():
+            return None  # queued when the stop came: a free thread picked it up, not started
         return Fetched(group, fetch_group(self.fetcher, group))
 
     def _after_fetch(self, source: SourceStatus, result: FetchResult | SourceError,
@@ -227,7 +273,7 @@ class Refresher:
                 feed_ttl_minutes=prepared.ttl_minutes,
                 cache_seconds=cache_lifetime(fetched.headers, now),
                 publish_interval=prepared.publish_interval or source.publish_interval_seconds),
-            now=now, publish_interval=prepared.publish_interval,
+            now=now, publish_interval=prepared.publish_interval, owner=self._owner,
         )
         self._log(outcome, fetched)
         return outcome
@@ -246,18 +292,25 @@ class Refresher:
                 now, source.interval_seconds, source_id=source.id,
                 cache_seconds=cache_lifetime(fetched.headers, now),
                 publish_interval=source.publish_interval_seconds), now)
-            for source, fetched, now, _result in batch])
+            for source, fetched, now, _result in batch], owner=self._owner)
         for source, fetched, _now, result in batch:
             outcome = PollOutcome(source.id, result, status=fetched.status)
             self._log(outcome, fetched)
             done(outcome)
 
-    def _failed(self, source: SourceStatus, exc: SourceError, now: datetime) -> PollOutcome:
+    def _failed(self, source: SourceStatus, exc: SourceError, now: datetime, *,
+                cause: Exception | None = None) -> PollOutcome:
         retry_after = exc.retry_after if isinstance(exc, FetchError) else None
         if exc.kind == "host_backoff" and retry_after is not None:
-            self.store.save_deferred(source.id, next_check_at=retry_after, reason=str(exc))
+            self.store.save_deferred(source.id, next_check_at=retry_after, reason=str(exc),
+                                     owner=self._owner)
             return PollOutcome(source.id, "deferred", error=str(exc), error_kind=exc.kind)
         status = exc.status if isinstance(exc, FetchError) else None
+        if (self._owner is not None and status in HOST_HOLD_STATUSES
+                and retry_after is not None and retry_after > now):
+            # The server asked every client of the host to wait: other workers too.
+            assert isinstance(exc, FetchError)
+            self.store.hold_host(host_of(exc.url or source.url), retry_after, str(exc))
         message = str(exc)
         if status == 404 and source.error_count + 1 >= NOT_FOUND_DISCOVERY_AFTER:
             message += self._rediscover(source, now)
@@ -266,19 +319,20 @@ class Refresher:
             next_check_at=next_check_after_error(now, source.interval_seconds,
                                                  source.error_count + 1, source_id=source.id,
                                                  retry_after=retry_after),
-            now=now, gone=exc.kind == "gone",
+            now=now, gone=exc.kind == "gone", owner=self._owner,
         )
-        log.warning("source=%s action=poll outcome=error kind=%s status=%s error=%r",
-                    source.id, exc.kind, status, message)
+        # One line per outcome; a bug's traceback rides on it.
+        log.log(logging.ERROR if cause is not None else logging.WARNING,
+                "source=%s action=poll outcome=error kind=%s status=%s error=%r",
+                source.id, exc.kind, status, message, exc_info=cause)
         return PollOutcome(source.id, "error", status=status, error=message,
                            error_kind=exc.kind)
 
     def _internal_error(self, source: SourceStatus, exc: Exception, now: datetime
                         ) -> PollOutcome:
-        log.error("source=%s action=poll outcome=internal-error", source.id, exc_info=exc)
         return self._failed(
             source, SourceError(f"internal error: {type(exc).__name__}: {exc}", kind="internal"),
-            now)
+            now, cause=exc)
 
     def _rediscover(self, source: SourceStatus, now: datetime) -> str:
         """After repeated 404s, look for the feed on the site's home page and switch to it."""
@@ -292,7 +346,7 @@ class Refresher:
         found = [f.url for f in discover_feeds(page.content, page.url) if f.url != source.url]
         if not found:
             return f"; autodiscovery on {home} found no feed link"
-        self.store.set_url(source.id, found[0], now=now)
+        self.store.set_url(source.id, found[0], now=now, owner=self._owner)
         log.info("source=%s action=autodiscover outcome=moved from=%s to=%s",
                  source.id, source.url, found[0])
         return f"; autodiscovery on {home} found {found[0]}, which will be polled next"
@@ -302,6 +356,10 @@ class Refresher:
         log.info("source=%s action=poll outcome=%s status=%s new=%d updated=%d ms=%d",
                  outcome.source_id, outcome.result, fetched.status, outcome.new_entries,
                  outcome.updated_entries, round(fetched.elapsed * 1000))
+
+
+class _Stopped(Exception):
+    """Raised out of a worker-process poll when ``stop`` was called."""
 
 
 def _group_by_url(sources: Sequence[SourceStatus]) -> Iterator[tuple[SourceStatus, ...]]:

@@ -101,7 +101,24 @@ def _log_level(text: str) -> str:
     return level
 
 
+def _log_format(text: str) -> str:
+    value = text.strip().lower()
+    if value not in {"text", "json"}:
+        raise ValueError("must be text or json")
+    return value
+
+
 CLUSTERING_MODES = ("semantic", "exact")
+
+
+LANGUAGE_VARIANT_MODES = ("omit", "fallback")
+
+
+def _variant_mode(text: str) -> str:
+    value = text.strip().lower()
+    if value not in LANGUAGE_VARIANT_MODES:
+        raise ValueError("must be omit or fallback")
+    return value
 
 
 def _clustering_mode(text: str) -> str:
@@ -109,6 +126,18 @@ def _clustering_mode(text: str) -> str:
     if mode not in CLUSTERING_MODES:
         raise ValueError("must be semantic or exact")
     return mode
+
+
+ADMIN_TOKEN_MIN_LENGTH = 16
+
+
+def _admin_token(text: str) -> str:
+    token = text.strip()
+    if token and (len(token) < ADMIN_TOKEN_MIN_LENGTH or any(c.isspace() for c in token)):
+        raise ValueError(f"must be empty (editing disabled) or at least "
+                         f"{ADMIN_TOKEN_MIN_LENGTH} characters without spaces; "
+                         "`python -c 'import secrets; print(secrets.token_urlsafe())'` makes one")
+    return token
 
 
 def _base_url(text: str) -> str:
@@ -148,6 +177,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("allow_private_addresses", "AGGREGATOR_ALLOW_PRIVATE_ADDRESSES", "false",
                 "let sources added through the API or admin pages point at loopback, private "
                 "or link-local addresses", _flag),
+    SettingSpec("admin_token", "AGGREGATOR_ADMIN_TOKEN", "",
+                "secret that unlocks the /admin/ pages and the JSON API's write methods "
+                "(empty: both disabled)", _admin_token, example=""),
     SettingSpec("connect_timeout", "AGGREGATOR_CONNECT_TIMEOUT", "10",
                 "seconds to wait for a source's TCP/TLS connection", _positive_float),
     SettingSpec("read_timeout", "AGGREGATOR_READ_TIMEOUT", "30",
@@ -158,6 +190,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "largest feed body accepted, in bytes", _positive_int),
     SettingSpec("tick_seconds", "AGGREGATOR_TICK_SECONDS", "60",
                 "how often the scheduler looks for due sources", _positive_int),
+    SettingSpec("config_reload_seconds", "AGGREGATOR_CONFIG_RELOAD_SECONDS", "5",
+                "how often `run` looks for changed config files and applies them (0: never; "
+                "a broken file is refused and the running configuration kept)",
+                _non_negative_float),
     SettingSpec("feed_size", "AGGREGATOR_FEED_SIZE", "50",
                 "number of stories in each output feed", _positive_int),
     SettingSpec("feed_max_age", "AGGREGATOR_FEED_MAX_AGE", "300",
@@ -172,6 +208,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("websub_hub", "AGGREGATOR_WEBSUB_HUB", "",
                 "WebSub hub advertised by every live feed and pinged when one changes "
                 "(empty: none)", _base_url),
+    SettingSpec("language_variants", "AGGREGATOR_LANGUAGE_VARIANTS", "omit",
+                "what a per-language feed ({category}.{lang}.atom) does with a story that has "
+                "no version in that language: omit it, or fallback to the category's preferred "
+                "language", _variant_mode),
     SettingSpec("clustering", "AGGREGATOR_CLUSTERING", "semantic",
                 "how stories are clustered after polling: semantic (language detection and a "
                 "multilingual embedding model, across languages) or exact (same canonical URL "
@@ -180,8 +220,26 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "entries published more than this many hours before the clustering stage reaches "
                 "them keep their exact-match story and skip the model (0: no limit)",
                 _non_negative_float),
+    SettingSpec("lease_seconds", "AGGREGATOR_LEASE_SECONDS", "300",
+                "PostgreSQL: how long a worker's claim on a source lasts without renewal; a "
+                "dead worker's sources return to the pool after it (must exceed the fetch "
+                "deadline)", _positive_float),
+    SettingSpec("worker_name", "AGGREGATOR_WORKER_NAME", "",
+                "PostgreSQL: this machine's name in the claims its workers hold (default: the "
+                "host name); give each machine its own, the workers of one machine the same",
+                example=""),
+    SettingSpec("retention_days", "AGGREGATOR_RETENTION_DAYS", "0",
+                "entries published more than this many days ago are pruned daily, leaving "
+                "tombstones so feeds do not bring them back (0: keep everything)",
+                _non_negative_int),
     SettingSpec("log_level", "AGGREGATOR_LOG_LEVEL", "INFO",
                 "DEBUG, INFO, WARNING or ERROR", _log_level),
+    SettingSpec("log_format", "AGGREGATOR_LOG_FORMAT", "text",
+                "text (one readable key=value line per event) or json (one JSON object per "
+                "line, the same keys as fields)", _log_format),
+    SettingSpec("ready_max_lag_seconds", "AGGREGATOR_READY_MAX_LAG_SECONDS", "3600",
+                "/readyz answers 503 while the most overdue source is later than this many "
+                "seconds (0: lag never makes it unready)", _non_negative_float),
 )
 
 
@@ -199,19 +257,27 @@ class Settings:
     host_concurrency: int
     host_delay: float
     allow_private_addresses: bool
+    admin_token: str
     connect_timeout: float
     read_timeout: float
     fetch_deadline: float
     max_feed_bytes: int
     tick_seconds: int
+    config_reload_seconds: float
     feed_size: int
     feed_max_age: int
     feed_recheck_seconds: float
     archive_dir: str
     websub_hub: str
+    language_variants: str
     clustering: str
     clustering_max_age_hours: float
+    lease_seconds: float
+    worker_name: str
+    retention_days: int
     log_level: str
+    log_format: str
+    ready_max_lag_seconds: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -1,6 +1,7 @@
 """An entry's membership in its story, in words: the signal, the clustering decision, the parts
-of its score and the languages seen, from a ``Store.story_evidence`` row. Used by ``aggregator
-stories show``; the editors' pages can say it the same way.
+of its score and the languages seen, and why each category took it, from a
+``Store.story_evidence`` row or ``EntryDetail.evidence_row()``. Used by ``aggregator stories
+show``; the editors' pages can say it the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ def explain(row: Mapping[str, Any]) -> list[str]:
         if nearest:
             lines.append(f"nearest other story: entry #{nearest['entry_id']} at "
                          f"{nearest['score']:.3f} ({nearest['signal']}), below the bar")
+    elif signal == "editor_pin":
+        lines = ["placed here by an editor's correction (merge, split or pin)"]
+    elif signal == "editor_link":
+        lines = [f"joined: an editor linked it to entry #{row['matched_entry_id']}"]
     elif signal in EXACT_SIGNALS:
         lines = [f"joined: same {EXACT_SIGNALS[signal]} as entry #{row['matched_entry_id']}"]
     else:
@@ -42,3 +47,9 @@ def explain(row: Mapping[str, Any]) -> list[str]:
                      f"body {languages['body'] or '?'}; declared "
                      f"{row.get('declared_language') or '?'})")
     return lines
+
+
+def explain_categories(row: Mapping[str, Any]) -> list[str]:
+    """Why each category took the entry: the rule or reason recorded, with its score."""
+    return [f"in {cat['category']}: {cat['reason']} (score {cat['score']:g})"
+            for cat in row.get("categories") or ()]

@@ -17,15 +17,23 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
+from aggregator.catalog import Catalog
+from aggregator.clustering.topic import (
+    MIN_CENTERED_ENTRIES,
+    TopicEntry,
+    TopicMatcher,
+    topic_categories,
+)
 from aggregator.dedup.cluster import NEW, WINDOW, Clusterer, Decision, Overrides
 from aggregator.dedup.embed import Embedder, LanguageCentering, Vector
 from aggregator.dedup.features import EntryFeatures, FeatureExtractor, input_from_text
 from aggregator.dedup.language import LanguageDetector
 from aggregator.dedup.match import Calibration, Matcher
+from aggregator.metrics import Metrics
 from aggregator.refresh import utc_now
-from aggregator.store import Store
+from aggregator.store import Store, history
 from aggregator.store.clustering import ClusterWriter, PendingEntry, Placement
-from aggregator.store.overrides import list_overrides
+from aggregator.store.overrides import clustering_constraints
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +89,10 @@ class StageSummary:
     batches: int = 0
     feature_seconds: float = 0.0
     seconds: float = 0.0
+    # Entries by what placed them: "new" for the first of a story, else the joining signal.
+    signals: dict[str, int] = field(default_factory=dict)
+    # Another worker held the turn to cluster (PostgreSQL): this run did nothing.
+    skipped: bool = False
 
     def count(self, decision: str) -> int:
         return self.decisions.get(decision, 0)
@@ -90,6 +102,8 @@ class StageSummary:
         for key, value in other.decisions.items():
             self.decisions[key] = self.decisions.get(key, 0) + value
         self.batches += other.batches
+        for key, value in other.signals.items():
+            self.signals[key] = self.signals.get(key, 0) + value
         self.feature_seconds += other.feature_seconds
         self.seconds += other.seconds
 
@@ -105,8 +119,17 @@ class ClusteringStage:
     def __init__(self, store: Store, *, semantic: bool = True,
                  max_age: timedelta | None = DEFAULT_MAX_AGE, batch_size: int = BATCH_SIZE,
                  models: Models | None = None, calibration: Calibration | None = None,
-                 clock: Clock = utc_now) -> None:
+                 clock: Clock = utc_now, metrics: Metrics | None = None,
+                 catalog: Catalog | None = None,
+                 topic_min_entries: int = MIN_CENTERED_ENTRIES) -> None:
         self.store = store
+        # Read at each batch: the categories whose topic match the stage runs (a reload may
+        # replace it). Without a catalog there is no topic match.
+        self.catalog = catalog
+        self.topics = TopicMatcher()
+        self.topic_min_entries = topic_min_entries
+        self._topic_notes: set[str] = set()
+        self.metrics = metrics
         self.semantic = semantic
         self.max_age = max_age
         self.batch_size = batch_size
@@ -126,7 +149,16 @@ class ClusteringStage:
     def run(self, *, on_progress: Callable[[int, int], None] | None = None,
             limit: int | None = None, pause: Callable[[], bool] | None = None) -> StageSummary:
         """Cluster pending entries until none is left (or ``limit`` were handled, or
-        ``pause()`` turns true between batches)."""
+        ``pause()`` turns true between batches). Skipped (``summary.skipped``) while another
+        worker sharing the database runs its stage: it clusters what is pending."""
+        with self.store.clustering_turn() as mine:
+            if not mine:
+                log.debug("action=cluster outcome=skipped reason=another-worker-clusters")
+                return StageSummary(skipped=True)
+            return self._run(on_progress=on_progress, limit=limit, pause=pause)
+
+    def _run(self, *, on_progress: Callable[[int, int], None] | None,
+             limit: int | None, pause: Callable[[], bool] | None) -> StageSummary:
         summary = StageSummary()
         total = self.store.pending_count()
         if limit is not None:
@@ -158,6 +190,10 @@ class ClusteringStage:
         computed = self._compute(rows, now)
         if computed or (self.semantic and any(row.has_features for row in rows)):
             self.models.reference()  # model work stays outside the transaction
+            self._prepare_topics()
+        elif not self.semantic and topic_categories(self.catalog):
+            self._note_topics("lexical", logging.WARNING, "action=topic-match outcome=skipped "
+                              "reason=exact-clustering: the topic match needs the model")
         feature_seconds = time.perf_counter() - started
         summary = StageSummary(batches=1, feature_seconds=feature_seconds)
         try:
@@ -168,6 +204,8 @@ class ClusteringStage:
             self._clusterer = None
             raise
         summary.seconds = time.perf_counter() - started
+        if self.metrics is not None:  # committed: the decisions are real now
+            self.metrics.clustered(summary.signals)
         return summary
 
     # -- a batch ---------------------------------------------------------------------------
@@ -218,9 +256,13 @@ class ClusteringStage:
             found = features.get(row.id)
             if found is None or clusterer is None or placement.story_id is None:
                 kept.append(row.id)
+                # It stays where the write path put it, by the signal it got there.
+                signal = placement.signal or "new"
+                summary.signals[signal] = summary.signals.get(signal, 0) + 1
                 continue
-            decision = self._place(writer, clusterer, placement, placement.story_id, found,
-                                   now)
+            decision, signal = self._place(writer, clusterer, placement, placement.story_id,
+                                           found, now)
+            summary.signals[signal] = summary.signals.get(signal, 0) + 1
             summary.decisions[decision] = summary.decisions.get(decision, 0) + 1
             summary.entries += 1
             self.on_decided(row.id)
@@ -228,12 +270,49 @@ class ClusteringStage:
             writer.keep(kept, self._kept_reason(), now)
             summary.decisions["kept"] = summary.decisions.get("kept", 0) + len(kept)
             summary.entries += len(kept)
+        self._match_topics(writer, features, placements, clusterer)
         writer.save_features([features[i].to_record() for i in sorted(computed)
                               if i in placements], MODEL_NAME, now)
         writer.recount(now)
         if clusterer is not None:
             writer.save_centering(clusterer.matcher.centering.to_state(), now)
         self._version = writer.bump(now)
+
+    # -- the topic match ---------------------------------------------------------------------
+
+    def _note_topics(self, key: str, level: int, message: str) -> None:
+        """Log ``message`` once per stage: it would otherwise repeat every batch."""
+        if key not in self._topic_notes:
+            self._topic_notes.add(key)
+            log.log(level, message)
+
+    def _prepare_topics(self) -> None:
+        categories = topic_categories(self.catalog)
+        if categories:
+            self.topics.prepare(categories, self.models.extractor)
+
+    def _match_topics(self, writer: ClusterWriter, features: dict[int, EntryFeatures],
+                      placements: dict[int, Placement], clusterer: Clusterer | None) -> None:
+        """Entries of this batch that a topic category of their source takes (see
+        ``clustering.topic``), stored with the batch's decisions."""
+        catalog = self.catalog
+        if catalog is None or clusterer is None or not topic_categories(catalog):
+            return
+        centering = clusterer.matcher.centering
+        if centering.counts.get("*", 0) < self.topic_min_entries:
+            self._note_topics("young", logging.INFO, "action=topic-match outcome=waiting "
+                              f"reason=fewer than {self.topic_min_entries} entries embedded yet")
+            return
+        ids = sorted(i for i in features if i in placements)
+        entries = [TopicEntry(stored, stored.entry_id, stored.source_id,
+                              features[stored.entry_id].lang, features[stored.entry_id].embedding)
+                   for stored in history.stored_entries(writer.connection, ids)]
+        matches = self.topics.match(entries, catalog,
+                                    history.accepted_categories(writer.connection, ids),
+                                    centering)
+        written = history.add_categories(writer.connection, matches)
+        if written:
+            log.info("action=topic-match outcome=accepted entries=%d", written)
 
     def on_decided(self, entry_id: int) -> None:
         """Called inside the batch's transaction after each decision; a hook for tests that
@@ -285,23 +364,17 @@ class ClusteringStage:
 
     @staticmethod
     def _overrides(writer: ClusterWriter) -> Overrides:
-        must: set[frozenset[str]] = set()
-        cannot: set[frozenset[str]] = set()
-        pinned: dict[str, int] = {}
-        for row in list_overrides(writer.connection):
-            pair = frozenset({str(row.entry_id), str(row.other_entry_id)})
-            if row.kind == "must_link":
-                must.add(pair)
-            elif row.kind == "cannot_link":
-                cannot.add(pair)
-            elif row.kind in {"pin", "split"} and row.story_id is not None:
-                pinned[str(row.entry_id)] = writer.live(row.story_id)  # the latest one wins
-        return Overrides(frozenset(must), frozenset(cannot), pinned)
+        found = clustering_constraints(writer.connection)
+        return Overrides(
+            frozenset(frozenset(map(str, pair)) for pair in found.must_link),
+            frozenset(frozenset(map(str, pair)) for pair in found.cannot_link),
+            {str(entry): story for entry, story in found.pinned.items()})
 
     # -- one entry ---------------------------------------------------------------------------
 
     def _place(self, writer: ClusterWriter, clusterer: Clusterer, placement: Placement,
-               own: int, features: EntryFeatures, now: datetime) -> str:
+               own: int, features: EntryFeatures, now: datetime) -> tuple[str, str]:
+        """The decision, and the signal that placed the entry ("new": it starts a story)."""
         entry = placement.entry_id
         pinned = clusterer.overrides.pinned.get(str(entry))
         if placement.exact and pinned is None:
@@ -315,7 +388,7 @@ class ClusteringStage:
                 writer.decide(entry, story_id=target, signal=placement.signal, score=1.0,
                               matched_entry_id=matched, decision="join",
                               evidence=_evidence(decision, features), now=now)
-                return "join"
+                return "join", placement.signal or "url"
             # An editor said it is not that story, whatever the link: it starts its own.
             own = self._fresh_story(writer, entry, now)
         # The story the entry founded is its own to keep or give up unless others were
@@ -332,8 +405,10 @@ class ClusteringStage:
         if target != own:
             if not movable or decision.decision == NEW:
                 writer.move_entry(entry, target)
-            elif own < target and decision.best_signal != "editor_pin":
-                # The older story keeps its id and uid, so output item ids stay stable.
+            elif (own < target and decision.best_signal != "editor_pin"
+                  and target not in clusterer.overrides.pinned.values()):
+                # The older story keeps its id and uid, so output item ids stay stable; not
+                # over a story editors pinned entries to (a merge's survivor, a split-off one).
                 writer.merge(target, own, now)
                 clusterer.rename(target, own)
                 target = own
@@ -347,7 +422,7 @@ class ClusteringStage:
                       matched_entry_id=None if new or best is None else int(best),
                       decision=decision.decision, evidence=_evidence(decision, features),
                       now=now)
-        return decision.decision
+        return decision.decision, "new" if new else decision.best_signal
 
     @staticmethod
     def _exact_target(clusterer: Clusterer, placement: Placement, own: int) -> int:

@@ -39,6 +39,8 @@ EXACT_SIGNALS = frozenset({"url", "content_hash"})
 PENDING_TEXT_CHARS = 4000
 # Any constant works, as long as nothing else in the database takes the same key.
 ADVISORY_LOCK_KEY = 0x61676753544F5259  # "aggSTORY"
+# One worker runs the stage at a time, so two never spend model time on the same entries.
+STAGE_LOCK_KEY = 0x6167675354414745  # "aggSTAGE"
 MERGED_BY_CLUSTER = "cluster"
 MERGED_BY_EDITOR = "editor"
 
@@ -349,3 +351,18 @@ def lock(connection: Connection) -> None:
     end of the transaction. SQLite's writer lock (BEGIN IMMEDIATE) already does this."""
     if connection.dialect.name == "postgresql":
         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY)))
+
+
+def try_stage_turn(connection: Connection) -> bool:
+    """Under PostgreSQL, take the turn to run the clustering stage (a session lock held by
+    ``connection`` until ``end_stage_turn``); False when another worker has it. Its own key:
+    the batches it runs still take ``lock`` on other connections."""
+    if connection.dialect.name != "postgresql":
+        return True
+    return bool(connection.execute(
+        sa.select(sa.func.pg_try_advisory_lock(STAGE_LOCK_KEY))).scalar())
+
+
+def end_stage_turn(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.select(sa.func.pg_advisory_unlock(STAGE_LOCK_KEY)))

@@ -1,5 +1,6 @@
 """Table models of the store (DESIGN §4): sources, entries, stories, entry categories, and the
-clustering stage's own tables (entry features, language centering, editors' overrides).
+clustering stage's own tables (entry features, language centering, editors' overrides), and
+what workers share (retention tombstones, host holds, output change marks).
 
 Table models only; API input/output shapes live with the web layer. Datetimes are stored as UTC
 and always come back timezone-aware, on SQLite as on PostgreSQL.
@@ -79,7 +80,7 @@ class Source(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=2000)
     last_error_kind: str | None = Field(default=None, max_length=32)
     lease_owner: str | None = Field(default=None, max_length=128)
-    leased_until: datetime | None = _dt()
+    leased_until: datetime | None = _dt(index=True)
     created_at: datetime | None = _dt()
 
 
@@ -95,7 +96,7 @@ class Story(SQLModel, table=True):
     updated_at: datetime = _dt(nullable=False)
     entry_count: int = Field(default=0)
     # Set when an editor or a bridging entry merges this story into another one.
-    merged_into_id: int | None = Field(default=None, foreign_key="stories.id")
+    merged_into_id: int | None = Field(default=None, foreign_key="stories.id", index=True)
     # "cluster" or "editor": re-clustering undoes only the machine's merges.
     merged_by: str | None = Field(default=None, max_length=16)
     merged_at: datetime | None = _dt()
@@ -132,7 +133,7 @@ class Entry(SQLModel, table=True):
     story_score: float | None = None
     story_matched_entry_id: int | None = None
     # The story the entry was written into; re-clustering starts again from it.
-    origin_story_id: int | None = Field(default=None, foreign_key="stories.id")
+    origin_story_id: int | None = Field(default=None, foreign_key="stories.id", index=True)
     # The clustering stage's decision: new, join, merge or kept, the score's parts as JSON,
     # and when. ``clustered_at`` NULL marks an entry the stage has not handled yet.
     story_decision: str | None = Field(default=None, max_length=16)
@@ -198,7 +199,8 @@ class StoryOverride(SQLModel, table=True):
     """An editor's correction: kept after it is undone (``undone_at``), for the record.
 
     kinds: ``merge`` (story → other story), ``split`` and ``pin`` (entry → story),
-    ``must_link`` and ``cannot_link`` (entry, other entry), ``hide`` (story).
+    ``must_link`` and ``cannot_link`` (entry, other entry), ``hide`` (story, in ``category``
+    or everywhere when it is NULL), ``category_pin`` (story listed first in ``category``).
     """
 
     __tablename__ = "story_overrides"
@@ -209,8 +211,49 @@ class StoryOverride(SQLModel, table=True):
     other_entry_id: int | None = Field(default=None, foreign_key="entries.id")
     story_id: int | None = Field(default=None, foreign_key="stories.id")
     other_story_id: int | None = Field(default=None, foreign_key="stories.id")
+    # Scopes a hide or a category pin to one category; NULL hides everywhere.
+    category: str | None = Field(default=None, max_length=64, index=True)
+    # What the correction changed (a merge's moved entries, a split's former story), so undo
+    # restores it at once instead of waiting for a re-clustering.
+    detail: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(sa.JSON, nullable=True))
     note: str | None = Field(default=None, max_length=500)
     created_by: str = Field(max_length=128)
     created_at: datetime = _dt(nullable=False)
     undone_at: datetime | None = _dt()
     undone_by: str | None = Field(default=None, max_length=128)
+
+
+class Tombstone(SQLModel, table=True):
+    """An entry removed by retention: while it is here, a feed still listing the entry does not
+    bring it back. ``seen_at`` is the last time a feed still listed it; tombstones expire a
+    while after that (``store.retention``)."""
+
+    __tablename__ = "tombstones"
+
+    source_id: str = Field(primary_key=True, max_length=64)
+    identity_key: str = Field(primary_key=True, max_length=512)
+    pruned_at: datetime = _dt(nullable=False, index=True)
+    seen_at: datetime | None = _dt()
+
+
+class HostHold(SQLModel, table=True):
+    """A host that asked us to wait (Retry-After): no worker claims its sources before
+    ``not_before`` (``store.leases``)."""
+
+    __tablename__ = "host_holds"
+
+    host: str = Field(primary_key=True, max_length=255)
+    not_before: datetime = _dt(nullable=False)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class OutputMark(SQLModel, table=True):
+    """The digest of a category's outputs as last announced (WebSub), so that of many workers
+    seeing the same change only the first announces it (``store.leases``)."""
+
+    __tablename__ = "output_marks"
+
+    category_id: str = Field(primary_key=True, max_length=64)
+    digest: str = Field(max_length=64)
+    changed_at: datetime = _dt(nullable=False)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,12 +21,16 @@ from sqlmodel import Session, col, select
 
 from aggregator.catalog import Catalog
 from aggregator.errors import StoreError
-from aggregator.store import clustering, overrides
+from aggregator.store import clustering, leases, overrides, retention
+from aggregator.store import stories as story_reads
 from aggregator.store.clustering import ClusterWriter, PendingEntry
 from aggregator.store.engine import WRITE_OPTION, make_engine
-from aggregator.store.entries import write_entries
+from aggregator.store.entries import identity, write_entries
+from aggregator.store.gauges import StoreGauges, oldest_due, read_gauges
+from aggregator.store.history import HistoryEntry, iter_history
 from aggregator.store.models import Entry, EntryCategory, EntryFeatureRecord, Source, Story
 from aggregator.store.overrides import OverrideView
+from aggregator.store.stories import CategoryDecision, StoryDetail
 from aggregator.types import (
     CategoryMatch,
     EntryView,
@@ -133,12 +137,24 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreError(f"database unreachable: {exc}") from exc
 
+    def gauges(self, now: datetime, categories: Sequence[str] = ()) -> StoreGauges:
+        """Sources by state, each category's newest item, the most overdue source."""
+        with self._guard(), self.engine.connect() as connection:
+            return read_gauges(connection, now, categories)
+
+    def oldest_due(self, now: datetime) -> datetime | None:
+        """When the most overdue active source was due (None: none is due)."""
+        with self._guard(), self.engine.connect() as connection:
+            return oldest_due(connection, now)
+
     # -- sources -------------------------------------------------------------------------
 
     def sync_sources(self, catalog: Catalog, now: datetime) -> None:
         """Make source rows match the editorial files; rows never vanish (history stays)."""
         wanted = {s.id: s for s in catalog.sources}
         with self._guard(), self._write() as session:
+            # Workers starting together must not both insert the same new sources.
+            leases.serialize_sync(session.connection())
             rows = {row.id: row for row in session.exec(select(Source))}
             for source_id, config in wanted.items():
                 row = rows.get(source_id)
@@ -209,19 +225,25 @@ class Store:
             row.url = target[:2048]
             row.redirect_url, row.redirect_count = None, 0
 
-    def save_deferred(self, source_id: str, *, next_check_at: datetime, reason: str) -> None:
+    def save_deferred(self, source_id: str, *, next_check_at: datetime, reason: str,
+                      owner: str | None = None) -> None:
         """Not tried now (the host asked us to wait): not an error of this source."""
         with self._guard(), self._write() as session:
-            row = self._source(session, source_id)
+            row = self._leased(session, source_id, owner)
+            if row is None:
+                return
             row.next_check_at = next_check_at
             log.info("source=%s action=poll outcome=deferred reason=%r until=%s",
                      source_id, reason, next_check_at.isoformat())
             session.commit()
 
-    def set_url(self, source_id: str, url: str, *, now: datetime) -> None:
+    def set_url(self, source_id: str, url: str, *, now: datetime,
+                owner: str | None = None) -> None:
         """Point the source at a new feed URL (autodiscovery); validators start afresh."""
         with self._guard(), self._write() as session:
-            row = self._source(session, source_id)
+            row = self._leased(session, source_id, owner, keep=True)
+            if row is None:
+                return
             row.url = url[:2048]
             row.etag = row.last_modified = row.body_hash = None
             row.redirect_url, row.redirect_count = None, 0
@@ -229,17 +251,24 @@ class Store:
             session.commit()
 
     def save_not_modified_many(
-        self, items: Sequence[tuple[str, FetchResult, datetime, datetime]]
+        self, items: Sequence[tuple[str, FetchResult, datetime, datetime]],
+        owner: str | None = None,
     ) -> None:
-        """Sources whose feed did not change: (source id, fetch, next check, now), one commit."""
+        """Sources whose feed did not change: (source id, fetch, next check, now), one commit.
+        With ``owner``, only the sources it still holds the lease of (see ``_leased``)."""
         with self._guard(), self._write() as session:
             ids = [source_id for source_id, _, _, _ in items]
-            rows = {row.id: row for row in session.exec(
-                select(Source).where(col(Source.id).in_(ids)))}
+            query = select(Source).where(col(Source.id).in_(ids))
+            if owner is not None:
+                # Locked in id order, as every multi-row writer locks them: no deadlock.
+                query = query.order_by(col(Source.id)).with_for_update()
+            rows = {row.id: row for row in session.exec(query)}
             for source_id, fetch, next_check_at, now in items:
                 row = rows.get(source_id)
                 if row is None:
                     raise StoreError(f"source {source_id!r} is not in the store")
+                if owner is not None and not self._still_owned(row, owner):
+                    continue
                 self._touch(row, fetch, next_check_at, now)
                 row.last_success_at = now
                 row.last_new_entries = row.last_updated_entries = 0
@@ -248,10 +277,13 @@ class Store:
             session.commit()
 
     def save_error(self, source_id: str, *, message: str, kind: str, status: int | None,
-                   next_check_at: datetime, now: datetime, gone: bool = False) -> None:
+                   next_check_at: datetime, now: datetime, gone: bool = False,
+                   owner: str | None = None) -> None:
         """Count the failure; ``gone`` (HTTP 410) retires the source until editors act."""
         with self._guard(), self._write() as session:
-            row = self._source(session, source_id)
+            row = self._leased(session, source_id, owner)
+            if row is None:
+                return
             self._touch(row, None, next_check_at, now)
             row.last_status = status
             row.error_count += 1
@@ -273,15 +305,23 @@ class Store:
         next_check_at: datetime,
         now: datetime,
         publish_interval: float | None = None,
+        owner: str | None = None,
     ) -> PollOutcome:
         """Store a fetched feed's entries, their categories and stories, then the validators.
 
         All in one transaction: validators are only saved together with the entries they
-        describe, so an interrupted poll is simply repeated.
+        describe, so an interrupted poll is simply repeated. Entries retention pruned stay
+        out (tombstones). With ``owner``, nothing is saved unless it still holds the lease.
         """
         with self._guard(), self._write() as session:
-            row = self._source(session, source_id)
-            new, updated = write_entries(session.connection(), source_id, entries, now)
+            row = self._leased(session, source_id, owner)
+            if row is None:
+                return PollOutcome(source_id, "lease_lost", status=fetch.status)
+            connection = session.connection()
+            entries = self._without_tombstoned(connection, source_id, entries, now)
+            leases.lock_story_keys(connection, (e.url for e, _ in entries),
+                                   (e.content_hash for e, _ in entries))
+            new, updated = write_entries(connection, source_id, entries, now)
             self._touch(row, fetch, next_check_at, now)
             row.body_hash = body_hash
             row.feed_title = (feed_title or "")[:512] or row.feed_title
@@ -303,20 +343,66 @@ class Store:
             raise StoreError(f"source {source_id!r} is not in the store; sync the catalog first")
         return row
 
+    def _leased(self, session: Session, source_id: str, owner: str | None, *,
+                keep: bool = False) -> Source | None:
+        """The source's row to save a poll in. With ``owner`` (the source was claimed) it is
+        locked until commit and None when the lease was lost: another worker took the source
+        after the lease ran out, and its result, perhaps newer, must stand. The lease ends
+        with the save unless ``keep``."""
+        if owner is None:
+            return self._source(session, source_id)
+        row = session.get(Source, source_id, with_for_update=True)
+        if row is None:
+            raise StoreError(f"source {source_id!r} is not in the store; sync the catalog first")
+        if not self._still_owned(row, owner, keep=keep):
+            return None
+        return row
+
+    @staticmethod
+    def _still_owned(row: Source, owner: str, *, keep: bool = False) -> bool:
+        if row.lease_owner != owner:
+            log.warning("source=%s action=save outcome=lease-lost holder=%s: another worker "
+                        "took it after our lease ran out; our result is dropped",
+                        row.id, row.lease_owner)
+            return False
+        if not keep:
+            row.lease_owner, row.leased_until = None, None
+        return True
+
+    @staticmethod
+    def _without_tombstoned(
+        connection: sa.Connection, source_id: str,
+        entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]], now: datetime,
+    ) -> Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]]:
+        # One primary-key lookup for the feed's keys: as cheap as asking only for the keys not
+        # stored yet, which would take a query of its own to find.
+        if not entries:
+            return entries
+        pruned = retention.tombstoned(
+            connection, source_id, [identity(e.identity_key) for e, _ in entries], now)
+        if not pruned:
+            return entries
+        return [(e, m) for e, m in entries if identity(e.identity_key) not in pruned]
+
     # -- stories -------------------------------------------------------------------------
 
     def category_stories(self, category_id: str, limit: int) -> list[StoryView]:
-        """Newest stories with at least one entry in the category; members in any category."""
+        """Newest stories with at least one entry in the category; members in any category.
+        Editors' corrections decide first: stories pinned in the category are always included
+        and listed first, hidden ones (there or everywhere) never, even when pinned."""
         in_category = (
             select(Entry.story_id)
             .join(EntryCategory, col(EntryCategory.entry_id) == col(Entry.id))
             .where(EntryCategory.category_id == category_id)
         )
+        pinned = story_reads.pinned_stories(category_id)
         query = (
             select(Story)
-            .where(col(Story.id).in_(in_category), col(Story.merged_into_id).is_(None),
-                   col(Story.id).not_in(overrides.hidden_stories()))
-            .order_by(col(Story.published_at).desc(), col(Story.id).desc())
+            .where(sa.or_(col(Story.id).in_(in_category), col(Story.id).in_(pinned)),
+                   col(Story.merged_into_id).is_(None),
+                   col(Story.id).not_in(story_reads.hidden_stories(category_id)))
+            .order_by(sa.case((col(Story.id).in_(pinned), 0), else_=1),
+                      col(Story.published_at).desc(), col(Story.id).desc())
             .limit(limit)
         )
         with self._guard(), self._read() as session:
@@ -442,6 +528,32 @@ class Store:
             clustering.lock(connection)
             yield ClusterWriter(connection)
 
+    @contextmanager
+    def clustering_turn(self) -> Iterator[bool]:
+        """Whether this process runs the clustering stage now: True on SQLite (one process),
+        on PostgreSQL unless another worker holds the turn, until the block ends. Batches
+        still serialize on the clustering lock, which is what keeps them correct; the turn
+        only saves computing the same entries' features twice."""
+        if self.engine.dialect.name != "postgresql":
+            yield True
+            return
+        connection = self.engine.connect()
+        try:
+            with self._guard():
+                mine = clustering.try_stage_turn(connection)
+                connection.commit()
+            try:
+                yield mine
+            finally:
+                if mine:
+                    # A connection lost meanwhile took the lock with it.
+                    with suppress(SQLAlchemyError):
+                        clustering.end_stage_turn(connection)
+                        connection.commit()
+        finally:
+            with suppress(SQLAlchemyError):
+                connection.close()
+
     def reset_clustering(self, now: datetime) -> int:
         """Undo every clustering decision so the stage makes them again (see ``reset``)."""
         with self.clustering() as writer:
@@ -449,12 +561,55 @@ class Store:
 
     def add_override(self, kind: str, *, by: str, now: datetime, entry_id: int | None = None,
                      other_entry_id: int | None = None, story_id: int | None = None,
-                     other_story_id: int | None = None, note: str | None = None) -> int:
+                     other_story_id: int | None = None, note: str | None = None,
+                     category: str | None = None) -> int:
         """Record an editor's correction and apply it now (``overrides.record_override``)."""
         with self.clustering() as writer:
             return overrides.record_override(
                 writer, kind, by=by, now=now, entry_id=entry_id, other_entry_id=other_entry_id,
-                story_id=story_id, other_story_id=other_story_id, note=note)
+                story_id=story_id, other_story_id=other_story_id, note=note, category=category)
+
+    # Editors' corrections: each in one transaction (a refused one, ValueError naming the id,
+    # leaves nothing behind), undone at once by ``undo_override``.
+
+    def merge_stories(self, story_id: int, other_story_id: int, *, by: str, now: datetime,
+                      note: str | None = None) -> int:
+        """Merge two stories; the older keeps its id and uid. Returns the correction's id."""
+        return self.add_override("merge", by=by, now=now, story_id=story_id,
+                                 other_story_id=other_story_id, note=note)
+
+    def split_entry(self, entry_id: int, *, by: str, now: datetime,
+                    note: str | None = None) -> int:
+        """Take an entry out of its story into a new one; returns the new story's id."""
+        with self.clustering() as writer:
+            return overrides.split_entry(writer, entry_id, by=by, now=now, note=note)
+
+    def pin_story(self, story_id: int, category: str, *, by: str, now: datetime,
+                  note: str | None = None) -> int:
+        """Show the story in ``category`` whatever its rules say, listed first."""
+        return self.add_override("category_pin", by=by, now=now, story_id=story_id,
+                                 category=category, note=note)
+
+    def hide_story(self, story_id: int, category: str | None, *, by: str, now: datetime,
+                   note: str | None = None) -> int:
+        """Keep the story out of ``category`` (None: out of every category)."""
+        return self.add_override("hide", by=by, now=now, story_id=story_id,
+                                 category=category, note=note)
+
+    def story_detail(self, story_id: int) -> StoryDetail | None:
+        """The story as editors inspect it (``stories.story_detail``); None if unknown."""
+        with self._guard(), self.engine.connect() as connection:
+            return story_reads.story_detail(connection, story_id)
+
+    def entry_categories(self, entry_ids: Sequence[int]
+                         ) -> dict[int, tuple[CategoryDecision, ...]]:
+        with self._guard(), self.engine.connect() as connection:
+            return story_reads.entry_categories(connection, entry_ids)
+
+    def withdrawn_uids(self, category_id: str, uids: Sequence[str]) -> frozenset[str]:
+        """Of ``uids``, the stories editors took out of the category (hidden or merged)."""
+        with self._guard(), self.engine.connect() as connection:
+            return story_reads.withdrawn_uids(connection, category_id, uids)
 
     def split_story(self, entry_ids: Sequence[int], *, by: str, now: datetime,
                     note: str | None = None) -> int:
@@ -481,9 +636,92 @@ class Store:
         with self._guard(), self.engine.connect() as connection:
             return ClusterWriter(connection).centering()
 
-    def overrides(self, *, include_undone: bool = False) -> list[OverrideView]:
+    def overrides(self, include_undone: bool = False) -> list[OverrideView]:
         with self._guard(), self.engine.connect() as connection:
             return overrides.list_overrides(connection, include_undone=include_undone)
+
+    def category_history(self, category_id: str, source_ids: Sequence[str], since: datetime
+                         ) -> Iterator[HistoryEntry]:
+        """Entries of ``source_ids`` published from ``since`` on, oldest id first, each with
+        ``category_id``'s stored decision; streamed a page at a time (the rules dry run)."""
+        return iter_history(self.engine, category_id, source_ids, since)
+
+    # -- many workers (store.leases) and retention (store.retention) ----------------------
+
+    @property
+    def supports_leases(self) -> bool:
+        """Whether several workers may share this database (PostgreSQL; SQLite: one)."""
+        return self.engine.dialect.name == "postgresql"
+
+    def claim_sources(self, owner: str, now: datetime, *, lease_seconds: float, limit: int,
+                      per_host: int, checked_before: datetime | None = None
+                      ) -> tuple[list[SourceStatus], int]:
+        """Lease due sources to ``owner`` (``leases.claim``): the sources, in due order, and
+        how many due ones wait for a host another worker holds."""
+        if not self.supports_leases:
+            raise StoreError("claiming sources needs PostgreSQL; SQLite polls in one process")
+        until = now + timedelta(seconds=lease_seconds)
+        with self._guard(), self._write_engine.begin() as connection:
+            claimed = leases.claim(connection, owner=owner, now=now, until=until, limit=limit,
+                                   per_host=per_host, checked_before=checked_before)
+        if claimed.reaped:
+            log.warning("action=claim outcome=reaped sources=%d: a worker of this machine "
+                        "died holding them", claimed.reaped)
+        if not claimed.ids:
+            return [], claimed.waiting
+        with self._guard(), self._read() as session:
+            rows = {row.id: row for row in session.exec(
+                select(Source).where(col(Source.id).in_(claimed.ids)))}
+        return [_status(rows[i]) for i in claimed.ids if i in rows], claimed.waiting
+
+    def renew_leases(self, owner: str, now: datetime, lease_seconds: float) -> int:
+        with self._guard(), self._write_engine.begin() as connection:
+            return leases.renew(connection, owner=owner,
+                                until=now + timedelta(seconds=lease_seconds))
+
+    def release_leases(self, owner: str, source_ids: Sequence[str] | None = None) -> int:
+        with self._guard(), self._write_engine.begin() as connection:
+            return leases.release(connection, owner=owner, ids=source_ids)
+
+    def live_leases(self, now: datetime) -> dict[str, int]:
+        with self._guard(), self.engine.connect() as connection:
+            return leases.live_leases(connection, now)
+
+    def hold_host(self, host: str, until: datetime, reason: str) -> None:
+        """Keep every worker off ``host`` until ``until`` (its Retry-After)."""
+        with self._guard(), self._write_engine.begin() as connection:
+            leases.hold_host(connection, host, until, reason)
+
+    def claim_output_change(self, category_id: str, digest: str, now: datetime) -> bool:
+        """True for the first worker to see the category's outputs become ``digest``."""
+        with self._guard(), self._write_engine.begin() as connection:
+            return leases.claim_output_change(connection, category_id, digest, now)
+
+    def prune_entries(self, cutoff: datetime, now: datetime, limit: int) -> tuple[int, int]:
+        """One retention batch of entries (``retention.prune_entries``), under the
+        clustering lock."""
+        with self._guard(), self._write_engine.begin() as connection:
+            retention.lock(connection)
+            return retention.prune_entries(connection, cutoff=cutoff, now=now, limit=limit)
+
+    def prune_stories(self, cutoff: datetime, now: datetime, limit: int) -> tuple[int, int]:
+        with self._guard(), self._write_engine.begin() as connection:
+            retention.lock(connection)
+            return retention.prune_stories(connection, cutoff=cutoff, now=now, limit=limit)
+
+    def expire_tombstones(self, before: datetime, limit: int) -> int:
+        with self._guard(), self._write_engine.begin() as connection:
+            return retention.expire_tombstones(connection, before=before, limit=limit)
+
+    def expire_host_holds(self, now: datetime) -> int:
+        with self._guard(), self._write_engine.begin() as connection:
+            return leases.expire_holds(connection, now)
+
+    def prune_preview(self, cutoff: datetime, tombstones_before: datetime
+                      ) -> retention.Preview:
+        with self._guard(), self.engine.connect() as connection:
+            return retention.preview(connection, cutoff=cutoff,
+                                     tombstones_before=tombstones_before)
 
     def _guard(self) -> _Guard:
         return _Guard()

@@ -6,9 +6,10 @@ from ``aggregator.outputs`` so the server and ``publish --out`` return identical
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -17,6 +18,8 @@ from pydantic import BaseModel
 
 from aggregator import __version__
 from aggregator.errors import StoreError
+from aggregator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from aggregator.metrics import Metrics
 from aggregator.outputs import (
     INDEX_PATH,
     Document,
@@ -27,7 +30,12 @@ from aggregator.outputs import (
 from aggregator.publish import FEED_FORMATS, feed_url
 from aggregator.representative import for_output
 from aggregator.store import Store
+from aggregator.web.admin import include_admin
+from aggregator.web.api import StoryId, include_api
+from aggregator.web.auth import Auth
 from aggregator.web.documents import DocumentApp, document_path, respond
+from aggregator.web.editing import Workbench
+from aggregator.web.health import Readiness
 from aggregator.web.watcher import OutputWatcher
 
 MAX_API_LIMIT = 500
@@ -91,7 +99,20 @@ def _document_response(request: Request, document: Document) -> Response:
     return Response(content=body, status_code=status, headers=dict(headers))
 
 
-def create_app(*, store: Store, outputs: Outputs) -> FastAPI:
+def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None,
+               readiness: Readiness | None = None,
+               admin_token: str = "", config_dir: Path | None = None,
+               on_config_change: Callable[[], None] | None = None,
+               allow_private_addresses: bool = False) -> FastAPI:
+    """``metrics`` and ``readiness`` are the service's; an app built without them gets its
+    own (no scheduler: readiness then checks the database and the lag only)."""
+    if metrics is None:
+        metrics = Metrics(store=store,
+                          categories=lambda: [c.id for c in outputs.catalog.categories])
+    if outputs.metrics is None:
+        outputs.metrics = metrics
+    ready = readiness or Readiness(store, metrics=metrics)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Without a recheck interval every request checks the store itself.
@@ -104,6 +125,8 @@ def create_app(*, store: Store, outputs: Outputs) -> FastAPI:
         finally:
             if watcher is not None:
                 watcher.stop()
+            if readiness is None:
+                ready.close()
 
     app = DocumentApp(
         title="aggregator", version=__version__,
@@ -121,6 +144,17 @@ def create_app(*, store: Store, outputs: Outputs) -> FastAPI:
     @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.api_route("/readyz", methods=["GET", "HEAD"], include_in_schema=False)
+    def readyz() -> JSONResponse:
+        report = ready.check()
+        return JSONResponse(report.as_json(), status_code=200 if report.ready else 503,
+                            headers={"Cache-Control": "no-store"})
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_page() -> Response:
+        return Response(metrics.exposition(), media_type=METRICS_CONTENT_TYPE,
+                        headers={"Cache-Control": "no-store"})
 
     def feed(name: str, request: Request) -> Response:
         parsed = parse_feed_name(name)
@@ -197,7 +231,7 @@ def create_app(*, store: Store, outputs: Outputs) -> FastAPI:
             config = outputs.catalog.category(category)
         except KeyError as exc:
             raise HTTPException(404, f"no category {category!r}") from exc
-        stories = [for_output(s, config.languages)
+        stories = [for_output(s, config.languages, outputs.catalog.priorities)
                    for s in store.category_stories(category, limit)]
         return [
             StoryOut(
@@ -212,10 +246,20 @@ def create_app(*, store: Store, outputs: Outputs) -> FastAPI:
         ]
 
     @app.get("/api/stories/{story_id}/evidence")
-    def evidence(story_id: int) -> list[dict[str, Any]]:
+    def evidence(story_id: StoryId) -> list[dict[str, Any]]:
         rows = store.story_evidence(story_id)
         if not rows:
             raise HTTPException(404, f"no story {story_id}")
         return rows
 
+    # The editors' API and pages: writes go through the workbench, gated by the admin token
+    # (empty: every write and admin page answers 403); a config edit is applied at once by
+    # ``on_config_change``.
+    bench = Workbench(store=store, outputs=outputs,
+                      config_dir=config_dir or outputs.catalog.directory,
+                      on_config_change=on_config_change,
+                      allow_private_addresses=allow_private_addresses)
+    auth = Auth(admin_token, secure_cookie=outputs.base_url.startswith("https://"))
+    include_api(app, bench, auth)
+    include_admin(app, bench, auth)
     return app

@@ -210,6 +210,31 @@ def test_item_id_stays_while_french_then_german_versions_join(store: Store) -> N
     assert [v["language"] for v in items[0]["_aggregator"]["versions"]] == ["fr", "de"]
 
 
+def test_language_variant_omits_or_falls_back_as_configured(store: Store) -> None:
+    room = Newsroom(store)
+    room.poll("en-a", entry("only-en", url="https://news.example/only-en",
+                            title="Only in English"))
+    room.poll("fr-a", entry("fr", url="https://news.example/fr", language="fr",
+                            title="Seulement en français"))
+    omit = outputs_for(store, feed_size=50)
+    fallback = outputs_for(store, feed_size=50, variant_fallback=True)
+
+    def entries(outputs: Outputs, path: str) -> list[tuple[str, str | None]]:
+        document = outputs.document(path)
+        assert document is not None
+        parsed = feedparser.parse(document.body)
+        return [(e.title, e.get("language")) for e in parsed.entries]
+
+    assert [t for t, _ in entries(omit, "feeds/news.fr.atom")] == ["Seulement en français"]
+    shown = entries(fallback, "feeds/news.fr.atom")
+    assert [t for t, _ in shown] == ["Seulement en français", "Only in English"]
+    # The fallback item says which language it is in, unlike the feed around it.
+    document = fallback.document("feeds/news.fr.atom")
+    assert document is not None
+    assert b'xml:lang="en"' in document.body
+    assert b'xml:lang="fr"' in document.body
+
+
 @pytest.mark.slow
 def test_publish_out_writes_archives_pages_and_only_what_changed(
         store: Store, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,15 @@ import pytest
 from aggregator.catalog import (
     CATEGORIES_FILE,
     DEFAULT_INTERVAL_SECONDS,
+    DEFAULT_TOPIC_THRESHOLD,
     SOURCES_FILE,
+    Catalog,
     CatalogErrors,
+    CategoryConfig,
     Rule,
+    SourceConfig,
+    SourceRules,
+    attach_source_rules,
     load_catalog,
     parse_duration,
     parse_rule,
@@ -365,3 +372,123 @@ def test_empty_regex_is_refused(tmp_path: Path) -> None:
 
 def test_regex_with_surrounding_spaces_is_a_regex() -> None:
     assert parse_rule(" /AI/ ") == Rule("AI", is_regex=True)
+
+
+# ── rules of sources, min_score, priority, topic ─────────────────────────────────────────────
+
+
+def test_source_rules_priority_and_topic_keys(tmp_path: Path) -> None:
+    write(tmp_path, sources=GOOD_SOURCE + """include = ["Europe", '/\\bEU\\b/']
+exclude = ["Rückblick"]
+priority = 5
+
+[[source]]
+id = "blog"
+url = "https://blog.example/feed.xml"
+categories = ["ai-policy", "health"]
+""", categories=GOOD_CATEGORY + """min_score = 0.75
+
+[[category]]
+id = "health"
+title = "Health"
+description = "Hospitals, doctors and public health."
+topic = true
+topic_threshold = 0.2
+topic_examples = ["vaccine trial", "  santé   publique "]
+""")
+    catalog = load_catalog(tmp_path)
+    wire = catalog.source("wire")
+    assert wire.include == (Rule("Europe", is_regex=False), Rule(r"\bEU\b", is_regex=True))
+    assert wire.exclude == (Rule("Rückblick", is_regex=False),)
+    assert wire.priority == 5
+    assert catalog.source("blog").priority == 0
+    assert catalog.priorities == {"wire": 5}
+    ai = catalog.category("ai-policy")
+    assert ai.min_score == 0.75
+    assert (ai.topic, ai.topic_threshold, ai.threshold) == (False, None, DEFAULT_TOPIC_THRESHOLD)
+    # Each category carries the own rules of the sources that feed it, and only those.
+    assert ai.source_rules == (SourceRules("wire", wire.include, wire.exclude),)
+    assert ai.rules_of("wire") == SourceRules("wire", wire.include, wire.exclude)
+    assert ai.rules_of("blog") is None
+    health = catalog.category("health")
+    assert health.source_rules == ()
+    assert (health.topic, health.threshold) == (True, 0.2)
+    assert health.topic_examples == ("vaccine trial", "santé publique")
+    assert [s.id for s in catalog.sources_of("health")] == ["blog"]
+
+
+def test_a_catalog_built_in_code_attaches_source_rules_too() -> None:
+    rules = (Rule("Europe", is_regex=False),)
+    catalog = Catalog(
+        sources=(SourceConfig(id="wire", url="https://w.example/", categories=("news",),
+                              exclude=rules),),
+        categories=(CategoryConfig(id="news", title="News"),))
+    assert catalog.category("news").source_rules == (SourceRules("wire", (), rules),)
+    edited = dataclasses.replace(catalog.category("news"), include=rules, source_rules=())
+    assert attach_source_rules(edited, catalog.sources).source_rules == (
+        SourceRules("wire", (), rules),)
+
+
+def test_bad_source_rule_is_located(tmp_path: Path) -> None:
+    write(tmp_path, sources=GOOD_SOURCE + "exclude = ['/(unclosed/']\n")
+    error = problem(tmp_path)
+    assert_located(error, SOURCES_FILE, "wire", "exclude")
+    assert "bad rule '/(unclosed/'" in str(error)
+
+
+@pytest.mark.parametrize("value", ["true", '"high"', "1.5", "1001", "-1001"])
+def test_bad_priority(tmp_path: Path, value: str) -> None:
+    write(tmp_path, sources=GOOD_SOURCE + f"priority = {value}\n")
+    assert_located(problem(tmp_path), SOURCES_FILE, "wire", "priority")
+
+
+@pytest.mark.parametrize("value", ["true", '"0.5"', "-0.1", "1.01", "nan", "inf"])
+def test_bad_min_score(tmp_path: Path, value: str) -> None:
+    write(tmp_path, categories=GOOD_CATEGORY + f"min_score = {value}\n")
+    error = problem(tmp_path)
+    assert_located(error, CATEGORIES_FILE, "ai-policy", "min_score")
+    assert "must be a number from 0 to 1" in str(error)
+
+
+@pytest.mark.parametrize("value", ["0", "0.0", "-0.2", "1.5", '"0.8"', "false"])
+def test_bad_topic_threshold(tmp_path: Path, value: str) -> None:
+    write(tmp_path, categories=GOOD_CATEGORY + f"description = 'x'\ntopic = true\n"
+                                               f"topic_threshold = {value}\n")
+    error = problem(tmp_path)
+    assert_located(error, CATEGORIES_FILE, "ai-policy", "topic_threshold")
+    assert "above 0 and at most 1" in str(error)
+
+
+def test_topic_must_be_boolean(tmp_path: Path) -> None:
+    write(tmp_path, categories=GOOD_CATEGORY + 'description = "x"\ntopic = "yes"\n')
+    assert_located(problem(tmp_path), CATEGORIES_FILE, "ai-policy", "topic")
+
+
+def test_topic_needs_something_to_compare_with(tmp_path: Path) -> None:
+    write(tmp_path, categories=GOOD_CATEGORY + "topic = true\n")
+    error = problem(tmp_path)
+    assert_located(error, CATEGORIES_FILE, "ai-policy", "topic")
+    assert "needs a description or topic_examples" in str(error)
+    # Examples alone are enough.
+    write(tmp_path, categories=GOOD_CATEGORY + 'topic = true\ntopic_examples = ["AI law"]\n')
+    assert load_catalog(tmp_path).category("ai-policy").topic_examples == ("AI law",)
+
+
+@pytest.mark.parametrize("value", ['[""]', "[1]", '["' + "x" * 301 + '"]',
+                                   "[" + ", ".join(['"a"'] * 51) + "]"])
+def test_bad_topic_examples(tmp_path: Path, value: str) -> None:
+    write(tmp_path, categories=GOOD_CATEGORY + f"topic_examples = {value}\n")
+    assert_located(problem(tmp_path), CATEGORIES_FILE, "ai-policy", "topic_examples")
+
+
+def test_categories_can_be_read_from_an_edited_copy(tmp_path: Path) -> None:
+    write(tmp_path)
+    edited = tmp_path / "edited.toml"
+    edited.write_text(GOOD_CATEGORY + 'include = ["AI Act"]\n', encoding="utf-8")
+    catalog = load_catalog(tmp_path, categories_path=edited)
+    assert catalog.category("ai-policy").include == (Rule("AI Act", is_regex=False),)
+    assert catalog.source("wire").url == "https://wire.example/feed.xml"
+    edited.write_text(GOOD_CATEGORY + "include = ['/(bad/']\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_catalog(tmp_path, categories_path=edited)
+    assert_located(info.value, "edited.toml", "ai-policy", "include")

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
 
-from aggregator.catalog import CategoryConfig, Rule, parse_rule
+from aggregator.catalog import Catalog, CategoryConfig, Rule, SourceConfig, parse_rule
 from aggregator.classify import (
     ALL_ENTRIES_REASON,
     NO_INCLUDE_MATCHED_REASON,
+    NO_SOURCE_INCLUDE_MATCHED_REASON,
+    TOPIC_DECIDES_REASON,
+    CategoryDecision,
     classify,
     compile_rules,
     explain,
     fold,
+    is_topic_reason,
     keyword_pattern,
+    topic_reason,
 )
+from aggregator.prepare import prepare_feed
+from aggregator.store.history import StoredEntry
 from aggregator.types import CategoryMatch, NormalizedEntry
 
 NOW = datetime(2026, 11, 12, 9, 0, tzinfo=UTC)
@@ -324,3 +332,143 @@ def test_same_category_id_in_two_catalogs_does_not_leak() -> None:
 def test_rule_built_by_hand_works_like_parsed_one() -> None:
     config = CategoryConfig(id="x", title="X", include=(Rule(pattern="AI", is_regex=False),))
     assert accepted(entry("AI"), config)
+
+
+# ── a source's own rules ─────────────────────────────────────────────────────────────────────
+
+
+def with_source(config: CategoryConfig, source_id: str = "wire", *,
+                include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> CategoryConfig:
+    """``config`` as a catalog builds it when source ``source_id`` has rules of its own."""
+    source = SourceConfig(id=source_id, url=f"https://{source_id}.example/feed",
+                          categories=(config.id,),
+                          include=tuple(parse_rule(text) for text in include),
+                          exclude=tuple(parse_rule(text) for text in exclude))
+    return Catalog(sources=(source,), categories=(config,)).category(config.id)
+
+
+def decide(e: NormalizedEntry, config: CategoryConfig, source_id: str | None = "wire"
+           ) -> CategoryDecision:
+    [decision] = explain(e, source_categories=[config.id], categories={config.id: config},
+                         source_id=source_id)
+    return decision
+
+
+def test_source_exclude_wins_over_the_category_include_ignoring_case_and_accents() -> None:
+    config = with_source(category(include=("AI Act",)), exclude=("Rückblick",))
+    decision = decide(entry("AI Act: RUCKBLICK auf das Jahr"), config)
+    assert (decision.accepted, decision.excluded) == (False, True)
+    assert decision.reason == "source exclude 'Rückblick' matched in title"
+    # Only that source's entries: another source, or none named, is not concerned.
+    assert decide(entry("AI Act: RUCKBLICK auf das Jahr"), config, "other").accepted
+    assert decide(entry("AI Act: RUCKBLICK auf das Jahr"), config, None).accepted
+
+
+def test_source_include_gates_every_category_of_the_source() -> None:
+    config = with_source(category(include=("AI Act",)), include=("Europe",))
+    rejected = decide(entry("AI Act talks in Washington"), config)
+    assert (rejected.accepted, rejected.excluded) == (False, False)
+    assert rejected.reason == NO_SOURCE_INCLUDE_MATCHED_REASON
+    taken = decide(entry("AI Act talks", "Delegates from EUROPE met."), config)
+    assert taken.accepted
+    assert taken.reason == ("include 'AI Act' matched in title; "
+                            "source include 'Europe' matched in text")
+    assert taken.score == 1.0  # the category's rules make the score
+
+
+def test_source_include_alone_decides_a_category_without_include_rules() -> None:
+    config = with_source(category("everything"), include=("données personnelles",))
+    # Without the source named its rules do not apply: a category without rules takes all.
+    assert matches(entry("Météo", "Il pleut"), config) == [
+        CategoryMatch("everything", 1.0, ALL_ENTRIES_REASON)]
+    found = classify(entry("Fuite", "Des DONNEES PERSONNELLES exposées"),
+                     source_categories=["everything"], categories={"everything": config},
+                     source_id="wire")
+    assert found == [CategoryMatch("everything", 0.5,
+                                   "source include 'données personnelles' matched in text")]
+    assert decide(entry("Météo", "Il pleut"), config).reason == NO_SOURCE_INCLUDE_MATCHED_REASON
+
+
+def test_a_source_rule_of_a_regex_is_case_insensitive() -> None:
+    config = with_source(category("everything"), exclude=("/sponsor(ed|isé)/",))
+    assert decide(entry("Contenu SPONSORISÉ"), config).excluded
+    assert decide(entry("Sponsored post"), config).excluded
+    assert decide(entry("News"), config).accepted
+
+
+# ── min_score ────────────────────────────────────────────────────────────────────────────────
+
+
+def test_min_score_leaves_out_weak_matches_and_says_why() -> None:
+    strict = dataclasses.replace(category(include=("AI Act",)), min_score=0.75)
+    weak = decide(entry("Weekly news", "The AI Act came up once."), strict, None)
+    assert (weak.accepted, weak.excluded, weak.score) == (False, False, 0.5)
+    assert weak.reason == ("score 0.50 below min_score 0.75: "
+                           "include 'AI Act' matched in text")
+    assert decide(entry("The AI Act explained"), strict, None).accepted
+    # Exactly the minimum is enough.
+    even = dataclasses.replace(strict, min_score=0.5)
+    assert decide(entry("Weekly news", "The AI Act came up once."), even, None).accepted
+
+
+def test_min_score_never_refuses_a_category_without_rules() -> None:
+    config = dataclasses.replace(category("everything"), min_score=1.0)
+    assert matches(entry("Anything"), config) == [
+        CategoryMatch("everything", 1.0, ALL_ENTRIES_REASON)]
+
+
+# ── topic categories at fetch time ───────────────────────────────────────────────────────────
+
+
+def test_a_topic_category_without_include_rules_waits_for_the_topic_match() -> None:
+    config = dataclasses.replace(category("health"), description="Medicine", topic=True)
+    decision = decide(entry("Hospital opens"), config, None)
+    assert (decision.accepted, decision.excluded) == (False, False)
+    assert decision.reason == TOPIC_DECIDES_REASON
+    # With include rules, keywords still take what they match at once.
+    keyed = dataclasses.replace(config, include=(parse_rule("hospital"),))
+    assert decide(entry("Hospital opens"), keyed, None).accepted
+
+
+def test_topic_reasons_name_what_was_compared() -> None:
+    reason = topic_reason(0.8312, 0.8, description=True, examples=False)
+    assert reason == "topic similarity 0.83 >= 0.80 to the category description"
+    assert is_topic_reason(reason)
+    assert topic_reason(0.2, 0.14, description=True, examples=True).endswith(
+        "to the category description and examples")
+    assert not is_topic_reason(ALL_ENTRIES_REASON)
+
+
+def test_a_stored_entry_is_classified_like_a_normalized_one() -> None:
+    stored = StoredEntry(entry_id=1, source_id="wire", title="Weekly", text="Weekly\nbody",
+                         tags=("KI-Verordnung",), author=None, url=None, published_at=NOW)
+    config = category(include=("KI-Verordnung",))
+    assert classify(stored, source_categories=["ai-policy"],
+                    categories={"ai-policy": config}) == [
+        CategoryMatch("ai-policy", 0.5, "include 'KI-Verordnung' matched in tags")]
+
+
+def test_summary_content_tags_author_and_url_are_all_searched() -> None:
+    # Through the fetch path's own parse and normalize: the summary and the content both end
+    # up in the searched text, even when neither repeats the other.
+    feed = b"""<?xml version="1.0"?><rss version="2.0"
+      xmlns:content="http://purl.org/rss/1.0/modules/content/"
+      xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>t</title>
+      <item><title>Weekly digest</title><link>https://n.example/2026/eu-ai-act-delay</link>
+      <guid>x1</guid><description>The summary speaks of DATENSCHUTZ.</description>
+      <content:encoded><![CDATA[<p>The content names the <b>AI Act</b>.</p>]]></content:encoded>
+      <category>Chatkontrolle</category><dc:creator>Erika Mustermann</dc:creator>
+      </item></channel></rss>"""
+    rules = {
+        "summary": ("Datenschutz", "text"), "content": ("AI Act", "text"),
+        "tags": ("chatkontrolle", "tags"), "author": ("Mustermann", "author"),
+        "url": ("/eu-ai-act-delay/", "url"),
+    }
+    configs = {name: category(name, include=(rule,)) for name, (rule, _) in rules.items()}
+    prepared = prepare_feed(feed, url="https://n.example/feed", headers={},
+                            source_language="en", source_categories=list(configs),
+                            categories=configs, now=NOW)
+    [(_, found)] = prepared.entries
+    assert {m.category_id: m.reason for m in found} == {
+        name: f"include {parse_rule(rule).label} matched in {where}"
+        for name, (rule, where) in rules.items()}

@@ -45,3 +45,30 @@ def test_only_accepted_entries_represent_the_story() -> None:
     rejected = type(rejected)(**{**rejected.__dict__, "in_category": False})
     accepted = view(2, "de", 5)
     assert choose_representative([rejected, accepted], ["en"]).entry_id == 2
+
+
+def test_source_priority_wins_within_the_preferred_language() -> None:
+    # s1 and s3 are English, s3 later but from the higher-priority source.
+    entries = [view(1, "en", 0), view(2, "fr", 5), view(3, "en", 10), view(4, "de", 20)]
+    assert choose_representative(entries, ["en"], {"s3": 2}).entry_id == 3
+    # Priority never overrides the language preference: the French entry still leads there.
+    assert choose_representative(entries, ["fr", "en"], {"s3": 2, "s4": 9}).entry_id == 2
+    # Without a preferred language in the story, priority then time over all entries.
+    assert choose_representative(entries, ["ko"], {"s4": 1}).entry_id == 4
+    # Equal priorities fall back to the earliest; missing sources count 0, below a positive
+    # priority and above a negative one.
+    assert choose_representative(entries, ["en"], {"s1": 1, "s3": 1}).entry_id == 1
+    assert choose_representative(entries, ["en"], {"s1": -1}).entry_id == 3
+
+
+def test_priority_does_not_let_a_rejected_entry_represent_the_story() -> None:
+    rejected = view(1, "en", 0)
+    rejected = type(rejected)(**{**rejected.__dict__, "in_category": False})
+    assert choose_representative([rejected, view(2, "en", 5)], ["en"], {"s1": 5}).entry_id == 2
+
+
+def test_for_output_orders_by_priority_then_time() -> None:
+    story = StoryView(story_id=1, uid="u", first_seen=NOW, updated_at=NOW,
+                      entries=(view(1, "en", 0), view(2, "en", 5), view(3, "fr", 1)))
+    ordered = for_output(story, ["en"], {"s2": 3})
+    assert [e.entry_id for e in ordered.entries] == [2, 1, 3]

@@ -14,12 +14,26 @@ if engine is None:
     raise RuntimeError("run migrations through `aggregator db upgrade`")
 
 with engine.connect() as connection:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Batch migrations rebuild a table (copy, drop, rename); with foreign keys enforced,
+        # dropping one that other rows point at fails on a store with data. The pragma is a
+        # no-op inside a transaction, hence the raw connection before anything begins.
+        connection.connection.cursor().execute("PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=sqlite,
         compare_type=True,
     )
-    with context.begin_transaction():
-        context.run_migrations()
-    connection.commit()
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migration left dangling references: {broken[:5]}")
+        connection.commit()
+    finally:
+        if sqlite:
+            connection.connection.cursor().execute("PRAGMA foreign_keys=ON")

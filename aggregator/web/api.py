@@ -1,0 +1,361 @@
+"""The editors' JSON API under /api/: source care, category rules and their dry run, story
+explanations and corrections, and the corrections log.
+
+Reads of stories and categories are public like the feeds; every other method needs the admin
+token (``auth.token_route_class``) and is documented with the ``adminToken`` security scheme.
+Input and output models are pydantic models of their own, apart from the table models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Security
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from aggregator.catalog import CategoryConfig
+from aggregator.clustering.explain import explain
+from aggregator.dryrun import DryRun, DryRunEntry
+from aggregator.store.overrides import OverrideView
+from aggregator.store.stories import EntryDetail, StoryDetail
+from aggregator.web.auth import (
+    DEFAULT_API_EDITOR,
+    EDITOR_HEADER,
+    Auth,
+    bearer_scheme,
+    editor_name,
+    token_route_class,
+)
+from aggregator.web.editing import (
+    DEFAULT_DRY_RUN_SINCE,
+    MAX_NOTE_LENGTH,
+    MAX_RULE_LENGTH,
+    MAX_RULES,
+    Done,
+    EditError,
+    Workbench,
+    parse_since,
+    rule_text,
+)
+
+# Ids are INTEGER columns: a bigger number can name nothing, and PostgreSQL would refuse it.
+MAX_ID = 2**31 - 1
+StoryId = Annotated[int, Path(ge=1, le=MAX_ID, description="a story id")]
+RuleText = Annotated[str, Field(max_length=MAX_RULE_LENGTH)]
+Note = Annotated[str | None, Field(max_length=MAX_NOTE_LENGTH,
+                                   description="why, for the corrections log")]
+
+
+class ErrorOut(BaseModel):
+    detail: str
+    field: str | None = None
+
+
+class DoneOut(BaseModel):
+    message: str
+    applied: bool = Field(description="false: saved to the files, applied at the next reload")
+    override_id: int | None = None
+    story_id: int | None = None
+
+
+class SourceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2000, description="the feed's http(s) URL")
+    categories: list[Annotated[str, Field(max_length=64)]] = Field(min_length=1, max_length=50)
+    id: str | None = Field(None, max_length=64,
+                           description="a slug; default derived from the title or host")
+    title: str | None = Field(None, max_length=300)
+    language: str | None = Field(None, max_length=35)
+    interval: str | None = Field(None, max_length=16, description="such as '30m' or '6h'")
+
+
+class CategoryRulesOut(BaseModel):
+    id: str
+    title: str
+    description: str
+    languages: list[str]
+    include: list[str] = Field(description="keywords, or regexes written /…/")
+    exclude: list[str]
+
+
+class RulesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    include: list[RuleText] = Field(default_factory=list, max_length=MAX_RULES)
+    exclude: list[RuleText] = Field(default_factory=list, max_length=MAX_RULES)
+
+
+class DryRunIn(RulesIn):
+    since: str = Field(DEFAULT_DRY_RUN_SINCE, max_length=16,
+                       description="how far back to look, such as '7d' or '12h'")
+
+
+class DryRunEntryOut(BaseModel):
+    entry_id: int
+    source_id: str
+    title: str
+    url: str | None
+    published_at: datetime
+    reason: str
+
+
+class DryRunOut(BaseModel):
+    category: str
+    since: str
+    added: list[DryRunEntryOut]
+    removed: list[DryRunEntryOut]
+    unchanged: int
+    examined: int
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    other_story_id: int = Field(ge=1, le=MAX_ID)
+    note: Note = None
+
+
+class SplitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entry_id: int = Field(ge=1, le=MAX_ID)
+    note: Note = None
+
+
+class PinIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    category: str = Field(max_length=64)
+    note: Note = None
+
+
+class HideIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    category: str | None = Field(None, max_length=64,
+                                 description="hide in this category only; none: everywhere")
+    note: Note = None
+
+
+class CorrectionOut(BaseModel):
+    id: int
+    kind: str
+    entry_id: int | None
+    other_entry_id: int | None
+    story_id: int | None
+    other_story_id: int | None
+    category: str | None
+    note: str | None
+    created_by: str
+    created_at: datetime
+    undone_at: datetime | None
+    undone_by: str | None
+
+
+class CategoryReasonOut(BaseModel):
+    category: str
+    score: float
+    reason: str = Field(description="the rule that matched, or why the category took it")
+
+
+class StoryEntryOut(BaseModel):
+    entry_id: int
+    source_id: str
+    title: str
+    url: str | None
+    published_at: datetime
+    declared_language: str | None
+    languages: dict[str, Any] | None = Field(description="detected: lang, title, body, "
+                                                         "confidence")
+    signal: str | None = Field(description="what put it in the story: new, url, "
+                                           "content_hash, a model signal, editor_pin")
+    score: float | None
+    matched_entry_id: int | None
+    decision: str | None
+    decided_at: datetime | None
+    evidence: dict[str, Any] | None
+    explanation: list[str] = Field(description="why it is in the story, in words")
+    categories: list[CategoryReasonOut]
+
+
+class StoryOut(BaseModel):
+    id: int
+    uid: str
+    title: str
+    published_at: datetime
+    updated_at: datetime
+    merged_into_id: int | None = Field(description="set when merged into another story")
+    merged_by: str | None
+    pinned_in: list[str]
+    hidden_in: list[str]
+    hidden_everywhere: bool
+    entries: list[StoryEntryOut]
+    corrections: list[CorrectionOut] = Field(description="active corrections touching it")
+
+
+def story_entry_out(entry: EntryDetail) -> StoryEntryOut:
+    return StoryEntryOut(
+        entry_id=entry.entry_id, source_id=entry.source_id, title=entry.title, url=entry.url,
+        published_at=entry.published_at, declared_language=entry.declared_language,
+        languages=entry.languages, signal=entry.signal, score=entry.score,
+        matched_entry_id=entry.matched_entry_id, decision=entry.decision,
+        decided_at=entry.decided_at, evidence=entry.evidence,
+        explanation=explain(entry.evidence_row()),
+        categories=[CategoryReasonOut(category=c.category, score=c.score, reason=c.reason)
+                    for c in entry.categories])
+
+
+def story_out(detail: StoryDetail) -> StoryOut:
+    return StoryOut(id=detail.story_id, uid=detail.uid, title=detail.title,
+                    published_at=detail.published_at, updated_at=detail.updated_at,
+                    merged_into_id=detail.merged_into_id, merged_by=detail.merged_by,
+                    pinned_in=list(detail.pinned_in), hidden_in=list(detail.hidden_in),
+                    hidden_everywhere=detail.hidden_everywhere,
+                    entries=[story_entry_out(e) for e in detail.entries],
+                    corrections=[correction_out(c) for c in detail.corrections])
+
+
+def category_rules_out(category: CategoryConfig) -> CategoryRulesOut:
+    return CategoryRulesOut(id=category.id, title=category.title,
+                            description=category.description,
+                            languages=list(category.languages),
+                            include=[rule_text(r) for r in category.include],
+                            exclude=[rule_text(r) for r in category.exclude])
+
+
+def dry_run_out(category: str, since: str, result: DryRun) -> DryRunOut:
+    def entry(e: DryRunEntry) -> DryRunEntryOut:
+        return DryRunEntryOut(entry_id=e.entry_id, source_id=e.source_id, title=e.title,
+                              url=e.url, published_at=e.published_at, reason=e.reason)
+
+    return DryRunOut(category=category, since=since,
+                     added=[entry(e) for e in result.added],
+                     removed=[entry(e) for e in result.removed],
+                     unchanged=result.unchanged, examined=result.examined)
+
+
+def correction_out(view: OverrideView) -> CorrectionOut:
+    return CorrectionOut(id=view.id, kind=view.kind, entry_id=view.entry_id,
+                         other_entry_id=view.other_entry_id, story_id=view.story_id,
+                         other_story_id=view.other_story_id,
+                         category=view.category, note=view.note,
+                         created_by=view.created_by, created_at=view.created_at,
+                         undone_at=view.undone_at, undone_by=view.undone_by)
+
+
+def _done(done: Done) -> DoneOut:
+    return DoneOut(message=done.message, applied=done.applied, override_id=done.override_id,
+                   story_id=done.story_id)
+
+
+def _editor(x_editor: Annotated[str | None, Header(
+        alias=EDITOR_HEADER, description="the editor's name for the corrections log")] = None
+            ) -> str:
+    return editor_name(x_editor, DEFAULT_API_EDITOR)
+
+
+Editor = Annotated[str, Depends(_editor)]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": text}
+    for code, text in ((401, "no or wrong Bearer token"),
+                       (403, "editing is disabled (no AGGREGATOR_ADMIN_TOKEN)"),
+                       (404, "no such source, category, story or correction"),
+                       (409, "conflicts with the configuration, or the files are read-only"),
+                       (422, "invalid input; `field` names it"))
+}
+
+
+def include_api(app: FastAPI, bench: Workbench, auth: Auth) -> None:
+    """Add the editors' API routes to ``app`` (after its own public reads)."""
+    reads = APIRouter(prefix="/api", tags=["editors"])
+    writes = APIRouter(prefix="/api", tags=["editors"], route_class=token_route_class(auth),
+                       dependencies=[Security(bearer_scheme())], responses=ERRORS)
+
+    @app.exception_handler(EditError)
+    async def _refused(_request: Request, exc: EditError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message, "field": exc.field},
+                            status_code=exc.status)
+
+    @reads.get("/categories/{category_id}", response_model=CategoryRulesOut,
+               responses={404: {"model": ErrorOut}})
+    def category(category_id: Annotated[str, Path(max_length=64)]) -> CategoryRulesOut:
+        """A category with its include and exclude rules, as the service runs it now."""
+        return category_rules_out(bench.category(category_id))
+
+    @reads.get("/stories/{story_id}", response_model=StoryOut,
+               responses={404: {"model": ErrorOut}})
+    def story(story_id: StoryId) -> StoryOut:
+        """A story's entries: why each is in the story and why each category took it."""
+        return story_out(bench.story(story_id))
+
+    @writes.post("/sources", response_model=DoneOut, status_code=201)
+    def add_source(body: SourceIn) -> DoneOut:
+        """Add a feed to sources.toml (the URL must be the feed itself)."""
+        return _done(bench.add(bench.new_source(
+            url=body.url, categories=body.categories, source_id=body.id, title=body.title,
+            language=body.language, interval=body.interval)))
+
+    @writes.post("/sources/{source_id}/pause", response_model=DoneOut)
+    def pause(source_id: Annotated[str, Path(max_length=64)]) -> DoneOut:
+        """Stop polling a source (written as `enabled = false` in sources.toml)."""
+        return _done(bench.set_enabled(source_id, False))
+
+    @writes.post("/sources/{source_id}/resume", response_model=DoneOut)
+    def resume(source_id: Annotated[str, Path(max_length=64)]) -> DoneOut:
+        return _done(bench.set_enabled(source_id, True))
+
+    @writes.delete("/sources/{source_id}", response_model=DoneOut)
+    def remove(source_id: Annotated[str, Path(max_length=64)]) -> DoneOut:
+        """Take a source out of sources.toml; its stored entries and stories stay."""
+        return _done(bench.remove(source_id))
+
+    @writes.put("/categories/{category_id}/rules", response_model=DoneOut)
+    def set_rules(category_id: Annotated[str, Path(max_length=64)], body: RulesIn) -> DoneOut:
+        """Replace a category's include and exclude rules in categories.toml."""
+        return _done(bench.set_rules(category_id, body.include, body.exclude))
+
+    @writes.post("/categories/{category_id}/dry-run", response_model=DryRunOut)
+    def dry_run(category_id: Annotated[str, Path(max_length=64)], body: DryRunIn
+                ) -> DryRunOut:
+        """What these rules would have added to and removed from the category over the
+        stored entries of the last `since`; nothing is saved."""
+        result = bench.dry_run(category_id, body.include, body.exclude,
+                               parse_since(body.since))
+        return dry_run_out(category_id, body.since, result)
+
+    @writes.post("/stories/{story_id}/merge", response_model=DoneOut)
+    def merge(story_id: StoryId, body: MergeIn, editor: Editor) -> DoneOut:
+        """Merge another story into this one (the older keeps its id); undoable."""
+        return _done(bench.merge(story_id, body.other_story_id, by=editor, note=body.note))
+
+    @writes.post("/stories/{story_id}/split", response_model=DoneOut)
+    def split(story_id: StoryId, body: SplitIn, editor: Editor) -> DoneOut:
+        """Move one entry out of the story into a new story of its own; undoable."""
+        return _done(bench.split(story_id, body.entry_id, by=editor, note=body.note))
+
+    @writes.post("/stories/{story_id}/pin", response_model=DoneOut)
+    def pin(story_id: StoryId, body: PinIn, editor: Editor) -> DoneOut:
+        """Keep the story in a category whatever its rules say; undoable."""
+        return _done(bench.pin(story_id, body.category, by=editor, note=body.note))
+
+    @writes.post("/stories/{story_id}/hide", response_model=DoneOut)
+    def hide(story_id: StoryId, body: HideIn, editor: Editor) -> DoneOut:
+        """Take the story out of one category's outputs, or all of them; undoable."""
+        return _done(bench.hide(story_id, body.category, by=editor, note=body.note))
+
+    @writes.get("/corrections", response_model=list[CorrectionOut])
+    def corrections(include_undone: bool = Query(False)) -> list[CorrectionOut]:
+        """The corrections log: who corrected what and when (it names editors, so it needs
+        the token)."""
+        return [correction_out(v) for v in bench.corrections(include_undone=include_undone)]
+
+    @writes.post("/corrections/{override_id}/undo", response_model=DoneOut)
+    def undo(override_id: Annotated[int, Path(ge=1, le=MAX_ID)], editor: Editor) -> DoneOut:
+        """Withdraw a correction; the story returns to what the machine decided."""
+        return _done(bench.undo(override_id, by=editor))
+
+    app.include_router(reads)
+    app.include_router(writes)

@@ -1,0 +1,186 @@
+"""Who may edit: the admin token, checked as a Bearer header on the JSON API's write methods
+and exchanged at /admin/login for a signed session cookie with a CSRF token tied to it.
+
+Sessions are stateless (issue time, random nonce and editor name, signed with HMAC under a key
+derived from the token), so any number of web processes accept them, changing the token ends
+every one, and the token itself is never stored in the browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Final
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
+
+ADMIN_PREFIX: Final = "/admin"
+SESSION_COOKIE: Final = "aggregator_admin"
+FLASH_COOKIE: Final = "aggregator_flash"
+CSRF_FIELD: Final = "csrf"
+EDITOR_HEADER: Final = "X-Editor"
+DEFAULT_API_EDITOR: Final = "api"
+DEFAULT_ADMIN_EDITOR: Final = "admin"
+# An editor signs in for a working day; after that the cookie is refused and they log in again.
+SESSION_SECONDS: Final = 12 * 3600
+# A session issued "in the future" by more than this is refused (clock steps between processes).
+CLOCK_SKEW_SECONDS: Final = 300
+MAX_EDITOR_LENGTH: Final = 64
+MAX_FLASH_LENGTH: Final = 500
+
+DISABLED_MESSAGE: Final = (
+    "editing is disabled: set AGGREGATOR_ADMIN_TOKEN (16 characters or more) in the service's "
+    "environment and restart it to enable the /admin/ pages and the API's write methods")
+NO_CREDENTIALS_MESSAGE: Final = (
+    "this method needs the admin token: send the header 'Authorization: Bearer <token>'")
+BAD_CREDENTIALS_MESSAGE: Final = "the Bearer token is not the admin token"
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SESSION_LABEL: Final = b"aggregator admin session v1"
+
+
+def editor_name(raw: str | None, default: str) -> str:
+    """The name recorded in the audit trail: trimmed, without control characters, bounded."""
+    name = _CONTROL.sub("", raw or "").strip()[:MAX_EDITOR_LENGTH].strip()
+    return name or default
+
+
+@dataclass(frozen=True)
+class Session:
+    nonce: str
+    editor: str
+    issued: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _same(given: str, expected: str) -> bool:
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a cookie may hold.
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
+
+
+class Auth:
+    """The token and everything derived from it; built once by ``create_app``."""
+
+    def __init__(self, token: str, *, secure_cookie: bool,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._token = token.encode("utf-8")
+        self.secure_cookie = secure_cookie
+        self.clock = clock
+        # A separate key, so a leaked cookie or CSRF value says nothing about the token.
+        self._key = hmac.new(self._token, _SESSION_LABEL, hashlib.sha256).digest()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._token)
+
+    def token_matches(self, candidate: str) -> bool:
+        """Constant-time comparison; False whenever editing is disabled."""
+        if not self.enabled:
+            return False
+        return hmac.compare_digest(candidate.encode("utf-8", "surrogatepass"), self._token)
+
+    def bearer_matches(self, authorization: str | None) -> bool:
+        scheme, _, value = (authorization or "").partition(" ")
+        return scheme.lower() == "bearer" and self.token_matches(value.strip())
+
+    def _sign(self, purpose: str, message: str) -> str:
+        return hmac.new(self._key, f"{purpose}:{message}".encode(), hashlib.sha256).hexdigest()
+
+    def issue(self, editor: str) -> str:
+        """A new session cookie value for ``editor``."""
+        body = f"{int(self.clock())}.{secrets.token_urlsafe(16)}.{_b64(editor.encode())}"
+        return f"{body}.{self._sign('session', body)}"
+
+    def session(self, value: str | None) -> Session | None:
+        """The session a cookie value proves, or None (forged, expired, or editing off)."""
+        if not self.enabled or not value or value.count(".") != 3:
+            return None
+        body, _, signature = value.rpartition(".")
+        if not _same(signature, self._sign("session", body)):
+            return None
+        issued_text, nonce, editor_text = body.split(".")
+        try:
+            issued = int(issued_text)
+            editor = _unb64(editor_text).decode("utf-8")
+        except (ValueError, binascii.Error):
+            return None
+        age = self.clock() - issued
+        if not -CLOCK_SKEW_SECONDS <= age <= SESSION_SECONDS:
+            return None
+        return Session(nonce=nonce, editor=editor_name(editor, DEFAULT_ADMIN_EDITOR),
+                       issued=issued)
+
+    def csrf_token(self, session: Session) -> str:
+        """The hidden form value every admin POST of this session must carry."""
+        return self._sign("csrf", session.nonce)
+
+    def csrf_matches(self, session: Session, value: str | None) -> bool:
+        return bool(value) and _same(str(value), self.csrf_token(session))
+
+    def flash(self, message: str) -> str:
+        """A signed cookie value carrying ``message`` to the page after a redirect."""
+        body = _b64(message[:MAX_FLASH_LENGTH].encode("utf-8"))
+        return f"{body}.{self._sign('flash', body)}"
+
+    def read_flash(self, value: str | None) -> str | None:
+        if not value or "." not in value:
+            return None
+        body, _, signature = value.rpartition(".")
+        if not _same(signature, self._sign("flash", body)):
+            return None
+        try:
+            return _unb64(body).decode("utf-8")
+        except (ValueError, binascii.Error):
+            return None
+
+
+def bearer_scheme() -> HTTPBearer:
+    """The OpenAPI security scheme of the write methods (checked by ``token_route_class``)."""
+    return HTTPBearer(auto_error=False, scheme_name="adminToken",
+                      description="The value of AGGREGATOR_ADMIN_TOKEN. Optional header "
+                                  f"{EDITOR_HEADER}: the editor's name for the audit trail.")
+
+
+def api_refusal(auth: Auth, authorization: str | None) -> Response | None:
+    """The answer to a write without the right token, or None when it may go ahead."""
+    if not auth.enabled:
+        return JSONResponse({"detail": DISABLED_MESSAGE}, status_code=403)
+    if auth.bearer_matches(authorization):
+        return None
+    message = BAD_CREDENTIALS_MESSAGE if authorization else NO_CREDENTIALS_MESSAGE
+    return JSONResponse({"detail": message}, status_code=401,
+                        headers={"WWW-Authenticate": 'Bearer realm="aggregator"'})
+
+
+def token_route_class(auth: Auth) -> type[APIRoute]:
+    """Routes that check the Bearer token before anything else, the request body included,
+    so a caller without the token learns nothing from validation errors."""
+
+    class TokenRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def guarded(request: Request) -> Response:
+                refusal = api_refusal(auth, request.headers.get("authorization"))
+                return refusal if refusal is not None else await handler(request)
+
+            return guarded
+
+    return TokenRoute

@@ -1,0 +1,381 @@
+"""The editors' operations shared by the JSON API and the /admin/ pages: source care, category
+rules and their dry run, story corrections. Each checks its input, calls the config editor or
+the store, applies a config change to the running service, and turns every refusal into an
+``EditError`` carrying the HTTP status and the field at fault.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from aggregator.catalog import (
+    LANG_RE,
+    MAX_INTERVAL_SECONDS,
+    MIN_INTERVAL_SECONDS,
+    SLUG_RE,
+    Catalog,
+    CategoryConfig,
+    Rule,
+    SourceConfig,
+    parse_duration,
+    parse_rule,
+)
+from aggregator.configedit import (
+    ConfigNotWritable,
+    NewSource,
+    UnknownItem,
+    add_sources,
+    remove_source,
+    set_category_rules,
+    set_source_enabled,
+)
+from aggregator.dryrun import DryRun, rules_dry_run
+from aggregator.errors import AggregatorError, ConfigError
+from aggregator.netguard import forbidden_reason
+from aggregator.outputs import Outputs
+from aggregator.refresh import utc_now
+from aggregator.store import SourceStatus, Store
+from aggregator.store.overrides import OverrideView
+from aggregator.store.stories import StoryDetail
+from aggregator.subscribe import slug_for
+from aggregator.types import StoryView
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# A dry run reads stored history; a year bounds its cost whatever a caller asks.
+MAX_DRY_RUN_SINCE = timedelta(days=366)
+DEFAULT_DRY_RUN_SINCE = "7d"
+MAX_RULES = 500
+MAX_RULE_LENGTH = 500
+MAX_NOTE_LENGTH = 500
+
+
+class EditError(Exception):
+    """A refused edit: ``status`` is the HTTP answer, ``field`` the input at fault."""
+
+    def __init__(self, status: int, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Done:
+    """What an edit did, in words, and whether the running service has applied it yet."""
+
+    message: str
+    applied: bool = True
+    override_id: int | None = None
+    story_id: int | None = None
+
+
+def parse_rules(lines: Sequence[str], field: str) -> tuple[Rule, ...]:
+    """Rules as an editor wrote them (``/regex/`` or a keyword), each checked, blanks skipped."""
+    if len(lines) > MAX_RULES:
+        raise EditError(422, f"at most {MAX_RULES} rules", field=field)
+    rules = []
+    for index, line in enumerate(lines):
+        if not line.strip():
+            continue
+        if len(line) > MAX_RULE_LENGTH:
+            raise EditError(422, f"a rule may have at most {MAX_RULE_LENGTH} characters",
+                            field=f"{field}[{index}]")
+        try:
+            rules.append(parse_rule(line))
+        except (re.error, ValueError) as exc:
+            raise EditError(422, f"bad rule {line.strip()!r}: {exc}",
+                            field=f"{field}[{index}]") from exc
+    return tuple(rules)
+
+
+def rule_text(rule: Rule) -> str:
+    """A rule as written in categories.toml."""
+    return f"/{rule.pattern}/" if rule.is_regex else rule.pattern
+
+
+def parse_since(text: str, field: str = "since") -> timedelta:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise EditError(422, str(exc), field=field) from exc
+    # Compared as a number first: a timedelta of a huge count would overflow.
+    if not 0 < seconds <= MAX_DRY_RUN_SINCE.total_seconds():
+        raise EditError(422, f"must be between 1s and {MAX_DRY_RUN_SINCE.days}d", field=field)
+    return timedelta(seconds=seconds)
+
+
+def _note(note: str | None) -> str | None:
+    if note is not None and len(note) > MAX_NOTE_LENGTH:
+        raise EditError(422, f"at most {MAX_NOTE_LENGTH} characters", field="note")
+    return (note or "").strip() or None
+
+
+class Workbench:
+    """The editors' operations over one store and the running configuration."""
+
+    def __init__(self, *, store: Store, outputs: Outputs, config_dir: Path | None,
+                 on_config_change: Callable[[], None] | None = None,
+                 allow_private_addresses: bool = False,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.store = store
+        self.outputs = outputs
+        self.config_dir = config_dir
+        self.on_config_change = on_config_change
+        self.allow_private_addresses = allow_private_addresses
+        self.clock = clock
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def catalog(self) -> Catalog:
+        """The configuration the service runs on now."""
+        return self.outputs.catalog
+
+    def sources(self) -> list[SourceStatus]:
+        return self.store.sources()
+
+    def source(self, source_id: str) -> SourceConfig:
+        try:
+            return self.catalog.source(source_id)
+        except KeyError:
+            raise EditError(404, f"no source {source_id!r} in the configuration",
+                            field="source_id") from None
+
+    def category(self, category_id: str) -> CategoryConfig:
+        try:
+            return self.catalog.category(category_id)
+        except KeyError:
+            raise EditError(404, f"no category {category_id!r}", field="category_id") from None
+
+    def story(self, story_id: int) -> StoryDetail:
+        detail = self.store.story_detail(story_id)
+        if detail is None:
+            raise EditError(404, f"no story {story_id}", field="story_id")
+        return detail
+
+    def recent_stories(self, category_id: str, limit: int) -> list[StoryView]:
+        return self.store.category_stories(category_id, limit)
+
+    def corrections(self, *, include_undone: bool = False) -> list[OverrideView]:
+        return self.store.overrides(include_undone=include_undone)
+
+    # -- the editorial files ----------------------------------------------------------------
+
+    def _folder(self) -> Path:
+        if self.config_dir is None:
+            raise EditError(409, "this service has no editorial folder to write to")
+        return self.config_dir
+
+    def _edit(self, action: Callable[[Path], None], message: str) -> Done:
+        folder = self._folder()
+        try:
+            action(folder)
+        except ConfigError as exc:
+            raise _config_refusal(exc) from exc
+        return Done(message=message, applied=self._apply())
+
+    def _apply(self) -> bool:
+        """Make the running service take the edited files now; False when it could not (the
+        files are saved all the same and the next reload picks them up)."""
+        if self.on_config_change is None:
+            return False
+        try:
+            self.on_config_change()
+        except AggregatorError as exc:
+            log.error("action=config-apply outcome=error error=%r", str(exc))
+            return False
+        return True
+
+    def set_enabled(self, source_id: str, enabled: bool) -> Done:
+        self.source(source_id)
+        verb = "resumed" if enabled else "paused"
+        return self._edit(lambda folder: set_source_enabled(folder, source_id, enabled),
+                          f"{verb} source {source_id!r}")
+
+    def remove(self, source_id: str) -> Done:
+        self.source(source_id)
+        return self._edit(lambda folder: remove_source(folder, source_id),
+                          f"removed source {source_id!r}; its stored entries stay")
+
+    def new_source(self, *, url: str, categories: Sequence[str], source_id: str | None = None,
+                   title: str | None = None, language: str | None = None,
+                   interval: str | None = None) -> NewSource:
+        """The source to add, its id derived from the title or host when not given."""
+        url = url.strip()
+        if not _is_web_url(url):
+            raise EditError(422, f"{url!r} is not an http(s) URL", field="url")
+        taken = {s.id for s in self.catalog.sources}
+        return NewSource(id=(source_id or "").strip() or slug_for(title, url, taken), url=url,
+                         title=(title or "").strip() or None,
+                         categories=tuple(c for c in categories if c),
+                         language=language or None, interval=interval or None)
+
+    def add(self, source: NewSource) -> Done:
+        self._check_new_source(source)
+        return self._edit(lambda folder: add_sources(folder, [source]),
+                          f"added source {source.id!r} ({source.url}); the next poll reads it")
+
+    def _check_new_source(self, source: NewSource) -> None:
+        if not SLUG_RE.match(source.id):
+            raise EditError(422, "must be a slug: lower-case letters, digits and '-'",
+                            field="id")
+        if not _is_web_url(source.url):
+            raise EditError(422, f"{source.url!r} is not an http(s) URL", field="url")
+        host = urlsplit(source.url).hostname or ""
+        if not self.allow_private_addresses:
+            reason = _literal_host_refusal(host)
+            if reason:
+                raise EditError(422, f"{host} is {reason}; sources added here may only point "
+                                "at public addresses (AGGREGATOR_ALLOW_PRIVATE_ADDRESSES "
+                                "allows others)", field="url")
+        if not source.categories:
+            raise EditError(422, "a source needs at least one category", field="categories")
+        known = {c.id for c in self.catalog.categories}
+        for category in source.categories:
+            if category not in known:
+                raise EditError(422, f"unknown category {category!r}; known: "
+                                + ", ".join(sorted(known)), field="categories")
+        if source.language is not None and not LANG_RE.match(source.language):
+            raise EditError(422, f"{source.language!r} is not a language tag such as 'en'",
+                            field="language")
+        if source.interval is not None:
+            try:
+                seconds = parse_duration(source.interval)
+            except ValueError as exc:
+                raise EditError(422, str(exc), field="interval") from exc
+            if not MIN_INTERVAL_SECONDS <= seconds <= MAX_INTERVAL_SECONDS:
+                raise EditError(422, f"{source.interval!r} is outside 1m..7d", field="interval")
+        for existing in self.catalog.sources:
+            if existing.id == source.id:
+                raise EditError(409, f"a source {source.id!r} already exists", field="id")
+            if existing.url == source.url:
+                raise EditError(409, f"{source.url} is already source {existing.id!r}",
+                                field="url")
+
+    def set_rules(self, category_id: str, include: Sequence[str], exclude: Sequence[str]
+                  ) -> Done:
+        self.category(category_id)
+        included = [rule_text(r) for r in parse_rules(include, "include")]
+        excluded = [rule_text(r) for r in parse_rules(exclude, "exclude")]
+        return self._edit(
+            lambda folder: set_category_rules(folder, category_id, include=included,
+                                              exclude=excluded),
+            f"saved the rules of {category_id!r}: {len(included)} include, "
+            f"{len(excluded)} exclude")
+
+    def dry_run(self, category_id: str, include: Sequence[str], exclude: Sequence[str],
+                since: timedelta) -> DryRun:
+        """What the category would have gained and lost over ``since`` with these rules."""
+        current = self.category(category_id)
+        changed = dataclasses.replace(current, include=parse_rules(include, "include"),
+                                      exclude=parse_rules(exclude, "exclude"))
+        return rules_dry_run(self.store, self.catalog, changed, since=since, now=self.clock())
+
+    # -- story corrections -----------------------------------------------------------------
+
+    def merge(self, story_id: int, other_story_id: int, *, by: str, note: str | None) -> Done:
+        if story_id == other_story_id:
+            raise EditError(422, "a story cannot be merged with itself", field="other_story_id")
+        self._story(story_id, "story_id")
+        self._story(other_story_id, "other_story_id")
+        override = self._correct(lambda: self.store.merge_stories(
+            story_id, other_story_id, by=by, now=self.clock(), note=_note(note)))
+        # The older story keeps its id; ask the store which one that is.
+        after = self.store.story_detail(story_id)
+        kept = (after.merged_into_id or story_id) if after is not None else story_id
+        gone = other_story_id if kept == story_id else story_id
+        return Done(f"merged story #{gone} into #{kept} (correction #{override})",
+                    override_id=override, story_id=kept)
+
+    def split(self, story_id: int, entry_id: int, *, by: str, note: str | None) -> Done:
+        detail = self._story(story_id, "story_id")
+        if entry_id not in {e.entry_id for e in detail.entries}:
+            raise EditError(422, f"entry {entry_id} is not in story {story_id}",
+                            field="entry_id")
+        new_story = self._correct(lambda: self.store.split_entry(
+            entry_id, by=by, now=self.clock(), note=_note(note)))
+        return Done(f"split entry #{entry_id} out of story #{story_id} into story "
+                    f"#{new_story}", story_id=new_story)
+
+    def pin(self, story_id: int, category: str, *, by: str, note: str | None) -> Done:
+        self._story(story_id, "story_id")
+        self._category_field(category)
+        override = self._correct(lambda: self.store.pin_story(
+            story_id, category, by=by, now=self.clock(), note=_note(note)))
+        return Done(f"pinned story #{story_id} in {category!r} (correction #{override})",
+                    override_id=override, story_id=story_id)
+
+    def hide(self, story_id: int, category: str | None, *, by: str, note: str | None) -> Done:
+        self._story(story_id, "story_id")
+        if category is not None:
+            self._category_field(category)
+        override = self._correct(lambda: self.store.hide_story(
+            story_id, category, by=by, now=self.clock(), note=_note(note)))
+        where = f"in {category!r}" if category else "in every category"
+        return Done(f"hid story #{story_id} {where} (correction #{override})",
+                    override_id=override, story_id=story_id)
+
+    def undo(self, override_id: int, *, by: str) -> Done:
+        undone = self._correct(lambda: self.store.undo_override(
+            override_id, by=by, now=self.clock()))
+        if not undone:
+            raise EditError(404, f"no active correction {override_id}", field="override_id")
+        return Done(f"undid correction #{override_id}", override_id=override_id)
+
+    def _category_field(self, category: str) -> None:
+        if category not in {c.id for c in self.catalog.categories}:
+            raise EditError(422, f"unknown category {category!r}", field="category")
+
+    def _story(self, story_id: int, field: str) -> StoryDetail:
+        detail = self.store.story_detail(story_id)
+        if detail is None:
+            raise EditError(404, f"no story {story_id}", field=field)
+        return detail
+
+    @staticmethod
+    def _correct(action: Callable[[], T]) -> T:
+        try:
+            return action()
+        except ValueError as exc:
+            # The store names what it refused ("no story 5", "entry 3 is already …").
+            raise EditError(422, str(exc)) from exc
+
+
+def _is_web_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # such as an unclosed [IPv6 bracket
+        return False
+
+
+def _literal_host_refusal(host: str) -> str | None:
+    """Why a host written as an IP address (or localhost) is refused; names are not resolved
+    here, so a request never waits on DNS."""
+    if host.lower().rstrip(".") in {"localhost", "localhost.localdomain"} or host.lower(
+            ).endswith(".localhost"):
+        return "a loopback name"
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    return forbidden_reason(address)
+
+
+def _config_refusal(exc: ConfigError) -> EditError:
+    if isinstance(exc, ConfigNotWritable):
+        return EditError(409, str(exc))
+    if isinstance(exc, UnknownItem):
+        return EditError(404, str(exc), field=exc.key)
+    return EditError(422, str(exc), field=exc.key)
