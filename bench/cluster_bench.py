@@ -9,7 +9,7 @@ already-clustered background entries, with stored features, through the store's 
 (``clusterdata``: how and why they are synthetic). Then the same batch of 500 new entries from
 the dev files, published in the hours before the stores' "now", is stored as polls store it and
 clustered by the real ``ClusteringStage``, in a child process per run (its CPU time and peak RSS,
-``ru_maxrss``, are its own), on a fresh copy of the store:
+``VmHWM``, are its own), on a fresh copy of the store:
 
 - ``cached``: features without the model: the embedder hands out the vectors the ``model`` run
   computed for the same texts; language detection, MinHash and evidence run as usual. This is
@@ -84,6 +84,8 @@ UNTITLED_LEAD = 100
 LEADS = (0, 100, 200, 300)
 BATCH_SIZES = (1, 8, 32, 64)
 Vectors = npt.NDArray[np.float32]
+# The project's function, kept before ``use_lead`` replaces it in an evaluation child.
+_EMBEDDING_TEXT = embed.embedding_text
 
 
 # -- small helpers -------------------------------------------------------------------------
@@ -99,6 +101,12 @@ def _cpu() -> float:
 
 
 def _maxrss_mb() -> float:
+    """This process's peak resident memory: VmHWM, which starts afresh at exec. (``ru_maxrss``
+    does not: Linux carries it across fork and exec, so a child started from a large parent
+    reports the parent's peak.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -111,8 +119,8 @@ def lead_text(lead: int) -> Callable[[str, str], str]:
     (title included, as ``LEAD_CHARS`` does), or for 0 the title alone."""
     if lead == 0:
         return lambda title, body: (" ".join(title.split())
-                                    or embed.embedding_text("", body, UNTITLED_LEAD))
-    return functools.partial(embed.embedding_text, lead_chars=lead)
+                                    or _EMBEDDING_TEXT("", body, UNTITLED_LEAD))
+    return functools.partial(_EMBEDDING_TEXT, lead_chars=lead)
 
 
 def use_lead(lead: int) -> None:
@@ -331,16 +339,19 @@ def _profiler(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
 
 
 def measure(base: Path, workdir: Path, mode: str, profile: Path | None = None, *,
-            index: bool = False) -> dict[str, Any]:
+            index: bool = False, blas: int = 0) -> dict[str, Any]:
     """One run on a fresh copy of ``base``; ``model`` runs (re)write the vectors that
     ``cached`` runs hand out."""
     run_store = workdir / "run.db"
     _copy_store(base, run_store)
     if index:
         _add_merge_index(run_store)
+    # Runs without the model may pin numpy's BLAS threads (``--blas-threads``); runs with it
+    # keep every library's defaults, as ``aggregator run`` does.
+    env = {"OPENBLAS_NUM_THREADS": str(blas)} if blas and mode == "cached" else None
     child = Child(["--child", "measure", "--store", str(run_store), "--batch",
                    str(workdir / "batch.pkl"), "--mode", mode, "--vectors",
-                   str(_vectors_file(workdir))])
+                   str(_vectors_file(workdir))], env)
     spy = None
     try:
         ready = child.read()
@@ -690,38 +701,31 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
     if not args.model_repeats and not _vectors_file(workdir).exists():
         _log("one run with the model for the batch's vectors (not reported)")
         measure(workdir / f"store-{sizes[0]}-{key}.db", workdir, "model")
-    runs: dict[int, dict[str, Any]] = {}
-    for size in sizes:
-        base = workdir / f"store-{size}-{key}.db"
-        spy_model = spy_cached = None
-        if args.profile and size == sizes[-1]:
-            stamp = report["stamp"]
-            spy_model = RESULTS_DIR / f"cluster-profile-model-{stamp}.txt"
-            spy_cached = RESULTS_DIR / f"cluster-profile-cached-{stamp}.txt"
-        models = []
-        for _ in range(args.model_repeats):
-            models.append(measure(base, workdir, "model"))
-            _log(f"{size}: model {_steady_rate(models[-1]):.1f} entries/s steady, "
-                 f"rss {models[-1]['maxrss_mb']:.0f} MB")
-        cached = []
-        for _ in range(args.repeats):
-            cached.append(measure(base, workdir, "cached"))
-            r = cached[-1]
-            _log(f"{size}: cached {1000 * (r['stage_s'] - r['warm_s']) / r['entries']:.2f} "
-                 f"ms/entry steady, warm-up {r['warm_s']:.2f} s")
-        indexed = []
-        for _ in range(args.index_repeats):
-            indexed.append(measure(base, workdir, "cached", index=True))
-            r = indexed[-1]
-            _log(f"{size}: cached with the index "
-                 f"{1000 * (r['stage_s'] - r['warm_s']) / r['entries']:.2f} ms/entry steady")
-        runs[size] = {"model": models, "cached": cached, "indexed": indexed}
-        if spy_model is not None and spy_cached is not None:
-            runs[size]["profiled_cached"] = measure(base, workdir, "cached", spy_cached)
-            runs[size]["profiled_model"] = measure(base, workdir, "model", spy_model)
-            report["profile"] = {"cached": summarise_profile(spy_cached),
-                                 "model": summarise_profile(spy_model),
-                                 "files": [spy_cached.name, spy_model.name]}
+    bases = {size: workdir / f"store-{size}-{key}.db" for size in sizes}
+    runs: dict[int, dict[str, Any]] = {size: {"model": [], "cached": [], "indexed": []}
+                                       for size in sizes}
+    # Round-robin over sizes, so a change in the machine's load touches every size alike.
+    plans = ([("model", False)] * args.model_repeats + [("cached", False)] * args.repeats
+             + [("cached", True)] * args.index_repeats)
+    for mode, index in plans:
+        for size in sizes:
+            r = measure(bases[size], workdir, mode, index=index, blas=args.blas_threads)
+            label = "model" if mode == "model" else "indexed" if index else "cached"
+            runs[size][label].append(r)
+            _log(f"{size} {label}: {_steady_rate(r):.1f} entries/s, "
+                 f"{1000 / _steady_rate(r):.1f} ms/entry steady, CPU "
+                 f"{1000 * (r['cpu_s'] - r['warm_cpu_s']) / r['entries']:.1f} ms/entry, "
+                 f"warm-up {r['warm_s']:.2f} s, peak RSS {r['maxrss_mb']:.0f} MB")
+    if args.profile:
+        stamp, largest = report["stamp"], sizes[-1]
+        spy_cached = RESULTS_DIR / f"cluster-profile-cached-{stamp}.txt"
+        spy_model = RESULTS_DIR / f"cluster-profile-model-{stamp}.txt"
+        runs[largest]["profiled_cached"] = measure(bases[largest], workdir, "cached",
+                                                   spy_cached, blas=args.blas_threads)
+        runs[largest]["profiled_model"] = measure(bases[largest], workdir, "model", spy_model)
+        report["profile"] = {"cached": summarise_profile(spy_cached),
+                             "model": summarise_profile(spy_model),
+                             "files": [spy_cached.name, spy_model.name]}
     report["runs"] = {str(k): v for k, v in runs.items()}
     rows = [cost_row(size, built[size], runs[size]["cached"]) for size in sizes]
     report["cost"] = rows
@@ -785,6 +789,8 @@ def run_tradeoffs(args: argparse.Namespace, workdir: Path, report: dict[str, Any
                    "texts": sum(r["texts"] for r in results),
                    "cpu_s": sum(r["cpu_s"] for r in results),
                    "wall_s": max(r["wall_s"] for r in results), "chars": results[0]["chars"]})
+    _log(f"speed lead 300 batch 32, two processes of one thread: "
+         f"{speeds[-1]['entries_per_s']:.1f}/s")
     report["speed"] = speeds
     quality = []
     files = [str(args.data / cd.WMT_FILE), str(args.data / cd.SEMEVAL_FILE)]
@@ -828,6 +834,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index-repeats", type=int, default=2,
                         help="runs without the model per size with an index on "
                         "stories.merged_into_id (what a migration would give)")
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="OPENBLAS_NUM_THREADS for the runs without the model (0: numpy's "
+                        "default, one per core)")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy one run of each mode at the largest size")
     parser.add_argument("--tradeoffs", action="store_true",
