@@ -33,7 +33,7 @@ DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 SOURCE_KEYS = {"id", "url", "title", "site_url", "categories", "language", "interval", "enabled",
-               "include", "exclude", "priority"}
+               "include", "exclude", "priority", "public_only"}
 CATEGORY_KEYS = {"id", "title", "description", "languages", "include", "exclude", "min_score",
                  "topic", "topic_threshold", "topic_examples"}
 
@@ -90,6 +90,9 @@ class SourceConfig:
     exclude: tuple[Rule, ...] = ()
     # Higher wins when several copies of a story in the preferred language could represent it.
     priority: int = 0
+    # Fetched only from public addresses: set on sources added through the API or admin pages,
+    # whose URL nobody reviewed, so they cannot be pointed at the service's own network.
+    public_only: bool = False
 
     @property
     def rules(self) -> SourceRules | None:
@@ -362,6 +365,7 @@ def _sources(doc: dict[str, Any], file: str, problems: _Problems) -> list[Source
             except ValueError as exc:
                 problems.add(str(exc), file=file, item=item, key="interval")
         enabled = _bool(table, "enabled", True, file, item, problems)
+        public_only = _bool(table, "public_only", False, file, item, problems)
         include = _rules(table, "include", file, item, problems)
         exclude = _rules(table, "exclude", file, item, problems)
         priority = _priority(table, file, item, problems)
@@ -371,7 +375,7 @@ def _sources(doc: dict[str, Any], file: str, problems: _Problems) -> list[Source
             id=source_id, url=url, categories=tuple(categories),
             title=_str(table, "title", file, item, problems), site_url=site_url,
             language=language, interval_seconds=interval, enabled=enabled,
-            include=include, exclude=exclude, priority=priority,
+            include=include, exclude=exclude, priority=priority, public_only=public_only,
         ))
     return result
 

@@ -52,6 +52,8 @@ class NewSource:
     language: str | None = None
     interval: str | None = None
     site_url: str | None = None
+    # Written as ``public_only = true`` (see catalog.SourceConfig) for API/admin additions.
+    public_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -524,6 +526,8 @@ def _source_data(source: NewSource) -> dict[str, Any]:
         data["language"] = source.language
     if source.interval:
         data["interval"] = source.interval
+    if source.public_only:
+        data["public_only"] = True
     return data
 
 

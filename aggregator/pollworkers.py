@@ -73,7 +73,8 @@ def fetch_group(fetcher: Fetcher, group: Group) -> FetchResult | SourceError:
     same = all((s.etag, s.last_modified) == (first.etag, first.last_modified) for s in group)
     try:
         return fetcher.fetch(first.url, etag=first.etag if same else None,
-                             last_modified=first.last_modified if same else None)
+                             last_modified=first.last_modified if same else None,
+                             allow_private=not any(s.public_only for s in group))
     except SourceError as exc:
         return exc
 

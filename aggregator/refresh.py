@@ -338,7 +338,8 @@ class Refresher:
         """After repeated 404s, look for the feed on the site's home page and switch to it."""
         home = source.site_url or _origin(source.url)
         try:
-            page = self.fetcher.fetch(home, accept_html=True)
+            page = self.fetcher.fetch(home, accept_html=True,
+                                      allow_private=not source.public_only)
         except SourceError as exc:
             return f"; autodiscovery on {home} failed: {exc}"
         if page.content is None:

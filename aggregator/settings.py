@@ -176,7 +176,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 _non_negative_float),
     SettingSpec("allow_private_addresses", "AGGREGATOR_ALLOW_PRIVATE_ADDRESSES", "false",
                 "let sources added through the API or admin pages point at loopback, private "
-                "or link-local addresses", _flag),
+                "or link-local addresses (otherwise they are written with public_only = true)",
+                _flag),
     SettingSpec("admin_token", "AGGREGATOR_ADMIN_TOKEN", "",
                 "secret that unlocks the /admin/ pages and the JSON API's write methods "
                 "(empty: both disabled)", _admin_token, example=""),

@@ -276,7 +276,11 @@ class ClusteringStage:
         writer.recount(now)
         if clusterer is not None:
             writer.save_centering(clusterer.matcher.centering.to_state(), now)
-        self._version = writer.bump(now)
+        # A batch that needed no clusterer (its entries decided elsewhere, or kept) must not
+        # vouch for the one kept in memory when another worker wrote since it was built.
+        stale = clusterer is None and self._version != writer.version()
+        version = writer.bump(now)
+        self._version = -1 if stale else version
 
     # -- the topic match ---------------------------------------------------------------------
 

@@ -63,6 +63,8 @@ class Source(SQLModel, table=True):
     categories: list[str] = _json_list()
     # active, paused (disabled by an editor), gone (410 or removed), removed (not in config)
     state: str = Field(default="active", max_length=16, index=True)
+    # From the editors' ``public_only``: fetch only from public addresses (API/admin sources).
+    public_only: bool = Field(default=False)
     interval_seconds: int = Field(default=1800)
     etag: str | None = Field(default=None, max_length=1024)
     last_modified: str | None = Field(default=None, max_length=128)

@@ -76,6 +76,7 @@ class SourceStatus:
     error_count: int
     last_error: str | None
     last_error_kind: str | None
+    public_only: bool = False
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -110,7 +111,7 @@ def _status(row: Source) -> SourceStatus:
         last_updated_entries=row.last_updated_entries,
         publish_interval_seconds=row.publish_interval_seconds,
         error_count=row.error_count, last_error=row.last_error,
-        last_error_kind=row.last_error_kind,
+        last_error_kind=row.last_error_kind, public_only=row.public_only,
     )
 
 
@@ -173,6 +174,7 @@ class Store:
                 row.language = config.language
                 row.categories = list(config.categories)
                 row.interval_seconds = config.interval_seconds
+                row.public_only = config.public_only
                 if row.state != "gone" or not config.enabled:
                     row.state = "active" if config.enabled else "paused"
             for source_id, row in rows.items():

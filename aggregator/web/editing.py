@@ -219,7 +219,9 @@ class Workbench:
         return NewSource(id=(source_id or "").strip() or slug_for(title, url, taken), url=url,
                          title=(title or "").strip() or None,
                          categories=tuple(c for c in categories if c),
-                         language=language or None, interval=interval or None)
+                         language=language or None, interval=interval or None,
+                         # Nobody reviewed this URL: it may only ever reach public addresses.
+                         public_only=not self.allow_private_addresses)
 
     def add(self, source: NewSource) -> Done:
         self._check_new_source(source)

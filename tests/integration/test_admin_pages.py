@@ -95,6 +95,10 @@ def test_add_source_checks_the_url_and_the_categories(editor: Editor) -> None:
                                       categories="news", title="New Feed"))
     assert "Added source 'new-feed'" in (_flash(added.text) or "")
     assert 'id = "new-feed"' in editor.sources_toml()
+    # Nobody reviewed the URL: the source may only be fetched from public addresses.
+    added_block = editor.sources_toml().split('id = "new-feed"', 1)[1]
+    assert "public_only = true" in added_block
+    assert [s.public_only for s in editor.bench.store.sources() if s.id == "new-feed"] == [True]
     for fields, field in (({"url": "http://127.0.0.1:9/feed", "categories": "news"}, "url"),
                           ({"url": "javascript:alert(1)", "categories": "news"}, "url"),
                           ({"url": "https://x.example/f", "categories": "nope"}, "categories")):

@@ -273,3 +273,32 @@ def test_a_worker_that_died_between_polls_is_replaced_quietly(
         # Nothing was in flight: the next poll gets a new worker and loses nothing.
         assert poll_all(refresher, clock) == {"s0": "not_modified"}
         assert refresher.worker_pids() not in ([], [pid])
+
+
+@pytest.mark.parametrize("processes", [0, 1])
+def test_a_public_only_source_never_reaches_a_private_address(
+        store: Store, feed_server: FeedServer, clock: Clock, processes: int) -> None:
+    """Sources added through the API or admin pages carry ``public_only``: the fetch path
+    refuses their loopback URL before any request, in the main process and in a worker."""
+    feed_server.set("/inside.xml", Resource(body=rss("Inside", ITEMS)))
+    feed_server.set("/reviewed.xml", Resource(body=rss("Reviewed", ITEMS)))
+    catalog = Catalog(
+        sources=(SourceConfig(id="web", url=feed_server.url("/inside.xml"), categories=("all",),
+                              public_only=True),
+                 SourceConfig(id="file", url=feed_server.url("/reviewed.xml"),
+                              categories=("all",))),
+        categories=(CategoryConfig(id="all", title="All"),))
+    store.sync_sources(catalog, clock.now)
+    assert status(store, "web").public_only
+    refresher = Refresher(store=store, fetcher=make_fetcher(settings(), now=clock),
+                          catalog=catalog, workers=4, processes=processes,
+                          fetcher_factory=partial(fetcher_from_settings, settings()),
+                          process_min_urls=1, clock=clock)
+    try:
+        assert poll_all(refresher, clock) == {"web": "error", "file": "updated"}
+    finally:
+        refresher.close()
+        refresher.fetcher.close()
+    assert status(store, "web").last_error_kind == "blocked_address"
+    assert feed_server.count("/inside.xml") == 0
+    assert feed_server.count("/reviewed.xml") == 1

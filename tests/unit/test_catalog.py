@@ -266,6 +266,15 @@ def test_enabled_must_be_boolean(tmp_path: Path) -> None:
     assert_located(problem(tmp_path), SOURCES_FILE, "wire", "enabled")
 
 
+def test_public_only_is_off_by_default_and_must_be_boolean(tmp_path: Path) -> None:
+    write(tmp_path, sources=GOOD_SOURCE)
+    assert load_catalog(tmp_path).source("wire").public_only is False
+    write(tmp_path, sources=GOOD_SOURCE + "public_only = true\n")
+    assert load_catalog(tmp_path).source("wire").public_only is True
+    write(tmp_path, sources=GOOD_SOURCE + 'public_only = "yes"\n')
+    assert_located(problem(tmp_path), SOURCES_FILE, "wire", "public_only")
+
+
 def test_missing_required_keys(tmp_path: Path) -> None:
     write(tmp_path, sources='[[source]]\nid = "wire"\ncategories = ["ai-policy"]\n',
           categories='[[category]]\nid = "ai-policy"\n')
