@@ -18,19 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from aggregator.store.entries import _chunks, _greatest, _when
-from aggregator.store.models import (
-    ClusteringState,
-    Entry,
-    EntryFeatureRecord,
-    LanguageCenter,
-    Story,
-)
-
-ENTRIES = Entry.__table__  # type: ignore[attr-defined]
-STORIES = Story.__table__  # type: ignore[attr-defined]
-FEATURES = EntryFeatureRecord.__table__  # type: ignore[attr-defined]
-CENTERING = LanguageCenter.__table__  # type: ignore[attr-defined]
-STATE = ClusteringState.__table__  # type: ignore[attr-defined]
+from aggregator.store.tables import CENTERING, ENTRIES, FEATURES, STATE, STORIES
 
 # The write path's exact signals: an entry joined its story by one of these when it was stored.
 EXACT_SIGNALS = frozenset({"url", "content_hash"})

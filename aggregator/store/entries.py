@@ -17,16 +17,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from aggregator.store.models import Entry, EntryCategory, Story, UTCDateTime
+from aggregator.store.models import UTCDateTime
+from aggregator.store.tables import CATEGORIES, ENTRIES, STORIES
 from aggregator.types import CategoryMatch, NormalizedEntry
 
 MAX_IDENTITY_KEY = 500
 # Values per IN (...) list; stays far below every engine's bound-parameter limit.
 IN_CHUNK = 500
 
-ENTRIES = Entry.__table__  # type: ignore[attr-defined]
-STORIES = Story.__table__  # type: ignore[attr-defined]
-CATEGORIES = EntryCategory.__table__  # type: ignore[attr-defined]
 
 
 def identity(key: str) -> str:

@@ -13,11 +13,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from aggregator.store.models import Entry, EntryCategory, Source, UTCDateTime
-
-SOURCES = Source.__table__  # type: ignore[attr-defined]
-ENTRIES = Entry.__table__  # type: ignore[attr-defined]
-CATEGORIES = EntryCategory.__table__  # type: ignore[attr-defined]
+from aggregator.store.models import UTCDateTime
+from aggregator.store.tables import CATEGORIES, ENTRIES, SOURCES
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.errors import StoreError
-from aggregator.store.entries import CATEGORIES, ENTRIES, _chunks, _when
+from aggregator.store.entries import _chunks, _when
+from aggregator.store.tables import CATEGORIES, ENTRIES
 from aggregator.types import CategoryMatch
 
 # Entries per read of a dry run: texts can be long, so pages stay small.

@@ -25,11 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from aggregator.store.models import HostHold, OutputMark, Source, UTCDateTime
-
-SOURCES = Source.__table__  # type: ignore[attr-defined]
-HOLDS = HostHold.__table__  # type: ignore[attr-defined]
-MARKS = OutputMark.__table__  # type: ignore[attr-defined]
+from aggregator.store.models import UTCDateTime
+from aggregator.store.tables import HOLDS, MARKS, SOURCES
 
 # Advisory lock keys; any constants work as long as nothing else in the database uses them.
 CLAIM_LOCK_KEY = 0x61676743_4C41494D  # "aggCLAIM"

@@ -17,16 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from aggregator.store.clustering import (
-    ENTRIES,
-    MERGED_BY_EDITOR,
-    STORIES,
-    ClusterWriter,
-    live_story,
-)
-from aggregator.store.models import StoryOverride
+from aggregator.store.clustering import MERGED_BY_EDITOR, ClusterWriter, live_story
+from aggregator.store.tables import ENTRIES, OVERRIDES, STORIES
 
-OVERRIDES = StoryOverride.__table__  # type: ignore[attr-defined]
 # ``pin`` puts an entry in a story; ``category_pin`` lists a story first in a category.
 OVERRIDE_KINDS = frozenset({"merge", "split", "pin", "must_link", "cannot_link", "hide",
                             "category_pin"})

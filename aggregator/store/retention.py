@@ -22,21 +22,9 @@ from aggregator.store import clustering
 from aggregator.store.clustering import ClusterWriter
 from aggregator.store.entries import _chunks
 from aggregator.store.models import (
-    Entry,
-    EntryCategory,
-    EntryFeatureRecord,
-    Story,
-    StoryOverride,
-    Tombstone,
     UTCDateTime,
 )
-
-ENTRIES = Entry.__table__  # type: ignore[attr-defined]
-STORIES = Story.__table__  # type: ignore[attr-defined]
-CATEGORIES = EntryCategory.__table__  # type: ignore[attr-defined]
-FEATURES = EntryFeatureRecord.__table__  # type: ignore[attr-defined]
-OVERRIDES = StoryOverride.__table__  # type: ignore[attr-defined]
-TOMBSTONES = Tombstone.__table__  # type: ignore[attr-defined]
+from aggregator.store.tables import CATEGORIES, ENTRIES, FEATURES, OVERRIDES, STORIES, TOMBSTONES
 
 RETENTION_BY = "retention"
 

@@ -16,9 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from aggregator.store.clustering import ENTRIES, FEATURES, MERGED_BY_EDITOR, STORIES
-from aggregator.store.entries import CATEGORIES, _chunks
-from aggregator.store.overrides import OVERRIDES, OverrideView, override_view
+from aggregator.store.clustering import MERGED_BY_EDITOR
+from aggregator.store.entries import _chunks
+from aggregator.store.overrides import OverrideView, override_view
+from aggregator.store.tables import CATEGORIES, ENTRIES, FEATURES, OVERRIDES, STORIES
 
 
 @dataclass(frozen=True)

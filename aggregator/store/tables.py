@@ -1,0 +1,42 @@
+"""The store's tables as SQLAlchemy Core objects, for the modules that write SQL directly.
+
+One name per table, taken from the SQLModel classes in ``models`` (the schema's one home), so
+the Core modules of the store (entries, clustering, overrides, leases, retention, gauges) share
+them instead of each re-deriving its own.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from aggregator.store.models import (
+    ClusteringState,
+    Entry,
+    EntryCategory,
+    EntryFeatureRecord,
+    HostHold,
+    LanguageCenter,
+    OutputMark,
+    Source,
+    Story,
+    StoryOverride,
+    Tombstone,
+)
+
+
+def _table(model: type) -> sa.Table:
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
+SOURCES = _table(Source)
+ENTRIES = _table(Entry)
+STORIES = _table(Story)
+CATEGORIES = _table(EntryCategory)
+FEATURES = _table(EntryFeatureRecord)
+CENTERING = _table(LanguageCenter)
+STATE = _table(ClusteringState)
+OVERRIDES = _table(StoryOverride)
+TOMBSTONES = _table(Tombstone)
+HOLDS = _table(HostHold)
+MARKS = _table(OutputMark)
