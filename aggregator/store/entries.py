@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from aggregator.classify import is_topic_reason
 from aggregator.store.models import UTCDateTime
 from aggregator.store.tables import CATEGORIES, ENTRIES, STORIES
 from aggregator.types import CategoryMatch, NormalizedEntry
@@ -108,9 +109,24 @@ def _update(connection: Connection,
         [{"entry_id": old.id, **_columns(entry, now)} for old, entry, _ in changed],
     )
     ids = [old.id for old, _, _ in changed]
+    # The topic match was decided on the entry's stored embedding, which an edit of its text
+    # does not recompute: it stays unless the new keyword decisions cover that category.
+    kept_topics: dict[int, list[CategoryMatch]] = {}
     for chunk in _chunks(ids):
+        for row in connection.execute(
+                sa.select(CATEGORIES.c.entry_id, CATEGORIES.c.category_id, CATEGORIES.c.score,
+                          CATEGORIES.c.reason)
+                .where(CATEGORIES.c.entry_id.in_(chunk))):
+            if is_topic_reason(row.reason or ""):
+                kept_topics.setdefault(row.entry_id, []).append(
+                    CategoryMatch(row.category_id, row.score, row.reason))
         connection.execute(CATEGORIES.delete().where(CATEGORIES.c.entry_id.in_(chunk)))
-    _insert_categories(connection, [(old.id, matches) for old, _, matches in changed])
+    rows: list[tuple[int, Sequence[CategoryMatch]]] = []
+    for old, _, matches in changed:
+        taken = {m.category_id for m in matches}
+        topics = [m for m in kept_topics.get(old.id, ()) if m.category_id not in taken]
+        rows.append((old.id, [*matches, *topics]))
+    _insert_categories(connection, rows)
     bumps: dict[int, datetime] = {}
     for old, entry, _ in changed:
         if old.story_id is not None:

@@ -40,9 +40,10 @@ AI = CategoryConfig(id="ai-policy", title="AI regulation",
                     exclude=(parse_rule("Black Friday"),), topic=True, topic_threshold=0.1)
 
 
-def poll(store: Store, server: FeedServer, tmp_path: Path) -> Catalog:
+def poll(store: Store, server: FeedServer, tmp_path: Path,
+         feeds: dict[str, tuple[str, list[dict[str, str]]]] = FEEDS) -> Catalog:
     sources = []
-    for source_id, (language, items) in FEEDS.items():
+    for source_id, (language, items) in feeds.items():
         server.set(f"/{source_id}.xml", Resource(body=rss(source_id, items, language)))
         # The German paper's own rule keeps out whatever names Breton, topic or not.
         exclude = (parse_rule("Breton"),) if source_id == "zeitung" else ()
@@ -106,6 +107,16 @@ def test_topic_match_takes_what_keywords_missed(store: Store, feed_server: FeedS
     # Once more: nothing is stored twice, nothing changes.
     store.reset_clustering(STAGE_NOW)
     stage(store, models, catalog, topic_min_entries=6).run()
+    assert decisions(store) == found
+
+    # The French paper corrects its headline: the keyword rules are applied afresh to the new
+    # text, and the topic decision, made on the entry's stored embedding, stays.
+    corrected = {**AI_ACT_FR, "title": AI_ACT_FR["title"] + " (mis à jour)"}
+    poll(store, feed_server, tmp_path, {**FEEDS, "journal": ("fr", [corrected, FERRY_FR])})
+    with store.engine.connect() as connection:
+        assert connection.execute(sa.text(
+            "SELECT title FROM entries WHERE guid = 'ai-act-fr'")).scalar_one() == \
+            corrected["title"]
     assert decisions(store) == found
 
 
