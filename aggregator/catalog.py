@@ -35,7 +35,9 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 SOURCE_KEYS = {"id", "url", "title", "site_url", "categories", "language", "interval", "enabled",
                "include", "exclude", "priority", "public_only"}
 CATEGORY_KEYS = {"id", "title", "description", "languages", "include", "exclude", "min_score",
-                 "topic", "topic_threshold", "topic_examples"}
+                 "topic", "topic_threshold", "topic_examples", "variants"}
+# What a per-language feed does with a story that has no version in its language.
+VARIANT_MODES = ("omit", "fallback")
 
 # Which copy of a story represents it: any whole number in this range, higher first.
 MIN_PRIORITY = -1000
@@ -115,6 +117,8 @@ class CategoryConfig:
     topic: bool = False
     topic_threshold: float | None = None
     topic_examples: tuple[str, ...] = ()
+    # None: the service's AGGREGATOR_LANGUAGE_VARIANTS decides.
+    variants: str | None = None
     # The rules of this category's sources that have their own (``attach_source_rules``):
     # carried here so that every place that classifies with the category applies them.
     source_rules: tuple[SourceRules, ...] = ()
@@ -451,6 +455,11 @@ def _categories(doc: dict[str, Any], file: str, problems: _Problems) -> list[Cat
         threshold = _number(table, "topic_threshold", file, item, problems, low=0.0, high=1.0,
                             low_open=True)
         examples = _topic_examples(table, file, item, problems)
+        variants = _str(table, "variants", file, item, problems)
+        if variants is not None and variants not in VARIANT_MODES:
+            problems.add(f"{variants!r} is not one of {', '.join(VARIANT_MODES)}", file=file,
+                         item=item, key="variants")
+            variants = None
         if topic and not description and not examples:
             problems.add("topic = true needs a description or topic_examples to compare "
                          "entries with", file=file, item=item, key="topic")
@@ -460,7 +469,7 @@ def _categories(doc: dict[str, Any], file: str, problems: _Problems) -> list[Cat
             id=category_id, title=title, description=description,
             languages=tuple(languages), include=include, exclude=exclude,
             min_score=min_score or 0.0, topic=topic, topic_threshold=threshold,
-            topic_examples=examples,
+            topic_examples=examples, variants=variants,
         ))
     return result
 

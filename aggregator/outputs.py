@@ -246,7 +246,9 @@ class Outputs:
               lang: str | None) -> OutputFeed:
         languages = (lang, *category.languages) if lang else category.languages
         shown = [for_output(story, languages, self.catalog.priorities) for story in stories]
-        if lang and not self.variant_fallback:
+        fallback = (self.variant_fallback if category.variants is None
+                    else category.variants == "fallback")
+        if lang and not fallback:
             shown = [s for s in shown
                      if primary_language(s.representative.language) == lang]
         title = category.title if not lang else f"{category.title} ({lang})"

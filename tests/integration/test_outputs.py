@@ -3,6 +3,7 @@ that survive new language versions, per-language variants and ``publish --out``.
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 from pathlib import Path
@@ -233,6 +234,20 @@ def test_language_variant_omits_or_falls_back_as_configured(store: Store) -> Non
     assert document is not None
     assert b'xml:lang="en"' in document.body
     assert b'xml:lang="fr"' in document.body
+
+    # A category's own ``variants`` wins over the service-wide setting, either way.
+    def with_variants(mode: str) -> Catalog:
+        catalog = news_catalog()
+        [category] = catalog.categories
+        return dataclasses.replace(catalog, categories=(
+            dataclasses.replace(category, variants=mode),))
+
+    own_fallback = outputs_for(store, feed_size=50)
+    own_fallback.use_catalog(with_variants("fallback"))
+    assert len(entries(own_fallback, "feeds/news.fr.atom")) == 2
+    own_omit = outputs_for(store, feed_size=50, variant_fallback=True)
+    own_omit.use_catalog(with_variants("omit"))
+    assert len(entries(own_omit, "feeds/news.fr.atom")) == 1
 
 
 @pytest.mark.slow

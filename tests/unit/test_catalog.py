@@ -501,3 +501,12 @@ def test_categories_can_be_read_from_an_edited_copy(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_catalog(tmp_path, categories_path=edited)
     assert_located(info.value, "edited.toml", "ai-policy", "include")
+
+
+def test_variants_is_omit_or_fallback(tmp_path: Path) -> None:
+    write(tmp_path, categories=GOOD_CATEGORY)
+    assert load_catalog(tmp_path).category("ai-policy").variants is None
+    write(tmp_path, categories=GOOD_CATEGORY + 'variants = "fallback"\n')
+    assert load_catalog(tmp_path).category("ai-policy").variants == "fallback"
+    write(tmp_path, categories=GOOD_CATEGORY + 'variants = "mix"\n')
+    assert_located(problem(tmp_path), CATEGORIES_FILE, "ai-policy", "variants")
