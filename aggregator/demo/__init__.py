@@ -50,7 +50,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def run_demo(settings: Settings, *, port: int, once: bool) -> int:
-    from aggregator.cli import cluster_progress, progress_for
+    from aggregator.cli.progress import cluster_progress, progress_for
     from aggregator.service import Service
 
     with tempfile.TemporaryDirectory(prefix="aggregator-demo-") as tmp, FeedServer() as feeds:

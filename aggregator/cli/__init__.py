@@ -1,0 +1,40 @@
+"""The ``aggregator`` command line: run, poll, cluster, publish, check, sources, stories, rules,
+db, eval, demo.
+
+Every command takes ``--config DIR`` and ``--database URL`` over the environment settings.
+Exit codes: 0 success, 1 the command ran and found problems, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from aggregator.cli.context import Context
+from aggregator.cli.parser import build_parser
+from aggregator.errors import AggregatorError, ConfigError
+from aggregator.logs import configure as configure_logging
+from aggregator.settings import Settings
+
+__all__ = ["build_parser", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env().with_overrides(
+            config_dir=getattr(args, "config", None),
+            database_url=getattr(args, "database", None),
+            log_level=getattr(args, "log_level", None))
+        configure_logging(settings.log_level, settings.log_format)
+        handler = args.handler
+        return int(handler(Context(settings=settings, args=args)))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except AggregatorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,213 @@
+"""The commands that run the pipeline or maintain the store: check, db upgrade, poll, cluster,
+publish, prune, rules test, eval dedup, run, demo."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from aggregator.catalog import load_catalog
+from aggregator.cli.context import Context
+from aggregator.cli.progress import cluster_progress, progress_for
+from aggregator.errors import ConfigError
+from aggregator.store import current_revision, open_store
+from aggregator.store import upgrade as upgrade_schema
+
+log = logging.getLogger("aggregator.cli")
+
+
+def cmd_check(ctx: Context) -> int:
+    catalog = ctx.catalog()
+    print(f"{ctx.settings.config_dir}: OK, {len(catalog.sources)} sources, "
+          f"{len(catalog.categories)} categories")
+    return 0
+
+
+def cmd_db_upgrade(ctx: Context) -> int:
+    store = open_store(ctx.settings.database_url)
+    try:
+        before = current_revision(store.engine)
+        upgrade_schema(store.engine)
+        after = current_revision(store.engine)
+    finally:
+        store.close()
+    print(f"database schema: {before or 'empty'} -> {after}")
+    return 0
+
+
+def cmd_poll(ctx: Context) -> int:
+    from aggregator.refresh import utc_now
+    from aggregator.service import Service
+
+    catalog = ctx.catalog()
+    store = ctx.store(auto_upgrade=True)
+    service = Service(ctx.settings, store, catalog)
+    try:
+        due = store.due_sources(utc_now(), everything=ctx.args.all)
+        if not due:
+            print("no source is due (use --all to poll every active source)")
+        else:
+            # Sharing PostgreSQL, other workers may take some: no bar to fill then.
+            progress = progress_for(len(due)) if service.lease is None else None
+            summary = service.poll_due(everything=ctx.args.all, on_outcome=progress)
+            print(f"polled {len(summary.outcomes)} sources: {summary.new_entries} new entries, "
+                  f"{summary.updated_entries} updated, {summary.count('not_modified')} not "
+                  f"modified, {summary.count('unchanged')} unchanged, "
+                  f"{summary.count('deferred')} deferred, {summary.errors} errors")
+            for outcome in summary.outcomes:
+                if outcome.result == "error":
+                    print(f"  {outcome.source_id}: {outcome.error_kind}: {outcome.error}")
+        # The stories of what was just stored, before exiting (entries left by an earlier,
+        # interrupted run too).
+        clustered = service.cluster(on_progress=cluster_progress())
+        if clustered.entries:
+            print(clustered.describe())
+    finally:
+        service.close()
+        store.close()
+    return 0
+
+
+def cmd_publish(ctx: Context) -> int:
+    from aggregator.service import make_outputs
+
+    out: Path = ctx.args.out
+    store = ctx.store(auto_upgrade=False)
+    try:
+        outputs = make_outputs(ctx.settings, store, ctx.catalog())
+        written: list[str] = []
+        same = 0
+        for relative, document in outputs.all_documents():
+            target = out / relative
+            if target.exists() and target.read_bytes() == document.body:
+                same += 1
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_name(target.name + ".tmp")
+            temporary.write_bytes(document.body)
+            os.replace(temporary, target)  # readers never see a half-written feed
+            written.append(relative)
+    finally:
+        store.close()
+    print(f"published to {out}: {len(written)} written, {same} unchanged")
+    changed = outputs.live_feed_urls(written)
+    if ctx.settings.websub_hub and changed:
+        from aggregator.websub import ping_hub
+
+        sent = ping_hub(ctx.settings.websub_hub, changed, user_agent=ctx.settings.user_agent)
+        print(f"pinged {ctx.settings.websub_hub}: {sent} of {len(changed)} feeds accepted")
+    return 0
+
+
+def cmd_cluster(ctx: Context) -> int:
+    from aggregator.refresh import utc_now
+    from aggregator.service import make_stage
+
+    store = ctx.store(auto_upgrade=False)
+    try:
+        if ctx.args.redo:
+            pending = store.reset_clustering(utc_now())
+            print(f"forgot every clustering decision: {pending} entries to cluster again")
+        # The catalog names the categories whose topic match the stage runs.
+        summary = make_stage(ctx.settings, store, catalog=ctx.catalog()).run(
+            on_progress=cluster_progress())
+    finally:
+        store.close()
+    if summary.skipped:
+        print("another worker sharing the database is clustering; it takes what is pending")
+        return 0
+    print(summary.describe() if summary.entries else "nothing to cluster")
+    return 0
+
+
+def cmd_prune(ctx: Context) -> int:
+    from aggregator.refresh import utc_now
+    from aggregator.retention import prune
+
+    days = ctx.args.days if ctx.args.days is not None else ctx.settings.retention_days
+    if days <= 0:
+        print("retention is off (AGGREGATOR_RETENTION_DAYS is 0): nothing pruned; "
+              "--days N prunes once")
+        return 0
+    store = ctx.store(auto_upgrade=False)
+    try:
+        summary = prune(store, days=days, now=utc_now(), dry_run=ctx.args.dry_run)
+    finally:
+        store.close()
+    print(summary.describe())
+    return 0
+
+
+def cmd_eval_dedup(ctx: Context) -> int:
+    from aggregator.clustering import Models
+    from aggregator.clustering.evaluation import evaluate_file
+
+    path: Path = ctx.args.file
+    if not path.is_file():
+        raise ConfigError("no such file", file=str(path))
+    try:
+        result = evaluate_file(path, Models())
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"not a labelled dedup file: {exc}", file=str(path)) from exc
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_rules_test(ctx: Context) -> int:
+    from aggregator.catalog import parse_duration
+    from aggregator.dryrun import changed_rules, describe, rules_dry_run
+    from aggregator.refresh import utc_now
+
+    args = ctx.args
+    if args.file is not None:
+        # The edited copy is checked as the real file would be, against the real sources.
+        catalog = load_catalog(ctx.settings.config_dir, categories_path=args.file)
+    else:
+        catalog = ctx.catalog()
+    try:
+        category = catalog.category(args.category)
+    except KeyError:
+        raise ConfigError(f"unknown category {args.category!r}; known: "
+                          + ", ".join(c.id for c in catalog.categories),
+                          file=str(args.file) if args.file else None, key="CATEGORY") from None
+    try:
+        window = parse_duration(args.since)
+    except ValueError as exc:
+        raise ConfigError(str(exc), key="--since") from exc
+    changed = changed_rules(category, include=args.include, exclude=args.exclude,
+                            add_include=args.add_include or (),
+                            add_exclude=args.add_exclude or (), min_score=args.min_score)
+    store = ctx.store(auto_upgrade=False)
+    try:
+        result = rules_dry_run(store, catalog, changed, since=timedelta(seconds=window),
+                               now=utc_now())
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(result.as_json(), ensure_ascii=False))
+    else:
+        print(describe(result))
+    return 0
+
+
+def cmd_run(ctx: Context) -> int:
+    from aggregator.service import Service
+
+    catalog = ctx.catalog()
+    store = ctx.store(auto_upgrade=True)
+    service = Service(ctx.settings, store, catalog)
+    try:
+        service.serve()
+    finally:
+        service.close()
+        store.close()
+    return 0
+
+
+def cmd_demo(ctx: Context) -> int:
+    from aggregator.demo import run_demo
+
+    return run_demo(ctx.settings, port=ctx.args.port, once=ctx.args.once)

@@ -1,0 +1,53 @@
+"""What every command gets: the settings, its parsed arguments, and the store and catalog
+they name, opened the same way (the schema revision checked) for every command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from aggregator import __version__
+from aggregator.catalog import Catalog, load_catalog
+from aggregator.errors import StoreError
+from aggregator.settings import Settings
+from aggregator.store import (
+    Store,
+    current_revision,
+    head_revision,
+    is_known_revision,
+    open_store,
+)
+from aggregator.store import upgrade as upgrade_schema
+
+log = logging.getLogger("aggregator.cli")
+
+
+@dataclass
+class Context:
+    settings: Settings
+    args: argparse.Namespace
+
+    def catalog(self) -> Catalog:
+        return load_catalog(self.settings.config_dir)
+
+    def store(self, *, auto_upgrade: bool) -> Store:
+        store = open_store(self.settings.database_url)
+        revision = current_revision(store.engine)
+        head = head_revision()
+        if revision is None and auto_upgrade:
+            log.info("action=db-upgrade outcome=start reason=empty-database")
+            upgrade_schema(store.engine)
+        elif revision is None:
+            raise StoreError("the database has no schema yet; run `aggregator db upgrade`")
+        elif revision != head:
+            if not is_known_revision(revision):
+                raise StoreError(f"the database schema {revision} is newer than this "
+                                 f"aggregator ({__version__}); upgrade the aggregator")
+            raise StoreError(f"the database schema is at {revision}, this version needs "
+                             f"{head}; run `aggregator db upgrade`")
+        return store
+
+def when_text(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"

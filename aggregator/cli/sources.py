@@ -1,0 +1,185 @@
+"""``aggregator sources``: health, add, pause/resume/remove, OPML import and export. Edits go to
+``sources.toml`` through ``configedit`` (comments kept, validated before writing)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aggregator.cli.context import Context, when_text
+from aggregator.cli.progress import step_progress
+from aggregator.errors import ConfigError
+from aggregator.store import SourceStatus
+
+if TYPE_CHECKING:
+
+    from aggregator.discover import DiscoveredFeed
+
+
+log = logging.getLogger("aggregator.cli")
+
+
+def cmd_sources_list(ctx: Context) -> int:
+    store = ctx.store(auto_upgrade=False)
+    try:
+        statuses = store.sources()
+    finally:
+        store.close()
+    if ctx.args.json:
+        for status in statuses:
+            print(json.dumps(status.as_json(), ensure_ascii=False))
+        return 0
+    print(_health_table(statuses))
+    return 0
+
+
+def cmd_sources_add(ctx: Context) -> int:
+    from aggregator.service import make_fetcher
+    from aggregator.subscribe import NewSource, append_source, find_feed, slug_for
+
+    args = ctx.args
+    catalog = ctx.catalog()
+    unknown = [c for c in args.category if c not in {cat.id for cat in catalog.categories}]
+    if unknown:
+        raise ConfigError(f"unknown category {unknown[0]!r}; known: "
+                          + ", ".join(c.id for c in catalog.categories), key="--category")
+    fetcher = make_fetcher(ctx.settings)
+    try:
+        feed_url, title = find_feed(fetcher, args.url, _chooser(args.pick))
+    finally:
+        fetcher.close()
+    source = NewSource(
+        id=args.id or slug_for(args.title or title, feed_url, {s.id for s in catalog.sources}),
+        url=feed_url, title=args.title or title, categories=tuple(args.category),
+        language=args.language, interval=args.interval)
+    append_source(ctx.settings.config_dir, catalog, source)
+    print(f"added source {source.id!r} ({source.url}) to "
+          f"{ctx.settings.config_dir / 'sources.toml'}; the next poll fetches it")
+    return 0
+
+
+def _chooser(pick: int | None) -> Callable[[Sequence[DiscoveredFeed]], DiscoveredFeed]:
+    from aggregator.subscribe import SubscribeError
+
+    def choose(candidates: Sequence[DiscoveredFeed]) -> DiscoveredFeed:
+        listing = "\n".join(f"  {n}. {c.url}  {c.title or ''}".rstrip()
+                             for n, c in enumerate(candidates, 1))
+        if pick is not None:
+            if not 1 <= pick <= len(candidates):
+                raise SubscribeError(f"--pick {pick} is not between 1 and {len(candidates)}:"
+                                     f"\n{listing}")
+            return candidates[pick - 1]
+        if not sys.stdin.isatty():
+            raise SubscribeError(f"the page links {len(candidates)} feeds; choose one with "
+                                 f"--pick N:\n{listing}")
+        print(f"The page links {len(candidates)} feeds:\n{listing}")
+        while True:
+            answer = input(f"Which one (1-{len(candidates)})? ").strip()
+            if answer.isdigit() and 1 <= int(answer) <= len(candidates):
+                return candidates[int(answer) - 1]
+
+    return choose
+
+
+# A note after each edit of the files: when they take effect.
+
+
+_APPLIED = ("a running `aggregator run` applies it within AGGREGATOR_CONFIG_RELOAD_SECONDS; "
+            "otherwise the next run or poll does")
+
+
+def cmd_sources_edit(ctx: Context) -> int:
+    """``sources pause|resume|remove ID``: the change is made in sources.toml."""
+    from aggregator.configedit import remove_source, set_source_enabled
+
+    folder = ctx.settings.config_dir
+    source_id: str = ctx.args.id
+    command = ctx.args.sources_command
+    if command == "remove":
+        remove_source(folder, source_id)
+        done = "removed (its stored entries are kept)"
+    else:
+        set_source_enabled(folder, source_id, command == "resume")
+        done = "resumed" if command == "resume" else "paused"
+    print(f"source {source_id!r} {done} in {folder / 'sources.toml'}; {_APPLIED}")
+    return 0
+
+
+def cmd_sources_import_opml(ctx: Context) -> int:
+    from aggregator.configedit import add_sources
+    from aggregator.opmlsources import Configured, plan_import, read_outlines
+
+    args = ctx.args
+    folder = ctx.settings.config_dir
+    files = []
+    for path in args.files:
+        outlines, note = read_outlines(path)
+        if note:
+            print(f"  note: {path}: {note}")
+        files.append((path, outlines))
+    plan = plan_import(files, Configured.read(folder), category=args.category,
+                       folders_as_categories=args.folders_as_categories,
+                       on_progress=step_progress("importing", "outlines"))
+    for category in plan.categories:
+        print(f"  new category {category.id!r} ({category.title})")
+    for source in plan.sources:
+        print(f"  + {source.id}: {source.title or '(no title)'} <{source.url}> "
+              f"in {', '.join(source.categories)}")
+    for skipped in plan.duplicates:
+        print(f"  = duplicate: {skipped.title or '(no title)'} <{skipped.url}>: {skipped.reason}")
+    for skipped in plan.bad:
+        print(f"  ! bad URL: {skipped.title or '(no title)'} <{skipped.url}>: {skipped.reason}")
+    if args.dry_run:
+        print(f"dry run, nothing written: would have {plan.describe()}")
+        return 0
+    if plan.sources:
+        add_sources(folder, plan.sources, categories=plan.categories)
+    print(f"{plan.describe()} (from {len(files)} OPML files into {folder}); {_APPLIED}")
+    return 0
+
+
+def cmd_sources_export_opml(ctx: Context) -> int:
+    from aggregator.opmlsources import export_opml
+
+    document = export_opml(ctx.catalog())
+    out: Path | None = ctx.args.out
+    if out is None:
+        sys.stdout.buffer.write(document)
+        sys.stdout.flush()
+        return 0
+    temporary = out.with_name(out.name + ".tmp")
+    temporary.write_bytes(document)
+    os.replace(temporary, out)
+    print(f"wrote {out}")
+    return 0
+
+
+def _health_table(statuses: Sequence[SourceStatus]) -> str:
+    columns = ("ID", "STATE", "HTTP", "ERRORS", "LAST SUCCESS", "NEXT CHECK", "BYTES", "MS",
+               "NEW", "UPD")
+    rows = [columns]
+    for s in statuses:
+        rows.append((s.id, s.state, str(s.last_status or "-"), str(s.error_count),
+                     when_text(s.last_success_at), when_text(s.next_check_at),
+                     str(s.last_bytes if s.last_bytes is not None else "-"),
+                     str(s.last_duration_ms if s.last_duration_ms is not None else "-"),
+                     str(s.last_new_entries if s.last_new_entries is not None else "-"),
+                     str(s.last_updated_entries if s.last_updated_entries is not None else "-")))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths,
+                                                                          strict=True)).rstrip())
+        if index == 0:
+            continue
+        status = statuses[index - 1]
+        if status.url != (status.configured_url or status.url):
+            lines.append(f"    url: {status.url} (configured: {status.configured_url})")
+        if status.last_error:
+            lines.append(f"    last error ({status.last_error_kind}): {status.last_error}")
+    return "\n".join(lines)
