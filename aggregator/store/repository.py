@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,15 +20,16 @@ from sqlmodel import Session, col, select
 
 from aggregator.catalog import Catalog
 from aggregator.errors import StoreError
-from aggregator.store import clustering, leases, overrides, retention
+from aggregator.store import clustering, leases, overrides, retention, sourcerows
 from aggregator.store import stories as story_reads
 from aggregator.store.clustering import ClusterWriter, PendingEntry
 from aggregator.store.engine import WRITE_OPTION, make_engine
-from aggregator.store.entries import identity, write_entries
+from aggregator.store.entries import write_entries
 from aggregator.store.gauges import StoreGauges, oldest_due, read_gauges
 from aggregator.store.history import HistoryEntry, iter_history
 from aggregator.store.models import Entry, EntryCategory, EntryFeatureRecord, Source, Story
 from aggregator.store.overrides import OverrideView
+from aggregator.store.sourcerows import PollOutcome, SourceStatus
 from aggregator.store.stories import CategoryDecision, StoryDetail
 from aggregator.types import (
     CategoryMatch,
@@ -42,77 +42,7 @@ from aggregator.types import (
 
 log = logging.getLogger(__name__)
 
-# A permanent redirect becomes the source's URL only after this many polls in a row saw the
-# same target: one 301 can be a misconfiguration being fixed, two in a row are a decision.
-PERMANENT_REDIRECT_CONFIRMATIONS = 2
 STORY_PAGE = 500
-
-
-@dataclass(frozen=True)
-class SourceStatus:
-    """A source row as the scheduler, the CLI and the API see it (health included)."""
-
-    id: str
-    url: str
-    configured_url: str | None
-    title: str | None
-    site_url: str | None
-    language: str | None
-    categories: tuple[str, ...]
-    state: str
-    interval_seconds: int
-    etag: str | None
-    last_modified: str | None
-    body_hash: str | None
-    next_check_at: datetime | None
-    last_checked_at: datetime | None
-    last_success_at: datetime | None
-    last_status: int | None
-    last_duration_ms: int | None
-    last_bytes: int | None
-    last_new_entries: int | None
-    last_updated_entries: int | None
-    publish_interval_seconds: float | None
-    error_count: int
-    last_error: str | None
-    last_error_kind: str | None
-    public_only: bool = False
-
-    def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key, value in data.items():
-            if isinstance(value, datetime):
-                data[key] = value.isoformat()
-        data["categories"] = list(self.categories)
-        return data
-
-
-@dataclass(frozen=True)
-class PollOutcome:
-    source_id: str
-    result: str  # "updated", "not_modified", "unchanged", "error"
-    new_entries: int = 0
-    updated_entries: int = 0
-    status: int | None = None
-    error: str | None = None
-    error_kind: str | None = None
-
-
-def _status(row: Source) -> SourceStatus:
-    return SourceStatus(
-        id=row.id, url=row.url, configured_url=row.configured_url,
-        title=row.title or row.feed_title, site_url=row.site_url,
-        language=row.language, categories=tuple(row.categories), state=row.state,
-        interval_seconds=row.interval_seconds, etag=row.etag, last_modified=row.last_modified,
-        body_hash=row.body_hash, next_check_at=row.next_check_at,
-        last_checked_at=row.last_checked_at, last_success_at=row.last_success_at,
-        last_status=row.last_status, last_duration_ms=row.last_duration_ms,
-        last_bytes=row.last_bytes, last_new_entries=row.last_new_entries,
-        last_updated_entries=row.last_updated_entries,
-        publish_interval_seconds=row.publish_interval_seconds,
-        error_count=row.error_count, last_error=row.last_error,
-        last_error_kind=row.last_error_kind, public_only=row.public_only,
-    )
 
 
 class Store:
@@ -152,40 +82,14 @@ class Store:
 
     def sync_sources(self, catalog: Catalog, now: datetime) -> None:
         """Make source rows match the editorial files; rows never vanish (history stays)."""
-        wanted = {s.id: s for s in catalog.sources}
         with self._guard(), self._write() as session:
-            # Workers starting together must not both insert the same new sources.
-            leases.serialize_sync(session.connection())
-            rows = {row.id: row for row in session.exec(select(Source))}
-            for source_id, config in wanted.items():
-                row = rows.get(source_id)
-                if row is None:
-                    row = Source(id=source_id, url=config.url, configured_url=config.url,
-                                 created_at=now, next_check_at=now)
-                    session.add(row)
-                elif (row.configured_url or row.url) != config.url:
-                    # The editors changed the URL: it overrides any redirect we followed.
-                    row.url = row.configured_url = config.url
-                    row.redirect_url, row.redirect_count = None, 0
-                    row.etag = row.last_modified = row.body_hash = None
-                    row.next_check_at = now
-                row.title = config.title
-                row.site_url = config.site_url or row.site_url
-                row.language = config.language
-                row.categories = list(config.categories)
-                row.interval_seconds = config.interval_seconds
-                row.public_only = config.public_only
-                if row.state != "gone" or not config.enabled:
-                    row.state = "active" if config.enabled else "paused"
-            for source_id, row in rows.items():
-                if source_id not in wanted and row.state != "removed":
-                    row.state = "removed"
+            sourcerows.sync(session, catalog, now)
             session.commit()
 
     def sources(self) -> list[SourceStatus]:
         with self._guard(), self._read() as session:
             rows = session.exec(select(Source).order_by(col(Source.id)))
-            return [_status(row) for row in rows]
+            return [sourcerows.status_of(row) for row in rows]
 
     def due_sources(self, now: datetime, *, everything: bool = False) -> list[SourceStatus]:
         """Active sources whose ``next_check_at`` has come (or all active ones)."""
@@ -196,42 +100,13 @@ class Store:
             )
         query = query.order_by(col(Source.next_check_at), col(Source.id))
         with self._guard(), self._read() as session:
-            return [_status(row) for row in session.exec(query)]
-
-    def _touch(self, row: Source, fetch: FetchResult | None, next_check_at: datetime,
-               now: datetime) -> None:
-        row.last_checked_at = now
-        row.next_check_at = next_check_at
-        if fetch is not None:
-            self._follow_redirect(row, fetch.permanent_redirect)
-            row.last_status = fetch.status
-            row.last_duration_ms = round(fetch.elapsed * 1000)
-            row.last_bytes = len(fetch.content) if fetch.content is not None else 0
-            if fetch.etag:
-                row.etag = fetch.etag
-            if fetch.last_modified:
-                row.last_modified = fetch.last_modified
-
-    @staticmethod
-    def _follow_redirect(row: Source, target: str | None) -> None:
-        if target is None or target == row.url:
-            row.redirect_url, row.redirect_count = None, 0
-            return
-        if target == row.redirect_url:
-            row.redirect_count += 1
-        else:
-            row.redirect_url, row.redirect_count = target[:2048], 1
-        if row.redirect_count >= PERMANENT_REDIRECT_CONFIRMATIONS:
-            log.info("source=%s action=redirect outcome=moved from=%s to=%s",
-                     row.id, row.url, target)
-            row.url = target[:2048]
-            row.redirect_url, row.redirect_count = None, 0
+            return [sourcerows.status_of(row) for row in session.exec(query)]
 
     def save_deferred(self, source_id: str, *, next_check_at: datetime, reason: str,
                       owner: str | None = None) -> None:
         """Not tried now (the host asked us to wait): not an error of this source."""
         with self._guard(), self._write() as session:
-            row = self._leased(session, source_id, owner)
+            row = sourcerows.leased(session, source_id, owner)
             if row is None:
                 return
             row.next_check_at = next_check_at
@@ -243,7 +118,7 @@ class Store:
                 owner: str | None = None) -> None:
         """Point the source at a new feed URL (autodiscovery); validators start afresh."""
         with self._guard(), self._write() as session:
-            row = self._leased(session, source_id, owner, keep=True)
+            row = sourcerows.leased(session, source_id, owner, keep=True)
             if row is None:
                 return
             row.url = url[:2048]
@@ -257,7 +132,7 @@ class Store:
         owner: str | None = None,
     ) -> None:
         """Sources whose feed did not change: (source id, fetch, next check, now), one commit.
-        With ``owner``, only the sources it still holds the lease of (see ``_leased``)."""
+        With ``owner``, only the sources it still holds the lease of (see ``sourcerows.leased``)."""
         with self._guard(), self._write() as session:
             ids = [source_id for source_id, _, _, _ in items]
             query = select(Source).where(col(Source.id).in_(ids))
@@ -269,9 +144,9 @@ class Store:
                 row = rows.get(source_id)
                 if row is None:
                     raise StoreError(f"source {source_id!r} is not in the store")
-                if owner is not None and not self._still_owned(row, owner):
+                if owner is not None and not sourcerows.still_owned(row, owner):
                     continue
-                self._touch(row, fetch, next_check_at, now)
+                sourcerows.touch(row, fetch, next_check_at, now)
                 row.last_success_at = now
                 row.last_new_entries = row.last_updated_entries = 0
                 row.error_count = 0
@@ -283,10 +158,10 @@ class Store:
                    owner: str | None = None) -> None:
         """Count the failure; ``gone`` (HTTP 410) retires the source until editors act."""
         with self._guard(), self._write() as session:
-            row = self._leased(session, source_id, owner)
+            row = sourcerows.leased(session, source_id, owner)
             if row is None:
                 return
-            self._touch(row, None, next_check_at, now)
+            sourcerows.touch(row, None, next_check_at, now)
             row.last_status = status
             row.error_count += 1
             if gone:
@@ -316,15 +191,15 @@ class Store:
         out (tombstones). With ``owner``, nothing is saved unless it still holds the lease.
         """
         with self._guard(), self._write() as session:
-            row = self._leased(session, source_id, owner)
+            row = sourcerows.leased(session, source_id, owner)
             if row is None:
                 return PollOutcome(source_id, "lease_lost", status=fetch.status)
             connection = session.connection()
-            entries = self._without_tombstoned(connection, source_id, entries, now)
+            entries = sourcerows.without_tombstoned(connection, source_id, entries, now)
             leases.lock_story_keys(connection, (e.url for e, _ in entries),
                                    (e.content_hash for e, _ in entries))
             new, updated = write_entries(connection, source_id, entries, now)
-            self._touch(row, fetch, next_check_at, now)
+            sourcerows.touch(row, fetch, next_check_at, now)
             row.body_hash = body_hash
             row.feed_title = (feed_title or "")[:512] or row.feed_title
             if feed_link and not row.site_url:
@@ -338,53 +213,6 @@ class Store:
             session.commit()
         return PollOutcome(source_id, "updated" if new or updated else "unchanged",
                            new_entries=new, updated_entries=updated, status=fetch.status)
-
-    def _source(self, session: Session, source_id: str) -> Source:
-        row = session.get(Source, source_id)
-        if row is None:
-            raise StoreError(f"source {source_id!r} is not in the store; sync the catalog first")
-        return row
-
-    def _leased(self, session: Session, source_id: str, owner: str | None, *,
-                keep: bool = False) -> Source | None:
-        """The source's row to save a poll in. With ``owner`` (the source was claimed) it is
-        locked until commit and None when the lease was lost: another worker took the source
-        after the lease ran out, and its result, perhaps newer, must stand. The lease ends
-        with the save unless ``keep``."""
-        if owner is None:
-            return self._source(session, source_id)
-        row = session.get(Source, source_id, with_for_update=True)
-        if row is None:
-            raise StoreError(f"source {source_id!r} is not in the store; sync the catalog first")
-        if not self._still_owned(row, owner, keep=keep):
-            return None
-        return row
-
-    @staticmethod
-    def _still_owned(row: Source, owner: str, *, keep: bool = False) -> bool:
-        if row.lease_owner != owner:
-            log.warning("source=%s action=save outcome=lease-lost holder=%s: another worker "
-                        "took it after our lease ran out; our result is dropped",
-                        row.id, row.lease_owner)
-            return False
-        if not keep:
-            row.lease_owner, row.leased_until = None, None
-        return True
-
-    @staticmethod
-    def _without_tombstoned(
-        connection: sa.Connection, source_id: str,
-        entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]], now: datetime,
-    ) -> Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]]:
-        # One primary-key lookup for the feed's keys: as cheap as asking only for the keys not
-        # stored yet, which would take a query of its own to find.
-        if not entries:
-            return entries
-        pruned = retention.tombstoned(
-            connection, source_id, [identity(e.identity_key) for e, _ in entries], now)
-        if not pruned:
-            return entries
-        return [(e, m) for e, m in entries if identity(e.identity_key) not in pruned]
 
     # -- stories -------------------------------------------------------------------------
 
@@ -674,7 +502,7 @@ class Store:
         with self._guard(), self._read() as session:
             rows = {row.id: row for row in session.exec(
                 select(Source).where(col(Source.id).in_(claimed.ids)))}
-        return [_status(rows[i]) for i in claimed.ids if i in rows], claimed.waiting
+        return [sourcerows.status_of(rows[i]) for i in claimed.ids if i in rows], claimed.waiting
 
     def renew_leases(self, owner: str, now: datetime, lease_seconds: float) -> int:
         with self._guard(), self._write_engine.begin() as connection:
