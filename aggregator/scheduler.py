@@ -142,27 +142,32 @@ def prune(store: Store, days: int, stop: Callable[[], bool] | None = None
         return None
 
 
-def build_scheduler(refresher: Refresher, tick_seconds: int,
+def build_scheduler(current: Callable[[], Refresher], tick_seconds: int,
                     stage: ClusteringStage | None = None,
                     metrics: Metrics | None = None, *,
-                    retention_days: int = 0) -> BackgroundScheduler:
+                    retention_days: int = 0,
+                    tick_job: Callable[[], object] | None = None) -> BackgroundScheduler:
+    """The jobs, each asking ``current()`` for the refresher when it runs (a live reload may
+    replace it); ``tick_job`` replaces the plain ``tick`` (the service takes up a reloaded
+    catalog there, between two polls)."""
     scheduler = BackgroundScheduler(timezone=UTC)
+    backoff = Backoff()
     scheduler.add_job(
-        tick, "interval", args=[refresher, metrics, Backoff()], seconds=tick_seconds,
-        id=TICK_JOB_ID, max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
-        misfire_grace_time=tick_seconds,
+        tick_job or (lambda: tick(current(), metrics, backoff)), "interval",
+        seconds=tick_seconds, id=TICK_JOB_ID, max_instances=1, coalesce=True,
+        next_run_time=datetime.now(UTC), misfire_grace_time=tick_seconds,
     )
     if retention_days > 0:
         scheduler.add_job(
-            prune, "interval", args=[refresher.store, retention_days,
-                                     lambda: refresher.stopping],
+            prune, "interval", args=[current().store, retention_days,
+                                     lambda: current().stopping],
             seconds=PRUNE_SECONDS, id=PRUNE_JOB_ID, max_instances=1,
             coalesce=True, misfire_grace_time=PRUNE_SECONDS,
             next_run_time=datetime.now(UTC) + timedelta(seconds=PRUNE_FIRST_DELAY_SECONDS))
     if stage is not None:
         every = min(tick_seconds, CLUSTER_SECONDS)
         scheduler.add_job(
-            cluster, "interval", args=[stage, refresher], seconds=every, id=CLUSTER_JOB_ID,
+            lambda: cluster(stage, current()), "interval", seconds=every, id=CLUSTER_JOB_ID,
             max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
             misfire_grace_time=every,
         )

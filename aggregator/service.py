@@ -29,7 +29,7 @@ from aggregator.metrics import Metrics
 from aggregator.outputs import Outputs
 from aggregator.refresh import PollSummary, Refresher, utc_now
 from aggregator.reload import ConfigReloader
-from aggregator.scheduler import CLUSTER_JOB_ID, TICK_JOB_ID, Backoff, build_scheduler, tick
+from aggregator.scheduler import Backoff, build_scheduler, tick
 from aggregator.settings import Settings
 from aggregator.store import PollOutcome, SourceStatus, Store
 from aggregator.store.leases import Lease, make_owner
@@ -109,7 +109,6 @@ class Service:
         self._catalog_lock = threading.Lock()
         self._pending: Catalog | None = None
         self._serving = False
-        self._on_new_refresher: Callable[[Refresher], None] | None = None
         self.reloader = (ConfigReloader(catalog.directory, self.apply_catalog,
                                         interval=settings.config_reload_seconds)
                          if catalog.directory is not None else None)
@@ -156,8 +155,6 @@ class Service:
         # A new refresher, not new attributes on the old one: its poll worker processes were
         # started with the old categories and end with it.
         old, self.refresher = self.refresher, self._make_refresher(catalog)
-        if self._on_new_refresher is not None:
-            self._on_new_refresher(self.refresher)
         old.close()
 
     def poll(self, sources: Sequence[SourceStatus] | None = None, *,
@@ -183,14 +180,12 @@ class Service:
 
     def serve(self, sock: socket.socket | None = None) -> None:
         """Scheduler and web server until SIGINT/SIGTERM (uvicorn handles both)."""
-        scheduler = build_scheduler(self.refresher, self.settings.tick_seconds,
-                                    stage=self.clustering, metrics=self.metrics,
-                                    retention_days=self.settings.retention_days)
         # Ticks go through the service, which swaps in a reloaded catalog between two polls;
-        # the clustering job then asks the new refresher whether a poll is running.
-        scheduler.modify_job(TICK_JOB_ID, func=self._tick, args=())
-        self._on_new_refresher = lambda refresher: scheduler.modify_job(
-            CLUSTER_JOB_ID, args=[self.clustering, refresher])
+        # every job asks for the refresher of the moment.
+        scheduler = build_scheduler(lambda: self.refresher, self.settings.tick_seconds,
+                                    stage=self.clustering, metrics=self.metrics,
+                                    retention_days=self.settings.retention_days,
+                                    tick_job=self._tick)
         self.outputs = make_outputs(self.settings, self.store, self.catalog,
                                     metrics=self.metrics)
         readiness = Readiness(self.store, metrics=self.metrics,
@@ -240,7 +235,6 @@ class Service:
             self.refresher.stop()
             scheduler.shutdown(wait=True)
             self._serving = False
-            self._on_new_refresher = None
             readiness.close()
             log.info("action=shutdown outcome=done")
 

@@ -49,9 +49,9 @@ def test_retention_is_a_daily_job_only_when_it_is_on(tmp_path: Path) -> None:
     fetcher = Fetcher(user_agent="test")
     refresher = Refresher(store=store, fetcher=fetcher, catalog=Catalog((), ()), workers=1)
     try:
-        off = build_scheduler(refresher, 60)
+        off = build_scheduler(lambda: refresher, 60)
         assert off.get_job(PRUNE_JOB_ID) is None
-        on = build_scheduler(refresher, 60, retention_days=30)
+        on = build_scheduler(lambda: refresher, 60, retention_days=30)
         job = on.get_job(PRUNE_JOB_ID)
         assert job is not None
         assert job.trigger.interval == timedelta(seconds=PRUNE_SECONDS) == timedelta(days=1)
