@@ -228,8 +228,7 @@ def category_rules_out(category: CategoryConfig) -> CategoryRulesOut:
 
 def dry_run_out(category: str, since: str, result: DryRun) -> DryRunOut:
     def entry(e: DryRunEntry) -> DryRunEntryOut:
-        return DryRunEntryOut(entry_id=e.entry_id, source_id=e.source_id, title=e.title,
-                              url=e.url, published_at=e.published_at, reason=e.reason)
+        return DryRunEntryOut.model_validate(e, from_attributes=True)
 
     return DryRunOut(category=category, since=since,
                      added=[entry(e) for e in result.added],
@@ -238,12 +237,7 @@ def dry_run_out(category: str, since: str, result: DryRun) -> DryRunOut:
 
 
 def correction_out(view: OverrideView) -> CorrectionOut:
-    return CorrectionOut(id=view.id, kind=view.kind, entry_id=view.entry_id,
-                         other_entry_id=view.other_entry_id, story_id=view.story_id,
-                         other_story_id=view.other_story_id,
-                         category=view.category, note=view.note,
-                         created_by=view.created_by, created_at=view.created_at,
-                         undone_at=view.undone_at, undone_by=view.undone_by)
+    return CorrectionOut.model_validate(view, from_attributes=True)
 
 
 def _done(done: Done) -> DoneOut:
