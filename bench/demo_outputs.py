@@ -15,6 +15,7 @@ stamps, and story ids where polling order decides them) and lists every other di
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import re
 import shutil
@@ -30,16 +31,28 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="written anew: config/, demo.db, out/")
     parser.add_argument("--port", type=int, default=18765, help="loopback port of the feeds")
-    parser.add_argument("--compare", type=Path, metavar="OTHER",
-                        help="then compare out/ with OTHER/out, run-dependent values masked")
-    parser.add_argument("--order", choices=["config", "reversed"], default="config",
-                        help="the order of the sources in sources.toml")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="OTHER",
+        help="then compare out/ with OTHER/out, run-dependent values masked",
+    )
+    parser.add_argument(
+        "--order",
+        choices=["config", "reversed"],
+        default="config",
+        help="the order of the sources in sources.toml",
+    )
     args = parser.parse_args()
     shutil.rmtree(args.folder, ignore_errors=True)
     args.folder.mkdir(parents=True)
     # The sample feeds are dated November 2026: no age limit on clustering them (as the demo).
-    env = dict(os.environ, AGGREGATOR_BASE_URL="http://demo.example",
-               AGGREGATOR_LOG_LEVEL="WARNING", AGGREGATOR_CLUSTERING_MAX_AGE_HOURS="0")
+    env = dict(
+        os.environ,
+        AGGREGATOR_BASE_URL="http://demo.example",
+        AGGREGATOR_LOG_LEVEL="WARNING",
+        AGGREGATOR_CLUSTERING_MAX_AGE_HOURS="0",
+    )
     with FeedServer(port=args.port) as feeds:
         feeds.serve_directory(FEEDS_DIR)
         config = write_demo_config(args.folder / "config", feeds.base_url)
@@ -47,8 +60,9 @@ def main() -> int:
             _reverse_sources(config / "sources.toml")
         common = ["--config", str(config), "--database", f"sqlite:///{args.folder}/demo.db"]
         for command in (["poll", "--all"], ["publish", "--out", str(args.folder / "out")]):
-            subprocess.run([sys.executable, "-m", "aggregator", *command, *common],
-                           env=env, check=True)
+            subprocess.run(
+                [sys.executable, "-m", "aggregator", *command, *common], env=env, check=True
+            )
     if args.compare is None:
         return 0
     return _compare(args.folder / "out", args.compare / "out")
@@ -59,27 +73,34 @@ _RUN_DEPENDENT = re.compile(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)"
     r"|\d{4}-\d\d-\d\d \d\d:\d\d UTC"
     r"|[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d (?:[+-]\d{4}|GMT)"
-    r"|story/[0-9a-f]{20}|/stories/\d+")
+    r"|story/[0-9a-f]{20}|/stories/\d+"
+)
 
 
 def _masked(data: bytes, today: tuple[str, ...]) -> str:
     text = data.decode("utf-8", "replace")
     return _RUN_DEPENDENT.sub(
-        lambda m: "<run>" if "stor" in m.group() or any(t in m.group() for t in today)
-        else m.group(), text)
+        lambda m: (
+            "<run>" if "stor" in m.group() or any(t in m.group() for t in today) else m.group()
+        ),
+        text,
+    )
 
 
 def _compare(mine: Path, other: Path) -> int:
-    import datetime as dt
-
     now = dt.datetime.now(dt.UTC)
     today = (now.strftime("%Y-%m-%d"), now.strftime("%d %b %Y"))
-    names = sorted({p.relative_to(mine) for p in mine.rglob("*") if p.is_file()}
-                   | {p.relative_to(other) for p in other.rglob("*") if p.is_file()})
-    differing = [str(name) for name in names
-                 if not (mine / name).is_file() or not (other / name).is_file()
-                 or _masked((mine / name).read_bytes(), today)
-                 != _masked((other / name).read_bytes(), today)]
+    names = sorted(
+        {p.relative_to(mine) for p in mine.rglob("*") if p.is_file()}
+        | {p.relative_to(other) for p in other.rglob("*") if p.is_file()}
+    )
+    differing = [
+        str(name)
+        for name in names
+        if not (mine / name).is_file()
+        or not (other / name).is_file()
+        or _masked((mine / name).read_bytes(), today) != _masked((other / name).read_bytes(), today)
+    ]
     print(f"compared {len(names)} files: {len(differing)} differ")
     for name in differing:
         print(f"  {name}")
@@ -88,8 +109,10 @@ def _compare(mine: Path, other: Path) -> int:
 
 def _reverse_sources(path: Path) -> None:
     head, *blocks = path.read_text(encoding="utf-8").split("[[source]]")
-    path.write_text(head + "".join("[[source]]" + b.rstrip("\n") + "\n\n"
-                                   for b in reversed(blocks)), encoding="utf-8")
+    path.write_text(
+        head + "".join("[[source]]" + b.rstrip("\n") + "\n\n" for b in reversed(blocks)),
+        encoding="utf-8",
+    )
 
 
 if __name__ == "__main__":
