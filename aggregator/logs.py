@@ -24,7 +24,7 @@ FIELD_RE: Final = re.compile(
 # Keys a message cannot override in the JSON object.
 RESERVED: Final = frozenset({"ts", "level", "logger", "msg", "exc"})
 _NOISY: Final = ("urllib3", "apscheduler.executors", "apscheduler.scheduler",
-                 "uvicorn.access", "alembic.runtime.migration")
+                 "uvicorn.access", "alembic.runtime")
 
 
 def _timestamp(record: logging.LogRecord) -> str:

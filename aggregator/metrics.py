@@ -13,7 +13,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 from prometheus_client import (
@@ -28,14 +28,15 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from aggregator.clock import Clock, utc_now
 from aggregator.errors import StoreError
 
 if TYPE_CHECKING:
-    from aggregator.store import PollOutcome, Store
+    from aggregator.store import Store
+    from aggregator.types import PollOutcome
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 PREFIX: Final = "aggregator"
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 # Seconds: from a loopback 304 (milliseconds) to a slow origin near the fetch deadline.
@@ -47,9 +48,6 @@ RATIO_WINDOW: Final = 1000
 _ANSWERED: Final = {"updated": "ok", "unchanged": "ok", "not_modified": "not_modified"}
 STATES: Final = ("active", "paused", "gone", "removed")
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Metrics:

@@ -7,8 +7,9 @@ with hand-built values. All datetimes are timezone-aware UTC.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 
@@ -103,13 +104,23 @@ class NormalizedEntry:
     content_hash: str
 
 
+class CategoryOrigin(StrEnum):
+    """What put an entry in a category: the editors' keyword and regex rules (or "all entries"),
+    or the topic match of the clustering stage. Stored in ``entry_categories.origin``."""
+
+    RULES = "rules"
+    TOPIC = "topic"
+
+
 @dataclass(frozen=True)
 class CategoryMatch:
-    """Why an entry entered a category: ``reason`` names the rule (or "all entries")."""
+    """Why an entry entered a category: ``reason`` names the rule (or "all entries") or the topic
+    similarity, ``origin`` which of the two decided."""
 
     category_id: str
     score: float
     reason: str
+    origin: CategoryOrigin = CategoryOrigin.RULES
 
 
 @dataclass(frozen=True)
@@ -188,3 +199,66 @@ class OutputFeed:
         if not self.stories:
             return self.fallback_updated
         return max(s.updated_at for s in self.stories)
+
+
+class PollResult(StrEnum):
+    """What one poll of a source came to (``PollOutcome.result``; the values are stored and
+    logged as they are)."""
+
+    UPDATED = "updated"
+    NOT_MODIFIED = "not_modified"
+    UNCHANGED = "unchanged"
+    ERROR = "error"
+    # Not polled this time: the host asked us to wait, or another worker took the source.
+    DEFERRED = "deferred"
+    LEASE_LOST = "lease_lost"
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """A source row as the scheduler, the CLI and the API see it (health included)."""
+
+    id: str
+    url: str
+    configured_url: str | None
+    title: str | None
+    site_url: str | None
+    language: str | None
+    categories: tuple[str, ...]
+    state: str
+    interval_seconds: int
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    next_check_at: datetime | None
+    last_checked_at: datetime | None
+    last_success_at: datetime | None
+    last_status: int | None
+    last_duration_ms: int | None
+    last_bytes: int | None
+    last_new_entries: int | None
+    last_updated_entries: int | None
+    publish_interval_seconds: float | None
+    error_count: int
+    last_error: str | None
+    last_error_kind: str | None
+    public_only: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key, value in data.items():
+            if isinstance(value, datetime):
+                data[key] = value.isoformat()
+        data["categories"] = list(self.categories)
+        return data
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    source_id: str
+    result: PollResult
+    new_entries: int = 0
+    updated_entries: int = 0
+    status: int | None = None
+    error: str | None = None
+    error_kind: str | None = None

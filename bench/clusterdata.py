@@ -41,14 +41,14 @@ import numpy as np
 import numpy.typing as npt
 
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
+from aggregator.clustering.dedup import evidence
+from aggregator.clustering.dedup.embed import DIM, LanguageCentering
+from aggregator.clustering.dedup.evaluate import load
+from aggregator.clustering.dedup.features import EntryFeatures, EntryInput
+from aggregator.clustering.dedup.language import LanguageGuess
+from aggregator.clustering.dedup.shingles import MinHasher, Signature
 from aggregator.clustering.stage import MODEL_NAME
-from aggregator.dedup import evidence
-from aggregator.dedup.embed import DIM, LanguageCentering
-from aggregator.dedup.evaluate import load
-from aggregator.dedup.features import EntryFeatures, EntryInput
-from aggregator.dedup.language import LanguageGuess
-from aggregator.dedup.shingles import MinHasher, Signature
-from aggregator.normalize import normalize_feed
+from aggregator.polling.normalize import normalize_feed
 from aggregator.store import Store
 from aggregator.types import CategoryMatch, FetchResult, NormalizedEntry, ParsedEntry, ParsedFeed
 

@@ -18,9 +18,9 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from aggregator.dedup.cluster import JOIN_MARGIN
-from aggregator.dedup.embed import Embedder
-from aggregator.dedup.evaluate import (
+from aggregator.clustering.dedup.cluster import JOIN_MARGIN
+from aggregator.clustering.dedup.embed import Embedder
+from aggregator.clustering.dedup.evaluate import (
     Dataset,
     evaluate_clusters,
     evaluate_pairs,
@@ -28,9 +28,9 @@ from aggregator.dedup.evaluate import (
     load,
     split_half,
 )
-from aggregator.dedup.features import EntryFeatures, FeatureExtractor
-from aggregator.dedup.language import LanguageDetector
-from aggregator.dedup.match import Calibration
+from aggregator.clustering.dedup.features import EntryFeatures, FeatureExtractor
+from aggregator.clustering.dedup.language import LanguageDetector
+from aggregator.clustering.dedup.match import Calibration
 
 GRID = {
     "threshold": [0.34, 0.37, 0.40, 0.43, 0.46, 0.49, 0.52, 0.55, 0.58, 0.61],

@@ -8,8 +8,9 @@ sample of the poll benchmark's synthetic feeds, in one run and interleaved per d
 - ``fp-default``: ``feedparser.parse`` with its defaults (sanitize_html and
   resolve_relative_uris on), what lemon24/reader and most Python aggregators pay;
 - ``fp-raw``: ``feedparser.parse`` with ``sanitize_html=False, resolve_relative_uris=False``;
-- ``parse``: our ``aggregator.parse.parse_feed`` (feedparser raw + our own entry extraction);
-- ``normalize``: our ``aggregator.normalize.normalize_feed`` on that result (URLs, identity,
+- ``parse``: our ``aggregator.polling.parse.parse_feed`` (feedparser raw + our own entry
+extraction);
+- ``normalize``: our ``aggregator.polling.normalize.normalize_feed`` on that result (URLs, identity,
   dates, nh3 sanitizing, plain text);
 - ``ours``: parse + normalize.
 
@@ -36,8 +37,8 @@ import feedparser
 from synthfeeds import make_feed
 
 from aggregator.errors import ParseError
-from aggregator.normalize import normalize_feed
-from aggregator.parse import parse_feed
+from aggregator.polling.normalize import normalize_feed
+from aggregator.polling.parse import parse_feed
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "feeds"
 CORPORA = ("fastfeedparser-realworld", "rss-parser-inputs", "miniflux-testdata",

@@ -135,7 +135,7 @@ def _measured(poll: Any) -> dict[str, Any]:
 def _ours(urls: list[str], workers: int, workdir: Path, processes: int) -> Any:
     # Imported in the child only, so each system's RSS holds its own modules alone.
     from aggregator.catalog import Catalog, CategoryConfig, Rule, SourceConfig  # noqa: PLC0415
-    from aggregator.service import Service  # noqa: PLC0415
+    from aggregator.runtime.service import Service  # noqa: PLC0415
     from aggregator.settings import Settings  # noqa: PLC0415
     from aggregator.store import open_store, upgrade  # noqa: PLC0415
 

@@ -17,14 +17,14 @@ from pathlib import Path
 # (label, substrings any of which puts a stack in the stage); order matters.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("fetch (requests/urllib3/http.client, worker threads)",
-     ("aggregator/fetch.py", "aggregator/fetch/", "Refresher._fetch", "fetch_group (",
+     ("aggregator/polling/fetch/", "Refresher._fetch", "fetch_group (",
       "reader/_parser/requests",
       "reader/_parser/_http", "_parser/http", "retrieve")),
     ("parse: feedparser", ("feedparser/",)),
-    ("parse: our parse.py (outside feedparser)", ("parse_feed (aggregator/parse.py",)),
-    ("normalize: sanitize (nh3 + sanitize.py)", ("aggregator/sanitize.py", "nh3")),
-    ("normalize: other", ("aggregator/normalize.py",)),
-    ("classify", ("aggregator/classify.py",)),
+    ("parse: our parse.py (outside feedparser)", ("parse_feed (aggregator/polling/parse.py",)),
+    ("normalize: sanitize (nh3 + sanitize.py)", ("aggregator/safety/sanitize.py", "nh3")),
+    ("normalize: other", ("aggregator/polling/normalize.py",)),
+    ("classify", ("aggregator/editorial/classify.py",)),
     ("store: SQL executed in SQLite", ("do_execute (", "do_executemany (", "do_commit (")),
     ("store: SQLAlchemy/SQLModel Python overhead", ("sqlalchemy/", "sqlmodel/")),
     ("store: our repository.py", ("aggregator/store/",)),
@@ -32,7 +32,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("reader: update logic", ("reader/_update", "reader/core.py")),
     ("body hash", ("sha256", "hashlib")),
     ("thread pool / scheduling", ("concurrent/futures", "threading.py")),
-    ("poll workers: pipes and pickling", ("aggregator/pollworkers.py", "multiprocessing/")),
+    ("poll workers: pipes and pickling", ("aggregator/polling/workers.py", "multiprocessing/")),
 )
 # A stack under the fork server belongs to a poll worker process (py-spy --subprocesses).
 WORKER_MARK = "multiprocessing.forkserver"

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from aggregator.catalog import CategoryConfig
+from aggregator.clustering.dedup.embed import Embedder, LanguageCentering
+from aggregator.clustering.dedup.features import EntryFeatures, FeatureExtractor, input_from_text
+from aggregator.clustering.dedup.language import LanguageDetector
 from aggregator.clustering.topic import TopicMatcher
-from aggregator.dedup.embed import Embedder, LanguageCentering
-from aggregator.dedup.features import EntryFeatures, FeatureExtractor, input_from_text
-from aggregator.dedup.language import LanguageDetector
 
 THRESHOLDS = (0.08, 0.10, 0.12, 0.14, 0.16, 0.18, 0.20)
 SEEN = (0, 30, 100, 200)

@@ -13,8 +13,6 @@ from aggregator.catalog import load_catalog
 from aggregator.cli.context import Context
 from aggregator.cli.progress import cluster_progress, progress_for
 from aggregator.errors import ConfigError
-from aggregator.store import current_revision, open_store
-from aggregator.store import upgrade as upgrade_schema
 
 log = logging.getLogger("aggregator.cli")
 
@@ -27,6 +25,9 @@ def cmd_check(ctx: Context) -> int:
 
 
 def cmd_db_upgrade(ctx: Context) -> int:
+    from aggregator.store import current_revision, open_store
+    from aggregator.store import upgrade as upgrade_schema
+
     store = open_store(ctx.settings.database_url)
     try:
         before = current_revision(store.engine)
@@ -39,8 +40,8 @@ def cmd_db_upgrade(ctx: Context) -> int:
 
 
 def cmd_poll(ctx: Context) -> int:
-    from aggregator.refresh import utc_now
-    from aggregator.service import Service
+    from aggregator.clock import utc_now
+    from aggregator.runtime.service import Service
 
     catalog = ctx.catalog()
     store = ctx.store(auto_upgrade=True)
@@ -72,7 +73,7 @@ def cmd_poll(ctx: Context) -> int:
 
 
 def cmd_publish(ctx: Context) -> int:
-    from aggregator.service import make_outputs
+    from aggregator.runtime.service import make_outputs
 
     out: Path = ctx.args.out
     store = ctx.store(auto_upgrade=False)
@@ -95,7 +96,7 @@ def cmd_publish(ctx: Context) -> int:
     print(f"published to {out}: {len(written)} written, {same} unchanged")
     changed = outputs.live_feed_urls(written)
     if ctx.settings.websub_hub and changed:
-        from aggregator.websub import ping_hub
+        from aggregator.publishing.websub import ping_hub
 
         sent = ping_hub(ctx.settings.websub_hub, changed, user_agent=ctx.settings.user_agent)
         print(f"pinged {ctx.settings.websub_hub}: {sent} of {len(changed)} feeds accepted")
@@ -103,8 +104,8 @@ def cmd_publish(ctx: Context) -> int:
 
 
 def cmd_cluster(ctx: Context) -> int:
-    from aggregator.refresh import utc_now
-    from aggregator.service import make_stage
+    from aggregator.clock import utc_now
+    from aggregator.runtime.service import make_stage
 
     store = ctx.store(auto_upgrade=False)
     try:
@@ -124,8 +125,8 @@ def cmd_cluster(ctx: Context) -> int:
 
 
 def cmd_prune(ctx: Context) -> int:
-    from aggregator.refresh import utc_now
-    from aggregator.retention import prune
+    from aggregator.clock import utc_now
+    from aggregator.runtime.retention import prune
 
     days = ctx.args.days if ctx.args.days is not None else ctx.settings.retention_days
     if days <= 0:
@@ -158,8 +159,8 @@ def cmd_eval_dedup(ctx: Context) -> int:
 
 def cmd_rules_test(ctx: Context) -> int:
     from aggregator.catalog import parse_duration
-    from aggregator.dryrun import changed_rules, describe, rules_dry_run
-    from aggregator.refresh import utc_now
+    from aggregator.clock import utc_now
+    from aggregator.editorial.dryrun import changed_rules, describe, rules_dry_run
 
     args = ctx.args
     if args.file is not None:
@@ -194,7 +195,7 @@ def cmd_rules_test(ctx: Context) -> int:
 
 
 def cmd_run(ctx: Context) -> int:
-    from aggregator.service import Service
+    from aggregator.runtime.service import Service
 
     catalog = ctx.catalog()
     store = ctx.store(auto_upgrade=True)

@@ -7,19 +7,15 @@ import argparse
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aggregator import __version__
 from aggregator.catalog import Catalog, load_catalog
 from aggregator.errors import StoreError
 from aggregator.settings import Settings
-from aggregator.store import (
-    Store,
-    current_revision,
-    head_revision,
-    is_known_revision,
-    open_store,
-)
-from aggregator.store import upgrade as upgrade_schema
+
+if TYPE_CHECKING:
+    from aggregator.store import Store
 
 log = logging.getLogger("aggregator.cli")
 
@@ -33,6 +29,11 @@ class Context:
         return load_catalog(self.settings.config_dir)
 
     def store(self, *, auto_upgrade: bool) -> Store:
+        # Imported here: SQLAlchemy and Alembic are most of a command's start-up, and
+        # `--help`, `check` and the config edits never open the store.
+        from aggregator.store import current_revision, head_revision, is_known_revision, open_store
+        from aggregator.store import upgrade as upgrade_schema
+
         store = open_store(self.settings.database_url)
         revision = current_revision(store.engine)
         head = head_revision()

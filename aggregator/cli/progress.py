@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from aggregator.store import PollOutcome
+from aggregator.types import PollOutcome
 
 
 def progress_for(total: int) -> ProgressBar | None:

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 from aggregator.cli.context import Context, when_text
 from aggregator.cli.progress import step_progress
 from aggregator.errors import ConfigError
-from aggregator.store import SourceStatus
+from aggregator.types import SourceStatus
 
 if TYPE_CHECKING:
 
-    from aggregator.discover import DiscoveredFeed
+    from aggregator.polling.discover import DiscoveredFeed
 
 
 log = logging.getLogger("aggregator.cli")
@@ -39,8 +39,8 @@ def cmd_sources_list(ctx: Context) -> int:
 
 
 def cmd_sources_add(ctx: Context) -> int:
-    from aggregator.service import make_fetcher
-    from aggregator.subscribe import NewSource, append_source, find_feed, slug_for
+    from aggregator.editorial.subscribe import NewSource, append_source, find_feed, slug_for
+    from aggregator.runtime.service import make_fetcher
 
     args = ctx.args
     catalog = ctx.catalog()
@@ -64,7 +64,7 @@ def cmd_sources_add(ctx: Context) -> int:
 
 
 def _chooser(pick: int | None) -> Callable[[Sequence[DiscoveredFeed]], DiscoveredFeed]:
-    from aggregator.subscribe import SubscribeError
+    from aggregator.editorial.subscribe import SubscribeError
 
     def choose(candidates: Sequence[DiscoveredFeed]) -> DiscoveredFeed:
         listing = "\n".join(f"  {n}. {c.url}  {c.title or ''}".rstrip()
@@ -95,7 +95,7 @@ _APPLIED = ("a running `aggregator run` applies it within AGGREGATOR_CONFIG_RELO
 
 def cmd_sources_edit(ctx: Context) -> int:
     """``sources pause|resume|remove ID``: the change is made in sources.toml."""
-    from aggregator.configedit import remove_source, set_source_enabled
+    from aggregator.editorial.configedit import remove_source, set_source_enabled
 
     folder = ctx.settings.config_dir
     source_id: str = ctx.args.id
@@ -111,8 +111,8 @@ def cmd_sources_edit(ctx: Context) -> int:
 
 
 def cmd_sources_import_opml(ctx: Context) -> int:
-    from aggregator.configedit import add_sources
-    from aggregator.opmlsources import Configured, plan_import, read_outlines
+    from aggregator.editorial.configedit import add_sources
+    from aggregator.editorial.opml import Configured, plan_import, read_outlines
 
     args = ctx.args
     folder = ctx.settings.config_dir
@@ -144,7 +144,7 @@ def cmd_sources_import_opml(ctx: Context) -> int:
 
 
 def cmd_sources_export_opml(ctx: Context) -> int:
-    from aggregator.opmlsources import export_opml
+    from aggregator.editorial.opml import export_opml
 
     document = export_opml(ctx.catalog())
     out: Path | None = ctx.args.out

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 from aggregator.cli.context import Context, when_text
 from aggregator.errors import ConfigError
-from aggregator.store import Store
 from aggregator.types import Membership
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
+    from aggregator.store import Store
     from aggregator.store.overrides import OverrideView
     from aggregator.store.stories import CategoryDecision
     from aggregator.types import StoryView
@@ -142,7 +142,7 @@ def _known_category(ctx: Context, category: str | None) -> None:
 
 def cmd_stories_correct(ctx: Context) -> int:
     """``stories merge|split|pin|hide|undo``: an editor's correction, applied at once."""
-    from aggregator.refresh import utc_now
+    from aggregator.clock import utc_now
 
     args, by, now = ctx.args, _by(ctx), utc_now()
     command = args.stories_command

@@ -14,12 +14,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
+from aggregator.clustering.dedup.embed import LanguageCentering
+from aggregator.clustering.dedup.evaluate import (
+    UNDATED,
+    feed_order,
+    load,
+    score_clusters,
+    score_pairs,
+)
+from aggregator.clustering.dedup.features import EntryFeatures, EntryInput
+from aggregator.clustering.dedup.match import Calibration, Matcher
 from aggregator.clustering.stage import ClusteringStage, Models
-from aggregator.dedup.embed import LanguageCentering
-from aggregator.dedup.evaluate import UNDATED, feed_order, load, score_clusters, score_pairs
-from aggregator.dedup.features import EntryFeatures, EntryInput
-from aggregator.dedup.match import Calibration, Matcher
-from aggregator.normalize import normalize_feed
+from aggregator.polling.normalize import normalize_feed
 from aggregator.store import Store, open_store, upgrade
 from aggregator.types import FetchResult, ParsedEntry, ParsedFeed
 

@@ -18,19 +18,19 @@ from itertools import groupby
 from typing import Any
 
 from aggregator.catalog import Catalog
+from aggregator.clock import utc_now
+from aggregator.clustering.dedup.cluster import NEW, WINDOW, Clusterer, Decision, Overrides
+from aggregator.clustering.dedup.embed import Embedder, LanguageCentering, Vector
+from aggregator.clustering.dedup.features import EntryFeatures, FeatureExtractor, input_from_text
+from aggregator.clustering.dedup.language import LanguageDetector
+from aggregator.clustering.dedup.match import Calibration, Matcher
 from aggregator.clustering.topic import (
     MIN_CENTERED_ENTRIES,
     TopicEntry,
     TopicMatcher,
     topic_categories,
 )
-from aggregator.dedup.cluster import NEW, WINDOW, Clusterer, Decision, Overrides
-from aggregator.dedup.embed import Embedder, LanguageCentering, Vector
-from aggregator.dedup.features import EntryFeatures, FeatureExtractor, input_from_text
-from aggregator.dedup.language import LanguageDetector
-from aggregator.dedup.match import Calibration, Matcher
 from aggregator.metrics import Metrics
-from aggregator.refresh import utc_now
 from aggregator.store import Store, history
 from aggregator.store.clustering import ClusterWriter, PendingEntry, Placement
 from aggregator.store.overrides import clustering_constraints

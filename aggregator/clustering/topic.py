@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from aggregator.catalog import Catalog, CategoryConfig
-from aggregator.classify import Classifiable, explain, topic_reason
-from aggregator.dedup.embed import LanguageCentering, Vector, normalize_rows
-from aggregator.dedup.features import EntryInput, FeatureExtractor
-from aggregator.types import CategoryMatch
+from aggregator.clustering.dedup.embed import LanguageCentering, Vector, normalize_rows
+from aggregator.clustering.dedup.features import EntryInput, FeatureExtractor
+from aggregator.editorial.classify import Classifiable, explain, topic_reason
+from aggregator.types import CategoryMatch, CategoryOrigin
 
 # Before the centering has seen this many entries it is mostly the neutral reference, and
 # similarities run high: on the dev data, precision at the default threshold was 0.09 with no
@@ -138,5 +138,6 @@ class TopicMatcher:
                 reason = topic_reason(similarity, target.threshold,
                                       description=target.description, examples=target.examples)
                 found.append((item.entry_id, CategoryMatch(target.category_id,
-                                                           round(similarity, 4), reason)))
+                                                           round(similarity, 4), reason,
+                                                           CategoryOrigin.TOPIC)))
         return found

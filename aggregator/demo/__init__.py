@@ -51,7 +51,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def run_demo(settings: Settings, *, port: int, once: bool) -> int:
     from aggregator.cli.progress import cluster_progress, progress_for
-    from aggregator.service import Service
+    from aggregator.runtime.service import Service
 
     with tempfile.TemporaryDirectory(prefix="aggregator-demo-") as tmp, FeedServer() as feeds:
         feeds.serve_directory(FEEDS_DIR)
@@ -93,7 +93,7 @@ def run_demo(settings: Settings, *, port: int, once: bool) -> int:
 
 
 def _print_stories(settings: Settings, store: Store, catalog: Catalog) -> None:
-    from aggregator.service import make_outputs
+    from aggregator.runtime.service import make_outputs
 
     outputs = make_outputs(settings, store, catalog)
     for category in catalog.categories:
@@ -105,7 +105,7 @@ def _print_stories(settings: Settings, store: Store, catalog: Catalog) -> None:
 
 
 def _print_urls(settings: Settings, categories: Sequence[CategoryConfig]) -> None:
-    from aggregator.publish import feed_url
+    from aggregator.publishing.formats import feed_url
 
     base = settings.public_url
     print(f"open {base}/  (index)")

@@ -7,11 +7,8 @@
 from aggregator.store.engine import make_engine
 from aggregator.store.migrate import current_revision, head_revision, is_known_revision, upgrade
 from aggregator.store.repository import Store, open_store
-from aggregator.store.sourcerows import PollOutcome, SourceStatus
 
 __all__ = [
-    "PollOutcome",
-    "SourceStatus",
     "Store",
     "current_revision",
     "head_revision",

@@ -17,10 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from aggregator.classify import is_topic_reason
 from aggregator.store.models import UTCDateTime
 from aggregator.store.tables import CATEGORIES, ENTRIES, STORIES
-from aggregator.types import CategoryMatch, NormalizedEntry
+from aggregator.types import CategoryMatch, CategoryOrigin, NormalizedEntry
 
 MAX_IDENTITY_KEY = 500
 # Values per IN (...) list; stays far below every engine's bound-parameter limit.
@@ -115,11 +114,11 @@ def _update(connection: Connection,
     for chunk in _chunks(ids):
         for row in connection.execute(
                 sa.select(CATEGORIES.c.entry_id, CATEGORIES.c.category_id, CATEGORIES.c.score,
-                          CATEGORIES.c.reason)
+                          CATEGORIES.c.reason, CATEGORIES.c.origin)
                 .where(CATEGORIES.c.entry_id.in_(chunk))):
-            if is_topic_reason(row.reason or ""):
+            if row.origin == CategoryOrigin.TOPIC:
                 kept_topics.setdefault(row.entry_id, []).append(
-                    CategoryMatch(row.category_id, row.score, row.reason))
+                    CategoryMatch(row.category_id, row.score, row.reason, CategoryOrigin.TOPIC))
         connection.execute(CATEGORIES.delete().where(CATEGORIES.c.entry_id.in_(chunk)))
     rows: list[tuple[int, Sequence[CategoryMatch]]] = []
     for old, _, matches in changed:
@@ -292,6 +291,7 @@ def _count_members(connection: Connection, story_ids: list[int],
 def _insert_categories(connection: Connection,
                        rows: list[tuple[int, Sequence[CategoryMatch]]]) -> None:
     values = [{"entry_id": entry_id, "category_id": m.category_id, "score": m.score,
-               "reason": m.reason[:500]} for entry_id, matches in rows for m in matches]
+               "reason": m.reason[:500], "origin": m.origin.value}
+              for entry_id, matches in rows for m in matches]
     if values:
         connection.execute(CATEGORIES.insert(), values)

@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from aggregator.errors import StoreError
 from aggregator.store.entries import _chunks, _when
 from aggregator.store.tables import CATEGORIES, ENTRIES
-from aggregator.types import CategoryMatch
+from aggregator.types import CategoryMatch, CategoryOrigin
 
 # Entries per read of a dry run: texts can be long, so pages stay small.
 HISTORY_PAGE = 200
@@ -48,6 +48,7 @@ class HistoryEntry:
     entry: StoredEntry
     score: float | None = None
     reason: str | None = None
+    origin: CategoryOrigin | None = None
 
     @property
     def accepted(self) -> bool:
@@ -76,12 +77,14 @@ def history_page(connection: Connection, category_id: str, source_ids: Sequence[
     joined = ENTRIES.outerjoin(CATEGORIES, sa.and_(CATEGORIES.c.entry_id == ENTRIES.c.id,
                                                    CATEGORIES.c.category_id == category_id))
     rows = connection.execute(
-        sa.select(*_columns(), CATEGORIES.c.score, CATEGORIES.c.reason)
+        sa.select(*_columns(), CATEGORIES.c.score, CATEGORIES.c.reason, CATEGORIES.c.origin)
         .select_from(joined)
         .where(ENTRIES.c.source_id.in_(sorted(set(source_ids))),
                ENTRIES.c.published_at >= _when("since"), ENTRIES.c.id > after)
         .order_by(ENTRIES.c.id).limit(limit), {"since": since})
-    return [HistoryEntry(_stored(row), row.score, row.reason) for row in rows]
+    return [HistoryEntry(_stored(row), row.score, row.reason,
+                         None if row.origin is None else CategoryOrigin(row.origin))
+            for row in rows]
 
 
 def iter_history(engine: Engine, category_id: str, source_ids: Sequence[str],
@@ -125,7 +128,7 @@ def add_categories(connection: Connection, matches: Sequence[tuple[int, Category
     """Store these (entry id, match) pairs; a pair already stored (by a poll that ran in the
     meantime) keeps its decision. Returns how many were written."""
     values = [{"entry_id": entry_id, "category_id": m.category_id, "score": m.score,
-               "reason": m.reason[:500]} for entry_id, m in matches]
+               "reason": m.reason[:500], "origin": m.origin.value} for entry_id, m in matches]
     if not values:
         return 0
     dialect = connection.dialect.name

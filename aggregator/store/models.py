@@ -152,6 +152,7 @@ class EntryCategory(SQLModel, table=True):
     category_id: str = Field(primary_key=True, max_length=64, index=True)
     score: float = 1.0
     reason: str = Field(max_length=500)
+    origin: str = Field(default="rules", max_length=16)
 
 
 class EntryFeatureRecord(SQLModel, table=True):

@@ -29,7 +29,6 @@ from aggregator.store.gauges import StoreGauges, oldest_due, read_gauges
 from aggregator.store.history import HistoryEntry, iter_history
 from aggregator.store.models import Entry, EntryCategory, EntryFeatureRecord, Source, Story
 from aggregator.store.overrides import OverrideView
-from aggregator.store.sourcerows import PollOutcome, SourceStatus
 from aggregator.store.stories import CategoryDecision, StoryDetail
 from aggregator.types import (
     CategoryMatch,
@@ -37,6 +36,9 @@ from aggregator.types import (
     FetchResult,
     Membership,
     NormalizedEntry,
+    PollOutcome,
+    PollResult,
+    SourceStatus,
     StoryView,
 )
 
@@ -193,7 +195,7 @@ class Store:
         with self._guard(), self._write() as session:
             row = sourcerows.leased(session, source_id, owner)
             if row is None:
-                return PollOutcome(source_id, "lease_lost", status=fetch.status)
+                return PollOutcome(source_id, PollResult.LEASE_LOST, status=fetch.status)
             connection = session.connection()
             entries = sourcerows.without_tombstoned(connection, source_id, entries, now)
             leases.lock_story_keys(connection, (e.url for e, _ in entries),
@@ -211,8 +213,9 @@ class Store:
             row.error_count = 0
             row.last_error = row.last_error_kind = None
             session.commit()
-        return PollOutcome(source_id, "updated" if new or updated else "unchanged",
-                           new_entries=new, updated_entries=updated, status=fetch.status)
+        result = PollResult.UPDATED if new or updated else PollResult.UNCHANGED
+        return PollOutcome(source_id, result, new_entries=new, updated_entries=updated,
+                           status=fetch.status)
 
     # -- stories -------------------------------------------------------------------------
 

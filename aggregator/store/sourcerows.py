@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -20,63 +18,18 @@ from aggregator.errors import StoreError
 from aggregator.store import leases, retention
 from aggregator.store.entries import identity
 from aggregator.store.models import Source
-from aggregator.types import CategoryMatch, FetchResult, NormalizedEntry
+from aggregator.types import (
+    CategoryMatch,
+    FetchResult,
+    NormalizedEntry,
+    SourceStatus,
+)
 
 log = logging.getLogger(__name__)
 
 # A permanent redirect becomes the source's URL only after this many polls in a row saw the
 # same target: one 301 can be a misconfiguration being fixed, two in a row are a decision.
 PERMANENT_REDIRECT_CONFIRMATIONS = 2
-
-
-@dataclass(frozen=True)
-class SourceStatus:
-    """A source row as the scheduler, the CLI and the API see it (health included)."""
-
-    id: str
-    url: str
-    configured_url: str | None
-    title: str | None
-    site_url: str | None
-    language: str | None
-    categories: tuple[str, ...]
-    state: str
-    interval_seconds: int
-    etag: str | None
-    last_modified: str | None
-    body_hash: str | None
-    next_check_at: datetime | None
-    last_checked_at: datetime | None
-    last_success_at: datetime | None
-    last_status: int | None
-    last_duration_ms: int | None
-    last_bytes: int | None
-    last_new_entries: int | None
-    last_updated_entries: int | None
-    publish_interval_seconds: float | None
-    error_count: int
-    last_error: str | None
-    last_error_kind: str | None
-    public_only: bool = False
-
-    def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key, value in data.items():
-            if isinstance(value, datetime):
-                data[key] = value.isoformat()
-        data["categories"] = list(self.categories)
-        return data
-
-
-@dataclass(frozen=True)
-class PollOutcome:
-    source_id: str
-    result: str  # "updated", "not_modified", "unchanged", "error"
-    new_entries: int = 0
-    updated_entries: int = 0
-    status: int | None = None
-    error: str | None = None
-    error_kind: str | None = None
 
 
 def status_of(row: Source) -> SourceStatus:

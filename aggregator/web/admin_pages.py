@@ -13,12 +13,11 @@ from urllib.parse import quote
 
 from aggregator.catalog import CategoryConfig
 from aggregator.clustering.explain import explain
-from aggregator.dryrun import DryRun, DryRunEntry
-from aggregator.publish.common import clean, safe_link
-from aggregator.store import SourceStatus
+from aggregator.editorial.dryrun import DryRun, DryRunEntry
+from aggregator.publishing.formats.common import clean, safe_link
 from aggregator.store.overrides import OverrideView
 from aggregator.store.stories import EntryDetail, StoryDetail
-from aggregator.types import StoryView
+from aggregator.types import SourceStatus, StoryView
 from aggregator.web.auth import ADMIN_PREFIX, CSRF_FIELD
 
 STYLE = (

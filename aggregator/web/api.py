@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aggregator.catalog import CategoryConfig
 from aggregator.clustering.explain import explain
-from aggregator.dryrun import DryRun, DryRunEntry
+from aggregator.editorial.dryrun import DryRun, DryRunEntry
 from aggregator.store.overrides import OverrideView
 from aggregator.store.stories import EntryDetail, StoryDetail
 from aggregator.web.auth import (

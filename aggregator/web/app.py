@@ -1,7 +1,7 @@
 """The FastAPI application: output feeds with HTTP caching, OPML, JSON API, index, health.
 
 Built by ``create_app`` from objects the entry point made (no globals). Feed documents come
-from ``aggregator.outputs`` so the server and ``publish --out`` return identical bytes.
+from ``aggregator.publishing.outputs`` so the server and ``publish --out`` return identical bytes.
 """
 
 from __future__ import annotations
@@ -20,15 +20,16 @@ from aggregator import __version__
 from aggregator.errors import StoreError
 from aggregator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from aggregator.metrics import Metrics
-from aggregator.outputs import (
+from aggregator.publishing.formats import FEED_FORMATS, feed_url
+from aggregator.publishing.outputs import (
     INDEX_PATH,
     Document,
     Outputs,
     parse_archive_path,
     parse_feed_name,
 )
-from aggregator.publish import FEED_FORMATS, feed_url
-from aggregator.representative import for_output
+from aggregator.publishing.representative import for_output
+from aggregator.publishing.watcher import OutputWatcher
 from aggregator.store import Store
 from aggregator.web.admin import include_admin
 from aggregator.web.api import StoryId, include_api
@@ -36,7 +37,6 @@ from aggregator.web.auth import Auth
 from aggregator.web.documents import DocumentApp, document_path, respond
 from aggregator.web.editing import Workbench
 from aggregator.web.health import Readiness
-from aggregator.web.watcher import OutputWatcher
 
 MAX_API_LIMIT = 500
 

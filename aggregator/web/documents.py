@@ -1,7 +1,8 @@
 """Serves the output documents from memory: a thin ASGI layer in front of the FastAPI app.
 
 Feeds, archive pages, HTML pages and the OPML list are bytes rendered once per change
-(``aggregator.outputs``). This layer answers GET and HEAD for them without FastAPI's routing,
+(``aggregator.publishing.outputs``). This layer answers GET and HEAD for them without FastAPI's
+routing,
 validation, thread hop and middleware stack (``DocumentApp`` puts it in front of all of them),
 because those cost more than the answer itself: each document's headers are built once per
 coding and status and kept with it, so a request is a dictionary lookup and two sends.
@@ -20,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aggregator.errors import StoreError
-from aggregator.outputs import INDEX_PATH, OPML_PATH, Document, Outputs
+from aggregator.publishing.outputs import INDEX_PATH, OPML_PATH, Document, Outputs
 from aggregator.web.conditional import choose_coding, http_date, is_not_modified
 
 RawHeaders = list[tuple[bytes, bytes]]

@@ -29,7 +29,8 @@ from aggregator.catalog import (
     parse_duration,
     parse_rule,
 )
-from aggregator.configedit import (
+from aggregator.clock import utc_now
+from aggregator.editorial.configedit import (
     ConfigNotWritable,
     NewSource,
     UnknownItem,
@@ -38,16 +39,15 @@ from aggregator.configedit import (
     set_category_rules,
     set_source_enabled,
 )
-from aggregator.dryrun import DryRun, rules_dry_run
+from aggregator.editorial.dryrun import DryRun, rules_dry_run
+from aggregator.editorial.subscribe import slug_for
 from aggregator.errors import AggregatorError, ConfigError
-from aggregator.netguard import forbidden_reason
-from aggregator.outputs import Outputs
-from aggregator.refresh import utc_now
-from aggregator.store import SourceStatus, Store
+from aggregator.publishing.outputs import Outputs
+from aggregator.safety.netguard import forbidden_reason
+from aggregator.store import Store
 from aggregator.store.overrides import OverrideView
 from aggregator.store.stories import StoryDetail
-from aggregator.subscribe import slug_for
-from aggregator.types import StoryView
+from aggregator.types import SourceStatus, StoryView
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+from aggregator.clock import utc_now
 from aggregator.errors import StoreError
-from aggregator.metrics import Metrics, utc_now
+from aggregator.metrics import Metrics
 from aggregator.store import Store
 
 # A probe that waits longer than this for the database calls it down: load balancers probe

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from aggregator.catalog import Catalog, load_catalog
 from aggregator.clustering import ClusteringStage, Models
 from aggregator.demo.feedserver import FeedServer, Resource
-from aggregator.outputs import Outputs
-from aggregator.service import Service
+from aggregator.publishing.outputs import Outputs
+from aggregator.runtime.service import Service
 from aggregator.settings import Settings
 from aggregator.store import Store
 from tests.support.feeds import rss, write_config

@@ -1,6 +1,7 @@
 """The deploy files (issue 8, acceptance 1) checked by the tools that will read them.
 
-- ``systemd-analyze verify`` on deploy/aggregator.service, in a throwaway root that holds the
+- ``systemd-analyze verify`` on deploy/aggregator.service, in a throwaway root that holds
+the
   system's own units and a stand-in for /opt/aggregator/bin/aggregator (verify refuses a unit
   whose ExecStart binary is missing); ``systemd-analyze security`` scores its hardening.
 - ``docker compose config`` (or Debian's ``docker-compose config``) on deploy/compose.yaml, set

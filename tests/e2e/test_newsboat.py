@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.outputs import Outputs
+from aggregator.publishing.outputs import Outputs
 from aggregator.store import Store
 from aggregator.web import create_app
 from tests.integration.test_outputs import Newsroom, outputs_for

@@ -13,9 +13,9 @@ import pytest
 from aggregator.catalog import load_catalog
 from aggregator.demo import FEEDS_DIR, write_demo_config
 from aggregator.demo.feedserver import FeedServer
-from aggregator.outputs import FeedName, Outputs
-from aggregator.publish import MEDIA_TYPES
-from aggregator.service import Service
+from aggregator.publishing.formats import MEDIA_TYPES
+from aggregator.publishing.outputs import FeedName, Outputs
+from aggregator.runtime.service import Service
 from aggregator.settings import Settings
 from aggregator.store import Store
 from tests.support import feedvalidator

@@ -14,7 +14,7 @@ import feedparser
 import pytest
 
 from aggregator.demo.feedserver import FeedServer, Resource
-from aggregator.representative import for_output
+from aggregator.publishing.representative import for_output
 from aggregator.store import open_store
 from tests.support.feeds import aggregator, atom, rss, write_config
 

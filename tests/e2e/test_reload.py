@@ -16,8 +16,8 @@ from typing import Any
 import feedparser
 import requests
 
-from aggregator.configedit import NewCategory, NewSource, add_sources
 from aggregator.demo.feedserver import FeedServer, Resource
+from aggregator.editorial.configedit import NewCategory, NewSource, add_sources
 from tests.support.feeds import aggregator, cli_env, rss, write_config
 
 DEADLINE_SECONDS = 60

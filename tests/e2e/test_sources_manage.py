@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.catalog import load_catalog
-from aggregator.opmlsources import read_outlines
+from aggregator.editorial.opml import read_outlines
 from tests.support.feeds import CLI_TIMEOUT_SECONDS, aggregator, cli_env, write_config
 from tests.support.shared import in_ci, require_shared
 

@@ -14,8 +14,8 @@ import pytest
 
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
 from aggregator.demo.feedserver import FeedServer, Resource
-from aggregator.outputs import Outputs
-from aggregator.service import Service
+from aggregator.publishing.outputs import Outputs
+from aggregator.runtime.service import Service
 from aggregator.settings import Settings
 from aggregator.store import Store
 from tests.support.outputchecks import json_feed

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.publish import MEDIA_TYPES
+from aggregator.publishing.formats import MEDIA_TYPES
 from aggregator.store import Store
 from tests.integration.test_outputs import BASE, Newsroom, outputs_for
 from tests.support import feedvalidator

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
 from aggregator.clustering import ClusteringStage, Models
 from aggregator.demo.feedserver import FeedServer, Resource
-from aggregator.service import Service
+from aggregator.runtime.service import Service
 from aggregator.settings import Settings
 from aggregator.store import Store
 from tests.support.feeds import rss

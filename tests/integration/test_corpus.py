@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from aggregator.errors import ParseError
-from aggregator.normalize import MAX_FUTURE_SKEW, normalize_feed
-from aggregator.parse import parse_feed
+from aggregator.polling.normalize import MAX_FUTURE_SKEW, normalize_feed
+from aggregator.polling.parse import parse_feed
 from aggregator.types import ParsedFeed
 from tests.support.shared import require_shared, shared_dir
 

@@ -13,12 +13,12 @@ import pytest
 import sqlalchemy as sa
 
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig, parse_rule
-from aggregator.classify import topic_reason
 from aggregator.demo.feedserver import FeedServer, Resource
-from aggregator.dryrun import TOPIC_OFF_REASON, DryRun, changed_rules, rules_dry_run
+from aggregator.editorial.classify import topic_reason
+from aggregator.editorial.dryrun import TOPIC_OFF_REASON, DryRun, changed_rules, rules_dry_run
 from aggregator.errors import ConfigError
-from aggregator.refresh import Refresher
-from aggregator.service import make_fetcher
+from aggregator.polling.poller import Refresher
+from aggregator.runtime.service import make_fetcher
 from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.store.history import add_categories, iter_history

@@ -13,7 +13,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aggregator.publish import MEDIA_TYPES, feed_url, render_atom, render_opml, render_rss
+from aggregator.publishing.formats import (
+    MEDIA_TYPES,
+    feed_url,
+    render_atom,
+    render_opml,
+    render_rss,
+)
 from aggregator.types import EntryView, OutputFeed, StoryView
 from tests.support import feedvalidator
 from tests.unit.test_publish import AUTHORITY, BASE, empty_feed, sample_feed

@@ -15,7 +15,7 @@ import pytest
 
 from aggregator.demo.feedserver import FeedServer, Resource
 from aggregator.errors import FetchError
-from aggregator.fetch import MAX_REDIRECTS, Fetcher
+from aggregator.polling.fetch import MAX_REDIRECTS, Fetcher
 
 USER_AGENT = "aggregator-tests/1.0 (+https://example.org/bot)"
 BODY = b"<rss version='2.0'><channel><title>t</title></channel></rss>"

@@ -21,11 +21,11 @@ import pytest
 
 from aggregator.demo.feedserver import FeedServer, Resource
 from aggregator.errors import FetchError, ParseError
-from aggregator.fetch import DEFAULT_429_RETRY_AFTER, MAX_RETRY_AFTER, Fetcher
-from aggregator.fetch.content import looks_like_html_page
-from aggregator.hosts import HostGate
-from aggregator.netguard import IPAddress, NetGuard, parse_address, system_resolver
-from aggregator.parse import parse_feed
+from aggregator.polling.fetch import DEFAULT_429_RETRY_AFTER, MAX_RETRY_AFTER, Fetcher
+from aggregator.polling.fetch.content import looks_like_html_page
+from aggregator.polling.hosts import HostGate
+from aggregator.polling.parse import parse_feed
+from aggregator.safety.netguard import IPAddress, NetGuard, parse_address, system_resolver
 from tests.support.shared import shared_dir
 
 USER_AGENT = "aggregator-tests/1.0 (+https://example.org/bot)"

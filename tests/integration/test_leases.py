@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from aggregator.catalog import Catalog, CategoryConfig
 from aggregator.clustering import ClusteringStage, Models
 from aggregator.errors import StoreError
-from aggregator.outputs import Outputs
+from aggregator.publishing.outputs import Outputs
 from aggregator.store import Store, open_store
 from aggregator.store.entries import write_entries
 from aggregator.store.leases import lock_story_keys

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
 from aggregator.demo.feedserver import FeedServer, Resource
-from aggregator.service import Service, make_outputs
+from aggregator.runtime.service import Service, make_outputs
 from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.web import create_app

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from aggregator.clustering import ClusteringStage
-from aggregator.retention import prune
+from aggregator.runtime.retention import prune
 from aggregator.store import Store, current_revision, head_revision, open_store, upgrade
 from aggregator.store.migrate import MIGRATIONS_DIR
 from tests.support.builders import NOW, entry, fetched, match

@@ -12,7 +12,7 @@ import feedparser
 import pytest
 
 from aggregator.catalog import Catalog, CategoryConfig
-from aggregator.outputs import Outputs
+from aggregator.publishing.outputs import Outputs
 from aggregator.store import Store
 from aggregator.types import NormalizedEntry
 from tests.support.builders import NOW, entry, fetched, match, source

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from aggregator.clustering import ClusteringStage
-from aggregator.outputs import Outputs
+from aggregator.publishing.outputs import Outputs
 from aggregator.store import Store
 from tests.support.builders import NOW, catalog, entry, fetched, match, source
 

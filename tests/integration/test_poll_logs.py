@@ -17,9 +17,9 @@ import pytest
 
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
 from aggregator.demo.feedserver import FeedServer, Resource
-from aggregator.fetch.configured import fetcher_from_settings
-from aggregator.refresh import Refresher
-from aggregator.service import make_fetcher
+from aggregator.polling.fetch.configured import fetcher_from_settings
+from aggregator.polling.poller import Refresher
+from aggregator.runtime.service import make_fetcher
 from aggregator.settings import Settings
 from aggregator.store import Store, open_store, upgrade
 from tests.support.builders import NOW

@@ -16,7 +16,7 @@ import requests
 
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
 from aggregator.metrics import Metrics
-from aggregator.service import make_outputs
+from aggregator.runtime.service import make_outputs
 from aggregator.settings import Settings
 from aggregator.store import Store, open_store, upgrade
 from aggregator.web import create_app
@@ -132,9 +132,9 @@ def test_scheduler_and_lag_checks_take_now() -> None:
 
 
 def test_a_tick_beats_the_heartbeat(sqlite_store: Store) -> None:
-    from aggregator.refresh import Refresher
-    from aggregator.scheduler import tick
-    from aggregator.service import make_fetcher
+    from aggregator.polling.poller import Refresher
+    from aggregator.runtime.scheduler import tick
+    from aggregator.runtime.service import make_fetcher
 
     now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
     sqlite_store.sync_sources(CATALOG, now + timedelta(hours=1))  # nothing due: no fetch

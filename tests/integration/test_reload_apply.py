@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aggregator.catalog import load_catalog
-from aggregator.service import Service, make_outputs
+from aggregator.runtime.service import Service, make_outputs
 from aggregator.settings import Settings
 from aggregator.store import Store
 from tests.support.feeds import write_config

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from aggregator.clustering import ClusteringStage
-from aggregator.retention import TOMBSTONE_MIN_DAYS, prune
+from aggregator.runtime.retention import TOMBSTONE_MIN_DAYS, prune
 from aggregator.store import Store
 from aggregator.types import NormalizedEntry
 from tests.support.builders import NOW, catalog, entry, fetched, match, source

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig, parse_rule
 from aggregator.clustering import ClusteringStage, Models
 from aggregator.demo.feedserver import FeedServer, Resource
-from aggregator.service import Service
+from aggregator.runtime.service import Service
 from aggregator.settings import Settings
 from aggregator.store import Store
 from tests.support.feeds import rss

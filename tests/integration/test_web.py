@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from aggregator.catalog import CategoryConfig
-from aggregator.outputs import Outputs
+from aggregator.publishing.outputs import Outputs
 from aggregator.store import Store
 from aggregator.web import create_app
 from aggregator.web.conditional import http_date

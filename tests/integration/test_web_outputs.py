@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import brotli
 import pytest
 
-from aggregator.outputs import Outputs
+from aggregator.publishing.outputs import Outputs
 from aggregator.store import Store
 from aggregator.web import create_app
 from tests.integration.test_outputs import Newsroom, outputs_for

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from aggregator.publishing.websub import HubNotifier, ping_hub
 from aggregator.store import Store
 from aggregator.web import create_app
-from aggregator.websub import HubNotifier, ping_hub
 from tests.integration.test_outputs import BASE, CATEGORIES, Newsroom, news_catalog, outputs_for
 from tests.support.feeds import aggregator, cli_env, write_config
 from tests.support.hub import recording_hub
@@ -60,7 +60,7 @@ def test_feeds_advertise_the_hub_and_a_change_pings_it(store: Store) -> None:
 
 
 def test_a_failing_hub_is_logged_and_nothing_else(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="aggregator.websub")
+    caplog.set_level(logging.WARNING, logger="aggregator.publishing.websub")
     with recording_hub() as hub:
         hub.status = 500
         assert ping_hub(hub.url, ["https://agg.example/feeds/a.atom"], user_agent=UA) == 0

@@ -48,7 +48,7 @@ def peak_kib():
     return status_kib("VmHWM")
 """
 PARSE_CHILD = CHILD_PRELUDE + """
-from aggregator.parse import parse_feed
+from aggregator.polling.parse import parse_feed
 document = open(sys.argv[1], "rb").read()
 parse_feed(b"<rss version='2.0'><channel><title>warm</title></channel></rss>",
            url="http://warm.test/", headers={{}})
@@ -66,7 +66,7 @@ print(json.dumps({{"outcome": outcome, "seconds": time.monotonic() - started,
 """
 FETCH_CHILD = CHILD_PRELUDE + """
 from aggregator.errors import FetchError
-from aggregator.fetch import Fetcher
+from aggregator.polling.fetch import Fetcher
 with Fetcher(user_agent="attack-tests/1.0", max_bytes={max_bytes}, total_timeout=30) as fetcher:
     fetcher.fetch(sys.argv[2])  # warm up: imports, session, connection
     before = reset_peak()

@@ -20,8 +20,8 @@ from fastapi import FastAPI
 
 from aggregator.catalog import load_catalog
 from aggregator.demo.feedserver import FeedServer, Resource
-from aggregator.outputs import Outputs
-from aggregator.service import Service
+from aggregator.publishing.outputs import Outputs
+from aggregator.runtime.service import Service
 from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.web import create_app

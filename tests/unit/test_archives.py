@@ -1,4 +1,5 @@
-"""Archive pages (aggregator.archives): places in first-seen order, frozen pages that never
+"""Archive pages (aggregator.publishing.archives): places in first-seen order, frozen pages that
+never
 change, the early close that keeps every shown story reachable, and snapshots on disk."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.archives import ArchiveLog, archive_dir_for
+from aggregator.publishing.archives import ArchiveLog, archive_dir_for
 from aggregator.types import EntryView, Membership, StoryView
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)

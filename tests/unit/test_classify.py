@@ -1,4 +1,5 @@
-"""Unit tests for aggregator.classify: rule matching semantics, reasons, scores and order."""
+"""Unit tests for aggregator.editorial.classify: rule matching semantics, reasons, scores and
+order."""
 
 from __future__ import annotations
 
@@ -8,21 +9,21 @@ from datetime import UTC, datetime
 import pytest
 
 from aggregator.catalog import Catalog, CategoryConfig, Rule, SourceConfig, parse_rule
-from aggregator.classify import (
+from aggregator.editorial.classify import (
     ALL_ENTRIES_REASON,
     NO_INCLUDE_MATCHED_REASON,
     NO_SOURCE_INCLUDE_MATCHED_REASON,
     TOPIC_DECIDES_REASON,
+    TOPIC_REASON_PREFIX,
     CategoryDecision,
     classify,
     compile_rules,
     explain,
     fold,
-    is_topic_reason,
     keyword_pattern,
     topic_reason,
 )
-from aggregator.prepare import prepare_feed
+from aggregator.polling.pipeline import prepare_feed
 from aggregator.store.history import StoredEntry
 from aggregator.types import CategoryMatch, NormalizedEntry
 
@@ -433,10 +434,10 @@ def test_a_topic_category_without_include_rules_waits_for_the_topic_match() -> N
 def test_topic_reasons_name_what_was_compared() -> None:
     reason = topic_reason(0.8312, 0.8, description=True, examples=False)
     assert reason == "topic similarity 0.83 >= 0.80 to the category description"
-    assert is_topic_reason(reason)
+    assert reason.startswith(TOPIC_REASON_PREFIX)
     assert topic_reason(0.2, 0.14, description=True, examples=True).endswith(
         "to the category description and examples")
-    assert not is_topic_reason(ALL_ENTRIES_REASON)
+    assert not ALL_ENTRIES_REASON.startswith(TOPIC_REASON_PREFIX)
 
 
 def test_a_stored_entry_is_classified_like_a_normalized_one() -> None:

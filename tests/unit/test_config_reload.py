@@ -1,4 +1,5 @@
-"""``aggregator.reload.ConfigReloader``: changed files are applied, a broken one is refused
+"""``aggregator.editorial.reload.ConfigReloader``: changed files are applied, a broken one is
+refused
 (logged once, with file and key) and the running catalog kept, a fixed one is picked up."""
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from aggregator.catalog import Catalog
+from aggregator.editorial.reload import ConfigReloader
 from aggregator.errors import ConfigError
-from aggregator.reload import ConfigReloader
 from tests.support.feeds import write_config
 
 SOURCES = '[[source]]\nid = "a"\nurl = "https://a.example/feed"\ncategories = ["news"]\n'
@@ -40,7 +41,7 @@ def test_changes_are_applied_and_broken_files_refused_once(
     assert reloader.check() is True
     assert [c.title for c in applied[-1].categories] == ["World news"]
 
-    caplog.set_level(logging.INFO, logger="aggregator.reload")
+    caplog.set_level(logging.INFO, logger="aggregator.editorial.reload")
     replace(config / "categories.toml", CATEGORIES + "include = ['/(unclosed/']\n")
     assert reloader.check() is False
     assert reloader.check() is False

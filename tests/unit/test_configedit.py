@@ -1,4 +1,5 @@
-"""``aggregator.configedit``: the editorial files edited in place, comments and layout kept,
+"""``aggregator.editorial.configedit``: the editorial files edited in place, comments and layout
+kept,
 checked before they are replaced, refused with file, id and key."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.catalog import load_catalog
-from aggregator.configedit import (
+from aggregator.editorial.configedit import (
     NewCategory,
     NewSource,
     UnknownItem,

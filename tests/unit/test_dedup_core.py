@@ -6,12 +6,18 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from aggregator.dedup import evidence, shingles
-from aggregator.dedup.cluster import JOIN, MERGE, NEW, Clusterer, Overrides
-from aggregator.dedup.embed import DIM, LanguageCentering, embedding_text, from_bytes, to_bytes
-from aggregator.dedup.features import EntryFeatures
-from aggregator.dedup.language import LanguageGuess
-from aggregator.dedup.match import Matcher
+from aggregator.clustering.dedup import evidence, shingles
+from aggregator.clustering.dedup.cluster import JOIN, MERGE, NEW, Clusterer, Overrides
+from aggregator.clustering.dedup.embed import (
+    DIM,
+    LanguageCentering,
+    embedding_text,
+    from_bytes,
+    to_bytes,
+)
+from aggregator.clustering.dedup.features import EntryFeatures
+from aggregator.clustering.dedup.language import LanguageGuess
+from aggregator.clustering.dedup.match import Matcher
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
 

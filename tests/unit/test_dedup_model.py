@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 import pytest
 
 from aggregator.clustering import Models
-from aggregator.dedup.cluster import Clusterer
-from aggregator.dedup.embed import LanguageCentering
-from aggregator.dedup.evaluate import evaluate_clusters, features_for, load
-from aggregator.dedup.features import EntryFeatures, EntryInput, FeatureExtractor
-from aggregator.dedup.match import Calibration, Matcher
+from aggregator.clustering.dedup.cluster import Clusterer
+from aggregator.clustering.dedup.embed import LanguageCentering
+from aggregator.clustering.dedup.evaluate import evaluate_clusters, features_for, load
+from aggregator.clustering.dedup.features import EntryFeatures, EntryInput, FeatureExtractor
+from aggregator.clustering.dedup.match import Calibration, Matcher
 from tests.support.shared import require_shared
 
 NOW = datetime(2025, 6, 10, 12, tzinfo=UTC)

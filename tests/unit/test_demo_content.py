@@ -18,7 +18,7 @@ import pytest
 
 import aggregator
 from aggregator.catalog import Catalog, load_catalog
-from aggregator.classify import classify
+from aggregator.editorial.classify import classify
 from aggregator.types import NormalizedEntry
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -364,8 +364,8 @@ def test_starter_ai_policy_rules(title: str, body: str, expected: bool) -> None:
 def test_demo_pairs_share_canonical_url_and_content_hash_after_normalizing() -> None:
     # Through the real parse and normalize stages, so a change there that stops the demo from
     # exercising URL or hash deduplication shows up here, next to the data that relies on it.
-    from aggregator.normalize import normalize_feed
-    from aggregator.parse import parse_feed
+    from aggregator.polling.normalize import normalize_feed
+    from aggregator.polling.parse import parse_feed
 
     now = datetime(2026, 11, 20, tzinfo=UTC)
     normalized: dict[str, NormalizedEntry] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aggregator.discover import DiscoveredFeed, discover_feeds
+from aggregator.polling.discover import DiscoveredFeed, discover_feeds
 
 BASE = "https://news.example/section/page.html"
 

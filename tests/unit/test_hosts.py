@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aggregator.hosts import HostGate, MemoryBackoffStore
+from aggregator.polling.hosts import HostGate, MemoryBackoffStore
 
 NOW = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)
 

@@ -27,7 +27,7 @@ def restore_logging() -> Iterator[None]:
 def emit(fmt: str) -> list[str]:
     stream = io.StringIO()
     configure("INFO", fmt, stream=stream)
-    log = logging.getLogger("aggregator.refresh")
+    log = logging.getLogger("aggregator.polling.poller")
     log.info("source=%s action=poll outcome=%s status=%s new=%d updated=%d ms=%d",
              "le-monde", "updated", 200, 3, 1, 42)
     log.warning("source=%s action=poll outcome=error kind=%s status=%s error=%r",
@@ -46,7 +46,7 @@ def test_text_lines_are_the_message_after_time_level_and_logger() -> None:
     first = lines[0].split(" ", 3)
     assert first[0].endswith("Z")
     assert "T" in first[0]
-    assert first[1:3] == ["INFO", "aggregator.refresh"]
+    assert first[1:3] == ["INFO", "aggregator.polling.poller"]
     assert first[3] == ("source=le-monde action=poll outcome=updated status=200 new=3 "
                         "updated=1 ms=42")
     assert "source=heise action=poll outcome=error kind=http" in lines[1]
@@ -63,7 +63,7 @@ def test_json_lines_carry_the_same_keys_as_fields() -> None:
     records = [json.loads(line) for line in lines]
     ok, failed, crashed, foreign = records
     assert ok["level"] == "INFO"
-    assert ok["logger"] == "aggregator.refresh"
+    assert ok["logger"] == "aggregator.polling.poller"
     assert ok["ts"].endswith("Z")
     assert {k: ok[k] for k in ("source", "action", "outcome", "status", "new", "ms")} == {
         "source": "le-monde", "action": "poll", "outcome": "updated", "status": 200,

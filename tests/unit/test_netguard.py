@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from aggregator.errors import FetchError
-from aggregator.netguard import NetGuard, forbidden_reason, parse_address, system_resolver
+from aggregator.safety.netguard import NetGuard, forbidden_reason, parse_address, system_resolver
 
 
 @pytest.mark.parametrize(("address", "reason"), [

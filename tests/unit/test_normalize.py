@@ -1,4 +1,5 @@
-"""Unit tests for aggregator.normalize and aggregator.sanitize, plus the golden feeds.
+"""Unit tests for aggregator.polling.normalize and aggregator.safety.sanitize, plus the golden
+feeds.
 
 Golden files live in tests/data/golden/: ``name.xml`` (or ``.json``) beside
 ``name.expected.json``. Regenerate them with ``UPDATE_GOLDEN=1 pytest tests/unit/test_normalize.py``
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from aggregator.normalize import (
+from aggregator.polling.normalize import (
     EARLIEST_PLAUSIBLE_DATE,
     MAX_FUTURE_SKEW,
     MAX_HTML_CHARS,
@@ -28,8 +29,8 @@ from aggregator.normalize import (
     normalize_language,
     primary_language,
 )
-from aggregator.parse import parse_feed
-from aggregator.sanitize import clean_html, html_to_text, plain_title
+from aggregator.polling.parse import parse_feed
+from aggregator.safety.sanitize import clean_html, html_to_text, plain_title
 from aggregator.types import Enclosure, NormalizedEntry, ParsedEntry, ParsedFeed
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)

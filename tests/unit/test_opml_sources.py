@@ -1,4 +1,4 @@
-"""``aggregator.opmlsources``: reading subscription lists (nested, sloppy or hostile), planning
+"""``aggregator.editorial.opml``: reading subscription lists (nested, sloppy or hostile), planning
 an import without the network, exporting the configured sources."""
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
-from aggregator.errors import ConfigError
-from aggregator.opmlsources import (
+from aggregator.editorial.opml import (
     Configured,
     category_id_for,
     export_opml,
     plan_import,
     read_outlines,
 )
+from aggregator.errors import ConfigError
 
 NESTED = """<?xml version="1.0" encoding="UTF-8"?>
 <opml version="2.0"><head><title>Mine</title></head><body>

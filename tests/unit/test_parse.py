@@ -1,4 +1,4 @@
-"""Unit tests for aggregator.parse: feed bytes in, ParsedFeed (or ParseError) out."""
+"""Unit tests for aggregator.polling.parse: feed bytes in, ParsedFeed (or ParseError) out."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from aggregator.errors import ParseError, SourceError
-from aggregator.parse import parse_feed
+from aggregator.polling.parse import parse_feed
 from aggregator.types import Enclosure, ParsedFeed
 
 FEED_URL = "https://example.org/feeds/main.xml"
@@ -447,7 +447,7 @@ def test_unencodable_characters_are_scrubbed() -> None:
 
 
 def test_update_hint_takes_the_longer_of_ttl_and_sy_update_period() -> None:
-    from aggregator.parse import parse_feed
+    from aggregator.polling.parse import parse_feed
 
     document = (b'<?xml version="1.0"?><rss version="2.0" '
                 b'xmlns:sy="http://purl.org/rss/1.0/modules/syndication/"><channel><title>x'

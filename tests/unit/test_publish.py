@@ -1,4 +1,5 @@
-"""Unit tests for aggregator.publish: hand-built OutputFeeds, read back with feedparser/etree.
+"""Unit tests for aggregator.publishing.formats: hand-built OutputFeeds, read back with
+feedparser/etree.
 
 The sample builders here (``sample_feed``, ``empty_feed``) are also used by the W3C validator
 integration test, so both check the same documents.
@@ -14,9 +15,9 @@ from typing import Any
 import feedparser
 import pytest
 
-from aggregator import publish
 from aggregator.errors import PublishError
-from aggregator.publish import (
+from aggregator.publishing import formats as publish
+from aggregator.publishing.formats import (
     MEDIA_TYPES,
     feed_url,
     render_atom,

@@ -12,9 +12,8 @@ import xml.etree.ElementTree as ET
 import brotli
 import pytest
 
-from aggregator.compress import compress
-from aggregator.outputs import Document
-from aggregator.publish import (
+from aggregator.publishing.compress import compress
+from aggregator.publishing.formats import (
     HISTORY_NS,
     CategoryLinks,
     FeedLinks,
@@ -25,6 +24,7 @@ from aggregator.publish import (
     render_json,
     render_rss,
 )
+from aggregator.publishing.outputs import Document
 from aggregator.web.conditional import choose_coding
 from tests.support.outputchecks import html5_errors, json_feed
 from tests.unit.test_publish import BASE, _t, empty_feed, sample_feed

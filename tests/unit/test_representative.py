@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from aggregator.representative import choose_representative, for_output
+from aggregator.publishing.representative import choose_representative, for_output
 from aggregator.types import EntryView, StoryView
 from tests.support.builders import NOW
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from aggregator.schedule import (
+from aggregator.polling.schedule import (
     ADAPTIVE_MAX_SECONDS,
     JITTER_FRACTION,
     MAX_BACKOFF_SECONDS,

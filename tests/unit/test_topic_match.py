@@ -8,9 +8,9 @@ import pytest
 
 from aggregator.catalog import Catalog, CategoryConfig, Rule, SourceConfig, parse_rule
 from aggregator.clustering import Models
+from aggregator.clustering.dedup.embed import LanguageCentering
+from aggregator.clustering.dedup.features import EntryFeatures, input_from_text
 from aggregator.clustering.topic import TopicEntry, TopicMatcher
-from aggregator.dedup.embed import LanguageCentering
-from aggregator.dedup.features import EntryFeatures, input_from_text
 from aggregator.store.history import StoredEntry
 from tests.support.builders import NOW
 from tests.support.stories import AI_ACT_DE, AI_ACT_EN, AI_ACT_FR, FERRY_EN, FERRY_FR, RAIL_EN

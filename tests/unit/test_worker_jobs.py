@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from aggregator.catalog import Catalog
-from aggregator.claiming import CLAIM_BATCH, HOST_BATCH_SECONDS, per_host_limit
 from aggregator.errors import ConfigError
-from aggregator.fetch import Fetcher
-from aggregator.hosts import HostGate
-from aggregator.refresh import Refresher
-from aggregator.scheduler import PRUNE_JOB_ID, PRUNE_SECONDS, Backoff, build_scheduler
-from aggregator.service import make_lease
+from aggregator.polling.claiming import CLAIM_BATCH, HOST_BATCH_SECONDS, per_host_limit
+from aggregator.polling.fetch import Fetcher
+from aggregator.polling.hosts import HostGate
+from aggregator.polling.poller import Refresher
+from aggregator.runtime.scheduler import PRUNE_JOB_ID, PRUNE_SECONDS, Backoff, build_scheduler
+from aggregator.runtime.service import make_lease
 from aggregator.settings import Settings
 from aggregator.store import open_store
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from aggregator.errors import ParseError
-from aggregator.parse import parse_feed
-from aggregator.xmlsafety import defuse_entities
+from aggregator.polling.parse import parse_feed
+from aggregator.safety.xml import defuse_entities
 
 
 def rss_with(prolog: str, body: str) -> bytes:

@@ -1,0 +1,378 @@
+"""A poll: every due source through fetch → prepare (parse, normalize, classify) → store.
+
+Each URL is fetched once per poll however many sources share it. A small poll fetches on a
+thread pool and prepares inline; a big one, when worker processes are configured, fetches and
+prepares in them (``pollworkers``) so every core works. Saving always runs on the calling
+thread, so the store sees one writer. In-flight work is bounded, so memory stays flat however
+many sources are due. A failure is recorded on the source's row and never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
+
+from aggregator.catalog import Catalog, CategoryConfig
+from aggregator.clock import Clock, utc_now
+from aggregator.errors import FetchError, SourceError, StoreError
+from aggregator.metrics import Metrics
+from aggregator.polling.discover import discover_feeds
+from aggregator.polling.fetch import Fetcher
+from aggregator.polling.pipeline import PreparedFeed
+from aggregator.polling.schedule import (
+    cache_lifetime,
+    next_check_after_error,
+    next_check_after_success,
+)
+from aggregator.polling.workers import (
+    INFLIGHT_PER_THREAD,
+    Fetched,
+    FetcherFactory,
+    PollWorkers,
+    Prepared,
+    body_hash,
+    fetch_group,
+    prepare_for,
+)
+from aggregator.store import Store
+from aggregator.store.leases import Lease, host_of
+from aggregator.types import FetchResult, PollOutcome, PollResult, SourceStatus
+
+log = logging.getLogger("aggregator.refresh")
+
+# Below this many URLs a poll stays in this process: starting workers would cost more.
+PROCESS_POLL_MIN_URLS = 64
+# After this many 404s in a row, look for the feed on the site's home page.
+NOT_FOUND_DISCOVERY_AFTER = 3
+# Not-modified sources saved per transaction.
+UNCHANGED_BATCH = 200
+# Answers whose Retry-After holds the whole host for every worker (``Store.hold_host``).
+HOST_HOLD_STATUSES = frozenset({429, 503})
+
+
+
+@dataclass(frozen=True)
+class PollSummary:
+    outcomes: tuple[PollOutcome, ...]
+
+    @property
+    def new_entries(self) -> int:
+        return sum(o.new_entries for o in self.outcomes)
+
+    @property
+    def updated_entries(self) -> int:
+        return sum(o.updated_entries for o in self.outcomes)
+
+    @property
+    def errors(self) -> int:
+        return sum(o.result == "error" for o in self.outcomes)
+
+    def count(self, result: str) -> int:
+        return sum(o.result == result for o in self.outcomes)
+
+
+class Refresher:
+    """Holds what polls need; built once by an entry point and reused for every tick.
+
+    With ``processes`` > 0 and a picklable ``fetcher_factory`` (each worker process builds its
+    own fetcher with it), polls of at least ``process_min_urls`` URLs run in that many
+    worker processes with ``workers`` fetch threads between them; smaller polls, and every
+    poll without a factory, use ``fetcher`` on this process's ``workers`` threads. Worker
+    processes read the real clock, not ``clock``.
+    """
+
+    def __init__(self, *, store: Store, fetcher: Fetcher, catalog: Catalog, workers: int,
+                 processes: int = 0, fetcher_factory: FetcherFactory | None = None,
+                 process_min_urls: int = PROCESS_POLL_MIN_URLS, clock: Clock = utc_now,
+                 metrics: Metrics | None = None, lease: Lease | None = None) -> None:
+        self.store = store
+        # Set when workers share the database: polls claim their sources (``claiming``).
+        self.lease = lease
+        # Counted here, in the process that saves, for fetches made by worker processes too.
+        self.metrics = metrics
+        self.fetcher = fetcher
+        self.catalog = catalog
+        self.categories: dict[str, CategoryConfig] = {c.id: c for c in catalog.categories}
+        self.workers = max(1, workers)
+        self.processes = processes if fetcher_factory is not None else 0
+        self.fetcher_factory = fetcher_factory
+        self.process_min_urls = process_min_urls
+        self.clock = clock
+        self._poll_workers: PollWorkers | None = None
+        self._polls_running = 0
+        self._polls_lock = threading.Lock()
+        # Kept across polls: each fetch thread keeps its session and keep-alive connections.
+        self._fetch_pool = ThreadPoolExecutor(max_workers=self.workers,
+                                              thread_name_prefix="fetch")
+        self._unchanged_batch: list[tuple[SourceStatus, FetchResult, datetime, PollResult]] = []
+        # Set by ``stop``: no new fetch starts; see ``poll``.
+        self._stopping = threading.Event()
+        # The lease owner of the poll under way when its sources were claimed (PostgreSQL,
+        # ``aggregator.polling.claiming``): every save checks the lease is still ours.
+        self._owner: str | None = None
+
+    def stop(self) -> None:
+        """Wind the poll under way down for a shutdown: fetches in flight on this process's
+        threads finish and are saved, none starts; worker processes are stopped at once (what
+        they hold is dropped, unsaved). The sources not saved keep their old schedule."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def close(self) -> None:
+        self._fetch_pool.shutdown(wait=True, cancel_futures=True)
+        if self._poll_workers is not None:
+            self._poll_workers.close()
+            self._poll_workers = None
+
+    def is_polling(self) -> bool:
+        """Whether a poll is under way (the clustering job waits for it to end)."""
+        return self._polls_running > 0
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the poll worker processes now running (none before a big poll)."""
+        return [] if self._poll_workers is None else self._poll_workers.pids()
+
+    def _processes_for(self, urls: int) -> PollWorkers | None:
+        if self.processes <= 0 or self.fetcher_factory is None or urls < self.process_min_urls:
+            return None
+        if self._poll_workers is None:
+            threads = -(-self.workers // self.processes)  # the same fetch concurrency in all
+            self._poll_workers = PollWorkers(self.processes, self.fetcher_factory,
+                                             self.categories, threads=threads)
+        return self._poll_workers
+
+    def poll(self, sources: Sequence[SourceStatus],
+             on_outcome: Callable[[PollOutcome], None] | None = None, *,
+             owner: str | None = None) -> PollSummary:
+        """Refresh ``sources`` and return what happened to each. ``owner``: the sources were
+        claimed with this lease owner, and a save is dropped where the lease was lost."""
+        outcomes: list[PollOutcome] = []
+
+        def done(outcome: PollOutcome) -> None:
+            outcomes.append(outcome)
+            if self.metrics is not None:
+                self.metrics.source_polled(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+
+        def handle(fetched: Fetched) -> None:
+            if self.metrics is not None and isinstance(fetched.result, FetchResult):
+                self.metrics.fetched(fetched.result.elapsed)
+            prepared = fetched.prepared or (None,) * len(fetched.sources)
+            for source, ready in zip(fetched.sources, prepared, strict=True):
+                outcome = self._after_fetch(source, fetched.result, ready,
+                                            inline=fetched.prepared is None)
+                if outcome is not None:
+                    done(outcome)
+            if len(self._unchanged_batch) >= UNCHANGED_BATCH:
+                self._flush_unchanged(done)
+
+        def handle_until_stopped(fetched: Fetched) -> None:
+            handle(fetched)
+            if self._stopping.is_set():
+                raise _Stopped  # the worker processes are ended with what they hold
+
+        if not sources:
+            return PollSummary(())
+        groups = list(_group_by_url(sources))
+        workers = self._processes_for(len(groups))
+        with self._polls_lock:
+            self._polls_running += 1
+        self._owner = owner
+        try:
+            if workers is not None:
+                groups = workers.run(groups, handle_until_stopped)
+            self._run_threads(groups, handle)
+        except _Stopped:
+            log.info("action=poll outcome=stopped saved=%d", len(outcomes))
+        finally:
+            # Whatever stopped the poll, the 304s already seen are kept.
+            try:
+                self._flush_unchanged(done)
+            finally:
+                self._owner = None
+                with self._polls_lock:
+                    self._polls_running -= 1
+        return PollSummary(tuple(outcomes))
+
+    def _run_threads(self, groups: Sequence[tuple[SourceStatus, ...]],
+                     handle: Callable[[Fetched], None]) -> None:
+        """Fetch on this process's threads, handling each result on the calling thread."""
+        remaining = iter(groups)
+        limit = self.workers * INFLIGHT_PER_THREAD
+        pending: set[Future[Fetched | None]] = set()
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < limit and not self._stopping.is_set():
+                group = next(remaining, None)
+                if group is None:
+                    exhausted = True
+                    break
+                pending.add(self._fetch_pool.submit(self._fetch, group))
+            if self._stopping.is_set():
+                # Queued behind the running fetches: never started, never will be.
+                pending = {f for f in pending if not f.cancel()}
+            if not pending:
+                return
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                fetched = None if future.cancelled() else future.result()
+                if fetched is not None:
+                    handle(fetched)
+
+    # -- stages ----------------------------------------------------------------------------
+
+    def _fetch(self, group: tuple[SourceStatus, ...]) -> Fetched | None:
+        if self._stopping.is_set():
+            return None  # queued when the stop came: a free thread picked it up, not started
+        return Fetched(group, fetch_group(self.fetcher, group))
+
+    def _after_fetch(self, source: SourceStatus, result: FetchResult | SourceError,
+                     prepared: Prepared, *, inline: bool) -> PollOutcome | None:
+        """Record one source's fetch; ``inline`` means ``prepared`` is still to be made here."""
+        now = self.clock()
+        if isinstance(result, SourceError):
+            return self._failed(source, result, now)
+        try:
+            if result.not_modified or result.content is None:
+                self._unchanged(source, result, now, PollResult.NOT_MODIFIED)
+                return None
+            digest = body_hash(result.content)
+            if digest == source.body_hash:
+                # Same bytes as last time: nothing to parse (servers without validators).
+                self._unchanged(source, result, now, PollResult.UNCHANGED)
+                return None
+            if inline:
+                prepared = prepare_for(source, result, self.categories, now)
+        except SourceError as exc:
+            return self._failed(source, exc, now)
+        except StoreError:
+            raise
+        except Exception as exc:  # a bug must cost one source, not the whole poll
+            return self._internal_error(source, exc, now)
+        if isinstance(prepared, SourceError):
+            return self._failed(source, prepared, now)
+        if prepared is None:  # cannot happen: a worker prepares every changed body
+            return self._internal_error(source, RuntimeError("body was not prepared"), now)
+        return self._saved(source, result, digest, prepared, now)
+
+    def _saved(self, source: SourceStatus, fetched: FetchResult, digest: str,
+               prepared: PreparedFeed, now: datetime) -> PollOutcome:
+        outcome = self.store.save_poll(
+            source.id, fetched, body_hash=digest, feed_title=prepared.title,
+            feed_link=prepared.link, entries=prepared.entries,
+            next_check_at=next_check_after_success(
+                now, source.interval_seconds, source_id=source.id,
+                feed_ttl_minutes=prepared.ttl_minutes,
+                cache_seconds=cache_lifetime(fetched.headers, now),
+                publish_interval=prepared.publish_interval or source.publish_interval_seconds),
+            now=now, publish_interval=prepared.publish_interval, owner=self._owner,
+        )
+        self._log(outcome, fetched)
+        return outcome
+
+    def _unchanged(self, source: SourceStatus, fetched: FetchResult, now: datetime,
+                   result: PollResult) -> None:
+        """Queued and saved in batches: one transaction per source was most of a 304 poll."""
+        self._unchanged_batch.append((source, fetched, now, result))
+
+    def _flush_unchanged(self, done: Callable[[PollOutcome], None]) -> None:
+        batch, self._unchanged_batch = self._unchanged_batch, []
+        if not batch:
+            return
+        self.store.save_not_modified_many([
+            (source.id, fetched, next_check_after_success(
+                now, source.interval_seconds, source_id=source.id,
+                cache_seconds=cache_lifetime(fetched.headers, now),
+                publish_interval=source.publish_interval_seconds), now)
+            for source, fetched, now, _result in batch], owner=self._owner)
+        for source, fetched, _now, result in batch:
+            outcome = PollOutcome(source.id, result, status=fetched.status)
+            self._log(outcome, fetched)
+            done(outcome)
+
+    def _failed(self, source: SourceStatus, exc: SourceError, now: datetime, *,
+                cause: Exception | None = None) -> PollOutcome:
+        retry_after = exc.retry_after if isinstance(exc, FetchError) else None
+        if exc.kind == "host_backoff" and retry_after is not None:
+            self.store.save_deferred(source.id, next_check_at=retry_after, reason=str(exc),
+                                     owner=self._owner)
+            return PollOutcome(source.id, PollResult.DEFERRED, error=str(exc), error_kind=exc.kind)
+        status = exc.status if isinstance(exc, FetchError) else None
+        if (self._owner is not None and status in HOST_HOLD_STATUSES
+                and retry_after is not None and retry_after > now):
+            # The server asked every client of the host to wait: other workers too.
+            assert isinstance(exc, FetchError)
+            self.store.hold_host(host_of(exc.url or source.url), retry_after, str(exc))
+        message = str(exc)
+        if status == 404 and source.error_count + 1 >= NOT_FOUND_DISCOVERY_AFTER:
+            message += self._rediscover(source, now)
+        self.store.save_error(
+            source.id, message=message, kind=exc.kind, status=status,
+            next_check_at=next_check_after_error(now, source.interval_seconds,
+                                                 source.error_count + 1, source_id=source.id,
+                                                 retry_after=retry_after),
+            now=now, gone=exc.kind == "gone", owner=self._owner,
+        )
+        # One line per outcome; a bug's traceback rides on it.
+        log.log(logging.ERROR if cause is not None else logging.WARNING,
+                "source=%s action=poll outcome=error kind=%s status=%s error=%r",
+                source.id, exc.kind, status, message, exc_info=cause)
+        return PollOutcome(source.id, PollResult.ERROR, status=status, error=message,
+                           error_kind=exc.kind)
+
+    def _internal_error(self, source: SourceStatus, exc: Exception, now: datetime
+                        ) -> PollOutcome:
+        return self._failed(
+            source, SourceError(f"internal error: {type(exc).__name__}: {exc}", kind="internal"),
+            now, cause=exc)
+
+    def _rediscover(self, source: SourceStatus, now: datetime) -> str:
+        """After repeated 404s, look for the feed on the site's home page and switch to it."""
+        home = source.site_url or _origin(source.url)
+        try:
+            page = self.fetcher.fetch(home, accept_html=True,
+                                      allow_private=not source.public_only)
+        except SourceError as exc:
+            return f"; autodiscovery on {home} failed: {exc}"
+        if page.content is None:
+            return f"; autodiscovery on {home} found nothing"
+        found = [f.url for f in discover_feeds(page.content, page.url) if f.url != source.url]
+        if not found:
+            return f"; autodiscovery on {home} found no feed link"
+        self.store.set_url(source.id, found[0], now=now, owner=self._owner)
+        log.info("source=%s action=autodiscover outcome=moved from=%s to=%s",
+                 source.id, source.url, found[0])
+        return f"; autodiscovery on {home} found {found[0]}, which will be polled next"
+
+    @staticmethod
+    def _log(outcome: PollOutcome, fetched: FetchResult) -> None:
+        log.info("source=%s action=poll outcome=%s status=%s new=%d updated=%d ms=%d",
+                 outcome.source_id, outcome.result, fetched.status, outcome.new_entries,
+                 outcome.updated_entries, round(fetched.elapsed * 1000))
+
+
+class _Stopped(Exception):
+    """Raised out of a worker-process poll when ``stop`` was called."""
+
+
+def _group_by_url(sources: Sequence[SourceStatus]) -> Iterator[tuple[SourceStatus, ...]]:
+    """Sources sharing a URL, in first-seen order: each URL is fetched once per poll."""
+    groups: dict[str, list[SourceStatus]] = {}
+    for source in sources:
+        groups.setdefault(source.url, []).append(source)
+    for group in groups.values():
+        yield tuple(group)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/", "", ""))

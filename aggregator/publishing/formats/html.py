@@ -1,0 +1,193 @@
+"""Server-rendered HTML pages: one per category (its stories, their language versions and
+sources) and an index linking every category page and every feed, readable without JavaScript.
+
+Every piece of text goes through ``html.escape`` and every link through ``safe_link``; nothing
+from a source is written as markup (summaries are not shown), so no source can inject script.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from aggregator.publishing.formats.common import (
+    ALSO_IN_LABEL,
+    FEED_FORMATS,
+    FORMAT_LABELS,
+    LINK_TYPES,
+    SOURCES_LABEL,
+    archive_url,
+    category_page_url,
+    clean,
+    feed_url,
+    home_url,
+    utc,
+)
+from aggregator.publishing.formats.items import Item, items
+from aggregator.publishing.formats.languages import language_name
+from aggregator.types import OutputFeed
+
+PAGE_LANGUAGE = "en"
+ALL_LANGUAGES_LABEL = "All languages"
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:46rem;margin:1rem auto;padding:0 1rem;"
+    "line-height:1.45}li{margin:.6rem 0}small,.meta{color:#555}nav a{margin-right:.5rem}"
+)
+
+
+@dataclass(frozen=True)
+class CategoryLinks:
+    """What a category offers besides its stories: its languages and newest archive page."""
+
+    feed: OutputFeed
+    languages: tuple[str, ...]
+    newest_archive: int | None = None
+
+
+def category_page(category: CategoryLinks, *, site_title: str) -> bytes:
+    feed = category.feed
+    base = feed.base_url
+    title = clean(feed.title).strip() or feed.category_id
+    head = [_autodiscovery(feed, fmt, None, title) for fmt in FEED_FORMATS]
+    head += [
+        _autodiscovery(feed, fmt, lang, f"{title} ({language_name(lang)})")
+        for lang in category.languages
+        for fmt in FEED_FORMATS
+    ]
+    body = [
+        f'<nav><a href="{_attr(home_url(base))}">{_text(site_title)}</a></nav>',
+        f"<h1>{_text(title)}</h1>",
+    ]
+    description = clean(feed.description).strip()
+    if description:
+        body.append(f"<p>{_text(description)}</p>")
+    body.append(_subscribe(feed, category.languages))
+    if category.newest_archive is not None:
+        older = " · ".join(
+            _a(archive_url(base, feed.category_id, category.newest_archive, fmt),
+               FORMAT_LABELS[fmt], media_type=LINK_TYPES[fmt])
+            for fmt in FEED_FORMATS
+        )
+        body.append(f'<p class="meta">Older stories: newest archive page ({older})</p>')
+    stories = items(feed)
+    if stories:
+        body.append("<ol>" + "".join(_story(entry) for entry in stories) + "</ol>")
+    else:
+        body.append("<p>No stories yet.</p>")
+    return _page(f"{title} · {site_title}", head, body)
+
+
+def index_page(categories: Sequence[CategoryLinks], *, base_url: str, site_title: str) -> bytes:
+    head = [
+        f'<link rel="alternate" type="text/x-opml" title="All feeds" '
+        f'href="{_attr(base_url.rstrip("/") + "/feeds.opml")}">'
+    ]
+    head += [
+        _autodiscovery(c.feed, "atom", None, clean(c.feed.title).strip() or c.feed.category_id)
+        for c in categories
+    ]
+    body = [f"<h1>{_text(site_title)}</h1>"]
+    if categories:
+        entries = []
+        for category in categories:
+            feed = category.feed
+            title = clean(feed.title).strip() or feed.category_id
+            description = clean(feed.description).strip()
+            parts = [f"<h2>{_a(category_page_url(base_url, feed.category_id), title)}</h2>"]
+            if description:
+                parts.append(f"<p>{_text(description)}</p>")
+            parts.append(_subscribe(feed, category.languages))
+            entries.append("<li>" + "".join(parts) + "</li>")
+        body.append("<ul>" + "".join(entries) + "</ul>")
+    else:
+        body.append("<p>No categories are configured.</p>")
+    opml = _a(base_url.rstrip("/") + "/feeds.opml", "All feeds as OPML",
+              media_type="text/x-opml")
+    api = _a(base_url.rstrip("/") + "/api/docs", "API")
+    body.append(f"<p>{opml} · {api}</p>")
+    return _page(site_title, head, body)
+
+
+def _story(entry: Item) -> str:
+    lang = f' lang="{_attr(entry.language)}"' if entry.language else ""
+    parts = [f"<li><article><h3{lang}>{_a(entry.link, entry.title)}</h3>"]
+    meta = [_time(entry.published)]
+    if entry.language:
+        meta.append(_text(language_name(entry.language)))
+    if entry.updated > entry.published:
+        meta.append("updated " + _time(entry.updated))
+    parts.append(f'<p class="meta">{" · ".join(meta)}</p>')
+    if entry.versions:
+        versions = []
+        for version in entry.versions:
+            label = f"{language_name(version.language)}: {version.title}"
+            if version.source_title:
+                label += f" ({version.source_title})"
+            if version.url is None:
+                versions.append(f'<li lang="{_attr(version.language)}">{_text(label)}</li>')
+            else:
+                versions.append(
+                    f'<li lang="{_attr(version.language)}">'
+                    f'<a href="{_attr(version.url)}" hreflang="{_attr(version.language)}">'
+                    f"{_text(label)}</a></li>"
+                )
+        parts.append(f"<p>{ALSO_IN_LABEL}:</p><ul>{''.join(versions)}</ul>")
+    if entry.sources:
+        parts.append(f"<p>{SOURCES_LABEL}: {_text(', '.join(entry.sources))}</p>")
+    parts.append("</article></li>")
+    return "".join(parts)
+
+
+def _subscribe(feed: OutputFeed, languages: Sequence[str]) -> str:
+    rows = [(None, ALL_LANGUAGES_LABEL), *((lang, language_name(lang)) for lang in languages)]
+    cells = []
+    for lang, label in rows:
+        links = " · ".join(
+            _a(feed_url(feed.base_url, feed.category_id, fmt, lang), FORMAT_LABELS[fmt],
+               media_type=LINK_TYPES[fmt])
+            for fmt in FEED_FORMATS
+        )
+        lang_attr = f' lang="{_attr(lang)}"' if lang else ""
+        cells.append(f"<li><span{lang_attr}>{_text(label)}</span>: {links}</li>")
+    return f'<p class="meta">Subscribe:</p><ul class="meta">{"".join(cells)}</ul>'
+
+
+def _autodiscovery(feed: OutputFeed, fmt: str, lang: str | None, title: str) -> str:
+    href = feed_url(feed.base_url, feed.category_id, fmt, lang)
+    language = f' hreflang="{_attr(lang)}"' if lang else ""
+    return (f'<link rel="alternate" type="{LINK_TYPES[fmt]}" title="{_attr(title)} '
+            f'({FORMAT_LABELS[fmt]})" href="{_attr(href)}"{language}>')
+
+
+def _page(title: str, head: Sequence[str], body: Sequence[str]) -> bytes:
+    document = (
+        f'<!DOCTYPE html>\n<html lang="{PAGE_LANGUAGE}">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_text(title)}</title>\n<style>{_STYLE}</style>\n"
+        + "\n".join(head)
+        + "\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+    return document.encode("utf-8")
+
+
+def _a(href: str, text: str, *, media_type: str | None = None) -> str:
+    kind = f' type="{_attr(media_type)}"' if media_type else ""
+    return f'<a href="{_attr(href)}"{kind}>{_text(text)}</a>'
+
+
+def _time(moment: datetime) -> str:
+    value = utc(moment, "time")
+    return (f'<time datetime="{value.strftime("%Y-%m-%dT%H:%M:%SZ")}">'
+            f'{value.strftime("%Y-%m-%d %H:%M")} UTC</time>')
+
+
+def _text(value: str) -> str:
+    return html.escape(clean(value), quote=False)
+
+
+def _attr(value: str | None) -> str:
+    return html.escape(clean(value), quote=True)

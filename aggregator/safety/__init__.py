@@ -1,0 +1,3 @@
+"""Untrusted input handled safely: which addresses a fetch may reach, XML entity defusing,
+and HTML sanitizing.
+"""
