@@ -40,20 +40,16 @@ def cmd_db_upgrade(ctx: Context) -> int:
 
 
 def cmd_poll(ctx: Context) -> int:
-    from aggregator.clock import utc_now
     from aggregator.runtime.service import Service
 
     catalog = ctx.catalog()
     store = ctx.store(auto_upgrade=True)
     service = Service(ctx.settings, store, catalog)
     try:
-        due = store.due_sources(utc_now(), everything=ctx.args.all)
-        if not due:
+        summary = service.poll_due(everything=ctx.args.all, progress=progress_for)
+        if not summary.outcomes:
             print("no source is due (use --all to poll every active source)")
         else:
-            # Sharing PostgreSQL, other workers may take some: no bar to fill then.
-            progress = progress_for(len(due)) if service.lease is None else None
-            summary = service.poll_due(everything=ctx.args.all, on_outcome=progress)
             print(f"polled {len(summary.outcomes)} sources: {summary.new_entries} new entries, "
                   f"{summary.updated_entries} updated, {summary.count('not_modified')} not "
                   f"modified, {summary.count('unchanged')} unchanged, "

@@ -19,7 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from aggregator.clustering import ClusteringStage, StageSummary
 from aggregator.errors import AggregatorError
 from aggregator.metrics import Metrics
-from aggregator.polling.claiming import poll_claimed
+from aggregator.polling.due import poll_due
 from aggregator.polling.poller import PollSummary, Refresher
 from aggregator.runtime import retention
 from aggregator.runtime.retention import PruneSummary
@@ -87,19 +87,11 @@ def tick(refresher: Refresher, metrics: Metrics | None = None,
     if backoff is not None and not backoff.ready():
         return None
     try:
-        if refresher.lease is not None:
-            summary = poll_claimed(refresher)
-            if not summary.outcomes:
-                if backoff is not None:
-                    backoff.succeeded()
-                return None
-        else:
-            due = refresher.store.due_sources(now)
-            if not due:
-                if backoff is not None:
-                    backoff.succeeded()
-                return None
-            summary = refresher.poll(due)
+        summary = poll_due(refresher)
+        if not summary.outcomes:
+            if backoff is not None:
+                backoff.succeeded()
+            return None
     except AggregatorError as exc:
         if backoff is None:
             log.error("action=tick outcome=error error=%r", str(exc))

@@ -24,7 +24,8 @@ from aggregator.clustering import ClusteringStage, Models, StageSummary
 from aggregator.editorial.reload import ConfigReloader
 from aggregator.errors import ConfigError
 from aggregator.metrics import Metrics
-from aggregator.polling.claiming import poll_claimed, release_all
+from aggregator.polling.claiming import release_all
+from aggregator.polling.due import poll_due
 from aggregator.polling.fetch import Fetcher
 from aggregator.polling.fetch.configured import fetcher_from_settings
 from aggregator.polling.poller import PollSummary, Refresher
@@ -167,13 +168,13 @@ class Service:
         return self.refresher.poll(sources, on_outcome=on_outcome)
 
     def poll_due(self, *, everything: bool = False,
-                 on_outcome: Callable[[PollOutcome], None] | None = None) -> PollSummary:
-        """One pass over the due sources (``everything``: every active one); claimed from
-        the other workers' share when the database is shared."""
-        if self.lease is not None:
-            return poll_claimed(self.refresher, everything=everything, on_outcome=on_outcome)
-        due = self.store.due_sources(utc_now(), everything=everything)
-        return self.refresher.poll(due, on_outcome=on_outcome) if due else PollSummary(())
+                 on_outcome: Callable[[PollOutcome], None] | None = None,
+                 progress: Callable[[int], Callable[[PollOutcome], None] | None] | None = None,
+                 ) -> PollSummary:
+        """One pass over the due sources (``everything``: every active one), through the
+        refresher of the moment (``polling.due.poll_due``)."""
+        return poll_due(self.refresher, everything=everything, on_outcome=on_outcome,
+                        progress=progress)
 
     def cluster(self, *, on_progress: Callable[[int, int], None] | None = None
                 ) -> StageSummary:
