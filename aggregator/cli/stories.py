@@ -32,9 +32,9 @@ def cmd_stories(ctx: Context) -> int:
                 "uid": story.uid,
                 "title": story.representative.title,
                 "entries": [
-                    {"id": e.entry_id, "url": e.url, "source": e.source_id,
+                    {"entry_id": e.entry_id, "url": e.url, "source_id": e.source_id,
                      "language": e.language, "title": e.title,
-                     "published": e.published_at.isoformat(),
+                     "published_at": e.published_at.isoformat(),
                      "evidence": _evidence(e.membership),
                      "categories": [c.as_json() for c in categories.get(e.entry_id, ())]}
                     for e in story.entries
@@ -84,14 +84,14 @@ STORIES_PAGE = 500
 
 
 def _show_story(store: Store, story_id: int, *, as_json: bool = False) -> int:
-    from aggregator.clustering.explain import explain, explain_categories
+    from aggregator.clustering.explain import explain, explain_categories, story_json
 
     detail = store.story_detail(story_id)
     if detail is None:
         print(f"no story {story_id}", file=sys.stderr)
         return 1
     if as_json:
-        print(json.dumps(detail.as_json(), ensure_ascii=False))
+        print(json.dumps(story_json(detail), ensure_ascii=False))
         return 0
     print(f"story #{story_id} ({detail.uid}): {detail.title}")
     if detail.merged_into_id is not None:

@@ -7,7 +7,10 @@ show``; the editors' pages can say it the same way.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aggregator.store.stories import StoryDetail
 
 EXACT_SIGNALS = {"url": "canonical URL", "content_hash": "text"}
 
@@ -53,3 +56,13 @@ def explain_categories(row: Mapping[str, Any]) -> list[str]:
     """Why each category took the entry: the rule or reason recorded, with its score."""
     return [f"in {cat['category']}: {cat['reason']} (score {cat['score']:g})"
             for cat in row.get("categories") or ()]
+
+
+def story_json(detail: StoryDetail) -> dict[str, Any]:
+    """A story with its entries, their evidence and categories, each entry's ``explanation``
+    in words, and its corrections: the one JSON shape of ``stories show --json`` and
+    ``GET /api/stories/{id}``."""
+    data = detail.as_json()
+    for entry, shown in zip(detail.entries, data["entries"], strict=True):
+        shown["explanation"] = explain(entry.evidence_row())
+    return data

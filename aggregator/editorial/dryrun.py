@@ -38,8 +38,8 @@ class DryRunEntry:
     previous_reason: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"entry_id": self.entry_id, "source": self.source_id, "title": self.title,
-                "url": self.url, "published": self.published_at.isoformat(),
+        return {"entry_id": self.entry_id, "source_id": self.source_id, "title": self.title,
+                "url": self.url, "published_at": self.published_at.isoformat(),
                 "reason": self.reason, "previous_reason": self.previous_reason}
 
 

@@ -278,7 +278,7 @@ class Store:
             by_entry.setdefault(cat.entry_id, []).append(
                 {"category": cat.category_id, "score": cat.score, "reason": cat.reason})
         return [
-            {"entry_id": e.id, "source": e.source_id, "title": e.title, "url": e.url,
+            {"entry_id": e.id, "source_id": e.source_id, "title": e.title, "url": e.url,
              "signal": e.story_signal, "score": e.story_score,
              "matched_entry_id": e.story_matched_entry_id,
              "decision": e.story_decision, "evidence": e.story_evidence,

@@ -57,7 +57,7 @@ class EntryDetail:
     def evidence_row(self) -> dict[str, Any]:
         """The shape ``aggregator.clustering.explain`` reads (as ``Store.story_evidence``)."""
         return {
-            "entry_id": self.entry_id, "source": self.source_id, "title": self.title,
+            "entry_id": self.entry_id, "source_id": self.source_id, "title": self.title,
             "url": self.url, "signal": self.signal, "score": self.score,
             "matched_entry_id": self.matched_entry_id, "decision": self.decision,
             "evidence": self.evidence,
@@ -67,7 +67,7 @@ class EntryDetail:
         }
 
     def as_json(self) -> dict[str, Any]:
-        return {**self.evidence_row(), "published": self.published_at.isoformat()}
+        return {**self.evidence_row(), "published_at": self.published_at.isoformat()}
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,8 @@ class StoryDetail:
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.story_id, "uid": self.uid, "title": self.title,
-            "published": self.published_at.isoformat(), "updated": self.updated_at.isoformat(),
+            "published_at": self.published_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
             "merged_into_id": self.merged_into_id, "merged_by": self.merged_by,
             "pinned_in": list(self.pinned_in), "hidden_in": list(self.hidden_in),
             "hidden_everywhere": self.hidden_everywhere,

@@ -16,10 +16,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from aggregator.catalog import CategoryConfig
-from aggregator.clustering.explain import explain
+from aggregator.clustering.explain import story_json
 from aggregator.editorial.dryrun import DryRun, DryRunEntry
 from aggregator.store.overrides import OverrideView
-from aggregator.store.stories import EntryDetail, StoryDetail
+from aggregator.store.stories import StoryDetail
 from aggregator.web.auth import (
     DEFAULT_API_EDITOR,
     EDITOR_HEADER,
@@ -143,6 +143,8 @@ class HideIn(BaseModel):
 class CorrectionOut(BaseModel):
     id: int
     kind: str
+    description: str = Field(description="what the correction does, in words")
+    active: bool = Field(description="false once undone")
     entry_id: int | None
     other_entry_id: int | None
     story_id: int | None
@@ -181,7 +183,7 @@ class StoryEntryOut(BaseModel):
     categories: list[CategoryReasonOut]
 
 
-class StoryOut(BaseModel):
+class StoryDetailOut(BaseModel):
     id: int
     uid: str
     title: str
@@ -196,26 +198,9 @@ class StoryOut(BaseModel):
     corrections: list[CorrectionOut] = Field(description="active corrections touching it")
 
 
-def story_entry_out(entry: EntryDetail) -> StoryEntryOut:
-    return StoryEntryOut(
-        entry_id=entry.entry_id, source_id=entry.source_id, title=entry.title, url=entry.url,
-        published_at=entry.published_at, declared_language=entry.declared_language,
-        languages=entry.languages, signal=entry.signal, score=entry.score,
-        matched_entry_id=entry.matched_entry_id, decision=entry.decision,
-        decided_at=entry.decided_at, evidence=entry.evidence,
-        explanation=explain(entry.evidence_row()),
-        categories=[CategoryReasonOut(category=c.category, score=c.score, reason=c.reason)
-                    for c in entry.categories])
-
-
-def story_out(detail: StoryDetail) -> StoryOut:
-    return StoryOut(id=detail.story_id, uid=detail.uid, title=detail.title,
-                    published_at=detail.published_at, updated_at=detail.updated_at,
-                    merged_into_id=detail.merged_into_id, merged_by=detail.merged_by,
-                    pinned_in=list(detail.pinned_in), hidden_in=list(detail.hidden_in),
-                    hidden_everywhere=detail.hidden_everywhere,
-                    entries=[story_entry_out(e) for e in detail.entries],
-                    corrections=[correction_out(c) for c in detail.corrections])
+def story_out(detail: StoryDetail) -> StoryDetailOut:
+    # Validated from the one JSON shape the CLI prints too (``stories show --json``).
+    return StoryDetailOut.model_validate(story_json(detail))
 
 
 def category_rules_out(category: CategoryConfig) -> CategoryRulesOut:
@@ -237,7 +222,7 @@ def dry_run_out(category: str, since: str, result: DryRun) -> DryRunOut:
 
 
 def correction_out(view: OverrideView) -> CorrectionOut:
-    return CorrectionOut.model_validate(view, from_attributes=True)
+    return CorrectionOut.model_validate(view.as_json())
 
 
 def _done(done: Done) -> DoneOut:
@@ -279,9 +264,9 @@ def include_api(app: FastAPI, bench: Workbench, auth: Auth) -> None:
         """A category with its include and exclude rules, as the service runs it now."""
         return category_rules_out(bench.category(category_id))
 
-    @reads.get("/stories/{story_id}", response_model=StoryOut,
+    @reads.get("/stories/{story_id}", response_model=StoryDetailOut,
                responses={404: {"model": ErrorOut}})
-    def story(story_id: StoryId) -> StoryOut:
+    def story(story_id: StoryId) -> StoryDetailOut:
         """A story's entries: why each is in the story and why each category took it."""
         return story_out(bench.story(story_id))
 

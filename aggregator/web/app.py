@@ -6,15 +6,16 @@ from ``aggregator.publishing.outputs`` so the server and ``publish --out`` retur
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
 from aggregator import __version__
 from aggregator.errors import StoreError
@@ -31,6 +32,7 @@ from aggregator.publishing.outputs import (
 from aggregator.publishing.representative import for_output
 from aggregator.publishing.watcher import OutputWatcher
 from aggregator.store import Store
+from aggregator.types import SourceStatus
 from aggregator.web.admin import include_admin
 from aggregator.web.api import StoryId, include_api
 from aggregator.web.auth import Auth
@@ -41,49 +43,38 @@ from aggregator.web.health import Readiness
 MAX_API_LIMIT = 500
 
 
-class EntryOut(BaseModel):
-    id: int
-    source: str
+class StorySummaryEntryOut(BaseModel):
+    entry_id: int
+    source_id: str
     source_title: str
     url: str | None
     title: str
     language: str | None
-    published: datetime
+    published_at: datetime
 
 
-class StoryOut(BaseModel):
+class StorySummaryOut(BaseModel):
+    """A story as a category lists it; ``GET /api/stories/{id}`` has the editors' detail."""
+
     id: int
     uid: str
     title: str
     url: str | None
     first_seen: datetime
-    updated: datetime
-    entries: list[EntryOut]
+    updated_at: datetime
+    entries: list[StorySummaryEntryOut]
 
 
-class SourceOut(BaseModel):
-    """The public view of a source's health: validators and body hash stay internal."""
-
-    id: str
-    url: str
-    configured_url: str | None
-    title: str | None
-    site_url: str | None
-    state: str
-    categories: list[str]
-    language: str | None
-    interval_seconds: int
-    next_check_at: datetime | None
-    last_checked_at: datetime | None
-    last_success_at: datetime | None
-    last_status: int | None
-    last_duration_ms: int | None
-    last_bytes: int | None
-    last_new_entries: int | None
-    last_updated_entries: int | None
-    error_count: int
-    last_error: str | None
-    last_error_kind: str | None
+# The public view of a source's health, declared once: ``SourceStatus``'s fields without the
+# ones that stay internal (validators, body hash, publishing rhythm, the address policy).
+_INTERNAL_SOURCE_FIELDS = frozenset({"etag", "last_modified", "body_hash",
+                                     "publish_interval_seconds", "public_only"})
+_SOURCE_HINTS = get_type_hints(SourceStatus)
+_SOURCE_FIELDS: dict[str, Any] = {f.name: (_SOURCE_HINTS[f.name], ...)
+                                  for f in dataclasses.fields(SourceStatus)
+                                  if f.name not in _INTERNAL_SOURCE_FIELDS}
+SourceOut = create_model("SourceOut", __doc__="A source's health as the public API shows it.",
+                         **_SOURCE_FIELDS)
 
 
 class CategoryOut(BaseModel):
@@ -221,12 +212,12 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
         ]
 
     @app.get("/api/sources", response_model=list[SourceOut])
-    def sources() -> list[SourceOut]:
+    def sources() -> list[BaseModel]:
         return [SourceOut.model_validate(s, from_attributes=True) for s in store.sources()]
 
-    @app.get("/api/categories/{category}/stories", response_model=list[StoryOut])
+    @app.get("/api/categories/{category}/stories", response_model=list[StorySummaryOut])
     def category_stories(category: str,
-                         limit: int = Query(50, ge=1, le=MAX_API_LIMIT)) -> list[StoryOut]:
+                         limit: int = Query(50, ge=1, le=MAX_API_LIMIT)) -> list[StorySummaryOut]:
         try:
             config = outputs.catalog.category(category)
         except KeyError as exc:
@@ -234,12 +225,13 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
         stories = [for_output(s, config.languages, outputs.catalog.priorities)
                    for s in store.category_stories(category, limit)]
         return [
-            StoryOut(
+            StorySummaryOut(
                 id=s.story_id, uid=s.uid, title=s.representative.title,
-                url=s.representative.url, first_seen=s.first_seen, updated=s.updated_at,
-                entries=[EntryOut(id=e.entry_id, source=e.source_id,
-                                  source_title=e.source_title, url=e.url, title=e.title,
-                                  language=e.language, published=e.published_at)
+                url=s.representative.url, first_seen=s.first_seen, updated_at=s.updated_at,
+                entries=[StorySummaryEntryOut(entry_id=e.entry_id, source_id=e.source_id,
+                                              source_title=e.source_title, url=e.url,
+                                              title=e.title, language=e.language,
+                                              published_at=e.published_at)
                          for e in s.entries],
             )
             for s in stories

@@ -46,7 +46,7 @@ def test_poll_clusters_and_stories_explain_why(feed_server: FeedServer, tmp_path
     joined, founder = evidence
     assert (founder["signal"], founder["decision"]) == ("new", "new")
     assert (joined["signal"], joined["decision"]) == ("embedding", "join")
-    assert joined["matched_entry_id"] in {e["id"] for e in pair["entries"]}
+    assert joined["matched_entry_id"] in {e["entry_id"] for e in pair["entries"]}
     assert joined["parts"]["cross_language"] == 1.0
     assert joined["parts"]["score"] == joined["score"]
     assert joined["decided_at"]
@@ -101,8 +101,8 @@ def test_editors_correct_stories_from_the_command_line(feed_server: FeedServer,
     assert f"into #{kept} (correction #1)" in run(
         "stories", "merge", str(first), str(second), "--by", "alice", "--note", "one story"
     ).stdout
-    assert f"split entry #{french['id']} into new story #" in run(
-        "stories", "split", str(french["id"])).stdout
+    assert f"split entry #{french['entry_id']} into new story #" in run(
+        "stories", "split", str(french["entry_id"])).stdout
     assert "correction #3" in run("stories", "pin", str(rail), "--category", "news").stdout
     refused = run("stories", "hide", str(kept), "--category", "sports", check=False)
     assert refused.returncode == 2

@@ -115,14 +115,14 @@ def test_poll_stores_classifies_clusters_and_publishes(setup: tuple[FeedServer, 
     assert all({"id", "title", "entries"} <= set(s) for s in stories)
     pair = [s for s in stories if len(s["entries"]) == 2]
     assert len(pair) == 1
-    assert {e["source"] for e in pair[0]["entries"]} == {"alpha", "beta"}
-    assert all({"url", "source", "language", "title", "evidence"} <= set(e)
+    assert {e["source_id"] for e in pair[0]["entries"]} == {"alpha", "beta"}
+    assert all({"url", "source_id", "language", "title", "evidence"} <= set(e)
                for e in pair[0]["entries"])
     signals = sorted(e["evidence"]["signal"] for e in pair[0]["entries"])
     assert signals == ["new", "url"]
     founder = next(e for e in pair[0]["entries"] if e["evidence"]["signal"] == "new")
     joined = next(e for e in pair[0]["entries"] if e["evidence"]["signal"] == "url")
-    assert joined["evidence"]["matched_entry_id"] == founder["id"]
+    assert joined["evidence"]["matched_entry_id"] == founder["entry_id"]
 
     out = tmp_path / "site"
     aggregator("publish", "--out", str(out), *options)

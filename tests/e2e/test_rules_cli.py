@@ -74,10 +74,10 @@ def test_rules_test_shows_what_changed_rules_would_do(
     assert [e["title"] for e in result["added"]] == ["Black Friday deals on AI Act books"]
     assert [e["title"] for e in result["removed"]] == ["AI Act: final vote in Strasbourg"]
     added = result["added"][0]
-    assert added["source"] == "wire"
+    assert added["source_id"] == "wire"
     assert added["url"] == "https://news.example/w2"
     assert added["reason"] == "include 'Black Friday' matched in title"
-    assert datetime.fromisoformat(added["published"]) < datetime.now(UTC)
+    assert datetime.fromisoformat(added["published_at"]) < datetime.now(UTC)
     quiet = run_json(capsys, "rules", "test", "ai-policy", "--since", "1h", *options)
     assert (quiet["examined"], quiet["added"], quiet["removed"]) == (0, [], [])
 

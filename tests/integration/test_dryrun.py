@@ -22,7 +22,7 @@ from aggregator.runtime.service import make_fetcher
 from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.store.history import add_categories, iter_history
-from aggregator.types import CategoryMatch
+from aggregator.types import CategoryMatch, CategoryOrigin
 from tests.support.builders import NOW
 from tests.support.feeds import rss
 from tests.support.stories import rfc822
@@ -166,11 +166,12 @@ def test_entries_taken_by_the_topic_match(store: Store, polled: Catalog) -> None
     ids = entry_ids(store)
     reason = topic_reason(0.21, 0.14, description=True, examples=False)
     with store.engine.begin() as connection:
+        topic = CategoryOrigin.TOPIC
         assert add_categories(connection, [(ids["w3"], CategoryMatch("ai-policy", 0.21,
-                                                                     reason))]) == 1
+                                                                     reason, topic))]) == 1
         # A decision already stored is never replaced.
         assert add_categories(connection, [(ids["w1"], CategoryMatch("ai-policy", 0.5,
-                                                                     reason))]) == 0
+                                                                     reason, topic))]) == 0
     topic_on = replace(polled.category("ai-policy"), topic=True)
     result = dry_run(store, polled, topic_on)
     assert (result.unchanged, result.added, result.removed) == (5, [], [])
