@@ -238,6 +238,21 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("log_format", "AGGREGATOR_LOG_FORMAT", "text",
                 "text (one readable key=value line per event) or json (one JSON object per "
                 "line, the same keys as fields)", _log_format),
+    SettingSpec("header_timeout", "AGGREGATOR_HEADER_TIMEOUT", "10",
+                "seconds a client has to send a request's line and headers before the "
+                "connection is closed (408)", _positive_float),
+    SettingSpec("max_header_bytes", "AGGREGATOR_MAX_HEADER_BYTES", "16384",
+                "largest request line and headers accepted, in bytes (431 beyond)",
+                _positive_int),
+    SettingSpec("max_headers", "AGGREGATOR_MAX_HEADERS", "100",
+                "most header fields in one request (431 beyond)", _positive_int),
+    SettingSpec("max_connections", "AGGREGATOR_MAX_CONNECTIONS", "4096",
+                "most open client connections, lowered to the open-file limit less 64; when "
+                "full, the connection idle or waiting for its headers longest is dropped",
+                _positive_int),
+    SettingSpec("max_body_bytes", "AGGREGATOR_MAX_BODY_BYTES", "1048576",
+                "largest request body the JSON API accepts, in bytes (413 beyond; the admin "
+                "forms allow 256 KiB, other routes 64 KiB)", _positive_int),
     SettingSpec("ready_max_lag_seconds", "AGGREGATOR_READY_MAX_LAG_SECONDS", "3600",
                 "/readyz answers 503 while the most overdue source is later than this many "
                 "seconds (0: lag never makes it unready)", _non_negative_float),
@@ -279,6 +294,11 @@ class Settings:
     log_level: str
     log_format: str
     ready_max_lag_seconds: float
+    header_timeout: float
+    max_header_bytes: int
+    max_headers: int
+    max_connections: int
+    max_body_bytes: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

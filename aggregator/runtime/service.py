@@ -37,6 +37,7 @@ from aggregator.store import Store
 from aggregator.store.leases import Lease, make_owner
 from aggregator.types import PollOutcome, SourceStatus
 from aggregator.web import create_app
+from aggregator.web.guard import server_config
 from aggregator.web.health import Readiness
 
 log = logging.getLogger("aggregator.service")
@@ -200,10 +201,7 @@ class Service:
                          config_dir=self.settings.config_dir,
                          on_config_change=self.reload_now,
                          allow_private_addresses=self.settings.allow_private_addresses)
-        config = uvicorn.Config(app, host=self.settings.host, port=self.settings.port,
-                                log_level=self.settings.log_level.lower(), access_log=False,
-                                log_config=None)
-        server = uvicorn.Server(config)
+        server = uvicorn.Server(server_config(app, self.settings))
         server_exit = server.handle_exit
 
         def handle_exit(sig: int, frame: FrameType | None) -> None:
