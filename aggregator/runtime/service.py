@@ -200,7 +200,8 @@ class Service:
                          admin_token=self.settings.admin_token,
                          config_dir=self.settings.config_dir,
                          on_config_change=self.reload_now,
-                         allow_private_addresses=self.settings.allow_private_addresses)
+                         allow_private_addresses=self.settings.allow_private_addresses,
+                         max_body_bytes=self.settings.max_body_bytes)
         server = uvicorn.Server(server_config(app, self.settings))
         server_exit = server.handle_exit
 

@@ -37,8 +37,10 @@ from aggregator.web.auth import Auth
 from aggregator.web.documents import DocumentApp, document_path, respond
 from aggregator.web.editing import Workbench
 from aggregator.web.health import Readiness
+from aggregator.web.limits import BodyLimit, route_limits
 
 MAX_API_LIMIT = 500
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
 class EntryOut(BaseModel):
@@ -103,7 +105,8 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
                readiness: Readiness | None = None,
                admin_token: str = "", config_dir: Path | None = None,
                on_config_change: Callable[[], None] | None = None,
-               allow_private_addresses: bool = False) -> FastAPI:
+               allow_private_addresses: bool = False,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     """``metrics`` and ``readiness`` are the service's; an app built without them gets its
     own (no scheduler: readiness then checks the database and the lag only)."""
     if metrics is None:
@@ -136,6 +139,7 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
     )
     # Output documents are answered from memory before FastAPI routes anything.
     app.serve_documents(outputs)
+    app.add_middleware(BodyLimit, limit_for=route_limits(max_body_bytes))
 
     @app.exception_handler(StoreError)
     async def _store_error(_request: Request, exc: StoreError) -> JSONResponse:
