@@ -218,6 +218,13 @@ def story_out(detail: StoryDetail) -> StoryOut:
                     corrections=[correction_out(c) for c in detail.corrections])
 
 
+def public_story(story: StoryOut) -> StoryOut:
+    """What anyone may read of a story: no editor's name or note, nothing hidden everywhere."""
+    if story.hidden_everywhere:
+        raise EditError(404, f"no story {story.id}", field="story_id")
+    return story.model_copy(update={"corrections": [], "merged_by": None})
+
+
 def category_rules_out(category: CategoryConfig) -> CategoryRulesOut:
     return CategoryRulesOut(id=category.id, title=category.title,
                             description=category.description,
@@ -281,9 +288,14 @@ def include_api(app: FastAPI, bench: Workbench, auth: Auth) -> None:
 
     @reads.get("/stories/{story_id}", response_model=StoryOut,
                responses={404: {"model": ErrorOut}})
-    def story(story_id: StoryId) -> StoryOut:
-        """A story's entries: why each is in the story and why each category took it."""
-        return story_out(bench.story(story_id))
+    def story(story_id: StoryId, request: Request) -> StoryOut:
+        """A story's entries: why each is in the story and why each category took it.
+        Editors' corrections (who made them, their notes) and stories hidden everywhere are
+        shown only with the admin token (Bearer); without it they are absent (404)."""
+        detail = story_out(bench.story(story_id))
+        if auth.bearer_matches(request.headers.get("authorization")):
+            return detail
+        return public_story(detail)
 
     @writes.post("/sources", response_model=DoneOut, status_code=201)
     def add_source(body: SourceIn) -> DoneOut:

@@ -141,6 +141,8 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
     app.serve_documents(outputs)
     app.add_middleware(BodyLimit, limit_for=route_limits(max_body_bytes))
 
+    auth = Auth(admin_token, secure_cookie=outputs.base_url.startswith("https://"))
+
     @app.exception_handler(StoreError)
     async def _store_error(_request: Request, exc: StoreError) -> JSONResponse:
         return JSONResponse({"detail": f"store unavailable: {exc}"}, status_code=503)
@@ -250,8 +252,13 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
         ]
 
     @app.get("/api/stories/{story_id}/evidence")
-    def evidence(story_id: StoryId) -> list[dict[str, Any]]:
+    def evidence(story_id: StoryId, request: Request) -> list[dict[str, Any]]:
+        """Why each entry is in the story; a story hidden everywhere needs the token."""
         rows = store.story_evidence(story_id)
+        if rows and not auth.bearer_matches(request.headers.get("authorization")):
+            detail = store.story_detail(story_id)
+            if detail is None or detail.hidden_everywhere:
+                rows = []
         if not rows:
             raise HTTPException(404, f"no story {story_id}")
         return rows
@@ -263,7 +270,6 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
                       config_dir=config_dir or outputs.catalog.directory,
                       on_config_change=on_config_change,
                       allow_private_addresses=allow_private_addresses)
-    auth = Auth(admin_token, secure_cookie=outputs.base_url.startswith("https://"))
     include_api(app, bench, auth)
     include_admin(app, bench, auth)
     return app
