@@ -293,7 +293,7 @@ def include_api(app: FastAPI, bench: Workbench, auth: Auth) -> None:
         Editors' corrections (who made them, their notes) and stories hidden everywhere are
         shown only with the admin token (Bearer); without it they are absent (404)."""
         detail = story_out(bench.story(story_id))
-        if auth.bearer_matches(request.headers.get("authorization")):
+        if auth.editor_request(request):
             return detail
         return public_story(detail)
 

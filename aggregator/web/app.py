@@ -33,7 +33,7 @@ from aggregator.publishing.watcher import OutputWatcher
 from aggregator.store import Store
 from aggregator.web.admin import include_admin
 from aggregator.web.api import StoryId, include_api
-from aggregator.web.auth import Auth
+from aggregator.web.auth import Auth, FailureLimiter
 from aggregator.web.documents import DocumentApp, document_path, respond
 from aggregator.web.editing import Workbench
 from aggregator.web.health import Readiness
@@ -106,7 +106,8 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
                admin_token: str = "", config_dir: Path | None = None,
                on_config_change: Callable[[], None] | None = None,
                allow_private_addresses: bool = False,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               failure_limiter: FailureLimiter | None = None) -> FastAPI:
     """``metrics`` and ``readiness`` are the service's; an app built without them gets its
     own (no scheduler: readiness then checks the database and the lag only)."""
     if metrics is None:
@@ -141,7 +142,8 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
     app.serve_documents(outputs)
     app.add_middleware(BodyLimit, limit_for=route_limits(max_body_bytes))
 
-    auth = Auth(admin_token, secure_cookie=outputs.base_url.startswith("https://"))
+    auth = Auth(admin_token, secure_cookie=outputs.base_url.startswith("https://"),
+                limiter=failure_limiter)
 
     @app.exception_handler(StoreError)
     async def _store_error(_request: Request, exc: StoreError) -> JSONResponse:
@@ -255,7 +257,7 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
     def evidence(story_id: StoryId, request: Request) -> list[dict[str, Any]]:
         """Why each entry is in the story; a story hidden everywhere needs the token."""
         rows = store.story_evidence(story_id)
-        if rows and not auth.bearer_matches(request.headers.get("authorization")):
+        if rows and not auth.editor_request(request):
             detail = store.story_detail(story_id)
             if detail is None or detail.hidden_everywhere:
                 rows = []
