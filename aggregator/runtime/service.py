@@ -189,11 +189,12 @@ class Service:
                                     stage=self.clustering, metrics=self.metrics,
                                     retention_days=self.settings.retention_days,
                                     tick_job=self._tick)
-        self.outputs = make_outputs(self.settings, self.store, self.catalog,
-                                    metrics=self.metrics)
+        self.outputs = outputs = make_outputs(self.settings, self.store, self.catalog,
+                                              metrics=self.metrics)
         readiness = Readiness(self.store, metrics=self.metrics,
                               tick_seconds=self.settings.tick_seconds,
-                              max_lag_seconds=self.settings.ready_max_lag_seconds)
+                              max_lag_seconds=self.settings.ready_max_lag_seconds,
+                              write_error=lambda: outputs.write_error)
         app = create_app(store=self.store,
                          outputs=self.outputs,
                          metrics=self.metrics, readiness=readiness,

@@ -115,7 +115,8 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
                           categories=lambda: [c.id for c in outputs.catalog.categories])
     if outputs.metrics is None:
         outputs.metrics = metrics
-    ready = readiness or Readiness(store, metrics=metrics)
+    ready = readiness or Readiness(store, metrics=metrics,
+                                   write_error=lambda: outputs.write_error)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
