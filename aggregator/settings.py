@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -39,6 +41,8 @@ class SettingSpec:
     convert: Callable[[str], Any] = str
     # The value the env example shows when the default is not meant to be copied.
     example: str | None = None
+    # Never repeated in an error message (it would land in logs and terminals).
+    secret: bool = False
 
 
 def _positive_int(text: str) -> int:
@@ -131,12 +135,29 @@ def _clustering_mode(text: str) -> str:
 ADMIN_TOKEN_MIN_LENGTH = 16
 
 
+# A token must look random: this many different characters, and this many bits by the
+# Shannon estimate of its own character frequencies (16 random URL-safe characters give ~60).
+ADMIN_TOKEN_MIN_DISTINCT = 8
+ADMIN_TOKEN_MIN_BITS = 48
+_HOW_TO_MAKE_ONE = "`python -c 'import secrets; print(secrets.token_urlsafe())'` makes one"
+
+
+def token_bits(token: str) -> float:
+    """Estimated entropy of ``token`` from its own character frequencies, in bits."""
+    counts = Counter(token)
+    return -sum(n * math.log2(n / len(token)) for n in counts.values())
+
+
 def _admin_token(text: str) -> str:
     token = text.strip()
     if token and (len(token) < ADMIN_TOKEN_MIN_LENGTH or any(c.isspace() for c in token)):
         raise ValueError(f"must be empty (editing disabled) or at least "
-                         f"{ADMIN_TOKEN_MIN_LENGTH} characters without spaces; "
-                         "`python -c 'import secrets; print(secrets.token_urlsafe())'` makes one")
+                         f"{ADMIN_TOKEN_MIN_LENGTH} characters without spaces; {_HOW_TO_MAKE_ONE}")
+    if token and (len(set(token)) < ADMIN_TOKEN_MIN_DISTINCT
+                  or token_bits(token) < ADMIN_TOKEN_MIN_BITS):
+        raise ValueError(f"is too easy to guess ({len(set(token))} different characters, about "
+                         f"{token_bits(token):.0f} bits; at least {ADMIN_TOKEN_MIN_DISTINCT} and "
+                         f"{ADMIN_TOKEN_MIN_BITS} needed); {_HOW_TO_MAKE_ONE}")
     return token
 
 
@@ -180,7 +201,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 _flag),
     SettingSpec("admin_token", "AGGREGATOR_ADMIN_TOKEN", "",
                 "secret that unlocks the /admin/ pages and the JSON API's write methods "
-                "(empty: both disabled)", _admin_token, example=""),
+                "(empty: both disabled)", _admin_token, example="", secret=True),
     SettingSpec("connect_timeout", "AGGREGATOR_CONNECT_TIMEOUT", "10",
                 "seconds to wait for a source's TCP/TLS connection", _positive_float),
     SettingSpec("read_timeout", "AGGREGATOR_READ_TIMEOUT", "30",
@@ -238,6 +259,21 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("log_format", "AGGREGATOR_LOG_FORMAT", "text",
                 "text (one readable key=value line per event) or json (one JSON object per "
                 "line, the same keys as fields)", _log_format),
+    SettingSpec("header_timeout", "AGGREGATOR_HEADER_TIMEOUT", "10",
+                "seconds a client has to send a request's line and headers before the "
+                "connection is closed (408)", _positive_float),
+    SettingSpec("max_header_bytes", "AGGREGATOR_MAX_HEADER_BYTES", "16384",
+                "largest request line and headers accepted, in bytes (431 beyond)",
+                _positive_int),
+    SettingSpec("max_headers", "AGGREGATOR_MAX_HEADERS", "100",
+                "most header fields in one request (431 beyond)", _positive_int),
+    SettingSpec("max_connections", "AGGREGATOR_MAX_CONNECTIONS", "4096",
+                "most open client connections, lowered to the open-file limit less 64; when "
+                "full, the connection idle or waiting for its headers longest is dropped",
+                _positive_int),
+    SettingSpec("max_body_bytes", "AGGREGATOR_MAX_BODY_BYTES", "1048576",
+                "largest request body the JSON API accepts, in bytes (413 beyond; the admin "
+                "forms allow 256 KiB, other routes 64 KiB)", _positive_int),
     SettingSpec("ready_max_lag_seconds", "AGGREGATOR_READY_MAX_LAG_SECONDS", "3600",
                 "/readyz answers 503 while the most overdue source is later than this many "
                 "seconds (0: lag never makes it unready)", _non_negative_float),
@@ -279,6 +315,11 @@ class Settings:
     log_level: str
     log_format: str
     ready_max_lag_seconds: float
+    header_timeout: float
+    max_header_bytes: int
+    max_headers: int
+    max_connections: int
+    max_body_bytes: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -293,7 +334,8 @@ class Settings:
             try:
                 values[spec.name] = spec.convert(raw)
             except ValueError as exc:
-                raise ConfigError(f"{spec.env}={raw!r}: {exc}", key=spec.env) from exc
+                shown = spec.env if spec.secret else f"{spec.env}={raw!r}"
+                raise ConfigError(f"{shown}: {exc}", key=spec.env) from exc
         values["config_dir"] = Path(values["config_dir"])
         return cls(**values)
 

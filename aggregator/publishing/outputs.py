@@ -11,6 +11,7 @@ Between checks, at most ``recheck_seconds`` apart, requests are answered from me
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 import time
@@ -66,6 +67,8 @@ ARCHIVE_PATH_RE = re.compile(
 )
 PAGE_PATH_RE = re.compile(r"^categories/(?P<category>[a-z0-9][a-z0-9-]*)\.html$")
 _RENDERERS = {"atom": render_atom, "rss": render_rss, "json": render_json}
+
+log = logging.getLogger("aggregator.archives")
 
 
 def live_cache_control(max_age: int) -> str:
@@ -211,6 +214,8 @@ class Outputs:
         # (the default), or shown in the category's preferred language with its own xml:lang.
         self.variant_fallback = variant_fallback
         self.archives = ArchiveLog(archive_dir, page_size=feed_size)
+        # Why the last archive write failed, until one succeeds (read by /readyz).
+        self.write_error: str | None = None
         # Set while an OutputWatcher keeps every category checked (see _is_fresh).
         self.watched = False
         self._clock = clock
@@ -404,9 +409,21 @@ class Outputs:
         if previous is not None and previous.stories == stories:
             previous.checked = now
             return []
-        pages = self.archives.observe(
-            category.id, stories, stories[: self.feed_size],
-            withdrawn=lambda uids: self.store.withdrawn_uids(category.id, uids))
+        try:
+            pages = self.archives.observe(
+                category.id, stories, stories[: self.feed_size],
+                withdrawn=lambda uids: self.store.withdrawn_uids(category.id, uids))
+        except OSError as exc:
+            # A full or broken disk: keep serving the last good bytes and say so in /readyz;
+            # the next check tries the write again.
+            self.write_error = f"archive write failed for {category.id!r}: {exc}"
+            log.error("action=archive outcome=error category=%s error=%r", category.id,
+                      str(exc))
+            if previous is None:
+                raise
+            previous.checked = now
+            return []
+        self.write_error = None
         state = _State(stories=stories, pages=pages, checked=now)
         changed = []
         for lang in (None, *category.languages):

@@ -38,6 +38,7 @@ from aggregator.store import Store
 from aggregator.store.leases import Lease, make_owner
 from aggregator.types import PollOutcome, SourceStatus
 from aggregator.web import create_app
+from aggregator.web.guard import server_config
 from aggregator.web.health import Readiness
 
 log = logging.getLogger("aggregator.service")
@@ -189,22 +190,21 @@ class Service:
                                     stage=self.clustering, metrics=self.metrics,
                                     retention_days=self.settings.retention_days,
                                     tick_job=self._tick)
-        self.outputs = make_outputs(self.settings, self.store, self.catalog,
-                                    metrics=self.metrics)
+        self.outputs = outputs = make_outputs(self.settings, self.store, self.catalog,
+                                              metrics=self.metrics)
         readiness = Readiness(self.store, metrics=self.metrics,
                               tick_seconds=self.settings.tick_seconds,
-                              max_lag_seconds=self.settings.ready_max_lag_seconds)
+                              max_lag_seconds=self.settings.ready_max_lag_seconds,
+                              write_error=lambda: outputs.write_error)
         app = create_app(store=self.store,
                          outputs=self.outputs,
                          metrics=self.metrics, readiness=readiness,
                          admin_token=self.settings.admin_token,
                          config_dir=self.settings.config_dir,
                          on_config_change=self.reload_now,
-                         allow_private_addresses=self.settings.allow_private_addresses)
-        config = uvicorn.Config(app, host=self.settings.host, port=self.settings.port,
-                                log_level=self.settings.log_level.lower(), access_log=False,
-                                log_config=None)
-        server = uvicorn.Server(config)
+                         allow_private_addresses=self.settings.allow_private_addresses,
+                         max_body_bytes=self.settings.max_body_bytes)
+        server = uvicorn.Server(server_config(app, self.settings))
         server_exit = server.handle_exit
 
         def handle_exit(sig: int, frame: FrameType | None) -> None:

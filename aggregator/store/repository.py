@@ -70,6 +70,22 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreError(f"database unreachable: {exc}") from exc
 
+    @property
+    def can_quick_check(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def quick_check(self) -> str | None:
+        """SQLite's ``PRAGMA quick_check`` (reads every page, so run it rarely): None when
+        the file is sound, else what it found; None on other databases."""
+        if not self.can_quick_check:
+            return None
+        try:
+            with self.engine.connect() as connection:
+                rows = [str(r[0]) for r in connection.execute(sa.text("PRAGMA quick_check"))]
+        except SQLAlchemyError as exc:
+            return str(getattr(exc, "orig", exc))
+        return None if rows == ["ok"] else "; ".join(rows[:3])
+
     def gauges(self, now: datetime, categories: Sequence[str] = ()) -> StoreGauges:
         """Sources by state, each category's newest item, the most overdue source."""
         with self._guard(), self.engine.connect() as connection:

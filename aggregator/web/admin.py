@@ -31,6 +31,7 @@ from aggregator.web.auth import (
     SESSION_SECONDS,
     Auth,
     Session,
+    client_address,
     editor_name,
 )
 from aggregator.web.editing import (
@@ -199,8 +200,18 @@ class AdminPages:
     def login(self, request: Request) -> Response:
         form = self.form(request)
         next_path = _safe_next(_first(form, "next"))
+        address = client_address(request)
+        wait = self.auth.limiter.retry_after(address)
+        if wait is not None:
+            log.warning("action=admin-login outcome=rate-limited client=%s", address)
+            refused = _html(pages.login_page(
+                next_path, f"Too many failed logins from this address: try again in {wait} s."),
+                429)
+            refused.headers["Retry-After"] = str(wait)
+            return refused
         if not self.auth.token_matches(_first(form, "token")):
-            log.warning("action=admin-login outcome=refused")
+            self.auth.limiter.failed(address)
+            log.warning("action=admin-login outcome=refused client=%s", address)
             return _html(pages.login_page(next_path, "That is not the admin token."), 401)
         editor = editor_name(_first(form, "editor"), DEFAULT_ADMIN_EDITOR)
         response = RedirectResponse(next_path, 303)
@@ -208,7 +219,10 @@ class AdminPages:
         log.info("action=admin-login outcome=done editor=%r", editor)
         return response
 
-    def logout(self, _request: Request) -> Response:
+    def logout(self, request: Request) -> Response:
+        session: Session = request.state.session
+        self.auth.revoke(session)
+        log.info("action=admin-logout outcome=done editor=%r", session.editor)
         response = RedirectResponse(admin_url("login"), 303)
         response.delete_cookie(SESSION_COOKIE, path=ADMIN_PREFIX, httponly=True,
                                samesite="strict", secure=self.auth.secure_cookie)

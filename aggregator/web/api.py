@@ -203,6 +203,13 @@ def story_out(detail: StoryDetail) -> StoryDetailOut:
     return StoryDetailOut.model_validate(story_json(detail))
 
 
+def public_story(story: StoryDetailOut) -> StoryDetailOut:
+    """What anyone may read of a story: no editor's name or note, nothing hidden everywhere."""
+    if story.hidden_everywhere:
+        raise EditError(404, f"no story {story.id}", field="story_id")
+    return story.model_copy(update={"corrections": [], "merged_by": None})
+
+
 def category_rules_out(category: CategoryConfig) -> CategoryRulesOut:
     return CategoryRulesOut(id=category.id, title=category.title,
                             description=category.description,
@@ -266,9 +273,14 @@ def include_api(app: FastAPI, bench: Workbench, auth: Auth) -> None:
 
     @reads.get("/stories/{story_id}", response_model=StoryDetailOut,
                responses={404: {"model": ErrorOut}})
-    def story(story_id: StoryId) -> StoryDetailOut:
-        """A story's entries: why each is in the story and why each category took it."""
-        return story_out(bench.story(story_id))
+    def story(story_id: StoryId, request: Request) -> StoryDetailOut:
+        """A story's entries: why each is in the story and why each category took it.
+        Editors' corrections (who made them, their notes) and stories hidden everywhere are
+        shown only with the admin token (Bearer); without it they are absent (404)."""
+        detail = story_out(bench.story(story_id))
+        if auth.editor_request(request):
+            return detail
+        return public_story(detail)
 
     @writes.post("/sources", response_model=DoneOut, status_code=201)
     def add_source(body: SourceIn) -> DoneOut:

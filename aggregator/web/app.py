@@ -35,12 +35,14 @@ from aggregator.store import Store
 from aggregator.types import SourceStatus
 from aggregator.web.admin import include_admin
 from aggregator.web.api import StoryId, include_api
-from aggregator.web.auth import Auth
+from aggregator.web.auth import Auth, FailureLimiter
 from aggregator.web.documents import DocumentApp, document_path, respond
 from aggregator.web.editing import Workbench
 from aggregator.web.health import Readiness
+from aggregator.web.limits import BodyLimit, route_limits
 
 MAX_API_LIMIT = 500
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
 class StorySummaryEntryOut(BaseModel):
@@ -94,7 +96,9 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
                readiness: Readiness | None = None,
                admin_token: str = "", config_dir: Path | None = None,
                on_config_change: Callable[[], None] | None = None,
-               allow_private_addresses: bool = False) -> FastAPI:
+               allow_private_addresses: bool = False,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               failure_limiter: FailureLimiter | None = None) -> FastAPI:
     """``metrics`` and ``readiness`` are the service's; an app built without them gets its
     own (no scheduler: readiness then checks the database and the lag only)."""
     if metrics is None:
@@ -102,7 +106,8 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
                           categories=lambda: [c.id for c in outputs.catalog.categories])
     if outputs.metrics is None:
         outputs.metrics = metrics
-    ready = readiness or Readiness(store, metrics=metrics)
+    ready = readiness or Readiness(store, metrics=metrics,
+                                   write_error=lambda: outputs.write_error)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -127,6 +132,10 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
     )
     # Output documents are answered from memory before FastAPI routes anything.
     app.serve_documents(outputs)
+    app.add_middleware(BodyLimit, limit_for=route_limits(max_body_bytes))
+
+    auth = Auth(admin_token, secure_cookie=outputs.base_url.startswith("https://"),
+                limiter=failure_limiter)
 
     @app.exception_handler(StoreError)
     async def _store_error(_request: Request, exc: StoreError) -> JSONResponse:
@@ -238,8 +247,13 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
         ]
 
     @app.get("/api/stories/{story_id}/evidence")
-    def evidence(story_id: StoryId) -> list[dict[str, Any]]:
+    def evidence(story_id: StoryId, request: Request) -> list[dict[str, Any]]:
+        """Why each entry is in the story; a story hidden everywhere needs the token."""
         rows = store.story_evidence(story_id)
+        if rows and not auth.editor_request(request):
+            detail = store.story_detail(story_id)
+            if detail is None or detail.hidden_everywhere:
+                rows = []
         if not rows:
             raise HTTPException(404, f"no story {story_id}")
         return rows
@@ -251,7 +265,6 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
                       config_dir=config_dir or outputs.catalog.directory,
                       on_config_change=on_config_change,
                       allow_private_addresses=allow_private_addresses)
-    auth = Auth(admin_token, secure_cookie=outputs.base_url.startswith("https://"))
     include_api(app, bench, auth)
     include_admin(app, bench, auth)
     return app

@@ -1,9 +1,10 @@
 """Who may edit: the admin token, checked as a Bearer header on the JSON API's write methods
 and exchanged at /admin/login for a signed session cookie with a CSRF token tied to it.
 
-Sessions are stateless (issue time, random nonce and editor name, signed with HMAC under a key
-derived from the token), so any number of web processes accept them, changing the token ends
-every one, and the token itself is never stored in the browser.
+Sessions are signed (issue time, random nonce and editor name, HMAC under a key derived from
+the token), so changing the token ends every one and the token itself is never stored in the
+browser; logging out revokes the session's nonce in this process. Failed token checks are
+rate-limited per client address (``FailureLimiter``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
+import math
 import re
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final
@@ -44,6 +49,15 @@ DISABLED_MESSAGE: Final = (
 NO_CREDENTIALS_MESSAGE: Final = (
     "this method needs the admin token: send the header 'Authorization: Bearer <token>'")
 BAD_CREDENTIALS_MESSAGE: Final = "the Bearer token is not the admin token"
+
+# A client may fail this many token checks in a row, then one more every REFILL seconds.
+FAILURE_BURST: Final = 10
+FAILURE_REFILL_SECONDS: Final = 6.0
+# Addresses remembered at once; the least recently failing one is forgotten beyond this.
+MAX_TRACKED_ADDRESSES: Final = 10_000
+RATE_LIMITED_MESSAGE: Final = "too many failed token checks from this address; retry later"
+
+log = logging.getLogger("aggregator.web.auth")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SESSION_LABEL: Final = b"aggregator admin session v1"
@@ -75,14 +89,59 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+class FailureLimiter:
+    """A token bucket per client address that only failures drain: guessing slows to one try
+    every ``refill`` seconds after ``burst`` misses, while editors who type well never wait."""
+
+    def __init__(self, *, burst: int = FAILURE_BURST, refill: float = FAILURE_REFILL_SECONDS,
+                 clock: Callable[[], float] = time.monotonic,
+                 max_addresses: int = MAX_TRACKED_ADDRESSES) -> None:
+        self.burst = burst
+        self.refill = refill
+        self.clock = clock
+        self.max_addresses = max_addresses
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _level(self, address: str, now: float) -> float:
+        tokens, since = self._buckets.get(address, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - since) / self.refill)
+
+    def retry_after(self, address: str) -> int | None:
+        """Seconds until ``address`` may try again, or None when it may now."""
+        with self._lock:
+            now = self.clock()
+            tokens = self._level(address, now)
+            if tokens >= 1:
+                return None
+            return max(1, math.ceil((1 - tokens) * self.refill))
+
+    def failed(self, address: str) -> None:
+        with self._lock:
+            now = self.clock()
+            self._buckets[address] = (max(0.0, self._level(address, now) - 1), now)
+            self._buckets.move_to_end(address)
+            while len(self._buckets) > self.max_addresses:
+                self._buckets.popitem(last=False)
+
+
 class Auth:
     """The token and everything derived from it; built once by ``create_app``."""
 
     def __init__(self, token: str, *, secure_cookie: bool,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 limiter: FailureLimiter | None = None) -> None:
         self._token = token.encode("utf-8")
         self.secure_cookie = secure_cookie
         self.clock = clock
+        self.limiter = limiter or FailureLimiter()
+        # Nonce -> issue time of sessions logged out; kept until they would have expired.
+        self._revoked: dict[str, int] = {}
+        self._revoked_lock = threading.Lock()
         # A separate key, so a leaked cookie or CSRF value says nothing about the token.
         self._key = hmac.new(self._token, _SESSION_LABEL, hashlib.sha256).digest()
 
@@ -99,6 +158,30 @@ class Auth:
     def bearer_matches(self, authorization: str | None) -> bool:
         scheme, _, value = (authorization or "").partition(" ")
         return scheme.lower() == "bearer" and self.token_matches(value.strip())
+
+    def editor_request(self, request: Request) -> bool:
+        """True when a read carries the right Bearer token; a wrong one counts as a failure,
+        and a rate-limited address is treated as anonymous (no oracle for guessing)."""
+        authorization = request.headers.get("authorization")
+        if not authorization or not self.enabled:
+            return False
+        address = client_address(request)
+        if self.limiter.retry_after(address) is not None:
+            return False
+        if self.bearer_matches(authorization):
+            return True
+        self.limiter.failed(address)
+        log.warning("action=api-auth outcome=refused client=%s method=%s path=%s", address,
+                    request.method, request.url.path)
+        return False
+
+    def revoke(self, session: Session) -> None:
+        """End ``session`` now: its cookie and CSRF token are refused from here on."""
+        with self._revoked_lock:
+            now = self.clock()
+            self._revoked = {nonce: issued for nonce, issued in self._revoked.items()
+                             if now - issued <= SESSION_SECONDS}
+            self._revoked[session.nonce] = session.issued
 
     def _sign(self, purpose: str, message: str) -> str:
         return hmac.new(self._key, f"{purpose}:{message}".encode(), hashlib.sha256).hexdigest()
@@ -123,6 +206,8 @@ class Auth:
             return None
         age = self.clock() - issued
         if not -CLOCK_SKEW_SECONDS <= age <= SESSION_SECONDS:
+            return None
+        if nonce in self._revoked:
             return None
         return Session(nonce=nonce, editor=editor_name(editor, DEFAULT_ADMIN_EDITOR),
                        issued=issued)
@@ -158,12 +243,27 @@ def bearer_scheme() -> HTTPBearer:
                                   f"{EDITOR_HEADER}: the editor's name for the audit trail.")
 
 
-def api_refusal(auth: Auth, authorization: str | None) -> Response | None:
+def rate_limited(retry_after: int) -> JSONResponse:
+    return JSONResponse({"detail": RATE_LIMITED_MESSAGE}, status_code=429,
+                        headers={"Retry-After": str(retry_after)})
+
+
+def api_refusal(auth: Auth, request: Request) -> Response | None:
     """The answer to a write without the right token, or None when it may go ahead."""
     if not auth.enabled:
         return JSONResponse({"detail": DISABLED_MESSAGE}, status_code=403)
+    authorization = request.headers.get("authorization")
+    address = client_address(request)
+    if authorization:
+        wait = auth.limiter.retry_after(address)
+        if wait is not None:
+            return rate_limited(wait)
     if auth.bearer_matches(authorization):
         return None
+    if authorization:
+        auth.limiter.failed(address)
+        log.warning("action=api-auth outcome=refused client=%s method=%s path=%s", address,
+                    request.method, request.url.path)
     message = BAD_CREDENTIALS_MESSAGE if authorization else NO_CREDENTIALS_MESSAGE
     return JSONResponse({"detail": message}, status_code=401,
                         headers={"WWW-Authenticate": 'Bearer realm="aggregator"'})
@@ -178,7 +278,7 @@ def token_route_class(auth: Auth) -> type[APIRoute]:
             handler = super().get_route_handler()
 
             async def guarded(request: Request) -> Response:
-                refusal = api_refusal(auth, request.headers.get("authorization"))
+                refusal = api_refusal(auth, request)
                 return refusal if refusal is not None else await handler(request)
 
             return guarded

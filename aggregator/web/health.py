@@ -1,14 +1,17 @@
 """Readiness: may this process take traffic? ``/readyz`` asks ``Readiness.check``.
 
-Three checks, each named in the answer: the database answers a trivial query within
-``DB_TIMEOUT_SECONDS``; the scheduler (when this process runs one) started a tick within
+Checks, each named in the answer: the database answers a trivial query within
+``DB_TIMEOUT_SECONDS``; its file is sound (SQLite ``quick_check``, every
+``INTEGRITY_SECONDS``); the scheduler (when this process runs one) started a tick within
 ``TICK_GRACE`` tick intervals or is in one now; the most overdue source is less than
-``max_lag_seconds`` late. Liveness (``/healthz``) checks nothing: the process answers.
+``max_lag_seconds`` late; the last archive write succeeded (``disk``). Liveness
+(``/healthz``) checks nothing: the process answers.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -27,6 +30,9 @@ DB_TIMEOUT_SECONDS: Final = 2.0
 # A tick may be this many intervals late (a slow machine, a coalesced run) before it counts
 # as stopped.
 TICK_GRACE: Final = 3
+# quick_check reads every page: often enough to notice damage within minutes, rarely enough
+# to cost nothing noticeable on a large file.
+INTEGRITY_SECONDS: Final = 300.0
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,9 @@ class Readiness:
     def __init__(self, store: Store, *, metrics: Metrics | None = None,
                  tick_seconds: float | None = None, max_lag_seconds: float = 0.0,
                  db_timeout: float = DB_TIMEOUT_SECONDS,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now,
+                 write_error: Callable[[], str | None] | None = None,
+                 integrity_seconds: float = INTEGRITY_SECONDS) -> None:
         self.store = store
         self.metrics = metrics
         self.tick_seconds = tick_seconds
@@ -91,6 +99,10 @@ class Readiness:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readyz")
         self._lock = threading.Lock()
         self._probe: Future[datetime | None] | None = None
+        self.write_error = write_error
+        self.integrity_seconds = integrity_seconds
+        self._integrity: str | None = None
+        self._integrity_at: float | None = None
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -107,6 +119,14 @@ class Readiness:
             checks["lag"] = lag_check(oldest_due, now, self.max_lag_seconds)
         else:
             checks["lag"] = Check(False, "unknown: the database did not answer")
+        if database.ok and self.store.can_quick_check:
+            damage = self._integrity
+            checks["integrity"] = (Check(True, "quick_check ok") if damage is None else
+                                   Check(False, f"the database file is damaged: {damage}"))
+        if self.write_error is not None:
+            problem = self.write_error()
+            checks["disk"] = (Check(True, "the last archive write succeeded") if problem is None
+                              else Check(False, problem))
         return ReadyReport(checks)
 
     def _database(self, now: datetime) -> tuple[Check, datetime | None]:
@@ -125,4 +145,15 @@ class Readiness:
 
     def _query(self, now: datetime) -> datetime | None:
         self.store.ping()
-        return self.store.oldest_due(now)
+        stamp = time.monotonic()
+        if self._integrity_at is None or stamp - self._integrity_at >= self.integrity_seconds:
+            self._integrity = self.store.quick_check()
+            self._integrity_at = stamp
+        try:
+            return self.store.oldest_due(now)
+        except StoreError as exc:
+            # Damage shows first as failing queries; check the file at once, not in minutes.
+            if "malformed" in str(exc) or "not a database" in str(exc):
+                self._integrity = self.store.quick_check() or str(exc)
+                self._integrity_at = stamp
+            raise

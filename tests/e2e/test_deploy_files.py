@@ -205,6 +205,14 @@ def test_compose_order_and_mounts() -> None:
     assert migrate["pull_policy"] == service["pull_policy"] == "build"
 
 
+def test_open_file_limits_leave_room_for_many_connections() -> None:
+    """Each client connection holds a descriptor: the default 1024 is a slowloris' target."""
+    unit = (ROOT / "deploy" / "aggregator.service").read_text(encoding="utf-8")
+    assert re.search(r"^LimitNOFILE=65536$", unit, re.MULTILINE)
+    nofile = compose()["services"]["aggregator"]["ulimits"]["nofile"]
+    assert nofile == {"soft": 65536, "hard": 65536}
+
+
 # -- Dockerfile --------------------------------------------------------------------------------
 
 def stages(dockerfile: str) -> list[list[str]]:

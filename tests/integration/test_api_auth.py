@@ -24,7 +24,13 @@ from aggregator.errors import ConfigError
 from aggregator.settings import Settings
 from aggregator.store import Store, open_store, upgrade
 from aggregator.web import create_app
-from aggregator.web.auth import CSRF_FIELD, SESSION_COOKIE, SESSION_SECONDS, Auth
+from aggregator.web.auth import (
+    CSRF_FIELD,
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    Auth,
+    FailureLimiter,
+)
 from tests.support.browser import TOKEN, Workbench, workbench
 from tests.support.webserver import serve_app
 
@@ -44,7 +50,11 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def bench(sqlite_store: Store, feed_server: FeedServer, tmp_path: Path) -> Iterator[Workbench]:
-    with workbench(sqlite_store, feed_server, tmp_path / "config") as bench:
+    # These walks send hundreds of wrong tokens from one address to check access control;
+    # the throttling that would otherwise answer 429 has its own tests (test_sessions.py).
+    unthrottled = FailureLimiter(burst=1_000_000)
+    with workbench(sqlite_store, feed_server, tmp_path / "config",
+                   limiter=unthrottled) as bench:
         yield bench
 
 

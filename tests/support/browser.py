@@ -25,6 +25,7 @@ from aggregator.runtime.service import Service
 from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.web import create_app
+from aggregator.web.auth import FailureLimiter
 from tests.support.feeds import rss, write_config
 from tests.support.shared import in_ci
 
@@ -123,7 +124,8 @@ class Workbench:
 
 @contextmanager
 def workbench(store: Store, feed_server: FeedServer, directory: Path, *,
-              token: str = TOKEN) -> Iterator[Workbench]:
+              token: str = TOKEN, limiter: FailureLimiter | None = None
+              ) -> Iterator[Workbench]:
     """Poll both feeds once and cluster (as ``aggregator poll --all``), then build the app as
     ``Service.serve`` does, config edits applied by the service's own reload."""
     config = write_newsroom(feed_server, directory)
@@ -141,7 +143,8 @@ def workbench(store: Store, feed_server: FeedServer, directory: Path, *,
             bench.reloads += 1
 
         bench.app = create_app(store=store, outputs=outputs, admin_token=token,
-                               config_dir=config, on_config_change=reload)
+                               config_dir=config, on_config_change=reload,
+                               failure_limiter=limiter)
         yield bench
     finally:
         service.close()
