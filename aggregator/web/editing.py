@@ -105,7 +105,7 @@ def parse_rules(lines: Sequence[str], field: str, category_id: str | None = None
                 raise ValueError(reason)
             rules.append(parse_rule(line))
         except (re.error, ValueError) as exc:
-            raise EditError(422, f"bad {field} rule {line.strip()!r}{where}: {exc}",
+            raise EditError(422, f"bad rule {line.strip()!r} in {field}{where}: {exc}",
                             field=f"{field}[{index}]") from exc
     return tuple(rules)
 
