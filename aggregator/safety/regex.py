@@ -21,8 +21,15 @@ _DIGIT = r"\p{Nd}"
 _SPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\p{Z}"
 # Inside a class, the negated forms must be written without brackets; RE2's \P{..} allows
 # that for digits only, so \W and \S in a class keep RE2's (ASCII) meaning.
-_OUTSIDE = {"w": f"[{_WORD}]", "W": f"[^{_WORD}]", "d": _DIGIT, "D": r"\P{Nd}",
-            "s": f"[{_SPACE}]", "S": f"[^{_SPACE}]", "Z": r"\z"}
+_OUTSIDE = {
+    "w": f"[{_WORD}]",
+    "W": f"[^{_WORD}]",
+    "d": _DIGIT,
+    "D": r"\P{Nd}",
+    "s": f"[{_SPACE}]",
+    "S": f"[^{_SPACE}]",
+    "Z": r"\z",
+}
 _INSIDE = {"w": _WORD, "d": _DIGIT, "D": r"\P{Nd}", "s": _SPACE}
 
 _REFUSED_GROUPS = (
