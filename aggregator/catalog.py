@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aggregator.errors import ConfigError
+from aggregator.safety.regex import compile_rule_regex
 
 SOURCES_FILE = "sources.toml"
 CATEGORIES_FILE = "categories.toml"
@@ -31,6 +32,26 @@ SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 LANG_RE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+# Longest accepted values, within the store's columns (store/models.py) so that whatever
+# ``check`` accepts can also be written by ``run`` and ``poll``.
+MAX_URL_LENGTH = 2048
+MAX_TITLE_LENGTH = 512
+MAX_LANGUAGE_LENGTH = 35
+MAX_DESCRIPTION_LENGTH = 2000
+MAX_RULES = 500
+MAX_RULE_LENGTH = 500
+MAX_LENGTHS = {"url": MAX_URL_LENGTH, "site_url": MAX_URL_LENGTH, "title": MAX_TITLE_LENGTH,
+               "language": MAX_LANGUAGE_LENGTH, "languages": MAX_LANGUAGE_LENGTH,
+               "description": MAX_DESCRIPTION_LENGTH, "include": MAX_RULE_LENGTH,
+               "exclude": MAX_RULE_LENGTH, "categories": 64, "id": 64,
+               "topic_examples": 1000}
+DEFAULT_MAX_LENGTH = 200
+# Control characters (C0, DEL, C1) and lone surrogates: nothing an editor means to type, and
+# NUL cannot even be stored in PostgreSQL. Only a description may hold newlines and tabs.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_MULTILINE_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+MULTILINE_KEYS = frozenset({"description", "topic_examples"})
 
 SOURCE_KEYS = {"id", "url", "title", "site_url", "categories", "language", "interval", "enabled",
                "include", "exclude", "priority", "public_only"}
@@ -215,13 +236,18 @@ def parse_duration(text: str) -> int:
 
 
 def parse_rule(text: str) -> Rule:
-    """``"/regex/"`` is a regex, anything else a keyword; regexes are compiled to check them."""
+    """``"/regex/"`` is a regex, anything else a keyword; regexes are compiled to check them.
+
+    A regex must be valid Python syntax (``re.error`` otherwise) that the linear-time engine
+    rules run on can take (``safety.regex.UnsupportedRegex``, a ValueError, otherwise).
+    """
     text = text.strip()
     if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
         pattern = text[1:-1]
         if not pattern.strip():
             raise ValueError("an empty regex would match everything")
         re.compile(pattern)  # raises re.error, reported by the caller
+        compile_rule_regex(pattern)
         return Rule(pattern=pattern, is_regex=True)
     if not text:
         raise ValueError("an empty rule would match everything")
@@ -314,7 +340,58 @@ def _str(table: dict[str, Any], key: str, file: str, item: str, problems: _Probl
     if not isinstance(value, str) or not value.strip():
         problems.add("must be a non-empty string", file=file, item=item, key=key)
         return None
+    reason = text_problem(value, key)
+    if reason is not None:
+        problems.add(reason, file=file, item=item, key=key)
+        return None
     return value.strip()
+
+
+def text_problem(value: str, key: str) -> str | None:
+    """Why ``value`` cannot be the editors' ``key`` (a control character, too long), or None.
+
+    The one check of free text from editors, whether it comes from the files, the command
+    line, the API or the admin pages (``configedit`` runs every edit through ``load_catalog``).
+    """
+    pattern = _MULTILINE_CONTROL_RE if key in MULTILINE_KEYS else _CONTROL_RE
+    found = pattern.search(value)
+    if found is not None:
+        return (f"contains the control character U+{ord(found.group()):04X} at position "
+                f"{found.start()}; remove it")
+    limit = MAX_LENGTHS.get(key, DEFAULT_MAX_LENGTH)
+    if len(value) > limit:
+        return f"is {len(value)} characters long; at most {limit}"
+    return None
+
+
+def clean_title(text: str | None) -> str | None:
+    """A title found in a feed or an OPML file, made one the catalog accepts: control
+    characters dropped, whitespace runs made one space, cut to ``MAX_TITLE_LENGTH``. Text
+    that nobody typed for us is cleaned rather than refused."""
+    if text is None:
+        return None
+    cleaned = " ".join(_CONTROL_RE.sub(" ", text).split())[:MAX_TITLE_LENGTH].strip()
+    return cleaned or None
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not a feed or site address the service can fetch, or None: an absolute
+    http(s) URL with a host, a valid port, and no spaces or control characters."""
+    reason = text_problem(url, "url")
+    if reason is not None:
+        return reason
+    if any(ch.isspace() for ch in url):
+        return f"{url!r} contains a space; write it as %20"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port out of range
+    except ValueError as exc:
+        return f"{url!r} is not a valid URL: {exc}"
+    if parts.scheme not in ("http", "https"):
+        return f"{url!r} is not an http(s) URL"
+    if not parts.hostname:
+        return f"{url!r} has no host name"
+    return None
 
 
 def _str_list(table: dict[str, Any], key: str, file: str, item: str, problems: _Problems
@@ -325,17 +402,24 @@ def _str_list(table: dict[str, Any], key: str, file: str, item: str, problems: _
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         problems.add("must be a list of strings", file=file, item=item, key=key)
         return []
-    return [v for v in value]
+    if len(value) > MAX_RULES:
+        problems.add(f"has {len(value)} entries; at most {MAX_RULES}", file=file, item=item,
+                     key=key)
+        return []
+    kept = []
+    for index, text in enumerate(value):
+        reason = text_problem(text, key)
+        if reason is None:
+            kept.append(text)
+        else:
+            problems.add(f"entry {index + 1} {reason}", file=file, item=item, key=key)
+    return kept
 
 
 def _check_url(url: str, file: str, item: str, key: str, problems: _Problems) -> None:
-    try:
-        parts = urlsplit(url)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        valid = False
-    if not valid:
-        problems.add(f"{url!r} is not an http(s) URL", file=file, item=item, key=key)
+    reason = url_problem(url)
+    if reason is not None:
+        problems.add(reason, file=file, item=item, key=key)
 
 
 def _sources(doc: dict[str, Any], file: str, problems: _Problems) -> list[SourceConfig]:

@@ -14,6 +14,7 @@ from aggregator.cli.context import Context
 from aggregator.cli.parser import build_parser
 from aggregator.errors import AggregatorError, ConfigError
 from aggregator.logs import configure as configure_logging
+from aggregator.safety.terminal import terminal_text
 from aggregator.settings import Settings
 
 __all__ = ["build_parser", "main"]
@@ -31,10 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = args.handler
         return int(handler(Context(settings=settings, args=args)))
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        print(terminal_text(f"configuration error: {exc}"), file=sys.stderr)
         return 2
     except AggregatorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(terminal_text(f"error: {exc}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -13,6 +13,7 @@ from aggregator.catalog import load_catalog
 from aggregator.cli.context import Context
 from aggregator.cli.progress import cluster_progress, progress_for
 from aggregator.errors import ConfigError
+from aggregator.safety.terminal import terminal_json, terminal_text
 
 log = logging.getLogger("aggregator.cli")
 
@@ -56,7 +57,8 @@ def cmd_poll(ctx: Context) -> int:
                   f"{summary.count('deferred')} deferred, {summary.errors} errors")
             for outcome in summary.outcomes:
                 if outcome.result == "error":
-                    print(f"  {outcome.source_id}: {outcome.error_kind}: {outcome.error}")
+                    print(terminal_text(
+                        f"  {outcome.source_id}: {outcome.error_kind}: {outcome.error}"))
         # The stories of what was just stored, before exiting (entries left by an earlier,
         # interrupted run too).
         clustered = service.cluster(on_progress=cluster_progress())
@@ -184,9 +186,9 @@ def cmd_rules_test(ctx: Context) -> int:
     finally:
         store.close()
     if args.json:
-        print(json.dumps(result.as_json(), ensure_ascii=False))
+        print(terminal_json(result.as_json()))
     else:
-        print(describe(result))
+        print(terminal_text(describe(result)))
     return 0
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING
 from aggregator.cli.context import Context, when_text
 from aggregator.cli.progress import step_progress
 from aggregator.errors import ConfigError
+from aggregator.safety.terminal import terminal_json, terminal_text
 from aggregator.types import SourceStatus
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def cmd_sources_list(ctx: Context) -> int:
         store.close()
     if ctx.args.json:
         for status in statuses:
-            print(json.dumps(status.as_json(), ensure_ascii=False))
+            print(terminal_json(status.as_json()))
         return 0
     print(_health_table(statuses))
     return 0
@@ -58,8 +58,8 @@ def cmd_sources_add(ctx: Context) -> int:
         url=feed_url, title=args.title or title, categories=tuple(args.category),
         language=args.language, interval=args.interval)
     append_source(ctx.settings.config_dir, catalog, source)
-    print(f"added source {source.id!r} ({source.url}) to "
-          f"{ctx.settings.config_dir / 'sources.toml'}; the next poll fetches it")
+    print(terminal_text(f"added source {source.id!r} ({source.url}) to "
+                        f"{ctx.settings.config_dir / 'sources.toml'}; the next poll fetches it"))
     return 0
 
 
@@ -67,8 +67,8 @@ def _chooser(pick: int | None) -> Callable[[Sequence[DiscoveredFeed]], Discovere
     from aggregator.editorial.subscribe import SubscribeError
 
     def choose(candidates: Sequence[DiscoveredFeed]) -> DiscoveredFeed:
-        listing = "\n".join(f"  {n}. {c.url}  {c.title or ''}".rstrip()
-                             for n, c in enumerate(candidates, 1))
+        listing = terminal_text("\n".join(f"  {n}. {c.url}  {c.title or ''}".rstrip()
+                                           for n, c in enumerate(candidates, 1)))
         if pick is not None:
             if not 1 <= pick <= len(candidates):
                 raise SubscribeError(f"--pick {pick} is not between 1 and {len(candidates)}:"
@@ -126,14 +126,16 @@ def cmd_sources_import_opml(ctx: Context) -> int:
                        folders_as_categories=args.folders_as_categories,
                        on_progress=step_progress("importing", "outlines"))
     for category in plan.categories:
-        print(f"  new category {category.id!r} ({category.title})")
+        print(terminal_text(f"  new category {category.id!r} ({category.title})"))
     for source in plan.sources:
-        print(f"  + {source.id}: {source.title or '(no title)'} <{source.url}> "
-              f"in {', '.join(source.categories)}")
+        print(terminal_text(f"  + {source.id}: {source.title or '(no title)'} <{source.url}> "
+                            f"in {', '.join(source.categories)}"))
     for skipped in plan.duplicates:
-        print(f"  = duplicate: {skipped.title or '(no title)'} <{skipped.url}>: {skipped.reason}")
+        print(terminal_text(f"  = duplicate: {skipped.title or '(no title)'} <{skipped.url}>: "
+                            f"{skipped.reason}"))
     for skipped in plan.bad:
-        print(f"  ! bad URL: {skipped.title or '(no title)'} <{skipped.url}>: {skipped.reason}")
+        print(terminal_text(f"  ! bad URL: {skipped.title or '(no title)'} <{skipped.url}>: "
+                            f"{skipped.reason}"))
     if args.dry_run:
         print(f"dry run, nothing written: would have {plan.describe()}")
         return 0
@@ -182,4 +184,4 @@ def _health_table(statuses: Sequence[SourceStatus]) -> str:
             lines.append(f"    url: {status.url} (configured: {status.configured_url})")
         if status.last_error:
             lines.append(f"    last error ({status.last_error_kind}): {status.last_error}")
-    return "\n".join(lines)
+    return terminal_text("\n".join(lines))

@@ -3,13 +3,13 @@ took it) and the editors' corrections: merge, split, pin, hide, undo, list."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import TYPE_CHECKING
 
 from aggregator.cli.context import Context, when_text
 from aggregator.errors import ConfigError
+from aggregator.safety.terminal import terminal_json, terminal_text
 from aggregator.types import Membership
 
 if TYPE_CHECKING:
@@ -41,12 +41,12 @@ def cmd_stories(ctx: Context) -> int:
                 ],
             }
             if ctx.args.json:
-                print(json.dumps(record, ensure_ascii=False))
+                print(terminal_json(record))
             else:
-                print(f"#{story.story_id} {story.representative.title} "
-                      f"({len(story.entries)} entries)")
+                print(terminal_text(f"#{story.story_id} {story.representative.title} "
+                                    f"({len(story.entries)} entries)"))
                 for e in story.entries:
-                    print(f"    [{e.language or '?'}] {e.source_id}: {e.title}")
+                    print(terminal_text(f"    [{e.language or '?'}] {e.source_id}: {e.title}"))
     finally:
         store.close()
     return 0
@@ -91,30 +91,35 @@ def _show_story(store: Store, story_id: int, *, as_json: bool = False) -> int:
         print(f"no story {story_id}", file=sys.stderr)
         return 1
     if as_json:
-        print(json.dumps(story_json(detail), ensure_ascii=False))
+        print(terminal_json(story_json(detail)))
         return 0
-    print(f"story #{story_id} ({detail.uid}): {detail.title}")
+    _say(f"story #{story_id} ({detail.uid}): {detail.title}")
     if detail.merged_into_id is not None:
-        print(f"  merged into story #{detail.merged_into_id} (by {detail.merged_by})")
-    print(f"  {len(detail.entries)} entries")
+        _say(f"  merged into story #{detail.merged_into_id} (by {detail.merged_by})")
+    _say(f"  {len(detail.entries)} entries")
     for entry in detail.entries:
         row = entry.evidence_row()
-        print(f"  entry #{entry.entry_id} [{entry.source_id}] {entry.title}")
-        print(f"      {entry.url}")
+        _say(f"  entry #{entry.entry_id} [{entry.source_id}] {entry.title}")
+        _say(f"      {entry.url}")
         for line in (*explain(row), *explain_categories(row)):
-            print(f"      {line}")
+            _say(f"      {line}")
         if not entry.categories:
-            print("      in no category by its rules")
+            _say("      in no category by its rules")
     if detail.hidden_everywhere:
-        print("  hidden from every category")
+        _say("  hidden from every category")
     for category in detail.hidden_in:
-        print(f"  hidden in {category}")
+        _say(f"  hidden in {category}")
     for category in detail.pinned_in:
-        print(f"  pinned first in {category}")
-    print(f"  corrections: {len(detail.corrections) or 'none'}")
+        _say(f"  pinned first in {category}")
+    _say(f"  corrections: {len(detail.corrections) or 'none'}")
     for override in detail.corrections:
-        print(f"    {_correction_line(override)}")
+        _say(f"    {_correction_line(override)}")
     return 0
+
+
+def _say(line: str) -> None:
+    """Print a line that quotes feed or editor text (titles, URLs, notes, reasons)."""
+    print(terminal_text(line))
 
 
 def _correction_line(override: OverrideView) -> str:
@@ -186,8 +191,8 @@ def cmd_stories_corrections(ctx: Context) -> int:
     finally:
         store.close()
     for row in rows:
-        print(json.dumps(row.as_json(), ensure_ascii=False) if ctx.args.json
-              else _correction_line(row))
+        print(terminal_json(row.as_json()) if ctx.args.json
+              else terminal_text(_correction_line(row)))
     if not rows and not ctx.args.json:
         print("no corrections" if ctx.args.all else "no active corrections")
     return 0

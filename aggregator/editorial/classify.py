@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from aggregator.catalog import CategoryConfig, Rule
+from aggregator.safety.regex import compile_rule_regex
 from aggregator.types import CategoryMatch
 
 ALL_ENTRIES_REASON = "all entries of source"
@@ -100,10 +101,17 @@ class Classifiable(Protocol):
     def url(self) -> str | None: ...
 
 
+class Searcher(Protocol):
+    """A compiled rule: Python's ``re`` for keywords (escaped text, linear by construction),
+    the linear-time engine of ``safety.regex`` for editors' regexes."""
+
+    def search(self, text: str, /) -> object: ...
+
+
 @dataclass(frozen=True)
 class CompiledRule:
     rule: Rule
-    regex: re.Pattern[str]
+    regex: Searcher
 
     def search(self, fields: _Fields) -> str | None:
         """Return the name of the first field this rule matches, or None."""
@@ -222,15 +230,16 @@ def compile_rule(rule: Rule) -> CompiledRule:
     """Compile one rule; regexes are case-insensitive and see accent-folded text.
 
     The regex's own accents are folded too, so "/künstlich/" and "/kunstlich/" are the same.
+    Regexes run on the linear-time engine (``safety.regex``): no rule can hang a poll.
     """
     if not rule.is_regex:
         return CompiledRule(rule=rule, regex=re.compile(keyword_pattern(rule.pattern)))
     try:
-        regex = re.compile(fold_accents(rule.pattern), re.IGNORECASE)
-    except re.error:
+        regex = compile_rule_regex(fold_accents(rule.pattern))
+    except ValueError:
         # Folding can in rare cases break a pattern (a mark right after a backslash); the
         # pattern as written was validated by the catalog, so fall back to it.
-        regex = re.compile(rule.pattern, re.IGNORECASE)
+        regex = compile_rule_regex(rule.pattern)
     return CompiledRule(rule=rule, regex=regex)
 
 

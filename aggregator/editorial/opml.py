@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from aggregator.catalog import LANG_RE, Catalog
+from aggregator.catalog import LANG_RE, Catalog, clean_title, url_problem
 from aggregator.editorial.configedit import NewCategory, NewSource, configured_tables, feed_url_key
 from aggregator.editorial.subscribe import MAX_ID_LENGTH, slug_for
 from aggregator.errors import ConfigError, ParseError
@@ -225,9 +225,10 @@ def plan_import(files: Sequence[tuple[Path, Sequence[Outline]]], configured: Con
             target = _target(outline, path, category, folders_as_categories,
                              known_categories, titled, created)
             key = feed_url_key(outline.url)
-            if key is None:
-                reason = "empty URL" if not outline.url else "not an http(s) URL"
-                plan.bad.append(Skipped(outline.title, outline.url, reason))
+            problem = ("empty URL" if not outline.url else "not an http(s) URL" if key is None
+                       else url_problem(outline.url))
+            if problem is not None or key is None:
+                plan.bad.append(Skipped(outline.title, outline.url, problem or "no URL"))
             elif key in present:
                 plan.duplicates.append(Skipped(outline.title, outline.url,
                                                f"already configured as {present[key]!r}"))
@@ -240,7 +241,7 @@ def plan_import(files: Sequence[tuple[Path, Sequence[Outline]]], configured: Con
                                                f"repeated in this import (as {first.id!r})"))
             else:
                 source = NewSource(id=slug_for(outline.title, outline.url, taken),
-                                   url=outline.url, title=outline.title or None,
+                                   url=outline.url, title=clean_title(outline.title),
                                    categories=(target,), site_url=_site_url(outline.site_url),
                                    language=_language(outline.language))
                 taken.add(source.id)
@@ -259,7 +260,8 @@ def _target(outline: Outline, path: Path, category: str | None, folders_as_categ
         folder = outline.folders[-1]
         category_id = titled.get(folder.strip().casefold()) or category_id_for(folder)
         if category_id not in known and category_id not in created:
-            created[category_id] = NewCategory(id=category_id, title=folder)
+            created[category_id] = NewCategory(id=category_id,
+                                               title=clean_title(folder) or category_id)
         return category_id
     if category is None:
         where = "outside any folder" if folders_as_categories else "to import"

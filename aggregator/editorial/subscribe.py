@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from aggregator.catalog import Catalog, load_catalog
+from aggregator.catalog import Catalog, clean_title, load_catalog, url_problem
 from aggregator.editorial.configedit import NewSource, add_sources
-from aggregator.errors import ParseError, SourceError
+from aggregator.errors import ConfigError, ParseError, SourceError
 from aggregator.polling.discover import DiscoveredFeed, discover_feeds
 from aggregator.polling.fetch import Fetcher
 from aggregator.polling.parse import parse_feed
@@ -35,12 +35,19 @@ class SubscribeError(SourceError):
 
 
 def find_feed(fetcher: Fetcher, url: str, choose: Chooser) -> tuple[str, str | None]:
-    """The feed URL and its title behind ``url`` (a feed itself, or a page linking feeds)."""
+    """The feed URL and its title behind ``url`` (a feed itself, or a page linking feeds).
+
+    ``url`` is checked as the catalog would before anything is fetched; the title, written by
+    the feed's publisher, comes back cleaned (``catalog.clean_title``).
+    """
+    reason = url_problem(url)
+    if reason is not None:
+        raise ConfigError(reason, key="URL")
     page = fetcher.fetch(url, accept_html=True)
     body = page.content or b""
     try:
         feed = parse_feed(body, url=page.url, headers=page.headers)
-        return (page.permanent_redirect or url), feed.title
+        return (page.permanent_redirect or url), clean_title(feed.title)
     except ParseError as not_a_feed:
         candidates = discover_feeds(body, page.url)
         if not candidates:
@@ -49,7 +56,7 @@ def find_feed(fetcher: Fetcher, url: str, choose: Chooser) -> tuple[str, str | N
     chosen = candidates[0] if len(candidates) == 1 else choose(candidates)
     feed_page = fetcher.fetch(chosen.url)
     feed = parse_feed(feed_page.content or b"", url=feed_page.url, headers=feed_page.headers)
-    return chosen.url, feed.title or chosen.title
+    return chosen.url, clean_title(feed.title) or clean_title(chosen.title)
 
 
 def slug_for(title: str | None, url: str, taken: set[str]) -> str:

@@ -1,3 +1,3 @@
 """Untrusted input handled safely: which addresses a fetch may reach, XML entity defusing,
-and HTML sanitizing.
+HTML sanitizing, and text stripped of terminal controls before the command line prints it.
 """

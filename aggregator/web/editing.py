@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 from aggregator.catalog import (
     LANG_RE,
     MAX_INTERVAL_SECONDS,
+    MAX_RULE_LENGTH,
+    MAX_RULES,
     MIN_INTERVAL_SECONDS,
     SLUG_RE,
     Catalog,
@@ -28,6 +30,8 @@ from aggregator.catalog import (
     SourceConfig,
     parse_duration,
     parse_rule,
+    text_problem,
+    url_problem,
 )
 from aggregator.clock import utc_now
 from aggregator.editorial.configedit import (
@@ -51,12 +55,13 @@ from aggregator.types import SourceStatus, StoryView
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# The API declares these limits in its schema; they are the catalog's.
+__all__ = ["DEFAULT_DRY_RUN_SINCE", "MAX_NOTE_LENGTH", "MAX_RULES", "MAX_RULE_LENGTH", "Done",
+           "EditError", "Workbench", "parse_rules", "parse_since", "rule_text"]
 
 # A dry run reads stored history; a year bounds its cost whatever a caller asks.
 MAX_DRY_RUN_SINCE = timedelta(days=366)
 DEFAULT_DRY_RUN_SINCE = "7d"
-MAX_RULES = 500
-MAX_RULE_LENGTH = 500
 MAX_NOTE_LENGTH = 500
 
 
@@ -80,10 +85,13 @@ class Done:
     story_id: int | None = None
 
 
-def parse_rules(lines: Sequence[str], field: str) -> tuple[Rule, ...]:
-    """Rules as an editor wrote them (``/regex/`` or a keyword), each checked, blanks skipped."""
+def parse_rules(lines: Sequence[str], field: str, category_id: str | None = None
+                ) -> tuple[Rule, ...]:
+    """Rules as an editor wrote them (``/regex/`` or a keyword), each checked as the catalog
+    checks the file (``text_problem``, ``parse_rule``), blanks skipped."""
     if len(lines) > MAX_RULES:
         raise EditError(422, f"at most {MAX_RULES} rules", field=field)
+    where = f" of category {category_id!r}" if category_id else ""
     rules = []
     for index, line in enumerate(lines):
         if not line.strip():
@@ -92,9 +100,12 @@ def parse_rules(lines: Sequence[str], field: str) -> tuple[Rule, ...]:
             raise EditError(422, f"a rule may have at most {MAX_RULE_LENGTH} characters",
                             field=f"{field}[{index}]")
         try:
+            reason = text_problem(line, field)
+            if reason is not None:
+                raise ValueError(reason)
             rules.append(parse_rule(line))
         except (re.error, ValueError) as exc:
-            raise EditError(422, f"bad rule {line.strip()!r}: {exc}",
+            raise EditError(422, f"bad rule {line.strip()!r} in {field}{where}: {exc}",
                             field=f"{field}[{index}]") from exc
     return tuple(rules)
 
@@ -213,8 +224,9 @@ class Workbench:
                    interval: str | None = None) -> NewSource:
         """The source to add, its id derived from the title or host when not given."""
         url = url.strip()
-        if not _is_web_url(url):
-            raise EditError(422, f"{url!r} is not an http(s) URL", field="url")
+        reason = url_problem(url)
+        if reason is not None:
+            raise EditError(422, reason, field="url")
         taken = {s.id for s in self.catalog.sources}
         return NewSource(id=(source_id or "").strip() or slug_for(title, url, taken), url=url,
                          title=(title or "").strip() or None,
@@ -232,8 +244,13 @@ class Workbench:
         if not SLUG_RE.match(source.id):
             raise EditError(422, "must be a slug: lower-case letters, digits and '-'",
                             field="id")
-        if not _is_web_url(source.url):
-            raise EditError(422, f"{source.url!r} is not an http(s) URL", field="url")
+        # The catalog's own checks, so that the door refuses what the files would.
+        for key, value in (("url", source.url), ("title", source.title),
+                           ("language", source.language), ("interval", source.interval)):
+            reason = None if value is None else (
+                url_problem(value) if key == "url" else text_problem(value, key))
+            if reason is not None:
+                raise EditError(422, reason, field=key)
         host = urlsplit(source.url).hostname or ""
         if not self.allow_private_addresses:
             reason = _literal_host_refusal(host)
@@ -268,8 +285,8 @@ class Workbench:
     def set_rules(self, category_id: str, include: Sequence[str], exclude: Sequence[str]
                   ) -> Done:
         self.category(category_id)
-        included = [rule_text(r) for r in parse_rules(include, "include")]
-        excluded = [rule_text(r) for r in parse_rules(exclude, "exclude")]
+        included = [rule_text(r) for r in parse_rules(include, "include", category_id)]
+        excluded = [rule_text(r) for r in parse_rules(exclude, "exclude", category_id)]
         return self._edit(
             lambda folder: set_category_rules(folder, category_id, include=included,
                                               exclude=excluded),
@@ -280,8 +297,9 @@ class Workbench:
                 since: timedelta) -> DryRun:
         """What the category would have gained and lost over ``since`` with these rules."""
         current = self.category(category_id)
-        changed = dataclasses.replace(current, include=parse_rules(include, "include"),
-                                      exclude=parse_rules(exclude, "exclude"))
+        changed = dataclasses.replace(current,
+                                      include=parse_rules(include, "include", category_id),
+                                      exclude=parse_rules(exclude, "exclude", category_id))
         return rules_dry_run(self.store, self.catalog, changed, since=since, now=self.clock())
 
     # -- story corrections -----------------------------------------------------------------
@@ -352,14 +370,6 @@ class Workbench:
         except ValueError as exc:
             # The store names what it refused ("no story 5", "entry 3 is already …").
             raise EditError(422, str(exc)) from exc
-
-
-def _is_web_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-        return parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # such as an unclosed [IPv6 bracket
-        return False
 
 
 def _literal_host_refusal(host: str) -> str | None:
