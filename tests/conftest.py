@@ -67,3 +67,42 @@ def models() -> Models:
     from aggregator.clustering import Models
 
     return Models()
+
+
+# The fast tier (`pytest -m "not slow"`, CONTRIBUTING.md) leaves out what starts processes,
+# browsers or real clients, loads the clustering models, walks the 4,700-file corpus, fuzzes,
+# restarts a database, waits on real timeouts, and the PostgreSQL half (a fresh database per
+# test). Marked here, in one place, by what each module or test does.
+_SLOW_PREFIXES = (
+    "tests/e2e/",  # the CLI as a process, servers, newsboat, Chromium, database restarts
+    "tests/integration/test_corpus.py",  # every feed document of ../shared/data/feeds
+    "tests/integration/test_api_fuzz.py",  # schemathesis over the whole API
+    "tests/unit/test_dedup_model.py",  # the embedding model
+    "tests/unit/test_topic_match.py",
+    "tests/integration/test_clustering.py",
+    "tests/integration/test_topic_stage.py",
+    "tests/integration/test_leases.py",  # several workers sharing PostgreSQL
+    "tests/integration/test_migrations.py",  # every migration, up and down, on both engines
+    # poll worker processes
+    "tests/integration/test_refresh.py::test_a_dead_worker_costs_only_its_sources",
+    "tests/integration/test_refresh.py::test_a_worker_that_died_between_polls_is_replaced",
+    "tests/integration/test_refresh.py::test_worker_processes_match_inline",
+    "tests/integration/test_refresh.py::test_workers_that_cannot_start_leave_the_poll",
+    # real timeouts and drips
+    "tests/integration/test_feedserver.py::test_delay_and_drip_slow_the_answer",
+    "tests/integration/test_feedserver.py::test_stop_is_prompt_with_idle_and_slow",
+    "tests/integration/test_fetch.py::test_slow_",
+    "tests/integration/test_fetch.py::test_stalled_body_is_cut_at_the_total_timeout",
+    "tests/integration/test_xml_attacks.py::test_gzip_bomb_is_capped_with_bounded_memory",
+    "tests/integration/test_xml_attacks.py::test_50_mb_body_is_cut_while_streaming",
+    # the command line as a process
+    "tests/integration/test_poll_logs.py::test_the_command_line_writes_json_lines",
+    "tests/integration/test_editor_input_web.py::test_sources_add_refuses_bad_input",
+    "tests/unit/test_configedit.py::test_pause_and_resume_every_starter_source",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(_SLOW_PREFIXES) or item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.slow)
