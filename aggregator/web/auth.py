@@ -1,16 +1,17 @@
 """Who may edit: the admin token, checked as a Bearer header on the JSON API's write methods
 and exchanged at /admin/login for a signed session cookie with a CSRF token tied to it.
 
-Sessions are signed (issue time, random nonce and editor name, HMAC under a key derived from
-the token), so changing the token ends every one and the token itself is never stored in the
-browser; logging out revokes the session's nonce in this process. Failed token checks are
-rate-limited per client address (``FailureLimiter``).
+Sessions are signed with itsdangerous (random nonce, editor name and issue time, HMAC-SHA256
+under a key derived from the token, a salt per purpose), so changing the token ends every one
+and the token itself is never stored in the browser; logging out revokes the session's nonce
+in this process. Failed token checks are rate-limited per client address (``FailureLimiter``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import hashlib
 import hmac
 import logging
@@ -28,6 +29,7 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
+from itsdangerous import BadSignature, Signer, TimestampSigner
 
 ADMIN_PREFIX: Final = "/admin"
 SESSION_COOKIE: Final = "aggregator_admin"
@@ -143,7 +145,10 @@ class Auth:
         self._revoked: dict[str, int] = {}
         self._revoked_lock = threading.Lock()
         # A separate key, so a leaked cookie or CSRF value says nothing about the token.
-        self._key = hmac.new(self._token, _SESSION_LABEL, hashlib.sha256).digest()
+        key = hmac.new(self._token, _SESSION_LABEL, hashlib.sha256).digest()
+        self._sessions = _ClockSigner(key, salt="session", clock=clock)
+        self._csrf = Signer(key, salt="csrf", digest_method=hashlib.sha256)
+        self._flash = Signer(key, salt="flash", digest_method=hashlib.sha256)
 
     @property
     def enabled(self) -> bool:
@@ -183,27 +188,22 @@ class Auth:
                              if now - issued <= SESSION_SECONDS}
             self._revoked[session.nonce] = session.issued
 
-    def _sign(self, purpose: str, message: str) -> str:
-        return hmac.new(self._key, f"{purpose}:{message}".encode(), hashlib.sha256).hexdigest()
-
     def issue(self, editor: str) -> str:
-        """A new session cookie value for ``editor``."""
-        body = f"{int(self.clock())}.{secrets.token_urlsafe(16)}.{_b64(editor.encode())}"
-        return f"{body}.{self._sign('session', body)}"
+        """A new session cookie value for ``editor``: ``nonce.name.time.signature``."""
+        body = f"{secrets.token_urlsafe(16)}.{_b64(editor.encode())}"
+        return self._sessions.sign(body).decode("ascii")
 
     def session(self, value: str | None) -> Session | None:
         """The session a cookie value proves, or None (forged, expired, or editing off)."""
         if not self.enabled or not value or value.count(".") != 3:
             return None
-        body, _, signature = value.rpartition(".")
-        if not _same(signature, self._sign("session", body)):
-            return None
-        issued_text, nonce, editor_text = body.split(".")
         try:
-            issued = int(issued_text)
+            body, signed_at = self._sessions.unsign(value, return_timestamp=True)
+            nonce, editor_text = body.decode("ascii").split(".")
             editor = _unb64(editor_text).decode("utf-8")
-        except (ValueError, binascii.Error):
+        except (BadSignature, ValueError, binascii.Error):
             return None
+        issued = int(signed_at.timestamp())
         age = self.clock() - issued
         if not -CLOCK_SKEW_SECONDS <= age <= SESSION_SECONDS:
             return None
@@ -214,26 +214,37 @@ class Auth:
 
     def csrf_token(self, session: Session) -> str:
         """The hidden form value every admin POST of this session must carry."""
-        return self._sign("csrf", session.nonce)
+        return self._csrf.get_signature(session.nonce).decode("ascii")
 
     def csrf_matches(self, session: Session, value: str | None) -> bool:
         return bool(value) and _same(str(value), self.csrf_token(session))
 
     def flash(self, message: str) -> str:
         """A signed cookie value carrying ``message`` to the page after a redirect."""
-        body = _b64(message[:MAX_FLASH_LENGTH].encode("utf-8"))
-        return f"{body}.{self._sign('flash', body)}"
+        return self._flash.sign(_b64(message[:MAX_FLASH_LENGTH].encode("utf-8"))).decode("ascii")
 
     def read_flash(self, value: str | None) -> str | None:
         if not value or "." not in value:
             return None
-        body, _, signature = value.rpartition(".")
-        if not _same(signature, self._sign("flash", body)):
-            return None
         try:
-            return _unb64(body).decode("utf-8")
-        except (ValueError, binascii.Error):
+            return _unb64(self._flash.unsign(value).decode("ascii")).decode("utf-8")
+        except (BadSignature, ValueError, binascii.Error):
             return None
+
+
+class _ClockSigner(TimestampSigner):
+    """Sessions' signer, on the same clock as the rest of ``Auth`` (tests move it); the age
+    check is ``Auth.session``'s, which tolerates a little clock skew between processes."""
+
+    def __init__(self, key: bytes, *, salt: str, clock: Callable[[], float]) -> None:
+        super().__init__(key, salt=salt, digest_method=hashlib.sha256)
+        self._clock = clock
+
+    def get_timestamp(self) -> int:
+        return int(self._clock())
+
+    def timestamp_to_datetime(self, ts: int) -> dt.datetime:
+        return dt.datetime.fromtimestamp(ts, tz=dt.UTC)
 
 
 def bearer_scheme() -> HTTPBearer:
