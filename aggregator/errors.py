@@ -6,7 +6,8 @@
     │   ├── FetchError       transport, HTTP status, size or timeout problems
     │   └── ParseError       the body is not a feed we can read
     ├── StoreError           the database refused or is unreachable
-    └── PublishError         an output feed could not be rendered
+    ├── PublishError         an output feed could not be rendered
+    └── EditRefused          an editor's operation was refused (not found, invalid, conflict)
 
 Foreign exceptions are translated at the adapter boundary (``raise FetchError(...) from exc``).
 "Not modified" is a result, not an error.
@@ -15,6 +16,7 @@ Foreign exceptions are translated at the adapter boundary (``raise FetchError(..
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 
 class AggregatorError(Exception):
@@ -98,3 +100,22 @@ class StoreError(AggregatorError):
 
 class PublishError(AggregatorError):
     """An output feed could not be rendered."""
+
+
+class Refusal(StrEnum):
+    """Why an editor's operation was refused; the web answers 404, 422 and 409 for them."""
+
+    NOT_FOUND = "not_found"
+    INVALID = "invalid"
+    CONFLICT = "conflict"
+
+
+class EditRefused(AggregatorError):
+    """An editor's operation (CLI, API or admin page) was refused before anything changed:
+    ``refusal`` says why, ``field`` names the input at fault."""
+
+    def __init__(self, refusal: Refusal, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.refusal = refusal
+        self.message = message
+        self.field = field

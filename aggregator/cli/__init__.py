@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from aggregator.cli.context import Context
 from aggregator.cli.parser import build_parser
-from aggregator.errors import AggregatorError, ConfigError
+from aggregator.errors import AggregatorError, ConfigError, EditRefused, Refusal
 from aggregator.logs import configure as configure_logging
 from aggregator.safety.terminal import terminal_text
 from aggregator.settings import Settings
@@ -34,6 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(terminal_text(f"configuration error: {exc}"), file=sys.stderr)
         return 2
+    except EditRefused as exc:
+        # Asked for what does not exist: 1, like any other failure; asked wrongly: a usage error.
+        print(terminal_text(f"error: {exc}"), file=sys.stderr)
+        return 1 if exc.refusal is Refusal.NOT_FOUND else 2
     except AggregatorError as exc:
         print(terminal_text(f"error: {exc}"), file=sys.stderr)
         return 1

@@ -8,7 +8,6 @@ import sys
 from typing import TYPE_CHECKING
 
 from aggregator.cli.context import Context, when_text
-from aggregator.errors import ConfigError
 from aggregator.safety.terminal import terminal_json, terminal_text
 from aggregator.types import Membership
 
@@ -136,51 +135,30 @@ def _by(ctx: Context) -> str:
     return str(ctx.args.by or os.environ.get("USER") or "cli")
 
 
-def _known_category(ctx: Context, category: str | None) -> None:
-    if category is None:
-        return
-    known = [c.id for c in ctx.catalog().categories]
-    if category not in known:
-        raise ConfigError(f"unknown category {category!r}; known: {', '.join(known)}",
-                          key="--category")
-
-
 def cmd_stories_correct(ctx: Context) -> int:
-    """``stories merge|split|pin|hide|undo``: an editor's correction, applied at once."""
-    from aggregator.clock import utc_now
+    """``stories merge|split|pin|hide|undo``: an editor's correction, applied at once, through
+    the same operations (and refusals) as the API and the admin pages."""
+    from aggregator.editorial.operations import Workbench
 
-    args, by, now = ctx.args, _by(ctx), utc_now()
-    command = args.stories_command
-    if command in {"pin", "hide"}:
-        _known_category(ctx, args.category)
+    args, by = ctx.args, _by(ctx)
+    catalog = ctx.catalog()
     store = ctx.store(auto_upgrade=False)
+    bench = Workbench(store=store, catalog=lambda: catalog, config_dir=ctx.settings.config_dir)
     try:
+        command = args.stories_command
         if command == "merge":
-            override = store.merge_stories(args.id, args.other, by=by, now=now, note=args.note)
-            detail = store.story_detail(args.id)
-            kept = detail.merged_into_id if detail and detail.merged_into_id else args.id
-            print(f"merged stories #{args.id} and #{args.other} into #{kept} "
-                  f"(correction #{override})")
+            done = bench.merge(args.id, args.other, by=by, note=args.note)
         elif command == "split":
-            story = store.split_entry(args.entry_id, by=by, now=now, note=args.note)
-            print(f"split entry #{args.entry_id} into new story #{story}")
+            done = bench.split(None, args.entry_id, by=by, note=args.note)
         elif command == "pin":
-            override = store.pin_story(args.id, args.category, by=by, now=now, note=args.note)
-            print(f"pinned story #{args.id} first in {args.category} (correction #{override})")
+            done = bench.pin(args.id, args.category, by=by, note=args.note)
         elif command == "hide":
-            override = store.hide_story(args.id, args.category, by=by, now=now, note=args.note)
-            where = f"in {args.category}" if args.category else "in every category"
-            print(f"hid story #{args.id} {where} (correction #{override})")
-        elif not store.undo_override(args.override_id, by=by, now=now):
-            print(f"error: no active correction {args.override_id}", file=sys.stderr)
-            return 1
+            done = bench.hide(args.id, args.category, by=by, note=args.note)
         else:
-            print(f"undid correction #{args.override_id}")
-    except ValueError as exc:  # the store names the id it refused; nothing was changed
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+            done = bench.undo(args.override_id, by=by)
     finally:
         store.close()
+    _say(done.message)
     return 0
 
 

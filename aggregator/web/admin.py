@@ -18,7 +18,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
 from aggregator.catalog import CategoryConfig
-from aggregator.errors import StoreError
+from aggregator.editorial.operations import (
+    DEFAULT_DRY_RUN_SINCE,
+    Done,
+    Workbench,
+    parse_since,
+    rule_text,
+)
+from aggregator.errors import EditRefused, Refusal, StoreError
 from aggregator.web import admin_pages as pages
 from aggregator.web.admin_pages import Chrome, admin_url
 from aggregator.web.auth import (
@@ -33,14 +40,6 @@ from aggregator.web.auth import (
     Session,
     client_address,
     editor_name,
-)
-from aggregator.web.editing import (
-    DEFAULT_DRY_RUN_SINCE,
-    Done,
-    EditError,
-    Workbench,
-    parse_since,
-    rule_text,
 )
 
 log = logging.getLogger(__name__)
@@ -178,7 +177,7 @@ class AdminPages:
         """Run an edit and go back to ``path`` saying what happened or why it was refused."""
         try:
             message = action()
-        except (EditError, StoreError) as exc:
+        except (EditRefused, StoreError) as exc:
             message = _refused(exc)
         return self.back(path, message)
 
@@ -285,7 +284,7 @@ class AdminPages:
         try:
             result = self.bench.dry_run(category.id, lines_in, lines_out, parse_since(since))
             error = None
-        except EditError as exc:
+        except EditRefused as exc:
             result, error = None, f"{exc.field or 'rules'}: {exc.message}"
         return self.show(request, pages.category_page(
             self.chrome(request, error), category, include, exclude, since, result),
@@ -294,7 +293,7 @@ class AdminPages:
     def _category(self, request: Request) -> CategoryConfig:
         try:
             return self.bench.category(request.path_params["category_id"])
-        except EditError as exc:
+        except EditRefused as exc:
             raise _NotFound(exc.message) from exc
 
     def stories(self, request: Request) -> Response:
@@ -312,7 +311,7 @@ class AdminPages:
         story_id = _int(request.path_params["story_id"], "story")
         try:
             detail = self.bench.story(story_id)
-        except EditError as exc:
+        except EditRefused as exc:
             raise _NotFound(exc.message) from exc
         return self.show(request, pages.story_page(self.chrome(request), detail,
                                                    self.bench.catalog.categories))
@@ -327,7 +326,7 @@ class AdminPages:
         def number(field: str) -> int:
             value = _first(form, field).strip().lstrip("#")
             if not (value.isdigit() and 0 < int(value) < 2**31):
-                raise EditError(422, f"{value!r} is not an id", field=field)
+                raise EditRefused(Refusal.INVALID, f"{value!r} is not an id", field=field)
             return int(value)
 
         def merge() -> str:
@@ -348,7 +347,7 @@ class AdminPages:
             "merge": merge, "split": split, "pin": pin, "hide": hide}
         try:
             message = actions[verb]()
-        except (EditError, StoreError) as exc:
+        except (EditRefused, StoreError) as exc:
             return self.back(back, _refused(exc))
         # After a merge the page to see is the story that kept its id.
         target = back
@@ -373,7 +372,7 @@ class _NotFound(Exception):
     """A page for an id that does not exist: answered 404 with the reason."""
 
 
-def _refused(exc: EditError | StoreError) -> str:
+def _refused(exc: EditRefused | StoreError) -> str:
     if isinstance(exc, StoreError):
         log.error("action=admin-edit outcome=error error=%r", str(exc))
         return f"Refused: the store is unavailable ({exc})"

@@ -18,6 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from aggregator.catalog import CategoryConfig
 from aggregator.clustering.explain import story_json
 from aggregator.editorial.dryrun import DryRun, DryRunEntry
+from aggregator.editorial.operations import (
+    DEFAULT_DRY_RUN_SINCE,
+    MAX_NOTE_LENGTH,
+    MAX_RULE_LENGTH,
+    MAX_RULES,
+    Done,
+    Workbench,
+    parse_since,
+    rule_text,
+)
+from aggregator.errors import EditRefused, Refusal
 from aggregator.store.overrides import OverrideView
 from aggregator.store.stories import StoryDetail
 from aggregator.web.auth import (
@@ -27,17 +38,6 @@ from aggregator.web.auth import (
     bearer_scheme,
     editor_name,
     token_route_class,
-)
-from aggregator.web.editing import (
-    DEFAULT_DRY_RUN_SINCE,
-    MAX_NOTE_LENGTH,
-    MAX_RULE_LENGTH,
-    MAX_RULES,
-    Done,
-    EditError,
-    Workbench,
-    parse_since,
-    rule_text,
 )
 
 # Ids are INTEGER columns: a bigger number can name nothing, and PostgreSQL would refuse it.
@@ -206,7 +206,7 @@ def story_out(detail: StoryDetail) -> StoryDetailOut:
 def public_story(story: StoryDetailOut) -> StoryDetailOut:
     """What anyone may read of a story: no editor's name or note, nothing hidden everywhere."""
     if story.hidden_everywhere:
-        raise EditError(404, f"no story {story.id}", field="story_id")
+        raise EditRefused(Refusal.NOT_FOUND, f"no story {story.id}", field="story_id")
     return story.model_copy(update={"corrections": [], "merged_by": None})
 
 
@@ -244,6 +244,9 @@ def _editor(x_editor: Annotated[str | None, Header(
 
 
 Editor = Annotated[str, Depends(_editor)]
+# An editor's refused operation, as an HTTP answer.
+REFUSAL_STATUS: dict[Refusal, int] = {Refusal.NOT_FOUND: 404, Refusal.INVALID: 422,
+                                      Refusal.CONFLICT: 409}
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut, "description": text}
     for code, text in ((401, "no or wrong Bearer token"),
@@ -260,10 +263,10 @@ def include_api(app: FastAPI, bench: Workbench, auth: Auth) -> None:
     writes = APIRouter(prefix="/api", tags=["editors"], route_class=token_route_class(auth),
                        dependencies=[Security(bearer_scheme())], responses=ERRORS)
 
-    @app.exception_handler(EditError)
-    async def _refused(_request: Request, exc: EditError) -> JSONResponse:
+    @app.exception_handler(EditRefused)
+    async def _refused(_request: Request, exc: EditRefused) -> JSONResponse:
         return JSONResponse({"detail": exc.message, "field": exc.field},
-                            status_code=exc.status)
+                            status_code=REFUSAL_STATUS[exc.refusal])
 
     @reads.get("/categories/{category_id}", response_model=CategoryRulesOut,
                responses={404: {"model": ErrorOut}})

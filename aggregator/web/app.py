@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, create_model
 
 from aggregator import __version__
+from aggregator.editorial.operations import Workbench
 from aggregator.errors import StoreError
 from aggregator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from aggregator.metrics import Metrics
@@ -37,7 +38,6 @@ from aggregator.web.admin import include_admin
 from aggregator.web.api import StoryId, include_api
 from aggregator.web.auth import Auth, FailureLimiter
 from aggregator.web.documents import DocumentApp, document_path, respond
-from aggregator.web.editing import Workbench
 from aggregator.web.health import Readiness
 from aggregator.web.limits import BodyLimit, route_limits
 
@@ -261,7 +261,7 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
     # The editors' API and pages: writes go through the workbench, gated by the admin token
     # (empty: every write and admin page answers 403); a config edit is applied at once by
     # ``on_config_change``.
-    bench = Workbench(store=store, outputs=outputs,
+    bench = Workbench(store=store, catalog=lambda: outputs.catalog,
                       config_dir=config_dir or outputs.catalog.directory,
                       on_config_change=on_config_change,
                       allow_private_addresses=allow_private_addresses)

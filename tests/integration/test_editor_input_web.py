@@ -14,9 +14,8 @@ import pytest
 import requests
 
 from aggregator.demo.feedserver import FeedServer, Resource
-from aggregator.editorial import dryrun
+from aggregator.editorial import dryrun, operations
 from aggregator.store import Store
-from aggregator.web import editing
 from aggregator.web.auth import CSRF_FIELD
 from tests.support.browser import TOKEN, Workbench, workbench
 from tests.support.feeds import aggregator, rss, write_config
@@ -139,7 +138,7 @@ def test_the_dry_run_runs_off_the_event_loop(
             on_loop.append(False)
         return dryrun.rules_dry_run(*args, **kwargs)
 
-    monkeypatch.setattr(editing, "rules_dry_run", watched)
+    monkeypatch.setattr(operations, "rules_dry_run", watched)
     assert (
         _api(
             base, "POST", "/api/categories/tech/dry-run", {"include": ["ferry"], "since": "7d"}

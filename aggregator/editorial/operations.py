@@ -1,7 +1,7 @@
-"""The editors' operations shared by the JSON API and the /admin/ pages: source care, category
-rules and their dry run, story corrections. Each checks its input, calls the config editor or
-the store, applies a config change to the running service, and turns every refusal into an
-``EditError`` carrying the HTTP status and the field at fault.
+"""The editors' operations shared by the command line, the JSON API and the /admin/ pages:
+source care, category rules and their dry run, story corrections. Each checks its input, calls
+the config editor or the store, applies a config change to the running service, and turns
+every refusal into an ``EditRefused`` naming why and the field at fault.
 """
 
 from __future__ import annotations
@@ -45,34 +45,33 @@ from aggregator.editorial.configedit import (
 )
 from aggregator.editorial.dryrun import DryRun, rules_dry_run
 from aggregator.editorial.subscribe import slug_for
-from aggregator.errors import AggregatorError, ConfigError
-from aggregator.publishing.outputs import Outputs
+from aggregator.errors import AggregatorError, ConfigError, EditRefused, Refusal
 from aggregator.safety.netguard import forbidden_reason
 from aggregator.store import Store
 from aggregator.store.overrides import OverrideView
 from aggregator.store.stories import StoryDetail
 from aggregator.types import SourceStatus, StoryView
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("aggregator.web.editing")
 T = TypeVar("T")
 # The API declares these limits in its schema; they are the catalog's.
-__all__ = ["DEFAULT_DRY_RUN_SINCE", "MAX_NOTE_LENGTH", "MAX_RULES", "MAX_RULE_LENGTH", "Done",
-           "EditError", "Workbench", "parse_rules", "parse_since", "rule_text"]
+__all__ = [
+    "DEFAULT_DRY_RUN_SINCE",
+    "MAX_NOTE_LENGTH",
+    "MAX_RULES",
+    "MAX_RULE_LENGTH",
+    "Done",
+    "EditRefused",
+    "Workbench",
+    "parse_rules",
+    "parse_since",
+    "rule_text",
+]
 
 # A dry run reads stored history; a year bounds its cost whatever a caller asks.
 MAX_DRY_RUN_SINCE = timedelta(days=366)
 DEFAULT_DRY_RUN_SINCE = "7d"
 MAX_NOTE_LENGTH = 500
-
-
-class EditError(Exception):
-    """A refused edit: ``status`` is the HTTP answer, ``field`` the input at fault."""
-
-    def __init__(self, status: int, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
 
 
 @dataclass(frozen=True)
@@ -85,28 +84,35 @@ class Done:
     story_id: int | None = None
 
 
-def parse_rules(lines: Sequence[str], field: str, category_id: str | None = None
-                ) -> tuple[Rule, ...]:
+def parse_rules(
+    lines: Sequence[str], field: str, category_id: str | None = None
+) -> tuple[Rule, ...]:
     """Rules as an editor wrote them (``/regex/`` or a keyword), each checked as the catalog
     checks the file (``text_problem``, ``parse_rule``), blanks skipped."""
     if len(lines) > MAX_RULES:
-        raise EditError(422, f"at most {MAX_RULES} rules", field=field)
+        raise EditRefused(Refusal.INVALID, f"at most {MAX_RULES} rules", field=field)
     where = f" of category {category_id!r}" if category_id else ""
     rules = []
     for index, line in enumerate(lines):
         if not line.strip():
             continue
         if len(line) > MAX_RULE_LENGTH:
-            raise EditError(422, f"a rule may have at most {MAX_RULE_LENGTH} characters",
-                            field=f"{field}[{index}]")
+            raise EditRefused(
+                Refusal.INVALID,
+                f"a rule may have at most {MAX_RULE_LENGTH} characters",
+                field=f"{field}[{index}]",
+            )
         try:
             reason = text_problem(line, field)
             if reason is not None:
                 raise ValueError(reason)
             rules.append(parse_rule(line))
         except (re.error, ValueError) as exc:
-            raise EditError(422, f"bad rule {line.strip()!r} in {field}{where}: {exc}",
-                            field=f"{field}[{index}]") from exc
+            raise EditRefused(
+                Refusal.INVALID,
+                f"bad rule {line.strip()!r} in {field}{where}: {exc}",
+                field=f"{field}[{index}]",
+            ) from exc
     return tuple(rules)
 
 
@@ -119,28 +125,36 @@ def parse_since(text: str, field: str = "since") -> timedelta:
     try:
         seconds = parse_duration(text)
     except ValueError as exc:
-        raise EditError(422, str(exc), field=field) from exc
+        raise EditRefused(Refusal.INVALID, str(exc), field=field) from exc
     # Compared as a number first: a timedelta of a huge count would overflow.
     if not 0 < seconds <= MAX_DRY_RUN_SINCE.total_seconds():
-        raise EditError(422, f"must be between 1s and {MAX_DRY_RUN_SINCE.days}d", field=field)
+        raise EditRefused(
+            Refusal.INVALID, f"must be between 1s and {MAX_DRY_RUN_SINCE.days}d", field=field
+        )
     return timedelta(seconds=seconds)
 
 
 def _note(note: str | None) -> str | None:
     if note is not None and len(note) > MAX_NOTE_LENGTH:
-        raise EditError(422, f"at most {MAX_NOTE_LENGTH} characters", field="note")
+        raise EditRefused(Refusal.INVALID, f"at most {MAX_NOTE_LENGTH} characters", field="note")
     return (note or "").strip() or None
 
 
 class Workbench:
     """The editors' operations over one store and the running configuration."""
 
-    def __init__(self, *, store: Store, outputs: Outputs, config_dir: Path | None,
-                 on_config_change: Callable[[], None] | None = None,
-                 allow_private_addresses: bool = False,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        catalog: Callable[[], Catalog],
+        config_dir: Path | None,
+        on_config_change: Callable[[], None] | None = None,
+        allow_private_addresses: bool = False,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.store = store
-        self.outputs = outputs
+        self._catalog = catalog
         self.config_dir = config_dir
         self.on_config_change = on_config_change
         self.allow_private_addresses = allow_private_addresses
@@ -151,7 +165,7 @@ class Workbench:
     @property
     def catalog(self) -> Catalog:
         """The configuration the service runs on now."""
-        return self.outputs.catalog
+        return self._catalog()
 
     def sources(self) -> list[SourceStatus]:
         return self.store.sources()
@@ -160,19 +174,24 @@ class Workbench:
         try:
             return self.catalog.source(source_id)
         except KeyError:
-            raise EditError(404, f"no source {source_id!r} in the configuration",
-                            field="source_id") from None
+            raise EditRefused(
+                Refusal.NOT_FOUND,
+                f"no source {source_id!r} in the configuration",
+                field="source_id",
+            ) from None
 
     def category(self, category_id: str) -> CategoryConfig:
         try:
             return self.catalog.category(category_id)
         except KeyError:
-            raise EditError(404, f"no category {category_id!r}", field="category_id") from None
+            raise EditRefused(
+                Refusal.NOT_FOUND, f"no category {category_id!r}", field="category_id"
+            ) from None
 
     def story(self, story_id: int) -> StoryDetail:
         detail = self.store.story_detail(story_id)
         if detail is None:
-            raise EditError(404, f"no story {story_id}", field="story_id")
+            raise EditRefused(Refusal.NOT_FOUND, f"no story {story_id}", field="story_id")
         return detail
 
     def recent_stories(self, category_id: str, limit: int) -> list[StoryView]:
@@ -185,7 +204,7 @@ class Workbench:
 
     def _folder(self) -> Path:
         if self.config_dir is None:
-            raise EditError(409, "this service has no editorial folder to write to")
+            raise EditRefused(Refusal.CONFLICT, "this service has no editorial folder to write to")
         return self.config_dir
 
     def _edit(self, action: Callable[[Path], None], message: str) -> Done:
@@ -211,156 +230,229 @@ class Workbench:
     def set_enabled(self, source_id: str, enabled: bool) -> Done:
         self.source(source_id)
         verb = "resumed" if enabled else "paused"
-        return self._edit(lambda folder: set_source_enabled(folder, source_id, enabled),
-                          f"{verb} source {source_id!r}")
+        return self._edit(
+            lambda folder: set_source_enabled(folder, source_id, enabled),
+            f"{verb} source {source_id!r}",
+        )
 
     def remove(self, source_id: str) -> Done:
         self.source(source_id)
-        return self._edit(lambda folder: remove_source(folder, source_id),
-                          f"removed source {source_id!r}; its stored entries stay")
+        return self._edit(
+            lambda folder: remove_source(folder, source_id),
+            f"removed source {source_id!r}; its stored entries stay",
+        )
 
-    def new_source(self, *, url: str, categories: Sequence[str], source_id: str | None = None,
-                   title: str | None = None, language: str | None = None,
-                   interval: str | None = None) -> NewSource:
+    def new_source(
+        self,
+        *,
+        url: str,
+        categories: Sequence[str],
+        source_id: str | None = None,
+        title: str | None = None,
+        language: str | None = None,
+        interval: str | None = None,
+    ) -> NewSource:
         """The source to add, its id derived from the title or host when not given."""
         url = url.strip()
         reason = url_problem(url)
         if reason is not None:
-            raise EditError(422, reason, field="url")
+            raise EditRefused(Refusal.INVALID, reason, field="url")
         taken = {s.id for s in self.catalog.sources}
-        return NewSource(id=(source_id or "").strip() or slug_for(title, url, taken), url=url,
-                         title=(title or "").strip() or None,
-                         categories=tuple(c for c in categories if c),
-                         language=language or None, interval=interval or None,
-                         # Nobody reviewed this URL: it may only ever reach public addresses.
-                         public_only=not self.allow_private_addresses)
+        return NewSource(
+            id=(source_id or "").strip() or slug_for(title, url, taken),
+            url=url,
+            title=(title or "").strip() or None,
+            categories=tuple(c for c in categories if c),
+            language=language or None,
+            interval=interval or None,
+            # Nobody reviewed this URL: it may only ever reach public addresses.
+            public_only=not self.allow_private_addresses,
+        )
 
     def add(self, source: NewSource) -> Done:
         self._check_new_source(source)
-        return self._edit(lambda folder: add_sources(folder, [source]),
-                          f"added source {source.id!r} ({source.url}); the next poll reads it")
+        return self._edit(
+            lambda folder: add_sources(folder, [source]),
+            f"added source {source.id!r} ({source.url}); the next poll reads it",
+        )
 
     def _check_new_source(self, source: NewSource) -> None:
         if not SLUG_RE.match(source.id):
-            raise EditError(422, "must be a slug: lower-case letters, digits and '-'",
-                            field="id")
+            raise EditRefused(
+                Refusal.INVALID, "must be a slug: lower-case letters, digits and '-'", field="id"
+            )
         # The catalog's own checks, so that the door refuses what the files would.
-        for key, value in (("url", source.url), ("title", source.title),
-                           ("language", source.language), ("interval", source.interval)):
-            reason = None if value is None else (
-                url_problem(value) if key == "url" else text_problem(value, key))
+        for key, value in (
+            ("url", source.url),
+            ("title", source.title),
+            ("language", source.language),
+            ("interval", source.interval),
+        ):
+            reason = (
+                None
+                if value is None
+                else (url_problem(value) if key == "url" else text_problem(value, key))
+            )
             if reason is not None:
-                raise EditError(422, reason, field=key)
+                raise EditRefused(Refusal.INVALID, reason, field=key)
         host = urlsplit(source.url).hostname or ""
         if not self.allow_private_addresses:
             reason = _literal_host_refusal(host)
             if reason:
-                raise EditError(422, f"{host} is {reason}; sources added here may only point "
-                                "at public addresses (AGGREGATOR_ALLOW_PRIVATE_ADDRESSES "
-                                "allows others)", field="url")
+                raise EditRefused(
+                    Refusal.INVALID,
+                    f"{host} is {reason}; sources added here may only point "
+                    "at public addresses (AGGREGATOR_ALLOW_PRIVATE_ADDRESSES "
+                    "allows others)",
+                    field="url",
+                )
         if not source.categories:
-            raise EditError(422, "a source needs at least one category", field="categories")
+            raise EditRefused(
+                Refusal.INVALID, "a source needs at least one category", field="categories"
+            )
         known = {c.id for c in self.catalog.categories}
         for category in source.categories:
             if category not in known:
-                raise EditError(422, f"unknown category {category!r}; known: "
-                                + ", ".join(sorted(known)), field="categories")
+                raise EditRefused(
+                    Refusal.INVALID,
+                    f"unknown category {category!r}; known: " + ", ".join(sorted(known)),
+                    field="categories",
+                )
         if source.language is not None and not LANG_RE.match(source.language):
-            raise EditError(422, f"{source.language!r} is not a language tag such as 'en'",
-                            field="language")
+            raise EditRefused(
+                Refusal.INVALID,
+                f"{source.language!r} is not a language tag such as 'en'",
+                field="language",
+            )
         if source.interval is not None:
             try:
                 seconds = parse_duration(source.interval)
             except ValueError as exc:
-                raise EditError(422, str(exc), field="interval") from exc
+                raise EditRefused(Refusal.INVALID, str(exc), field="interval") from exc
             if not MIN_INTERVAL_SECONDS <= seconds <= MAX_INTERVAL_SECONDS:
-                raise EditError(422, f"{source.interval!r} is outside 1m..7d", field="interval")
+                raise EditRefused(
+                    Refusal.INVALID, f"{source.interval!r} is outside 1m..7d", field="interval"
+                )
         for existing in self.catalog.sources:
             if existing.id == source.id:
-                raise EditError(409, f"a source {source.id!r} already exists", field="id")
+                raise EditRefused(
+                    Refusal.CONFLICT, f"a source {source.id!r} already exists", field="id"
+                )
             if existing.url == source.url:
-                raise EditError(409, f"{source.url} is already source {existing.id!r}",
-                                field="url")
+                raise EditRefused(
+                    Refusal.CONFLICT, f"{source.url} is already source {existing.id!r}", field="url"
+                )
 
-    def set_rules(self, category_id: str, include: Sequence[str], exclude: Sequence[str]
-                  ) -> Done:
+    def set_rules(self, category_id: str, include: Sequence[str], exclude: Sequence[str]) -> Done:
         self.category(category_id)
         included = [rule_text(r) for r in parse_rules(include, "include", category_id)]
         excluded = [rule_text(r) for r in parse_rules(exclude, "exclude", category_id)]
         return self._edit(
-            lambda folder: set_category_rules(folder, category_id, include=included,
-                                              exclude=excluded),
-            f"saved the rules of {category_id!r}: {len(included)} include, "
-            f"{len(excluded)} exclude")
+            lambda folder: set_category_rules(
+                folder, category_id, include=included, exclude=excluded
+            ),
+            f"saved the rules of {category_id!r}: {len(included)} include, {len(excluded)} exclude",
+        )
 
-    def dry_run(self, category_id: str, include: Sequence[str], exclude: Sequence[str],
-                since: timedelta) -> DryRun:
+    def dry_run(
+        self, category_id: str, include: Sequence[str], exclude: Sequence[str], since: timedelta
+    ) -> DryRun:
         """What the category would have gained and lost over ``since`` with these rules."""
         current = self.category(category_id)
-        changed = dataclasses.replace(current,
-                                      include=parse_rules(include, "include", category_id),
-                                      exclude=parse_rules(exclude, "exclude", category_id))
+        changed = dataclasses.replace(
+            current,
+            include=parse_rules(include, "include", category_id),
+            exclude=parse_rules(exclude, "exclude", category_id),
+        )
         return rules_dry_run(self.store, self.catalog, changed, since=since, now=self.clock())
 
     # -- story corrections -----------------------------------------------------------------
 
     def merge(self, story_id: int, other_story_id: int, *, by: str, note: str | None) -> Done:
         if story_id == other_story_id:
-            raise EditError(422, "a story cannot be merged with itself", field="other_story_id")
+            raise EditRefused(
+                Refusal.INVALID, "a story cannot be merged with itself", field="other_story_id"
+            )
         self._story(story_id, "story_id")
         self._story(other_story_id, "other_story_id")
-        override = self._correct(lambda: self.store.merge_stories(
-            story_id, other_story_id, by=by, now=self.clock(), note=_note(note)))
+        override = self._correct(
+            lambda: self.store.merge_stories(
+                story_id, other_story_id, by=by, now=self.clock(), note=_note(note)
+            )
+        )
         # The older story keeps its id; ask the store which one that is.
         after = self.store.story_detail(story_id)
         kept = (after.merged_into_id or story_id) if after is not None else story_id
         gone = other_story_id if kept == story_id else story_id
-        return Done(f"merged story #{gone} into #{kept} (correction #{override})",
-                    override_id=override, story_id=kept)
+        return Done(
+            f"merged story #{gone} into #{kept} (correction #{override})",
+            override_id=override,
+            story_id=kept,
+        )
 
-    def split(self, story_id: int, entry_id: int, *, by: str, note: str | None) -> Done:
-        detail = self._story(story_id, "story_id")
-        if entry_id not in {e.entry_id for e in detail.entries}:
-            raise EditError(422, f"entry {entry_id} is not in story {story_id}",
-                            field="entry_id")
-        new_story = self._correct(lambda: self.store.split_entry(
-            entry_id, by=by, now=self.clock(), note=_note(note)))
-        return Done(f"split entry #{entry_id} out of story #{story_id} into story "
-                    f"#{new_story}", story_id=new_story)
+    def split(self, story_id: int | None, entry_id: int, *, by: str, note: str | None) -> Done:
+        """Take ``entry_id`` out of ``story_id`` (or, when None, out of whichever story holds
+        it) into a story of its own."""
+        if story_id is not None:
+            detail = self._story(story_id, "story_id")
+            if entry_id not in {e.entry_id for e in detail.entries}:
+                raise EditRefused(
+                    Refusal.INVALID, f"entry {entry_id} is not in story {story_id}",
+                    field="entry_id",
+                )
+        new_story = self._correct(
+            lambda: self.store.split_entry(entry_id, by=by, now=self.clock(), note=_note(note))
+        )
+        return Done(f"split entry #{entry_id} into new story #{new_story}", story_id=new_story)
 
     def pin(self, story_id: int, category: str, *, by: str, note: str | None) -> Done:
         self._story(story_id, "story_id")
         self._category_field(category)
-        override = self._correct(lambda: self.store.pin_story(
-            story_id, category, by=by, now=self.clock(), note=_note(note)))
-        return Done(f"pinned story #{story_id} in {category!r} (correction #{override})",
-                    override_id=override, story_id=story_id)
+        override = self._correct(
+            lambda: self.store.pin_story(
+                story_id, category, by=by, now=self.clock(), note=_note(note)
+            )
+        )
+        return Done(
+            f"pinned story #{story_id} in {category!r} (correction #{override})",
+            override_id=override,
+            story_id=story_id,
+        )
 
     def hide(self, story_id: int, category: str | None, *, by: str, note: str | None) -> Done:
         self._story(story_id, "story_id")
         if category is not None:
             self._category_field(category)
-        override = self._correct(lambda: self.store.hide_story(
-            story_id, category, by=by, now=self.clock(), note=_note(note)))
+        override = self._correct(
+            lambda: self.store.hide_story(
+                story_id, category, by=by, now=self.clock(), note=_note(note)
+            )
+        )
         where = f"in {category!r}" if category else "in every category"
-        return Done(f"hid story #{story_id} {where} (correction #{override})",
-                    override_id=override, story_id=story_id)
+        return Done(
+            f"hid story #{story_id} {where} (correction #{override})",
+            override_id=override,
+            story_id=story_id,
+        )
 
     def undo(self, override_id: int, *, by: str) -> Done:
-        undone = self._correct(lambda: self.store.undo_override(
-            override_id, by=by, now=self.clock()))
+        undone = self._correct(
+            lambda: self.store.undo_override(override_id, by=by, now=self.clock())
+        )
         if not undone:
-            raise EditError(404, f"no active correction {override_id}", field="override_id")
+            raise EditRefused(
+                Refusal.NOT_FOUND, f"no active correction {override_id}", field="override_id"
+            )
         return Done(f"undid correction #{override_id}", override_id=override_id)
 
     def _category_field(self, category: str) -> None:
         if category not in {c.id for c in self.catalog.categories}:
-            raise EditError(422, f"unknown category {category!r}", field="category")
+            raise EditRefused(Refusal.INVALID, f"unknown category {category!r}", field="category")
 
     def _story(self, story_id: int, field: str) -> StoryDetail:
         detail = self.store.story_detail(story_id)
         if detail is None:
-            raise EditError(404, f"no story {story_id}", field=field)
+            raise EditRefused(Refusal.NOT_FOUND, f"no story {story_id}", field=field)
         return detail
 
     @staticmethod
@@ -369,14 +461,15 @@ class Workbench:
             return action()
         except ValueError as exc:
             # The store names what it refused ("no story 5", "entry 3 is already …").
-            raise EditError(422, str(exc)) from exc
+            raise EditRefused(Refusal.INVALID, str(exc)) from exc
 
 
 def _literal_host_refusal(host: str) -> str | None:
     """Why a host written as an IP address (or localhost) is refused; names are not resolved
     here, so a request never waits on DNS."""
-    if host.lower().rstrip(".") in {"localhost", "localhost.localdomain"} or host.lower(
-            ).endswith(".localhost"):
+    if host.lower().rstrip(".") in {"localhost", "localhost.localdomain"} or host.lower().endswith(
+        ".localhost"
+    ):
         return "a loopback name"
     try:
         address = ipaddress.ip_address(host.split("%", 1)[0])
@@ -385,9 +478,9 @@ def _literal_host_refusal(host: str) -> str | None:
     return forbidden_reason(address)
 
 
-def _config_refusal(exc: ConfigError) -> EditError:
+def _config_refusal(exc: ConfigError) -> EditRefused:
     if isinstance(exc, ConfigNotWritable):
-        return EditError(409, str(exc))
+        return EditRefused(Refusal.CONFLICT, str(exc))
     if isinstance(exc, UnknownItem):
-        return EditError(404, str(exc), field=exc.key)
-    return EditError(422, str(exc), field=exc.key)
+        return EditRefused(Refusal.NOT_FOUND, str(exc), field=exc.key)
+    return EditRefused(Refusal.INVALID, str(exc), field=exc.key)
