@@ -254,6 +254,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "entries published more than this many days ago are pruned daily, leaving "
                 "tombstones so feeds do not bring them back (0: keep everything)",
                 _non_negative_int),
+    SettingSpec("max_new_entries_per_poll", "AGGREGATOR_MAX_NEW_ENTRIES_PER_POLL", "500",
+                "most new entries one poll of a source stores, the newest; the rest come with "
+                "the next polls (0: no cap)", _non_negative_int),
+    SettingSpec("max_entries_per_source", "AGGREGATOR_MAX_ENTRIES_PER_SOURCE", "10000",
+                "most entries kept per source: after a poll the oldest beyond it are pruned, "
+                "leaving tombstones (0: no cap)", _non_negative_int),
     SettingSpec("log_level", "AGGREGATOR_LOG_LEVEL", "INFO",
                 "DEBUG, INFO, WARNING or ERROR", _log_level),
     SettingSpec("log_format", "AGGREGATOR_LOG_FORMAT", "text",
@@ -312,6 +318,8 @@ class Settings:
     lease_seconds: float
     worker_name: str
     retention_days: int
+    max_new_entries_per_poll: int
+    max_entries_per_source: int
     log_level: str
     log_format: str
     ready_max_lag_seconds: float

@@ -243,6 +243,10 @@ class SourceStatus:
     last_error: str | None
     last_error_kind: str | None
     public_only: bool = False
+    # Entries of the last stored poll with a new id but content the source already had.
+    last_repeated_entries: int | None = None
+    # Growth the last stored poll showed: ids rotating, a per-poll or per-source cap reached.
+    warning: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)

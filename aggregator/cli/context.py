@@ -31,10 +31,18 @@ class Context:
     def store(self, *, auto_upgrade: bool) -> Store:
         # Imported here: SQLAlchemy and Alembic are most of a command's start-up, and
         # `--help`, `check` and the config edits never open the store.
-        from aggregator.store import current_revision, head_revision, is_known_revision, open_store
+        from aggregator.store import (
+            GrowthLimits,
+            current_revision,
+            head_revision,
+            is_known_revision,
+            open_store,
+        )
         from aggregator.store import upgrade as upgrade_schema
 
-        store = open_store(self.settings.database_url)
+        limits = GrowthLimits(new_per_poll=self.settings.max_new_entries_per_poll,
+                              per_source=self.settings.max_entries_per_source)
+        store = open_store(self.settings.database_url, limits)
         revision = current_revision(store.engine)
         head = head_revision()
         if revision is None and auto_upgrade:

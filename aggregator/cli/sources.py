@@ -184,4 +184,6 @@ def _health_table(statuses: Sequence[SourceStatus]) -> str:
             lines.append(f"    url: {status.url} (configured: {status.configured_url})")
         if status.last_error:
             lines.append(f"    last error ({status.last_error_kind}): {status.last_error}")
+        if status.warning:
+            lines.append(f"    warning: {status.warning}")
     return terminal_text("\n".join(lines))

@@ -5,10 +5,12 @@
 """
 
 from aggregator.store.engine import make_engine
+from aggregator.store.entries import GrowthLimits
 from aggregator.store.migrate import current_revision, head_revision, is_known_revision, upgrade
 from aggregator.store.repository import Store, open_store
 
 __all__ = [
+    "GrowthLimits",
     "Store",
     "current_revision",
     "head_revision",

@@ -1,16 +1,21 @@
 """Writing one feed's entries in set-based statements: entries, categories, exact-match stories.
 
 A feed of N entries costs a handful of statements, not N round trips: one SELECT for the entries
-already stored, one per exact signal (URL, content hash) for stories to join, then executemany
-INSERT/UPDATE. New entries are left pending for the clustering stage. Runs in ``save_poll``'s
-transaction.
+already stored, one for the source's stored content hashes, one per exact signal (URL, content
+hash) for stories to join, then executemany INSERT/UPDATE. New entries are left pending for the
+clustering stage. Runs in ``save_poll``'s transaction.
+
+Growth is bounded per source (``GrowthLimits``): an entry with a new identity but content this
+source already stored is the same item under a new id (feeds that rotate their guids), so it
+moves the stored entry's identity instead of adding one; and at most ``new_per_poll`` entries,
+the newest, are added by one poll.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +30,27 @@ MAX_IDENTITY_KEY = 500
 # Values per IN (...) list; stays far below every engine's bound-parameter limit.
 IN_CHUNK = 500
 
+
+@dataclass(frozen=True)
+class GrowthLimits:
+    """How much one source may grow (0: no cap). ``new_per_poll`` bounds the entries one poll
+    adds, the newest kept; ``per_source`` the entries the source keeps, the oldest pruned
+    (``retention.trim_source``)."""
+
+    new_per_poll: int = 500
+    per_source: int = 10_000
+
+
+@dataclass(frozen=True)
+class Written:
+    """What ``write_entries`` did with one feed's entries. ``repeated``: new identity, content
+    already stored for the source (the same item, not added); ``refused``: over the per-poll
+    cap, left for later polls."""
+
+    new: int = 0
+    updated: int = 0
+    repeated: int = 0
+    refused: int = 0
 
 
 def identity(key: str) -> str:
@@ -67,8 +93,9 @@ def _columns(entry: NormalizedEntry, now: datetime) -> dict[str, Any]:
 
 def write_entries(connection: Connection, source_id: str,
                   entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
-                  now: datetime) -> tuple[int, int]:
-    """Insert new entries, update changed ones; return (new, updated)."""
+                  now: datetime, *, new_per_poll: int = 0) -> Written:
+    """Insert new entries (at most ``new_per_poll``, the newest; 0: all), update changed ones,
+    recognise repeated content under new identities."""
     # Oldest first, so a story's founding entry is the earliest one: stable uids.
     ordered = sorted(entries, key=lambda pair: (pair[0].published_at, pair[0].identity_key))
     keys = [identity(e.identity_key) for e, _ in ordered]
@@ -82,6 +109,7 @@ def write_entries(connection: Connection, source_id: str,
             stored[row.identity_key] = row
     fresh: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]] = []
     changed: list[tuple[Any, NormalizedEntry, Sequence[CategoryMatch]]] = []
+    listed: set[int] = set()
     seen: set[str] = set()
     for key, (entry, matches) in zip(keys, ordered, strict=True):
         if key in seen:
@@ -90,14 +118,65 @@ def write_entries(connection: Connection, source_id: str,
         old = stored.get(key)
         if old is None:
             fresh.append((key, entry, matches))
-        elif (old.content_hash, old.title, old.url) != (entry.content_hash, entry.title[:1000],
-                                                        entry.url):
+            continue
+        listed.add(old.id)
+        if (old.content_hash, old.title, old.url) != (entry.content_hash, entry.title[:1000],
+                                                      entry.url):
             changed.append((old, entry, matches))
+    candidates = len(fresh)
+    fresh, moves = _recognise(connection, source_id, fresh, listed)
+    repeated = candidates - len(fresh)
+    refused = 0
+    if new_per_poll and len(fresh) > new_per_poll:
+        # Sorted oldest first: the newest are at the end, and readers must get those.
+        refused = len(fresh) - new_per_poll
+        fresh = fresh[refused:]
+    if moves:
+        connection.execute(
+            ENTRIES.update().where(ENTRIES.c.id == sa.bindparam("entry_id"))
+            .values(identity_key=sa.bindparam("key"), guid=sa.bindparam("new_guid")),
+            moves)
     if changed:
         _update(connection, changed, now)
     if fresh:
         _insert(connection, source_id, fresh, now)
-    return len(fresh), len(changed)
+    return Written(new=len(fresh), updated=len(changed), repeated=repeated, refused=refused)
+
+
+def _recognise(connection: Connection, source_id: str,
+               fresh: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]],
+               listed: set[int],
+               ) -> tuple[list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]],
+                          list[dict[str, Any]]]:
+    """Split entries with new identities into those to insert and the moves of stored
+    identities: content this source already stored is the same item under a new id. Each
+    stored entry takes at most one new identity, and never one while the feed still lists it
+    under its own (the identity would flip between the two every poll); the other repeats are
+    dropped. Copies of one text within this batch are still all inserted: none is stored yet,
+    and each keeps its identity from the next poll on."""
+    if not fresh:
+        return fresh, []
+    known: set[str] = set()
+    free: dict[str, list[int]] = {}
+    for chunk in _chunks(sorted({e.content_hash for _, e, _ in fresh})):
+        for row in connection.execute(
+            sa.select(ENTRIES.c.id, ENTRIES.c.content_hash)
+            .where(ENTRIES.c.source_id == source_id, ENTRIES.c.content_hash.in_(chunk))
+            .order_by(ENTRIES.c.id)
+        ):
+            known.add(row.content_hash)
+            if row.id not in listed:
+                free.setdefault(row.content_hash, []).append(row.id)
+    inserted: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]] = []
+    moves: list[dict[str, Any]] = []
+    for key, entry, matches in fresh:
+        ids = free.get(entry.content_hash)
+        if ids:
+            moves.append({"entry_id": ids.pop(0), "key": key,
+                          "new_guid": entry.guid[:2048] if entry.guid else None})
+        elif entry.content_hash not in known:
+            inserted.append((key, entry, matches))
+    return inserted, moves
 
 
 def _update(connection: Connection,

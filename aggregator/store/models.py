@@ -77,6 +77,11 @@ class Source(SQLModel, table=True):
     last_bytes: int | None = None
     last_new_entries: int | None = None
     last_updated_entries: int | None = None
+    # Entries of the last poll with a new id but content the source already had.
+    last_repeated_entries: int | None = None
+    # What the last stored poll showed about the feed's growth (rotating ids, caps reached);
+    # kept through not-modified answers, replaced by the next poll that stores.
+    warning: str | None = Field(default=None, max_length=1000)
     publish_interval_seconds: float | None = None
     error_count: int = Field(default=0)
     last_error: str | None = Field(default=None, max_length=2000)

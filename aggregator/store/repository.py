@@ -24,12 +24,13 @@ from aggregator.store import clustering, leases, overrides, retention, sourcerow
 from aggregator.store import stories as story_reads
 from aggregator.store.clustering import ClusterWriter, PendingEntry
 from aggregator.store.engine import WRITE_OPTION, make_engine
-from aggregator.store.entries import write_entries
+from aggregator.store.entries import GrowthLimits, write_entries
 from aggregator.store.gauges import StoreGauges, oldest_due, read_gauges
 from aggregator.store.history import HistoryEntry, iter_history
 from aggregator.store.models import Entry, EntryCategory, EntryFeatureRecord, Source, Story
 from aggregator.store.overrides import OverrideView
 from aggregator.store.stories import CategoryDecision, StoryDetail
+from aggregator.store.tables import SOURCES
 from aggregator.types import (
     CategoryMatch,
     EntryView,
@@ -50,8 +51,9 @@ STORY_PAGE = 500
 class Store:
     """Database access; build once per process with ``open_store`` and share it."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, limits: GrowthLimits | None = None) -> None:
         self.engine = engine
+        self.limits = limits or GrowthLimits()
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
 
     def close(self) -> None:
@@ -207,6 +209,9 @@ class Store:
         All in one transaction: validators are only saved together with the entries they
         describe, so an interrupted poll is simply repeated. Entries retention pruned stay
         out (tombstones). With ``owner``, nothing is saved unless it still holds the lease.
+        Growth is capped by ``limits``: the newest entries of a poll over the per-poll cap
+        are stored and the validators forgotten so the next poll takes the rest; a source
+        over the per-source cap then loses its oldest entries (``_trim``).
         """
         with self._guard(), self._write() as session:
             row = sourcerows.leased(session, source_id, owner)
@@ -216,9 +221,19 @@ class Store:
             entries = sourcerows.without_tombstoned(connection, source_id, entries, now)
             leases.lock_story_keys(connection, (e.url for e, _ in entries),
                                    (e.content_hash for e, _ in entries))
-            new, updated = write_entries(connection, source_id, entries, now)
+            written = write_entries(connection, source_id, entries, now,
+                                    new_per_poll=self.limits.new_per_poll)
+            new, updated = written.new, written.updated
             sourcerows.touch(row, fetch, next_check_at, now)
             row.body_hash = body_hash
+            if written.refused:
+                # The same body must be read again next time for the entries left out.
+                row.etag = row.last_modified = row.body_hash = None
+            row.last_repeated_entries = written.repeated
+            row.warning = sourcerows.growth_warning(written)
+            if row.warning:
+                log.warning("source=%s action=save outcome=growth warning=%r",
+                            source_id, row.warning)
             row.feed_title = (feed_title or "")[:512] or row.feed_title
             if feed_link and not row.site_url:
                 row.site_url = feed_link[:2048]
@@ -229,9 +244,31 @@ class Store:
             row.error_count = 0
             row.last_error = row.last_error_kind = None
             session.commit()
+        if new and self.limits.per_source:
+            self._trim(source_id, now)
         result = PollResult.UPDATED if new or updated else PollResult.UNCHANGED
         return PollOutcome(source_id, result, new_entries=new, updated_entries=updated,
                            status=fetch.status)
+
+    def _trim(self, source_id: str, now: datetime) -> int:
+        """Keep the source at its per-source cap by removing its oldest entries: refusing new
+        ones instead would hold back the newest news. A transaction of its own, taking the
+        clustering lock first as retention does, so it never waits on a poll's locks while
+        holding it."""
+        keep = self.limits.per_source
+        with self._guard(), self._write_engine.begin() as connection:
+            retention.lock(connection)
+            removed = retention.trim_source(connection, source_id, keep=keep, now=now)
+            if removed:
+                current = connection.execute(
+                    sa.select(SOURCES.c.warning).where(SOURCES.c.id == source_id)).scalar()
+                note = (f"per-source cap: removed the {removed} oldest entries to keep "
+                        f"{keep} (AGGREGATOR_MAX_ENTRIES_PER_SOURCE)")
+                connection.execute(SOURCES.update().where(SOURCES.c.id == source_id)
+                                   .values(warning=sourcerows.add_warning(current, note)))
+                log.info("source=%s action=trim outcome=done entries=%d keep=%d",
+                         source_id, removed, keep)
+        return removed
 
     # -- stories -------------------------------------------------------------------------
 
@@ -594,5 +631,5 @@ def _languages(features: EntryFeatureRecord | None) -> dict[str, Any] | None:
             "confidence": features.lang_confidence}
 
 
-def open_store(url: str) -> Store:
-    return Store(make_engine(url))
+def open_store(url: str, limits: GrowthLimits | None = None) -> Store:
+    return Store(make_engine(url), limits)

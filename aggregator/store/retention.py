@@ -75,6 +75,37 @@ def prune_entries(connection: Connection, *, cutoff: datetime, now: datetime,
         .order_by(ENTRIES.c.id).limit(limit), {"cutoff": cutoff}).all()
     if not rows:
         return 0, 0
+    closed = _remove(connection, rows, now)
+    ClusterWriter(connection).bump(now)
+    return len(rows), closed
+
+
+def trim_source(connection: Connection, source_id: str, *, keep: int,
+                now: datetime) -> int:
+    """Remove the oldest entries (by publication) of ``source_id`` beyond its newest ``keep``,
+    leaving tombstones so its feed does not bring them back; returns how many. Only entries
+    the clustering stage has handled go: it may be computing the pending ones outside the lock,
+    and they are the ones just polled, so they go, if they must, after their turn. Caller holds
+    the lock."""
+    total = connection.execute(
+        sa.select(sa.func.count()).select_from(ENTRIES)
+        .where(ENTRIES.c.source_id == source_id)).scalar_one()
+    excess = int(total) - keep
+    if excess <= 0:
+        return 0
+    rows = connection.execute(
+        sa.select(ENTRIES.c.id, ENTRIES.c.source_id, ENTRIES.c.identity_key, ENTRIES.c.story_id)
+        .where(ENTRIES.c.source_id == source_id, ENTRIES.c.clustered_at.is_not(None))
+        .order_by(ENTRIES.c.published_at, ENTRIES.c.id).limit(excess)).all()
+    for chunk in _chunks(rows):
+        _remove(connection, chunk, now)
+    ClusterWriter(connection).bump(now)
+    return len(rows)
+
+
+def _remove(connection: Connection, rows: Sequence[Any], now: datetime) -> int:
+    """Delete entries (rows of id, source_id, identity_key, story_id) with their categories
+    and features, leaving tombstones; returns the corrections closed."""
     ids = [row.id for row in rows]
     connection.execute(
         _insert(connection)(TOMBSTONES).on_conflict_do_nothing(),
@@ -90,8 +121,7 @@ def prune_entries(connection: Connection, *, cutoff: datetime, now: datetime,
     for chunk in _chunks(touched):
         connection.execute(STORIES.update().where(STORIES.c.id.in_(chunk))
                            .values(entry_count=members))
-    ClusterWriter(connection).bump(now)
-    return len(ids), closed
+    return closed
 
 
 def _detach(connection: Connection, first: sa.Column[Any], second: sa.Column[Any],

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from aggregator.catalog import Catalog
 from aggregator.errors import StoreError
 from aggregator.store import leases, retention
-from aggregator.store.entries import identity
+from aggregator.store.entries import Written, identity
 from aggregator.store.models import Source
 from aggregator.types import (
     CategoryMatch,
@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 # A permanent redirect becomes the source's URL only after this many polls in a row saw the
 # same target: one 301 can be a misconfiguration being fixed, two in a row are a decision.
 PERMANENT_REDIRECT_CONFIRMATIONS = 2
+# A feed "rotates ids" when at least this many of a poll's entries with new ids, and most of
+# them, repeat content the source already had; one re-post under a new id is not a pattern.
+ROTATION_MIN_REPEATS = 3
+MAX_WARNING = 1000
 
 
 def status_of(row: Source) -> SourceStatus:
@@ -46,6 +50,7 @@ def status_of(row: Source) -> SourceStatus:
         publish_interval_seconds=row.publish_interval_seconds,
         error_count=row.error_count, last_error=row.last_error,
         last_error_kind=row.last_error_kind, public_only=row.public_only,
+        last_repeated_entries=row.last_repeated_entries, warning=row.warning,
     )
 
 
@@ -109,6 +114,24 @@ def _follow_redirect(row: Source, target: str | None) -> None:
                  row.id, row.url, target)
         row.url = target[:2048]
         row.redirect_url, row.redirect_count = None, 0
+
+
+def growth_warning(written: Written) -> str | None:
+    """What an operator should know about how the poll grew the source, or None."""
+    notes = []
+    offered = written.new + written.repeated + written.refused
+    if written.repeated >= ROTATION_MIN_REPEATS and 2 * written.repeated > offered:
+        notes.append(f"ids rotate: {written.repeated} of {offered} entries with new ids "
+                     "repeat content already stored (kept as the same items, not added)")
+    if written.refused:
+        notes.append(f"per-poll cap: stored the newest {written.new} of "
+                     f"{written.new + written.refused} new entries, the rest come with the next "
+                     "polls (AGGREGATOR_MAX_NEW_ENTRIES_PER_POLL)")
+    return "; ".join(notes) or None
+
+
+def add_warning(current: str | None, note: str) -> str:
+    return (f"{current}; {note}" if current else note)[:MAX_WARNING]
 
 
 def find(session: Session, source_id: str) -> Source:

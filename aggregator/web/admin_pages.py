@@ -173,11 +173,13 @@ def sources_page(chrome: Chrome, sources: Sequence[SourceStatus],
             action += " " + post_form(admin_url("sources", s.id, "remove"), chrome.csrf,
                                       "Remove", name=f"remove {s.id}")
         error = text(s.last_error) if s.last_error else ""
+        warning = (f'<br><small class="warning">warning: {text(s.warning)}</small>'
+                   if s.warning else "")
         rows.append(
             f'<tr id="source-{attr(s.id)}"><td>{text(s.id)}</td>'
             f"<td>{outside_link(s.url, s.title or s.url)}<br>"
             f'<small>{text(", ".join(s.categories))}</small></td>'
-            f'<td class="state state-{attr(s.state)}">{text(s.state)}</td>'
+            f'<td class="state state-{attr(s.state)}">{text(s.state)}{warning}</td>'
             f"<td>{when(s.last_success_at)}</td>"
             f"<td>{text(s.last_status if s.last_status is not None else '')}</td>"
             f"<td>{s.error_count}<br><small>{error}</small></td>"
