@@ -193,7 +193,9 @@ def test_item_id_stays_while_french_then_german_versions_join(store: Store) -> N
     assert with_fr.id == first.id
     assert with_fr.title == "Korea unveils AI plan"
     assert with_fr.updated_parsed > first.updated_parsed
-    assert [link.get("hreflang") for link in with_fr.links] == ["en", "fr"]
+    assert [(link.rel, link.get("hreflang")) for link in with_fr.links] == [
+        ("alternate", "en"), ("related", "fr")]
+    assert with_fr.link == with_fr.links[0].href
     french = atom("feeds/news.fr.atom").entries
     assert [(e.id, e.title) for e in french] == [(first.id, "La Corée dévoile son plan IA")]
     assert french[0].links[0].href == url
@@ -203,7 +205,8 @@ def test_item_id_stays_while_french_then_german_versions_join(store: Store) -> N
     for path in ("feeds/news.atom", "feeds/news.rss", "feeds/news.fr.atom"):
         assert [e.id for e in atom(path).entries] == [first.id], path
     with_de = atom("feeds/news.atom").entries[0]
-    assert [link.get("hreflang") for link in with_de.links] == ["en", "fr", "de"]
+    assert [(link.rel, link.get("hreflang")) for link in with_de.links] == [
+        ("alternate", "en"), ("related", "fr"), ("related", "de")]
     assert "Deutsch (de-a)" in with_de.summary
     assert atom("feeds/news.fr.atom").entries[0].title == "La Corée dévoile son plan IA"
     items = json_feed(outputs.document("feeds/news.json").body)["items"]  # type: ignore[union-attr]
