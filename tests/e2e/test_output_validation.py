@@ -54,7 +54,7 @@ def test_demo_outputs_validate(store: Store, tmp_path: Path) -> None:
                 url = f"{BASE}/feeds/{category.id}{suffix}.{fmt}"
                 events = feedvalidator.validate(document.body, base=url,
                                                 content_type=MEDIA_TYPES[fmt])
-                # Stories that gained a source in the same poll share that poll's time as
+                # Stories whose newest versions carry the same publisher time share it as
                 # atom:updated; the validator notes it, and it is true, so it is allowed.
                 unexpected = [e for e in events if "DuplicateUpdated" not in e]
                 assert feedvalidator.errors(events) == [], f"{url}:\n" + "\n".join(events)

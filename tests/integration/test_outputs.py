@@ -187,12 +187,16 @@ def test_item_id_stays_while_french_then_german_versions_join(store: Store) -> N
     first = atom("feeds/news.atom").entries[0]
     assert atom("feeds/news.fr.atom").entries == []
 
+    # The French version was published two hours later: the story's news is that recent.
+    later = NOW + timedelta(hours=2)
     room.poll("fr-a", entry("plan-fr", url=url, language="fr",
-                            title="La Corée dévoile son plan IA"))
+                            title="La Corée dévoile son plan IA", published_at=later,
+                            updated_at=later))
     with_fr = atom("feeds/news.atom").entries[0]
     assert with_fr.id == first.id
     assert with_fr.title == "Korea unveils AI plan"
     assert with_fr.updated_parsed > first.updated_parsed
+    assert with_fr.updated_parsed[:6] == later.timetuple()[:6]
     assert [(link.rel, link.get("hreflang")) for link in with_fr.links] == [
         ("alternate", "en"), ("related", "fr")]
     assert with_fr.link == with_fr.links[0].href
@@ -200,13 +204,16 @@ def test_item_id_stays_while_french_then_german_versions_join(store: Store) -> N
     assert [(e.id, e.title) for e in french] == [(first.id, "La Corée dévoile son plan IA")]
     assert french[0].links[0].href == url
 
+    latest = NOW + timedelta(hours=3)
     room.poll("de-a", entry("plan-de", url=url, language="de",
-                            title="Korea stellt KI-Plan vor"))
+                            title="Korea stellt KI-Plan vor", published_at=latest,
+                            updated_at=latest))
     for path in ("feeds/news.atom", "feeds/news.rss", "feeds/news.fr.atom"):
         assert [e.id for e in atom(path).entries] == [first.id], path
     with_de = atom("feeds/news.atom").entries[0]
     assert [(link.rel, link.get("hreflang")) for link in with_de.links] == [
         ("alternate", "en"), ("related", "fr"), ("related", "de")]
+    assert with_de.updated_parsed > with_fr.updated_parsed
     assert "Deutsch (de-a)" in with_de.summary
     assert atom("feeds/news.fr.atom").entries[0].title == "La Corée dévoile son plan IA"
     items = json_feed(outputs.document("feeds/news.json").body)["items"]  # type: ignore[union-attr]
@@ -289,3 +296,41 @@ def test_publish_out_writes_archives_pages_and_only_what_changed(
     assert (out / "feeds/news/archive/0.atom").read_bytes() == archive
     assert "0 written" not in third.stdout
     assert b"Title s4" in (out / "feeds/news.atom").read_bytes()
+
+
+def test_updated_is_the_news_time_not_the_processing_time(store: Store) -> None:
+    """A month-old story whose French version arrives today: every output dates it by its
+    members' own times, not by the poll that stored the French version."""
+    room = Newsroom(store)
+    old = NOW - timedelta(days=30)
+    newest = old + timedelta(hours=5)
+    url = "https://news.example/old"
+    room.poll("en-a", entry("old-en", url=url, title="Old news", published_at=old,
+                            updated_at=old))
+    room.poll("fr-a", entry("old-fr", url=url, language="fr", title="Vieilles nouvelles",
+                            published_at=old + timedelta(hours=1), updated_at=newest))
+    (stored,) = store.category_stories("news", 10)
+    assert stored.updated_at > NOW  # the store's own time: when the French version came
+    outputs = outputs_for(store, feed_size=50)
+
+    atom_doc = outputs.document("feeds/news.atom")
+    assert atom_doc is not None
+    parsed = feedparser.parse(atom_doc.body)
+    assert parsed.feed.updated_parsed[:6] == newest.timetuple()[:6]
+    assert parsed.entries[0].updated_parsed[:6] == newest.timetuple()[:6]
+    assert atom_doc.last_modified == newest
+    rss_doc = outputs.document("feeds/news.rss")
+    assert rss_doc is not None
+    assert feedparser.parse(rss_doc.body).feed.updated_parsed[:6] == newest.timetuple()[:6]
+    json_doc = outputs.document("feeds/news.json")
+    assert json_doc is not None
+    (item,) = json_feed(json_doc.body)["items"]
+    assert item["date_modified"] == newest.isoformat().replace("+00:00", "Z")
+    page = outputs.document("categories/news.html")
+    assert page is not None
+    assert page.last_modified == newest
+    assert f'datetime="{newest.isoformat().replace("+00:00", "Z")}"' in page.body.decode()
+    for path in ("feeds.opml", "index.html"):
+        document = outputs.document(path)
+        assert document is not None
+        assert document.last_modified == newest, path
