@@ -33,6 +33,7 @@ from aggregator.publishing.watcher import OutputWatcher
 from aggregator.store import Store
 from aggregator.web.admin import include_admin
 from aggregator.web.api import StoryId, include_api
+from aggregator.web.apidocs import include_api_docs
 from aggregator.web.auth import Auth
 from aggregator.web.conditional import REVALIDATE, ApiValidators
 from aggregator.web.documents import DocumentApp, document_path, respond
@@ -157,7 +158,8 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
     app = DocumentApp(
         title="aggregator", version=__version__,
         description="Curated feeds with stories clustered across sources and languages.",
-        docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None,
+        # /api/docs is served from local assets (include_api_docs), not FastAPI's CDN page.
+        docs_url=None, openapi_url="/api/openapi.json", redoc_url=None,
         lifespan=lifespan,
     )
     # Output documents are answered from memory before FastAPI routes anything.
@@ -325,6 +327,7 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
                       on_config_change=on_config_change,
                       allow_private_addresses=allow_private_addresses)
     auth = Auth(admin_token, secure_cookie=outputs.base_url.startswith("https://"))
+    include_api_docs(app, title="aggregator", openapi_url="/api/openapi.json")
     include_api(app, bench, auth, validators=validators,
                 cache_control=lambda: outputs.live_cache_control)
     include_admin(app, bench, auth)
