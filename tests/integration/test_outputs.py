@@ -334,3 +334,69 @@ def test_updated_is_the_news_time_not_the_processing_time(store: Store) -> None:
         document = outputs.document(path)
         assert document is not None
         assert document.last_modified == newest, path
+
+
+def test_publish_out_needs_a_public_url(store: Store, tmp_path: Path) -> None:
+    """Static files are served from elsewhere: links to the local server would be wrong."""
+    Newsroom(store).story("s0")
+    sources = "".join(f'[[source]]\nid = "{s.id}"\nurl = "{s.url}"\ncategories = ["news"]\n'
+                      for s in news_catalog().sources)
+    config = write_config(tmp_path / "config", sources, CATEGORIES)
+    url = str(store.engine.url.render_as_string(hide_password=False))
+    out = tmp_path / "site"
+    options = ["publish", "--out", str(out), "--config", str(config), "--database", url]
+    env = cli_env(AGGREGATOR_ARCHIVE_DIR=str(tmp_path / "archives"))
+    refused = aggregator(*options, env=env, check=False)
+    assert refused.returncode != 0
+    assert "AGGREGATOR_BASE_URL" in refused.stderr
+    assert "--base-url" in refused.stderr
+    assert not out.exists()  # nothing half-written with wrong links
+    bad = aggregator(*options, "--base-url", "feeds.example.org", env=env, check=False)
+    assert bad.returncode != 0
+    assert "--base-url 'feeds.example.org'" in bad.stderr
+    aggregator(*options, "--base-url", "https://static.example/news/", env=env)
+    atom_feed = (out / "feeds/news.atom").read_text(encoding="utf-8")
+    assert "https://static.example/news/feeds/news.atom" in atom_feed
+    assert "127.0.0.1" not in atom_feed
+
+
+def test_site_title_and_description_and_index_headlines(store: Store) -> None:
+    room = Newsroom(store)
+    for n in range(7):
+        room.story(f"s{n}")
+    outputs = outputs_for(store, feed_size=50, site_title="Policy Watch & Co",
+                          site_description="AI policy news in three languages")
+
+    def body(path: str) -> str:
+        document = outputs.document(path)
+        assert document is not None
+        return document.body.decode("utf-8")
+
+    index = body("index.html")
+    assert "<title>Policy Watch &amp; Co</title>" in index
+    assert "<p>AI policy news in three languages</p>" in index
+    # The newest five headlines of the category, newest first, each linking its article.
+    headlines = [f"Title s{n}" for n in (6, 5, 4, 3, 2)]
+    positions = [index.index(f'<a href="https://news.example/s{n}">Title s{n}</a>')
+                 for n in (6, 5, 4, 3, 2)]
+    assert positions == sorted(positions), headlines
+    assert "Title s1" not in index
+    assert "Policy Watch &amp; Co" in body("categories/news.html")
+    opml = ET.fromstring(body("feeds.opml"))
+    assert opml.findtext("head/title") == "Policy Watch & Co"
+    atom_feed = feedparser.parse(body("feeds/news.atom"))
+    assert atom_feed.feed.author == "Policy Watch & Co"
+    assert json_feed(body("feeds/news.json").encode())["authors"] == [
+        {"name": "Policy Watch & Co"}]
+
+
+def test_site_title_setting_reaches_the_outputs() -> None:
+    from aggregator.errors import ConfigError
+    from aggregator.settings import Settings
+
+    settings = Settings.from_env({"AGGREGATOR_SITE_TITLE": "  Policy   Watch ",
+                                  "AGGREGATOR_SITE_DESCRIPTION": "News"})
+    assert (settings.site_title, settings.site_description) == ("Policy Watch", "News")
+    assert Settings.from_env({}).site_title == "Aggregator feeds"
+    with pytest.raises(ConfigError, match="AGGREGATOR_SITE_TITLE"):
+        Settings.from_env({"AGGREGATOR_SITE_TITLE": "x" * 301})

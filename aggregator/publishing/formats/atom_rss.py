@@ -151,7 +151,7 @@ def _generator(feed: OutputFeed, fmt: str, lang: str | None, links: FeedLinks) -
         fg.language(language)
     if fmt == "atom":
         # Atom requires an author per entry, inherited from the feed when the entry has none.
-        fg.author(name=fg.title())
+        fg.author(name=clean(feed.site_title).strip() or fg.title())
         fg.register_extension(_ATOM_EXTENSION, _FeedExtension, _AtomEntryExtension, rss=False)
         extension = getattr(fg, _ATOM_EXTENSION)
     else:
