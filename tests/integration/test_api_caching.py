@@ -137,3 +137,33 @@ def test_bad_paging_input_is_refused_naming_it(api: Api, query: str, named: str)
     response = api.get(f"/api/categories/news/stories?{query}")
     assert response.status_code == 422
     assert named in response.text
+
+
+def test_the_client_loop_of_the_downstream_guide_works(store: Store) -> None:
+    """The Python example in docs/downstream.md, run as written against a live server."""
+    import re
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "downstream.md").read_text(
+        encoding="utf-8")
+    (code,) = re.findall(r"```python\n(.*?)```", guide, flags=re.DOTALL)
+    room = Newsroom(store)
+    for n in range(5):
+        room.story(f"s{n}")
+    outputs = outputs_for(store, feed_size=50)
+    saved: dict[int, str] = {}
+    namespace: dict[str, object] = {"save": lambda story: saved.update(
+        {story["id"]: story["title"]})}
+    exec(compile(code, "downstream.md", "exec"), namespace)
+    sync = namespace["sync"]
+    assert callable(sync)
+    with serve_app(create_app(store=store, outputs=outputs)) as base:
+        outputs.base_url = base  # the Link headers must point at this server
+        first = sync(base, "news", None)
+        assert sorted(saved.values()) == [f"Title s{n}" for n in range(5)]
+        saved.clear()
+        # The test's store clock is fixed; the next poll happens after the walk started.
+        room.clock = max(room.clock, first)
+        room.story("s5")
+        sync(base, "news", first)
+        assert list(saved.values()) == ["Title s5"]
