@@ -173,3 +173,43 @@ def test_every_json_document_passes_the_json_feed_schema(site: Site) -> None:
     items = json.loads(requests.get(site.base + "/feeds/news.json", timeout=10).content)["items"]
     assert [(i["title"], i["language"]) for i in items] == [
         (e.title, e.language) for e in site.live]
+
+
+@pytest.mark.slow
+def test_demo_items_open_the_representatives_article(store: Store, tmp_path: Path) -> None:
+    """The demo's real pipeline (English, French and German sources clustered into stories of
+    several versions): feedparser opens each item's representative in every Atom and RSS
+    variant of every category."""
+    from aggregator.catalog import load_catalog
+    from aggregator.demo import FEEDS_DIR, write_demo_config
+    from aggregator.demo.feedserver import FeedServer
+    from aggregator.publishing.outputs import Outputs
+    from aggregator.runtime.service import Service
+    from aggregator.settings import Settings
+
+    with FeedServer() as server:
+        server.serve_directory(FEEDS_DIR)
+        catalog = load_catalog(write_demo_config(tmp_path / "config", server.base_url))
+        # As the demo runs: its sample entries are older than the model's default age limit.
+        settings = Settings.from_env({"AGGREGATOR_CLUSTERING_MAX_AGE_HOURS": "0"})
+        service = Service(settings, store, catalog)
+        try:
+            assert service.poll().errors == 0
+            service.cluster()  # across languages: the multilingual model
+        finally:
+            service.close()
+    outputs = Outputs(store=store, catalog=catalog, base_url="https://news.example.org",
+                      tag_authority="news.example.org", feed_size=50)
+    multilingual = 0
+    for category in catalog.categories:
+        for lang in (None, *category.languages):
+            feed = outputs.output_feed(category, lang)
+            wanted = [s.representative.url for s in feed.stories]
+            multilingual += sum(len({e.language for e in s.entries}) > 1 for s in feed.stories)
+            for fmt in ("atom", "rss"):
+                suffix = f".{lang}" if lang else ""
+                document = outputs.document(f"feeds/{category.id}{suffix}.{fmt}")
+                assert document is not None
+                links = [e.link for e in feedparser.parse(document.body).entries]
+                assert links == wanted, f"{category.id}{suffix}.{fmt}"
+    assert multilingual > 0  # stories with several language versions were checked
