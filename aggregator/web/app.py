@@ -6,6 +6,7 @@ from ``aggregator.publishing.outputs`` so the server and ``publish --out`` retur
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -48,6 +49,7 @@ from aggregator.web.paging import (
 )
 
 MAX_API_LIMIT = 500
+OPENAPI_URL = "/api/openapi.json"
 
 
 class EntryOut(BaseModel):
@@ -158,8 +160,9 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
     app = DocumentApp(
         title="aggregator", version=__version__,
         description="Curated feeds with stories clustered across sources and languages.",
-        # /api/docs is served from local assets (include_api_docs), not FastAPI's CDN page.
-        docs_url=None, openapi_url="/api/openapi.json", redoc_url=None,
+        # /api/docs is served from local assets (include_api_docs), not FastAPI's CDN page,
+        # and the schema with validators like every other API answer (below).
+        docs_url=None, openapi_url=None, redoc_url=None,
         lifespan=lifespan,
     )
     # Output documents are answered from memory before FastAPI routes anything.
@@ -327,7 +330,12 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
                       on_config_change=on_config_change,
                       allow_private_addresses=allow_private_addresses)
     auth = Auth(admin_token, secure_cookie=outputs.base_url.startswith("https://"))
-    include_api_docs(app, title="aggregator", openapi_url="/api/openapi.json")
+    @app.get(OPENAPI_URL, include_in_schema=False)
+    def openapi_schema(request: Request) -> Response:
+        body = json.dumps(app.openapi(), separators=(",", ":")).encode()
+        return answer(request, body, outputs.live_cache_control)
+
+    include_api_docs(app, title="aggregator", openapi_url=OPENAPI_URL)
     include_api(app, bench, auth, validators=validators,
                 cache_control=lambda: outputs.live_cache_control)
     include_admin(app, bench, auth)

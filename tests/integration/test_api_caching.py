@@ -56,7 +56,7 @@ def api(store: Store) -> Iterator[Api]:
 
 def _public_gets(api: Api) -> list[str]:
     story_id = api.get("/api/categories/news/stories").json()[0]["id"]
-    return ["/api/categories", "/api/categories/news", "/api/sources",
+    return ["/api/openapi.json", "/api/categories", "/api/categories/news", "/api/sources",
             "/api/categories/news/stories", f"/api/stories/{story_id}/evidence",
             f"/api/stories/{story_id}"]
 
