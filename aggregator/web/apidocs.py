@@ -26,9 +26,11 @@ ASSETS: Final = {
 START_NAME: Final = "start.js"
 # Swagger UI draws with inline styles and data: images and fetches the schema (and "try it
 # out" requests) from here; scripts come only from this origin: no inline script at all.
-DOCS_POLICY: Final = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                      "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
-                      "form-action 'none'; frame-ancestors 'none'")
+DOCS_POLICY: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
 # The bundle's files change only with the package version, which changes their ETag.
 ASSET_CACHE_CONTROL: Final = "public, max-age=86400"
 
@@ -45,28 +47,33 @@ def _start_script(openapi_url: str) -> bytes:
 
 def _page(title: str) -> bytes:
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
         f"<title>{html.escape(title)} API</title>\n"
         f'<link rel="stylesheet" href="{ASSETS_PATH}/swagger-ui.css">\n'
         f'<link rel="icon" type="image/png" href="{ASSETS_PATH}/favicon-32x32.png">\n'
-        "</head><body><div id=\"swagger-ui\"></div>\n"
+        '</head><body><div id="swagger-ui"></div>\n'
         f'<script src="{ASSETS_PATH}/swagger-ui-bundle.js"></script>\n'
         f'<script src="{DOCS_PATH}/{START_NAME}"></script>\n'
         "</body></html>\n"
     ).encode()
 
 
-def _answer(body: bytes, media_type: str, cache_control: str,
-            policy: str | None = None) -> Response:
-    headers = {"ETag": f'"{hashlib.sha256(body).hexdigest()[:32]}"',
-               "Cache-Control": cache_control, "X-Content-Type-Options": "nosniff"}
+def _answer(
+    body: bytes, media_type: str, cache_control: str, policy: str | None = None
+) -> Response:
+    headers = {
+        "ETag": f'"{hashlib.sha256(body).hexdigest()[:32]}"',
+        "Cache-Control": cache_control,
+        "X-Content-Type-Options": "nosniff",
+    }
     if policy:
         headers["Content-Security-Policy"] = policy
     return Response(body, media_type=media_type, headers=headers)
 
 
-def include_api_docs(app: FastAPI, *, title: str, openapi_url: str,
-                     assets: Path = swagger_ui_path) -> None:
+def include_api_docs(
+    app: FastAPI, *, title: str, openapi_url: str, assets: Path = swagger_ui_path
+) -> None:
     """Serve the docs page, its start-up script and the bundle's assets on ``app``."""
     page = _page(title)
     start = _start_script(openapi_url)

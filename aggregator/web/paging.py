@@ -20,7 +20,7 @@ from fastapi import HTTPException, Request
 
 T = TypeVar("T")
 MAX_CURSOR_LENGTH: Final = 200
-_BAD_CURSOR: Final = "after: not a cursor this API gave (pass the Link rel=\"next\" URL as is)"
+_BAD_CURSOR: Final = 'after: not a cursor this API gave (pass the Link rel="next" URL as is)'
 
 
 def encode_cursor(*parts: str | int) -> str:
@@ -81,8 +81,9 @@ def next_link(request: Request, base_url: str, cursor: str | None) -> dict[str, 
     return {"Link": f'<{url}>; rel="next"'}
 
 
-def page_by_key(items: Sequence[T], key_of: Callable[[T], str], after: str | None,
-                limit: int) -> tuple[list[T], str | None]:
+def page_by_key(
+    items: Sequence[T], key_of: Callable[[T], str], after: str | None, limit: int
+) -> tuple[list[T], str | None]:
     """A page of ``items`` in the order of their string keys: the first ``limit`` after the
     key ``after`` names, and the cursor to continue with (None on the last page)."""
     ordered = sorted(items, key=key_of)

@@ -49,16 +49,21 @@ def api(store: Store) -> Iterator[Api]:
     for n in range(5):
         room.story(f"s{n}")
     outputs = outputs_for(store, feed_size=50)
-    with serve_app(create_app(store=store, outputs=outputs)) as base, \
-            requests.Session() as http:
+    with serve_app(create_app(store=store, outputs=outputs)) as base, requests.Session() as http:
         yield Api(base, room, http)
 
 
 def _public_gets(api: Api) -> list[str]:
     story_id = api.get("/api/categories/news/stories").json()[0]["id"]
-    return ["/api/openapi.json", "/api/categories", "/api/categories/news", "/api/sources",
-            "/api/categories/news/stories", f"/api/stories/{story_id}/evidence",
-            f"/api/stories/{story_id}"]
+    return [
+        "/api/openapi.json",
+        "/api/categories",
+        "/api/categories/news",
+        "/api/sources",
+        "/api/categories/news/stories",
+        f"/api/stories/{story_id}/evidence",
+        f"/api/stories/{story_id}",
+    ]
 
 
 def test_every_public_get_has_validators_and_answers_304(api: Api) -> None:
@@ -84,8 +89,7 @@ def test_every_public_get_has_validators_and_answers_304(api: Api) -> None:
 def test_a_change_gives_a_new_etag_and_a_full_answer(api: Api) -> None:
     first = api.get("/api/categories/news/stories")
     api.room.story("later")
-    changed = api.get("/api/categories/news/stories",
-                      **{"If-None-Match": first.headers["ETag"]})
+    changed = api.get("/api/categories/news/stories", **{"If-None-Match": first.headers["ETag"]})
     assert changed.status_code == 200
     assert changed.headers["ETag"] != first.headers["ETag"]
     assert len(changed.json()) == len(first.json()) + 1
@@ -106,8 +110,17 @@ def test_since_returns_new_and_changed_stories_only(api: Api) -> None:
     # After the mark: a new story, and a French version joining the oldest story.
     api.room.story("fresh")
     oldest_url = before[-1]["url"]
-    api.room.poll("fr-a", entry("s0-fr", url=oldest_url, language="fr", title="Version",
-                                published_at=NOW, updated_at=NOW))
+    api.room.poll(
+        "fr-a",
+        entry(
+            "s0-fr",
+            url=oldest_url,
+            language="fr",
+            title="Version",
+            published_at=NOW,
+            updated_at=NOW,
+        ),
+    )
     since = mark.isoformat().replace("+00:00", "Z")
     changed, _ = api.follow(f"/api/categories/news/stories?limit=1&since={since}")
     titles = {s["title"] for s in changed}
@@ -124,15 +137,17 @@ def test_sources_and_categories_page_by_id(api: Api) -> None:
     checked = [s for s in every if s["last_checked_at"] is not None]
     latest = max(s["last_checked_at"] for s in checked)
     recent = api.get(f"/api/sources?since={latest.replace('+00:00', 'Z')}").json()
-    assert {s["id"] for s in recent} == {s["id"] for s in checked
-                                          if s["last_checked_at"] == latest}
+    assert {s["id"] for s in recent} == {s["id"] for s in checked if s["last_checked_at"] == latest}
 
 
-@pytest.mark.parametrize(("query", "named"), [
-    ("after=not-a-cursor", "after"),
-    ("after=WyJ4Il0", "after"),  # a cursor of the wrong kind (an id list's)
-    ("since=2026-01-01T00:00:00", "since"),  # no time zone
-])
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("after=not-a-cursor", "after"),
+        ("after=WyJ4Il0", "after"),  # a cursor of the wrong kind (an id list's)
+        ("since=2026-01-01T00:00:00", "since"),  # no time zone
+    ],
+)
 def test_bad_paging_input_is_refused_naming_it(api: Api, query: str, named: str) -> None:
     response = api.get(f"/api/categories/news/stories?{query}")
     assert response.status_code == 422
@@ -145,15 +160,17 @@ def test_the_client_loop_of_the_downstream_guide_works(store: Store) -> None:
     from pathlib import Path
 
     guide = (Path(__file__).resolve().parents[2] / "docs" / "downstream.md").read_text(
-        encoding="utf-8")
+        encoding="utf-8"
+    )
     (code,) = re.findall(r"```python\n(.*?)```", guide, flags=re.DOTALL)
     room = Newsroom(store)
     for n in range(5):
         room.story(f"s{n}")
     outputs = outputs_for(store, feed_size=50)
     saved: dict[int, str] = {}
-    namespace: dict[str, object] = {"save": lambda story: saved.update(
-        {story["id"]: story["title"]})}
+    namespace: dict[str, object] = {
+        "save": lambda story: saved.update({story["id"]: story["title"]})
+    }
     exec(compile(code, "downstream.md", "exec"), namespace)
     sync = namespace["sync"]
     assert callable(sync)

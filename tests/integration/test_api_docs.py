@@ -20,8 +20,9 @@ from tests.support.webserver import serve_app
 @pytest.fixture
 def base(store: Store) -> Iterator[str]:
     Newsroom(store).story("one")
-    with serve_app(create_app(store=store, outputs=outputs_for(store),
-                              admin_token="t0ken-for-tests")) as url:
+    with serve_app(
+        create_app(store=store, outputs=outputs_for(store), admin_token="t0ken-for-tests")
+    ) as url:
         yield url
 
 
