@@ -170,6 +170,16 @@ def _base_url(text: str) -> str:
     return text.rstrip("/")
 
 
+MAX_SITE_TEXT = 300
+
+
+def _site_text(text: str) -> str:
+    value = " ".join(text.split())
+    if len(value) > MAX_SITE_TEXT:
+        raise ValueError(f"must be at most {MAX_SITE_TEXT} characters")
+    return value
+
+
 SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("database_url", "AGGREGATOR_DATABASE_URL", DEFAULT_DATABASE_URL,
                 "SQLAlchemy URL of the store: sqlite:///path or postgresql+psycopg://…"),
@@ -180,6 +190,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("base_url", "AGGREGATOR_BASE_URL", "",
                 "public URL of the service, used in feed links (default http://HOST:PORT)",
                 _base_url),
+    SettingSpec("site_title", "AGGREGATOR_SITE_TITLE", "Aggregator feeds",
+                "the site's name: heads the index page, the OPML list and every page, and "
+                "is the Atom and JSON feeds' author", _site_text),
+    SettingSpec("site_description", "AGGREGATOR_SITE_DESCRIPTION", "",
+                "one line under the site title on the index page (empty: none)", _site_text,
+                example=""),
     SettingSpec("tag_authority", "AGGREGATOR_TAG_AUTHORITY", "",
                 "domain used in tag: item ids; never change it once published "
                 "(default: the host of the base URL)"),
@@ -293,6 +309,8 @@ class Settings:
     host: str
     port: int
     base_url: str
+    site_title: str
+    site_description: str
     tag_authority: str
     user_agent: str
     fetch_workers: int

@@ -193,6 +193,8 @@ class OutputFeed:
     stories: tuple[StoryView, ...]
     fallback_updated: datetime
     languages: tuple[str, ...] = field(default_factory=tuple)
+    # The publishing site's name (AGGREGATOR_SITE_TITLE): the feeds' author.
+    site_title: str = ""
 
     @property
     def updated(self) -> datetime:

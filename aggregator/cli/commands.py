@@ -14,6 +14,7 @@ from aggregator.cli.context import Context
 from aggregator.cli.progress import cluster_progress, progress_for
 from aggregator.errors import ConfigError
 from aggregator.safety.terminal import terminal_json, terminal_text
+from aggregator.settings import Settings
 
 log = logging.getLogger("aggregator.cli")
 
@@ -74,9 +75,10 @@ def cmd_publish(ctx: Context) -> int:
     from aggregator.runtime.service import make_outputs
 
     out: Path = ctx.args.out
+    settings = _publish_settings(ctx)
     store = ctx.store(auto_upgrade=False)
     try:
-        outputs = make_outputs(ctx.settings, store, ctx.catalog())
+        outputs = make_outputs(settings, store, ctx.catalog())
         written: list[str] = []
         same = 0
         for relative, document in outputs.all_documents():
@@ -99,6 +101,25 @@ def cmd_publish(ctx: Context) -> int:
         sent = ping_hub(ctx.settings.websub_hub, changed, user_agent=ctx.settings.user_agent)
         print(f"pinged {ctx.settings.websub_hub}: {sent} of {len(changed)} feeds accepted")
     return 0
+
+
+def _publish_settings(ctx: Context) -> Settings:
+    """The settings with the static site's public URL: static files are served from somewhere
+    else than the local server, so links to http://HOST:PORT would be wrong everywhere."""
+    given: str | None = ctx.args.base_url
+    if given is not None:
+        try:
+            base_url = Settings.from_env({"AGGREGATOR_BASE_URL": given}).base_url
+        except ConfigError as exc:
+            raise ConfigError(f"--base-url {given!r}: must be an absolute http(s) URL",
+                              key="--base-url") from exc
+        if base_url:
+            return ctx.settings.with_overrides(base_url=base_url)
+    if not ctx.settings.base_url:
+        raise ConfigError("publish needs the public URL the files will be served from, for "
+                          "the links in every feed: set AGGREGATOR_BASE_URL or pass "
+                          "--base-url https://…", key="AGGREGATOR_BASE_URL")
+    return ctx.settings
 
 
 def cmd_cluster(ctx: Context) -> int:

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     publish = add("publish", "write every output feed as static files", cmd_publish)
     publish.add_argument("--out", type=Path, required=True, metavar="DIR",
                          help="folder to write feeds/ and feeds.opml into")
+    publish.add_argument("--base-url", metavar="URL",
+                         help="public URL the files will be served from, written into every "
+                              "link (default: AGGREGATOR_BASE_URL; one of them is required)")
     add("check", "validate the configuration files; non-zero exit on any problem", cmd_check)
     pruning = add("prune", "remove entries published longer ago than the retention, and the "
                   "stories they leave empty, leaving tombstones so feeds do not bring them back",

@@ -47,7 +47,7 @@ from aggregator.types import OutputFeed, StoryView
 
 OPML_PATH: Final = "feeds.opml"
 INDEX_PATH: Final = "index.html"
-SITE_TITLE: Final = "Aggregator feeds"
+DEFAULT_SITE_TITLE: Final = "Aggregator feeds"
 # An empty feed still needs an <updated>; a fixed date keeps its bytes (and ETag) stable.
 EMPTY_FEED_UPDATED: Final = datetime(2000, 1, 1, tzinfo=UTC)
 DEFAULT_MAX_AGE_SECONDS: Final = 300
@@ -198,6 +198,7 @@ class Outputs:
                  max_age: int = DEFAULT_MAX_AGE_SECONDS, recheck_seconds: float = 0.0,
                  on_change: Callable[[list[str]], None] | None = None,
                  variant_fallback: bool = False,
+                 site_title: str = DEFAULT_SITE_TITLE, site_description: str = "",
                  clock: Callable[[], float] = time.monotonic,
                  metrics: Metrics | None = None) -> None:
         self.store = store
@@ -213,6 +214,8 @@ class Outputs:
         # Per-language feeds: a story without a version in the feed's language is left out
         # (the default), or shown in the category's preferred language with its own xml:lang.
         self.variant_fallback = variant_fallback
+        self.site_title = site_title or DEFAULT_SITE_TITLE
+        self.site_description = site_description
         self.archives = ArchiveLog(archive_dir, page_size=feed_size)
         # Why the last archive write failed, until one succeeds (read by /readyz).
         self.write_error: str | None = None
@@ -264,6 +267,7 @@ class Outputs:
             language=lang or (category.languages[0] if category.languages else None),
             base_url=self.base_url, tag_authority=self.tag_authority, stories=tuple(shown),
             fallback_updated=EMPTY_FEED_UPDATED, languages=category.languages,
+            site_title=self.site_title,
         )
 
     # -- documents by name -----------------------------------------------------------------
@@ -472,7 +476,7 @@ class Outputs:
         self._rendered("page")
         output = self._view(category, state.stories[: self.feed_size], None)
         links = self._category_links(category, output, state)
-        body = render_category_page(links, site_title=SITE_TITLE)
+        body = render_category_page(links, site_title=self.site_title)
         return Document(body, MEDIA_TYPES["html"], output.updated,
                         live_cache_control(self.max_age))
 
@@ -524,12 +528,14 @@ class Outputs:
             updated = max((v.updated for _, v, _ in views), default=EMPTY_FEED_UPDATED)
             if path == OPML_PATH:
                 body = render_opml([v for _, v, _ in views], base_url=self.base_url,
-                                   title=SITE_TITLE)
+                                   title=self.site_title)
                 document = Document(body, MEDIA_TYPES["opml"], updated,
                                     live_cache_control(self.max_age))
             else:
                 links = [self._category_links(c, v, s) for c, v, s in views]
-                body = render_index_page(links, base_url=self.base_url, site_title=SITE_TITLE)
+                body = render_index_page(links, base_url=self.base_url,
+                                         site_title=self.site_title,
+                                         site_description=self.site_description)
                 document = Document(body, MEDIA_TYPES["html"], updated,
                                     live_cache_control(self.max_age))
             self._site[path] = document

@@ -60,6 +60,7 @@ def make_outputs(settings: Settings, store: Store, catalog: Catalog,
                    max_age=settings.feed_max_age,
                    recheck_seconds=settings.feed_recheck_seconds,
                    variant_fallback=settings.language_variants == "fallback",
+                   site_title=settings.site_title, site_description=settings.site_description,
                    on_change=notifier.notify if notifier is not None else None,
                    metrics=metrics)
 

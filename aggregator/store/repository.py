@@ -295,6 +295,42 @@ class Store:
             stories = list(session.exec(query))
             return self._with_entries(session, stories, category_id)
 
+    def category_stories_page(self, category_id: str, limit: int, *,
+                              after: tuple[datetime, int] | None = None,
+                              since: datetime | None = None
+                              ) -> tuple[list[StoryView], tuple[datetime, int] | None]:
+        """One page of the category's stories for the API, newest published first: the same
+        stories as ``category_stories`` (pinned in, hidden out) in one total order, so a page
+        can start strictly ``after`` the (published_at, story id) of the last one seen.
+        ``since`` keeps the stories first seen or updated (as stored) at or after it.
+        Returns the page and the position to continue after, None when this was the last."""
+        in_category = (
+            select(Entry.story_id)
+            .join(EntryCategory, col(EntryCategory.entry_id) == col(Entry.id))
+            .where(EntryCategory.category_id == category_id)
+        )
+        pinned = story_reads.pinned_stories(category_id)
+        conditions = [sa.or_(col(Story.id).in_(in_category), col(Story.id).in_(pinned)),
+                      col(Story.merged_into_id).is_(None),
+                      col(Story.id).not_in(story_reads.hidden_stories(category_id))]
+        if after is not None:
+            published, story_id = after
+            conditions.append(sa.or_(
+                col(Story.published_at) < published,
+                sa.and_(col(Story.published_at) == published, col(Story.id) < story_id)))
+        if since is not None:
+            conditions.append(sa.or_(col(Story.first_seen_at) >= since,
+                                     col(Story.updated_at) >= since))
+        query = (select(Story).where(*conditions)
+                 .order_by(col(Story.published_at).desc(), col(Story.id).desc()).limit(limit))
+        with self._guard(), self._read() as session:
+            stories = list(session.exec(query))
+            views = self._with_entries(session, stories, category_id)
+        if len(stories) < limit:
+            return views, None
+        last = stories[-1]
+        return views, (last.published_at, last.id or 0)
+
     def iter_stories(self) -> Iterator[StoryView]:
         """Every live story, oldest first, loaded a page at a time."""
         last_id = 0

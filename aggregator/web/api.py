@@ -8,11 +8,12 @@ Input and output models are pydantic models of their own, apart from the table m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Security
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from aggregator.catalog import CategoryConfig
@@ -39,6 +40,7 @@ from aggregator.web.auth import (
     editor_name,
     token_route_class,
 )
+from aggregator.web.conditional import REVALIDATE, ApiValidators
 
 # Ids are INTEGER columns: a bigger number can name nothing, and PostgreSQL would refuse it.
 MAX_ID = 2**31 - 1
@@ -257,8 +259,17 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def include_api(app: FastAPI, bench: Workbench, auth: Auth) -> None:
-    """Add the editors' API routes to ``app`` (after its own public reads)."""
+def include_api(app: FastAPI, bench: Workbench, auth: Auth, *,
+                validators: ApiValidators | None = None,
+                cache_control: Callable[[], str] = lambda: REVALIDATE) -> None:
+    """Add the editors' API routes to ``app`` (after its own public reads). The public reads
+    answer with strong ETags and 304s through ``validators``."""
+    checks = validators or ApiValidators()
+
+    def answer(request: Request, body: bytes, control: str) -> Response:
+        status, headers, content = checks.answer(request.headers, body, control)
+        return Response(content=content, status_code=status, headers=headers)
+
     reads = APIRouter(prefix="/api", tags=["editors"])
     writes = APIRouter(prefix="/api", tags=["editors"], route_class=token_route_class(auth),
                        dependencies=[Security(bearer_scheme())], responses=ERRORS)
@@ -269,21 +280,23 @@ def include_api(app: FastAPI, bench: Workbench, auth: Auth) -> None:
                             status_code=REFUSAL_STATUS[exc.refusal])
 
     @reads.get("/categories/{category_id}", response_model=CategoryRulesOut,
-               responses={404: {"model": ErrorOut}})
-    def category(category_id: Annotated[str, Path(max_length=64)]) -> CategoryRulesOut:
+               responses={404: {"model": ErrorOut}, 304: {"description": "not modified"}})
+    def category(request: Request, category_id: Annotated[str, Path(max_length=64)]
+                 ) -> Response:
         """A category with its include and exclude rules, as the service runs it now."""
-        return category_rules_out(bench.category(category_id))
+        out = category_rules_out(bench.category(category_id))
+        return answer(request, out.model_dump_json().encode(), cache_control())
 
     @reads.get("/stories/{story_id}", response_model=StoryDetailOut,
-               responses={404: {"model": ErrorOut}})
-    def story(story_id: StoryId, request: Request) -> StoryDetailOut:
+               responses={404: {"model": ErrorOut}, 304: {"description": "not modified"}})
+    def story(request: Request, story_id: StoryId) -> Response:
         """A story's entries: why each is in the story and why each category took it.
         Editors' corrections (who made them, their notes) and stories hidden everywhere are
         shown only with the admin token (Bearer); without it they are absent (404)."""
         detail = story_out(bench.story(story_id))
-        if auth.editor_request(request):
-            return detail
-        return public_story(detail)
+        shown = detail if auth.editor_request(request) else public_story(detail)
+        # Corrections change it at any moment: caches keep it but ask first.
+        return answer(request, shown.model_dump_json().encode(), REVALIDATE)
 
     @writes.post("/sources", response_model=DoneOut, status_code=201)
     def add_source(body: SourceIn) -> DoneOut:

@@ -7,15 +7,16 @@ from ``aggregator.publishing.outputs`` so the server and ``publish --out`` retur
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Annotated, Any, get_type_hints
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, TypeAdapter, create_model
 
 from aggregator import __version__
 from aggregator.editorial.operations import Workbench
@@ -36,12 +37,22 @@ from aggregator.store import Store
 from aggregator.types import SourceStatus
 from aggregator.web.admin import include_admin
 from aggregator.web.api import StoryId, include_api
+from aggregator.web.apidocs import include_api_docs
 from aggregator.web.auth import Auth, FailureLimiter
+from aggregator.web.conditional import REVALIDATE, ApiValidators
 from aggregator.web.documents import DocumentApp, document_path, respond
 from aggregator.web.health import Readiness
 from aggregator.web.limits import BodyLimit, route_limits
+from aggregator.web.paging import (
+    MAX_CURSOR_LENGTH,
+    decode_position,
+    next_link,
+    page_by_key,
+    position_cursor,
+)
 
 MAX_API_LIMIT = 500
+OPENAPI_URL = "/api/openapi.json"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -87,6 +98,24 @@ class CategoryOut(BaseModel):
     feeds: dict[str, str]
 
 
+_CATEGORIES = TypeAdapter(list[CategoryOut])
+_SOURCES = TypeAdapter(list[SourceOut])
+_STORIES = TypeAdapter(list[StorySummaryOut])
+_EVIDENCE = TypeAdapter(list[dict[str, Any]])
+After = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH, description=(
+    "continue after the page that gave this cursor (from its `Link: rel=\"next\"`)"))]
+Limit = Annotated[int, Query(ge=1, le=MAX_API_LIMIT, description="items per page")]
+Since = Annotated[datetime | None, Query(description=(
+    "only items changed at or after this time (ISO 8601 with a time zone)"))]
+
+
+def aware(moment: datetime | None) -> datetime:
+    """``since`` as given; a time without a zone would be read in some machine's zone."""
+    if moment is None or moment.tzinfo is None or moment.utcoffset() is None:
+        raise HTTPException(422, "since: give a time zone, such as 2026-05-01T00:00:00Z")
+    return moment
+
+
 def _document_response(request: Request, document: Document) -> Response:
     status, headers, body = respond(document, request.method, request.headers)
     return Response(content=body, status_code=status, headers=dict(headers))
@@ -127,7 +156,9 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
     app = DocumentApp(
         title="aggregator", version=__version__,
         description="Curated feeds with stories clustered across sources and languages.",
-        docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None,
+        # /api/docs is served from local assets (include_api_docs), not FastAPI's CDN page,
+        # and the schema with validators like every other API answer (below).
+        docs_url=None, openapi_url=None, redoc_url=None,
         lifespan=lifespan,
     )
     # Output documents are answered from memory before FastAPI routes anything.
@@ -211,29 +242,62 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
         app.add_api_route(path, endpoint, methods=["HEAD"], response_class=Response,
                           include_in_schema=False)
 
-    @app.get("/api/categories", response_model=list[CategoryOut])
-    def categories() -> list[CategoryOut]:
-        return [
+    validators = ApiValidators()
+
+    def answer(request: Request, body: bytes, cache_control: str,
+               link: dict[str, str] | None = None) -> Response:
+        status, headers, content = validators.answer(request.headers, body, cache_control,
+                                                     link)
+        return Response(content=content, status_code=status, headers=headers)
+
+    paged: dict[int | str, dict[str, Any]] = {
+        200: {"description": 'one page; its `Link: <…>; rel="next"` header gives the next '
+                             "one, none on the last page"},
+        304: {"description": "not modified (If-None-Match / If-Modified-Since)"},
+    }
+
+    @app.get("/api/categories", response_model=list[CategoryOut], responses=paged)
+    def categories(request: Request, after: After = None, limit: Limit = 50) -> Response:
+        """The categories, by id."""
+        every = [
             CategoryOut(id=c.id, title=c.title, description=c.description,
                         languages=list(c.languages),
                         feeds={fmt: feed_url(outputs.base_url, c.id, fmt) for fmt in FEED_FORMATS})
             for c in outputs.catalog.categories
         ]
+        page, cursor = page_by_key(every, lambda c: c.id, after, limit)
+        return answer(request, _CATEGORIES.dump_json(page), outputs.live_cache_control,
+                      next_link(request, outputs.base_url, cursor))
 
-    @app.get("/api/sources", response_model=list[SourceOut])
-    def sources() -> list[BaseModel]:
-        return [SourceOut.model_validate(s, from_attributes=True) for s in store.sources()]
+    @app.get("/api/sources", response_model=list[SourceOut], responses=paged)
+    def sources(request: Request, after: After = None, limit: Limit = 50,
+                since: Since = None) -> Response:
+        """Every source's health, by id; ``since``: only those checked at or after it."""
+        every = store.sources()
+        if since is not None:
+            moment = aware(since)
+            every = [s for s in every
+                     if s.last_checked_at is not None and s.last_checked_at >= moment]
+        page, cursor = page_by_key(every, lambda s: s.id, after, limit)
+        shown = [SourceOut.model_validate(s, from_attributes=True) for s in page]
+        return answer(request, _SOURCES.dump_json(shown), REVALIDATE,
+                      next_link(request, outputs.base_url, cursor))
 
-    @app.get("/api/categories/{category}/stories", response_model=list[StorySummaryOut])
-    def category_stories(category: str,
-                         limit: int = Query(50, ge=1, le=MAX_API_LIMIT)) -> list[StorySummaryOut]:
+    @app.get("/api/categories/{category}/stories", response_model=list[StorySummaryOut],
+             responses=paged)
+    def category_stories(request: Request, category: str, after: After = None,
+                         limit: Limit = 50, since: Since = None) -> Response:
+        """The category's stories, newest published first; ``since``: only those first seen
+        or changed at or after it (a new version, an edited entry)."""
         try:
             config = outputs.catalog.category(category)
         except KeyError as exc:
             raise HTTPException(404, f"no category {category!r}") from exc
-        stories = [for_output(s, config.languages, outputs.catalog.priorities)
-                   for s in store.category_stories(category, limit)]
-        return [
+        position = decode_position(after) if after is not None else None
+        found, last = store.category_stories_page(
+            category, limit, after=position, since=aware(since) if since else None)
+        stories = [for_output(s, config.languages, outputs.catalog.priorities) for s in found]
+        page = [
             StorySummaryOut(
                 id=s.story_id, uid=s.uid, title=s.representative.title,
                 url=s.representative.url, first_seen=s.first_seen, updated_at=s.updated_at,
@@ -245,10 +309,15 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
             )
             for s in stories
         ]
+        cursor = position_cursor(*last) if last is not None else None
+        return answer(request, _STORIES.dump_json(page), outputs.live_cache_control,
+                      next_link(request, outputs.base_url, cursor))
 
-    @app.get("/api/stories/{story_id}/evidence")
-    def evidence(story_id: StoryId, request: Request) -> list[dict[str, Any]]:
-        """Why each entry is in the story; a story hidden everywhere needs the token."""
+    @app.get("/api/stories/{story_id}/evidence", responses=paged)
+    def evidence(request: Request, story_id: StoryId, after: After = None,
+                 limit: Limit = 50) -> Response:
+        """Why each member entry is in the story, by entry id; a story hidden everywhere needs
+        the token."""
         rows = store.story_evidence(story_id)
         if rows and not auth.editor_request(request):
             detail = store.story_detail(story_id)
@@ -256,7 +325,9 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
                 rows = []
         if not rows:
             raise HTTPException(404, f"no story {story_id}")
-        return rows
+        page, cursor = page_by_key(rows, lambda r: f"{r['entry_id']:012d}", after, limit)
+        return answer(request, _EVIDENCE.dump_json(page), REVALIDATE,
+                      next_link(request, outputs.base_url, cursor))
 
     # The editors' API and pages: writes go through the workbench, gated by the admin token
     # (empty: every write and admin page answers 403); a config edit is applied at once by
@@ -265,6 +336,13 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
                       config_dir=config_dir or outputs.catalog.directory,
                       on_config_change=on_config_change,
                       allow_private_addresses=allow_private_addresses)
-    include_api(app, bench, auth)
+    @app.get(OPENAPI_URL, include_in_schema=False)
+    def openapi_schema(request: Request) -> Response:
+        body = json.dumps(app.openapi(), separators=(",", ":")).encode()
+        return answer(request, body, outputs.live_cache_control)
+
+    include_api_docs(app, title="aggregator", openapi_url=OPENAPI_URL)
+    include_api(app, bench, auth, validators=validators,
+                cache_control=lambda: outputs.live_cache_control)
     include_admin(app, bench, auth)
     return app

@@ -1,14 +1,19 @@
 """HTTP caching and content negotiation for a rendered document: ETag / Last-Modified
-headers, 304 decisions and the choice of content coding from Accept-Encoding.
+headers, 304 decisions and the choice of content coding from Accept-Encoding; and the same
+validators for the JSON API's computed answers (``ApiValidators``).
 
 Pure functions of request headers and the document, so they are tested without a server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from typing import Final
 
 CACHE_MAX_AGE_SECONDS = 300
 
@@ -85,3 +90,48 @@ def choose_coding(accept_encoding: str | None, offered: Sequence[str]) -> str | 
         if weight > best_weight:
             best, best_weight = coding, weight
     return best
+
+
+# JSON API answers about things that change at every poll or correction (source health, a
+# story's evidence): caches keep them but ask first.
+REVALIDATE: Final = "public, no-cache"
+_FIRST_SEEN_SIZE: Final = 4096
+
+
+class ApiValidators:
+    """Strong validators for the JSON API's computed answers.
+
+    The ETag is a hash of the exact bytes. ``Last-Modified`` is when this process first gave
+    those bytes: an answer built from several rows has no one time of its own, and this one
+    never lets ``If-Modified-Since`` hide a change. A bounded memory: a forgotten answer just
+    gets a newer time, which costs a client one full response.
+    """
+
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._clock = clock
+        self._first_seen: OrderedDict[str, datetime] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def last_modified(self, etag: str) -> datetime:
+        with self._lock:
+            seen = self._first_seen.get(etag)
+            if seen is None:
+                seen = self._clock().replace(microsecond=0)
+                self._first_seen[etag] = seen
+                if len(self._first_seen) > _FIRST_SEEN_SIZE:
+                    self._first_seen.popitem(last=False)
+            else:
+                self._first_seen.move_to_end(etag)
+            return seen
+
+    def answer(self, headers: Mapping[str, str], body: bytes, cache_control: str,
+               extra: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        """Status, headers and body of a JSON answer: 304 and no body when the client's
+        validators match these bytes."""
+        etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+        modified = self.last_modified(etag)
+        out = {"ETag": etag, "Last-Modified": http_date(modified),
+               "Cache-Control": cache_control, **(extra or {})}
+        if is_not_modified(headers, etag, modified):
+            return 304, out, b""
+        return 200, {**out, "Content-Type": "application/json"}, body

@@ -1,6 +1,7 @@
 """newsboat, a real terminal feed reader (Debian's package), loads our served Atom and RSS feeds
 in a scripted run (``newsboat -x reload``) and stores every item with the right title, link,
-date and id; a second reload is answered from its stored validators.
+date and id, the representative's article also for stories with English, French and German
+versions, in every Atom and RSS variant; a second reload is answered from its stored validators.
 
 .ci/run installs Debian's newsboat package; elsewhere the test skips when the binary is absent
 (``apt-get install newsboat``), and fails in CI. newsboat 2.21 (Debian 12) reads XML feeds
@@ -23,6 +24,7 @@ import pytest
 from aggregator.publishing.outputs import Outputs
 from aggregator.store import Store
 from aggregator.web import create_app
+from tests.e2e.test_clients import add_multilingual_stories
 from tests.integration.test_outputs import Newsroom, outputs_for
 from tests.support.builders import NOW, entry
 from tests.support.webserver import serve_app
@@ -49,6 +51,7 @@ def served(store: Store, tmp_path: Path) -> Iterator[Served]:
     room.poll("fr-a", entry("fr", title="Grève générale", language="fr",
                             published_at=NOW + timedelta(hours=9),
                             url="https://fr.example/greve"))
+    add_multilingual_stories(room)
     outputs = outputs_for(store, tmp_path / "archives", feed_size=50)
     with serve_app(create_app(store=store, outputs=outputs)) as base:
         yield Served(base, outputs)
@@ -73,7 +76,8 @@ def reload(url: str, home: Path) -> list[tuple[str, str, int, str]]:
                                  " WHERE feedurl = ?", (url,)).fetchall())
 
 
-@pytest.mark.parametrize("path", ["/feeds/news.atom", "/feeds/news.rss", "/feeds/news.fr.rss"])
+@pytest.mark.parametrize("path", ["/feeds/news.atom", "/feeds/news.rss", "/feeds/news.fr.atom",
+                                  "/feeds/news.fr.rss", "/feeds/news.en.atom"])
 def test_newsboat_loads_every_item(served: Served, path: str, tmp_path: Path) -> None:
     items = reload(served.base + path, tmp_path / "home")
     document = served.outputs.document(path.removeprefix("/"))
@@ -86,7 +90,13 @@ def test_newsboat_loads_every_item(served: Served, path: str, tmp_path: Path) ->
          int(s.representative.published_at.timestamp()), guid)
         for s, guid in zip(feed.stories, _guids(document.body), strict=True))
     assert items == expected
-    assert len(items) == (1 if lang else 4)
+    assert len(items) == {None: 6, "fr": 3, "en": 5}[lang]
+    # The stories of three versions open the article in the feed's language.
+    links = {url for _title, url, _date, _guid in items}
+    wanted = ({"https://fr.example/traite", "https://fr.example/crue"} if lang == "fr" else
+              {"https://en.example/treaty", "https://en.example/floods"})
+    assert wanted <= links
+    assert not links & {"https://de.example/vertrag", "https://de.example/hochwasser"}
     # Later runs keep the same items; newsboat stores our ETag (of the gzip coding it asked
     # for) from the second run on and sends it back.
     assert reload(served.base + path, tmp_path / "home") == items

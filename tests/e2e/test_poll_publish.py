@@ -125,7 +125,8 @@ def test_poll_stores_classifies_clusters_and_publishes(setup: tuple[FeedServer, 
     assert joined["evidence"]["matched_entry_id"] == founder["entry_id"]
 
     out = tmp_path / "site"
-    aggregator("publish", "--out", str(out), *options)
+    aggregator("publish", "--out", str(out), "--base-url", "https://feeds.example.org",
+               *options)
     for fmt in ("atom", "rss", "json"):
         assert (out / "feeds" / f"ai-policy.{fmt}").is_file()
     assert (out / "feeds.opml").is_file()
@@ -140,7 +141,8 @@ def test_poll_stores_classifies_clusters_and_publishes(setup: tuple[FeedServer, 
     document = json.loads((out / "feeds" / "ai-policy.json").read_text(encoding="utf-8"))
     assert document["version"] == "https://jsonfeed.org/version/1.1"
     assert len(document["items"]) == 2
-    again = aggregator("publish", "--out", str(out), *options)
+    again = aggregator("publish", "--out", str(out), "--base-url", "https://feeds.example.org",
+                       *options)
     assert "0 written" in again.stdout
 
     server.reset_log()

@@ -187,23 +187,33 @@ def test_item_id_stays_while_french_then_german_versions_join(store: Store) -> N
     first = atom("feeds/news.atom").entries[0]
     assert atom("feeds/news.fr.atom").entries == []
 
+    # The French version was published two hours later: the story's news is that recent.
+    later = NOW + timedelta(hours=2)
     room.poll("fr-a", entry("plan-fr", url=url, language="fr",
-                            title="La Corée dévoile son plan IA"))
+                            title="La Corée dévoile son plan IA", published_at=later,
+                            updated_at=later))
     with_fr = atom("feeds/news.atom").entries[0]
     assert with_fr.id == first.id
     assert with_fr.title == "Korea unveils AI plan"
     assert with_fr.updated_parsed > first.updated_parsed
-    assert [link.get("hreflang") for link in with_fr.links] == ["en", "fr"]
+    assert with_fr.updated_parsed[:6] == later.timetuple()[:6]
+    assert [(link.rel, link.get("hreflang")) for link in with_fr.links] == [
+        ("alternate", "en"), ("related", "fr")]
+    assert with_fr.link == with_fr.links[0].href
     french = atom("feeds/news.fr.atom").entries
     assert [(e.id, e.title) for e in french] == [(first.id, "La Corée dévoile son plan IA")]
     assert french[0].links[0].href == url
 
+    latest = NOW + timedelta(hours=3)
     room.poll("de-a", entry("plan-de", url=url, language="de",
-                            title="Korea stellt KI-Plan vor"))
+                            title="Korea stellt KI-Plan vor", published_at=latest,
+                            updated_at=latest))
     for path in ("feeds/news.atom", "feeds/news.rss", "feeds/news.fr.atom"):
         assert [e.id for e in atom(path).entries] == [first.id], path
     with_de = atom("feeds/news.atom").entries[0]
-    assert [link.get("hreflang") for link in with_de.links] == ["en", "fr", "de"]
+    assert [(link.rel, link.get("hreflang")) for link in with_de.links] == [
+        ("alternate", "en"), ("related", "fr"), ("related", "de")]
+    assert with_de.updated_parsed > with_fr.updated_parsed
     assert "Deutsch (de-a)" in with_de.summary
     assert atom("feeds/news.fr.atom").entries[0].title == "La Corée dévoile son plan IA"
     items = json_feed(outputs.document("feeds/news.json").body)["items"]  # type: ignore[union-attr]
@@ -286,3 +296,107 @@ def test_publish_out_writes_archives_pages_and_only_what_changed(
     assert (out / "feeds/news/archive/0.atom").read_bytes() == archive
     assert "0 written" not in third.stdout
     assert b"Title s4" in (out / "feeds/news.atom").read_bytes()
+
+
+def test_updated_is_the_news_time_not_the_processing_time(store: Store) -> None:
+    """A month-old story whose French version arrives today: every output dates it by its
+    members' own times, not by the poll that stored the French version."""
+    room = Newsroom(store)
+    old = NOW - timedelta(days=30)
+    newest = old + timedelta(hours=5)
+    url = "https://news.example/old"
+    room.poll("en-a", entry("old-en", url=url, title="Old news", published_at=old,
+                            updated_at=old))
+    room.poll("fr-a", entry("old-fr", url=url, language="fr", title="Vieilles nouvelles",
+                            published_at=old + timedelta(hours=1), updated_at=newest))
+    (stored,) = store.category_stories("news", 10)
+    assert stored.updated_at > NOW  # the store's own time: when the French version came
+    outputs = outputs_for(store, feed_size=50)
+
+    atom_doc = outputs.document("feeds/news.atom")
+    assert atom_doc is not None
+    parsed = feedparser.parse(atom_doc.body)
+    assert parsed.feed.updated_parsed[:6] == newest.timetuple()[:6]
+    assert parsed.entries[0].updated_parsed[:6] == newest.timetuple()[:6]
+    assert atom_doc.last_modified == newest
+    rss_doc = outputs.document("feeds/news.rss")
+    assert rss_doc is not None
+    assert feedparser.parse(rss_doc.body).feed.updated_parsed[:6] == newest.timetuple()[:6]
+    json_doc = outputs.document("feeds/news.json")
+    assert json_doc is not None
+    (item,) = json_feed(json_doc.body)["items"]
+    assert item["date_modified"] == newest.isoformat().replace("+00:00", "Z")
+    page = outputs.document("categories/news.html")
+    assert page is not None
+    assert page.last_modified == newest
+    assert f'datetime="{newest.isoformat().replace("+00:00", "Z")}"' in page.body.decode()
+    for path in ("feeds.opml", "index.html"):
+        document = outputs.document(path)
+        assert document is not None
+        assert document.last_modified == newest, path
+
+
+def test_publish_out_needs_a_public_url(store: Store, tmp_path: Path) -> None:
+    """Static files are served from elsewhere: links to the local server would be wrong."""
+    Newsroom(store).story("s0")
+    sources = "".join(f'[[source]]\nid = "{s.id}"\nurl = "{s.url}"\ncategories = ["news"]\n'
+                      for s in news_catalog().sources)
+    config = write_config(tmp_path / "config", sources, CATEGORIES)
+    url = str(store.engine.url.render_as_string(hide_password=False))
+    out = tmp_path / "site"
+    options = ["publish", "--out", str(out), "--config", str(config), "--database", url]
+    env = cli_env(AGGREGATOR_ARCHIVE_DIR=str(tmp_path / "archives"))
+    refused = aggregator(*options, env=env, check=False)
+    assert refused.returncode != 0
+    assert "AGGREGATOR_BASE_URL" in refused.stderr
+    assert "--base-url" in refused.stderr
+    assert not out.exists()  # nothing half-written with wrong links
+    bad = aggregator(*options, "--base-url", "feeds.example.org", env=env, check=False)
+    assert bad.returncode != 0
+    assert "--base-url 'feeds.example.org'" in bad.stderr
+    aggregator(*options, "--base-url", "https://static.example/news/", env=env)
+    atom_feed = (out / "feeds/news.atom").read_text(encoding="utf-8")
+    assert "https://static.example/news/feeds/news.atom" in atom_feed
+    assert "127.0.0.1" not in atom_feed
+
+
+def test_site_title_and_description_and_index_headlines(store: Store) -> None:
+    room = Newsroom(store)
+    for n in range(7):
+        room.story(f"s{n}")
+    outputs = outputs_for(store, feed_size=50, site_title="Policy Watch & Co",
+                          site_description="AI policy news in three languages")
+
+    def body(path: str) -> str:
+        document = outputs.document(path)
+        assert document is not None
+        return document.body.decode("utf-8")
+
+    index = body("index.html")
+    assert "<title>Policy Watch &amp; Co</title>" in index
+    assert "<p>AI policy news in three languages</p>" in index
+    # The newest five headlines of the category, newest first, each linking its article.
+    headlines = [f"Title s{n}" for n in (6, 5, 4, 3, 2)]
+    positions = [index.index(f'<a href="https://news.example/s{n}">Title s{n}</a>')
+                 for n in (6, 5, 4, 3, 2)]
+    assert positions == sorted(positions), headlines
+    assert "Title s1" not in index
+    assert "Policy Watch &amp; Co" in body("categories/news.html")
+    opml = ET.fromstring(body("feeds.opml"))
+    assert opml.findtext("head/title") == "Policy Watch & Co"
+    atom_feed = feedparser.parse(body("feeds/news.atom"))
+    assert atom_feed.feed.author == "Policy Watch & Co"
+    assert json_feed(body("feeds/news.json").encode())["authors"] == [
+        {"name": "Policy Watch & Co"}]
+
+
+def test_site_title_setting_reaches_the_outputs() -> None:
+    from aggregator.errors import ConfigError
+    from aggregator.settings import Settings
+
+    settings = Settings.from_env({"AGGREGATOR_SITE_TITLE": "  Policy   Watch ",
+                                  "AGGREGATOR_SITE_DESCRIPTION": "News"})
+    assert (settings.site_title, settings.site_description) == ("Policy Watch", "News")
+    assert Settings.from_env({}).site_title == "Aggregator feeds"
+    with pytest.raises(ConfigError, match="AGGREGATOR_SITE_TITLE"):
+        Settings.from_env({"AGGREGATOR_SITE_TITLE": "x" * 301})

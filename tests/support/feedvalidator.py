@@ -1,8 +1,9 @@
 """Run the W3C Feed Validator on our rendered bytes, in a subprocess, without the network.
 
-The validator is not on PyPI and must never be vendored here, so tests find an unpacked checkout
-through ``AGGREGATOR_FEEDVALIDATOR_DIR`` (the directory holding ``src/feedvalidator``) and run it
-with that checkout's own ``venv`` when there is one. See ../shared/data/feeds/README.md.
+The validator is not on PyPI and must never be vendored here: tests use the copy in
+``../shared/tools/feedvalidator`` (see its README), or the directory named by
+``AGGREGATOR_FEEDVALIDATOR_DIR`` (holding ``feedvalidator/`` or ``src/feedvalidator``), run with
+that directory's own ``venv`` when there is one. Without it the tests skip, and fail in CI.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.support.shared import in_ci, shared_dir
+
 ENV_VAR = "AGGREGATOR_FEEDVALIDATOR_DIR"
 # "AA" is the level the online validator reports: errors (must) and warnings (should).
 DEFAULT_LEVEL = "AA"
@@ -19,6 +24,7 @@ LEVELS = ("A", "AA", "AAA")
 TIMEOUT_SECONDS = 60
 SEVERITY_ERROR = "error"
 SEVERITY_WARNING = "warning"
+SHARED_COPY = "tools/feedvalidator"
 
 # Runs inside the validator's interpreter. Reads the document on stdin and prints one line per
 # event, "severity ClassName: message", so callers can tell errors from warnings.
@@ -40,23 +46,39 @@ for event, text in zip(events, formatter):
 """
 
 
+def _package_parent(path: Path) -> Path | None:
+    """The directory to put on PYTHONPATH: the one that holds the ``feedvalidator`` package."""
+    for parent in (path, path / "src"):
+        if (parent / "feedvalidator" / "__init__.py").is_file():
+            return parent
+    return None
+
+
 def validator_dir() -> Path | None:
-    """The configured checkout, or None when it is not set or does not look like one."""
+    """The validator's directory (the configured one, else the shared copy), or None when it
+    does not hold the package."""
     configured = os.environ.get(ENV_VAR)
-    if not configured:
-        return None
-    path = Path(configured)
-    return path if (path / "src" / "feedvalidator").is_dir() else None
+    path = Path(configured) if configured else shared_dir() / SHARED_COPY
+    return path if _package_parent(path) is not None else None
 
 
 def skip_reason() -> str:
     configured = os.environ.get(ENV_VAR)
-    if not configured:
-        return (
-            f"{ENV_VAR} is not set; the W3C feedvalidator is not on PyPI, so these checks only "
-            "run where a checkout was unpacked (see ../shared/data/feeds/README.md)"
-        )
-    return f"{ENV_VAR}={configured} does not contain src/feedvalidator"
+    if configured:
+        return f"{ENV_VAR}={configured} does not contain feedvalidator/ or src/feedvalidator"
+    return (f"the W3C feedvalidator is not at {shared_dir() / SHARED_COPY} (it is not on PyPI; "
+            f"set {ENV_VAR} to a copy)")
+
+
+def require_validator() -> Path:
+    """The validator's directory; skips the test when it is absent, and fails it in CI,
+    where its absence would mean nothing was checked."""
+    root = validator_dir()
+    if root is None:
+        if in_ci():
+            pytest.fail(skip_reason())
+        pytest.skip(skip_reason())
+    return root
 
 
 def _python(checkout: Path) -> str:
@@ -81,9 +103,9 @@ def validate(
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
     root = checkout or validator_dir()
-    if root is None:
+    src = _package_parent(root) if root is not None else None
+    if root is None or src is None:
         raise RuntimeError(skip_reason())
-    src = root / "src"
     env = {**os.environ, "PYTHONPATH": str(src), "LANGUAGE": "en"}
     proc = subprocess.run(
         [_python(root), "-c", _SCRIPT, base, content_type, level],

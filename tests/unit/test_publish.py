@@ -237,29 +237,29 @@ def test_atom_items_round_trip() -> None:
     korea, france, no_url = parsed.entries
 
     assert korea.title == "Korea unveils national AI plan"
-    # The representative's link comes first, as most readers take the first alternate.
-    # (feedparser's own ``entry.link`` is the *last* HTML alternate, so it is not checked here.)
-    assert korea.links[0].href == "https://www.koreaherald.example/ai-plan"
+    # The representative's link is the only alternate, so the link a reader opens is it.
+    assert korea.link == "https://www.koreaherald.example/ai-plan"
     assert korea.published_parsed[:6] == (2026, 11, 27, 9, 0, 0)
     assert korea.updated_parsed[:6] == (2026, 11, 27, 12, 0, 0)
     assert korea.author == "Kim Min-ji"
-    alternates = [
-        (link.get("hreflang"), link.href) for link in korea.links if link.rel == "alternate"
+    links = [(link.rel, link.get("hreflang"), link.href) for link in korea.links]
+    # The other versions are related links, one per language; the German version has no URL
+    # so no link, and the second French source does not add a second "fr" link.
+    assert links == [
+        ("alternate", "en", "https://www.koreaherald.example/ai-plan"),
+        ("related", "fr", "https://www.lemonde.example/ia-coree"),
+        ("related", "ko", "https://yna.example/ai"),
     ]
-    # One per language, representative first; the German version has no URL so no link, and
-    # the second French source does not add a second "fr" alternate.
-    assert alternates == [
-        ("en", "https://www.koreaherald.example/ai-plan"),
-        ("fr", "https://www.lemonde.example/ia-coree"),
-        ("ko", "https://yna.example/ai"),
-    ]
+    assert [link.get("title") for link in korea.links] == [
+        None, "La Corée dévoile son plan pour l'IA", "한국, 국가 AI 계획 발표"]
     # Same language as the feed: inherits it, no xml:lang of its own.
     assert korea.summary_detail.language == "en"
 
     assert france.title == "L'AI Act entre en vigueur"
-    assert [(link.get("hreflang"), link.href) for link in france.links] == [
-        ("fr", "https://www.lefigaro.example/ia-act"),
-        ("en", "https://euractiv.example/ai-act"),
+    assert france.link == "https://www.lefigaro.example/ia-act"
+    assert [(link.rel, link.get("hreflang"), link.href) for link in france.links] == [
+        ("alternate", "fr", "https://www.lefigaro.example/ia-act"),
+        ("related", "en", "https://euractiv.example/ai-act"),
     ]
     assert france.published_parsed[:6] == (2026, 11, 25, 7, 0, 0)
     assert france.updated_parsed[:6] == (2026, 11, 26, 18, 45, 0)
@@ -286,15 +286,15 @@ def test_atom_without_feed_language_tags_every_known_item_language() -> None:
     assert langs == ["en", "fr", "en"]
 
 
-def test_atom_no_two_alternates_share_hreflang() -> None:
+def test_atom_entry_has_exactly_one_alternate() -> None:
     root = ET.fromstring(render_atom(sample_feed()))
     for entry in root.iter(f"{ATOM_NS}entry"):
-        keys = [
-            (link.get("type"), link.get("hreflang"))
-            for link in entry.iter(f"{ATOM_NS}link")
-            if link.get("rel", "alternate") == "alternate"
-        ]
-        assert len(keys) == len(set(keys))
+        alternates = [link for link in entry.iter(f"{ATOM_NS}link")
+                      if link.get("rel", "alternate") == "alternate"]
+        assert len(alternates) == 1
+        related = [link.get("hreflang") for link in entry.iter(f"{ATOM_NS}link")
+                   if link.get("rel") == "related"]
+        assert len(related) == len(set(related))
 
 
 def test_summary_keeps_html_and_lists_versions_and_sources() -> None:
@@ -355,9 +355,7 @@ def test_rss_round_trip() -> None:
     assert korea.id == f"tag:{AUTHORITY},2026-11-26:story/01JD3K7Q5Z8XKOREA"
     assert korea.guidislink is False
     assert korea.title == "Korea unveils national AI plan"
-    # The representative's link comes first, as most readers take the first alternate.
-    # (feedparser's own ``entry.link`` is the *last* HTML alternate, so it is not checked here.)
-    assert korea.links[0].href == "https://www.koreaherald.example/ai-plan"
+    assert korea.link == "https://www.koreaherald.example/ai-plan"
     assert korea.published_parsed[:6] == (2026, 11, 27, 9, 0, 0)
     assert korea.author == "Kim Min-ji"
     assert "Français (Le Monde)</a>" in korea.summary

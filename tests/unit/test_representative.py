@@ -72,3 +72,11 @@ def test_for_output_orders_by_priority_then_time() -> None:
                       entries=(view(1, "en", 0), view(2, "en", 5), view(3, "fr", 1)))
     ordered = for_output(story, ["en"], {"s2": 3})
     assert [e.entry_id for e in ordered.entries] == [2, 1, 3]
+
+
+def test_for_output_updated_is_the_newest_members_own_time() -> None:
+    # The store moved the story's time to when we processed it; the outputs show the news.
+    processed = NOW + timedelta(days=30)
+    story = StoryView(story_id=1, uid="u", first_seen=NOW, updated_at=processed,
+                      entries=(view(1, "de", 0), view(2, "fr", 50), view(3, "en", 5)))
+    assert for_output(story, ["en"]).updated_at == NOW + timedelta(minutes=50)

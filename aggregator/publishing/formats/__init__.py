@@ -107,11 +107,14 @@ def render_category_page(category: CategoryLinks, *, site_title: str) -> bytes:
 
 
 def render_index_page(
-    categories: Sequence[CategoryLinks], *, base_url: str, site_title: str
+    categories: Sequence[CategoryLinks], *, base_url: str, site_title: str,
+    site_description: str = "",
 ) -> bytes:
-    """The HTML index: every category page and every feed, with subscribe links."""
-    return guarded("index page", lambda: _html.index_page(categories, base_url=base_url,
-                                                          site_title=site_title))
+    """The HTML index: every category page with its latest headlines, and every feed, with
+    subscribe links."""
+    return guarded("index page", lambda: _html.index_page(
+        categories, base_url=base_url, site_title=site_title,
+        site_description=site_description))
 
 
 def _what(feed: OutputFeed, fmt: str) -> str:

@@ -151,7 +151,7 @@ def _generator(feed: OutputFeed, fmt: str, lang: str | None, links: FeedLinks) -
         fg.language(language)
     if fmt == "atom":
         # Atom requires an author per entry, inherited from the feed when the entry has none.
-        fg.author(name=fg.title())
+        fg.author(name=clean(feed.site_title).strip() or fg.title())
         fg.register_extension(_ATOM_EXTENSION, _FeedExtension, _AtomEntryExtension, rss=False)
         extension = getattr(fg, _ATOM_EXTENSION)
     else:
@@ -195,12 +195,16 @@ def atom(feed: OutputFeed, lang: str | None, links: FeedLinks) -> bytes:
         fe.published(entry.published)
         if entry.author:
             fe.author(name=entry.author)
-        # The representative's own link comes first and carries its hreflang; a fallback link
-        # to our home page is not in that language, so it gets none.
+        # The representative's link is the only alternate: readers that open one alternate
+        # (newsboat, feedparser's ``entry.link``) take the last one, so any other alternate
+        # would open another language's article. The other versions stay discoverable as
+        # "related" links (and in the "Also in" list of the summary). A fallback link to our
+        # home page is not in the representative's language, so it claims none.
         own_lang = None if entry.link_is_fallback else entry.language
-        entry_links = [_link_dict(entry.link, own_lang)]
+        entry_links = [_link_dict(entry.link, "alternate", own_lang)]
         entry_links += [
-            _link_dict(v.url, v.language, v.title) for v in entry.versions if v.url is not None
+            _link_dict(v.url, "related", v.language, v.title)
+            for v in entry.versions if v.url is not None
         ]
         fe.link(entry_links)
         fe.summary(entry.body_html, type="html")
@@ -244,8 +248,9 @@ def _rss_plain_text_refs(document: bytes) -> bytes:
     return _RSS_PLAIN_TEXT.sub(encode, document)
 
 
-def _link_dict(href: str, hreflang: str | None, title: str | None = None) -> dict[str, str]:
-    link = {"href": href, "rel": "alternate"}
+def _link_dict(href: str, rel: str, hreflang: str | None,
+               title: str | None = None) -> dict[str, str]:
+    link = {"href": href, "rel": rel}
     if hreflang:
         link["hreflang"] = hreflang
     if title:

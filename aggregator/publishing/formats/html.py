@@ -1,5 +1,6 @@
 """Server-rendered HTML pages: one per category (its stories, their language versions and
-sources) and an index linking every category page and every feed, readable without JavaScript.
+sources) and an index linking every category page with its latest headlines, and every feed,
+readable without JavaScript.
 
 Every piece of text goes through ``html.escape`` and every link through ``safe_link``; nothing
 from a source is written as markup (summaries are not shown), so no source can inject script.
@@ -31,6 +32,8 @@ from aggregator.types import OutputFeed
 
 PAGE_LANGUAGE = "en"
 ALL_LANGUAGES_LABEL = "All languages"
+# Headlines per category on the index page; the category page has them all.
+INDEX_HEADLINES = 5
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:46rem;margin:1rem auto;padding:0 1rem;"
     "line-height:1.45}li{margin:.6rem 0}small,.meta{color:#555}nav a{margin-right:.5rem}"
@@ -79,7 +82,8 @@ def category_page(category: CategoryLinks, *, site_title: str) -> bytes:
     return _page(f"{title} · {site_title}", head, body)
 
 
-def index_page(categories: Sequence[CategoryLinks], *, base_url: str, site_title: str) -> bytes:
+def index_page(categories: Sequence[CategoryLinks], *, base_url: str, site_title: str,
+               site_description: str = "") -> bytes:
     head = [
         f'<link rel="alternate" type="text/x-opml" title="All feeds" '
         f'href="{_attr(base_url.rstrip("/") + "/feeds.opml")}">'
@@ -89,6 +93,8 @@ def index_page(categories: Sequence[CategoryLinks], *, base_url: str, site_title
         for c in categories
     ]
     body = [f"<h1>{_text(site_title)}</h1>"]
+    if clean(site_description).strip():
+        body.append(f"<p>{_text(site_description.strip())}</p>")
     if categories:
         entries = []
         for category in categories:
@@ -98,6 +104,7 @@ def index_page(categories: Sequence[CategoryLinks], *, base_url: str, site_title
             parts = [f"<h2>{_a(category_page_url(base_url, feed.category_id), title)}</h2>"]
             if description:
                 parts.append(f"<p>{_text(description)}</p>")
+            parts.append(_headlines(feed))
             parts.append(_subscribe(feed, category.languages))
             entries.append("<li>" + "".join(parts) + "</li>")
         body.append("<ul>" + "".join(entries) + "</ul>")
@@ -108,6 +115,19 @@ def index_page(categories: Sequence[CategoryLinks], *, base_url: str, site_title
     api = _a(base_url.rstrip("/") + "/api/docs", "API")
     body.append(f"<p>{opml} · {api}</p>")
     return _page(site_title, head, body)
+
+
+def _headlines(feed: OutputFeed) -> str:
+    """The category's latest stories, a link and a date each, so the index shows the news."""
+    latest = items(feed)[:INDEX_HEADLINES]
+    if not latest:
+        return '<p class="meta">No stories yet.</p>'
+    rows = []
+    for entry in latest:
+        lang = f' lang="{_attr(entry.language)}"' if entry.language else ""
+        rows.append(f"<li><span{lang}>{_a(entry.link, entry.title)}</span> "
+                    f'<small class="meta">{_time(entry.published)}</small></li>')
+    return f'<ul class="headlines">{"".join(rows)}</ul>'
 
 
 def _story(entry: Item) -> str:

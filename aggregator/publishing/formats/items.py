@@ -31,7 +31,7 @@ from aggregator.types import EntryView, OutputFeed, StoryView
 
 @dataclass(frozen=True)
 class Version:
-    """Another language version of a story, shown as an alternate link and in "Also in"."""
+    """Another language version of a story, shown as a related link (Atom) and in "Also in"."""
 
     language: str
     url: str | None
@@ -88,7 +88,7 @@ def item(feed: OutputFeed, story: StoryView) -> Item:
 def other_versions(story: StoryView, rep_language: str | None) -> tuple[Version, ...]:
     """One version per language other than the representative's, in the story's order.
 
-    Atom forbids two alternate links with the same type and hreflang, so a language seen in
+    One link per language is enough for a reader choosing a language, so a language seen in
     several entries is represented by its first entry that has a URL (else its first entry).
     """
     chosen: dict[str, EntryView] = {}

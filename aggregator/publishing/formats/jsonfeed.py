@@ -48,6 +48,9 @@ def document(feed: OutputFeed, lang: str | None, links: FeedLinks) -> bytes:
     language = lang_tag(lang or feed.language)
     if language:
         data["language"] = language
+    site = clean(feed.site_title).strip()
+    if site:
+        data["authors"] = [{"name": site}]
     if links.hub and links.archive is None:
         data["hubs"] = [{"type": HUB_TYPE, "url": links.hub}]
     data["items"] = [_json_item(entry) for entry in items(feed)]
