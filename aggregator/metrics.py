@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 
 from aggregator.clock import Clock, utc_now
 from aggregator.errors import StoreError
+from aggregator.types import SourceState
 
 if TYPE_CHECKING:
     from aggregator.store import Store
@@ -46,7 +47,7 @@ FETCH_BUCKETS: Final = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
 RATIO_WINDOW: Final = 1000
 # Poll outcomes (``PollOutcome.result``) that are a successful answer, by fetch outcome label.
 _ANSWERED: Final = {"updated": "ok", "unchanged": "ok", "not_modified": "not_modified"}
-STATES: Final = ("active", "paused", "gone", "removed")
+STATES: Final = tuple(SourceState)
 
 
 

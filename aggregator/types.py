@@ -203,6 +203,29 @@ class OutputFeed:
         return max(s.updated_at for s in self.stories)
 
 
+class SourceState(StrEnum):
+    """A configured source's state (``sources.state``): polled, paused by an editor, gone
+    (410 or repeated failures of discovery), or removed from ``sources.toml``."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    GONE = "gone"
+    REMOVED = "removed"
+
+
+class CorrectionKind(StrEnum):
+    """An editor's correction (``overrides.kind``). ``hide`` and ``category_pin`` change what a
+    category shows; the others change which entries make a story."""
+
+    MERGE = "merge"
+    SPLIT = "split"
+    PIN = "pin"
+    MUST_LINK = "must_link"
+    CANNOT_LINK = "cannot_link"
+    HIDE = "hide"
+    CATEGORY_PIN = "category_pin"
+
+
 class PollResult(StrEnum):
     """What one poll of a source came to (``PollOutcome.result``; the values are stored and
     logged as they are)."""
@@ -227,7 +250,7 @@ class SourceStatus:
     site_url: str | None
     language: str | None
     categories: tuple[str, ...]
-    state: str
+    state: SourceState
     interval_seconds: int
     etag: str | None
     last_modified: str | None

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from aggregator.store.models import UTCDateTime
 from aggregator.store.tables import CATEGORIES, ENTRIES, SOURCES
+from aggregator.types import SourceState
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class StoreGauges:
 def oldest_due(connection: Connection, now: datetime) -> datetime | None:
     moment = connection.execute(
         sa.select(sa.func.min(SOURCES.c.next_check_at))
-        .where(SOURCES.c.state == "active",
+        .where(SOURCES.c.state == SourceState.ACTIVE,
                SOURCES.c.next_check_at <= sa.bindparam("now", now, type_=UTCDateTime()))
     ).scalar()
     return moment

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from aggregator.store.models import UTCDateTime
 from aggregator.store.tables import HOLDS, MARKS, SOURCES
+from aggregator.types import SourceState
 
 # Advisory lock keys; any constants work as long as nothing else in the database uses them.
 CLAIM_LOCK_KEY = 0x61676743_4C41494D  # "aggCLAIM"
@@ -164,7 +165,7 @@ def _due(checked_before: datetime | None) -> sa.ColumnElement[bool]:
     else:
         when = sa.or_(SOURCES.c.next_check_at.is_(None),
                       SOURCES.c.next_check_at <= _when("now"))
-    return sa.and_(SOURCES.c.state == "active", free, when)
+    return sa.and_(SOURCES.c.state == SourceState.ACTIVE, free, when)
 
 
 def serialize_sync(connection: Connection) -> None:

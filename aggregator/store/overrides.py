@@ -19,12 +19,12 @@ from sqlalchemy.engine import Connection
 
 from aggregator.store.clustering import MERGED_BY_EDITOR, ClusterWriter, live_story
 from aggregator.store.tables import ENTRIES, OVERRIDES, STORIES
+from aggregator.types import CorrectionKind
 
 # ``pin`` puts an entry in a story; ``category_pin`` lists a story first in a category.
-OVERRIDE_KINDS = frozenset({"merge", "split", "pin", "must_link", "cannot_link", "hide",
-                            "category_pin"})
+OVERRIDE_KINDS = frozenset(CorrectionKind)
 # Corrections of what a category shows: they never change a story's members.
-CATEGORY_KINDS = frozenset({"hide", "category_pin"})
+CATEGORY_KINDS = frozenset({CorrectionKind.HIDE, CorrectionKind.CATEGORY_PIN})
 EDITOR_SIGNAL = "editor_pin"
 MAX_CATEGORY = 64
 
@@ -131,7 +131,7 @@ def record_override(writer: ClusterWriter, kind: str, *, by: str, now: datetime,
         if same is not None:
             return same  # already in force: a second click records nothing new
     detail: dict[str, Any] | None = None
-    if kind in {"pin", "split"}:
+    if kind in {CorrectionKind.PIN, CorrectionKind.SPLIT}:
         assert entry_id is not None
         assert story_id is not None
         target = writer.live(story_id)
@@ -141,13 +141,14 @@ def record_override(writer: ClusterWriter, kind: str, *, by: str, now: datetime,
         if detail["from_story"] is not None:
             left = writer.live(int(detail["from_story"]))
             others = [e for e in _members(connection, left) if e != entry_id]
-            if kind == "split":  # "not that story": kept apart from the entries it leaves
+            # "not that story": kept apart from the entries it leaves
+            if kind == CorrectionKind.SPLIT:
                 detail["apart"] = others
             detail["anchored"] = _anchor(connection, left, others)
         writer.move_entry(entry_id, target, editor=True)
         # What a re-clustering records for a pinned entry, so both read the same.
         _set_signal(connection, entry_id, EDITOR_SIGNAL, 1.0, None)
-    elif kind == "merge":
+    elif kind == CorrectionKind.MERGE:
         assert story_id is not None
         assert other_story_id is not None
         first, second = writer.live(story_id), writer.live(other_story_id)
@@ -155,15 +156,15 @@ def record_override(writer: ClusterWriter, kind: str, *, by: str, now: datetime,
             raise ValueError(f"stories {story_id} and {other_story_id} are already one "
                              f"story (#{first})")
         detail = _merge_older(writer, first, second, now)
-    elif kind in {"must_link", "cannot_link"}:
+    elif kind in {CorrectionKind.MUST_LINK, CorrectionKind.CANNOT_LINK}:
         assert entry_id is not None
         assert other_entry_id is not None
         if entry_id == other_entry_id:
             raise ValueError(f"a {kind} override needs two different entries")
         first, second = (_story_of(connection, e) for e in (entry_id, other_entry_id))
-        if kind == "must_link" and first != second:
+        if kind == CorrectionKind.MUST_LINK and first != second:
             detail = _merge_older(writer, first, second, now)
-        elif kind == "cannot_link" and first == second:
+        elif kind == CorrectionKind.CANNOT_LINK and first == second:
             detail = {"entry": other_entry_id, **_entry_state(connection, other_entry_id)}
             salt = f"override:{writer.version()}:{other_entry_id}"
             story = writer.new_story(other_entry_id, now, salt)
@@ -243,13 +244,13 @@ def undo_override(writer: ClusterWriter, override_id: int, *, by: str, now: date
     connection.execute(OVERRIDES.update().where(OVERRIDES.c.id == override_id)
                        .values(undone_at=now, undone_by=by[:128]))
     detail = row.detail or {}
-    if row.kind in {"merge", "must_link"} and "gone" in detail:
+    if row.kind in {CorrectionKind.MERGE, CorrectionKind.MUST_LINK} and "gone" in detail:
         _unmerge(writer, detail)
-    elif row.kind in {"pin", "split"} and "from_story" in detail:
+    elif row.kind in {CorrectionKind.PIN, CorrectionKind.SPLIT} and "from_story" in detail:
         _put_back(writer, int(row.entry_id), writer.live(int(row.story_id)), detail)
-        if row.kind == "split":
+        if row.kind == CorrectionKind.SPLIT:
             _return_followers(writer, override_id, int(row.story_id), detail)
-    elif row.kind == "cannot_link" and "from_story" in detail:
+    elif row.kind == CorrectionKind.CANNOT_LINK and "from_story" in detail:
         _put_back(writer, int(detail["entry"]), int(detail["to_story"]), detail)
     writer.recount(now)
     if row.kind not in CATEGORY_KINDS:
@@ -281,16 +282,17 @@ def clustering_constraints(connection: Connection) -> Constraints:
         .where(OVERRIDES.c.undone_at.is_(None), OVERRIDES.c.kind.not_in(CATEGORY_KINDS))
         .order_by(OVERRIDES.c.id))
     for kind, entry_id, other_entry_id, story_id, detail in rows:
-        if kind in {"must_link", "cannot_link"} and entry_id is not None \
+        if kind in {CorrectionKind.MUST_LINK, CorrectionKind.CANNOT_LINK} and entry_id is not None \
                 and other_entry_id is not None:
-            (must if kind == "must_link" else cannot).add(
+            (must if kind == CorrectionKind.MUST_LINK else cannot).add(
                 frozenset({int(entry_id), int(other_entry_id)}))
-        elif kind in {"pin", "split"} and entry_id is not None and story_id is not None:
+        elif (kind in {CorrectionKind.PIN, CorrectionKind.SPLIT} and entry_id is not None
+              and story_id is not None):
             pins[int(entry_id)] = live_story(connection, int(story_id))
-            if kind == "split":
+            if kind == CorrectionKind.SPLIT:
                 cannot.update(frozenset({int(entry_id), int(other)})
                               for other in (detail or {}).get("apart", ()))
-        elif kind == "merge" and detail and "into" in detail:
+        elif kind == CorrectionKind.MERGE and detail and "into" in detail:
             into = live_story(connection, int(detail["into"]))
             for member in (*detail.get("moved", ()), *detail.get("kept", ())):
                 pins[int(member)] = into

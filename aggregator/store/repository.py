@@ -39,6 +39,7 @@ from aggregator.types import (
     NormalizedEntry,
     PollOutcome,
     PollResult,
+    SourceState,
     SourceStatus,
     StoryView,
 )
@@ -113,7 +114,7 @@ class Store:
 
     def due_sources(self, now: datetime, *, everything: bool = False) -> list[SourceStatus]:
         """Active sources whose ``next_check_at`` has come (or all active ones)."""
-        query = select(Source).where(Source.state == "active")
+        query = select(Source).where(Source.state == SourceState.ACTIVE)
         if not everything:
             query = query.where(
                 sa.or_(col(Source.next_check_at).is_(None), col(Source.next_check_at) <= now)
@@ -185,7 +186,7 @@ class Store:
             row.last_status = status
             row.error_count += 1
             if gone:
-                row.state = "gone"
+                row.state = SourceState.GONE
             row.last_error = message[:2000]
             row.last_error_kind = kind
             session.commit()

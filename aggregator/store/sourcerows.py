@@ -22,6 +22,7 @@ from aggregator.types import (
     CategoryMatch,
     FetchResult,
     NormalizedEntry,
+    SourceState,
     SourceStatus,
 )
 
@@ -40,7 +41,7 @@ def status_of(row: Source) -> SourceStatus:
     return SourceStatus(
         id=row.id, url=row.url, configured_url=row.configured_url,
         title=row.title or row.feed_title, site_url=row.site_url,
-        language=row.language, categories=tuple(row.categories), state=row.state,
+        language=row.language, categories=tuple(row.categories), state=SourceState(row.state),
         interval_seconds=row.interval_seconds, etag=row.etag, last_modified=row.last_modified,
         body_hash=row.body_hash, next_check_at=row.next_check_at,
         last_checked_at=row.last_checked_at, last_success_at=row.last_success_at,
@@ -79,11 +80,11 @@ def sync(session: Session, catalog: Catalog, now: datetime) -> None:
         row.categories = list(config.categories)
         row.interval_seconds = config.interval_seconds
         row.public_only = config.public_only
-        if row.state != "gone" or not config.enabled:
-            row.state = "active" if config.enabled else "paused"
+        if row.state != SourceState.GONE or not config.enabled:
+            row.state = SourceState.ACTIVE if config.enabled else SourceState.PAUSED
     for source_id, row in rows.items():
-        if source_id not in wanted and row.state != "removed":
-            row.state = "removed"
+        if source_id not in wanted and row.state != SourceState.REMOVED:
+            row.state = SourceState.REMOVED
 
 
 def touch(row: Source, fetch: FetchResult | None, next_check_at: datetime,

@@ -17,7 +17,7 @@ from aggregator.editorial.dryrun import DryRun, DryRunEntry
 from aggregator.publishing.formats.common import clean, safe_link
 from aggregator.store.overrides import OverrideView
 from aggregator.store.stories import EntryDetail, StoryDetail
-from aggregator.types import SourceStatus, StoryView
+from aggregator.types import SourceState, SourceStatus, StoryView
 from aggregator.web.auth import ADMIN_PREFIX, CSRF_FIELD
 
 STYLE = (
@@ -137,7 +137,7 @@ def overview_page(chrome: Chrome, sources: Sequence[SourceStatus],
     states: dict[str, int] = {}
     for source in sources:
         states[source.state] = states.get(source.state, 0) + 1
-    failing = [s for s in sources if s.error_count and s.state == "active"]
+    failing = [s for s in sources if s.error_count and s.state == SourceState.ACTIVE]
     body = [
         "<ul>",
         f"<li>{link(admin_url('sources'), 'Sources')}: {len(sources)} ("
@@ -161,15 +161,15 @@ def sources_page(chrome: Chrome, sources: Sequence[SourceStatus],
                  categories: Sequence[CategoryConfig]) -> str:
     rows = []
     for s in sources:
-        if s.state == "paused":
+        if s.state == SourceState.PAUSED:
             action = post_form(admin_url("sources", s.id, "resume"), chrome.csrf, "Resume",
                                name=f"resume {s.id}")
-        elif s.state == "removed":
+        elif s.state == SourceState.REMOVED:
             action = ""
         else:
             action = post_form(admin_url("sources", s.id, "pause"), chrome.csrf, "Pause",
                                name=f"pause {s.id}")
-        if s.state != "removed":
+        if s.state != SourceState.REMOVED:
             action += " " + post_form(admin_url("sources", s.id, "remove"), chrome.csrf,
                                       "Remove", name=f"remove {s.id}")
         error = text(s.last_error) if s.last_error else ""
