@@ -1,8 +1,8 @@
 """The ``aggregator`` command line: run, poll, cluster, publish, check, sources, stories, rules,
 db, eval, demo.
 
-Every command takes ``--config DIR`` and ``--database URL`` over the environment settings.
-Exit codes: 0 success, 1 the command ran and found problems, 2 bad usage or configuration.
+Every command takes ``--config DIR`` and ``--database URL`` over the environment settings
+(``demo`` refuses them: it runs on its own). Exit codes are ``exitcodes.ExitCode``.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import sys
 from collections.abc import Sequence
 
 from aggregator.cli.context import Context
+from aggregator.cli.exitcodes import ExitCode
 from aggregator.cli.parser import build_parser
-from aggregator.errors import AggregatorError, ConfigError
+from aggregator.errors import AggregatorError, ConfigError, UsageError
 from aggregator.logs import configure as configure_logging
 from aggregator.settings import Settings
 
-__all__ = ["build_parser", "main"]
+__all__ = ["ExitCode", "build_parser", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,11 +31,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_level, settings.log_format)
         handler = args.handler
         return int(handler(Context(settings=settings, args=args)))
+    except UsageError as exc:
+        # argparse's format, so both kinds of usage error read alike.
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.CONFIG
     except AggregatorError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return ExitCode.PROBLEMS
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
