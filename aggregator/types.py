@@ -243,6 +243,8 @@ class SourceStatus:
     last_error: str | None
     last_error_kind: str | None
     public_only: bool = False
+    # How long the feed itself asks between checks (<ttl>, sy:updatePeriod), from its last body.
+    feed_ttl_seconds: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)

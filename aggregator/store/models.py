@@ -78,6 +78,8 @@ class Source(SQLModel, table=True):
     last_new_entries: int | None = None
     last_updated_entries: int | None = None
     publish_interval_seconds: float | None = None
+    # The feed's <ttl> / sy:updatePeriod: applied after 304s and unchanged bodies too.
+    feed_ttl_seconds: int | None = None
     error_count: int = Field(default=0)
     last_error: str | None = Field(default=None, max_length=2000)
     last_error_kind: str | None = Field(default=None, max_length=32)

@@ -184,6 +184,7 @@ class Store:
         next_check_at: datetime,
         now: datetime,
         publish_interval: float | None = None,
+        feed_ttl_seconds: int | None = None,
         owner: str | None = None,
     ) -> PollOutcome:
         """Store a fetched feed's entries, their categories and stories, then the validators.
@@ -210,6 +211,8 @@ class Store:
             row.last_new_entries, row.last_updated_entries = new, updated
             if publish_interval is not None:
                 row.publish_interval_seconds = publish_interval
+            # Always replaced: a feed that drops its <ttl> no longer asks for it.
+            row.feed_ttl_seconds = feed_ttl_seconds
             row.error_count = 0
             row.last_error = row.last_error_kind = None
             session.commit()
