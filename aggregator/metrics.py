@@ -64,7 +64,7 @@ class Metrics:
         ProcessCollector(registry=registry)
         self.fetches = Counter(
             f"{PREFIX}_fetches", "Sources polled, by outcome: ok, not_modified, deferred, or "
-            "the error kind (http, timeout, connection, parse, gone...)",
+            "the error kind (http, timeout, connection, parse, malformed, empty, gone...)",
             ["outcome"], registry=registry)
         self.fetch_seconds = Histogram(
             f"{PREFIX}_fetch_duration_seconds",
