@@ -31,11 +31,14 @@ from tests.support.builders import NOW
 from tests.support.feeds import rss
 from tests.support.webserver import serve_app
 
-ITEMS = [{"guid": f"g{i}", "title": f"Item {i}", "link": f"https://n.example/{i}"}
-         for i in range(3)]
+ITEMS = [
+    {"guid": f"g{i}", "title": f"Item {i}", "link": f"https://n.example/{i}"} for i in range(3)
+]
 # Not well-formed (a mismatched tag), but feedparser still sees an RSS 2.0 document.
-MALFORMED = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>Broken</title>'
-             b"<description>d</descr></channel></rss>")
+MALFORMED = (
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>Broken</title>'
+    b"<description>d</descr></channel></rss>"
+)
 EMPTY = rss("Quiet", [])
 TOKEN = "t" * 32
 INTERVAL = timedelta(minutes=30)
@@ -50,22 +53,37 @@ class Clock:
 
 
 def _settings() -> Settings:
-    return replace(Settings.from_env({}), host_delay=0.0, host_concurrency=4,
-                   connect_timeout=2, read_timeout=2, fetch_deadline=5)
+    return replace(
+        Settings.from_env({}),
+        host_delay=0.0,
+        host_concurrency=4,
+        connect_timeout=2,
+        read_timeout=2,
+        fetch_deadline=5,
+    )
 
 
 def _catalog(sources: dict[str, str]) -> Catalog:
     return Catalog(
-        sources=tuple(SourceConfig(id=sid, url=url, categories=("all",))
-                      for sid, url in sources.items()),
-        categories=(CategoryConfig(id="all", title="All"),))
+        sources=tuple(
+            SourceConfig(id=sid, url=url, categories=("all",)) for sid, url in sources.items()
+        ),
+        categories=(CategoryConfig(id="all", title="All"),),
+    )
 
 
-def _refresher(store: Store, catalog: Catalog, clock: Clock,
-               metrics: Metrics | None = None) -> Iterator[Refresher]:
+def _refresher(
+    store: Store, catalog: Catalog, clock: Clock, metrics: Metrics | None = None
+) -> Iterator[Refresher]:
     store.sync_sources(catalog, clock.now)
-    refresher = Refresher(store=store, fetcher=make_fetcher(_settings(), now=clock),
-                          catalog=catalog, workers=2, clock=clock, metrics=metrics)
+    refresher = Refresher(
+        store=store,
+        fetcher=make_fetcher(_settings(), now=clock),
+        catalog=catalog,
+        workers=2,
+        clock=clock,
+        metrics=metrics,
+    )
     try:
         yield refresher
     finally:
@@ -73,8 +91,7 @@ def _refresher(store: Store, catalog: Catalog, clock: Clock,
         refresher.fetcher.close()
 
 
-def _poll_due(refresher: Refresher, clock: Clock, *, everything: bool = False
-              ) -> dict[str, str]:
+def _poll_due(refresher: Refresher, clock: Clock, *, everything: bool = False) -> dict[str, str]:
     due = refresher.store.due_sources(clock.now, everything=everything)
     return {o.source_id: o.result for o in refresher.poll(due).outcomes}
 
@@ -88,8 +105,9 @@ def clock() -> Clock:
     return Clock()
 
 
-def test_a_malformed_feed_is_an_error_on_its_first_poll(store: Store, feed_server: FeedServer,
-                                                        clock: Clock) -> None:
+def test_a_malformed_feed_is_an_error_on_its_first_poll(
+    store: Store, feed_server: FeedServer, clock: Clock
+) -> None:
     feed_server.set("/broken.xml", Resource(body=MALFORMED))
     metrics = Metrics()
     catalog = _catalog({"broken": feed_server.url("/broken.xml")})
@@ -104,8 +122,9 @@ def test_a_malformed_feed_is_an_error_on_its_first_poll(store: Store, feed_serve
         assert 'aggregator_fetches_total{outcome="malformed"} 1.0' in scraped
 
 
-def test_an_empty_feed_is_an_error_without_back_off(store: Store, feed_server: FeedServer,
-                                                    clock: Clock) -> None:
+def test_an_empty_feed_is_an_error_without_back_off(
+    store: Store, feed_server: FeedServer, clock: Clock
+) -> None:
     feed_server.set("/quiet.xml", Resource(body=EMPTY))
     catalog = _catalog({"quiet": feed_server.url("/quiet.xml")})
     for refresher in _refresher(store, catalog, clock):
@@ -122,7 +141,8 @@ def test_an_empty_feed_is_an_error_without_back_off(store: Store, feed_server: F
 
 
 def test_a_feed_that_empties_is_an_error_and_keeps_its_entries(
-        store: Store, feed_server: FeedServer, clock: Clock) -> None:
+    store: Store, feed_server: FeedServer, clock: Clock
+) -> None:
     feed_server.set("/news.xml", Resource(body=rss("News", ITEMS)))
     catalog = _catalog({"news": feed_server.url("/news.xml")})
     for refresher in _refresher(store, catalog, clock):
@@ -142,19 +162,28 @@ def test_a_feed_that_empties_is_an_error_and_keeps_its_entries(
 
 
 def test_the_error_kind_shows_in_the_api_and_the_admin_pages(
-        store: Store, feed_server: FeedServer, clock: Clock) -> None:
+    store: Store, feed_server: FeedServer, clock: Clock
+) -> None:
     feed_server.set("/broken.xml", Resource(body=MALFORMED))
     feed_server.set("/quiet.xml", Resource(body=EMPTY))
-    catalog = _catalog({"broken": feed_server.url("/broken.xml"),
-                        "quiet": feed_server.url("/quiet.xml")})
+    catalog = _catalog(
+        {"broken": feed_server.url("/broken.xml"), "quiet": feed_server.url("/quiet.xml")}
+    )
     for refresher in _refresher(store, catalog, clock):
         _poll_due(refresher, clock)
-    outputs = Outputs(store=store, catalog=catalog, base_url="http://agg.test",
-                      tag_authority="agg.test", feed_size=50)
+    outputs = Outputs(
+        store=store,
+        catalog=catalog,
+        base_url="http://agg.test",
+        tag_authority="agg.test",
+        feed_size=50,
+    )
     app = create_app(store=store, outputs=outputs, admin_token=TOKEN)
     with serve_app(app) as base, requests.Session() as http:
-        kinds = {s["id"]: s["last_error_kind"]
-                 for s in http.get(f"{base}/api/sources", timeout=10).json()}
+        kinds = {
+            s["id"]: s["last_error_kind"]
+            for s in http.get(f"{base}/api/sources", timeout=10).json()
+        }
         assert kinds == {"broken": "malformed", "quiet": "empty"}
         http.post(f"{base}/admin/login", data={"token": TOKEN, "editor": "Mia"}, timeout=10)
         sources_page = http.get(f"{base}/admin/sources", timeout=10).text
@@ -170,9 +199,11 @@ def _with_ttl(body: bytes, minutes: int) -> bytes:
 
 @pytest.mark.parametrize("validators", [True, False], ids=["304", "unchanged-body"])
 def test_the_feed_ttl_holds_after_a_304_or_an_unchanged_body(
-        store: Store, feed_server: FeedServer, clock: Clock, validators: bool) -> None:
-    feed_server.set("/slow.xml", Resource(body=_with_ttl(rss("Slow", ITEMS), 240),
-                                          auto_validators=validators))
+    store: Store, feed_server: FeedServer, clock: Clock, validators: bool
+) -> None:
+    feed_server.set(
+        "/slow.xml", Resource(body=_with_ttl(rss("Slow", ITEMS), 240), auto_validators=validators)
+    )
     catalog = _catalog({"slow": feed_server.url("/slow.xml")})
     for refresher in _refresher(store, catalog, clock):
         assert _poll_due(refresher, clock) == {"slow": "updated"}
@@ -187,7 +218,8 @@ def test_the_feed_ttl_holds_after_a_304_or_an_unchanged_body(
 
 
 def test_sources_sharing_a_url_cost_one_request_per_cycle(
-        store: Store, feed_server: FeedServer, clock: Clock) -> None:
+    store: Store, feed_server: FeedServer, clock: Clock
+) -> None:
     feed_server.set("/shared.xml", Resource(body=rss("Shared", ITEMS)))
     url = feed_server.url("/shared.xml")
     sources = {f"s{i}": url for i in range(5)}
