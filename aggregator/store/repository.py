@@ -294,11 +294,16 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         with self._guard(), self._read() as session:
-            return {
+            counts = {
                 name: session.exec(select(sa.func.count()).select_from(model)).one()
                 for name, model in (("sources", Source), ("entries", Entry),
-                                    ("stories", Story), ("entry_categories", EntryCategory))
+                                    ("entry_categories", EntryCategory))
             }
+            # Stories merged into another are history, not stories an editor or reader sees.
+            counts["stories"] = session.exec(
+                select(sa.func.count()).select_from(Story)
+                .where(col(Story.merged_into_id).is_(None))).one()
+            return counts
 
     @staticmethod
     def _with_entries(session: Session, stories: list[Story],
@@ -540,7 +545,8 @@ class Store:
             retention.lock(connection)
             return retention.prune_entries(connection, cutoff=cutoff, now=now, limit=limit)
 
-    def prune_stories(self, cutoff: datetime, now: datetime, limit: int) -> tuple[int, int]:
+    def prune_stories(self, cutoff: datetime, now: datetime, limit: int
+                      ) -> tuple[int, int, int]:
         with self._guard(), self._write_engine.begin() as connection:
             retention.lock(connection)
             return retention.prune_stories(connection, cutoff=cutoff, now=now, limit=limit)
