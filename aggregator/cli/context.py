@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import logging
 import re
-import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -48,8 +47,9 @@ class Context:
                              f"from the folder that holds it, or give --database (or "
                              f"AGGREGATOR_DATABASE_URL) an absolute sqlite:////path")
         if missing is not None:
-            print(f"note: creating a new database at {missing}{_relative_note(url, missing)}",
-                  file=sys.stderr)
+            # A log line, not a print: with AGGREGATOR_LOG_FORMAT=json stderr stays JSON.
+            log.info("action=db-create outcome=start path=%s note=%r", missing,
+                     _relative_note(url, missing).strip(" ()") or "absolute path")
         store = open_store(url)
         revision = current_revision(store.engine)
         head = head_revision()

@@ -33,7 +33,8 @@ def cmd_sources_list(ctx: Context) -> int:
         catalog: Catalog | None = ctx.catalog()
     except ConfigError as exc:
         # The health of stored sources is still worth showing while the files are broken.
-        print(f"note: configured sources not shown: {exc}", file=sys.stderr)
+        log.warning("action=sources-list outcome=partial reason=%r: configured sources not "
+                    "shown", str(exc))
         catalog = None
     try:
         store = ctx.store(auto_upgrade=False)
@@ -41,7 +42,7 @@ def cmd_sources_list(ctx: Context) -> int:
         if catalog is None:
             raise
         # Nothing polled yet: the configured sources are all there is to show.
-        print(f"note: {exc}", file=sys.stderr)
+        log.warning("action=sources-list outcome=partial reason=%r", str(exc))
         statuses: list[SourceStatus] = []
     else:
         try:
