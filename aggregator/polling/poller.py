@@ -261,13 +261,13 @@ class Refresher:
             if inline:
                 prepared = prepare_for(source, result, self.categories, now)
         except SourceError as exc:
-            return self._failed(source, exc, now)
+            return self._failed(source, _as_malformed(exc), now, fetched=result)
         except StoreError:
             raise
         except Exception as exc:  # a bug must cost one source, not the whole poll
             return self._internal_error(source, exc, now)
         if isinstance(prepared, SourceError):
-            return self._failed(source, prepared, now)
+            return self._failed(source, _as_malformed(prepared), now, fetched=result)
         if prepared is None:  # cannot happen: a worker prepares every changed body
             return self._internal_error(source, RuntimeError("body was not prepared"), now)
         if not prepared.entries:
@@ -399,6 +399,14 @@ def _no_entries(prepared: PreparedFeed) -> ParseError:
     if bozo and bozo.startswith(_XML_ERROR_PREFIX):
         return ParseError(f"not well-formed XML, no entries read: {bozo}", kind=MALFORMED)
     return ParseError("the feed is well-formed but lists no entries", kind=EMPTY)
+
+
+def _as_malformed(exc: SourceError) -> SourceError:
+    """A body the parser rejected for an XML well-formedness error, with nothing read from it,
+    is ``malformed`` like one it half-read: both are a broken feed, not another document."""
+    if isinstance(exc, ParseError) and exc.kind == "parse" and _XML_ERROR_PREFIX in str(exc):
+        return ParseError(str(exc), kind=MALFORMED)
+    return exc
 
 
 def _as_group(sources: tuple[SourceStatus, ...]) -> tuple[SourceStatus, ...]:

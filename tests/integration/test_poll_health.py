@@ -105,10 +105,19 @@ def clock() -> Clock:
     return Clock()
 
 
+# Rejected by the parser before it found any feed in it: no root it knows, and broken.
+UNREADABLE = b'<?xml version="1.0"?><feed-ish><item></feed-ish>'
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [(MALFORMED, "mismatched tag"), (UNREADABLE, "mismatched tag")],
+    ids=["half-read", "rejected"],
+)
 def test_a_malformed_feed_is_an_error_on_its_first_poll(
-    store: Store, feed_server: FeedServer, clock: Clock
+    store: Store, feed_server: FeedServer, clock: Clock, body: bytes, message: str
 ) -> None:
-    feed_server.set("/broken.xml", Resource(body=MALFORMED))
+    feed_server.set("/broken.xml", Resource(body=body))
     metrics = Metrics()
     catalog = _catalog({"broken": feed_server.url("/broken.xml")})
     for refresher in _refresher(store, catalog, clock, metrics):
@@ -116,7 +125,7 @@ def test_a_malformed_feed_is_an_error_on_its_first_poll(
         health = _status(store, "broken")
         assert health.last_error_kind == "malformed"
         assert health.last_error is not None
-        assert "mismatched tag" in health.last_error  # the parser's own message
+        assert message in health.last_error  # the parser's own message
         assert (health.error_count, health.last_status, health.last_success_at) == (1, 200, None)
         scraped = prometheus_client.generate_latest(metrics.registry).decode()
         assert 'aggregator_fetches_total{outcome="malformed"} 1.0' in scraped
