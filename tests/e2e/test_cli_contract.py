@@ -320,3 +320,38 @@ def test_a_database_that_is_not_here_is_named_not_created(tmp_path: Path) -> Non
         "absolute sqlite:////path"
     ]
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_new_database_is_announced_with_its_place(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config", _sources(a="http://127.0.0.1:9/f.xml"), CATEGORIES)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = aggregator(
+        "poll",
+        "--config",
+        str(config),
+        cwd=elsewhere,
+        env=cli_env(AGGREGATOR_CLUSTERING="exact"),
+        check=False,
+    )
+    database = elsewhere / "var" / "aggregator.db"
+    assert database.exists()
+    assert (
+        f"action=db-create outcome=start path={database} note='sqlite:///var/aggregator.db "
+        f"is relative to the current folder {elsewhere}'"
+    ) in result.stderr
+
+
+def test_sources_list_shows_the_error_kind(
+    tmp_path: Path, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed_server.set("/quiet.xml", Resource(body=rss("Quiet", [])))
+    config = write_config(
+        tmp_path / "config", _sources(quiet=feed_server.url("/quiet.xml")), CATEGORIES
+    )
+    common = ["--config", str(config), "--database", f"sqlite:///{tmp_path / 'agg.db'}"]
+    assert _run(capsys, "poll", "--all", *common)[0] == ExitCode.ALL_FAILED
+    out = _run(capsys, "sources", "list", *common)[1]
+    assert "    last error (empty): the feed is well-formed but lists no entries" in out
+    listed = json.loads(_run(capsys, "sources", "list", "--json", *common)[1])
+    assert (listed["last_error_kind"], listed["last_status"]) == ("empty", 200)
