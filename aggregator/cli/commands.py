@@ -278,6 +278,8 @@ def cmd_run(ctx: Context) -> int:
     catalog = ctx.catalog()
     # Bound before anything else starts: a busy port is one line, not a half-started service.
     sock = listen(settings.host, settings.port)
+    if settings.port == 0:  # the port the system picked, for the links we publish
+        settings = settings.with_overrides(port=sock.getsockname()[1])
     try:
         store = ctx.store(auto_upgrade=True)
         service = Service(settings, store, catalog)
