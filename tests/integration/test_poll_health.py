@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 
 import prometheus_client
 import pytest
@@ -20,6 +21,7 @@ import requests
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
 from aggregator.demo.feedserver import FeedServer, Resource
 from aggregator.metrics import Metrics
+from aggregator.polling.fetch.configured import fetcher_from_settings
 from aggregator.polling.poller import Refresher
 from aggregator.publishing.outputs import Outputs
 from aggregator.runtime.service import make_fetcher
@@ -248,3 +250,35 @@ def test_sources_sharing_a_url_cost_one_request_per_cycle(
     # Every 30 minutes plus up to 10% jitter over 6 hours: 11 or 12 cycles, plus the one the
     # late source pulled forward. Each source on its own would have made about 70.
     assert feed_server.count("/shared.xml") <= 14
+
+
+def test_worker_processes_record_the_same_kinds(
+    store: Store, feed_server: FeedServer, clock: Clock
+) -> None:
+    feed_server.set("/broken.xml", Resource(body=MALFORMED))
+    feed_server.set("/unreadable.xml", Resource(body=UNREADABLE))
+    feed_server.set("/quiet.xml", Resource(body=EMPTY))
+    catalog = _catalog(
+        {name: feed_server.url(f"/{name}.xml") for name in ("broken", "unreadable", "quiet")}
+    )
+    store.sync_sources(catalog, clock.now)
+    refresher = Refresher(
+        store=store,
+        fetcher=make_fetcher(_settings(), now=clock),
+        catalog=catalog,
+        workers=2,
+        processes=2,
+        fetcher_factory=partial(fetcher_from_settings, _settings()),
+        process_min_urls=1,
+        clock=clock,
+    )
+    try:
+        assert _poll_due(refresher, clock) == dict.fromkeys(
+            ("broken", "unreadable", "quiet"), "error"
+        )
+        assert len(refresher.worker_pids()) == 2
+    finally:
+        refresher.close()
+        refresher.fetcher.close()
+    kinds = {s.id: s.last_error_kind for s in store.sources()}
+    assert kinds == {"broken": "malformed", "unreadable": "malformed", "quiet": "empty"}
