@@ -2,6 +2,7 @@
 
     AggregatorError
     ├── ConfigError          editorial files or settings are wrong (names file, id, key)
+    ├── UsageError           the command line asks for something the command cannot do
     ├── SourceError          one source could not be read; recorded on its row, never fatal
     │   ├── FetchError       transport, HTTP status, size or timeout problems
     │   └── ParseError       the body is not a feed we can read
@@ -51,6 +52,11 @@ class ConfigError(AggregatorError):
             where.append(f"key={key!r}")
         prefix = ": ".join([", ".join(where)]) + ": " if where else ""
         super().__init__(prefix + message)
+
+
+class UsageError(AggregatorError):
+    """Options that do not go together, or one a command does not honour; the command line
+    is wrong, not the configuration."""
 
 
 class SourceError(AggregatorError):

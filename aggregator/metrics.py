@@ -47,7 +47,7 @@ FETCH_BUCKETS: Final = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
 RATIO_WINDOW: Final = 1000
 # Poll outcomes (``PollOutcome.result``) that are a successful answer, by fetch outcome label.
 _ANSWERED: Final = {"updated": "ok", "unchanged": "ok", "not_modified": "not_modified"}
-STATES: Final = tuple(SourceState)
+STATES: Final = tuple(s for s in SourceState if s is not SourceState.NEW)
 
 
 
@@ -65,7 +65,7 @@ class Metrics:
         ProcessCollector(registry=registry)
         self.fetches = Counter(
             f"{PREFIX}_fetches", "Sources polled, by outcome: ok, not_modified, deferred, or "
-            "the error kind (http, timeout, connection, parse, gone...)",
+            "the error kind (http, timeout, connection, parse, malformed, empty, gone...)",
             ["outcome"], registry=registry)
         self.fetch_seconds = Histogram(
             f"{PREFIX}_fetch_duration_seconds",

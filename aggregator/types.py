@@ -211,6 +211,8 @@ class SourceState(StrEnum):
     PAUSED = "paused"
     GONE = "gone"
     REMOVED = "removed"
+    # Configured but never synced to the store (``sources list`` before the first poll).
+    NEW = "new"
 
 
 class CorrectionKind(StrEnum):
@@ -272,6 +274,8 @@ class SourceStatus:
     last_repeated_entries: int | None = None
     # Growth the last stored poll showed: ids rotating, a per-poll or per-source cap reached.
     warning: str | None = None
+    # How long the feed itself asks between checks (<ttl>, sy:updatePeriod), from its last body.
+    feed_ttl_seconds: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -1,8 +1,8 @@
 """The ``aggregator`` command line: run, poll, cluster, publish, check, sources, stories, rules,
 db, eval, demo.
 
-Every command takes ``--config DIR`` and ``--database URL`` over the environment settings.
-Exit codes: 0 success, 1 the command ran and found problems, 2 bad usage or configuration.
+Every command takes ``--config DIR`` and ``--database URL`` over the environment settings
+(``demo`` refuses them: it runs on its own). Exit codes are ``exitcodes.ExitCode``.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import sys
 from collections.abc import Sequence
 
 from aggregator.cli.context import Context
+from aggregator.cli.exitcodes import ExitCode
 from aggregator.cli.parser import build_parser
-from aggregator.errors import AggregatorError, ConfigError, EditRefused, Refusal
+from aggregator.errors import AggregatorError, ConfigError, EditRefused, Refusal, UsageError
 from aggregator.logs import configure as configure_logging
 from aggregator.safety.terminal import terminal_text
 from aggregator.settings import Settings
 
-__all__ = ["build_parser", "main"]
+__all__ = ["ExitCode", "build_parser", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,15 +32,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_level, settings.log_format)
         handler = args.handler
         return int(handler(Context(settings=settings, args=args)))
+    except UsageError as exc:
+        # argparse's format, so both kinds of usage error read alike.
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
     except ConfigError as exc:
         print(terminal_text(f"configuration error: {exc}"), file=sys.stderr)
-        return 2
+        return ExitCode.CONFIG
     except EditRefused as exc:
-        # Asked for what does not exist: 1, like any other failure; asked wrongly: a usage error.
+        # Asked for what does not exist: a problem, like any other failure; asked wrongly: a
+        # usage error.
         print(terminal_text(f"error: {exc}"), file=sys.stderr)
-        return 1 if exc.refusal is Refusal.NOT_FOUND else 2
+        return ExitCode.PROBLEMS if exc.refusal is Refusal.NOT_FOUND else ExitCode.USAGE
     except AggregatorError as exc:
         print(terminal_text(f"error: {exc}"), file=sys.stderr)
-        return 1
+        return ExitCode.PROBLEMS
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED

@@ -8,22 +8,44 @@ import logging
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aggregator.catalog import load_catalog
 from aggregator.cli.context import Context
+from aggregator.cli.exitcodes import ExitCode
 from aggregator.cli.progress import cluster_progress, progress_for
-from aggregator.errors import ConfigError
+from aggregator.errors import ConfigError, UsageError
 from aggregator.safety.terminal import terminal_json, terminal_text
 from aggregator.settings import Settings
+from aggregator.types import PollResult
+
+if TYPE_CHECKING:
+    from aggregator.clustering import StageSummary
+    from aggregator.polling.poller import PollSummary
 
 log = logging.getLogger("aggregator.cli")
 
 
+def _print_json(data: dict[str, Any]) -> None:
+    print(terminal_json(data))
+
+
 def cmd_check(ctx: Context) -> int:
-    catalog = ctx.catalog()
-    print(f"{ctx.settings.config_dir}: OK, {len(catalog.sources)} sources, "
-          f"{len(catalog.categories)} categories")
-    return 0
+    folder = str(ctx.settings.config_dir)
+    if not ctx.args.json:
+        catalog = ctx.catalog()
+        print(f"{folder}: OK, {len(catalog.sources)} sources, "
+              f"{len(catalog.categories)} categories")
+        return ExitCode.OK
+    try:
+        catalog = ctx.catalog()
+    except ConfigError as exc:
+        _print_json({"ok": False, "config_dir": folder, "error": exc.reason,
+                     "file": exc.file, "id": exc.item, "key": exc.key})
+        return ExitCode.CONFIG
+    _print_json({"ok": True, "config_dir": folder, "sources": len(catalog.sources),
+                 "categories": len(catalog.categories)})
+    return ExitCode.OK
 
 
 def cmd_db_upgrade(ctx: Context) -> int:
@@ -44,31 +66,67 @@ def cmd_db_upgrade(ctx: Context) -> int:
 def cmd_poll(ctx: Context) -> int:
     from aggregator.runtime.service import Service
 
+    as_json: bool = ctx.args.json
     catalog = ctx.catalog()
     store = ctx.store(auto_upgrade=True)
     service = Service(ctx.settings, store, catalog)
+    summary: PollSummary | None = None
     try:
-        summary = service.poll_due(everything=ctx.args.all, progress=progress_for)
+        summary = service.poll_due(everything=ctx.args.all,
+                                   progress=None if as_json else progress_for)
         if not summary.outcomes:
-            print("no source is due (use --all to poll every active source)")
-        else:
-            print(f"polled {len(summary.outcomes)} sources: {summary.new_entries} new entries, "
-                  f"{summary.updated_entries} updated, {summary.count('not_modified')} not "
-                  f"modified, {summary.count('unchanged')} unchanged, "
-                  f"{summary.count('deferred')} deferred, {summary.errors} errors")
-            for outcome in summary.outcomes:
-                if outcome.result == "error":
-                    print(terminal_text(
-                        f"  {outcome.source_id}: {outcome.error_kind}: {outcome.error}"))
+            if not as_json:
+                print("no source is due (use --all to poll every active source)")
+        elif not as_json:
+            _print_poll(summary)
         # The stories of what was just stored, before exiting (entries left by an earlier,
         # interrupted run too).
-        clustered = service.cluster(on_progress=cluster_progress())
-        if clustered.entries:
+        clustered = service.cluster(on_progress=None if as_json else cluster_progress())
+        if as_json:
+            _print_json(_poll_json(summary, clustered))
+        elif clustered.entries:
             print(clustered.describe())
     finally:
         service.close()
         store.close()
-    return 0
+    return poll_exit_code(summary)
+
+
+def poll_exit_code(summary: PollSummary | None) -> ExitCode:
+    """4 when every source tried failed, 1 when some did; deferred sources were not tried."""
+    if summary is None:
+        return ExitCode.OK
+    tried = summary.errors + sum(summary.count(r) for r in
+                                 ("updated", "not_modified", "unchanged"))
+    if summary.errors and summary.errors == tried:
+        return ExitCode.ALL_FAILED
+    return ExitCode.PROBLEMS if summary.errors else ExitCode.OK
+
+
+def _print_poll(summary: PollSummary) -> None:
+    print(f"polled {len(summary.outcomes)} sources: {summary.new_entries} new entries, "
+          f"{summary.updated_entries} updated, {summary.count('not_modified')} not "
+          f"modified, {summary.count('unchanged')} unchanged, "
+          f"{summary.count('deferred')} deferred, {summary.errors} errors")
+    for outcome in summary.outcomes:
+        if outcome.result == PollResult.ERROR:
+            print(terminal_text(f"  {outcome.source_id}: {outcome.error_kind}: {outcome.error}"))
+
+
+def _poll_json(summary: PollSummary | None, clustered: StageSummary) -> dict[str, Any]:
+    outcomes = summary.outcomes if summary is not None else ()
+    return {
+        "sources": len(outcomes),
+        "new_entries": sum(o.new_entries for o in outcomes),
+        "updated_entries": sum(o.updated_entries for o in outcomes),
+        "results": {result: sum(o.result == result for o in outcomes)
+                    for result in PollResult},
+        "errors": [{"source_id": o.source_id, "error_kind": o.error_kind, "error": o.error,
+                    "status": o.status} for o in outcomes if o.result == PollResult.ERROR],
+        "clustered": {"entries": clustered.entries,
+                      **{decision: clustered.count(decision)
+                         for decision in ("new", "join", "merge", "kept")}},
+    }
 
 
 def cmd_publish(ctx: Context) -> int:
@@ -93,14 +151,21 @@ def cmd_publish(ctx: Context) -> int:
             written.append(relative)
     finally:
         store.close()
-    print(f"published to {out}: {len(written)} written, {same} unchanged")
+    report: dict[str, Any] = {"out": str(out), "written": written, "unchanged": same}
+    if not ctx.args.json:
+        print(f"published to {out}: {len(written)} written, {same} unchanged")
     changed = outputs.live_feed_urls(written)
     if ctx.settings.websub_hub and changed:
         from aggregator.publishing.websub import ping_hub
 
         sent = ping_hub(ctx.settings.websub_hub, changed, user_agent=ctx.settings.user_agent)
-        print(f"pinged {ctx.settings.websub_hub}: {sent} of {len(changed)} feeds accepted")
-    return 0
+        report["websub"] = {"hub": ctx.settings.websub_hub, "accepted": sent,
+                            "pinged": len(changed)}
+        if not ctx.args.json:
+            print(f"pinged {ctx.settings.websub_hub}: {sent} of {len(changed)} feeds accepted")
+    if ctx.args.json:
+        _print_json(report)
+    return ExitCode.OK
 
 
 def _publish_settings(ctx: Context) -> Settings:
@@ -149,16 +214,25 @@ def cmd_prune(ctx: Context) -> int:
 
     days = ctx.args.days if ctx.args.days is not None else ctx.settings.retention_days
     if days <= 0:
-        print("retention is off (AGGREGATOR_RETENTION_DAYS is 0): nothing pruned; "
-              "--days N prunes once")
-        return 0
+        if ctx.args.json:
+            _print_json({"retention_days": 0, "dry_run": ctx.args.dry_run, "entries": 0,
+                         "stories": 0, "corrections": 0, "tombstones": 0})
+        else:
+            print("retention is off (AGGREGATOR_RETENTION_DAYS is 0): nothing pruned; "
+                  "--days N prunes once")
+        return ExitCode.OK
     store = ctx.store(auto_upgrade=False)
     try:
         summary = prune(store, days=days, now=utc_now(), dry_run=ctx.args.dry_run)
     finally:
         store.close()
-    print(summary.describe())
-    return 0
+    if ctx.args.json:
+        _print_json({"retention_days": days, "dry_run": summary.dry_run,
+                     "entries": summary.entries, "stories": summary.stories,
+                     "corrections": summary.corrections, "tombstones": summary.tombstones})
+    else:
+        print(summary.describe())
+    return ExitCode.OK
 
 
 def cmd_eval_dedup(ctx: Context) -> int:
@@ -214,20 +288,34 @@ def cmd_rules_test(ctx: Context) -> int:
 
 
 def cmd_run(ctx: Context) -> int:
-    from aggregator.runtime.service import Service
+    from aggregator.runtime.service import Service, listen
 
+    settings = ctx.settings.with_overrides(host=getattr(ctx.args, "host", None),
+                                           port=getattr(ctx.args, "port", None))
     catalog = ctx.catalog()
-    store = ctx.store(auto_upgrade=True)
-    service = Service(ctx.settings, store, catalog)
+    # Bound before anything else starts: a busy port is one line, not a half-started service.
+    sock = listen(settings.host, settings.port)
+    if settings.port == 0:  # the port the system picked, for the links we publish
+        settings = settings.with_overrides(port=sock.getsockname()[1])
     try:
-        service.serve()
+        store = ctx.store(auto_upgrade=True)
+        service = Service(settings, store, catalog)
+        try:
+            service.serve(sock)
+        finally:
+            service.close()
+            store.close()
     finally:
-        service.close()
-        store.close()
-    return 0
+        sock.close()
+    return ExitCode.OK
 
 
 def cmd_demo(ctx: Context) -> int:
     from aggregator.demo import run_demo
 
+    ignored = [f"--{name}" for name in ("config", "database") if hasattr(ctx.args, name)]
+    if ignored:
+        raise UsageError(f"demo runs on its own sample config and a throwaway database; it "
+                         f"does not take {' or '.join(ignored)} (use `aggregator run` for "
+                         f"yours)")
     return run_demo(ctx.settings, port=ctx.args.port, once=ctx.args.once)

@@ -19,6 +19,7 @@ from aggregator.cli.commands import (
     cmd_rules_test,
     cmd_run,
 )
+from aggregator.cli.exitcodes import EPILOG
 from aggregator.cli.sources import (
     cmd_sources_add,
     cmd_sources_edit,
@@ -29,8 +30,24 @@ from aggregator.cli.sources import (
 from aggregator.cli.stories import cmd_stories, cmd_stories_correct, cmd_stories_corrections
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0-65535)")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    # Only --log-level: the demo runs on its own config and database, so it does not list
+    # options it would ignore.
+    logging_only = argparse.ArgumentParser(add_help=False)
+    logging_only.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                              default=argparse.SUPPRESS,
+                              help="log verbosity (default: $AGGREGATOR_LOG_LEVEL or INFO)")
+    common = argparse.ArgumentParser(add_help=False, parents=[logging_only])
     # SUPPRESS: an option given before the subcommand must not be reset by the subparser.
     common.add_argument("--config", metavar="DIR", type=Path, default=argparse.SUPPRESS,
                         help="editorial folder with sources.toml and categories.toml "
@@ -38,25 +55,33 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--database", metavar="URL", default=argparse.SUPPRESS,
                         help="database URL (default: $AGGREGATOR_DATABASE_URL or "
                              "sqlite:///var/aggregator.db)")
-    common.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        default=argparse.SUPPRESS,
-                        help="log verbosity (default: $AGGREGATOR_LOG_LEVEL or INFO)")
 
     parser = argparse.ArgumentParser(
         prog="aggregator", parents=[common],
-        description="Poll feeds, cluster stories across sources and languages, republish.")
+        description="Poll feeds, cluster stories across sources and languages, republish.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"aggregator {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, help_text: str, handler: object) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, parents=[common], help=help_text,
-                                  description=help_text)
+    def add(name: str, help_text: str, handler: object,
+            parent: argparse.ArgumentParser = common) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[parent], help=help_text,
+                                  description=help_text, epilog=EPILOG,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.set_defaults(handler=handler)
         return sub
 
-    add("run", "run the scheduler and the HTTP server until stopped (SIGINT/SIGTERM)", cmd_run)
-    poll = add("poll", "poll due sources once, cluster what they brought, then exit", cmd_poll)
+    running = add("run", "run the scheduler and the HTTP server until stopped (SIGINT/SIGTERM)",
+                  cmd_run)
+    running.add_argument("--host", default=argparse.SUPPRESS,
+                         help="address to listen on (default: $AGGREGATOR_HOST or 127.0.0.1)")
+    running.add_argument("--port", type=_port, default=argparse.SUPPRESS,
+                         help="port to listen on (default: $AGGREGATOR_PORT or 8080)")
+    poll = add("poll", "poll due sources once, cluster what they brought, then exit; exits 1 "
+               "when some sources failed, 4 when all did", cmd_poll)
     poll.add_argument("--all", action="store_true", help="poll every active source, due or not")
+    poll.add_argument("--json", action="store_true",
+                      help="print one JSON summary object instead of text (no progress bar)")
     clustering = add("cluster", "cluster the entries stored but not yet clustered into stories",
                      cmd_cluster)
     clustering.add_argument("--redo", action="store_true",
@@ -68,7 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--base-url", metavar="URL",
                          help="public URL the files will be served from, written into every "
                               "link (default: AGGREGATOR_BASE_URL; one of them is required)")
-    add("check", "validate the configuration files; non-zero exit on any problem", cmd_check)
+    publish.add_argument("--json", action="store_true", help="one JSON summary object")
+    checking = add("check", "validate the configuration files; exit 3 on any problem",
+                   cmd_check)
+    checking.add_argument("--json", action="store_true",
+                          help="one JSON object: ok, the counts, or the error and where it is")
     pruning = add("prune", "remove entries published longer ago than the retention, and the "
                   "stories they leave empty, leaving tombstones so feeds do not bring them back",
                   cmd_prune)
@@ -76,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="only count what would be removed")
     pruning.add_argument("--days", type=int, metavar="N",
                          help="retention in days (default: $AGGREGATOR_RETENTION_DAYS)")
+    pruning.add_argument("--json", action="store_true", help="one JSON summary object")
 
     sources = add("sources", "inspect and edit sources", cmd_sources_list)
     source_commands = sources.add_subparsers(dest="sources_command", required=True,
@@ -204,8 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     dedup_eval.add_argument("file", type=Path, help="labelled JSONL file")
     dedup_eval.set_defaults(handler=cmd_eval_dedup)
 
-    demo = add("demo", "run the service offline against bundled sample feeds", cmd_demo)
-    demo.add_argument("--port", type=int, default=8080,
+    demo = add("demo", "run the service offline against bundled sample feeds, its own "
+               "config and a throwaway database", cmd_demo, parent=logging_only)
+    demo.add_argument("--port", type=_port, default=8080,
                       help="port for the aggregator's web server (0 picks a free one)")
     demo.add_argument("--once", action="store_true",
                       help="poll and print the stories, then exit instead of serving")

@@ -1,5 +1,9 @@
 """Progress on a terminal: a poll's bar per source, and a step counter for clustering and
-imports, redrawn in place; nothing when the output is not a terminal (logs say it there)."""
+imports, redrawn in place; nothing when the output is not a terminal (logs say it there).
+
+A log line never lands on the bar's line: the bar is cleared before each record is written
+and drawn again after it, one line lower.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,51 @@ import sys
 from collections.abc import Callable
 
 from aggregator.types import PollOutcome
+
+# Erase from the cursor to the end of the line (ANSI, understood by every terminal we meet).
+_ERASE_LINE = "\033[K"
+
+
+class _Line:
+    """The partial line a progress display has on the terminal now (None: nothing drawn)."""
+
+    text: str | None = None
+
+
+def _draw(text: str, *, final: bool) -> None:
+    print(f"\r{text}{_ERASE_LINE}", end="\n" if final else "", flush=True)
+    _Line.text = None if final else text
+    _guard_logs()
+
+
+class _ClearLine(logging.Filter):
+    """Runs just before a handler writes a record: clears the bar off its line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _Line.text is not None:
+            sys.stdout.write(f"\r{_ERASE_LINE}")
+            sys.stdout.flush()
+        return True
+
+
+class _Redraw(logging.Handler):
+    """Comes after the real handlers: puts the bar back under the line just written."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if _Line.text is not None:
+            sys.stdout.write(f"\r{_Line.text}{_ERASE_LINE}")
+            sys.stdout.flush()
+
+
+def _guard_logs() -> None:
+    """Wrap the root logger's handlers (idempotent; logging may be configured again)."""
+    root = logging.getLogger()
+    real = [h for h in root.handlers if not isinstance(h, _Redraw)]
+    for handler in real:
+        if not any(isinstance(f, _ClearLine) for f in handler.filters):
+            handler.addFilter(_ClearLine())
+    if real and not isinstance(root.handlers[-1], _Redraw):
+        root.handlers[:] = [*real, _Redraw()]
 
 
 def progress_for(total: int) -> ProgressBar | None:
@@ -26,9 +75,8 @@ def step_progress(label: str, unit: str) -> Callable[[int, int], None] | None:
     def show(done: int, total: int) -> None:
         width = ProgressBar.WIDTH
         filled = width * done // max(total, 1)
-        end = "\n" if done >= total else ""
-        print(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {unit}",
-              end=end, flush=True)
+        _draw(f"{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {unit}",
+              final=done >= total)
 
     return show
 
@@ -52,6 +100,5 @@ class ProgressBar:
         self.errors += outcome.result == "error"
         filled = self.WIDTH * self.done // self.total
         bar = "#" * filled + "." * (self.WIDTH - filled)
-        end = "\n" if self.done >= self.total else ""
-        print(f"\r[{bar}] {self.done}/{self.total} sources · {self.new} new · "
-              f"{self.errors} errors", end=end, flush=True)
+        _draw(f"[{bar}] {self.done}/{self.total} sources · {self.new} new · "
+              f"{self.errors} errors", final=self.done >= self.total)

@@ -12,24 +12,44 @@ from typing import TYPE_CHECKING
 
 from aggregator.cli.context import Context, when_text
 from aggregator.cli.progress import step_progress
-from aggregator.errors import ConfigError
+from aggregator.errors import ConfigError, StoreError
 from aggregator.safety.terminal import terminal_json, terminal_text
-from aggregator.types import SourceStatus
+from aggregator.types import SourceState, SourceStatus
 
 if TYPE_CHECKING:
-
+    from aggregator.catalog import Catalog
     from aggregator.polling.discover import DiscoveredFeed
 
 
 log = logging.getLogger("aggregator.cli")
 
 
+# The state of a configured source the store has no row for yet: never polled.
+
+
 def cmd_sources_list(ctx: Context) -> int:
-    store = ctx.store(auto_upgrade=False)
     try:
-        statuses = store.sources()
-    finally:
-        store.close()
+        catalog: Catalog | None = ctx.catalog()
+    except ConfigError as exc:
+        # The health of stored sources is still worth showing while the files are broken.
+        log.warning("action=sources-list outcome=partial reason=%r: configured sources not "
+                    "shown", str(exc))
+        catalog = None
+    try:
+        store = ctx.store(auto_upgrade=False)
+    except StoreError as exc:
+        if catalog is None:
+            raise
+        # Nothing polled yet: the configured sources are all there is to show.
+        log.warning("action=sources-list outcome=partial reason=%r", str(exc))
+        statuses: list[SourceStatus] = []
+    else:
+        try:
+            statuses = store.sources()
+        finally:
+            store.close()
+    if catalog is not None:
+        statuses = _with_unpolled(statuses, catalog)
     if ctx.args.json:
         for status in statuses:
             print(terminal_json(status.as_json()))
@@ -161,6 +181,24 @@ def cmd_sources_export_opml(ctx: Context) -> int:
     return 0
 
 
+def _with_unpolled(statuses: list[SourceStatus], catalog: Catalog) -> list[SourceStatus]:
+    """Add the configured sources the store does not know yet, as state ``new``."""
+    known = {s.id for s in statuses}
+    unpolled = [
+        SourceStatus(
+            id=c.id, url=c.url, configured_url=c.url, title=c.title, site_url=c.site_url,
+            language=c.language, categories=tuple(c.categories),
+            state=SourceState.NEW if c.enabled else SourceState.PAUSED,
+            interval_seconds=c.interval_seconds,
+            etag=None, last_modified=None, body_hash=None, next_check_at=None,
+            last_checked_at=None, last_success_at=None, last_status=None,
+            last_duration_ms=None, last_bytes=None, last_new_entries=None,
+            last_updated_entries=None, publish_interval_seconds=None, error_count=0,
+            last_error=None, last_error_kind=None, public_only=c.public_only)
+        for c in catalog.sources if c.id not in known]
+    return sorted([*statuses, *unpolled], key=lambda s: s.id)
+
+
 def _health_table(statuses: Sequence[SourceStatus]) -> str:
     columns = ("ID", "STATE", "HTTP", "ERRORS", "LAST SUCCESS", "NEXT CHECK", "BYTES", "MS",
                "NEW", "UPD")
@@ -186,4 +224,6 @@ def _health_table(statuses: Sequence[SourceStatus]) -> str:
             lines.append(f"    last error ({status.last_error_kind}): {status.last_error}")
         if status.warning:
             lines.append(f"    warning: {status.warning}")
+        elif status.state == SourceState.NEW:
+            lines.append("    never polled: the next `aggregator poll` or `run` checks it")
     return terminal_text("\n".join(lines))

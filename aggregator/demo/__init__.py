@@ -7,7 +7,6 @@ the stories, prints what it found and the URLs to open, then serves until stoppe
 
 from __future__ import annotations
 
-import socket
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,23 +39,14 @@ def write_demo_config(target: Path, feeds_base_url: str) -> Path:
     return target
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    return sock
-
-
 def run_demo(settings: Settings, *, port: int, once: bool) -> int:
     from aggregator.cli.progress import cluster_progress, progress_for
-    from aggregator.runtime.service import Service
+    from aggregator.runtime.service import Service, listen
 
     with tempfile.TemporaryDirectory(prefix="aggregator-demo-") as tmp, FeedServer() as feeds:
         feeds.serve_directory(FEEDS_DIR)
         config_dir = write_demo_config(Path(tmp) / "config", feeds.base_url)
-        sock = _listen(settings.host, port)
+        sock = listen(settings.host, port)
         try:
             bound_port = sock.getsockname()[1]
             # The sample feeds are dated November 2026: no age limit on clustering them.

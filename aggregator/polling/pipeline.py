@@ -25,6 +25,8 @@ class PreparedFeed:
     ttl_minutes: int | None
     publish_interval: float | None
     entries: tuple[tuple[NormalizedEntry, tuple[CategoryMatch, ...]], ...]
+    # The parser's complaint about a document it read anyway (not well-formed XML, ...).
+    bozo_message: str | None = None
 
 
 def prepare_feed(
@@ -50,4 +52,5 @@ def prepare_feed(
     # Only dates the feed really gave count for its rhythm (missing ones were set to now).
     dated = [e.published for e in feed.entries if e.published is not None]
     return PreparedFeed(title=feed.title, link=feed.link, ttl_minutes=feed.ttl_minutes,
-                        publish_interval=publishing_interval(dated), entries=classified)
+                        publish_interval=publishing_interval(dated), entries=classified,
+                        bozo_message=feed.bozo_message)

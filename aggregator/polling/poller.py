@@ -1,6 +1,7 @@
 """A poll: every due source through fetch → prepare (parse, normalize, classify) → store.
 
-Each URL is fetched once per poll however many sources share it. A small poll fetches on a
+Each URL is fetched once per poll however many sources share it, and its sources get one
+schedule (``_as_group``), so they stay due together. A small poll fetches on a
 thread pool and prepares inline; a big one, when worker processes are configured, fetches and
 prepares in them (``pollworkers``) so every core works. Saving always runs on the calling
 thread, so the store sees one writer. In-flight work is bounded, so memory stays flat however
@@ -13,13 +14,13 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
 from aggregator.catalog import Catalog, CategoryConfig
 from aggregator.clock import Clock, utc_now
-from aggregator.errors import FetchError, SourceError, StoreError
+from aggregator.errors import FetchError, ParseError, SourceError, StoreError
 from aggregator.metrics import Metrics
 from aggregator.polling.discover import discover_feeds
 from aggregator.polling.fetch import Fetcher
@@ -53,7 +54,13 @@ NOT_FOUND_DISCOVERY_AFTER = 3
 UNCHANGED_BATCH = 200
 # Answers whose Retry-After holds the whole host for every worker (``Store.hold_host``).
 HOST_HOLD_STATUSES = frozenset({429, 503})
-
+# Error kinds of a body that parsed to no entries: not well-formed XML, or a well-formed
+# feed that lists nothing.
+MALFORMED = "malformed"
+EMPTY = "empty"
+# How ``parse`` words a SAX (well-formedness) error; other bozo notes, such as a declared
+# encoding that was overridden, leave the document readable.
+_XML_ERROR_PREFIX = "XML error"
 
 
 @dataclass(frozen=True)
@@ -167,8 +174,10 @@ class Refresher:
             if self.metrics is not None and isinstance(fetched.result, FetchResult):
                 self.metrics.fetched(fetched.result.elapsed)
             prepared = fetched.prepared or (None,) * len(fetched.sources)
-            for source, ready in zip(fetched.sources, prepared, strict=True):
-                outcome = self._after_fetch(source, fetched.result, ready,
+            # One moment for the whole group: the schedule's jitter depends on it.
+            now = self.clock()
+            for source, ready in zip(_as_group(fetched.sources), prepared, strict=True):
+                outcome = self._after_fetch(source, fetched.result, ready, now,
                                             inline=fetched.prepared is None)
                 if outcome is not None:
                     done(outcome)
@@ -236,9 +245,8 @@ class Refresher:
         return Fetched(group, fetch_group(self.fetcher, group))
 
     def _after_fetch(self, source: SourceStatus, result: FetchResult | SourceError,
-                     prepared: Prepared, *, inline: bool) -> PollOutcome | None:
+                     prepared: Prepared, now: datetime, *, inline: bool) -> PollOutcome | None:
         """Record one source's fetch; ``inline`` means ``prepared`` is still to be made here."""
-        now = self.clock()
         if isinstance(result, SourceError):
             return self._failed(source, result, now)
         try:
@@ -253,15 +261,17 @@ class Refresher:
             if inline:
                 prepared = prepare_for(source, result, self.categories, now)
         except SourceError as exc:
-            return self._failed(source, exc, now)
+            return self._failed(source, _as_malformed(exc), now, fetched=result)
         except StoreError:
             raise
         except Exception as exc:  # a bug must cost one source, not the whole poll
             return self._internal_error(source, exc, now)
         if isinstance(prepared, SourceError):
-            return self._failed(source, prepared, now)
+            return self._failed(source, _as_malformed(prepared), now, fetched=result)
         if prepared is None:  # cannot happen: a worker prepares every changed body
             return self._internal_error(source, RuntimeError("body was not prepared"), now)
+        if not prepared.entries:
+            return self._failed(source, _no_entries(prepared), now, fetched=result)
         return self._saved(source, result, digest, prepared, now)
 
     def _saved(self, source: SourceStatus, fetched: FetchResult, digest: str,
@@ -270,11 +280,13 @@ class Refresher:
             source.id, fetched, body_hash=digest, feed_title=prepared.title,
             feed_link=prepared.link, entries=prepared.entries,
             next_check_at=next_check_after_success(
-                now, source.interval_seconds, source_id=source.id,
+                now, source.interval_seconds, url=source.url,
                 feed_ttl_minutes=prepared.ttl_minutes,
                 cache_seconds=cache_lifetime(fetched.headers, now),
                 publish_interval=prepared.publish_interval or source.publish_interval_seconds),
-            now=now, publish_interval=prepared.publish_interval, owner=self._owner,
+            now=now, publish_interval=prepared.publish_interval,
+            feed_ttl_seconds=prepared.ttl_minutes * 60 if prepared.ttl_minutes else None,
+            owner=self._owner,
         )
         self._log(outcome, fetched)
         return outcome
@@ -289,18 +301,28 @@ class Refresher:
         if not batch:
             return
         self.store.save_not_modified_many([
-            (source.id, fetched, next_check_after_success(
-                now, source.interval_seconds, source_id=source.id,
-                cache_seconds=cache_lifetime(fetched.headers, now),
-                publish_interval=source.publish_interval_seconds), now)
+            (source.id, fetched, self._next_check_unchanged(source, fetched, now), now)
             for source, fetched, now, _result in batch], owner=self._owner)
         for source, fetched, _now, result in batch:
             outcome = PollOutcome(source.id, result, status=fetched.status)
             self._log(outcome, fetched)
             done(outcome)
 
+    @staticmethod
+    def _next_check_unchanged(source: SourceStatus, fetched: FetchResult | None,
+                              now: datetime) -> datetime:
+        """The feed's stored pace (ttl, rhythm) still holds: the body it came from did not
+        change."""
+        return next_check_after_success(
+            now, source.interval_seconds, url=source.url,
+            feed_ttl_minutes=(source.feed_ttl_seconds // 60
+                              if source.feed_ttl_seconds else None),
+            cache_seconds=cache_lifetime(fetched.headers, now) if fetched else None,
+            publish_interval=source.publish_interval_seconds)
+
     def _failed(self, source: SourceStatus, exc: SourceError, now: datetime, *,
-                cause: Exception | None = None) -> PollOutcome:
+                cause: Exception | None = None,
+                fetched: FetchResult | None = None) -> PollOutcome:
         retry_after = exc.retry_after if isinstance(exc, FetchError) else None
         if exc.kind == "host_backoff" and retry_after is not None:
             self.store.save_deferred(source.id, next_check_at=retry_after, reason=str(exc),
@@ -315,12 +337,18 @@ class Refresher:
         message = str(exc)
         if status == 404 and source.error_count + 1 >= NOT_FOUND_DISCOVERY_AFTER:
             message += self._rediscover(source, now)
+        if exc.kind == EMPTY:
+            # The server answered as it should: no back-off, so content is seen soon.
+            next_check_at = self._next_check_unchanged(source, fetched, now)
+        else:
+            next_check_at = next_check_after_error(now, source.interval_seconds,
+                                                   source.error_count + 1, url=source.url,
+                                                   retry_after=retry_after)
+        if fetched is not None:
+            status = fetched.status
         self.store.save_error(
             source.id, message=message, kind=exc.kind, status=status,
-            next_check_at=next_check_after_error(now, source.interval_seconds,
-                                                 source.error_count + 1, source_id=source.id,
-                                                 retry_after=retry_after),
-            now=now, gone=exc.kind == "gone", owner=self._owner,
+            next_check_at=next_check_at, now=now, gone=exc.kind == "gone", owner=self._owner,
         )
         # One line per outcome; a bug's traceback rides on it.
         log.log(logging.ERROR if cause is not None else logging.WARNING,
@@ -362,6 +390,38 @@ class Refresher:
 
 class _Stopped(Exception):
     """Raised out of a worker-process poll when ``stop`` was called."""
+
+
+def _no_entries(prepared: PreparedFeed) -> ParseError:
+    """A body that gave no entries is an error, even after earlier good polls: a feed that
+    empties is more often a broken publisher than a quiet one, and editors should see it."""
+    bozo = prepared.bozo_message
+    if bozo and bozo.startswith(_XML_ERROR_PREFIX):
+        return ParseError(f"not well-formed XML, no entries read: {bozo}", kind=MALFORMED)
+    return ParseError("the feed is well-formed but lists no entries", kind=EMPTY)
+
+
+def _as_malformed(exc: SourceError) -> SourceError:
+    """A body the parser rejected for an XML well-formedness error, with nothing read from it,
+    is ``malformed`` like one it half-read: both are a broken feed, not another document."""
+    if isinstance(exc, ParseError) and exc.kind == "parse" and _XML_ERROR_PREFIX in str(exc):
+        return ParseError(str(exc), kind=MALFORMED)
+    return exc
+
+
+def _as_group(sources: tuple[SourceStatus, ...]) -> tuple[SourceStatus, ...]:
+    """The sources sharing one URL, seen with one schedule: the shortest interval, the
+    publisher's longest stored hint and the worst error streak among them. Each row keeps its
+    own settings; only the next check they get is shared, so they stay due together."""
+    if len(sources) < 2:
+        return sources
+    interval = min(s.interval_seconds for s in sources)
+    ttl = max((s.feed_ttl_seconds or 0 for s in sources), default=0) or None
+    rhythm = max((s.publish_interval_seconds or 0.0 for s in sources), default=0.0) or None
+    errors = max(s.error_count for s in sources)
+    return tuple(replace(s, interval_seconds=interval, feed_ttl_seconds=ttl,
+                         publish_interval_seconds=rhythm, error_count=errors)
+                 for s in sources)
 
 
 def _group_by_url(sources: Sequence[SourceStatus]) -> Iterator[tuple[SourceStatus, ...]]:

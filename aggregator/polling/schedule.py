@@ -3,7 +3,9 @@
 The database is the schedule (``next_check_at`` on the source row); these functions only decide
 the next value. After a success: the configured interval, stretched for sources that publish
 rarely, never sooner than the publisher asks (ttl, sy:updatePeriod, Cache-Control, Expires),
-plus a little jitter so sources added together drift apart. Errors back off exponentially.
+plus a little jitter so URLs added together drift apart. The jitter is keyed on the URL, never
+the source, so sources sharing a URL stay due together and share one fetch. Errors back off
+exponentially.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ ADAPTIVE_MAX_SECONDS = 12 * 3600
 # How many of the newest entries tell the rhythm, and how many are needed to trust it.
 RHYTHM_ENTRIES = 20
 RHYTHM_MIN_ENTRIES = 4
-# Up to +10%: spreads sources that were added (or failed) together.
+# Up to +10%: spreads URLs that were added (or failed) together.
 JITTER_FRACTION = 0.10
 MAX_BACKOFF_SECONDS = 24 * 3600
 MAX_BACKOFF_DOUBLINGS = 8
@@ -33,9 +35,10 @@ MAX_BACKOFF_DOUBLINGS = 8
 _MAX_AGE_RE = re.compile(r"(?:^|,)\s*(?:s-maxage|max-age)\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 
 
-def _jitter(source_id: str, now: datetime, seconds: float) -> float:
-    """Deterministic per source and moment, so tests and reruns agree."""
-    digest = hashlib.sha256(f"{source_id}|{now.isoformat()}".encode()).digest()
+def _jitter(url: str, now: datetime, seconds: float) -> float:
+    """Deterministic per URL and moment, so tests and reruns agree and sources sharing a URL
+    get the same schedule."""
+    digest = hashlib.sha256(f"{url}|{now.isoformat()}".encode()).digest()
     fraction = int.from_bytes(digest[:4], "big") / 0xFFFFFFFF
     return seconds * JITTER_FRACTION * fraction
 
@@ -73,7 +76,7 @@ def next_check_after_success(
     now: datetime,
     interval_seconds: int,
     *,
-    source_id: str = "",
+    url: str = "",
     feed_ttl_minutes: int | None = None,
     cache_seconds: int | None = None,
     publish_interval: float | None = None,
@@ -85,7 +88,7 @@ def next_check_after_success(
     hints = [h for h in (feed_ttl_minutes and feed_ttl_minutes * 60, cache_seconds) if h]
     if hints:
         seconds = max(seconds, min(max(hints), MAX_SERVER_HINT_SECONDS))
-    return now + timedelta(seconds=seconds + _jitter(source_id, now, seconds))
+    return now + timedelta(seconds=seconds + _jitter(url, now, seconds))
 
 
 def next_check_after_error(
@@ -93,7 +96,7 @@ def next_check_after_error(
     interval_seconds: int,
     error_count: int,
     *,
-    source_id: str = "",
+    url: str = "",
     retry_after: datetime | None = None,
 ) -> datetime:
     """``error_count`` counts this failure too: 1 → one interval, 2 → two, 3 → four, …
@@ -103,7 +106,7 @@ def next_check_after_error(
     doublings = min(max(error_count - 1, 0), MAX_BACKOFF_DOUBLINGS)
     seconds = float(min(interval_seconds * (2 ** doublings), MAX_BACKOFF_SECONDS))
     seconds = max(seconds, interval_seconds)
-    when = now + timedelta(seconds=seconds + _jitter(source_id, now, seconds))
+    when = now + timedelta(seconds=seconds + _jitter(url, now, seconds))
     if retry_after is not None and retry_after > when:
         return retry_after
     return when

@@ -72,10 +72,10 @@ def prune(store: Store, *, days: int, now: datetime, dry_run: bool = False,
         summary.corrections += closed
         summary.batches += 1
     while more():
-        stories, closed = store.prune_stories(cutoff, now, batch)
-        if not stories:
+        removed, live, closed = store.prune_stories(cutoff, now, batch)
+        if not removed:
             break
-        summary.stories += stories
+        summary.stories += live
         summary.corrections += closed
         summary.batches += 1
     while more():

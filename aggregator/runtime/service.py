@@ -7,6 +7,7 @@ lifetimes and shuts them down in order (scheduler first, so no poll is cut mid-t
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import socket
@@ -88,6 +89,28 @@ def make_lease(settings: Settings) -> Lease:
 
 def _note_sigterm(signum: int, _frame: FrameType | None) -> None:
     log.info("action=shutdown reason=signal signal=%d", signum)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket; a port that is taken or a host that is not ours is a
+    ConfigError naming both, so the command prints one line instead of a traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            reason = "is already in use (another aggregator?); choose another with --port"
+        elif exc.errno == errno.EACCES:
+            reason = "needs privileges this user does not have; choose a port above 1023"
+        else:
+            reason = f"cannot be listened on: {exc.strerror or exc}"
+        raise ConfigError(f"port {port} on {host} {reason}",
+                          key="AGGREGATOR_PORT") from None
+    return sock
 
 
 class Service:

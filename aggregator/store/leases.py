@@ -128,7 +128,9 @@ def claim(connection: Connection, *, owner: str, now: datetime, until: datetime,
         sa.select(SOURCES.c.id, SOURCES.c.url).where(due)
         .order_by(SOURCES.c.next_check_at.asc().nulls_first(), SOURCES.c.id)
         .limit(CLAIM_SCAN_ROWS), {"now": now, "checked_before": checked_before}).all()
-    by_host: dict[str, list[str]] = {}
+    # Per host, its URLs in due order, each with the sources sharing it: a URL's sources are
+    # claimed together (one fetch serves them all) and ``per_host`` counts URLs, not sources.
+    by_host: dict[str, dict[str, list[str]]] = {}
     waiting = 0
     for source_id, url in rows:
         host = host_of(url)
@@ -137,10 +139,13 @@ def claim(connection: Connection, *, owner: str, now: datetime, until: datetime,
         if host in busy:
             waiting += 1
             continue
-        by_host.setdefault(host, []).append(source_id)
+        by_host.setdefault(host, {}).setdefault(url, []).append(source_id)
     picked: list[str] = []
-    for ids in by_host.values():  # hosts in the order of their most overdue source
-        picked += ids[: min(per_host, limit - len(picked))]
+    for urls in by_host.values():  # hosts in the order of their most overdue source
+        for ids in list(urls.values())[:per_host]:
+            picked += ids
+            if len(picked) >= limit:
+                break
         if len(picked) >= limit:
             break
     if not picked:

@@ -83,6 +83,8 @@ class Source(SQLModel, table=True):
     # kept through not-modified answers, replaced by the next poll that stores.
     warning: str | None = Field(default=None, max_length=1000)
     publish_interval_seconds: float | None = None
+    # The feed's <ttl> / sy:updatePeriod: applied after 304s and unchanged bodies too.
+    feed_ttl_seconds: int | None = None
     error_count: int = Field(default=0)
     last_error: str | None = Field(default=None, max_length=2000)
     last_error_kind: str | None = Field(default=None, max_length=32)

@@ -203,6 +203,7 @@ class Store:
         next_check_at: datetime,
         now: datetime,
         publish_interval: float | None = None,
+        feed_ttl_seconds: int | None = None,
         owner: str | None = None,
     ) -> PollOutcome:
         """Store a fetched feed's entries, their categories and stories, then the validators.
@@ -242,6 +243,8 @@ class Store:
             row.last_new_entries, row.last_updated_entries = new, updated
             if publish_interval is not None:
                 row.publish_interval_seconds = publish_interval
+            # Always replaced: a feed that drops its <ttl> no longer asks for it.
+            row.feed_ttl_seconds = feed_ttl_seconds
             row.error_count = 0
             row.last_error = row.last_error_kind = None
             session.commit()
@@ -381,11 +384,16 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         with self._guard(), self._read() as session:
-            return {
+            counts = {
                 name: session.exec(select(sa.func.count()).select_from(model)).one()
                 for name, model in (("sources", Source), ("entries", Entry),
-                                    ("stories", Story), ("entry_categories", EntryCategory))
+                                    ("entry_categories", EntryCategory))
             }
+            # Stories merged into another are history, not stories an editor or reader sees.
+            counts["stories"] = session.exec(
+                select(sa.func.count()).select_from(Story)
+                .where(col(Story.merged_into_id).is_(None))).one()
+            return counts
 
     @staticmethod
     def _with_entries(session: Session, stories: list[Story],
@@ -627,7 +635,8 @@ class Store:
             retention.lock(connection)
             return retention.prune_entries(connection, cutoff=cutoff, now=now, limit=limit)
 
-    def prune_stories(self, cutoff: datetime, now: datetime, limit: int) -> tuple[int, int]:
+    def prune_stories(self, cutoff: datetime, now: datetime, limit: int
+                      ) -> tuple[int, int, int]:
         with self._guard(), self._write_engine.begin() as connection:
             retention.lock(connection)
             return retention.prune_stories(connection, cutoff=cutoff, now=now, limit=limit)

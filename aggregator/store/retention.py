@@ -151,18 +151,23 @@ def _orphans(cutoff_param: str) -> sa.Select[Any]:
 
 
 def prune_stories(connection: Connection, *, cutoff: datetime, now: datetime,
-                  limit: int) -> tuple[int, int]:
+                  limit: int) -> tuple[int, int, int]:
     """Remove up to ``limit`` stories left empty (see ``_orphans``); returns (stories removed,
-    corrections closed). A merge chain goes one link per batch: the story merged away first,
-    the one it was merged into once nothing points at it any more."""
+    live ones among them, corrections closed): the stories an editor saw are the live ones,
+    the others were merged away into a story that remains or goes too. A merge chain goes one
+    link per batch: the story merged away first, the one it was merged into once nothing
+    points at it any more."""
     ids = list(connection.execute(_orphans("cutoff").order_by(STORIES.c.id).limit(limit),
                                   {"cutoff": cutoff}).scalars())
     if not ids:
-        return 0, 0
+        return 0, 0, 0
+    live = connection.execute(
+        sa.select(sa.func.count()).select_from(STORIES)
+        .where(STORIES.c.id.in_(ids), STORIES.c.merged_into_id.is_(None))).scalar_one()
     closed = _detach(connection, OVERRIDES.c.story_id, OVERRIDES.c.other_story_id, ids, now)
     connection.execute(STORIES.delete().where(STORIES.c.id.in_(ids)))
     ClusterWriter(connection).bump(now)
-    return len(ids), closed
+    return len(ids), int(live), closed
 
 
 def expire_tombstones(connection: Connection, *, before: datetime, limit: int) -> int:
@@ -186,9 +191,11 @@ def preview(connection: Connection, *, cutoff: datetime, tombstones_before: date
     alive = sa.exists().where(
         sa.or_(ENTRIES.c.story_id == STORIES.c.id, ENTRIES.c.origin_story_id == STORIES.c.id),
         ENTRIES.c.published_at >= _when("cutoff"))
+    # Live stories only, as prune reports them: merged-away ones were never shown as stories.
     stories = connection.execute(
         sa.select(sa.func.count()).select_from(STORIES)
-        .where(STORIES.c.published_at < _when("cutoff"), ~alive), {"cutoff": cutoff}
+        .where(STORIES.c.published_at < _when("cutoff"), STORIES.c.merged_into_id.is_(None),
+               ~alive), {"cutoff": cutoff}
     ).scalar_one()
     named = sa.select(ENTRIES.c.id).where(old)
     overrides = connection.execute(

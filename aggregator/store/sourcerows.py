@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -52,6 +52,7 @@ def status_of(row: Source) -> SourceStatus:
         error_count=row.error_count, last_error=row.last_error,
         last_error_kind=row.last_error_kind, public_only=row.public_only,
         last_repeated_entries=row.last_repeated_entries, warning=row.warning,
+        feed_ttl_seconds=row.feed_ttl_seconds,
     )
 
 
@@ -85,6 +86,31 @@ def sync(session: Session, catalog: Catalog, now: datetime) -> None:
     for source_id, row in rows.items():
         if source_id not in wanted and row.state != SourceState.REMOVED:
             row.state = SourceState.REMOVED
+    align_shared_urls([*rows.values(), *(r for r in session.new if isinstance(r, Source))],
+                      now)
+
+
+def align_shared_urls(rows: Sequence[Source], now: datetime) -> None:
+    """Active sources sharing a URL are checked at the earliest of their next checks, so one
+    fetch serves them all; the poller then gives them one schedule. A source added (or
+    resumed) on a URL already polled makes the others come with it once."""
+    by_url: dict[str, list[Source]] = {}
+    for row in rows:
+        if row.state == SourceState.ACTIVE:
+            by_url.setdefault(row.url, []).append(row)
+    for group in by_url.values():
+        if len(group) < 2:
+            continue
+        earliest = min(_aware(row.next_check_at) or now for row in group)
+        for row in group:
+            row.next_check_at = earliest
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # SQLite hands datetimes back naive; every stored one is UTC.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
 
 
 def touch(row: Source, fetch: FetchResult | None, next_check_at: datetime,

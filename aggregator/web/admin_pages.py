@@ -152,7 +152,8 @@ def overview_page(chrome: Chrome, sources: Sequence[SourceStatus],
     ]
     if failing:
         body.append("<h2>Failing sources</h2><ul>" + "".join(
-            f"<li>{text(s.id)}: {s.error_count} errors, last: {text(s.last_error or '?')}</li>"
+            f"<li>{text(s.id)}: {s.error_count} errors, last ({text(s.last_error_kind or '?')}):"
+            f" {text(s.last_error or '?')}</li>"
             for s in failing[:20]) + "</ul>")
     return document("Overview", body, chrome)
 
@@ -172,7 +173,8 @@ def sources_page(chrome: Chrome, sources: Sequence[SourceStatus],
         if s.state != SourceState.REMOVED:
             action += " " + post_form(admin_url("sources", s.id, "remove"), chrome.csrf,
                                       "Remove", name=f"remove {s.id}")
-        error = text(s.last_error) if s.last_error else ""
+        error = (f'<span class="error-kind">{text(s.last_error_kind or "error")}</span>: '
+                 f"{text(s.last_error)}" if s.last_error else "")
         warning = (f'<br><small class="warning">warning: {text(s.warning)}</small>'
                    if s.warning else "")
         rows.append(

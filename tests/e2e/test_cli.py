@@ -59,14 +59,14 @@ def test_check_names_file_id_and_key(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_check_in_a_subprocess_exits_non_zero(tmp_path: Path) -> None:
     config = write_config(tmp_path, GOOD_SOURCES + GOOD_SOURCES, GOOD_CATEGORIES)
     result = aggregator("check", "--config", str(config), check=False)
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert "duplicate source id" in result.stderr
 
 
 def test_missing_config_folder_is_a_clear_error(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     code, output = _check(tmp_path / "nowhere", capsys)
-    assert code == 2
+    assert code == 3
     assert "sources.toml" in output
     assert "not found" in output
 

@@ -58,7 +58,8 @@ def test_poll_of_2000_mixed_sources(feed_server: FeedServer, tmp_path: Path) -> 
                   AGGREGATOR_READ_TIMEOUT="1", AGGREGATOR_MAX_FEED_BYTES=str(MAX_BYTES),
                   AGGREGATOR_LOG_LEVEL="WARNING")
     options = ["--config", str(config), "--database", database]
-    result = aggregator("poll", *options, env=env)
+    result = aggregator("poll", *options, env=env, check=False)
+    assert result.returncode == 1, result.stderr  # the erroring tenth failed, not all
     assert f"polled {TOTAL} sources" in result.stdout
 
     listing = aggregator("sources", "list", "--json", *options, env=env).stdout.splitlines()

@@ -84,10 +84,10 @@ def test_duplicates_and_unknown_categories_are_refused(config: Path,
     aggregator("sources", "add", url, "--category", "news", "--config", str(config))
     again = aggregator("sources", "add", url, "--category", "news", "--config", str(config),
                        check=False)
-    assert again.returncode == 2
+    assert again.returncode == 3
     assert "already configured" in again.stderr
     wrong = aggregator("sources", "add", feed_server.url("/other.xml"), "--category", "nope",
                        "--config", str(config), check=False)
-    assert wrong.returncode == 2
+    assert wrong.returncode == 3
     assert "unknown category 'nope'" in wrong.stderr
     assert len(load_catalog(config).sources) == 2

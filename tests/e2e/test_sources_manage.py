@@ -64,11 +64,11 @@ def test_pause_resume_remove(config: Path) -> None:
 
 def test_refusals_name_file_id_and_key(config: Path) -> None:
     unknown = aggregator("sources", "pause", "nope", "--config", str(config), check=False)
-    assert unknown.returncode == 2
+    assert unknown.returncode == 3
     assert f"{config / 'sources.toml'}, id='nope', key='id'" in unknown.stderr
     aggregator("sources", "remove", "first", "--config", str(config))
     last = aggregator("sources", "remove", "second", "--config", str(config), check=False)
-    assert last.returncode == 2
+    assert last.returncode == 3
     assert f"{config / 'categories.toml'}, id='news', key='id'" in last.stderr
     assert "no source uses this category" in last.stderr
     assert [s.id for s in load_catalog(config).sources] == ["second"]
@@ -102,7 +102,7 @@ def run_on_read_only_folder(config: Path, *args: str) -> subprocess.CompletedPro
 def test_a_read_only_folder_is_refused_clearly(config: Path) -> None:
     refused = run_on_read_only_folder(config, "sources", "pause", "first", "--config",
                                       str(config))
-    assert refused.returncode == 2, refused.stderr
+    assert refused.returncode == 3, refused.stderr
     assert "not writable" in refused.stderr
     assert str(config) in refused.stderr
     assert (config / "sources.toml").read_text(encoding="utf-8") == SOURCES

@@ -395,3 +395,15 @@ def test_a_dead_workers_claims_on_this_machine_are_released_at_once(
     assert _claim(b, f"box:{os.getpid()}:cc") == ["h1-0", "h1-1"]
     assert _rows(a, "SELECT DISTINCT lease_owner FROM sources WHERE id LIKE 'h2-%'") == [
         (elsewhere,)]
+
+
+def test_sources_sharing_a_url_are_claimed_together(workers: list[Store]) -> None:
+    a, b, _ = workers
+    shared = "https://one.example/feed.xml"
+    configs = [source(f"copy-{n}", url=shared) for n in range(4)]
+    configs.append(source("other", url="https://one.example/other.xml"))
+    a.sync_sources(catalog(*configs), NOW)
+    # per_host counts URLs (fetches), not sources: all four copies come with one claim.
+    assert _claim(a, "A", per_host=1, limit=2) == [f"copy-{n}" for n in range(4)]
+    assert _claim(b, "B") == []  # the host is A's while it holds the copies
+    assert _claim(a, "A", per_host=1) == ["other"]

@@ -134,7 +134,8 @@ def test_a_merged_story_and_its_survivor_both_go(store: Store) -> None:
     first, second = sorted(s for (s,) in _rows(store, "SELECT id FROM stories"))
     store.add_override("merge", by="ed", now=NOW, story_id=first, other_story_id=second)
     summary = prune(store, days=DAYS, now=NOW)
-    assert (summary.entries, summary.stories) == (2, 2)
+    # Both rows go; the count is of live stories, so the merged-away one is not one of them.
+    assert (summary.entries, summary.stories) == (2, 1)
     assert _count(store, "stories") == 0
 
 
@@ -158,3 +159,18 @@ def test_prune_command(tmp_path: Path) -> None:
     assert "retention is off" in off
     done = aggregator("prune", "--days", "1", *options, env=cli_env()).stdout
     assert "pruned 7 entries" in done
+
+
+def test_merged_away_stories_are_not_counted_as_stories(store: Store) -> None:
+    _feed(store)
+    ClusteringStage(store, semantic=False).run()
+    stories = dict(_rows(store, "SELECT guid, story_id FROM entries"))
+    assert store.counts()["stories"] == 6
+    store.merge_stories(stories["old0"], stories["old1"], by="ed", now=NOW)
+    # The admin overview's figure: one story fewer, though its row stays as history.
+    assert store.counts()["stories"] == 5
+    assert _count(store, "stories") == 6
+    preview = prune(store, days=DAYS, now=NOW, dry_run=True)
+    assert preview.stories == 4
+    assert prune(store, days=DAYS, now=NOW).stories == preview.stories
+    assert _count(store, "stories") == 1

@@ -43,10 +43,10 @@ def test_rarely_publishing_sources_are_checked_less_often_within_bounds() -> Non
     assert within_jitter(busy, 1800)
 
 
-def test_jitter_is_deterministic_and_differs_between_sources() -> None:
-    a1 = next_check_after_success(NOW, 3600, source_id="a")
-    a2 = next_check_after_success(NOW, 3600, source_id="a")
-    b = next_check_after_success(NOW, 3600, source_id="b")
+def test_jitter_is_deterministic_and_differs_between_urls() -> None:
+    a1 = next_check_after_success(NOW, 3600, url="https://a.example/feed")
+    a2 = next_check_after_success(NOW, 3600, url="https://a.example/feed")
+    b = next_check_after_success(NOW, 3600, url="https://b.example/feed")
     assert a1 == a2
     assert a1 != b
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -403,12 +404,38 @@ class Fetcher:
             raise FetchError(f"could not decode the body of {attempt.url}: {exc}",
                              kind="decode", url=attempt.url) from exc
         except requests.exceptions.SSLError as exc:
-            raise FetchError(f"TLS error fetching {attempt.url}: {exc}", kind="connection",
-                             url=attempt.url) from exc
+            raise FetchError(f"TLS error fetching {attempt.url}: {network_reason(exc)}",
+                             kind="connection", url=attempt.url) from exc
         except (requests.RequestException, urllib3.exceptions.HTTPError,
                 http.client.HTTPException, OSError) as exc:
-            raise FetchError(f"connection error fetching {attempt.url}: {exc}",
+            raise FetchError(f"cannot connect to {attempt.url}: {network_reason(exc)}",
                              kind="connection", url=attempt.url) from exc
+
+
+def network_reason(exc: BaseException) -> str:
+    """The cause of a network failure in a few words ("connection refused"), without the
+    connection pool, retry and object details requests and urllib3 wrap it in."""
+    current: BaseException = exc
+    for _ in range(8):  # the wrappers nest a few levels deep, never in a cycle we follow
+        if isinstance(current, urllib3.exceptions.MaxRetryError) and current.reason:
+            current = current.reason
+        elif (isinstance(current, requests.RequestException | urllib3.exceptions.ProtocolError)
+              and current.args and isinstance(current.args[-1], BaseException)):
+            current = current.args[-1]
+        else:
+            break
+    if isinstance(current, urllib3.exceptions.NameResolutionError):
+        return "the host name does not resolve"
+    text = str(current) or type(current).__name__
+    # urllib3 starts with the connection object: "HTTPConnection(host=..., port=...): ..."
+    text = _CONNECTION_PREFIX.sub("", text)
+    text = _ERRNO.sub("", text).strip()
+    return (text[:1].lower() + text[1:])[:200] if text else type(current).__name__
+
+
+_CONNECTION_PREFIX = re.compile(
+    r"^(?:<[^>]*>|\w*Connection\w*\([^)]*\)): (?:Failed to establish a new connection: )?")
+_ERRNO = re.compile(r"\[Errno -?\d+\] ")
 
 
 def _check_url(url: str) -> None:
