@@ -25,6 +25,7 @@ import feedparser
 from feedparser.urls import resolve_relative_uris
 
 from aggregator.errors import ParseError
+from aggregator.polling.localdates import parse_localized_date
 from aggregator.safety.sanitize import plain_title, scrub_text
 from aggregator.safety.xml import defuse_entities
 from aggregator.types import Enclosure, ParsedEntry, ParsedFeed
@@ -160,6 +161,16 @@ def _entry_from_feedparser(raw: Mapping[str, Any], base: str) -> ParsedEntry:
     summary_detail: Mapping[str, Any] | None = _get(raw, "summary_detail")
     content_detail = _pick_content(_get(raw, "content") or [])
     guid = _as_written(_text(_get(raw, "id")))
+    published = _utc(_get(raw, "published_parsed") or _get(raw, "created_parsed"))
+    # dict.get, not raw.get: feedparser's own get() falls back from updated to published.
+    updated = _utc(_get(raw, "updated_parsed"))
+    localized = False
+    if published is None and updated is None:
+        # feedparser reads English names only: "Seg, 24 Set 2018" is left unparsed.
+        published = parse_localized_date(_text(_get(raw, "published"))
+                                         or _text(_get(raw, "created")))
+        updated = parse_localized_date(_text(_get(raw, "updated")))
+        localized = published is not None or updated is not None
     return ParsedEntry(
         guid=guid,
         link=_entry_link(raw, guid, base),
@@ -168,13 +179,13 @@ def _entry_from_feedparser(raw: Mapping[str, Any], base: str) -> ParsedEntry:
         # Only a declared summary: feedparser copies Atom content into ``summary`` otherwise.
         summary=_detail_html(summary_detail, base) if summary_detail else None,
         content=_detail_html(content_detail, base) if content_detail else None,
-        published=_utc(_get(raw, "published_parsed") or _get(raw, "created_parsed")),
-        # dict.get, not raw.get: feedparser's own get() falls back from updated to published.
-        updated=_utc(_get(raw, "updated_parsed")),
+        published=published,
+        updated=updated,
         author=_author(raw),
         language=_entry_language(title_detail, summary_detail, content_detail),
         tags=_tags(_get(raw, "tags") or []),
         enclosures=_enclosures(_get(raw, "links") or [], base),
+        date_localized=localized,
     )
 
 

@@ -151,21 +151,45 @@ def test_iter_stories_pages_through_everything(store: Store) -> None:
 
 def test_copies_inside_one_feed_share_a_story(store: Store) -> None:
     store.sync_sources(catalog(source("a")), NOW)
-    first = entry("1", url="https://wire.example/x", published_at=NOW - timedelta(hours=1))
-    copy = entry("2", url="https://wire.example/x", title="Same story, other title",
-                 text="Other words")
+    first = entry("1", url="https://wire.example/x", link="https://wire.example/x",
+                  published_at=NOW - timedelta(hours=1))
+    # Republished under a new guid: the same link and text.
+    again = entry("2", url="https://wire.example/x", link="https://wire.example/x",
+                  content_hash=first.content_hash)
+    # The same text (with a body) listed under another link.
     twin = entry("3", url="https://other.example/y", content_hash=first.content_hash)
-    assert _save(store, "a", copy, twin, first).new_entries == 3
+    assert _save(store, "a", again, twin, first).new_entries == 3
     stories = store.category_stories("news", 10)
     assert len(stories) == 1
     evidence = {row["title"]: row for row in store.story_evidence(stories[0].story_id)}
     founder = evidence["Title 1"]
     assert founder["signal"] == "new"
-    assert evidence["Same story, other title"]["signal"] == "url"
-    assert evidence["Same story, other title"]["matched_entry_id"] == founder["entry_id"]
+    assert evidence["Title 2"]["signal"] == "url"
+    assert evidence["Title 2"]["matched_entry_id"] == founder["entry_id"]
     assert evidence["Title 3"]["signal"] == "content_hash"
     assert evidence["Title 3"]["matched_entry_id"] == founder["entry_id"]
     assert [s.entries[0].title for s in stories] == ["Title 1"]
+
+
+def test_distinct_items_of_one_feed_never_share_a_story(store: Store) -> None:
+    """Issue 14: a feed's own distinct items stay apart even when an exact signal matches.
+    Episodes linking to the home page (other guids, other text), title-only entries repeating
+    a title under other links, and the same through a story another feed founded."""
+    store.sync_sources(catalog(source("a"), source("b")), NOW)
+    home = "https://pod.example/"
+    _save(store, "b", entry("b1", url=home, link=home, title="Episode 1"))
+    episodes = [entry(f"ep{i}", url=home, link=home, title=f"Episode {i}",
+                      published_at=NOW - timedelta(days=i)) for i in range(1, 4)]
+    talks = [entry(f"talk{i}", url=f"https://talks.example/{i}",
+                   link=f"https://talks.example/{i}", title="Same talk", text="Same talk",
+                   content_hash="t" * 32) for i in range(3)]
+    assert _save(store, "a", *episodes, *talks).new_entries == 6
+    with store.engine.connect() as connection:
+        import sqlalchemy as sa
+
+        rows = connection.execute(sa.text(
+            "SELECT story_id FROM entries WHERE source_id = 'a'")).all()
+    assert len({row.story_id for row in rows}) == 6
 
 
 def test_a_match_into_a_merged_story_joins_the_survivor(store: Store) -> None:
