@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aggregator.cli.context import Context, when_text
@@ -101,6 +102,7 @@ def _show_story(store: Store, story_id: int, *, as_json: bool = False) -> int:
         row = entry.evidence_row()
         print(f"  entry #{entry.entry_id} [{entry.source_id}] {entry.title}")
         print(f"      {entry.url}")
+        print(f"      {date_line(entry.published_at, entry.date_source)}")
         for line in (*explain(row), *explain_categories(row)):
             print(f"      {line}")
         if not entry.categories:
@@ -115,6 +117,21 @@ def _show_story(store: Store, story_id: int, *, as_json: bool = False) -> int:
     for override in detail.corrections:
         print(f"    {_correction_line(override)}")
     return 0
+
+
+# What each NormalizedEntry.date_source means to an editor reading ``stories show``.
+DATE_SOURCES = {
+    "feed": "the feed's date",
+    "feed-localized": "the feed's date, read from localized month names",
+    "first-seen": "no date in the feed: the time the entry was first seen",
+    "backlog": ("no date in the feed, found on the source's first poll: dated below the "
+                "feed's dated entries so a backlog never looks like today's news"),
+}
+
+
+def date_line(published: datetime, source: str | None) -> str:
+    where = DATE_SOURCES.get(source or "", "recorded before date sources were kept")
+    return f"published {when_text(published)} ({where})"
 
 
 def _correction_line(override: OverrideView) -> str:

@@ -283,3 +283,19 @@ def test_undated_entries_of_a_first_poll_are_backlog_not_today(store: Store) -> 
     stored = _stored(store, "a")
     assert stored["guid:u3"][:2] == (later, "first-seen")
     assert stored["guid:u1"][:2] == (oldest, "backlog")
+
+
+def test_story_detail_says_where_each_date_came_from(store: Store) -> None:
+    from aggregator.cli.stories import date_line
+
+    store.sync_sources(catalog(source("a")), NOW)
+    _save(store, "a", entry("undated", date_source="first-seen"),
+          entry("local", date_source="feed-localized", published_at=NOW - timedelta(days=1)))
+    [story] = [s for s in store.category_stories("news", 10) if s.entries[0].title == "Title local"]
+    detail = store.story_detail(story.story_id)
+    assert detail is not None
+    [member] = detail.entries
+    assert member.as_json()["date_source"] == "feed-localized"
+    assert "localized month names" in date_line(member.published_at, member.date_source)
+    assert "first poll" in date_line(NOW, "backlog")
+    assert "before date sources were kept" in date_line(NOW, None)
