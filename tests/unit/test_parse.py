@@ -500,3 +500,62 @@ def test_update_hint_takes_the_longer_of_ttl_and_sy_update_period() -> None:
     feed = parse_feed(document, url="https://x.example/feed",
                       headers={"content-type": "application/rss+xml"})
     assert feed.ttl_minutes == 720
+
+
+MRSS = (
+    'xmlns:media="http://search.yahoo.com/mrss/" '
+    'xmlns:content="http://purl.org/rss/1.0/modules/content/"'
+)
+CAPTION = (
+    '<media:content url="https://img.example/1.jpg" medium="image">'
+    "<media:description>Exiles demonstrate in Miami in 2021.</media:description>"
+    "</media:content>"
+)
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        # El País: description, a photo's caption, then the article.
+        "<description>The summary.</description>" + CAPTION
+        + "<content:encoded>&lt;p&gt;The article.&lt;/p&gt;</content:encoded>",
+        # The caption first: feedparser would make it the summary.
+        CAPTION + "<description>The summary.</description>"
+        + "<content:encoded>&lt;p&gt;The article.&lt;/p&gt;</content:encoded>",
+    ],
+)
+def test_a_media_description_never_replaces_the_description(item: str) -> None:
+    [entry] = parse(rss(f"<item><title>t</title>{item}</item>", attrs=MRSS)).entries
+    assert entry.summary == "The summary."
+    assert entry.content == "<p>The article.</p>"
+
+
+def test_a_media_description_without_caption_takes_no_content_slot() -> None:
+    [entry] = parse(
+        rss(f"<item><title>t</title><description>The summary.</description>{CAPTION}</item>",
+            attrs=MRSS)
+    ).entries
+    assert (entry.summary, entry.content) == ("The summary.", None)
+
+
+def test_a_media_description_alone_is_the_summary() -> None:
+    # YouTube's Atom feeds describe a video only in media:group/media:description.
+    feed = parse(
+        f'<feed {ATOM_NS} xmlns:media="http://search.yahoo.com/mrss/"><title>f</title>'
+        "<entry><id>yt:1</id><title>Video</title><updated>2024-01-01T00:00:00Z</updated>"
+        "<media:group><media:description>About the video.\n\nSecond paragraph."
+        "</media:description></media:group></entry></feed>"
+    )
+    assert feed.entries[0].summary == "<p>About the video.</p><p>Second paragraph.</p>"
+
+
+def test_feedparser_itself_is_left_as_it_was() -> None:
+    import feedparser
+
+    document = rss(
+        f"<item><title>t</title><description>The summary.</description>{CAPTION}</item>",
+        attrs=MRSS,
+    )
+    parse(document)
+    raw = feedparser.parse(document.encode())
+    assert [c["value"] for c in raw.entries[0].content] == ["Exiles demonstrate in Miami in 2021."]
