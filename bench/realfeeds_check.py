@@ -19,6 +19,12 @@ fetch), twice, as two polls an hour apart. Per file it reports:
 - ``differs``: fields where what is stored differs from what feedparser reads (title text,
   link, a summary the stored text lacks);
 - ``empty``: entries with nothing to identify or show, which normalize drops.
+
+With ``--http`` the files are also served from a loopback ``FeedServer`` and polled by the
+real command line (``aggregator poll --all``, then clustering: ``exact`` by default,
+``--semantic`` for the model) into a second database; per file it adds the entries stored and
+the stories they form there (``http_stored``, ``http_stories``) and the entries dated with
+the poll's time (``http_poll_dates``).
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import re
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -40,12 +48,13 @@ import feedparser
 import sqlalchemy as sa
 
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
+from aggregator.demo.feedserver import FeedServer, Resource
 from aggregator.errors import ParseError
 from aggregator.polling.normalize import normalize_feed, numbered_entries
 from aggregator.polling.parse import parse_feed
 from aggregator.safety.sanitize import html_to_text, plain_title
 from aggregator.store import open_store, upgrade
-from aggregator.store.tables import ENTRIES
+from aggregator.store.tables import ENTRIES, STORIES
 from aggregator.types import FetchResult, NormalizedEntry, ParsedFeed
 
 ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "feeds"
@@ -76,6 +85,9 @@ class FileReport:
     repoll_new: int = 0
     empty: int = 0
     stored_poll_dates: int = 0
+    http_stored: int | None = None
+    http_stories: int | None = None
+    http_poll_dates: int | None = None
     poll_dates: int = 0
     placeholder_dates: int = 0
     undated: int = 0
@@ -275,6 +287,16 @@ def main() -> int:
     parser.add_argument("--root", type=Path, default=ROOT)
     parser.add_argument("--json", type=Path, help="write every file's report here")
     parser.add_argument("--verbose", action="store_true", help="one line per file with a loss")
+    parser.add_argument(
+        "--http",
+        action="store_true",
+        help="also poll the files from a loopback server with `aggregator poll`",
+    )
+    parser.add_argument(
+        "--semantic",
+        action="store_true",
+        help="with --http, cluster with the model (AGGREGATOR_CLUSTERING)",
+    )
     args = parser.parse_args()
     root: Path = args.root
     if not root.is_dir():
@@ -282,6 +304,8 @@ def main() -> int:
         return 2
     paths = documents(root)
     reports = run(root, paths)
+    if args.http:
+        poll_over_http(reports, root, paths, semantic=args.semantic)
     totals = summarize(reports)
     for name, value in totals.items():
         print(f"{name:>28}: {value}")
@@ -324,6 +348,98 @@ def run(root: Path, paths: list[Path]) -> list[FileReport]:
             store.close()
 
 
+HTTP_TIMEOUT_SECONDS = 3600
+
+
+def poll_over_http(
+    reports: list[FileReport], root: Path, paths: list[Path], *, semantic: bool
+) -> None:
+    """Serve every file from a loopback server, poll them all with the real command line, and
+    fill each report's ``http_*`` figures from that database."""
+    ids = {path: f"f{number}" for number, path in enumerate(paths)}
+    with tempfile.TemporaryDirectory() as folder, FeedServer() as server:
+        config = Path(folder) / "config"
+        config.mkdir()
+        sources = []
+        for path in paths:
+            content_type = "application/feed+json" if path.suffix == ".json" else "text/xml"
+            server.set(f"/{ids[path]}", Resource(body=load(path), content_type=content_type))
+            sources.append(
+                f'[[source]]\nid = "{ids[path]}"\nurl = "{server.url(ids[path])}"\n'
+                'categories = ["all"]\n'
+            )
+        (config / "sources.toml").write_text("\n".join(sources), encoding="utf-8")
+        (config / "categories.toml").write_text(
+            '[[category]]\nid = "all"\ntitle = "All"\n', encoding="utf-8"
+        )
+        database = f"sqlite:///{folder}/http.db"
+        env = {
+            name: value for name, value in os.environ.items() if not name.startswith("AGGREGATOR_")
+        }
+        # One loopback host serves every file: no politeness delay between its requests.
+        env.update(
+            AGGREGATOR_HOST_DELAY="0",
+            AGGREGATOR_HOST_CONCURRENCY="8",
+            AGGREGATOR_CLUSTERING="semantic" if semantic else "exact",
+        )
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "aggregator",
+                "poll",
+                "--all",
+                "--config",
+                str(config),
+                "--database",
+                database,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            timeout=HTTP_TIMEOUT_SECONDS,
+        )
+        if result.returncode not in (0, 1):
+            raise RuntimeError(f"aggregator poll exited {result.returncode}: {result.stderr}")
+        store = open_store(database)
+        try:
+            with store.engine.connect() as connection:
+                merged = dict(
+                    connection.execute(
+                        sa.select(STORIES.c.id, STORIES.c.merged_into_id).where(
+                            STORIES.c.merged_into_id.is_not(None)
+                        )
+                    ).all()
+                )
+                rows = connection.execute(
+                    sa.select(
+                        ENTRIES.c.source_id,
+                        ENTRIES.c.story_id,
+                        ENTRIES.c.published_at,
+                        ENTRIES.c.first_seen_at,
+                    )
+                ).all()
+        finally:
+            store.close()
+    by_source: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        by_source[row.source_id].append(row)
+    for report, path in zip(reports, paths, strict=True):
+        members = by_source.get(ids[path], [])
+        report.http_stored = len(members)
+        report.http_stories = len({_live(row.story_id, merged) for row in members})
+        report.http_poll_dates = sum(1 for row in members if row.published_at == row.first_seen_at)
+
+
+def _live(story_id: int, merged: dict[int, int]) -> int:
+    for _ in range(20):  # merge chains are short; the bound guards against a cycle
+        if story_id not in merged:
+            break
+        story_id = merged[story_id]
+    return story_id
+
+
 def summarize(reports: list[FileReport]) -> dict[str, Any]:
     sources: Counter[str] = Counter()
     differs: Counter[str] = Counter()
@@ -345,7 +461,22 @@ def summarize(reports: list[FileReport]) -> dict[str, Any]:
         "undated, placeholder date": sum(r.placeholder_dates for r in reports),
         "undated, no date": sum(r.undated for r in reports),
         "date sources": dict(sources),
+        **_http_totals(reports),
         "fields that differ": dict(differs),
+    }
+
+
+def _http_totals(reports: list[FileReport]) -> dict[str, Any]:
+    polled = [r for r in reports if r.http_stored is not None and not r.error]
+    if not polled:
+        return {}
+    return {
+        "http: entries stored": sum(r.http_stored or 0 for r in polled),
+        "http: stories of one feed": sum(r.http_stories or 0 for r in polled),
+        "http: feeds with fewer stories than stored entries (republications aside)": sum(
+            1 for r in polled if (r.http_stories or 0) < (r.http_stored or 0) - r.republished
+        ),
+        "http: dated with the poll time": sum(r.http_poll_dates or 0 for r in polled),
     }
 
 
