@@ -107,3 +107,23 @@ def test_every_real_world_feed_keeps_its_entries_and_dates() -> None:
                             f"undated {report.poll_dates} {report.examples}, stored with the "
                             f"poll time {report.stored_poll_dates}")
     assert problems == []
+
+
+@pytest.mark.shared
+def test_craigslist_titles_read_as_the_publisher_meant() -> None:
+    """craigslist wraps HTML in CDATA: ``<![CDATA[… &#x0024;4300 3bd 1930ft<sup>2</sup>]]>``.
+    feedparser marks these titles text/html; shown as plain text they are "$4300 … 1930ft2",
+    not the literal markup (which no reader wants to see)."""
+    from datetime import UTC, datetime
+
+    from aggregator.normalize import normalize_feed
+    from aggregator.parse import parse_feed
+
+    path = require_shared(CORPUS) / "rss-parser-inputs" / "craigslist.rss"
+    feed = parse_feed(path.read_bytes(), url="https://sfbay.craigslist.example/", headers={})
+    entries = normalize_feed(feed, feed_url="https://sfbay.craigslist.example/",
+                             source_language=None, now=datetime(2026, 1, 1, tzinfo=UTC))
+    titles = [e.title for e in entries]
+    assert titles[0] == (
+        "Bright, Spacious Beautiful Victorian (oakland north / temescal) $4300 3bd 1930ft2")
+    assert not [t for t in titles if "&#" in t or "<sup>" in t]
