@@ -116,8 +116,8 @@ def test_craigslist_titles_read_as_the_publisher_meant() -> None:
     not the literal markup (which no reader wants to see)."""
     from datetime import UTC, datetime
 
-    from aggregator.normalize import normalize_feed
-    from aggregator.parse import parse_feed
+    from aggregator.polling.normalize import normalize_feed
+    from aggregator.polling.parse import parse_feed
 
     path = require_shared(CORPUS) / "rss-parser-inputs" / "craigslist.rss"
     feed = parse_feed(path.read_bytes(), url="https://sfbay.craigslist.example/", headers={})
