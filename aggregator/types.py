@@ -94,10 +94,11 @@ class NormalizedEntry:
     the normalized title and text, so the same story body gives the same hash across sources.
 
     ``date_source`` says where ``published_at`` came from: ``feed`` (a date feedparser read),
-    ``feed-localized`` (localized month names read by ``aggregator.polling.localdates``), ``first-seen``
-    (none usable: the poll time), or ``backlog`` (the store's choice for an undated entry of a
-    source's first poll). ``legacy_key`` is the identity key earlier versions gave this entry
-    when it differs, so the store can adopt a row stored under it instead of duplicating it.
+    ``feed-localized`` (localized month names, ``aggregator.polling.localdates``),
+    ``first-seen`` (none usable: the poll time), or ``backlog`` (the store's choice for an
+    undated entry of a source's first poll). ``legacy_key`` is the identity key earlier
+    versions gave this entry when it differs, so the store can adopt a row stored under it
+    instead of duplicating it.
     """
 
     identity_key: str
