@@ -63,6 +63,8 @@ class ParsedEntry:
     language: str | None = None
     tags: tuple[str, ...] = ()
     enclosures: tuple[Enclosure, ...] = ()
+    # True when ``published``/``updated`` came from localized month names feedparser cannot read.
+    date_localized: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,11 @@ class ParsedFeed:
     ttl_minutes: int | None = None
 
 
+# NormalizedEntry.date_source values that are the feed's own date for the entry (the others,
+# "first-seen" and "backlog", are ours).
+FEED_DATE_SOURCES = frozenset({"feed", "feed-localized"})
+
+
 @dataclass(frozen=True)
 class NormalizedEntry:
     """An entry ready to store: canonical URL, identity key, UTC dates, sanitized HTML.
@@ -85,6 +92,13 @@ class NormalizedEntry:
     ``identity_key`` is unique per source: ``guid:…``, ``url:…`` or ``hash:…``. ``text`` is the
     plain text (title, summary, content) used for rules and matching. ``content_hash`` hashes
     the normalized title and text, so the same story body gives the same hash across sources.
+
+    ``date_source`` says where ``published_at`` came from: ``feed`` (a date feedparser read),
+    ``feed-localized`` (localized month names, ``aggregator.polling.localdates``),
+    ``first-seen`` (none usable: the poll time), or ``backlog`` (the store's choice for an
+    undated entry of a source's first poll). ``legacy_key`` is the identity key earlier
+    versions gave this entry when it differs, so the store can adopt a row stored under it
+    instead of duplicating it.
     """
 
     identity_key: str
@@ -102,6 +116,8 @@ class NormalizedEntry:
     tags: tuple[str, ...]
     enclosures: tuple[Enclosure, ...]
     content_hash: str
+    date_source: str = "feed"
+    legacy_key: str | None = None
 
 
 class CategoryOrigin(StrEnum):

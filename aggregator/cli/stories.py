@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aggregator.cli.context import Context, when_text
@@ -100,6 +101,7 @@ def _show_story(store: Store, story_id: int, *, as_json: bool = False) -> int:
         row = entry.evidence_row()
         _say(f"  entry #{entry.entry_id} [{entry.source_id}] {entry.title}")
         _say(f"      {entry.url}")
+        _say(f"      {date_line(entry.published_at, entry.date_source)}")
         for line in (*explain(row), *explain_categories(row)):
             _say(f"      {line}")
         if not entry.categories:
@@ -119,6 +121,21 @@ def _show_story(store: Store, story_id: int, *, as_json: bool = False) -> int:
 def _say(line: str) -> None:
     """Print a line that quotes feed or editor text (titles, URLs, notes, reasons)."""
     print(terminal_text(line))
+
+
+# What each NormalizedEntry.date_source means to an editor reading ``stories show``.
+DATE_SOURCES = {
+    "feed": "the feed's date",
+    "feed-localized": "the feed's date, read from localized month names",
+    "first-seen": "no date in the feed: the time the entry was first seen",
+    "backlog": ("no date in the feed, found on the source's first poll: dated below the "
+                "feed's dated entries so a backlog never looks like today's news"),
+}
+
+
+def date_line(published: datetime, source: str | None) -> str:
+    where = DATE_SOURCES.get(source or "", "recorded before date sources were kept")
+    return f"published {when_text(published)} ({where})"
 
 
 def _correction_line(override: OverrideView) -> str:

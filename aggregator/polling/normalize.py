@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote_plus, urljoin, urlsplit
 
@@ -33,7 +34,8 @@ TRACKING_PARAM_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_URL_CHARS = 4096
 
-# A date more than this far ahead of ``now`` is a broken clock or a typo: it becomes ``now``.
+# A date more than this far ahead of ``now`` is a broken clock, a typo or a placeholder
+# (9999-12-31): it counts as missing, like the placeholders below.
 MAX_FUTURE_SKEW = timedelta(days=1)
 # Dates before this are epoch-zero bugs and placeholders (1970-01-01, 0001-01-01), not real
 # publication dates: they count as missing.
@@ -50,6 +52,7 @@ MAX_ENCLOSURES = 20
 DERIVED_TITLE_CHARS = 80
 CONTENT_HASH_CHARS = 32
 UNTITLED = "(untitled)"
+HASH_PREFIX = "hash:"
 ELLIPSIS = "…"
 
 # Old ISO 639 codes still seen in feeds, mapped to the current ones.
@@ -217,12 +220,16 @@ def normalize_entry(
 ) -> NormalizedEntry:
     """Clean one entry of ``feed`` (fetched from ``feed_url``) as of ``now``.
 
-    Identity: ``guid:<guid>`` when the entry has a guid (even a permalink URL stays a guid),
-    else ``url:<canonical url>``, else ``hash:<content hash>``.
+    Identity (unique within one feed; see ``_identity``): ``guid:<guid>`` when the entry has a
+    guid (even a permalink URL stays a guid), else ``url:<canonical url>`` with the link's
+    ``#fragment`` and first enclosure when it has them, else ``hash:<content hash>`` with the
+    first enclosure and the feed's date when it has them. ``normalize_feed`` numbers entries
+    that still share a ``hash:`` key.
 
-    Dates: a date later than ``now + MAX_FUTURE_SKEW`` becomes ``now``; a date before
-    ``EARLIEST_PLAUSIBLE_DATE`` counts as missing. Published falls back to updated, then to
-    ``now``; updated falls back to published and is never earlier than published.
+    Dates: a date later than ``now + MAX_FUTURE_SKEW`` or before ``EARLIEST_PLAUSIBLE_DATE``
+    counts as missing (placeholders such as 0001-01-01 and 9999-12-31). Published falls back to
+    updated, then to ``now`` (``date_source`` "first-seen"); updated falls back to published
+    and is never earlier than published.
 
     Language: the entry's, else the feed's, else ``source_language``, the first that
     ``normalize_language`` accepts.
@@ -245,8 +252,14 @@ def normalize_entry(
     content_hash = _content_hash(
         text or " ".join(filter(None, [link, *(e.url for e in enclosures)]))
     )
-    guid, identity_key = _identity(entry.guid, url, content_hash)
-    published, updated = _dates(entry.published, entry.updated, now)
+    published, updated, dated = _dates(entry.published, entry.updated, now)
+    guid, identity_key, legacy_key = _identity(
+        entry.guid, link, url, enclosures, content_hash, published if dated else None
+    )
+    if not dated:
+        date_source = "first-seen"
+    else:
+        date_source = "feed-localized" if entry.date_localized else "feed"
 
     return NormalizedEntry(
         identity_key=identity_key,
@@ -264,6 +277,8 @@ def normalize_entry(
         tags=_tags(entry.tags),
         enclosures=enclosures,
         content_hash=content_hash,
+        date_source=date_source,
+        legacy_key=legacy_key,
     )
 
 
@@ -276,38 +291,103 @@ def normalize_feed(
 ) -> list[NormalizedEntry]:
     """Every entry of ``feed`` normalized, in feed order.
 
-    When entries share an identity key (feeds with duplicate guids exist) the first one wins.
-    Entries with nothing to identify or show (no guid, no link, no text, no enclosure) are
-    dropped: they would all collapse onto one empty hash anyway.
+    Entries with neither guid nor link that still share a key (the same text on the same
+    date, or undated) are distinct entries at distinct positions: counted from the feed's
+    end, the oldest keeps the plain key and the nth repeat above it gets ``~n``. Counting from
+    the end keeps keys stable when a feed prepends new items, so a re-poll finds the same
+    entries; when old items drop off the end, a repeat takes the plain key and is taken for
+    the entry already stored (an update, never a duplicate).
+
+    When entries still share an identity key (feeds with duplicate guids or links exist) the
+    first one wins. Entries with nothing to identify or show (no guid, no link, no text, no
+    enclosure) are dropped: they would all collapse onto one empty hash anyway.
     """
     seen: set[str] = set()
     result: list[NormalizedEntry] = []
-    for entry in feed.entries:
-        normalized = normalize_entry(
+    for entry in numbered_entries(
+        feed, feed_url=feed_url, source_language=source_language, now=now
+    ):
+        if entry.identity_key in seen or _is_empty(entry):
+            continue
+        seen.add(entry.identity_key)
+        result.append(entry)
+    return result
+
+
+def numbered_entries(
+    feed: ParsedFeed,
+    *,
+    feed_url: str,
+    source_language: str | None,
+    now: datetime,
+) -> list[NormalizedEntry]:
+    """Every entry of ``feed`` normalized, repeats numbered, none dropped (for audits)."""
+    normalized = [
+        normalize_entry(
             entry, feed=feed, feed_url=feed_url, source_language=source_language, now=now
         )
-        if normalized.identity_key in seen or _is_empty(normalized):
+        for entry in feed.entries
+    ]
+    repeats: dict[str, int] = {}
+    for index in range(len(normalized) - 1, -1, -1):
+        entry = normalized[index]
+        if not entry.identity_key.startswith(HASH_PREFIX) or _is_empty(entry):
             continue
-        seen.add(normalized.identity_key)
-        result.append(normalized)
-    return result
+        count = repeats.get(entry.identity_key, 0)
+        repeats[entry.identity_key] = count + 1
+        if count:
+            normalized[index] = replace(entry, identity_key=f"{entry.identity_key}~{count}")
+    return normalized
 
 
 def _is_empty(entry: NormalizedEntry) -> bool:
     return not (entry.guid or entry.url or entry.text or entry.enclosures)
 
 
-def _identity(raw_guid: str | None, url: str | None, content_hash: str) -> tuple[str | None, str]:
+def _identity(
+    raw_guid: str | None,
+    link: str | None,
+    url: str | None,
+    enclosures: tuple[Enclosure, ...],
+    content_hash: str,
+    feed_date: datetime | None,
+) -> tuple[str | None, str, str | None]:
+    """(guid, identity key, the key earlier versions gave when it differs).
+
+    Without a guid, what tells one feed's items apart goes into the key: the link's fragment
+    (one-page blogs and comment feeds give every post ``page#post``), the first enclosure
+    (podcasts whose episodes all link to the home page), and, with no link at all, the date
+    the feed gave (a changelog repeating an item's text on a later date). ``url`` itself keeps
+    dropping the fragment: it is the cross-feed signal, where ``#xtor=RSS-…``-style fragments
+    and ``#comments`` would keep the same article apart.
+    """
     guid = raw_guid.strip() if raw_guid else ""
     if guid:
         if len(guid) > MAX_GUID_CHARS:
             # Keep the stored guid bounded but the key exact: hash the whole thing.
             digest = hashlib.sha256(guid.encode("utf-8", "surrogatepass")).hexdigest()
-            return guid[:MAX_GUID_CHARS], f"guid:sha256-{digest}"
-        return guid, f"guid:{guid}"
+            return guid[:MAX_GUID_CHARS], f"guid:sha256-{digest}", None
+        return guid, f"guid:{guid}", None
+    enclosure = f" enc:{enclosures[0].url}" if enclosures else ""
     if url:
-        return None, f"url:{url}"
-    return None, f"hash:{content_hash}"
+        legacy = f"url:{url}"
+        key = f"{legacy}{_fragment(link)}{enclosure}"
+    else:
+        legacy = f"{HASH_PREFIX}{content_hash}"
+        stamp = f"@{feed_date.isoformat()}" if feed_date else ""
+        key = f"{legacy}{enclosure}{stamp}"
+    return None, key, legacy if key != legacy else None
+
+
+def _fragment(link: str | None) -> str:
+    """``#fragment`` of ``link`` in canonical escapes; "" for none or a ``#!`` route (which
+    ``canonical_url`` keeps already)."""
+    if not link or "#" not in link:
+        return ""
+    fragment = link.split("#", 1)[1]
+    if not fragment or fragment.startswith("!"):
+        return ""
+    return "#" + _normalize_escapes(_URL_JUNK.sub("", fragment).strip(), _QUERY_SAFE)
 
 
 def _absolute_http(link: str | None, base: str) -> str | None:
@@ -332,21 +412,20 @@ def _plausible(moment: datetime | None, now: datetime) -> datetime | None:
     if moment is None:
         return None
     moment = _as_utc(moment)
-    if moment < EARLIEST_PLAUSIBLE_DATE:
+    if moment < EARLIEST_PLAUSIBLE_DATE or moment > now + MAX_FUTURE_SKEW:
         return None
-    if moment > now + MAX_FUTURE_SKEW:
-        return now
     return moment
 
 
 def _dates(
     published: datetime | None, updated: datetime | None, now: datetime
-) -> tuple[datetime, datetime]:
+) -> tuple[datetime, datetime, bool]:
+    """(published, updated, whether the feed gave a usable date)."""
     good_published = _plausible(published, now)
     good_updated = _plausible(updated, now)
     first = good_published or good_updated or now
     last = good_updated or first
-    return first, max(first, last)
+    return first, max(first, last), (good_published or good_updated) is not None
 
 
 def _merge_texts(summary: str, content: str) -> str:

@@ -9,6 +9,7 @@ saying what was found instead.
 from __future__ import annotations
 
 import calendar
+import contextvars
 import html
 import io
 import json
@@ -22,9 +23,11 @@ from urllib.parse import urljoin, urlsplit
 from xml.sax import SAXParseException
 
 import feedparser
+from feedparser.namespaces import mediarss
 from feedparser.urls import resolve_relative_uris
 
 from aggregator.errors import ParseError
+from aggregator.polling.localdates import parse_localized_date
 from aggregator.safety.sanitize import plain_title, scrub_text
 from aggregator.safety.xml import defuse_entities
 from aggregator.types import Enclosure, ParsedEntry, ParsedFeed
@@ -62,6 +65,33 @@ _SENTINEL_BASE = _SENTINEL_ORIGIN + _SENTINEL_PATH
 _RELATIVE_URL_ATTRIBUTE = re.compile(
     r"""\b(?:href|src)\s*=\s*+["']?+\s*+(?![a-z][a-z0-9+.\-]*:|//|#)""", re.IGNORECASE
 )
+
+
+# feedparser reads <media:description> (an image or video caption in Media RSS) as the item's
+# own <description>: the first of the two becomes the summary and the other a content block,
+# so a caption can take the summary's place or be shown as the article (El País, issue 15).
+# While our parse runs, the element is kept under its own key, as any unknown element is;
+# other callers of feedparser in the process keep its behaviour.
+_OWN_MEDIA_DESCRIPTION: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "own_media_description", default=False)
+_fp_start_media_description = mediarss.Namespace._start_media_description
+_fp_end_media_description = mediarss.Namespace._end_media_description
+
+
+def _start_media_description(parser: Any, attrs_d: Any) -> Any:
+    if _OWN_MEDIA_DESCRIPTION.get():
+        return parser.push("media_description", 1)
+    return _fp_start_media_description(parser, attrs_d)
+
+
+def _end_media_description(parser: Any) -> Any:
+    if _OWN_MEDIA_DESCRIPTION.get():
+        return parser.pop("media_description")
+    return _fp_end_media_description(parser)
+
+
+mediarss.Namespace._start_media_description = _start_media_description
+mediarss.Namespace._end_media_description = _end_media_description
 
 
 def parse_feed(content: bytes, *, url: str, headers: Mapping[str, str]) -> ParsedFeed:
@@ -115,6 +145,7 @@ def _strip_bom(data: bytes) -> bytes:
 
 def _parse_xml_feed(content: bytes, base: str, headers: Mapping[str, str]) -> ParsedFeed:
     fp_headers = {**headers, "content-location": _SENTINEL_BASE}
+    token = _OWN_MEDIA_DESCRIPTION.set(True)
     try:
         # A BytesIO, never bare bytes: feedparser treats a bytes/str argument as a possible
         # file name or URL and would open or fetch it.
@@ -126,6 +157,8 @@ def _parse_xml_feed(content: bytes, base: str, headers: Mapping[str, str]) -> Pa
         )
     except Exception as exc:  # feedparser is meant never to raise; if it does, it is this feed's
         raise ParseError(f"not a feed: the parser failed ({type(exc).__name__}: {exc})") from exc
+    finally:
+        _OWN_MEDIA_DESCRIPTION.reset(token)
 
     version = str(_get(result, "version") or "")
     raw_entries: list[Any] = list(_get(result, "entries") or [])
@@ -160,22 +193,41 @@ def _entry_from_feedparser(raw: Mapping[str, Any], base: str) -> ParsedEntry:
     summary_detail: Mapping[str, Any] | None = _get(raw, "summary_detail")
     content_detail = _pick_content(_get(raw, "content") or [])
     guid = _as_written(_text(_get(raw, "id")))
+    published = _utc(_get(raw, "published_parsed") or _get(raw, "created_parsed"))
+    # dict.get, not raw.get: feedparser's own get() falls back from updated to published.
+    updated = _utc(_get(raw, "updated_parsed"))
+    localized = False
+    if published is None and updated is None:
+        # feedparser reads English names only: "Seg, 24 Set 2018" is left unparsed.
+        published = parse_localized_date(_text(_get(raw, "published"))
+                                         or _text(_get(raw, "created")))
+        updated = parse_localized_date(_text(_get(raw, "updated")))
+        localized = published is not None or updated is not None
     return ParsedEntry(
         guid=guid,
         link=_entry_link(raw, guid, base),
         title=_text(_get(raw, "title")),
         title_is_html=_detail_is_html(title_detail),
         # Only a declared summary: feedparser copies Atom content into ``summary`` otherwise.
-        summary=_detail_html(summary_detail, base) if summary_detail else None,
+        summary=_detail_html(summary_detail, base) if summary_detail else _media_summary(raw),
         content=_detail_html(content_detail, base) if content_detail else None,
-        published=_utc(_get(raw, "published_parsed") or _get(raw, "created_parsed")),
-        # dict.get, not raw.get: feedparser's own get() falls back from updated to published.
-        updated=_utc(_get(raw, "updated_parsed")),
+        published=published,
+        updated=updated,
         author=_author(raw),
         language=_entry_language(title_detail, summary_detail, content_detail),
         tags=_tags(_get(raw, "tags") or []),
         enclosures=_enclosures(_get(raw, "links") or [], base),
+        date_localized=localized,
     )
+
+
+def _media_summary(raw: Mapping[str, Any]) -> str | None:
+    """A Media RSS description as the summary of an entry that has no other text (YouTube's
+    Atom feeds put a video's description only there); plain text, as the spec says."""
+    if _get(raw, "content"):
+        return None
+    text = _text(_get(raw, "media_description"), strip=False)
+    return _text_to_html(text) if text and text.strip() else None
 
 
 def _entry_link(raw: Mapping[str, Any], guid: str | None, base: str) -> str | None:

@@ -15,21 +15,27 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from aggregator.store.models import UTCDateTime
+from aggregator.store.republication import ItemFacts, has_body, item_facts, same_item
 from aggregator.store.tables import CATEGORIES, ENTRIES, STORIES
-from aggregator.types import CategoryMatch, CategoryOrigin, NormalizedEntry
+from aggregator.types import FEED_DATE_SOURCES, CategoryMatch, CategoryOrigin, NormalizedEntry
 
 MAX_IDENTITY_KEY = 500
 # Values per IN (...) list; stays far below every engine's bound-parameter limit.
 IN_CHUNK = 500
-
+# An undated entry found on a source's first poll is backlog of unknown age, not news of the
+# poll's day: it is dated this long before the oldest of the feed's dated entries (or before
+# the poll, when the feed dates nothing), one second apart in feed order, so a feed's whole
+# undated backlog never takes over a category's top as "today". Undated entries that appear
+# on later polls are new since the previous poll: they keep the time first seen.
+BACKLOG_AGE = timedelta(days=7)
 
 @dataclass(frozen=True)
 class GrowthLimits:
@@ -87,6 +93,7 @@ def _columns(entry: NormalizedEntry, now: datetime) -> dict[str, Any]:
         "content_hash": entry.content_hash,
         "published_at": entry.published_at,
         "updated_at": entry.updated_at,
+        "date_source": entry.date_source,
         "fetched_at": now,
     }
 
@@ -95,18 +102,31 @@ def write_entries(connection: Connection, source_id: str,
                   entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
                   now: datetime, *, new_per_poll: int = 0) -> Written:
     """Insert new entries (at most ``new_per_poll``, the newest; 0: all), update changed ones,
-    recognise repeated content under new identities."""
-    # Oldest first, so a story's founding entry is the earliest one: stable uids.
-    ordered = sorted(entries, key=lambda pair: (pair[0].published_at, pair[0].identity_key))
-    keys = [identity(e.identity_key) for e, _ in ordered]
+    recognise repeated content under new identities.
+
+    Entries are given in feed order. A row stored under an entry's ``legacy_key`` (the key an
+    earlier version gave it) is adopted: renamed to the current key, so upgrading never
+    duplicates what is stored. An undated entry keeps the date it was first given.
+    """
+    first_poll = connection.execute(
+        sa.select(ENTRIES.c.id).where(ENTRIES.c.source_id == source_id).limit(1)).first() is None
+    if first_poll:
+        entries = _date_backlog(entries, now)
+    wanted = {identity(e.identity_key) for e, _ in entries}
+    wanted |= {identity(e.legacy_key) for e, _ in entries if e.legacy_key}
     stored: dict[str, Any] = {}
-    for chunk in _chunks(keys):
+    for chunk in _chunks(sorted(wanted)):
         for row in connection.execute(
             sa.select(ENTRIES.c.id, ENTRIES.c.identity_key, ENTRIES.c.content_hash,
-                      ENTRIES.c.title, ENTRIES.c.url, ENTRIES.c.story_id)
+                      ENTRIES.c.title, ENTRIES.c.url, ENTRIES.c.story_id,
+                      ENTRIES.c.published_at, ENTRIES.c.updated_at, ENTRIES.c.date_source)
             .where(ENTRIES.c.source_id == source_id, ENTRIES.c.identity_key.in_(chunk))
         ):
             stored[row.identity_key] = row
+    _adopt_legacy_rows(connection, entries, stored)
+    # Oldest first, so a story's founding entry is the earliest one: stable uids.
+    ordered = sorted(entries, key=lambda pair: (pair[0].published_at, pair[0].identity_key))
+    keys = [identity(e.identity_key) for e, _ in ordered]
     fresh: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]] = []
     changed: list[tuple[Any, NormalizedEntry, Sequence[CategoryMatch]]] = []
     listed: set[int] = set()
@@ -122,7 +142,13 @@ def write_entries(connection: Connection, source_id: str,
         listed.add(old.id)
         if (old.content_hash, old.title, old.url) != (entry.content_hash, entry.title[:1000],
                                                       entry.url):
-            changed.append((old, entry, matches))
+            kept = entry
+            if entry.date_source not in FEED_DATE_SOURCES:
+                # Still undated: the date it got when first seen stays (an edit is not news).
+                kept = replace(entry, published_at=old.published_at,
+                               updated_at=max(old.updated_at, old.published_at),
+                               date_source=old.date_source or entry.date_source)
+            changed.append((old, kept, matches))
     candidates = len(fresh)
     fresh, moves = _recognise(connection, source_id, fresh, listed)
     repeated = candidates - len(fresh)
@@ -149,34 +175,82 @@ def _recognise(connection: Connection, source_id: str,
                ) -> tuple[list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]],
                           list[dict[str, Any]]]:
     """Split entries with new identities into those to insert and the moves of stored
-    identities: content this source already stored is the same item under a new id. Each
-    stored entry takes at most one new identity, and never one while the feed still lists it
-    under its own (the identity would flip between the two every poll); the other repeats are
-    dropped. Copies of one text within this batch are still all inserted: none is stored yet,
-    and each keeps its identity from the next poll on."""
+    identities: content this source stored under an id the feed no longer lists is the same
+    item under a new id (a feed rotating its guids). Each stored entry takes at most one new
+    identity, and never one while the feed still lists it under its own (the identity would
+    flip between the two every poll). Without a guid, only an entry of the same date is the
+    same item: a feed may repeat a text as a new item on a later date (the same talk at another
+    event), and that stays an entry of its own, as do copies of one text within this batch."""
     if not fresh:
         return fresh, []
-    known: set[str] = set()
-    free: dict[str, list[int]] = {}
+    free: dict[str, list[tuple[int, datetime]]] = {}
     for chunk in _chunks(sorted({e.content_hash for _, e, _ in fresh})):
         for row in connection.execute(
-            sa.select(ENTRIES.c.id, ENTRIES.c.content_hash)
+            sa.select(ENTRIES.c.id, ENTRIES.c.content_hash, ENTRIES.c.published_at)
             .where(ENTRIES.c.source_id == source_id, ENTRIES.c.content_hash.in_(chunk))
             .order_by(ENTRIES.c.id)
         ):
-            known.add(row.content_hash)
             if row.id not in listed:
-                free.setdefault(row.content_hash, []).append(row.id)
+                free.setdefault(row.content_hash, []).append((row.id, _aware(row.published_at)))
     inserted: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]] = []
     moves: list[dict[str, Any]] = []
     for key, entry, matches in fresh:
-        ids = free.get(entry.content_hash)
-        if ids:
-            moves.append({"entry_id": ids.pop(0), "key": key,
-                          "new_guid": entry.guid[:2048] if entry.guid else None})
-        elif entry.content_hash not in known:
+        candidates = free.get(entry.content_hash, [])
+        pick = next((i for i, (_, published) in enumerate(candidates)
+                     if entry.guid or published == entry.published_at), None)
+        if pick is None:
             inserted.append((key, entry, matches))
+            continue
+        entry_id, _ = candidates.pop(pick)
+        moves.append({"entry_id": entry_id, "key": key,
+                      "new_guid": entry.guid[:2048] if entry.guid else None})
     return inserted, moves
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands datetimes back naive; every stored one is UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _date_backlog(entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
+                  now: datetime) -> list[tuple[NormalizedEntry, Sequence[CategoryMatch]]]:
+    """A first poll's undated entries dated as backlog (``BACKLOG_AGE``)."""
+    dated = [e.published_at for e, _ in entries if e.date_source in FEED_DATE_SOURCES]
+    anchor = min([*dated, now]) - BACKLOG_AGE
+    result: list[tuple[NormalizedEntry, Sequence[CategoryMatch]]] = []
+    position = 0
+    for entry, matches in entries:
+        if entry.date_source != "first-seen":
+            result.append((entry, matches))
+            continue
+        moment = anchor - timedelta(seconds=position)
+        position += 1
+        result.append((replace(entry, published_at=moment, updated_at=moment,
+                               date_source="backlog"), matches))
+    return result
+
+
+def _adopt_legacy_rows(connection: Connection,
+                       entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
+                       stored: dict[str, Any]) -> None:
+    """Rename rows stored under a legacy key to the current key of the first entry (in feed
+    order) that claims them, unless some entry still has that key as its own."""
+    current = {identity(e.identity_key) for e, _ in entries}
+    renames: list[dict[str, Any]] = []
+    for entry, _ in entries:
+        if not entry.legacy_key:
+            continue
+        key, legacy = identity(entry.identity_key), identity(entry.legacy_key)
+        row = stored.get(legacy)
+        if key in stored or row is None or legacy in current:
+            continue
+        del stored[legacy]
+        stored[key] = row
+        renames.append({"entry_id": row.id, "key": key})
+    if renames:
+        connection.execute(
+            ENTRIES.update().where(ENTRIES.c.id == sa.bindparam("entry_id"))
+            .values(identity_key=sa.bindparam("key")), renames)
 
 
 def _update(connection: Connection,
@@ -269,6 +343,13 @@ def _insert(connection: Connection, source_id: str,
     by_hash = _existing_matches(connection, ENTRIES.c.content_hash,
                                 {e.content_hash for _, e, _ in fresh})
     live = _live_stories(connection, {sid for _, sid in (*by_url.values(), *by_hash.values())})
+    # This source's entries already in those stories: one feed's distinct items never share a
+    # story (issue 14), so an exact signal that would put an entry beside one is not followed.
+    own: dict[int | tuple[str, int], list[ItemFacts]] = _own_members(
+        connection, source_id, set(live.values()))
+
+    def fits(ref: int | tuple[str, int], facts: ItemFacts) -> bool:
+        return all(same_item(facts, member) for member in own.get(ref, ()))
 
     # Each entry's story: a stored story id, or ("new", p) for the story that the entry at
     # batch position p founds. Copies within this feed follow the first one.
@@ -279,22 +360,27 @@ def _insert(connection: Connection, source_id: str,
     first_url: dict[str, int] = {}
     first_hash: dict[str, int] = {}
     for position, (_key, entry, _matches) in enumerate(fresh):
+        facts = item_facts(entry)
         ref: int | tuple[str, int] = ("new", position)
         signal, stored_match = "new", None
-        if entry.url and entry.url in by_url:
+        if entry.url and entry.url in by_url and fits(live[by_url[entry.url][1]], facts):
             stored_match, story_id = by_url[entry.url]
             ref, signal = live[story_id], "url"
-        elif entry.content_hash in by_hash:
+        elif (entry.content_hash in by_hash
+              and fits(live[by_hash[entry.content_hash][1]], facts)):
             stored_match, story_id = by_hash[entry.content_hash]
             ref, signal = live[story_id], "content_hash"
-        elif entry.url and entry.url in first_url:
+        elif (entry.url and entry.url in first_url
+              and fits(story_ref[first_url[entry.url]], facts)):
             earlier = first_url[entry.url]
             ref, signal = story_ref[earlier], "url"
             matched_in_batch[position] = earlier
-        elif entry.content_hash in first_hash:
+        elif (entry.content_hash in first_hash
+              and fits(story_ref[first_hash[entry.content_hash]], facts)):
             earlier = first_hash[entry.content_hash]
             ref, signal = story_ref[earlier], "content_hash"
             matched_in_batch[position] = earlier
+        own.setdefault(ref, []).append(facts)
         story_ref.append(ref)
         signals.append(signal)
         matched.append(stored_match)
@@ -339,6 +425,26 @@ def _insert(connection: Connection, source_id: str,
     _insert_categories(connection, [(entry_ids[p], fresh[p][2]) for p in range(len(fresh))])
     _count_members(connection, [v["story_id"] for v in values],
                    [(v["story_id"], v["published_at"], v["updated_at"]) for v in values], now)
+
+
+def _own_members(connection: Connection, source_id: str,
+                 story_ids: set[int]) -> dict[int | tuple[str, int], list[ItemFacts]]:
+    found: dict[int | tuple[str, int], list[ItemFacts]] = {}
+    for chunk in _chunks(sorted(story_ids)):
+        rows = connection.execute(
+            sa.select(ENTRIES.c.story_id, ENTRIES.c.guid, ENTRIES.c.link, ENTRIES.c.content_hash,
+                      ENTRIES.c.title, ENTRIES.c.text, ENTRIES.c.enclosures,
+                      ENTRIES.c.published_at, ENTRIES.c.date_source)
+            .where(ENTRIES.c.source_id == source_id, ENTRIES.c.story_id.in_(chunk)))
+        for row in rows:
+            enclosures = frozenset(str(e.get("url")) for e in row.enclosures or ()
+                                   if isinstance(e, dict))
+            # Rows stored before date_source existed (NULL) may carry a poll time: no evidence.
+            dated = row.published_at if row.date_source in FEED_DATE_SOURCES else None
+            found.setdefault(row.story_id, []).append(
+                ItemFacts(row.guid, row.link, row.content_hash, has_body(row.title, row.text),
+                          enclosures, dated))
+    return found
 
 
 def _count_members(connection: Connection, story_ids: list[int],

@@ -132,6 +132,9 @@ class Entry(SQLModel, table=True):
     content_hash: str = Field(max_length=64, index=True)
     published_at: datetime = _dt(nullable=False, index=True)
     updated_at: datetime = _dt(nullable=False)
+    # Where published_at came from: feed, feed-localized, first-seen or backlog
+    # (NormalizedEntry.date_source); NULL for entries stored before it was recorded.
+    date_source: str | None = Field(default=None, max_length=16)
     first_seen_at: datetime = _dt(nullable=False)
     fetched_at: datetime = _dt(nullable=False)
     story_id: int | None = Field(default=None, foreign_key="stories.id", index=True)

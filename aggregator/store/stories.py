@@ -53,6 +53,8 @@ class EntryDetail:
     evidence: dict[str, Any] | None
     decided_at: datetime | None
     categories: tuple[CategoryDecision, ...]
+    # Where published_at came from (NormalizedEntry.date_source); None for older rows.
+    date_source: str | None = None
 
     def evidence_row(self) -> dict[str, Any]:
         """The shape ``aggregator.clustering.explain`` reads (as ``Store.story_evidence``)."""
@@ -67,7 +69,8 @@ class EntryDetail:
         }
 
     def as_json(self) -> dict[str, Any]:
-        return {**self.evidence_row(), "published_at": self.published_at.isoformat()}
+        return {**self.evidence_row(), "published_at": self.published_at.isoformat(),
+                "date_source": self.date_source}
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ def story_detail(connection: Connection, story_id: int) -> StoryDetail | None:
     rows = connection.execute(
         sa.select(ENTRIES.c.id, ENTRIES.c.source_id, ENTRIES.c.title, ENTRIES.c.url,
                   ENTRIES.c.link, ENTRIES.c.language, ENTRIES.c.published_at,
-                  ENTRIES.c.story_signal, ENTRIES.c.story_score,
+                  ENTRIES.c.date_source, ENTRIES.c.story_signal, ENTRIES.c.story_score,
                   ENTRIES.c.story_matched_entry_id, ENTRIES.c.story_decision,
                   ENTRIES.c.story_evidence, ENTRIES.c.story_decided_at,
                   FEATURES.c.lang, FEATURES.c.title_lang, FEATURES.c.body_lang,
@@ -137,7 +140,7 @@ def story_detail(connection: Connection, story_id: int) -> StoryDetail | None:
             published_at=row.published_at, signal=row.story_signal, score=row.story_score,
             matched_entry_id=row.story_matched_entry_id, decision=row.story_decision,
             evidence=row.story_evidence, decided_at=row.story_decided_at,
-            categories=categories.get(row.id, ()))
+            categories=categories.get(row.id, ()), date_source=row.date_source)
         for row in rows)
     return StoryDetail(
         story_id=story.id, uid=story.uid, title=story.title, published_at=story.published_at,

@@ -149,15 +149,22 @@ def test_upgrade_to_head_keeps_the_data_and_the_code_works_on_it(empty: Store,
     assert {e.source_id for e in story.entries} == {"wire", "paper"}
     assert story.entries[0].summary_html == "<p>Body</p>"
 
-    # New writes get fresh ids, join the stories by URL, cluster and prune as today's do.
+    # Rows from before 0008 do not say where their date came from.
+    assert _rows(store, "SELECT count(*) FROM entries WHERE date_source IS NOT NULL") == [(0,)]
+    # New writes get fresh ids, join the stories by URL, cluster and prune as today's do. The
+    # wire feed no longer lists g1 and lists its text under a new guid, g4: the same item under
+    # a rotated id (issue 16), so g1's row takes the new guid and stays in its story; g5 is new.
     outcome = store.save_poll(
         "wire", fetched(), body_hash="def", feed_title="Wire", feed_link=None,
-        entries=[(entry("g4", url="https://news.example/1"), [match("news")]),
+        entries=[(entry("g4", url="https://news.example/1", link="https://news.example/1",
+                        content_hash="h1"), [match("news")]),
                  (entry("g5", url="https://news.example/5"), [match("news")])],
         next_check_at=NOW + timedelta(minutes=30), now=NOW)
-    assert outcome.new_entries == 2
+    assert (outcome.new_entries, outcome.updated_entries) == (1, 0)
+    assert _rows(store, "SELECT id FROM entries WHERE guid = 'g4'") == [(1,)]
+    assert _rows(store, "SELECT date_source FROM entries WHERE guid = 'g5'") == [("feed",)]
     summary = ClusteringStage(store, semantic=False).run()
-    pending_before = 2 + (3 if start < "0003" else 2)  # entry 3 was clustered from 0003 on
+    pending_before = 1 + (3 if start < "0003" else 2)  # entry 3 was clustered from 0003 on
     assert summary.entries == pending_before
     assert _rows(store, "SELECT story_id FROM entries WHERE guid = 'g4'") == [(1,)]
     assert len(store.overrides()) == (0 if start < "0003" else 1 if start < "0004" else 2)

@@ -151,21 +151,45 @@ def test_iter_stories_pages_through_everything(store: Store) -> None:
 
 def test_copies_inside_one_feed_share_a_story(store: Store) -> None:
     store.sync_sources(catalog(source("a")), NOW)
-    first = entry("1", url="https://wire.example/x", published_at=NOW - timedelta(hours=1))
-    copy = entry("2", url="https://wire.example/x", title="Same story, other title",
-                 text="Other words")
+    first = entry("1", url="https://wire.example/x", link="https://wire.example/x",
+                  published_at=NOW - timedelta(hours=1))
+    # Republished under a new guid: the same link and text.
+    again = entry("2", url="https://wire.example/x", link="https://wire.example/x",
+                  content_hash=first.content_hash)
+    # The same text (with a body) listed under another link.
     twin = entry("3", url="https://other.example/y", content_hash=first.content_hash)
-    assert _save(store, "a", copy, twin, first).new_entries == 3
+    assert _save(store, "a", again, twin, first).new_entries == 3
     stories = store.category_stories("news", 10)
     assert len(stories) == 1
     evidence = {row["title"]: row for row in store.story_evidence(stories[0].story_id)}
     founder = evidence["Title 1"]
     assert founder["signal"] == "new"
-    assert evidence["Same story, other title"]["signal"] == "url"
-    assert evidence["Same story, other title"]["matched_entry_id"] == founder["entry_id"]
+    assert evidence["Title 2"]["signal"] == "url"
+    assert evidence["Title 2"]["matched_entry_id"] == founder["entry_id"]
     assert evidence["Title 3"]["signal"] == "content_hash"
     assert evidence["Title 3"]["matched_entry_id"] == founder["entry_id"]
     assert [s.entries[0].title for s in stories] == ["Title 1"]
+
+
+def test_distinct_items_of_one_feed_never_share_a_story(store: Store) -> None:
+    """Issue 14: a feed's own distinct items stay apart even when an exact signal matches.
+    Episodes linking to the home page (other guids, other text), title-only entries repeating
+    a title under other links, and the same through a story another feed founded."""
+    store.sync_sources(catalog(source("a"), source("b")), NOW)
+    home = "https://pod.example/"
+    _save(store, "b", entry("b1", url=home, link=home, title="Episode 1"))
+    episodes = [entry(f"ep{i}", url=home, link=home, title=f"Episode {i}",
+                      published_at=NOW - timedelta(days=i)) for i in range(1, 4)]
+    talks = [entry(f"talk{i}", url=f"https://talks.example/{i}",
+                   link=f"https://talks.example/{i}", title="Same talk", text="Same talk",
+                   content_hash="t" * 32) for i in range(3)]
+    assert _save(store, "a", *episodes, *talks).new_entries == 6
+    with store.engine.connect() as connection:
+        import sqlalchemy as sa
+
+        rows = connection.execute(sa.text(
+            "SELECT story_id FROM entries WHERE source_id = 'a'")).all()
+    assert len({row.story_id for row in rows}) == 6
 
 
 def test_a_match_into_a_merged_story_joins_the_survivor(store: Store) -> None:
@@ -182,3 +206,96 @@ def test_a_match_into_a_merged_story_joins_the_survivor(store: Store) -> None:
         story_of_b = connection.execute(sa.text(
             "SELECT story_id FROM entries WHERE source_id = 'b'")).scalar_one()
     assert story_of_b == ids[0]
+
+
+def _stored(store: Store, source_id: str) -> dict[str, tuple]:
+    import sqlalchemy as sa
+
+    from aggregator.store.tables import ENTRIES
+
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(ENTRIES.c.identity_key, ENTRIES.c.published_at, ENTRIES.c.date_source,
+                      ENTRIES.c.story_id).where(ENTRIES.c.source_id == source_id)).all()
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def test_rows_under_a_legacy_key_are_adopted_not_duplicated(store: Store) -> None:
+    """After the upgrade that kept fragments (issue 14), the row the old key merged a page's
+    posts into becomes the first post's; the others are new; nothing is stored twice."""
+    store.sync_sources(catalog(source("a")), NOW)
+    legacy = "url:https://blog.example/awesome"
+    old = entry("p1", identity_key=legacy, guid=None, url="https://blog.example/awesome",
+                link="https://blog.example/awesome#p1")
+    assert _save(store, "a", old).new_entries == 1
+    posts = [entry(f"p{i}", identity_key=f"{legacy}#p{i}", legacy_key=legacy, guid=None,
+                   url="https://blog.example/awesome", link=f"https://blog.example/awesome#p{i}")
+             for i in (1, 2, 3)]
+    outcome = _save(store, "a", *posts, etag='"v2"')
+    assert (outcome.new_entries, outcome.updated_entries) == (2, 0)
+    stored = _stored(store, "a")
+    assert sorted(stored) == [f"{legacy}#p{i}" for i in (1, 2, 3)]
+    assert len({row[2] for row in stored.values()}) == 3  # three stories
+    assert _save(store, "a", *posts, etag='"v3"').new_entries == 0
+
+
+def test_a_key_still_in_use_is_not_adopted(store: Store) -> None:
+    store.sync_sources(catalog(source("a")), NOW)
+    legacy = "url:https://blog.example/page"
+    plain = entry("x", identity_key=legacy, guid=None, url="https://blog.example/page",
+                  link="https://blog.example/page")
+    _save(store, "a", plain)
+    part = entry("y", identity_key=f"{legacy}#part", legacy_key=legacy, guid=None,
+                 url="https://blog.example/page", link="https://blog.example/page#part")
+    assert _save(store, "a", part, plain, etag='"v2"').new_entries == 1
+    assert sorted(_stored(store, "a")) == [legacy, f"{legacy}#part"]
+
+
+def test_undated_entries_of_a_first_poll_are_backlog_not_today(store: Store) -> None:
+    """A feed's undated backlog, seen on its first poll, is dated below the feed's oldest
+    dated entry (and at least BACKLOG_AGE before the poll), in feed order; undated entries
+    that appear later keep the time first seen, and an edit does not move either."""
+    from aggregator.store.entries import BACKLOG_AGE
+
+    store.sync_sources(catalog(source("a"), source("b")), NOW)
+    dated = entry("d", published_at=NOW - timedelta(days=2), updated_at=NOW - timedelta(days=2))
+    undated = [entry(f"u{i}", date_source="first-seen") for i in (1, 2)]
+    _save(store, "a", undated[0], dated, undated[1])
+    stored = _stored(store, "a")
+    oldest = NOW - timedelta(days=2) - BACKLOG_AGE
+    assert stored["guid:u1"][:2] == (oldest, "backlog")
+    assert stored["guid:u2"][:2] == (oldest - timedelta(seconds=1), "backlog")
+    assert stored["guid:d"][:2] == (NOW - timedelta(days=2), "feed")
+    top = store.category_stories("news", 1)
+    assert [s.entries[0].title for s in top] == ["Title d"]
+
+    # Only undated entries: dated BACKLOG_AGE before the poll.
+    _save(store, "b", entry("only", date_source="first-seen"))
+    assert _stored(store, "b")["guid:only"][:2] == (NOW - BACKLOG_AGE, "backlog")
+
+    later = NOW + timedelta(hours=1)
+    fresh = entry("u3", date_source="first-seen", published_at=later, updated_at=later)
+    edited = entry("u1", date_source="first-seen", published_at=later, updated_at=later,
+                   text="Edited body")
+    store.save_poll("a", fetched(etag='"v2"'), body_hash=None, feed_title="Feed",
+                    feed_link=None, entries=[(fresh, [match("news")]), (edited, [match("news")])],
+                    next_check_at=later + timedelta(minutes=30), now=later)
+    stored = _stored(store, "a")
+    assert stored["guid:u3"][:2] == (later, "first-seen")
+    assert stored["guid:u1"][:2] == (oldest, "backlog")
+
+
+def test_story_detail_says_where_each_date_came_from(store: Store) -> None:
+    from aggregator.cli.stories import date_line
+
+    store.sync_sources(catalog(source("a")), NOW)
+    _save(store, "a", entry("undated", date_source="first-seen"),
+          entry("local", date_source="feed-localized", published_at=NOW - timedelta(days=1)))
+    [story] = [s for s in store.category_stories("news", 10) if s.entries[0].title == "Title local"]
+    detail = store.story_detail(story.story_id)
+    assert detail is not None
+    [member] = detail.entries
+    assert member.as_json()["date_source"] == "feed-localized"
+    assert "localized month names" in date_line(member.published_at, member.date_source)
+    assert "first poll" in date_line(NOW, "backlog")
+    assert "before date sources were kept" in date_line(NOW, None)

@@ -155,7 +155,10 @@ def test_identity_falls_back_to_canonical_url() -> None:
     assert entry.guid is None
     assert entry.url == "https://example.org/a"
     assert entry.link == "https://Example.org/a?utm_source=x#top"  # as given, scheme aside
-    assert entry.identity_key == "url:https://example.org/a"
+    # The fragment stays in the identity (issue 14: one-page blogs give each post a fragment);
+    # the key earlier versions used is kept so the store adopts rows stored under it.
+    assert entry.identity_key == "url:https://example.org/a#top"
+    assert entry.legacy_key == "url:https://example.org/a"
 
 
 def test_relative_link_resolves_against_feed_url_before_identity() -> None:
@@ -177,6 +180,94 @@ def test_very_long_guid_is_bounded_but_exact() -> None:
     assert len(first.identity_key) < 100
     assert first.guid is not None
     assert len(first.guid) <= 1000
+
+
+def keys(*entries: ParsedEntry) -> list[str]:
+    feed = ParsedFeed(entries=entries)
+    return [
+        e.identity_key
+        for e in normalize_feed(feed, feed_url=FEED_URL, source_language=None, now=NOW)
+    ]
+
+
+def test_fragment_stays_in_the_identity_but_not_in_the_url() -> None:
+    # One-page blogs and comment feeds: every item is page#item (issue 14, lovergne.dev).
+    posts = [
+        ParsedEntry(link=f"https://example.org/awesome#post-{i}", title=f"P{i}") for i in (1, 2)
+    ]
+    first, second = (norm(p) for p in posts)
+    assert first.identity_key == "url:https://example.org/awesome#post-1"
+    assert second.identity_key != first.identity_key
+    # The canonical URL (the cross-feed signal) still drops it.
+    assert first.url == second.url == "https://example.org/awesome"
+    assert len(keys(*posts)) == 2
+
+
+def test_escaped_and_unescaped_fragments_are_one_key() -> None:
+    plain = norm(ParsedEntry(link="https://example.org/p#caf%C3%A9", title="t"))
+    raw = norm(ParsedEntry(link="https://example.org/p#café", title="t"))
+    assert plain.identity_key == raw.identity_key
+
+
+def test_a_bang_route_is_not_repeated_in_the_key() -> None:
+    entry = norm(ParsedEntry(link="https://example.org/#!/post/1", title="t"))
+    assert entry.identity_key == "url:https://example.org/#!/post/1"
+    assert entry.legacy_key is None
+
+
+def test_episodes_linking_to_the_home_page_are_told_apart_by_enclosure() -> None:
+    # Taverncast: no guid, every episode links to the site's home page.
+    episodes = [
+        ParsedEntry(
+            link="http://www.taverncast.com",
+            title=f"Taverncast {n}",
+            enclosures=(Enclosure(url=f"http://taverncast.com/shows/taverncast-{n}.mp3"),),
+        )
+        for n in (61, 62)
+    ]
+    found = keys(*episodes)
+    assert found == [
+        "url:http://www.taverncast.com/ enc:http://taverncast.com/shows/taverncast-61.mp3",
+        "url:http://www.taverncast.com/ enc:http://taverncast.com/shows/taverncast-62.mp3",
+    ]
+    assert norm(episodes[0]).legacy_key == "url:http://www.taverncast.com/"
+
+
+def test_entries_without_guid_or_link_are_told_apart_by_their_date() -> None:
+    # areweanticheatyet.com: a changelog repeats a line (title and text) on a later date.
+    line = {"title": "Halo Infinite", "summary": "<b>Anticheats</b>: Arbiter => Easy Anti-Cheat"}
+    later = ParsedEntry(**line, published=at(-1))
+    earlier = ParsedEntry(**line, published=at(-30))
+    found = keys(later, earlier)
+    assert len(found) == 2
+    assert found[0] == f"hash:{norm(later).content_hash}@{at(-1).isoformat()}"
+    assert norm(later).legacy_key == f"hash:{norm(later).content_hash}"
+    # Re-listed on the next poll, below a new line: the same entries.
+    newest = ParsedEntry(**line, published=at(0))
+    assert keys(newest, later, earlier)[1:] == found
+
+
+def test_undated_repeats_are_numbered_from_the_end_of_the_feed() -> None:
+    repeat = ParsedEntry(title="Weekly maintenance window")
+    other = ParsedEntry(title="Something else")
+    first_poll = keys(repeat, other, repeat)
+    plain = f"hash:{norm(repeat).content_hash}"
+    assert first_poll == [f"{plain}~1", f"hash:{norm(other).content_hash}", plain]
+    # A new item, even the same text again, prepended on the next poll: the stored entries
+    # keep their keys, only the new one gets a new key.
+    second_poll = keys(repeat, repeat, other, repeat)
+    assert second_poll[1:] == first_poll
+    assert second_poll[0] == f"{plain}~2"
+    # The oldest repeat drops off the end: the rest take keys already stored (no duplicate).
+    assert set(keys(repeat, repeat, other)) <= set(second_poll)
+
+
+def test_repeats_of_guids_and_links_are_still_one_entry() -> None:
+    assert keys(ParsedEntry(guid="g", title="a"), ParsedEntry(guid="g", title="b")) == ["guid:g"]
+    link = "https://example.org/p#one"
+    assert keys(ParsedEntry(link=link, title="a"), ParsedEntry(link=link, title="b")) == [
+        f"url:{link}"
+    ]
 
 
 # --- dates -------------------------------------------------------------------------------------
@@ -224,6 +315,31 @@ def test_dates_before_1990_count_as_missing() -> None:
     assert norm(ParsedEntry(title="t", published=EARLIEST_PLAUSIBLE_DATE)).published_at == (
         EARLIEST_PLAUSIBLE_DATE
     )
+
+
+def test_date_source_says_where_the_date_came_from() -> None:
+    assert norm(ParsedEntry(title="t", published=at(-3))).date_source == "feed"
+    assert norm(ParsedEntry(title="t", updated=at(-3))).date_source == "feed"
+    localized = ParsedEntry(title="t", published=at(-3), date_localized=True)
+    assert norm(localized).date_source == "feed-localized"
+    assert norm(ParsedEntry(title="t")).date_source == "first-seen"
+
+
+@pytest.mark.parametrize(
+    "placeholder",
+    [
+        datetime(1, 1, 1, tzinfo=UTC),  # Go's zero time, "Mon, 01 Jan 0001"
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, tzinfo=UTC),
+        datetime(2100, 1, 1, tzinfo=UTC),
+    ],
+)
+def test_placeholder_dates_count_as_missing(placeholder: datetime) -> None:
+    entry = norm(ParsedEntry(title="t", published=placeholder))
+    assert (entry.published_at, entry.date_source) == (NOW, "first-seen")
+    # A placeholder says nothing about the entry: a real updated date is used instead.
+    other = norm(ParsedEntry(title="t", published=placeholder, updated=at(-4)))
+    assert (other.published_at, other.date_source) == (at(-4), "feed")
 
 
 def test_dates_become_utc() -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from aggregator.errors import ParseError, SourceError
+from aggregator.polling.localdates import parse_localized_date
 from aggregator.polling.parse import parse_feed
 from aggregator.types import Enclosure, ParsedFeed
 
@@ -81,6 +82,48 @@ def test_plain_title_is_not_html() -> None:
     (entry,) = parse(rss("<item><title>Just text</title></item>")).entries
     assert entry.title == "Just text"
     assert not entry.title_is_html
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # UOL Notícias (pt) and il Messaggero (it), as served.
+        ("Seg, 24 Set 2018 19:42:40 -0300", datetime(2018, 9, 24, 22, 42, 40, tzinfo=UTC)),
+        ("mer, 16 nov 2022 00:38:15 +0100", datetime(2022, 11, 15, 23, 38, 15, tzinfo=UTC)),
+        # Italian "mar" is Tuesday as a day name and March as a month.
+        ("mar, 01 mar 2022 10:00:00 +0100", datetime(2022, 3, 1, 9, 0, tzinfo=UTC)),
+        ("Mo, 3. Dez 2018 10:00:00 +0100", datetime(2018, 12, 3, 9, 0, tzinfo=UTC)),
+        ("Mi, 24 Mär 2021 10:00:00 GMT", datetime(2021, 3, 24, 10, 0, tzinfo=UTC)),
+        ("jeu., 5 févr. 2015 12:00:00 +0100", datetime(2015, 2, 5, 11, 0, tzinfo=UTC)),
+        ("sáb, 01 ago 2020 10:00:00 +0200", datetime(2020, 8, 1, 8, 0, tzinfo=UTC)),
+        ("woensdag, 2 oktober 2019 08:00:00 +0200", datetime(2019, 10, 2, 6, 0, tzinfo=UTC)),
+        ("24 settembre 2018", datetime(2018, 9, 24, tzinfo=UTC)),
+        ("Seg, 24 Set 2018 19:42:40", datetime(2018, 9, 24, 19, 42, 40, tzinfo=UTC)),
+        # Not ours to guess: no month name, two, or an ambiguous prefix ("ma": March or May).
+        ("not a date at all", None),
+        ("2018-09-24 garbage", None),
+        ("24 Set Out 2018 10:00:00", None),
+        ("24 ma 2018 10:00:00", None),
+        ("", None),
+    ],
+)
+def test_localized_dates(text: str, expected: datetime | None) -> None:
+    assert parse_localized_date(text) == expected
+
+
+def test_localized_dates_are_read_where_feedparser_cannot() -> None:
+    feed = parse(
+        rss(
+            "<item><title>a</title><pubDate>Seg, 24 Set 2018 19:42:40 -0300</pubDate></item>"
+            "<item><title>b</title><pubDate>Mon, 24 Sep 2018 19:42:40 -0300</pubDate></item>"
+            "<item><title>c</title><pubDate>Mon, 01 Jan 0001 00:00:00 +0000</pubDate></item>"
+        )
+    )
+    localized, english, placeholder = feed.entries
+    assert localized.published == english.published == datetime(2018, 9, 24, 22, 42, 40, tzinfo=UTC)
+    assert (localized.date_localized, english.date_localized) == (True, False)
+    # A placeholder is left as read; normalize counts dates before 1990 as missing.
+    assert placeholder.date_localized is False
 
 
 def test_dates_are_aware_utc_or_none() -> None:
@@ -457,3 +500,62 @@ def test_update_hint_takes_the_longer_of_ttl_and_sy_update_period() -> None:
     feed = parse_feed(document, url="https://x.example/feed",
                       headers={"content-type": "application/rss+xml"})
     assert feed.ttl_minutes == 720
+
+
+MRSS = (
+    'xmlns:media="http://search.yahoo.com/mrss/" '
+    'xmlns:content="http://purl.org/rss/1.0/modules/content/"'
+)
+CAPTION = (
+    '<media:content url="https://img.example/1.jpg" medium="image">'
+    "<media:description>Exiles demonstrate in Miami in 2021.</media:description>"
+    "</media:content>"
+)
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        # El País: description, a photo's caption, then the article.
+        "<description>The summary.</description>" + CAPTION
+        + "<content:encoded>&lt;p&gt;The article.&lt;/p&gt;</content:encoded>",
+        # The caption first: feedparser would make it the summary.
+        CAPTION + "<description>The summary.</description>"
+        + "<content:encoded>&lt;p&gt;The article.&lt;/p&gt;</content:encoded>",
+    ],
+)
+def test_a_media_description_never_replaces_the_description(item: str) -> None:
+    [entry] = parse(rss(f"<item><title>t</title>{item}</item>", attrs=MRSS)).entries
+    assert entry.summary == "The summary."
+    assert entry.content == "<p>The article.</p>"
+
+
+def test_a_media_description_without_caption_takes_no_content_slot() -> None:
+    [entry] = parse(
+        rss(f"<item><title>t</title><description>The summary.</description>{CAPTION}</item>",
+            attrs=MRSS)
+    ).entries
+    assert (entry.summary, entry.content) == ("The summary.", None)
+
+
+def test_a_media_description_alone_is_the_summary() -> None:
+    # YouTube's Atom feeds describe a video only in media:group/media:description.
+    feed = parse(
+        f'<feed {ATOM_NS} xmlns:media="http://search.yahoo.com/mrss/"><title>f</title>'
+        "<entry><id>yt:1</id><title>Video</title><updated>2024-01-01T00:00:00Z</updated>"
+        "<media:group><media:description>About the video.\n\nSecond paragraph."
+        "</media:description></media:group></entry></feed>"
+    )
+    assert feed.entries[0].summary == "<p>About the video.</p><p>Second paragraph.</p>"
+
+
+def test_feedparser_itself_is_left_as_it_was() -> None:
+    import feedparser
+
+    document = rss(
+        f"<item><title>t</title><description>The summary.</description>{CAPTION}</item>",
+        attrs=MRSS,
+    )
+    parse(document)
+    raw = feedparser.parse(document.encode())
+    assert [c["value"] for c in raw.entries[0].content] == ["Exiles demonstrate in Miami in 2021."]
