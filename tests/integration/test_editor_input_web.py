@@ -259,7 +259,7 @@ def test_sources_add_refuses_bad_input_and_cleans_the_publishers_title(
         str(config),
         check=False,
     )
-    assert spaced.returncode == 2
+    assert spaced.returncode == 3  # a configuration error (README: exit codes)
     assert "key='URL'" in spaced.stderr
     assert "space" in spaced.stderr
     feed_server.set(
@@ -283,7 +283,7 @@ def test_sources_add_refuses_bad_input_and_cleans_the_publishers_title(
         str(config),
         check=False,
     )
-    assert titled.returncode == 2
+    assert titled.returncode == 3
     assert "key='title'" in titled.stderr
     assert "U+0007" in titled.stderr
     assert (config / "sources.toml").read_text(encoding="utf-8") == before
