@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.cli import main
+from aggregator.cli import ExitCode, main
 from tests.support.shared import require_shared
 
 SAMPLE_ARTICLES = 40
@@ -34,6 +34,6 @@ def test_eval_dedup_refuses_a_file_that_is_not_labelled(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bogus = tmp_path / "bogus.jsonl"
     bogus.write_text('{"hello": "world"}\n', encoding="utf-8")
-    assert main(["eval", "dedup", str(bogus)]) == 2
+    assert main(["eval", "dedup", str(bogus)]) == ExitCode.CONFIG
     assert "bogus.jsonl" in capsys.readouterr().err
-    assert main(["eval", "dedup", str(tmp_path / "missing.jsonl")]) == 2
+    assert main(["eval", "dedup", str(tmp_path / "missing.jsonl")]) == ExitCode.CONFIG

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from aggregator.cli import main
+from aggregator.cli import ExitCode, main
 from aggregator.demo.feedserver import FeedServer, Resource
 from tests.support.feeds import aggregator, rss, write_config
 from tests.support.stories import rfc822
@@ -110,7 +110,7 @@ def test_rules_test_reports_bad_input(tmp_path: Path, capsys: pytest.CaptureFixt
     ]
     for args, messages in cases:
         capsys.readouterr()
-        assert main(["rules", "test", *args, *options]) == 2, args
+        assert main(["rules", "test", *args, *options]) == ExitCode.CONFIG, args
         error = capsys.readouterr().err
         for message in messages:
             assert message in error, (args, error)

@@ -25,7 +25,7 @@ from aggregator.catalog import (
     load_catalog,
     parse_rule,
 )
-from aggregator.cli import main
+from aggregator.cli import ExitCode, main
 from aggregator.editorial.classify import classify
 from aggregator.errors import ConfigError
 from aggregator.safety.regex import UnsupportedRegex, compile_rule_regex, translate
@@ -134,7 +134,7 @@ def test_check_refuses_a_nul_in_a_url_with_exit_2(
     (config / SOURCES_FILE).write_text(
         SOURCE.format(extra="").replace("feed.xml", "feed\\u0000.xml"), encoding="utf-8"
     )
-    assert main(["check", "--config", str(config)]) == 2
+    assert main(["check", "--config", str(config)]) == ExitCode.CONFIG
     err = capsys.readouterr().err
     assert str(config / SOURCES_FILE) in err
     assert "id='wire'" in err
@@ -195,7 +195,7 @@ def test_refused_at_check_naming_file_category_and_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = _write(tmp_path, category="include = ['/AI(?!-generated)/']")
-    assert main(["check", "--config", str(config)]) == 2
+    assert main(["check", "--config", str(config)]) == ExitCode.CONFIG
     err = capsys.readouterr().err
     assert str(config / CATEGORIES_FILE) in err
     assert "id='news'" in err
