@@ -6,35 +6,16 @@ huge one neither grows the process nor reaches the route.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from aggregator.demo.feedserver import FeedServer
-from aggregator.store import Store, open_store, upgrade
-from tests.support.browser import TOKEN, Workbench, workbench
-from tests.support.webserver import serve_app
+from tests.support.browser import TOKEN, Workbench
 
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 LONE = b'"\\ud800"'
-
-
-@pytest.fixture
-def bench(tmp_path: Path, feed_server: FeedServer) -> Iterator[Workbench]:
-    store: Store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    upgrade(store.engine)
-    with workbench(store, feed_server, tmp_path / "config") as bench:
-        yield bench
-    store.close()
-
-
-@pytest.fixture
-def base(bench: Workbench) -> Iterator[str]:
-    with serve_app(bench.app) as base:
-        yield base
 
 
 def _rss_kib() -> int:
