@@ -296,8 +296,10 @@ def _tables(doc: dict[str, Any], name: str, file: str, problems: _Problems) -> l
 
 
 def _each_table(doc: dict[str, Any], name: str, allowed: set[str], file: str,
-                problems: _Problems) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Each ``[[name]]`` table with its label, after reporting non-tables and unknown keys."""
+                problems: _Problems) -> Iterator[tuple[str, dict[str, Any], str | None]]:
+    """Each ``[[name]]`` table with its label and its id, after reporting non-tables, unknown
+    keys and bad or duplicate ids."""
+    seen: set[str] = set()
     for index, table in enumerate(_tables(doc, name, file, problems)):
         if not isinstance(table, dict):
             problems.add(f"each [[{name}]] must be a table", file=file, key=f"{name}[{index}]")
@@ -307,7 +309,7 @@ def _each_table(doc: dict[str, Any], name: str, allowed: set[str], file: str,
             if key not in allowed:
                 problems.add(f"unknown key (allowed: {', '.join(sorted(allowed))})",
                              file=file, item=item, key=key)
-        yield item, table
+        yield item, table, _table_id(table, name, seen, file, item, problems)
 
 
 def _table_id(table: dict[str, Any], kind: str, seen: set[str], file: str, item: str,
@@ -424,9 +426,7 @@ def _check_url(url: str, file: str, item: str, key: str, problems: _Problems) ->
 
 def _sources(doc: dict[str, Any], file: str, problems: _Problems) -> list[SourceConfig]:
     result: list[SourceConfig] = []
-    seen: set[str] = set()
-    for item, table in _each_table(doc, "source", SOURCE_KEYS, file, problems):
-        source_id = _table_id(table, "source", seen, file, item, problems)
+    for item, table, source_id in _each_table(doc, "source", SOURCE_KEYS, file, problems):
         url = _str(table, "url", file, item, problems, required=True)
         if url is not None:
             _check_url(url, file, item, "url", problems)
@@ -520,9 +520,8 @@ def _rules(table: dict[str, Any], key: str, file: str, item: str, problems: _Pro
 
 def _categories(doc: dict[str, Any], file: str, problems: _Problems) -> list[CategoryConfig]:
     result: list[CategoryConfig] = []
-    seen: set[str] = set()
-    for item, table in _each_table(doc, "category", CATEGORY_KEYS, file, problems):
-        category_id = _table_id(table, "category", seen, file, item, problems)
+    for item, table, category_id in _each_table(doc, "category", CATEGORY_KEYS, file,
+                                                problems):
         title = _str(table, "title", file, item, problems, required=True)
         languages = _str_list(table, "languages", file, item, problems)
         for language in languages:

@@ -63,36 +63,29 @@ class Metrics:
         registry = self.registry
         # process_resident_memory_bytes, process_cpu_seconds_total... (Linux /proc).
         ProcessCollector(registry=registry)
-        self.fetches = Counter(
-            f"{PREFIX}_fetches", "Sources polled, by outcome: ok, not_modified, deferred, or "
-            "the error kind (http, timeout, connection, parse, malformed, empty, gone...)",
-            ["outcome"], registry=registry)
+
+        def counter(name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
+            return Counter(f"{PREFIX}_{name}", documentation, labels, registry=registry)
+
+        self.fetches = counter(
+            "fetches", "Sources polled, by outcome: ok, not_modified, deferred, or the error "
+            "kind (http, timeout, connection, parse, malformed, empty, gone...)", ["outcome"])
         self.fetch_seconds = Histogram(
             f"{PREFIX}_fetch_duration_seconds",
             "Time of each HTTP exchange that got a feed answer (200 or 304)",
             buckets=FETCH_BUCKETS, registry=registry)
-        self.entries_created = Counter(
-            f"{PREFIX}_entries_created", "Entries stored for the first time", registry=registry)
-        self.entries_updated = Counter(
-            f"{PREFIX}_entries_updated", "Stored entries whose content changed",
-            registry=registry)
-        self.stories_created = Counter(
-            f"{PREFIX}_stories_created",
-            "Entries the clustering stage settled as the first of a new story",
-            registry=registry)
-        self.merges = Counter(
-            f"{PREFIX}_dedup_merges",
-            "Entries the clustering stage put in an existing story, by the signal that "
-            "decided it (url, content_hash, embedding, minhash, editor_pin...)",
-            ["signal"], registry=registry)
-        self.renders = Counter(
-            f"{PREFIX}_output_renders",
-            "Output documents rendered, by kind (feed, page, archive, opml, index)",
-            ["kind"], registry=registry)
-        self.cache_hits = Counter(
-            f"{PREFIX}_output_cache_hits",
-            "Output requests answered from memory without reading the store",
-            registry=registry)
+        self.entries_created = counter("entries_created", "Entries stored for the first time")
+        self.entries_updated = counter("entries_updated", "Stored entries whose content changed")
+        self.stories_created = counter(
+            "stories_created", "Entries the clustering stage settled as the first of a new story")
+        self.merges = counter(
+            "dedup_merges", "Entries the clustering stage put in an existing story, by the signal "
+            "that decided it (url, content_hash, embedding, minhash, editor_pin...)", ["signal"])
+        self.renders = counter(
+            "output_renders",
+            "Output documents rendered, by kind (feed, page, archive, opml, index)", ["kind"])
+        self.cache_hits = counter(
+            "output_cache_hits", "Output requests answered from memory without reading the store")
         self.not_modified_ratio = Gauge(
             f"{PREFIX}_fetch_not_modified_ratio",
             f"Share of 304 answers among the last {RATIO_WINDOW} answered fetches",

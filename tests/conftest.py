@@ -53,6 +53,15 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """A migrated SQLite store only, for tests that need no PostgreSQL half."""
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    upgrade(store.engine)
+    yield store
+    store.close()
+
+
+@pytest.fixture
 def feed_server() -> Iterator[FeedServer]:
     from aggregator.demo.feedserver import FeedServer
 

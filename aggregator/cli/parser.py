@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
+    def add_group(name: str, help_text: str, handler: object
+                  ) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+        """A command whose work is in its subcommands: ``aggregator NAME SUBCOMMAND``."""
+        return add(name, help_text, handler).add_subparsers(
+            dest=f"{name}_command", required=True, metavar="SUBCOMMAND")
+
     running = add("run", "run the scheduler and the HTTP server until stopped (SIGINT/SIGTERM)",
                   cmd_run)
     running.add_argument("--host", default=argparse.SUPPRESS,
@@ -107,9 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="retention in days (default: $AGGREGATOR_RETENTION_DAYS)")
     pruning.add_argument("--json", action="store_true", help="one JSON summary object")
 
-    sources = add("sources", "inspect and edit sources", cmd_sources_list)
-    source_commands = sources.add_subparsers(dest="sources_command", required=True,
-                                             metavar="SUBCOMMAND")
+    source_commands = add_group("sources", "inspect and edit sources", cmd_sources_list)
     listing = source_commands.add_parser("list", parents=[common],
                                          help="sources with their health")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -192,9 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     corrections.add_argument("--json", action="store_true", help="one JSON object per line")
     corrections.set_defaults(handler=cmd_stories_corrections)
 
-    rules = add("rules", "try category rules on stored entries", cmd_rules_test)
-    rule_commands = rules.add_subparsers(dest="rules_command", required=True,
-                                         metavar="SUBCOMMAND")
+    rule_commands = add_group("rules", "try category rules on stored entries", cmd_rules_test)
     rules_test = rule_commands.add_parser(
         "test", parents=[common],
         help="dry run: which stored entries changed rules would have added to or removed from "
@@ -218,15 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     rules_test.add_argument("--json", action="store_true", help="one JSON object")
     rules_test.set_defaults(handler=cmd_rules_test)
 
-    database = add("db", "database maintenance", cmd_db_upgrade)
-    db_commands = database.add_subparsers(dest="db_command", required=True,
-                                          metavar="SUBCOMMAND")
+    db_commands = add_group("db", "database maintenance", cmd_db_upgrade)
     db_commands.add_parser("upgrade", parents=[common],
                            help="apply schema migrations").set_defaults(handler=cmd_db_upgrade)
 
-    evaluation = add("eval", "measure the machine's decisions on labelled data", cmd_eval_dedup)
-    eval_commands = evaluation.add_subparsers(dest="eval_command", required=True,
-                                              metavar="SUBCOMMAND")
+    eval_commands = add_group("eval", "measure the machine's decisions on labelled data",
+                              cmd_eval_dedup)
     dedup_eval = eval_commands.add_parser(
         "dedup", parents=[common],
         help="story clustering on a labelled JSONL file (articles with `cluster`, or scored "

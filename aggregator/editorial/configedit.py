@@ -79,27 +79,25 @@ def set_source_enabled(config_dir: Path, source_id: str, enabled: bool) -> None:
     """Pause (``enabled = false``) or resume (the key removed: true is the default)."""
 
     def change(texts: dict[str, str], plain: dict[str, dict[str, Any]]) -> None:
-        file = _path(config_dir, SOURCES_FILE)
-        text = texts[SOURCES_FILE]
-        doc, tables = _tables(text, "source", file)
-        index = _index(tables, source_id, "source", file)
-        table = tables[index]
-        expected = plain[SOURCES_FILE]["source"][index]
+        target = _target(config_dir, texts, SOURCES_FILE, "source", source_id)
+        table = target.tables[target.index]
+        expected = plain[SOURCES_FILE]["source"][target.index]
         if enabled:
             if table.get("enabled") is not False:
                 return
             del table["enabled"]
             del expected["enabled"]
-            texts[SOURCES_FILE] = tomlkit.dumps(doc)
+            texts[SOURCES_FILE] = tomlkit.dumps(target.doc)
         elif "enabled" in table:
             if table["enabled"] is False:
                 return
             table["enabled"] = False
             expected["enabled"] = False
-            texts[SOURCES_FILE] = tomlkit.dumps(doc)
+            texts[SOURCES_FILE] = tomlkit.dumps(target.doc)
         else:
             expected["enabled"] = False
-            texts[SOURCES_FILE] = _insert_lines(text, "source", index, ["enabled = false"], file)
+            texts[SOURCES_FILE] = _insert_lines(target.text, "source", target.index,
+                                                ["enabled = false"], target.file)
 
     _edit(config_dir, change)
 
@@ -113,15 +111,12 @@ def remove_source(config_dir: Path, source_id: str) -> None:
     """
 
     def change(texts: dict[str, str], plain: dict[str, dict[str, Any]]) -> None:
-        file = _path(config_dir, SOURCES_FILE)
-        text = texts[SOURCES_FILE]
-        _doc, tables = _tables(text, "source", file)
-        index = _index(tables, source_id, "source", file)
+        target = _target(config_dir, texts, SOURCES_FILE, "source", source_id)
         expected = plain[SOURCES_FILE]
-        del expected["source"][index]
+        del expected["source"][target.index]
         if not expected["source"]:
             del expected["source"]
-        texts[SOURCES_FILE] = _remove_table(text, "source", index, file)
+        texts[SOURCES_FILE] = _remove_table(target.text, "source", target.index, target.file)
 
     _edit(config_dir, change)
 
@@ -160,11 +155,9 @@ def set_category_rules(config_dir: Path, category_id: str, *, include: Sequence[
     the key: without include rules a category takes every entry of its sources."""
 
     def change(texts: dict[str, str], plain: dict[str, dict[str, Any]]) -> None:
-        file = _path(config_dir, CATEGORIES_FILE)
-        doc, tables = _tables(texts[CATEGORIES_FILE], "category", file)
-        index = _index(tables, category_id, "category", file)
-        table = tables[index]
-        expected = plain[CATEGORIES_FILE]["category"][index]
+        target = _target(config_dir, texts, CATEGORIES_FILE, "category", category_id)
+        table = target.tables[target.index]
+        expected = plain[CATEGORIES_FILE]["category"][target.index]
         missing: list[str] = []
         for key, wanted in (("include", _unique(include)), ("exclude", _unique(exclude))):
             current = table.get(key)
@@ -179,10 +172,10 @@ def set_category_rules(config_dir: Path, category_id: str, *, include: Sequence[
                     del table[key]
                 missing.append(_render_value(key, wanted))
                 expected[key] = wanted
-        text = tomlkit.dumps(doc)
+        text = tomlkit.dumps(target.doc)
         if missing:
             lines = [line for rendered in missing for line in rendered.splitlines()]
-            text = _insert_lines(text, "category", index, lines, file)
+            text = _insert_lines(text, "category", target.index, lines, target.file)
         texts[CATEGORIES_FILE] = text
 
     _edit(config_dir, change)
@@ -366,6 +359,25 @@ def _index(tables: Sequence[Table], item_id: str, kind: str, file: str) -> int:
         if table.get("id") == item_id:
             return index
     raise UnknownItem(f"no {kind} has this id", file=file, item=item_id, key="id")
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The ``[[kind]]`` table an edit changes, and the file it is in as the edit has it."""
+
+    file: str  # the path that errors name
+    text: str
+    doc: tomlkit.TOMLDocument
+    tables: list[Table]
+    index: int
+
+
+def _target(config_dir: Path, texts: dict[str, str], name: str, kind: str,
+            item_id: str) -> _Target:
+    file = _path(config_dir, name)
+    text = texts[name]
+    doc, tables = _tables(text, kind, file)
+    return _Target(file, text, doc, tables, _index(tables, item_id, kind, file))
 
 
 @dataclass(frozen=True)

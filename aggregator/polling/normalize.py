@@ -390,15 +390,21 @@ def _fragment(link: str | None) -> str:
     return "#" + _normalize_escapes(_URL_JUNK.sub("", fragment).strip(), _QUERY_SAFE)
 
 
+def resolve_link(link: str, base: str) -> tuple[str, str] | None:
+    """``link``, stripped, resolved against ``base`` (when there is one) with its lower-case
+    scheme; None when it is not a URL that can be split."""
+    try:
+        resolved = urljoin(base, link.strip()) if base else link.strip()
+        return resolved, urlsplit(resolved).scheme.lower()
+    except ValueError:
+        return None
+
+
 def _absolute_http(link: str | None, base: str) -> str | None:
     if not link or not link.strip():
         return None
-    try:
-        resolved = urljoin(base, link.strip()) if base else link.strip()
-        scheme = urlsplit(resolved).scheme.lower()
-    except ValueError:
-        return None
-    return resolved if scheme in DEFAULT_PORTS else None
+    found = resolve_link(link, base)
+    return found[0] if found is not None and found[1] in DEFAULT_PORTS else None
 
 
 def _as_utc(moment: datetime) -> datetime:

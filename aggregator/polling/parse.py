@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 from xml.sax import SAXParseException
 
 import feedparser
@@ -28,6 +28,7 @@ from feedparser.urls import resolve_relative_uris
 
 from aggregator.errors import ParseError
 from aggregator.polling.localdates import parse_localized_date
+from aggregator.polling.normalize import resolve_link
 from aggregator.safety.sanitize import plain_title, scrub_text
 from aggregator.safety.xml import defuse_entities
 from aggregator.types import Enclosure, ParsedEntry, ParsedFeed
@@ -244,11 +245,10 @@ def _absolute_link(link: str | None, base: str) -> str | None:
     link = _as_written(link)
     if not link:
         return None
-    try:
-        resolved = urljoin(base, link.strip()) if base else link.strip()
-        scheme = urlsplit(resolved).scheme.lower()
-    except ValueError:
+    found = resolve_link(link, base)
+    if found is None:
         return None
+    resolved, scheme = found
     if scheme and scheme not in LINK_SCHEMES:
         return None
     return resolved or None

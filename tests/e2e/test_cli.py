@@ -7,19 +7,11 @@ from pathlib import Path
 import pytest
 
 from aggregator.cli import build_parser, main
-from tests.support.feeds import aggregator, write_config
+from tests.support.feeds import aggregator, toml_tables, write_config
 
-GOOD_SOURCES = """
-[[source]]
-id = "alpha"
-url = "https://alpha.example/feed.xml"
-categories = ["news"]
-"""
-GOOD_CATEGORIES = """
-[[category]]
-id = "news"
-title = "News"
-"""
+GOOD_SOURCES = toml_tables(
+    "source", {"id": "alpha", "url": "https://alpha.example/feed.xml", "categories": ["news"]})
+GOOD_CATEGORIES = toml_tables("category", {"id": "news", "title": "News"})
 
 
 def _check(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

@@ -35,6 +35,14 @@ def _sources(**urls: str) -> str:
     )
 
 
+def _good_config(tmp_path: Path, feed_server: FeedServer) -> Path:
+    """A config folder with one source, ``good``, that answers a valid feed."""
+    feed_server.set("/good.xml", Resource(body=rss("Good", ITEMS)))
+    return write_config(
+        tmp_path / "config", _sources(good=feed_server.url("/good.xml")), CATEGORIES
+    )
+
+
 @pytest.fixture
 def busy_port() -> Iterator[int]:
     with socket.socket() as sock:
@@ -170,10 +178,7 @@ def test_poll_exit_codes_and_json(
 def test_publish_and_prune_json(
     tmp_path: Path, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    feed_server.set("/good.xml", Resource(body=rss("Good", ITEMS)))
-    config = write_config(
-        tmp_path / "config", _sources(good=feed_server.url("/good.xml")), CATEGORIES
-    )
+    config = _good_config(tmp_path, feed_server)
     common = ["--config", str(config), "--database", f"sqlite:///{tmp_path / 'agg.db'}"]
     assert _run(capsys, "poll", "--all", *common)[0] == 0
     out_dir = tmp_path / "site"
@@ -280,10 +285,7 @@ def test_help_documents_the_exit_codes() -> None:
 def test_sources_list_shows_sources_never_polled(
     tmp_path: Path, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    feed_server.set("/good.xml", Resource(body=rss("Good", ITEMS)))
-    config = write_config(
-        tmp_path / "config", _sources(good=feed_server.url("/good.xml")), CATEGORIES
-    )
+    config = _good_config(tmp_path, feed_server)
     database = f"sqlite:///{tmp_path / 'agg.db'}"
     common = ["--config", str(config), "--database", database]
     # Before any poll, with no database yet: the configured source, as new.

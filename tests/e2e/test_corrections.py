@@ -22,7 +22,7 @@ from aggregator.publishing.outputs import Outputs
 from aggregator.runtime.service import Service
 from aggregator.settings import Settings
 from aggregator.store import Store
-from tests.support.feeds import rss, write_config
+from tests.support.feeds import rss, toml_tables, write_config
 from tests.support.outputchecks import json_feed
 from tests.support.stories import (
     AI_ACT_DE,
@@ -38,18 +38,11 @@ from tests.support.stories import (
     rfc822,
 )
 
-CATEGORIES = """
-[[category]]
-id = "news"
-title = "News"
-languages = ["en", "fr"]
-
-[[category]]
-id = "tech"
-title = "Tech"
-languages = ["en"]
-include = ["artificial intelligence"]
-"""
+CATEGORIES = toml_tables(
+    "category",
+    {"id": "news", "title": "News", "languages": ["en", "fr"]},
+    {"id": "tech", "title": "Tech", "languages": ["en"], "include": ["artificial intelligence"]},
+)
 # source id → (language, categories)
 SOURCES = {"wire": ("en", ("news", "tech")), "journal": ("fr", ("news",)),
            "coast": ("en", ("news",))}
@@ -133,12 +126,11 @@ class Newsroom:
 
 
 def _newsroom(store: Store, server: FeedServer, tmp_path: Path, models: Models) -> Newsroom:
-    blocks = []
-    for source_id, (language, categories) in SOURCES.items():
-        listed = ", ".join(f'"{category}"' for category in categories)
-        blocks.append(f'[[source]]\nid = "{source_id}"\nurl = "{server.url(f"/{source_id}.xml")}"\n'
-                      f'language = "{language}"\ncategories = [{listed}]\n')
-    catalog = load_catalog(write_config(tmp_path / "config", "\n".join(blocks), CATEGORIES))
+    sources = toml_tables("source", *(
+        {"id": source_id, "url": server.url(f"/{source_id}.xml"), "language": language,
+         "categories": categories}
+        for source_id, (language, categories) in SOURCES.items()))
+    catalog = load_catalog(write_config(tmp_path / "config", sources, CATEGORIES))
     return Newsroom(store, server, catalog, models)
 
 

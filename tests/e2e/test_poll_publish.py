@@ -16,7 +16,7 @@ import pytest
 from aggregator.demo.feedserver import FeedServer, Resource
 from aggregator.publishing.representative import for_output
 from aggregator.store import open_store
-from tests.support.feeds import aggregator, atom, rss, write_config
+from tests.support.feeds import aggregator, atom, rss, toml_tables, write_config
 
 ALPHA = [
     {"guid": "alpha-1", "title": "EU lawmakers agree on AI Act enforcement timeline",
@@ -41,34 +41,21 @@ BETA = [
      "link": "https://beta.example/library", "body": "Books for everyone.",
      "date": "2026-11-15T12:00:00Z"},
 ]
-CATEGORIES = """
-[[category]]
-id = "ai-policy"
-title = "AI policy"
-description = "Rules for artificial intelligence"
-languages = ["en", "fr"]
-include = ["AI Act", "/\\\\bAI\\\\b/"]
-exclude = ["football"]
-
-[[category]]
-id = "general"
-title = "General news"
-"""
+CATEGORIES = toml_tables(
+    "category",
+    {"id": "ai-policy", "title": "AI policy", "description": "Rules for artificial intelligence",
+     "languages": ["en", "fr"], "include": ["AI Act", "/\\bAI\\b/"], "exclude": ["football"]},
+    {"id": "general", "title": "General news"},
+)
 
 
 def sources_toml(server: FeedServer) -> str:
-    return f"""
-[[source]]
-id = "alpha"
-url = "{server.url('/alpha.xml')}"
-categories = ["ai-policy"]
-language = "en"
-
-[[source]]
-id = "beta"
-url = "{server.url('/beta.atom')}"
-categories = ["ai-policy", "general"]
-"""
+    return toml_tables(
+        "source",
+        {"id": "alpha", "url": server.url("/alpha.xml"), "categories": ["ai-policy"],
+         "language": "en"},
+        {"id": "beta", "url": server.url("/beta.atom"), "categories": ["ai-policy", "general"]},
+    )
 
 
 @pytest.fixture

@@ -15,23 +15,22 @@ import pytest
 
 from aggregator.catalog import load_catalog
 from aggregator.editorial.opml import read_outlines
-from tests.support.feeds import CLI_TIMEOUT_SECONDS, aggregator, cli_env, write_config
+from tests.support.feeds import (
+    CLI_TIMEOUT_SECONDS,
+    aggregator,
+    cli_env,
+    toml_tables,
+    write_config,
+)
 from tests.support.shared import in_ci, require_shared
 
-SOURCES = """# Our sources. This comment must survive.
-
-[[source]]
-id = "first"
-title = "First"
-url = "https://first.example/feed.xml"
-categories = ["news"]
-
-[[source]]
-id = "second"
-url = "https://second.example/feed.xml"
-categories = ["news"]
-"""
-CATEGORIES = '[[category]]\nid = "news"\ntitle = "News"\n'
+SOURCES = "# Our sources. This comment must survive.\n\n" + toml_tables(
+    "source",
+    {"id": "first", "title": "First", "url": "https://first.example/feed.xml",
+     "categories": ["news"]},
+    {"id": "second", "url": "https://second.example/feed.xml", "categories": ["news"]},
+)
+CATEGORIES = toml_tables("category", {"id": "news", "title": "News"})
 SUMMARY_RE = re.compile(r"added (\d+) sources(?:, (\d+) new categories)?; skipped (\d+) "
                         r"duplicates and (\d+) bad URLs")
 

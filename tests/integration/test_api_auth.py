@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute
 from aggregator.demo.feedserver import FeedServer
 from aggregator.errors import ConfigError
 from aggregator.settings import Settings
-from aggregator.store import Store, open_store, upgrade
+from aggregator.store import Store
 from aggregator.web import create_app
 from aggregator.web.auth import (
     CSRF_FIELD,
@@ -38,14 +38,6 @@ READ_METHODS = {"get", "head", "options"}
 # What each path parameter stands for in a walk: ids that exist, so a missing guard would act.
 PATH_VALUES = {"source_id": "wire", "category_id": "tech", "category": "news", "story_id": "1",
                "override_id": "1", "name": "news.atom"}
-
-
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    upgrade(store.engine)
-    yield store
-    store.close()
 
 
 @pytest.fixture

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from aggregator.demo.feedserver import FeedServer
-from aggregator.store import Store, open_store, upgrade
-from tests.support.browser import TOKEN, Workbench, workbench
-from tests.support.webserver import serve_app
+from tests.support.browser import TOKEN, Workbench
 
 EDITOR = "Erin Editor"
 NOTE = "takedown request from lawyer, do not show"
@@ -27,25 +22,19 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def corrected(
-    tmp_path: Path, feed_server: FeedServer
-) -> Iterator[tuple[Workbench, str, dict[str, int]]]:
-    store: Store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    upgrade(store.engine)
-    with workbench(store, feed_server, tmp_path / "config") as bench, serve_app(bench.app) as base:
-        ids = sorted({i for c in ("news", "tech") for i in bench.story_ids(c).values()})
-        assert len(ids) >= 3
-        hidden, pinned, merged_into, merged = ids[0], ids[1], ids[2], ids[-1]
-        headers = {**AUTH, "X-Editor": EDITOR}
-        for path, body in (
-            (f"/api/stories/{pinned}/pin", {"category": "tech", "note": NOTE}),
-            (f"/api/stories/{merged_into}/merge", {"other_story_id": merged, "note": NOTE}),
-            (f"/api/stories/{hidden}/hide", {"note": NOTE}),
-        ):
-            response = requests.post(base + path, json=body, headers=headers, timeout=10)
-            assert response.status_code == 200, (path, response.text)
-        yield bench, base, {"hidden": hidden, "pinned": pinned, "merged": merged_into}
-    store.close()
+def corrected(bench: Workbench, base: str) -> tuple[Workbench, str, dict[str, int]]:
+    ids = sorted({i for c in ("news", "tech") for i in bench.story_ids(c).values()})
+    assert len(ids) >= 3
+    hidden, pinned, merged_into, merged = ids[0], ids[1], ids[2], ids[-1]
+    headers = {**AUTH, "X-Editor": EDITOR}
+    for path, body in (
+        (f"/api/stories/{pinned}/pin", {"category": "tech", "note": NOTE}),
+        (f"/api/stories/{merged_into}/merge", {"other_story_id": merged, "note": NOTE}),
+        (f"/api/stories/{hidden}/hide", {"note": NOTE}),
+    ):
+        response = requests.post(base + path, json=body, headers=headers, timeout=10)
+        assert response.status_code == 200, (path, response.text)
+    return bench, base, {"hidden": hidden, "pinned": pinned, "merged": merged_into}
 
 
 def _public_gets(schema: dict[str, Any]) -> list[str]:

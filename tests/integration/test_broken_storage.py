@@ -8,29 +8,18 @@ from __future__ import annotations
 import errno
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from aggregator.demo.feedserver import FeedServer
-from aggregator.store import Store, open_store, upgrade
+from aggregator.store import open_store
 from aggregator.web.health import Readiness
-from tests.support.browser import TOKEN, Workbench, workbench
+from tests.support.browser import TOKEN, Workbench
 from tests.support.webserver import serve_app
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def bench(tmp_path: Path, feed_server: FeedServer) -> Iterator[Workbench]:
-    store: Store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    upgrade(store.engine)
-    with workbench(store, feed_server, tmp_path / "config") as bench:
-        yield bench
-    store.close()
 
 
 def test_disk_full_keeps_the_last_good_feed_and_turns_readyz(

@@ -37,6 +37,19 @@ def _files(bench: Workbench) -> dict[str, str]:
     return {name: (bench.config / name).read_text(encoding="utf-8") for name in FILES}
 
 
+def _login(http: requests.Session, base: str) -> None:
+    """Log ``http`` in to the admin pages as the editor Mia."""
+    response = http.post(f"{base}/admin/login", data={"token": TOKEN, "editor": "Mia"},
+                         allow_redirects=False, timeout=10)
+    assert response.status_code == 303
+
+
+def _csrf(http: requests.Session, url: str) -> str:
+    """The CSRF token of the form on the page at ``url``."""
+    page = http.get(url, timeout=10).text
+    return page.split(f'name="{CSRF_FIELD}" value="', 1)[1].split('"', 1)[0]
+
+
 def _api(base: str, method: str, path: str, body: Any) -> requests.Response:
     return requests.request(method, base + path, json=body, headers=AUTH, timeout=30)
 
@@ -146,20 +159,8 @@ def test_the_dry_run_runs_off_the_event_loop(
         == 200
     )
     with requests.Session() as http:
-        assert (
-            http.post(
-                f"{base}/admin/login",
-                data={"token": TOKEN, "editor": "Mia"},
-                allow_redirects=False,
-                timeout=10,
-            ).status_code
-            == 303
-        )
-        token = (
-            http.get(f"{base}/admin/categories/tech", timeout=10)
-            .text.split(f'name="{CSRF_FIELD}" value="', 1)[1]
-            .split('"', 1)[0]
-        )
+        _login(http, base)
+        token = _csrf(http, f"{base}/admin/categories/tech")
         page = http.post(
             f"{base}/admin/categories/tech",
             timeout=30,
@@ -179,19 +180,10 @@ def test_the_admin_forms_refuse_what_the_catalog_refuses(served: tuple[str, Work
     base, bench = served
     before = _files(bench)
     with requests.Session() as http:
-        assert (
-            http.post(
-                f"{base}/admin/login",
-                data={"token": TOKEN, "editor": "Mia"},
-                allow_redirects=False,
-                timeout=10,
-            ).status_code
-            == 303
-        )
+        _login(http, base)
 
         def csrf() -> str:
-            page = http.get(f"{base}/admin/", timeout=10).text
-            return page.split(f'name="{CSRF_FIELD}" value="', 1)[1].split('"', 1)[0]
+            return _csrf(http, f"{base}/admin/")
 
         def flash(response: requests.Response) -> str:
             assert response.status_code == 303, response.text

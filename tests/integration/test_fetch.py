@@ -254,14 +254,25 @@ def test_corrupt_gzip_is_a_decode_error(feed_server: FeedServer, fetcher: Fetche
     assert fetch_error(fetcher, feed_server.url("/junk")).kind == "decode"
 
 
-def test_slow_drip_is_cut_at_the_total_timeout(feed_server: FeedServer) -> None:
-    # A byte every 50 ms never trips the read timeout; only the total deadline stops it.
-    feed_server.set("/drip", Resource(body=b"x" * 200, drip=0.05, chunk_size=1))
-    with Fetcher(user_agent=USER_AGENT, read_timeout=2.0, total_timeout=0.5) as fetcher:
+def timed_fetch_error(feed_server: FeedServer, path: str, resource: Resource, *,
+                      read_timeout: float, total_timeout: float) -> tuple[FetchError, float]:
+    """Serve ``resource`` at ``path`` and fetch it with these timeouts: the error, and the
+    seconds it took to come."""
+    feed_server.set(path, resource)
+    with Fetcher(user_agent=USER_AGENT, read_timeout=read_timeout,
+                 total_timeout=total_timeout) as fetcher:
         started = time.monotonic()
-        error = fetch_error(fetcher, feed_server.url("/drip"))
+        error = fetch_error(fetcher, feed_server.url(path))
         waited = time.monotonic() - started
     assert error.kind == "timeout"
+    return error, waited
+
+
+def test_slow_drip_is_cut_at_the_total_timeout(feed_server: FeedServer) -> None:
+    # A byte every 50 ms never trips the read timeout; only the total deadline stops it.
+    error, waited = timed_fetch_error(feed_server, "/drip",
+                                      Resource(body=b"x" * 200, drip=0.05, chunk_size=1),
+                                      read_timeout=2.0, total_timeout=0.5)
     assert "total limit" in str(error)
     assert 0.5 <= waited < 1.5
 
@@ -269,34 +280,23 @@ def test_slow_drip_is_cut_at_the_total_timeout(feed_server: FeedServer) -> None:
 def test_stalled_body_is_cut_at_the_total_timeout(feed_server: FeedServer) -> None:
     # Each pause (1.5 s) is within the read timeout (2 s), but the second one runs past the
     # deadline: the last read must wait only for what is left of the total, not a full 2 s.
-    feed_server.set("/stall", Resource(body=b"xxx", drip=1.5, chunk_size=1))
-    with Fetcher(user_agent=USER_AGENT, read_timeout=2.0, total_timeout=2.0) as fetcher:
-        started = time.monotonic()
-        error = fetch_error(fetcher, feed_server.url("/stall"))
-        waited = time.monotonic() - started
-    assert error.kind == "timeout"
+    error, waited = timed_fetch_error(feed_server, "/stall",
+                                      Resource(body=b"xxx", drip=1.5, chunk_size=1),
+                                      read_timeout=2.0, total_timeout=2.0)
     assert "total limit of 2 s" in str(error)
     assert 2.0 <= waited < 2.8
 
 
 def test_slow_headers_hit_the_read_timeout(feed_server: FeedServer) -> None:
-    feed_server.set("/late", Resource(body=BODY, delay=2.0))
-    with Fetcher(user_agent=USER_AGENT, read_timeout=0.3, total_timeout=5.0) as fetcher:
-        started = time.monotonic()
-        error = fetch_error(fetcher, feed_server.url("/late"))
-        waited = time.monotonic() - started
-    assert error.kind == "timeout"
+    error, waited = timed_fetch_error(feed_server, "/late", Resource(body=BODY, delay=2.0),
+                                      read_timeout=0.3, total_timeout=5.0)
     assert "sent nothing for 0.3 s" in str(error)
     assert waited < 1.5
 
 
 def test_slow_headers_hit_the_total_timeout(feed_server: FeedServer) -> None:
-    feed_server.set("/late", Resource(body=BODY, delay=2.0))
-    with Fetcher(user_agent=USER_AGENT, read_timeout=5.0, total_timeout=0.3) as fetcher:
-        started = time.monotonic()
-        error = fetch_error(fetcher, feed_server.url("/late"))
-        waited = time.monotonic() - started
-    assert error.kind == "timeout"
+    _error, waited = timed_fetch_error(feed_server, "/late", Resource(body=BODY, delay=2.0),
+                                       read_timeout=5.0, total_timeout=0.3)
     assert waited < 1.5
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 import prometheus_client
 import pytest
@@ -75,8 +76,10 @@ def _catalog(sources: dict[str, str]) -> Catalog:
 
 
 def _refresher(
-    store: Store, catalog: Catalog, clock: Clock, metrics: Metrics | None = None
+    store: Store, catalog: Catalog, clock: Clock, metrics: Metrics | None = None, **extra: Any
 ) -> Iterator[Refresher]:
+    """A refresher with two threads over ``catalog``'s sources (synced first); ``extra`` goes
+    to ``Refresher`` as well (worker processes...)."""
     store.sync_sources(catalog, clock.now)
     refresher = Refresher(
         store=store,
@@ -85,6 +88,7 @@ def _refresher(
         workers=2,
         clock=clock,
         metrics=metrics,
+        **extra,
     )
     try:
         yield refresher
@@ -261,24 +265,11 @@ def test_worker_processes_record_the_same_kinds(
     catalog = _catalog(
         {name: feed_server.url(f"/{name}.xml") for name in ("broken", "unreadable", "quiet")}
     )
-    store.sync_sources(catalog, clock.now)
-    refresher = Refresher(
-        store=store,
-        fetcher=make_fetcher(_settings(), now=clock),
-        catalog=catalog,
-        workers=2,
-        processes=2,
-        fetcher_factory=partial(fetcher_from_settings, _settings()),
-        process_min_urls=1,
-        clock=clock,
-    )
-    try:
+    for refresher in _refresher(store, catalog, clock, processes=2, process_min_urls=1,
+                                fetcher_factory=partial(fetcher_from_settings, _settings())):
         assert _poll_due(refresher, clock) == dict.fromkeys(
             ("broken", "unreadable", "quiet"), "error"
         )
         assert len(refresher.worker_pids()) == 2
-    finally:
-        refresher.close()
-        refresher.fetcher.close()
     kinds = {s.id: s.last_error_kind for s in store.sources()}
     assert kinds == {"broken": "malformed", "unreadable": "malformed", "quiet": "empty"}

@@ -7,7 +7,6 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
@@ -21,7 +20,7 @@ from aggregator.polling.fetch.configured import fetcher_from_settings
 from aggregator.polling.poller import Refresher
 from aggregator.runtime.service import make_fetcher
 from aggregator.settings import Settings
-from aggregator.store import Store, open_store, upgrade
+from aggregator.store import Store
 from tests.support.builders import NOW
 from tests.support.feeds import aggregator, cli_env, rss, write_config
 
@@ -41,14 +40,6 @@ class Clock:
 class BrokenCategories(dict[str, CategoryConfig]):
     def get(self, *_args: object, **_kwargs: object) -> None:  # type: ignore[override]
         raise RuntimeError("bug in classification")
-
-
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    upgrade(store.engine)
-    yield store
-    store.close()
 
 
 def lines_by_source(caplog: pytest.LogCaptureFixture) -> Counter[str]:

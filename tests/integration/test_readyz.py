@@ -5,10 +5,8 @@ the shared server on 5432 is never stopped."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,14 +69,6 @@ def test_unready_while_postgresql_is_down_and_ready_when_it_returns() -> None:
         finally:
             readiness.close()
             store.close()
-
-
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    upgrade(store.engine)
-    yield store
-    store.close()
 
 
 def test_unready_when_sources_are_overdue_past_the_limit(sqlite_store: Store) -> None:

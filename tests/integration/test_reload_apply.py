@@ -9,26 +9,12 @@ from aggregator.catalog import load_catalog
 from aggregator.runtime.service import Service, make_outputs
 from aggregator.settings import Settings
 from aggregator.store import Store
-from tests.support.feeds import write_config
+from tests.support.feeds import toml_tables, write_config
 
-SOURCES = """[[source]]
-id = "one"
-url = "https://one.example/feed"
-categories = ["a"]
-
-[[source]]
-id = "two"
-url = "https://two.example/feed"
-categories = ["b"]
-"""
-CATEGORIES = """[[category]]
-id = "a"
-title = "A"
-
-[[category]]
-id = "b"
-title = "B"
-"""
+SOURCES = toml_tables("source",
+                      {"id": "one", "url": "https://one.example/feed", "categories": ["a"]},
+                      {"id": "two", "url": "https://two.example/feed", "categories": ["b"]})
+CATEGORIES = toml_tables("category", {"id": "a", "title": "A"}, {"id": "b", "title": "B"})
 
 
 def test_apply_catalog(tmp_path: Path, store: Store) -> None:

@@ -8,36 +8,16 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
-from aggregator.demo.feedserver import FeedServer
 from aggregator.errors import ConfigError
 from aggregator.settings import Settings
-from aggregator.store import Store, open_store, upgrade
 from aggregator.web.auth import FAILURE_BURST, SESSION_COOKIE, FailureLimiter
-from tests.support.browser import TOKEN, Workbench, workbench
-from tests.support.webserver import serve_app
+from tests.support.browser import TOKEN, Workbench
 
 WRONG = "wrong-token-abcdefghijklmnop"
-
-
-@pytest.fixture
-def bench(tmp_path: Path, feed_server: FeedServer) -> Iterator[Workbench]:
-    store: Store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    upgrade(store.engine)
-    with workbench(store, feed_server, tmp_path / "config") as bench:
-        yield bench
-    store.close()
-
-
-@pytest.fixture
-def base(bench: Workbench) -> Iterator[str]:
-    with serve_app(bench.app) as base:
-        yield base
 
 
 def _csrf(page: str) -> str:

@@ -26,7 +26,7 @@ from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.web import create_app
 from aggregator.web.auth import FailureLimiter
-from tests.support.feeds import rss, write_config
+from tests.support.feeds import rss, toml_tables, write_config
 from tests.support.shared import in_ci
 
 if TYPE_CHECKING:
@@ -64,28 +64,11 @@ JOURNAL_ITEMS = [
           "The kitchen robot makes an omelette.", "journal", 5),
 ]
 
-SOURCES_TOML = """# Editors' sources (comments are kept by edits)
-[[source]]
-id = "wire"
-url = "{wire}"
-categories = ["news", "tech"]
-
-[[source]]
-id = "journal"
-url = "{journal}"
-categories = ["news"]
-"""
-CATEGORIES_TOML = """[[category]]
-id = "news"
-title = "News"
-languages = ["en"]
-
-[[category]]
-id = "tech"
-title = "Tech"
-languages = ["en"]
-include = ["robot"]
-"""
+CATEGORIES_TOML = toml_tables(
+    "category",
+    {"id": "news", "title": "News", "languages": ["en"]},
+    {"id": "tech", "title": "Tech", "languages": ["en"], "include": ["robot"]},
+)
 
 
 def service_settings(database_url: str, **extra: str) -> Settings:
@@ -100,9 +83,12 @@ def write_newsroom(feed_server: FeedServer, directory: Path) -> Path:
     """Serve the two feeds and write the config folder that reads them; returns the folder."""
     feed_server.set("/wire.xml", Resource(body=rss("Wire", WIRE_ITEMS)))
     feed_server.set("/journal.xml", Resource(body=rss("Journal", JOURNAL_ITEMS)))
-    return write_config(directory,
-                        SOURCES_TOML.format(wire=feed_server.url("/wire.xml"),
-                                            journal=feed_server.url("/journal.xml")),
+    sources = toml_tables(
+        "source",
+        {"id": "wire", "url": feed_server.url("/wire.xml"), "categories": ["news", "tech"]},
+        {"id": "journal", "url": feed_server.url("/journal.xml"), "categories": ["news"]},
+    )
+    return write_config(directory, "# Editors' sources (comments are kept by edits)\n" + sources,
                         CATEGORIES_TOML)
 
 

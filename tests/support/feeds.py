@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -46,6 +48,20 @@ def atom(title: str, items: list[dict[str, str]], language: str = "en") -> bytes
         f'xml:lang="{language}"><title>{escape(title)}</title><id>urn:x:{escape(title)}</id>'
         f"<updated>2026-11-17T09:00:00Z</updated>{body}</feed>"
     ).encode()
+
+
+TomlValue = str | int | float | bool | Sequence[str]
+
+
+def toml_tables(kind: str, *tables: Mapping[str, TomlValue]) -> str:
+    """``[[kind]]`` tables (``source`` or ``category``) as an editor writes them in
+    sources.toml or categories.toml: one ``key = value`` line a field, a blank line between."""
+    def value(v: TomlValue) -> str:
+        return json.dumps(v if isinstance(v, str | int | float | bool) else list(v),
+                          ensure_ascii=False)
+
+    return "\n".join(f"[[{kind}]]\n" + "".join(f"{k} = {value(v)}\n" for k, v in t.items())
+                     for t in tables)
 
 
 def write_config(directory: Path, sources: str, categories: str) -> Path:

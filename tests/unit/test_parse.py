@@ -11,7 +11,7 @@ import pytest
 from aggregator.errors import ParseError, SourceError
 from aggregator.polling.localdates import parse_localized_date
 from aggregator.polling.parse import parse_feed
-from aggregator.types import Enclosure, ParsedFeed
+from aggregator.types import Enclosure, ParsedEntry, ParsedFeed
 
 FEED_URL = "https://example.org/feeds/main.xml"
 XML = {"content-type": "application/xml; charset=utf-8"}
@@ -30,6 +30,12 @@ def rss(items: str, channel: str = "", attrs: str = "") -> str:
         f'<rss version="2.0" {attrs}><channel><title>Feed</title><link>https://example.org/</link>'
         f"{channel}{items}</channel></rss>"
     )
+
+
+def only_entry(items: str) -> ParsedEntry:
+    """The one entry of an RSS feed with these items."""
+    (entry,) = parse(rss(items)).entries
+    return entry
 
 
 ATOM_NS = 'xmlns="http://www.w3.org/2005/Atom"'
@@ -79,7 +85,7 @@ def test_rss_fields_are_mapped() -> None:
 
 
 def test_plain_title_is_not_html() -> None:
-    (entry,) = parse(rss("<item><title>Just text</title></item>")).entries
+    entry = only_entry("<item><title>Just text</title></item>")
     assert entry.title == "Just text"
     assert not entry.title_is_html
 
@@ -173,9 +179,7 @@ def test_relative_guid_is_kept_as_written() -> None:
 
 
 def test_permalink_guid_becomes_the_link() -> None:
-    (entry,) = parse(
-        rss('<item><title>a</title><guid isPermaLink="true">/p/3</guid></item>')
-    ).entries
+    entry = only_entry('<item><title>a</title><guid isPermaLink="true">/p/3</guid></item>')
     assert entry.guid == "/p/3"
     assert entry.link == "https://example.org/p/3"
 
@@ -195,9 +199,8 @@ def test_item_scoped_xml_base_does_not_leak_to_next_item() -> None:
 
 
 def test_html_without_xml_base_is_left_for_the_sanitizer() -> None:
-    (entry,) = parse(
-        rss('<item><title>a</title><description>&lt;a href="x"&gt;x&lt;/a&gt;</description></item>')
-    ).entries
+    entry = only_entry(
+        '<item><title>a</title><description>&lt;a href="x"&gt;x&lt;/a&gt;</description></item>')
     assert entry.summary == '<a href="x">x</a>'
 
 
