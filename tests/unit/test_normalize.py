@@ -235,8 +235,9 @@ def test_episodes_linking_to_the_home_page_are_told_apart_by_enclosure() -> None
 
 def test_entries_without_guid_or_link_are_told_apart_by_their_date() -> None:
     # areweanticheatyet.com: a changelog repeats a line (title and text) on a later date.
-    line = ParsedEntry(title="Halo Infinite",
-                       summary="<b>Anticheats</b>: Arbiter => Easy Anti-Cheat")
+    line = ParsedEntry(
+        title="Halo Infinite", summary="<b>Anticheats</b>: Arbiter => Easy Anti-Cheat"
+    )
     later = dataclasses.replace(line, published=at(-1))
     earlier = dataclasses.replace(line, published=at(-30))
     found = keys(later, earlier)
