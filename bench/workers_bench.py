@@ -110,7 +110,12 @@ def _host_main(conn: multiprocessing.connection.Connection, feeds: int, hosts: i
         conn.send(port)
         loop = asyncio.get_running_loop()
         stop = loop.create_future()
-        loop.add_reader(conn.fileno(), lambda: stop.done() or stop.set_result(None))
+
+        def stopped() -> None:
+            if not stop.done():
+                stop.set_result(None)
+
+        loop.add_reader(conn.fileno(), stopped)
         await stop
         for server in servers:
             server.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -74,11 +76,12 @@ def test_options_work_before_and_after_the_command(tmp_path: Path,
 def test_every_command_has_help() -> None:
     parser = build_parser()
     actions = [a for a in parser._actions if a.dest == "command"]
-    choices = actions[0].choices
+    # The subparsers action: its choices map each command to its parser.
+    choices = cast("dict[str, argparse.ArgumentParser] | None", actions[0].choices)
     assert choices is not None
     assert {"run", "poll", "publish", "check", "sources", "stories", "db", "demo"} <= set(
         choices)
-    for name, sub in choices.items():  # type: ignore[union-attr]
+    for name, sub in choices.items():
         assert sub.description, f"{name} has no help text"
 
 

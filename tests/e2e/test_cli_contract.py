@@ -82,7 +82,7 @@ def _one_json(out: str) -> dict[str, object]:
 
 def test_usage_errors_exit_2_in_one_line() -> None:
     unknown = aggregator("poll", "--no-such-option", check=False)
-    assert unknown.returncode == ExitCode.USAGE == 2
+    assert unknown.returncode == ExitCode.USAGE.value == 2
     for args in (("demo", "--config", "x"), ("--database", "sqlite:///x.db", "demo")):
         refused = aggregator(*args, check=False)
         assert refused.returncode == 2, refused.stderr
@@ -98,7 +98,7 @@ def test_config_errors_exit_3_and_check_json_names_where(
         tmp_path / "config", _sources(a="https://a.example/f.xml") * 2, CATEGORIES
     )
     code, out, _ = _run(capsys, "check", "--json", "--config", str(config))
-    assert code == ExitCode.CONFIG == 3
+    assert code == ExitCode.CONFIG.value == 3
     report = _one_json(out)
     assert report["ok"] is False
     assert (report["file"], report["id"], report["key"]) == (
@@ -127,7 +127,7 @@ def test_poll_exit_codes_and_json(
     code, out, _ = _run(
         capsys, "poll", "--all", "--json", "--config", str(some), "--database", database
     )
-    assert code == ExitCode.PROBLEMS == 1
+    assert code == ExitCode.PROBLEMS.value == 1
     summary = _one_json(out)
     assert summary["sources"] == 2
     assert summary["new_entries"] == 3
@@ -164,7 +164,7 @@ def test_poll_exit_codes_and_json(
         "--database",
         f"sqlite:///{tmp_path / 'other.db'}",
     )
-    assert code == ExitCode.ALL_FAILED == 4
+    assert code == ExitCode.ALL_FAILED.value == 4
     # A refused connection is one short line, without the HTTP library's internals.
     assert f"  down: connection: cannot connect to {refused}: connection refused\n" in out
     assert "HTTPConnectionPool" not in out

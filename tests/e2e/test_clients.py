@@ -13,7 +13,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from reader import make_reader
+from reader import EntrySort, make_reader
 
 from aggregator.store import Store
 from aggregator.web import create_app
@@ -120,7 +120,7 @@ def test_feedparser_reads_every_item(site: Site, fmt: str, variant: str) -> None
         else:
             language = item.get("language", feed_language)
         link = item.link  # what a reader opens: the representative's article
-        published = datetime(*item.published_parsed[:6], tzinfo=UTC)
+        published = datetime(*item.published_parsed[:6]).replace(tzinfo=UTC)
         got.append(Expected(item.title, link, published, language))
     expected = site.french if variant else site.live
     assert got == _sorted(expected)
@@ -148,7 +148,7 @@ def test_reader_reads_every_item(site: Site, fmt: str, variant: str, tmp_path: P
         feed = reader.get_feed(url)
         assert feed.last_exception is None, feed.last_exception
         got = []
-        for item in reader.get_entries(sort="recent"):
+        for item in reader.get_entries(sort=EntrySort.RECENT):
             assert item.published is not None
             got.append((item.title, item.link, item.published.astimezone(UTC),
                         [c.language for c in item.content]))

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import feedparser
 import pytest
@@ -95,7 +96,7 @@ def test_demo_serves_one_item_per_story(demo: tuple[subprocess.Popen[str], str])
 
     # One story in three languages, joined by the clustering stage alone: one item whose
     # alternate links name each language version.
-    def item_with(url: str) -> list[object]:
+    def item_with(url: str) -> list[Any]:  # feedparser's entries: no type information
         return [e for e in feed.entries if any(link.href == url for link in e.links)]
 
     [helix] = item_with(HELIX["en"])

@@ -123,7 +123,7 @@ def _half_open(port: int, count: int) -> list[socket.socket]:
 def test_slowloris_does_not_take_the_service_offline(service: Running) -> None:
     sockets = _half_open(service.port, HALF_OPEN)
     try:
-        answers = []
+        answers: list[int | str] = []
         for _ in range(3):
             try:
                 answers.append(requests.get(f"{service.base}/healthz", timeout=5).status_code)

@@ -79,7 +79,7 @@ def _routes(app: FastAPI) -> list[tuple[str, BaseRoute]]:
 def _admin_routes(app: FastAPI) -> list[tuple[str, str]]:
     return [(path, method) for path, route in _routes(app)
             if isinstance(route, APIRoute) and path.startswith("/admin")
-            for method in sorted(route.methods)]
+            for method in sorted(route.methods or ())]
 
 
 def test_every_write_in_the_schema_needs_the_token(served: str, bench: Workbench) -> None:

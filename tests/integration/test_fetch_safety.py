@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 
@@ -79,7 +80,12 @@ def fetcher(gate: HostGate, guard: NetGuard) -> Iterator[Fetcher]:
         yield fetcher
 
 
-def fetch_error(fetcher: Fetcher, url: str, **options: bool) -> FetchError:
+class FetchOptions(TypedDict, total=False):
+    allow_private: bool
+    accept_html: bool
+
+
+def fetch_error(fetcher: Fetcher, url: str, **options: Unpack[FetchOptions]) -> FetchError:
     with pytest.raises(FetchError) as caught:
         fetcher.fetch(url, **options)
     return caught.value

@@ -13,10 +13,11 @@ import sqlalchemy as sa
 from aggregator.clustering import ClusteringStage
 from aggregator.publishing.outputs import Outputs
 from aggregator.store import Store
+from aggregator.types import NormalizedEntry
 from tests.support.builders import NOW, catalog, entry, fetched, match, source
 
 
-def _save(store: Store, source_id: str, *entries: object) -> None:
+def _save(store: Store, source_id: str, *entries: NormalizedEntry) -> None:
     store.save_poll(source_id, fetched(), body_hash=None, feed_title="Feed", feed_link=None,
                     entries=[(e, [match("news")]) for e in entries],
                     next_check_at=NOW + timedelta(minutes=30), now=NOW)
@@ -107,13 +108,13 @@ def _two_categories(store: Store) -> dict[str, int]:
                                categories=("news", "tech")), NOW)
     hours = iter(range(10, 0, -1))
 
-    def save(source_id: str, category: str, *entries: object) -> None:
+    def save(source_id: str, category: str, *entries: NormalizedEntry) -> None:
         store.save_poll(source_id, fetched(), body_hash=None, feed_title="Feed", feed_link=None,
                         entries=[(e, [match(category, f"rule of {category}")])
                                  for e in entries],
                         next_check_at=NOW + timedelta(minutes=30), now=NOW)
 
-    def at(key: str, title: str, **fields: object) -> object:
+    def at(key: str, title: str, **fields: object) -> NormalizedEntry:
         return entry(key, title=title, published_at=NOW - timedelta(hours=next(hours)),
                      **fields)
 

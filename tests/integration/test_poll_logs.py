@@ -21,6 +21,7 @@ from aggregator.polling.poller import Refresher
 from aggregator.runtime.service import make_fetcher
 from aggregator.settings import Settings
 from aggregator.store import Store
+from aggregator.types import PollResult
 from tests.support.builders import NOW
 from tests.support.feeds import aggregator, cli_env, rss, write_config
 
@@ -78,7 +79,7 @@ def test_one_line_per_source_per_poll(sqlite_store: Store, feed_server: FeedServ
                           fetcher_factory=partial(fetcher_from_settings, settings),
                           clock=clock)
 
-    def poll(*ids: str) -> dict[str, str]:
+    def poll(*ids: str) -> dict[str, PollResult]:
         caplog.clear()
         due = [s for s in sqlite_store.sources() if s.id in ids]
         with caplog.at_level(logging.INFO, logger="aggregator"):

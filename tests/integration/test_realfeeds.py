@@ -11,10 +11,14 @@ from __future__ import annotations
 import importlib.util
 import sys
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.shared import PROJECT_ROOT, require_shared
+
+if TYPE_CHECKING:  # bench/ is on mypy's path (mypy_path in pyproject.toml), not on sys.path
+    from realfeeds_check import FileReport
 
 CORPUS = "data/feeds"
 CHECK_SCRIPT = PROJECT_ROOT / "bench" / "realfeeds_check.py"
@@ -42,7 +46,7 @@ def _check_module() -> ModuleType:
     return module
 
 
-def _reports(*relative: str) -> dict[str, object]:
+def _reports(*relative: str) -> dict[str, FileReport]:
     root = require_shared(CORPUS)
     check = _check_module()
     paths = [root / name for name in relative]

@@ -31,6 +31,7 @@ def test_logout_revokes_the_cookie_and_its_csrf_token(bench: Workbench, base: st
     login = browser.post(f"{base}/admin/login", data={"token": TOKEN, "editor": "eve"}, timeout=10)
     assert login.status_code == 200
     cookie = browser.cookies.get(SESSION_COOKIE, path="/admin")
+    assert cookie is not None
     csrf = _csrf(browser.get(f"{base}/admin/sources", timeout=10).text)
     assert (
         browser.post(

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlmodel import SQLModel
 
+import aggregator.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from aggregator.errors import StoreError
 from aggregator.store import Store, current_revision, head_revision, open_store, upgrade
-from aggregator.store.models import SQLModel
+from aggregator.types import NormalizedEntry, PollOutcome
 from tests.support.builders import NOW, catalog, entry, fetched, match, source
 
 
-def _save(store: Store, source_id: str, *entries, category: str = "news", etag: str = '"v1"'):
+def _save(store: Store, source_id: str, *entries: NormalizedEntry, category: str = "news",
+          etag: str = '"v1"') -> PollOutcome:
     return store.save_poll(
         source_id, fetched(etag=etag), body_hash=None, feed_title="Feed", feed_link=None,
         entries=[(e, [match(category)]) for e in entries],
@@ -208,7 +212,7 @@ def test_a_match_into_a_merged_story_joins_the_survivor(store: Store) -> None:
     assert story_of_b == ids[0]
 
 
-def _stored(store: Store, source_id: str) -> dict[str, tuple]:
+def _stored(store: Store, source_id: str) -> dict[str, tuple[Any, ...]]:
     import sqlalchemy as sa
 
     from aggregator.store.tables import ENTRIES

@@ -235,15 +235,17 @@ def test_episodes_linking_to_the_home_page_are_told_apart_by_enclosure() -> None
 
 def test_entries_without_guid_or_link_are_told_apart_by_their_date() -> None:
     # areweanticheatyet.com: a changelog repeats a line (title and text) on a later date.
-    line = {"title": "Halo Infinite", "summary": "<b>Anticheats</b>: Arbiter => Easy Anti-Cheat"}
-    later = ParsedEntry(**line, published=at(-1))
-    earlier = ParsedEntry(**line, published=at(-30))
+    line = ParsedEntry(
+        title="Halo Infinite", summary="<b>Anticheats</b>: Arbiter => Easy Anti-Cheat"
+    )
+    later = dataclasses.replace(line, published=at(-1))
+    earlier = dataclasses.replace(line, published=at(-30))
     found = keys(later, earlier)
     assert len(found) == 2
     assert found[0] == f"hash:{norm(later).content_hash}@{at(-1).isoformat()}"
     assert norm(later).legacy_key == f"hash:{norm(later).content_hash}"
     # Re-listed on the next poll, below a new line: the same entries.
-    newest = ParsedEntry(**line, published=at(0))
+    newest = dataclasses.replace(line, published=at(0))
     assert keys(newest, later, earlier)[1:] == found
 
 
