@@ -1,6 +1,7 @@
-"""The browsable API documentation at /api/docs, from Swagger UI's files bundled in the
-``swagger-ui-bundle`` package (its one home): no CDN, so it works offline and editors'
-browsers load no third-party script. Our page and its start-up script are served from here,
+"""The browsable API documentation at /api/docs, from the Swagger UI 5 files bundled in the
+``fastapi-offline`` package (their one home; Swagger UI 5 reads the OpenAPI 3.1 schema FastAPI
+writes, which 4.x cannot): no CDN, so it works offline and editors' browsers load no
+third-party script. Our page and its start-up script are served from here,
 under a policy that allows scripts from this origin only.
 """
 
@@ -8,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import html
+from importlib import resources
 from pathlib import Path
 from typing import Final
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import Response
-from swagger_ui_bundle import swagger_ui_path
 
 DOCS_PATH: Final = "/api/docs"
 ASSETS_PATH: Final = f"{DOCS_PATH}/assets"
@@ -21,7 +22,7 @@ ASSETS_PATH: Final = f"{DOCS_PATH}/assets"
 ASSETS: Final = {
     "swagger-ui.css": "text/css; charset=utf-8",
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
-    "favicon-32x32.png": "image/png",
+    "favicon.png": "image/png",
 }
 START_NAME: Final = "start.js"
 # Swagger UI draws with inline styles and data: images and fetches the schema (and "try it
@@ -50,7 +51,7 @@ def _page(title: str) -> bytes:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
         f"<title>{html.escape(title)} API</title>\n"
         f'<link rel="stylesheet" href="{ASSETS_PATH}/swagger-ui.css">\n'
-        f'<link rel="icon" type="image/png" href="{ASSETS_PATH}/favicon-32x32.png">\n'
+        f'<link rel="icon" type="image/png" href="{ASSETS_PATH}/favicon.png">\n'
         '</head><body><div id="swagger-ui"></div>\n'
         f'<script src="{ASSETS_PATH}/swagger-ui-bundle.js"></script>\n'
         f'<script src="{DOCS_PATH}/{START_NAME}"></script>\n'
@@ -72,12 +73,13 @@ def _answer(
 
 
 def include_api_docs(
-    app: FastAPI, *, title: str, openapi_url: str, assets: Path = swagger_ui_path
+    app: FastAPI, *, title: str, openapi_url: str, assets: Path | None = None
 ) -> None:
     """Serve the docs page, its start-up script and the bundle's assets on ``app``."""
     page = _page(title)
     start = _start_script(openapi_url)
-    files = {name: (assets / name).read_bytes() for name in ASSETS}
+    folder = assets if assets is not None else _bundled_assets()
+    files = {name: (folder / name).read_bytes() for name in ASSETS}
 
     @app.get(DOCS_PATH, include_in_schema=False)
     def docs() -> Response:
@@ -92,3 +94,8 @@ def include_api_docs(
         if name not in files:
             raise HTTPException(404, f"no API docs asset {name!r}")
         return _answer(files[name], ASSETS[name], ASSET_CACHE_CONTROL)
+
+
+def _bundled_assets() -> Path:
+    # Only the package's static files are used, not its FastAPI subclass.
+    return Path(str(resources.files("fastapi_offline") / "static"))

@@ -1,19 +1,23 @@
 """/api/docs works offline: the page and every script, style and image it uses come from this
-server (Swagger UI's files from the swagger-ui-bundle package), under a policy that allows no
+server (Swagger UI 5 from the fastapi-offline package), under a policy that allows no
 other origin, and the admin pages keep their no-script policy."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.wait import WebDriverWait
 
 from aggregator.store import Store
 from aggregator.web import create_app
 from aggregator.web.admin import ADMIN_POLICY
 from tests.integration.test_outputs import Newsroom, outputs_for
+from tests.support.browser import chromium, require_browser
 from tests.support.webserver import serve_app
 
 
@@ -59,3 +63,19 @@ def test_admin_policy_is_unchanged(base: str) -> None:
     admin = requests.get(f"{base}/admin/", timeout=10, allow_redirects=False)
     assert admin.headers["Content-Security-Policy"] == ADMIN_POLICY
     assert "script-src" not in ADMIN_POLICY
+
+
+@pytest.mark.slow
+def test_the_docs_page_renders_the_schema_in_a_browser(base: str, tmp_path: Path) -> None:
+    # The schema is OpenAPI 3.1; a Swagger UI that cannot read it shows an error page instead.
+    require_browser()
+    with chromium(tmp_path / "profile") as browser:
+        browser.get(f"{base}/api/docs")
+        WebDriverWait(browser, 30).until(
+            lambda driver: driver.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")
+            or "Unable to render" in driver.page_source)
+        paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR,
+                                                       ".opblock-summary-path")}
+        assert "Unable to render" not in browser.page_source
+    assert "/api/categories" in paths
+    assert "/api/stories/{story_id}" in paths
