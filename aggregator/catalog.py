@@ -41,19 +41,11 @@ MAX_LANGUAGE_LENGTH = 35
 MAX_DESCRIPTION_LENGTH = 2000
 MAX_RULES = 500
 MAX_RULE_LENGTH = 500
-MAX_LENGTHS = {
-    "url": MAX_URL_LENGTH,
-    "site_url": MAX_URL_LENGTH,
-    "title": MAX_TITLE_LENGTH,
-    "language": MAX_LANGUAGE_LENGTH,
-    "languages": MAX_LANGUAGE_LENGTH,
-    "description": MAX_DESCRIPTION_LENGTH,
-    "include": MAX_RULE_LENGTH,
-    "exclude": MAX_RULE_LENGTH,
-    "categories": 64,
-    "id": 64,
-    "topic_examples": 1000,
-}
+MAX_LENGTHS = {"url": MAX_URL_LENGTH, "site_url": MAX_URL_LENGTH, "title": MAX_TITLE_LENGTH,
+               "language": MAX_LANGUAGE_LENGTH, "languages": MAX_LANGUAGE_LENGTH,
+               "description": MAX_DESCRIPTION_LENGTH, "include": MAX_RULE_LENGTH,
+               "exclude": MAX_RULE_LENGTH, "categories": 64, "id": 64,
+               "topic_examples": 1000}
 DEFAULT_MAX_LENGTH = 200
 # Control characters (C0, DEL, C1) and lone surrogates: nothing an editor means to type, and
 # NUL cannot even be stored in PostgreSQL. Only a description may hold newlines and tabs.
@@ -61,33 +53,10 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _MULTILINE_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 MULTILINE_KEYS = frozenset({"description", "topic_examples"})
 
-SOURCE_KEYS = {
-    "id",
-    "url",
-    "title",
-    "site_url",
-    "categories",
-    "language",
-    "interval",
-    "enabled",
-    "include",
-    "exclude",
-    "priority",
-    "public_only",
-}
-CATEGORY_KEYS = {
-    "id",
-    "title",
-    "description",
-    "languages",
-    "include",
-    "exclude",
-    "min_score",
-    "topic",
-    "topic_threshold",
-    "topic_examples",
-    "variants",
-}
+SOURCE_KEYS = {"id", "url", "title", "site_url", "categories", "language", "interval", "enabled",
+               "include", "exclude", "priority", "public_only"}
+CATEGORY_KEYS = {"id", "title", "description", "languages", "include", "exclude", "min_score",
+                 "topic", "topic_threshold", "topic_examples", "variants"}
 # What a per-language feed does with a story that has no version in its language.
 VARIANT_MODES = ("omit", "fallback")
 
@@ -221,22 +190,12 @@ class Catalog:
         return tuple(s for s in self.sources if category_id in s.categories)
 
 
-def attach_source_rules(
-    category: CategoryConfig, sources: Sequence[SourceConfig]
-) -> CategoryConfig:
+def attach_source_rules(category: CategoryConfig, sources: Sequence[SourceConfig]
+                        ) -> CategoryConfig:
     """``category`` carrying the own rules of those of ``sources`` that feed it."""
-    found = tuple(
-        sorted(
-            (
-                rules
-                for s in sources
-                if category.id in s.categories
-                for rules in (s.rules,)
-                if rules is not None
-            ),
-            key=lambda rules: rules.source_id,
-        )
-    )
+    found = tuple(sorted((rules for s in sources if category.id in s.categories
+                          for rules in (s.rules,) if rules is not None),
+                         key=lambda rules: rules.source_id))
     if found == category.source_rules:
         return category
     return dataclasses.replace(category, source_rules=found)
@@ -248,9 +207,8 @@ class _Problems:
     def __init__(self) -> None:
         self.errors: list[ConfigError] = []
 
-    def add(
-        self, message: str, *, file: str, item: str | None = None, key: str | None = None
-    ) -> None:
+    def add(self, message: str, *, file: str, item: str | None = None, key: str | None = None
+            ) -> None:
         self.errors.append(ConfigError(message, file=file, item=item, key=key))
 
     def raise_if_any(self) -> None:
@@ -337,9 +295,8 @@ def _tables(doc: dict[str, Any], name: str, file: str, problems: _Problems) -> l
     return tables
 
 
-def _each_table(
-    doc: dict[str, Any], name: str, allowed: set[str], file: str, problems: _Problems
-) -> Iterator[tuple[str, dict[str, Any], str | None]]:
+def _each_table(doc: dict[str, Any], name: str, allowed: set[str], file: str,
+                problems: _Problems) -> Iterator[tuple[str, dict[str, Any], str | None]]:
     """Each ``[[name]]`` table with its label and its id, after reporting non-tables, unknown
     keys and bad or duplicate ids."""
     seen: set[str] = set()
@@ -350,25 +307,19 @@ def _each_table(
         item = _item_label(table, name, index)
         for key in table:
             if key not in allowed:
-                problems.add(
-                    f"unknown key (allowed: {', '.join(sorted(allowed))})",
-                    file=file,
-                    item=item,
-                    key=key,
-                )
+                problems.add(f"unknown key (allowed: {', '.join(sorted(allowed))})",
+                             file=file, item=item, key=key)
         yield item, table, _table_id(table, name, seen, file, item, problems)
 
 
-def _table_id(
-    table: dict[str, Any], kind: str, seen: set[str], file: str, item: str, problems: _Problems
-) -> str | None:
+def _table_id(table: dict[str, Any], kind: str, seen: set[str], file: str, item: str,
+              problems: _Problems) -> str | None:
     """The table's ``id``, checked to be a slug and unique among ``seen``."""
     table_id = _str(table, "id", file, item, problems, required=True)
     if table_id is not None:
         if not SLUG_RE.match(table_id):
-            problems.add(
-                "must be a slug: lower-case letters, digits and '-'", file=file, item=item, key="id"
-            )
+            problems.add("must be a slug: lower-case letters, digits and '-'",
+                         file=file, item=item, key="id")
         if table_id in seen:
             problems.add(f"duplicate {kind} id", file=file, item=table_id, key="id")
         seen.add(table_id)
@@ -381,15 +332,8 @@ def _item_label(table: dict[str, Any], kind: str, index: int) -> str:
     return value if isinstance(value, str) and value else f"{kind}[{index}]"
 
 
-def _str(
-    table: dict[str, Any],
-    key: str,
-    file: str,
-    item: str,
-    problems: _Problems,
-    *,
-    required: bool = False,
-) -> str | None:
+def _str(table: dict[str, Any], key: str, file: str, item: str, problems: _Problems,
+         *, required: bool = False) -> str | None:
     value = table.get(key)
     if value is None:
         if required:
@@ -414,10 +358,8 @@ def text_problem(value: str, key: str) -> str | None:
     pattern = _MULTILINE_CONTROL_RE if key in MULTILINE_KEYS else _CONTROL_RE
     found = pattern.search(value)
     if found is not None:
-        return (
-            f"contains the control character U+{ord(found.group()):04X} at position "
-            f"{found.start()}; remove it"
-        )
+        return (f"contains the control character U+{ord(found.group()):04X} at position "
+                f"{found.start()}; remove it")
     limit = MAX_LENGTHS.get(key, DEFAULT_MAX_LENGTH)
     if len(value) > limit:
         return f"is {len(value)} characters long; at most {limit}"
@@ -454,9 +396,8 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def _str_list(
-    table: dict[str, Any], key: str, file: str, item: str, problems: _Problems
-) -> list[str]:
+def _str_list(table: dict[str, Any], key: str, file: str, item: str, problems: _Problems
+              ) -> list[str]:
     value = table.get(key, [])
     if isinstance(value, str):
         value = [value]
@@ -464,9 +405,8 @@ def _str_list(
         problems.add("must be a list of strings", file=file, item=item, key=key)
         return []
     if len(value) > MAX_RULES:
-        problems.add(
-            f"has {len(value)} entries; at most {MAX_RULES}", file=file, item=item, key=key
-        )
+        problems.add(f"has {len(value)} entries; at most {MAX_RULES}", file=file, item=item,
+                     key=key)
         return []
     kept = []
     for index, text in enumerate(value):
@@ -495,17 +435,12 @@ def _sources(doc: dict[str, Any], file: str, problems: _Problems) -> list[Source
             _check_url(site_url, file, item, "site_url", problems)
         categories = _str_list(table, "categories", file, item, problems)
         if "categories" not in table or not categories:
-            problems.add(
-                "a source needs at least one category", file=file, item=item, key="categories"
-            )
+            problems.add("a source needs at least one category", file=file, item=item,
+                         key="categories")
         language = _str(table, "language", file, item, problems)
         if language is not None and not LANG_RE.match(language):
-            problems.add(
-                f"{language!r} is not a language tag such as 'en' or 'fr-CA'",
-                file=file,
-                item=item,
-                key="language",
-            )
+            problems.add(f"{language!r} is not a language tag such as 'en' or 'fr-CA'",
+                         file=file, item=item, key="language")
         interval = DEFAULT_INTERVAL_SECONDS
         if "interval" in table:
             raw = table["interval"]
@@ -524,28 +459,17 @@ def _sources(doc: dict[str, Any], file: str, problems: _Problems) -> list[Source
         priority = _priority(table, file, item, problems)
         if source_id is None or url is None:
             continue
-        result.append(
-            SourceConfig(
-                id=source_id,
-                url=url,
-                categories=tuple(categories),
-                title=_str(table, "title", file, item, problems),
-                site_url=site_url,
-                language=language,
-                interval_seconds=interval,
-                enabled=enabled,
-                include=include,
-                exclude=exclude,
-                priority=priority,
-                public_only=public_only,
-            )
-        )
+        result.append(SourceConfig(
+            id=source_id, url=url, categories=tuple(categories),
+            title=_str(table, "title", file, item, problems), site_url=site_url,
+            language=language, interval_seconds=interval, enabled=enabled,
+            include=include, exclude=exclude, priority=priority, public_only=public_only,
+        ))
     return result
 
 
-def _bool(
-    table: dict[str, Any], key: str, default: bool, file: str, item: str, problems: _Problems
-) -> bool:
+def _bool(table: dict[str, Any], key: str, default: bool, file: str, item: str,
+          problems: _Problems) -> bool:
     value = table.get(key, default)
     if not isinstance(value, bool):
         problems.add("must be true or false", file=file, item=item, key=key)
@@ -553,34 +477,18 @@ def _bool(
     return value
 
 
-def _number(
-    table: dict[str, Any],
-    key: str,
-    file: str,
-    item: str,
-    problems: _Problems,
-    *,
-    low: float,
-    high: float,
-    low_open: bool = False,
-) -> float | None:
+def _number(table: dict[str, Any], key: str, file: str, item: str, problems: _Problems,
+            *, low: float, high: float, low_open: bool = False) -> float | None:
     """A number in [low, high] (or (low, high]); None when absent or wrong, reported."""
     if key not in table:
         return None
     value = table[key]
-    wanted = (
-        f"a number above {low:g} and at most {high:g}"
-        if low_open
-        else f"a number from {low:g} to {high:g}"
-    )
+    wanted = (f"a number above {low:g} and at most {high:g}" if low_open
+              else f"a number from {low:g} to {high:g}")
     # TOML booleans are Python ints: "min_score = true" must not read as 1.
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not low <= value <= high
-        or (low_open and value == low)
-    ):
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or not low <= value <= high
+            or (low_open and value == low)):
         problems.add(f"must be {wanted}, not {value!r}", file=file, item=item, key=key)
         return None
     return float(value)
@@ -589,27 +497,18 @@ def _number(
 def _priority(table: dict[str, Any], file: str, item: str, problems: _Problems) -> int:
     value = table.get("priority", 0)
     if isinstance(value, bool) or not isinstance(value, int):
-        problems.add(
-            "must be a whole number (higher represents a story first)",
-            file=file,
-            item=item,
-            key="priority",
-        )
+        problems.add("must be a whole number (higher represents a story first)",
+                     file=file, item=item, key="priority")
         return 0
     if not MIN_PRIORITY <= value <= MAX_PRIORITY:
-        problems.add(
-            f"{value} is outside {MIN_PRIORITY}..{MAX_PRIORITY}",
-            file=file,
-            item=item,
-            key="priority",
-        )
+        problems.add(f"{value} is outside {MIN_PRIORITY}..{MAX_PRIORITY}",
+                     file=file, item=item, key="priority")
         return 0
     return value
 
 
-def _rules(
-    table: dict[str, Any], key: str, file: str, item: str, problems: _Problems
-) -> tuple[Rule, ...]:
+def _rules(table: dict[str, Any], key: str, file: str, item: str, problems: _Problems
+           ) -> tuple[Rule, ...]:
     rules = []
     for text in _str_list(table, key, file, item, problems):
         try:
@@ -621,17 +520,14 @@ def _rules(
 
 def _categories(doc: dict[str, Any], file: str, problems: _Problems) -> list[CategoryConfig]:
     result: list[CategoryConfig] = []
-    for item, table, category_id in _each_table(doc, "category", CATEGORY_KEYS, file, problems):
+    for item, table, category_id in _each_table(doc, "category", CATEGORY_KEYS, file,
+                                                problems):
         title = _str(table, "title", file, item, problems, required=True)
         languages = _str_list(table, "languages", file, item, problems)
         for language in languages:
             if not LANG_RE.match(language):
-                problems.add(
-                    f"{language!r} is not a language tag such as 'en' or 'fr'",
-                    file=file,
-                    item=item,
-                    key="languages",
-                )
+                problems.add(f"{language!r} is not a language tag such as 'en' or 'fr'",
+                             file=file, item=item, key="languages")
         include = _rules(table, "include", file, item, problems)
         exclude = _rules(table, "exclude", file, item, problems)
         description = _str(table, "description", file, item, problems) or ""
@@ -639,91 +535,56 @@ def _categories(doc: dict[str, Any], file: str, problems: _Problems) -> list[Cat
         topic = _bool(table, "topic", False, file, item, problems)
         # Centered cosines of unrelated texts sit around 0: a threshold at or below it would
         # take nearly everything.
-        threshold = _number(
-            table, "topic_threshold", file, item, problems, low=0.0, high=1.0, low_open=True
-        )
+        threshold = _number(table, "topic_threshold", file, item, problems, low=0.0, high=1.0,
+                            low_open=True)
         examples = _topic_examples(table, file, item, problems)
         variants = _str(table, "variants", file, item, problems)
         if variants is not None and variants not in VARIANT_MODES:
-            problems.add(
-                f"{variants!r} is not one of {', '.join(VARIANT_MODES)}",
-                file=file,
-                item=item,
-                key="variants",
-            )
+            problems.add(f"{variants!r} is not one of {', '.join(VARIANT_MODES)}", file=file,
+                         item=item, key="variants")
             variants = None
         if topic and not description and not examples:
-            problems.add(
-                "topic = true needs a description or topic_examples to compare entries with",
-                file=file,
-                item=item,
-                key="topic",
-            )
+            problems.add("topic = true needs a description or topic_examples to compare "
+                         "entries with", file=file, item=item, key="topic")
         if category_id is None or title is None:
             continue
-        result.append(
-            CategoryConfig(
-                id=category_id,
-                title=title,
-                description=description,
-                languages=tuple(languages),
-                include=include,
-                exclude=exclude,
-                min_score=min_score or 0.0,
-                topic=topic,
-                topic_threshold=threshold,
-                topic_examples=examples,
-                variants=variants,
-            )
-        )
+        result.append(CategoryConfig(
+            id=category_id, title=title, description=description,
+            languages=tuple(languages), include=include, exclude=exclude,
+            min_score=min_score or 0.0, topic=topic, topic_threshold=threshold,
+            topic_examples=examples, variants=variants,
+        ))
     return result
 
 
-def _topic_examples(
-    table: dict[str, Any], file: str, item: str, problems: _Problems
-) -> tuple[str, ...]:
-    examples = [
-        " ".join(text.split()) for text in _str_list(table, "topic_examples", file, item, problems)
-    ]
+def _topic_examples(table: dict[str, Any], file: str, item: str, problems: _Problems
+                    ) -> tuple[str, ...]:
+    examples = [" ".join(text.split()) for text in
+                _str_list(table, "topic_examples", file, item, problems)]
     if any(not text for text in examples):
         problems.add("an example must not be empty", file=file, item=item, key="topic_examples")
     if len(examples) > MAX_TOPIC_EXAMPLES:
-        problems.add(
-            f"at most {MAX_TOPIC_EXAMPLES} examples", file=file, item=item, key="topic_examples"
-        )
+        problems.add(f"at most {MAX_TOPIC_EXAMPLES} examples", file=file, item=item,
+                     key="topic_examples")
     for text in examples:
         if len(text) > MAX_TOPIC_EXAMPLE_CHARS:
-            problems.add(
-                f"example {text[:40]!r}… is longer than {MAX_TOPIC_EXAMPLE_CHARS} "
-                "characters; the model reads a short phrase",
-                file=file,
-                item=item,
-                key="topic_examples",
-            )
+            problems.add(f"example {text[:40]!r}… is longer than {MAX_TOPIC_EXAMPLE_CHARS} "
+                         "characters; the model reads a short phrase", file=file, item=item,
+                         key="topic_examples")
     return tuple(text for text in examples if text)
 
 
-def _cross_check(
-    sources: Iterable[SourceConfig],
-    categories: Iterable[CategoryConfig],
-    sources_file: str,
-    categories_file: str,
-    problems: _Problems,
-) -> None:
+def _cross_check(sources: Iterable[SourceConfig], categories: Iterable[CategoryConfig],
+                 sources_file: str, categories_file: str, problems: _Problems) -> None:
     known = {c.id for c in categories}
     used: set[str] = set()
     for source in sources:
         for category_id in source.categories:
             used.add(category_id)
             if category_id not in known:
-                problems.add(
-                    f"category {category_id!r} is not defined in {CATEGORIES_FILE}",
-                    file=sources_file,
-                    item=source.id,
-                    key="categories",
-                )
+                problems.add(f"category {category_id!r} is not defined in {CATEGORIES_FILE}",
+                             file=sources_file, item=source.id, key="categories")
     for category in categories:
         if category.id not in used:
-            problems.add(
-                "no source uses this category", file=categories_file, item=category.id, key="id"
-            )
+            problems.add("no source uses this category", file=categories_file,
+                         item=category.id, key="id")

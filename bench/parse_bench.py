@@ -41,13 +41,8 @@ from aggregator.polling.normalize import normalize_feed
 from aggregator.polling.parse import parse_feed
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "feeds"
-CORPORA = (
-    "fastfeedparser-realworld",
-    "rss-parser-inputs",
-    "miniflux-testdata",
-    "node-feedparser-feeds",
-    "feed-rs-fixtures",
-)
+CORPORA = ("fastfeedparser-realworld", "rss-parser-inputs", "miniflux-testdata",
+           "node-feedparser-feeds", "feed-rs-fixtures")
 METHODS = ("fp-default", "fp-raw", "parse", "normalize", "ours")
 SKIP_SUFFIXES = frozenset({".tsv", ".md", ".txt", ".html", ".htm"})
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -77,12 +72,8 @@ def measure(body: bytes, repeat: int, totals: Totals) -> None:
     totals.bytes += len(body)
     cpu, _ = _cpu(lambda: feedparser.parse(io.BytesIO(body)), repeat)
     totals.cpu["fp-default"] += cpu
-    cpu, _ = _cpu(
-        lambda: feedparser.parse(
-            io.BytesIO(body), sanitize_html=False, resolve_relative_uris=False
-        ),
-        repeat,
-    )
+    cpu, _ = _cpu(lambda: feedparser.parse(io.BytesIO(body), sanitize_html=False,
+                                           resolve_relative_uris=False), repeat)
     totals.cpu["fp-raw"] += cpu
 
     def ours_parse() -> Any:
@@ -97,29 +88,23 @@ def measure(body: bytes, repeat: int, totals: Totals) -> None:
     if parsed is None:
         totals.refused += 1
         return
-    cpu, entries = _cpu(
-        lambda: normalize_feed(parsed, feed_url=BASE_URL, source_language=None, now=NOW), repeat
-    )
+    cpu, entries = _cpu(lambda: normalize_feed(parsed, feed_url=BASE_URL, source_language=None,
+                                               now=NOW), repeat)
     totals.cpu["normalize"] += cpu
     totals.cpu["ours"] += cpu
     totals.entries += len(entries)
 
 
 def corpus_files(name: str) -> list[Path]:
-    return sorted(
-        p for p in (DATA / name).rglob("*") if p.is_file() and p.suffix.lower() not in SKIP_SUFFIXES
-    )
+    return sorted(p for p in (DATA / name).rglob("*")
+                  if p.is_file() and p.suffix.lower() not in SKIP_SUFFIXES)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--synthetic",
-        type=int,
-        default=100,
-        help="how many synthetic feeds (poll benchmark's) to add as a row",
-    )
+    parser.add_argument("--synthetic", type=int, default=100,
+                        help="how many synthetic feeds (poll benchmark's) to add as a row")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
@@ -146,36 +131,20 @@ def main() -> int:
             everything.cpu[method] += totals.cpu[method]
     rows["all real-world"] = everything
 
-    print(
-        "| corpus | docs | KB/doc | entries/doc | refused | "
-        + " | ".join(f"{m} ms/doc" for m in METHODS)
-        + " | ours/fp-default |"
-    )
+    print("| corpus | docs | KB/doc | entries/doc | refused | " +
+          " | ".join(f"{m} ms/doc" for m in METHODS) + " | ours/fp-default |")
     print("|" + "---|" * (6 + len(METHODS)))
     for name, t in rows.items():
         per = {m: 1000 * t.cpu[m] / max(1, t.files) for m in METHODS}
-        print(
-            f"| {name} | {t.files} | {t.bytes / 1024 / max(1, t.files):.1f} | "
-            f"{t.entries / max(1, t.files):.1f} | {t.refused} | "
-            + " | ".join(f"{per[m]:.2f}" for m in METHODS)
-            + f" | {per['ours'] / per['fp-default']:.2f}× |"
-        )
+        print(f"| {name} | {t.files} | {t.bytes / 1024 / max(1, t.files):.1f} | "
+              f"{t.entries / max(1, t.files):.1f} | {t.refused} | " +
+              " | ".join(f"{per[m]:.2f}" for m in METHODS) +
+              f" | {per['ours'] / per['fp-default']:.2f}× |")
     if args.out:
-        args.out.write_text(
-            json.dumps(
-                {
-                    name: {
-                        "files": t.files,
-                        "bytes": t.bytes,
-                        "entries": t.entries,
-                        "refused": t.refused,
-                        "cpu_s": t.cpu,
-                    }
-                    for name, t in rows.items()
-                },
-                indent=2,
-            )
-        )
+        args.out.write_text(json.dumps(
+            {name: {"files": t.files, "bytes": t.bytes, "entries": t.entries,
+                    "refused": t.refused, "cpu_s": t.cpu} for name, t in rows.items()},
+            indent=2))
     return 0
 
 

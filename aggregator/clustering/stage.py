@@ -116,20 +116,12 @@ class ClusteringStage:
     """Clusters the store's pending entries; build once per process and keep it (it holds the
     models and the clusterer's window between runs)."""
 
-    def __init__(
-        self,
-        store: Store,
-        *,
-        semantic: bool = True,
-        max_age: timedelta | None = DEFAULT_MAX_AGE,
-        batch_size: int = BATCH_SIZE,
-        models: Models | None = None,
-        calibration: Calibration | None = None,
-        clock: Clock = utc_now,
-        metrics: Metrics | None = None,
-        catalog: Catalog | None = None,
-        topic_min_entries: int = MIN_CENTERED_ENTRIES,
-    ) -> None:
+    def __init__(self, store: Store, *, semantic: bool = True,
+                 max_age: timedelta | None = DEFAULT_MAX_AGE, batch_size: int = BATCH_SIZE,
+                 models: Models | None = None, calibration: Calibration | None = None,
+                 clock: Clock = utc_now, metrics: Metrics | None = None,
+                 catalog: Catalog | None = None,
+                 topic_min_entries: int = MIN_CENTERED_ENTRIES) -> None:
         self.store = store
         # Read at each batch: the categories whose topic match the stage runs (a reload may
         # replace it). Without a catalog there is no topic match.
@@ -154,13 +146,8 @@ class ClusteringStage:
         """Finish the current batch, then stop (a shutdown waits for one batch at most)."""
         self._stopping.set()
 
-    def run(
-        self,
-        *,
-        on_progress: Callable[[int, int], None] | None = None,
-        limit: int | None = None,
-        pause: Callable[[], bool] | None = None,
-    ) -> StageSummary:
+    def run(self, *, on_progress: Callable[[int, int], None] | None = None,
+            limit: int | None = None, pause: Callable[[], bool] | None = None) -> StageSummary:
         """Cluster pending entries until none is left (or ``limit`` were handled, or
         ``pause()`` turns true between batches). Skipped (``summary.skipped``) while another
         worker sharing the database runs its stage: it clusters what is pending."""
@@ -170,13 +157,8 @@ class ClusteringStage:
                 return StageSummary(skipped=True)
             return self._run(on_progress=on_progress, limit=limit, pause=pause)
 
-    def _run(
-        self,
-        *,
-        on_progress: Callable[[int, int], None] | None,
-        limit: int | None,
-        pause: Callable[[], bool] | None,
-    ) -> StageSummary:
+    def _run(self, *, on_progress: Callable[[int, int], None] | None,
+             limit: int | None, pause: Callable[[], bool] | None) -> StageSummary:
         summary = StageSummary()
         total = self.store.pending_count()
         if limit is not None:
@@ -191,23 +173,18 @@ class ClusteringStage:
             if on_progress is not None:
                 on_progress(summary.entries, max(total, summary.entries))
         if summary.entries:
-            log.info(
-                "action=cluster outcome=done entries=%d new=%d join=%d merge=%d kept=%d "
-                "seconds=%.1f",
-                summary.entries,
-                summary.count("new"),
-                summary.count("join"),
-                summary.count("merge"),
-                summary.count("kept"),
-                summary.seconds,
-            )
+            log.info("action=cluster outcome=done entries=%d new=%d join=%d merge=%d kept=%d "
+                     "seconds=%.1f", summary.entries, summary.count("new"),
+                     summary.count("join"), summary.count("merge"), summary.count("kept"),
+                     summary.seconds)
         return summary
 
     def run_batch(self) -> StageSummary | None:
         """One batch in one transaction; None when nothing is pending."""
         started = time.perf_counter()
         now = self.clock()
-        rows = self._batch(self.store.pending_entries(max(CHEAP_BATCH_SIZE, self.batch_size)), now)
+        rows = self._batch(self.store.pending_entries(max(CHEAP_BATCH_SIZE, self.batch_size)),
+                           now)
         if not rows:
             return None
         computed = self._compute(rows, now)
@@ -215,12 +192,8 @@ class ClusteringStage:
             self.models.reference()  # model work stays outside the transaction
             self._prepare_topics()
         elif not self.semantic and topic_categories(self.catalog):
-            self._note_topics(
-                "lexical",
-                logging.WARNING,
-                "action=topic-match outcome=skipped "
-                "reason=exact-clustering: the topic match needs the model",
-            )
+            self._note_topics("lexical", logging.WARNING, "action=topic-match outcome=skipped "
+                              "reason=exact-clustering: the topic match needs the model")
         feature_seconds = time.perf_counter() - started
         summary = StageSummary(batches=1, feature_seconds=feature_seconds)
         try:
@@ -256,20 +229,13 @@ class ClusteringStage:
         todo = [row for row in rows if not row.has_features and self._wants_model(row, now)]
         if not todo:
             return {}
-        items = [
-            input_from_text(str(r.id), r.title, r.text, r.language, r.published_at, r.url)
-            for r in todo
-        ]
+        items = [input_from_text(str(r.id), r.title, r.text, r.language, r.published_at, r.url)
+                 for r in todo]
         return {int(f.entry_id): f for f in self.models.extractor.extract_many(items)}
 
-    def _decide_batch(
-        self,
-        writer: ClusterWriter,
-        rows: list[PendingEntry],
-        computed: dict[int, EntryFeatures],
-        now: datetime,
-        summary: StageSummary,
-    ) -> None:
+    def _decide_batch(self, writer: ClusterWriter, rows: list[PendingEntry],
+                      computed: dict[int, EntryFeatures], now: datetime,
+                      summary: StageSummary) -> None:
         placements = writer.placements([row.id for row in rows])
         # Features stored by an earlier run (before ``cluster --redo``) cost nothing to reuse.
         reuse = [r.id for r in rows if r.has_features and r.id in placements]
@@ -277,9 +243,8 @@ class ClusteringStage:
         if self.semantic and reuse:
             for entry_id, record in writer.features(reuse).items():
                 features[entry_id] = EntryFeatures.from_record(record)
-        moments = [
-            features[r.id].published or now for r in rows if r.id in placements and r.id in features
-        ]
+        moments = [features[r.id].published or now for r in rows
+                   if r.id in placements and r.id in features]
         clusterer = self._clusterer_for(writer, min(moments)) if moments else None
         kept: list[int] = []
         # Decided in publication order (then id), not in the order feeds happened to answer:
@@ -295,9 +260,8 @@ class ClusteringStage:
                 signal = placement.signal or "new"
                 summary.signals[signal] = summary.signals.get(signal, 0) + 1
                 continue
-            decision, signal = self._place(
-                writer, clusterer, placement, placement.story_id, found, now
-            )
+            decision, signal = self._place(writer, clusterer, placement, placement.story_id,
+                                           found, now)
             summary.signals[signal] = summary.signals.get(signal, 0) + 1
             summary.decisions[decision] = summary.decisions.get(decision, 0) + 1
             summary.entries += 1
@@ -307,9 +271,8 @@ class ClusteringStage:
             summary.decisions["kept"] = summary.decisions.get("kept", 0) + len(kept)
             summary.entries += len(kept)
         self._match_topics(writer, features, placements, clusterer)
-        writer.save_features(
-            [features[i].to_record() for i in sorted(computed) if i in placements], MODEL_NAME, now
-        )
+        writer.save_features([features[i].to_record() for i in sorted(computed)
+                              if i in placements], MODEL_NAME, now)
         writer.recount(now)
         if clusterer is not None:
             writer.save_centering(clusterer.matcher.centering.to_state(), now)
@@ -332,13 +295,8 @@ class ClusteringStage:
         if categories:
             self.topics.prepare(categories, self.models.extractor)
 
-    def _match_topics(
-        self,
-        writer: ClusterWriter,
-        features: dict[int, EntryFeatures],
-        placements: dict[int, Placement],
-        clusterer: Clusterer | None,
-    ) -> None:
+    def _match_topics(self, writer: ClusterWriter, features: dict[int, EntryFeatures],
+                      placements: dict[int, Placement], clusterer: Clusterer | None) -> None:
         """Entries of this batch that a topic category of their source takes (see
         ``clustering.topic``), stored with the batch's decisions."""
         catalog = self.catalog
@@ -346,27 +304,16 @@ class ClusteringStage:
             return
         centering = clusterer.matcher.centering
         if centering.counts.get("*", 0) < self.topic_min_entries:
-            self._note_topics(
-                "young",
-                logging.INFO,
-                "action=topic-match outcome=waiting "
-                f"reason=fewer than {self.topic_min_entries} entries embedded yet",
-            )
+            self._note_topics("young", logging.INFO, "action=topic-match outcome=waiting "
+                              f"reason=fewer than {self.topic_min_entries} entries embedded yet")
             return
         ids = sorted(i for i in features if i in placements)
-        entries = [
-            TopicEntry(
-                stored,
-                stored.entry_id,
-                stored.source_id,
-                features[stored.entry_id].lang,
-                features[stored.entry_id].embedding,
-            )
-            for stored in history.stored_entries(writer.connection, ids)
-        ]
-        matches = self.topics.match(
-            entries, catalog, history.accepted_categories(writer.connection, ids), centering
-        )
+        entries = [TopicEntry(stored, stored.entry_id, stored.source_id,
+                              features[stored.entry_id].lang, features[stored.entry_id].embedding)
+                   for stored in history.stored_entries(writer.connection, ids)]
+        matches = self.topics.match(entries, catalog,
+                                    history.accepted_categories(writer.connection, ids),
+                                    centering)
         written = history.add_categories(writer.connection, matches)
         if written:
             log.info("action=topic-match outcome=accepted entries=%d", written)
@@ -389,31 +336,21 @@ class ClusteringStage:
         version = writer.version()
         current = self._clusterer
         needed = earliest - WINDOW
-        if (
-            current is not None
-            and version == self._version
-            and self._loaded_since is not None
-            and needed >= self._loaded_since
-            and (current.evicted_until is None or needed >= current.evicted_until)
-        ):
+        if (current is not None and version == self._version
+                and self._loaded_since is not None and needed >= self._loaded_since
+                and (current.evicted_until is None or needed >= current.evicted_until)):
             current.keep_since = needed
             return current
         since = earliest - WARM_MARGIN
         centering = LanguageCentering.from_state(writer.centering(), self.models.reference())
-        clusterer = Clusterer(
-            Matcher(self.calibration, centering),
-            overrides=self._overrides(writer),
-            allocate_story_id=self._allocate,
-        )
+        clusterer = Clusterer(Matcher(self.calibration, centering),
+                              overrides=self._overrides(writer),
+                              allocate_story_id=self._allocate)
         members = writer.window(since)
         for story_id, group in groupby(members, key=lambda item: item[0]):
             clusterer.load(story_id, [EntryFeatures.from_record(record) for _, record in group])
-        log.debug(
-            "action=cluster-warm stories=%d members=%d since=%s",
-            len(clusterer.stories),
-            len(members),
-            since.isoformat(),
-        )
+        log.debug("action=cluster-warm stories=%d members=%d since=%s",
+                  len(clusterer.stories), len(members), since.isoformat())
         # Entries of a batch are not in time order (a new source's backlog): the stories they
         # may join stay in memory however far newer entries have moved on.
         clusterer.keep_since = needed
@@ -435,20 +372,12 @@ class ClusteringStage:
         return Overrides(
             frozenset(frozenset(map(str, pair)) for pair in found.must_link),
             frozenset(frozenset(map(str, pair)) for pair in found.cannot_link),
-            {str(entry): story for entry, story in found.pinned.items()},
-        )
+            {str(entry): story for entry, story in found.pinned.items()})
 
     # -- one entry ---------------------------------------------------------------------------
 
-    def _place(
-        self,
-        writer: ClusterWriter,
-        clusterer: Clusterer,
-        placement: Placement,
-        own: int,
-        features: EntryFeatures,
-        now: datetime,
-    ) -> tuple[str, str]:
+    def _place(self, writer: ClusterWriter, clusterer: Clusterer, placement: Placement,
+               own: int, features: EntryFeatures, now: datetime) -> tuple[str, str]:
         """The decision, and the signal that placed the entry ("new": it starts a story)."""
         entry = placement.entry_id
         pinned = clusterer.overrides.pinned.get(str(entry))
@@ -458,22 +387,11 @@ class ClusteringStage:
             if not any(clusterer.overrides.cannot(str(entry), m) for m in members):
                 matched = placement.matched_entry_id
                 decision = clusterer.attach(
-                    features,
-                    target,
-                    now,
-                    signal=placement.signal or "url",
-                    matched_entry_id=str(matched) if matched is not None else None,
-                )
-                writer.decide(
-                    entry,
-                    story_id=target,
-                    signal=placement.signal,
-                    score=1.0,
-                    matched_entry_id=matched,
-                    decision="join",
-                    evidence=_evidence(decision, features),
-                    now=now,
-                )
+                    features, target, now, signal=placement.signal or "url",
+                    matched_entry_id=str(matched) if matched is not None else None)
+                writer.decide(entry, story_id=target, signal=placement.signal, score=1.0,
+                              matched_entry_id=matched, decision="join",
+                              evidence=_evidence(decision, features), now=now)
                 return "join", placement.signal or "url"
             # An editor said it is not that story, whatever the link: it starts its own.
             own = self._fresh_story(writer, entry, now)
@@ -491,11 +409,8 @@ class ClusteringStage:
         if target != own:
             if not movable or decision.decision == NEW:
                 writer.move_entry(entry, target)
-            elif (
-                own < target
-                and decision.best_signal != "editor_pin"
-                and target not in clusterer.overrides.pinned.values()
-            ):
+            elif (own < target and decision.best_signal != "editor_pin"
+                  and target not in clusterer.overrides.pinned.values()):
                 # The older story keeps its id and uid, so output item ids stay stable; not
                 # over a story editors pinned entries to (a merge's survivor, a split-off one).
                 writer.merge(target, own, now)
@@ -506,16 +421,11 @@ class ClusteringStage:
                 writer.merge(own, target, now)
         new = decision.decision == NEW
         best = decision.matched_entry_id
-        writer.decide(
-            entry,
-            story_id=target,
-            signal="new" if new else decision.best_signal,
-            score=None if new else decision.score,
-            matched_entry_id=None if new or best is None else int(best),
-            decision=decision.decision,
-            evidence=_evidence(decision, features),
-            now=now,
-        )
+        writer.decide(entry, story_id=target, signal="new" if new else decision.best_signal,
+                      score=None if new else decision.score,
+                      matched_entry_id=None if new or best is None else int(best),
+                      decision=decision.decision, evidence=_evidence(decision, features),
+                      now=now)
         return decision.decision, "new" if new else decision.best_signal
 
     @staticmethod
@@ -533,20 +443,13 @@ def _evidence(decision: Decision, features: EntryFeatures) -> dict[str, Any]:
     evidence: dict[str, Any] = {
         "decision": decision.decision,
         "parts": decision.evidence,
-        "language": {
-            "lang": language.lang,
-            "title": language.title_lang,
-            "body": language.body_lang,
-            "confidence": language.confidence,
-        },
+        "language": {"lang": language.lang, "title": language.title_lang,
+                     "body": language.body_lang, "confidence": language.confidence},
     }
     if decision.merged_story_ids:
         evidence["merged_stories"] = list(decision.merged_story_ids)
     if decision.decision == NEW and decision.matched_entry_id is not None:
         # Why it was not joined: the nearest candidate and how far below the bar it stayed.
-        evidence["nearest"] = {
-            "entry_id": int(decision.matched_entry_id),
-            "signal": decision.best_signal,
-            "score": decision.score,
-        }
+        evidence["nearest"] = {"entry_id": int(decision.matched_entry_id),
+                               "signal": decision.best_signal, "score": decision.score}
     return evidence

@@ -397,8 +397,7 @@ class Workbench:
             detail = self._story(story_id, "story_id")
             if entry_id not in {e.entry_id for e in detail.entries}:
                 raise EditRefused(
-                    Refusal.INVALID,
-                    f"entry {entry_id} is not in story {story_id}",
+                    Refusal.INVALID, f"entry {entry_id} is not in story {story_id}",
                     field="entry_id",
                 )
         new_story = self._correct(

@@ -16,13 +16,9 @@ from aggregator.types import PollOutcome
 OnOutcome = Callable[[PollOutcome], None]
 
 
-def poll_due(
-    refresher: Refresher,
-    *,
-    everything: bool = False,
-    on_outcome: OnOutcome | None = None,
-    progress: Callable[[int], OnOutcome | None] | None = None,
-) -> PollSummary:
+def poll_due(refresher: Refresher, *, everything: bool = False,
+             on_outcome: OnOutcome | None = None,
+             progress: Callable[[int], OnOutcome | None] | None = None) -> PollSummary:
     """Poll what is due now (``everything``: every active source, ``poll --all``).
 
     ``on_outcome`` hears of each source as it is done; or ``progress``, given the number of

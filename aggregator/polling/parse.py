@@ -74,8 +74,7 @@ _RELATIVE_URL_ATTRIBUTE = re.compile(
 # While our parse runs, the element is kept under its own key, as any unknown element is;
 # other callers of feedparser in the process keep its behaviour.
 _OWN_MEDIA_DESCRIPTION: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "own_media_description", default=False
-)
+    "own_media_description", default=False)
 _fp_start_media_description = mediarss.Namespace._start_media_description
 _fp_end_media_description = mediarss.Namespace._end_media_description
 
@@ -201,9 +200,8 @@ def _entry_from_feedparser(raw: Mapping[str, Any], base: str) -> ParsedEntry:
     localized = False
     if published is None and updated is None:
         # feedparser reads English names only: "Seg, 24 Set 2018" is left unparsed.
-        published = parse_localized_date(
-            _text(_get(raw, "published")) or _text(_get(raw, "created"))
-        )
+        published = parse_localized_date(_text(_get(raw, "published"))
+                                         or _text(_get(raw, "created")))
         updated = parse_localized_date(_text(_get(raw, "updated")))
         localized = published is not None or updated is not None
     return ParsedEntry(
@@ -375,13 +373,8 @@ def _enclosures(links: Sequence[Mapping[str, Any]], base: str) -> tuple[Enclosur
     return tuple(found)
 
 
-_SY_PERIOD_MINUTES = {
-    "hourly": 60,
-    "daily": 1440,
-    "weekly": 10080,
-    "monthly": 43200,
-    "yearly": 525600,
-}
+_SY_PERIOD_MINUTES = {"hourly": 60, "daily": 1440, "weekly": 10080, "monthly": 43200,
+                      "yearly": 525600}
 
 
 def _update_hint(feed_data: Any) -> int | None:

@@ -71,39 +71,24 @@ def fetch_group(fetcher: Fetcher, group: Group) -> FetchResult | SourceError:
     # Validators only help when every source sharing the URL holds the same ones.
     same = all((s.etag, s.last_modified) == (first.etag, first.last_modified) for s in group)
     try:
-        return fetcher.fetch(
-            first.url,
-            etag=first.etag if same else None,
-            last_modified=first.last_modified if same else None,
-            allow_private=not any(s.public_only for s in group),
-        )
+        return fetcher.fetch(first.url, etag=first.etag if same else None,
+                             last_modified=first.last_modified if same else None,
+                             allow_private=not any(s.public_only for s in group))
     except SourceError as exc:
         return exc
 
 
-def prepare_for(
-    source: SourceStatus,
-    result: FetchResult,
-    categories: Mapping[str, CategoryConfig],
-    now: datetime,
-) -> PreparedFeed:
+def prepare_for(source: SourceStatus, result: FetchResult, categories: Mapping[str, CategoryConfig],
+                now: datetime) -> PreparedFeed:
     """Parse, normalize and classify ``result``'s body as ``source``; raises ``ParseError``."""
     assert result.content is not None
-    return prepare_feed(
-        result.content,
-        url=result.url,
-        headers=dict(result.headers),
-        source_language=source.language,
-        source_categories=source.categories,
-        categories=categories,
-        now=now,
-        source_id=source.id,
-    )
+    return prepare_feed(result.content, url=result.url, headers=dict(result.headers),
+                        source_language=source.language, source_categories=source.categories,
+                        categories=categories, now=now, source_id=source.id)
 
 
-def fetch_and_prepare(
-    fetcher: Fetcher, group: Group, categories: Mapping[str, CategoryConfig]
-) -> Fetched:
+def fetch_and_prepare(fetcher: Fetcher, group: Group,
+                      categories: Mapping[str, CategoryConfig]) -> Fetched:
     result = fetch_group(fetcher, group)
     if isinstance(result, SourceError) or result.content is None:
         return Fetched(group, result, (None,) * len(group))
@@ -118,19 +103,13 @@ def fetch_and_prepare(
         except SourceError as exc:
             prepared.append(exc)
         except Exception as exc:  # a bug must cost one source, not the worker
-            prepared.append(
-                SourceError(f"internal error: {type(exc).__name__}: {exc}", kind="internal")
-            )
+            prepared.append(SourceError(f"internal error: {type(exc).__name__}: {exc}",
+                                        kind="internal"))
     return Fetched(group, result, tuple(prepared))
 
 
-def _serve(
-    factory: FetcherFactory,
-    categories: Mapping[str, CategoryConfig],
-    threads: int,
-    jobs: Connection,
-    results: Connection,
-) -> None:
+def _serve(factory: FetcherFactory, categories: Mapping[str, CategoryConfig], threads: int,
+           jobs: Connection, results: Connection) -> None:
     """A worker process: fetch and prepare each job on a thread, send the result back."""
     # The parent decides when workers stop (it closes the job pipe); a Ctrl-C or a SIGTERM
     # sent to the whole process group must not cut fetches short behind its back.
@@ -143,12 +122,8 @@ def _serve(
         try:
             fetched = fetch_and_prepare(fetcher, group, categories)
         except BaseException as exc:  # the parent waits for every job: always answer
-            fetched = Fetched(
-                group,
-                SourceError(
-                    f"internal error in poll worker: {type(exc).__name__}: {exc}", kind="internal"
-                ),
-            )
+            fetched = Fetched(group, SourceError(
+                f"internal error in poll worker: {type(exc).__name__}: {exc}", kind="internal"))
         # A send that fails means the parent is gone: nobody is left to tell.
         with send_lock, contextlib.suppress(BrokenPipeError, EOFError, OSError):
             results.send((job_id, fetched))
@@ -178,14 +153,8 @@ class _Worker:
 class PollWorkers:
     """``count`` worker processes, started on first use and kept for later polls."""
 
-    def __init__(
-        self,
-        count: int,
-        factory: FetcherFactory,
-        categories: Mapping[str, CategoryConfig],
-        *,
-        threads: int,
-    ) -> None:
+    def __init__(self, count: int, factory: FetcherFactory,
+                 categories: Mapping[str, CategoryConfig], *, threads: int) -> None:
         if count < 1:
             raise ValueError(f"count must be at least 1, not {count}")
         self.count = count
@@ -202,11 +171,8 @@ class PollWorkers:
         jobs_out, jobs_in = self._context.Pipe(duplex=False)
         results_out, results_in = self._context.Pipe(duplex=False)
         process = self._context.Process(
-            target=_serve,
-            name="aggregator-poll-worker",
-            daemon=True,
-            args=(self.factory, self.categories, self.threads, jobs_out, results_in),
-        )
+            target=_serve, name="aggregator-poll-worker", daemon=True,
+            args=(self.factory, self.categories, self.threads, jobs_out, results_in))
         process.start()
         # The child holds its own ends now; closing ours lets EOF reach the other side.
         jobs_out.close()
@@ -217,10 +183,8 @@ class PollWorkers:
         """The worker at ``index``, started afresh if it never ran or died while idle."""
         worker = self._workers[index]
         if worker is not None and not worker.process.is_alive():
-            log.warning(
-                "action=poll-worker outcome=replaced exitcode=%s: it died between polls",
-                worker.process.exitcode,
-            )
+            log.warning("action=poll-worker outcome=replaced exitcode=%s: it died between polls",
+                        worker.process.exitcode)
             worker.jobs.close()
             worker.results.close()
             worker = None
@@ -269,11 +233,8 @@ class PollWorkers:
 
     def _give_up(self, workers: list[_Worker], handle: Callable[[Fetched], None]) -> list[Group]:
         """Finish what live workers hold, stop them all, and hand back the rest."""
-        log.error(
-            "action=poll-worker outcome=giving-up deaths=%d: the rest of this poll is "
-            "fetched in the main process",
-            self._deaths,
-        )
+        log.error("action=poll-worker outcome=giving-up deaths=%d: the rest of this poll is "
+                  "fetched in the main process", self._deaths)
         while any(w.inflight and w.process.is_alive() for w in workers):
             busy = [w for w in workers if w.inflight and w.process.is_alive()]
             wait([w.results for w in busy] + [w.process.sentinel for w in busy])
@@ -307,9 +268,8 @@ class PollWorkers:
                 worker.answered += 1
                 handle(fetched)
 
-    def _replace(
-        self, workers: list[_Worker], dead: _Worker, handle: Callable[[Fetched], None]
-    ) -> None:
+    def _replace(self, workers: list[_Worker], dead: _Worker,
+                 handle: Callable[[Fetched], None]) -> None:
         """Start a new worker in place of a dead one.
 
         A worker that died before answering anything most likely never started (it could not
@@ -319,27 +279,16 @@ class PollWorkers:
         """
         code = dead.process.exitcode
         self._deaths += 1
-        log.error(
-            "action=poll-worker outcome=died exitcode=%s answered=%d inflight=%d",
-            code,
-            dead.answered,
-            len(dead.inflight),
-        )
+        log.error("action=poll-worker outcome=died exitcode=%s answered=%d inflight=%d", code,
+                  dead.answered, len(dead.inflight))
         lost, dead.inflight = list(dead.inflight.values()), {}
         if dead.answered == 0:
             dead.backlog.extendleft(reversed(lost))
         else:
             for group in lost:
-                handle(
-                    Fetched(
-                        group,
-                        SourceError(
-                            f"internal error: the poll worker process fetching {group[0].url} "
-                            f"exited (exit code {code})",
-                            kind="internal",
-                        ),
-                    )
-                )
+                handle(Fetched(group, SourceError(
+                    f"internal error: the poll worker process fetching {group[0].url} exited "
+                    f"(exit code {code})", kind="internal")))
         index = workers.index(dead)
         replacement = self._start()
         replacement.backlog = dead.backlog
@@ -366,8 +315,5 @@ class PollWorkers:
 
     def pids(self) -> list[int]:
         """Process ids of the running workers (for tests and diagnostics)."""
-        return [
-            w.process.pid
-            for w in self._workers
-            if w is not None and w.process.pid is not None and w.process.is_alive()
-        ]
+        return [w.process.pid for w in self._workers
+                if w is not None and w.process.pid is not None and w.process.is_alive()]

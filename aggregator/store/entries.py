@@ -37,7 +37,6 @@ IN_CHUNK = 500
 # on later polls are new since the previous poll: they keep the time first seen.
 BACKLOG_AGE = timedelta(days=7)
 
-
 @dataclass(frozen=True)
 class GrowthLimits:
     """How much one source may grow (0: no cap). ``new_per_poll`` bounds the entries one poll
@@ -75,7 +74,7 @@ def story_uid(source_id: str, identity_key: str) -> str:
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), IN_CHUNK):
-        yield values[start : start + IN_CHUNK]
+        yield values[start:start + IN_CHUNK]
 
 
 def _columns(entry: NormalizedEntry, now: datetime) -> dict[str, Any]:
@@ -99,14 +98,9 @@ def _columns(entry: NormalizedEntry, now: datetime) -> dict[str, Any]:
     }
 
 
-def write_entries(
-    connection: Connection,
-    source_id: str,
-    entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
-    now: datetime,
-    *,
-    new_per_poll: int = 0,
-) -> Written:
+def write_entries(connection: Connection, source_id: str,
+                  entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
+                  now: datetime, *, new_per_poll: int = 0) -> Written:
     """Insert new entries (at most ``new_per_poll``, the newest; 0: all), update changed ones,
     recognise repeated content under new identities.
 
@@ -114,12 +108,8 @@ def write_entries(
     earlier version gave it) is adopted: renamed to the current key, so upgrading never
     duplicates what is stored. An undated entry keeps the date it was first given.
     """
-    first_poll = (
-        connection.execute(
-            sa.select(ENTRIES.c.id).where(ENTRIES.c.source_id == source_id).limit(1)
-        ).first()
-        is None
-    )
+    first_poll = connection.execute(
+        sa.select(ENTRIES.c.id).where(ENTRIES.c.source_id == source_id).limit(1)).first() is None
     if first_poll:
         entries = _date_backlog(entries, now)
     wanted = {identity(e.identity_key) for e, _ in entries}
@@ -127,17 +117,10 @@ def write_entries(
     stored: dict[str, Any] = {}
     for chunk in _chunks(sorted(wanted)):
         for row in connection.execute(
-            sa.select(
-                ENTRIES.c.id,
-                ENTRIES.c.identity_key,
-                ENTRIES.c.content_hash,
-                ENTRIES.c.title,
-                ENTRIES.c.url,
-                ENTRIES.c.story_id,
-                ENTRIES.c.published_at,
-                ENTRIES.c.updated_at,
-                ENTRIES.c.date_source,
-            ).where(ENTRIES.c.source_id == source_id, ENTRIES.c.identity_key.in_(chunk))
+            sa.select(ENTRIES.c.id, ENTRIES.c.identity_key, ENTRIES.c.content_hash,
+                      ENTRIES.c.title, ENTRIES.c.url, ENTRIES.c.story_id,
+                      ENTRIES.c.published_at, ENTRIES.c.updated_at, ENTRIES.c.date_source)
+            .where(ENTRIES.c.source_id == source_id, ENTRIES.c.identity_key.in_(chunk))
         ):
             stored[row.identity_key] = row
     _adopt_legacy_rows(connection, entries, stored)
@@ -157,20 +140,14 @@ def write_entries(
             fresh.append((key, entry, matches))
             continue
         listed.add(old.id)
-        if (old.content_hash, old.title, old.url) != (
-            entry.content_hash,
-            entry.title[:1000],
-            entry.url,
-        ):
+        if (old.content_hash, old.title, old.url) != (entry.content_hash, entry.title[:1000],
+                                                      entry.url):
             kept = entry
             if entry.date_source not in FEED_DATE_SOURCES:
                 # Still undated: the date it got when first seen stays (an edit is not news).
-                kept = replace(
-                    entry,
-                    published_at=old.published_at,
-                    updated_at=max(old.updated_at, old.published_at),
-                    date_source=old.date_source or entry.date_source,
-                )
+                kept = replace(entry, published_at=old.published_at,
+                               updated_at=max(old.updated_at, old.published_at),
+                               date_source=old.date_source or entry.date_source)
             changed.append((old, kept, matches))
     candidates = len(fresh)
     fresh, moves = _recognise(connection, source_id, fresh, listed)
@@ -182,11 +159,9 @@ def write_entries(
         fresh = fresh[refused:]
     if moves:
         connection.execute(
-            ENTRIES.update()
-            .where(ENTRIES.c.id == sa.bindparam("entry_id"))
+            ENTRIES.update().where(ENTRIES.c.id == sa.bindparam("entry_id"))
             .values(identity_key=sa.bindparam("key"), guid=sa.bindparam("new_guid")),
-            moves,
-        )
+            moves)
     if changed:
         _update(connection, changed, now)
     if fresh:
@@ -194,12 +169,11 @@ def write_entries(
     return Written(new=len(fresh), updated=len(changed), repeated=repeated, refused=refused)
 
 
-def _recognise(
-    connection: Connection,
-    source_id: str,
-    fresh: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]],
-    listed: set[int],
-) -> tuple[list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]], list[dict[str, Any]]]:
+def _recognise(connection: Connection, source_id: str,
+               fresh: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]],
+               listed: set[int],
+               ) -> tuple[list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]],
+                          list[dict[str, Any]]]:
     """Split entries with new identities into those to insert and the moves of stored
     identities: content this source stored under an id the feed no longer lists is the same
     item under a new id (a feed rotating its guids). Each stored entry takes at most one new
@@ -222,25 +196,14 @@ def _recognise(
     moves: list[dict[str, Any]] = []
     for key, entry, matches in fresh:
         candidates = free.get(entry.content_hash, [])
-        pick = next(
-            (
-                i
-                for i, (_, published) in enumerate(candidates)
-                if entry.guid or published == entry.published_at
-            ),
-            None,
-        )
+        pick = next((i for i, (_, published) in enumerate(candidates)
+                     if entry.guid or published == entry.published_at), None)
         if pick is None:
             inserted.append((key, entry, matches))
             continue
         entry_id, _ = candidates.pop(pick)
-        moves.append(
-            {
-                "entry_id": entry_id,
-                "key": key,
-                "new_guid": entry.guid[:2048] if entry.guid else None,
-            }
-        )
+        moves.append({"entry_id": entry_id, "key": key,
+                      "new_guid": entry.guid[:2048] if entry.guid else None})
     return inserted, moves
 
 
@@ -249,9 +212,8 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _date_backlog(
-    entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]], now: datetime
-) -> list[tuple[NormalizedEntry, Sequence[CategoryMatch]]]:
+def _date_backlog(entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
+                  now: datetime) -> list[tuple[NormalizedEntry, Sequence[CategoryMatch]]]:
     """A first poll's undated entries dated as backlog (``BACKLOG_AGE``)."""
     dated = [e.published_at for e, _ in entries if e.date_source in FEED_DATE_SOURCES]
     anchor = min([*dated, now]) - BACKLOG_AGE
@@ -263,17 +225,14 @@ def _date_backlog(
             continue
         moment = anchor - timedelta(seconds=position)
         position += 1
-        result.append(
-            (replace(entry, published_at=moment, updated_at=moment, date_source="backlog"), matches)
-        )
+        result.append((replace(entry, published_at=moment, updated_at=moment,
+                               date_source="backlog"), matches))
     return result
 
 
-def _adopt_legacy_rows(
-    connection: Connection,
-    entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
-    stored: dict[str, Any],
-) -> None:
+def _adopt_legacy_rows(connection: Connection,
+                       entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
+                       stored: dict[str, Any]) -> None:
     """Rename rows stored under a legacy key to the current key of the first entry (in feed
     order) that claims them, unless some entry still has that key as its own."""
     current = {identity(e.identity_key) for e, _ in entries}
@@ -290,18 +249,13 @@ def _adopt_legacy_rows(
         renames.append({"entry_id": row.id, "key": key})
     if renames:
         connection.execute(
-            ENTRIES.update()
-            .where(ENTRIES.c.id == sa.bindparam("entry_id"))
-            .values(identity_key=sa.bindparam("key")),
-            renames,
-        )
+            ENTRIES.update().where(ENTRIES.c.id == sa.bindparam("entry_id"))
+            .values(identity_key=sa.bindparam("key")), renames)
 
 
-def _update(
-    connection: Connection,
-    changed: list[tuple[Any, NormalizedEntry, Sequence[CategoryMatch]]],
-    now: datetime,
-) -> None:
+def _update(connection: Connection,
+            changed: list[tuple[Any, NormalizedEntry, Sequence[CategoryMatch]]],
+            now: datetime) -> None:
     connection.execute(
         ENTRIES.update().where(ENTRIES.c.id == sa.bindparam("entry_id")),
         [{"entry_id": old.id, **_columns(entry, now)} for old, entry, _ in changed],
@@ -312,18 +266,12 @@ def _update(
     kept_topics: dict[int, list[CategoryMatch]] = {}
     for chunk in _chunks(ids):
         for row in connection.execute(
-            sa.select(
-                CATEGORIES.c.entry_id,
-                CATEGORIES.c.category_id,
-                CATEGORIES.c.score,
-                CATEGORIES.c.reason,
-                CATEGORIES.c.origin,
-            ).where(CATEGORIES.c.entry_id.in_(chunk))
-        ):
+                sa.select(CATEGORIES.c.entry_id, CATEGORIES.c.category_id, CATEGORIES.c.score,
+                          CATEGORIES.c.reason, CATEGORIES.c.origin)
+                .where(CATEGORIES.c.entry_id.in_(chunk))):
             if row.origin == CategoryOrigin.TOPIC:
                 kept_topics.setdefault(row.entry_id, []).append(
-                    CategoryMatch(row.category_id, row.score, row.reason, CategoryOrigin.TOPIC)
-                )
+                    CategoryMatch(row.category_id, row.score, row.reason, CategoryOrigin.TOPIC))
         connection.execute(CATEGORIES.delete().where(CATEGORIES.c.entry_id.in_(chunk)))
     rows: list[tuple[int, Sequence[CategoryMatch]]] = []
     for old, _, matches in changed:
@@ -334,11 +282,11 @@ def _update(
     bumps: dict[int, datetime] = {}
     for old, entry, _ in changed:
         if old.story_id is not None:
-            bumps[old.story_id] = max(bumps.get(old.story_id, entry.updated_at), entry.updated_at)
+            bumps[old.story_id] = max(bumps.get(old.story_id, entry.updated_at),
+                                      entry.updated_at)
     if bumps:
         connection.execute(
-            STORIES.update()
-            .where(STORIES.c.id == sa.bindparam("story_id"))
+            STORIES.update().where(STORIES.c.id == sa.bindparam("story_id"))
             .values(updated_at=_greatest(connection)(STORIES.c.updated_at, _when("moment"))),
             [{"story_id": sid, "moment": moment} for sid, moment in bumps.items()],
         )
@@ -353,9 +301,8 @@ def _greatest(connection: Connection) -> Any:
     return sa.func.max if connection.dialect.name == "sqlite" else sa.func.greatest
 
 
-def _existing_matches(
-    connection: Connection, column: sa.Column[Any], values: set[str]
-) -> dict[str, tuple[int, int]]:
+def _existing_matches(connection: Connection, column: sa.Column[Any],
+                      values: set[str]) -> dict[str, tuple[int, int]]:
     """value → (earliest entry id, its story id) among entries that already have a story."""
     found: dict[str, tuple[int, int]] = {}
     ordered_values = sorted(values)
@@ -378,10 +325,8 @@ def _live_stories(connection: Connection, story_ids: set[int]) -> dict[int, int]
         if not pending:
             break
         rows = connection.execute(
-            sa.select(STORIES.c.id, STORIES.c.merged_into_id).where(
-                STORIES.c.id.in_(sorted(pending)), STORIES.c.merged_into_id.is_not(None)
-            )
-        )
+            sa.select(STORIES.c.id, STORIES.c.merged_into_id)
+            .where(STORIES.c.id.in_(sorted(pending)), STORIES.c.merged_into_id.is_not(None)))
         moved = {row.id: row.merged_into_id for row in rows}
         for original, current in resolved.items():
             if current in moved:
@@ -390,22 +335,18 @@ def _live_stories(connection: Connection, story_ids: set[int]) -> dict[int, int]
     return resolved
 
 
-def _insert(
-    connection: Connection,
-    source_id: str,
-    fresh: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]],
-    now: datetime,
-) -> None:
-    by_url = _existing_matches(connection, ENTRIES.c.url, {e.url for _, e, _ in fresh if e.url})
-    by_hash = _existing_matches(
-        connection, ENTRIES.c.content_hash, {e.content_hash for _, e, _ in fresh}
-    )
+def _insert(connection: Connection, source_id: str,
+            fresh: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]],
+            now: datetime) -> None:
+    by_url = _existing_matches(connection, ENTRIES.c.url,
+                               {e.url for _, e, _ in fresh if e.url})
+    by_hash = _existing_matches(connection, ENTRIES.c.content_hash,
+                                {e.content_hash for _, e, _ in fresh})
     live = _live_stories(connection, {sid for _, sid in (*by_url.values(), *by_hash.values())})
     # This source's entries already in those stories: one feed's distinct items never share a
     # story (issue 14), so an exact signal that would put an entry beside one is not followed.
     own: dict[int | tuple[str, int], list[ItemFacts]] = _own_members(
-        connection, source_id, set(live.values())
-    )
+        connection, source_id, set(live.values()))
 
     def fits(ref: int | tuple[str, int], facts: ItemFacts) -> bool:
         return all(same_item(facts, member) for member in own.get(ref, ()))
@@ -425,16 +366,17 @@ def _insert(
         if entry.url and entry.url in by_url and fits(live[by_url[entry.url][1]], facts):
             stored_match, story_id = by_url[entry.url]
             ref, signal = live[story_id], "url"
-        elif entry.content_hash in by_hash and fits(live[by_hash[entry.content_hash][1]], facts):
+        elif (entry.content_hash in by_hash
+              and fits(live[by_hash[entry.content_hash][1]], facts)):
             stored_match, story_id = by_hash[entry.content_hash]
             ref, signal = live[story_id], "content_hash"
-        elif entry.url and entry.url in first_url and fits(story_ref[first_url[entry.url]], facts):
+        elif (entry.url and entry.url in first_url
+              and fits(story_ref[first_url[entry.url]], facts)):
             earlier = first_url[entry.url]
             ref, signal = story_ref[earlier], "url"
             matched_in_batch[position] = earlier
-        elif entry.content_hash in first_hash and fits(
-            story_ref[first_hash[entry.content_hash]], facts
-        ):
+        elif (entry.content_hash in first_hash
+              and fits(story_ref[first_hash[entry.content_hash]], facts)):
             earlier = first_hash[entry.content_hash]
             ref, signal = story_ref[earlier], "content_hash"
             matched_in_batch[position] = earlier
@@ -451,18 +393,10 @@ def _insert(
     if founders:
         rows = connection.execute(
             STORIES.insert().returning(STORIES.c.id, sort_by_parameter_order=True),
-            [
-                {
-                    "uid": story_uid(source_id, fresh[p][0]),
-                    "title": fresh[p][1].title[:1000],
-                    "first_seen_at": now,
-                    "published_at": fresh[p][1].published_at,
-                    "updated_at": fresh[p][1].updated_at,
-                    "entry_count": 0,
-                    "merged_into_id": None,
-                }
-                for p in founders
-            ],
+            [{"uid": story_uid(source_id, fresh[p][0]), "title": fresh[p][1].title[:1000],
+              "first_seen_at": now, "published_at": fresh[p][1].published_at,
+              "updated_at": fresh[p][1].updated_at, "entry_count": 0,
+              "merged_into_id": None} for p in founders],
         )
         founded = {p: row[0] for p, row in zip(founders, rows, strict=True)}
 
@@ -470,87 +404,51 @@ def _insert(
     for position, (key, entry, _matches) in enumerate(fresh):
         ref = story_ref[position]
         story_id = founded[ref[1]] if isinstance(ref, tuple) else ref
-        values.append(
-            {
-                "source_id": source_id,
-                "identity_key": key,
-                "first_seen_at": now,
-                # clustered_at stays NULL: the clustering stage picks the entry up after this.
-                "story_id": story_id,
-                "origin_story_id": story_id,
-                "story_signal": signals[position],
-                "story_score": None if signals[position] == "new" else 1.0,
-                "story_matched_entry_id": matched[position],
-                **_columns(entry, now),
-            }
-        )
-    entry_ids = [
-        row[0]
-        for row in connection.execute(
-            ENTRIES.insert().returning(ENTRIES.c.id, sort_by_parameter_order=True), values
-        )
-    ]
+        values.append({
+            "source_id": source_id, "identity_key": key, "first_seen_at": now,
+            # clustered_at stays NULL: the clustering stage picks the entry up after this.
+            "story_id": story_id, "origin_story_id": story_id,
+            "story_signal": signals[position],
+            "story_score": None if signals[position] == "new" else 1.0,
+            "story_matched_entry_id": matched[position],
+            **_columns(entry, now),
+        })
+    entry_ids = [row[0] for row in connection.execute(
+        ENTRIES.insert().returning(ENTRIES.c.id, sort_by_parameter_order=True), values)]
     # Matches inside this batch point at entries whose ids exist only now.
     inside = [(entry_ids[p], entry_ids[q]) for p, q in matched_in_batch.items()]
     if inside:
         connection.execute(
-            ENTRIES.update()
-            .where(ENTRIES.c.id == sa.bindparam("entry_id"))
+            ENTRIES.update().where(ENTRIES.c.id == sa.bindparam("entry_id"))
             .values(story_matched_entry_id=sa.bindparam("matched")),
-            [{"entry_id": entry_id, "matched": matched} for entry_id, matched in inside],
-        )
+            [{"entry_id": entry_id, "matched": matched} for entry_id, matched in inside])
     _insert_categories(connection, [(entry_ids[p], fresh[p][2]) for p in range(len(fresh))])
-    _count_members(
-        connection,
-        [v["story_id"] for v in values],
-        [(v["story_id"], v["published_at"], v["updated_at"]) for v in values],
-        now,
-    )
+    _count_members(connection, [v["story_id"] for v in values],
+                   [(v["story_id"], v["published_at"], v["updated_at"]) for v in values], now)
 
 
-def _own_members(
-    connection: Connection, source_id: str, story_ids: set[int]
-) -> dict[int | tuple[str, int], list[ItemFacts]]:
+def _own_members(connection: Connection, source_id: str,
+                 story_ids: set[int]) -> dict[int | tuple[str, int], list[ItemFacts]]:
     found: dict[int | tuple[str, int], list[ItemFacts]] = {}
     for chunk in _chunks(sorted(story_ids)):
         rows = connection.execute(
-            sa.select(
-                ENTRIES.c.story_id,
-                ENTRIES.c.guid,
-                ENTRIES.c.link,
-                ENTRIES.c.content_hash,
-                ENTRIES.c.title,
-                ENTRIES.c.text,
-                ENTRIES.c.enclosures,
-                ENTRIES.c.published_at,
-                ENTRIES.c.date_source,
-            ).where(ENTRIES.c.source_id == source_id, ENTRIES.c.story_id.in_(chunk))
-        )
+            sa.select(ENTRIES.c.story_id, ENTRIES.c.guid, ENTRIES.c.link, ENTRIES.c.content_hash,
+                      ENTRIES.c.title, ENTRIES.c.text, ENTRIES.c.enclosures,
+                      ENTRIES.c.published_at, ENTRIES.c.date_source)
+            .where(ENTRIES.c.source_id == source_id, ENTRIES.c.story_id.in_(chunk)))
         for row in rows:
-            enclosures = frozenset(
-                str(e.get("url")) for e in row.enclosures or () if isinstance(e, dict)
-            )
+            enclosures = frozenset(str(e.get("url")) for e in row.enclosures or ()
+                                   if isinstance(e, dict))
             # Rows stored before date_source existed (NULL) may carry a poll time: no evidence.
             dated = row.published_at if row.date_source in FEED_DATE_SOURCES else None
             found.setdefault(row.story_id, []).append(
-                ItemFacts(
-                    row.guid,
-                    row.link,
-                    row.content_hash,
-                    has_body(row.title, row.text),
-                    enclosures,
-                    dated,
-                )
-            )
+                ItemFacts(row.guid, row.link, row.content_hash, has_body(row.title, row.text),
+                          enclosures, dated))
     return found
 
 
-def _count_members(
-    connection: Connection,
-    story_ids: list[int],
-    dates: list[tuple[int, datetime, datetime]],
-    now: datetime,
-) -> None:
+def _count_members(connection: Connection, story_ids: list[int],
+                   dates: list[tuple[int, datetime, datetime]], now: datetime) -> None:
     counts: dict[int, int] = {}
     earliest: dict[int, datetime] = {}
     latest: dict[int, datetime] = {}
@@ -561,44 +459,24 @@ def _count_members(
     sqlite = connection.dialect.name == "sqlite"
     least = sa.func.min if sqlite else sa.func.least
     connection.execute(
-        STORIES.update()
-        .where(STORIES.c.id == sa.bindparam("story_id"))
-        .values(
+        STORIES.update().where(STORIES.c.id == sa.bindparam("story_id")).values(
             entry_count=STORIES.c.entry_count + sa.bindparam("added"),
             published_at=least(STORIES.c.published_at, _when("earliest")),
             # A stored story that gains a member is updated: readers see the new version.
             updated_at=_greatest(connection)(
-                STORIES.c.updated_at,
-                _when("latest"),
-                sa.case((STORIES.c.entry_count > 0, _when("now")), else_=STORIES.c.updated_at),
-            ),
+                STORIES.c.updated_at, _when("latest"),
+                sa.case((STORIES.c.entry_count > 0, _when("now")),
+                        else_=STORIES.c.updated_at)),
         ),
-        [
-            {
-                "story_id": sid,
-                "added": counts[sid],
-                "earliest": earliest[sid],
-                "latest": latest[sid],
-                "now": now,
-            }
-            for sid in sorted(counts)
-        ],
+        [{"story_id": sid, "added": counts[sid], "earliest": earliest[sid],
+          "latest": latest[sid], "now": now} for sid in sorted(counts)],
     )
 
 
-def _insert_categories(
-    connection: Connection, rows: list[tuple[int, Sequence[CategoryMatch]]]
-) -> None:
-    values = [
-        {
-            "entry_id": entry_id,
-            "category_id": m.category_id,
-            "score": m.score,
-            "reason": m.reason[:500],
-            "origin": m.origin.value,
-        }
-        for entry_id, matches in rows
-        for m in matches
-    ]
+def _insert_categories(connection: Connection,
+                       rows: list[tuple[int, Sequence[CategoryMatch]]]) -> None:
+    values = [{"entry_id": entry_id, "category_id": m.category_id, "score": m.score,
+               "reason": m.reason[:500], "origin": m.origin.value}
+              for entry_id, matches in rows for m in matches]
     if values:
         connection.execute(CATEGORIES.insert(), values)

@@ -150,8 +150,7 @@ class Entry(SQLModel, table=True):
     # and when. ``clustered_at`` NULL marks an entry the stage has not handled yet.
     story_decision: str | None = Field(default=None, max_length=16)
     story_evidence: dict[str, Any] | None = Field(
-        default=None, sa_column=Column(sa.JSON, nullable=True)
-    )
+        default=None, sa_column=Column(sa.JSON, nullable=True))
     story_decided_at: datetime | None = _dt()
     clustered_at: datetime | None = _dt(index=True)
 
@@ -229,7 +228,8 @@ class StoryOverride(SQLModel, table=True):
     category: str | None = Field(default=None, max_length=64, index=True)
     # What the correction changed (a merge's moved entries, a split's former story), so undo
     # restores it at once instead of waiting for a re-clustering.
-    detail: dict[str, Any] | None = Field(default=None, sa_column=Column(sa.JSON, nullable=True))
+    detail: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(sa.JSON, nullable=True))
     note: str | None = Field(default=None, max_length=500)
     created_by: str = Field(max_length=128)
     created_at: datetime = _dt(nullable=False)

@@ -123,24 +123,20 @@ class Store:
         with self._guard(), self._read() as session:
             return [sourcerows.status_of(row) for row in session.exec(query)]
 
-    def save_deferred(
-        self, source_id: str, *, next_check_at: datetime, reason: str, owner: str | None = None
-    ) -> None:
+    def save_deferred(self, source_id: str, *, next_check_at: datetime, reason: str,
+                      owner: str | None = None) -> None:
         """Not tried now (the host asked us to wait): not an error of this source."""
         with self._guard(), self._write() as session:
             row = sourcerows.leased(session, source_id, owner)
             if row is None:
                 return
             row.next_check_at = next_check_at
-            log.info(
-                "source=%s action=poll outcome=deferred reason=%r until=%s",
-                source_id,
-                reason,
-                next_check_at.isoformat(),
-            )
+            log.info("source=%s action=poll outcome=deferred reason=%r until=%s",
+                     source_id, reason, next_check_at.isoformat())
             session.commit()
 
-    def set_url(self, source_id: str, url: str, *, now: datetime, owner: str | None = None) -> None:
+    def set_url(self, source_id: str, url: str, *, now: datetime,
+                owner: str | None = None) -> None:
         """Point the source at a new feed URL (autodiscovery); validators start afresh."""
         with self._guard(), self._write() as session:
             row = sourcerows.leased(session, source_id, owner, keep=True)
@@ -153,8 +149,7 @@ class Store:
             session.commit()
 
     def save_not_modified_many(
-        self,
-        items: Sequence[tuple[str, FetchResult, datetime, datetime]],
+        self, items: Sequence[tuple[str, FetchResult, datetime, datetime]],
         owner: str | None = None,
     ) -> None:
         """Sources whose feed did not change: (source id, fetch, next check, now), one commit.
@@ -179,18 +174,9 @@ class Store:
                 row.last_error = row.last_error_kind = None
             session.commit()
 
-    def save_error(
-        self,
-        source_id: str,
-        *,
-        message: str,
-        kind: str,
-        status: int | None,
-        next_check_at: datetime,
-        now: datetime,
-        gone: bool = False,
-        owner: str | None = None,
-    ) -> None:
+    def save_error(self, source_id: str, *, message: str, kind: str, status: int | None,
+                   next_check_at: datetime, now: datetime, gone: bool = False,
+                   owner: str | None = None) -> None:
         """Count the failure; ``gone`` (HTTP 410) retires the source until editors act."""
         with self._guard(), self._write() as session:
             row = sourcerows.leased(session, source_id, owner)
@@ -235,12 +221,10 @@ class Store:
                 return PollOutcome(source_id, PollResult.LEASE_LOST, status=fetch.status)
             connection = session.connection()
             entries = sourcerows.without_tombstoned(connection, source_id, entries, now)
-            leases.lock_story_keys(
-                connection, (e.url for e, _ in entries), (e.content_hash for e, _ in entries)
-            )
-            written = write_entries(
-                connection, source_id, entries, now, new_per_poll=self.limits.new_per_poll
-            )
+            leases.lock_story_keys(connection, (e.url for e, _ in entries),
+                                   (e.content_hash for e, _ in entries))
+            written = write_entries(connection, source_id, entries, now,
+                                    new_per_poll=self.limits.new_per_poll)
             new, updated = written.new, written.updated
             sourcerows.touch(row, fetch, next_check_at, now)
             row.body_hash = body_hash
@@ -250,9 +234,8 @@ class Store:
             row.last_repeated_entries = written.repeated
             row.warning = sourcerows.growth_warning(written)
             if row.warning:
-                log.warning(
-                    "source=%s action=save outcome=growth warning=%r", source_id, row.warning
-                )
+                log.warning("source=%s action=save outcome=growth warning=%r",
+                            source_id, row.warning)
             row.feed_title = (feed_title or "")[:512] or row.feed_title
             if feed_link and not row.site_url:
                 row.site_url = feed_link[:2048]
@@ -268,9 +251,8 @@ class Store:
         if new and self.limits.per_source:
             self._trim(source_id, now)
         result = PollResult.UPDATED if new or updated else PollResult.UNCHANGED
-        return PollOutcome(
-            source_id, result, new_entries=new, updated_entries=updated, status=fetch.status
-        )
+        return PollOutcome(source_id, result, new_entries=new, updated_entries=updated,
+                           status=fetch.status)
 
     def _trim(self, source_id: str, now: datetime) -> int:
         """Keep the source at its per-source cap by removing its oldest entries: refusing new
@@ -283,23 +265,13 @@ class Store:
             removed = retention.trim_source(connection, source_id, keep=keep, now=now)
             if removed:
                 current = connection.execute(
-                    sa.select(SOURCES.c.warning).where(SOURCES.c.id == source_id)
-                ).scalar()
-                note = (
-                    f"per-source cap: removed the {removed} oldest entries to keep "
-                    f"{keep} (AGGREGATOR_MAX_ENTRIES_PER_SOURCE)"
-                )
-                connection.execute(
-                    SOURCES.update()
-                    .where(SOURCES.c.id == source_id)
-                    .values(warning=sourcerows.add_warning(current, note))
-                )
-                log.info(
-                    "source=%s action=trim outcome=done entries=%d keep=%d",
-                    source_id,
-                    removed,
-                    keep,
-                )
+                    sa.select(SOURCES.c.warning).where(SOURCES.c.id == source_id)).scalar()
+                note = (f"per-source cap: removed the {removed} oldest entries to keep "
+                        f"{keep} (AGGREGATOR_MAX_ENTRIES_PER_SOURCE)")
+                connection.execute(SOURCES.update().where(SOURCES.c.id == source_id)
+                                   .values(warning=sourcerows.add_warning(current, note)))
+                log.info("source=%s action=trim outcome=done entries=%d keep=%d",
+                         source_id, removed, keep)
         return removed
 
     # -- stories -------------------------------------------------------------------------
@@ -316,30 +288,21 @@ class Store:
         pinned = story_reads.pinned_stories(category_id)
         query = (
             select(Story)
-            .where(
-                sa.or_(col(Story.id).in_(in_category), col(Story.id).in_(pinned)),
-                col(Story.merged_into_id).is_(None),
-                col(Story.id).not_in(story_reads.hidden_stories(category_id)),
-            )
-            .order_by(
-                sa.case((col(Story.id).in_(pinned), 0), else_=1),
-                col(Story.published_at).desc(),
-                col(Story.id).desc(),
-            )
+            .where(sa.or_(col(Story.id).in_(in_category), col(Story.id).in_(pinned)),
+                   col(Story.merged_into_id).is_(None),
+                   col(Story.id).not_in(story_reads.hidden_stories(category_id)))
+            .order_by(sa.case((col(Story.id).in_(pinned), 0), else_=1),
+                      col(Story.published_at).desc(), col(Story.id).desc())
             .limit(limit)
         )
         with self._guard(), self._read() as session:
             stories = list(session.exec(query))
             return self._with_entries(session, stories, category_id)
 
-    def category_stories_page(
-        self,
-        category_id: str,
-        limit: int,
-        *,
-        after: tuple[datetime, int] | None = None,
-        since: datetime | None = None,
-    ) -> tuple[list[StoryView], tuple[datetime, int] | None]:
+    def category_stories_page(self, category_id: str, limit: int, *,
+                              after: tuple[datetime, int] | None = None,
+                              since: datetime | None = None
+                              ) -> tuple[list[StoryView], tuple[datetime, int] | None]:
         """One page of the category's stories for the API, newest published first: the same
         stories as ``category_stories`` (pinned in, hidden out) in one total order, so a page
         can start strictly ``after`` the (published_at, story id) of the last one seen.
@@ -351,29 +314,19 @@ class Store:
             .where(EntryCategory.category_id == category_id)
         )
         pinned = story_reads.pinned_stories(category_id)
-        conditions = [
-            sa.or_(col(Story.id).in_(in_category), col(Story.id).in_(pinned)),
-            col(Story.merged_into_id).is_(None),
-            col(Story.id).not_in(story_reads.hidden_stories(category_id)),
-        ]
+        conditions = [sa.or_(col(Story.id).in_(in_category), col(Story.id).in_(pinned)),
+                      col(Story.merged_into_id).is_(None),
+                      col(Story.id).not_in(story_reads.hidden_stories(category_id))]
         if after is not None:
             published, story_id = after
-            conditions.append(
-                sa.or_(
-                    col(Story.published_at) < published,
-                    sa.and_(col(Story.published_at) == published, col(Story.id) < story_id),
-                )
-            )
+            conditions.append(sa.or_(
+                col(Story.published_at) < published,
+                sa.and_(col(Story.published_at) == published, col(Story.id) < story_id)))
         if since is not None:
-            conditions.append(
-                sa.or_(col(Story.first_seen_at) >= since, col(Story.updated_at) >= since)
-            )
-        query = (
-            select(Story)
-            .where(*conditions)
-            .order_by(col(Story.published_at).desc(), col(Story.id).desc())
-            .limit(limit)
-        )
+            conditions.append(sa.or_(col(Story.first_seen_at) >= since,
+                                     col(Story.updated_at) >= since))
+        query = (select(Story).where(*conditions)
+                 .order_by(col(Story.published_at).desc(), col(Story.id).desc()).limit(limit))
         with self._guard(), self._read() as session:
             stories = list(session.exec(query))
             views = self._with_entries(session, stories, category_id)
@@ -387,14 +340,11 @@ class Store:
         last_id = 0
         while True:
             with self._guard(), self._read() as session:
-                stories = list(
-                    session.exec(
-                        select(Story)
-                        .where(col(Story.id) > last_id, col(Story.merged_into_id).is_(None))
-                        .order_by(col(Story.id))
-                        .limit(STORY_PAGE)
-                    )
-                )
+                stories = list(session.exec(
+                    select(Story)
+                    .where(col(Story.id) > last_id, col(Story.merged_into_id).is_(None))
+                    .order_by(col(Story.id)).limit(STORY_PAGE)
+                ))
                 views = self._with_entries(session, stories)
             if not stories:
                 return
@@ -406,43 +356,29 @@ class Store:
         decision with the parts of its score), its detected languages, and which categories
         took it (why)."""
         with self._guard(), self._read() as session:
-            rows = list(
-                session.exec(
-                    select(Entry, EntryFeatureRecord)
-                    .join(
-                        EntryFeatureRecord,
-                        col(EntryFeatureRecord.entry_id) == col(Entry.id),
-                        isouter=True,
-                    )
-                    .where(Entry.story_id == story_id)
-                    .order_by(col(Entry.id))
-                )
-            )
+            rows = list(session.exec(
+                select(Entry, EntryFeatureRecord)
+                .join(EntryFeatureRecord, col(EntryFeatureRecord.entry_id) == col(Entry.id),
+                      isouter=True)
+                .where(Entry.story_id == story_id).order_by(col(Entry.id))
+            ))
             ids = [e.id for e, _ in rows]
-            cats = list(
-                session.exec(select(EntryCategory).where(col(EntryCategory.entry_id).in_(ids)))
-            )
+            cats = list(session.exec(
+                select(EntryCategory).where(col(EntryCategory.entry_id).in_(ids))
+            ))
         by_entry: dict[int, list[dict[str, Any]]] = {}
         for cat in cats:
             by_entry.setdefault(cat.entry_id, []).append(
-                {"category": cat.category_id, "score": cat.score, "reason": cat.reason}
-            )
+                {"category": cat.category_id, "score": cat.score, "reason": cat.reason})
         return [
-            {
-                "entry_id": e.id,
-                "source_id": e.source_id,
-                "title": e.title,
-                "url": e.url,
-                "signal": e.story_signal,
-                "score": e.story_score,
-                "matched_entry_id": e.story_matched_entry_id,
-                "decision": e.story_decision,
-                "evidence": e.story_evidence,
-                "decided_at": e.story_decided_at.isoformat() if e.story_decided_at else None,
-                "declared_language": e.language,
-                "languages": _languages(features),
-                "categories": by_entry.get(e.id or 0, []),
-            }
+            {"entry_id": e.id, "source_id": e.source_id, "title": e.title, "url": e.url,
+             "signal": e.story_signal, "score": e.story_score,
+             "matched_entry_id": e.story_matched_entry_id,
+             "decision": e.story_decision, "evidence": e.story_evidence,
+             "decided_at": e.story_decided_at.isoformat() if e.story_decided_at else None,
+             "declared_language": e.language,
+             "languages": _languages(features),
+             "categories": by_entry.get(e.id or 0, [])}
             for e, features in rows
         ]
 
@@ -450,42 +386,33 @@ class Store:
         with self._guard(), self._read() as session:
             counts = {
                 name: session.exec(select(sa.func.count()).select_from(model)).one()
-                for name, model in (
-                    ("sources", Source),
-                    ("entries", Entry),
-                    ("entry_categories", EntryCategory),
-                )
+                for name, model in (("sources", Source), ("entries", Entry),
+                                    ("entry_categories", EntryCategory))
             }
             # Stories merged into another are history, not stories an editor or reader sees.
             counts["stories"] = session.exec(
-                select(sa.func.count())
-                .select_from(Story)
-                .where(col(Story.merged_into_id).is_(None))
-            ).one()
+                select(sa.func.count()).select_from(Story)
+                .where(col(Story.merged_into_id).is_(None))).one()
             return counts
 
     @staticmethod
-    def _with_entries(
-        session: Session, stories: list[Story], category_id: str | None = None
-    ) -> list[StoryView]:
+    def _with_entries(session: Session, stories: list[Story],
+                      category_id: str | None = None) -> list[StoryView]:
         if not stories:
             return []
         ids = [s.id for s in stories]
         accepted: set[int] | None = None
         if category_id is not None:
-            accepted = set(
-                session.exec(
-                    select(EntryCategory.entry_id)
-                    .join(Entry, col(Entry.id) == col(EntryCategory.entry_id))
-                    .where(EntryCategory.category_id == category_id, col(Entry.story_id).in_(ids))
-                )
-            )
+            accepted = set(session.exec(
+                select(EntryCategory.entry_id)
+                .join(Entry, col(Entry.id) == col(EntryCategory.entry_id))
+                .where(EntryCategory.category_id == category_id, col(Entry.story_id).in_(ids))
+            ))
         rows = session.exec(
             select(Entry, Source, EntryFeatureRecord.lang)
             .join(Source, col(Source.id) == col(Entry.source_id))
-            .join(
-                EntryFeatureRecord, col(EntryFeatureRecord.entry_id) == col(Entry.id), isouter=True
-            )
+            .join(EntryFeatureRecord, col(EntryFeatureRecord.entry_id) == col(Entry.id),
+                  isouter=True)
             .where(col(Entry.story_id).in_(ids))
             .order_by(col(Entry.published_at), col(Entry.id))
         )
@@ -493,41 +420,24 @@ class Store:
         for entry, source, detected in rows:
             assert entry.story_id is not None
             assert entry.id is not None
-            members.setdefault(entry.story_id, []).append(
-                EntryView(
-                    entry_id=entry.id,
-                    source_id=entry.source_id,
-                    source_title=source.title or source.feed_title or source.id,
-                    url=entry.url or entry.link,
-                    title=entry.title,
-                    summary_html=entry.summary_html or entry.content_html,
-                    # Detected from the text when the stage has run: a feed's declared language
-                    # is only a hint (an English translation in a French feed is English).
-                    language=detected or entry.language,
-                    published_at=entry.published_at,
-                    updated_at=entry.updated_at,
-                    author=entry.author,
-                    in_category=accepted is None or entry.id in accepted,
-                    membership=Membership(
-                        entry.story_signal,
-                        entry.story_score,
-                        entry.story_matched_entry_id,
-                        entry.story_decision,
-                        entry.story_evidence,
-                        entry.story_decided_at,
-                    ),
-                )
-            )
+            members.setdefault(entry.story_id, []).append(EntryView(
+                entry_id=entry.id, source_id=entry.source_id,
+                source_title=source.title or source.feed_title or source.id,
+                url=entry.url or entry.link, title=entry.title,
+                summary_html=entry.summary_html or entry.content_html,
+                # Detected from the text when the stage has run: a feed's declared language
+                # is only a hint (an English translation in a French feed is English).
+                language=detected or entry.language, published_at=entry.published_at,
+                updated_at=entry.updated_at, author=entry.author,
+                in_category=accepted is None or entry.id in accepted,
+                membership=Membership(entry.story_signal, entry.story_score,
+                                      entry.story_matched_entry_id, entry.story_decision,
+                                      entry.story_evidence, entry.story_decided_at),
+            ))
         return [
-            StoryView(
-                story_id=s.id or 0,
-                uid=s.uid,
-                first_seen=s.first_seen_at,
-                updated_at=s.updated_at,
-                entries=tuple(members.get(s.id or 0, ())),
-            )
-            for s in stories
-            if members.get(s.id or 0)
+            StoryView(story_id=s.id or 0, uid=s.uid, first_seen=s.first_seen_at,
+                      updated_at=s.updated_at, entries=tuple(members.get(s.id or 0, ())))
+            for s in stories if members.get(s.id or 0)
         ]
 
     # -- clustering ----------------------------------------------------------------------
@@ -580,78 +490,50 @@ class Store:
         with self.clustering() as writer:
             return clustering.reset(writer.connection, now)
 
-    def add_override(
-        self,
-        kind: str,
-        *,
-        by: str,
-        now: datetime,
-        entry_id: int | None = None,
-        other_entry_id: int | None = None,
-        story_id: int | None = None,
-        other_story_id: int | None = None,
-        note: str | None = None,
-        category: str | None = None,
-    ) -> int:
+    def add_override(self, kind: str, *, by: str, now: datetime, entry_id: int | None = None,
+                     other_entry_id: int | None = None, story_id: int | None = None,
+                     other_story_id: int | None = None, note: str | None = None,
+                     category: str | None = None) -> int:
         """Record an editor's correction and apply it now (``overrides.record_override``)."""
         with self.clustering() as writer:
             return overrides.record_override(
-                writer,
-                kind,
-                by=by,
-                now=now,
-                entry_id=entry_id,
-                other_entry_id=other_entry_id,
-                story_id=story_id,
-                other_story_id=other_story_id,
-                note=note,
-                category=category,
-            )
+                writer, kind, by=by, now=now, entry_id=entry_id, other_entry_id=other_entry_id,
+                story_id=story_id, other_story_id=other_story_id, note=note, category=category)
 
     # Editors' corrections: each in one transaction (a refused one, ValueError naming the id,
     # leaves nothing behind), undone at once by ``undo_override``.
 
-    def merge_stories(
-        self, story_id: int, other_story_id: int, *, by: str, now: datetime, note: str | None = None
-    ) -> int:
+    def merge_stories(self, story_id: int, other_story_id: int, *, by: str, now: datetime,
+                      note: str | None = None) -> int:
         """Merge two stories; the older keeps its id and uid. Returns the correction's id."""
-        return self.add_override(
-            "merge", by=by, now=now, story_id=story_id, other_story_id=other_story_id, note=note
-        )
+        return self.add_override("merge", by=by, now=now, story_id=story_id,
+                                 other_story_id=other_story_id, note=note)
 
-    def split_entry(self, entry_id: int, *, by: str, now: datetime, note: str | None = None) -> int:
+    def split_entry(self, entry_id: int, *, by: str, now: datetime,
+                    note: str | None = None) -> int:
         """Take an entry out of its story into a new one; returns the new story's id."""
         with self.clustering() as writer:
             return overrides.split_entry(writer, entry_id, by=by, now=now, note=note)
 
-    def pin_story(
-        self, story_id: int, category: str, *, by: str, now: datetime, note: str | None = None
-    ) -> int:
+    def pin_story(self, story_id: int, category: str, *, by: str, now: datetime,
+                  note: str | None = None) -> int:
         """Show the story in ``category`` whatever its rules say, listed first."""
-        return self.add_override(
-            "category_pin", by=by, now=now, story_id=story_id, category=category, note=note
-        )
+        return self.add_override("category_pin", by=by, now=now, story_id=story_id,
+                                 category=category, note=note)
 
-    def hide_story(
-        self,
-        story_id: int,
-        category: str | None,
-        *,
-        by: str,
-        now: datetime,
-        note: str | None = None,
-    ) -> int:
+    def hide_story(self, story_id: int, category: str | None, *, by: str, now: datetime,
+                   note: str | None = None) -> int:
         """Keep the story out of ``category`` (None: out of every category)."""
-        return self.add_override(
-            "hide", by=by, now=now, story_id=story_id, category=category, note=note
-        )
+        return self.add_override("hide", by=by, now=now, story_id=story_id,
+                                 category=category, note=note)
 
     def story_detail(self, story_id: int) -> StoryDetail | None:
         """The story as editors inspect it (``stories.story_detail``); None if unknown."""
         with self._guard(), self.engine.connect() as connection:
             return story_reads.story_detail(connection, story_id)
 
-    def entry_categories(self, entry_ids: Sequence[int]) -> dict[int, tuple[CategoryDecision, ...]]:
+    def entry_categories(self, entry_ids: Sequence[int]
+                         ) -> dict[int, tuple[CategoryDecision, ...]]:
         with self._guard(), self.engine.connect() as connection:
             return story_reads.entry_categories(connection, entry_ids)
 
@@ -660,9 +542,8 @@ class Store:
         with self._guard(), self.engine.connect() as connection:
             return story_reads.withdrawn_uids(connection, category_id, uids)
 
-    def split_story(
-        self, entry_ids: Sequence[int], *, by: str, now: datetime, note: str | None = None
-    ) -> int:
+    def split_story(self, entry_ids: Sequence[int], *, by: str, now: datetime,
+                    note: str | None = None) -> int:
         with self.clustering() as writer:
             return overrides.split(writer, entry_ids, by=by, now=now, note=note)
 
@@ -673,9 +554,8 @@ class Store:
     def entry_stories(self, source_id: str) -> dict[str, int]:
         """guid → story id of a source's entries (the evaluation reads its clustering so)."""
         with self._guard(), self._read() as session:
-            rows = session.exec(
-                select(Entry.guid, Entry.story_id).where(Entry.source_id == source_id)
-            )
+            rows = session.exec(select(Entry.guid, Entry.story_id)
+                                .where(Entry.source_id == source_id))
             return {guid: story for guid, story in rows if guid and story is not None}
 
     def entry_features(self, source_id: str) -> dict[str, dict[str, object]]:
@@ -691,9 +571,8 @@ class Store:
         with self._guard(), self.engine.connect() as connection:
             return overrides.list_overrides(connection, include_undone=include_undone)
 
-    def category_history(
-        self, category_id: str, source_ids: Sequence[str], since: datetime
-    ) -> Iterator[HistoryEntry]:
+    def category_history(self, category_id: str, source_ids: Sequence[str], since: datetime
+                         ) -> Iterator[HistoryEntry]:
         """Entries of ``source_ids`` published from ``since`` on, oldest id first, each with
         ``category_id``'s stored decision; streamed a page at a time (the rules dry run)."""
         return iter_history(self.engine, category_id, source_ids, since)
@@ -705,51 +584,31 @@ class Store:
         """Whether several workers may share this database (PostgreSQL; SQLite: one)."""
         return self.engine.dialect.name == "postgresql"
 
-    def claim_sources(
-        self,
-        owner: str,
-        now: datetime,
-        *,
-        lease_seconds: float,
-        limit: int,
-        per_host: int,
-        checked_before: datetime | None = None,
-    ) -> tuple[list[SourceStatus], int]:
+    def claim_sources(self, owner: str, now: datetime, *, lease_seconds: float, limit: int,
+                      per_host: int, checked_before: datetime | None = None
+                      ) -> tuple[list[SourceStatus], int]:
         """Lease due sources to ``owner`` (``leases.claim``): the sources, in due order, and
         how many due ones wait for a host another worker holds."""
         if not self.supports_leases:
             raise StoreError("claiming sources needs PostgreSQL; SQLite polls in one process")
         until = now + timedelta(seconds=lease_seconds)
         with self._guard(), self._write_engine.begin() as connection:
-            claimed = leases.claim(
-                connection,
-                owner=owner,
-                now=now,
-                until=until,
-                limit=limit,
-                per_host=per_host,
-                checked_before=checked_before,
-            )
+            claimed = leases.claim(connection, owner=owner, now=now, until=until, limit=limit,
+                                   per_host=per_host, checked_before=checked_before)
         if claimed.reaped:
-            log.warning(
-                "action=claim outcome=reaped sources=%d: a worker of this machine "
-                "died holding them",
-                claimed.reaped,
-            )
+            log.warning("action=claim outcome=reaped sources=%d: a worker of this machine "
+                        "died holding them", claimed.reaped)
         if not claimed.ids:
             return [], claimed.waiting
         with self._guard(), self._read() as session:
-            rows = {
-                row.id: row
-                for row in session.exec(select(Source).where(col(Source.id).in_(claimed.ids)))
-            }
+            rows = {row.id: row for row in session.exec(
+                select(Source).where(col(Source.id).in_(claimed.ids)))}
         return [sourcerows.status_of(rows[i]) for i in claimed.ids if i in rows], claimed.waiting
 
     def renew_leases(self, owner: str, now: datetime, lease_seconds: float) -> int:
         with self._guard(), self._write_engine.begin() as connection:
-            return leases.renew(
-                connection, owner=owner, until=now + timedelta(seconds=lease_seconds)
-            )
+            return leases.renew(connection, owner=owner,
+                                until=now + timedelta(seconds=lease_seconds))
 
     def release_leases(self, owner: str, source_ids: Sequence[str] | None = None) -> int:
         with self._guard(), self._write_engine.begin() as connection:
@@ -776,7 +635,8 @@ class Store:
             retention.lock(connection)
             return retention.prune_entries(connection, cutoff=cutoff, now=now, limit=limit)
 
-    def prune_stories(self, cutoff: datetime, now: datetime, limit: int) -> tuple[int, int, int]:
+    def prune_stories(self, cutoff: datetime, now: datetime, limit: int
+                      ) -> tuple[int, int, int]:
         with self._guard(), self._write_engine.begin() as connection:
             retention.lock(connection)
             return retention.prune_stories(connection, cutoff=cutoff, now=now, limit=limit)
@@ -789,9 +649,11 @@ class Store:
         with self._guard(), self._write_engine.begin() as connection:
             return leases.expire_holds(connection, now)
 
-    def prune_preview(self, cutoff: datetime, tombstones_before: datetime) -> retention.Preview:
+    def prune_preview(self, cutoff: datetime, tombstones_before: datetime
+                      ) -> retention.Preview:
         with self._guard(), self.engine.connect() as connection:
-            return retention.preview(connection, cutoff=cutoff, tombstones_before=tombstones_before)
+            return retention.preview(connection, cutoff=cutoff,
+                                     tombstones_before=tombstones_before)
 
     def _guard(self) -> _Guard:
         return _Guard()
@@ -811,12 +673,8 @@ class _Guard:
 def _languages(features: EntryFeatureRecord | None) -> dict[str, Any] | None:
     if features is None:
         return None
-    return {
-        "lang": features.lang,
-        "title": features.title_lang,
-        "body": features.body_lang,
-        "confidence": features.lang_confidence,
-    }
+    return {"lang": features.lang, "title": features.title_lang, "body": features.body_lang,
+            "confidence": features.lang_confidence}
 
 
 def open_store(url: str, limits: GrowthLimits | None = None) -> Store:

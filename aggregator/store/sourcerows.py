@@ -39,33 +39,19 @@ MAX_WARNING = 1000
 
 def status_of(row: Source) -> SourceStatus:
     return SourceStatus(
-        id=row.id,
-        url=row.url,
-        configured_url=row.configured_url,
-        title=row.title or row.feed_title,
-        site_url=row.site_url,
-        language=row.language,
-        categories=tuple(row.categories),
-        state=SourceState(row.state),
-        interval_seconds=row.interval_seconds,
-        etag=row.etag,
-        last_modified=row.last_modified,
-        body_hash=row.body_hash,
-        next_check_at=row.next_check_at,
-        last_checked_at=row.last_checked_at,
-        last_success_at=row.last_success_at,
-        last_status=row.last_status,
-        last_duration_ms=row.last_duration_ms,
-        last_bytes=row.last_bytes,
-        last_new_entries=row.last_new_entries,
+        id=row.id, url=row.url, configured_url=row.configured_url,
+        title=row.title or row.feed_title, site_url=row.site_url,
+        language=row.language, categories=tuple(row.categories), state=SourceState(row.state),
+        interval_seconds=row.interval_seconds, etag=row.etag, last_modified=row.last_modified,
+        body_hash=row.body_hash, next_check_at=row.next_check_at,
+        last_checked_at=row.last_checked_at, last_success_at=row.last_success_at,
+        last_status=row.last_status, last_duration_ms=row.last_duration_ms,
+        last_bytes=row.last_bytes, last_new_entries=row.last_new_entries,
         last_updated_entries=row.last_updated_entries,
         publish_interval_seconds=row.publish_interval_seconds,
-        error_count=row.error_count,
-        last_error=row.last_error,
-        last_error_kind=row.last_error_kind,
-        public_only=row.public_only,
-        last_repeated_entries=row.last_repeated_entries,
-        warning=row.warning,
+        error_count=row.error_count, last_error=row.last_error,
+        last_error_kind=row.last_error_kind, public_only=row.public_only,
+        last_repeated_entries=row.last_repeated_entries, warning=row.warning,
         feed_ttl_seconds=row.feed_ttl_seconds,
     )
 
@@ -80,13 +66,8 @@ def sync(session: Session, catalog: Catalog, now: datetime) -> None:
     for source_id, config in wanted.items():
         row = rows.get(source_id)
         if row is None:
-            row = Source(
-                id=source_id,
-                url=config.url,
-                configured_url=config.url,
-                created_at=now,
-                next_check_at=now,
-            )
+            row = Source(id=source_id, url=config.url, configured_url=config.url,
+                         created_at=now, next_check_at=now)
             session.add(row)
         elif (row.configured_url or row.url) != config.url:
             # The editors changed the URL: it overrides any redirect we followed.
@@ -105,7 +86,8 @@ def sync(session: Session, catalog: Catalog, now: datetime) -> None:
     for source_id, row in rows.items():
         if source_id not in wanted and row.state != SourceState.REMOVED:
             row.state = SourceState.REMOVED
-    align_shared_urls([*rows.values(), *(r for r in session.new if isinstance(r, Source))], now)
+    align_shared_urls([*rows.values(), *(r for r in session.new if isinstance(r, Source))],
+                      now)
 
 
 def align_shared_urls(rows: Sequence[Source], now: datetime) -> None:
@@ -131,7 +113,8 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment
 
 
-def touch(row: Source, fetch: FetchResult | None, next_check_at: datetime, now: datetime) -> None:
+def touch(row: Source, fetch: FetchResult | None, next_check_at: datetime,
+          now: datetime) -> None:
     """Record a check of the source: when, the next one, and what the answer said."""
     row.last_checked_at = now
     row.next_check_at = next_check_at
@@ -145,7 +128,6 @@ def touch(row: Source, fetch: FetchResult | None, next_check_at: datetime, now: 
         if fetch.last_modified:
             row.last_modified = fetch.last_modified
 
-
 def _follow_redirect(row: Source, target: str | None) -> None:
     if target is None or target == row.url:
         row.redirect_url, row.redirect_count = None, 0
@@ -155,7 +137,8 @@ def _follow_redirect(row: Source, target: str | None) -> None:
     else:
         row.redirect_url, row.redirect_count = target[:2048], 1
     if row.redirect_count >= PERMANENT_REDIRECT_CONFIRMATIONS:
-        log.info("source=%s action=redirect outcome=moved from=%s to=%s", row.id, row.url, target)
+        log.info("source=%s action=redirect outcome=moved from=%s to=%s",
+                 row.id, row.url, target)
         row.url = target[:2048]
         row.redirect_url, row.redirect_count = None, 0
 
@@ -165,16 +148,12 @@ def growth_warning(written: Written) -> str | None:
     notes = []
     offered = written.new + written.repeated + written.refused
     if written.repeated >= ROTATION_MIN_REPEATS and 2 * written.repeated > offered:
-        notes.append(
-            f"ids rotate: {written.repeated} of {offered} entries with new ids "
-            "repeat content already stored (kept as the same items, not added)"
-        )
+        notes.append(f"ids rotate: {written.repeated} of {offered} entries with new ids "
+                     "repeat content already stored (kept as the same items, not added)")
     if written.refused:
-        notes.append(
-            f"per-poll cap: stored the newest {written.new} of "
-            f"{written.new + written.refused} new entries, the rest come with the next "
-            "polls (AGGREGATOR_MAX_NEW_ENTRIES_PER_POLL)"
-        )
+        notes.append(f"per-poll cap: stored the newest {written.new} of "
+                     f"{written.new + written.refused} new entries, the rest come with the next "
+                     "polls (AGGREGATOR_MAX_NEW_ENTRIES_PER_POLL)")
     return "; ".join(notes) or None
 
 
@@ -188,10 +167,8 @@ def find(session: Session, source_id: str) -> Source:
         raise StoreError(f"source {source_id!r} is not in the store; sync the catalog first")
     return row
 
-
-def leased(
-    session: Session, source_id: str, owner: str | None, *, keep: bool = False
-) -> Source | None:
+def leased(session: Session, source_id: str, owner: str | None, *,
+           keep: bool = False) -> Source | None:
     """The source's row to save a poll in. With ``owner`` (the source was claimed) it is
     locked until commit and None when the lease was lost: another worker took the source
     after the lease ran out, and its result, perhaps newer, must stand. The lease ends
@@ -205,34 +182,26 @@ def leased(
         return None
     return row
 
-
 def still_owned(row: Source, owner: str, *, keep: bool = False) -> bool:
     if row.lease_owner != owner:
-        log.warning(
-            "source=%s action=save outcome=lease-lost holder=%s: another worker "
-            "took it after our lease ran out; our result is dropped",
-            row.id,
-            row.lease_owner,
-        )
+        log.warning("source=%s action=save outcome=lease-lost holder=%s: another worker "
+                    "took it after our lease ran out; our result is dropped",
+                    row.id, row.lease_owner)
         return False
     if not keep:
         row.lease_owner, row.leased_until = None, None
     return True
 
-
 def without_tombstoned(
-    connection: sa.Connection,
-    source_id: str,
-    entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
-    now: datetime,
+    connection: sa.Connection, source_id: str,
+    entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]], now: datetime,
 ) -> Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]]:
     # One primary-key lookup for the feed's keys: as cheap as asking only for the keys not
     # stored yet, which would take a query of its own to find.
     if not entries:
         return entries
     pruned = retention.tombstoned(
-        connection, source_id, [identity(e.identity_key) for e, _ in entries], now
-    )
+        connection, source_id, [identity(e.identity_key) for e, _ in entries], now)
     if not pruned:
         return entries
     return [(e, m) for e, m in entries if identity(e.identity_key) not in pruned]

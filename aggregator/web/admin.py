@@ -45,10 +45,8 @@ from aggregator.web.auth import (
 log = logging.getLogger(__name__)
 
 # The pages run no script and load nothing from elsewhere; forms post only here.
-ADMIN_POLICY: Final = (
-    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-    "base-uri 'none'; frame-ancestors 'none'"
-)
+ADMIN_POLICY: Final = ("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                       "base-uri 'none'; frame-ancestors 'none'")
 ADMIN_HEADERS: Final = {
     "Content-Security-Policy": ADMIN_POLICY,
     "Cache-Control": "no-store",
@@ -72,22 +70,20 @@ def _html(body: str, status: int = 200) -> HTMLResponse:
 async def _read_form(request: Request) -> Form | Response:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in (FORM_TYPE, ""):
-        return _html(
-            pages.message_page("Unsupported form", f"forms must be sent as {FORM_TYPE}"), 415
-        )
+        return _html(pages.message_page("Unsupported form", f"forms must be sent as {FORM_TYPE}"),
+                     415)
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
         if len(body) > MAX_FORM_BYTES:
-            return _html(
-                pages.message_page("Form too large", f"at most {MAX_FORM_BYTES} bytes"), 413
-            )
+            return _html(pages.message_page("Form too large",
+                                            f"at most {MAX_FORM_BYTES} bytes"), 413)
     try:
-        return parse_qs(
-            body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS
-        )
+        return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True,
+                        max_num_fields=MAX_FORM_FIELDS)
     except ValueError:
-        return _html(pages.message_page("Form too large", f"at most {MAX_FORM_FIELDS} fields"), 413)
+        return _html(pages.message_page("Form too large",
+                                        f"at most {MAX_FORM_FIELDS} fields"), 413)
 
 
 def _first(form: Form, name: str, default: str = "") -> str:
@@ -106,39 +102,28 @@ def admin_route_class(auth: Auth, *, signed_in: bool) -> type[APIRoute]:
 
             async def guarded(request: Request) -> Response:
                 if not auth.enabled:
-                    return _html(pages.message_page("Editing is disabled", DISABLED_MESSAGE), 403)
+                    return _html(pages.message_page("Editing is disabled", DISABLED_MESSAGE),
+                                 403)
                 session = auth.session(request.cookies.get(SESSION_COOKIE))
                 if signed_in and session is None:
                     if request.method in ("GET", "HEAD"):
                         target = request.url.path + (
-                            f"?{request.url.query}" if request.url.query else ""
-                        )
+                            f"?{request.url.query}" if request.url.query else "")
                         return RedirectResponse(
-                            f"{admin_url('login')}?next={quote(target, safe='')}",
-                            303,
-                            headers=ADMIN_HEADERS,
-                        )
-                    return _html(
-                        pages.message_page("Not signed in", "log in at /admin/login first"), 401
-                    )
+                            f"{admin_url('login')}?next={quote(target, safe='')}", 303,
+                            headers=ADMIN_HEADERS)
+                    return _html(pages.message_page(
+                        "Not signed in", "log in at /admin/login first"), 401)
                 request.state.session = session
                 if request.method == "POST":
                     form = await _read_form(request)
                     if isinstance(form, Response):
                         return form
-                    if (
-                        signed_in
-                        and session is not None
-                        and not auth.csrf_matches(session, _first(form, CSRF_FIELD))
-                    ):
-                        return _html(
-                            pages.message_page(
-                                "Form expired",
-                                "this form is stale or did not come from these "
-                                "pages: reload the page and try again",
-                            ),
-                            403,
-                        )
+                    if signed_in and session is not None and not auth.csrf_matches(
+                            session, _first(form, CSRF_FIELD)):
+                        return _html(pages.message_page(
+                            "Form expired", "this form is stale or did not come from these "
+                            "pages: reload the page and try again"), 403)
                     request.state.form = form
                 response = await handler(request)
                 for name, value in ADMIN_HEADERS.items():
@@ -167,35 +152,20 @@ class AdminPages:
     # -- plumbing --------------------------------------------------------------------------
 
     def _cookie(self, response: Response, name: str, value: str, max_age: int) -> None:
-        response.set_cookie(
-            name,
-            value,
-            max_age=max_age,
-            path=ADMIN_PREFIX,
-            httponly=True,
-            samesite="strict",
-            secure=self.auth.secure_cookie,
-        )
+        response.set_cookie(name, value, max_age=max_age, path=ADMIN_PREFIX, httponly=True,
+                            samesite="strict", secure=self.auth.secure_cookie)
 
     def chrome(self, request: Request, error: str | None = None) -> Chrome:
         session: Session = request.state.session
-        return Chrome(
-            csrf=self.auth.csrf_token(session),
-            editor=session.editor,
-            flash=self.auth.read_flash(request.cookies.get(FLASH_COOKIE)),
-            error=error,
-        )
+        return Chrome(csrf=self.auth.csrf_token(session), editor=session.editor,
+                      flash=self.auth.read_flash(request.cookies.get(FLASH_COOKIE)),
+                      error=error)
 
     def show(self, request: Request, body: str, status: int = 200) -> HTMLResponse:
         response = _html(body, status)
         if FLASH_COOKIE in request.cookies:
-            response.delete_cookie(
-                FLASH_COOKIE,
-                path=ADMIN_PREFIX,
-                httponly=True,
-                samesite="strict",
-                secure=self.auth.secure_cookie,
-            )
+            response.delete_cookie(FLASH_COOKIE, path=ADMIN_PREFIX, httponly=True,
+                                   samesite="strict", secure=self.auth.secure_cookie)
         return response
 
     def back(self, path: str, message: str) -> RedirectResponse:
@@ -233,12 +203,9 @@ class AdminPages:
         wait = self.auth.limiter.retry_after(address)
         if wait is not None:
             log.warning("action=admin-login outcome=rate-limited client=%s", address)
-            refused = _html(
-                pages.login_page(
-                    next_path, f"Too many failed logins from this address: try again in {wait} s."
-                ),
-                429,
-            )
+            refused = _html(pages.login_page(
+                next_path, f"Too many failed logins from this address: try again in {wait} s."),
+                429)
             refused.headers["Retry-After"] = str(wait)
             return refused
         if not self.auth.token_matches(_first(form, "token")):
@@ -256,37 +223,21 @@ class AdminPages:
         self.auth.revoke(session)
         log.info("action=admin-logout outcome=done editor=%r", session.editor)
         response = RedirectResponse(admin_url("login"), 303)
-        response.delete_cookie(
-            SESSION_COOKIE,
-            path=ADMIN_PREFIX,
-            httponly=True,
-            samesite="strict",
-            secure=self.auth.secure_cookie,
-        )
+        response.delete_cookie(SESSION_COOKIE, path=ADMIN_PREFIX, httponly=True,
+                               samesite="strict", secure=self.auth.secure_cookie)
         return response
 
     # -- pages -----------------------------------------------------------------------------
 
     def overview(self, request: Request) -> Response:
         bench = self.bench
-        return self.show(
-            request,
-            pages.overview_page(
-                self.chrome(request),
-                bench.sources(),
-                bench.catalog.categories,
-                bench.corrections(),
-                bench.store.counts(),
-            ),
-        )
+        return self.show(request, pages.overview_page(
+            self.chrome(request), bench.sources(), bench.catalog.categories,
+            bench.corrections(), bench.store.counts()))
 
     def sources(self, request: Request) -> Response:
-        return self.show(
-            request,
-            pages.sources_page(
-                self.chrome(request), self.bench.sources(), self.bench.catalog.categories
-            ),
-        )
+        return self.show(request, pages.sources_page(
+            self.chrome(request), self.bench.sources(), self.bench.catalog.categories))
 
     def source_action(self, request: Request) -> Response:
         source_id = request.path_params["source_id"]
@@ -302,37 +253,22 @@ class AdminPages:
         form = self.form(request)
 
         def add() -> str:
-            return _said(
-                self.bench.add(
-                    self.bench.new_source(
-                        url=_first(form, "url"),
-                        categories=form.get("categories", []),
-                        source_id=_first(form, "id"),
-                        title=_first(form, "title"),
-                    )
-                )
-            )
+            return _said(self.bench.add(self.bench.new_source(
+                url=_first(form, "url"), categories=form.get("categories", []),
+                source_id=_first(form, "id"), title=_first(form, "title"))))
 
         return self.act(admin_url("sources"), add)
 
     def categories(self, request: Request) -> Response:
-        return self.show(
-            request, pages.categories_page(self.chrome(request), self.bench.catalog.categories)
-        )
+        return self.show(request, pages.categories_page(self.chrome(request),
+                                                        self.bench.catalog.categories))
 
     def category(self, request: Request) -> Response:
         category = self._category(request)
-        return self.show(
-            request,
-            pages.category_page(
-                self.chrome(request),
-                category,
-                "\n".join(rule_text(r) for r in category.include),
-                "\n".join(rule_text(r) for r in category.exclude),
-                DEFAULT_DRY_RUN_SINCE,
-                None,
-            ),
-        )
+        return self.show(request, pages.category_page(
+            self.chrome(request), category,
+            "\n".join(rule_text(r) for r in category.include),
+            "\n".join(rule_text(r) for r in category.exclude), DEFAULT_DRY_RUN_SINCE, None))
 
     def category_post(self, request: Request) -> Response:
         category = self._category(request)
@@ -342,22 +278,17 @@ class AdminPages:
         lines_in, lines_out = include.splitlines(), exclude.splitlines()
         path = admin_url("categories", category.id)
         if _first(form, "action") == "save":
-            return self.act(
-                path, lambda: _said(self.bench.set_rules(category.id, lines_in, lines_out))
-            )
+            return self.act(path, lambda: _said(
+                self.bench.set_rules(category.id, lines_in, lines_out)))
         # A dry run changes nothing, so its answer is the page itself, rules as typed.
         try:
             result = self.bench.dry_run(category.id, lines_in, lines_out, parse_since(since))
             error = None
         except EditRefused as exc:
             result, error = None, f"{exc.field or 'rules'}: {exc.message}"
-        return self.show(
-            request,
-            pages.category_page(
-                self.chrome(request, error), category, include, exclude, since, result
-            ),
-            200 if error is None else 422,
-        )
+        return self.show(request, pages.category_page(
+            self.chrome(request, error), category, include, exclude, since, result),
+            200 if error is None else 422)
 
     def _category(self, request: Request) -> CategoryConfig:
         try:
@@ -370,11 +301,10 @@ class AdminPages:
         if wanted:
             if wanted.isdigit() and 0 < int(wanted) < 2**31:
                 return RedirectResponse(admin_url("stories", int(wanted)), 303)
-            return self.back(admin_url("stories"), f"Refused (id): {wanted!r} is not a story id")
-        per_category = [
-            (c, self.bench.recent_stories(c.id, STORIES_PER_CATEGORY))
-            for c in self.bench.catalog.categories
-        ]
+            return self.back(admin_url("stories"), f"Refused (id): {wanted!r} is not a "
+                             "story id")
+        per_category = [(c, self.bench.recent_stories(c.id, STORIES_PER_CATEGORY))
+                        for c in self.bench.catalog.categories]
         return self.show(request, pages.stories_page(self.chrome(request), per_category))
 
     def story(self, request: Request) -> Response:
@@ -383,9 +313,8 @@ class AdminPages:
             detail = self.bench.story(story_id)
         except EditRefused as exc:
             raise _NotFound(exc.message) from exc
-        return self.show(
-            request, pages.story_page(self.chrome(request), detail, self.bench.catalog.categories)
-        )
+        return self.show(request, pages.story_page(self.chrome(request), detail,
+                                                   self.bench.catalog.categories))
 
     def story_action(self, request: Request) -> Response:
         story_id = _int(request.path_params["story_id"], "story")
@@ -415,11 +344,7 @@ class AdminPages:
             return _said(self.bench.hide(story_id, category, by=by, note=note))
 
         actions: dict[str, Callable[[], str]] = {
-            "merge": merge,
-            "split": split,
-            "pin": pin,
-            "hide": hide,
-        }
+            "merge": merge, "split": split, "pin": pin, "hide": hide}
         try:
             message = actions[verb]()
         except (EditRefused, StoreError) as exc:
@@ -433,17 +358,14 @@ class AdminPages:
         return self.back(target, message)
 
     def corrections(self, request: Request) -> Response:
-        return self.show(
-            request,
-            pages.corrections_page(
-                self.chrome(request), self.bench.corrections(include_undone=True)
-            ),
-        )
+        return self.show(request, pages.corrections_page(
+            self.chrome(request), self.bench.corrections(include_undone=True)))
 
     def undo(self, request: Request) -> Response:
         override_id = _int(request.path_params["override_id"], "correction")
         back = _safe_next(_first(self.form(request), "back", admin_url("corrections")))
-        return self.act(back, lambda: _said(self.bench.undo(override_id, by=self.editor(request))))
+        return self.act(back, lambda: _said(self.bench.undo(override_id,
+                                                            by=self.editor(request))))
 
 
 class _NotFound(Exception):
@@ -474,16 +396,10 @@ def _int(value: str, what: str) -> int:
 def include_admin(app: FastAPI, bench: Workbench, auth: Auth) -> None:
     """Add the /admin/ pages to ``app``; none appears in the API schema."""
     handlers = AdminPages(bench, auth)
-    entry = APIRouter(
-        prefix=ADMIN_PREFIX,
-        include_in_schema=False,
-        route_class=admin_route_class(auth, signed_in=False),
-    )
-    inside = APIRouter(
-        prefix=ADMIN_PREFIX,
-        include_in_schema=False,
-        route_class=admin_route_class(auth, signed_in=True),
-    )
+    entry = APIRouter(prefix=ADMIN_PREFIX, include_in_schema=False,
+                      route_class=admin_route_class(auth, signed_in=False))
+    inside = APIRouter(prefix=ADMIN_PREFIX, include_in_schema=False,
+                       route_class=admin_route_class(auth, signed_in=True))
     entry.add_api_route("/login", handlers.login_form, methods=["GET"])
     entry.add_api_route("/login", handlers.login, methods=["POST"])
     for path, handler, method in (

@@ -47,11 +47,9 @@ MAX_FLASH_LENGTH: Final = 500
 
 DISABLED_MESSAGE: Final = (
     "editing is disabled: set AGGREGATOR_ADMIN_TOKEN (16 characters or more) in the service's "
-    "environment and restart it to enable the /admin/ pages and the API's write methods"
-)
+    "environment and restart it to enable the /admin/ pages and the API's write methods")
 NO_CREDENTIALS_MESSAGE: Final = (
-    "this method needs the admin token: send the header 'Authorization: Bearer <token>'"
-)
+    "this method needs the admin token: send the header 'Authorization: Bearer <token>'")
 BAD_CREDENTIALS_MESSAGE: Final = "the Bearer token is not the admin token"
 
 # A client may fail this many token checks in a row, then one more every REFILL seconds.
@@ -101,14 +99,9 @@ class FailureLimiter:
     """A token bucket per client address that only failures drain: guessing slows to one try
     every ``refill`` seconds after ``burst`` misses, while editors who type well never wait."""
 
-    def __init__(
-        self,
-        *,
-        burst: int = FAILURE_BURST,
-        refill: float = FAILURE_REFILL_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-        max_addresses: int = MAX_TRACKED_ADDRESSES,
-    ) -> None:
+    def __init__(self, *, burst: int = FAILURE_BURST, refill: float = FAILURE_REFILL_SECONDS,
+                 clock: Callable[[], float] = time.monotonic,
+                 max_addresses: int = MAX_TRACKED_ADDRESSES) -> None:
         self.burst = burst
         self.refill = refill
         self.clock = clock
@@ -141,14 +134,9 @@ class FailureLimiter:
 class Auth:
     """The token and everything derived from it; built once by ``create_app``."""
 
-    def __init__(
-        self,
-        token: str,
-        *,
-        secure_cookie: bool,
-        clock: Callable[[], float] = time.time,
-        limiter: FailureLimiter | None = None,
-    ) -> None:
+    def __init__(self, token: str, *, secure_cookie: bool,
+                 clock: Callable[[], float] = time.time,
+                 limiter: FailureLimiter | None = None) -> None:
         self._token = token.encode("utf-8")
         self.secure_cookie = secure_cookie
         self.clock = clock
@@ -188,23 +176,16 @@ class Auth:
         if self.bearer_matches(authorization):
             return True
         self.limiter.failed(address)
-        log.warning(
-            "action=api-auth outcome=refused client=%s method=%s path=%s",
-            address,
-            request.method,
-            request.url.path,
-        )
+        log.warning("action=api-auth outcome=refused client=%s method=%s path=%s", address,
+                    request.method, request.url.path)
         return False
 
     def revoke(self, session: Session) -> None:
         """End ``session`` now: its cookie and CSRF token are refused from here on."""
         with self._revoked_lock:
             now = self.clock()
-            self._revoked = {
-                nonce: issued
-                for nonce, issued in self._revoked.items()
-                if now - issued <= SESSION_SECONDS
-            }
+            self._revoked = {nonce: issued for nonce, issued in self._revoked.items()
+                             if now - issued <= SESSION_SECONDS}
             self._revoked[session.nonce] = session.issued
 
     def issue(self, editor: str) -> str:
@@ -228,7 +209,8 @@ class Auth:
             return None
         if nonce in self._revoked:
             return None
-        return Session(nonce=nonce, editor=editor_name(editor, DEFAULT_ADMIN_EDITOR), issued=issued)
+        return Session(nonce=nonce, editor=editor_name(editor, DEFAULT_ADMIN_EDITOR),
+                       issued=issued)
 
     def csrf_token(self, session: Session) -> str:
         """The hidden form value every admin POST of this session must carry."""
@@ -267,18 +249,14 @@ class _ClockSigner(TimestampSigner):
 
 def bearer_scheme() -> HTTPBearer:
     """The OpenAPI security scheme of the write methods (checked by ``token_route_class``)."""
-    return HTTPBearer(
-        auto_error=False,
-        scheme_name="adminToken",
-        description="The value of AGGREGATOR_ADMIN_TOKEN. Optional header "
-        f"{EDITOR_HEADER}: the editor's name for the audit trail.",
-    )
+    return HTTPBearer(auto_error=False, scheme_name="adminToken",
+                      description="The value of AGGREGATOR_ADMIN_TOKEN. Optional header "
+                                  f"{EDITOR_HEADER}: the editor's name for the audit trail.")
 
 
 def rate_limited(retry_after: int) -> JSONResponse:
-    return JSONResponse(
-        {"detail": RATE_LIMITED_MESSAGE}, status_code=429, headers={"Retry-After": str(retry_after)}
-    )
+    return JSONResponse({"detail": RATE_LIMITED_MESSAGE}, status_code=429,
+                        headers={"Retry-After": str(retry_after)})
 
 
 def api_refusal(auth: Auth, request: Request) -> Response | None:
@@ -295,18 +273,11 @@ def api_refusal(auth: Auth, request: Request) -> Response | None:
         return None
     if authorization:
         auth.limiter.failed(address)
-        log.warning(
-            "action=api-auth outcome=refused client=%s method=%s path=%s",
-            address,
-            request.method,
-            request.url.path,
-        )
+        log.warning("action=api-auth outcome=refused client=%s method=%s path=%s", address,
+                    request.method, request.url.path)
     message = BAD_CREDENTIALS_MESSAGE if authorization else NO_CREDENTIALS_MESSAGE
-    return JSONResponse(
-        {"detail": message},
-        status_code=401,
-        headers={"WWW-Authenticate": 'Bearer realm="aggregator"'},
-    )
+    return JSONResponse({"detail": message}, status_code=401,
+                        headers={"WWW-Authenticate": 'Bearer realm="aggregator"'})
 
 
 def token_route_class(auth: Auth) -> type[APIRoute]:

@@ -18,9 +18,8 @@ SAMPLE_ARTICLES = 40
 CROSS_LANGUAGE_F1_FLOOR = 0.85
 
 
-def test_eval_dedup_stays_above_its_floor(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_eval_dedup_stays_above_its_floor(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     source = require_shared("data/wmt14-xling-clusters-dev.jsonl")
     lines = source.read_text(encoding="utf-8").splitlines()[:SAMPLE_ARTICLES]
     sample = tmp_path / "sample.jsonl"
@@ -32,8 +31,7 @@ def test_eval_dedup_stays_above_its_floor(
 
 
 def test_eval_dedup_refuses_a_file_that_is_not_labelled(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bogus = tmp_path / "bogus.jsonl"
     bogus.write_text('{"hello": "world"}\n', encoding="utf-8")
     assert main(["eval", "dedup", str(bogus)]) == ExitCode.CONFIG

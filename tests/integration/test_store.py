@@ -17,23 +17,12 @@ from aggregator.types import NormalizedEntry, PollOutcome
 from tests.support.builders import NOW, catalog, entry, fetched, match, source
 
 
-def _save(
-    store: Store,
-    source_id: str,
-    *entries: NormalizedEntry,
-    category: str = "news",
-    etag: str = '"v1"',
-) -> PollOutcome:
+def _save(store: Store, source_id: str, *entries: NormalizedEntry, category: str = "news",
+          etag: str = '"v1"') -> PollOutcome:
     return store.save_poll(
-        source_id,
-        fetched(etag=etag),
-        body_hash=None,
-        feed_title="Feed",
-        feed_link=None,
+        source_id, fetched(etag=etag), body_hash=None, feed_title="Feed", feed_link=None,
         entries=[(e, [match(category)]) for e in entries],
-        next_check_at=NOW + timedelta(minutes=30),
-        now=NOW,
-    )
+        next_check_at=NOW + timedelta(minutes=30), now=NOW)
 
 
 def test_migrated_schema_matches_models(store: Store) -> None:
@@ -94,16 +83,8 @@ def test_save_poll_is_idempotent_and_updates_changed_entries(store: Store) -> No
 def test_same_canonical_url_in_two_sources_is_one_story(store: Store) -> None:
     store.sync_sources(catalog(source("a"), source("b")), NOW)
     _save(store, "a", entry("x", url="https://wire.example/story"))
-    _save(
-        store,
-        "b",
-        entry(
-            "y",
-            url="https://wire.example/story",
-            title="Other headline",
-            text="Different text entirely",
-        ),
-    )
+    _save(store, "b", entry("y", url="https://wire.example/story", title="Other headline",
+                            text="Different text entirely"))
     stories = store.category_stories("news", 10)
     assert len(stories) == 1
     assert {e.source_id for e in stories[0].entries} == {"a", "b"}
@@ -119,9 +100,7 @@ def test_same_content_hash_is_one_story(store: Store) -> None:
     stories = store.category_stories("news", 10)
     assert len(stories) == 1
     assert [row["signal"] for row in store.story_evidence(stories[0].story_id)] == [
-        "new",
-        "content_hash",
-    ]
+        "new", "content_hash"]
 
 
 def test_different_stories_stay_apart_and_newest_first(store: Store) -> None:
@@ -144,14 +123,8 @@ def test_story_uid_is_stable_and_dates_are_aware(store: Store) -> None:
 
 def test_errors_are_recorded_and_cleared(store: Store) -> None:
     store.sync_sources(catalog(source("a")), NOW)
-    store.save_error(
-        "a",
-        message="HTTP 500",
-        kind="http",
-        status=500,
-        next_check_at=NOW + timedelta(hours=1),
-        now=NOW,
-    )
+    store.save_error("a", message="HTTP 500", kind="http", status=500,
+                     next_check_at=NOW + timedelta(hours=1), now=NOW)
     status = store.sources()[0]
     assert (status.error_count, status.last_error, status.last_status) == (1, "HTTP 500", 500)
     assert store.due_sources(NOW) == []
@@ -182,19 +155,11 @@ def test_iter_stories_pages_through_everything(store: Store) -> None:
 
 def test_copies_inside_one_feed_share_a_story(store: Store) -> None:
     store.sync_sources(catalog(source("a")), NOW)
-    first = entry(
-        "1",
-        url="https://wire.example/x",
-        link="https://wire.example/x",
-        published_at=NOW - timedelta(hours=1),
-    )
+    first = entry("1", url="https://wire.example/x", link="https://wire.example/x",
+                  published_at=NOW - timedelta(hours=1))
     # Republished under a new guid: the same link and text.
-    again = entry(
-        "2",
-        url="https://wire.example/x",
-        link="https://wire.example/x",
-        content_hash=first.content_hash,
-    )
+    again = entry("2", url="https://wire.example/x", link="https://wire.example/x",
+                  content_hash=first.content_hash)
     # The same text (with a body) listed under another link.
     twin = entry("3", url="https://other.example/y", content_hash=first.content_hash)
     assert _save(store, "a", again, twin, first).new_entries == 3
@@ -217,34 +182,17 @@ def test_distinct_items_of_one_feed_never_share_a_story(store: Store) -> None:
     store.sync_sources(catalog(source("a"), source("b")), NOW)
     home = "https://pod.example/"
     _save(store, "b", entry("b1", url=home, link=home, title="Episode 1"))
-    episodes = [
-        entry(
-            f"ep{i}",
-            url=home,
-            link=home,
-            title=f"Episode {i}",
-            published_at=NOW - timedelta(days=i),
-        )
-        for i in range(1, 4)
-    ]
-    talks = [
-        entry(
-            f"talk{i}",
-            url=f"https://talks.example/{i}",
-            link=f"https://talks.example/{i}",
-            title="Same talk",
-            text="Same talk",
-            content_hash="t" * 32,
-        )
-        for i in range(3)
-    ]
+    episodes = [entry(f"ep{i}", url=home, link=home, title=f"Episode {i}",
+                      published_at=NOW - timedelta(days=i)) for i in range(1, 4)]
+    talks = [entry(f"talk{i}", url=f"https://talks.example/{i}",
+                   link=f"https://talks.example/{i}", title="Same talk", text="Same talk",
+                   content_hash="t" * 32) for i in range(3)]
     assert _save(store, "a", *episodes, *talks).new_entries == 6
     with store.engine.connect() as connection:
         import sqlalchemy as sa
 
-        rows = connection.execute(
-            sa.text("SELECT story_id FROM entries WHERE source_id = 'a'")
-        ).all()
+        rows = connection.execute(sa.text(
+            "SELECT story_id FROM entries WHERE source_id = 'a'")).all()
     assert len({row.story_id for row in rows}) == 6
 
 
@@ -255,15 +203,12 @@ def test_a_match_into_a_merged_story_joins_the_survivor(store: Store) -> None:
     _save(store, "a", entry("1", url="https://x.example/1"), entry("2", url="https://x.example/2"))
     ids = sorted(s.story_id for s in store.category_stories("news", 10))
     with store.engine.begin() as connection:
-        connection.execute(
-            sa.text("UPDATE stories SET merged_into_id = :keep WHERE id = :gone"),
-            {"keep": ids[0], "gone": ids[1]},
-        )
+        connection.execute(sa.text("UPDATE stories SET merged_into_id = :keep WHERE id = :gone"),
+                           {"keep": ids[0], "gone": ids[1]})
     _save(store, "b", entry("b2", url="https://x.example/2"))
     with store.engine.connect() as connection:
-        story_of_b = connection.execute(
-            sa.text("SELECT story_id FROM entries WHERE source_id = 'b'")
-        ).scalar_one()
+        story_of_b = connection.execute(sa.text(
+            "SELECT story_id FROM entries WHERE source_id = 'b'")).scalar_one()
     assert story_of_b == ids[0]
 
 
@@ -274,13 +219,8 @@ def _stored(store: Store, source_id: str) -> dict[str, tuple[Any, ...]]:
 
     with store.engine.connect() as connection:
         rows = connection.execute(
-            sa.select(
-                ENTRIES.c.identity_key,
-                ENTRIES.c.published_at,
-                ENTRIES.c.date_source,
-                ENTRIES.c.story_id,
-            ).where(ENTRIES.c.source_id == source_id)
-        ).all()
+            sa.select(ENTRIES.c.identity_key, ENTRIES.c.published_at, ENTRIES.c.date_source,
+                      ENTRIES.c.story_id).where(ENTRIES.c.source_id == source_id)).all()
     return {row[0]: tuple(row[1:]) for row in rows}
 
 
@@ -289,25 +229,12 @@ def test_rows_under_a_legacy_key_are_adopted_not_duplicated(store: Store) -> Non
     posts into becomes the first post's; the others are new; nothing is stored twice."""
     store.sync_sources(catalog(source("a")), NOW)
     legacy = "url:https://blog.example/awesome"
-    old = entry(
-        "p1",
-        identity_key=legacy,
-        guid=None,
-        url="https://blog.example/awesome",
-        link="https://blog.example/awesome#p1",
-    )
+    old = entry("p1", identity_key=legacy, guid=None, url="https://blog.example/awesome",
+                link="https://blog.example/awesome#p1")
     assert _save(store, "a", old).new_entries == 1
-    posts = [
-        entry(
-            f"p{i}",
-            identity_key=f"{legacy}#p{i}",
-            legacy_key=legacy,
-            guid=None,
-            url="https://blog.example/awesome",
-            link=f"https://blog.example/awesome#p{i}",
-        )
-        for i in (1, 2, 3)
-    ]
+    posts = [entry(f"p{i}", identity_key=f"{legacy}#p{i}", legacy_key=legacy, guid=None,
+                   url="https://blog.example/awesome", link=f"https://blog.example/awesome#p{i}")
+             for i in (1, 2, 3)]
     outcome = _save(store, "a", *posts, etag='"v2"')
     assert (outcome.new_entries, outcome.updated_entries) == (2, 0)
     stored = _stored(store, "a")
@@ -319,22 +246,11 @@ def test_rows_under_a_legacy_key_are_adopted_not_duplicated(store: Store) -> Non
 def test_a_key_still_in_use_is_not_adopted(store: Store) -> None:
     store.sync_sources(catalog(source("a")), NOW)
     legacy = "url:https://blog.example/page"
-    plain = entry(
-        "x",
-        identity_key=legacy,
-        guid=None,
-        url="https://blog.example/page",
-        link="https://blog.example/page",
-    )
+    plain = entry("x", identity_key=legacy, guid=None, url="https://blog.example/page",
+                  link="https://blog.example/page")
     _save(store, "a", plain)
-    part = entry(
-        "y",
-        identity_key=f"{legacy}#part",
-        legacy_key=legacy,
-        guid=None,
-        url="https://blog.example/page",
-        link="https://blog.example/page#part",
-    )
+    part = entry("y", identity_key=f"{legacy}#part", legacy_key=legacy, guid=None,
+                 url="https://blog.example/page", link="https://blog.example/page#part")
     assert _save(store, "a", part, plain, etag='"v2"').new_entries == 1
     assert sorted(_stored(store, "a")) == [legacy, f"{legacy}#part"]
 
@@ -363,19 +279,11 @@ def test_undated_entries_of_a_first_poll_are_backlog_not_today(store: Store) -> 
 
     later = NOW + timedelta(hours=1)
     fresh = entry("u3", date_source="first-seen", published_at=later, updated_at=later)
-    edited = entry(
-        "u1", date_source="first-seen", published_at=later, updated_at=later, text="Edited body"
-    )
-    store.save_poll(
-        "a",
-        fetched(etag='"v2"'),
-        body_hash=None,
-        feed_title="Feed",
-        feed_link=None,
-        entries=[(fresh, [match("news")]), (edited, [match("news")])],
-        next_check_at=later + timedelta(minutes=30),
-        now=later,
-    )
+    edited = entry("u1", date_source="first-seen", published_at=later, updated_at=later,
+                   text="Edited body")
+    store.save_poll("a", fetched(etag='"v2"'), body_hash=None, feed_title="Feed",
+                    feed_link=None, entries=[(fresh, [match("news")]), (edited, [match("news")])],
+                    next_check_at=later + timedelta(minutes=30), now=later)
     stored = _stored(store, "a")
     assert stored["guid:u3"][:2] == (later, "first-seen")
     assert stored["guid:u1"][:2] == (oldest, "backlog")
@@ -385,12 +293,8 @@ def test_story_detail_says_where_each_date_came_from(store: Store) -> None:
     from aggregator.cli.stories import date_line
 
     store.sync_sources(catalog(source("a")), NOW)
-    _save(
-        store,
-        "a",
-        entry("undated", date_source="first-seen"),
-        entry("local", date_source="feed-localized", published_at=NOW - timedelta(days=1)),
-    )
+    _save(store, "a", entry("undated", date_source="first-seen"),
+          entry("local", date_source="feed-localized", published_at=NOW - timedelta(days=1)))
     [story] = [s for s in store.category_stories("news", 10) if s.entries[0].title == "Title local"]
     detail = store.story_detail(story.story_id)
     assert detail is not None

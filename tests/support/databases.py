@@ -17,7 +17,9 @@ from psycopg import sql
 
 from tests.support.shared import in_ci
 
-PG_ADMIN_URL = os.environ.get("AGGREGATOR_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get(
+    "AGGREGATOR_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def _admin() -> psycopg.Connection[tuple[object, ...]]:
@@ -58,8 +60,7 @@ def create_template() -> str:
 def drop(name: str) -> None:
     with _admin() as connection:
         connection.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @contextmanager
@@ -67,11 +68,8 @@ def fresh_postgres(template: str | None) -> Iterator[str]:
     name = f"aggtest_{uuid.uuid4().hex[:12]}"
     with _admin() as connection:
         if template:
-            connection.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(template)
-                )
-            )
+            connection.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)))
         else:
             connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:

@@ -73,9 +73,8 @@ def category(
 
 
 def matches(e: NormalizedEntry, *configs: CategoryConfig) -> list[CategoryMatch]:
-    return classify(
-        e, source_categories=[c.id for c in configs], categories={c.id: c for c in configs}
-    )
+    return classify(e, source_categories=[c.id for c in configs],
+                    categories={c.id: c for c in configs})
 
 
 def accepted(e: NormalizedEntry, config: CategoryConfig) -> bool:
@@ -166,13 +165,13 @@ def test_keyword_of_separators_only_is_literal() -> None:
 @pytest.mark.parametrize(
     ("rule", "title"),
     [
-        ("인공지능", "정부, 인공지능을 위한 새 법안 발표"),  # Korean particle attached
-        ("AI 기본법", "국회, AI기본법 시행령 의결"),  # space left out
+        ("인공지능", "정부, 인공지능을 위한 새 법안 발표"),       # Korean particle attached
+        ("AI 기본법", "국회, AI기본법 시행령 의결"),                # space left out
         ("인공지능 기본법", "인공지능기본법 통과"),
-        ("人工知能", "政府が人工知能法案を閣議決定"),  # Japanese, no spaces
-        ("AI法案", "政府のAI法案が成立"),  # Latin edge against kana
+        ("人工知能", "政府が人工知能法案を閣議決定"),               # Japanese, no spaces
+        ("AI法案", "政府のAI法案が成立"),                          # Latin edge against kana
         ("AI", "政府のAI規制"),
-        ("人工智能法", "全国人大审议人工智能法草案"),  # Chinese
+        ("人工智能法", "全国人大审议人工智能法草案"),               # Chinese
         ("ปัญญาประดิษฐ์", "รัฐบาลออกกฎหมายปัญญาประดิษฐ์ฉบับใหม่"),  # Thai
     ],
 )
@@ -253,10 +252,7 @@ def test_no_include_matched_is_explained() -> None:
     assert classify(e, source_categories=["ai-policy"], categories={"ai-policy": config}) == []
     [decision] = explain(e, source_categories=["ai-policy"], categories={"ai-policy": config})
     assert (decision.accepted, decision.score, decision.reason) == (
-        False,
-        0.0,
-        NO_INCLUDE_MATCHED_REASON,
-    )
+        False, 0.0, NO_INCLUDE_MATCHED_REASON)
 
 
 def test_reason_names_rule_and_field() -> None:
@@ -272,7 +268,8 @@ def test_reason_names_rule_and_field() -> None:
 def test_reason_puts_title_hits_first() -> None:
     config = category(include=("regulation", "AI"))
     [match] = matches(entry("AI in Europe", "New regulation agreed"), config)
-    assert match.reason == ("include 'AI' matched in title; include 'regulation' matched in text")
+    assert match.reason == ("include 'AI' matched in title; "
+                            "include 'regulation' matched in text")
 
 
 def test_reason_for_author() -> None:
@@ -284,8 +281,8 @@ def test_reason_for_author() -> None:
 @pytest.mark.parametrize(
     ("title", "body", "score"),
     [
-        ("AI Act delayed", "", 1.0),  # one rule in the title
-        ("Delay agreed", "The AI Act ...", 0.5),  # one rule in the body only
+        ("AI Act delayed", "", 1.0),               # one rule in the title
+        ("Delay agreed", "The AI Act ...", 0.5),   # one rule in the body only
         ("Delay agreed", "The AI Act and the KI-Verordnung", 1.0),  # two body rules
     ],
 )
@@ -304,9 +301,8 @@ def test_only_the_sources_categories_in_their_order() -> None:
     tech = category("tech-policy")
     catalog = {c.id: c for c in (ai, climate, tech)}
     e = entry("AI and climate")
-    result = classify(
-        e, source_categories=["tech-policy", "climate", "ai-policy"], categories=catalog
-    )
+    result = classify(e, source_categories=["tech-policy", "climate", "ai-policy"],
+                      categories=catalog)
     assert [m.category_id for m in result] == ["tech-policy", "climate", "ai-policy"]
     result = classify(e, source_categories=["climate"], categories=catalog)
     assert [m.category_id for m in result] == ["climate"]
@@ -314,11 +310,8 @@ def test_only_the_sources_categories_in_their_order() -> None:
 
 def test_unknown_and_duplicate_source_categories_are_skipped() -> None:
     ai = category("ai-policy", include=("AI",))
-    result = classify(
-        entry("AI"),
-        source_categories=["gone", "ai-policy", "ai-policy"],
-        categories={"ai-policy": ai},
-    )
+    result = classify(entry("AI"), source_categories=["gone", "ai-policy", "ai-policy"],
+                      categories={"ai-policy": ai})
     assert [m.category_id for m in result] == ["ai-policy"]
 
 
@@ -345,30 +338,20 @@ def test_rule_built_by_hand_works_like_parsed_one() -> None:
 # ── a source's own rules ─────────────────────────────────────────────────────────────────────
 
 
-def with_source(
-    config: CategoryConfig,
-    source_id: str = "wire",
-    *,
-    include: tuple[str, ...] = (),
-    exclude: tuple[str, ...] = (),
-) -> CategoryConfig:
+def with_source(config: CategoryConfig, source_id: str = "wire", *,
+                include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> CategoryConfig:
     """``config`` as a catalog builds it when source ``source_id`` has rules of its own."""
-    source = SourceConfig(
-        id=source_id,
-        url=f"https://{source_id}.example/feed",
-        categories=(config.id,),
-        include=tuple(parse_rule(text) for text in include),
-        exclude=tuple(parse_rule(text) for text in exclude),
-    )
+    source = SourceConfig(id=source_id, url=f"https://{source_id}.example/feed",
+                          categories=(config.id,),
+                          include=tuple(parse_rule(text) for text in include),
+                          exclude=tuple(parse_rule(text) for text in exclude))
     return Catalog(sources=(source,), categories=(config,)).category(config.id)
 
 
-def decide(
-    e: NormalizedEntry, config: CategoryConfig, source_id: str | None = "wire"
-) -> CategoryDecision:
-    [decision] = explain(
-        e, source_categories=[config.id], categories={config.id: config}, source_id=source_id
-    )
+def decide(e: NormalizedEntry, config: CategoryConfig, source_id: str | None = "wire"
+           ) -> CategoryDecision:
+    [decision] = explain(e, source_categories=[config.id], categories={config.id: config},
+                         source_id=source_id)
     return decision
 
 
@@ -389,9 +372,8 @@ def test_source_include_gates_every_category_of_the_source() -> None:
     assert rejected.reason == NO_SOURCE_INCLUDE_MATCHED_REASON
     taken = decide(entry("AI Act talks", "Delegates from EUROPE met."), config)
     assert taken.accepted
-    assert taken.reason == (
-        "include 'AI Act' matched in title; source include 'Europe' matched in text"
-    )
+    assert taken.reason == ("include 'AI Act' matched in title; "
+                            "source include 'Europe' matched in text")
     assert taken.score == 1.0  # the category's rules make the score
 
 
@@ -399,17 +381,12 @@ def test_source_include_alone_decides_a_category_without_include_rules() -> None
     config = with_source(category("everything"), include=("données personnelles",))
     # Without the source named its rules do not apply: a category without rules takes all.
     assert matches(entry("Météo", "Il pleut"), config) == [
-        CategoryMatch("everything", 1.0, ALL_ENTRIES_REASON)
-    ]
-    found = classify(
-        entry("Fuite", "Des DONNEES PERSONNELLES exposées"),
-        source_categories=["everything"],
-        categories={"everything": config},
-        source_id="wire",
-    )
-    assert found == [
-        CategoryMatch("everything", 0.5, "source include 'données personnelles' matched in text")
-    ]
+        CategoryMatch("everything", 1.0, ALL_ENTRIES_REASON)]
+    found = classify(entry("Fuite", "Des DONNEES PERSONNELLES exposées"),
+                     source_categories=["everything"], categories={"everything": config},
+                     source_id="wire")
+    assert found == [CategoryMatch("everything", 0.5,
+                                   "source include 'données personnelles' matched in text")]
     assert decide(entry("Météo", "Il pleut"), config).reason == NO_SOURCE_INCLUDE_MATCHED_REASON
 
 
@@ -427,7 +404,8 @@ def test_min_score_leaves_out_weak_matches_and_says_why() -> None:
     strict = dataclasses.replace(category(include=("AI Act",)), min_score=0.75)
     weak = decide(entry("Weekly news", "The AI Act came up once."), strict, None)
     assert (weak.accepted, weak.excluded, weak.score) == (False, False, 0.5)
-    assert weak.reason == ("score 0.50 below min_score 0.75: include 'AI Act' matched in text")
+    assert weak.reason == ("score 0.50 below min_score 0.75: "
+                           "include 'AI Act' matched in text")
     assert decide(entry("The AI Act explained"), strict, None).accepted
     # Exactly the minimum is enough.
     even = dataclasses.replace(strict, min_score=0.5)
@@ -437,8 +415,7 @@ def test_min_score_leaves_out_weak_matches_and_says_why() -> None:
 def test_min_score_never_refuses_a_category_without_rules() -> None:
     config = dataclasses.replace(category("everything"), min_score=1.0)
     assert matches(entry("Anything"), config) == [
-        CategoryMatch("everything", 1.0, ALL_ENTRIES_REASON)
-    ]
+        CategoryMatch("everything", 1.0, ALL_ENTRIES_REASON)]
 
 
 # ── topic categories at fetch time ───────────────────────────────────────────────────────────
@@ -459,26 +436,17 @@ def test_topic_reasons_name_what_was_compared() -> None:
     assert reason == "topic similarity 0.83 >= 0.80 to the category description"
     assert reason.startswith(TOPIC_REASON_PREFIX)
     assert topic_reason(0.2, 0.14, description=True, examples=True).endswith(
-        "to the category description and examples"
-    )
+        "to the category description and examples")
     assert not ALL_ENTRIES_REASON.startswith(TOPIC_REASON_PREFIX)
 
 
 def test_a_stored_entry_is_classified_like_a_normalized_one() -> None:
-    stored = StoredEntry(
-        entry_id=1,
-        source_id="wire",
-        title="Weekly",
-        text="Weekly\nbody",
-        tags=("KI-Verordnung",),
-        author=None,
-        url=None,
-        published_at=NOW,
-    )
+    stored = StoredEntry(entry_id=1, source_id="wire", title="Weekly", text="Weekly\nbody",
+                         tags=("KI-Verordnung",), author=None, url=None, published_at=NOW)
     config = category(include=("KI-Verordnung",))
-    assert classify(stored, source_categories=["ai-policy"], categories={"ai-policy": config}) == [
-        CategoryMatch("ai-policy", 0.5, "include 'KI-Verordnung' matched in tags")
-    ]
+    assert classify(stored, source_categories=["ai-policy"],
+                    categories={"ai-policy": config}) == [
+        CategoryMatch("ai-policy", 0.5, "include 'KI-Verordnung' matched in tags")]
 
 
 def test_summary_content_tags_author_and_url_are_all_searched() -> None:
@@ -493,24 +461,15 @@ def test_summary_content_tags_author_and_url_are_all_searched() -> None:
       <category>Chatkontrolle</category><dc:creator>Erika Mustermann</dc:creator>
       </item></channel></rss>"""
     rules = {
-        "summary": ("Datenschutz", "text"),
-        "content": ("AI Act", "text"),
-        "tags": ("chatkontrolle", "tags"),
-        "author": ("Mustermann", "author"),
+        "summary": ("Datenschutz", "text"), "content": ("AI Act", "text"),
+        "tags": ("chatkontrolle", "tags"), "author": ("Mustermann", "author"),
         "url": ("/eu-ai-act-delay/", "url"),
     }
     configs = {name: category(name, include=(rule,)) for name, (rule, _) in rules.items()}
-    prepared = prepare_feed(
-        feed,
-        url="https://n.example/feed",
-        headers={},
-        source_language="en",
-        source_categories=list(configs),
-        categories=configs,
-        now=NOW,
-    )
+    prepared = prepare_feed(feed, url="https://n.example/feed", headers={},
+                            source_language="en", source_categories=list(configs),
+                            categories=configs, now=NOW)
     [(_, found)] = prepared.entries
     assert {m.category_id: m.reason for m in found} == {
         name: f"include {parse_rule(rule).label} matched in {where}"
-        for name, (rule, where) in rules.items()
-    }
+        for name, (rule, where) in rules.items()}

@@ -13,27 +13,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = (
-    "sqlalchemy",
-    "sqlmodel",
-    "alembic",
-    "fastapi",
-    "uvicorn",
-    "aggregator.store",
-    "aggregator.web",
-)
+HEAVY = ("sqlalchemy", "sqlmodel", "alembic", "fastapi", "uvicorn", "aggregator.store",
+         "aggregator.web")
 
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     tool = Path(sys.executable).with_name("lint-imports")
-    return subprocess.run(
-        [str(tool), "--config", str(root / "pyproject.toml"), "--no-cache"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    return subprocess.run([str(tool), "--config", str(root / "pyproject.toml"), "--no-cache"],
+                          cwd=root, capture_output=True, text=True, timeout=240, check=False)
 
 
 def test_the_layer_contracts_hold_and_fail_on_a_wrong_import(tmp_path: Path) -> None:
@@ -43,9 +30,8 @@ def test_the_layer_contracts_hold_and_fail_on_a_wrong_import(tmp_path: Path) -> 
     copy = tmp_path / "tree"
     copy.mkdir()
     shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
-    shutil.copytree(
-        ROOT / "aggregator", copy / "aggregator", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    shutil.copytree(ROOT / "aggregator", copy / "aggregator",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     core = copy / "aggregator" / "clustering" / "dedup" / "match.py"
     core.write_text(core.read_text() + "\nfrom aggregator.store import Store  # planted\n")
     broken = _lint_imports(copy)
@@ -55,25 +41,18 @@ def test_the_layer_contracts_hold_and_fail_on_a_wrong_import(tmp_path: Path) -> 
 
 
 def _modules_after(code: str) -> set[str]:
-    probe = f"import sys\n{code}\nprint('\\n'.join(sorted(sys.modules)))"
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    probe = (f"import sys\n{code}\n"
+             "print('\\n'.join(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
     return set(out.split())
 
 
 def test_poll_workers_and_help_import_neither_the_store_nor_the_web_stack() -> None:
     # What a forkserver worker imports: the main module (the CLI), its target's module and the
     # fetcher factory it unpickles.
-    worker = _modules_after(
-        "import aggregator.__main__, aggregator.polling.workers, "
-        "aggregator.polling.fetch.configured"
-    )
+    worker = _modules_after("import aggregator.__main__, aggregator.polling.workers, "
+                            "aggregator.polling.fetch.configured")
     assert "aggregator.polling.pipeline" in worker
     assert not {m for m in worker if m.split(".")[0] in HEAVY or m.startswith(HEAVY)}
 

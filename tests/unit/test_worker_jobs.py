@@ -76,9 +76,8 @@ def test_a_claim_takes_of_one_host_what_its_politeness_allows_in_a_while() -> No
 
 
 def test_a_lease_must_outlast_a_fetch() -> None:
-    settings = Settings.from_env(
-        {"AGGREGATOR_LEASE_SECONDS": "30", "AGGREGATOR_FETCH_DEADLINE": "60"}
-    )
+    settings = Settings.from_env({"AGGREGATOR_LEASE_SECONDS": "30",
+                                  "AGGREGATOR_FETCH_DEADLINE": "60"})
     with pytest.raises(ConfigError, match="AGGREGATOR_LEASE_SECONDS"):
         make_lease(settings)
     lease = make_lease(settings.with_overrides(lease_seconds=61.0, worker_name="box-a"))

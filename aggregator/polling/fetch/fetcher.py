@@ -38,10 +38,8 @@ from aggregator.types import FetchResult
 
 log = logging.getLogger("aggregator.fetch.fetcher")
 
-ACCEPT = (
-    "application/atom+xml, application/rss+xml, application/feed+json, "
-    "application/xml;q=0.9, */*;q=0.8"
-)
+ACCEPT = ("application/atom+xml, application/rss+xml, application/feed+json, "
+          "application/xml;q=0.9, */*;q=0.8")
 # Only what requests/urllib3 can always decode; br and zstd need optional packages.
 ACCEPT_ENCODING = "gzip, deflate"
 # Feed URLs move rarely; a chain longer than this is a loop or a misconfigured site.
@@ -62,6 +60,7 @@ DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 # How long a fetch may queue for a turn at a busy host before it gives its worker back (the
 # source is then deferred, kind host_backoff). Queueing does not count against total_timeout.
 DEFAULT_HOST_WAIT = 60.0
+
 
 
 class _Attempt:
@@ -88,17 +87,13 @@ class _Attempt:
             return self.total
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise FetchError(
-                f"gave up on {self.url} after the total limit of {self.total:g} s",
-                kind="timeout",
-                url=self.url,
-            )
+            raise FetchError(f"gave up on {self.url} after the total limit of {self.total:g} s",
+                             kind="timeout", url=self.url)
         return left
 
     def expired(self) -> bool:
-        return (
-            self.deadline is not None and time.monotonic() >= self.deadline - DEADLINE_SLACK_SECONDS
-        )
+        return (self.deadline is not None
+                and time.monotonic() >= self.deadline - DEADLINE_SLACK_SECONDS)
 
     def elapsed(self) -> float:
         return 0.0 if self.started is None else time.monotonic() - self.started
@@ -115,28 +110,19 @@ class Fetcher:
     the fetcher stays usable and opens new sessions if called again.
     """
 
-    def __init__(
-        self,
-        *,
-        user_agent: str,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        read_timeout: float = DEFAULT_READ_TIMEOUT,
-        total_timeout: float = DEFAULT_TOTAL_TIMEOUT,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        gate: HostGate | None = None,
-        guard: NetGuard | None = None,
-        now: Callable[[], datetime] = utc_now,
-        host_wait: float = DEFAULT_HOST_WAIT,
-    ) -> None:
+    def __init__(self, *, user_agent: str, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                 read_timeout: float = DEFAULT_READ_TIMEOUT,
+                 total_timeout: float = DEFAULT_TOTAL_TIMEOUT,
+                 max_bytes: int = DEFAULT_MAX_BYTES,
+                 gate: HostGate | None = None,
+                 guard: NetGuard | None = None,
+                 now: Callable[[], datetime] = utc_now,
+                 host_wait: float = DEFAULT_HOST_WAIT) -> None:
         if not user_agent.strip():
             raise ValueError("user_agent must not be empty: sources deserve to know who asks")
-        for name, value in (
-            ("connect_timeout", connect_timeout),
-            ("read_timeout", read_timeout),
-            ("total_timeout", total_timeout),
-            ("max_bytes", max_bytes),
-            ("host_wait", host_wait),
-        ):
+        for name, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout),
+                            ("total_timeout", total_timeout), ("max_bytes", max_bytes),
+                            ("host_wait", host_wait)):
             if value <= 0:
                 raise ValueError(f"{name} must be positive, not {value}")
         self.user_agent = user_agent
@@ -157,12 +143,8 @@ class Fetcher:
     def __enter__(self) -> Fetcher:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.close()
 
     def close(self) -> None:
@@ -175,15 +157,8 @@ class Fetcher:
         for session in sessions:
             session.close()
 
-    def fetch(
-        self,
-        url: str,
-        *,
-        etag: str | None = None,
-        last_modified: str | None = None,
-        allow_private: bool = True,
-        accept_html: bool = False,
-    ) -> FetchResult:
+    def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
+              allow_private: bool = True, accept_html: bool = False) -> FetchResult:
         """GET ``url``, conditionally when validators are given.
 
         ``allow_private`` False (sources from the API or admin pages) refuses every hop that
@@ -208,14 +183,8 @@ class Fetcher:
 
     # -- one fetch -------------------------------------------------------------------------
 
-    def _follow(
-        self,
-        session: requests.Session,
-        attempt: _Attempt,
-        headers: dict[str, str],
-        *,
-        accept_html: bool,
-    ) -> FetchResult:
+    def _follow(self, session: requests.Session, attempt: _Attempt, headers: dict[str, str],
+                *, accept_html: bool) -> FetchResult:
         """Request the URL and follow redirects hop by hop.
 
         Followed here rather than by requests so every hop gets the remaining time budget, a
@@ -231,9 +200,8 @@ class Fetcher:
                 response = self._exchange(session, attempt, headers)
                 try:
                     if not response.is_redirect:
-                        return self._conclude(
-                            response, attempt, headers, permanent, accept_html=accept_html
-                        )
+                        return self._conclude(response, attempt, headers, permanent,
+                                              accept_html=accept_html)
                     target = _redirect_target(session, response)
                 finally:
                     _release(response)
@@ -242,9 +210,8 @@ class Fetcher:
             else:
                 still_permanent = False
             attempt.url = target
-        raise FetchError(
-            f"more than {MAX_REDIRECTS} redirects from {attempt.origin}", kind="redirects"
-        )
+        raise FetchError(f"more than {MAX_REDIRECTS} redirects from {attempt.origin}",
+                         kind="redirects")
 
     @contextmanager
     def _host_turn(self, attempt: _Attempt) -> Iterator[None]:
@@ -262,11 +229,8 @@ class Fetcher:
                 attempt.remaining()  # raises the timeout once the deadline is gone
             raise FetchError(
                 f"did not contact {host}: it stayed busy with {gate.max_per_host} of our "
-                f"requests for {wait:g} s",
-                kind="host_backoff",
-                retry_after=self._now() + timedelta(seconds=self.host_wait),
-                url=attempt.url,
-            )
+                f"requests for {wait:g} s", kind="host_backoff",
+                retry_after=self._now() + timedelta(seconds=self.host_wait), url=attempt.url)
         try:
             # Another request may have been told to back off while this one queued.
             self._refuse_if_blocked(gate, host, attempt.url)
@@ -279,31 +243,19 @@ class Fetcher:
         if until is not None:
             raise FetchError(
                 f"not contacting {host} before {until:%Y-%m-%d %H:%M:%S} UTC: it asked us to "
-                "wait (Retry-After)",
-                kind="host_backoff",
-                retry_after=until,
-                url=url,
-            )
+                "wait (Retry-After)", kind="host_backoff", retry_after=until, url=url)
 
-    def _exchange(
-        self, session: requests.Session, attempt: _Attempt, headers: dict[str, str]
-    ) -> requests.Response:
+    def _exchange(self, session: requests.Session, attempt: _Attempt,
+                  headers: dict[str, str]) -> requests.Response:
         """One HTTP request, without following redirects and with the body left unread."""
         remaining = attempt.remaining()
         timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
-        return session.get(
-            attempt.url, headers=headers, stream=True, allow_redirects=False, timeout=timeout
-        )
+        return session.get(attempt.url, headers=headers, stream=True, allow_redirects=False,
+                           timeout=timeout)
 
-    def _conclude(
-        self,
-        response: requests.Response,
-        attempt: _Attempt,
-        sent: dict[str, str],
-        permanent: str | None,
-        *,
-        accept_html: bool,
-    ) -> FetchResult:
+    def _conclude(self, response: requests.Response, attempt: _Attempt,
+                  sent: dict[str, str], permanent: str | None, *,
+                  accept_html: bool) -> FetchResult:
         """The result of the last hop: its body for 2xx, nothing for 304, else an error."""
         status = response.status_code
         if status == 304:
@@ -320,29 +272,18 @@ class Fetcher:
             etag = etag or sent.get("If-None-Match")
             last_modified = last_modified or sent.get("If-Modified-Since")
         return FetchResult(
-            url=response.url,
-            status=status,
-            content=content,
-            headers=response_headers,
-            etag=etag,
-            last_modified=last_modified,
-            elapsed=attempt.elapsed(),
-            permanent_redirect=permanent,
-        )
+            url=response.url, status=status, content=content, headers=response_headers,
+            etag=etag, last_modified=last_modified, elapsed=attempt.elapsed(),
+            permanent_redirect=permanent)
 
-    def _feed_body(
-        self, response: requests.Response, attempt: _Attempt, *, accept_html: bool
-    ) -> bytes:
+    def _feed_body(self, response: requests.Response, attempt: _Attempt, *,
+                   accept_html: bool) -> bytes:
         content_type = response.headers.get("content-type")
         binary = binary_type(content_type)
         if binary is not None:
             # Refused from the headers: no point downloading an image or an archive.
-            raise FetchError(
-                f"not a feed: {response.url} serves {binary} content",
-                kind="not_a_feed",
-                status=response.status_code,
-                url=response.url,
-            )
+            raise FetchError(f"not a feed: {response.url} serves {binary} content",
+                             kind="not_a_feed", status=response.status_code, url=response.url)
         body = self._read_body(response, attempt)
         if not accept_html and looks_like_html_page(body, content_type):
             title = html_title(body)
@@ -350,10 +291,7 @@ class Fetcher:
             raise FetchError(
                 f"not a feed: {response.url} looks like an HTML page{named}; "
                 f"`aggregator sources add {response.url}` can discover the feed it links to",
-                kind="not_a_feed",
-                status=response.status_code,
-                url=response.url,
-            )
+                kind="not_a_feed", status=response.status_code, url=response.url)
         return body
 
     def _read_body(self, response: requests.Response, attempt: _Attempt) -> bytes:
@@ -361,9 +299,7 @@ class Fetcher:
         if declared.isdigit() and int(declared) > self.max_bytes:
             raise FetchError(
                 f"{response.url} declares {int(declared)} bytes, over the limit of "
-                f"{self.max_bytes}",
-                kind="too_large",
-            )
+                f"{self.max_bytes}", kind="too_large")
         raw: BaseHTTPResponse = response.raw
         body = bytearray()
         while True:
@@ -377,8 +313,7 @@ class Fetcher:
             if len(body) > self.max_bytes:
                 raise FetchError(
                     f"{response.url} sent more than the limit of {self.max_bytes} bytes",
-                    kind="too_large",
-                )
+                    kind="too_large")
 
     def _status_error(self, response: requests.Response) -> FetchError:
         status = response.status_code
@@ -394,19 +329,13 @@ class Fetcher:
         if status in RETRY_AFTER_STATUSES:
             now = self._now()
             retry_after = retry_after_time(
-                header, now, default=DEFAULT_429_RETRY_AFTER if status == 429 else None
-            )
+                header, now, default=DEFAULT_429_RETRY_AFTER if status == 429 else None)
             host = urlsplit(response.url).hostname
             if self.gate is not None and host and retry_after is not None and retry_after > now:
                 # The server speaks for the host, not just this URL: every source there waits.
                 self.gate.block(host, retry_after)
-        return FetchError(
-            message,
-            kind="gone" if status == GONE_STATUS else "http",
-            status=status,
-            retry_after=retry_after,
-            url=response.url,
-        )
+        return FetchError(message, kind="gone" if status == GONE_STATUS else "http",
+                          status=status, retry_after=retry_after, url=response.url)
 
     # -- sessions and errors ---------------------------------------------------------------
 
@@ -419,21 +348,18 @@ class Fetcher:
         if session is not None:
             return session
         session = requests.Session()
-        session.headers.update(
-            {
-                "User-Agent": self.user_agent,
-                "Accept": ACCEPT,
-                "Accept-Encoding": ACCEPT_ENCODING,
-            }
-        )
+        session.headers.update({
+            "User-Agent": self.user_agent,
+            "Accept": ACCEPT,
+            "Accept-Encoding": ACCEPT_ENCODING,
+        })
         if not _proxy_configured():
             # Without a proxy to honour, requests' per-request look at the environment (proxy
             # variables, ~/.netrc, CA bundle variables) only costs time; and a feed host should
             # never receive the user's netrc credentials anyway. The CA bundle is kept.
             session.trust_env = False
-            session.verify = (
-                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-            )
+            session.verify = (os.environ.get("REQUESTS_CA_BUNDLE")
+                              or os.environ.get("CURL_CA_BUNDLE") or True)
         adapter = guarded_adapter(self.guard) if guarded else FeedAdapter()
         session.mount("http://", adapter)
         session.mount("https://", adapter)
@@ -469,36 +395,21 @@ class Fetcher:
             else:
                 message = f"{url} sent nothing for {self.read_timeout:g} s"
             raise FetchError(message, kind="timeout", url=url) from exc
-        except (
-            requests.exceptions.InvalidURL,
-            requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidSchema,
-            urllib3.exceptions.LocationParseError,
-        ) as exc:
-            raise FetchError(
-                f"invalid URL {attempt.url!r}: {exc}", kind="invalid_url", url=attempt.url
-            ) from exc
-        except (requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError) as exc:
-            raise FetchError(
-                f"could not decode the body of {attempt.url}: {exc}", kind="decode", url=attempt.url
-            ) from exc
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema, urllib3.exceptions.LocationParseError) as exc:
+            raise FetchError(f"invalid URL {attempt.url!r}: {exc}", kind="invalid_url",
+                             url=attempt.url) from exc
+        except (requests.exceptions.ContentDecodingError,
+                urllib3.exceptions.DecodeError) as exc:
+            raise FetchError(f"could not decode the body of {attempt.url}: {exc}",
+                             kind="decode", url=attempt.url) from exc
         except requests.exceptions.SSLError as exc:
-            raise FetchError(
-                f"TLS error fetching {attempt.url}: {network_reason(exc)}",
-                kind="connection",
-                url=attempt.url,
-            ) from exc
-        except (
-            requests.RequestException,
-            urllib3.exceptions.HTTPError,
-            http.client.HTTPException,
-            OSError,
-        ) as exc:
-            raise FetchError(
-                f"cannot connect to {attempt.url}: {network_reason(exc)}",
-                kind="connection",
-                url=attempt.url,
-            ) from exc
+            raise FetchError(f"TLS error fetching {attempt.url}: {network_reason(exc)}",
+                             kind="connection", url=attempt.url) from exc
+        except (requests.RequestException, urllib3.exceptions.HTTPError,
+                http.client.HTTPException, OSError) as exc:
+            raise FetchError(f"cannot connect to {attempt.url}: {network_reason(exc)}",
+                             kind="connection", url=attempt.url) from exc
 
 
 def network_reason(exc: BaseException) -> str:
@@ -508,11 +419,8 @@ def network_reason(exc: BaseException) -> str:
     for _ in range(8):  # the wrappers nest a few levels deep, never in a cycle we follow
         if isinstance(current, urllib3.exceptions.MaxRetryError) and current.reason:
             current = current.reason
-        elif (
-            isinstance(current, requests.RequestException | urllib3.exceptions.ProtocolError)
-            and current.args
-            and isinstance(current.args[-1], BaseException)
-        ):
+        elif (isinstance(current, requests.RequestException | urllib3.exceptions.ProtocolError)
+              and current.args and isinstance(current.args[-1], BaseException)):
             current = current.args[-1]
         else:
             break
@@ -526,8 +434,7 @@ def network_reason(exc: BaseException) -> str:
 
 
 _CONNECTION_PREFIX = re.compile(
-    r"^(?:<[^>]*>|\w*Connection\w*\([^)]*\)): (?:Failed to establish a new connection: )?"
-)
+    r"^(?:<[^>]*>|\w*Connection\w*\([^)]*\)): (?:Failed to establish a new connection: )?")
 _ERRNO = re.compile(r"\[Errno -?\d+\] ")
 
 
@@ -538,11 +445,8 @@ def _check_url(url: str) -> None:
     except ValueError as exc:
         raise FetchError(f"invalid URL {url!r}: {exc}", kind="invalid_url", url=url) from exc
     if parts.scheme.lower() not in ALLOWED_SCHEMES or not parts.hostname:
-        raise FetchError(
-            f"invalid URL {url!r}: need an http or https URL with a host",
-            kind="invalid_url",
-            url=url,
-        )
+        raise FetchError(f"invalid URL {url!r}: need an http or https URL with a host",
+                         kind="invalid_url", url=url)
 
 
 def _redirect_target(session: requests.Session, response: requests.Response) -> str:
@@ -552,11 +456,8 @@ def _redirect_target(session: requests.Session, response: requests.Response) -> 
     try:
         _check_url(target)
     except FetchError as exc:
-        raise FetchError(
-            f"{response.url} redirects to an unusable URL {location!r}",
-            kind="invalid_url",
-            url=response.url,
-        ) from exc
+        raise FetchError(f"{response.url} redirects to an unusable URL {location!r}",
+                         kind="invalid_url", url=response.url) from exc
     return target
 
 
@@ -591,11 +492,8 @@ def _release(response: requests.Response) -> None:
     raw = response.raw
     length = response.headers.get("content-length")
     small = response.status_code in (204, 304) or (
-        response.is_redirect
-        and length is not None
-        and length.isdigit()
-        and int(length) <= REUSABLE_BODY_BYTES
-    )
+        response.is_redirect and length is not None and length.isdigit()
+        and int(length) <= REUSABLE_BODY_BYTES)
     if small and hasattr(raw, "drain_conn") and hasattr(raw, "release_conn"):
         try:
             raw.drain_conn()
@@ -604,3 +502,4 @@ def _release(response: requests.Response) -> None:
         except Exception as exc:  # any doubt about the connection's state: close it instead
             log.debug("action=release outcome=closing reason=%r", exc)
     response.close()
+

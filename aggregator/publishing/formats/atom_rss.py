@@ -204,8 +204,7 @@ def atom(feed: OutputFeed, lang: str | None, links: FeedLinks) -> bytes:
         entry_links = [_link_dict(entry.link, "alternate", own_lang)]
         entry_links += [
             _link_dict(v.url, "related", v.language, v.title)
-            for v in entry.versions
-            if v.url is not None
+            for v in entry.versions if v.url is not None
         ]
         fe.link(entry_links)
         fe.summary(entry.body_html, type="html")
@@ -249,9 +248,8 @@ def _rss_plain_text_refs(document: bytes) -> bytes:
     return _RSS_PLAIN_TEXT.sub(encode, document)
 
 
-def _link_dict(
-    href: str, rel: str, hreflang: str | None, title: str | None = None
-) -> dict[str, str]:
+def _link_dict(href: str, rel: str, hreflang: str | None,
+               title: str | None = None) -> dict[str, str]:
     link = {"href": href, "rel": rel}
     if hreflang:
         link["hreflang"] = hreflang

@@ -69,11 +69,8 @@ def category_page(category: CategoryLinks, *, site_title: str) -> bytes:
     body.append(_subscribe(feed, category.languages))
     if category.newest_archive is not None:
         older = " · ".join(
-            _a(
-                archive_url(base, feed.category_id, category.newest_archive, fmt),
-                FORMAT_LABELS[fmt],
-                media_type=LINK_TYPES[fmt],
-            )
+            _a(archive_url(base, feed.category_id, category.newest_archive, fmt),
+               FORMAT_LABELS[fmt], media_type=LINK_TYPES[fmt])
             for fmt in FEED_FORMATS
         )
         body.append(f'<p class="meta">Older stories: newest archive page ({older})</p>')
@@ -85,13 +82,8 @@ def category_page(category: CategoryLinks, *, site_title: str) -> bytes:
     return _page(f"{title} · {site_title}", head, body)
 
 
-def index_page(
-    categories: Sequence[CategoryLinks],
-    *,
-    base_url: str,
-    site_title: str,
-    site_description: str = "",
-) -> bytes:
+def index_page(categories: Sequence[CategoryLinks], *, base_url: str, site_title: str,
+               site_description: str = "") -> bytes:
     head = [
         f'<link rel="alternate" type="text/x-opml" title="All feeds" '
         f'href="{_attr(base_url.rstrip("/") + "/feeds.opml")}">'
@@ -118,7 +110,8 @@ def index_page(
         body.append("<ul>" + "".join(entries) + "</ul>")
     else:
         body.append("<p>No categories are configured.</p>")
-    opml = _a(base_url.rstrip("/") + "/feeds.opml", "All feeds as OPML", media_type="text/x-opml")
+    opml = _a(base_url.rstrip("/") + "/feeds.opml", "All feeds as OPML",
+              media_type="text/x-opml")
     api = _a(base_url.rstrip("/") + "/api/docs", "API")
     body.append(f"<p>{opml} · {api}</p>")
     return _page(site_title, head, body)
@@ -132,10 +125,8 @@ def _headlines(feed: OutputFeed) -> str:
     rows = []
     for entry in latest:
         lang = f' lang="{_attr(entry.language)}"' if entry.language else ""
-        rows.append(
-            f"<li><span{lang}>{_a(entry.link, entry.title)}</span> "
-            f'<small class="meta">{_time(entry.published)}</small></li>'
-        )
+        rows.append(f"<li><span{lang}>{_a(entry.link, entry.title)}</span> "
+                    f'<small class="meta">{_time(entry.published)}</small></li>')
     return f'<ul class="headlines">{"".join(rows)}</ul>'
 
 
@@ -174,11 +165,8 @@ def _subscribe(feed: OutputFeed, languages: Sequence[str]) -> str:
     cells = []
     for lang, label in rows:
         links = " · ".join(
-            _a(
-                feed_url(feed.base_url, feed.category_id, fmt, lang),
-                FORMAT_LABELS[fmt],
-                media_type=LINK_TYPES[fmt],
-            )
+            _a(feed_url(feed.base_url, feed.category_id, fmt, lang), FORMAT_LABELS[fmt],
+               media_type=LINK_TYPES[fmt])
             for fmt in FEED_FORMATS
         )
         lang_attr = f' lang="{_attr(lang)}"' if lang else ""
@@ -189,10 +177,8 @@ def _subscribe(feed: OutputFeed, languages: Sequence[str]) -> str:
 def _autodiscovery(feed: OutputFeed, fmt: str, lang: str | None, title: str) -> str:
     href = feed_url(feed.base_url, feed.category_id, fmt, lang)
     language = f' hreflang="{_attr(lang)}"' if lang else ""
-    return (
-        f'<link rel="alternate" type="{LINK_TYPES[fmt]}" title="{_attr(title)} '
-        f'({FORMAT_LABELS[fmt]})" href="{_attr(href)}"{language}>'
-    )
+    return (f'<link rel="alternate" type="{LINK_TYPES[fmt]}" title="{_attr(title)} '
+            f'({FORMAT_LABELS[fmt]})" href="{_attr(href)}"{language}>')
 
 
 def _page(title: str, head: Sequence[str], body: Sequence[str]) -> bytes:
@@ -215,10 +201,8 @@ def _a(href: str, text: str, *, media_type: str | None = None) -> str:
 
 def _time(moment: datetime) -> str:
     value = utc(moment, "time")
-    return (
-        f'<time datetime="{value.strftime("%Y-%m-%dT%H:%M:%SZ")}">'
-        f"{value.strftime('%Y-%m-%d %H:%M')} UTC</time>"
-    )
+    return (f'<time datetime="{value.strftime("%Y-%m-%dT%H:%M:%SZ")}">'
+            f'{value.strftime("%Y-%m-%d %H:%M")} UTC</time>')
 
 
 def _text(value: str) -> str:
