@@ -78,10 +78,11 @@ def models() -> Models:
     return Models()
 
 
-# The fast tier (`pytest -m "not slow"`, CONTRIBUTING.md) leaves out what starts processes,
-# browsers or real clients, loads the clustering models, walks the 4,700-file corpus, fuzzes,
-# restarts a database, waits on real timeouts, and the PostgreSQL half (a fresh database per
-# test). Marked here, in one place, by what each module or test does.
+# The fast tier (`pytest -m "not slow"`, CONTRIBUTING.md: the pure logic, the store and the
+# poll path on SQLite) leaves out what starts processes, browsers, real clients, the web app
+# or HTTP servers, loads the clustering models, walks the corpora, fuzzes, restarts a
+# database, waits on real timeouts, and the PostgreSQL half (a fresh database per test).
+# Marked here, in one place, by what each module or test does.
 _SLOW_PREFIXES = (
     "tests/e2e/",  # the CLI as a process, servers, newsboat, Chromium, database restarts
     "tests/integration/test_corpus.py",  # every feed document of ../shared/data/feeds
@@ -92,6 +93,27 @@ _SLOW_PREFIXES = (
     "tests/integration/test_topic_stage.py",
     "tests/integration/test_leases.py",  # several workers sharing PostgreSQL
     "tests/integration/test_migrations.py",  # every migration, up and down, on both engines
+    # The web app, real HTTP servers and the W3C validator: the full tier runs them.
+    "tests/integration/test_admin_pages.py",
+    "tests/integration/test_api_auth.py",
+    "tests/integration/test_api_caching.py",
+    "tests/integration/test_api_docs.py",
+    "tests/integration/test_api_privacy.py",
+    "tests/integration/test_archive_validation.py",
+    "tests/integration/test_broken_storage.py",
+    "tests/integration/test_editor_input_web.py",
+    "tests/integration/test_feed_validation.py",
+    "tests/integration/test_feedserver.py",
+    "tests/integration/test_fetch_safety.py",
+    "tests/integration/test_metrics.py",
+    "tests/integration/test_outputs.py",
+    "tests/integration/test_realfeeds.py",  # the real-world corpus of ../shared
+    "tests/integration/test_request_bodies.py",
+    "tests/integration/test_sessions.py",
+    "tests/integration/test_web.py",
+    "tests/integration/test_web_outputs.py",
+    "tests/integration/test_websub.py",
+    "tests/integration/test_xml_attacks.py",
     # poll worker processes
     "tests/integration/test_refresh.py::test_a_dead_worker_costs_only_its_sources",
     "tests/integration/test_refresh.py::test_a_worker_that_died_between_polls_is_replaced",
