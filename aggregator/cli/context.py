@@ -74,6 +74,7 @@ class Context:
                              f"{head}; run `aggregator db upgrade`")
         return store
 
+
 def _missing_sqlite_file(url: str) -> Path | None:
     """The absolute path of a SQLite database file that does not exist yet, else None."""
     match = _SQLITE_FILE.match(url)

@@ -77,7 +77,7 @@ class PollSummary:
 
     @property
     def errors(self) -> int:
-        return sum(o.result == "error" for o in self.outcomes)
+        return sum(o.result == PollResult.ERROR for o in self.outcomes)
 
     def count(self, result: str) -> int:
         return sum(o.result == result for o in self.outcomes)

@@ -21,12 +21,13 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from urllib.parse import urlsplit
 
 from aggregator.catalog import CategoryConfig
+from aggregator.clock import utc_now
 from aggregator.errors import SourceError
 from aggregator.polling.fetch import Fetcher
 from aggregator.polling.pipeline import PreparedFeed, prepare_feed
@@ -99,7 +100,7 @@ def fetch_and_prepare(fetcher: Fetcher, group: Group,
             prepared.append(None)
             continue
         try:
-            prepared.append(prepare_for(source, result, categories, datetime.now(UTC)))
+            prepared.append(prepare_for(source, result, categories, utc_now()))
         except SourceError as exc:
             prepared.append(exc)
         except Exception as exc:  # a bug must cost one source, not the worker

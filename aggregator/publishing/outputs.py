@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from aggregator.catalog import Catalog, CategoryConfig
+from aggregator.clock import utc_now
 from aggregator.metrics import Metrics
 from aggregator.polling.normalize import primary_language
 from aggregator.publishing.archives import ArchiveLog
@@ -454,7 +455,7 @@ class Outputs:
         digest = hashlib.sha256(" ".join(
             f"{path}={document.digest}" for path, document in sorted(state.documents.items())
         ).encode()).hexdigest()
-        return self.store.claim_output_change(category_id, digest, datetime.now(UTC))
+        return self.store.claim_output_change(category_id, digest, utc_now())
 
     def _report(self, changed: list[str]) -> None:
         if changed and self.on_change is not None:

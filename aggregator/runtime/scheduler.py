@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from aggregator.clock import utc_now
 from aggregator.clustering import ClusteringStage, StageSummary
 from aggregator.errors import AggregatorError
 from aggregator.metrics import Metrics
@@ -128,7 +129,7 @@ def prune(store: Store, days: int, stop: Callable[[], bool] | None = None
           ) -> PruneSummary | None:
     """The daily retention job; errors are logged so the next day's run still happens."""
     try:
-        return retention.prune(store, days=days, now=datetime.now(UTC), stop=stop)
+        return retention.prune(store, days=days, now=utc_now(), stop=stop)
     except AggregatorError as exc:
         log.error("action=prune outcome=error error=%r", str(exc))
         return None
@@ -147,7 +148,7 @@ def build_scheduler(current: Callable[[], Refresher], tick_seconds: int,
     scheduler.add_job(
         tick_job or (lambda: tick(current(), metrics, backoff)), "interval",
         seconds=tick_seconds, id=TICK_JOB_ID, max_instances=1, coalesce=True,
-        next_run_time=datetime.now(UTC), misfire_grace_time=tick_seconds,
+        next_run_time=utc_now(), misfire_grace_time=tick_seconds,
     )
     if retention_days > 0:
         scheduler.add_job(
@@ -155,12 +156,12 @@ def build_scheduler(current: Callable[[], Refresher], tick_seconds: int,
                                      lambda: current().stopping],
             seconds=PRUNE_SECONDS, id=PRUNE_JOB_ID, max_instances=1,
             coalesce=True, misfire_grace_time=PRUNE_SECONDS,
-            next_run_time=datetime.now(UTC) + timedelta(seconds=PRUNE_FIRST_DELAY_SECONDS))
+            next_run_time=utc_now() + timedelta(seconds=PRUNE_FIRST_DELAY_SECONDS))
     if stage is not None:
         every = min(tick_seconds, CLUSTER_SECONDS)
         scheduler.add_job(
             lambda: cluster(stage, current()), "interval", seconds=every, id=CLUSTER_JOB_ID,
-            max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
+            max_instances=1, coalesce=True, next_run_time=utc_now(),
             misfire_grace_time=every,
         )
     return scheduler

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -191,7 +191,7 @@ def _recognise(connection: Connection, source_id: str,
             .order_by(ENTRIES.c.id)
         ):
             if row.id not in listed:
-                free.setdefault(row.content_hash, []).append((row.id, _aware(row.published_at)))
+                free.setdefault(row.content_hash, []).append((row.id, row.published_at))
     inserted: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]] = []
     moves: list[dict[str, Any]] = []
     for key, entry, matches in fresh:
@@ -205,11 +205,6 @@ def _recognise(connection: Connection, source_id: str,
         moves.append({"entry_id": entry_id, "key": key,
                       "new_guid": entry.guid[:2048] if entry.guid else None})
     return inserted, moves
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands datetimes back naive; every stored one is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _date_backlog(entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -101,16 +101,9 @@ def align_shared_urls(rows: Sequence[Source], now: datetime) -> None:
     for group in by_url.values():
         if len(group) < 2:
             continue
-        earliest = min(_aware(row.next_check_at) or now for row in group)
+        earliest = min(row.next_check_at or now for row in group)
         for row in group:
             row.next_check_at = earliest
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    # SQLite hands datetimes back naive; every stored one is UTC.
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
 
 
 def touch(row: Source, fetch: FetchResult | None, next_check_at: datetime,

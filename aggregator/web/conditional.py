@@ -11,9 +11,11 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Final
+
+from aggregator.clock import utc_now
 
 CACHE_MAX_AGE_SECONDS = 300
 
@@ -107,7 +109,7 @@ class ApiValidators:
     gets a newer time, which costs a client one full response.
     """
 
-    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
         self._clock = clock
         self._first_seen: OrderedDict[str, datetime] = OrderedDict()
         self._lock = threading.Lock()
