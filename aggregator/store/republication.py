@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from aggregator.types import FEED_DATE_SOURCES, NormalizedEntry
 
@@ -37,6 +38,20 @@ def item_facts(entry: NormalizedEntry) -> ItemFacts:
         enclosures=frozenset(e.url for e in entry.enclosures),
         feed_date=entry.published_at if feed_dated else None,
     )
+
+
+def stored_facts(row: Any) -> ItemFacts:
+    """The facts of a stored entry row (its guid, link, content_hash, title, text,
+    enclosures, published_at and date_source columns)."""
+    enclosures = frozenset(str(e.get("url")) for e in row.enclosures or () if isinstance(e, dict))
+    # Rows stored before date_source existed (NULL) may carry a poll time: no evidence.
+    dated = row.published_at if row.date_source in FEED_DATE_SOURCES else None
+    return ItemFacts(row.guid, row.link, row.content_hash, has_body(row.title, row.text),
+                     enclosures, dated)
+
+
+FACT_COLUMNS: tuple[str, ...] = ("guid", "link", "content_hash", "title", "text", "enclosures",
+                                 "published_at", "date_source")
 
 
 def has_body(title: str, text: str) -> bool:

@@ -150,7 +150,11 @@ def test_poll_exit_codes_and_json(
     clustered = summary["clustered"]
     assert isinstance(clustered, dict)
     assert clustered["entries"] == 3
-    assert set(clustered) == {"entries", "new", "join", "merge", "kept"}
+    assert set(clustered) == {"entries", "new", "join", "merge", "kept", "paths",
+                              "horizon_hours"}
+    paths = clustered["paths"]
+    assert isinstance(paths, dict)
+    assert sum(paths.values()) == 3  # every entry says how it was read
 
     every = write_config(
         tmp_path / "every", _sources(bad=feed_server.url("/missing.xml"), down=refused), CATEGORIES

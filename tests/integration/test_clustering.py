@@ -254,29 +254,32 @@ def test_a_crash_in_the_middle_of_a_batch_leaves_nothing_half_moved(
     assert store.pending_count() == 0
 
 
-def test_old_entries_and_exact_mode_skip_the_model(
-        store: Store, feed_server: FeedServer, tmp_path: Path) -> None:
+def test_old_entries_take_the_cheap_path_and_exact_mode_skips_the_model(
+        store: Store, feed_server: FeedServer, tmp_path: Path, models: Models) -> None:
     copy = {**FERRY_EN, "guid": "ferry-copy", "link": FERRY_EN["link"]}
     poll(store, feed_server, tmp_path, {"wire": ("en", [FERRY_EN])})
     poll(store, feed_server, tmp_path, {"other": ("en", [copy, RAIL_EN])})
-    unloaded = Models()
-    # Published a day before the stage's clock, beyond a 12-hour horizon: cheap path.
-    summary = ClusteringStage(store, models=unloaded, max_age=timedelta(hours=12),
+    # Published a day before the stage's clock, beyond a 12-hour horizon: the cheap path reads
+    # title and short lead, and the entries are still decided (none is left "kept").
+    summary = ClusteringStage(store, models=models, max_age=timedelta(hours=12),
                               clock=lambda: STAGE_NOW).run()
-    assert (summary.entries, summary.count("kept")) == (3, 3)
-    assert unloaded._extractor is None  # the model was never loaded
+    assert (summary.entries, summary.count("kept")) == (3, 0)
+    assert summary.paths == {"short_lead": 3}
     stories = story_of(store)
     assert stories["ferry-en"] == stories["ferry-copy"] != stories["rail-en"]
-    assert rows(store, "SELECT count(*) FROM entry_features") == [(0,)]
+    assert rows(store, "SELECT count(*) FROM entry_features") == [(3,)]
     row = evidence_of(store, "ferry-copy")
-    assert (row["signal"], row["decision"]) == ("url", "kept")
-    assert row["evidence"] == {"reason": "older_than_horizon", "horizon_hours": 12.0}
+    assert (row["signal"], row["decision"]) == ("url", "join")
+    assert {k: row["evidence"][k] for k in ("path", "reason", "horizon_hours")} == {
+        "path": "short_lead", "reason": "older_than_horizon", "horizon_hours": 12.0}
 
     store.reset_clustering(STAGE_NOW)
+    unloaded = Models()
     summary = ClusteringStage(store, models=unloaded, semantic=False).run()
     assert summary.count("kept") == 3
-    assert unloaded._extractor is None
-    assert evidence_of(store, "rail-en")["evidence"] == {"reason": "exact_mode"}
+    assert summary.paths == {"none": 3}
+    assert unloaded._extractor is None  # the model was never loaded
+    assert evidence_of(store, "rail-en")["evidence"] == {"reason": "exact_mode", "path": "none"}
 
 
 def test_one_clustering_batch_at_a_time(store: Store) -> None:

@@ -8,20 +8,18 @@ tests); the named files are the cases the issues list, the slow test covers all 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.shared import PROJECT_ROOT, require_shared
+from tests.support.bench import bench_module
+from tests.support.shared import require_shared
 
 if TYPE_CHECKING:  # bench/ is on mypy's path (mypy_path in pyproject.toml), not on sys.path
     from realfeeds_check import FileReport
 
 CORPUS = "data/feeds"
-CHECK_SCRIPT = PROJECT_ROOT / "bench" / "realfeeds_check.py"
 BENCHMARK = "fastfeedparser-realworld/benchmark_data/"
 
 # Entries of one feed that the check counts as the feed republishing one item, and why (read
@@ -34,16 +32,7 @@ JUSTIFIED_REPUBLICATIONS = {
 
 
 def _check_module() -> ModuleType:
-    name = "realfeeds_check"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, CHECK_SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("realfeeds_check")
 
 
 def _reports(*relative: str) -> dict[str, FileReport]:

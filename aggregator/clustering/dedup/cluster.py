@@ -3,7 +3,8 @@
 Candidate search is bounded by a time window: only stories updated within ``WINDOW`` of the
 entry are in the active index (a matrix of story centroids for the embedding, LSH buckets for
 MinHash), so the cost per entry stays flat as the store grows. Deterministic for one input
-order. Editor overrides (must-link, cannot-link, pins) are respected.
+order. Editor overrides (must-link, cannot-link, pins) are respected, and so is the caller's
+``apart`` rule (two entries of one feed that are not one item never share a story).
 """
 
 from __future__ import annotations
@@ -110,9 +111,12 @@ class Clusterer:
         allocate_story_id: Callable[[], int] | None = None,
         learn_centering: bool = True,
         join_margin: float = JOIN_MARGIN,
+        apart: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.matcher = matcher
         self.overrides = overrides or Overrides()
+        # Pairs that may never share a story whatever the model says, like a cannot-link.
+        self.apart = apart
         self.window = window
         self.stories: dict[int, Story] = {}
         self.story_of: dict[str, int] = {}
@@ -275,9 +279,7 @@ class Clusterer:
         results: list[tuple[int, Match, str]] = []
         for story_id in sorted(candidates):
             story = self.stories.get(story_id)
-            if story is None or any(
-                self.overrides.cannot(features.entry_id, m) for m in story.members
-            ):
+            if story is None or any(self.separated(features.entry_id, m) for m in story.members):
                 continue
             best: tuple[Match, str] | None = None
             for member in story.members[-MAX_MEMBERS_COMPARED:]:
@@ -301,7 +303,13 @@ class Clusterer:
         a, b = self.stories[keep].members, self.stories[other].members
         if any(self.overrides.pinned.get(m) is not None for m in a + b):
             return False
-        return not any(self.overrides.cannot(x, y) for x in a for y in b)
+        return not any(self.separated(x, y) for x in a for y in b)
+
+    def separated(self, first: str, second: str) -> bool:
+        """An editor's cannot-link, or the caller's ``apart`` rule, keeps them apart."""
+        if self.overrides.cannot(first, second):
+            return True
+        return self.apart is not None and self.apart(first, second)
 
     def _merge(self, keep: int, other: int, survivor: int | None = None) -> int:
         """Merge two stories; returns the one that survives."""
