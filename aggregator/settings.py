@@ -256,7 +256,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "or text only, no model)", _clustering_mode),
     SettingSpec("clustering_max_age_hours", "AGGREGATOR_CLUSTERING_MAX_AGE_HOURS", "72",
                 "entries published more than this many hours before the clustering stage reaches "
-                "them keep their exact-match story and skip the model (0: no limit)",
+                "them take the cheap path: the model reads only the start of title and lead and "
+                "compares them with the stories of their own time window (0: no limit)",
                 _non_negative_float),
     SettingSpec("lease_seconds", "AGGREGATOR_LEASE_SECONDS", "300",
                 "PostgreSQL: how long a worker's claim on a source lasts without renewal; a "

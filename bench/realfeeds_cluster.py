@@ -12,6 +12,8 @@ they differ and why (pairs of one feed in one story: republished, or the signal 
 them), and a sample of cross-feed stories (titles and feeds) for a human to judge.
 
 ``--cache`` keeps the embeddings by text between runs (the model reads ~20 entries/s here).
+``--lead-cost N`` instead times the cheap path: the first N entries' texts embedded with the
+full lead and with the short lead of entries past the horizon, in the same run, as a ratio.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ from realfeeds_check import NOW, ROOT, documents, load
 
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
 from aggregator.clustering import ClusteringStage, Models
-from aggregator.clustering.dedup.embed import Embedder, TextEmbedder
-from aggregator.clustering.dedup.features import FeatureExtractor
+from aggregator.clustering.dedup.embed import LEAD_CHARS, Embedder, TextEmbedder, embedding_text
+from aggregator.clustering.dedup.features import EMBED_BATCH, FeatureExtractor
 from aggregator.clustering.dedup.language import LanguageDetector
+from aggregator.clustering.stage import SHORT_LEAD_CHARS
 from aggregator.errors import ParseError
 from aggregator.polling.pipeline import prepare_feed
 from aggregator.store import GrowthLimits, Store, open_store, upgrade
@@ -71,7 +74,7 @@ class CachedEmbedder:
         if todo:
             found = self.inner.embed([t for _, t in todo])
             self.vectors.update((k, found[i]) for i, (k, _) in enumerate(todo))
-            if self.misses % 1024 < len(todo):
+            if self.misses % 256 < len(todo):
                 self.save()  # an interrupted run keeps what it paid for
         return np.vstack([self.vectors[k] for k in keys])
 
@@ -106,12 +109,18 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, help="embedding cache (.npz), read and written")
     parser.add_argument("--sample", type=int, default=50, help="cross-feed stories to list")
     parser.add_argument("--json", type=Path, help="write the reports and the sample here")
+    parser.add_argument("--lead-cost", type=int, metavar="N",
+                        help="time full vs short lead embedding over N entries, then exit")
     args = parser.parse_args()
     root: Path = args.root
     if not root.is_dir():
         print(f"corpus {root} is absent", file=sys.stderr)
         return 2
     paths = [root / name for name in args.files] if args.files else documents(root)
+    if args.lead_cost:
+        for name, value in lead_cost(paths, args.lead_cost).items():
+            print(f"{name:>28}: {value}")
+        return 0
     embedder = CachedEmbedder(Embedder(), args.cache)
     feeds = [(str(path.relative_to(root)), load(path)) for path in paths]
     result = run(feeds, Models(FeatureExtractor(LanguageDetector(), embedder)),
@@ -167,6 +176,33 @@ def run(feeds: list[tuple[str, bytes]], models: Models, *, sample: int = 50) -> 
         "sample": sorted(chosen, key=lambda story: int(story["story"])),
         "reports": [asdict(r) for r in reports],
     }
+
+
+def lead_cost(paths: list[Path], count: int) -> dict[str, float]:
+    """Entries/s of the model over the same texts: title + full lead, then the short lead."""
+    texts: list[str] = []
+    for path in paths:
+        try:
+            prepared = prepare_feed(load(path), url=_url("cost"), headers={},
+                                    source_language=None, source_categories=(),
+                                    categories={}, now=NOW)
+        except ParseError:
+            continue
+        texts.extend(embedding_text(e.title, e.text) for e, _ in prepared.entries)
+        if len(texts) >= count:
+            break
+    texts = texts[:count]
+    embedder = Embedder()
+    embedder.embed(["warm-up"])
+    rates = {}
+    for name, cut in (("full lead", LEAD_CHARS), ("short lead", SHORT_LEAD_CHARS)):
+        started = time.perf_counter()
+        for start in range(0, len(texts), EMBED_BATCH):
+            embedder.embed([text[:cut] for text in texts[start:start + EMBED_BATCH]])
+        rates[name] = len(texts) / (time.perf_counter() - started)
+    return {"entries": len(texts), "full lead entries/s": round(rates["full lead"], 1),
+            "short lead entries/s": round(rates["short lead"], 1),
+            "short / full": round(rates["short lead"] / rates["full lead"], 2)}
 
 
 def _url(source_id: str) -> str:

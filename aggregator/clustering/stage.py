@@ -317,8 +317,10 @@ class ClusteringStage:
             writer.keep(kept, self._kept_reason(), now)
             summary.decisions["kept"] = summary.decisions.get("kept", 0) + len(kept)
             summary.entries += len(kept)
-        self._match_topics(writer, features, placements, clusterer)
         by_path = {row.id: self._path(row, now) for row in rows}
+        # Topic thresholds were set on full-lead vectors: short-lead ones are not matched.
+        full = {i: f for i, f in features.items() if by_path.get(i) != PATH_SHORT}
+        self._match_topics(writer, full, placements, clusterer)
         for path, model in ((PATH_MODEL, MODEL_NAME), (PATH_SHORT, SHORT_MODEL_NAME)):
             writer.save_features([features[i].to_record() for i in sorted(computed)
                                   if i in placements and by_path[i] == path], model, now)
