@@ -50,6 +50,7 @@ from aggregator.store.tables import ENTRIES, STORIES
 from aggregator.types import FetchResult
 
 ALL = CategoryConfig(id="all", title="All")
+EXACT = frozenset({"url", "content_hash", "new"})
 
 
 class CachedEmbedder:
@@ -158,6 +159,9 @@ def run(feeds: list[tuple[str, bytes]], models: Models, *, sample: int = 50) -> 
         finally:
             store.close()
     chosen = random.Random(14).sample(cross, min(sample, len(cross)))
+    # Every cross-feed story the model (not an exact URL or text) put together.
+    by_model = [story for story in cross
+                if any(m["signal"] not in EXACT for m in story["members"][1:])]
     return {
         "files": len(feeds),
         "refused": len(errors),
@@ -167,6 +171,7 @@ def run(feeds: list[tuple[str, bytes]], models: Models, *, sample: int = 50) -> 
         "merged within a feed": sum(r.merged for r in reports),
         "feeds where entries in != items out": sum(1 for r in reports if r.merged),
         "cross-feed stories": len(cross),
+        "cross-feed stories by the model": len(by_model),
         "poll seconds": round(polled, 1),
         "cluster seconds": round(clustered, 1),
         "clustered": summary.describe(),
@@ -174,6 +179,7 @@ def run(feeds: list[tuple[str, bytes]], models: Models, *, sample: int = 50) -> 
         "signals": summary.signals,
         "differing": [asdict(r) for r in reports if r.merged],
         "sample": sorted(chosen, key=lambda story: int(story["story"])),
+        "by model": by_model,
         "reports": [asdict(r) for r in reports],
     }
 
@@ -281,15 +287,21 @@ def _live(story_id: int, merged: dict[int, int]) -> int:
 
 def print_result(result: dict[str, Any]) -> None:
     for name, value in result.items():
-        if name not in {"differing", "sample", "reports"}:
+        if name not in {"differing", "sample", "reports", "by model"}:
             print(f"{name:>38}: {value}")
     for report in result["differing"]:
         print(f"{report['path']}: in {report['entries_in']} out {report['items_out']} "
               f"republished {report['republished']} merged {report['merged']}")
         for why in report["why"]:
             print(f"    {why}")
-    print(f"\n{len(result['sample'])} cross-feed stories:")
-    for story in result["sample"]:
+    for title, stories in ((f"{len(result['sample'])} cross-feed stories", result["sample"]),
+                           ("cross-feed stories by the model", result["by model"])):
+        print(f"\n{title}:")
+        _print_stories(stories)
+
+
+def _print_stories(stories: list[dict[str, Any]]) -> None:
+    for story in stories:
         print(f"story {story['story']}:")
         for member in story["members"]:
             print(f"    [{member['feed']}] {member['title']} ({member['signal']} "
