@@ -109,6 +109,9 @@ class Story(SQLModel, table=True):
     # "cluster" or "editor": re-clustering undoes only the machine's merges.
     merged_by: str | None = Field(default=None, max_length=16)
     merged_at: datetime | None = _dt()
+    # When its first clustering batch (or an editor's split) fixed its uid; until then the
+    # story is the write path's provisional grouping and no output shows it.
+    settled_at: datetime | None = _dt()
 
 
 class Entry(SQLModel, table=True):

@@ -277,7 +277,9 @@ class Store:
     # -- stories -------------------------------------------------------------------------
 
     def category_stories(self, category_id: str, limit: int) -> list[StoryView]:
-        """Newest stories with at least one entry in the category; members in any category.
+        """Newest settled stories with at least one entry in the category; members in any
+        category (a story settles when the clustering stage has decided it: until then it is
+        the write path's provisional grouping, which the stage may still merge).
         Editors' corrections decide first: stories pinned in the category are always included
         and listed first, hidden ones (there or everywhere) never, even when pinned."""
         in_category = (
@@ -289,7 +291,7 @@ class Store:
         query = (
             select(Story)
             .where(sa.or_(col(Story.id).in_(in_category), col(Story.id).in_(pinned)),
-                   col(Story.merged_into_id).is_(None),
+                   col(Story.merged_into_id).is_(None), col(Story.settled_at).is_not(None),
                    col(Story.id).not_in(story_reads.hidden_stories(category_id)))
             .order_by(sa.case((col(Story.id).in_(pinned), 0), else_=1),
                       col(Story.published_at).desc(), col(Story.id).desc())
@@ -315,7 +317,7 @@ class Store:
         )
         pinned = story_reads.pinned_stories(category_id)
         conditions = [sa.or_(col(Story.id).in_(in_category), col(Story.id).in_(pinned)),
-                      col(Story.merged_into_id).is_(None),
+                      col(Story.merged_into_id).is_(None), col(Story.settled_at).is_not(None),
                       col(Story.id).not_in(story_reads.hidden_stories(category_id))]
         if after is not None:
             published, story_id = after
@@ -342,7 +344,8 @@ class Store:
             with self._guard(), self._read() as session:
                 stories = list(session.exec(
                     select(Story)
-                    .where(col(Story.id) > last_id, col(Story.merged_into_id).is_(None))
+                    .where(col(Story.id) > last_id, col(Story.merged_into_id).is_(None),
+                           col(Story.settled_at).is_not(None))
                     .order_by(col(Story.id)).limit(STORY_PAGE)
                 ))
                 views = self._with_entries(session, stories)

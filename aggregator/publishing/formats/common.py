@@ -111,9 +111,10 @@ def prev_archive_url(feed: OutputFeed, fmt: str, lang: str | None, links: FeedLi
 
 
 def story_item_id(tag_authority: str, story: StoryView) -> str:
-    """The item id of a story, a ``tag:`` URI (RFC 4151) that never changes for that story."""
-    day = utc(story.first_seen, "first_seen").date().isoformat()
-    return f"tag:{tag_authority},{day}:story/{quote(story.uid, safe=_TAG_SAFE)}"
+    """The item id of a story, a ``tag:`` URI (RFC 4151) that never changes for that story.
+    Its date is the fixed year of every id here, not a day of ours: a rebuild from the same
+    feeds on another day gives the same ids (the uid alone tells stories apart)."""
+    return f"tag:{tag_authority},{FEED_TAG_YEAR}:story/{quote(story.uid, safe=_TAG_SAFE)}"
 
 
 def feed_id(feed: OutputFeed, lang: str | None = None) -> str:
