@@ -88,6 +88,11 @@ def language_in(code: str, reader: str | None) -> str:
     return name or code
 
 
+def after_label(label: str) -> str:
+    """The space between a label and what follows it: none after a full-width colon."""
+    return "" if label.endswith("：") else " "
+
+
 def format_moment(moment: datetime, code: str | None) -> str:
     """A date and time (UTC, to the minute) as the reader's language writes them."""
     locale = ui_language(code)

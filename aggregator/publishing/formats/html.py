@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from aggregator.i18n import direction, format_moment, translator
+from aggregator.i18n import after_label, direction, format_moment, language_in, translator
 from aggregator.publishing.formats.common import (
     FEED_FORMATS,
     FORMAT_LABELS,
@@ -150,7 +150,7 @@ def _language_switch(category: CategoryLinks, _: Callable[[str], str]) -> str:
             href = category_page_url(feed.base_url, feed.category_id, lang)
             cells.append(f'<a href="{_attr(href)}"{attrs}>{_text(label)}</a>')
     label = _("Languages:")
-    return f'<nav class="meta">{_text(label)} {" · ".join(cells)}</nav>'
+    return f'<nav class="meta">{_text(label)}{after_label(label)}{" · ".join(cells)}</nav>'
 
 
 def _headlines(feed: OutputFeed) -> str:
@@ -175,9 +175,8 @@ def _story(entry: Item, page_lang: str) -> str:
         # Not in the page's language (no offline translation model ships inside a package):
         # the label says which language the title is in.
         original = _("Original language:")
-        meta.append(f'<span class="original">{_text(original)} '
-                    f'<span lang="{_attr(entry.xml_lang)}">'
-                    f"{_text(language_name(entry.xml_lang))}</span></span>")
+        meta.append(f'<span class="original">{_text(original)}{after_label(original)}'
+                    f"{_text(language_in(entry.xml_lang, page_lang))}</span>")
     elif entry.language:
         meta.append(_text(language_name(entry.language)))
     if entry.updated > entry.published:
@@ -202,7 +201,8 @@ def _story(entry: Item, page_lang: str) -> str:
         parts.append(f"<p>{_text(also_in)}</p><ul>{''.join(versions)}</ul>")
     if entry.sources:
         sources = _("Sources:")
-        parts.append(f"<p>{_text(sources)} {_text(', '.join(entry.sources))}</p>")
+        parts.append(f"<p>{_text(sources)}{after_label(sources)}"
+                     f"{_text(', '.join(entry.sources))}</p>")
     parts.append("</article></li>")
     return "".join(parts)
 

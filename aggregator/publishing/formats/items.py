@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aggregator.errors import PublishError
-from aggregator.i18n import language_in, translator
+from aggregator.i18n import after_label, language_in, translator
 from aggregator.publishing.formats.common import (
     clean,
     home_url,
@@ -130,7 +130,7 @@ def _body_html(rep: EntryView, versions: Sequence[Version], sources: Sequence[st
     if other_language:
         name = html.escape(language_in(other_language, reader))
         label = _("Original language:")
-        parts.append(f"<p>{html.escape(label)} {name}</p>")
+        parts.append(f"<p>{html.escape(label)}{after_label(label)}{name}</p>")
     parts.append(clean(rep.summary_html))
     if versions:
         links = []
@@ -143,9 +143,9 @@ def _body_html(rep: EntryView, versions: Sequence[Version], sources: Sequence[st
                 hreflang = html.escape(version.language, quote=True)
                 links.append(f'<a href="{href}" hreflang="{hreflang}">{label}</a>')
         also_in = _("Also in:")
-        parts.append(f"<p>{html.escape(also_in)} {', '.join(links)}</p>")
+        parts.append(f"<p>{html.escape(also_in)}{after_label(also_in)}{', '.join(links)}</p>")
     if sources:
         names = ", ".join(html.escape(s) for s in sources)
         label = _("Sources:")
-        parts.append(f"<p>{html.escape(label)} {names}</p>")
+        parts.append(f"<p>{html.escape(label)}{after_label(label)}{names}</p>")
     return "\n".join(p for p in parts if p)
