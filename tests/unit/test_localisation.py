@@ -287,7 +287,7 @@ def test_category_translations_are_read(tmp_path: Path) -> None:
 
 
 def test_an_inline_table_reads_the_same(tmp_path: Path) -> None:
-    inline = TRANSLATED.split("[category.translations.fr]")[0] + (
+    inline = TRANSLATED.split("[category.translations.fr]", maxsplit=1)[0] + (
         'translations.fr = { title = "Politique de l\'IA" }\n')
     category = load_catalog(write(tmp_path, GOOD_SOURCE, inline)).category("ai-policy")
     assert category.title_in("fr") == "Politique de l'IA"
