@@ -418,8 +418,8 @@ def test_each_language_has_its_page_and_the_variants_use_the_translated_title(
     assert page is not None
     text = page.body.decode("utf-8")
     assert '<html lang="fr" dir="ltr">' in text
-    assert "<h1>Actualités</h1>" in text
-    assert "<p>Toutes les nouvelles</p>" in text
+    assert '<h1 dir="auto">Actualités</h1>' in text
+    assert '<p dir="auto">Toutes les nouvelles</p>' in text
     assert "Seulement en français" in text
     assert outputs.document("categories/news.en.html") is not None
     assert outputs.document("categories/news.de.html") is None  # not one of its languages

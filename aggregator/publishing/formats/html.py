@@ -66,13 +66,15 @@ def category_page(category: CategoryLinks, *, site_title: str) -> bytes:
     head += _page_alternates(category)
     body = [
         f'<nav><a href="{_attr(home_url(base))}">{_text(site_title)}</a></nav>',
-        f"<h1>{_text(title)}</h1>",
+        # The title and description fall back to the category's own words, whose language
+        # may run the other way from the page's: the browser tells by their first letters.
+        f'<h1 dir="auto">{_text(title)}</h1>',
     ]
     if category.languages:
         body.append(_language_switch(category, _))
     description = clean(feed.description).strip()
     if description:
-        body.append(f"<p>{_text(description)}</p>")
+        body.append(f'<p dir="auto">{_text(description)}</p>')
     body.append(_subscribe(feed, category.languages, _))
     if category.newest_archive is not None:
         older = " · ".join(
