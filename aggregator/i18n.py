@@ -47,10 +47,13 @@ def ui_language(code: str | None) -> str:
     return language if language in UI_LANGUAGES else SOURCE_LANGUAGE
 
 
-@lru_cache(maxsize=len(UI_LANGUAGES))
 def translator(code: str | None) -> Translator:
     """The gettext translations for ``code`` (English, the messages as written, if none)."""
-    language = ui_language(code)
+    return _translations(ui_language(code))
+
+
+@lru_cache(maxsize=len(UI_LANGUAGES))
+def _translations(language: str) -> Translator:
     if language == SOURCE_LANGUAGE:
         return gettext.NullTranslations()
     po = resources.files(LOCALE_PACKAGE) / language / "LC_MESSAGES" / f"{DOMAIN}.po"
@@ -62,6 +65,7 @@ def translator(code: str | None) -> Translator:
     return Translations(compiled, domain=DOMAIN)
 
 
+@lru_cache(maxsize=256)
 def known_language(code: str) -> bool:
     """Whether ``code`` (``fr``, ``pt-BR``) names a language in the Unicode CLDR."""
     try:
@@ -71,6 +75,7 @@ def known_language(code: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=256)
 def direction(code: str | None) -> str:
     """``rtl`` for right-to-left scripts (Arabic, Hebrew, Persian, Urdu), else ``ltr``."""
     language = primary(code)
