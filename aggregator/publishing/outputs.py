@@ -269,7 +269,7 @@ class Outputs:
             title = f"{category.title} ({lang})"
         return OutputFeed(
             category_id=category.id, title=title,
-            description=category.description_in(lang) or title,
+            description=category.description_in(lang) or category.title_in(lang),
             language=lang or (category.languages[0] if category.languages else None),
             base_url=self.base_url, tag_authority=self.tag_authority, stories=tuple(shown),
             fallback_updated=EMPTY_FEED_UPDATED, languages=category.languages,

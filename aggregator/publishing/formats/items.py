@@ -15,6 +15,7 @@ from datetime import datetime
 from aggregator.errors import PublishError
 from aggregator.i18n import after_label, language_in, translator
 from aggregator.publishing.formats.common import (
+    UNTITLED,
     clean,
     home_url,
     lang_tag,
@@ -86,7 +87,7 @@ def item(feed: OutputFeed, story: StoryView) -> Item:
 
 
 def other_versions(story: StoryView, rep_language: str | None, *,
-                   untitled: str = "(untitled)") -> tuple[Version, ...]:
+                   untitled: str = UNTITLED) -> tuple[Version, ...]:
     """One version per language other than the representative's, in the story's order.
 
     One link per language is enough for a reader choosing a language, so a language seen in
