@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aggregator.errors import ConfigError
+from aggregator.i18n import known_language
 from aggregator.safety.regex import compile_rule_regex
 
 SOURCES_FILE = "sources.toml"
@@ -56,7 +57,9 @@ MULTILINE_KEYS = frozenset({"description", "topic_examples"})
 SOURCE_KEYS = {"id", "url", "title", "site_url", "categories", "language", "interval", "enabled",
                "include", "exclude", "priority", "public_only"}
 CATEGORY_KEYS = {"id", "title", "description", "languages", "include", "exclude", "min_score",
-                 "topic", "topic_threshold", "topic_examples", "variants"}
+                 "topic", "topic_threshold", "topic_examples", "variants", "translations"}
+# What ``[category.translations.LANG]`` may hold: the category's own words in that language.
+TRANSLATION_KEYS = ("title", "description")
 # What a per-language feed does with a story that has no version in its language.
 VARIANT_MODES = ("omit", "fallback")
 
@@ -125,6 +128,15 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
+class CategoryText:
+    """A category's title and description in one language (``[category.translations.fr]``)."""
+
+    language: str
+    title: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
 class CategoryConfig:
     id: str
     title: str
@@ -143,6 +155,28 @@ class CategoryConfig:
     # The rules of this category's sources that have their own (``attach_source_rules``):
     # carried here so that every place that classifies with the category applies them.
     source_rules: tuple[SourceRules, ...] = ()
+    # The title and description in other languages, used by the per-language variants.
+    translations: tuple[CategoryText, ...] = ()
+
+    def _text_in(self, lang: str | None) -> CategoryText | None:
+        if not lang:
+            return None
+        wanted = lang.lower()
+        exact = [t for t in self.translations if t.language.lower() == wanted]
+        primary = [t for t in self.translations
+                   if t.language.split("-", 1)[0].lower() == wanted.split("-", 1)[0]]
+        found = exact or primary
+        return found[0] if found else None
+
+    def title_in(self, lang: str | None) -> str:
+        """The title in ``lang`` where the file gives one, else the title."""
+        text = self._text_in(lang)
+        return text.title if text is not None and text.title else self.title
+
+    def description_in(self, lang: str | None) -> str:
+        """The description in ``lang`` where the file gives one, else the description."""
+        text = self._text_in(lang)
+        return text.description if text is not None and text.description else self.description
 
     @property
     def threshold(self) -> float:
@@ -546,15 +580,54 @@ def _categories(doc: dict[str, Any], file: str, problems: _Problems) -> list[Cat
         if topic and not description and not examples:
             problems.add("topic = true needs a description or topic_examples to compare "
                          "entries with", file=file, item=item, key="topic")
+        translations = _translations(table, file, item, problems)
         if category_id is None or title is None:
             continue
         result.append(CategoryConfig(
             id=category_id, title=title, description=description,
             languages=tuple(languages), include=include, exclude=exclude,
             min_score=min_score or 0.0, topic=topic, topic_threshold=threshold,
-            topic_examples=examples, variants=variants,
+            topic_examples=examples, variants=variants, translations=translations,
         ))
     return result
+
+
+def _translations(table: dict[str, Any], file: str, item: str, problems: _Problems
+                  ) -> tuple[CategoryText, ...]:
+    """``[category.translations.fr]`` tables, each with a ``title`` and/or ``description``."""
+    value = table.get("translations", {})
+    if not isinstance(value, dict):
+        problems.add("must be a table of languages, such as [category.translations.fr]",
+                     file=file, item=item, key="translations")
+        return ()
+    result = []
+    for language, texts in value.items():
+        key = f"translations.{language}"
+        if not LANG_RE.match(language) or not known_language(language):
+            problems.add(f"{language!r} is not a known language code such as 'fr', 'de' or "
+                         "'pt-BR'", file=file, item=item, key=key)
+            continue
+        if not isinstance(texts, dict):
+            problems.add("must be a table with a title and/or a description", file=file,
+                         item=item, key=key)
+            continue
+        unknown = sorted(set(texts) - set(TRANSLATION_KEYS))
+        if unknown:
+            problems.add(f"unknown key(s) {', '.join(unknown)}; expected title or description",
+                         file=file, item=item, key=key)
+        # Checked like the category's own title and description, reported under this key.
+        found: dict[str, str | None] = {}
+        for name in TRANSLATION_KEYS:
+            own = _Problems()
+            found[name] = _str(texts, name, file, item, own)
+            for error in own.errors:
+                problems.add(error.reason, file=file, item=item, key=f"{key}.{name}")
+        if not any(found.values()):
+            problems.add("gives neither a title nor a description", file=file, item=item,
+                         key=key)
+            continue
+        result.append(CategoryText(language, found["title"], found["description"]))
+    return tuple(result)
 
 
 def _topic_examples(table: dict[str, Any], file: str, item: str, problems: _Problems

@@ -89,6 +89,7 @@ _SLOW_PREFIXES = (
     "tests/integration/test_api_fuzz.py",  # schemathesis over the whole API
     "tests/unit/test_dedup_model.py",  # the embedding model
     "tests/unit/test_topic_match.py",
+    "tests/unit/test_localisation_package.py",  # builds the wheel
     "tests/integration/test_clustering.py",
     "tests/integration/test_topic_stage.py",
     "tests/integration/test_leases.py",  # several workers sharing PostgreSQL

@@ -233,7 +233,8 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
         ("/feeds/{category}/archive/{name}", archive,
          "A complete RFC 5005 archive page: {page}[.{lang}].atom|rss|json (never changes)"),
         ("/feeds.opml", opml, "OPML list of every output feed"),
-        ("/categories/{name}", category_page, "A category's stories as an HTML page"),
+        ("/categories/{name}", category_page,
+         "A category's stories as an HTML page: {category}[.{lang}].html"),
         ("/", index, "The index page: every category and feed"),
     ):
         app.add_api_route(path, endpoint, methods=["GET"], response_class=Response,
