@@ -119,6 +119,7 @@ _SLOW_PREFIXES = (
     "tests/integration/test_refresh.py::test_a_worker_that_died_between_polls_is_replaced",
     "tests/integration/test_refresh.py::test_worker_processes_match_inline",
     "tests/integration/test_refresh.py::test_workers_that_cannot_start_leave_the_poll",
+    "tests/integration/test_fetch_options.py::test_the_options_survive_the_poll_and_its_worker_processes[sqlite-1]",
     # real timeouts and drips
     "tests/integration/test_feedserver.py::test_delay_and_drip_slow_the_answer",
     "tests/integration/test_feedserver.py::test_stop_is_prompt_with_idle_and_slow",

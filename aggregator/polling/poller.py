@@ -42,7 +42,7 @@ from aggregator.polling.workers import (
 )
 from aggregator.store import Store
 from aggregator.store.leases import Lease, host_of
-from aggregator.types import FetchResult, PollOutcome, PollResult, SourceStatus
+from aggregator.types import FetchOptions, FetchResult, PollOutcome, PollResult, SourceStatus
 
 log = logging.getLogger("aggregator.refresh")
 
@@ -191,6 +191,8 @@ class Refresher:
 
         if not sources:
             return PollSummary(())
+        # The request settings travel with each source, into worker processes too.
+        sources = [self._with_options(s) for s in sources]
         groups = list(_group_by_url(sources))
         workers = self._processes_for(len(groups))
         with self._polls_lock:
@@ -211,6 +213,13 @@ class Refresher:
                 with self._polls_lock:
                     self._polls_running -= 1
         return PollSummary(tuple(outcomes))
+
+    def _with_options(self, source: SourceStatus) -> SourceStatus:
+        try:
+            options = self.catalog.source(source.id).fetch
+        except KeyError:
+            return source
+        return replace(source, fetch_options=options if options != FetchOptions() else None)
 
     def _run_threads(self, groups: Sequence[tuple[SourceStatus, ...]],
                      handle: Callable[[Fetched], None]) -> None:
@@ -368,7 +377,8 @@ class Refresher:
         home = source.site_url or _origin(source.url)
         try:
             page = self.fetcher.fetch(home, accept_html=True,
-                                      allow_private=not source.public_only)
+                                      allow_private=not source.public_only,
+                                      options=source.fetch_options)
         except SourceError as exc:
             return f"; autodiscovery on {home} failed: {exc}"
         if page.content is None:
@@ -425,10 +435,11 @@ def _as_group(sources: tuple[SourceStatus, ...]) -> tuple[SourceStatus, ...]:
 
 
 def _group_by_url(sources: Sequence[SourceStatus]) -> Iterator[tuple[SourceStatus, ...]]:
-    """Sources sharing a URL, in first-seen order: each URL is fetched once per poll."""
-    groups: dict[str, list[SourceStatus]] = {}
+    """Sources sharing a URL, in first-seen order: each URL is fetched once per poll (once
+    per set of request settings, when sources ask for it with different ones)."""
+    groups: dict[tuple[str, FetchOptions | None], list[SourceStatus]] = {}
     for source in sources:
-        groups.setdefault(source.url, []).append(source)
+        groups.setdefault((source.url, source.fetch_options), []).append(source)
     for group in groups.values():
         yield tuple(group)
 

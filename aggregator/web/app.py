@@ -81,7 +81,8 @@ class StorySummaryOut(BaseModel):
 # The public view of a source's health, declared once: ``SourceStatus``'s fields without the
 # ones that stay internal (validators, body hash, publishing rhythm, the address policy).
 _INTERNAL_SOURCE_FIELDS = frozenset({"etag", "last_modified", "body_hash",
-                                     "publish_interval_seconds", "public_only"})
+                                     "publish_interval_seconds", "public_only",
+                                     "fetch_options"})
 _SOURCE_HINTS = get_type_hints(SourceStatus)
 _SOURCE_FIELDS: dict[str, Any] = {f.name: (_SOURCE_HINTS[f.name], ...)
                                   for f in dataclasses.fields(SourceStatus)
