@@ -102,6 +102,7 @@ _SLOW_PREFIXES = (
     "tests/integration/test_archive_validation.py",
     "tests/integration/test_broken_storage.py",
     "tests/integration/test_editor_input_web.py",
+    "tests/integration/test_editor_accounts.py",
     "tests/integration/test_feed_validation.py",
     "tests/integration/test_feedserver.py",
     "tests/integration/test_fetch_safety.py",
