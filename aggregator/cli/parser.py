@@ -29,6 +29,7 @@ from aggregator.cli.sources import (
     cmd_sources_list,
 )
 from aggregator.cli.stories import cmd_stories, cmd_stories_correct, cmd_stories_corrections
+from aggregator.types import Role
 
 
 def _port(text: str) -> int:
@@ -202,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     adding = editor_commands.add_parser(
         "add", parents=[common], help="add an editor; prints their token once")
     adding.add_argument("name", metavar="NAME")
-    adding.add_argument("--role", choices=["viewer", "editor", "admin"], default="editor",
+    adding.add_argument("--role", choices=[r.value for r in Role], default=Role.EDITOR.value,
                         help="viewer reads, editor also edits, admin also manages editors "
                              "(default: editor)")
     for name, help_text in (("rotate", "a new token for an editor; the old one stops working"),

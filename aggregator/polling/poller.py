@@ -105,6 +105,9 @@ class Refresher:
         self.fetcher = fetcher
         self.catalog = catalog
         self.categories: dict[str, CategoryConfig] = {c.id: c for c in catalog.categories}
+        # Only the sources with request settings of their own: most have none.
+        self.fetch_options: dict[str, FetchOptions] = {
+            s.id: s.fetch for s in catalog.sources if s.fetch != FetchOptions()}
         self.workers = max(1, workers)
         self.processes = processes if fetcher_factory is not None else 0
         self.fetcher_factory = fetcher_factory
@@ -192,7 +195,8 @@ class Refresher:
         if not sources:
             return PollSummary(())
         # The request settings travel with each source, into worker processes too.
-        sources = [self._with_options(s) for s in sources]
+        if self.fetch_options:
+            sources = [self._with_options(s) for s in sources]
         groups = list(_group_by_url(sources))
         workers = self._processes_for(len(groups))
         with self._polls_lock:
@@ -215,11 +219,8 @@ class Refresher:
         return PollSummary(tuple(outcomes))
 
     def _with_options(self, source: SourceStatus) -> SourceStatus:
-        try:
-            options = self.catalog.source(source.id).fetch
-        except KeyError:
-            return source
-        return replace(source, fetch_options=options if options != FetchOptions() else None)
+        options = self.fetch_options.get(source.id)
+        return source if options is None else replace(source, fetch_options=options)
 
     def _run_threads(self, groups: Sequence[tuple[SourceStatus, ...]],
                      handle: Callable[[Fetched], None]) -> None:
