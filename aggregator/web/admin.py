@@ -14,6 +14,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
@@ -106,10 +107,12 @@ def admin_route_class(auth: Auth, *, signed_in: bool,
             handler = super().get_route_handler()
 
             async def guarded(request: Request) -> Response:
-                if not auth.enabled:
+                # Both read the database (accounts): off the event loop.
+                if not await run_in_threadpool(lambda: auth.enabled):
                     return _html(pages.message_page("Editing is disabled", DISABLED_MESSAGE),
                                  403)
-                session = auth.session(request.cookies.get(SESSION_COOKIE))
+                session = await run_in_threadpool(auth.session,
+                                                  request.cookies.get(SESSION_COOKIE))
                 if signed_in and session is None:
                     if request.method in ("GET", "HEAD"):
                         target = request.url.path + (

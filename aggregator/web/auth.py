@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from fastapi import Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
@@ -416,7 +417,8 @@ def token_route_class(auth: Auth, needed: Role | None = None) -> type[APIRoute]:
             async def guarded(request: Request) -> Response:
                 role = needed or (Role.VIEWER if request.method in ("GET", "HEAD")
                                   else Role.EDITOR)
-                refusal = api_refusal(auth, request, role)
+                # The check reads the database and may hash (scrypt): off the event loop.
+                refusal = await run_in_threadpool(api_refusal, auth, request, role)
                 return refusal if refusal is not None else await handler(request)
 
             return guarded
