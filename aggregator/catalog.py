@@ -11,7 +11,7 @@ import dataclasses
 import math
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -198,6 +198,15 @@ class Catalog:
     def priorities(self) -> dict[str, int]:
         """Source id → priority, for the sources whose priority is not the default 0."""
         return {s.id: s.priority for s in self.sources if s.priority}
+
+    def unset_secrets(self, environ: Mapping[str, str]) -> list[str]:
+        """Each ``auth_env`` / ``cookie_env`` not set in ``environ``, in words: the files are
+        valid without them, but those sources fail (kind credentials) until they are set."""
+        return [f"source {s.id!r}: {key} names {name}, which is not set in this environment"
+                for s in self.sources
+                for key, name in (("auth_env", s.fetch.auth_env),
+                                  ("cookie_env", s.fetch.cookie_env))
+                if name is not None and not environ.get(name)]
 
     def sources_of(self, category_id: str) -> tuple[SourceConfig, ...]:
         """The sources that list ``category_id``, in file order."""

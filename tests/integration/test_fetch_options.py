@@ -233,3 +233,30 @@ def test_the_secrets_are_never_logged(store: Store, feed_server: FeedServer,
     assert "wire" in caplog.text  # the poll was logged
     for secret in (AUTH_SECRET, COOKIE_SECRET, _basic().split()[1]):
         assert secret not in logged
+
+
+def test_check_warns_of_secrets_unset_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from aggregator.cli import main
+
+    folder = _sources_toml(tmp_path, 'auth_env = "WIRE_AUTH"\ncookie_env = "WIRE_COOKIE"')
+    monkeypatch.delenv("WIRE_AUTH", raising=False)
+    monkeypatch.setenv("WIRE_COOKIE", COOKIE_SECRET)
+    # Valid all the same: the machine running check may not be the one holding the secrets.
+    assert main(["check", "--config", str(folder)]) == 0
+    err = capsys.readouterr().err
+    assert "source 'wire': auth_env names WIRE_AUTH, which is not set" in err
+    assert "WIRE_COOKIE" not in err
+    assert COOKIE_SECRET not in err
+
+
+def test_editing_a_source_keeps_its_options(tmp_path: Path) -> None:
+    from aggregator.editorial.configedit import set_source_enabled
+
+    folder = _sources_toml(tmp_path, 'headers = { "X-Client" = "newsroom" }\n'
+                           'auth_env = "WIRE_AUTH"')
+    set_source_enabled(folder, "wire", False)
+    source = load_catalog(folder).source("wire")
+    assert not source.enabled
+    assert source.fetch == FetchOptions(headers=(("X-Client", "newsroom"),),
+                                        auth_env="WIRE_AUTH")
