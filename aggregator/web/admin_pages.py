@@ -106,6 +106,9 @@ def document(title: str, body: Iterable[str], chrome: Chrome | None = None) -> s
             + f' <span class="meta">signed in as {text(chrome.editor)} '
               f"({text(chrome.role.value)})</span> "
             + post_form(admin_url("logout"), chrome.csrf, "Log out") + "</nav>\n")
+        if not chrome.role.allows(Role.EDITOR):
+            parts.append('<p class="meta" id="read-only">You have the viewer role: these pages '
+                         "are yours to read; their buttons are refused.</p>\n")
         if chrome.flash:
             parts.append(f'<p class="flash" role="status">{text(chrome.flash)}</p>\n')
         if chrome.error:

@@ -177,6 +177,7 @@ def test_each_role_through_the_admin_pages(newsroom: Newsroom) -> None:
     page = viewer.get(room.base + "/admin/sources", timeout=30)
     assert page.status_code == 200
     assert "signed in as viewer-vic (viewer)" in page.text
+    assert 'id="read-only"' in page.text
     refused = room.form(viewer, "/admin/sources/wire/pause")
     assert refused.status_code == 403
     assert "viewer role" in refused.text
@@ -190,7 +191,9 @@ def test_each_role_through_the_admin_pages(newsroom: Newsroom) -> None:
     assert "enabled = false" in (room.bench.config / "sources.toml").read_text("utf-8")
     assert editor.get(room.base + "/admin/editors", timeout=30).status_code == 403
     assert room.form(editor, "/admin/editors/add", name="x", role="admin").status_code == 403
-    assert "Editors</a>" not in editor.get(room.base + "/admin/", timeout=30).text
+    overview = editor.get(room.base + "/admin/", timeout=30).text
+    assert "Editors</a>" not in overview
+    assert 'id="read-only"' not in overview
 
     admin = room.login("admin-ada")
     added = room.form(admin, "/admin/editors/add", name="page-pia", role="editor")
