@@ -14,6 +14,19 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class FetchOptions:
+    """A source's own request settings from ``sources.toml``. Secrets are never held here,
+    only the names of the environment variables that hold them (``auth_env``: ``user:password``
+    for basic auth; ``cookie_env``: a Cookie header value), read by the fetcher when it sends."""
+
+    user_agent: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    auth_env: str | None = None
+    cookie_env: str | None = None
+    proxy: str | None = None
+
+
+@dataclass(frozen=True)
 class FetchResult:
     """What one HTTP fetch of a source returned.
 
@@ -244,6 +257,27 @@ class CorrectionKind(StrEnum):
     CATEGORY_PIN = "category_pin"
 
 
+class Role(StrEnum):
+    """An editor account's role (``editors.role``): each one may do what the one before may."""
+
+    VIEWER = "viewer"  # reads the admin pages, the corrections and the audit log
+    EDITOR = "editor"  # also edits sources, rules and stories
+    ADMIN = "admin"  # also adds and revokes editors
+
+    def allows(self, needed: Role) -> bool:
+        order = (Role.VIEWER, Role.EDITOR, Role.ADMIN)
+        return order.index(self) >= order.index(needed)
+
+
+class AuditKind(StrEnum):
+    """What an audit log row records an edit of (``audit_log.kind``)."""
+
+    SOURCE = "source"
+    RULES = "rules"
+    CORRECTION = "correction"
+    EDITOR = "editor"
+
+
 class PollResult(StrEnum):
     """What one poll of a source came to (``PollOutcome.result``; the values are stored and
     logged as they are)."""
@@ -292,9 +326,13 @@ class SourceStatus:
     warning: str | None = None
     # How long the feed itself asks between checks (<ttl>, sy:updatePeriod), from its last body.
     feed_ttl_seconds: int | None = None
+    # The configured request settings (``Refresher`` fills them from the catalog); internal:
+    # never in the CLI's or the API's view of a source.
+    fetch_options: FetchOptions | None = None
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("fetch_options", None)
         for key, value in data.items():
             if isinstance(value, datetime):
                 data[key] = value.isoformat()

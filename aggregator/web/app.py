@@ -41,6 +41,7 @@ from aggregator.web.apidocs import include_api_docs
 from aggregator.web.auth import Auth, FailureLimiter
 from aggregator.web.conditional import REVALIDATE, ApiValidators
 from aggregator.web.documents import DocumentApp, document_path, respond
+from aggregator.web.editors_api import include_editors_api
 from aggregator.web.health import Readiness
 from aggregator.web.limits import BodyLimit, route_limits
 from aggregator.web.paging import (
@@ -81,7 +82,8 @@ class StorySummaryOut(BaseModel):
 # The public view of a source's health, declared once: ``SourceStatus``'s fields without the
 # ones that stay internal (validators, body hash, publishing rhythm, the address policy).
 _INTERNAL_SOURCE_FIELDS = frozenset({"etag", "last_modified", "body_hash",
-                                     "publish_interval_seconds", "public_only"})
+                                     "publish_interval_seconds", "public_only",
+                                     "fetch_options"})
 _SOURCE_HINTS = get_type_hints(SourceStatus)
 _SOURCE_FIELDS: dict[str, Any] = {f.name: (_SOURCE_HINTS[f.name], ...)
                                   for f in dataclasses.fields(SourceStatus)
@@ -166,7 +168,7 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
     app.add_middleware(BodyLimit, limit_for=route_limits(max_body_bytes))
 
     auth = Auth(admin_token, secure_cookie=outputs.base_url.startswith("https://"),
-                limiter=failure_limiter)
+                limiter=failure_limiter, accounts=store)
 
     @app.exception_handler(StoreError)
     async def _store_error(_request: Request, exc: StoreError) -> JSONResponse:
@@ -346,4 +348,5 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
     include_api(app, bench, auth, validators=validators,
                 cache_control=lambda: outputs.live_cache_control)
     include_admin(app, bench, auth)
+    include_editors_api(app, bench, auth, base_url=outputs.base_url)
     return app
