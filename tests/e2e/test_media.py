@@ -2,8 +2,9 @@
 Media RSS is served on a loopback server, polled by the service, stored, and published; the
 enclosures and pictures feedparser sees in each source come out of every format (Atom: all of
 an item's enclosures, RSS: one, JSON Feed: attachments), and the published podcast feeds pass
-the W3C validator, and newsboat stores every episode's audio and puts it in podboat's
-download queue (newsboat's podcast view).
+the W3C validator and the JSON Feed schema, reader sees every episode's audio in each format,
+and newsboat stores every episode's audio and puts it in podboat's download queue (newsboat's
+podcast view).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 import pytest
+from reader import make_reader
 
 from aggregator.catalog import Catalog, load_catalog
 from aggregator.demo.feedserver import FeedServer, Resource
@@ -33,6 +35,7 @@ from aggregator.store.entries import GrowthLimits
 from aggregator.web import create_app
 from tests.support import feedvalidator
 from tests.support.feeds import toml_tables, write_config
+from tests.support.outputchecks import json_feed
 from tests.support.shared import require_shared
 from tests.support.webserver import serve_app
 
@@ -218,6 +221,27 @@ def test_podcast_outputs_validate(podcasts: Published) -> None:
             events = feedvalidator.validate(document.body, base=url,
                                             content_type=MEDIA_TYPES[fmt])
             assert feedvalidator.errors(events) == [], f"{url}:\n" + "\n".join(events)
+        document = podcasts.outputs.feed(FeedName(sid, None, "json"))
+        assert document is not None
+        assert any("attachments" in item for item in json_feed(document.body)["items"])
+
+
+def test_reader_sees_every_episode(podcasts: Published, store: Store, tmp_path: Path) -> None:
+    with serve_app(create_app(store=store, outputs=podcasts.outputs)) as base:
+        for sid, path in sorted(podcasts.sources.items()):
+            episodes = _podcast_episodes(path)
+            for fmt in ("atom", "rss", "json"):
+                url = f"{base}/feeds/{sid}.{fmt}"
+                reader = make_reader(str(tmp_path / f"{sid}-{fmt}.sqlite"))
+                try:
+                    reader.add_feed(url)
+                    reader.update_feeds()
+                    assert reader.get_feed(url).last_exception is None
+                    got = {e.href for entry in reader.get_entries() for e in entry.enclosures
+                           if (e.type or "").startswith("audio/")}
+                finally:
+                    reader.close()
+                assert got == episodes, (path, fmt)
 
 
 def _podcast_episodes(path: Path) -> set[str]:
