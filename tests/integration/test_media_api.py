@@ -45,6 +45,10 @@ def test_media_reach_the_api_and_the_cli_in_one_shape(store: Store) -> None:
         assert by_title["Title ep2"]["entries"][0]["enclosures"] == []
         story_id = by_title["Title ep1"]["id"]
         detail = requests.get(f"{base}/api/stories/{story_id}", timeout=10).json()
+        page = requests.get(f"{base}/categories/news.html", timeout=10)
+    # The page shows the picture, and its policy lets a browser load it.
+    assert f'<img src="{PICTURE.url}"' in page.text
+    assert "img-src 'self' https:;" in page.headers["content-security-policy"]
     api_entry = detail["entries"][0]
     assert {k: api_entry[k] for k in MEDIA} == MEDIA
     story = store.story_detail(story_id)

@@ -33,6 +33,7 @@ from aggregator.types import (
     media_from_json,
     media_json,
 )
+from tests.support.outputchecks import html5_errors
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 FEED_URL = "https://feeds.example/show/feed.xml"
@@ -219,7 +220,9 @@ def test_outputs_drop_media_that_is_not_http() -> None:
 def test_category_page_shows_an_https_picture_lazily_with_alt_text() -> None:
     feed = _feed(_view(1, image=PICTURE),
                  _view(2, image=replace(PICTURE, url="http://cdn.example/plain.jpg")))
-    page = render_category_page(CategoryLinks(feed, ()), site_title="Site").decode()
+    document = render_category_page(CategoryLinks(feed, ()), site_title="Site")
+    assert html5_errors(document) == []
+    page = document.decode()
     assert ('<img src="https://cdn.example/p.jpg" alt="Episode 1" width="320" height="180" '
             'loading="lazy" decoding="async" referrerpolicy="no-referrer">') in page
     # The pages' policy allows https pictures only: an http one would be blocked, so none.
