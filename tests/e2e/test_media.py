@@ -174,7 +174,7 @@ def podcasts(store: Store, tmp_path: Path) -> Iterator[Published]:
 
 
 def test_every_media_file_keeps_its_media_in_every_format(published: Published) -> None:
-    assert len(published.sources) >= 60
+    assert len(published.sources) >= 80
     lines, problems = [], []
     totals = {"in": [0, 0], "atom": [0, 0], "rss": [0, 0], "json": [0, 0]}
     for sid, path in published.sources.items():
