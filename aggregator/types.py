@@ -51,9 +51,40 @@ class FetchResult:
 
 @dataclass(frozen=True)
 class Enclosure:
+    """A file that travels with an entry (a podcast's audio, a video, a document): its type and
+    length in bytes as the feed gave them, None when it gave none."""
+
     url: str
     type: str | None = None
     length: int | None = None
+
+
+@dataclass(frozen=True)
+class MediaImage:
+    """An entry's picture (media:thumbnail, a Media RSS image, itunes:image, JSON Feed
+    ``image``): an absolute http(s) URL and the size in pixels the feed gave."""
+
+    url: str
+    width: int | None = None
+    height: int | None = None
+
+
+def media_json(enclosures: tuple[Enclosure, ...], image: MediaImage | None) -> dict[str, Any]:
+    """An entry's media in the one JSON shape of the CLI, the API and the stored rows."""
+    return {"enclosures": [asdict(e) for e in enclosures],
+            "image": asdict(image) if image else None}
+
+
+def media_from_json(enclosures: Any, image: Any) -> tuple[tuple[Enclosure, ...],
+                                                          MediaImage | None]:
+    """The inverse of ``media_json``, from stored values (missing ones read as none)."""
+    found = tuple(Enclosure(url=str(e["url"]), type=e.get("type"), length=e.get("length"))
+                  for e in enclosures or () if isinstance(e, dict) and e.get("url"))
+    picture = None
+    if isinstance(image, dict) and image.get("url"):
+        picture = MediaImage(url=str(image["url"]), width=image.get("width"),
+                             height=image.get("height"))
+    return found, picture
 
 
 @dataclass(frozen=True)
@@ -78,6 +109,10 @@ class ParsedEntry:
     enclosures: tuple[Enclosure, ...] = ()
     # True when ``published``/``updated`` came from localized month names feedparser cannot read.
     date_localized: bool = False
+    # Audio and video of Media RSS (media:content, also inside media:group): enclosures too,
+    # kept apart because only declared enclosures tell guid-less items apart.
+    media_enclosures: tuple[Enclosure, ...] = ()
+    image: MediaImage | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +166,7 @@ class NormalizedEntry:
     content_hash: str
     date_source: str = "feed"
     legacy_key: str | None = None
+    image: MediaImage | None = None
 
 
 class CategoryOrigin(StrEnum):
@@ -185,6 +221,8 @@ class EntryView:
     # another version of the story but never represents it there.
     in_category: bool = True
     membership: Membership | None = None
+    enclosures: tuple[Enclosure, ...] = ()
+    image: MediaImage | None = None
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,8 @@ class Entry(SQLModel, table=True):
     author: str | None = Field(default=None, max_length=512)
     tags: list[str] = _json_list()
     enclosures: list[dict[str, Any]] = _json_list()
+    # The entry's picture (types.MediaImage as a JSON object); NULL when it has none.
+    image: dict[str, Any] | None = Field(default=None, sa_column=Column(sa.JSON, nullable=True))
     content_hash: str = Field(max_length=64, index=True)
     published_at: datetime = _dt(nullable=False, index=True)
     updated_at: datetime = _dt(nullable=False)

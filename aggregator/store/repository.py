@@ -44,6 +44,7 @@ from aggregator.types import (
     SourceState,
     SourceStatus,
     StoryView,
+    media_from_json,
 )
 
 log = logging.getLogger(__name__)
@@ -425,6 +426,7 @@ class Store:
         for entry, source, detected in rows:
             assert entry.story_id is not None
             assert entry.id is not None
+            enclosures, image = media_from_json(entry.enclosures, entry.image)
             members.setdefault(entry.story_id, []).append(EntryView(
                 entry_id=entry.id, source_id=entry.source_id,
                 source_title=source.title or source.feed_title or source.id,
@@ -438,6 +440,7 @@ class Store:
                 membership=Membership(entry.story_signal, entry.story_score,
                                       entry.story_matched_entry_id, entry.story_decision,
                                       entry.story_evidence, entry.story_decided_at),
+                enclosures=enclosures, image=image,
             ))
         return [
             StoryView(story_id=s.id or 0, uid=s.uid, first_seen=s.first_seen_at,

@@ -165,6 +165,18 @@ class CategoryReasonOut(BaseModel):
     reason: str = Field(description="the rule that matched, or why the category took it")
 
 
+class EnclosureOut(BaseModel):
+    url: str
+    type: str | None = Field(description="the media type the feed gave")
+    length: int | None = Field(description="bytes, as the feed gave them")
+
+
+class ImageOut(BaseModel):
+    url: str
+    width: int | None = Field(description="pixels, as the feed gave them")
+    height: int | None
+
+
 class StoryEntryOut(BaseModel):
     entry_id: int
     source_id: str
@@ -183,6 +195,8 @@ class StoryEntryOut(BaseModel):
     evidence: dict[str, Any] | None
     explanation: list[str] = Field(description="why it is in the story, in words")
     categories: list[CategoryReasonOut]
+    enclosures: list[EnclosureOut] = Field(description="audio, video and other files")
+    image: ImageOut | None = Field(description="the entry's picture")
 
 
 class StoryDetailOut(BaseModel):

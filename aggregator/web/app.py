@@ -34,9 +34,9 @@ from aggregator.publishing.outputs import (
 from aggregator.publishing.representative import for_output
 from aggregator.publishing.watcher import OutputWatcher
 from aggregator.store import Store
-from aggregator.types import SourceStatus
+from aggregator.types import SourceStatus, media_json
 from aggregator.web.admin import include_admin
-from aggregator.web.api import StoryId, include_api
+from aggregator.web.api import EnclosureOut, ImageOut, StoryId, include_api
 from aggregator.web.apidocs import include_api_docs
 from aggregator.web.auth import Auth, FailureLimiter
 from aggregator.web.conditional import REVALIDATE, ApiValidators
@@ -65,6 +65,8 @@ class StorySummaryEntryOut(BaseModel):
     title: str
     language: str | None
     published_at: datetime
+    enclosures: list[EnclosureOut]
+    image: ImageOut | None
 
 
 class StorySummaryOut(BaseModel):
@@ -307,7 +309,8 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
                 entries=[StorySummaryEntryOut(entry_id=e.entry_id, source_id=e.source_id,
                                               source_title=e.source_title, url=e.url,
                                               title=e.title, language=e.language,
-                                              published_at=e.published_at)
+                                              published_at=e.published_at,
+                                              **media_json(e.enclosures, e.image))
                          for e in s.entries],
             )
             for s in stories

@@ -5,6 +5,8 @@ and dates in that language (``aggregator.i18n``), linked to the others with ``hr
 
 Every piece of text goes through ``html.escape`` and every link through ``safe_link``; nothing
 from a source is written as markup (summaries are not shown), so no source can inject script.
+A story's picture is the one thing loaded from elsewhere: https only, as the pages' policy
+(``web.documents.HTML_POLICY``) allows, lazily and without a referrer.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ INDEX_HEADLINES = 5
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:46rem;margin:1rem auto;padding:0 1rem;"
     "line-height:1.45}li{margin:.6rem 0}small,.meta{color:#555}nav a{margin-right:.5rem}"
+    "article img{max-width:100%;height:auto}"
 )
 
 
@@ -184,6 +187,7 @@ def _story(entry: Item, page_lang: str) -> str:
     if entry.updated > entry.published:
         meta.append(_text(_("updated %(time)s")) % {"time": _time(entry.updated, page_lang)})
     parts.append(f'<p class="meta">{" · ".join(meta)}</p>')
+    parts.append(_picture(entry))
     if entry.versions:
         versions = []
         for version in entry.versions:
@@ -207,6 +211,16 @@ def _story(entry: Item, page_lang: str) -> str:
                      f"{_text(', '.join(entry.sources))}</p>")
     parts.append("</article></li>")
     return "".join(parts)
+
+
+def _picture(entry: Item) -> str:
+    image = entry.image
+    if image is None or not image.url.lower().startswith("https://"):
+        return ""
+    size = "".join(f' {name}="{value}"' for name, value in
+                   (("width", image.width), ("height", image.height)) if value)
+    return (f'<img src="{_attr(image.url)}" alt="{_attr(entry.title)}"{size} '
+            'loading="lazy" decoding="async" referrerpolicy="no-referrer">')
 
 
 def _subscribe(feed: OutputFeed, languages: Sequence[str], _: Callable[[str], str]) -> str:

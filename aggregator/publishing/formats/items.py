@@ -25,7 +25,13 @@ from aggregator.publishing.formats.common import (
     utc,
 )
 from aggregator.publishing.formats.languages import language_name
-from aggregator.types import EntryView, OutputFeed, StoryView
+from aggregator.types import Enclosure, EntryView, MediaImage, OutputFeed, StoryView
+
+# RSS and JSON Feed require a type on an enclosure; for a file the feed did not type this is
+# the one that claims nothing but bytes (RFC 2046).
+UNKNOWN_MEDIA_TYPE = "application/octet-stream"
+# What a podcast or video feed's item is for: preferred as RSS's single enclosure.
+PLAYABLE_MEDIA = ("audio/", "video/")
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,17 @@ class Item:
     author: str | None
     versions: tuple[Version, ...]
     sources: tuple[str, ...]
+    # The representative's media, http(s) only.
+    enclosures: tuple[Enclosure, ...] = ()
+    image: MediaImage | None = None
+
+    @property
+    def enclosure(self) -> Enclosure | None:
+        """The one enclosure RSS allows: the first audio or video file, else the first."""
+        for enclosure in self.enclosures:
+            if (enclosure.type or "").lower().startswith(PLAYABLE_MEDIA):
+                return enclosure
+        return self.enclosures[0] if self.enclosures else None
 
 
 def items(feed: OutputFeed) -> list[Item]:
@@ -83,6 +100,8 @@ def item(feed: OutputFeed, story: StoryView) -> Item:
         author=clean(rep.author).strip() or None,
         versions=versions,
         sources=sources,
+        enclosures=tuple(e for e in rep.enclosures if safe_link(e.url)),
+        image=rep.image if rep.image and safe_link(rep.image.url) else None,
     )
 
 
