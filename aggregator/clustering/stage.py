@@ -2,8 +2,9 @@
 
 Runs after the refresher, never on the fetch path. Per batch: features are computed outside any
 transaction (the model is slow), then one transaction under the clustering lock re-reads the
-batch, decides every entry in id order and writes features, moves, merges, decisions and the
-language centering together, so a crash leaves the batch pending and nothing half-moved.
+batch, decides every entry in time order, settles the uids of the stories it formed, and writes
+features, moves, merges, decisions and the language centering together, so a crash leaves the
+batch pending and nothing half-moved.
 """
 
 from __future__ import annotations
@@ -242,7 +243,8 @@ class ClusteringStage:
     # -- a batch ---------------------------------------------------------------------------
 
     def _batch(self, rows: list[PendingEntry], now: datetime) -> list[PendingEntry]:
-        """The pending entries in id order up to ``batch_size`` entries' worth of model time."""
+        """The pending entries in the stage's order up to ``batch_size`` entries' worth of
+        model time."""
         cost = 0.0
         for index, row in enumerate(rows):
             if not row.has_features:
@@ -291,9 +293,10 @@ class ClusteringStage:
             self._remember_facts(writer, [r.id for r in rows if r.id in placements])
         summary.horizon_hours = self._horizon_hours()
         kept: list[int] = []
-        # Decided in publication order (then id), not in the order feeds happened to answer:
-        # one poll's entries then cluster the same way whichever source was fetched first.
-        for row in sorted(rows, key=lambda r: (r.published_at, r.id)):
+        # Decided in publication order (then by source and identity), not in the order feeds
+        # happened to answer: one poll's entries cluster the same way whichever source was
+        # fetched first.
+        for row in sorted(rows, key=lambda r: r.order):
             placement = placements.get(row.id)
             if placement is None:
                 continue  # another worker got there first
@@ -324,6 +327,8 @@ class ClusteringStage:
         for path, model in ((PATH_MODEL, MODEL_NAME), (PATH_SHORT, SHORT_MODEL_NAME)):
             writer.save_features([features[i].to_record() for i in sorted(computed)
                                   if i in placements and by_path[i] == path], model, now)
+        # Only now are the batch's stories known: each gets the uid of its canonical member.
+        writer.settle([row.id for row in rows if row.id in placements], now)
         if clusterer is not None:
             # Entries evicted from the clusterer need their facts no more.
             self._facts = {k: v for k, v in self._facts.items() if k in clusterer.story_of}
@@ -439,7 +444,7 @@ class ClusteringStage:
 
     @staticmethod
     def _fresh_story(writer: ClusterWriter, entry: int, now: datetime) -> int:
-        return writer.new_story(entry, now, f"stage:{entry}:{writer.version()}")
+        return writer.new_story(entry, now, f"stage:{entry}:{writer.version()}", settled=False)
 
     @staticmethod
     def _overrides(writer: ClusterWriter) -> Overrides:
@@ -486,10 +491,11 @@ class ClusteringStage:
         if target != own:
             if not movable or decision.decision == NEW:
                 writer.move_entry(entry, target)
-            elif (own < target and decision.best_signal != "editor_pin"
+            elif (own < target and not writer.is_settled(target)
+                  and decision.best_signal != "editor_pin"
                   and target not in clusterer.overrides.pinned.values()):
-                # The older story keeps its id and uid, so output item ids stay stable; not
-                # over a story editors pinned entries to (a merge's survivor, a split-off one).
+                # Neither story was shown yet (both unsettled): the lower id stays; not over a
+                # story editors pinned entries to (a merge's survivor, a split-off one).
                 writer.merge(target, own, now)
                 clusterer.rename(target, own)
                 target = own
