@@ -51,8 +51,11 @@ def evaluate_file(path: Path, models: Models,
                 categories=(CategoryConfig(id="all", title="All"),)), UNDATED)
             for key in keys:
                 _store_article(store, data.articles[key])
+            # Every article is written to one source here, though they come from many
+            # outlets: the rule that keeps one feed's items apart would join nothing.
             stage = ClusteringStage(store, max_age=None, models=models,
-                                    calibration=calibration, clock=lambda: UNDATED)
+                                    calibration=calibration, clock=lambda: UNDATED,
+                                    feeds_apart=False)
             summary = stage.run()
             story_of = store.entry_stories(SOURCE_ID)
             if not clusters:

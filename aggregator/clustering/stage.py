@@ -151,8 +151,12 @@ class ClusteringStage:
                  models: Models | None = None, calibration: Calibration | None = None,
                  clock: Clock = utc_now, metrics: Metrics | None = None,
                  catalog: Catalog | None = None,
-                 topic_min_entries: int = MIN_CENTERED_ENTRIES) -> None:
+                 topic_min_entries: int = MIN_CENTERED_ENTRIES,
+                 feeds_apart: bool = True) -> None:
         self.store = store
+        # One feed's distinct items never share a story (issue 14); off only where one source
+        # stands for many outlets (the labelled-file evaluation).
+        self.feeds_apart = feeds_apart
         # Read at each batch: the categories whose topic match the stage runs (a reload may
         # replace it). Without a catalog there is no topic match.
         self.catalog = catalog
@@ -423,7 +427,8 @@ class ClusteringStage:
         centering = LanguageCentering.from_state(writer.centering(), self.models.reference())
         clusterer = Clusterer(Matcher(self.calibration, centering),
                               overrides=self._overrides(writer),
-                              allocate_story_id=self._allocate, apart=self._apart)
+                              allocate_story_id=self._allocate,
+                              apart=self._apart if self.feeds_apart else None)
         members = writer.window(since)
         for story_id, group in groupby(members, key=lambda item: item[0]):
             clusterer.load(story_id, [EntryFeatures.from_record(record) for _, record in group])

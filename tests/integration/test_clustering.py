@@ -121,7 +121,10 @@ def test_french_and_english_reports_of_one_event_end_in_one_story(
 
 def test_different_events_on_the_same_day_stay_apart(
         store: Store, feed_server: FeedServer, tmp_path: Path, models: Models) -> None:
-    poll(store, feed_server, tmp_path, {"wire": ("en", [FERRY_EN, RAIL_EN, AI_ACT_EN])})
+    # Three feeds: one feed's distinct items never share a story whatever the model says
+    # (issue 14), so within one feed this would not test the model.
+    poll(store, feed_server, tmp_path, {"agency": ("en", [FERRY_EN]), "wire": ("en", [RAIL_EN]),
+                                        "daily": ("en", [AI_ACT_EN])})
     summary = stage(store, models).run()
     assert summary.count("new") == 3
     assert len(set(story_of(store).values())) == 3
