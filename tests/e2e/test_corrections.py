@@ -45,14 +45,19 @@ CATEGORIES = toml_tables(
 )
 # source id → (language, categories)
 SOURCES = {"wire": ("en", ("news", "tech")), "journal": ("fr", ("news",)),
-           "coast": ("en", ("news",))}
+           "coast": ("en", ("news",)), "port": ("fr", ("news",))}
 # The French ferry report comes first: the story grows from it, so splitting it out leaves the
 # story without the entry it was founded on (its id and uid must stay all the same).
 FERRY_FR_FIRST = {**FERRY_FR, "date": rfc822(DAY0 + timedelta(days=3.9))}
+# What the copy's feed lists before the copy (an empty feed is a poll error).
+JAZZ_FR = item("jazz-fr", "Le festival de jazz de Marciac dévoile sa programmation",
+               "Quarante concerts en trois semaines sous le chapiteau, dont une soirée "
+               "consacrée aux musiciens de la région.", day=3.5, site="port")
 FIRST_POLL = {"wire": [AI_ACT_EN, RAIL_EN, KOREA_EN], "journal": [AI_ACT_FR, FERRY_FR_FIRST],
-              "coast": [FERRY_EN]}
+              "coast": [FERRY_EN], "port": [JAZZ_FR]}
 # The full re-poll: two entries changed at their source, and new ones, among them a copy of
 # the French ferry report (same link) that must follow it into the story it was split into.
+# The copy comes from a feed of its own: one feed's distinct items never share a story.
 FERRY_FR_COPY = {**item("ferry-fr-copy", FERRY_FR["title"], FERRY_FR["body"], day=4.2),
                  "link": FERRY_FR["link"]}
 SECOND_POLL = {
@@ -61,7 +66,8 @@ SECOND_POLL = {
     "journal": [AI_ACT_FR,
                 {**FERRY_FR_FIRST, "body": FERRY_FR["body"] + " Mis à jour à 14 h."},
                 AI_ACT_DE],
-    "coast": [FERRY_EN, FERRY_FR_COPY],
+    "coast": [FERRY_EN],
+    "port": [JAZZ_FR, FERRY_FR_COPY],
 }
 
 
