@@ -172,6 +172,9 @@ class EntryView:
     # another version of the story but never represents it there.
     in_category: bool = True
     membership: Membership | None = None
+    # The article's main text fetched from its page (``polling.fulltext``), sanitized; None
+    # when the source did not opt in or extraction failed: outputs then use the summary.
+    full_html: str | None = None
 
 
 @dataclass(frozen=True)
@@ -292,6 +295,10 @@ class SourceStatus:
     warning: str | None = None
     # How long the feed itself asks between checks (<ttl>, sy:updatePeriod), from its last body.
     feed_ttl_seconds: int | None = None
+    # Full text (``full_text = true`` in sources.toml): whether the source opted in, and how
+    # its article pages went, by ``FullTextOutcome`` value (extracted, empty, failed).
+    full_text: bool = False
+    full_text_outcomes: Mapping[str, int] = field(default_factory=dict, hash=False)
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -299,6 +306,7 @@ class SourceStatus:
             if isinstance(value, datetime):
                 data[key] = value.isoformat()
         data["categories"] = list(self.categories)
+        data["full_text_outcomes"] = dict(self.full_text_outcomes)
         return data
 
 
@@ -311,3 +319,14 @@ class PollOutcome:
     status: int | None = None
     error: str | None = None
     error_kind: str | None = None
+
+
+class FullTextOutcome(StrEnum):
+    """What fetching an entry's article page came to (``entry_full_texts.outcome``):
+    ``extracted`` (its main text is stored), ``empty`` (the page had no more text than the
+    feed: a paywall stub, a video page) or ``failed`` (the fetch or the extraction failed;
+    ``error_kind`` says why). Outputs use the full text only when ``extracted``."""
+
+    EXTRACTED = "extracted"
+    EMPTY = "empty"
+    FAILED = "failed"

@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from aggregator.store.entries import _chunks, _greatest, _when
-from aggregator.store.tables import CENTERING, ENTRIES, FEATURES, STATE, STORIES
+from aggregator.store.tables import CENTERING, ENTRIES, FEATURES, FULL_TEXTS, STATE, STORIES
+from aggregator.types import FullTextOutcome
 
 # The write path's exact signals: an entry joined its story by one of these when it was stored.
 EXACT_SIGNALS = frozenset({"url", "content_hash"})
@@ -44,6 +45,9 @@ class PendingEntry:
     url: str | None
     published_at: datetime
     has_features: bool
+    # The article's main text when the full-text stage extracted it (``polling.fulltext``),
+    # for the features to read instead of the feed's often truncated text; None otherwise.
+    full_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,12 +70,17 @@ def pending_entries(connection: Connection, limit: int) -> list[PendingEntry]:
         sa.select(ENTRIES.c.id, ENTRIES.c.title,
                   sa.func.substr(ENTRIES.c.text, 1, PENDING_TEXT_CHARS).label("text"),
                   ENTRIES.c.language, ENTRIES.c.url, ENTRIES.c.published_at,
-                  FEATURES.c.entry_id.is_not(None).label("has_features"))
-        .select_from(ENTRIES.outerjoin(FEATURES, FEATURES.c.entry_id == ENTRIES.c.id))
+                  FEATURES.c.entry_id.is_not(None).label("has_features"),
+                  sa.func.substr(FULL_TEXTS.c.text, 1, PENDING_TEXT_CHARS).label("full_text"))
+        .select_from(ENTRIES.outerjoin(FEATURES, FEATURES.c.entry_id == ENTRIES.c.id)
+                     .outerjoin(FULL_TEXTS, sa.and_(
+                         FULL_TEXTS.c.entry_id == ENTRIES.c.id,
+                         FULL_TEXTS.c.outcome == FullTextOutcome.EXTRACTED.value)))
         .where(ENTRIES.c.clustered_at.is_(None))
         .order_by(ENTRIES.c.id).limit(limit))
     return [PendingEntry(row.id, row.title, row.text or "", row.language, row.url,
-                         row.published_at, bool(row.has_features)) for row in rows]
+                         row.published_at, bool(row.has_features), row.full_text or None)
+            for row in rows]
 
 
 def pending_count(connection: Connection) -> int:
