@@ -300,6 +300,21 @@ class SourceStatus:
     full_text: bool = False
     full_text_outcomes: Mapping[str, int] = field(default_factory=dict, hash=False)
 
+    @property
+    def full_text_summary(self) -> str | None:
+        """How often extraction worked, in words, for an opted-in source; else None."""
+        if not self.full_text:
+            return None
+        counts = self.full_text_outcomes
+        checked = sum(counts.values())
+        if not checked:
+            return "full text: no article page checked yet"
+        extracted = counts.get("extracted", 0)
+        others = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items())
+                           if outcome != "extracted" and count)
+        return (f"full text: {extracted} of {checked} pages extracted "
+                f"({100 * extracted / checked:.0f}%)" + (f"; {others}" if others else ""))
+
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         for key, value in data.items():

@@ -33,7 +33,7 @@ Extractor = Callable[[str, str], str | None]
 
 def with_trafilatura(page: str, url: str) -> str | None:
     return trafilatura.extract(page, url=url, output_format="html", include_comments=False,
-                               include_tables=True, include_links=True, include_images=False)
+                               include_tables=True, include_links=True, include_images=True)
 
 
 def with_readability(page: str, url: str) -> str | None:

@@ -252,6 +252,8 @@ def _entry_data(entry: EntryView) -> dict[str, Any]:
         "updated_at": entry.updated_at.isoformat(),
         "author": entry.author,
         "in_category": entry.in_category,
+        # Only when there is one, so pages frozen before full text keep their bytes.
+        **({"full_html": entry.full_html} if entry.full_html else {}),
     }
 
 
@@ -278,4 +280,6 @@ def _entry(data: dict[str, Any]) -> EntryView:
         updated_at=datetime.fromisoformat(data["updated_at"]),
         author=data["author"],
         in_category=bool(data["in_category"]),
+        # Pages frozen before full text existed have no such key.
+        full_html=data.get("full_html"),
     )

@@ -65,6 +65,8 @@ class Source(SQLModel, table=True):
     state: str = Field(default="active", max_length=16, index=True)
     # From the editors' ``public_only``: fetch only from public addresses (API/admin sources).
     public_only: bool = Field(default=False)
+    # From the editors' ``full_text``: the full-text stage fetches the article pages.
+    full_text: bool = Field(default=False)
     interval_seconds: int = Field(default=1800)
     etag: str | None = Field(default=None, max_length=1024)
     last_modified: str | None = Field(default=None, max_length=128)

@@ -54,6 +54,9 @@ class Item:
     author: str | None
     versions: tuple[Version, ...]
     sources: tuple[str, ...]
+    # The article's full text (sources with ``full_text = true``, where extraction worked),
+    # with the same "Also in" and "Sources" lines; None: readers get ``body_html`` only.
+    content_html: str | None = None
 
 
 def items(feed: OutputFeed) -> list[Item]:
@@ -82,6 +85,8 @@ def item(feed: OutputFeed, story: StoryView) -> Item:
         author=clean(rep.author).strip() or None,
         versions=versions,
         sources=sources,
+        content_html=(_body_html(rep, versions, sources, rep.full_html)
+                      if rep.full_html else None),
     )
 
 
@@ -118,10 +123,12 @@ def other_versions(story: StoryView, rep_language: str | None) -> tuple[Version,
     return tuple(versions)
 
 
-def _body_html(rep: EntryView, versions: Sequence[Version], sources: Sequence[str]) -> str:
-    # summary_html was sanitized by normalize (nh3) before it was stored; everything added
-    # here is escaped, so the body holds no markup that did not pass the sanitizer.
-    parts = [clean(rep.summary_html)]
+def _body_html(rep: EntryView, versions: Sequence[Version], sources: Sequence[str],
+               main_html: str | None = None) -> str:
+    # summary_html was sanitized by normalize (nh3) before it was stored, full_html by the
+    # full-text stage; everything added here is escaped, so the body holds no markup that did
+    # not pass the sanitizer.
+    parts = [clean(rep.summary_html if main_html is None else main_html)]
     if versions:
         links = []
         for version in versions:

@@ -8,6 +8,7 @@ Create Date: 2026-12-07
   full-text stage checked: the outcome (extracted, empty, failed) and error, the sanitized
   main text, the page's validators and body hash (an unchanged page is not fetched or
   extracted again), the entry's content hash when checked, failures in a row, and when.
+- ``sources.full_text``: the editors' ``full_text = true``, shown with the source's health.
 
 Migrations are frozen history once released: they use plain SQLAlchemy types, never the live
 models.
@@ -44,8 +45,13 @@ def upgrade() -> None:
         sa.Column("extracted_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_entry_full_texts_source_id", "entry_full_texts", ["source_id"])
+    with op.batch_alter_table("sources", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("full_text", sa.Boolean(), nullable=False,
+                                      server_default=sa.false()))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sources", schema=None) as batch_op:
+        batch_op.drop_column("full_text")
     op.drop_index("ix_entry_full_texts_source_id", table_name="entry_full_texts")
     op.drop_table("entry_full_texts")
