@@ -10,15 +10,18 @@ where extraction worked and only the feed's summary where it did not.
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
 import feedparser
 import pytest
+import requests
 
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
 from aggregator.demo.feedserver import FeedServer, Resource
+from aggregator.editorial.opml import export_opml
 from aggregator.polling.fetch import Fetcher
 from aggregator.polling.fulltext import FullTextStage
 from aggregator.polling.hosts import HostGate
@@ -27,7 +30,9 @@ from aggregator.publishing.outputs import Outputs
 from aggregator.safety.netguard import NetGuard, system_resolver
 from aggregator.store import Store
 from aggregator.types import FullTextOutcome
+from aggregator.web import create_app
 from tests.support.feeds import rss
+from tests.support.webserver import serve_app
 
 # The articles' host: resolves to loopback, and is trusted as if that were public, while every
 # IP literal (a redirect to 127.0.0.1) is checked for real, as for any page from a feed.
@@ -37,6 +42,7 @@ PUBLISHED_AT = parsedate_to_datetime(PUBLISHED)
 HTML = "text/html; charset=utf-8"
 TEASER = "A short teaser of the story."
 MAX_BYTES = 256 * 1024
+TOKEN = "t" * 32
 
 
 def article(title: str, paragraphs: list[str]) -> bytes:
@@ -120,8 +126,8 @@ class Site:
         self.refresher = Refresher(store=store, fetcher=self.fetcher, catalog=self.catalog,
                                    workers=2, clock=self.clock)
         self.stage = FullTextStage(store, self.fetcher, self.catalog, clock=self.clock)
-        self.outputs = Outputs(store=store, catalog=self.catalog, base_url="https://agg.example",
-                               tag_authority="agg.example", feed_size=20,
+        self.outputs = Outputs(store=store, catalog=self.catalog, base_url="http://agg.test",
+                               tag_authority="agg.test", feed_size=20,
                                recheck_seconds=0)
 
     def clock(self):  # type: ignore[no-untyped-def]
@@ -259,6 +265,23 @@ def test_sources_list_says_how_often_extraction_worked(site: Site) -> None:
     assert status.full_text_summary == (
         "full text: 2 of 6 pages extracted (33%); 1 empty, 3 failed")
     assert status.as_json()["full_text_outcomes"] == {"extracted": 2, "empty": 1, "failed": 3}
+
+
+def test_the_api_the_admin_pages_and_opml_show_it(site: Site) -> None:
+    site.poll()
+    site.stage.run()
+    app = create_app(store=site.store, outputs=site.outputs, admin_token=TOKEN)
+    with serve_app(app) as base, requests.Session() as http:
+        (news,) = http.get(f"{base}/api/sources", timeout=10).json()
+        assert news["full_text"] is True
+        assert news["full_text_outcomes"] == {"extracted": 2, "empty": 1, "failed": 3}
+        http.post(f"{base}/admin/login", data={"token": TOKEN, "editor": "Mia"}, timeout=10)
+        page = http.get(f"{base}/admin/sources", timeout=10).text
+        assert ('<small class="full-text">full text: 2 of 6 pages extracted (33%); 1 empty, '
+                "3 failed</small>") in page
+    outline = ET.fromstring(export_opml(site.catalog)).find(".//outline[@xmlUrl]")
+    assert outline is not None
+    assert outline.get("fullText") == "true"
 
 
 def test_a_selector_takes_exactly_the_element_it_names(store: Store,
