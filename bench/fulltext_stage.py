@@ -21,6 +21,7 @@ import re
 import sys
 import tempfile
 import time
+from email.utils import formatdate
 from html import escape
 from pathlib import Path
 
@@ -39,9 +40,12 @@ HOST = "pages.test"
 
 
 def feed(port: int, pages: list[tuple[str, str]], teaser: str) -> bytes:
+    # Dated: the store dates an undated item of a first poll as backlog, older than the stage
+    # looks.
+    published = formatdate(usegmt=True)
     items = "".join(
         f"<item><title>{escape(name)}</title><link>http://{HOST}:{port}{escape(path)}</link>"
-        f"<guid isPermaLink=\"false\">{escape(path)}</guid>"
+        f"<guid isPermaLink=\"false\">{escape(path)}</guid><pubDate>{published}</pubDate>"
         f"<description>{escape(teaser)}</description></item>" for path, name in pages)
     return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
             f"<title>Pages</title><link>http://{HOST}/</link><description>Pages</description>"
