@@ -31,7 +31,10 @@ from aggregator.safety.netguard import NetGuard, system_resolver
 from aggregator.store import Store
 from aggregator.types import FullTextOutcome
 from aggregator.web import create_app
+from tests.support import feedvalidator
 from tests.support.feeds import rss
+from tests.support.feedvalidator import require_validator
+from tests.support.outputchecks import json_feed
 from tests.support.webserver import serve_app
 
 # The articles' host: resolves to loopback, and is trusted as if that were public, while every
@@ -199,6 +202,23 @@ def test_each_page_gets_its_outcome_and_outputs_fall_back_to_the_summary(site: S
         assert "content" not in rss_items[title]
         assert TEASER in json_items[title]["content_html"]
         assert "Subscribe" not in json_items[title]["content_html"]
+
+
+def test_outputs_with_full_text_are_valid(site: Site) -> None:
+    checkout = require_validator()
+    site.poll()
+    site.stage.run()
+    for path, content_type in (("feeds/all.atom", "application/atom+xml"),
+                               ("feeds/all.rss", "application/rss+xml")):
+        document = site.outputs.document(path)
+        assert document is not None
+        assert b"four hundred fishing boats" in document.body
+        lines = feedvalidator.validate(document.body, base=f"http://agg.test/{path}",
+                                       content_type=content_type, checkout=checkout)
+        assert feedvalidator.errors(lines) == [], (path, lines)
+    document = site.outputs.document("feeds/all.json")
+    assert document is not None
+    json_feed(document.body)  # raises unless valid JSON Feed 1.1
 
 
 def test_unchanged_pages_are_not_fetched_again_and_a_changed_page_is(site: Site) -> None:
