@@ -18,6 +18,8 @@ from aggregator.store.tables import ENTRIES, FULL_TEXTS
 from aggregator.types import FullTextOutcome
 
 MAX_ERROR = 2000
+# The session lock of the stage's turn on PostgreSQL; any constant no other lock uses.
+TURN_LOCK_KEY = 0x616767465554584C  # "aggFUTXL"
 
 
 @dataclass(frozen=True)
@@ -149,3 +151,18 @@ def record_of(connection: Connection, entry_id: int) -> FullTextRecord | None:
         error_kind=row.error_kind, error=row.error, etag=row.etag,
         last_modified=row.last_modified, body_hash=row.body_hash, failures=row.failures,
         extracted_at=row.extracted_at)
+
+
+def try_turn(connection: Connection) -> bool:
+    """Under PostgreSQL, take the turn to run the full-text stage (a session lock held by
+    ``connection`` until ``end_turn``); False when another worker has it, so two workers
+    never fetch the same article page at once."""
+    if connection.dialect.name != "postgresql":
+        return True
+    return bool(connection.execute(
+        sa.select(sa.func.pg_try_advisory_lock(TURN_LOCK_KEY))).scalar())
+
+
+def end_turn(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.select(sa.func.pg_advisory_unlock(TURN_LOCK_KEY)))

@@ -481,6 +481,30 @@ class Store:
             fulltext.confirm(connection, entry_id, entry_hash=entry_hash,
                              checked_at=checked_at, etag=etag, last_modified=last_modified)
 
+    @contextmanager
+    def full_text_turn(self) -> Iterator[bool]:
+        """Whether this process runs the full-text stage now: True on SQLite, on PostgreSQL
+        unless another worker holds the turn, until the block ends."""
+        if self.engine.dialect.name != "postgresql":
+            yield True
+            return
+        connection = self.engine.connect()
+        try:
+            with self._guard():
+                mine = fulltext.try_turn(connection)
+                connection.commit()
+            try:
+                yield mine
+            finally:
+                if mine:
+                    # A connection lost meanwhile took the lock with it.
+                    with suppress(SQLAlchemyError):
+                        fulltext.end_turn(connection)
+                        connection.commit()
+        finally:
+            with suppress(SQLAlchemyError):
+                connection.close()
+
     def full_text(self, entry_id: int) -> FullTextRecord | None:
         with self._guard(), self.engine.connect() as connection:
             return fulltext.record_of(connection, entry_id)

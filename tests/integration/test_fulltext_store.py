@@ -8,7 +8,7 @@ from typing import Any
 
 from aggregator.clustering import ClusteringStage
 from aggregator.runtime.retention import prune
-from aggregator.store import Store
+from aggregator.store import Store, open_store
 from aggregator.store.fulltext import FullTextRecord
 from aggregator.types import FullTextOutcome, NormalizedEntry
 from tests.support.builders import NOW, catalog, entry, fetched, match, source
@@ -72,6 +72,20 @@ def test_clustering_reads_the_full_text_only_when_extracted(store: Store) -> Non
     shown = {e.title: e for s in store.category_stories("news", 10) for e in s.entries}
     assert shown["Title one"].full_html == "<p>The whole article.</p>"
     assert shown["Title two"].full_html is None
+
+
+def test_one_worker_at_a_time_has_the_turn(store: Store) -> None:
+    with store.full_text_turn() as mine:
+        assert mine is True
+        if store.engine.dialect.name == "postgresql":
+            other = open_store(store.engine.url.render_as_string(hide_password=False))
+            try:
+                with other.full_text_turn() as theirs:
+                    assert theirs is False
+            finally:
+                other.close()
+    with store.full_text_turn() as again:
+        assert again is True
 
 
 def test_prune_removes_entries_with_their_full_text(store: Store) -> None:

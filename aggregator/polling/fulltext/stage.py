@@ -51,6 +51,8 @@ class FullTextSummary:
 
     outcomes: dict[str, int] = field(default_factory=dict)
     unchanged: int = 0
+    # Another worker held the turn (PostgreSQL): this run fetched nothing.
+    skipped: bool = False
 
     @property
     def checked(self) -> int:
@@ -92,12 +94,20 @@ class FullTextStage:
         sources = {s.id: s for s in self.catalog.sources if s.full_text and s.enabled}
         if not sources:
             return summary
+        with self.store.full_text_turn() as mine:
+            if not mine:
+                summary.skipped = True
+                return summary
+            self._run(sources, summary)
+        return summary
+
+    def _run(self, sources: dict[str, SourceConfig], summary: FullTextSummary) -> None:
         now = self.clock()
         tasks = self.store.full_text_due(
             sorted(sources), since=now - self.max_age, retry_before=now - self.retry_after,
             max_failures=self.max_failures, limit=self.batch_size)
         if not tasks:
-            return summary
+            return
         lock = threading.Lock()
 
         def one(task: FullTextTask) -> None:
@@ -120,7 +130,6 @@ class FullTextStage:
             list(pool.map(one, tasks))
         log.info("action=full_text outcome=done checked=%d %s", summary.checked,
                  " ".join(f"{k}={v}" for k, v in sorted(summary.outcomes.items())))
-        return summary
 
     def check(self, task: FullTextTask, source: SourceConfig) -> FullTextOutcome | None:
         """Fetch, extract and store one entry's page; the outcome, or None when the page had
