@@ -17,7 +17,8 @@ import trafilatura
 from aggregator.safety.sanitize import clean_html, html_to_text, scrub_text
 from aggregator.safety.selector import selector_xpath
 
-# Stored and published as one item's content: an extraction beyond this is cut (at a block).
+# Stored and published as one item's content: a longer extraction is cut here, and the
+# sanitizer closes whatever the cut left open.
 MAX_HTML_CHARS = 500_000
 
 
