@@ -223,6 +223,9 @@ class EntryView:
     membership: Membership | None = None
     enclosures: tuple[Enclosure, ...] = ()
     image: MediaImage | None = None
+    # The article's main text fetched from its page (``polling.fulltext``), sanitized; None
+    # when the source did not opt in or extraction failed: outputs then use the summary.
+    full_html: str | None = None
 
 
 @dataclass(frozen=True)
@@ -367,6 +370,25 @@ class SourceStatus:
     # The configured request settings (``Refresher`` fills them from the catalog); internal:
     # never in the CLI's or the API's view of a source.
     fetch_options: FetchOptions | None = None
+    # Full text (``full_text = true`` in sources.toml): whether the source opted in, and how
+    # its article pages went, by ``FullTextOutcome`` value (extracted, empty, failed).
+    full_text: bool = False
+    full_text_outcomes: Mapping[str, int] = field(default_factory=dict, hash=False)
+
+    @property
+    def full_text_summary(self) -> str | None:
+        """How often extraction worked, in words, for an opted-in source; else None."""
+        if not self.full_text:
+            return None
+        counts = self.full_text_outcomes
+        checked = sum(counts.values())
+        if not checked:
+            return "full text: no article page checked yet"
+        extracted = counts.get("extracted", 0)
+        others = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items())
+                           if outcome != "extracted" and count)
+        return (f"full text: {extracted} of {checked} pages extracted "
+                f"({100 * extracted / checked:.0f}%)" + (f"; {others}" if others else ""))
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -375,6 +397,7 @@ class SourceStatus:
             if isinstance(value, datetime):
                 data[key] = value.isoformat()
         data["categories"] = list(self.categories)
+        data["full_text_outcomes"] = dict(self.full_text_outcomes)
         return data
 
 
@@ -387,3 +410,14 @@ class PollOutcome:
     status: int | None = None
     error: str | None = None
     error_kind: str | None = None
+
+
+class FullTextOutcome(StrEnum):
+    """What fetching an entry's article page came to (``entry_full_texts.outcome``):
+    ``extracted`` (its main text is stored), ``empty`` (the page had no more text than the
+    feed: a paywall stub, a video page) or ``failed`` (the fetch or the extraction failed;
+    ``error_kind`` says why). Outputs use the full text only when ``extracted``."""
+
+    EXTRACTED = "extracted"
+    EMPTY = "empty"
+    FAILED = "failed"

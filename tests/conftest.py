@@ -107,6 +107,7 @@ _SLOW_PREFIXES = (
     "tests/integration/test_feed_validation.py",
     "tests/integration/test_feedserver.py",
     "tests/integration/test_fetch_safety.py",
+    "tests/integration/test_fulltext.py",  # a loopback news site, its slow page, the web app
     "tests/integration/test_metrics.py",
     "tests/integration/test_outputs.py",
     "tests/integration/test_realfeeds.py",  # the real-world corpus of ../shared

@@ -18,7 +18,7 @@ from aggregator.cli.progress import cluster_progress, progress_for
 from aggregator.errors import ConfigError, UsageError
 from aggregator.safety.terminal import terminal_json, terminal_text
 from aggregator.settings import Settings
-from aggregator.types import PollResult
+from aggregator.types import FullTextOutcome, PollResult
 
 if TYPE_CHECKING:
     from aggregator.clustering import StageSummary
@@ -84,11 +84,17 @@ def cmd_poll(ctx: Context) -> int:
                 print("no source is due (use --all to poll every active source)")
         elif not as_json:
             _print_poll(summary)
-        # The stories of what was just stored, before exiting (entries left by an earlier,
-        # interrupted run too).
+        # Article pages first, so the stories of what was just stored are made with the
+        # full text where it was extracted (entries left by an interrupted run too).
+        full_text = service.fetch_full_text()
+        if full_text.checked and not as_json:
+            print(full_text.describe())
         clustered = service.cluster(on_progress=None if as_json else cluster_progress())
         if as_json:
-            _print_json(_poll_json(summary, clustered))
+            _print_json({**_poll_json(summary, clustered),
+                         "full_text": {"unchanged": full_text.unchanged,
+                                       **{o.value: full_text.outcomes.get(o.value, 0)
+                                          for o in FullTextOutcome}}})
         elif clustered.entries:
             print(clustered.describe())
     finally:

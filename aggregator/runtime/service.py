@@ -29,6 +29,7 @@ from aggregator.polling.claiming import release_all
 from aggregator.polling.due import poll_due
 from aggregator.polling.fetch import Fetcher
 from aggregator.polling.fetch.configured import fetcher_from_settings
+from aggregator.polling.fulltext import FullTextStage, FullTextSummary
 from aggregator.polling.poller import PollSummary, Refresher
 from aggregator.publishing.archives import archive_dir_for
 from aggregator.publishing.outputs import Outputs
@@ -131,6 +132,8 @@ class Service:
         self.refresher = self._make_refresher(catalog)
         self.clustering = make_stage(settings, store, models, metrics=self.metrics,
                                      catalog=catalog)
+        # Article pages share the feeds' fetcher, hence their per-host gate.
+        self.full_text = FullTextStage(store, self.fetcher, catalog)
         store.sync_sources(catalog, utc_now())
         # Live reload (``apply_catalog``): outputs while serving, the catalog a tick takes up.
         self.outputs: Outputs | None = None
@@ -156,6 +159,7 @@ class Service:
         with self._catalog_lock:
             self.catalog = catalog
             self.clustering.catalog = catalog
+            self.full_text.catalog = catalog
             if self.outputs is not None:
                 self.outputs.use_catalog(catalog)
             if self._serving:
@@ -206,6 +210,10 @@ class Service:
         """Cluster every pending entry (after a poll; ``run`` does it on its own schedule)."""
         return self.clustering.run(on_progress=on_progress)
 
+    def fetch_full_text(self) -> FullTextSummary:
+        """Check the article pages due (after a poll; ``run`` does it on its own schedule)."""
+        return self.full_text.run()
+
     def serve(self, sock: socket.socket | None = None) -> None:
         """Scheduler and web server until SIGINT/SIGTERM (uvicorn handles both)."""
         # Ticks go through the service, which swaps in a reloaded catalog between two polls;
@@ -213,7 +221,7 @@ class Service:
         scheduler = build_scheduler(lambda: self.refresher, self.settings.tick_seconds,
                                     stage=self.clustering, metrics=self.metrics,
                                     retention_days=self.settings.retention_days,
-                                    tick_job=self._tick)
+                                    tick_job=self._tick, full_text_stage=self.full_text)
         self.outputs = outputs = make_outputs(self.settings, self.store, self.catalog,
                                               metrics=self.metrics)
         readiness = Readiness(self.store, metrics=self.metrics,
@@ -257,6 +265,7 @@ class Service:
             # The stage stops after its current batch; wait=True lets a running tick finish
             # its current source's transaction and that batch commit.
             self.clustering.stop()
+            self.full_text.stop()
             # A tick under way: fetches in flight end and are saved, no new one starts, and
             # the sources it claimed but did not save are released (``claiming``).
             self.refresher.stop()

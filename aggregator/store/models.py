@@ -65,6 +65,8 @@ class Source(SQLModel, table=True):
     state: str = Field(default="active", max_length=16, index=True)
     # From the editors' ``public_only``: fetch only from public addresses (API/admin sources).
     public_only: bool = Field(default=False)
+    # From the editors' ``full_text``: the full-text stage fetches the article pages.
+    full_text: bool = Field(default=False)
     interval_seconds: int = Field(default=1800)
     etag: str | None = Field(default=None, max_length=1024)
     last_modified: str | None = Field(default=None, max_length=128)
@@ -158,6 +160,33 @@ class Entry(SQLModel, table=True):
         default=None, sa_column=Column(sa.JSON, nullable=True))
     story_decided_at: datetime | None = _dt()
     clustered_at: datetime | None = _dt(index=True)
+
+
+class EntryFullText(SQLModel, table=True):
+    """The article page of an entry whose source has ``full_text = true`` (``polling.fulltext``):
+    the last check's time and outcome (``FullTextOutcome``), the page's validators and body
+    hash so an unchanged page is neither fetched again nor re-extracted, and the sanitized
+    main text. ``entry_hash`` is the entry's ``content_hash`` when checked: a changed entry is
+    checked again."""
+
+    __tablename__ = "entry_full_texts"
+
+    entry_id: int = Field(foreign_key="entries.id", primary_key=True)
+    source_id: str = Field(max_length=64, index=True)
+    url: str = Field(max_length=2048)
+    outcome: str = Field(max_length=16)
+    error_kind: str | None = Field(default=None, max_length=32)
+    error: str | None = Field(default=None, max_length=2000)
+    content_html: str = Field(default="", sa_column=Column(sa.Text, nullable=False))
+    text: str = Field(default="", sa_column=Column(sa.Text, nullable=False))
+    etag: str | None = Field(default=None, max_length=1024)
+    last_modified: str | None = Field(default=None, max_length=128)
+    body_hash: str | None = Field(default=None, max_length=64)
+    entry_hash: str = Field(max_length=64)
+    # Failed checks in a row: the stage retries a failure later, and gives up after a few.
+    failures: int = Field(default=0)
+    checked_at: datetime = _dt(nullable=False)
+    extracted_at: datetime | None = _dt()
 
 
 class EntryCategory(SQLModel, table=True):

@@ -14,6 +14,7 @@ from aggregator.store.models import (
     Entry,
     EntryCategory,
     EntryFeatureRecord,
+    EntryFullText,
     HostHold,
     LanguageCenter,
     OutputMark,
@@ -34,6 +35,7 @@ ENTRIES = _table(Entry)
 STORIES = _table(Story)
 CATEGORIES = _table(EntryCategory)
 FEATURES = _table(EntryFeatureRecord)
+FULL_TEXTS = _table(EntryFullText)
 CENTERING = _table(LanguageCenter)
 STATE = _table(ClusteringState)
 OVERRIDES = _table(StoryOverride)

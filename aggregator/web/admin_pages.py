@@ -185,6 +185,9 @@ def sources_page(chrome: Chrome, sources: Sequence[SourceStatus],
                  f"{text(s.last_error)}" if s.last_error else "")
         warning = (f'<br><small class="warning">warning: {text(s.warning)}</small>'
                    if s.warning else "")
+        if s.full_text_summary:
+            warning += f'<br><small class="full-text">{text(s.full_text_summary)}</small>'
+
         rows.append(
             f'<tr id="source-{attr(s.id)}"><td>{text(s.id)}</td>'
             f"<td>{outside_link(s.url, s.title or s.url)}<br>"

@@ -63,7 +63,7 @@ def _json_item(entry: Item) -> dict[str, Any]:
         "id": entry.id,
         "url": entry.link,
         "title": entry.title,
-        "content_html": entry.body_html,
+        "content_html": entry.content_html or entry.body_html,
         "date_published": rfc3339(entry.published),
         "date_modified": rfc3339(entry.updated),
     }
