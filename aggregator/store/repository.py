@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from aggregator.catalog import Catalog
 from aggregator.errors import StoreError
-from aggregator.store import clustering, leases, overrides, retention, sourcerows
+from aggregator.store import clustering, leases, overrides, retention, search, sourcerows
 from aggregator.store import stories as story_reads
 from aggregator.store.clustering import ClusterWriter, PendingEntry
 from aggregator.store.engine import WRITE_OPTION, make_engine
@@ -29,6 +29,7 @@ from aggregator.store.gauges import StoreGauges, oldest_due, read_gauges
 from aggregator.store.history import HistoryEntry, iter_history
 from aggregator.store.models import Entry, EntryCategory, EntryFeatureRecord, Source, Story
 from aggregator.store.overrides import OverrideView
+from aggregator.store.search import SearchHit
 from aggregator.store.stories import CategoryDecision, StoryDetail
 from aggregator.store.tables import SOURCES
 from aggregator.types import (
@@ -531,6 +532,14 @@ class Store:
         """The story as editors inspect it (``stories.story_detail``); None if unknown."""
         with self._guard(), self.engine.connect() as connection:
             return story_reads.story_detail(connection, story_id)
+
+    def search(self, terms: tuple[str, ...], limit: int, *,
+               after: tuple[datetime, int] | None = None, include_hidden: bool = False
+               ) -> tuple[list[SearchHit], tuple[datetime, int] | None]:
+        """Entries holding every term (``search.parse_query``), newest first, one page."""
+        with self._guard(), self.engine.connect() as connection:
+            return search.search(connection, terms, limit, after=after,
+                                 include_hidden=include_hidden)
 
     def entry_categories(self, entry_ids: Sequence[int]
                          ) -> dict[int, tuple[CategoryDecision, ...]]:
