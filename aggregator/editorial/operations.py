@@ -49,6 +49,7 @@ from aggregator.errors import AggregatorError, ConfigError, EditRefused, Refusal
 from aggregator.safety.netguard import forbidden_reason
 from aggregator.store import Store
 from aggregator.store.overrides import OverrideView
+from aggregator.store.search import BadQuery, SearchHit, parse_query
 from aggregator.store.stories import StoryDetail
 from aggregator.types import SourceStatus, StoryView
 
@@ -196,6 +197,17 @@ class Workbench:
 
     def recent_stories(self, category_id: str, limit: int) -> list[StoryView]:
         return self.store.category_stories(category_id, limit)
+
+    def search(self, text: str, limit: int, *, after: tuple[datetime, int] | None = None,
+               include_hidden: bool = False
+               ) -> tuple[list[SearchHit], tuple[datetime, int] | None]:
+        """Entries whose title or text holds every word of ``text``, newest first, each with
+        its story: how editors find the story to merge, split, pin or hide."""
+        try:
+            terms = parse_query(text)
+        except BadQuery as exc:
+            raise EditRefused(Refusal.INVALID, str(exc), field="q") from exc
+        return self.store.search(terms, limit, after=after, include_hidden=include_hidden)
 
     def corrections(self, *, include_undone: bool = False) -> list[OverrideView]:
         return self.store.overrides(include_undone=include_undone)

@@ -26,6 +26,7 @@ from aggregator.editorial.operations import (
     rule_text,
 )
 from aggregator.errors import EditRefused, Refusal, StoreError
+from aggregator.store.search import SearchHit
 from aggregator.web import admin_pages as pages
 from aggregator.web.admin_pages import Chrome, admin_url
 from aggregator.web.auth import (
@@ -57,6 +58,7 @@ ADMIN_HEADERS: Final = {
 MAX_FORM_BYTES: Final = 256 * 1024
 MAX_FORM_FIELDS: Final = 2000
 STORIES_PER_CATEGORY: Final = 20
+SEARCH_RESULTS: Final = 50
 FORM_TYPE: Final = "application/x-www-form-urlencoded"
 
 Form = dict[str, list[str]]
@@ -305,7 +307,20 @@ class AdminPages:
                              "story id")
         per_category = [(c, self.bench.recent_stories(c.id, STORIES_PER_CATEGORY))
                         for c in self.bench.catalog.categories]
-        return self.show(request, pages.stories_page(self.chrome(request), per_category))
+        query, hits, error = self._search(request)
+        return self.show(request, pages.stories_page(self.chrome(request, error), per_category,
+                                                     query, hits), 200 if error is None else 422)
+
+    def _search(self, request: Request) -> tuple[str, list[SearchHit] | None, str | None]:
+        """The page's ``q``, what it found (None without one) and why it was refused."""
+        query = request.query_params.get("q", "")
+        if not query:
+            return query, None, None
+        try:
+            hits, _ = self.bench.search(query, SEARCH_RESULTS, include_hidden=True)
+        except EditRefused as exc:
+            return query, None, f"{exc.field}: {exc.message}"
+        return query, hits, None
 
     def story(self, request: Request) -> Response:
         story_id = _int(request.path_params["story_id"], "story")
@@ -313,8 +328,10 @@ class AdminPages:
             detail = self.bench.story(story_id)
         except EditRefused as exc:
             raise _NotFound(exc.message) from exc
-        return self.show(request, pages.story_page(self.chrome(request), detail,
-                                                   self.bench.catalog.categories))
+        query, hits, error = self._search(request)
+        return self.show(request, pages.story_page(self.chrome(request, error), detail,
+                                                   self.bench.catalog.categories, query, hits),
+                         200 if error is None else 422)
 
     def story_action(self, request: Request) -> Response:
         story_id = _int(request.path_params["story_id"], "story")

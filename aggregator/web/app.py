@@ -50,6 +50,7 @@ from aggregator.web.paging import (
     page_by_key,
     position_cursor,
 )
+from aggregator.web.search import include_search
 
 MAX_API_LIMIT = 500
 OPENAPI_URL = "/api/openapi.json"
@@ -345,4 +346,5 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
     include_api(app, bench, auth, validators=validators,
                 cache_control=lambda: outputs.live_cache_control)
     include_admin(app, bench, auth)
+    include_search(app, bench, auth, answer, lambda: outputs.base_url, paged)
     return app

@@ -282,3 +282,28 @@ def test_garbage_forms_never_fail_the_server(editor: Editor) -> None:
             response = editor.http.post(url, data=body, headers={"Content-Type": kind},
                                         allow_redirects=False, timeout=10)
             assert response.status_code in (403, 413, 415), (path, kind, response.status_code)
+
+
+def test_search_finds_the_story_and_merges_it_from_the_results(editor: Editor) -> None:
+    ids = _story_ids(editor)
+    rail, ferry = ids["Rail workers announce a national strike"], ids[
+        "Ferry runs aground off Paros"]
+    found = editor.get("/admin/stories", params={"q": "paros"})
+    assert found.status_code == 200
+    assert 'id="search-results"' in found.text
+    assert f'href="/admin/stories/{ferry}"' in found.text
+    results = found.text.split('id="search-results"')[1].split("</table>")[0]
+    assert "Paros" in results
+    assert "Rail workers" not in results
+    on_story = editor.get(f"/admin/stories/{rail}", params={"q": "ferry"}).text
+    assert f'aria-label="merge story {ferry}"' in on_story
+    merged = editor.post(f"/admin/stories/{rail}/merge", other_story_id=str(ferry))
+    kept, gone = min(rail, ferry), max(rail, ferry)
+    assert f"Merged story #{gone} into #{kept}" in (_flash(editor.follow(merged).text) or "")
+    # The ferry's entry now names the story it was merged into.
+    again = editor.get("/admin/stories", params={"q": "paros"}).text
+    assert f'href="/admin/stories/{kept}"' in again.split('id="search-results"')[1].split(
+        "</table>")[0]
+    refused = editor.get("/admin/stories", params={"q": "x" * 201})
+    assert refused.status_code == 422
+    assert "q: longer than 200 characters" in refused.text
