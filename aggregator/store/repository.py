@@ -31,7 +31,7 @@ from aggregator.store.models import Entry, EntryCategory, EntryFeatureRecord, So
 from aggregator.store.overrides import OverrideView
 from aggregator.store.search import SearchHit
 from aggregator.store.stories import CategoryDecision, StoryDetail
-from aggregator.store.tables import SOURCES
+from aggregator.store.tables import ENTRIES, SOURCES
 from aggregator.types import (
     CategoryMatch,
     EntryView,
@@ -277,21 +277,36 @@ class Store:
 
     # -- stories -------------------------------------------------------------------------
 
-    def category_stories(self, category_id: str, limit: int) -> list[StoryView]:
+    def category_stories(self, category_id: str, limit: int, *,
+                         terms: tuple[str, ...] = (), min_sources: int | None = None,
+                         published_since: datetime | None = None) -> list[StoryView]:
         """Newest stories with at least one entry in the category; members in any category.
         Editors' corrections decide first: stories pinned in the category are always included
-        and listed first, hidden ones (there or everywhere) never, even when pinned."""
+        and listed first, hidden ones (there or everywhere) never, even when pinned.
+        A filtered feed keeps only those with an entry holding every search term, entries
+        from at least ``min_sources`` sources, published at or after ``published_since``."""
         in_category = (
             select(Entry.story_id)
             .join(EntryCategory, col(EntryCategory.entry_id) == col(Entry.id))
             .where(EntryCategory.category_id == category_id)
         )
         pinned = story_reads.pinned_stories(category_id)
+        filters: list[Any] = []
+        if terms:
+            filters.append(col(Story.id).in_(
+                sa.select(ENTRIES.c.story_id)
+                .where(search.matching(self.engine.dialect.name, terms))))
+        if min_sources is not None:
+            filters.append(col(Story.id).in_(
+                sa.select(ENTRIES.c.story_id).group_by(ENTRIES.c.story_id)
+                .having(sa.func.count(sa.distinct(ENTRIES.c.source_id)) >= min_sources)))
+        if published_since is not None:
+            filters.append(col(Story.published_at) >= published_since)
         query = (
             select(Story)
             .where(sa.or_(col(Story.id).in_(in_category), col(Story.id).in_(pinned)),
                    col(Story.merged_into_id).is_(None),
-                   col(Story.id).not_in(story_reads.hidden_stories(category_id)))
+                   col(Story.id).not_in(story_reads.hidden_stories(category_id)), *filters)
             .order_by(sa.case((col(Story.id).in_(pinned), 0), else_=1),
                       col(Story.published_at).desc(), col(Story.id).desc())
             .limit(limit)
