@@ -242,6 +242,8 @@ class CorrectionKind(StrEnum):
     CANNOT_LINK = "cannot_link"
     HIDE = "hide"
     CATEGORY_PIN = "category_pin"
+    # Category rules applied to stored entries (``store.reclassify``): changes category rows.
+    RULES = "rules"
 
 
 class PollResult(StrEnum):

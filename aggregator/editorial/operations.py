@@ -49,6 +49,7 @@ from aggregator.errors import AggregatorError, ConfigError, EditRefused, Refusal
 from aggregator.safety.netguard import forbidden_reason
 from aggregator.store import Store
 from aggregator.store.overrides import OverrideView
+from aggregator.store.reclassify import NewRow
 from aggregator.store.search import BadQuery, SearchHit, parse_query
 from aggregator.store.stories import StoryDetail
 from aggregator.types import SourceStatus, StoryView
@@ -377,6 +378,28 @@ class Workbench:
             exclude=parse_rules(exclude, "exclude", category_id),
         )
         return rules_dry_run(self.store, self.catalog, changed, since=since, now=self.clock())
+
+    def apply_rules(self, category_id: str, days: int, *, by: str, note: str | None
+                    ) -> tuple[Done, DryRun]:
+        """Apply the category's rules, as the service runs them now, to the entries stored
+        over the last ``days``: what a dry run of them shows is written, as one correction
+        (who, when) that undo takes back. Returns what was done and the diff written."""
+        category = self.category(category_id)
+        if not 1 <= days <= MAX_DRY_RUN_SINCE.days:
+            raise EditRefused(Refusal.INVALID, f"must be from 1 to {MAX_DRY_RUN_SINCE.days}, "
+                                               f"not {days}", field="days")
+        diff = rules_dry_run(self.store, self.catalog, category, since=timedelta(days=days),
+                             now=self.clock())
+        if not diff.added and not diff.removed:
+            return Done(f"the rules of {category_id!r} change nothing stored over the last "
+                        f"{days} days", applied=True), diff
+        override, added, removed = self._correct(lambda: self.store.apply_category_rules(
+            category_id, [NewRow(e.entry_id, e.score, e.reason) for e in diff.added],
+            [e.entry_id for e in diff.removed], days=days, by=by, now=self.clock(),
+            note=_note(note)))
+        return Done(f"applied the rules of {category_id!r} to the last {days} days: "
+                    f"{added} added, {removed} removed (correction #{override})",
+                    applied=True, override_id=override), diff
 
     # -- story corrections -----------------------------------------------------------------
 

@@ -20,7 +20,15 @@ from sqlmodel import Session, col, select
 
 from aggregator.catalog import Catalog
 from aggregator.errors import StoreError
-from aggregator.store import clustering, leases, overrides, retention, search, sourcerows
+from aggregator.store import (
+    clustering,
+    leases,
+    overrides,
+    reclassify,
+    retention,
+    search,
+    sourcerows,
+)
 from aggregator.store import stories as story_reads
 from aggregator.store.clustering import ClusterWriter, PendingEntry
 from aggregator.store.engine import WRITE_OPTION, make_engine
@@ -570,6 +578,15 @@ class Store:
                     note: str | None = None) -> int:
         with self.clustering() as writer:
             return overrides.split(writer, entry_ids, by=by, now=now, note=note)
+
+    def apply_category_rules(self, category: str, added: Sequence[reclassify.NewRow],
+                             removed: Sequence[int], *, days: int, by: str, now: datetime,
+                             note: str | None = None) -> tuple[int, int, int]:
+        """Write a rules change's diff over stored entries as one undoable correction
+        (``reclassify.apply_rules``): (correction id, rows added, rows removed)."""
+        with self.clustering() as writer:
+            return reclassify.apply_rules(writer.connection, category, added, removed,
+                                          days=days, by=by, now=now, note=note)
 
     def undo_override(self, override_id: int, *, by: str, now: datetime) -> bool:
         with self.clustering() as writer:
