@@ -27,7 +27,12 @@ from aggregator.cli.sources import (
     cmd_sources_import_opml,
     cmd_sources_list,
 )
-from aggregator.cli.stories import cmd_stories, cmd_stories_correct, cmd_stories_corrections
+from aggregator.cli.stories import (
+    cmd_rules_apply,
+    cmd_stories,
+    cmd_stories_correct,
+    cmd_stories_corrections,
+)
 
 
 def _port(text: str) -> int:
@@ -219,6 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
                                  "the real one")
     rules_test.add_argument("--json", action="store_true", help="one JSON object")
     rules_test.set_defaults(handler=cmd_rules_test)
+    rules_apply = rule_commands.add_parser(
+        "apply", parents=[correcting],
+        help="apply the category's rules (as configured) to the entries stored over the last "
+             "N days, as one correction per category (undo with `stories undo`)")
+    rules_apply.add_argument("category", metavar="CATEGORY", nargs="?",
+                             help="category id (default: every category)")
+    rules_apply.add_argument("--days", type=int, required=True, metavar="N",
+                             help="entries published in the last N days (1 to 366)")
+    rules_apply.add_argument("--json", action="store_true",
+                             help="one JSON object per category: the correction and the diff")
+    rules_apply.set_defaults(handler=cmd_rules_apply)
 
     db_commands = add_group("db", "database maintenance", cmd_db_upgrade)
     db_commands.add_parser("upgrade", parents=[common],

@@ -179,6 +179,29 @@ def cmd_stories_correct(ctx: Context) -> int:
     return 0
 
 
+def cmd_rules_apply(ctx: Context) -> int:
+    """``rules apply [CATEGORY] --days N``: the running rules of one category (or of each)
+    applied to the entries stored over the last N days, each category's diff one correction
+    that ``stories undo`` takes back."""
+    from aggregator.editorial.operations import Workbench, applied_json
+
+    args, by = ctx.args, _by(ctx)
+    catalog = ctx.catalog()
+    store = ctx.store(auto_upgrade=False)
+    bench = Workbench(store=store, catalog=lambda: catalog, config_dir=ctx.settings.config_dir)
+    wanted = [args.category] if args.category else [c.id for c in catalog.categories]
+    try:
+        for category in wanted:
+            done, diff = bench.apply_rules(category, args.days, by=by, note=args.note)
+            if args.json:
+                print(terminal_json(applied_json(done, diff, args.days)))
+            else:
+                _say(done.message)
+    finally:
+        store.close()
+    return 0
+
+
 def cmd_stories_corrections(ctx: Context) -> int:
     store = ctx.store(auto_upgrade=False)
     try:

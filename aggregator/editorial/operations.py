@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from aggregator.catalog import (
@@ -134,6 +134,15 @@ def parse_since(text: str, field: str = "since") -> timedelta:
             Refusal.INVALID, f"must be between 1s and {MAX_DRY_RUN_SINCE.days}d", field=field
         )
     return timedelta(seconds=seconds)
+
+
+def applied_json(done: Done, diff: DryRun, days: int) -> dict[str, Any]:
+    """Rules applied to stored entries, as the CLI (``rules apply --json``) and the API
+    answer it: what was done, the correction to undo it with, and the diff written."""
+    return {"message": done.message, "override_id": done.override_id,
+            "category": diff.category_id, "days": days,
+            "added": [e.as_json() for e in diff.added],
+            "removed": [e.as_json() for e in diff.removed]}
 
 
 def _note(note: str | None) -> str | None:
@@ -386,7 +395,7 @@ class Workbench:
         (who, when) that undo takes back. Returns what was done and the diff written."""
         category = self.category(category_id)
         if not 1 <= days <= MAX_DRY_RUN_SINCE.days:
-            raise EditRefused(Refusal.INVALID, f"must be from 1 to {MAX_DRY_RUN_SINCE.days}, "
+            raise EditRefused(Refusal.INVALID, f"days must be from 1 to {MAX_DRY_RUN_SINCE.days}, "
                                                f"not {days}", field="days")
         diff = rules_dry_run(self.store, self.catalog, category, since=timedelta(days=days),
                              now=self.clock())

@@ -282,6 +282,18 @@ class AdminPages:
         if _first(form, "action") == "save":
             return self.act(path, lambda: _said(
                 self.bench.set_rules(category.id, lines_in, lines_out)))
+        if _first(form, "action") == "apply":
+            def apply() -> str:
+                days = _first(form, "days").strip()
+                if not (days.isdigit() and len(days) < 4):
+                    raise EditRefused(Refusal.INVALID, f"{days!r} is not a number of days",
+                                      field="days")
+                done, _ = self.bench.apply_rules(category.id, int(days),
+                                                 by=self.editor(request),
+                                                 note=_first(form, "note") or None)
+                return _said(done)
+
+            return self.act(path, apply)
         # A dry run changes nothing, so its answer is the page itself, rules as typed.
         try:
             result = self.bench.dry_run(category.id, lines_in, lines_out, parse_since(since))

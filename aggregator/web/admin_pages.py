@@ -243,6 +243,15 @@ def category_page(chrome: Chrome, category: CategoryConfig, include: str, exclud
           f'value="{attr(since)}"></label> '
           '<button name="action" value="dry-run">Dry run</button> '
           '<button name="action" value="save">Save</button></p></form>')
+    body.append(post_form(
+        admin_url("categories", category.id), chrome.csrf, "Apply",
+        hidden("action", "apply"),
+        '<label>Apply the saved rules to the entries of the last <input type="number" '
+        'name="days" min="1" max="366" value="7" required> days</label> '
+        '<label>Note <input type="text" name="note" maxlength="500"></label> ',
+        inline=False, name="apply rules"))
+    body.append('<p class="meta">Saved rules take new entries; Apply re-files the stored ones '
+                "as a dry run of the saved rules shows, as one correction you can undo.</p>")
     if dry_run is not None:
         body.append(f'<section id="dry-run"><h2>Dry run over the last {text(since)}</h2>'
                     f'<p class="meta">{dry_run.examined} stored entries examined, '

@@ -307,3 +307,31 @@ def test_search_finds_the_story_and_merges_it_from_the_results(editor: Editor) -
     refused = editor.get("/admin/stories", params={"q": "x" * 201})
     assert refused.status_code == 422
     assert "q: longer than 200 characters" in refused.text
+
+
+def test_saved_rules_applied_to_stored_entries_then_undone(editor: Editor) -> None:
+    store = editor.bench.store
+
+    def tech_titles() -> list[str]:
+        return sorted(s.representative.title for s in store.category_stories("tech", 50))
+
+    before = tech_titles()
+    assert "Ferry runs aground off Paros" not in before
+    editor.follow(editor.post("/admin/categories/tech", include="ferry\n/robots?/",
+                              exclude="cook", action="save"))
+    assert tech_titles() == before  # saved rules take new entries only
+    page = editor.follow(editor.post("/admin/categories/tech", action="apply", days="7",
+                                     note="ferries are tech now"))
+    override = store.overrides()[0]
+    assert _flash(page.text) == (f"Applied the rules of 'tech' to the last 7 days: 1 added, "
+                                 f"0 removed (correction #{override.id})")
+    assert (override.kind, override.created_by, override.note) == (
+        "rules", "Mia", "ferries are tech now")
+    assert tech_titles() == sorted([*before, "Ferry runs aground off Paros"])
+    log = editor.get("/admin/corrections").text
+    assert "apply the rules in 'tech' to stored entries" in log
+    editor.follow(editor.post(f"/admin/corrections/{override.id}/undo",
+                              back="/admin/categories/tech"))
+    assert tech_titles() == before
+    refused = editor.follow(editor.post("/admin/categories/tech", action="apply", days="0"))
+    assert _flash(refused.text) == "Refused (days): days must be from 1 to 366, not 0"

@@ -11,14 +11,19 @@ import pytest
 import sqlalchemy as sa
 
 from aggregator.catalog import Catalog
+from aggregator.demo.feedserver import FeedServer
 from aggregator.editorial.dryrun import changed_rules
 from aggregator.editorial.operations import Workbench
 from aggregator.errors import EditRefused
 from aggregator.store import Store
 from aggregator.types import CorrectionKind
-from tests.integration.test_dryrun import entry_ids
-from tests.integration.test_dryrun import polled as polled  # the fixture
+from tests.integration.test_dryrun import entry_ids, poll_feeds
 from tests.support.builders import NOW
+
+
+@pytest.fixture
+def polled(store: Store, feed_server: FeedServer) -> Catalog:
+    return poll_feeds(store, feed_server)
 
 
 def category_rows(store: Store) -> list[tuple[Any, ...]]:
