@@ -47,6 +47,9 @@ def parse_query(text: str) -> tuple[str, ...]:
     """The terms of ``text``: words, or "quoted phrases"; every one must be found."""
     if len(text) > MAX_QUERY_LENGTH:
         raise BadQuery(f"longer than {MAX_QUERY_LENGTH} characters")
+    if any(ord(c) < 32 and not c.isspace() for c in text):
+        # PostgreSQL text cannot hold NUL, and no title holds a control character.
+        raise BadQuery("contains a control character")
     terms: list[str] = []
     for match in _TERM_RE.finditer(text):
         term = " ".join((match[1] if match[1] is not None else match[2]).split())

@@ -113,6 +113,7 @@ def test_hits_name_their_live_story_and_hidden_stories_are_for_editors(filled: S
 @pytest.mark.parametrize(("text", "problem"), [
     ("", "at least one word"), ("   ", "at least one word"), ('""', "at least one word"),
     ("x" * 201, "longer than 200"), (" ".join("abcdefghi"), "more than 8"),
+    ("nul\x00byte", "control character"),
 ])
 def test_bad_queries_say_what_is_wrong(text: str, problem: str) -> None:
     with pytest.raises(BadQuery, match=problem):
