@@ -32,6 +32,7 @@ from aggregator.cli.stories import (
     cmd_stories,
     cmd_stories_correct,
     cmd_stories_corrections,
+    cmd_stories_search,
 )
 
 
@@ -195,6 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--category", required=name == "pin", metavar="ID",
                                  help="the category it applies to")
         command.set_defaults(handler=cmd_stories_correct)
+    search = story_commands.add_parser(
+        "search", parents=[common],
+        help="find entries by words of their title or text, in any language, with their story")
+    search.add_argument("words", nargs="+", metavar="WORD",
+                        help='every word must be found; "quote a phrase" to keep it whole')
+    search.add_argument("--limit", type=int, default=20, choices=range(1, 501),
+                        metavar="N", help="at most N entries, newest first (default 20)")
+    search.add_argument("--json", action="store_true", help="one JSON object per entry")
+    search.set_defaults(handler=cmd_stories_search)
     corrections = story_commands.add_parser(
         "corrections", parents=[common], help="editors' corrections, who made them and when")
     corrections.add_argument("--all", action="store_true", help="undone ones too")

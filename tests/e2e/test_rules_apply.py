@@ -1,7 +1,8 @@
 """``aggregator rules apply`` and ``POST /api/categories/{id}/apply``: after the editors saved
 changed rules, the stored entries of the last N days are re-filed as the dry run shows, as one
 correction with who and when; ``stories undo`` (or the API's undo) leaves the category rows as
-before. On SQLite and PostgreSQL, after a real poll."""
+before; ``stories search`` finds the story to correct. On SQLite and PostgreSQL, after a real
+poll."""
 
 from __future__ import annotations
 
@@ -142,3 +143,22 @@ def test_apply_then_undo_through_the_api(options: list[str], database_url: str) 
             assert rows(database_url) == before
     finally:
         store.close()
+
+
+def test_stories_search_finds_the_story_to_correct(options: list[str],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stories", "search", "STRASBOURG", "--json", *options]) == 0
+    [hit] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert hit["title"] == "AI Act: final vote in Strasbourg"
+    assert hit["story_id"] is not None
+    assert set(hit) == {"entry_id", "source_id", "title", "url", "language", "published_at",
+                        "story_id", "story_title"}  # the API's shape (SearchHitOut)
+    assert main(["stories", "search", "AI", "act", *options]) == 0
+    shown = capsys.readouterr().out
+    assert "AI Act: final vote in Strasbourg" in shown
+    assert "Black Friday deals on AI Act books" in shown
+    assert f"story #{hit['story_id']}" in shown
+    assert main(["stories", "search", "nothing-like-this", *options]) == 0
+    assert capsys.readouterr().out == "nothing found\n"
+    assert main(["stories", "search", '""', *options]) == ExitCode.USAGE
+    assert "give at least one word" in capsys.readouterr().err
