@@ -305,9 +305,10 @@ class Store:
                 sa.select(ENTRIES.c.story_id)
                 .where(search.matching(self.engine.dialect.name, terms))))
         if min_sources is not None:
-            filters.append(col(Story.id).in_(
-                sa.select(ENTRIES.c.story_id).group_by(ENTRIES.c.story_id)
-                .having(sa.func.count(sa.distinct(ENTRIES.c.source_id)) >= min_sources)))
+            # Counted per candidate story (entries.story_id is indexed), not over every entry.
+            filters.append(
+                sa.select(sa.func.count(sa.distinct(ENTRIES.c.source_id)))
+                .where(ENTRIES.c.story_id == col(Story.id)).scalar_subquery() >= min_sources)
         if published_since is not None:
             filters.append(col(Story.published_at) >= published_since)
         query = (
