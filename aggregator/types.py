@@ -296,6 +296,8 @@ class CorrectionKind(StrEnum):
     CANNOT_LINK = "cannot_link"
     HIDE = "hide"
     CATEGORY_PIN = "category_pin"
+    # Category rules applied to stored entries (``store.reclassify``): changes category rows.
+    RULES = "rules"
 
 
 class Role(StrEnum):

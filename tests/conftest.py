@@ -96,6 +96,8 @@ _SLOW_PREFIXES = (
     "tests/integration/test_migrations.py",  # every migration, up and down, on both engines
     # The web app, real HTTP servers and the W3C validator: the full tier runs them.
     "tests/integration/test_admin_pages.py",
+    "tests/integration/test_search_web.py",
+    "tests/integration/test_filtered_feeds.py",
     "tests/integration/test_api_auth.py",
     "tests/integration/test_api_caching.py",
     "tests/integration/test_api_docs.py",

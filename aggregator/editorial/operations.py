@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from aggregator.catalog import (
@@ -51,6 +51,8 @@ from aggregator.safety.tokens import new_token
 from aggregator.store import Store
 from aggregator.store.accounts import AuditNote, AuditView, EditorView
 from aggregator.store.overrides import OverrideView
+from aggregator.store.reclassify import NewRow
+from aggregator.store.search import BadQuery, SearchHit, parse_query
 from aggregator.store.stories import StoryDetail
 from aggregator.types import AuditKind, Role, SourceStatus, StoryView
 
@@ -139,6 +141,15 @@ def parse_since(text: str, field: str = "since") -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def applied_json(done: Done, diff: DryRun, days: int) -> dict[str, Any]:
+    """Rules applied to stored entries, as the CLI (``rules apply --json``) and the API
+    answer it: what was done, the correction to undo it with, and the diff written."""
+    return {"message": done.message, "override_id": done.override_id,
+            "category": diff.category_id, "days": days,
+            "added": [e.as_json() for e in diff.added],
+            "removed": [e.as_json() for e in diff.removed]}
+
+
 def _note(note: str | None) -> str | None:
     if note is not None and len(note) > MAX_NOTE_LENGTH:
         raise EditRefused(Refusal.INVALID, f"at most {MAX_NOTE_LENGTH} characters", field="note")
@@ -201,6 +212,17 @@ class Workbench:
 
     def recent_stories(self, category_id: str, limit: int) -> list[StoryView]:
         return self.store.category_stories(category_id, limit)
+
+    def search(self, text: str, limit: int, *, after: tuple[datetime, int] | None = None,
+               include_hidden: bool = False
+               ) -> tuple[list[SearchHit], tuple[datetime, int] | None]:
+        """Entries whose title or text holds every word of ``text``, newest first, each with
+        its story: how editors find the story to merge, split, pin or hide."""
+        try:
+            terms = parse_query(text)
+        except BadQuery as exc:
+            raise EditRefused(Refusal.INVALID, str(exc), field="q") from exc
+        return self.store.search(terms, limit, after=after, include_hidden=include_hidden)
 
     def corrections(self, *, include_undone: bool = False) -> list[OverrideView]:
         return self.store.overrides(include_undone=include_undone)
@@ -388,6 +410,29 @@ class Workbench:
             exclude=parse_rules(exclude, "exclude", category_id),
         )
         return rules_dry_run(self.store, self.catalog, changed, since=since, now=self.clock())
+
+    def apply_rules(self, category_id: str, days: int, *, by: str, note: str | None
+                    ) -> tuple[Done, DryRun]:
+        """Apply the category's rules, as the service runs them now, to the entries stored
+        over the last ``days``: what a dry run of them shows is written, as one correction
+        (who, when) that undo takes back. Returns what was done and the diff written."""
+        category = self.category(category_id)
+        if not 1 <= days <= MAX_DRY_RUN_SINCE.days:
+            raise EditRefused(Refusal.INVALID, f"days must be from 1 to {MAX_DRY_RUN_SINCE.days}, "
+                                               f"not {days}", field="days")
+        diff = rules_dry_run(self.store, self.catalog, category, since=timedelta(days=days),
+                             now=self.clock())
+        if not diff.added and not diff.removed:
+            return Done(f"the rules of {category_id!r} change nothing stored over the last "
+                        f"{days} days", applied=True), diff
+        override, added, removed = self._correct(lambda: self.store.apply_category_rules(
+            category_id, [NewRow(e.entry_id, e.score, e.reason) for e in diff.added],
+            [e.entry_id for e in diff.removed], days=days, by=by, now=self.clock(),
+            note=_note(note), audit=AuditNote(by, AuditKind.RULES, "apply", category_id, {
+                "days": days, "added": len(diff.added), "removed": len(diff.removed)})))
+        return Done(f"applied the rules of {category_id!r} to the last {days} days: "
+                    f"{added} added, {removed} removed (correction #{override})",
+                    applied=True, override_id=override), diff
 
     # -- story corrections -----------------------------------------------------------------
 

@@ -27,7 +27,9 @@ from aggregator.store import (
     fulltext,
     leases,
     overrides,
+    reclassify,
     retention,
+    search,
     sourcerows,
 )
 from aggregator.store import stories as story_reads
@@ -47,8 +49,9 @@ from aggregator.store.models import (
     Story,
 )
 from aggregator.store.overrides import OverrideView
+from aggregator.store.search import SearchHit
 from aggregator.store.stories import CategoryDecision, StoryDetail
-from aggregator.store.tables import SOURCES
+from aggregator.store.tables import ENTRIES, SOURCES
 from aggregator.types import (
     CategoryMatch,
     EntryView,
@@ -300,23 +303,39 @@ class Store:
 
     # -- stories -------------------------------------------------------------------------
 
-    def category_stories(self, category_id: str, limit: int) -> list[StoryView]:
+    def category_stories(self, category_id: str, limit: int, *,
+                         terms: tuple[str, ...] = (), min_sources: int | None = None,
+                         published_since: datetime | None = None) -> list[StoryView]:
         """Newest settled stories with at least one entry in the category; members in any
         category (a story settles when the clustering stage has decided it: until then it is
         the write path's provisional grouping, which the stage may still merge).
         Editors' corrections decide first: stories pinned in the category are always included
-        and listed first, hidden ones (there or everywhere) never, even when pinned."""
+        and listed first, hidden ones (there or everywhere) never, even when pinned.
+        A filtered feed keeps only those with an entry holding every search term, entries
+        from at least ``min_sources`` sources, published at or after ``published_since``."""
         in_category = (
             select(Entry.story_id)
             .join(EntryCategory, col(EntryCategory.entry_id) == col(Entry.id))
             .where(EntryCategory.category_id == category_id)
         )
         pinned = story_reads.pinned_stories(category_id)
+        filters: list[Any] = []
+        if terms:
+            filters.append(col(Story.id).in_(
+                sa.select(ENTRIES.c.story_id)
+                .where(search.matching(self.engine.dialect.name, terms))))
+        if min_sources is not None:
+            # Counted per candidate story (entries.story_id is indexed), not over every entry.
+            filters.append(
+                sa.select(sa.func.count(sa.distinct(ENTRIES.c.source_id)))
+                .where(ENTRIES.c.story_id == col(Story.id)).scalar_subquery() >= min_sources)
+        if published_since is not None:
+            filters.append(col(Story.published_at) >= published_since)
         query = (
             select(Story)
             .where(sa.or_(col(Story.id).in_(in_category), col(Story.id).in_(pinned)),
                    col(Story.merged_into_id).is_(None), col(Story.settled_at).is_not(None),
-                   col(Story.id).not_in(story_reads.hidden_stories(category_id)))
+                   col(Story.id).not_in(story_reads.hidden_stories(category_id)), *filters)
             .order_by(sa.case((col(Story.id).in_(pinned), 0), else_=1),
                       col(Story.published_at).desc(), col(Story.id).desc())
             .limit(limit)
@@ -624,6 +643,14 @@ class Store:
         with self._guard(), self.engine.connect() as connection:
             return story_reads.story_detail(connection, story_id)
 
+    def search(self, terms: tuple[str, ...], limit: int, *,
+               after: tuple[datetime, int] | None = None, include_hidden: bool = False
+               ) -> tuple[list[SearchHit], tuple[datetime, int] | None]:
+        """Entries holding every term (``search.parse_query``), newest first, one page."""
+        with self._guard(), self.engine.connect() as connection:
+            return search.search(connection, terms, limit, after=after,
+                                 include_hidden=include_hidden)
+
     def entry_categories(self, entry_ids: Sequence[int]
                          ) -> dict[int, tuple[CategoryDecision, ...]]:
         with self._guard(), self.engine.connect() as connection:
@@ -638,6 +665,18 @@ class Store:
                     note: str | None = None) -> int:
         with self.clustering() as writer:
             return overrides.split(writer, entry_ids, by=by, now=now, note=note)
+
+    def apply_category_rules(self, category: str, added: Sequence[reclassify.NewRow],
+                             removed: Sequence[int], *, days: int, by: str, now: datetime,
+                             note: str | None = None, audit: AuditNote | None = None
+                             ) -> tuple[int, int, int]:
+        """Write a rules change's diff over stored entries as one undoable correction
+        (``reclassify.apply_rules``): (correction id, rows added, rows removed)."""
+        with self.clustering() as writer:
+            if audit is not None:
+                accounts.record(writer.connection, audit, now)
+            return reclassify.apply_rules(writer.connection, category, added, removed,
+                                          days=days, by=by, now=now, note=note)
 
     def undo_override(self, override_id: int, *, by: str, now: datetime,
                       audit: AuditNote | None = None) -> bool:

@@ -17,6 +17,7 @@ from aggregator.editorial.dryrun import DryRun, DryRunEntry
 from aggregator.publishing.formats.common import clean, safe_link
 from aggregator.store.accounts import AuditView, EditorView
 from aggregator.store.overrides import OverrideView
+from aggregator.store.search import MAX_QUERY_LENGTH, SearchHit
 from aggregator.store.stories import EntryDetail, StoryDetail
 from aggregator.types import Role, SourceState, SourceStatus, StoryView
 from aggregator.web.auth import ADMIN_PREFIX, CSRF_FIELD
@@ -253,6 +254,15 @@ def category_page(chrome: Chrome, category: CategoryConfig, include: str, exclud
           f'value="{attr(since)}"></label> '
           '<button name="action" value="dry-run">Dry run</button> '
           '<button name="action" value="save">Save</button></p></form>')
+    body.append(post_form(
+        admin_url("categories", category.id), chrome.csrf, "Apply",
+        hidden("action", "apply"),
+        '<label>Apply the saved rules to the entries of the last <input type="number" '
+        'name="days" min="1" max="366" value="7" required> days</label> '
+        '<label>Note <input type="text" name="note" maxlength="500"></label> ',
+        inline=False, name="apply rules"))
+    body.append('<p class="meta">Saved rules take new entries; Apply re-files the stored ones '
+                "as a dry run of the saved rules shows, as one correction you can undo.</p>")
     if dry_run is not None:
         body.append(f'<section id="dry-run"><h2>Dry run over the last {text(since)}</h2>'
                     f'<p class="meta">{dry_run.examined} stored entries examined, '
@@ -264,11 +274,44 @@ def category_page(chrome: Chrome, category: CategoryConfig, include: str, exclud
     return document(f"Category {category.title}", body, chrome)
 
 
+def search_form(action: str, query: str, label: str) -> str:
+    return (f'<form method="get" action="{attr(action)}" role="search">'
+            f'<label>{text(label)} <input type="search" name="q" value="{attr(query)}" '
+            f'maxlength="{MAX_QUERY_LENGTH}" required></label> <button>Search</button></form>')
+
+
+def search_results(chrome: Chrome, query: str, hits: Sequence[SearchHit],
+                   merge_into: int | None = None) -> str:
+    """The entries found, each with its story; on a story's page, a button to merge each
+    other story into it."""
+    if not hits:
+        return f'<p id="search-results">Nothing found for {text(query)}.</p>'
+    rows = []
+    for hit in hits:
+        story = (link(admin_url("stories", hit.story_id), f"#{hit.story_id} {hit.story_title}")
+                 if hit.story_id is not None else "not clustered yet")
+        action = ""
+        if merge_into is not None and hit.story_id is not None and hit.story_id != merge_into:
+            action = post_form(admin_url("stories", merge_into, "merge"), chrome.csrf,
+                               "Merge into this story", hidden("other_story_id", hit.story_id),
+                               name=f"merge story {hit.story_id}")
+        rows.append(f"<tr><td>#{hit.entry_id}<br><small>{text(hit.source_id)}</small></td>"
+                    f"<td>{outside_link(hit.url, hit.title)}<br><small>"
+                    f"{text(hit.language or '?')}, {when(hit.published_at)}</small></td>"
+                    f"<td>{story}</td><td>{action}</td></tr>")
+    return ('<table id="search-results"><thead><tr><th>entry</th><th>title</th><th>story</th>'
+            "<th></th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
 def stories_page(chrome: Chrome, per_category: Sequence[tuple[CategoryConfig,
-                                                               Sequence[StoryView]]]) -> str:
+                                                               Sequence[StoryView]]],
+                 query: str = "", hits: Sequence[SearchHit] | None = None) -> str:
     body = [f'<form method="get" action="{attr(admin_url("stories"))}">'
             '<label>Story id <input type="number" name="id" min="1" required></label> '
-            "<button>Show</button></form>"]
+            "<button>Show</button></form>",
+            search_form(admin_url("stories"), query, "Search entries")]
+    if hits is not None:
+        body.append(f"<h2>Found for {text(query)}</h2>" + search_results(chrome, query, hits))
     for category, stories in per_category:
         body.append(f"<h2>{text(category.title)}</h2>")
         if not stories:
@@ -318,7 +361,8 @@ def _entry_row(chrome: Chrome, story: StoryDetail, entry: EntryDetail) -> str:
             f"<td>{split}</td></tr>")
 
 
-def story_page(chrome: Chrome, story: StoryDetail, categories: Sequence[CategoryConfig]) -> str:
+def story_page(chrome: Chrome, story: StoryDetail, categories: Sequence[CategoryConfig],
+               query: str = "", hits: Sequence[SearchHit] | None = None) -> str:
     body = []
     facts = [f"uid {text(story.uid)}", f"published {when(story.published_at)}",
              f"updated {when(story.updated_at)}"]
@@ -349,6 +393,10 @@ def story_page(chrome: Chrome, story: StoryDetail, categories: Sequence[Category
         admin_url("stories", story.story_id, "merge"), chrome.csrf, "Merge",
         '<label>Merge with story id <input type="number" name="other_story_id" min="1" '
         'required></label> ' + note, inline=False, name="merge"))
+    body.append(search_form(admin_url("stories", story.story_id), query,
+                            "Find the story to merge with this one"))
+    if hits is not None:
+        body.append(search_results(chrome, query, hits, merge_into=story.story_id))
     body.append(post_form(
         admin_url("stories", story.story_id, "pin"), chrome.csrf, "Pin",
         f'<label>Pin first in <select name="category">{options}</select></label> ' + note,

@@ -159,7 +159,7 @@ class _FeedExtension:
 def _generator(feed: OutputFeed, fmt: str, lang: str | None, links: FeedLinks) -> Any:
     fg = FeedGenerator()
     fg.title(clean(feed.title).strip() or UNTITLED)
-    fg.id(feed_id(feed, lang))
+    fg.id(feed_id(feed, lang, links.query))
     # feedgen stamps "now" on both atom:updated and rss:lastBuildDate unless told otherwise.
     fg.updated(utc(feed.updated, "updated"))
     fg.generator(GENERATOR_NAME)
