@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
+
 from aggregator.clustering import ClusteringStage
 from aggregator.runtime.retention import prune
 from aggregator.store import Store, open_store
 from aggregator.store.fulltext import FullTextRecord
 from aggregator.types import FullTextOutcome, NormalizedEntry
-from tests.support.builders import NOW, catalog, entry, fetched, match, source
+from tests.support.builders import NOW, catalog, entry, fetched, match, settle, source
 
 LONG_AGO = NOW - timedelta(days=400)
 
@@ -23,7 +25,10 @@ def _save(store: Store, *items: NormalizedEntry) -> None:
 
 
 def _ids(store: Store) -> dict[str, int]:
-    return {e.title: e.entry_id for s in store.category_stories("news", 50) for e in s.entries}
+    # Read from the table: the outputs show only stories the clustering stage has settled.
+    with store.engine.connect() as connection:
+        return {title: int(entry_id) for title, entry_id in connection.execute(
+            sa.text("SELECT title, id FROM entries"))}
 
 
 def _record(entry_id: int, outcome: FullTextOutcome, entry_hash: str, **extra: Any
@@ -69,6 +74,7 @@ def test_clustering_reads_the_full_text_only_when_extracted(store: Store) -> Non
     pending = {p.id: p for p in store.pending_entries(10)}
     assert pending[ids["Title one"]].full_text == "The whole article."
     assert pending[ids["Title two"]].full_text is None
+    settle(store)
     shown = {e.title: e for s in store.category_stories("news", 10) for e in s.entries}
     assert shown["Title one"].full_html == "<p>The whole article.</p>"
     assert shown["Title two"].full_html is None
