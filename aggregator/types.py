@@ -311,3 +311,37 @@ class PollOutcome:
     status: int | None = None
     error: str | None = None
     error_kind: str | None = None
+
+
+class EventKind(StrEnum):
+    """What a webhook event reports (``webhook_events.kind``, the body's ``type``); the
+    values are part of the documented schema (docs/webhooks.md) and never change."""
+
+    STORY_PUBLISHED = "story.published"
+    STORY_VERSION = "story.version"
+    STORY_SOURCE = "story.source"
+    STORY_MERGED = "story.merged"
+    STORY_SPLIT = "story.split"
+    STORY_HIDDEN = "story.hidden"
+    SOURCE_HEALTH = "source.health"
+
+
+class SourceHealth(StrEnum):
+    """A source's health as editors are alerted to it (``/admin/``, ``source.health``
+    events); ``ok`` ends an alert."""
+
+    OK = "ok"
+    FAILING = "failing"
+    GONE = "gone"
+    MOVED = "moved"
+    EMPTY = "empty"
+    SILENT = "silent"
+
+
+class DeliveryState(StrEnum):
+    """One event's delivery to one subscriber (``webhook_deliveries.state``)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    # Every attempt allowed failed; kept in the log, never retried by itself.
+    FAILED = "failed"

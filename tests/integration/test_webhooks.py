@@ -1,0 +1,189 @@
+"""Webhooks on a real store (SQLite and PostgreSQL) to a real receiver on 127.0.0.1: which
+changes become events, filters, signatures, retries with back-off, the delivery log, and the
+address rules for targets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+
+from aggregator.clock import utc_now
+from aggregator.clustering import ClusteringStage
+from aggregator.delivery.detect import Detector
+from aggregator.delivery.sender import Sender
+from aggregator.polling.fetch.poster import Poster
+from aggregator.store import Store
+from aggregator.store.webhooks import Subscriber
+from aggregator.types import DeliveryState, EventKind, SourceHealth
+from tests.support.builders import catalog, entry, fetched, match, source
+from tests.support.receiver import FAIL, OK, SLOW, Receiver
+
+SECRET = "s3cret-for-tests-0123456789"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    hook = Receiver(secret=SECRET)
+    hook.start()
+    yield hook
+    hook.stop()
+
+
+def _save(store: Store, source_id: str, *entries: tuple[str, str], category: str = "news",
+          now: datetime | None = None) -> None:
+    when = now or utc_now()
+    store.save_poll(
+        source_id, fetched(url=f"https://feeds.example/{source_id}.xml"), body_hash=None,
+        feed_title="Feed", feed_link=None,
+        entries=[(entry(key, title=title, published_at=when, updated_at=when),
+                  [match(category)]) for key, title in entries],
+        next_check_at=when + timedelta(minutes=30), now=when)
+
+
+def _sender(store: Store, clock: list[datetime], **options: float) -> Sender:
+    poster = Poster(user_agent="test", timeout=options.pop("timeout", 1.0), allow_private=True)
+    return Sender(store.webhooks, poster, now=lambda: clock[0],
+                  retry_seconds=options.pop("retry", 10.0),
+                  retry_max_seconds=options.pop("cap", 40.0),
+                  max_attempts=int(options.pop("attempts", 25)))
+
+
+def _subscribe(store: Store, url: str, **filters: tuple[str, ...]) -> None:
+    assert store.webhooks.add_subscriber(
+        Subscriber(id=filters.pop("id", ("site",))[0], url=url, secret=SECRET, **filters),
+        utc_now())
+
+
+def test_published_version_source_and_health_events_reach_a_signed_receiver(
+        store: Store, receiver: Receiver) -> None:
+    store.sync_sources(catalog(source("a"), source("b"), categories=("news", "tech")),
+                       utc_now())
+    _subscribe(store, receiver.url)
+    detector = Detector(store.webhooks, health_every=timedelta(0))
+    detector.run(utc_now())  # the first look starts the cursor: nothing older is replayed
+    _save(store, "a", ("one", "Rates rise again"), ("two", "A quiet Tuesday"))
+    ClusteringStage(store, semantic=False).run()
+    assert detector.run(utc_now()) == 2
+    assert detector.run(utc_now()) == 0  # looking again finds nothing new
+
+    # The same story from another source (same link), and a new version of entry two.
+    story_b = entry("one", title="Rates rise again", published_at=utc_now())
+    store.save_poll("b", fetched(url="https://feeds.example/b.xml"), body_hash=None,
+                    feed_title="B", feed_link=None, entries=[(story_b, [match("news")])],
+                    next_check_at=utc_now() + timedelta(hours=1), now=utc_now())
+    edited = entry("two", title="A quiet Tuesday", text="Rewritten body.",
+                   published_at=utc_now(), updated_at=utc_now() + timedelta(minutes=1))
+    store.save_poll("a", fetched(url="https://feeds.example/a.xml", etag='"v2"'),
+                    body_hash=None, feed_title="Feed", feed_link=None,
+                    entries=[(edited, [match("news")])],
+                    next_check_at=utc_now() + timedelta(hours=1), now=utc_now())
+    ClusteringStage(store, semantic=False).run()
+    for _ in range(3):
+        store.save_error("b", message="HTTP 500", kind="http", status=500, now=utc_now(),
+                         next_check_at=utc_now() + timedelta(minutes=5))
+    detector.run(utc_now())
+
+    clock = [utc_now()]
+    assert _sender(store, clock).run() == 5
+    kinds = sorted(r.kind for r in receiver.requests)
+    assert kinds == sorted([EventKind.STORY_PUBLISHED] * 2 + [EventKind.STORY_SOURCE,
+                           EventKind.STORY_VERSION, EventKind.SOURCE_HEALTH])
+    assert all(r.signed for r in receiver.requests)
+    health = next(r.body for r in receiver.requests if r.kind == EventKind.SOURCE_HEALTH)
+    assert health["schema_version"] == 1
+    assert health["data"]["health"] == SourceHealth.FAILING
+    assert health["data"]["source"]["id"] == "b"
+    published = [r.body for r in receiver.requests if r.kind == EventKind.STORY_PUBLISHED]
+    assert {p["data"]["story"]["title"] for p in published} == {"Rates rise again",
+                                                                "A quiet Tuesday"}
+    assert {p["data"]["category"] for p in published} == {"news"}
+    log = store.webhooks.deliveries()
+    assert {d.state for d in log} == {DeliveryState.DELIVERED}
+    assert {d.event_key for d in log} == set(receiver.accepted())
+
+
+def test_filters_choose_which_subscribers_get_an_event(store: Store,
+                                                       receiver: Receiver) -> None:
+    store.sync_sources(catalog(source("a", categories=("news", "tech")),
+                               categories=("news", "tech")), utc_now())
+    _subscribe(store, receiver.url, id=("tech-only",), categories=("tech",))
+    _subscribe(store, receiver.url, id=("french",), languages=("fr",))
+    _subscribe(store, receiver.url, id=("health-only",), events=(EventKind.SOURCE_HEALTH,))
+    detector = Detector(store.webhooks)
+    detector.run(utc_now())
+    _save(store, "a", ("one", "Chips and more chips"), category="tech")
+    ClusteringStage(store, semantic=False).run()
+    detector.run(utc_now())
+    assert {d.subscriber_id for d in store.webhooks.deliveries()} == {"tech-only"}
+
+
+def test_failures_and_timeouts_retry_with_capped_backoff_until_delivered(
+        store: Store, receiver: Receiver) -> None:
+    answers = [FAIL, SLOW, FAIL, FAIL, OK]
+    receiver.script = lambda n: answers[n] if n < len(answers) else OK
+    store.sync_sources(catalog(source("a")), utc_now())
+    _subscribe(store, receiver.url)
+    detector = Detector(store.webhooks)
+    detector.run(utc_now())
+    _save(store, "a", ("one", "Only story"))
+    ClusteringStage(store, semantic=False).run()
+    detector.run(utc_now())
+    clock = [utc_now()]
+    sender = _sender(store, clock, timeout=0.5, retry=10.0, cap=40.0)
+    waits = []
+    for _ in range(len(answers)):
+        assert sender.run() == 1
+        assert sender.run() == 0  # not due again before its back-off ends
+        [row] = store.webhooks.deliveries()
+        if row.state == DeliveryState.DELIVERED:
+            break
+        assert row.next_attempt_at is not None
+        waits.append((row.next_attempt_at - clock[0]).total_seconds())
+        clock[0] = row.next_attempt_at
+    assert [round(w) for w in waits] == [10, 20, 40, 40]
+    [row] = store.webhooks.deliveries()
+    assert (row.state, row.attempts, row.last_status) == (DeliveryState.DELIVERED, 5, 200)
+    # The slow answer was work done on the receiver's side: the repeat has the same key.
+    assert receiver.accepted() == {row.event_key: 2}
+
+
+def test_a_delivery_out_of_attempts_is_failed_and_can_be_sent_again(
+        store: Store, receiver: Receiver) -> None:
+    receiver.script = lambda n: FAIL if n < 2 else OK
+    store.sync_sources(catalog(source("a")), utc_now())
+    _subscribe(store, receiver.url)
+    detector = Detector(store.webhooks)
+    detector.run(utc_now())
+    _save(store, "a", ("one", "Only story"))
+    ClusteringStage(store, semantic=False).run()
+    detector.run(utc_now())
+    clock = [utc_now()]
+    sender = _sender(store, clock, attempts=2)
+    sender.run()
+    clock[0] += timedelta(hours=1)
+    sender.run()
+    [row] = store.webhooks.deliveries()
+    assert (row.state, row.attempts, row.last_status) == (DeliveryState.FAILED, 2, 500)
+    assert store.webhooks.retry(row.id, clock[0])
+    assert sender.run() == 1
+    assert store.webhooks.deliveries()[0].state == DeliveryState.DELIVERED
+
+
+def test_a_target_on_a_private_address_is_refused_when_private_addresses_are_not_allowed(
+        store: Store, receiver: Receiver) -> None:
+    store.sync_sources(catalog(source("a")), utc_now())
+    _subscribe(store, receiver.url)
+    detector = Detector(store.webhooks)
+    detector.run(utc_now())
+    _save(store, "a", ("one", "Only story"))
+    ClusteringStage(store, semantic=False).run()
+    detector.run(utc_now())
+    poster = Poster(user_agent="test", timeout=1.0, allow_private=False)
+    Sender(store.webhooks, poster).run()
+    [row] = store.webhooks.deliveries()
+    assert row.state == DeliveryState.PENDING
+    assert row.last_status is None
+    assert "loopback" in (row.last_error or "")
+    assert receiver.requests == []
