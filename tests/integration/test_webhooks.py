@@ -50,10 +50,12 @@ def _sender(store: Store, clock: list[datetime], **options: float) -> Sender:
                   max_attempts=int(options.pop("attempts", 25)))
 
 
-def _subscribe(store: Store, url: str, **filters: tuple[str, ...]) -> None:
+def _subscribe(store: Store, url: str, ident: str = "site", *,
+               categories: tuple[str, ...] = (), languages: tuple[str, ...] = (),
+               events: tuple[str, ...] = ()) -> None:
     assert store.webhooks.add_subscriber(
-        Subscriber(id=filters.pop("id", ("site",))[0], url=url, secret=SECRET, **filters),
-        utc_now())
+        Subscriber(id=ident, url=url, secret=SECRET, categories=categories,
+                   languages=languages, events=events), utc_now())
 
 
 def test_published_version_source_and_health_events_reach_a_signed_receiver(
@@ -108,9 +110,9 @@ def test_filters_choose_which_subscribers_get_an_event(store: Store,
                                                        receiver: Receiver) -> None:
     store.sync_sources(catalog(source("a", categories=("news", "tech")),
                                categories=("news", "tech")), utc_now())
-    _subscribe(store, receiver.url, id=("tech-only",), categories=("tech",))
-    _subscribe(store, receiver.url, id=("french",), languages=("fr",))
-    _subscribe(store, receiver.url, id=("health-only",), events=(EventKind.SOURCE_HEALTH,))
+    _subscribe(store, receiver.url, "tech-only", categories=("tech",))
+    _subscribe(store, receiver.url, "french", languages=("fr",))
+    _subscribe(store, receiver.url, "health-only", events=(EventKind.SOURCE_HEALTH,))
     detector = Detector(store.webhooks)
     detector.run(utc_now())
     _save(store, "a", ("one", "Chips and more chips"), category="tech")

@@ -36,6 +36,8 @@ class Receiver:
     secret: str
     script: Callable[[int], str] = lambda _n: OK
     slow_seconds: float = 3.0
+    # How long an accepted request takes, so a stream of them lasts long enough to interrupt.
+    ok_seconds: float = 0.0
     requests: list[Received] = field(default_factory=list)
     port: int = 0
     _server: ThreadingHTTPServer | None = None
@@ -60,8 +62,7 @@ class Receiver:
                         key=self.headers.get("Idempotency-Key", ""),
                         kind=self.headers.get("Aggregator-Event", ""), body=document,
                         signed=signed, answer=what))
-                if what == SLOW:
-                    time.sleep(receiver.slow_seconds)
+                time.sleep(receiver.slow_seconds if what == SLOW else receiver.ok_seconds)
                 status = 500 if what == FAIL or not signed else 200
                 try:
                     self.send_response(status)
