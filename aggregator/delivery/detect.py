@@ -167,7 +167,8 @@ class Detector:
             if previous is not None and before == alert.health:
                 continue
             seq = int(previous["seq"]) + 1 if previous else 1
-            marks[subject] = {"health": alert.health.value, "seq": seq}
+            marks[subject] = {"health": alert.health.value, "seq": seq,
+                              "detail": alert.detail}
             if previous is None and alert.health == SourceHealth.OK:
                 continue
             events.append(NewEvent(

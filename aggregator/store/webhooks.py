@@ -389,6 +389,16 @@ class WebhookStore:
                 entries=int(row.n or 0), newest_entry_at=_aware(row.newest))
                 for row in rows]
 
+    def health_alerts(self) -> list[HealthMark]:
+        """Sources whose last recorded health is not ok, by source id."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(HOOK_MARKS).where(
+                HOOK_MARKS.c.subject.like("source:%")).order_by(HOOK_MARKS.c.subject))
+            return [HealthMark(source_id=row.subject.removeprefix("source:"),
+                               health=row.state["health"], detail=row.state.get("detail", ""),
+                               since=row.updated_at)
+                    for row in rows if row.state.get("health") != "ok"]
+
     # Delivery
 
     def claim_due(self, now: datetime, hold_until: datetime, limit: int) -> list[DueDelivery]:
@@ -475,6 +485,20 @@ class WebhookStore:
                 last_status=row.last_status, last_error=row.last_error,
                 delivered_at=row.delivered_at, created_at=row.event_created_at)
                 for row in connection.execute(query)]
+
+
+@dataclass(frozen=True)
+class HealthMark:
+    """A source's health as the detector last recorded (and sent) it."""
+
+    source_id: str
+    health: str
+    detail: str
+    since: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {"source_id": self.source_id, "health": self.health, "detail": self.detail,
+                "since": self.since.isoformat()}
 
 
 class _Row:
