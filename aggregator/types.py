@@ -6,7 +6,7 @@ with hand-built values. All datetimes are timezone-aware UTC.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -345,3 +345,39 @@ class DeliveryState(StrEnum):
     DELIVERED = "delivered"
     # Every attempt allowed failed; kept in the log, never retried by itself.
     FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """A webhook subscriber as configured (``webhooks.toml`` or the API); ``secret`` and
+    ``secret_env`` never leave the process (``as_json`` says only whether one is set)."""
+
+    id: str
+    url: str
+    secret: str | None = None
+    secret_env: str | None = None
+    categories: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
+    origin: str = "api"
+    active: bool = True
+    created_at: datetime | None = None
+
+    def wants(self, kind: str, categories: Iterable[str], languages: Iterable[str]) -> bool:
+        """Whether an event passes this subscriber's filters; an event that names no
+        language (a source whose language is unknown) passes a language filter."""
+        if self.events and kind not in self.events:
+            return False
+        if self.categories and not set(self.categories) & set(categories):
+            return False
+        langs = {lang.split("-")[0].lower() for lang in languages}
+        wanted = {lang.split("-")[0].lower() for lang in self.languages}
+        return not (wanted and langs and not wanted & langs)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "url": self.url, "categories": list(self.categories),
+                "languages": list(self.languages), "events": list(self.events),
+                "origin": self.origin, "active": self.active,
+                "secret_from": ("env:" + self.secret_env if self.secret_env
+                                else "stored" if self.secret else None),
+                "created_at": self.created_at.isoformat() if self.created_at else None}

@@ -19,8 +19,7 @@ from urllib.parse import urlsplit
 from aggregator.catalog import LANG_RE, SLUG_RE, url_problem
 from aggregator.errors import ConfigError
 from aggregator.safety.netguard import forbidden_reason
-from aggregator.store.webhooks import Subscriber
-from aggregator.types import EventKind
+from aggregator.types import EventKind, Subscriber
 
 WEBHOOKS_FILE = "webhooks.toml"
 KEYS = frozenset({"id", "url", "secret", "secret_env", "categories", "languages", "events"})

@@ -51,8 +51,8 @@ from aggregator.safety.netguard import forbidden_reason
 from aggregator.store import Store
 from aggregator.store.overrides import OverrideView
 from aggregator.store.stories import StoryDetail
-from aggregator.store.webhooks import DeliveryView, HealthMark, Subscriber
-from aggregator.types import DeliveryState, SourceStatus, StoryView
+from aggregator.store.webhooks import DeliveryView, HealthMark
+from aggregator.types import DeliveryState, SourceStatus, StoryView, Subscriber
 
 log = logging.getLogger("aggregator.web.editing")
 T = TypeVar("T")

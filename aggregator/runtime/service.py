@@ -155,7 +155,11 @@ class Service:
         being due, a new one is due), the outputs and the clustering stage at once, and the
         polls from the next tick (a poll under way ends with the catalog it started with)."""
         self.store.sync_sources(catalog, utc_now())
-        sync_subscribers(self.settings, self.store, catalog)
+        try:
+            sync_subscribers(self.settings, self.store, catalog)
+        except ConfigError as exc:
+            # The catalog is fine; the subscribers the service already had keep receiving.
+            log.error("action=webhooks-reload outcome=refused error=%s", exc)
         with self._catalog_lock:
             self.catalog = catalog
             self.clustering.catalog = catalog

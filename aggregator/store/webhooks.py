@@ -9,7 +9,7 @@ process that dies mid-post leaves it due again, never lost.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,45 +29,9 @@ from aggregator.store.tables import (
     SOURCES,
     STORIES,
 )
-from aggregator.types import DeliveryState
+from aggregator.types import DeliveryState, Subscriber
 
 MAX_ERROR = 1000
-
-
-@dataclass(frozen=True)
-class Subscriber:
-    """A webhook subscriber as configured; ``secret`` and ``secret_env`` never leave the
-    process (``as_json`` says only whether one is set)."""
-
-    id: str
-    url: str
-    secret: str | None = None
-    secret_env: str | None = None
-    categories: tuple[str, ...] = ()
-    languages: tuple[str, ...] = ()
-    events: tuple[str, ...] = ()
-    origin: str = "api"
-    active: bool = True
-    created_at: datetime | None = None
-
-    def wants(self, kind: str, categories: Iterable[str], languages: Iterable[str]) -> bool:
-        """Whether an event passes this subscriber's filters; an event that names no
-        language (a source whose language is unknown) passes a language filter."""
-        if self.events and kind not in self.events:
-            return False
-        if self.categories and not set(self.categories) & set(categories):
-            return False
-        langs = {lang.split("-")[0].lower() for lang in languages}
-        wanted = {lang.split("-")[0].lower() for lang in self.languages}
-        return not (wanted and langs and not wanted & langs)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "url": self.url, "categories": list(self.categories),
-                "languages": list(self.languages), "events": list(self.events),
-                "origin": self.origin, "active": self.active,
-                "secret_from": ("env:" + self.secret_env if self.secret_env
-                                else "stored" if self.secret else None),
-                "created_at": self.created_at.isoformat() if self.created_at else None}
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from fastapi import APIRouter, FastAPI, Request, Response
 
 from aggregator.catalog import CategoryConfig
 from aggregator.editorial.operations import Workbench
-from aggregator.store.webhooks import DeliveryView, Subscriber
-from aggregator.types import DeliveryState, EventKind
+from aggregator.store.webhooks import DeliveryView
+from aggregator.types import DeliveryState, EventKind, Subscriber
 from aggregator.web.admin import AdminPages, _first, _said, admin_route_class
 from aggregator.web.admin_pages import (
     Chrome,

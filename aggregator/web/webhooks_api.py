@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aggregator.delivery.subscribers import MAX_FILTER_VALUES, MAX_SECRET_LENGTH
 from aggregator.editorial.operations import Workbench
-from aggregator.store.webhooks import DeliveryView, Subscriber
-from aggregator.types import DeliveryState, EventKind
+from aggregator.store.webhooks import DeliveryView
+from aggregator.types import DeliveryState, EventKind, Subscriber
 from aggregator.web.api import ERRORS, MAX_ID, DoneOut
 from aggregator.web.auth import Auth, bearer_scheme, token_route_class
 

@@ -15,8 +15,7 @@ from aggregator.delivery.detect import Detector
 from aggregator.delivery.sender import Sender
 from aggregator.polling.fetch.poster import Poster
 from aggregator.store import Store
-from aggregator.store.webhooks import Subscriber
-from aggregator.types import DeliveryState, EventKind, SourceHealth
+from aggregator.types import DeliveryState, EventKind, SourceHealth, Subscriber
 from tests.support.builders import catalog, entry, fetched, match, source
 from tests.support.receiver import FAIL, OK, SLOW, Receiver
 
