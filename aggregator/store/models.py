@@ -136,7 +136,8 @@ class Entry(SQLModel, table=True):
     # (NormalizedEntry.date_source); NULL for entries stored before it was recorded.
     date_source: str | None = Field(default=None, max_length=16)
     first_seen_at: datetime = _dt(nullable=False)
-    fetched_at: datetime = _dt(nullable=False)
+    # Indexed for the webhook detector, which looks for entries rewritten since its last look.
+    fetched_at: datetime = _dt(nullable=False, index=True)
     story_id: int | None = Field(default=None, foreign_key="stories.id", index=True)
     # Why the entry is in its story: "new", "url", "content_hash" when written; the clustering
     # stage may replace it with the signal that carried its decision ("embedding", "minhash",

@@ -8,6 +8,8 @@ Create Date: 2026-12-07
 - ``webhook_events``: the outbox, one row per event with its unique idempotency key.
 - ``webhook_deliveries``: one event owed to one subscriber; retries and the delivery log.
 - ``webhook_marks``: what the detector last saw of a story, a source or a cursor.
+- an index on ``entries.fetched_at``: the detector asks for entries rewritten since its last
+  look, every few seconds.
 
 Migrations are frozen history once released: they use plain SQLAlchemy types, never the live
 models.
@@ -71,9 +73,14 @@ def upgrade() -> None:
         sa.Column("state", sa.JSON(), nullable=False),
         _when("updated_at", nullable=False),
     )
+    with op.batch_alter_table("entries", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_entries_fetched_at"), ["fetched_at"],
+                              unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("entries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_entries_fetched_at"))
     op.drop_table("webhook_marks")
     op.drop_table("webhook_deliveries")
     op.drop_table("webhook_events")
