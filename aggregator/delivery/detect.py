@@ -86,12 +86,18 @@ class Detector:
                 continue
             marks[subject] = state
             events.extend(self._story_events(story, previous))
-        for uid, into_uid, by, when in self.hooks.merged_since(since):
+        merged = self.hooks.merged_since(since)
+        holders = self.hooks.story_facts(sorted({into_id for _, into_id, _, _, _ in merged}))
+        for uid, into_id, into_uid, by, when in merged:
+            holder = holders.get(into_id)
             events.append(NewEvent(
                 key=f"story.merged:{uid}:{into_uid}:{when.isoformat()}",
                 kind=EventKind.STORY_MERGED,
                 payload={"story": {"uid": uid}, "into": {"uid": into_uid},
-                         "by": by or "cluster"}))
+                         "by": by or "cluster"},
+                # The filters see the merged story's categories and languages.
+                categories=tuple(sorted(holder.categories)) if holder else (),
+                languages=holder.languages if holder else ()))
 
     @staticmethod
     def _story_events(story: StoryFacts, previous: dict[str, Any] | None) -> list[NewEvent]:
@@ -134,24 +140,29 @@ class Detector:
             marks[CORRECTION_CURSOR] = {"id": self.hooks.last_correction_id()}
             return
         last = int(cursor["id"])
-        for row in self.hooks.corrections_after(
-                last, [CorrectionKind.SPLIT, CorrectionKind.HIDE]):
+        rows = self.hooks.corrections_after(last, [CorrectionKind.SPLIT, CorrectionKind.HIDE])
+        stories = self.hooks.story_facts(sorted({row["story_id"] for row in rows
+                                                 if row["story_id"] is not None}))
+        for row in rows:
             last = max(last, int(row["id"]))
             by = {"editor": row["created_by"], "note": row["note"]}
+            story = stories.get(row["story_id"])
+            cats = tuple(sorted(story.categories)) if story else ()
+            langs = story.languages if story else ()
             if row["kind"] == CorrectionKind.SPLIT:
                 entry_id = row["entry_id"]
                 events.append(NewEvent(
                     key=f"story.split:{row['id']}", kind=EventKind.STORY_SPLIT,
                     payload={"story": {"uid": row["story_uid"]}, "entry_id": entry_id,
                              "new_story": {"uid": self.hooks.entry_story_uid(entry_id)},
-                             **by}))
+                             **by}, categories=cats, languages=langs))
             else:
                 category = row["category"]
                 events.append(NewEvent(
                     key=f"story.hidden:{row['id']}", kind=EventKind.STORY_HIDDEN,
                     payload={"story": {"uid": row["story_uid"]}, "category": category,
                              **by},
-                    categories=(category,) if category else ()))
+                    categories=(category,) if category else cats, languages=langs))
         marks[CORRECTION_CURSOR] = {"id": last}
 
     def _sources(self, now: datetime, events: list[NewEvent],

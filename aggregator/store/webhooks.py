@@ -298,13 +298,15 @@ class WebhookStore:
         return found
 
     def merged_since(self, since: datetime
-                     ) -> list[tuple[str, str, str | None, datetime]]:
-        """Stories merged since ``since``: (uid, uid of the story now holding it, by, when)."""
+                     ) -> list[tuple[str, int, str, str | None, datetime]]:
+        """Stories merged since ``since``: (uid, id and uid of the story now holding it, by,
+        when)."""
         into = STORIES.alias("into")
         with self.engine.connect() as connection:
-            return [(row.uid, row.into_uid, row.merged_by, row.merged_at)
+            return [(row.uid, row.into_id, row.into_uid, row.merged_by, row.merged_at)
                     for row in connection.execute(
-                sa.select(STORIES.c.uid, into.c.uid.label("into_uid"), STORIES.c.merged_by,
+                sa.select(STORIES.c.uid, into.c.id.label("into_id"),
+                          into.c.uid.label("into_uid"), STORIES.c.merged_by,
                           STORIES.c.merged_at)
                 .join(into, into.c.id == STORIES.c.merged_into_id)
                 .where(STORIES.c.merged_at >= since).order_by(STORIES.c.merged_at))]

@@ -188,3 +188,32 @@ def test_a_target_on_a_private_address_is_refused_when_private_addresses_are_not
     assert row.last_status is None
     assert "loopback" in (row.last_error or "")
     assert receiver.requests == []
+
+
+def test_editors_merge_split_and_hide_become_events_that_pass_category_filters(
+        store: Store) -> None:
+    store.sync_sources(catalog(source("a")), utc_now())
+    _subscribe(store, "https://hooks.example/in", categories=("news",))
+    detector = Detector(store.webhooks)
+    detector.run(utc_now())
+    _save(store, "a", ("one", "Harbour strike ends"), ("two", "Strike over at the harbour"),
+          ("three", "Weather turns"))
+    ClusteringStage(store, semantic=False).run()
+    detector.run(utc_now())
+    ids = {s.representative.title: s.story_id for s in store.category_stories("news", 10)}
+    kept = store.merge_stories(ids["Harbour strike ends"], ids["Strike over at the harbour"],
+                               by="mia", now=utc_now())
+    assert kept
+    detail = store.story_detail(ids["Harbour strike ends"])
+    assert detail is not None
+    holder = detail.merged_into_id or detail.story_id
+    moved = store.story_detail(holder)
+    assert moved is not None
+    store.split_entry(moved.entries[-1].entry_id, by="mia", now=utc_now(), note="not the same")
+    store.hide_story(ids["Weather turns"], "news", by="mia", now=utc_now())
+    detector.run(utc_now())
+    kinds = [d.event_kind for d in store.webhooks.deliveries()]
+    for kind in (EventKind.STORY_MERGED, EventKind.STORY_SPLIT, EventKind.STORY_HIDDEN):
+        assert kinds.count(kind) == 1, kinds
+    detector.run(utc_now())
+    assert [d.event_kind for d in store.webhooks.deliveries()] == kinds
