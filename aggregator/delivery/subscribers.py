@@ -10,7 +10,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,6 +165,3 @@ def resolve_secret(subscriber: Subscriber,
         return (os.environ if environ is None else environ).get(subscriber.secret_env)
     return subscriber.secret
 
-
-def file_ids(subscribers: Sequence[Subscriber]) -> frozenset[str]:
-    return frozenset(s.id for s in subscribers if s.origin == "file")

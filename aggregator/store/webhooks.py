@@ -252,12 +252,13 @@ class WebhookStore:
         """Live stories with an entry clustered or rewritten since ``since``."""
         ids: set[int] = set()
         with self.engine.connect() as connection:
-            # Two queries, so each uses its own index.
+            # Two plain range queries, so each uses its own index (with DISTINCT, SQLite
+            # prefers walking the story_id index instead).
             for column in (ENTRIES.c.clustered_at, ENTRIES.c.fetched_at):
-                ids.update(row[0] for row in connection.execute(
-                    sa.select(ENTRIES.c.story_id).where(
-                        column >= since, ENTRIES.c.clustered_at.is_not(None),
-                        ENTRIES.c.story_id.is_not(None)).distinct()))
+                ids.update(row.story_id for row in connection.execute(
+                    sa.select(ENTRIES.c.story_id, ENTRIES.c.clustered_at).where(
+                        column >= since))
+                    if row.story_id is not None and row.clustered_at is not None)
         return sorted(ids)
 
     def story_facts(self, story_ids: Sequence[int]) -> dict[int, StoryFacts]:
