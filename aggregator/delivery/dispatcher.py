@@ -52,7 +52,9 @@ class Dispatcher:
                 break
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        # The first round waits one interval too: a starting service has its web server and
+        # first poll to bring up, and nothing is due yet.
+        while not self._stop.wait(self.interval):
             try:
                 self.once()
             except AggregatorError as exc:
@@ -60,7 +62,6 @@ class Dispatcher:
                 log.warning("action=webhook_round outcome=error error=%s", exc)
             except Exception:
                 log.exception("action=webhook_round outcome=error")
-            self._stop.wait(self.interval)
 
 
 def sync_subscribers(settings: Settings, store: Store, catalog: Catalog) -> int:

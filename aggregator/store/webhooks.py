@@ -386,9 +386,14 @@ class WebhookStore:
                         HOOK_SUBSCRIBERS.c.active.is_(True))
                  .order_by(HOOK_DELIVERIES.c.next_attempt_at, HOOK_DELIVERIES.c.id)
                  .limit(limit))
-        claimed = []
+        claimed: list[DueDelivery] = []
+        # Most rounds find nothing due: a read answers that without taking the write lock.
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        if not rows:
+            return claimed
         with self._write_engine.begin() as connection:
-            for row in connection.execute(query).all():
+            for row in rows:
                 taken = connection.execute(HOOK_DELIVERIES.update().where(
                     HOOK_DELIVERIES.c.id == row.id,
                     HOOK_DELIVERIES.c.state == DeliveryState.PENDING,
