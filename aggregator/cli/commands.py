@@ -47,7 +47,7 @@ def cmd_check(ctx: Context) -> int:
         catalog, hooks = _checked(ctx)
         print(f"{folder}: OK, {len(catalog.sources)} sources, "
               f"{len(catalog.categories)} categories"
-              + (f", {hooks} webhook subscribers" if hooks else ""))
+              + (f", {hooks} webhook subscriber{'s' * (hooks != 1)}" if hooks else ""))
         return ExitCode.OK
     try:
         catalog, _hooks = _checked(ctx)

@@ -32,6 +32,8 @@ from aggregator.store.tables import (
 from aggregator.types import DeliveryState, Subscriber
 
 MAX_ERROR = 1000
+# An advisory lock key of its own (see store.leases for the others): "aggHOOKS".
+RECORD_LOCK_KEY = 0x61676748_4F4F4B53
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,10 @@ class WebhookStore:
         Returns how many events were new."""
         new = 0
         with self._write_engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Workers sharing the database record one at a time, so the second finds the
+                # first one's events known instead of failing on their unique keys.
+                connection.execute(sa.select(sa.func.pg_advisory_xact_lock(RECORD_LOCK_KEY)))
             subscribers = [_subscriber(row) for row in connection.execute(
                 sa.select(HOOK_SUBSCRIBERS).where(HOOK_SUBSCRIBERS.c.active.is_(True)))]
             for event in events:

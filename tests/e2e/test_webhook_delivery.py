@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from aggregator.demo.feedserver import FeedServer, Resource
-from tests.support.feeds import rss, write_config
+from tests.support.feeds import aggregator, rss, write_config
 from tests.support.receiver import FAIL, OK, SLOW, Receiver
 from tests.support.workers import SharedStore, start_worker, wait_for, worker_env
 
@@ -85,3 +85,23 @@ def test_every_event_arrives_once_by_key_through_receiver_and_aggregator_restart
                                    for i in range(ITEMS)}
     # Failures, timeouts and the restarts did make the sender repeat some events.
     assert len(receiver.requests) > len(expected)
+
+
+def test_check_names_the_file_subscriber_and_key_of_a_bad_webhooks_file(
+        tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config",
+                          '[[source]]\nid = "a"\nurl = "https://a.example/f.xml"\n'
+                          'categories = ["all"]\n', '[[category]]\nid = "all"\ntitle = "All"\n')
+    (config / "webhooks.toml").write_text(
+        '[[subscriber]]\nid = "partner"\nurl = "https://hooks.example/in"\n'
+        'secret = "long-enough-secret-value"\ncategories = ["sport"]\n', encoding="utf-8")
+    result = aggregator("check", "--config", str(config), check=False)
+    assert result.returncode == 3
+    assert "webhooks.toml" in result.stderr + result.stdout
+    assert "id='partner'" in result.stderr + result.stdout
+    assert "key='categories'" in result.stderr + result.stdout
+    (config / "webhooks.toml").write_text(
+        '[[subscriber]]\nid = "partner"\nurl = "https://hooks.example/in"\n'
+        'secret = "long-enough-secret-value"\ncategories = ["all"]\n', encoding="utf-8")
+    result = aggregator("check", "--config", str(config))
+    assert result.stdout.rstrip().endswith(", 1 webhook subscriber")

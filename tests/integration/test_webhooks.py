@@ -6,17 +6,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from aggregator.catalog import load_catalog
 from aggregator.clock import utc_now
 from aggregator.clustering import ClusteringStage
 from aggregator.delivery.detect import Detector
 from aggregator.delivery.sender import Sender
 from aggregator.polling.fetch.poster import Poster
+from aggregator.runtime.service import Service
 from aggregator.store import Store
 from aggregator.types import DeliveryState, EventKind, SourceHealth, Subscriber
+from tests.support.browser import service_settings
 from tests.support.builders import catalog, entry, fetched, match, source
+from tests.support.feeds import write_config
 from tests.support.receiver import FAIL, OK, SLOW, Receiver
 
 SECRET = "s3cret-for-tests-0123456789"
@@ -217,3 +222,29 @@ def test_editors_merge_split_and_hide_become_events_that_pass_category_filters(
         assert kinds.count(kind) == 1, kinds
     detector.run(utc_now())
     assert [d.event_kind for d in store.webhooks.deliveries()] == kinds
+
+
+def test_a_broken_webhooks_file_on_reload_keeps_the_running_subscribers(
+        sqlite_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PARTNER_SECRET", SECRET)
+    config = write_config(tmp_path / "config",
+                          '[[source]]\nid = "a"\nurl = "https://a.example/f.xml"\n'
+                          'categories = ["news"]\n', '[[category]]\nid = "news"\n'
+                          'title = "News"\n')
+    hooks = config / "webhooks.toml"
+    hooks.write_text('[[subscriber]]\nid = "partner"\nurl = "https://hooks.example/in"\n'
+                     'secret_env = "PARTNER_SECRET"\n', encoding="utf-8")
+    service = Service(service_settings("sqlite://"), sqlite_store, load_catalog(config))
+    try:
+        [before] = sqlite_store.webhooks.subscribers()
+        hooks.write_text(hooks.read_text(encoding="utf-8").replace("https://", "gopher://"),
+                         encoding="utf-8")
+        service.reload_now()  # the catalog itself is fine: it is applied
+        assert sqlite_store.webhooks.subscribers() == [before]
+        hooks.write_text(hooks.read_text(encoding="utf-8").replace(
+            "gopher://hooks.example/in", "https://hooks.example/v2"), encoding="utf-8")
+        service.reload_now()
+        [after] = sqlite_store.webhooks.subscribers()
+        assert after.url == "https://hooks.example/v2"
+    finally:
+        service.close()
