@@ -23,6 +23,7 @@ from aggregator.store.webhooks import NewEvent
 from aggregator.types import DeliveryState, EventKind
 from aggregator.web.auth import CSRF_FIELD
 from tests.support.browser import TOKEN, Workbench, workbench
+from tests.support.outputchecks import html5_errors
 from tests.support.webserver import serve_app
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -158,6 +159,18 @@ def test_admin_webhooks_page_adds_lists_and_removes(served: tuple[str, Workbench
     assert "Added webhook subscriber partner" in added.text
     assert 'id="subscriber-partner"' in added.text
     assert SECRET not in added.text
+    bench.store.webhooks.record([NewEvent(
+        key="source.health:wire:1", kind=EventKind.SOURCE_HEALTH,
+        payload={"health": "failing"}, languages=("en",))], {}, utc_now())
+    [delivery] = bench.store.webhooks.deliveries()
+    bench.store.webhooks.finish(delivery.id, now=utc_now(), delivered=False, status=None,
+                                error="<b>refused</b>", retry_at=None)
+    shown = http.get(f"{base}/admin/webhooks", timeout=10)
+    assert html5_errors(shown.content) == []
+    assert "&lt;b&gt;refused&lt;/b&gt;" in shown.text
+    retried = http.post(f"{base}/admin/webhooks/deliveries/{delivery.id}/retry",
+                        data={CSRF_FIELD: csrf}, timeout=10)
+    assert f"Delivery {delivery.id} is queued again" in retried.text
     [partner] = bench.store.webhooks.subscribers()
     assert (partner.languages, partner.events) == (("en", "fr"), ("source.health",))
     removed = http.post(f"{base}/admin/webhooks/partner/remove", data={CSRF_FIELD: csrf},
