@@ -11,7 +11,7 @@ import dataclasses
 import math
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +19,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aggregator.errors import ConfigError
+from aggregator.i18n import known_language
 from aggregator.safety.regex import compile_rule_regex
+from aggregator.types import FetchOptions
 
 SOURCES_FILE = "sources.toml"
 CATEGORIES_FILE = "categories.toml"
@@ -45,7 +47,7 @@ MAX_LENGTHS = {"url": MAX_URL_LENGTH, "site_url": MAX_URL_LENGTH, "title": MAX_T
                "language": MAX_LANGUAGE_LENGTH, "languages": MAX_LANGUAGE_LENGTH,
                "description": MAX_DESCRIPTION_LENGTH, "include": MAX_RULE_LENGTH,
                "exclude": MAX_RULE_LENGTH, "categories": 64, "id": 64,
-               "topic_examples": 1000}
+               "topic_examples": 1000, "user_agent": 300, "header": 1000}
 DEFAULT_MAX_LENGTH = 200
 # Control characters (C0, DEL, C1) and lone surrogates: nothing an editor means to type, and
 # NUL cannot even be stored in PostgreSQL. Only a description may hold newlines and tabs.
@@ -54,9 +56,23 @@ _MULTILINE_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]"
 MULTILINE_KEYS = frozenset({"description", "topic_examples"})
 
 SOURCE_KEYS = {"id", "url", "title", "site_url", "categories", "language", "interval", "enabled",
-               "include", "exclude", "priority", "public_only"}
+               "include", "exclude", "priority", "public_only",
+               "user_agent", "headers", "auth_env", "cookie_env", "proxy"}
 CATEGORY_KEYS = {"id", "title", "description", "languages", "include", "exclude", "min_score",
-                 "topic", "topic_threshold", "topic_examples", "variants"}
+                 "topic", "topic_threshold", "topic_examples", "variants", "translations"}
+# What ``[category.translations.LANG]`` may hold: the category's own words in that language.
+TRANSLATION_KEYS = ("title", "description")
+# Per-source request settings. A header name is an RFC 9110 token; secrets never sit in the
+# file, so the headers that carry them are refused there and named where they belong.
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+MAX_EXTRA_HEADERS = 20
+SECRET_HEADERS = {"authorization": "auth_env", "cookie": "cookie_env",
+                  "proxy-authorization": "proxy"}
+FETCHER_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection",
+                             "if-none-match", "if-modified-since", "accept-encoding", "te",
+                             "upgrade", "keep-alive"})
+
 # What a per-language feed does with a story that has no version in its language.
 VARIANT_MODES = ("omit", "fallback")
 
@@ -116,12 +132,22 @@ class SourceConfig:
     # Fetched only from public addresses: set on sources added through the API or admin pages,
     # whose URL nobody reviewed, so they cannot be pointed at the service's own network.
     public_only: bool = False
+    fetch: FetchOptions = dataclasses.field(default_factory=FetchOptions)
 
     @property
     def rules(self) -> SourceRules | None:
         if not self.include and not self.exclude:
             return None
         return SourceRules(self.id, self.include, self.exclude)
+
+
+@dataclass(frozen=True)
+class CategoryText:
+    """A category's title and description in one language (``[category.translations.fr]``)."""
+
+    language: str
+    title: str | None = None
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +169,28 @@ class CategoryConfig:
     # The rules of this category's sources that have their own (``attach_source_rules``):
     # carried here so that every place that classifies with the category applies them.
     source_rules: tuple[SourceRules, ...] = ()
+    # The title and description in other languages, used by the per-language variants.
+    translations: tuple[CategoryText, ...] = ()
+
+    def _text_in(self, lang: str | None) -> CategoryText | None:
+        if not lang:
+            return None
+        wanted = lang.lower()
+        exact = [t for t in self.translations if t.language.lower() == wanted]
+        primary = [t for t in self.translations
+                   if t.language.split("-", 1)[0].lower() == wanted.split("-", 1)[0]]
+        found = exact or primary
+        return found[0] if found else None
+
+    def title_in(self, lang: str | None) -> str:
+        """The title in ``lang`` where the file gives one, else the title."""
+        text = self._text_in(lang)
+        return text.title if text is not None and text.title else self.title
+
+    def description_in(self, lang: str | None) -> str:
+        """The description in ``lang`` where the file gives one, else the description."""
+        text = self._text_in(lang)
+        return text.description if text is not None and text.description else self.description
 
     @property
     def threshold(self) -> float:
@@ -184,6 +232,15 @@ class Catalog:
     def priorities(self) -> dict[str, int]:
         """Source id → priority, for the sources whose priority is not the default 0."""
         return {s.id: s.priority for s in self.sources if s.priority}
+
+    def unset_secrets(self, environ: Mapping[str, str]) -> list[str]:
+        """Each ``auth_env`` / ``cookie_env`` not set in ``environ``, in words: the files are
+        valid without them, but those sources fail (kind credentials) until they are set."""
+        return [f"source {s.id!r}: {key} names {name}, which is not set in this environment"
+                for s in self.sources
+                for key, name in (("auth_env", s.fetch.auth_env),
+                                  ("cookie_env", s.fetch.cookie_env))
+                if name is not None and not environ.get(name)]
 
     def sources_of(self, category_id: str) -> tuple[SourceConfig, ...]:
         """The sources that list ``category_id``, in file order."""
@@ -457,6 +514,7 @@ def _sources(doc: dict[str, Any], file: str, problems: _Problems) -> list[Source
         include = _rules(table, "include", file, item, problems)
         exclude = _rules(table, "exclude", file, item, problems)
         priority = _priority(table, file, item, problems)
+        fetch = _fetch_options(table, public_only, file, item, problems)
         if source_id is None or url is None:
             continue
         result.append(SourceConfig(
@@ -464,8 +522,72 @@ def _sources(doc: dict[str, Any], file: str, problems: _Problems) -> list[Source
             title=_str(table, "title", file, item, problems), site_url=site_url,
             language=language, interval_seconds=interval, enabled=enabled,
             include=include, exclude=exclude, priority=priority, public_only=public_only,
+            fetch=fetch,
         ))
     return result
+
+
+def _fetch_options(table: dict[str, Any], public_only: bool, file: str, item: str,
+                   problems: _Problems) -> FetchOptions:
+    """``user_agent``, ``headers``, ``auth_env``, ``cookie_env`` and ``proxy``, checked; the
+    environment variables are named here and read only when a fetch sends them."""
+    user_agent = _str(table, "user_agent", file, item, problems)
+    headers: list[tuple[str, str]] = []
+    raw = table.get("headers", {})
+    if not isinstance(raw, dict):
+        problems.add('must be a table of strings, such as headers = { "X-Client" = "news" }',
+                     file=file, item=item, key="headers")
+        raw = {}
+    if len(raw) > MAX_EXTRA_HEADERS:
+        problems.add(f"has {len(raw)} headers; at most {MAX_EXTRA_HEADERS}",
+                     file=file, item=item, key="headers")
+        raw = {}
+    for name, value in raw.items():
+        where = f"headers.{name}"
+        lowered = name.lower()
+        if not HEADER_NAME_RE.match(name):
+            problems.add(f"{name!r} is not an HTTP header name", file=file, item=item, key=where)
+        elif lowered in SECRET_HEADERS:
+            problems.add(f"a secret does not belong in the file: use {SECRET_HEADERS[lowered]} "
+                         "with the name of an environment variable", file=file, item=item,
+                         key=where)
+        elif lowered in FETCHER_HEADERS:
+            problems.add("is set by the fetcher itself", file=file, item=item, key=where)
+        elif not isinstance(value, str):
+            problems.add("must be a string", file=file, item=item, key=where)
+        elif (reason := text_problem(value, "header")) is not None:
+            problems.add(reason, file=file, item=item, key=where)
+        else:
+            headers.append((name, value.strip()))
+    envs: dict[str, str | None] = {}
+    for key in ("auth_env", "cookie_env"):
+        name = _str(table, key, file, item, problems)
+        if name is not None and not ENV_NAME_RE.match(name):
+            problems.add(f"{name!r} is not an environment variable name such as "
+                         "'WIRE_FEED_AUTH'", file=file, item=item, key=key)
+            name = None
+        envs[key] = name
+    proxy = _str(table, "proxy", file, item, problems)
+    if proxy is not None:
+        reason = url_problem(proxy)
+        parts = urlsplit(proxy) if reason is None else None
+        if reason is not None:
+            problems.add(reason, file=file, item=item, key="proxy")
+        elif parts is not None and (parts.username or parts.password):
+            problems.add("a proxy's password does not belong in the file; use a proxy that "
+                         "needs none, or the HTTPS_PROXY variable", file=file, item=item,
+                         key="proxy")
+        elif public_only:
+            # The address guard checks where a fetch connects; through a proxy it could only
+            # check the proxy, so sources restricted to public addresses go direct.
+            problems.add("a public_only source is fetched directly, never through a proxy",
+                         file=file, item=item, key="proxy")
+        else:
+            return FetchOptions(user_agent=user_agent, headers=tuple(headers),
+                                auth_env=envs["auth_env"], cookie_env=envs["cookie_env"],
+                                proxy=proxy)
+    return FetchOptions(user_agent=user_agent, headers=tuple(headers),
+                        auth_env=envs["auth_env"], cookie_env=envs["cookie_env"])
 
 
 def _bool(table: dict[str, Any], key: str, default: bool, file: str, item: str,
@@ -546,15 +668,54 @@ def _categories(doc: dict[str, Any], file: str, problems: _Problems) -> list[Cat
         if topic and not description and not examples:
             problems.add("topic = true needs a description or topic_examples to compare "
                          "entries with", file=file, item=item, key="topic")
+        translations = _translations(table, file, item, problems)
         if category_id is None or title is None:
             continue
         result.append(CategoryConfig(
             id=category_id, title=title, description=description,
             languages=tuple(languages), include=include, exclude=exclude,
             min_score=min_score or 0.0, topic=topic, topic_threshold=threshold,
-            topic_examples=examples, variants=variants,
+            topic_examples=examples, variants=variants, translations=translations,
         ))
     return result
+
+
+def _translations(table: dict[str, Any], file: str, item: str, problems: _Problems
+                  ) -> tuple[CategoryText, ...]:
+    """``[category.translations.fr]`` tables, each with a ``title`` and/or ``description``."""
+    value = table.get("translations", {})
+    if not isinstance(value, dict):
+        problems.add("must be a table of languages, such as [category.translations.fr]",
+                     file=file, item=item, key="translations")
+        return ()
+    result = []
+    for language, texts in value.items():
+        key = f"translations.{language}"
+        if not LANG_RE.match(language) or not known_language(language):
+            problems.add(f"{language!r} is not a known language code such as 'fr', 'de' or "
+                         "'pt-BR'", file=file, item=item, key=key)
+            continue
+        if not isinstance(texts, dict):
+            problems.add("must be a table with a title and/or a description", file=file,
+                         item=item, key=key)
+            continue
+        unknown = sorted(set(texts) - set(TRANSLATION_KEYS))
+        if unknown:
+            problems.add(f"unknown key(s) {', '.join(unknown)}; expected title or description",
+                         file=file, item=item, key=key)
+        # Checked like the category's own title and description, reported under this key.
+        found: dict[str, str | None] = {}
+        for name in TRANSLATION_KEYS:
+            own = _Problems()
+            found[name] = _str(texts, name, file, item, own)
+            for error in own.errors:
+                problems.add(error.reason, file=file, item=item, key=f"{key}.{name}")
+        if not any(found.values()):
+            problems.add("gives neither a title nor a description", file=file, item=item,
+                         key=key)
+            continue
+        result.append(CategoryText(language, found["title"], found["description"]))
+    return tuple(result)
 
 
 def _topic_examples(table: dict[str, Any], file: str, item: str, problems: _Problems

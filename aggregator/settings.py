@@ -216,8 +216,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "or link-local addresses (otherwise they are written with public_only = true)",
                 _flag),
     SettingSpec("admin_token", "AGGREGATOR_ADMIN_TOKEN", "",
-                "secret that unlocks the /admin/ pages and the JSON API's write methods "
-                "(empty: both disabled)", _admin_token, example="", secret=True),
+                "shared bootstrap-admin secret for the /admin/ pages and the JSON API's "
+                "writes (empty: only editors' own accounts, `aggregator editors add`)",
+                _admin_token, example="", secret=True),
     SettingSpec("connect_timeout", "AGGREGATOR_CONNECT_TIMEOUT", "10",
                 "seconds to wait for a source's TCP/TLS connection", _positive_float),
     SettingSpec("read_timeout", "AGGREGATOR_READ_TIMEOUT", "30",

@@ -14,6 +14,19 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class FetchOptions:
+    """A source's own request settings from ``sources.toml``. Secrets are never held here,
+    only the names of the environment variables that hold them (``auth_env``: ``user:password``
+    for basic auth; ``cookie_env``: a Cookie header value), read by the fetcher when it sends."""
+
+    user_agent: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    auth_env: str | None = None
+    cookie_env: str | None = None
+    proxy: str | None = None
+
+
+@dataclass(frozen=True)
 class FetchResult:
     """What one HTTP fetch of a source returned.
 
@@ -38,9 +51,40 @@ class FetchResult:
 
 @dataclass(frozen=True)
 class Enclosure:
+    """A file that travels with an entry (a podcast's audio, a video, a document): its type and
+    length in bytes as the feed gave them, None when it gave none."""
+
     url: str
     type: str | None = None
     length: int | None = None
+
+
+@dataclass(frozen=True)
+class MediaImage:
+    """An entry's picture (media:thumbnail, a Media RSS image, itunes:image, JSON Feed
+    ``image``): an absolute http(s) URL and the size in pixels the feed gave."""
+
+    url: str
+    width: int | None = None
+    height: int | None = None
+
+
+def media_json(enclosures: tuple[Enclosure, ...], image: MediaImage | None) -> dict[str, Any]:
+    """An entry's media in the one JSON shape of the CLI, the API and the stored rows."""
+    return {"enclosures": [asdict(e) for e in enclosures],
+            "image": asdict(image) if image else None}
+
+
+def media_from_json(enclosures: Any, image: Any) -> tuple[tuple[Enclosure, ...],
+                                                          MediaImage | None]:
+    """The inverse of ``media_json``, from stored values (missing ones read as none)."""
+    found = tuple(Enclosure(url=str(e["url"]), type=e.get("type"), length=e.get("length"))
+                  for e in enclosures or () if isinstance(e, dict) and e.get("url"))
+    picture = None
+    if isinstance(image, dict) and image.get("url"):
+        picture = MediaImage(url=str(image["url"]), width=image.get("width"),
+                             height=image.get("height"))
+    return found, picture
 
 
 @dataclass(frozen=True)
@@ -65,6 +109,10 @@ class ParsedEntry:
     enclosures: tuple[Enclosure, ...] = ()
     # True when ``published``/``updated`` came from localized month names feedparser cannot read.
     date_localized: bool = False
+    # Audio and video of Media RSS (media:content, also inside media:group): enclosures too,
+    # kept apart because only declared enclosures tell guid-less items apart.
+    media_enclosures: tuple[Enclosure, ...] = ()
+    image: MediaImage | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +166,7 @@ class NormalizedEntry:
     content_hash: str
     date_source: str = "feed"
     legacy_key: str | None = None
+    image: MediaImage | None = None
 
 
 class CategoryOrigin(StrEnum):
@@ -172,6 +221,8 @@ class EntryView:
     # another version of the story but never represents it there.
     in_category: bool = True
     membership: Membership | None = None
+    enclosures: tuple[Enclosure, ...] = ()
+    image: MediaImage | None = None
 
 
 @dataclass(frozen=True)
@@ -244,6 +295,27 @@ class CorrectionKind(StrEnum):
     CATEGORY_PIN = "category_pin"
 
 
+class Role(StrEnum):
+    """An editor account's role (``editors.role``): each one may do what the one before may."""
+
+    VIEWER = "viewer"  # reads the admin pages, the corrections and the audit log
+    EDITOR = "editor"  # also edits sources, rules and stories
+    ADMIN = "admin"  # also adds and revokes editors
+
+    def allows(self, needed: Role) -> bool:
+        order = (Role.VIEWER, Role.EDITOR, Role.ADMIN)
+        return order.index(self) >= order.index(needed)
+
+
+class AuditKind(StrEnum):
+    """What an audit log row records an edit of (``audit_log.kind``)."""
+
+    SOURCE = "source"
+    RULES = "rules"
+    CORRECTION = "correction"
+    EDITOR = "editor"
+
+
 class PollResult(StrEnum):
     """What one poll of a source came to (``PollOutcome.result``; the values are stored and
     logged as they are)."""
@@ -292,9 +364,13 @@ class SourceStatus:
     warning: str | None = None
     # How long the feed itself asks between checks (<ttl>, sy:updatePeriod), from its last body.
     feed_ttl_seconds: int | None = None
+    # The configured request settings (``Refresher`` fills them from the catalog); internal:
+    # never in the CLI's or the API's view of a source.
+    fetch_options: FetchOptions | None = None
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("fetch_options", None)
         for key, value in data.items():
             if isinstance(value, datetime):
                 data[key] = value.isoformat()

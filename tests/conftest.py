@@ -89,6 +89,7 @@ _SLOW_PREFIXES = (
     "tests/integration/test_api_fuzz.py",  # schemathesis over the whole API
     "tests/unit/test_dedup_model.py",  # the embedding model
     "tests/unit/test_topic_match.py",
+    "tests/unit/test_localisation_package.py",  # builds the wheel
     "tests/integration/test_clustering.py",
     "tests/integration/test_topic_stage.py",
     "tests/integration/test_leases.py",  # several workers sharing PostgreSQL
@@ -102,6 +103,7 @@ _SLOW_PREFIXES = (
     "tests/integration/test_archive_validation.py",
     "tests/integration/test_broken_storage.py",
     "tests/integration/test_editor_input_web.py",
+    "tests/integration/test_editor_accounts.py",
     "tests/integration/test_feed_validation.py",
     "tests/integration/test_feedserver.py",
     "tests/integration/test_fetch_safety.py",
@@ -120,6 +122,7 @@ _SLOW_PREFIXES = (
     "tests/integration/test_refresh.py::test_a_worker_that_died_between_polls_is_replaced",
     "tests/integration/test_refresh.py::test_worker_processes_match_inline",
     "tests/integration/test_refresh.py::test_workers_that_cannot_start_leave_the_poll",
+    "tests/integration/test_fetch_options.py::test_the_options_survive_the_poll_and_its_worker_processes[sqlite-1]",
     # real timeouts and drips
     "tests/integration/test_feedserver.py::test_delay_and_drip_slow_the_answer",
     "tests/integration/test_feedserver.py::test_stop_is_prompt_with_idle_and_slow",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,8 @@ def cmd_check(ctx: Context) -> int:
         print(f"{folder}: OK, {len(catalog.sources)} sources, "
               f"{len(catalog.categories)} categories"
               + (f", {hooks} webhook subscriber{'s' * (hooks != 1)}" if hooks else ""))
+        for warning in catalog.unset_secrets(os.environ):
+            print(f"warning: {warning}", file=sys.stderr)
         return ExitCode.OK
     try:
         catalog, _hooks = _checked(ctx)
@@ -55,6 +58,8 @@ def cmd_check(ctx: Context) -> int:
         _print_json({"ok": False, "config_dir": folder, "error": exc.reason,
                      "file": exc.file, "id": exc.item, "key": exc.key})
         return ExitCode.CONFIG
+    for warning in catalog.unset_secrets(os.environ):
+        print(f"warning: {warning}", file=sys.stderr)
     _print_json({"ok": True, "config_dir": folder, "sources": len(catalog.sources),
                  "categories": len(catalog.categories)})
     return ExitCode.OK

@@ -19,6 +19,7 @@ from aggregator.cli.commands import (
     cmd_rules_test,
     cmd_run,
 )
+from aggregator.cli.editors import cmd_editors
 from aggregator.cli.exitcodes import EPILOG
 from aggregator.cli.sources import (
     cmd_sources_add,
@@ -28,6 +29,7 @@ from aggregator.cli.sources import (
     cmd_sources_list,
 )
 from aggregator.cli.stories import cmd_stories, cmd_stories_correct, cmd_stories_corrections
+from aggregator.types import Role
 
 
 def _port(text: str) -> int:
@@ -195,6 +197,28 @@ def build_parser() -> argparse.ArgumentParser:
     corrections.add_argument("--all", action="store_true", help="undone ones too")
     corrections.add_argument("--json", action="store_true", help="one JSON object per line")
     corrections.set_defaults(handler=cmd_stories_corrections)
+
+    editor_commands = add_group("editors", "editors' accounts: their tokens, roles and the "
+                                "audit log of their edits", cmd_editors)
+    adding = editor_commands.add_parser(
+        "add", parents=[common], help="add an editor; prints their token once")
+    adding.add_argument("name", metavar="NAME")
+    adding.add_argument("--role", choices=[r.value for r in Role], default=Role.EDITOR.value,
+                        help="viewer reads, editor also edits, admin also manages editors "
+                             "(default: editor)")
+    for name, help_text in (("rotate", "a new token for an editor; the old one stops working"),
+                            ("revoke", "revoke an editor's token and sessions, at once")):
+        command = editor_commands.add_parser(name, parents=[common], help=help_text)
+        command.add_argument("name", metavar="NAME")
+    listing = editor_commands.add_parser("list", parents=[common],
+                                         help="every account (never a token)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    auditing = editor_commands.add_parser(
+        "audit", parents=[common], help="the newest edits: who changed what, and when")
+    auditing.add_argument("--limit", type=int, default=50, help="rows (default 50)")
+    auditing.add_argument("--json", action="store_true", help="one JSON object per line")
+    for command in (adding, listing, auditing):
+        command.set_defaults(handler=cmd_editors)
 
     rule_commands = add_group("rules", "try category rules on stored entries", cmd_rules_test)
     rules_test = rule_commands.add_parser(

@@ -2,8 +2,9 @@
 
 Runs after the refresher, never on the fetch path. Per batch: features are computed outside any
 transaction (the model is slow), then one transaction under the clustering lock re-reads the
-batch, decides every entry in id order and writes features, moves, merges, decisions and the
-language centering together, so a crash leaves the batch pending and nothing half-moved.
+batch, decides every entry in time order, settles the uids of the stories it formed, and writes
+features, moves, merges, decisions and the language centering together, so a crash leaves the
+batch pending and nothing half-moved.
 """
 
 from __future__ import annotations
@@ -211,7 +212,8 @@ class ClusteringStage:
     # -- a batch ---------------------------------------------------------------------------
 
     def _batch(self, rows: list[PendingEntry], now: datetime) -> list[PendingEntry]:
-        """The pending entries in id order up to the ``batch_size``-th that needs the model."""
+        """The pending entries in the stage's order up to the ``batch_size``-th that needs the
+        model."""
         needing = 0
         for index, row in enumerate(rows):
             if not row.has_features and self._wants_model(row, now):
@@ -247,9 +249,10 @@ class ClusteringStage:
                    if r.id in placements and r.id in features]
         clusterer = self._clusterer_for(writer, min(moments)) if moments else None
         kept: list[int] = []
-        # Decided in publication order (then id), not in the order feeds happened to answer:
-        # one poll's entries then cluster the same way whichever source was fetched first.
-        for row in sorted(rows, key=lambda r: (r.published_at, r.id)):
+        # Decided in publication order (then by source and identity), not in the order feeds
+        # happened to answer: one poll's entries cluster the same way whichever source was
+        # fetched first.
+        for row in sorted(rows, key=lambda r: r.order):
             placement = placements.get(row.id)
             if placement is None:
                 continue  # another worker got there first
@@ -273,6 +276,8 @@ class ClusteringStage:
         self._match_topics(writer, features, placements, clusterer)
         writer.save_features([features[i].to_record() for i in sorted(computed)
                               if i in placements], MODEL_NAME, now)
+        # Only now are the batch's stories known: each gets the uid of its canonical member.
+        writer.settle([row.id for row in rows if row.id in placements], now)
         writer.recount(now)
         if clusterer is not None:
             writer.save_centering(clusterer.matcher.centering.to_state(), now)
@@ -364,7 +369,7 @@ class ClusteringStage:
 
     @staticmethod
     def _fresh_story(writer: ClusterWriter, entry: int, now: datetime) -> int:
-        return writer.new_story(entry, now, f"stage:{entry}:{writer.version()}")
+        return writer.new_story(entry, now, f"stage:{entry}:{writer.version()}", settled=False)
 
     @staticmethod
     def _overrides(writer: ClusterWriter) -> Overrides:
@@ -409,10 +414,11 @@ class ClusteringStage:
         if target != own:
             if not movable or decision.decision == NEW:
                 writer.move_entry(entry, target)
-            elif (own < target and decision.best_signal != "editor_pin"
+            elif (own < target and not writer.is_settled(target)
+                  and decision.best_signal != "editor_pin"
                   and target not in clusterer.overrides.pinned.values()):
-                # The older story keeps its id and uid, so output item ids stay stable; not
-                # over a story editors pinned entries to (a merge's survivor, a split-off one).
+                # Neither story was shown yet (both unsettled): the lower id stays; not over a
+                # story editors pinned entries to (a merge's survivor, a split-off one).
                 writer.merge(target, own, now)
                 clusterer.rename(target, own)
                 target = own

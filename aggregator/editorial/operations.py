@@ -48,11 +48,20 @@ from aggregator.editorial.dryrun import DryRun, rules_dry_run
 from aggregator.editorial.subscribe import slug_for
 from aggregator.errors import AggregatorError, ConfigError, EditRefused, Refusal
 from aggregator.safety.netguard import forbidden_reason
+from aggregator.safety.tokens import new_token
 from aggregator.store import Store
+from aggregator.store.accounts import AuditNote, AuditView, EditorView
 from aggregator.store.overrides import OverrideView
 from aggregator.store.stories import StoryDetail
 from aggregator.store.webhooks import DeliveryView, HealthMark
-from aggregator.types import DeliveryState, SourceStatus, StoryView, Subscriber
+from aggregator.types import (
+    AuditKind,
+    DeliveryState,
+    Role,
+    SourceStatus,
+    StoryView,
+    Subscriber,
+)
 
 log = logging.getLogger("aggregator.web.editing")
 T = TypeVar("T")
@@ -74,6 +83,9 @@ __all__ = [
 MAX_DRY_RUN_SINCE = timedelta(days=366)
 DEFAULT_DRY_RUN_SINCE = "7d"
 MAX_NOTE_LENGTH = 500
+# Who an edit is recorded as when its caller names nobody (the CLI names $USER).
+UNNAMED_EDITOR = "unknown"
+EDITOR_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -209,10 +221,13 @@ class Workbench:
             raise EditRefused(Refusal.CONFLICT, "this service has no editorial folder to write to")
         return self.config_dir
 
-    def _edit(self, action: Callable[[Path], None], message: str) -> Done:
+    def _edit(self, action: Callable[[Path], None], message: str, audit: AuditNote) -> Done:
+        """Edit the files with the audit row in an open transaction: the row is kept only if
+        the edit is, and the edit is not made when the row cannot be written."""
         folder = self._folder()
         try:
-            action(folder)
+            with self.store.audited(audit, self.clock()):
+                action(folder)
         except ConfigError as exc:
             raise _config_refusal(exc) from exc
         return Done(message=message, applied=self._apply())
@@ -229,19 +244,23 @@ class Workbench:
             return False
         return True
 
-    def set_enabled(self, source_id: str, enabled: bool) -> Done:
-        self.source(source_id)
+    def set_enabled(self, source_id: str, enabled: bool, *, by: str = UNNAMED_EDITOR) -> Done:
+        before = self.source(source_id).enabled
         verb = "resumed" if enabled else "paused"
         return self._edit(
             lambda folder: set_source_enabled(folder, source_id, enabled),
             f"{verb} source {source_id!r}",
+            AuditNote(by, AuditKind.SOURCE, "resume" if enabled else "pause", source_id,
+                      {"enabled": {"before": before, "after": enabled}}),
         )
 
-    def remove(self, source_id: str) -> Done:
-        self.source(source_id)
+    def remove(self, source_id: str, *, by: str = UNNAMED_EDITOR) -> Done:
+        source = self.source(source_id)
         return self._edit(
             lambda folder: remove_source(folder, source_id),
             f"removed source {source_id!r}; its stored entries stay",
+            AuditNote(by, AuditKind.SOURCE, "remove", source_id,
+                      {"url": source.url, "categories": list(source.categories)}),
         )
 
     def new_source(
@@ -271,11 +290,14 @@ class Workbench:
             public_only=not self.allow_private_addresses,
         )
 
-    def add(self, source: NewSource) -> Done:
+    def add(self, source: NewSource, *, by: str = UNNAMED_EDITOR) -> Done:
         self._check_new_source(source)
         return self._edit(
             lambda folder: add_sources(folder, [source]),
             f"added source {source.id!r} ({source.url}); the next poll reads it",
+            AuditNote(by, AuditKind.SOURCE, "add", source.id,
+                      {"url": source.url, "categories": list(source.categories),
+                       "public_only": source.public_only}),
         )
 
     def _check_new_source(self, source: NewSource) -> None:
@@ -345,15 +367,23 @@ class Workbench:
                     Refusal.CONFLICT, f"{source.url} is already source {existing.id!r}", field="url"
                 )
 
-    def set_rules(self, category_id: str, include: Sequence[str], exclude: Sequence[str]) -> Done:
-        self.category(category_id)
+    def set_rules(self, category_id: str, include: Sequence[str], exclude: Sequence[str],
+                  *, by: str = UNNAMED_EDITOR) -> Done:
+        current = self.category(category_id)
         included = [rule_text(r) for r in parse_rules(include, "include", category_id)]
         excluded = [rule_text(r) for r in parse_rules(exclude, "exclude", category_id)]
+        was_in = [rule_text(r) for r in current.include]
+        was_out = [rule_text(r) for r in current.exclude]
         return self._edit(
             lambda folder: set_category_rules(
                 folder, category_id, include=included, exclude=excluded
             ),
             f"saved the rules of {category_id!r}: {len(included)} include, {len(excluded)} exclude",
+            AuditNote(by, AuditKind.RULES, "save", category_id, {
+                "include": {"added": [r for r in included if r not in was_in],
+                            "removed": [r for r in was_in if r not in included]},
+                "exclude": {"added": [r for r in excluded if r not in was_out],
+                            "removed": [r for r in was_out if r not in excluded]}}),
         )
 
     def dry_run(
@@ -379,7 +409,9 @@ class Workbench:
         self._story(other_story_id, "other_story_id")
         override = self._correct(
             lambda: self.store.merge_stories(
-                story_id, other_story_id, by=by, now=self.clock(), note=_note(note)
+                story_id, other_story_id, by=by, now=self.clock(), note=_note(note),
+                audit=_correction(by, "merge", story_id,
+                                  other_story_id=other_story_id, note=note),
             )
         )
         # The older story keeps its id; ask the store which one that is.
@@ -403,7 +435,9 @@ class Workbench:
                     field="entry_id",
                 )
         new_story = self._correct(
-            lambda: self.store.split_entry(entry_id, by=by, now=self.clock(), note=_note(note))
+            lambda: self.store.split_entry(
+                entry_id, by=by, now=self.clock(), note=_note(note),
+                audit=_correction(by, "split", story_id, entry_id=entry_id, note=note))
         )
         return Done(f"split entry #{entry_id} into new story #{new_story}", story_id=new_story)
 
@@ -412,7 +446,8 @@ class Workbench:
         self._category_field(category)
         override = self._correct(
             lambda: self.store.pin_story(
-                story_id, category, by=by, now=self.clock(), note=_note(note)
+                story_id, category, by=by, now=self.clock(), note=_note(note),
+                audit=_correction(by, "pin", story_id, category=category, note=note),
             )
         )
         return Done(
@@ -427,7 +462,8 @@ class Workbench:
             self._category_field(category)
         override = self._correct(
             lambda: self.store.hide_story(
-                story_id, category, by=by, now=self.clock(), note=_note(note)
+                story_id, category, by=by, now=self.clock(), note=_note(note),
+                audit=_correction(by, "hide", story_id, category=category, note=note),
             )
         )
         where = f"in {category!r}" if category else "in every category"
@@ -439,7 +475,10 @@ class Workbench:
 
     def undo(self, override_id: int, *, by: str) -> Done:
         undone = self._correct(
-            lambda: self.store.undo_override(override_id, by=by, now=self.clock())
+            lambda: self.store.undo_override(
+                override_id, by=by, now=self.clock(),
+                audit=AuditNote(by, AuditKind.CORRECTION, "undo", f"correction #{override_id}",
+                                {"override_id": override_id}))
         )
         if not undone:
             raise EditRefused(
@@ -502,6 +541,49 @@ class Workbench:
         """Sources whose health is not ok, as last sent to subscribers."""
         return self.store.webhooks.health_alerts()
 
+    # -- editors' accounts and the audit log ------------------------------------------------
+
+    def editors(self) -> list[EditorView]:
+        return self.store.editors()
+
+    def audit_log(self, limit: int, before: int | None = None) -> list[AuditView]:
+        return self.store.audit_log(limit, before)
+
+    def add_editor(self, name: str, role: str, *, by: str) -> tuple[Done, str]:
+        """A new account; the token comes back once, here, and is kept only hashed."""
+        name = name.strip()
+        if not EDITOR_NAME_RE.match(name):
+            raise EditRefused(Refusal.INVALID, "a name of 1 to 64 letters, digits and . _ @ - "
+                              "starting with a letter or digit", field="name")
+        try:
+            chosen = Role(role)
+        except ValueError:
+            raise EditRefused(Refusal.INVALID, f"{role!r} is not a role; roles: "
+                              + ", ".join(r.value for r in Role), field="role") from None
+        made = new_token()
+        self._account("add", name, AuditNote(by, AuditKind.EDITOR, "add", name,
+                                              {"role": chosen.value}),
+                      role=chosen.value, key=made.key, hashed=made.hashed)
+        return Done(f"added {chosen.value} {name!r}"), made.token
+
+    def rotate_editor(self, name: str, *, by: str) -> tuple[Done, str]:
+        """A new token for ``name``; the old one stops working at once."""
+        made = new_token()
+        self._account("rotate", name, AuditNote(by, AuditKind.EDITOR, "rotate", name),
+                      key=made.key, hashed=made.hashed)
+        return Done(f"new token for {name!r}; the old one no longer works"), made.token
+
+    def revoke_editor(self, name: str, *, by: str) -> Done:
+        self._account("revoke", name, AuditNote(by, AuditKind.EDITOR, "revoke", name))
+        return Done(f"revoked {name!r}: their token and sessions no longer work")
+
+    def _account(self, action: str, name: str, audit: AuditNote, **values: str) -> None:
+        try:
+            self.store.change_editor(action, name, now=self.clock(), audit=audit, **values)
+        except ValueError as exc:
+            refusal = Refusal.CONFLICT if "already exists" in str(exc) else Refusal.NOT_FOUND
+            raise EditRefused(refusal, str(exc), field="name") from exc
+
     def _category_field(self, category: str) -> None:
         if category not in {c.id for c in self.catalog.categories}:
             raise EditRefused(Refusal.INVALID, f"unknown category {category!r}", field="category")
@@ -519,6 +601,14 @@ class Workbench:
         except ValueError as exc:
             # The store names what it refused ("no story 5", "entry 3 is already …").
             raise EditRefused(Refusal.INVALID, str(exc)) from exc
+
+
+def _correction(by: str, action: str, story_id: int | None, *, note: str | None,
+                **detail: object) -> AuditNote:
+    target = f"story #{story_id}" if story_id is not None else f"entry #{detail.get('entry_id')}"
+    values = {k: v for k, v in {**detail, "story_id": story_id, "note": note}.items()
+              if v is not None}
+    return AuditNote(by, AuditKind.CORRECTION, action, target, values)
 
 
 def _literal_host_refusal(host: str) -> str | None:

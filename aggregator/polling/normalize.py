@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote_plus, urljoin, urlsplit
 
 from aggregator.safety.sanitize import clean_html, html_to_text, plain_title
-from aggregator.types import Enclosure, NormalizedEntry, ParsedEntry, ParsedFeed
+from aggregator.types import Enclosure, MediaImage, NormalizedEntry, ParsedEntry, ParsedFeed
 
 # Query parameters that only say how a reader arrived; dropping them makes the same article
 # shared through different campaigns one URL. Compared case-insensitively.
@@ -275,10 +275,12 @@ def normalize_entry(
         updated_at=updated,
         author=_truncate(plain_title(entry.author, False), MAX_AUTHOR_CHARS) or None,
         tags=_tags(entry.tags),
-        enclosures=enclosures,
+        # Media RSS files join after the declared enclosures, which alone make the key above.
+        enclosures=_enclosures(entry.enclosures + entry.media_enclosures, feed_url),
         content_hash=content_hash,
         date_source=date_source,
         legacy_key=legacy_key,
+        image=_image(entry.image, feed_url),
     )
 
 
@@ -498,6 +500,15 @@ def _enclosures(raw: tuple[Enclosure, ...], base: str) -> tuple[Enclosure, ...]:
             if len(found) >= MAX_ENCLOSURES:
                 break
     return tuple(found)
+
+
+def _image(raw: MediaImage | None, base: str) -> MediaImage | None:
+    if raw is None:
+        return None
+    href = _absolute_http(raw.url, base)
+    if not href or len(href) > MAX_URL_CHARS:
+        return None
+    return MediaImage(url=href, width=raw.width, height=raw.height)
 
 
 def _collapse(text: str) -> str:

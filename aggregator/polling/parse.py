@@ -31,7 +31,7 @@ from aggregator.polling.localdates import parse_localized_date
 from aggregator.polling.normalize import resolve_link
 from aggregator.safety.sanitize import plain_title, scrub_text
 from aggregator.safety.xml import defuse_entities
-from aggregator.types import Enclosure, ParsedEntry, ParsedFeed
+from aggregator.types import Enclosure, MediaImage, ParsedEntry, ParsedFeed
 
 JSON_MEDIA_TYPES = frozenset({"application/feed+json", "application/json"})
 JSON_FEED_VERSION_PREFIXES = ("https://jsonfeed.org/version/", "http://jsonfeed.org/version/")
@@ -219,6 +219,8 @@ def _entry_from_feedparser(raw: Mapping[str, Any], base: str) -> ParsedEntry:
         tags=_tags(_get(raw, "tags") or []),
         enclosures=_enclosures(_get(raw, "links") or [], base),
         date_localized=localized,
+        media_enclosures=_media_enclosures(_get(raw, "media_content") or [], base),
+        image=_entry_image(raw, base),
     )
 
 
@@ -371,6 +373,49 @@ def _enclosures(links: Sequence[Mapping[str, Any]], base: str) -> tuple[Enclosur
                 )
             )
     return tuple(found)
+
+
+def _media_kind(item: Mapping[str, Any]) -> str | None:
+    """"audio", "video", "image"…: the major part of a Media RSS object's type, else its
+    ``medium``. A declared type wins: YouTube's video is a Flash player, not a video file."""
+    media_type = (_text(_get(item, "type")) or "").lower()
+    if "/" in media_type:
+        return media_type.split("/", 1)[0]
+    return (_text(_get(item, "medium")) or "").lower() or None
+
+
+def _media_enclosures(contents: Sequence[Any], base: str) -> tuple[Enclosure, ...]:
+    """The audio and video files of <media:content> (feedparser lists those inside a
+    <media:group> with the others)."""
+    found: list[Enclosure] = []
+    for item in contents:
+        if not isinstance(item, dict) or _media_kind(item) not in ("audio", "video"):
+            continue
+        href = _absolute_link(_text(_get(item, "url")), base)
+        if href:
+            found.append(Enclosure(url=href, type=_text(_get(item, "type")),
+                                   length=_positive_int(_get(item, "filesize"))))
+    return tuple(found)
+
+
+def _entry_image(raw: Mapping[str, Any], base: str) -> MediaImage | None:
+    """The entry's picture: a media:thumbnail, else an image media:content, else the episode's
+    itunes:image, else an image enclosure."""
+    candidates = [item for item in _get(raw, "media_thumbnail") or [] if isinstance(item, dict)]
+    candidates += [item for item in _get(raw, "media_content") or []
+                   if isinstance(item, dict) and _media_kind(item) == "image"]
+    itunes = _get(raw, "image")
+    if isinstance(itunes, dict):
+        candidates.append({"url": _get(itunes, "href")})
+    candidates += [{"url": _get(link, "href")} for link in _get(raw, "links") or []
+                   if _get(link, "rel") == "enclosure"
+                   and (_text(_get(link, "type")) or "").lower().startswith("image/")]
+    for item in candidates:
+        href = _absolute_link(_text(_get(item, "url")), base)
+        if href:
+            return MediaImage(url=href, width=_positive_int(_get(item, "width")),
+                              height=_positive_int(_get(item, "height")))
+    return None
 
 
 _SY_PERIOD_MINUTES = {"hourly": 60, "daily": 1440, "weekly": 10080, "monthly": 43200,
@@ -529,7 +574,17 @@ def _entry_from_json(item: Mapping[str, Any], base: str, feed_language: str | No
         language=_text(item.get("language")) or feed_language,
         tags=tuple(dict.fromkeys(tag for tag in map(_text, _list(item.get("tags"))) if tag)),
         enclosures=_json_attachments(_list(item.get("attachments")), base),
+        image=_json_image(item, base),
     )
+
+
+def _json_image(item: Mapping[str, Any], base: str) -> MediaImage | None:
+    # "image" is the item's main picture; "banner_image" a wide one for its top.
+    for key in ("image", "banner_image"):
+        href = _absolute_link(_text(item.get(key)), base)
+        if href:
+            return MediaImage(url=href)
+    return None
 
 
 def _json_author(item: Mapping[str, Any]) -> str | None:

@@ -42,7 +42,7 @@ from aggregator.polling.workers import (
 )
 from aggregator.store import Store
 from aggregator.store.leases import Lease, host_of
-from aggregator.types import FetchResult, PollOutcome, PollResult, SourceStatus
+from aggregator.types import FetchOptions, FetchResult, PollOutcome, PollResult, SourceStatus
 
 log = logging.getLogger("aggregator.refresh")
 
@@ -105,6 +105,9 @@ class Refresher:
         self.fetcher = fetcher
         self.catalog = catalog
         self.categories: dict[str, CategoryConfig] = {c.id: c for c in catalog.categories}
+        # Only the sources with request settings of their own: most have none.
+        self.fetch_options: dict[str, FetchOptions] = {
+            s.id: s.fetch for s in catalog.sources if s.fetch != FetchOptions()}
         self.workers = max(1, workers)
         self.processes = processes if fetcher_factory is not None else 0
         self.fetcher_factory = fetcher_factory
@@ -191,6 +194,9 @@ class Refresher:
 
         if not sources:
             return PollSummary(())
+        # The request settings travel with each source, into worker processes too.
+        if self.fetch_options:
+            sources = [self._with_options(s) for s in sources]
         groups = list(_group_by_url(sources))
         workers = self._processes_for(len(groups))
         with self._polls_lock:
@@ -211,6 +217,10 @@ class Refresher:
                 with self._polls_lock:
                     self._polls_running -= 1
         return PollSummary(tuple(outcomes))
+
+    def _with_options(self, source: SourceStatus) -> SourceStatus:
+        options = self.fetch_options.get(source.id)
+        return source if options is None else replace(source, fetch_options=options)
 
     def _run_threads(self, groups: Sequence[tuple[SourceStatus, ...]],
                      handle: Callable[[Fetched], None]) -> None:
@@ -368,7 +378,8 @@ class Refresher:
         home = source.site_url or _origin(source.url)
         try:
             page = self.fetcher.fetch(home, accept_html=True,
-                                      allow_private=not source.public_only)
+                                      allow_private=not source.public_only,
+                                      options=source.fetch_options)
         except SourceError as exc:
             return f"; autodiscovery on {home} failed: {exc}"
         if page.content is None:
@@ -425,10 +436,11 @@ def _as_group(sources: tuple[SourceStatus, ...]) -> tuple[SourceStatus, ...]:
 
 
 def _group_by_url(sources: Sequence[SourceStatus]) -> Iterator[tuple[SourceStatus, ...]]:
-    """Sources sharing a URL, in first-seen order: each URL is fetched once per poll."""
-    groups: dict[str, list[SourceStatus]] = {}
+    """Sources sharing a URL, in first-seen order: each URL is fetched once per poll (once
+    per set of request settings, when sources ask for it with different ones)."""
+    groups: dict[tuple[str, FetchOptions | None], list[SourceStatus]] = {}
     for source in sources:
-        groups.setdefault(source.url, []).append(source)
+        groups.setdefault((source.url, source.fetch_options), []).append(source)
     for group in groups.values():
         yield tuple(group)
 

@@ -74,7 +74,8 @@ def fetch_group(fetcher: Fetcher, group: Group) -> FetchResult | SourceError:
     try:
         return fetcher.fetch(first.url, etag=first.etag if same else None,
                              last_modified=first.last_modified if same else None,
-                             allow_private=not any(s.public_only for s in group))
+                             allow_private=not any(s.public_only for s in group),
+                             options=first.fetch_options)
     except SourceError as exc:
         return exc
 

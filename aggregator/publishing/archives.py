@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from aggregator.types import EntryView, StoryView
+from aggregator.types import EntryView, StoryView, media_from_json, media_json
 
 log = logging.getLogger("aggregator.archives")
 
@@ -252,6 +252,9 @@ def _entry_data(entry: EntryView) -> dict[str, Any]:
         "updated_at": entry.updated_at.isoformat(),
         "author": entry.author,
         "in_category": entry.in_category,
+        # Only when there are media: the snapshots of media-less entries stay as they were.
+        **(media_json(entry.enclosures, entry.image)
+           if entry.enclosures or entry.image else {}),
     }
 
 
@@ -278,4 +281,10 @@ def _entry(data: dict[str, Any]) -> EntryView:
         updated_at=datetime.fromisoformat(data["updated_at"]),
         author=data["author"],
         in_category=bool(data["in_category"]),
+        **_media(data),
     )
+
+
+def _media(data: dict[str, Any]) -> dict[str, Any]:
+    enclosures, image = media_from_json(data.get("enclosures"), data.get("image"))
+    return {"enclosures": enclosures, "image": image}

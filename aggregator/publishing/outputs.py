@@ -66,7 +66,9 @@ ARCHIVE_PATH_RE = re.compile(
     r"^feeds/(?P<category>[a-z0-9][a-z0-9-]*)/archive/"
     r"(?P<page>0|[1-9][0-9]{0,8})(?:\.(?P<lang>[a-z]{2,3}))?\.(?P<fmt>atom|rss|json)$"
 )
-PAGE_PATH_RE = re.compile(r"^categories/(?P<category>[a-z0-9][a-z0-9-]*)\.html$")
+PAGE_PATH_RE = re.compile(
+    r"^categories/(?P<category>[a-z0-9][a-z0-9-]*?)(?:\.(?P<lang>[a-z]{2,3}))?\.html$"
+)
 _RENDERERS = {"atom": render_atom, "rss": render_rss, "json": render_json}
 
 log = logging.getLogger("aggregator.archives")
@@ -167,8 +169,8 @@ def archive_path(category_id: str, page: int, fmt: str, lang: str | None = None)
     return f"feeds/{category_id}/archive/{name}.{fmt}"
 
 
-def page_path(category_id: str) -> str:
-    return f"categories/{category_id}.html"
+def page_path(category_id: str, lang: str | None = None) -> str:
+    return f"categories/{category_id}.{lang}.html" if lang else f"categories/{category_id}.html"
 
 
 @dataclass
@@ -261,10 +263,13 @@ class Outputs:
         if lang and not fallback:
             shown = [s for s in shown
                      if primary_language(s.representative.language) == lang]
-        title = category.title if not lang else f"{category.title} ({lang})"
+        title = category.title_in(lang)
+        if lang and title == category.title:
+            # No title in that language: the suffix keeps the variant apart in readers' lists.
+            title = f"{category.title} ({lang})"
         return OutputFeed(
             category_id=category.id, title=title,
-            description=category.description or category.title,
+            description=category.description_in(lang) or category.title_in(lang),
             language=lang or (category.languages[0] if category.languages else None),
             base_url=self.base_url, tag_authority=self.tag_authority, stories=tuple(shown),
             fallback_updated=EMPTY_FEED_UPDATED, languages=category.languages,
@@ -356,8 +361,9 @@ class Outputs:
                         document = self.document(path)
                         assert document is not None
                         yield path, document
-            path = page_path(category.id)
-            yield path, state.documents[path]
+            for lang in (None, *category.languages):
+                path = page_path(category.id, lang)
+                yield path, state.documents[path]
         yield OPML_PATH, self.opml()
         index = self.document(INDEX_PATH)
         assert index is not None
@@ -440,7 +446,9 @@ class Outputs:
                 # A first check has nothing to compare with: it is not a change we saw.
                 if old is not None and old.etag != document.etag:
                     changed.append(feed_url(self.base_url, category.id, fmt, lang))
-        state.documents[page_path(category.id)] = self._render_page(category, state)
+        for lang in (None, *category.languages):
+            state.documents[page_path(category.id, lang)] = self._render_page(category, state,
+                                                                              lang)
         self._states[category.id] = state
         self._site.clear()
         if changed and not self._first_to_see(category.id, state):
@@ -473,18 +481,19 @@ class Outputs:
         return Document(body, MEDIA_TYPES[fmt], output.updated,
                         live_cache_control(self.max_age))
 
-    def _render_page(self, category: CategoryConfig, state: _State) -> Document:
+    def _render_page(self, category: CategoryConfig, state: _State,
+                     lang: str | None = None) -> Document:
         self._rendered("page")
-        output = self._view(category, state.stories[: self.feed_size], None)
-        links = self._category_links(category, output, state)
+        output = self._view(category, state.stories[: self.feed_size], lang)
+        links = self._category_links(category, output, state, lang)
         body = render_category_page(links, site_title=self.site_title)
         return Document(body, MEDIA_TYPES["html"], output.updated,
                         live_cache_control(self.max_age))
 
     def _category_links(self, category: CategoryConfig, output: OutputFeed,
-                        state: _State) -> CategoryLinks:
+                        state: _State, lang: str | None = None) -> CategoryLinks:
         return CategoryLinks(feed=output, languages=category.languages,
-                             newest_archive=state.pages - 1 if state.pages else None)
+                             newest_archive=state.pages - 1 if state.pages else None, lang=lang)
 
     def _archive_document(self, name: ArchiveName) -> Document | None:
         path = archive_path(name.category, name.page, name.fmt, name.lang)

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from aggregator.store.entries import _chunks, _greatest, _when
+from aggregator.store.entries import _chunks, _greatest, _when, story_uid
 from aggregator.store.tables import CENTERING, ENTRIES, FEATURES, STATE, STORIES
 
 # The write path's exact signals: an entry joined its story by one of these when it was stored.
@@ -44,6 +44,14 @@ class PendingEntry:
     url: str | None
     published_at: datetime
     has_features: bool
+    source_id: str = ""
+    identity_key: str = ""
+
+    @property
+    def order(self) -> tuple[datetime, str, str, int]:
+        """The stage's decision order: by time, then by what the entry is, never by when it
+        happened to be stored (concurrent polls store in any order)."""
+        return (self.published_at, self.source_id, self.identity_key, self.id)
 
 
 @dataclass(frozen=True)
@@ -61,17 +69,21 @@ class Placement:
 
 
 def pending_entries(connection: Connection, limit: int) -> list[PendingEntry]:
-    """The oldest pending entries by id (the order the stage must follow)."""
+    """The first ``limit`` pending entries in the stage's order (``PendingEntry.order``), so a
+    batch holds the same entries whichever order the polls stored them in."""
     rows = connection.execute(
         sa.select(ENTRIES.c.id, ENTRIES.c.title,
                   sa.func.substr(ENTRIES.c.text, 1, PENDING_TEXT_CHARS).label("text"),
                   ENTRIES.c.language, ENTRIES.c.url, ENTRIES.c.published_at,
-                  FEATURES.c.entry_id.is_not(None).label("has_features"))
+                  FEATURES.c.entry_id.is_not(None).label("has_features"),
+                  ENTRIES.c.source_id, ENTRIES.c.identity_key)
         .select_from(ENTRIES.outerjoin(FEATURES, FEATURES.c.entry_id == ENTRIES.c.id))
         .where(ENTRIES.c.clustered_at.is_(None))
-        .order_by(ENTRIES.c.id).limit(limit))
+        .order_by(ENTRIES.c.published_at, ENTRIES.c.source_id, ENTRIES.c.identity_key,
+                  ENTRIES.c.id).limit(limit))
     return [PendingEntry(row.id, row.title, row.text or "", row.language, row.url,
-                         row.published_at, bool(row.has_features)) for row in rows]
+                         row.published_at, bool(row.has_features), row.source_id,
+                         row.identity_key) for row in rows]
 
 
 def pending_count(connection: Connection) -> int:
@@ -190,6 +202,11 @@ class ClusterWriter:
     def live(self, story_id: int) -> int:
         return live_story(self.connection, story_id)
 
+    def is_settled(self, story_id: int) -> bool:
+        """Whether the story's uid is fixed (it may have been shown)."""
+        return self.connection.execute(
+            sa.select(STORIES.c.settled_at).where(STORIES.c.id == story_id)).scalar() is not None
+
     def story_exists(self, story_id: int) -> bool:
         return self.connection.execute(
             sa.select(STORIES.c.id).where(STORIES.c.id == story_id)).first() is not None
@@ -232,8 +249,10 @@ class ClusterWriter:
             .values(merged_into_id=into, merged_by=by, merged_at=now))
         self._touched.update((gone, into))
 
-    def new_story(self, entry_id: int, now: datetime, salt: object) -> int:
-        """A fresh story for one entry (an editor's split, or a cannot-link honoured)."""
+    def new_story(self, entry_id: int, now: datetime, salt: object, *,
+                  settled: bool = True) -> int:
+        """A fresh story for one entry (an editor's split, or a cannot-link honoured).
+        ``settled=False`` leaves its uid to ``settle`` at the end of the clustering batch."""
         row = self.connection.execute(
             sa.select(ENTRIES.c.title, ENTRIES.c.published_at, ENTRIES.c.updated_at,
                       ENTRIES.c.source_id, ENTRIES.c.identity_key)
@@ -242,9 +261,77 @@ class ClusterWriter:
             STORIES.insert().returning(STORIES.c.id).values(
                 uid=story_uid_for(row.source_id, row.identity_key, salt), title=row.title,
                 first_seen_at=now, published_at=row.published_at, updated_at=row.updated_at,
-                entry_count=0)).scalar_one())
+                entry_count=0, settled_at=now if settled else None)).scalar_one())
         self._touched.add(story_id)
         return story_id
+
+    def settle(self, entry_ids: Sequence[int], now: datetime) -> int:
+        """Fix the uid of each unsettled live story holding one of ``entry_ids`` whose members
+        are all decided: the uid its canonical member (least source id, then identity key)
+        would found, so the same stories get the same uids whichever copy was stored first.
+        Unsettled stories were never shown, so their provisional uids can go. Returns how
+        many stories settled."""
+        stories: set[int] = set()
+        for chunk in _chunks(sorted(entry_ids)):
+            stories.update(self.connection.execute(
+                sa.select(ENTRIES.c.story_id).where(ENTRIES.c.id.in_(chunk),
+                                                    ENTRIES.c.story_id.is_not(None))).scalars())
+        current: dict[int, str] = {}
+        for chunk in _chunks(sorted(stories)):
+            current.update((row.id, row.uid) for row in self.connection.execute(
+                sa.select(STORIES.c.id, STORIES.c.uid)
+                .where(STORIES.c.id.in_(chunk), STORIES.c.merged_into_id.is_(None),
+                       STORIES.c.settled_at.is_(None))))
+        canonical: dict[int, tuple[str, str]] = {}
+        waiting: set[int] = set()
+        for chunk in _chunks(sorted(current)):
+            for story_id, source_id, key, clustered in self.connection.execute(
+                    sa.select(ENTRIES.c.story_id, ENTRIES.c.source_id, ENTRIES.c.identity_key,
+                              ENTRIES.c.clustered_at)
+                    .where(ENTRIES.c.story_id.in_(chunk))):
+                if clustered is None:
+                    waiting.add(story_id)  # a copy the next batch decides: settle then
+                best = canonical.get(story_id)
+                if best is None or (source_id, key) < best:
+                    canonical[story_id] = (source_id, key)
+        final = {story_id: story_uid(*member) for story_id, member in canonical.items()
+                 if story_id not in waiting}
+        if not final:
+            return 0
+        # Whoever holds a wanted uid already: an unsettled story (never shown) gives it up; a
+        # settled one keeps it, and the story that wanted it keeps its provisional uid.
+        holders = {row.uid: row.id for row in self.connection.execute(
+            sa.select(STORIES.c.uid, STORIES.c.id)
+            .where(STORIES.c.uid.in_(sorted(set(final.values()))),
+                   STORIES.c.id.not_in(sorted(final))))}
+        settled_holders = set(self.connection.execute(
+            sa.select(STORIES.c.id).where(STORIES.c.id.in_(sorted(holders.values())),
+                                          STORIES.c.settled_at.is_not(None))).scalars())
+        renames = {story_id: uid for story_id, uid in final.items()
+                   if holders.get(uid) not in settled_holders}
+        while True:  # a story that cannot move keeps its uid, which no other may then take
+            staying = {current[story_id] for story_id in final if story_id not in renames}
+            blocked = {story_id for story_id, uid in renames.items() if uid in staying}
+            if not blocked:
+                break
+            for story_id in blocked:
+                del renames[story_id]
+        displaced = {holders[uid]: story_uid_for("provisional", holders[uid], uid)
+                     for uid in renames.values() if uid in holders}
+        changes = {**renames, **displaced}
+        update = (STORIES.update().where(STORIES.c.id == sa.bindparam("story_id"))
+                  .values(uid=sa.bindparam("new_uid")))
+        # Through unique placeholders first, so two stories may trade uids.
+        moving = {story_id: uid for story_id, uid in changes.items()
+                  if current.get(story_id) != uid}
+        if moving:
+            self.connection.execute(update, [{"story_id": story_id, "new_uid": f"~{story_id}"}
+                                             for story_id in moving])
+            self.connection.execute(update, [{"story_id": story_id, "new_uid": uid}
+                                             for story_id, uid in moving.items()])
+        self.connection.execute(
+            STORIES.update().where(STORIES.c.id.in_(sorted(final))).values(settled_at=now))
+        return len(final)
 
     def decide(self, entry_id: int, *, story_id: int, signal: str | None, score: float | None,
                matched_entry_id: int | None, decision: str, evidence: dict[str, Any],

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +25,13 @@ from sqlalchemy.engine import Connection
 from aggregator.store.models import UTCDateTime
 from aggregator.store.republication import ItemFacts, has_body, item_facts, same_item
 from aggregator.store.tables import CATEGORIES, ENTRIES, STORIES
-from aggregator.types import FEED_DATE_SOURCES, CategoryMatch, CategoryOrigin, NormalizedEntry
+from aggregator.types import (
+    FEED_DATE_SOURCES,
+    CategoryMatch,
+    CategoryOrigin,
+    NormalizedEntry,
+    media_json,
+)
 
 MAX_IDENTITY_KEY = 500
 # Values per IN (...) list; stays far below every engine's bound-parameter limit.
@@ -89,13 +95,21 @@ def _columns(entry: NormalizedEntry, now: datetime) -> dict[str, Any]:
         "language": entry.language,
         "author": entry.author[:512] if entry.author else None,
         "tags": list(entry.tags),
-        "enclosures": [asdict(e) for e in entry.enclosures],
+        **_media_columns(entry),
         "content_hash": entry.content_hash,
         "published_at": entry.published_at,
         "updated_at": entry.updated_at,
         "date_source": entry.date_source,
         "fetched_at": now,
     }
+
+
+def _media_columns(entry: NormalizedEntry) -> dict[str, Any]:
+    return media_json(entry.enclosures, entry.image)
+
+
+def _media(row: Any) -> dict[str, Any]:
+    return {"enclosures": list(row.enclosures or []), "image": row.image}
 
 
 def write_entries(connection: Connection, source_id: str,
@@ -119,7 +133,8 @@ def write_entries(connection: Connection, source_id: str,
         for row in connection.execute(
             sa.select(ENTRIES.c.id, ENTRIES.c.identity_key, ENTRIES.c.content_hash,
                       ENTRIES.c.title, ENTRIES.c.url, ENTRIES.c.story_id,
-                      ENTRIES.c.published_at, ENTRIES.c.updated_at, ENTRIES.c.date_source)
+                      ENTRIES.c.published_at, ENTRIES.c.updated_at, ENTRIES.c.date_source,
+                      ENTRIES.c.enclosures, ENTRIES.c.image)
             .where(ENTRIES.c.source_id == source_id, ENTRIES.c.identity_key.in_(chunk))
         ):
             stored[row.identity_key] = row
@@ -129,6 +144,7 @@ def write_entries(connection: Connection, source_id: str,
     keys = [identity(e.identity_key) for e, _ in ordered]
     fresh: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]] = []
     changed: list[tuple[Any, NormalizedEntry, Sequence[CategoryMatch]]] = []
+    media_only: list[dict[str, Any]] = []
     listed: set[int] = set()
     seen: set[str] = set()
     for key, (entry, matches) in zip(keys, ordered, strict=True):
@@ -149,6 +165,8 @@ def write_entries(connection: Connection, source_id: str,
                                updated_at=max(old.updated_at, old.published_at),
                                date_source=old.date_source or entry.date_source)
             changed.append((old, kept, matches))
+        elif _media(old) != (media := _media_columns(entry)):
+            media_only.append({"entry_id": old.id, **media})
     candidates = len(fresh)
     fresh, moves = _recognise(connection, source_id, fresh, listed)
     repeated = candidates - len(fresh)
@@ -164,6 +182,12 @@ def write_entries(connection: Connection, source_id: str,
             moves)
     if changed:
         _update(connection, changed, now)
+    if media_only:
+        # New or moved media alone is no news: the row takes them without being "updated".
+        connection.execute(
+            ENTRIES.update().where(ENTRIES.c.id == sa.bindparam("entry_id"))
+            .values(enclosures=sa.bindparam("enclosures"), image=sa.bindparam("image")),
+            media_only)
     if fresh:
         _insert(connection, source_id, fresh, now)
     return Written(new=len(fresh), updated=len(changed), repeated=repeated, refused=refused)

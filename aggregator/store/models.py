@@ -109,6 +109,9 @@ class Story(SQLModel, table=True):
     # "cluster" or "editor": re-clustering undoes only the machine's merges.
     merged_by: str | None = Field(default=None, max_length=16)
     merged_at: datetime | None = _dt()
+    # When its first clustering batch (or an editor's split) fixed its uid; until then the
+    # story is the write path's provisional grouping and no output shows it.
+    settled_at: datetime | None = _dt()
 
 
 class Entry(SQLModel, table=True):
@@ -129,6 +132,8 @@ class Entry(SQLModel, table=True):
     author: str | None = Field(default=None, max_length=512)
     tags: list[str] = _json_list()
     enclosures: list[dict[str, Any]] = _json_list()
+    # The entry's picture (types.MediaImage as a JSON object); NULL when it has none.
+    image: dict[str, Any] | None = Field(default=None, sa_column=Column(sa.JSON, nullable=True))
     content_hash: str = Field(max_length=64, index=True)
     published_at: datetime = _dt(nullable=False, index=True)
     updated_at: datetime = _dt(nullable=False)
@@ -271,6 +276,51 @@ class OutputMark(SQLModel, table=True):
     category_id: str = Field(primary_key=True, max_length=64)
     digest: str = Field(max_length=64)
     changed_at: datetime = _dt(nullable=False)
+
+
+class EditorAccount(SQLModel, table=True):
+    """An editor's own access: a role and a token kept only as a scrypt hash. ``token_key``
+    is the token's public prefix, so a request finds its row without trying every hash; a
+    rotation replaces both, a revocation sets ``revoked_at`` (the row stays, for the record)."""
+
+    __tablename__ = "editors"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    role: str = Field(max_length=16)
+    token_key: str = Field(max_length=32, unique=True)
+    token_hash: str = Field(max_length=255)
+    created_at: datetime = _dt(nullable=False)
+    created_by: str = Field(max_length=128)
+    rotated_at: datetime | None = _dt()
+    revoked_at: datetime | None = _dt()
+    revoked_by: str | None = Field(default=None, max_length=128)
+
+
+class AuditRecord(SQLModel, table=True):
+    """One editor's edit of a source, a category's rules, a story correction or an account:
+    who, when, what (``action`` on ``target``) and the change itself (``detail``)."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _dt(nullable=False, index=True)
+    editor: str = Field(max_length=128)
+    kind: str = Field(max_length=16)
+    action: str = Field(max_length=32)
+    target: str = Field(max_length=200)
+    detail: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(sa.JSON, nullable=True))
+
+
+class SigningKey(SQLModel, table=True):
+    """The random key admin sessions are signed with when no shared admin token is set, kept
+    here so every worker sharing the database accepts the others' sessions."""
+
+    __tablename__ = "signing_keys"
+
+    name: str = Field(primary_key=True, max_length=32)
+    secret: str = Field(max_length=128)
 
 
 class WebhookSubscriber(SQLModel, table=True):

@@ -20,8 +20,9 @@ from sqlmodel import Session, col, select
 
 from aggregator.catalog import Catalog
 from aggregator.errors import StoreError
-from aggregator.store import clustering, leases, overrides, retention, sourcerows
+from aggregator.store import accounts, clustering, leases, overrides, retention, sourcerows
 from aggregator.store import stories as story_reads
+from aggregator.store.accounts import AuditNote, AuditView, EditorView
 from aggregator.store.clustering import ClusterWriter, PendingEntry
 from aggregator.store.engine import WRITE_OPTION, make_engine
 from aggregator.store.entries import GrowthLimits, write_entries
@@ -40,9 +41,11 @@ from aggregator.types import (
     NormalizedEntry,
     PollOutcome,
     PollResult,
+    Role,
     SourceState,
     SourceStatus,
     StoryView,
+    media_from_json,
 )
 
 log = logging.getLogger(__name__)
@@ -278,7 +281,9 @@ class Store:
     # -- stories -------------------------------------------------------------------------
 
     def category_stories(self, category_id: str, limit: int) -> list[StoryView]:
-        """Newest stories with at least one entry in the category; members in any category.
+        """Newest settled stories with at least one entry in the category; members in any
+        category (a story settles when the clustering stage has decided it: until then it is
+        the write path's provisional grouping, which the stage may still merge).
         Editors' corrections decide first: stories pinned in the category are always included
         and listed first, hidden ones (there or everywhere) never, even when pinned."""
         in_category = (
@@ -290,7 +295,7 @@ class Store:
         query = (
             select(Story)
             .where(sa.or_(col(Story.id).in_(in_category), col(Story.id).in_(pinned)),
-                   col(Story.merged_into_id).is_(None),
+                   col(Story.merged_into_id).is_(None), col(Story.settled_at).is_not(None),
                    col(Story.id).not_in(story_reads.hidden_stories(category_id)))
             .order_by(sa.case((col(Story.id).in_(pinned), 0), else_=1),
                       col(Story.published_at).desc(), col(Story.id).desc())
@@ -316,7 +321,7 @@ class Store:
         )
         pinned = story_reads.pinned_stories(category_id)
         conditions = [sa.or_(col(Story.id).in_(in_category), col(Story.id).in_(pinned)),
-                      col(Story.merged_into_id).is_(None),
+                      col(Story.merged_into_id).is_(None), col(Story.settled_at).is_not(None),
                       col(Story.id).not_in(story_reads.hidden_stories(category_id))]
         if after is not None:
             published, story_id = after
@@ -343,7 +348,8 @@ class Store:
             with self._guard(), self._read() as session:
                 stories = list(session.exec(
                     select(Story)
-                    .where(col(Story.id) > last_id, col(Story.merged_into_id).is_(None))
+                    .where(col(Story.id) > last_id, col(Story.merged_into_id).is_(None),
+                           col(Story.settled_at).is_not(None))
                     .order_by(col(Story.id)).limit(STORY_PAGE)
                 ))
                 views = self._with_entries(session, stories)
@@ -421,6 +427,7 @@ class Store:
         for entry, source, detected in rows:
             assert entry.story_id is not None
             assert entry.id is not None
+            enclosures, image = media_from_json(entry.enclosures, entry.image)
             members.setdefault(entry.story_id, []).append(EntryView(
                 entry_id=entry.id, source_id=entry.source_id,
                 source_title=source.title or source.feed_title or source.id,
@@ -434,6 +441,7 @@ class Store:
                 membership=Membership(entry.story_signal, entry.story_score,
                                       entry.story_matched_entry_id, entry.story_decision,
                                       entry.story_evidence, entry.story_decided_at),
+                enclosures=enclosures, image=image,
             ))
         return [
             StoryView(story_id=s.id or 0, uid=s.uid, first_seen=s.first_seen_at,
@@ -494,39 +502,46 @@ class Store:
     def add_override(self, kind: str, *, by: str, now: datetime, entry_id: int | None = None,
                      other_entry_id: int | None = None, story_id: int | None = None,
                      other_story_id: int | None = None, note: str | None = None,
-                     category: str | None = None) -> int:
-        """Record an editor's correction and apply it now (``overrides.record_override``)."""
+                     category: str | None = None, audit: AuditNote | None = None) -> int:
+        """Record an editor's correction and apply it now (``overrides.record_override``);
+        ``audit``, when given, is written in the same transaction."""
         with self.clustering() as writer:
-            return overrides.record_override(
+            made = overrides.record_override(
                 writer, kind, by=by, now=now, entry_id=entry_id, other_entry_id=other_entry_id,
                 story_id=story_id, other_story_id=other_story_id, note=note, category=category)
+            if audit is not None:
+                accounts.record(writer.connection, audit, now, override_id=made)
+            return made
 
     # Editors' corrections: each in one transaction (a refused one, ValueError naming the id,
     # leaves nothing behind), undone at once by ``undo_override``.
 
     def merge_stories(self, story_id: int, other_story_id: int, *, by: str, now: datetime,
-                      note: str | None = None) -> int:
+                      note: str | None = None, audit: AuditNote | None = None) -> int:
         """Merge two stories; the older keeps its id and uid. Returns the correction's id."""
         return self.add_override("merge", by=by, now=now, story_id=story_id,
-                                 other_story_id=other_story_id, note=note)
+                                 other_story_id=other_story_id, note=note, audit=audit)
 
     def split_entry(self, entry_id: int, *, by: str, now: datetime,
-                    note: str | None = None) -> int:
+                    note: str | None = None, audit: AuditNote | None = None) -> int:
         """Take an entry out of its story into a new one; returns the new story's id."""
         with self.clustering() as writer:
-            return overrides.split_entry(writer, entry_id, by=by, now=now, note=note)
+            made = overrides.split_entry(writer, entry_id, by=by, now=now, note=note)
+            if audit is not None:
+                accounts.record(writer.connection, audit, now, new_story_id=made)
+            return made
 
     def pin_story(self, story_id: int, category: str, *, by: str, now: datetime,
-                  note: str | None = None) -> int:
+                  note: str | None = None, audit: AuditNote | None = None) -> int:
         """Show the story in ``category`` whatever its rules say, listed first."""
         return self.add_override("category_pin", by=by, now=now, story_id=story_id,
-                                 category=category, note=note)
+                                 category=category, note=note, audit=audit)
 
     def hide_story(self, story_id: int, category: str | None, *, by: str, now: datetime,
-                   note: str | None = None) -> int:
+                   note: str | None = None, audit: AuditNote | None = None) -> int:
         """Keep the story out of ``category`` (None: out of every category)."""
         return self.add_override("hide", by=by, now=now, story_id=story_id,
-                                 category=category, note=note)
+                                 category=category, note=note, audit=audit)
 
     def story_detail(self, story_id: int) -> StoryDetail | None:
         """The story as editors inspect it (``stories.story_detail``); None if unknown."""
@@ -548,9 +563,60 @@ class Store:
         with self.clustering() as writer:
             return overrides.split(writer, entry_ids, by=by, now=now, note=note)
 
-    def undo_override(self, override_id: int, *, by: str, now: datetime) -> bool:
+    def undo_override(self, override_id: int, *, by: str, now: datetime,
+                      audit: AuditNote | None = None) -> bool:
         with self.clustering() as writer:
-            return overrides.undo_override(writer, override_id, by=by, now=now)
+            undone = overrides.undo_override(writer, override_id, by=by, now=now)
+            if undone and audit is not None:
+                accounts.record(writer.connection, audit, now)
+            return undone
+
+    # Editors' accounts and the audit log (``store.accounts``).
+
+    def editors(self) -> list[EditorView]:
+        with self._guard(), self.engine.connect() as connection:
+            return accounts.list_editors(connection)
+
+    def active_editor_count(self) -> int:
+        with self._guard(), self.engine.connect() as connection:
+            return accounts.active_count(connection)
+
+    def editor_by_key(self, key: str) -> tuple[EditorView, str] | None:
+        with self._guard(), self.engine.connect() as connection:
+            return accounts.by_key(connection, key)
+
+    def change_editor(self, action: str, name: str, *, now: datetime, audit: AuditNote,
+                      role: str | None = None, key: str | None = None,
+                      hashed: str | None = None) -> None:
+        """``add``, ``rotate`` or ``revoke`` an account, with its audit row, in one
+        transaction; ValueError names what was refused."""
+        with self._guard(), self._write_engine.begin() as connection:
+            if action == "add" and role is not None and key and hashed:
+                accounts.add_editor(connection, name, Role(role), key, hashed,
+                                    by=audit.editor, now=now)
+            elif action == "rotate" and key and hashed:
+                accounts.rotate_editor(connection, name, key, hashed, now=now)
+            elif action == "revoke":
+                accounts.revoke_editor(connection, name, by=audit.editor, now=now)
+            else:
+                raise ValueError(f"unknown account change {action!r}")
+            accounts.record(connection, audit, now)
+
+    @contextmanager
+    def audited(self, note: AuditNote, now: datetime) -> Iterator[None]:
+        """Record ``note`` for an edit made outside the database (the editorial files): the
+        row commits when the block ends and is rolled back when the edit raises."""
+        with self._guard(), self._write_engine.begin() as connection:
+            accounts.record(connection, note, now)
+            yield
+
+    def audit_log(self, limit: int, before: int | None = None) -> list[AuditView]:
+        with self._guard(), self.engine.connect() as connection:
+            return accounts.audit_page(connection, limit, before)
+
+    def signing_secret(self) -> str:
+        with self._guard(), self._write_engine.begin() as connection:
+            return accounts.signing_secret(connection)
 
     def entry_stories(self, source_id: str) -> dict[str, int]:
         """guid → story id of a source's entries (the evaluation reads its clustering so)."""

@@ -20,6 +20,7 @@ from aggregator.store.clustering import MERGED_BY_EDITOR
 from aggregator.store.entries import _chunks
 from aggregator.store.overrides import OverrideView, override_view
 from aggregator.store.tables import CATEGORIES, ENTRIES, FEATURES, OVERRIDES, STORIES
+from aggregator.types import Enclosure, MediaImage, media_from_json, media_json
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class EntryDetail:
     categories: tuple[CategoryDecision, ...]
     # Where published_at came from (NormalizedEntry.date_source); None for older rows.
     date_source: str | None = None
+    enclosures: tuple[Enclosure, ...] = ()
+    image: MediaImage | None = None
 
     def evidence_row(self) -> dict[str, Any]:
         """The shape ``aggregator.clustering.explain`` reads (as ``Store.story_evidence``)."""
@@ -70,7 +73,7 @@ class EntryDetail:
 
     def as_json(self) -> dict[str, Any]:
         return {**self.evidence_row(), "published_at": self.published_at.isoformat(),
-                "date_source": self.date_source}
+                "date_source": self.date_source, **media_json(self.enclosures, self.image)}
 
 
 @dataclass(frozen=True)
@@ -125,8 +128,8 @@ def story_detail(connection: Connection, story_id: int) -> StoryDetail | None:
                   ENTRIES.c.date_source, ENTRIES.c.story_signal, ENTRIES.c.story_score,
                   ENTRIES.c.story_matched_entry_id, ENTRIES.c.story_decision,
                   ENTRIES.c.story_evidence, ENTRIES.c.story_decided_at,
-                  FEATURES.c.lang, FEATURES.c.title_lang, FEATURES.c.body_lang,
-                  FEATURES.c.lang_confidence)
+                  ENTRIES.c.enclosures, ENTRIES.c.image, FEATURES.c.lang,
+                  FEATURES.c.title_lang, FEATURES.c.body_lang, FEATURES.c.lang_confidence)
         .select_from(ENTRIES.outerjoin(FEATURES, FEATURES.c.entry_id == ENTRIES.c.id))
         .where(ENTRIES.c.story_id == story_id).order_by(ENTRIES.c.id)).all()
     categories = entry_categories(connection, [row.id for row in rows])
@@ -140,13 +143,19 @@ def story_detail(connection: Connection, story_id: int) -> StoryDetail | None:
             published_at=row.published_at, signal=row.story_signal, score=row.story_score,
             matched_entry_id=row.story_matched_entry_id, decision=row.story_decision,
             evidence=row.story_evidence, decided_at=row.story_decided_at,
-            categories=categories.get(row.id, ()), date_source=row.date_source)
+            categories=categories.get(row.id, ()), date_source=row.date_source,
+            **_media(row))
         for row in rows)
     return StoryDetail(
         story_id=story.id, uid=story.uid, title=story.title, published_at=story.published_at,
         updated_at=story.updated_at, merged_into_id=story.merged_into_id,
         merged_by=story.merged_by, entries=entries,
         corrections=tuple(_corrections(connection, story.id, [e.entry_id for e in entries])))
+
+
+def _media(row: Any) -> dict[str, Any]:
+    enclosures, image = media_from_json(row.enclosures, row.image)
+    return {"enclosures": enclosures, "image": image}
 
 
 def entry_categories(connection: Connection, entry_ids: Sequence[int]

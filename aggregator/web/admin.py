@@ -14,6 +14,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
@@ -26,6 +27,7 @@ from aggregator.editorial.operations import (
     rule_text,
 )
 from aggregator.errors import EditRefused, Refusal, StoreError
+from aggregator.types import Role
 from aggregator.web import admin_pages as pages
 from aggregator.web.admin_pages import Chrome, admin_url
 from aggregator.web.auth import (
@@ -40,6 +42,7 @@ from aggregator.web.auth import (
     Session,
     client_address,
     editor_name,
+    role_refusal,
 )
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ ADMIN_HEADERS: Final = {
 MAX_FORM_BYTES: Final = 256 * 1024
 MAX_FORM_FIELDS: Final = 2000
 STORIES_PER_CATEGORY: Final = 20
+AUDIT_PAGE: Final = 50
 FORM_TYPE: Final = "application/x-www-form-urlencoded"
 
 Form = dict[str, list[str]]
@@ -91,20 +95,24 @@ def _first(form: Form, name: str, default: str = "") -> str:
     return values[0] if values else default
 
 
-def admin_route_class(auth: Auth, *, signed_in: bool) -> type[APIRoute]:
+def admin_route_class(auth: Auth, *, signed_in: bool,
+                      needed: Role | None = None) -> type[APIRoute]:
     """Routes that answer 403 while editing is disabled and, when ``signed_in``, need a
     session: a GET without one is sent to the login page (303), anything else gets 401, and a
-    POST must carry the session's CSRF token. A POST's form is parsed once, here."""
+    POST must carry the session's CSRF token. A POST's form is parsed once, here. The
+    session's role must reach ``needed`` (None: a viewer reads, an editor posts), else 403."""
 
     class AdminRoute(APIRoute):
         def get_route_handler(self) -> Handler:
             handler = super().get_route_handler()
 
             async def guarded(request: Request) -> Response:
-                if not auth.enabled:
+                # Both read the database (accounts): off the event loop.
+                if not await run_in_threadpool(lambda: auth.enabled):
                     return _html(pages.message_page("Editing is disabled", DISABLED_MESSAGE),
                                  403)
-                session = auth.session(request.cookies.get(SESSION_COOKIE))
+                session = await run_in_threadpool(auth.session,
+                                                  request.cookies.get(SESSION_COOKIE))
                 if signed_in and session is None:
                     if request.method in ("GET", "HEAD"):
                         target = request.url.path + (
@@ -115,6 +123,11 @@ def admin_route_class(auth: Auth, *, signed_in: bool) -> type[APIRoute]:
                     return _html(pages.message_page(
                         "Not signed in", "log in at /admin/login first"), 401)
                 request.state.session = session
+                if signed_in and session is not None:
+                    role = needed or (Role.EDITOR if request.method == "POST" else Role.VIEWER)
+                    refusal = role_refusal(session, role)
+                    if refusal is not None:
+                        return _html(pages.message_page("Not allowed", refusal), 403)
                 if request.method == "POST":
                     form = await _read_form(request)
                     if isinstance(form, Response):
@@ -158,6 +171,7 @@ class AdminPages:
     def chrome(self, request: Request, error: str | None = None) -> Chrome:
         session: Session = request.state.session
         return Chrome(csrf=self.auth.csrf_token(session), editor=session.editor,
+                      role=session.role,
                       flash=self.auth.read_flash(request.cookies.get(FLASH_COOKIE)),
                       error=error)
 
@@ -208,13 +222,18 @@ class AdminPages:
                 429)
             refused.headers["Retry-After"] = str(wait)
             return refused
-        if not self.auth.token_matches(_first(form, "token")):
+        identity = self.auth.identify(_first(form, "token"))
+        if identity is None:
             self.auth.limiter.failed(address)
             log.warning("action=admin-login outcome=refused client=%s", address)
-            return _html(pages.login_page(next_path, "That is not the admin token."), 401)
-        editor = editor_name(_first(form, "editor"), DEFAULT_ADMIN_EDITOR)
+            return _html(pages.login_page(
+                next_path, "That is not an active editor's token."), 401)
+        # An account's name is its own; only the shared token's users name themselves.
+        editor = (identity.name if identity.account
+                  else editor_name(_first(form, "editor"), DEFAULT_ADMIN_EDITOR))
         response = RedirectResponse(next_path, 303)
-        self._cookie(response, SESSION_COOKIE, self.auth.issue(editor), SESSION_SECONDS)
+        self._cookie(response, SESSION_COOKIE, self.auth.issue(editor, identity.key),
+                     SESSION_SECONDS)
         log.info("action=admin-login outcome=done editor=%r", editor)
         return response
 
@@ -242,10 +261,11 @@ class AdminPages:
     def source_action(self, request: Request) -> Response:
         source_id = request.path_params["source_id"]
         verb = request.url.path.rsplit("/", 1)[-1]
+        by = self.editor(request)
         actions: dict[str, Callable[[], str]] = {
-            "pause": lambda: _said(self.bench.set_enabled(source_id, False)),
-            "resume": lambda: _said(self.bench.set_enabled(source_id, True)),
-            "remove": lambda: _said(self.bench.remove(source_id)),
+            "pause": lambda: _said(self.bench.set_enabled(source_id, False, by=by)),
+            "resume": lambda: _said(self.bench.set_enabled(source_id, True, by=by)),
+            "remove": lambda: _said(self.bench.remove(source_id, by=by)),
         }
         return self.act(admin_url("sources"), actions[verb])
 
@@ -255,7 +275,8 @@ class AdminPages:
         def add() -> str:
             return _said(self.bench.add(self.bench.new_source(
                 url=_first(form, "url"), categories=form.get("categories", []),
-                source_id=_first(form, "id"), title=_first(form, "title"))))
+                source_id=_first(form, "id"), title=_first(form, "title")),
+                by=self.editor(request)))
 
         return self.act(admin_url("sources"), add)
 
@@ -279,7 +300,8 @@ class AdminPages:
         path = admin_url("categories", category.id)
         if _first(form, "action") == "save":
             return self.act(path, lambda: _said(
-                self.bench.set_rules(category.id, lines_in, lines_out)))
+                self.bench.set_rules(category.id, lines_in, lines_out,
+                                     by=self.editor(request))))
         # A dry run changes nothing, so its answer is the page itself, rules as typed.
         try:
             result = self.bench.dry_run(category.id, lines_in, lines_out, parse_since(since))
@@ -368,6 +390,42 @@ class AdminPages:
                                                             by=self.editor(request))))
 
 
+    def audit(self, request: Request) -> Response:
+        before = request.query_params.get("before", "")
+        rows = self.bench.audit_log(AUDIT_PAGE + 1, int(before) if before.isdigit() else None)
+        return self.show(request, pages.audit_page(self.chrome(request), rows[:AUDIT_PAGE],
+                                                   more=len(rows) > AUDIT_PAGE))
+
+    def editors(self, request: Request) -> Response:
+        return self._editors(request, None)
+
+    def _editors(self, request: Request, token: tuple[str, str] | None) -> Response:
+        return self.show(request, pages.editors_page(self.chrome(request),
+                                                     self.bench.editors(), token))
+
+    def add_editor(self, request: Request) -> Response:
+        form = self.form(request)
+        try:
+            done, token = self.bench.add_editor(_first(form, "name"), _first(form, "role"),
+                                                by=self.editor(request))
+        except (EditRefused, StoreError) as exc:
+            return self.back(admin_url("editors"), _refused(exc))
+        # The token is shown on this answer only (no redirect: it must not sit in a cookie).
+        return self._editors(request, (done.message, token))
+
+    def editor_action(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        verb = request.url.path.rsplit("/", 1)[-1]
+        by = self.editor(request)
+        try:
+            if verb == "rotate":
+                done, token = self.bench.rotate_editor(name, by=by)
+                return self._editors(request, (done.message, token))
+            return self.back(admin_url("editors"), _said(self.bench.revoke_editor(name, by=by)))
+        except (EditRefused, StoreError) as exc:
+            return self.back(admin_url("editors"), _refused(exc))
+
+
 class _NotFound(Exception):
     """A page for an id that does not exist: answered 404 with the reason."""
 
@@ -400,11 +458,21 @@ def include_admin(app: FastAPI, bench: Workbench, auth: Auth) -> None:
                       route_class=admin_route_class(auth, signed_in=False))
     inside = APIRouter(prefix=ADMIN_PREFIX, include_in_schema=False,
                        route_class=admin_route_class(auth, signed_in=True))
+    # Every signed-in editor may log out; only admins manage accounts.
+    anyone = APIRouter(prefix=ADMIN_PREFIX, include_in_schema=False,
+                       route_class=admin_route_class(auth, signed_in=True, needed=Role.VIEWER))
+    admins = APIRouter(prefix=ADMIN_PREFIX, include_in_schema=False,
+                       route_class=admin_route_class(auth, signed_in=True, needed=Role.ADMIN))
     entry.add_api_route("/login", handlers.login_form, methods=["GET"])
     entry.add_api_route("/login", handlers.login, methods=["POST"])
+    anyone.add_api_route("/logout", handlers.logout, methods=["POST"])
+    admins.add_api_route("/editors", handlers.editors, methods=["GET"])
+    admins.add_api_route("/editors/add", handlers.add_editor, methods=["POST"])
+    admins.add_api_route("/editors/{name}/rotate", handlers.editor_action, methods=["POST"])
+    admins.add_api_route("/editors/{name}/revoke", handlers.editor_action, methods=["POST"])
     for path, handler, method in (
         ("/", handlers.overview, "GET"),
-        ("/logout", handlers.logout, "POST"),
+        ("/audit", handlers.audit, "GET"),
         ("/sources", handlers.sources, "GET"),
         ("/sources/add", handlers.add_source, "POST"),
         ("/sources/{source_id}/pause", handlers.source_action, "POST"),
@@ -429,4 +497,6 @@ def include_admin(app: FastAPI, bench: Workbench, auth: Auth) -> None:
         return _html(pages.message_page("Not found", str(exc)), 404)
 
     app.include_router(entry)
+    app.include_router(anyone)
+    app.include_router(admins)
     app.include_router(inside)

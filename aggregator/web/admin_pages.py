@@ -15,10 +15,11 @@ from aggregator.catalog import CategoryConfig
 from aggregator.clustering.explain import explain
 from aggregator.editorial.dryrun import DryRun, DryRunEntry
 from aggregator.publishing.formats.common import clean, safe_link
+from aggregator.store.accounts import AuditView, EditorView
 from aggregator.store.overrides import OverrideView
 from aggregator.store.stories import EntryDetail, StoryDetail
 from aggregator.store.webhooks import HealthMark
-from aggregator.types import SourceState, SourceStatus, StoryView
+from aggregator.types import Role, SourceState, SourceStatus, StoryView
 from aggregator.web.auth import ADMIN_PREFIX, CSRF_FIELD
 
 STYLE = (
@@ -40,6 +41,7 @@ class Chrome:
     editor: str
     flash: str | None = None
     error: str | None = None
+    role: Role = Role.ADMIN
 
 
 def text(value: object) -> str:
@@ -95,15 +97,20 @@ def document(title: str, body: Iterable[str], chrome: Chrome | None = None) -> s
              f"<title>{text(title)} · aggregator admin</title>\n<style>{STYLE}</style>\n"
              "</head>\n<body>\n"]
     if chrome is not None:
+        pages = [("", "Overview"), ("sources", "Sources"), ("categories", "Categories"),
+                 ("stories", "Stories"), ("corrections", "Corrections"), ("audit", "Audit log"),
+                 ("webhooks", "Webhooks")]
+        if chrome.role.allows(Role.ADMIN):
+            pages.append(("editors", "Editors"))
         parts.append(
             "<nav>" + " ".join(link(admin_url(p) if p else ADMIN_PREFIX + "/", label)
-                               for p, label in (("", "Overview"), ("sources", "Sources"),
-                                                ("categories", "Categories"),
-                                                ("stories", "Stories"),
-                                                ("corrections", "Corrections"),
-                                                ("webhooks", "Webhooks")))
-            + f' <span class="meta">signed in as {text(chrome.editor)}</span> '
+                               for p, label in pages)
+            + f' <span class="meta">signed in as {text(chrome.editor)} '
+              f"({text(chrome.role.value)})</span> "
             + post_form(admin_url("logout"), chrome.csrf, "Log out") + "</nav>\n")
+        if not chrome.role.allows(Role.EDITOR):
+            parts.append('<p class="meta" id="read-only">You have the viewer role: these pages '
+                         "are yours to read; their buttons are refused.</p>\n")
         if chrome.flash:
             parts.append(f'<p class="flash" role="status">{text(chrome.flash)}</p>\n')
         if chrome.error:
@@ -125,9 +132,10 @@ def login_page(next_path: str, error: str | None = None) -> str:
     body.append(
         f'<form method="post" action="{attr(admin_url("login"))}">'
         + hidden("next", next_path)
-        + '<p><label>Admin token <input type="password" name="token" required '
+        + '<p><label>Your token <input type="password" name="token" required '
           'autocomplete="current-password" autofocus></label></p>'
-          '<p><label>Your name (for the corrections log) <input type="text" name="editor" '
+          '<p><label>Your name, only with the shared admin token (an account signs in under '
+          'its own) <input type="text" name="editor" '
           'maxlength="64" autocomplete="username"></label></p>'
           "<p><button>Log in</button></p></form>")
     return document("Log in", body)
@@ -369,3 +377,58 @@ def story_page(chrome: Chrome, story: StoryDetail, categories: Sequence[Category
 def corrections_page(chrome: Chrome, corrections: Sequence[OverrideView]) -> str:
     return document("Corrections", [corrections_table(chrome, corrections,
                                                       admin_url("corrections"))], chrome)
+
+
+def audit_page(chrome: Chrome, rows: Sequence[AuditView], *, more: bool) -> str:
+    """Who changed what and when, newest first, a page at a time."""
+    if not rows:
+        return document("Audit log", ["<p>No edits recorded yet.</p>"], chrome)
+    body = ["<table><thead><tr><th>when</th><th>who</th><th>what</th><th>change</th></tr>"
+            "</thead><tbody>" + "".join(
+                f'<tr id="audit-{r.id}"><td>{when(r.at)}</td><td>{text(r.editor)}</td>'
+                f"<td>{text(r.kind)} {text(r.action)}: {text(r.target)}</td>"
+                f"<td><small>{text(_detail(r.detail))}</small></td></tr>" for r in rows)
+            + "</tbody></table>"]
+    if more:
+        body.append(f"<p>{link(admin_url('audit') + f'?before={rows[-1].id}', 'Older')}</p>")
+    return document("Audit log", body, chrome)
+
+
+def _detail(detail: dict[str, object]) -> str:
+    return "; ".join(f"{key}: {value}" for key, value in sorted(detail.items()))
+
+
+def editors_page(chrome: Chrome, editors: Sequence[EditorView],
+                 token: tuple[str, str] | None) -> str:
+    """The accounts with revoke and rotate buttons; a new token shown once, right here."""
+    body = []
+    if token is not None:
+        message, value = token
+        body.append(f'<div class="flash" role="status"><p>{text(message)}. Copy the token '
+                    "now: it is shown this once and only its hash is kept.</p>"
+                    f'<p><code id="new-token">{text(value)}</code></p></div>')
+    rows = []
+    for e in editors:
+        if e.active:
+            actions = (post_form(admin_url("editors", e.name, "rotate"), chrome.csrf,
+                                 "New token", name=f"rotate {e.name}") + " "
+                       + post_form(admin_url("editors", e.name, "revoke"), chrome.csrf,
+                                   "Revoke", name=f"revoke {e.name}"))
+            state = "active"
+        else:
+            actions = ""
+            state = f"revoked by {text(e.revoked_by)} {when(e.revoked_at)}"
+        rows.append(f'<tr id="editor-{attr(e.name)}"><td>{text(e.name)}</td>'
+                    f"<td>{text(e.role.value)}</td><td>{state}</td>"
+                    f"<td>{text(e.created_by)} {when(e.created_at)}</td><td>{actions}</td></tr>")
+    body.append("<table><thead><tr><th>name</th><th>role</th><th>state</th><th>added</th>"
+                "<th></th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+                if rows else "<p>No accounts yet.</p>")
+    options = "".join(f'<option value="{attr(r.value)}">{text(r.value)}</option>'
+                      for r in (Role.EDITOR, Role.VIEWER, Role.ADMIN))
+    body.append("<h2>Add an editor</h2>" + post_form(
+        admin_url("editors", "add"), chrome.csrf, "Add",
+        '<label>Name <input type="text" name="name" required maxlength="64"></label> ',
+        f'<label>Role <select name="role">{options}</select></label> ', inline=False,
+        name="add editor"))
+    return document("Editors", body, chrome)

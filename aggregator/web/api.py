@@ -36,8 +36,8 @@ from aggregator.web.auth import (
     DEFAULT_API_EDITOR,
     EDITOR_HEADER,
     Auth,
+    acting_editor,
     bearer_scheme,
-    editor_name,
     token_route_class,
 )
 from aggregator.web.conditional import REVALIDATE, ApiValidators
@@ -165,6 +165,18 @@ class CategoryReasonOut(BaseModel):
     reason: str = Field(description="the rule that matched, or why the category took it")
 
 
+class EnclosureOut(BaseModel):
+    url: str
+    type: str | None = Field(description="the media type the feed gave")
+    length: int | None = Field(description="bytes, as the feed gave them")
+
+
+class ImageOut(BaseModel):
+    url: str
+    width: int | None = Field(description="pixels, as the feed gave them")
+    height: int | None
+
+
 class StoryEntryOut(BaseModel):
     entry_id: int
     source_id: str
@@ -183,6 +195,8 @@ class StoryEntryOut(BaseModel):
     evidence: dict[str, Any] | None
     explanation: list[str] = Field(description="why it is in the story, in words")
     categories: list[CategoryReasonOut]
+    enclosures: list[EnclosureOut] = Field(description="audio, video and other files")
+    image: ImageOut | None = Field(description="the entry's picture")
 
 
 class StoryDetailOut(BaseModel):
@@ -239,10 +253,11 @@ def _done(done: Done) -> DoneOut:
                    story_id=done.story_id)
 
 
-def _editor(x_editor: Annotated[str | None, Header(
-        alias=EDITOR_HEADER, description="the editor's name for the corrections log")] = None
-            ) -> str:
-    return editor_name(x_editor, DEFAULT_API_EDITOR)
+def _editor(request: Request, x_editor: Annotated[str | None, Header(
+        alias=EDITOR_HEADER, description="with the shared admin token only: the editor's name "
+                                         "for the corrections log (an account's is its own)")
+        ] = None) -> str:
+    return acting_editor(request, x_editor, DEFAULT_API_EDITOR)
 
 
 Editor = Annotated[str, Depends(_editor)]
@@ -252,7 +267,8 @@ REFUSAL_STATUS: dict[Refusal, int] = {Refusal.NOT_FOUND: 404, Refusal.INVALID: 4
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut, "description": text}
     for code, text in ((401, "no or wrong Bearer token"),
-                       (403, "editing is disabled (no AGGREGATOR_ADMIN_TOKEN)"),
+                       (403, "editing is disabled (no editor and no AGGREGATOR_ADMIN_TOKEN), "
+                             "or the token's role may not do this"),
                        (404, "no such source, category, story or correction"),
                        (409, "conflicts with the configuration, or the files are read-only"),
                        (422, "invalid input; `field` names it"))
@@ -299,30 +315,31 @@ def include_api(app: FastAPI, bench: Workbench, auth: Auth, *,
         return answer(request, shown.model_dump_json().encode(), REVALIDATE)
 
     @writes.post("/sources", response_model=DoneOut, status_code=201)
-    def add_source(body: SourceIn) -> DoneOut:
+    def add_source(body: SourceIn, editor: Editor) -> DoneOut:
         """Add a feed to sources.toml (the URL must be the feed itself)."""
         return _done(bench.add(bench.new_source(
             url=body.url, categories=body.categories, source_id=body.id, title=body.title,
-            language=body.language, interval=body.interval)))
+            language=body.language, interval=body.interval), by=editor))
 
     @writes.post("/sources/{source_id}/pause", response_model=DoneOut)
-    def pause(source_id: Annotated[str, Path(max_length=64)]) -> DoneOut:
+    def pause(source_id: Annotated[str, Path(max_length=64)], editor: Editor) -> DoneOut:
         """Stop polling a source (written as `enabled = false` in sources.toml)."""
-        return _done(bench.set_enabled(source_id, False))
+        return _done(bench.set_enabled(source_id, False, by=editor))
 
     @writes.post("/sources/{source_id}/resume", response_model=DoneOut)
-    def resume(source_id: Annotated[str, Path(max_length=64)]) -> DoneOut:
-        return _done(bench.set_enabled(source_id, True))
+    def resume(source_id: Annotated[str, Path(max_length=64)], editor: Editor) -> DoneOut:
+        return _done(bench.set_enabled(source_id, True, by=editor))
 
     @writes.delete("/sources/{source_id}", response_model=DoneOut)
-    def remove(source_id: Annotated[str, Path(max_length=64)]) -> DoneOut:
+    def remove(source_id: Annotated[str, Path(max_length=64)], editor: Editor) -> DoneOut:
         """Take a source out of sources.toml; its stored entries and stories stay."""
-        return _done(bench.remove(source_id))
+        return _done(bench.remove(source_id, by=editor))
 
     @writes.put("/categories/{category_id}/rules", response_model=DoneOut)
-    def set_rules(category_id: Annotated[str, Path(max_length=64)], body: RulesIn) -> DoneOut:
+    def set_rules(category_id: Annotated[str, Path(max_length=64)], body: RulesIn,
+                  editor: Editor) -> DoneOut:
         """Replace a category's include and exclude rules in categories.toml."""
-        return _done(bench.set_rules(category_id, body.include, body.exclude))
+        return _done(bench.set_rules(category_id, body.include, body.exclude, by=editor))
 
     @writes.post("/categories/{category_id}/dry-run", response_model=DryRunOut)
     def dry_run(category_id: Annotated[str, Path(max_length=64)], body: DryRunIn

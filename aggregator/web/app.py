@@ -34,14 +34,15 @@ from aggregator.publishing.outputs import (
 from aggregator.publishing.representative import for_output
 from aggregator.publishing.watcher import OutputWatcher
 from aggregator.store import Store
-from aggregator.types import SourceStatus
+from aggregator.types import SourceStatus, media_json
 from aggregator.web.admin import include_admin
 from aggregator.web.admin_webhooks import include_admin_webhooks
-from aggregator.web.api import StoryId, include_api
+from aggregator.web.api import EnclosureOut, ImageOut, StoryId, include_api
 from aggregator.web.apidocs import include_api_docs
 from aggregator.web.auth import Auth, FailureLimiter
 from aggregator.web.conditional import REVALIDATE, ApiValidators
 from aggregator.web.documents import DocumentApp, document_path, respond
+from aggregator.web.editors_api import include_editors_api
 from aggregator.web.health import Readiness
 from aggregator.web.limits import BodyLimit, route_limits
 from aggregator.web.paging import (
@@ -66,6 +67,8 @@ class StorySummaryEntryOut(BaseModel):
     title: str
     language: str | None
     published_at: datetime
+    enclosures: list[EnclosureOut]
+    image: ImageOut | None
 
 
 class StorySummaryOut(BaseModel):
@@ -83,7 +86,8 @@ class StorySummaryOut(BaseModel):
 # The public view of a source's health, declared once: ``SourceStatus``'s fields without the
 # ones that stay internal (validators, body hash, publishing rhythm, the address policy).
 _INTERNAL_SOURCE_FIELDS = frozenset({"etag", "last_modified", "body_hash",
-                                     "publish_interval_seconds", "public_only"})
+                                     "publish_interval_seconds", "public_only",
+                                     "fetch_options"})
 _SOURCE_HINTS = get_type_hints(SourceStatus)
 _SOURCE_FIELDS: dict[str, Any] = {f.name: (_SOURCE_HINTS[f.name], ...)
                                   for f in dataclasses.fields(SourceStatus)
@@ -168,7 +172,7 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
     app.add_middleware(BodyLimit, limit_for=route_limits(max_body_bytes))
 
     auth = Auth(admin_token, secure_cookie=outputs.base_url.startswith("https://"),
-                limiter=failure_limiter)
+                limiter=failure_limiter, accounts=store)
 
     @app.exception_handler(StoreError)
     async def _store_error(_request: Request, exc: StoreError) -> JSONResponse:
@@ -235,7 +239,8 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
         ("/feeds/{category}/archive/{name}", archive,
          "A complete RFC 5005 archive page: {page}[.{lang}].atom|rss|json (never changes)"),
         ("/feeds.opml", opml, "OPML list of every output feed"),
-        ("/categories/{name}", category_page, "A category's stories as an HTML page"),
+        ("/categories/{name}", category_page,
+         "A category's stories as an HTML page: {category}[.{lang}].html"),
         ("/", index, "The index page: every category and feed"),
     ):
         app.add_api_route(path, endpoint, methods=["GET"], response_class=Response,
@@ -306,7 +311,8 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
                 entries=[StorySummaryEntryOut(entry_id=e.entry_id, source_id=e.source_id,
                                               source_title=e.source_title, url=e.url,
                                               title=e.title, language=e.language,
-                                              published_at=e.published_at)
+                                              published_at=e.published_at,
+                                              **media_json(e.enclosures, e.image))
                          for e in s.entries],
             )
             for s in stories
@@ -348,5 +354,6 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
                 cache_control=lambda: outputs.live_cache_control)
     include_webhooks_api(app, bench, auth)
     include_admin(app, bench, auth)
+    include_editors_api(app, bench, auth, base_url=outputs.base_url)
     include_admin_webhooks(app, bench, auth)
     return app

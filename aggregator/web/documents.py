@@ -26,9 +26,9 @@ from aggregator.web.conditional import choose_coding, http_date, is_not_modified
 
 RawHeaders = list[tuple[bytes, bytes]]
 
-# The pages hold no script and load nothing from elsewhere: say so, so a browser refuses
-# anything a sanitizer might ever miss.
-HTML_POLICY: Final = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+# The pages hold no script and load nothing from elsewhere but stories' pictures (https):
+# say so, so a browser refuses anything a sanitizer might ever miss.
+HTML_POLICY: Final = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https:; "
                       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 _IF_NONE_MATCH: Final = b"if-none-match"
 _IF_MODIFIED_SINCE: Final = b"if-modified-since"

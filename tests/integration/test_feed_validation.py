@@ -122,6 +122,16 @@ def test_per_language_variant_is_valid(fmt: str) -> None:
     _check(data, base=feed_url(BASE, feed.category_id, fmt, "fr"), content_type=MEDIA_TYPES[fmt])
 
 
+@pytest.mark.parametrize("fmt", sorted(RENDERERS))
+@pytest.mark.parametrize("lang", ["fr", "de", "ar", "ja", "zh", "ru", "hi"])
+def test_localised_variant_is_valid(lang: str, fmt: str) -> None:
+    """A variant in its reader's language (labels translated, Arabic right to left, the
+    language of each item in another one named) stays free of errors and warnings."""
+    feed = sample_feed(language=lang)
+    data = RENDERERS[fmt](feed, lang=lang)
+    _check(data, base=feed_url(BASE, feed.category_id, fmt, lang), content_type=MEDIA_TYPES[fmt])
+
+
 def test_opml_is_valid() -> None:
     feeds = [f() for f in FEEDS.values()]
     data = render_opml(feeds, base_url=BASE, title="All categories & more")

@@ -11,7 +11,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from aggregator.catalog import Catalog, CategoryConfig
+from aggregator.catalog import Catalog, CategoryConfig, CategoryText
 from aggregator.publishing.outputs import Outputs
 from aggregator.store import Store
 from aggregator.types import NormalizedEntry
@@ -294,7 +294,8 @@ def test_publish_out_writes_archives_pages_and_only_what_changed(
     third = aggregator("publish", "--out", str(out), *options, env=env)
     # The live feeds and pages changed; the archive page did not.
     assert (out / "feeds/news/archive/0.atom").read_bytes() == archive
-    assert "0 written" not in third.stdout
+    # ": " before the count: "10 written" is not "0 written".
+    assert ": 0 written" not in third.stdout
     assert b"Title s4" in (out / "feeds/news.atom").read_bytes()
 
 
@@ -400,3 +401,37 @@ def test_site_title_setting_reaches_the_outputs() -> None:
     assert Settings.from_env({}).site_title == "Aggregator feeds"
     with pytest.raises(ConfigError, match="AGGREGATOR_SITE_TITLE"):
         Settings.from_env({"AGGREGATOR_SITE_TITLE": "x" * 301})
+
+
+def test_each_language_has_its_page_and_the_variants_use_the_translated_title(
+        store: Store) -> None:
+    room = Newsroom(store)
+    room.poll("fr-a", entry("fr", url="https://news.example/fr", language="fr",
+                            title="Seulement en français"))
+    catalog = news_catalog()
+    [category] = catalog.categories
+    translated = dataclasses.replace(category, translations=(
+        CategoryText("fr", "Actualités", "Toutes les nouvelles"),))
+    outputs = outputs_for(store, feed_size=50)
+    outputs.use_catalog(dataclasses.replace(catalog, categories=(translated,)))
+    page = outputs.document("categories/news.fr.html")
+    assert page is not None
+    text = page.body.decode("utf-8")
+    assert '<html lang="fr" dir="ltr">' in text
+    assert '<h1 dir="auto">Actualités</h1>' in text
+    assert '<p dir="auto">Toutes les nouvelles</p>' in text
+    assert "Seulement en français" in text
+    assert outputs.document("categories/news.en.html") is not None
+    assert outputs.document("categories/news.de.html") is None  # not one of its languages
+    feed = outputs.document("feeds/news.fr.atom")
+    assert feed is not None
+    root = ET.fromstring(feed.body)
+    assert root.findtext(f"{ATOM}title") == "Actualités"
+    assert root.findtext(f"{ATOM}subtitle") == "Toutes les nouvelles"
+    # Without a translation the variant keeps the category's title, told apart by its code.
+    english = outputs.document("feeds/news.en.atom")
+    assert english is not None
+    assert ET.fromstring(english.body).findtext(f"{ATOM}title") == "News (en)"
+    paths = [path for path, _ in outputs.all_documents()]
+    for name in ("news", "news.en", "news.fr"):
+        assert f"categories/{name}.html" in paths

@@ -14,13 +14,14 @@ from aggregator.clustering import ClusteringStage
 from aggregator.publishing.outputs import Outputs
 from aggregator.store import Store
 from aggregator.types import NormalizedEntry
-from tests.support.builders import NOW, catalog, entry, fetched, match, source
+from tests.support.builders import NOW, catalog, entry, fetched, match, settle, source
 
 
 def _save(store: Store, source_id: str, *entries: NormalizedEntry) -> None:
     store.save_poll(source_id, fetched(), body_hash=None, feed_title="Feed", feed_link=None,
                     entries=[(e, [match("news")]) for e in entries],
                     next_check_at=NOW + timedelta(minutes=30), now=NOW)
+    settle(store)
 
 
 def _stories(store: Store) -> dict[str, tuple[int, str]]:
@@ -56,7 +57,7 @@ def test_merge_keeps_the_older_story_and_survives_reclustering(filled: Store) ->
     assert (row.id, row.kind, row.created_by, row.note) == (override, "merge", "ed", "same event")
     assert row.as_json()["created_at"] == NOW.isoformat()
 
-    assert filled.reset_clustering(NOW) == 0  # nothing was clustered, nothing to redo
+    assert filled.reset_clustering(NOW) == 3  # the three entries wait for the stage again
     assert _stories(filled)["New story"] == (old_id, old_uid)
     with filled.engine.connect() as connection:
         merged = connection.execute(sa.text(
@@ -122,6 +123,7 @@ def _two_categories(store: Store) -> dict[str, int]:
     save("b", "news", at("4", "Storm copy", url="https://news.example/1"),
          at("5", "Election copy", url="https://news.example/2"))
     save("t", "tech", at("6", "Chips"))
+    settle(store)
     return _ids(store)
 
 

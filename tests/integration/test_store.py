@@ -14,15 +14,17 @@ import aggregator.store.models  # noqa: F401  (registers the tables on SQLModel.
 from aggregator.errors import StoreError
 from aggregator.store import Store, current_revision, head_revision, open_store, upgrade
 from aggregator.types import NormalizedEntry, PollOutcome
-from tests.support.builders import NOW, catalog, entry, fetched, match, source
+from tests.support.builders import NOW, catalog, entry, fetched, match, settle, source
 
 
 def _save(store: Store, source_id: str, *entries: NormalizedEntry, category: str = "news",
           etag: str = '"v1"') -> PollOutcome:
-    return store.save_poll(
+    outcome = store.save_poll(
         source_id, fetched(etag=etag), body_hash=None, feed_title="Feed", feed_link=None,
         entries=[(e, [match(category)]) for e in entries],
         next_check_at=NOW + timedelta(minutes=30), now=NOW)
+    settle(store)
+    return outcome
 
 
 def test_migrated_schema_matches_models(store: Store) -> None:

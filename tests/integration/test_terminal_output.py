@@ -13,7 +13,7 @@ import pytest
 from aggregator.cli import main
 from aggregator.safety.terminal import terminal_json, terminal_text
 from aggregator.store import open_store, upgrade
-from tests.support.builders import NOW, catalog, entry, fetched, match, source
+from tests.support.builders import NOW, catalog, entry, fetched, match, settle, source
 
 HOSTILE_TITLE = "Breaking\x1b]0;pwned\x07 news\x1b[2J\x1b[31m red\x9b2J\x07\x00"
 HOSTILE_ERROR = "boom\x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\\r\x08"
@@ -47,6 +47,7 @@ def database(tmp_path: Path) -> str:
         now=NOW,
         next_check_at=NOW + timedelta(minutes=30),
     )
+    settle(store)
     [story] = list(store.iter_stories())
     store.hide_story(story.story_id, None, by="eve\x1b[2J", now=NOW, note="note\x1b]0;x\x07")
     store.close()

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
+from aggregator.clustering import ClusteringStage
+from aggregator.store import Store
 from aggregator.types import CategoryMatch, FetchResult, NormalizedEntry
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -58,3 +60,9 @@ def source(source_id: str, url: str | None = None, categories: tuple[str, ...] =
            **overrides: Any) -> SourceConfig:
     return SourceConfig(id=source_id, url=url or f"https://feeds.example/{source_id}.xml",
                         categories=categories, **overrides)
+
+
+def settle(store: Store) -> None:
+    """The clustering stage's exact path over what the polls wrote: it settles their stories,
+    and only settled stories reach the outputs."""
+    ClusteringStage(store, semantic=False).run()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.publishing.archives import ArchiveLog, archive_dir_for
-from aggregator.types import EntryView, Membership, StoryView
+from aggregator.types import Enclosure, EntryView, MediaImage, Membership, StoryView
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -126,3 +126,20 @@ def test_page_size_must_be_positive() -> None:
 ])
 def test_archive_folder(configured: str, database: str, expected: Path | None) -> None:
     assert archive_dir_for(configured, database) == expected
+
+
+def test_frozen_pages_keep_their_media_and_media_less_pages_their_bytes(tmp_path: Path) -> None:
+    audio = Enclosure("https://cdn.example/ep.mp3", "audio/mpeg", 5)
+    picture = MediaImage("https://cdn.example/ep.jpg", 10, 20)
+    with_media = dataclasses.replace(story(0), entries=(dataclasses.replace(
+        story(0).entries[0], enclosures=(audio,), image=picture),))
+    seen = [with_media, story(1)]
+    ArchiveLog(tmp_path, page_size=2).observe("c", seen, seen)
+    page = ArchiveLog(tmp_path, page_size=2).page("c", 0)
+    assert page is not None
+    assert page[0].entries[0].enclosures == (audio,)
+    assert page[0].entries[0].image == picture
+    assert page[1].entries[0].enclosures == ()
+    frozen = (tmp_path / "c" / "pages" / "0.json").read_text(encoding="utf-8")
+    # Only the entry with media writes the keys: pages frozen before media existed match.
+    assert frozen.count('"enclosures"') == 1

@@ -189,12 +189,12 @@ def test_feed_url_shapes() -> None:
 
 def test_story_item_id_is_a_stable_tag_uri() -> None:
     story = korea_story()
-    assert story_item_id(AUTHORITY, story) == f"tag:{AUTHORITY},2026-11-26:story/01JD3K7Q5Z8XKOREA"
-    # The date is the UTC day of first_seen, whatever zone the datetime carries.
+    assert story_item_id(AUTHORITY, story) == f"tag:{AUTHORITY},2026:story/01JD3K7Q5Z8XKOREA"
+    # The date is fixed: the same story first seen on another day (a rebuild) keeps its id.
     shifted = StoryView(
         story_id=story.story_id,
         uid=story.uid,
-        first_seen=story.first_seen.astimezone(timezone(timedelta(hours=9))),
+        first_seen=story.first_seen.astimezone(timezone(timedelta(hours=9))) + timedelta(days=40),
         updated_at=story.updated_at,
         entries=story.entries,
     )
@@ -230,9 +230,9 @@ def test_atom_items_round_trip() -> None:
     parsed = _parse(render_atom(sample_feed()))
     ids = [e.id for e in parsed.entries]
     assert ids == [
-        f"tag:{AUTHORITY},2026-11-26:story/01JD3K7Q5Z8XKOREA",
-        f"tag:{AUTHORITY},2026-11-25:story/01JD3K7Q5Z8XFRANCE",
-        f"tag:{AUTHORITY},2026-11-24:story/01JD3K7Q5Z8XNOURL",
+        f"tag:{AUTHORITY},2026:story/01JD3K7Q5Z8XKOREA",
+        f"tag:{AUTHORITY},2026:story/01JD3K7Q5Z8XFRANCE",
+        f"tag:{AUTHORITY},2026:story/01JD3K7Q5Z8XNOURL",
     ]
     korea, france, no_url = parsed.entries
 
@@ -352,7 +352,7 @@ def test_rss_round_trip() -> None:
     assert self_links == [f"{BASE}/feeds/ai-policy.rss"]
 
     korea, france, no_url = parsed.entries
-    assert korea.id == f"tag:{AUTHORITY},2026-11-26:story/01JD3K7Q5Z8XKOREA"
+    assert korea.id == f"tag:{AUTHORITY},2026:story/01JD3K7Q5Z8XKOREA"
     assert korea.guidislink is False
     assert korea.title == "Korea unveils national AI plan"
     assert korea.link == "https://www.koreaherald.example/ai-plan"
@@ -435,7 +435,7 @@ def test_json_feed_structure_and_round_trip() -> None:
     assert document["home_page_url"] == f"{BASE}/"
     assert document["language"] == "en"
     korea, france, no_url = document["items"]
-    assert korea["id"] == f"tag:{AUTHORITY},2026-11-26:story/01JD3K7Q5Z8XKOREA"
+    assert korea["id"] == f"tag:{AUTHORITY},2026:story/01JD3K7Q5Z8XKOREA"
     assert korea["url"] == "https://www.koreaherald.example/ai-plan"
     assert korea["date_published"] == "2026-11-27T09:00:00Z"
     assert korea["date_modified"] == "2026-11-27T12:00:00Z"
@@ -496,8 +496,8 @@ def test_naive_datetime_is_a_publish_error() -> None:
     naive = StoryView(
         story_id=story.story_id,
         uid=story.uid,
-        first_seen=datetime(2026, 11, 1),
-        updated_at=story.updated_at,
+        first_seen=story.first_seen,
+        updated_at=datetime(2026, 11, 1),
         entries=story.entries,
     )
     feed = OutputFeed("c", "C", "d", "en", BASE, AUTHORITY, (naive,), _t(1))

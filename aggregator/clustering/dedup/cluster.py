@@ -8,6 +8,7 @@ order. Editor overrides (must-link, cannot-link, pins) are respected.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -84,6 +85,9 @@ class Story:
     last_seen: datetime
     members: list[str]
     centroid_sum: npt.NDArray[np.float64]
+    # Seniority: stored stories (loaded) by their id, then the ones this clusterer founded in
+    # the order it founded them, so the lower one is the story readers may have seen already.
+    born: tuple[int, int] = (0, 0)
     # Every entry's candidate search reads every active story's centroid; normalizing them all
     # afresh each time was two thirds of the stage's cost without the model.
     _centroid: Vector | None = field(default=None, repr=False, compare=False)
@@ -120,6 +124,7 @@ class Clusterer:
         self._vectors: dict[str, Vector] = {}
         self._buckets: dict[bytes, list[str]] = {}
         self._next_id = 1
+        self._births = itertools.count()
         self._allocate = allocate_story_id
         self._newest: datetime | None = None
         # Off when the caller primed the centering with a known population (evaluation).
@@ -136,7 +141,8 @@ class Clusterer:
     def load(self, story_id: int, members: Iterable[EntryFeatures]) -> None:
         """Bring a stored story (and its members' features) back into the active window."""
         for features in members:
-            self._add_member(story_id, features, self.matcher.centered(features))
+            self._add_member(story_id, features, self.matcher.centered(features),
+                             born=(0, story_id))
         self._next_id = max(self._next_id, story_id + 1)
 
     # -- the online step -------------------------------------------------------------------
@@ -305,9 +311,10 @@ class Clusterer:
 
     def _merge(self, keep: int, other: int, survivor: int | None = None) -> int:
         """Merge two stories; returns the one that survives."""
-        # The older story (lower id is also the earlier one here) survives, so ids stay stable.
+        # The older story survives, so the ids readers saw stay; story ids follow the order
+        # entries were stored in, not the order they were decided in, so they cannot tell.
         if survivor is None:
-            survivor = min(keep, other)
+            survivor = min(keep, other, key=lambda s: (self.stories[s].born, s))
         gone = other if survivor == keep else keep
         dead = self.stories.pop(gone)
         story = self.stories[survivor]
@@ -345,12 +352,18 @@ class Clusterer:
         )
 
     def _add_member(
-        self, story_id: int, features: EntryFeatures, vector: Vector, moment: datetime | None = None
+        self,
+        story_id: int,
+        features: EntryFeatures,
+        vector: Vector,
+        moment: datetime | None = None,
+        born: tuple[int, int] | None = None,
     ) -> None:
         when = moment or features.published or NO_TIME
         story = self.stories.get(story_id)
         if story is None:
-            story = Story(story_id, when, when, [], np.zeros(DIM, dtype=np.float64))
+            story = Story(story_id, when, when, [], np.zeros(DIM, dtype=np.float64),
+                          born=born or (1, next(self._births)))
             self.stories[story_id] = story
         story.members.append(features.entry_id)
         story.add_to_centroid(vector)

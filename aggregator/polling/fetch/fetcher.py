@@ -31,10 +31,11 @@ from aggregator.errors import FetchError
 from aggregator.polling.fetch.adapter import FeedAdapter
 from aggregator.polling.fetch.content import binary_type, html_title, looks_like_html_page
 from aggregator.polling.fetch.guarded import guarded_adapter
+from aggregator.polling.fetch.options import RequestPlan, request_plan
 from aggregator.polling.fetch.retry_after import DEFAULT_429_RETRY_AFTER, retry_after_time
 from aggregator.polling.hosts import HostGate
 from aggregator.safety.netguard import NetGuard
-from aggregator.types import FetchResult
+from aggregator.types import FetchOptions, FetchResult
 
 log = logging.getLogger("aggregator.fetch.fetcher")
 
@@ -158,19 +159,23 @@ class Fetcher:
             session.close()
 
     def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
-              allow_private: bool = True, accept_html: bool = False) -> FetchResult:
+              allow_private: bool = True, accept_html: bool = False,
+              options: FetchOptions | None = None) -> FetchResult:
         """GET ``url``, conditionally when validators are given.
 
         ``allow_private`` False (sources from the API or admin pages) refuses every hop that
         would reach a non-public address. ``accept_html`` lets an HTML page through (for
-        autodiscovery); otherwise a page is refused as not_a_feed.
+        autodiscovery); otherwise a page is refused as not_a_feed. ``options`` are the
+        source's own headers, user agent, credentials (sent only to its own origin) and proxy.
 
         Returns a result for 2xx and for 304 (``content`` None). Raises ``FetchError`` for
         everything else; ``kind`` is http, gone (410), host_backoff (the host asked us to wait,
         or stayed busy), blocked_address, not_a_feed, timeout, connection, too_large,
-        redirects, invalid_url or decode. ``retry_after`` is set for 429/503 and host_backoff.
+        redirects, invalid_url, decode or credentials. ``retry_after`` is set for 429/503
+        and host_backoff.
         """
         _check_url(url)
+        plan = request_plan(url, options)
         headers: dict[str, str] = {}
         if etag:
             headers["If-None-Match"] = etag
@@ -179,12 +184,12 @@ class Fetcher:
         attempt = _Attempt(url, self.total_timeout)
         session = self._session(guarded=not allow_private)
         with self._translate_errors(attempt):
-            return self._follow(session, attempt, headers, accept_html=accept_html)
+            return self._follow(session, attempt, headers, plan, accept_html=accept_html)
 
     # -- one fetch -------------------------------------------------------------------------
 
     def _follow(self, session: requests.Session, attempt: _Attempt, headers: dict[str, str],
-                *, accept_html: bool) -> FetchResult:
+                plan: RequestPlan, *, accept_html: bool) -> FetchResult:
         """Request the URL and follow redirects hop by hop.
 
         Followed here rather than by requests so every hop gets the remaining time budget, a
@@ -197,7 +202,9 @@ class Fetcher:
         for _ in range(MAX_REDIRECTS + 1):
             with self._host_turn(attempt):
                 attempt.start()
-                response = self._exchange(session, attempt, headers)
+                response = self._exchange(session, attempt,
+                                          {**plan.for_hop(attempt.url), **headers},
+                                          plan.proxies)
                 try:
                     if not response.is_redirect:
                         return self._conclude(response, attempt, headers, permanent,
@@ -246,12 +253,13 @@ class Fetcher:
                 "wait (Retry-After)", kind="host_backoff", retry_after=until, url=url)
 
     def _exchange(self, session: requests.Session, attempt: _Attempt,
-                  headers: dict[str, str]) -> requests.Response:
+                  headers: dict[str, str], proxies: dict[str, str] | None = None
+                  ) -> requests.Response:
         """One HTTP request, without following redirects and with the body left unread."""
         remaining = attempt.remaining()
         timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
         return session.get(attempt.url, headers=headers, stream=True, allow_redirects=False,
-                           timeout=timeout)
+                           timeout=timeout, proxies=proxies or None)
 
     def _conclude(self, response: requests.Response, attempt: _Attempt,
                   sent: dict[str, str], permanent: str | None, *,

@@ -14,13 +14,11 @@ from aggregator.publishing.formats import html as _html
 from aggregator.publishing.formats.atom_rss import atom as _atom
 from aggregator.publishing.formats.atom_rss import rss as _rss
 from aggregator.publishing.formats.common import (
-    ALSO_IN_LABEL,
     FEED_FORMATS,
     FEED_TAG_YEAR,
     GENERATOR_NAME,
     HISTORY_NS,
     MEDIA_TYPES,
-    SOURCES_LABEL,
     UNTITLED,
     FeedLinks,
     archive_url,
@@ -39,7 +37,6 @@ from aggregator.publishing.formats.opml import document as _opml
 from aggregator.types import OutputFeed
 
 __all__ = [
-    "ALSO_IN_LABEL",
     "FEED_FORMATS",
     "FEED_TAG_YEAR",
     "GENERATOR_NAME",
@@ -49,7 +46,6 @@ __all__ = [
     "LANGUAGE_NAMES",
     "MEDIA_TYPES",
     "OPML_FORMAT_LABELS",
-    "SOURCES_LABEL",
     "UNTITLED",
     "CategoryLinks",
     "FeedLinks",

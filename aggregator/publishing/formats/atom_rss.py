@@ -1,8 +1,8 @@
 """Atom 1.0 and RSS 2.0 documents, written by feedgen: the only module that imports it.
 
 feedgen builds the documents; two small extensions add what it leaves out: per-entry
-``xml:lang`` and link attributes in Atom, and the feed-level RFC 5005 / WebSub links (and the
-``fh:archive`` marker) in both formats.
+``xml:lang`` and link attributes in Atom, each item's ``media:thumbnail`` in both formats, and
+the feed-level RFC 5005 / WebSub links (and the ``fh:archive`` marker) in both formats.
 """
 
 from __future__ import annotations
@@ -29,14 +29,16 @@ from aggregator.publishing.formats.common import (
     self_url,
     utc,
 )
-from aggregator.publishing.formats.items import items
-from aggregator.types import OutputFeed
+from aggregator.publishing.formats.items import UNKNOWN_MEDIA_TYPE, Item, items
+from aggregator.types import MediaImage, OutputFeed
 
 _XML_LANG_ATTR: Final = "{http://www.w3.org/XML/1998/namespace}lang"
 _ATOM_NS: Final = "http://www.w3.org/2005/Atom"
 _ATOM_LINK_TAG: Final = f"{{{_ATOM_NS}}}link"
 _ARCHIVE_TAG: Final = f"{{{HISTORY_NS}}}archive"
-_LINK_ATTRIBUTES: Final = ("rel", "type", "hreflang", "title")
+_LINK_ATTRIBUTES: Final = ("rel", "type", "hreflang", "title", "length")
+MEDIA_NS: Final = "http://search.yahoo.com/mrss/"
+_THUMBNAIL_TAG: Final = f"{{{MEDIA_NS}}}thumbnail"
 _ATOM_EXTENSION: Final = "aggregator_atom"
 _RSS_EXTENSION: Final = "aggregator_rss"
 # RSS elements that carry plain text (not HTML); see _rss_plain_text_refs.
@@ -55,6 +57,7 @@ class _AtomEntryExtension:
     def __init__(self) -> None:
         self.lang: str | None = None
         self.links: list[dict[str, str]] = []
+        self.image: MediaImage | None = None
 
     def extend_ns(self) -> dict[str, str]:
         return {}
@@ -62,6 +65,7 @@ class _AtomEntryExtension:
     def extend_atom(self, element: Any) -> Any:
         if self.lang:
             element.set(_XML_LANG_ATTR, self.lang)
+        _add_thumbnail(element, self.image)
         link_elements = [child for child in element if child.tag in ("link", _ATOM_LINK_TAG)]
         if len(link_elements) != len(self.links):
             raise PublishError("feedgen wrote an unexpected number of entry links")
@@ -75,8 +79,11 @@ class _AtomEntryExtension:
         return element
 
 
-class _NoEntryExtension:
-    """feedgen wants an entry-level class for every extension; the RSS one only has a feed."""
+class _RssEntryExtension:
+    """feedgen entry hook adding the item's ``media:thumbnail`` in RSS."""
+
+    def __init__(self) -> None:
+        self.image: MediaImage | None = None
 
     def extend_ns(self) -> dict[str, str]:
         return {}
@@ -85,7 +92,19 @@ class _NoEntryExtension:
         return element
 
     def extend_rss(self, element: Any) -> Any:
+        _add_thumbnail(element, self.image)
         return element
+
+
+def _add_thumbnail(element: Any, image: MediaImage | None) -> None:
+    if image is None:
+        return
+    thumbnail = element.makeelement(_THUMBNAIL_TAG, {"url": image.url})
+    if image.width:
+        thumbnail.set("width", str(image.width))
+    if image.height:
+        thumbnail.set("height", str(image.height))
+    element.append(thumbnail)
 
 
 class _FeedExtension:
@@ -100,9 +119,13 @@ class _FeedExtension:
     def __init__(self) -> None:
         self.links: list[tuple[str, str, str | None]] = []
         self.archive = False
+        self.media = False
 
     def extend_ns(self) -> dict[str, str]:
-        return {"fh": HISTORY_NS} if self.archive else {}
+        spaces = {"fh": HISTORY_NS} if self.archive else {}
+        if self.media:
+            spaces["media"] = MEDIA_NS
+        return spaces
 
     def _add(self, parent: Any, tag: str, index: int | None = None) -> None:
         made = []
@@ -156,11 +179,16 @@ def _generator(feed: OutputFeed, fmt: str, lang: str | None, links: FeedLinks) -
         extension = getattr(fg, _ATOM_EXTENSION)
     else:
         fg.load_extension("dc", atom=False, rss=True)
-        fg.register_extension(_RSS_EXTENSION, _FeedExtension, _NoEntryExtension, atom=False)
+        fg.register_extension(_RSS_EXTENSION, _FeedExtension, _RssEntryExtension, atom=False)
         extension = getattr(fg, _RSS_EXTENSION)
     extension.links = _feed_links(feed, fmt, lang, links)
     extension.archive = links.archive is not None
     return fg
+
+
+def _declare_media(fg: Any, name: str, entries: list[Item]) -> None:
+    # Declared only when an item uses it, so feeds without pictures keep their bytes.
+    getattr(fg, name).media = any(entry.image for entry in entries)
 
 
 def _feed_links(
@@ -187,7 +215,9 @@ def _feed_links(
 
 def atom(feed: OutputFeed, lang: str | None, links: FeedLinks) -> bytes:
     fg = _generator(feed, "atom", lang, links)
-    for entry in items(feed):
+    entries = items(feed)
+    _declare_media(fg, _ATOM_EXTENSION, entries)
+    for entry in entries:
         fe = fg.add_entry(order="append")
         fe.id(entry.id)
         fe.title(entry.title)
@@ -206,17 +236,21 @@ def atom(feed: OutputFeed, lang: str | None, links: FeedLinks) -> bytes:
             _link_dict(v.url, "related", v.language, v.title)
             for v in entry.versions if v.url is not None
         ]
+        entry_links += [_enclosure_link(e.url, e.type, e.length) for e in entry.enclosures]
         fe.link(entry_links)
         fe.summary(entry.body_html, type="html")
         extension = getattr(fe, _ATOM_EXTENSION)
         extension.lang = entry.xml_lang
         extension.links = entry_links
+        extension.image = entry.image
     return bytes(fg.atom_str(pretty=True, encoding="UTF-8"))
 
 
 def rss(feed: OutputFeed, lang: str | None, links: FeedLinks) -> bytes:
     fg = _generator(feed, "rss", lang, links)
-    for entry in items(feed):
+    entries = items(feed)
+    _declare_media(fg, _RSS_EXTENSION, entries)
+    for entry in entries:
         fe = fg.add_entry(order="append")
         fe.id(entry.id)
         fe.title(entry.title)
@@ -229,6 +263,13 @@ def rss(feed: OutputFeed, lang: str | None, links: FeedLinks) -> bytes:
             fe.dc.dc_creator(entry.author)
         if entry.xml_lang:
             fe.dc.dc_language(entry.xml_lang)
+        enclosure = entry.enclosure
+        if enclosure is not None:
+            # RSS requires length and type: an unknown length is "0", as the RSS Best
+            # Practices Profile allows (and the W3C validator accepts).
+            fe.enclosure(url=enclosure.url, length=enclosure.length or 0,
+                         type=enclosure.type or UNKNOWN_MEDIA_TYPE)
+        getattr(fe, _RSS_EXTENSION).image = entry.image
     return _rss_plain_text_refs(bytes(fg.rss_str(pretty=True, encoding="UTF-8")))
 
 
@@ -246,6 +287,16 @@ def _rss_plain_text_refs(document: bytes) -> bytes:
         return b"<%s>%s</%s>" % (match.group(1), text, match.group(1))
 
     return _RSS_PLAIN_TEXT.sub(encode, document)
+
+
+def _enclosure_link(href: str, media_type: str | None, length: int | None) -> dict[str, str]:
+    # Atom makes type and length optional: only what the feed gave is written.
+    link = {"href": href, "rel": "enclosure"}
+    if media_type:
+        link["type"] = media_type
+    if length:
+        link["length"] = str(length)
+    return link
 
 
 def _link_dict(href: str, rel: str, hreflang: str | None,

@@ -48,8 +48,6 @@ GENERATOR_NAME: Final = "aggregator"
 FEED_TAG_YEAR: Final = "2026"
 # Atom and feedgen refuse an empty title; a reader still needs something to click on.
 UNTITLED: Final = "(untitled)"
-ALSO_IN_LABEL: Final = "Also in"
-SOURCES_LABEL: Final = "Sources"
 # RFC 5005 §4: the element that marks a document as an archive page.
 HISTORY_NS: Final = "http://purl.org/syndication/history/1.0"
 
@@ -93,9 +91,11 @@ def archive_url(
     return f"{base_url.rstrip('/')}/feeds/{category_id}/archive/{name}.{fmt}"
 
 
-def category_page_url(base_url: str, category_id: str) -> str:
-    """The category's HTML page; ``.html`` so static hosting serves the same path."""
-    return f"{base_url.rstrip('/')}/categories/{category_id}.html"
+def category_page_url(base_url: str, category_id: str, lang: str | None = None) -> str:
+    """The category's HTML page, ``{base}/categories/{category}[.{lang}].html`` like the feeds;
+    ``.html`` so static hosting serves the same path."""
+    name = f"{category_id}.{lang}" if lang else category_id
+    return f"{base_url.rstrip('/')}/categories/{name}.html"
 
 
 def self_url(feed: OutputFeed, fmt: str, lang: str | None, links: FeedLinks) -> str:
@@ -111,9 +111,10 @@ def prev_archive_url(feed: OutputFeed, fmt: str, lang: str | None, links: FeedLi
 
 
 def story_item_id(tag_authority: str, story: StoryView) -> str:
-    """The item id of a story, a ``tag:`` URI (RFC 4151) that never changes for that story."""
-    day = utc(story.first_seen, "first_seen").date().isoformat()
-    return f"tag:{tag_authority},{day}:story/{quote(story.uid, safe=_TAG_SAFE)}"
+    """The item id of a story, a ``tag:`` URI (RFC 4151) that never changes for that story.
+    Its date is the fixed year of every id here, not a day of ours: a rebuild from the same
+    feeds on another day gives the same ids (the uid alone tells stories apart)."""
+    return f"tag:{tag_authority},{FEED_TAG_YEAR}:story/{quote(story.uid, safe=_TAG_SAFE)}"
 
 
 def feed_id(feed: OutputFeed, lang: str | None = None) -> str:

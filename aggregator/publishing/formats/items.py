@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aggregator.errors import PublishError
+from aggregator.i18n import after_label, language_in, translator
 from aggregator.publishing.formats.common import (
-    ALSO_IN_LABEL,
-    SOURCES_LABEL,
     UNTITLED,
     clean,
     home_url,
@@ -26,7 +25,13 @@ from aggregator.publishing.formats.common import (
     utc,
 )
 from aggregator.publishing.formats.languages import language_name
-from aggregator.types import EntryView, OutputFeed, StoryView
+from aggregator.types import Enclosure, EntryView, MediaImage, OutputFeed, StoryView
+
+# RSS and JSON Feed require a type on an enclosure; for a file the feed did not type this is
+# the one that claims nothing but bytes (RFC 2046).
+UNKNOWN_MEDIA_TYPE = "application/octet-stream"
+# What a podcast or video feed's item is for: preferred as RSS's single enclosure.
+PLAYABLE_MEDIA = ("audio/", "video/")
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,17 @@ class Item:
     author: str | None
     versions: tuple[Version, ...]
     sources: tuple[str, ...]
+    # The representative's media, http(s) only.
+    enclosures: tuple[Enclosure, ...] = ()
+    image: MediaImage | None = None
+
+    @property
+    def enclosure(self) -> Enclosure | None:
+        """The one enclosure RSS allows: the first audio or video file, else the first."""
+        for enclosure in self.enclosures:
+            if (enclosure.type or "").lower().startswith(PLAYABLE_MEDIA):
+                return enclosure
+        return self.enclosures[0] if self.enclosures else None
 
 
 def items(feed: OutputFeed) -> list[Item]:
@@ -66,26 +82,31 @@ def item(feed: OutputFeed, story: StoryView) -> Item:
     rep = story.representative
     language = lang_tag(rep.language)
     feed_language = lang_tag(feed.language)
-    versions = other_versions(story, language)
+    _ = translator(feed_language).gettext
+    versions = other_versions(story, language, untitled=_("(untitled)"))
     sources = tuple(dict.fromkeys(clean(e.source_title) for e in story.entries if e.source_title))
     link = safe_link(rep.url)
+    xml_lang = language if language and not same_lang(language, feed_language) else None
     return Item(
         id=story_item_id(feed.tag_authority, story),
-        title=clean(rep.title).strip() or UNTITLED,
+        title=clean(rep.title).strip() or _("(untitled)"),
         link=link or home_url(feed.base_url),
         link_is_fallback=link is None,
         language=language,
-        xml_lang=language if language and not same_lang(language, feed_language) else None,
-        body_html=_body_html(rep, versions, sources),
+        xml_lang=xml_lang,
+        body_html=_body_html(rep, versions, sources, feed_language, xml_lang),
         published=utc(rep.published_at, "published_at"),
         updated=utc(story.updated_at, "updated_at"),
         author=clean(rep.author).strip() or None,
         versions=versions,
         sources=sources,
+        enclosures=tuple(e for e in rep.enclosures if safe_link(e.url)),
+        image=rep.image if rep.image and safe_link(rep.image.url) else None,
     )
 
 
-def other_versions(story: StoryView, rep_language: str | None) -> tuple[Version, ...]:
+def other_versions(story: StoryView, rep_language: str | None, *,
+                   untitled: str = UNTITLED) -> tuple[Version, ...]:
     """One version per language other than the representative's, in the story's order.
 
     One link per language is enough for a reader choosing a language, so a language seen in
@@ -111,17 +132,26 @@ def other_versions(story: StoryView, rep_language: str | None) -> tuple[Version,
                 language=language,
                 url=safe_link(entry.url),
                 label=f"{name} ({source})" if source else name,
-                title=clean(entry.title).strip() or UNTITLED,
+                title=clean(entry.title).strip() or untitled,
                 source_title=source,
             )
         )
     return tuple(versions)
 
 
-def _body_html(rep: EntryView, versions: Sequence[Version], sources: Sequence[str]) -> str:
+def _body_html(rep: EntryView, versions: Sequence[Version], sources: Sequence[str],
+               reader: str | None, other_language: str | None) -> str:
     # summary_html was sanitized by normalize (nh3) before it was stored; everything added
-    # here is escaped, so the body holds no markup that did not pass the sanitizer.
-    parts = [clean(rep.summary_html)]
+    # here is escaped, so the body holds no markup that did not pass the sanitizer. Labels are
+    # in the feed's language; no offline translation model ships inside a package
+    # (docs/localisation.md), so an item in another language says which one it is in.
+    _ = translator(reader).gettext
+    parts = []
+    if other_language:
+        name = html.escape(language_in(other_language, reader))
+        label = _("Original language:")
+        parts.append(f"<p>{html.escape(label)}{after_label(label)}{name}</p>")
+    parts.append(clean(rep.summary_html))
     if versions:
         links = []
         for version in versions:
@@ -132,8 +162,10 @@ def _body_html(rep: EntryView, versions: Sequence[Version], sources: Sequence[st
                 href = html.escape(version.url, quote=True)
                 hreflang = html.escape(version.language, quote=True)
                 links.append(f'<a href="{href}" hreflang="{hreflang}">{label}</a>')
-        parts.append(f"<p>{ALSO_IN_LABEL}: {', '.join(links)}</p>")
+        also_in = _("Also in:")
+        parts.append(f"<p>{html.escape(also_in)}{after_label(also_in)}{', '.join(links)}</p>")
     if sources:
         names = ", ".join(html.escape(s) for s in sources)
-        parts.append(f"<p>{SOURCES_LABEL}: {names}</p>")
+        label = _("Sources:")
+        parts.append(f"<p>{html.escape(label)}{after_label(label)}{names}</p>")
     return "\n".join(p for p in parts if p)

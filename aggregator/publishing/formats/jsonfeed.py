@@ -20,8 +20,8 @@ from aggregator.publishing.formats.common import (
     prev_archive_url,
     rfc3339,
 )
-from aggregator.publishing.formats.items import Item, items
-from aggregator.types import OutputFeed
+from aggregator.publishing.formats.items import UNKNOWN_MEDIA_TYPE, Item, items
+from aggregator.types import Enclosure, OutputFeed
 
 JSON_FEED_VERSION: Final = "https://jsonfeed.org/version/1.1"
 # Custom JSON Feed objects must start with "_" (spec §"Extensions"); readers ignore unknown ones.
@@ -71,6 +71,10 @@ def _json_item(entry: Item) -> dict[str, Any]:
         data["authors"] = [{"name": entry.author}]
     if entry.language:
         data["language"] = entry.language
+    if entry.image:
+        data["image"] = entry.image.url
+    if entry.enclosures:
+        data["attachments"] = [_attachment(e) for e in entry.enclosures]
     data[JSON_EXTENSION_KEY] = {
         "versions": [
             {
@@ -83,4 +87,13 @@ def _json_item(entry: Item) -> dict[str, Any]:
         ],
         "sources": list(entry.sources),
     }
+    return data
+
+
+def _attachment(enclosure: Enclosure) -> dict[str, Any]:
+    # mime_type is required; size_in_bytes is optional and written only when the feed gave it.
+    data: dict[str, Any] = {"url": enclosure.url,
+                            "mime_type": enclosure.type or UNKNOWN_MEDIA_TYPE}
+    if enclosure.length:
+        data["size_in_bytes"] = enclosure.length
     return data

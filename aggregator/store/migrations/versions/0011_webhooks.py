@@ -1,7 +1,7 @@
 """Webhooks: subscribers, the event outbox, deliveries, and the event detector's marks
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-07
 
 - ``webhook_subscribers``: downstream sites (from ``webhooks.toml`` or the API) and filters.
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
