@@ -6,7 +6,7 @@ with hand-built values. All datetimes are timezone-aware UTC.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -423,3 +423,73 @@ class FullTextOutcome(StrEnum):
     EXTRACTED = "extracted"
     EMPTY = "empty"
     FAILED = "failed"
+
+
+class EventKind(StrEnum):
+    """What a webhook event reports (``webhook_events.kind``, the body's ``type``); the
+    values are part of the documented schema (docs/webhooks.md) and never change."""
+
+    STORY_PUBLISHED = "story.published"
+    STORY_VERSION = "story.version"
+    STORY_SOURCE = "story.source"
+    STORY_MERGED = "story.merged"
+    STORY_SPLIT = "story.split"
+    STORY_HIDDEN = "story.hidden"
+    SOURCE_HEALTH = "source.health"
+
+
+class SourceHealth(StrEnum):
+    """A source's health as editors are alerted to it (``/admin/``, ``source.health``
+    events); ``ok`` ends an alert."""
+
+    OK = "ok"
+    FAILING = "failing"
+    GONE = "gone"
+    MOVED = "moved"
+    EMPTY = "empty"
+    SILENT = "silent"
+
+
+class DeliveryState(StrEnum):
+    """One event's delivery to one subscriber (``webhook_deliveries.state``)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    # Every attempt allowed failed; kept in the log, never retried by itself.
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """A webhook subscriber as configured (``webhooks.toml`` or the API); ``secret`` and
+    ``secret_env`` never leave the process (``as_json`` says only whether one is set)."""
+
+    id: str
+    url: str
+    secret: str | None = None
+    secret_env: str | None = None
+    categories: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
+    origin: str = "api"
+    active: bool = True
+    created_at: datetime | None = None
+
+    def wants(self, kind: str, categories: Iterable[str], languages: Iterable[str]) -> bool:
+        """Whether an event passes this subscriber's filters; an event that names no
+        language (a source whose language is unknown) passes a language filter."""
+        if self.events and kind not in self.events:
+            return False
+        if self.categories and not set(self.categories) & set(categories):
+            return False
+        langs = {lang.split("-")[0].lower() for lang in languages}
+        wanted = {lang.split("-")[0].lower() for lang in self.languages}
+        return not (wanted and langs and not wanted & langs)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "url": self.url, "categories": list(self.categories),
+                "languages": list(self.languages), "events": list(self.events),
+                "origin": self.origin, "active": self.active,
+                "secret_from": ("env:" + self.secret_env if self.secret_env
+                                else "stored" if self.secret else None),
+                "created_at": self.created_at.isoformat() if self.created_at else None}

@@ -1,4 +1,4 @@
-"""Search benchmark: the search index (migration 0012) against the same store without it, in
+"""Search benchmark: the search index (migration 0013) against the same store without it, in
 the same run, on SQLite (FTS5 trigram) and, when reachable, PostgreSQL (pg_trgm GIN).
 
     .venv/bin/python bench/search_bench.py [--entries 10000] [--queries 100] [--pg URL]

@@ -118,6 +118,7 @@ _SLOW_PREFIXES = (
     "tests/integration/test_web.py",
     "tests/integration/test_web_outputs.py",
     "tests/integration/test_websub.py",
+    "tests/integration/test_webhooks_web.py",
     "tests/integration/test_xml_attacks.py",
     # poll worker processes
     "tests/integration/test_refresh.py::test_a_dead_worker_costs_only_its_sources",
@@ -130,6 +131,7 @@ _SLOW_PREFIXES = (
     "tests/integration/test_feedserver.py::test_stop_is_prompt_with_idle_and_slow",
     "tests/integration/test_fetch.py::test_slow_",
     "tests/integration/test_fetch.py::test_stalled_body_is_cut_at_the_total_timeout",
+    "tests/integration/test_webhooks.py::test_failures_and_timeouts_",
     "tests/integration/test_xml_attacks.py::test_gzip_bomb_is_capped_with_bounded_memory",
     "tests/integration/test_xml_attacks.py::test_50_mb_body_is_cut_while_streaming",
     # the command line as a process

@@ -10,7 +10,7 @@ import dataclasses
 import ipaddress
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,6 +34,7 @@ from aggregator.catalog import (
     url_problem,
 )
 from aggregator.clock import utc_now
+from aggregator.delivery.subscribers import Problem, check_subscriber
 from aggregator.editorial.configedit import (
     ConfigNotWritable,
     NewSource,
@@ -54,7 +55,15 @@ from aggregator.store.overrides import OverrideView
 from aggregator.store.reclassify import NewRow
 from aggregator.store.search import BadQuery, SearchHit, parse_query
 from aggregator.store.stories import StoryDetail
-from aggregator.types import AuditKind, Role, SourceStatus, StoryView
+from aggregator.store.webhooks import DeliveryView, HealthMark
+from aggregator.types import (
+    AuditKind,
+    DeliveryState,
+    Role,
+    SourceStatus,
+    StoryView,
+    Subscriber,
+)
 
 log = logging.getLogger("aggregator.web.editing")
 T = TypeVar("T")
@@ -521,6 +530,61 @@ class Workbench:
                 Refusal.NOT_FOUND, f"no active correction {override_id}", field="override_id"
             )
         return Done(f"undid correction #{override_id}", override_id=override_id)
+
+    # -- webhooks and source-health alerts --------------------------------------------------
+
+    def webhook_subscribers(self) -> list[Subscriber]:
+        return self.store.webhooks.subscribers()
+
+    def add_webhook(self, data: Mapping[str, Any]) -> Done:
+        """Add a subscriber (checked as ``webhooks.toml`` is: address rules, secret,
+        filters); its secret is stored and never shown again."""
+        if "secret_env" in data:
+            # An environment variable from the API could sign with the service's own secrets.
+            raise EditRefused(Refusal.INVALID, "secret_env may only be used in webhooks.toml",
+                              field="secret_env")
+        result = check_subscriber(data, categories=[c.id for c in self.catalog.categories],
+                                  allow_private=self.allow_private_addresses)
+        if isinstance(result, Problem):
+            raise EditRefused(Refusal.INVALID, f"{result.key}: {result.message}",
+                              field=result.key)
+        if not self.store.webhooks.add_subscriber(result, self.clock()):
+            raise EditRefused(Refusal.CONFLICT, f"a subscriber {result.id!r} exists",
+                              field="id")
+        log.info("action=webhook_add outcome=done subscriber=%s", result.id)
+        return Done(f"added webhook subscriber {result.id}")
+
+    def remove_webhook(self, subscriber_id: str) -> Done:
+        """Stop sending to an API subscriber; those of ``webhooks.toml`` are edited there."""
+        found = self.store.webhooks.subscriber(subscriber_id)
+        if found is None or not found.active:
+            raise EditRefused(Refusal.NOT_FOUND, f"no webhook subscriber {subscriber_id!r}",
+                              field="subscriber_id")
+        if found.origin == "file":
+            raise EditRefused(Refusal.CONFLICT, f"subscriber {subscriber_id!r} is configured "
+                              "in webhooks.toml; remove it there", field="subscriber_id")
+        self.store.webhooks.deactivate_subscriber(subscriber_id)
+        log.info("action=webhook_remove outcome=done subscriber=%s", subscriber_id)
+        return Done(f"removed webhook subscriber {subscriber_id}")
+
+    def webhook_deliveries(self, *, limit: int = 100, subscriber_id: str | None = None,
+                           state: str | None = None) -> list[DeliveryView]:
+        if state is not None and state not in {s.value for s in DeliveryState}:
+            raise EditRefused(Refusal.INVALID, f"unknown delivery state {state!r}",
+                              field="state")
+        return self.store.webhooks.deliveries(limit=limit, subscriber_id=subscriber_id,
+                                              state=state)
+
+    def redeliver(self, delivery_id: int) -> Done:
+        """Queue a failed delivery again, now."""
+        if not self.store.webhooks.retry(delivery_id, self.clock()):
+            raise EditRefused(Refusal.NOT_FOUND, f"no failed delivery {delivery_id}",
+                              field="delivery_id")
+        return Done(f"delivery {delivery_id} is queued again")
+
+    def source_alerts(self) -> list[HealthMark]:
+        """Sources whose health is not ok, as last sent to subscribers."""
+        return self.store.webhooks.health_alerts()
 
     # -- editors' accounts and the audit log ------------------------------------------------
 

@@ -22,6 +22,7 @@ import uvicorn
 from aggregator.catalog import Catalog
 from aggregator.clock import utc_now
 from aggregator.clustering import ClusteringStage, Models, StageSummary
+from aggregator.delivery.dispatcher import make_dispatcher, sync_subscribers
 from aggregator.editorial.reload import ConfigReloader
 from aggregator.errors import ConfigError
 from aggregator.metrics import Metrics
@@ -135,6 +136,7 @@ class Service:
         # Article pages share the feeds' fetcher, hence their per-host gate.
         self.full_text = FullTextStage(store, self.fetcher, catalog)
         store.sync_sources(catalog, utc_now())
+        sync_subscribers(settings, store, catalog)
         # Live reload (``apply_catalog``): outputs while serving, the catalog a tick takes up.
         self.outputs: Outputs | None = None
         self._catalog_lock = threading.Lock()
@@ -156,6 +158,11 @@ class Service:
         being due, a new one is due), the outputs and the clustering stage at once, and the
         polls from the next tick (a poll under way ends with the catalog it started with)."""
         self.store.sync_sources(catalog, utc_now())
+        try:
+            sync_subscribers(self.settings, self.store, catalog)
+        except ConfigError as exc:
+            # The catalog is fine; the subscribers the service already had keep receiving.
+            log.error("action=webhooks-reload outcome=refused error=%s", exc)
         with self._catalog_lock:
             self.catalog = catalog
             self.clustering.catalog = catalog
@@ -237,6 +244,7 @@ class Service:
                          allow_private_addresses=self.settings.allow_private_addresses,
                          max_body_bytes=self.settings.max_body_bytes)
         server = uvicorn.Server(server_config(app, self.settings))
+        webhooks = make_dispatcher(self.settings, self.store)
         server_exit = server.handle_exit
 
         def handle_exit(sig: int, frame: FrameType | None) -> None:
@@ -251,6 +259,7 @@ class Service:
         previous = signal.signal(signal.SIGTERM, _note_sigterm) if in_main else None
         self._serving = True
         scheduler.start()
+        webhooks.start()
         if self.reloader is not None:
             self.reloader.start()
         log.info("action=serve outcome=start url=%s", self.settings.public_url)
@@ -262,6 +271,8 @@ class Service:
             log.info("action=shutdown outcome=start")
             if self.reloader is not None:
                 self.reloader.stop()
+            # A post in flight ends first; claimed but unsent deliveries are due again soon.
+            webhooks.stop()
             # The stage stops after its current batch; wait=True lets a running tick finish
             # its current source's transaction and that batch commit.
             self.clustering.stop()

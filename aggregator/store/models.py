@@ -143,7 +143,8 @@ class Entry(SQLModel, table=True):
     # (NormalizedEntry.date_source); NULL for entries stored before it was recorded.
     date_source: str | None = Field(default=None, max_length=16)
     first_seen_at: datetime = _dt(nullable=False)
-    fetched_at: datetime = _dt(nullable=False)
+    # Indexed for the webhook detector, which looks for entries rewritten since its last look.
+    fetched_at: datetime = _dt(nullable=False, index=True)
     story_id: int | None = Field(default=None, foreign_key="stories.id", index=True)
     # Why the entry is in its story: "new", "url", "content_hash" when written; the clustering
     # stage may replace it with the signal that carried its decision ("embedding", "minhash",
@@ -349,3 +350,70 @@ class SigningKey(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=32)
     secret: str = Field(max_length=128)
+
+
+class WebhookSubscriber(SQLModel, table=True):
+    """A downstream site that receives webhook events. Those from ``webhooks.toml`` (origin
+    ``file``) are synced from it; those added through the API or admin have origin ``api``.
+    ``secret_env`` names the environment variable holding the secret instead of ``secret``.
+    Empty filters take everything; a removed subscriber stays for its delivery log."""
+
+    __tablename__ = "webhook_subscribers"
+
+    id: str = Field(primary_key=True, max_length=64)
+    url: str = Field(max_length=2048)
+    secret: str | None = Field(default=None, max_length=512)
+    secret_env: str | None = Field(default=None, max_length=128)
+    categories: list[str] = _json_list()
+    languages: list[str] = _json_list()
+    events: list[str] = _json_list()
+    origin: str = Field(default="api", max_length=16)
+    active: bool = Field(default=True)
+    created_at: datetime = _dt(nullable=False)
+
+
+class WebhookEvent(SQLModel, table=True):
+    """The outbox: one event, its JSON body's data and its idempotency ``key`` (unique, so the
+    same change noticed twice is one event)."""
+
+    __tablename__ = "webhook_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=255, unique=True)
+    kind: str = Field(max_length=32, index=True)
+    payload: dict[str, Any] = Field(default_factory=dict,
+                                    sa_column=Column(sa.JSON, nullable=False))
+    created_at: datetime = _dt(nullable=False, index=True)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event owed to one subscriber, and how sending it went. ``next_attempt_at`` is both
+    the back-off and the claim: a sender pushes it past its own timeout before posting, so a
+    crash mid-post leaves the row due again later."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (sa.UniqueConstraint("event_id", "subscriber_id",
+                                          name="uq_delivery_event_subscriber"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="webhook_events.id", index=True)
+    subscriber_id: str = Field(max_length=64, index=True)
+    state: str = Field(default="pending", max_length=16, index=True)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime | None = _dt(index=True)
+    last_attempt_at: datetime | None = _dt()
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, max_length=1000)
+    delivered_at: datetime | None = _dt()
+
+
+class WebhookMark(SQLModel, table=True):
+    """What the event detector last saw of one subject (``story:<id>``, ``source:<id>``, or a
+    cursor), so each change becomes one event however often it looks."""
+
+    __tablename__ = "webhook_marks"
+
+    subject: str = Field(primary_key=True, max_length=128)
+    state: dict[str, Any] = Field(default_factory=dict,
+                                  sa_column=Column(sa.JSON, nullable=False))
+    updated_at: datetime = _dt(nullable=False)

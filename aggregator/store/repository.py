@@ -52,6 +52,7 @@ from aggregator.store.overrides import OverrideView
 from aggregator.store.search import SearchHit
 from aggregator.store.stories import CategoryDecision, StoryDetail
 from aggregator.store.tables import ENTRIES, SOURCES
+from aggregator.store.webhooks import WebhookStore
 from aggregator.types import (
     CategoryMatch,
     EntryView,
@@ -836,6 +837,11 @@ class Store:
         with self._guard(), self.engine.connect() as connection:
             return retention.preview(connection, cutoff=cutoff,
                                      tombstones_before=tombstones_before)
+
+    @property
+    def webhooks(self) -> WebhookStore:
+        """Webhook subscribers, the event outbox and deliveries (``store.webhooks``)."""
+        return WebhookStore(self.engine)
 
     def _guard(self) -> _Guard:
         return _Guard()

@@ -4,7 +4,7 @@ holding all of them, and the search page of entries with their live story.
 
 Trigrams rather than words, on both databases, because Chinese and Japanese have no spaces to
 cut words at: a term is found anywhere in the title or text, case-insensitively. The index is
-kept by the database itself (triggers on SQLite, the index on PostgreSQL; migration 0012), so
+kept by the database itself (triggers on SQLite, the index on PostgreSQL; migration 0013), so
 inserts, updates, deletes and retention need nothing from here.
 """
 
@@ -26,7 +26,7 @@ MAX_TERMS: Final = 8
 # The trigram tokenizer indexes runs of three characters; shorter terms are matched by LIKE.
 _TRIGRAM: Final = 3
 _TERM_RE: Final = re.compile(r'"([^"]*)"|(\S+)')
-# Objects migration 0012 makes that the table models cannot declare (an FTS5 table and its
+# Objects migration 0013 makes that the table models cannot declare (an FTS5 table and its
 # shadow tables, an expression index): schema comparisons leave them out.
 SEARCH_OBJECTS: Final = frozenset({
     "entry_search", "entry_search_data", "entry_search_idx", "entry_search_docsize",

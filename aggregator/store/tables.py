@@ -22,6 +22,10 @@ from aggregator.store.models import (
     Story,
     StoryOverride,
     Tombstone,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookMark,
+    WebhookSubscriber,
 )
 
 
@@ -42,3 +46,7 @@ OVERRIDES = _table(StoryOverride)
 TOMBSTONES = _table(Tombstone)
 HOLDS = _table(HostHold)
 MARKS = _table(OutputMark)
+HOOK_SUBSCRIBERS = _table(WebhookSubscriber)
+HOOK_EVENTS = _table(WebhookEvent)
+HOOK_DELIVERIES = _table(WebhookDelivery)
+HOOK_MARKS = _table(WebhookMark)

@@ -254,7 +254,7 @@ class AdminPages:
         bench = self.bench
         return self.show(request, pages.overview_page(
             self.chrome(request), bench.sources(), bench.catalog.categories,
-            bench.corrections(), bench.store.counts()))
+            bench.corrections(), bench.store.counts(), bench.source_alerts()))
 
     def sources(self, request: Request) -> Response:
         return self.show(request, pages.sources_page(

@@ -19,6 +19,7 @@ from aggregator.store.accounts import AuditView, EditorView
 from aggregator.store.overrides import OverrideView
 from aggregator.store.search import MAX_QUERY_LENGTH, SearchHit
 from aggregator.store.stories import EntryDetail, StoryDetail
+from aggregator.store.webhooks import HealthMark
 from aggregator.types import Role, SourceState, SourceStatus, StoryView
 from aggregator.web.auth import ADMIN_PREFIX, CSRF_FIELD
 
@@ -98,7 +99,8 @@ def document(title: str, body: Iterable[str], chrome: Chrome | None = None) -> s
              "</head>\n<body>\n"]
     if chrome is not None:
         pages = [("", "Overview"), ("sources", "Sources"), ("categories", "Categories"),
-                 ("stories", "Stories"), ("corrections", "Corrections"), ("audit", "Audit log")]
+                 ("stories", "Stories"), ("corrections", "Corrections"), ("audit", "Audit log"),
+                 ("webhooks", "Webhooks")]
         if chrome.role.allows(Role.ADMIN):
             pages.append(("editors", "Editors"))
         parts.append(
@@ -142,7 +144,7 @@ def login_page(next_path: str, error: str | None = None) -> str:
 
 def overview_page(chrome: Chrome, sources: Sequence[SourceStatus],
                   categories: Sequence[CategoryConfig], corrections: Sequence[OverrideView],
-                  counts: dict[str, int]) -> str:
+                  counts: dict[str, int], alerts: Sequence[HealthMark] = ()) -> str:
     states: dict[str, int] = {}
     for source in sources:
         states[source.state] = states.get(source.state, 0) + 1
@@ -159,12 +161,24 @@ def overview_page(chrome: Chrome, sources: Sequence[SourceStatus],
         f"{len(corrections)}</li>",
         "</ul>",
     ]
+    if alerts:
+        body.append(alerts_block(alerts))
     if failing:
         body.append("<h2>Failing sources</h2><ul>" + "".join(
             f"<li>{text(s.id)}: {s.error_count} errors, last ({text(s.last_error_kind or '?')}):"
             f" {text(s.last_error or '?')}</li>"
             for s in failing[:20]) + "</ul>")
     return document("Overview", body, chrome)
+
+
+def alerts_block(alerts: Sequence[HealthMark]) -> str:
+    """The overview's list of sources needing an editor (empty when none does)."""
+    if not alerts:
+        return ""
+    return ('<h2 id="alerts">Source-health alerts</h2><ul class="alerts">' + "".join(
+        f'<li><a href="{attr(admin_url("sources"))}#source-{attr(a.source_id)}">'
+        f"{text(a.source_id)}</a>: <strong>{text(a.health)}</strong> since {when(a.since)}"
+        f" — {text(a.detail)}</li>" for a in alerts) + "</ul>")
 
 
 def sources_page(chrome: Chrome, sources: Sequence[SourceStatus],

@@ -37,6 +37,7 @@ from aggregator.publishing.watcher import OutputWatcher
 from aggregator.store import Store
 from aggregator.types import SourceStatus, media_json
 from aggregator.web.admin import include_admin
+from aggregator.web.admin_webhooks import include_admin_webhooks
 from aggregator.web.api import EnclosureOut, ImageOut, StoryId, include_api
 from aggregator.web.apidocs import include_api_docs
 from aggregator.web.auth import Auth, FailureLimiter
@@ -53,6 +54,7 @@ from aggregator.web.paging import (
     position_cursor,
 )
 from aggregator.web.search import include_search
+from aggregator.web.webhooks_api import include_webhooks_api
 
 MAX_API_LIMIT = 500
 OPENAPI_URL = "/api/openapi.json"
@@ -361,7 +363,9 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
     include_api_docs(app, title="aggregator", openapi_url=OPENAPI_URL)
     include_api(app, bench, auth, validators=validators,
                 cache_control=lambda: outputs.live_cache_control)
+    include_webhooks_api(app, bench, auth)
     include_admin(app, bench, auth)
     include_editors_api(app, bench, auth, base_url=outputs.base_url)
     include_search(app, bench, auth, answer, lambda: outputs.base_url, paged)
+    include_admin_webhooks(app, bench, auth)
     return app

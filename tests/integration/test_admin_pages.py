@@ -262,7 +262,8 @@ def test_garbage_forms_never_fail_the_server(editor: Editor) -> None:
 
     ids = _story_ids(editor)
     values = {"story_id": str(ids["Ferry runs aground off Paros"]), "source_id": "wire",
-              "category_id": "tech", "override_id": "1", "name": "mia"}
+              "category_id": "tech", "override_id": "1", "name": "mia",
+              "subscriber_id": "partner", "delivery_id": "1"}
     posts = [context.path or "" for context in iter_route_contexts(editor.bench.app.routes)
              if isinstance(context.original_route, APIRoute)
              and (context.path or "").startswith("/admin/")

@@ -30,7 +30,7 @@ def _save(store: Store, source_id: str, *entries: NormalizedEntry, category: str
 
 def test_migrated_schema_matches_models(store: Store) -> None:
     with store.engine.connect() as connection:
-        # Only the search index's own objects (migration 0012) are not in the models;
+        # Only the search index's own objects (migration 0013) are not in the models;
         # tests/integration/test_search.py checks them.
         context = MigrationContext.configure(connection,
                                              opts={"include_name": is_search_object})

@@ -1,7 +1,7 @@
 """Full text of truncated feeds: each opted-in entry's article page, checked and extracted
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-07
 
 - ``entry_full_texts``: one row per entry of a ``full_text = true`` source whose page the
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

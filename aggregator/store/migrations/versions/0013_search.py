@@ -1,7 +1,7 @@
 """Search: a trigram index over entries' titles and text, on both databases
 
-Revision ID: 0012
-Revises: 0010
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-07
 
 - SQLite: ``entry_search``, an FTS5 table with the trigram tokenizer over ``entries.title`` and
@@ -28,8 +28,8 @@ import logging
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0010"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
