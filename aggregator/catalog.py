@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from aggregator.errors import ConfigError
 from aggregator.i18n import known_language
 from aggregator.safety.regex import compile_rule_regex
+from aggregator.safety.selector import selector_problem
 from aggregator.types import FetchOptions
 
 SOURCES_FILE = "sources.toml"
@@ -46,7 +47,7 @@ MAX_RULE_LENGTH = 500
 MAX_LENGTHS = {"url": MAX_URL_LENGTH, "site_url": MAX_URL_LENGTH, "title": MAX_TITLE_LENGTH,
                "language": MAX_LANGUAGE_LENGTH, "languages": MAX_LANGUAGE_LENGTH,
                "description": MAX_DESCRIPTION_LENGTH, "include": MAX_RULE_LENGTH,
-               "exclude": MAX_RULE_LENGTH, "categories": 64, "id": 64,
+               "exclude": MAX_RULE_LENGTH, "categories": 64, "id": 64, "full_text_selector": 500,
                "topic_examples": 1000, "user_agent": 300, "header": 1000}
 DEFAULT_MAX_LENGTH = 200
 # Control characters (C0, DEL, C1) and lone surrogates: nothing an editor means to type, and
@@ -56,7 +57,7 @@ _MULTILINE_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]"
 MULTILINE_KEYS = frozenset({"description", "topic_examples"})
 
 SOURCE_KEYS = {"id", "url", "title", "site_url", "categories", "language", "interval", "enabled",
-               "include", "exclude", "priority", "public_only",
+               "include", "exclude", "priority", "public_only", "full_text", "full_text_selector",
                "user_agent", "headers", "auth_env", "cookie_env", "proxy"}
 CATEGORY_KEYS = {"id", "title", "description", "languages", "include", "exclude", "min_score",
                  "topic", "topic_threshold", "topic_examples", "variants", "translations"}
@@ -133,6 +134,10 @@ class SourceConfig:
     # whose URL nobody reviewed, so they cannot be pointed at the service's own network.
     public_only: bool = False
     fetch: FetchOptions = dataclasses.field(default_factory=FetchOptions)
+    # Fetch each entry's article page and publish its main text (``polling.fulltext``);
+    # ``full_text_selector`` names the element holding it where extraction guesses wrong.
+    full_text: bool = False
+    full_text_selector: str | None = None
 
     @property
     def rules(self) -> SourceRules | None:
@@ -515,6 +520,16 @@ def _sources(doc: dict[str, Any], file: str, problems: _Problems) -> list[Source
         exclude = _rules(table, "exclude", file, item, problems)
         priority = _priority(table, file, item, problems)
         fetch = _fetch_options(table, public_only, file, item, problems)
+        full_text = _bool(table, "full_text", False, file, item, problems)
+        selector = _str(table, "full_text_selector", file, item, problems)
+        if selector is not None:
+            reason = selector_problem(selector)
+            if reason is not None:
+                problems.add(reason, file=file, item=item, key="full_text_selector")
+                selector = None
+            elif not full_text:
+                problems.add("a selector needs full_text = true to be used", file=file,
+                             item=item, key="full_text_selector")
         if source_id is None or url is None:
             continue
         result.append(SourceConfig(
@@ -523,6 +538,7 @@ def _sources(doc: dict[str, Any], file: str, problems: _Problems) -> list[Source
             language=language, interval_seconds=interval, enabled=enabled,
             include=include, exclude=exclude, priority=priority, public_only=public_only,
             fetch=fetch,
+            full_text=full_text, full_text_selector=selector,
         ))
     return result
 

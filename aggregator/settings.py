@@ -298,6 +298,25 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("max_body_bytes", "AGGREGATOR_MAX_BODY_BYTES", "1048576",
                 "largest request body the JSON API accepts, in bytes (413 beyond; the admin "
                 "forms allow 256 KiB, other routes 64 KiB)", _positive_int),
+    SettingSpec("webhook_seconds", "AGGREGATOR_WEBHOOK_SECONDS", "5",
+                "how often `run` looks for webhook events and sends the deliveries due",
+                _positive_float),
+    SettingSpec("webhook_timeout", "AGGREGATOR_WEBHOOK_TIMEOUT", "10",
+                "seconds a webhook receiver has to connect and to answer each read",
+                _positive_float),
+    SettingSpec("webhook_retry_seconds", "AGGREGATOR_WEBHOOK_RETRY_SECONDS", "30",
+                "wait after a webhook delivery's first failure; it doubles with each "
+                "further failure", _positive_float),
+    SettingSpec("webhook_retry_max_seconds", "AGGREGATOR_WEBHOOK_RETRY_MAX_SECONDS", "3600",
+                "longest wait between two attempts of one webhook delivery", _positive_float),
+    SettingSpec("webhook_max_attempts", "AGGREGATOR_WEBHOOK_MAX_ATTEMPTS", "25",
+                "attempts before a webhook delivery is marked failed (the admin can send it "
+                "again)", _positive_int),
+    SettingSpec("alert_failures", "AGGREGATOR_ALERT_FAILURES", "3",
+                "failed polls in a row that make a source-health alert", _positive_int),
+    SettingSpec("alert_silent_factor", "AGGREGATOR_ALERT_SILENT_FACTOR", "10",
+                "a source is silent when its newest entry is older than this many times its "
+                "usual interval between entries (and at least two days)", _positive_float),
     SettingSpec("ready_max_lag_seconds", "AGGREGATOR_READY_MAX_LAG_SECONDS", "3600",
                 "/readyz answers 503 while the most overdue source is later than this many "
                 "seconds (0: lag never makes it unready)", _non_negative_float),
@@ -348,6 +367,13 @@ class Settings:
     max_headers: int
     max_connections: int
     max_body_bytes: int
+    webhook_seconds: float
+    webhook_timeout: float
+    webhook_retry_seconds: float
+    webhook_retry_max_seconds: float
+    webhook_max_attempts: int
+    alert_failures: int
+    alert_silent_factor: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -6,7 +6,7 @@ with hand-built values. All datetimes are timezone-aware UTC.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -223,6 +223,9 @@ class EntryView:
     membership: Membership | None = None
     enclosures: tuple[Enclosure, ...] = ()
     image: MediaImage | None = None
+    # The article's main text fetched from its page (``polling.fulltext``), sanitized; None
+    # when the source did not opt in or extraction failed: outputs then use the summary.
+    full_html: str | None = None
 
 
 @dataclass(frozen=True)
@@ -293,6 +296,8 @@ class CorrectionKind(StrEnum):
     CANNOT_LINK = "cannot_link"
     HIDE = "hide"
     CATEGORY_PIN = "category_pin"
+    # Category rules applied to stored entries (``store.reclassify``): changes category rows.
+    RULES = "rules"
 
 
 class Role(StrEnum):
@@ -367,6 +372,25 @@ class SourceStatus:
     # The configured request settings (``Refresher`` fills them from the catalog); internal:
     # never in the CLI's or the API's view of a source.
     fetch_options: FetchOptions | None = None
+    # Full text (``full_text = true`` in sources.toml): whether the source opted in, and how
+    # its article pages went, by ``FullTextOutcome`` value (extracted, empty, failed).
+    full_text: bool = False
+    full_text_outcomes: Mapping[str, int] = field(default_factory=dict, hash=False)
+
+    @property
+    def full_text_summary(self) -> str | None:
+        """How often extraction worked, in words, for an opted-in source; else None."""
+        if not self.full_text:
+            return None
+        counts = self.full_text_outcomes
+        checked = sum(counts.values())
+        if not checked:
+            return "full text: no article page checked yet"
+        extracted = counts.get("extracted", 0)
+        others = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items())
+                           if outcome != "extracted" and count)
+        return (f"full text: {extracted} of {checked} pages extracted "
+                f"({100 * extracted / checked:.0f}%)" + (f"; {others}" if others else ""))
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -375,6 +399,7 @@ class SourceStatus:
             if isinstance(value, datetime):
                 data[key] = value.isoformat()
         data["categories"] = list(self.categories)
+        data["full_text_outcomes"] = dict(self.full_text_outcomes)
         return data
 
 
@@ -387,3 +412,84 @@ class PollOutcome:
     status: int | None = None
     error: str | None = None
     error_kind: str | None = None
+
+
+class FullTextOutcome(StrEnum):
+    """What fetching an entry's article page came to (``entry_full_texts.outcome``):
+    ``extracted`` (its main text is stored), ``empty`` (the page had no more text than the
+    feed: a paywall stub, a video page) or ``failed`` (the fetch or the extraction failed;
+    ``error_kind`` says why). Outputs use the full text only when ``extracted``."""
+
+    EXTRACTED = "extracted"
+    EMPTY = "empty"
+    FAILED = "failed"
+
+
+class EventKind(StrEnum):
+    """What a webhook event reports (``webhook_events.kind``, the body's ``type``); the
+    values are part of the documented schema (docs/webhooks.md) and never change."""
+
+    STORY_PUBLISHED = "story.published"
+    STORY_VERSION = "story.version"
+    STORY_SOURCE = "story.source"
+    STORY_MERGED = "story.merged"
+    STORY_SPLIT = "story.split"
+    STORY_HIDDEN = "story.hidden"
+    SOURCE_HEALTH = "source.health"
+
+
+class SourceHealth(StrEnum):
+    """A source's health as editors are alerted to it (``/admin/``, ``source.health``
+    events); ``ok`` ends an alert."""
+
+    OK = "ok"
+    FAILING = "failing"
+    GONE = "gone"
+    MOVED = "moved"
+    EMPTY = "empty"
+    SILENT = "silent"
+
+
+class DeliveryState(StrEnum):
+    """One event's delivery to one subscriber (``webhook_deliveries.state``)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    # Every attempt allowed failed; kept in the log, never retried by itself.
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """A webhook subscriber as configured (``webhooks.toml`` or the API); ``secret`` and
+    ``secret_env`` never leave the process (``as_json`` says only whether one is set)."""
+
+    id: str
+    url: str
+    secret: str | None = None
+    secret_env: str | None = None
+    categories: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
+    origin: str = "api"
+    active: bool = True
+    created_at: datetime | None = None
+
+    def wants(self, kind: str, categories: Iterable[str], languages: Iterable[str]) -> bool:
+        """Whether an event passes this subscriber's filters; an event that names no
+        language (a source whose language is unknown) passes a language filter."""
+        if self.events and kind not in self.events:
+            return False
+        if self.categories and not set(self.categories) & set(categories):
+            return False
+        langs = {lang.split("-")[0].lower() for lang in languages}
+        wanted = {lang.split("-")[0].lower() for lang in self.languages}
+        return not (wanted and langs and not wanted & langs)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "url": self.url, "categories": list(self.categories),
+                "languages": list(self.languages), "events": list(self.events),
+                "origin": self.origin, "active": self.active,
+                "secret_from": ("env:" + self.secret_env if self.secret_env
+                                else "stored" if self.secret else None),
+                "created_at": self.created_at.isoformat() if self.created_at else None}

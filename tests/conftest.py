@@ -97,6 +97,8 @@ _SLOW_PREFIXES = (
     "tests/integration/test_migrations.py",  # every migration, up and down, on both engines
     # The web app, real HTTP servers and the W3C validator: the full tier runs them.
     "tests/integration/test_admin_pages.py",
+    "tests/integration/test_search_web.py",
+    "tests/integration/test_filtered_feeds.py",
     "tests/integration/test_api_auth.py",
     "tests/integration/test_api_caching.py",
     "tests/integration/test_api_docs.py",
@@ -108,6 +110,7 @@ _SLOW_PREFIXES = (
     "tests/integration/test_feed_validation.py",
     "tests/integration/test_feedserver.py",
     "tests/integration/test_fetch_safety.py",
+    "tests/integration/test_fulltext.py",  # a loopback news site, its slow page, the web app
     "tests/integration/test_metrics.py",
     "tests/integration/test_outputs.py",
     "tests/integration/test_realfeeds.py",  # the real-world corpus of ../shared
@@ -116,6 +119,7 @@ _SLOW_PREFIXES = (
     "tests/integration/test_web.py",
     "tests/integration/test_web_outputs.py",
     "tests/integration/test_websub.py",
+    "tests/integration/test_webhooks_web.py",
     "tests/integration/test_xml_attacks.py",
     # poll worker processes
     "tests/integration/test_refresh.py::test_a_dead_worker_costs_only_its_sources",
@@ -128,6 +132,7 @@ _SLOW_PREFIXES = (
     "tests/integration/test_feedserver.py::test_stop_is_prompt_with_idle_and_slow",
     "tests/integration/test_fetch.py::test_slow_",
     "tests/integration/test_fetch.py::test_stalled_body_is_cut_at_the_total_timeout",
+    "tests/integration/test_webhooks.py::test_failures_and_timeouts_",
     "tests/integration/test_xml_attacks.py::test_gzip_bomb_is_capped_with_bounded_memory",
     "tests/integration/test_xml_attacks.py::test_50_mb_body_is_cut_while_streaming",
     # the command line as a process

@@ -11,14 +11,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aggregator.catalog import load_catalog
+from aggregator.catalog import Catalog, load_catalog
 from aggregator.cli.context import Context
 from aggregator.cli.exitcodes import ExitCode
 from aggregator.cli.progress import cluster_progress, progress_for
 from aggregator.errors import ConfigError, UsageError
 from aggregator.safety.terminal import terminal_json, terminal_text
 from aggregator.settings import Settings
-from aggregator.types import PollResult
+from aggregator.types import FullTextOutcome, PollResult
 
 if TYPE_CHECKING:
     from aggregator.clustering import StageSummary
@@ -31,17 +31,29 @@ def _print_json(data: dict[str, Any]) -> None:
     print(terminal_json(data))
 
 
+def _checked(ctx: Context) -> tuple[Catalog, int]:
+    """The catalog and the number of webhook subscribers, both files validated."""
+    from aggregator.delivery.subscribers import load_subscribers
+
+    catalog = ctx.catalog()
+    subscribers = load_subscribers(ctx.settings.config_dir,
+                                   categories=[c.id for c in catalog.categories],
+                                   allow_private=ctx.settings.allow_private_addresses)
+    return catalog, len(subscribers)
+
+
 def cmd_check(ctx: Context) -> int:
     folder = str(ctx.settings.config_dir)
     if not ctx.args.json:
-        catalog = ctx.catalog()
+        catalog, hooks = _checked(ctx)
         print(f"{folder}: OK, {len(catalog.sources)} sources, "
-              f"{len(catalog.categories)} categories")
+              f"{len(catalog.categories)} categories"
+              + (f", {hooks} webhook subscriber{'s' * (hooks != 1)}" if hooks else ""))
         for warning in catalog.unset_secrets(os.environ):
             print(f"warning: {warning}", file=sys.stderr)
         return ExitCode.OK
     try:
-        catalog = ctx.catalog()
+        catalog, _hooks = _checked(ctx)
     except ConfigError as exc:
         _print_json({"ok": False, "config_dir": folder, "error": exc.reason,
                      "file": exc.file, "id": exc.item, "key": exc.key})
@@ -84,11 +96,17 @@ def cmd_poll(ctx: Context) -> int:
                 print("no source is due (use --all to poll every active source)")
         elif not as_json:
             _print_poll(summary)
-        # The stories of what was just stored, before exiting (entries left by an earlier,
-        # interrupted run too).
+        # Article pages first, so the stories of what was just stored are made with the
+        # full text where it was extracted (entries left by an interrupted run too).
+        full_text = service.fetch_full_text()
+        if full_text.checked and not as_json:
+            print(full_text.describe())
         clustered = service.cluster(on_progress=None if as_json else cluster_progress())
         if as_json:
-            _print_json(_poll_json(summary, clustered))
+            _print_json({**_poll_json(summary, clustered),
+                         "full_text": {"unchanged": full_text.unchanged,
+                                       **{o.value: full_text.outcomes.get(o.value, 0)
+                                          for o in FullTextOutcome}}})
         elif clustered.entries:
             print(clustered.describe())
     finally:

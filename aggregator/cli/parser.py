@@ -28,7 +28,13 @@ from aggregator.cli.sources import (
     cmd_sources_import_opml,
     cmd_sources_list,
 )
-from aggregator.cli.stories import cmd_stories, cmd_stories_correct, cmd_stories_corrections
+from aggregator.cli.stories import (
+    cmd_rules_apply,
+    cmd_stories,
+    cmd_stories_correct,
+    cmd_stories_corrections,
+    cmd_stories_search,
+)
 from aggregator.types import Role
 
 
@@ -192,6 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--category", required=name == "pin", metavar="ID",
                                  help="the category it applies to")
         command.set_defaults(handler=cmd_stories_correct)
+    search = story_commands.add_parser(
+        "search", parents=[common],
+        help="find entries by words of their title or text, in any language, with their story")
+    search.add_argument("words", nargs="+", metavar="WORD",
+                        help='every word must be found; "quote a phrase" to keep it whole')
+    search.add_argument("--limit", type=int, default=20, choices=range(1, 501),
+                        metavar="N", help="at most N entries, newest first (default 20)")
+    search.add_argument("--json", action="store_true", help="one JSON object per entry")
+    search.set_defaults(handler=cmd_stories_search)
     corrections = story_commands.add_parser(
         "corrections", parents=[common], help="editors' corrections, who made them and when")
     corrections.add_argument("--all", action="store_true", help="undone ones too")
@@ -243,6 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
                                  "the real one")
     rules_test.add_argument("--json", action="store_true", help="one JSON object")
     rules_test.set_defaults(handler=cmd_rules_test)
+    rules_apply = rule_commands.add_parser(
+        "apply", parents=[correcting],
+        help="apply the category's rules (as configured) to the entries stored over the last "
+             "N days, as one correction per category (undo with `stories undo`)")
+    rules_apply.add_argument("category", metavar="CATEGORY", nargs="?",
+                             help="category id (default: every category)")
+    rules_apply.add_argument("--days", type=int, required=True, metavar="N",
+                             help="entries published in the last N days (1 to 366)")
+    rules_apply.add_argument("--json", action="store_true",
+                             help="one JSON object per category: the correction and the diff")
+    rules_apply.set_defaults(handler=cmd_rules_apply)
 
     db_commands = add_group("db", "database maintenance", cmd_db_upgrade)
     db_commands.add_parser("upgrade", parents=[common],

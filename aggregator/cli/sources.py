@@ -194,7 +194,8 @@ def _with_unpolled(statuses: list[SourceStatus], catalog: Catalog) -> list[Sourc
             last_checked_at=None, last_success_at=None, last_status=None,
             last_duration_ms=None, last_bytes=None, last_new_entries=None,
             last_updated_entries=None, publish_interval_seconds=None, error_count=0,
-            last_error=None, last_error_kind=None, public_only=c.public_only)
+            last_error=None, last_error_kind=None, public_only=c.public_only,
+            full_text=c.full_text)
         for c in catalog.sources if c.id not in known]
     return sorted([*statuses, *unpolled], key=lambda s: s.id)
 
@@ -222,6 +223,8 @@ def _health_table(statuses: Sequence[SourceStatus]) -> str:
             lines.append(f"    url: {status.url} (configured: {status.configured_url})")
         if status.last_error:
             lines.append(f"    last error ({status.last_error_kind}): {status.last_error}")
+        if status.full_text_summary:
+            lines.append(f"    {status.full_text_summary}")
         if status.warning:
             lines.append(f"    warning: {status.warning}")
         elif status.state == SourceState.NEW:

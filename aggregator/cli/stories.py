@@ -179,6 +179,54 @@ def cmd_stories_correct(ctx: Context) -> int:
     return 0
 
 
+def cmd_stories_search(ctx: Context) -> int:
+    """``stories search WORDS``: the entries holding every word, newest first, each with its
+    story (the id to merge, split, pin or hide), as ``GET /api/search`` answers."""
+    from aggregator.editorial.operations import Workbench
+
+    catalog = ctx.catalog()
+    store = ctx.store(auto_upgrade=False)
+    bench = Workbench(store=store, catalog=lambda: catalog, config_dir=ctx.settings.config_dir)
+    try:
+        hits, _ = bench.search(" ".join(ctx.args.words), ctx.args.limit, include_hidden=True)
+    finally:
+        store.close()
+    for hit in hits:
+        if ctx.args.json:
+            print(terminal_json(hit.as_json()))
+            continue
+        story = (f"story #{hit.story_id} {hit.story_title}" if hit.story_id is not None
+                 else "not clustered yet")
+        _say(f"#{hit.entry_id} [{hit.language or '?'}] {hit.source_id} "
+             f"{hit.published_at:%Y-%m-%d %H:%M}  {hit.title}\n    {story}")
+    if not hits and not ctx.args.json:
+        print("nothing found")
+    return 0
+
+
+def cmd_rules_apply(ctx: Context) -> int:
+    """``rules apply [CATEGORY] --days N``: the running rules of one category (or of each)
+    applied to the entries stored over the last N days, each category's diff one correction
+    that ``stories undo`` takes back."""
+    from aggregator.editorial.operations import Workbench, applied_json
+
+    args, by = ctx.args, _by(ctx)
+    catalog = ctx.catalog()
+    store = ctx.store(auto_upgrade=False)
+    bench = Workbench(store=store, catalog=lambda: catalog, config_dir=ctx.settings.config_dir)
+    wanted = [args.category] if args.category else [c.id for c in catalog.categories]
+    try:
+        for category in wanted:
+            done, diff = bench.apply_rules(category, args.days, by=by, note=args.note)
+            if args.json:
+                print(terminal_json(applied_json(done, diff, args.days)))
+            else:
+                _say(done.message)
+    finally:
+        store.close()
+    return 0
+
+
 def cmd_stories_corrections(ctx: Context) -> int:
     store = ctx.store(auto_upgrade=False)
     try:

@@ -36,6 +36,8 @@ class DryRunEntry:
     published_at: datetime
     reason: str
     previous_reason: str | None = None
+    # The new decision's score: what applying the rules writes for an added entry.
+    score: float = 1.0
 
     def as_json(self) -> dict[str, Any]:
         return {"entry_id": self.entry_id, "source_id": self.source_id, "title": self.title,
@@ -98,7 +100,7 @@ def rules_dry_run(store: Store, catalog: Catalog, changed: CategoryConfig, *, si
             reason = decision.reason
         found = DryRunEntry(entry.entry_id, entry.source_id, entry.title, entry.url,
                             entry.published_at, reason,
-                            previous_reason=stored.reason)
+                            previous_reason=stored.reason, score=decision.score)
         (added if decision.accepted else removed).append(found)
     return DryRun(added=added, removed=removed, unchanged=unchanged, examined=examined,
                   category_id=category.id, since=start, source_ids=sources)

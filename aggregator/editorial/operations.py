@@ -10,11 +10,11 @@ import dataclasses
 import ipaddress
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from aggregator.catalog import (
@@ -34,6 +34,7 @@ from aggregator.catalog import (
     url_problem,
 )
 from aggregator.clock import utc_now
+from aggregator.delivery.subscribers import Problem, check_subscriber
 from aggregator.editorial.configedit import (
     ConfigNotWritable,
     NewSource,
@@ -51,8 +52,18 @@ from aggregator.safety.tokens import new_token
 from aggregator.store import Store
 from aggregator.store.accounts import AuditNote, AuditView, EditorView
 from aggregator.store.overrides import OverrideView
+from aggregator.store.reclassify import NewRow
+from aggregator.store.search import BadQuery, SearchHit, parse_query
 from aggregator.store.stories import StoryDetail
-from aggregator.types import AuditKind, Role, SourceStatus, StoryView
+from aggregator.store.webhooks import DeliveryView, HealthMark
+from aggregator.types import (
+    AuditKind,
+    DeliveryState,
+    Role,
+    SourceStatus,
+    StoryView,
+    Subscriber,
+)
 
 log = logging.getLogger("aggregator.web.editing")
 T = TypeVar("T")
@@ -139,6 +150,15 @@ def parse_since(text: str, field: str = "since") -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def applied_json(done: Done, diff: DryRun, days: int) -> dict[str, Any]:
+    """Rules applied to stored entries, as the CLI (``rules apply --json``) and the API
+    answer it: what was done, the correction to undo it with, and the diff written."""
+    return {"message": done.message, "override_id": done.override_id,
+            "category": diff.category_id, "days": days,
+            "added": [e.as_json() for e in diff.added],
+            "removed": [e.as_json() for e in diff.removed]}
+
+
 def _note(note: str | None) -> str | None:
     if note is not None and len(note) > MAX_NOTE_LENGTH:
         raise EditRefused(Refusal.INVALID, f"at most {MAX_NOTE_LENGTH} characters", field="note")
@@ -201,6 +221,17 @@ class Workbench:
 
     def recent_stories(self, category_id: str, limit: int) -> list[StoryView]:
         return self.store.category_stories(category_id, limit)
+
+    def search(self, text: str, limit: int, *, after: tuple[datetime, int] | None = None,
+               include_hidden: bool = False
+               ) -> tuple[list[SearchHit], tuple[datetime, int] | None]:
+        """Entries whose title or text holds every word of ``text``, newest first, each with
+        its story: how editors find the story to merge, split, pin or hide."""
+        try:
+            terms = parse_query(text)
+        except BadQuery as exc:
+            raise EditRefused(Refusal.INVALID, str(exc), field="q") from exc
+        return self.store.search(terms, limit, after=after, include_hidden=include_hidden)
 
     def corrections(self, *, include_undone: bool = False) -> list[OverrideView]:
         return self.store.overrides(include_undone=include_undone)
@@ -389,6 +420,29 @@ class Workbench:
         )
         return rules_dry_run(self.store, self.catalog, changed, since=since, now=self.clock())
 
+    def apply_rules(self, category_id: str, days: int, *, by: str, note: str | None
+                    ) -> tuple[Done, DryRun]:
+        """Apply the category's rules, as the service runs them now, to the entries stored
+        over the last ``days``: what a dry run of them shows is written, as one correction
+        (who, when) that undo takes back. Returns what was done and the diff written."""
+        category = self.category(category_id)
+        if not 1 <= days <= MAX_DRY_RUN_SINCE.days:
+            raise EditRefused(Refusal.INVALID, f"days must be from 1 to {MAX_DRY_RUN_SINCE.days}, "
+                                               f"not {days}", field="days")
+        diff = rules_dry_run(self.store, self.catalog, category, since=timedelta(days=days),
+                             now=self.clock())
+        if not diff.added and not diff.removed:
+            return Done(f"the rules of {category_id!r} change nothing stored over the last "
+                        f"{days} days", applied=True), diff
+        override, added, removed = self._correct(lambda: self.store.apply_category_rules(
+            category_id, [NewRow(e.entry_id, e.score, e.reason) for e in diff.added],
+            [e.entry_id for e in diff.removed], days=days, by=by, now=self.clock(),
+            note=_note(note), audit=AuditNote(by, AuditKind.RULES, "apply", category_id, {
+                "days": days, "added": len(diff.added), "removed": len(diff.removed)})))
+        return Done(f"applied the rules of {category_id!r} to the last {days} days: "
+                    f"{added} added, {removed} removed (correction #{override})",
+                    applied=True, override_id=override), diff
+
     # -- story corrections -----------------------------------------------------------------
 
     def merge(self, story_id: int, other_story_id: int, *, by: str, note: str | None) -> Done:
@@ -476,6 +530,61 @@ class Workbench:
                 Refusal.NOT_FOUND, f"no active correction {override_id}", field="override_id"
             )
         return Done(f"undid correction #{override_id}", override_id=override_id)
+
+    # -- webhooks and source-health alerts --------------------------------------------------
+
+    def webhook_subscribers(self) -> list[Subscriber]:
+        return self.store.webhooks.subscribers()
+
+    def add_webhook(self, data: Mapping[str, Any]) -> Done:
+        """Add a subscriber (checked as ``webhooks.toml`` is: address rules, secret,
+        filters); its secret is stored and never shown again."""
+        if "secret_env" in data:
+            # An environment variable from the API could sign with the service's own secrets.
+            raise EditRefused(Refusal.INVALID, "secret_env may only be used in webhooks.toml",
+                              field="secret_env")
+        result = check_subscriber(data, categories=[c.id for c in self.catalog.categories],
+                                  allow_private=self.allow_private_addresses)
+        if isinstance(result, Problem):
+            raise EditRefused(Refusal.INVALID, f"{result.key}: {result.message}",
+                              field=result.key)
+        if not self.store.webhooks.add_subscriber(result, self.clock()):
+            raise EditRefused(Refusal.CONFLICT, f"a subscriber {result.id!r} exists",
+                              field="id")
+        log.info("action=webhook_add outcome=done subscriber=%s", result.id)
+        return Done(f"added webhook subscriber {result.id}")
+
+    def remove_webhook(self, subscriber_id: str) -> Done:
+        """Stop sending to an API subscriber; those of ``webhooks.toml`` are edited there."""
+        found = self.store.webhooks.subscriber(subscriber_id)
+        if found is None or not found.active:
+            raise EditRefused(Refusal.NOT_FOUND, f"no webhook subscriber {subscriber_id!r}",
+                              field="subscriber_id")
+        if found.origin == "file":
+            raise EditRefused(Refusal.CONFLICT, f"subscriber {subscriber_id!r} is configured "
+                              "in webhooks.toml; remove it there", field="subscriber_id")
+        self.store.webhooks.deactivate_subscriber(subscriber_id)
+        log.info("action=webhook_remove outcome=done subscriber=%s", subscriber_id)
+        return Done(f"removed webhook subscriber {subscriber_id}")
+
+    def webhook_deliveries(self, *, limit: int = 100, subscriber_id: str | None = None,
+                           state: str | None = None) -> list[DeliveryView]:
+        if state is not None and state not in {s.value for s in DeliveryState}:
+            raise EditRefused(Refusal.INVALID, f"unknown delivery state {state!r}",
+                              field="state")
+        return self.store.webhooks.deliveries(limit=limit, subscriber_id=subscriber_id,
+                                              state=state)
+
+    def redeliver(self, delivery_id: int) -> Done:
+        """Queue a failed delivery again, now."""
+        if not self.store.webhooks.retry(delivery_id, self.clock()):
+            raise EditRefused(Refusal.NOT_FOUND, f"no failed delivery {delivery_id}",
+                              field="delivery_id")
+        return Done(f"delivery {delivery_id} is queued again")
+
+    def source_alerts(self) -> list[HealthMark]:
+        """Sources whose health is not ok, as last sent to subscribers."""
+        return self.store.webhooks.health_alerts()
 
     # -- editors' accounts and the audit log ------------------------------------------------
 

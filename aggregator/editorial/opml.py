@@ -301,5 +301,10 @@ def export_opml(catalog: Catalog, *, title: str = EXPORT_TITLE) -> bytes:
                 outline.set("htmlUrl", source.site_url)
             if source.language:
                 outline.set("language", source.language)
+            if source.full_text:
+                # Not an OPML attribute readers know; ours, so an export says what we fetch.
+                outline.set("fullText", "true")
+                if source.full_text_selector:
+                    outline.set("fullTextSelector", source.full_text_selector)
     ET.indent(root)
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True)) + b"\n"

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aggregator.catalog import CATEGORIES_FILE, SOURCES_FILE, Catalog, CatalogErrors, load_catalog
+from aggregator.delivery.subscribers import WEBHOOKS_FILE
 from aggregator.editorial.configedit import config_lock
 from aggregator.errors import ConfigError
 
@@ -25,10 +26,11 @@ Stamp = tuple[tuple[int, int, int] | None, ...]
 
 
 def stamp(config_dir: Path) -> Stamp:
-    """What changes when either file is saved: mtime, size and inode (editors and our own
-    edits replace the file, which changes the inode even within one mtime tick)."""
+    """What changes when an editorial file (webhooks.toml too) is saved: mtime, size and
+    inode (editors and our own edits replace the file, which changes the inode even within
+    one mtime tick)."""
     marks: list[tuple[int, int, int] | None] = []
-    for name in (SOURCES_FILE, CATEGORIES_FILE):
+    for name in (SOURCES_FILE, CATEGORIES_FILE, WEBHOOKS_FILE):
         try:
             status = os.stat(config_dir / name)
         except OSError:

@@ -255,6 +255,8 @@ def _entry_data(entry: EntryView) -> dict[str, Any]:
         # Only when there are media: the snapshots of media-less entries stay as they were.
         **(media_json(entry.enclosures, entry.image)
            if entry.enclosures or entry.image else {}),
+        # Only when there is one, so pages frozen before full text keep their bytes.
+        **({"full_html": entry.full_html} if entry.full_html else {}),
     }
 
 
@@ -282,6 +284,8 @@ def _entry(data: dict[str, Any]) -> EntryView:
         author=data["author"],
         in_category=bool(data["in_category"]),
         **_media(data),
+        # Pages frozen before full text existed have no such key.
+        full_html=data.get("full_html"),
     )
 
 

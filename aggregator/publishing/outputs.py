@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -29,6 +29,7 @@ from aggregator.metrics import Metrics
 from aggregator.polling.normalize import primary_language
 from aggregator.publishing.archives import ArchiveLog
 from aggregator.publishing.compress import CODINGS, compress, worth_compressing
+from aggregator.publishing.filters import FeedFilter
 from aggregator.publishing.formats import (
     FEED_FORMATS,
     MEDIA_TYPES,
@@ -59,6 +60,8 @@ IMMUTABLE_CACHE_CONTROL: Final = "public, max-age=31536000, immutable"
 SCAN_FACTOR: Final = 4
 # Archive documents rendered and kept in memory, most recently used first out.
 ARCHIVE_CACHE_SIZE: Final = 256
+# Filtered feeds kept in memory, by canonical query, least recently asked for first out.
+FILTERED_CACHE_SIZE: Final = 256
 FEED_NAME_RE = re.compile(
     r"^(?P<category>[a-z0-9][a-z0-9-]*?)(?:\.(?P<lang>[a-z]{2,3}))?\.(?P<fmt>atom|rss|json)$"
 )
@@ -183,6 +186,15 @@ class _State:
     documents: dict[str, Document] = field(default_factory=dict)
 
 
+@dataclass
+class _Filtered:
+    """A filtered feed as last read and rendered."""
+
+    stories: list[StoryView]
+    checked: float
+    document: Document
+
+
 class _Unseen(list[StoryView]):
     """Stories that compare unequal to any read from the store (see ``use_catalog``)."""
 
@@ -229,6 +241,7 @@ class Outputs:
         self._states: dict[str, _State] = {}
         self._site: dict[str, Document] = {}
         self._archive_documents: OrderedDict[str, Document] = OrderedDict()
+        self._filtered: OrderedDict[str, _Filtered] = OrderedDict()
 
     def use_catalog(self, catalog: Catalog) -> None:
         """Serve ``catalog`` from now on. A category renders again only when its stories
@@ -242,6 +255,7 @@ class Outputs:
                 state.stories = _Unseen(state.stories)
                 state.checked = float("-inf")
             self._site.clear()
+            self._filtered.clear()
 
     # -- what a category shows -------------------------------------------------------------
 
@@ -281,6 +295,45 @@ class Outputs:
     def feed(self, name: FeedName) -> Document | None:
         """The rendered live feed, or None when the category does not exist."""
         return self.document(feed_path(name.category, name.fmt, name.lang))
+
+    def filtered_feed(self, name: FeedName, wanted: FeedFilter) -> Document | None:
+        """The live feed narrowed by ``wanted`` (``publishing.filters``), or None when the
+        category does not exist. Like the plain feeds, the store is read at most every
+        ``recheck_seconds`` and the same stories give the same bytes (and ETag). Filtered
+        feeds have no archive pages and no WebSub hub: they are views of the live feed."""
+        category = self._category(name.category)
+        if category is None:
+            return None
+        query = wanted.query()
+        key = f"{feed_path(category.id, name.fmt)}?{query}"
+        with self._lock:
+            cached = self._filtered.get(key)
+            if cached is not None:
+                self._filtered.move_to_end(key)
+                if self._clock() - cached.checked < self.recheck_seconds:
+                    return cached.document
+        limit = wanted.limit or self.feed_size
+        # A language keeps only the stories with a version in it: read more to fill the feed.
+        stories = self.store.category_stories(
+            category.id, limit * SCAN_FACTOR if wanted.lang else limit, terms=wanted.terms,
+            min_sources=wanted.min_sources, published_since=wanted.since)
+        now = self._clock()
+        if cached is not None and cached.stories == stories:
+            cached.checked = now
+            return cached.document
+        self._rendered("feed")
+        output = self._view(category, stories, wanted.lang)
+        described = wanted.describe()
+        output = replace(output, stories=output.stories[:limit],
+                         title=f"{output.title}: {described}" if described else output.title)
+        body = _RENDERERS[name.fmt](output, lang=wanted.lang, links=FeedLinks(query=query))
+        document = Document(body, MEDIA_TYPES[name.fmt], output.updated,
+                            live_cache_control(self.max_age))
+        with self._lock:
+            self._filtered[key] = _Filtered(stories, now, document)
+            while len(self._filtered) > FILTERED_CACHE_SIZE:
+                self._filtered.popitem(last=False)
+        return document
 
     def archive(self, name: ArchiveName) -> Document | None:
         """A complete archive page, or None when there is no such category or page (yet)."""

@@ -1,7 +1,8 @@
 """The scheduler: APScheduler 3 runs a ``tick`` job that refreshes due sources, a ``cluster``
-job that clusters what the ticks stored, and (with retention on) a daily ``prune`` job, each on
-its own thread. On PostgreSQL a tick claims its sources (``claiming``), so any number of
-processes may run these jobs against one database.
+job that clusters what the ticks stored, a ``full_text`` job that fetches the article pages of
+opted-in sources, and (with retention on) a daily ``prune`` job, each on its own thread. On
+PostgreSQL a tick claims its sources (``claiming``), so any number of processes may run these
+jobs against one database.
 
 The database is the schedule (``next_check_at``, ``clustered_at``). Each job runs one instance at
 a time (``max_instances=1``), missed runs coalesce, and a slow model never delays polling.
@@ -21,6 +22,7 @@ from aggregator.clustering import ClusteringStage, StageSummary
 from aggregator.errors import AggregatorError
 from aggregator.metrics import Metrics
 from aggregator.polling.due import poll_due
+from aggregator.polling.fulltext import FullTextStage, FullTextSummary
 from aggregator.polling.poller import PollSummary, Refresher
 from aggregator.runtime import retention
 from aggregator.runtime.retention import PruneSummary
@@ -34,6 +36,10 @@ CLUSTER_JOB_ID = "cluster"
 # one indexed query when there is nothing to do.
 CLUSTER_SECONDS = 10
 SHUTDOWN_WAIT = True
+FULL_TEXT_JOB_ID = "full_text"
+# The full-text job looks for article pages due a check this often at most: one indexed query
+# when there is nothing to do.
+FULL_TEXT_SECONDS = 30
 PRUNE_JOB_ID = "prune"
 # Retention runs once a day, the first time a little after start (not in the way of the first
 # poll). Every worker runs it; its batches serialize on the clustering lock and a second run
@@ -125,6 +131,15 @@ def cluster(stage: ClusteringStage, refresher: Refresher | None = None) -> Stage
         return None
 
 
+def full_text(stage: FullTextStage) -> FullTextSummary | None:
+    """Fetch the article pages due a check; errors are logged so the next run still happens."""
+    try:
+        return stage.run()
+    except AggregatorError as exc:
+        log.error("action=full_text outcome=error error=%r", str(exc))
+        return None
+
+
 def prune(store: Store, days: int, stop: Callable[[], bool] | None = None
           ) -> PruneSummary | None:
     """The daily retention job; errors are logged so the next day's run still happens."""
@@ -139,7 +154,8 @@ def build_scheduler(current: Callable[[], Refresher], tick_seconds: int,
                     stage: ClusteringStage | None = None,
                     metrics: Metrics | None = None, *,
                     retention_days: int = 0,
-                    tick_job: Callable[[], object] | None = None) -> BackgroundScheduler:
+                    tick_job: Callable[[], object] | None = None,
+                    full_text_stage: FullTextStage | None = None) -> BackgroundScheduler:
     """The jobs, each asking ``current()`` for the refresher when it runs (a live reload may
     replace it); ``tick_job`` replaces the plain ``tick`` (the service takes up a reloaded
     catalog there, between two polls)."""
@@ -157,6 +173,12 @@ def build_scheduler(current: Callable[[], Refresher], tick_seconds: int,
             seconds=PRUNE_SECONDS, id=PRUNE_JOB_ID, max_instances=1,
             coalesce=True, misfire_grace_time=PRUNE_SECONDS,
             next_run_time=utc_now() + timedelta(seconds=PRUNE_FIRST_DELAY_SECONDS))
+    if full_text_stage is not None:
+        every = min(tick_seconds, FULL_TEXT_SECONDS)
+        scheduler.add_job(
+            full_text, "interval", args=[full_text_stage], seconds=every,
+            id=FULL_TEXT_JOB_ID, max_instances=1, coalesce=True, next_run_time=utc_now(),
+            misfire_grace_time=every)
     if stage is not None:
         every = min(tick_seconds, CLUSTER_SECONDS)
         scheduler.add_job(

@@ -22,6 +22,7 @@ import uvicorn
 from aggregator.catalog import Catalog
 from aggregator.clock import utc_now
 from aggregator.clustering import ClusteringStage, Models, StageSummary
+from aggregator.delivery.dispatcher import make_dispatcher, sync_subscribers
 from aggregator.editorial.reload import ConfigReloader
 from aggregator.errors import ConfigError
 from aggregator.metrics import Metrics
@@ -29,6 +30,7 @@ from aggregator.polling.claiming import release_all
 from aggregator.polling.due import poll_due
 from aggregator.polling.fetch import Fetcher
 from aggregator.polling.fetch.configured import fetcher_from_settings
+from aggregator.polling.fulltext import FullTextStage, FullTextSummary
 from aggregator.polling.poller import PollSummary, Refresher
 from aggregator.publishing.archives import archive_dir_for
 from aggregator.publishing.outputs import Outputs
@@ -131,7 +133,10 @@ class Service:
         self.refresher = self._make_refresher(catalog)
         self.clustering = make_stage(settings, store, models, metrics=self.metrics,
                                      catalog=catalog)
+        # Article pages share the feeds' fetcher, hence their per-host gate.
+        self.full_text = FullTextStage(store, self.fetcher, catalog)
         store.sync_sources(catalog, utc_now())
+        sync_subscribers(settings, store, catalog)
         # Live reload (``apply_catalog``): outputs while serving, the catalog a tick takes up.
         self.outputs: Outputs | None = None
         self._catalog_lock = threading.Lock()
@@ -153,9 +158,15 @@ class Service:
         being due, a new one is due), the outputs and the clustering stage at once, and the
         polls from the next tick (a poll under way ends with the catalog it started with)."""
         self.store.sync_sources(catalog, utc_now())
+        try:
+            sync_subscribers(self.settings, self.store, catalog)
+        except ConfigError as exc:
+            # The catalog is fine; the subscribers the service already had keep receiving.
+            log.error("action=webhooks-reload outcome=refused error=%s", exc)
         with self._catalog_lock:
             self.catalog = catalog
             self.clustering.catalog = catalog
+            self.full_text.catalog = catalog
             if self.outputs is not None:
                 self.outputs.use_catalog(catalog)
             if self._serving:
@@ -206,6 +217,10 @@ class Service:
         """Cluster every pending entry (after a poll; ``run`` does it on its own schedule)."""
         return self.clustering.run(on_progress=on_progress)
 
+    def fetch_full_text(self) -> FullTextSummary:
+        """Check the article pages due (after a poll; ``run`` does it on its own schedule)."""
+        return self.full_text.run()
+
     def serve(self, sock: socket.socket | None = None) -> None:
         """Scheduler and web server until SIGINT/SIGTERM (uvicorn handles both)."""
         # Ticks go through the service, which swaps in a reloaded catalog between two polls;
@@ -213,7 +228,7 @@ class Service:
         scheduler = build_scheduler(lambda: self.refresher, self.settings.tick_seconds,
                                     stage=self.clustering, metrics=self.metrics,
                                     retention_days=self.settings.retention_days,
-                                    tick_job=self._tick)
+                                    tick_job=self._tick, full_text_stage=self.full_text)
         self.outputs = outputs = make_outputs(self.settings, self.store, self.catalog,
                                               metrics=self.metrics)
         readiness = Readiness(self.store, metrics=self.metrics,
@@ -229,6 +244,7 @@ class Service:
                          allow_private_addresses=self.settings.allow_private_addresses,
                          max_body_bytes=self.settings.max_body_bytes)
         server = uvicorn.Server(server_config(app, self.settings))
+        webhooks = make_dispatcher(self.settings, self.store)
         server_exit = server.handle_exit
 
         def handle_exit(sig: int, frame: FrameType | None) -> None:
@@ -243,6 +259,7 @@ class Service:
         previous = signal.signal(signal.SIGTERM, _note_sigterm) if in_main else None
         self._serving = True
         scheduler.start()
+        webhooks.start()
         if self.reloader is not None:
             self.reloader.start()
         log.info("action=serve outcome=start url=%s", self.settings.public_url)
@@ -254,9 +271,12 @@ class Service:
             log.info("action=shutdown outcome=start")
             if self.reloader is not None:
                 self.reloader.stop()
+            # A post in flight ends first; claimed but unsent deliveries are due again soon.
+            webhooks.stop()
             # The stage stops after its current batch; wait=True lets a running tick finish
             # its current source's transaction and that batch commit.
             self.clustering.stop()
+            self.full_text.stop()
             # A tick under way: fetches in flight end and are saved, no new one starts, and
             # the sources it claimed but did not save are released (``claiming``).
             self.refresher.stop()

@@ -19,7 +19,8 @@ from sqlalchemy.engine import Connection
 
 from aggregator.store.entries import _chunks, _greatest, _when, story_uid
 from aggregator.store.republication import FACT_COLUMNS, ItemFacts, stored_facts
-from aggregator.store.tables import CENTERING, ENTRIES, FEATURES, STATE, STORIES
+from aggregator.store.tables import CENTERING, ENTRIES, FEATURES, FULL_TEXTS, STATE, STORIES
+from aggregator.types import FullTextOutcome
 
 # The write path's exact signals: an entry joined its story by one of these when it was stored.
 EXACT_SIGNALS = frozenset({"url", "content_hash"})
@@ -53,6 +54,9 @@ class PendingEntry:
         """The stage's decision order: by time, then by what the entry is, never by when it
         happened to be stored (concurrent polls store in any order)."""
         return (self.published_at, self.source_id, self.identity_key, self.id)
+    # The article's main text when the full-text stage extracted it (``polling.fulltext``),
+    # for the features to read instead of the feed's often truncated text; None otherwise.
+    full_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,14 +81,19 @@ def pending_entries(connection: Connection, limit: int) -> list[PendingEntry]:
                   sa.func.substr(ENTRIES.c.text, 1, PENDING_TEXT_CHARS).label("text"),
                   ENTRIES.c.language, ENTRIES.c.url, ENTRIES.c.published_at,
                   FEATURES.c.entry_id.is_not(None).label("has_features"),
-                  ENTRIES.c.source_id, ENTRIES.c.identity_key)
-        .select_from(ENTRIES.outerjoin(FEATURES, FEATURES.c.entry_id == ENTRIES.c.id))
+                  ENTRIES.c.source_id, ENTRIES.c.identity_key,
+                  sa.func.substr(FULL_TEXTS.c.text, 1, PENDING_TEXT_CHARS).label("full_text"))
+        .select_from(ENTRIES.outerjoin(FEATURES, FEATURES.c.entry_id == ENTRIES.c.id)
+                     .outerjoin(FULL_TEXTS, sa.and_(
+                         FULL_TEXTS.c.entry_id == ENTRIES.c.id,
+                         FULL_TEXTS.c.outcome == FullTextOutcome.EXTRACTED.value)))
         .where(ENTRIES.c.clustered_at.is_(None))
         .order_by(ENTRIES.c.published_at, ENTRIES.c.source_id, ENTRIES.c.identity_key,
                   ENTRIES.c.id).limit(limit))
     return [PendingEntry(row.id, row.title, row.text or "", row.language, row.url,
-                         row.published_at, bool(row.has_features), row.source_id,
-                         row.identity_key) for row in rows]
+                         row.published_at, bool(row.has_features), source_id=row.source_id,
+                         identity_key=row.identity_key, full_text=row.full_text or None)
+            for row in rows]
 
 
 def pending_count(connection: Connection) -> int:

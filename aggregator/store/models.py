@@ -65,6 +65,8 @@ class Source(SQLModel, table=True):
     state: str = Field(default="active", max_length=16, index=True)
     # From the editors' ``public_only``: fetch only from public addresses (API/admin sources).
     public_only: bool = Field(default=False)
+    # From the editors' ``full_text``: the full-text stage fetches the article pages.
+    full_text: bool = Field(default=False)
     interval_seconds: int = Field(default=1800)
     etag: str | None = Field(default=None, max_length=1024)
     last_modified: str | None = Field(default=None, max_length=128)
@@ -141,7 +143,8 @@ class Entry(SQLModel, table=True):
     # (NormalizedEntry.date_source); NULL for entries stored before it was recorded.
     date_source: str | None = Field(default=None, max_length=16)
     first_seen_at: datetime = _dt(nullable=False)
-    fetched_at: datetime = _dt(nullable=False)
+    # Indexed for the webhook detector, which looks for entries rewritten since its last look.
+    fetched_at: datetime = _dt(nullable=False, index=True)
     story_id: int | None = Field(default=None, foreign_key="stories.id", index=True)
     # Why the entry is in its story: "new", "url", "content_hash" when written; the clustering
     # stage may replace it with the signal that carried its decision ("embedding", "minhash",
@@ -158,6 +161,33 @@ class Entry(SQLModel, table=True):
         default=None, sa_column=Column(sa.JSON, nullable=True))
     story_decided_at: datetime | None = _dt()
     clustered_at: datetime | None = _dt(index=True)
+
+
+class EntryFullText(SQLModel, table=True):
+    """The article page of an entry whose source has ``full_text = true`` (``polling.fulltext``):
+    the last check's time and outcome (``FullTextOutcome``), the page's validators and body
+    hash so an unchanged page is neither fetched again nor re-extracted, and the sanitized
+    main text. ``entry_hash`` is the entry's ``content_hash`` when checked: a changed entry is
+    checked again."""
+
+    __tablename__ = "entry_full_texts"
+
+    entry_id: int = Field(foreign_key="entries.id", primary_key=True)
+    source_id: str = Field(max_length=64, index=True)
+    url: str = Field(max_length=2048)
+    outcome: str = Field(max_length=16)
+    error_kind: str | None = Field(default=None, max_length=32)
+    error: str | None = Field(default=None, max_length=2000)
+    content_html: str = Field(default="", sa_column=Column(sa.Text, nullable=False))
+    text: str = Field(default="", sa_column=Column(sa.Text, nullable=False))
+    etag: str | None = Field(default=None, max_length=1024)
+    last_modified: str | None = Field(default=None, max_length=128)
+    body_hash: str | None = Field(default=None, max_length=64)
+    entry_hash: str = Field(max_length=64)
+    # Failed checks in a row: the stage retries a failure later, and gives up after a few.
+    failures: int = Field(default=0)
+    checked_at: datetime = _dt(nullable=False)
+    extracted_at: datetime | None = _dt()
 
 
 class EntryCategory(SQLModel, table=True):
@@ -320,3 +350,70 @@ class SigningKey(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=32)
     secret: str = Field(max_length=128)
+
+
+class WebhookSubscriber(SQLModel, table=True):
+    """A downstream site that receives webhook events. Those from ``webhooks.toml`` (origin
+    ``file``) are synced from it; those added through the API or admin have origin ``api``.
+    ``secret_env`` names the environment variable holding the secret instead of ``secret``.
+    Empty filters take everything; a removed subscriber stays for its delivery log."""
+
+    __tablename__ = "webhook_subscribers"
+
+    id: str = Field(primary_key=True, max_length=64)
+    url: str = Field(max_length=2048)
+    secret: str | None = Field(default=None, max_length=512)
+    secret_env: str | None = Field(default=None, max_length=128)
+    categories: list[str] = _json_list()
+    languages: list[str] = _json_list()
+    events: list[str] = _json_list()
+    origin: str = Field(default="api", max_length=16)
+    active: bool = Field(default=True)
+    created_at: datetime = _dt(nullable=False)
+
+
+class WebhookEvent(SQLModel, table=True):
+    """The outbox: one event, its JSON body's data and its idempotency ``key`` (unique, so the
+    same change noticed twice is one event)."""
+
+    __tablename__ = "webhook_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=255, unique=True)
+    kind: str = Field(max_length=32, index=True)
+    payload: dict[str, Any] = Field(default_factory=dict,
+                                    sa_column=Column(sa.JSON, nullable=False))
+    created_at: datetime = _dt(nullable=False, index=True)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event owed to one subscriber, and how sending it went. ``next_attempt_at`` is both
+    the back-off and the claim: a sender pushes it past its own timeout before posting, so a
+    crash mid-post leaves the row due again later."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (sa.UniqueConstraint("event_id", "subscriber_id",
+                                          name="uq_delivery_event_subscriber"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="webhook_events.id", index=True)
+    subscriber_id: str = Field(max_length=64, index=True)
+    state: str = Field(default="pending", max_length=16, index=True)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime | None = _dt(index=True)
+    last_attempt_at: datetime | None = _dt()
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, max_length=1000)
+    delivered_at: datetime | None = _dt()
+
+
+class WebhookMark(SQLModel, table=True):
+    """What the event detector last saw of one subject (``story:<id>``, ``source:<id>``, or a
+    cursor), so each change becomes one event however often it looks."""
+
+    __tablename__ = "webhook_marks"
+
+    subject: str = Field(primary_key=True, max_length=128)
+    state: dict[str, Any] = Field(default_factory=dict,
+                                  sa_column=Column(sa.JSON, nullable=False))
+    updated_at: datetime = _dt(nullable=False)

@@ -17,14 +17,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from aggregator.store import reclassify
 from aggregator.store.clustering import MERGED_BY_EDITOR, ClusterWriter, live_story
 from aggregator.store.tables import ENTRIES, OVERRIDES, STORIES
 from aggregator.types import CorrectionKind
 
 # ``pin`` puts an entry in a story; ``category_pin`` lists a story first in a category.
-OVERRIDE_KINDS = frozenset(CorrectionKind)
+# Rules applied to stored entries are recorded by ``store.reclassify``, not here.
+OVERRIDE_KINDS = frozenset(CorrectionKind) - {CorrectionKind.RULES}
 # Corrections of what a category shows: they never change a story's members.
-CATEGORY_KINDS = frozenset({CorrectionKind.HIDE, CorrectionKind.CATEGORY_PIN})
+CATEGORY_KINDS = frozenset({CorrectionKind.HIDE, CorrectionKind.CATEGORY_PIN,
+                            CorrectionKind.RULES})
 EDITOR_SIGNAL = "editor_pin"
 MAX_CATEGORY = 64
 
@@ -55,6 +58,7 @@ class OverrideView:
             "cannot_link": f"keep entries #{self.entry_id} and #{self.other_entry_id} apart",
             "hide": f"hide story #{self.story_id}{where or ' everywhere'}",
             "category_pin": f"pin story #{self.story_id} first{where}",
+            "rules": f"apply the rules{where} to stored entries",
         }.get(self.kind, self.kind)
 
     def as_json(self) -> dict[str, Any]:
@@ -252,6 +256,8 @@ def undo_override(writer: ClusterWriter, override_id: int, *, by: str, now: date
             _return_followers(writer, override_id, int(row.story_id), detail)
     elif row.kind == CorrectionKind.CANNOT_LINK and "from_story" in detail:
         _put_back(writer, int(detail["entry"]), int(detail["to_story"]), detail)
+    elif row.kind == CorrectionKind.RULES:
+        reclassify.undo_rules(connection, str(row.category), detail)
     writer.recount(now)
     if row.kind not in CATEGORY_KINDS:
         writer.bump(now)

@@ -7,6 +7,7 @@ were not saved) and the unique (source, identity key) constraint absorbs what wa
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -20,22 +21,43 @@ from sqlmodel import Session, col, select
 
 from aggregator.catalog import Catalog
 from aggregator.errors import StoreError
-from aggregator.store import accounts, clustering, leases, overrides, retention, sourcerows
+from aggregator.store import (
+    accounts,
+    clustering,
+    fulltext,
+    leases,
+    overrides,
+    reclassify,
+    retention,
+    search,
+    sourcerows,
+)
 from aggregator.store import stories as story_reads
 from aggregator.store.accounts import AuditNote, AuditView, EditorView
 from aggregator.store.clustering import ClusterWriter, PendingEntry
 from aggregator.store.engine import WRITE_OPTION, make_engine
 from aggregator.store.entries import GrowthLimits, write_entries
+from aggregator.store.fulltext import FullTextRecord, FullTextTask
 from aggregator.store.gauges import StoreGauges, oldest_due, read_gauges
 from aggregator.store.history import HistoryEntry, iter_history
-from aggregator.store.models import Entry, EntryCategory, EntryFeatureRecord, Source, Story
+from aggregator.store.models import (
+    Entry,
+    EntryCategory,
+    EntryFeatureRecord,
+    EntryFullText,
+    Source,
+    Story,
+)
 from aggregator.store.overrides import OverrideView
+from aggregator.store.search import SearchHit
 from aggregator.store.stories import CategoryDecision, StoryDetail
-from aggregator.store.tables import SOURCES
+from aggregator.store.tables import ENTRIES, SOURCES
+from aggregator.store.webhooks import WebhookStore
 from aggregator.types import (
     CategoryMatch,
     EntryView,
     FetchResult,
+    FullTextOutcome,
     Membership,
     NormalizedEntry,
     PollOutcome,
@@ -113,7 +135,10 @@ class Store:
     def sources(self) -> list[SourceStatus]:
         with self._guard(), self._read() as session:
             rows = session.exec(select(Source).order_by(col(Source.id)))
-            return [sourcerows.status_of(row) for row in rows]
+            statuses = [sourcerows.status_of(row) for row in rows]
+            counts = fulltext.outcomes(session.connection())
+        return [dataclasses.replace(s, full_text_outcomes=counts[s.id]) if s.id in counts
+                else s for s in statuses]
 
     def due_sources(self, now: datetime, *, everything: bool = False) -> list[SourceStatus]:
         """Active sources whose ``next_check_at`` has come (or all active ones)."""
@@ -279,23 +304,39 @@ class Store:
 
     # -- stories -------------------------------------------------------------------------
 
-    def category_stories(self, category_id: str, limit: int) -> list[StoryView]:
+    def category_stories(self, category_id: str, limit: int, *,
+                         terms: tuple[str, ...] = (), min_sources: int | None = None,
+                         published_since: datetime | None = None) -> list[StoryView]:
         """Newest settled stories with at least one entry in the category; members in any
         category (a story settles when the clustering stage has decided it: until then it is
         the write path's provisional grouping, which the stage may still merge).
         Editors' corrections decide first: stories pinned in the category are always included
-        and listed first, hidden ones (there or everywhere) never, even when pinned."""
+        and listed first, hidden ones (there or everywhere) never, even when pinned.
+        A filtered feed keeps only those with an entry holding every search term, entries
+        from at least ``min_sources`` sources, published at or after ``published_since``."""
         in_category = (
             select(Entry.story_id)
             .join(EntryCategory, col(EntryCategory.entry_id) == col(Entry.id))
             .where(EntryCategory.category_id == category_id)
         )
         pinned = story_reads.pinned_stories(category_id)
+        filters: list[Any] = []
+        if terms:
+            filters.append(col(Story.id).in_(
+                sa.select(ENTRIES.c.story_id)
+                .where(search.matching(self.engine.dialect.name, terms))))
+        if min_sources is not None:
+            # Counted per candidate story (entries.story_id is indexed), not over every entry.
+            filters.append(
+                sa.select(sa.func.count(sa.distinct(ENTRIES.c.source_id)))
+                .where(ENTRIES.c.story_id == col(Story.id)).scalar_subquery() >= min_sources)
+        if published_since is not None:
+            filters.append(col(Story.published_at) >= published_since)
         query = (
             select(Story)
             .where(sa.or_(col(Story.id).in_(in_category), col(Story.id).in_(pinned)),
                    col(Story.merged_into_id).is_(None), col(Story.settled_at).is_not(None),
-                   col(Story.id).not_in(story_reads.hidden_stories(category_id)))
+                   col(Story.id).not_in(story_reads.hidden_stories(category_id)), *filters)
             .order_by(sa.case((col(Story.id).in_(pinned), 0), else_=1),
                       col(Story.published_at).desc(), col(Story.id).desc())
             .limit(limit)
@@ -415,15 +456,18 @@ class Store:
                 .where(EntryCategory.category_id == category_id, col(Entry.story_id).in_(ids))
             ))
         rows = session.exec(
-            select(Entry, Source, EntryFeatureRecord.lang)
+            select(Entry, Source, EntryFeatureRecord.lang, EntryFullText.content_html)
             .join(Source, col(Source.id) == col(Entry.source_id))
             .join(EntryFeatureRecord, col(EntryFeatureRecord.entry_id) == col(Entry.id),
                   isouter=True)
+            .join(EntryFullText, sa.and_(
+                col(EntryFullText.entry_id) == col(Entry.id),
+                col(EntryFullText.outcome) == FullTextOutcome.EXTRACTED.value), isouter=True)
             .where(col(Entry.story_id).in_(ids))
             .order_by(col(Entry.published_at), col(Entry.id))
         )
         members: dict[int, list[EntryView]] = {}
-        for entry, source, detected in rows:
+        for entry, source, detected, full_html in rows:
             assert entry.story_id is not None
             assert entry.id is not None
             enclosures, image = media_from_json(entry.enclosures, entry.image)
@@ -441,12 +485,65 @@ class Store:
                                       entry.story_matched_entry_id, entry.story_decision,
                                       entry.story_evidence, entry.story_decided_at),
                 enclosures=enclosures, image=image,
+                full_html=full_html or None,
             ))
         return [
             StoryView(story_id=s.id or 0, uid=s.uid, first_seen=s.first_seen_at,
                       updated_at=s.updated_at, entries=tuple(members.get(s.id or 0, ())))
             for s in stories if members.get(s.id or 0)
         ]
+
+    # -- full text -----------------------------------------------------------------------
+
+    def full_text_due(self, source_ids: Sequence[str], *, since: datetime,
+                      retry_before: datetime, max_failures: int, limit: int
+                      ) -> list[FullTextTask]:
+        """Entries whose article page the full-text stage should check now
+        (``store.fulltext.due``)."""
+        with self._guard(), self.engine.connect() as connection:
+            return fulltext.due(connection, source_ids, since=since,
+                                retry_before=retry_before, max_failures=max_failures,
+                                limit=limit)
+
+    def save_full_text(self, record: FullTextRecord) -> bool:
+        """Store one check's outcome; False when the entry was pruned meanwhile."""
+        with self._guard(), self._write_engine.begin() as connection:
+            return fulltext.save(connection, record)
+
+    def confirm_full_text(self, entry_id: int, *, entry_hash: str, checked_at: datetime,
+                          etag: str | None, last_modified: str | None) -> None:
+        """The page did not change: keep what was extracted, note the check."""
+        with self._guard(), self._write_engine.begin() as connection:
+            fulltext.confirm(connection, entry_id, entry_hash=entry_hash,
+                             checked_at=checked_at, etag=etag, last_modified=last_modified)
+
+    @contextmanager
+    def full_text_turn(self) -> Iterator[bool]:
+        """Whether this process runs the full-text stage now: True on SQLite, on PostgreSQL
+        unless another worker holds the turn, until the block ends."""
+        if self.engine.dialect.name != "postgresql":
+            yield True
+            return
+        connection = self.engine.connect()
+        try:
+            with self._guard():
+                mine = fulltext.try_turn(connection)
+                connection.commit()
+            try:
+                yield mine
+            finally:
+                if mine:
+                    # A connection lost meanwhile took the lock with it.
+                    with suppress(SQLAlchemyError):
+                        fulltext.end_turn(connection)
+                        connection.commit()
+        finally:
+            with suppress(SQLAlchemyError):
+                connection.close()
+
+    def full_text(self, entry_id: int) -> FullTextRecord | None:
+        with self._guard(), self.engine.connect() as connection:
+            return fulltext.record_of(connection, entry_id)
 
     # -- clustering ----------------------------------------------------------------------
 
@@ -547,6 +644,14 @@ class Store:
         with self._guard(), self.engine.connect() as connection:
             return story_reads.story_detail(connection, story_id)
 
+    def search(self, terms: tuple[str, ...], limit: int, *,
+               after: tuple[datetime, int] | None = None, include_hidden: bool = False
+               ) -> tuple[list[SearchHit], tuple[datetime, int] | None]:
+        """Entries holding every term (``search.parse_query``), newest first, one page."""
+        with self._guard(), self.engine.connect() as connection:
+            return search.search(connection, terms, limit, after=after,
+                                 include_hidden=include_hidden)
+
     def entry_categories(self, entry_ids: Sequence[int]
                          ) -> dict[int, tuple[CategoryDecision, ...]]:
         with self._guard(), self.engine.connect() as connection:
@@ -561,6 +666,18 @@ class Store:
                     note: str | None = None) -> int:
         with self.clustering() as writer:
             return overrides.split(writer, entry_ids, by=by, now=now, note=note)
+
+    def apply_category_rules(self, category: str, added: Sequence[reclassify.NewRow],
+                             removed: Sequence[int], *, days: int, by: str, now: datetime,
+                             note: str | None = None, audit: AuditNote | None = None
+                             ) -> tuple[int, int, int]:
+        """Write a rules change's diff over stored entries as one undoable correction
+        (``reclassify.apply_rules``): (correction id, rows added, rows removed)."""
+        with self.clustering() as writer:
+            if audit is not None:
+                accounts.record(writer.connection, audit, now)
+            return reclassify.apply_rules(writer.connection, category, added, removed,
+                                          days=days, by=by, now=now, note=note)
 
     def undo_override(self, override_id: int, *, by: str, now: datetime,
                       audit: AuditNote | None = None) -> bool:
@@ -720,6 +837,11 @@ class Store:
         with self._guard(), self.engine.connect() as connection:
             return retention.preview(connection, cutoff=cutoff,
                                      tombstones_before=tombstones_before)
+
+    @property
+    def webhooks(self) -> WebhookStore:
+        """Webhook subscribers, the event outbox and deliveries (``store.webhooks``)."""
+        return WebhookStore(self.engine)
 
     def _guard(self) -> _Guard:
         return _Guard()

@@ -24,7 +24,15 @@ from aggregator.store.entries import _chunks
 from aggregator.store.models import (
     UTCDateTime,
 )
-from aggregator.store.tables import CATEGORIES, ENTRIES, FEATURES, OVERRIDES, STORIES, TOMBSTONES
+from aggregator.store.tables import (
+    CATEGORIES,
+    ENTRIES,
+    FEATURES,
+    FULL_TEXTS,
+    OVERRIDES,
+    STORIES,
+    TOMBSTONES,
+)
 
 RETENTION_BY = "retention"
 
@@ -105,14 +113,14 @@ def trim_source(connection: Connection, source_id: str, *, keep: int,
 
 def _remove(connection: Connection, rows: Sequence[Any], now: datetime) -> int:
     """Delete entries (rows of id, source_id, identity_key, story_id) with their categories
-    and features, leaving tombstones; returns the corrections closed."""
+    features and full texts, leaving tombstones; returns the corrections closed."""
     ids = [row.id for row in rows]
     connection.execute(
         _insert(connection)(TOMBSTONES).on_conflict_do_nothing(),
         [{"source_id": row.source_id, "identity_key": row.identity_key, "pruned_at": now}
          for row in rows])
     closed = _detach(connection, OVERRIDES.c.entry_id, OVERRIDES.c.other_entry_id, ids, now)
-    for table in (CATEGORIES, FEATURES):
+    for table in (CATEGORIES, FEATURES, FULL_TEXTS):
         connection.execute(table.delete().where(table.c.entry_id.in_(ids)))
     connection.execute(ENTRIES.delete().where(ENTRIES.c.id.in_(ids)))
     touched = sorted({row.story_id for row in rows if row.story_id is not None})

@@ -52,7 +52,7 @@ def status_of(row: Source) -> SourceStatus:
         error_count=row.error_count, last_error=row.last_error,
         last_error_kind=row.last_error_kind, public_only=row.public_only,
         last_repeated_entries=row.last_repeated_entries, warning=row.warning,
-        feed_ttl_seconds=row.feed_ttl_seconds,
+        feed_ttl_seconds=row.feed_ttl_seconds, full_text=row.full_text,
     )
 
 
@@ -81,6 +81,7 @@ def sync(session: Session, catalog: Catalog, now: datetime) -> None:
         row.categories = list(config.categories)
         row.interval_seconds = config.interval_seconds
         row.public_only = config.public_only
+        row.full_text = config.full_text
         if row.state != SourceState.GONE or not config.enabled:
             row.state = SourceState.ACTIVE if config.enabled else SourceState.PAUSED
     for source_id, row in rows.items():

@@ -14,6 +14,7 @@ from aggregator.store.models import (
     Entry,
     EntryCategory,
     EntryFeatureRecord,
+    EntryFullText,
     HostHold,
     LanguageCenter,
     OutputMark,
@@ -21,6 +22,10 @@ from aggregator.store.models import (
     Story,
     StoryOverride,
     Tombstone,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookMark,
+    WebhookSubscriber,
 )
 
 
@@ -34,9 +39,14 @@ ENTRIES = _table(Entry)
 STORIES = _table(Story)
 CATEGORIES = _table(EntryCategory)
 FEATURES = _table(EntryFeatureRecord)
+FULL_TEXTS = _table(EntryFullText)
 CENTERING = _table(LanguageCenter)
 STATE = _table(ClusteringState)
 OVERRIDES = _table(StoryOverride)
 TOMBSTONES = _table(Tombstone)
 HOLDS = _table(HostHold)
 MARKS = _table(OutputMark)
+HOOK_SUBSCRIBERS = _table(WebhookSubscriber)
+HOOK_EVENTS = _table(WebhookEvent)
+HOOK_DELIVERIES = _table(WebhookDelivery)
+HOOK_MARKS = _table(WebhookMark)

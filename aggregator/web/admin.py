@@ -27,6 +27,7 @@ from aggregator.editorial.operations import (
     rule_text,
 )
 from aggregator.errors import EditRefused, Refusal, StoreError
+from aggregator.store.search import SearchHit
 from aggregator.types import Role
 from aggregator.web import admin_pages as pages
 from aggregator.web.admin_pages import Chrome, admin_url
@@ -61,6 +62,7 @@ MAX_FORM_BYTES: Final = 256 * 1024
 MAX_FORM_FIELDS: Final = 2000
 STORIES_PER_CATEGORY: Final = 20
 AUDIT_PAGE: Final = 50
+SEARCH_RESULTS: Final = 50
 FORM_TYPE: Final = "application/x-www-form-urlencoded"
 
 Form = dict[str, list[str]]
@@ -252,7 +254,7 @@ class AdminPages:
         bench = self.bench
         return self.show(request, pages.overview_page(
             self.chrome(request), bench.sources(), bench.catalog.categories,
-            bench.corrections(), bench.store.counts()))
+            bench.corrections(), bench.store.counts(), bench.source_alerts()))
 
     def sources(self, request: Request) -> Response:
         return self.show(request, pages.sources_page(
@@ -302,6 +304,18 @@ class AdminPages:
             return self.act(path, lambda: _said(
                 self.bench.set_rules(category.id, lines_in, lines_out,
                                      by=self.editor(request))))
+        if _first(form, "action") == "apply":
+            def apply() -> str:
+                days = _first(form, "days").strip()
+                if not (days.isdigit() and len(days) < 4):
+                    raise EditRefused(Refusal.INVALID, f"{days!r} is not a number of days",
+                                      field="days")
+                done, _ = self.bench.apply_rules(category.id, int(days),
+                                                 by=self.editor(request),
+                                                 note=_first(form, "note") or None)
+                return _said(done)
+
+            return self.act(path, apply)
         # A dry run changes nothing, so its answer is the page itself, rules as typed.
         try:
             result = self.bench.dry_run(category.id, lines_in, lines_out, parse_since(since))
@@ -327,7 +341,20 @@ class AdminPages:
                              "story id")
         per_category = [(c, self.bench.recent_stories(c.id, STORIES_PER_CATEGORY))
                         for c in self.bench.catalog.categories]
-        return self.show(request, pages.stories_page(self.chrome(request), per_category))
+        query, hits, error = self._search(request)
+        return self.show(request, pages.stories_page(self.chrome(request, error), per_category,
+                                                     query, hits), 200 if error is None else 422)
+
+    def _search(self, request: Request) -> tuple[str, list[SearchHit] | None, str | None]:
+        """The page's ``q``, what it found (None without one) and why it was refused."""
+        query = request.query_params.get("q", "")
+        if not query:
+            return query, None, None
+        try:
+            hits, _ = self.bench.search(query, SEARCH_RESULTS, include_hidden=True)
+        except EditRefused as exc:
+            return query, None, f"{exc.field}: {exc.message}"
+        return query, hits, None
 
     def story(self, request: Request) -> Response:
         story_id = _int(request.path_params["story_id"], "story")
@@ -335,8 +362,10 @@ class AdminPages:
             detail = self.bench.story(story_id)
         except EditRefused as exc:
             raise _NotFound(exc.message) from exc
-        return self.show(request, pages.story_page(self.chrome(request), detail,
-                                                   self.bench.catalog.categories))
+        query, hits, error = self._search(request)
+        return self.show(request, pages.story_page(self.chrome(request, error), detail,
+                                                   self.bench.catalog.categories, query, hits),
+                         200 if error is None else 422)
 
     def story_action(self, request: Request) -> Response:
         story_id = _int(request.path_params["story_id"], "story")

@@ -17,7 +17,9 @@ from aggregator.editorial.dryrun import DryRun, DryRunEntry
 from aggregator.publishing.formats.common import clean, safe_link
 from aggregator.store.accounts import AuditView, EditorView
 from aggregator.store.overrides import OverrideView
+from aggregator.store.search import MAX_QUERY_LENGTH, SearchHit
 from aggregator.store.stories import EntryDetail, StoryDetail
+from aggregator.store.webhooks import HealthMark
 from aggregator.types import Role, SourceState, SourceStatus, StoryView
 from aggregator.web.auth import ADMIN_PREFIX, CSRF_FIELD
 
@@ -97,7 +99,8 @@ def document(title: str, body: Iterable[str], chrome: Chrome | None = None) -> s
              "</head>\n<body>\n"]
     if chrome is not None:
         pages = [("", "Overview"), ("sources", "Sources"), ("categories", "Categories"),
-                 ("stories", "Stories"), ("corrections", "Corrections"), ("audit", "Audit log")]
+                 ("stories", "Stories"), ("corrections", "Corrections"), ("audit", "Audit log"),
+                 ("webhooks", "Webhooks")]
         if chrome.role.allows(Role.ADMIN):
             pages.append(("editors", "Editors"))
         parts.append(
@@ -141,7 +144,7 @@ def login_page(next_path: str, error: str | None = None) -> str:
 
 def overview_page(chrome: Chrome, sources: Sequence[SourceStatus],
                   categories: Sequence[CategoryConfig], corrections: Sequence[OverrideView],
-                  counts: dict[str, int]) -> str:
+                  counts: dict[str, int], alerts: Sequence[HealthMark] = ()) -> str:
     states: dict[str, int] = {}
     for source in sources:
         states[source.state] = states.get(source.state, 0) + 1
@@ -158,12 +161,24 @@ def overview_page(chrome: Chrome, sources: Sequence[SourceStatus],
         f"{len(corrections)}</li>",
         "</ul>",
     ]
+    if alerts:
+        body.append(alerts_block(alerts))
     if failing:
         body.append("<h2>Failing sources</h2><ul>" + "".join(
             f"<li>{text(s.id)}: {s.error_count} errors, last ({text(s.last_error_kind or '?')}):"
             f" {text(s.last_error or '?')}</li>"
             for s in failing[:20]) + "</ul>")
     return document("Overview", body, chrome)
+
+
+def alerts_block(alerts: Sequence[HealthMark]) -> str:
+    """The overview's list of sources needing an editor (empty when none does)."""
+    if not alerts:
+        return ""
+    return ('<h2 id="alerts">Source-health alerts</h2><ul class="alerts">' + "".join(
+        f'<li><a href="{attr(admin_url("sources"))}#source-{attr(a.source_id)}">'
+        f"{text(a.source_id)}</a>: <strong>{text(a.health)}</strong> since {when(a.since)}"
+        f" — {text(a.detail)}</li>" for a in alerts) + "</ul>")
 
 
 def sources_page(chrome: Chrome, sources: Sequence[SourceStatus],
@@ -185,6 +200,9 @@ def sources_page(chrome: Chrome, sources: Sequence[SourceStatus],
                  f"{text(s.last_error)}" if s.last_error else "")
         warning = (f'<br><small class="warning">warning: {text(s.warning)}</small>'
                    if s.warning else "")
+        if s.full_text_summary:
+            warning += f'<br><small class="full-text">{text(s.full_text_summary)}</small>'
+
         rows.append(
             f'<tr id="source-{attr(s.id)}"><td>{text(s.id)}</td>'
             f"<td>{outside_link(s.url, s.title or s.url)}<br>"
@@ -250,6 +268,15 @@ def category_page(chrome: Chrome, category: CategoryConfig, include: str, exclud
           f'value="{attr(since)}"></label> '
           '<button name="action" value="dry-run">Dry run</button> '
           '<button name="action" value="save">Save</button></p></form>')
+    body.append(post_form(
+        admin_url("categories", category.id), chrome.csrf, "Apply",
+        hidden("action", "apply"),
+        '<label>Apply the saved rules to the entries of the last <input type="number" '
+        'name="days" min="1" max="366" value="7" required> days</label> '
+        '<label>Note <input type="text" name="note" maxlength="500"></label> ',
+        inline=False, name="apply rules"))
+    body.append('<p class="meta">Saved rules take new entries; Apply re-files the stored ones '
+                "as a dry run of the saved rules shows, as one correction you can undo.</p>")
     if dry_run is not None:
         body.append(f'<section id="dry-run"><h2>Dry run over the last {text(since)}</h2>'
                     f'<p class="meta">{dry_run.examined} stored entries examined, '
@@ -261,11 +288,44 @@ def category_page(chrome: Chrome, category: CategoryConfig, include: str, exclud
     return document(f"Category {category.title}", body, chrome)
 
 
+def search_form(action: str, query: str, label: str) -> str:
+    return (f'<form method="get" action="{attr(action)}" role="search">'
+            f'<label>{text(label)} <input type="search" name="q" value="{attr(query)}" '
+            f'maxlength="{MAX_QUERY_LENGTH}" required></label> <button>Search</button></form>')
+
+
+def search_results(chrome: Chrome, query: str, hits: Sequence[SearchHit],
+                   merge_into: int | None = None) -> str:
+    """The entries found, each with its story; on a story's page, a button to merge each
+    other story into it."""
+    if not hits:
+        return f'<p id="search-results">Nothing found for {text(query)}.</p>'
+    rows = []
+    for hit in hits:
+        story = (link(admin_url("stories", hit.story_id), f"#{hit.story_id} {hit.story_title}")
+                 if hit.story_id is not None else "not clustered yet")
+        action = ""
+        if merge_into is not None and hit.story_id is not None and hit.story_id != merge_into:
+            action = post_form(admin_url("stories", merge_into, "merge"), chrome.csrf,
+                               "Merge into this story", hidden("other_story_id", hit.story_id),
+                               name=f"merge story {hit.story_id}")
+        rows.append(f"<tr><td>#{hit.entry_id}<br><small>{text(hit.source_id)}</small></td>"
+                    f"<td>{outside_link(hit.url, hit.title)}<br><small>"
+                    f"{text(hit.language or '?')}, {when(hit.published_at)}</small></td>"
+                    f"<td>{story}</td><td>{action}</td></tr>")
+    return ('<table id="search-results"><thead><tr><th>entry</th><th>title</th><th>story</th>'
+            "<th></th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
 def stories_page(chrome: Chrome, per_category: Sequence[tuple[CategoryConfig,
-                                                               Sequence[StoryView]]]) -> str:
+                                                               Sequence[StoryView]]],
+                 query: str = "", hits: Sequence[SearchHit] | None = None) -> str:
     body = [f'<form method="get" action="{attr(admin_url("stories"))}">'
             '<label>Story id <input type="number" name="id" min="1" required></label> '
-            "<button>Show</button></form>"]
+            "<button>Show</button></form>",
+            search_form(admin_url("stories"), query, "Search entries")]
+    if hits is not None:
+        body.append(f"<h2>Found for {text(query)}</h2>" + search_results(chrome, query, hits))
     for category, stories in per_category:
         body.append(f"<h2>{text(category.title)}</h2>")
         if not stories:
@@ -315,7 +375,8 @@ def _entry_row(chrome: Chrome, story: StoryDetail, entry: EntryDetail) -> str:
             f"<td>{split}</td></tr>")
 
 
-def story_page(chrome: Chrome, story: StoryDetail, categories: Sequence[CategoryConfig]) -> str:
+def story_page(chrome: Chrome, story: StoryDetail, categories: Sequence[CategoryConfig],
+               query: str = "", hits: Sequence[SearchHit] | None = None) -> str:
     body = []
     facts = [f"uid {text(story.uid)}", f"published {when(story.published_at)}",
              f"updated {when(story.updated_at)}"]
@@ -346,6 +407,10 @@ def story_page(chrome: Chrome, story: StoryDetail, categories: Sequence[Category
         admin_url("stories", story.story_id, "merge"), chrome.csrf, "Merge",
         '<label>Merge with story id <input type="number" name="other_story_id" min="1" '
         'required></label> ' + note, inline=False, name="merge"))
+    body.append(search_form(admin_url("stories", story.story_id), query,
+                            "Find the story to merge with this one"))
+    if hits is not None:
+        body.append(search_results(chrome, query, hits, merge_into=story.story_id))
     body.append(post_form(
         admin_url("stories", story.story_id, "pin"), chrome.csrf, "Pin",
         f'<label>Pin first in <select name="category">{options}</select></label> ' + note,

@@ -26,6 +26,7 @@ from aggregator.editorial.operations import (
     MAX_RULES,
     Done,
     Workbench,
+    applied_json,
     parse_since,
     rule_text,
 )
@@ -111,6 +112,28 @@ class DryRunOut(BaseModel):
     removed: list[DryRunEntryOut]
     unchanged: int
     examined: int
+
+
+class ApplyRulesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    days: int = Field(ge=1, le=366, description="apply to the entries published in the last "
+                                                 "`days` days")
+    note: Note = None
+
+
+class AppliedEntryOut(DryRunEntryOut):
+    previous_reason: str | None = Field(description="the stored reason, for a removed entry")
+
+
+class AppliedOut(BaseModel):
+    message: str
+    override_id: int | None = Field(description="the correction to undo it with; none when "
+                                                "nothing changed")
+    category: str
+    days: int
+    added: list[AppliedEntryOut]
+    removed: list[AppliedEntryOut]
 
 
 class MergeIn(BaseModel):
@@ -349,6 +372,15 @@ def include_api(app: FastAPI, bench: Workbench, auth: Auth, *,
         result = bench.dry_run(category_id, body.include, body.exclude,
                                parse_since(body.since))
         return dry_run_out(category_id, body.since, result)
+
+    @writes.post("/categories/{category_id}/apply", response_model=AppliedOut)
+    def apply_rules(category_id: Annotated[str, Path(max_length=64)], body: ApplyRulesIn,
+                    editor: Editor) -> AppliedOut:
+        """Apply the category's rules, as the service runs them now, to the entries stored
+        over the last `days`: what a dry run of them shows is written, recorded as a
+        correction (kind `rules`) that `POST /api/corrections/{id}/undo` takes back."""
+        done, diff = bench.apply_rules(category_id, body.days, by=editor, note=body.note)
+        return AppliedOut.model_validate(applied_json(done, diff, body.days))
 
     @writes.post("/stories/{story_id}/merge", response_model=DoneOut)
     def merge(story_id: StoryId, body: MergeIn, editor: Editor) -> DoneOut:

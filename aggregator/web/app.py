@@ -23,6 +23,7 @@ from aggregator.editorial.operations import Workbench
 from aggregator.errors import StoreError
 from aggregator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from aggregator.metrics import Metrics
+from aggregator.publishing.filters import FilterError, parse_filter
 from aggregator.publishing.formats import FEED_FORMATS, feed_url
 from aggregator.publishing.outputs import (
     INDEX_PATH,
@@ -36,6 +37,7 @@ from aggregator.publishing.watcher import OutputWatcher
 from aggregator.store import Store
 from aggregator.types import SourceStatus, media_json
 from aggregator.web.admin import include_admin
+from aggregator.web.admin_webhooks import include_admin_webhooks
 from aggregator.web.api import EnclosureOut, ImageOut, StoryId, include_api
 from aggregator.web.apidocs import include_api_docs
 from aggregator.web.auth import Auth, FailureLimiter
@@ -51,6 +53,8 @@ from aggregator.web.paging import (
     page_by_key,
     position_cursor,
 )
+from aggregator.web.search import include_search
+from aggregator.web.webhooks_api import include_webhooks_api
 
 MAX_API_LIMIT = 500
 OPENAPI_URL = "/api/openapi.json"
@@ -196,7 +200,15 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
         if parsed is None:
             raise HTTPException(404, f"{name!r} is not a feed name; expected {{category}}.atom, "
                                      ".rss or .json, or {category}.{lang}.atom")
-        document = outputs.feed(parsed)
+        if request.url.query:
+            try:
+                wanted = parse_filter(request.query_params.multi_items(),
+                                      name_lang=parsed.lang)
+            except FilterError as exc:
+                raise HTTPException(400, str(exc)) from exc
+            document = outputs.filtered_feed(parsed, wanted)
+        else:
+            document = outputs.feed(parsed)
         if document is None:
             raise HTTPException(404, f"no category {parsed.category!r}")
         return _document_response(request, document)
@@ -233,7 +245,8 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
         return _document_response(request, document)
 
     for path, endpoint, summary in (
-        ("/feeds/{name}", feed, "An output feed: {category}[.{lang}].atom|rss|json"),
+        ("/feeds/{name}", feed, "An output feed: {category}[.{lang}].atom|rss|json, filtered by "
+                                "?lang=&q=&min_sources=&since=&limit= (400 names a bad one)"),
         ("/feeds/{category}/archive/{name}", archive,
          "A complete RFC 5005 archive page: {page}[.{lang}].atom|rss|json (never changes)"),
         ("/feeds.opml", opml, "OPML list of every output feed"),
@@ -350,6 +363,9 @@ def create_app(*, store: Store, outputs: Outputs, metrics: Metrics | None = None
     include_api_docs(app, title="aggregator", openapi_url=OPENAPI_URL)
     include_api(app, bench, auth, validators=validators,
                 cache_control=lambda: outputs.live_cache_control)
+    include_webhooks_api(app, bench, auth)
     include_admin(app, bench, auth)
     include_editors_api(app, bench, auth, base_url=outputs.base_url)
+    include_search(app, bench, auth, answer, lambda: outputs.base_url, paged)
+    include_admin_webhooks(app, bench, auth)
     return app

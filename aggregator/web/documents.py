@@ -135,7 +135,8 @@ class DocumentServer:
             await self.app(scope, receive, send)
             return
         path = document_path(scope["path"])
-        if path is None:
+        # A query string asks for a filtered feed (or is refused): the app checks it.
+        if path is None or scope.get("query_string"):
             await self.app(scope, receive, send)
             return
         document = self.outputs.cached(path)

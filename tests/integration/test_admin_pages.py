@@ -262,7 +262,8 @@ def test_garbage_forms_never_fail_the_server(editor: Editor) -> None:
 
     ids = _story_ids(editor)
     values = {"story_id": str(ids["Ferry runs aground off Paros"]), "source_id": "wire",
-              "category_id": "tech", "override_id": "1", "name": "mia"}
+              "category_id": "tech", "override_id": "1", "name": "mia",
+              "subscriber_id": "partner", "delivery_id": "1"}
     posts = [context.path or "" for context in iter_route_contexts(editor.bench.app.routes)
              if isinstance(context.original_route, APIRoute)
              and (context.path or "").startswith("/admin/")
@@ -282,3 +283,56 @@ def test_garbage_forms_never_fail_the_server(editor: Editor) -> None:
             response = editor.http.post(url, data=body, headers={"Content-Type": kind},
                                         allow_redirects=False, timeout=10)
             assert response.status_code in (403, 413, 415), (path, kind, response.status_code)
+
+
+def test_search_finds_the_story_and_merges_it_from_the_results(editor: Editor) -> None:
+    ids = _story_ids(editor)
+    rail, ferry = ids["Rail workers announce a national strike"], ids[
+        "Ferry runs aground off Paros"]
+    found = editor.get("/admin/stories", params={"q": "paros"})
+    assert found.status_code == 200
+    assert 'id="search-results"' in found.text
+    assert f'href="/admin/stories/{ferry}"' in found.text
+    results = found.text.split('id="search-results"')[1].split("</table>")[0]
+    assert "Paros" in results
+    assert "Rail workers" not in results
+    on_story = editor.get(f"/admin/stories/{rail}", params={"q": "ferry"}).text
+    assert f'aria-label="merge story {ferry}"' in on_story
+    merged = editor.post(f"/admin/stories/{rail}/merge", other_story_id=str(ferry))
+    kept, gone = min(rail, ferry), max(rail, ferry)
+    assert f"Merged story #{gone} into #{kept}" in (_flash(editor.follow(merged).text) or "")
+    # The ferry's entry now names the story it was merged into.
+    again = editor.get("/admin/stories", params={"q": "paros"}).text
+    assert f'href="/admin/stories/{kept}"' in again.split('id="search-results"')[1].split(
+        "</table>")[0]
+    refused = editor.get("/admin/stories", params={"q": "x" * 201})
+    assert refused.status_code == 422
+    assert "q: longer than 200 characters" in refused.text
+
+
+def test_saved_rules_applied_to_stored_entries_then_undone(editor: Editor) -> None:
+    store = editor.bench.store
+
+    def tech_titles() -> list[str]:
+        return sorted(s.representative.title for s in store.category_stories("tech", 50))
+
+    before = tech_titles()
+    assert "Ferry runs aground off Paros" not in before
+    editor.follow(editor.post("/admin/categories/tech", include="ferry\n/robots?/",
+                              exclude="cook", action="save"))
+    assert tech_titles() == before  # saved rules take new entries only
+    page = editor.follow(editor.post("/admin/categories/tech", action="apply", days="7",
+                                     note="ferries are tech now"))
+    override = store.overrides()[0]
+    assert _flash(page.text) == (f"Applied the rules of 'tech' to the last 7 days: 1 added, "
+                                 f"0 removed (correction #{override.id})")
+    assert (override.kind, override.created_by, override.note) == (
+        "rules", "Mia", "ferries are tech now")
+    assert tech_titles() == sorted([*before, "Ferry runs aground off Paros"])
+    log = editor.get("/admin/corrections").text
+    assert "apply the rules in 'tech' to stored entries" in log
+    editor.follow(editor.post(f"/admin/corrections/{override.id}/undo",
+                              back="/admin/categories/tech"))
+    assert tech_titles() == before
+    refused = editor.follow(editor.post("/admin/categories/tech", action="apply", days="0"))
+    assert _flash(refused.text) == "Refused (days): days must be from 1 to 366, not 0"

@@ -37,7 +37,8 @@ from tests.support.webserver import serve_app
 READ_METHODS = {"get", "head", "options"}
 # What each path parameter stands for in a walk: ids that exist, so a missing guard would act.
 PATH_VALUES = {"source_id": "wire", "category_id": "tech", "category": "news", "story_id": "1",
-               "override_id": "1", "name": "news.atom"}
+               "override_id": "1", "name": "news.atom", "subscriber_id": "partner",
+               "delivery_id": "1"}
 
 
 @pytest.fixture

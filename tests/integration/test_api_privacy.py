@@ -62,6 +62,17 @@ def _fill(path: str, story_id: int) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 
+def _query(path: str, bench: Workbench, story_id: int) -> str:
+    """The required query of a route that has one: search asks for a word of the story's
+    title (its longest)."""
+    if path != "/api/search":
+        return ""
+    detail = bench.store.story_detail(story_id)
+    assert detail is not None
+    word = max(re.findall(r"\w+", detail.title), key=len)
+    return f"?q={word}"
+
+
 def _differences(anonymous: Any, private: Any, where: str = "") -> list[str]:
     if isinstance(anonymous, dict) and isinstance(private, dict):
         return [
@@ -89,7 +100,7 @@ def test_every_public_route_hides_editors_data_and_hidden_stories(
     walked = 0
     for path in paths:
         for label, story_id in ids.items():
-            url = base + _fill(path, story_id)
+            url = base + _fill(path, story_id) + _query(path, _bench, story_id)
             anonymous = requests.get(url, timeout=10, allow_redirects=False)
             private = requests.get(url, headers=AUTH, timeout=10, allow_redirects=False)
             assert private.status_code in (200, 307), (url, private.text)
@@ -99,6 +110,11 @@ def test_every_public_route_hides_editors_data_and_hidden_stories(
             assert NOTE not in anonymous.text, url
             if "{story_id}" in path and label == "hidden":
                 assert anonymous.status_code == 404, url
+                continue
+            if path == "/api/search" and label == "hidden":
+                # Searched by a word of its title: found with the token only.
+                assert story_id in [h["story_id"] for h in private.json()], url
+                assert story_id not in [h["story_id"] for h in anonymous.json()], url
                 continue
             assert anonymous.status_code == private.status_code, url
             if not path.startswith("/api/") or "json" not in private.headers["content-type"]:

@@ -12,7 +12,7 @@ from aggregator.safety.tokens import new_token, token_matches
 from aggregator.store import Store
 from aggregator.store.accounts import AuditNote
 from aggregator.types import AuditKind, Role
-from tests.support.builders import NOW, catalog, entry, fetched, match, source
+from tests.support.builders import NOW, catalog, entry, fetched, match, settle, source
 
 
 def _filled(store: Store) -> dict[str, int]:
@@ -21,6 +21,7 @@ def _filled(store: Store) -> dict[str, int]:
                     entries=[(entry(key, title=f"Story {key}"), [match("news")])
                              for key in ("1", "2")],
                     next_check_at=NOW + timedelta(minutes=30), now=NOW)
+    settle(store)
     return {e.title: s.story_id for s in store.category_stories("news", 10) for e in s.entries}
 
 

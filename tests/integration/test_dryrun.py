@@ -69,6 +69,11 @@ def catalog_for(server: FeedServer) -> Catalog:
 @pytest.fixture
 def polled(store: Store, feed_server: FeedServer) -> Catalog:
     """The store after one real poll of ``FEEDS``."""
+    return poll_feeds(store, feed_server)
+
+
+def poll_feeds(store: Store, feed_server: FeedServer) -> Catalog:
+    """Poll ``FEEDS`` once, for real, into ``store``; the catalog it was polled with."""
     for source_id, (language, items) in FEEDS.items():
         feed_server.set(f"/{source_id}.xml", Resource(body=rss(source_id, items, language)))
     catalog = catalog_for(feed_server)

@@ -14,7 +14,7 @@ from aggregator.publishing.outputs import Outputs
 from aggregator.store import Store
 from aggregator.types import Enclosure, MediaImage, NormalizedEntry
 from aggregator.web import create_app
-from tests.support.builders import NOW, catalog, entry, fetched, match, source
+from tests.support.builders import NOW, catalog, entry, fetched, match, settle, source
 from tests.support.webserver import serve_app
 
 AUDIO = Enclosure("https://cdn.example/ep1.mp3", "audio/mpeg", 12345)
@@ -27,6 +27,7 @@ def _save(store: Store, *entries: NormalizedEntry) -> tuple[int, int]:
     outcome = store.save_poll("pod", fetched(), body_hash=None, feed_title=None, feed_link=None,
                               entries=[(e, [match("news")]) for e in entries],
                               next_check_at=NOW, now=NOW)
+    settle(store)
     return outcome.new_entries, outcome.updated_entries
 
 

@@ -275,6 +275,37 @@ def test_public_only_is_off_by_default_and_must_be_boolean(tmp_path: Path) -> No
     assert_located(problem(tmp_path), SOURCES_FILE, "wire", "public_only")
 
 
+def test_full_text_is_off_by_default_and_takes_an_optional_selector(tmp_path: Path) -> None:
+    write(tmp_path, sources=GOOD_SOURCE)
+    wire = load_catalog(tmp_path).source("wire")
+    assert (wire.full_text, wire.full_text_selector) == (False, None)
+    write(tmp_path, sources=GOOD_SOURCE + 'full_text = true\nfull_text_selector = "main .body"\n')
+    wire = load_catalog(tmp_path).source("wire")
+    assert (wire.full_text, wire.full_text_selector) == (True, "main .body")
+    write(tmp_path, sources=GOOD_SOURCE + 'full_text = "yes"\n')
+    assert_located(problem(tmp_path), SOURCES_FILE, "wire", "full_text")
+
+
+@pytest.mark.parametrize(("selector", "reason"), [
+    ("div[[", "is not a CSS selector"),
+    ("p::before", "Pseudo-elements are not supported"),
+    ("", "must be a non-empty string"),
+])
+def test_a_bad_selector_is_refused_with_the_reason(tmp_path: Path, selector: str,
+                                                   reason: str) -> None:
+    write(tmp_path, sources=GOOD_SOURCE + f'full_text = true\nfull_text_selector = "{selector}"\n')
+    error = problem(tmp_path)
+    assert_located(error, SOURCES_FILE, "wire", "full_text_selector")
+    assert reason in str(error)
+
+
+def test_a_selector_without_full_text_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, sources=GOOD_SOURCE + 'full_text_selector = "article"\n')
+    error = problem(tmp_path)
+    assert_located(error, SOURCES_FILE, "wire", "full_text_selector")
+    assert "full_text = true" in str(error)
+
+
 def test_missing_required_keys(tmp_path: Path) -> None:
     write(tmp_path, sources='[[source]]\nid = "wire"\ncategories = ["ai-policy"]\n',
           categories='[[category]]\nid = "ai-policy"\n')

@@ -1,6 +1,7 @@
 """The scheduler's side of many workers: a failed tick backs off (1, 2, 4… s, at most a
 minute) and a working one starts afresh; retention runs as a daily job only when it is on; a
-claim takes whole hosts within their politeness budget; a lease must outlast a fetch."""
+claim takes whole hosts within their politeness budget; a lease must outlast a fetch; the
+full-text stage gets a job of its own."""
 
 from __future__ import annotations
 
@@ -13,9 +14,17 @@ from aggregator.catalog import Catalog
 from aggregator.errors import ConfigError
 from aggregator.polling.claiming import CLAIM_BATCH, HOST_BATCH_SECONDS, per_host_limit
 from aggregator.polling.fetch import Fetcher
+from aggregator.polling.fulltext import FullTextStage
 from aggregator.polling.hosts import HostGate
 from aggregator.polling.poller import Refresher
-from aggregator.runtime.scheduler import PRUNE_JOB_ID, PRUNE_SECONDS, Backoff, build_scheduler
+from aggregator.runtime.scheduler import (
+    FULL_TEXT_JOB_ID,
+    FULL_TEXT_SECONDS,
+    PRUNE_JOB_ID,
+    PRUNE_SECONDS,
+    Backoff,
+    build_scheduler,
+)
 from aggregator.runtime.service import make_lease
 from aggregator.settings import Settings
 from aggregator.store import open_store
@@ -56,6 +65,26 @@ def test_retention_is_a_daily_job_only_when_it_is_on(tmp_path: Path) -> None:
         assert job is not None
         assert job.trigger.interval == timedelta(seconds=PRUNE_SECONDS) == timedelta(days=1)
         assert job.args[1] == 30
+    finally:
+        refresher.close()
+        fetcher.close()
+        store.close()
+
+
+def test_full_text_is_a_job_of_its_own_when_the_service_has_the_stage(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    fetcher = Fetcher(user_agent="test")
+    catalog = Catalog((), ())
+    refresher = Refresher(store=store, fetcher=fetcher, catalog=catalog, workers=1)
+    try:
+        assert build_scheduler(lambda: refresher, 60).get_job(FULL_TEXT_JOB_ID) is None
+        stage = FullTextStage(store, fetcher, catalog)
+        job = build_scheduler(lambda: refresher, 60, full_text_stage=stage).get_job(
+            FULL_TEXT_JOB_ID)
+        assert job is not None
+        assert job.trigger.interval == timedelta(seconds=FULL_TEXT_SECONDS)
+        assert job.args == (stage,)
+        assert job.max_instances == 1
     finally:
         refresher.close()
         fetcher.close()

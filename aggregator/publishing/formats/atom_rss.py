@@ -159,7 +159,7 @@ class _FeedExtension:
 def _generator(feed: OutputFeed, fmt: str, lang: str | None, links: FeedLinks) -> Any:
     fg = FeedGenerator()
     fg.title(clean(feed.title).strip() or UNTITLED)
-    fg.id(feed_id(feed, lang))
+    fg.id(feed_id(feed, lang, links.query))
     # feedgen stamps "now" on both atom:updated and rss:lastBuildDate unless told otherwise.
     fg.updated(utc(feed.updated, "updated"))
     fg.generator(GENERATOR_NAME)
@@ -239,6 +239,8 @@ def atom(feed: OutputFeed, lang: str | None, links: FeedLinks) -> bytes:
         entry_links += [_enclosure_link(e.url, e.type, e.length) for e in entry.enclosures]
         fe.link(entry_links)
         fe.summary(entry.body_html, type="html")
+        if entry.content_html is not None:
+            fe.content(entry.content_html, type="html")
         extension = getattr(fe, _ATOM_EXTENSION)
         extension.lang = entry.xml_lang
         extension.links = entry_links
@@ -258,6 +260,9 @@ def rss(feed: OutputFeed, lang: str | None, links: FeedLinks) -> bytes:
         fe.link(href=entry.link, rel="alternate")
         fe.published(entry.published)
         fe.description(entry.body_html, isSummary=True)
+        if entry.content_html is not None:
+            # feedgen writes RSS content as content:encoded, in CDATA.
+            fe.content(entry.content_html, type="CDATA")
         # RSS <author> must be an e-mail address; dc:creator takes a plain name.
         if entry.author:
             fe.dc.dc_creator(entry.author)

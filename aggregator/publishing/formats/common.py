@@ -73,6 +73,9 @@ class FeedLinks:
     archive: int | None = None
     prev_archive: int | None = None
     hub: str | None = None
+    # A filtered feed's canonical query string (``publishing.filters``): its self link and
+    # its id carry it, its language included, so the path names the category only.
+    query: str | None = None
 
 
 def feed_url(base_url: str, category_id: str, fmt: str, lang: str | None = None) -> str:
@@ -101,6 +104,8 @@ def category_page_url(base_url: str, category_id: str, lang: str | None = None) 
 def self_url(feed: OutputFeed, fmt: str, lang: str | None, links: FeedLinks) -> str:
     if links.archive is not None:
         return archive_url(feed.base_url, feed.category_id, links.archive, fmt, lang)
+    if links.query:
+        return f"{feed_url(feed.base_url, feed.category_id, fmt)}?{links.query}"
     return feed_url(feed.base_url, feed.category_id, fmt, lang)
 
 
@@ -117,8 +122,13 @@ def story_item_id(tag_authority: str, story: StoryView) -> str:
     return f"tag:{tag_authority},{FEED_TAG_YEAR}:story/{quote(story.uid, safe=_TAG_SAFE)}"
 
 
-def feed_id(feed: OutputFeed, lang: str | None = None) -> str:
-    """The Atom feed id: stable per category (and per language variant), archives included."""
+def feed_id(feed: OutputFeed, lang: str | None = None, query: str | None = None) -> str:
+    """The Atom feed id: stable per category (and per language variant), archives included;
+    a filtered feed's adds its canonical query (already percent-encoded, and "?", "=", "&"
+    are allowed in a tag URI)."""
+    if query:
+        category = quote(feed.category_id, safe=_TAG_SAFE)
+        return f"tag:{feed.tag_authority},{FEED_TAG_YEAR}:feed/{category}?{query}"
     suffix = f"/{quote(lang, safe=_TAG_SAFE)}" if lang else ""
     category = quote(feed.category_id, safe=_TAG_SAFE)
     return f"tag:{feed.tag_authority},{FEED_TAG_YEAR}:feed/{category}{suffix}"

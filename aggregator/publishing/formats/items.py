@@ -59,6 +59,9 @@ class Item:
     author: str | None
     versions: tuple[Version, ...]
     sources: tuple[str, ...]
+    # The article's full text (sources with ``full_text = true``, where extraction worked),
+    # with the same "Also in" and "Sources" lines; None: readers get ``body_html`` only.
+    content_html: str | None = None
     # The representative's media, http(s) only.
     enclosures: tuple[Enclosure, ...] = ()
     image: MediaImage | None = None
@@ -102,6 +105,8 @@ def item(feed: OutputFeed, story: StoryView) -> Item:
         sources=sources,
         enclosures=tuple(e for e in rep.enclosures if safe_link(e.url)),
         image=rep.image if rep.image and safe_link(rep.image.url) else None,
+        content_html=(_body_html(rep, versions, sources, feed_language, xml_lang,
+                                 rep.full_html) if rep.full_html else None),
     )
 
 
@@ -140,18 +145,20 @@ def other_versions(story: StoryView, rep_language: str | None, *,
 
 
 def _body_html(rep: EntryView, versions: Sequence[Version], sources: Sequence[str],
-               reader: str | None, other_language: str | None) -> str:
-    # summary_html was sanitized by normalize (nh3) before it was stored; everything added
-    # here is escaped, so the body holds no markup that did not pass the sanitizer. Labels are
-    # in the feed's language; no offline translation model ships inside a package
-    # (docs/localisation.md), so an item in another language says which one it is in.
+               reader: str | None, other_language: str | None,
+               main_html: str | None = None) -> str:
+    # summary_html was sanitized by normalize (nh3) before it was stored, full_html by the
+    # full-text stage; everything added here is escaped, so the body holds no markup that did
+    # not pass the sanitizer. Labels are in the feed's language; no offline translation model
+    # ships inside a package (docs/localisation.md), so an item in another language says which
+    # one it is in.
     _ = translator(reader).gettext
     parts = []
     if other_language:
         name = html.escape(language_in(other_language, reader))
         label = _("Original language:")
         parts.append(f"<p>{html.escape(label)}{after_label(label)}{name}</p>")
-    parts.append(clean(rep.summary_html))
+    parts.append(clean(rep.summary_html if main_html is None else main_html))
     if versions:
         links = []
         for version in versions:

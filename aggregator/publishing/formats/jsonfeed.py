@@ -19,6 +19,7 @@ from aggregator.publishing.formats.common import (
     lang_tag,
     prev_archive_url,
     rfc3339,
+    self_url,
 )
 from aggregator.publishing.formats.items import UNKNOWN_MEDIA_TYPE, Item, items
 from aggregator.types import Enclosure, OutputFeed
@@ -37,7 +38,8 @@ def document(feed: OutputFeed, lang: str | None, links: FeedLinks) -> bytes:
         "home_page_url": home_url(feed.base_url),
         # An archive page belongs to the same logical feed, so it names the live feed's URL:
         # JSON Feed makes feed_url the feed's identity, and has no "self" of its own.
-        "feed_url": feed_url(feed.base_url, feed.category_id, "json", lang),
+        "feed_url": (self_url(feed, "json", lang, links) if links.query
+                     else feed_url(feed.base_url, feed.category_id, "json", lang)),
     }
     older = prev_archive_url(feed, "json", lang, links)
     if older is not None:
@@ -63,7 +65,7 @@ def _json_item(entry: Item) -> dict[str, Any]:
         "id": entry.id,
         "url": entry.link,
         "title": entry.title,
-        "content_html": entry.body_html,
+        "content_html": entry.content_html or entry.body_html,
         "date_published": rfc3339(entry.published),
         "date_modified": rfc3339(entry.updated),
     }

@@ -6,6 +6,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import aggregator.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from aggregator.store.search import is_search_object
 
 target_metadata = SQLModel.metadata
 
@@ -25,6 +26,8 @@ with engine.connect() as connection:
         target_metadata=target_metadata,
         render_as_batch=sqlite,
         compare_type=True,
+        # The search index's FTS5 tables and expression index are not in the models.
+        include_name=is_search_object,
     )
     try:
         with context.begin_transaction():

@@ -1,7 +1,7 @@
 """Editors' accounts, the audit log of their edits, and the admin sessions' signing key
 
-Revision ID: 0013
-Revises: 0014
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-07
 
 - ``editors``: one row per editor (name, role, the token's public key and its scrypt hash,
@@ -18,8 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0014"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

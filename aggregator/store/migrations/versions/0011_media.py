@@ -1,7 +1,7 @@
 """Media: an entry's picture
 
-Revision ID: 0009
-Revises: 0013
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-07
 
 - ``entries.image``: the entry's picture (media:thumbnail, a Media RSS image, itunes:image,
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0013"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,120 @@
+"""Full-text search of stored entries on SQLite (FTS5 trigram) and PostgreSQL (pg_trgm): every
+language by a word of its title, words of scripts without spaces, and an index that follows
+inserts, updates, deletes and retention."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from aggregator.store import Store
+from aggregator.store.search import BadQuery, parse_query
+from aggregator.types import NormalizedEntry
+from tests.support.builders import NOW, catalog, entry, fetched, match, source
+
+# (key, language, title, a word of the title to search for)
+TITLES = [
+    ("en", "en", "Parliament approves the artificial intelligence act", "parliament"),
+    ("fr", "fr", "Le Sénat adopte la loi sur l'intelligence artificielle", "Sénat"),
+    ("de", "de", "Bundestag beschließt Gesetz über künstliche Intelligenz", "beschließt"),
+    ("ru", "ru", "Госдума приняла закон об искусственном интеллекте", "Госдума"),
+    ("zh", "zh", "全国人大通过人工智能法草案", "人工智能"),
+    ("ja", "ja", "国会で人工知能の規制法案が可決された", "規制法案"),
+    ("ar", "ar", "البرلمان يقر قانون الذكاء الاصطناعي", "البرلمان"),
+]
+
+
+def _save(store: Store, *entries: NormalizedEntry, etag: str = '"v1"') -> None:
+    store.save_poll("a", fetched(etag=etag), body_hash=None, feed_title="Feed", feed_link=None,
+                    entries=[(e, [match("news")]) for e in entries],
+                    next_check_at=NOW + timedelta(minutes=30), now=NOW)
+
+
+def _found(store: Store, query: str) -> list[str]:
+    hits, _ = store.search(parse_query(query), 50)
+    return sorted(h.source_id + ":" + h.title for h in hits)
+
+
+def _keys(store: Store, query: str) -> set[str]:
+    hits, _ = store.search(parse_query(query), 50)
+    return {h.url.rsplit("/", 1)[-1] for h in hits if h.url}
+
+
+@pytest.fixture
+def filled(store: Store) -> Store:
+    store.sync_sources(catalog(source("a")), NOW)
+    _save(store, *(entry(key, title=title, language=lang, text=f"{title}.",
+                         published_at=NOW - timedelta(hours=i))
+                   for i, (key, lang, title, _) in enumerate(TITLES)))
+    return store
+
+
+@pytest.mark.parametrize(("key", "word"), [(k, w) for k, _, _, w in TITLES])
+def test_each_language_is_found_by_a_word_of_its_title(filled: Store, key: str, word: str
+                                                       ) -> None:
+    assert _keys(filled, word) == {key}
+
+
+def test_case_is_ignored_and_short_words_of_scripts_without_spaces_are_found(filled: Store
+                                                                              ) -> None:
+    assert _keys(filled, "PARLIAMENT") == {"en"}
+    assert _keys(filled, "госдума") == {"ru"}
+    # Two characters: below a trigram, still found (LIKE on SQLite, ILIKE on PostgreSQL).
+    assert _keys(filled, "国会") == {"ja"}
+    assert _keys(filled, "人工") == {"zh", "ja"}
+    # Every term must be found; a phrase in quotes is one term.
+    assert _keys(filled, "intelligence artificielle") == {"fr"}
+    assert _keys(filled, '"artificial intelligence"') == {"en"}
+    assert _keys(filled, '"intelligence artificial"') == set()
+    assert _keys(filled, "100%") == set()
+
+
+def test_the_index_follows_updates_deletes_and_retention(filled: Store) -> None:
+    _save(filled, entry("en", title="Parliament rejects the budget", language="en",
+                        text="Parliament rejects the budget.", updated_at=NOW + timedelta(hours=1)),
+          etag='"v2"')
+    assert _keys(filled, "budget") == {"en"}
+    assert _keys(filled, "artificial") == set()
+    removed, _ = filled.prune_entries(NOW - timedelta(minutes=90), NOW, 100)
+    assert removed > 0
+    # Retention removed the entries published before the cutoff: zh (4 h), ja (5 h) and others.
+    assert _keys(filled, "人工") == set()
+    assert _keys(filled, "parliament") == {"en"}
+
+
+def test_pages_newest_first_without_gaps(filled: Store) -> None:
+    terms = parse_query("a")  # a letter of most Latin-script titles
+    every, last = filled.search(terms, 50)
+    assert last is None
+    seen = []
+    after = None
+    while True:
+        page, after = filled.search(terms, 2, after=after)
+        seen += [h.entry_id for h in page]
+        if after is None:
+            break
+    assert seen == [h.entry_id for h in every]
+    assert [h.published_at for h in every] == sorted((h.published_at for h in every),
+                                                     reverse=True)
+
+
+def test_hits_name_their_live_story_and_hidden_stories_are_for_editors(filled: Store) -> None:
+    hits, _ = filled.search(parse_query("Госдума"), 10)
+    story_id = hits[0].story_id
+    assert story_id is not None
+    assert hits[0].story_title == TITLES[3][2]
+    filled.hide_story(story_id, None, by="ed", now=NOW)
+    assert filled.search(parse_query("Госдума"), 10)[0] == []
+    assert [h.story_id for h in filled.search(parse_query("Госдума"), 10,
+                                              include_hidden=True)[0]] == [story_id]
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("", "at least one word"), ("   ", "at least one word"), ('""', "at least one word"),
+    ("x" * 201, "longer than 200"), (" ".join("abcdefghi"), "more than 8"),
+    ("nul\x00byte", "control character"),
+])
+def test_bad_queries_say_what_is_wrong(text: str, problem: str) -> None:
+    with pytest.raises(BadQuery, match=problem):
+        parse_query(text)
