@@ -275,7 +275,9 @@ class WebhookStore:
                 chunk = list(story_ids[start:start + 500])
                 stories = connection.execute(sa.select(
                     STORIES.c.id, STORIES.c.uid, STORIES.c.title, STORIES.c.published_at)
-                    .where(STORIES.c.id.in_(chunk), STORIES.c.merged_into_id.is_(None)))
+                    .where(STORIES.c.id.in_(chunk), STORIES.c.merged_into_id.is_(None),
+                           # Unsettled stories are in no output yet, and their uids may go.
+                           STORIES.c.settled_at.is_not(None)))
                 rows = {row.id: row for row in stories}
                 entries: dict[int, dict[int, tuple[str, str, str | None, str | None]]] = {}
                 entry_story: dict[int, int] = {}
@@ -316,7 +318,9 @@ class WebhookStore:
                           into.c.uid.label("into_uid"), STORIES.c.merged_by,
                           STORIES.c.merged_at)
                 .join(into, into.c.id == STORIES.c.merged_into_id)
-                .where(STORIES.c.merged_at >= since).order_by(STORIES.c.merged_at))]
+                # A story merged away before it settled was never published: no event.
+                .where(STORIES.c.merged_at >= since, STORIES.c.settled_at.is_not(None))
+                .order_by(STORIES.c.merged_at))]
 
     def corrections_after(self, override_id: int, kinds: Sequence[str]
                           ) -> list[dict[str, Any]]:

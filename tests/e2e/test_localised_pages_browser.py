@@ -23,7 +23,7 @@ from aggregator.publishing.outputs import Outputs
 from aggregator.store import Store
 from aggregator.web import create_app
 from tests.support.browser import chromium, require_browser
-from tests.support.builders import NOW, entry, fetched, match, source
+from tests.support.builders import NOW, entry, fetched, match, settle, source
 from tests.support.webserver import serve_app
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ def site(store: Store) -> Iterator[str]:
                                         updated_at=published + timedelta(minutes=30)),
                                   [match("ai-policy")])],
                         next_check_at=published, now=published)
+    settle(store)
     outputs = Outputs(store=store, catalog=catalog, base_url="https://agg.example",
                       tag_authority="agg.example", feed_size=20)
     with serve_app(create_app(store=store, outputs=outputs)) as base:

@@ -15,7 +15,7 @@ from aggregator.catalog import Catalog, CategoryConfig, CategoryText
 from aggregator.publishing.outputs import Outputs
 from aggregator.store import Store
 from aggregator.types import NormalizedEntry
-from tests.support.builders import NOW, entry, fetched, match, source
+from tests.support.builders import NOW, entry, fetched, match, settle, source
 from tests.support.feeds import aggregator, cli_env, write_config
 from tests.support.outputchecks import json_feed
 
@@ -52,6 +52,7 @@ class Newsroom:
         self.store.save_poll(source_id, fetched(), body_hash=None, feed_title=None,
                              feed_link=None, entries=[(e, [match("news")]) for e in entries],
                              next_check_at=self.clock, now=self.clock)
+        settle(self.store)
 
     def story(self, key: str) -> None:
         when = self.clock + timedelta(hours=1)

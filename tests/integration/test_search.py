@@ -11,7 +11,7 @@ import pytest
 from aggregator.store import Store
 from aggregator.store.search import BadQuery, parse_query
 from aggregator.types import NormalizedEntry
-from tests.support.builders import NOW, catalog, entry, fetched, match, source
+from tests.support.builders import NOW, catalog, entry, fetched, match, settle, source
 
 # (key, language, title, a word of the title to search for)
 TITLES = [
@@ -29,6 +29,7 @@ def _save(store: Store, *entries: NormalizedEntry, etag: str = '"v1"') -> None:
     store.save_poll("a", fetched(etag=etag), body_hash=None, feed_title="Feed", feed_link=None,
                     entries=[(e, [match("news")]) for e in entries],
                     next_check_at=NOW + timedelta(minutes=30), now=NOW)
+    settle(store)
 
 
 def _found(store: Store, query: str) -> list[str]:

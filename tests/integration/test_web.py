@@ -14,7 +14,7 @@ from aggregator.publishing.outputs import Outputs
 from aggregator.store import Store
 from aggregator.web import create_app
 from aggregator.web.conditional import http_date
-from tests.support.builders import NOW, catalog, entry, fetched, match, source
+from tests.support.builders import NOW, catalog, entry, fetched, match, settle, source
 from tests.support.webserver import serve_app
 
 
@@ -47,6 +47,7 @@ def client(store: Store) -> Iterator[Client]:
         store.save_poll(source_id, fetched(), body_hash=None, feed_title=None, feed_link=None,
                         entries=[(e, [match("news")]) for e in entries],
                         next_check_at=NOW, now=NOW)
+    settle(store)
     outputs = Outputs(store=store, catalog=cat, base_url="https://agg.example",
                       tag_authority="agg.example", feed_size=50)
     with serve_app(create_app(store=store, outputs=outputs)) as base, requests.Session() as http:
