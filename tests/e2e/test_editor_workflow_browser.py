@@ -181,7 +181,12 @@ def test_an_editor_searches_merges_applies_and_audits(newsroom: Newsroom,
     editor.open("/admin/audit")
     rows = [row.text for row in browser.find_elements("css selector", "tr[id^='audit-']")]
     assert any("mia" in r and f"correction merge: story #{rail}" in r for r in rows), rows
-    assert any("mia" in r and "rules apply: tech" in r and "days: 7" in r for r in rows), rows
+    assert any("mia" in r and "rules apply: tech" in r and "days: 7" in r
+               and "note: ferries are tech" in r for r in rows), rows
+    # The rules' change reads as words, not as Python reprs of the stored detail.
+    assert any("mia" in r and "rules save: tech" in r
+               and "exclude: no change; include: added ferry, removed robot" in r
+               for r in rows), rows
     _shoot(browser, room, "06-audit")
     by_mia = {(r["kind"], r["action"]) for r in room.audit() if r["editor"] == "mia"}
     assert {("correction", "merge"), ("rules", "save"), ("rules", "apply")} <= by_mia
@@ -234,6 +239,10 @@ def _press_refused(editor: Editor, room: Newsroom, css: str, shot: str) -> None:
     assert "'vic' has the viewer role, which cannot do this: it needs the editor role" in (
         editor.find("body").text)
     _shoot(editor.driver, room, shot)
+    # The refusal is no dead end: a link leads back into the pages, still signed in.
+    editor.press(editor.find("#back a"))
+    assert editor.driver.current_url == f"{room.base}/admin/"
+    assert "signed in as vic (viewer)" in editor.find("nav").text
 
 
 def _posted_by_hand(browser: WebDriver, room: Newsroom, action: str,
