@@ -434,11 +434,15 @@ class Workbench:
         if not diff.added and not diff.removed:
             return Done(f"the rules of {category_id!r} change nothing stored over the last "
                         f"{days} days", applied=True), diff
+        why = _note(note)
+        detail: dict[str, object] = {"days": days, "added": len(diff.added),
+                                     "removed": len(diff.removed)}
+        if why is not None:
+            detail["note"] = why  # the audit row says why, as a merge's or a split's does
         override, added, removed = self._correct(lambda: self.store.apply_category_rules(
             category_id, [NewRow(e.entry_id, e.score, e.reason) for e in diff.added],
             [e.entry_id for e in diff.removed], days=days, by=by, now=self.clock(),
-            note=_note(note), audit=AuditNote(by, AuditKind.RULES, "apply", category_id, {
-                "days": days, "added": len(diff.added), "removed": len(diff.removed)})))
+            note=why, audit=AuditNote(by, AuditKind.RULES, "apply", category_id, detail)))
         return Done(f"applied the rules of {category_id!r} to the last {days} days: "
                     f"{added} added, {removed} removed (correction #{override})",
                     applied=True, override_id=override), diff

@@ -129,7 +129,8 @@ def admin_route_class(auth: Auth, *, signed_in: bool,
                     role = needed or (Role.EDITOR if request.method == "POST" else Role.VIEWER)
                     refusal = role_refusal(session, role)
                     if refusal is not None:
-                        return _html(pages.message_page("Not allowed", refusal), 403)
+                        return _html(pages.message_page("Not allowed", refusal,
+                                                        back=ADMIN_PREFIX + "/"), 403)
                 if request.method == "POST":
                     form = await _read_form(request)
                     if isinstance(form, Response):

@@ -122,8 +122,13 @@ def document(title: str, body: Iterable[str], chrome: Chrome | None = None) -> s
     return "".join(parts)
 
 
-def message_page(title: str, message: str) -> str:
-    return document(title, [f"<p>{text(message)}</p>"])
+def message_page(title: str, message: str, back: str | None = None) -> str:
+    """A page saying only ``message``; ``back`` links a signed-in editor on, since a refusal
+    page has no navigation and the browser's back button would resend the form."""
+    body = [f"<p>{text(message)}</p>"]
+    if back is not None:
+        body.append(f'<p id="back">{link(back, "Back to the admin pages")}</p>')
+    return document(title, body)
 
 
 def login_page(next_path: str, error: str | None = None) -> str:
@@ -446,7 +451,21 @@ def audit_page(chrome: Chrome, rows: Sequence[AuditView], *, more: bool) -> str:
 
 
 def _detail(detail: dict[str, object]) -> str:
-    return "; ".join(f"{key}: {value}" for key, value in sorted(detail.items()))
+    return "; ".join(f"{key}: {_change(value)}" for key, value in sorted(detail.items()))
+
+
+def _change(value: object) -> str:
+    """A nested audit value in words (``True → False``, ``added ferry, removed robot``): the
+    page is for editors, who should not have to read Python reprs."""
+    if isinstance(value, dict):
+        if set(value) == {"before", "after"}:
+            return f"{_change(value['before'])} → {_change(value['after'])}"
+        said = [f"{key} {_change(item)}" for key, item in value.items()
+                if item not in ([], {}, None, "")]
+        return ", ".join(said) or "no change"
+    if isinstance(value, list | tuple):
+        return ", ".join(_change(item) for item in value) or "none"
+    return str(value)
 
 
 def editors_page(chrome: Chrome, editors: Sequence[EditorView],
