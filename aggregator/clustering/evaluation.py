@@ -16,8 +16,12 @@ from pathlib import Path
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
 from aggregator.clustering.dedup.embed import LanguageCentering
 from aggregator.clustering.dedup.evaluate import (
+    HELD_OUT_HALF,
+    TUNING_HALF,
     UNDATED,
+    Dataset,
     feed_order,
+    halves,
     load,
     score_clusters,
     score_pairs,
@@ -71,6 +75,7 @@ def evaluate_file(path: Path, models: Models,
         result["pairwise_matcher"] = {
             key: value for key, value in score_pairs(data, matcher).items()
             if key in ("overall", "same_language", "cross_language")}
+    result["halves"] = _by_half(data, keys, predicted)
     clustering_seconds = summary.seconds - summary.feature_seconds
     result["cluster_entries_per_s"] = _rate(len(keys), clustering_seconds)
     result["file"] = path.name
@@ -79,6 +84,22 @@ def evaluate_file(path: Path, models: Models,
     result["feature_entries_per_s"] = _rate(len(keys), summary.feature_seconds)
     # The whole pipeline: normalize, write, features, clustering and their transactions.
     result["entries_per_s"] = _rate(len(keys), elapsed)
+    return result
+
+
+def _by_half(data: Dataset, keys: list[str], predicted: dict[str, int]) -> dict[str, object]:
+    """The same run scored on each half (``dedup.evaluate.halves``): calibrations are chosen on
+    the tuning half's labels only, and the held-out half is the figure that generalizes."""
+    half = halves(data)
+    result: dict[str, object] = {}
+    for name, which in (("tuning", TUNING_HALF), ("held_out", HELD_OUT_HALF)):
+        if data.kind == "clusters":
+            scored = score_clusters(data, [k for k in keys if half[k] == which], predicted)
+            result[name] = {k: scored[k] for k in ("cross_language", "same_language", "overall")}
+        else:
+            pairs = [p for p in data.pairs if half[p[0]] == which]
+            scored = score_pairs(data, lambda a, b: predicted[a] == predicted[b], pairs)
+            result[name] = {k: scored[k] for k in ("overall", "same_language", "cross_language")}
     return result
 
 

@@ -9,7 +9,7 @@ order. Editor overrides (must-link, cannot-link, pins) are respected.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aggregator.clustering.dedup import shingles
-from aggregator.clustering.dedup.embed import DIM, Vector, normalize_rows
+from aggregator.clustering.dedup.embed import Vector, normalize_rows
 from aggregator.clustering.dedup.features import EntryFeatures
 from aggregator.clustering.dedup.match import Match, Matcher
 
@@ -35,6 +35,9 @@ JOIN_MARGIN = 0.18
 MERGE_MARGIN = 0.03
 
 NEW, JOIN, MERGE = "new", "join", "merge"
+# How a candidate story scores: its best member's match, or the mean over the members compared
+# (a story of translations agrees with itself; a same-theme neighbour matches one member only).
+BEST, AVERAGE = "best", "average"
 # Time of a loaded member that has none: sorts before everything, so it is evicted first.
 NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -110,6 +113,7 @@ class Clusterer:
         allocate_story_id: Callable[[], int] | None = None,
         learn_centering: bool = True,
         join_margin: float = JOIN_MARGIN,
+        link: str = BEST,
     ) -> None:
         self.matcher = matcher
         self.overrides = overrides or Overrides()
@@ -125,6 +129,7 @@ class Clusterer:
         # Off when the caller primed the centering with a known population (evaluation).
         self._learn_centering = learn_centering
         self.join_margin = join_margin
+        self.link = link
         # Stories active since this moment are never evicted: a caller that knows older
         # entries are coming (a batch out of time order) sets it.
         self.keep_since: datetime | None = None
@@ -257,6 +262,7 @@ class Clusterer:
     ) -> list[tuple[int, Match, str]]:
         """Candidate stories with their best member match, best first (ties by story id)."""
         candidates: set[int] = set()
+        threshold = self.matcher.calibration.threshold
         active = [
             s
             for s in self.stories.values()
@@ -280,16 +286,22 @@ class Clusterer:
             ):
                 continue
             best: tuple[Match, str] | None = None
-            for member in story.members[-MAX_MEMBERS_COMPARED:]:
+            total = 0.0
+            compared = story.members[-MAX_MEMBERS_COMPARED:]
+            for member in compared:
                 match = self.matcher.compare(
                     features, self._features[member], vector, self._vectors[member]
                 )
+                total += match.score
                 if (
                     best is None
                     or match.score > best[0].score
                     or (match.best_signal == "minhash" and best[0].best_signal != "minhash")
                 ):
                     best = (match, member)
+            if best is not None and self.link == AVERAGE and best[0].best_signal != "minhash":
+                mean = total / len(compared)
+                best = (replace(best[0], score=mean, same_story=mean >= threshold), best[1])
             if best is not None:
                 results.append((story_id, best[0], best[1]))
         results.sort(key=lambda r: (not r[1].same_story, -r[1].score, r[0]))
@@ -350,7 +362,7 @@ class Clusterer:
         when = moment or features.published or NO_TIME
         story = self.stories.get(story_id)
         if story is None:
-            story = Story(story_id, when, when, [], np.zeros(DIM, dtype=np.float64))
+            story = Story(story_id, when, when, [], np.zeros(vector.shape[-1], dtype=np.float64))
             self.stories[story_id] = story
         story.members.append(features.entry_id)
         story.add_to_centroid(vector)
