@@ -59,12 +59,13 @@ def evaluate_file(path: Path, models: Models,
                                     calibration=calibration, clock=lambda: UNDATED)
             summary = stage.run()
             story_of = store.entry_stories(SOURCE_ID)
+            alias = _aliases(data, keys, story_of)
             if not clusters:
-                matcher = _pairwise(store, models, calibration)
+                matcher = _pairwise(store, models, calibration, alias)
         finally:
             store.close()
     elapsed = time.perf_counter() - started
-    predicted = {key: story_of[key] for key in keys}
+    predicted = {key: story_of[alias[key]] for key in keys}
     if clusters:
         result = score_clusters(data, keys, predicted)
         result["decisions"] = {d: summary.count(d) for d in ("new", "join", "merge")}
@@ -103,14 +104,28 @@ def _by_half(data: Dataset, keys: list[str], predicted: dict[str, int]) -> dict[
     return result
 
 
-def _pairwise(store: Store, models: Models,
-              calibration: Calibration | None) -> Callable[[str, str], bool]:
+def _aliases(data: Dataset, keys: list[str], story_of: dict[str, int]) -> dict[str, str]:
+    """Each article's stored entry. The store keeps one entry for items of one feed with the
+    same text (a republished item), so an article folded that way stands for the one it repeats
+    (the SemEval file has a few identical "blocked by the publisher" pages)."""
+    stored = {(data.articles[k].title, data.articles[k].body): k for k in keys if k in story_of}
+    alias = {}
+    for key in keys:
+        text = (data.articles[key].title, data.articles[key].body)
+        if key not in story_of and text not in stored:
+            raise ValueError(f"article {key} left no entry in the store")
+        alias[key] = key if key in story_of else stored[text]
+    return alias
+
+
+def _pairwise(store: Store, models: Models, calibration: Calibration | None,
+              alias: dict[str, str]) -> Callable[[str, str], bool]:
     """Same-story judgements of the pairwise matcher on what the stage stored."""
     features = {key: EntryFeatures.from_record(record)
                 for key, record in store.entry_features(SOURCE_ID).items()}
     centering = LanguageCentering.from_state(store.centering_state(), models.reference())
     matcher = Matcher(calibration or Calibration(), centering)
-    return lambda a, b: matcher.compare(features[a], features[b]).same_story
+    return lambda a, b: matcher.compare(features[alias[a]], features[alias[b]]).same_story
 
 
 def _rate(count: int, seconds: float) -> float | None:
