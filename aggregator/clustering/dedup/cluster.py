@@ -131,6 +131,8 @@ class Clusterer:
         self._learn_centering = learn_centering
         self.join_margin = join_margin
         self.link = link
+        # Entries placed by an editor's pin or must-link rather than by a match.
+        self._forced: set[str] = set()
         # Stories active since this moment are never evicted: a caller that knows older
         # entries are coming (a batch out of time order) sets it.
         self.keep_since: datetime | None = None
@@ -157,10 +159,12 @@ class Clusterer:
 
         pinned = self.overrides.pinned.get(features.entry_id)
         if pinned is not None:
+            self._forced.add(features.entry_id)
             return self._place(features, vector, pinned, JOIN, "editor_pin", 1.0, None, {}, moment)
         for partner in self.overrides.must_partners(features.entry_id):
             if partner in self.story_of:
                 story_id = self.story_of[partner]
+                self._forced.add(features.entry_id)
                 return self._place(
                     features, vector, story_id, JOIN, "editor_link", 1.0, partner, {}, moment
                 )
@@ -264,6 +268,7 @@ class Clusterer:
         """Candidate stories with their best member match, best first (ties by story id)."""
         candidates: set[int] = set()
         threshold = self.matcher.calibration.threshold
+        forced = self._forced | set(self.overrides.pinned)
         active = [
             s
             for s in self.stories.values()
@@ -287,21 +292,24 @@ class Clusterer:
             ):
                 continue
             best: tuple[Match, str] | None = None
-            total = 0.0
+            scores: dict[str, float] = {}
             compared = story.members[-MAX_MEMBERS_COMPARED:]
             for member in compared:
                 match = self.matcher.compare(
                     features, self._features[member], vector, self._vectors[member]
                 )
-                total += match.score
+                scores[member] = match.score
                 if (
                     best is None
                     or match.score > best[0].score
                     or (match.best_signal == "minhash" and best[0].best_signal != "minhash")
                 ):
                     best = (match, member)
+            # Members an editor put there (pins, must-links) say nothing about whether the
+            # story agrees with itself: the mean is over the members the clusterer placed.
+            placed = [m for m in compared if m not in forced] or compared
             if best is not None and self.link == AVERAGE and best[0].best_signal != "minhash":
-                mean = total / len(compared)
+                mean = sum(scores[m] for m in placed) / len(placed)
                 best = (replace(best[0], score=mean, same_story=mean >= threshold), best[1])
             if best is not None:
                 results.append((story_id, best[0], best[1]))
