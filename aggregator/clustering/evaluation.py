@@ -16,8 +16,12 @@ from pathlib import Path
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
 from aggregator.clustering.dedup.embed import LanguageCentering
 from aggregator.clustering.dedup.evaluate import (
+    HELD_OUT_HALF,
+    TUNING_HALF,
     UNDATED,
+    Dataset,
     feed_order,
+    halves,
     load,
     score_clusters,
     score_pairs,
@@ -58,12 +62,13 @@ def evaluate_file(path: Path, models: Models,
                                     feeds_apart=False)
             summary = stage.run()
             story_of = store.entry_stories(SOURCE_ID)
+            alias = _aliases(data, keys, story_of)
             if not clusters:
-                matcher = _pairwise(store, models, calibration)
+                matcher = _pairwise(store, models, calibration, alias)
         finally:
             store.close()
     elapsed = time.perf_counter() - started
-    predicted = {key: story_of[key] for key in keys}
+    predicted = {key: story_of[alias[key]] for key in keys}
     if clusters:
         result = score_clusters(data, keys, predicted)
         result["decisions"] = {d: summary.count(d) for d in ("new", "join", "merge")}
@@ -74,6 +79,7 @@ def evaluate_file(path: Path, models: Models,
         result["pairwise_matcher"] = {
             key: value for key, value in score_pairs(data, matcher).items()
             if key in ("overall", "same_language", "cross_language")}
+    result["halves"] = _by_half(data, keys, predicted)
     clustering_seconds = summary.seconds - summary.feature_seconds
     result["cluster_entries_per_s"] = _rate(len(keys), clustering_seconds)
     result["file"] = path.name
@@ -85,14 +91,44 @@ def evaluate_file(path: Path, models: Models,
     return result
 
 
-def _pairwise(store: Store, models: Models,
-              calibration: Calibration | None) -> Callable[[str, str], bool]:
+def _by_half(data: Dataset, keys: list[str], predicted: dict[str, int]) -> dict[str, object]:
+    """The same run scored on each half (``dedup.evaluate.halves``): calibrations are chosen on
+    the tuning half's labels only, and the held-out half is the figure that generalizes."""
+    half = halves(data)
+    result: dict[str, object] = {}
+    for name, which in (("tuning", TUNING_HALF), ("held_out", HELD_OUT_HALF)):
+        if data.kind == "clusters":
+            scored = score_clusters(data, [k for k in keys if half[k] == which], predicted)
+            result[name] = {k: scored[k] for k in ("cross_language", "same_language", "overall")}
+        else:
+            pairs = [p for p in data.pairs if half[p[0]] == which]
+            scored = score_pairs(data, lambda a, b: predicted[a] == predicted[b], pairs)
+            result[name] = {k: scored[k] for k in ("overall", "same_language", "cross_language")}
+    return result
+
+
+def _aliases(data: Dataset, keys: list[str], story_of: dict[str, int]) -> dict[str, str]:
+    """Each article's stored entry. The store keeps one entry for items of one feed with the
+    same text (a republished item), so an article folded that way stands for the one it repeats
+    (the SemEval file has a few identical "blocked by the publisher" pages)."""
+    stored = {(data.articles[k].title, data.articles[k].body): k for k in keys if k in story_of}
+    alias = {}
+    for key in keys:
+        text = (data.articles[key].title, data.articles[key].body)
+        if key not in story_of and text not in stored:
+            raise ValueError(f"article {key} left no entry in the store")
+        alias[key] = key if key in story_of else stored[text]
+    return alias
+
+
+def _pairwise(store: Store, models: Models, calibration: Calibration | None,
+              alias: dict[str, str]) -> Callable[[str, str], bool]:
     """Same-story judgements of the pairwise matcher on what the stage stored."""
     features = {key: EntryFeatures.from_record(record)
                 for key, record in store.entry_features(SOURCE_ID).items()}
     centering = LanguageCentering.from_state(store.centering_state(), models.reference())
     matcher = Matcher(calibration or Calibration(), centering)
-    return lambda a, b: matcher.compare(features[a], features[b]).same_story
+    return lambda a, b: matcher.compare(features[alias[a]], features[alias[b]]).same_story
 
 
 def _rate(count: int, seconds: float) -> float | None:

@@ -33,6 +33,9 @@ AI_ACT = {"fr": "https://tribune.example/numerique/2026/11/12/ue-ai-act-report-h
           "de": ("https://tagesblick.example/digital/2026/11/12/"
                  "eu-verschiebt-ki-verordnung-hochrisiko-2028")}
 CANADA_URL = "https://wire.example/2026/11/18/canada-facial-recognition-pharmacy"
+COP_URLS = {"en": "https://wire.example/2026/11/17/cop31-antalya-adaptation-finance",
+            "de": ("https://tagesblick.example/klima/2026/11/17/"
+                   "cop31-antalya-anpassungsfinanzierung")}
 
 
 @pytest.fixture
@@ -107,6 +110,14 @@ def test_demo_serves_one_item_per_story(demo: tuple[subprocess.Popen[str], str])
     [canada] = item_with(CANADA_URL)  # the same day, another AI story: its own item
     assert canada.id != helix.id
     assert item_with(AI_ACT["fr"]) == item_with(AI_ACT["de"]) == ai_act
+
+    # Two reports of one event written separately in English and German (issue 14): the
+    # stage joins them, and the climate feed has one item with both versions.
+    climate = feedparser.parse(requests.get(f"{base}/feeds/climate.atom", timeout=10).content)
+    cop = [e for e in climate.entries
+           if {link.href for link in e.links} & {COP_URLS["en"], COP_URLS["de"]}]
+    assert len(cop) == 1, [e.title for e in climate.entries]
+    assert {link.href for link in cop[0].links} >= set(COP_URLS.values()), cop[0].links
 
     for path in ("/feeds/ai-policy.rss", "/feeds/ai-policy.json", "/feeds/climate.atom",
                  "/feeds.opml", "/"):

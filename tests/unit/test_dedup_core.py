@@ -15,7 +15,8 @@ from aggregator.clustering.dedup.embed import (
     from_bytes,
     to_bytes,
 )
-from aggregator.clustering.dedup.features import EntryFeatures
+from aggregator.clustering.dedup.evaluate import Dataset, halves
+from aggregator.clustering.dedup.features import EntryFeatures, EntryInput
 from aggregator.clustering.dedup.language import LanguageGuess
 from aggregator.clustering.dedup.match import Matcher
 
@@ -221,3 +222,31 @@ def test_keep_since_holds_stories_for_entries_that_arrive_out_of_time_order() ->
     assert first != late  # the old story was evicted when the newer entry came
     first, late = run(NOW - timedelta(days=12))
     assert first == late
+
+
+def mix(first: int, second: int) -> np.ndarray:
+    return (0.6 * axis(first) + 0.8 * axis(second)).astype(np.float32)
+
+
+def test_average_link_keeps_a_neighbour_of_one_member_out() -> None:
+    # A story of two reports (cosine 0.6); the newcomer matches the first as well (0.6) but the
+    # second only at 0.36: its best member clears the join level 0.54, the story's mean does not.
+    results = {}
+    for link in ("best", "average"):
+        clusterer = Clusterer(Matcher(centering=LanguageCentering()), link=link)
+        founded = clusterer.add(features("first", axis(0)), NOW)
+        assert clusterer.add(features("second", mix(0, 1)), NOW).story_id == founded.story_id
+        results[link] = clusterer.add(features("new", mix(0, 2)), NOW)
+    assert results["best"].decision == JOIN, results["best"]
+    assert results["average"].decision == NEW, results["average"]
+
+
+def test_halves_never_split_a_connected_group_of_pairs() -> None:
+    articles = {key: EntryInput(key, key, "") for key in "abcdefgh"}
+    pairs = [("a", "b", 1.0), ("b", "c", 4.0), ("c", "d", 1.0), ("e", "f", 1.0), ("g", "h", 3.0)]
+    data = Dataset("pairs", articles, dict.fromkeys(articles, "en"), pairs=pairs)
+    half = halves(data)
+    assert half["a"] == half["b"] == half["c"] == half["d"]
+    assert half["e"] == half["f"]
+    assert half["g"] == half["h"]
+    assert set(half.values()) <= {0, 1}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aggregator.clustering.dedup import shingles
-from aggregator.clustering.dedup.embed import DIM, Vector, normalize_rows
+from aggregator.clustering.dedup.embed import Vector, normalize_rows
 from aggregator.clustering.dedup.features import EntryFeatures
 from aggregator.clustering.dedup.match import Match, Matcher
 
@@ -31,12 +31,16 @@ TOP_STORIES = 8
 MAX_MEMBERS_COMPARED = 24
 # Joining a story online needs this much more than the pairwise threshold: a wrong join
 # cascades (later translations of the true story follow the wrong entry), so clustering wants
-# higher precision per decision than a lone pairwise judgement. Tuned on cluster labels.
-JOIN_MARGIN = 0.18
+# higher precision per decision than a lone pairwise judgement. Chosen on the tuning halves of
+# the dev files with average-link scoring (docs/dedup.md).
+JOIN_MARGIN = 0.17
 # A second story matched this far above the join level is merged into the best one (bridging).
 MERGE_MARGIN = 0.03
 
 NEW, JOIN, MERGE = "new", "join", "merge"
+# How a candidate story scores: its best member's match, or the mean over the members compared
+# (a story of translations agrees with itself; a same-theme neighbour matches one member only).
+BEST, AVERAGE = "best", "average"
 # Time of a loaded member that has none: sorts before everything, so it is evicted first.
 NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -116,6 +120,7 @@ class Clusterer:
         learn_centering: bool = True,
         join_margin: float = JOIN_MARGIN,
         apart: Callable[[str, str], bool] | None = None,
+        link: str = AVERAGE,
     ) -> None:
         self.matcher = matcher
         self.overrides = overrides or Overrides()
@@ -134,6 +139,9 @@ class Clusterer:
         # Off when the caller primed the centering with a known population (evaluation).
         self._learn_centering = learn_centering
         self.join_margin = join_margin
+        self.link = link
+        # Entries placed by an editor's pin or must-link rather than by a match.
+        self._forced: set[str] = set()
         # Stories active since this moment are never evicted: a caller that knows older
         # entries are coming (a batch out of time order) sets it.
         self.keep_since: datetime | None = None
@@ -161,10 +169,12 @@ class Clusterer:
 
         pinned = self.overrides.pinned.get(features.entry_id)
         if pinned is not None:
+            self._forced.add(features.entry_id)
             return self._place(features, vector, pinned, JOIN, "editor_pin", 1.0, None, {}, moment)
         for partner in self.overrides.must_partners(features.entry_id):
             if partner in self.story_of:
                 story_id = self.story_of[partner]
+                self._forced.add(features.entry_id)
                 return self._place(
                     features, vector, story_id, JOIN, "editor_link", 1.0, partner, {}, moment
                 )
@@ -267,6 +277,8 @@ class Clusterer:
     ) -> list[tuple[int, Match, str]]:
         """Candidate stories with their best member match, best first (ties by story id)."""
         candidates: set[int] = set()
+        threshold = self.matcher.calibration.threshold
+        forced = self._forced | set(self.overrides.pinned)
         active = [
             s
             for s in self.stories.values()
@@ -288,16 +300,25 @@ class Clusterer:
             if story is None or any(self.separated(features.entry_id, m) for m in story.members):
                 continue
             best: tuple[Match, str] | None = None
-            for member in story.members[-MAX_MEMBERS_COMPARED:]:
+            scores: dict[str, float] = {}
+            compared = story.members[-MAX_MEMBERS_COMPARED:]
+            for member in compared:
                 match = self.matcher.compare(
                     features, self._features[member], vector, self._vectors[member]
                 )
+                scores[member] = match.score
                 if (
                     best is None
                     or match.score > best[0].score
                     or (match.best_signal == "minhash" and best[0].best_signal != "minhash")
                 ):
                     best = (match, member)
+            # Members an editor put there (pins, must-links) say nothing about whether the
+            # story agrees with itself: the mean is over the members the clusterer placed.
+            placed = [m for m in compared if m not in forced] or compared
+            if best is not None and self.link == AVERAGE and best[0].best_signal != "minhash":
+                mean = sum(scores[m] for m in placed) / len(placed)
+                best = (replace(best[0], score=mean, same_story=mean >= threshold), best[1])
             if best is not None:
                 results.append((story_id, best[0], best[1]))
         results.sort(key=lambda r: (not r[1].same_story, -r[1].score, r[0]))
@@ -370,7 +391,7 @@ class Clusterer:
         when = moment or features.published or NO_TIME
         story = self.stories.get(story_id)
         if story is None:
-            story = Story(story_id, when, when, [], np.zeros(DIM, dtype=np.float64),
+            story = Story(story_id, when, when, [], np.zeros(vector.shape[-1], dtype=np.float64),
                           born=born or (1, next(self._births)))
             self.stories[story_id] = story
         story.members.append(features.entry_id)

@@ -257,3 +257,28 @@ def run(
 def split_half(key: str) -> int:
     """0 or 1 by a stable hash: used to tune on one half and report on the other."""
     return hashlib.sha256(key.encode("utf-8")).digest()[0] & 1
+
+
+TUNING_HALF, HELD_OUT_HALF = 0, 1
+
+
+def halves(data: Dataset) -> dict[str, int]:
+    """Each article's half: by gold story for cluster files, and by connected component of
+    the pair graph for pair files, so no article of the tuning half is labelled in the other
+    (an article in pairs of both halves would leak what was tuned on)."""
+    if data.kind == "clusters":
+        return {key: split_half(story) for key, story in data.clusters.items()}
+    parent = {key: key for key in data.articles}
+
+    def root(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for a, b, _ in data.pairs:
+        parent[root(a)] = root(b)
+    members: dict[str, list[str]] = defaultdict(list)
+    for key in data.articles:
+        members[root(key)].append(key)
+    return {key: split_half(min(group)) for group in members.values() for key in group}

