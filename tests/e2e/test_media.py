@@ -34,6 +34,7 @@ from aggregator.store import Store
 from aggregator.store.entries import GrowthLimits
 from aggregator.web import create_app
 from tests.support import feedvalidator
+from tests.support.builders import settle
 from tests.support.feeds import toml_tables, write_config
 from tests.support.outputchecks import json_feed
 from tests.support.shared import require_shared
@@ -154,6 +155,7 @@ def _publish(store: Store, files: list[Path], config_dir: Path) -> Iterator[Publ
             summary = service.poll()
         finally:
             service.close()
+        settle(store)
         assert summary.errors == 0
         outputs = Outputs(store=store, catalog=catalog, base_url=BASE,
                           tag_authority="news.example.org", feed_size=5000)

@@ -18,6 +18,7 @@ from aggregator.publishing.outputs import Outputs
 from aggregator.runtime.service import Service
 from aggregator.settings import Settings
 from aggregator.store import Store
+from tests.support.builders import settle
 from tests.support.outputchecks import json_feed
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -220,6 +221,7 @@ def outputs(store: Store, tmp_path: Path) -> Outputs:
             summary = service.poll()
         finally:
             service.close()
+    settle(store)
     assert summary.errors == 0, summary.outcomes
     assert summary.new_entries == 7
     return Outputs(store=store, catalog=catalog, base_url=BASE, tag_authority="agg.example",

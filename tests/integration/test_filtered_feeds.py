@@ -24,7 +24,7 @@ from aggregator.store import Store
 from aggregator.web import create_app
 from tests.integration.test_outputs import BASE, Newsroom, outputs_for
 from tests.support import feedvalidator
-from tests.support.builders import NOW, entry
+from tests.support.builders import NOW, entry, settle
 from tests.support.webserver import serve_app
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -144,6 +144,7 @@ def test_filtered_demo_feeds_validate(store: Store, tmp_path: Path) -> None:
             summary = service.poll()
         finally:
             service.close()
+    settle(store)
     assert summary.errors == 0
     site = "https://news.example.org"
     outputs = Outputs(store=store, catalog=catalog, base_url=site,

@@ -32,6 +32,7 @@ from aggregator.store import Store
 from aggregator.types import FullTextOutcome
 from aggregator.web import create_app
 from tests.support import feedvalidator
+from tests.support.builders import settle
 from tests.support.feeds import rss
 from tests.support.feedvalidator import require_validator
 from tests.support.outputchecks import json_feed
@@ -139,6 +140,7 @@ class Site:
     def poll(self) -> None:
         due = self.store.due_sources(self.now, everything=True)
         self.refresher.poll(due)
+        settle(self.store)
 
     def entry_ids(self) -> dict[str, int]:
         stories = self.store.category_stories("all", 50)

@@ -27,7 +27,7 @@ from aggregator.store.entries import write_entries
 from aggregator.store.leases import lock_story_keys
 from aggregator.types import NormalizedEntry
 from tests.support import databases
-from tests.support.builders import NOW, catalog, entry, fetched, match, source
+from tests.support.builders import NOW, catalog, entry, fetched, match, settle, source
 from tests.support.stories import (
     AI_ACT_DE,
     AI_ACT_EN,
@@ -255,6 +255,7 @@ def test_two_workers_storing_copies_of_one_story_at_once_make_one_story(
 def _save_one(store: Store, source_id: str, item: NormalizedEntry) -> None:
     store.save_poll(source_id, fetched(), body_hash=None, feed_title="F", feed_link=None,
                     entries=[(item, [match("news")])], next_check_at=NOW, now=NOW)
+    settle(store)
 
 
 # -- clustering: one stage at a time, every entry decided once ----------------------------------

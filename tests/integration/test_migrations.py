@@ -92,6 +92,9 @@ def _write_rows(store: Store, revision: str) -> None:
     if revision >= "0002":
         # From 0002 on, the aggregator kept the editors' URL beside the one it fetches.
         statements.append(("UPDATE sources SET configured_url = url", {}))
+    if revision >= "0009":
+        # From 0009 on, a published story is a settled one (the stage settled it).
+        statements.append(("UPDATE stories SET settled_at = first_seen_at", {}))
     if revision >= "0003":
         statements.append((
             "INSERT INTO story_overrides (id, kind, entry_id, other_entry_id, story_id, "
