@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import lxml.etree
 import lxml.html
-import trafilatura
 
 from aggregator.safety.sanitize import clean_html, html_to_text, scrub_text
 from aggregator.safety.selector import selector_xpath
@@ -44,6 +43,9 @@ def extract_main(page: bytes, url: str, *, selector: str | None = None) -> Extra
     if selector is not None:
         fragment = _selected(page, selector)
     else:
+        # Imported on the first page: a `poll` with no page due never pays for it.
+        import trafilatura  # noqa: PLC0415
+
         try:
             fragment = trafilatura.extract(
                 page, url=url, output_format="html", include_comments=False,
