@@ -32,7 +32,7 @@ NOT_FOR_HELP = MODELS | {"sqlalchemy", "sqlmodel", "alembic", "feedparser", "num
                          "apscheduler", "trafilatura", "prometheus_client", "nh3"}
 # A poll that finds nothing due reads the catalog and the store, and serves nothing.
 NOT_FOR_IDLE_POLL = MODELS | {"alembic", "fastapi", "starlette", "uvicorn", "apscheduler",
-                              "trafilatura", "feedgen", "jinja2"}
+                              "trafilatura", "lxml", "cssselect", "feedgen", "jinja2"}
 
 
 def _loaded(*args: str, env: dict[str, str]) -> set[str]:
