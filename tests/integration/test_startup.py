@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
-from aggregator.store import migrate
+from aggregator.store import Store, migrate
+from tests.support.builders import NOW, catalog, source
 from tests.support.feeds import CLI_TIMEOUT_SECONDS, aggregator, cli_env, toml_tables, write_config
 
 # Runs one command in the process under test, then names the top-level packages it loaded.
@@ -72,3 +74,28 @@ def test_head_read_from_the_files_is_alembics_head() -> None:
     assert set(chain) == {s.revision for s in scripts.walk_revisions()}
     assert migrate.is_known_revision("0001")
     assert not migrate.is_known_revision("9999")
+
+
+def _titles(store: Store) -> dict[str, str | None]:
+    with store.engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT id, title FROM sources")).all()
+    return {row[0]: row[1] for row in rows}
+
+
+def test_sources_sync_again_only_when_the_catalog_changed(store: Store) -> None:
+    first = catalog(source("wire", title="Wire"), source("paper", title="Paper"))
+    store.sync_sources(first, NOW)
+    assert _titles(store) == {"wire": "Wire", "paper": "Paper"}
+    # Written behind the sync's back: a sync with the same catalog does not look at the rows,
+    # so the change stays; that is how a skipped sync shows without a clock.
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE sources SET title = 'changed' WHERE id = 'wire'"))
+    store.sync_sources(catalog(source("wire", title="Wire"), source("paper", title="Paper")),
+                       NOW)
+    assert _titles(store)["wire"] == "changed"
+    # Any change to the catalog syncs every row again, the one edited behind its back too.
+    store.sync_sources(catalog(source("wire", title="Wire"), source("paper", title="Daily")),
+                       NOW)
+    assert _titles(store) == {"wire": "Wire", "paper": "Daily"}
+    store.sync_sources(first, NOW)
+    assert _titles(store) == {"wire": "Wire", "paper": "Paper"}
