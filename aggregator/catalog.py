@@ -19,9 +19,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aggregator.errors import ConfigError
-from aggregator.i18n import known_language
-from aggregator.safety.regex import compile_rule_regex
-from aggregator.safety.selector import selector_problem
 from aggregator.types import FetchOptions
 
 SOURCES_FILE = "sources.toml"
@@ -309,6 +306,10 @@ def parse_rule(text: str) -> Rule:
         if not pattern.strip():
             raise ValueError("an empty regex would match everything")
         re.compile(pattern)  # raises re.error, reported by the caller
+        # The checkers' libraries load when a file has a regex, a selector or a translation:
+        # `aggregator --help` and a catalog without them never import them.
+        from aggregator.safety.regex import compile_rule_regex  # noqa: PLC0415
+
         compile_rule_regex(pattern)
         return Rule(pattern=pattern, is_regex=True)
     if not text:
@@ -523,6 +524,8 @@ def _sources(doc: dict[str, Any], file: str, problems: _Problems) -> list[Source
         full_text = _bool(table, "full_text", False, file, item, problems)
         selector = _str(table, "full_text_selector", file, item, problems)
         if selector is not None:
+            from aggregator.safety.selector import selector_problem  # noqa: PLC0415
+
             reason = selector_problem(selector)
             if reason is not None:
                 problems.add(reason, file=file, item=item, key="full_text_selector")
@@ -704,6 +707,8 @@ def _translations(table: dict[str, Any], file: str, item: str, problems: _Proble
         problems.add("must be a table of languages, such as [category.translations.fr]",
                      file=file, item=item, key="translations")
         return ()
+    from aggregator.i18n import known_language  # noqa: PLC0415
+
     result = []
     for language, texts in value.items():
         key = f"translations.{language}"

@@ -14,8 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, timedelta
-
-from apscheduler.schedulers.background import BackgroundScheduler
+from typing import TYPE_CHECKING
 
 from aggregator.clock import utc_now
 from aggregator.clustering import ClusteringStage, StageSummary
@@ -27,6 +26,9 @@ from aggregator.polling.poller import PollSummary, Refresher
 from aggregator.runtime import retention
 from aggregator.runtime.retention import PruneSummary
 from aggregator.store import Store
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger("aggregator.scheduler")
 
@@ -159,6 +161,9 @@ def build_scheduler(current: Callable[[], Refresher], tick_seconds: int,
     """The jobs, each asking ``current()`` for the refresher when it runs (a live reload may
     replace it); ``tick_job`` replaces the plain ``tick`` (the service takes up a reloaded
     catalog there, between two polls)."""
+    # Imported here: only `run` schedules, and `poll` starts sooner without it.
+    from apscheduler.schedulers.background import BackgroundScheduler  # noqa: PLC0415
+
     scheduler = BackgroundScheduler(timezone=UTC)
     backoff = Backoff()
     scheduler.add_job(

@@ -16,8 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 from types import FrameType
-
-import uvicorn
+from typing import TYPE_CHECKING
 
 from aggregator.catalog import Catalog
 from aggregator.clock import utc_now
@@ -32,17 +31,14 @@ from aggregator.polling.fetch import Fetcher
 from aggregator.polling.fetch.configured import fetcher_from_settings
 from aggregator.polling.fulltext import FullTextStage, FullTextSummary
 from aggregator.polling.poller import PollSummary, Refresher
-from aggregator.publishing.archives import archive_dir_for
-from aggregator.publishing.outputs import Outputs
-from aggregator.publishing.websub import HubNotifier
 from aggregator.runtime.scheduler import Backoff, build_scheduler, tick
 from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.store.leases import Lease, make_owner
 from aggregator.types import PollOutcome, SourceStatus
-from aggregator.web import create_app
-from aggregator.web.guard import server_config
-from aggregator.web.health import Readiness
+
+if TYPE_CHECKING:
+    from aggregator.publishing.outputs import Outputs
 
 log = logging.getLogger("aggregator.service")
 
@@ -54,6 +50,10 @@ def make_fetcher(settings: Settings, now: Callable[[], datetime] | None = None) 
 
 def make_outputs(settings: Settings, store: Store, catalog: Catalog,
                  metrics: Metrics | None = None) -> Outputs:
+    from aggregator.publishing.archives import archive_dir_for  # noqa: PLC0415
+    from aggregator.publishing.outputs import Outputs  # noqa: PLC0415
+    from aggregator.publishing.websub import HubNotifier  # noqa: PLC0415
+
     notifier = (HubNotifier(settings.websub_hub, user_agent=settings.user_agent)
                 if settings.websub_hub else None)
     return Outputs(store=store, catalog=catalog, base_url=settings.public_url,
@@ -223,6 +223,13 @@ class Service:
 
     def serve(self, sock: socket.socket | None = None) -> None:
         """Scheduler and web server until SIGINT/SIGTERM (uvicorn handles both)."""
+        # Imported here: the web stack is a third of `poll`'s start-up, which never serves.
+        import uvicorn  # noqa: PLC0415
+
+        from aggregator.web import create_app  # noqa: PLC0415
+        from aggregator.web.guard import server_config  # noqa: PLC0415
+        from aggregator.web.health import Readiness  # noqa: PLC0415
+
         # Ticks go through the service, which swaps in a reloaded catalog between two polls;
         # every job asks for the refresher of the moment.
         scheduler = build_scheduler(lambda: self.refresher, self.settings.tick_seconds,

@@ -1,27 +1,38 @@
 """Schema migrations with Alembic, driven from code (no alembic.ini on the user's side).
 
 ``upgrade`` brings a database to head; ``current_revision``/``head_revision`` let entry points
-refuse a database newer than the code.
+refuse a database newer than the code. Checking a database at head costs one query and no
+Alembic import (half a second of a command's start-up): Alembic loads only to upgrade.
 """
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.errors import StoreError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Alembic's own table (``env.py`` keeps its default name) and its one query.
+VERSION_TABLE = "alembic_version"
+_READ_REVISION = text("SELECT version_num FROM alembic_version")
+_DECLARED = re.compile(
+    r"""^(down_revision|revision)\s*(?::[^=]*)?=\s*(?:["']([^"']+)["']|None)\s*$""",
+    re.MULTILINE)
 
 
 def _config(engine: Engine | None = None) -> Config:
+    from alembic.config import Config  # noqa: PLC0415
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if engine is not None:
@@ -29,7 +40,29 @@ def _config(engine: Engine | None = None) -> Config:
     return config
 
 
+@lru_cache(maxsize=1)
+def declared_revisions() -> dict[str, str | None] | None:
+    """Each migration file's revision and the one it revises, read from the files' text
+    rather than by importing them; None when a file does not declare both plainly (a merge's
+    tuple), and then Alembic decides."""
+    chain: dict[str, str | None] = {}
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        found = dict((m.group(1), m.group(2)) for m in _DECLARED.finditer(path.read_text()))
+        revision = found.get("revision")
+        if revision is None or "down_revision" not in found:
+            return None
+        chain[revision] = found["down_revision"]
+    return chain
+
+
 def head_revision() -> str:
+    chain = declared_revisions()
+    if chain is not None:
+        heads = set(chain) - set(chain.values())
+        if len(heads) == 1:
+            return heads.pop()
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
     head = ScriptDirectory.from_config(_config()).get_current_head()
     if head is None:
         raise StoreError("no migrations found")
@@ -37,11 +70,22 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The database's revision, None for an empty database; one query once the table exists."""
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            try:
+                rows = connection.execute(_READ_REVISION).all()
+            except SQLAlchemyError:
+                connection.rollback()
+                if inspect(connection).has_table(VERSION_TABLE):
+                    raise
+                return None
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot read the schema revision: {exc}") from exc
+    if len(rows) > 1:
+        raise StoreError(f"the database has {len(rows)} schema revisions (branches); "
+                         f"this aggregator expects one")
+    return str(rows[0][0]) if rows else None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -52,6 +96,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             f"the database is at schema revision {current}, which this version of the "
             "aggregator does not know (it is newer); upgrade the aggregator"
         )
+    from alembic import command  # noqa: PLC0415
+
     try:
         command.upgrade(_config(engine), revision)
     except SQLAlchemyError as exc:
@@ -59,6 +105,12 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def is_known_revision(revision: str) -> bool:
+    chain = declared_revisions()
+    if chain is not None:
+        return revision in chain
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+    from alembic.util import CommandError  # noqa: PLC0415
+
     try:
         return ScriptDirectory.from_config(_config()).get_revision(revision) is not None
     except CommandError:

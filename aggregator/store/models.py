@@ -417,3 +417,14 @@ class WebhookMark(SQLModel, table=True):
     state: dict[str, Any] = Field(default_factory=dict,
                                   sa_column=Column(sa.JSON, nullable=False))
     updated_at: datetime = _dt(nullable=False)
+
+
+class CatalogMark(SQLModel, table=True):
+    """The digest of the catalog the source rows were last synced with, so a process starting
+    on unchanged editorial files skips the sync (``store.sourcerows``)."""
+
+    __tablename__ = "catalog_marks"
+
+    name: str = Field(primary_key=True, max_length=32)
+    digest: str = Field(max_length=64)
+    synced_at: datetime = _dt(nullable=False)

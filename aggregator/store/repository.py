@@ -127,9 +127,14 @@ class Store:
     # -- sources -------------------------------------------------------------------------
 
     def sync_sources(self, catalog: Catalog, now: datetime) -> None:
-        """Make source rows match the editorial files; rows never vanish (history stays)."""
+        """Make source rows match the editorial files; rows never vanish (history stays).
+        Nothing to do when they were last synced with the same catalog."""
+        digest = sourcerows.catalog_digest(catalog)
         with self._guard(), self._write() as session:
+            if sourcerows.synced_with(session, digest):
+                return
             sourcerows.sync(session, catalog, now)
+            sourcerows.mark_synced(session, digest, now)
             session.commit()
 
     def sources(self) -> list[SourceStatus]:

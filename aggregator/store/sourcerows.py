@@ -6,6 +6,7 @@ Functions on an open session or connection; ``Store`` owns the transactions arou
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -17,7 +18,8 @@ from aggregator.catalog import Catalog
 from aggregator.errors import StoreError
 from aggregator.store import leases, retention
 from aggregator.store.entries import Written, identity
-from aggregator.store.models import Source
+from aggregator.store.migrate import head_revision
+from aggregator.store.models import CatalogMark, Source
 from aggregator.types import (
     CategoryMatch,
     FetchResult,
@@ -54,6 +56,34 @@ def status_of(row: Source) -> SourceStatus:
         last_repeated_entries=row.last_repeated_entries, warning=row.warning,
         feed_ttl_seconds=row.feed_ttl_seconds, full_text=row.full_text,
     )
+
+
+# The one row of ``catalog_marks`` this module writes.
+_SOURCES_MARK = "sources"
+
+
+def catalog_digest(catalog: Catalog) -> str:
+    """What ``sync`` reads of the catalog, hashed with the schema it wrote under: equal
+    digests, equal rows. Taken from the parsed sources rather than the files' bytes, so a file
+    edited between its reading and the sync cannot be marked as synced."""
+    text = f"{head_revision()}\n{catalog.sources!r}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def synced_with(session: Session, digest: str) -> bool:
+    """Whether the rows were last synced with a catalog of this digest."""
+    mark = session.get(CatalogMark, _SOURCES_MARK)
+    return mark is not None and mark.digest == digest
+
+
+def mark_synced(session: Session, digest: str, now: datetime) -> None:
+    """Note the digest in the sync's own transaction (the caller commits): a sync that rolls
+    back leaves the old mark, and the next start syncs again."""
+    mark = session.get(CatalogMark, _SOURCES_MARK)
+    if mark is None:
+        session.add(CatalogMark(name=_SOURCES_MARK, digest=digest, synced_at=now))
+    else:
+        mark.digest, mark.synced_at = digest, now
 
 
 def sync(session: Session, catalog: Catalog, now: datetime) -> None:

@@ -10,12 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import lxml.etree
-import lxml.html
-import trafilatura
-
 from aggregator.safety.sanitize import clean_html, html_to_text, scrub_text
-from aggregator.safety.selector import selector_xpath
 
 # Stored and published as one item's content: a longer extraction is cut here, and the
 # sanitizer closes whatever the cut left open.
@@ -44,6 +39,10 @@ def extract_main(page: bytes, url: str, *, selector: str | None = None) -> Extra
     if selector is not None:
         fragment = _selected(page, selector)
     else:
+        # Imported on the first page: a `poll` with no page due never pays for them.
+        import lxml.etree  # noqa: PLC0415
+        import trafilatura  # noqa: PLC0415
+
         try:
             fragment = trafilatura.extract(
                 page, url=url, output_format="html", include_comments=False,
@@ -60,6 +59,11 @@ def extract_main(page: bytes, url: str, *, selector: str | None = None) -> Extra
 
 
 def _selected(page: bytes, selector: str) -> str:
+    import lxml.etree  # noqa: PLC0415
+    import lxml.html  # noqa: PLC0415
+
+    from aggregator.safety.selector import selector_xpath  # noqa: PLC0415
+
     try:
         tree = lxml.html.document_fromstring(page)
     except (ValueError, lxml.etree.LxmlError) as exc:
