@@ -255,7 +255,6 @@ def test_two_workers_storing_copies_of_one_story_at_once_make_one_story(
 def _save_one(store: Store, source_id: str, item: NormalizedEntry) -> None:
     store.save_poll(source_id, fetched(), body_hash=None, feed_title="F", feed_link=None,
                     entries=[(item, [match("news")])], next_check_at=NOW, now=NOW)
-    settle(store)
 
 
 # -- clustering: one stage at a time, every entry decided once ----------------------------------
@@ -358,9 +357,11 @@ def test_outputs_from_two_workers_are_byte_identical_and_a_change_is_announced_o
     first, second = outputs("a", a), outputs("b", b)
     for n in range(4):
         _save_one(a, "wire", _dated(n))
+    settle(a)
     assert (first.refresh(), second.refresh()) == ([], [])  # first looks: nothing to compare
     for n in range(4, 10):
         _save_one(a, "wire", _dated(n))
+        settle(a)
         # The workers take turns seeing the change first; the other sees it too, later.
         early, late = (first, second) if n % 2 else (second, first)
         assert early.refresh(), f"change {n} went unnoticed"
