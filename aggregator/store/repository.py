@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
@@ -522,29 +522,10 @@ class Store:
             fulltext.confirm(connection, entry_id, entry_hash=entry_hash,
                              checked_at=checked_at, etag=etag, last_modified=last_modified)
 
-    @contextmanager
-    def full_text_turn(self) -> Iterator[bool]:
+    def full_text_turn(self) -> AbstractContextManager[bool]:
         """Whether this process runs the full-text stage now: True on SQLite, on PostgreSQL
         unless another worker holds the turn, until the block ends."""
-        if self.engine.dialect.name != "postgresql":
-            yield True
-            return
-        connection = self.engine.connect()
-        try:
-            with self._guard():
-                mine = fulltext.try_turn(connection)
-                connection.commit()
-            try:
-                yield mine
-            finally:
-                if mine:
-                    # A connection lost meanwhile took the lock with it.
-                    with suppress(SQLAlchemyError):
-                        fulltext.end_turn(connection)
-                        connection.commit()
-        finally:
-            with suppress(SQLAlchemyError):
-                connection.close()
+        return self._turn(fulltext.try_turn, fulltext.end_turn)
 
     def full_text(self, entry_id: int) -> FullTextRecord | None:
         with self._guard(), self.engine.connect() as connection:
@@ -553,7 +534,7 @@ class Store:
     # -- clustering ----------------------------------------------------------------------
 
     def pending_entries(self, limit: int) -> list[PendingEntry]:
-        """Entries the clustering stage has not handled yet, oldest id first."""
+        """Entries the clustering stage has not handled yet, in its decision order."""
         with self._guard(), self.engine.connect() as connection:
             return clustering.pending_entries(connection, limit)
 
@@ -569,19 +550,25 @@ class Store:
             clustering.lock(connection)
             yield ClusterWriter(connection)
 
-    @contextmanager
-    def clustering_turn(self) -> Iterator[bool]:
+    def clustering_turn(self) -> AbstractContextManager[bool]:
         """Whether this process runs the clustering stage now: True on SQLite (one process),
         on PostgreSQL unless another worker holds the turn, until the block ends. Batches
         still serialize on the clustering lock, which is what keeps them correct; the turn
         only saves computing the same entries' features twice."""
+        return self._turn(clustering.try_stage_turn, clustering.end_stage_turn)
+
+    @contextmanager
+    def _turn(self, take: Callable[[Connection], bool],
+              give_back: Callable[[Connection], None]) -> Iterator[bool]:
+        """A stage's turn among workers: a PostgreSQL session lock ``take`` tries on a
+        connection of its own and ``give_back`` releases; always True on SQLite."""
         if self.engine.dialect.name != "postgresql":
             yield True
             return
         connection = self.engine.connect()
         try:
             with self._guard():
-                mine = clustering.try_stage_turn(connection)
+                mine = take(connection)
                 connection.commit()
             try:
                 yield mine
@@ -589,7 +576,7 @@ class Store:
                 if mine:
                     # A connection lost meanwhile took the lock with it.
                     with suppress(SQLAlchemyError):
-                        clustering.end_stage_turn(connection)
+                        give_back(connection)
                         connection.commit()
         finally:
             with suppress(SQLAlchemyError):
