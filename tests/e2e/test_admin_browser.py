@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from tests.support.browser import (
     write_newsroom,
 )
 from tests.support.feeds import aggregator, cli_env
+from tests.support.webserver import wait_until_serving
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -71,15 +71,7 @@ def service(feed_server: FeedServer, tmp_path: Path) -> Iterator[Running]:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert process.poll() is None, process.communicate()[0]
-            try:
-                requests.get(f"{base}/healthz", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "aggregator run did not start"
-                time.sleep(0.1)
+        wait_until_serving(process, base, STARTUP_SECONDS)
         stories = requests.get(f"{base}/api/categories/news/stories", timeout=10).json()
         yield Running(base, config, {s["title"]: s["id"] for s in stories})
     finally:

@@ -15,7 +15,6 @@ import html
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from aggregator.web.auth import CSRF_FIELD, SESSION_COOKIE
 from tests.e2e.test_admin_browser import STARTUP_SECONDS, Editor, _free_port
 from tests.support.browser import chromium, require_browser, write_newsroom
 from tests.support.feeds import aggregator, cli_env
+from tests.support.webserver import wait_until_serving
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -78,15 +78,7 @@ def newsroom(feed_server: FeedServer, tmp_path: Path, database_url: str) -> Iter
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert process.poll() is None, process.communicate()[0]
-            try:
-                requests.get(f"{base}/healthz", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "aggregator run did not start"
-                time.sleep(0.1)
+        wait_until_serving(process, base, STARTUP_SECONDS)
         yield Newsroom(base, config, tmp_path / "screenshots", tokens)
     finally:
         process.send_signal(signal.SIGTERM)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import requests
 import uvicorn
 
 STARTUP_SECONDS = 10
@@ -34,3 +36,17 @@ def serve_app(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=STARTUP_SECONDS)
         sock.close()
+
+
+def wait_until_serving(process: subprocess.Popen[str], base: str, seconds: float) -> None:
+    """Wait for ``aggregator run`` at ``base`` to answer /healthz; fail with its output if it
+    exits, or when ``seconds`` pass. A read timeout counts as not yet (a loaded machine)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            requests.get(f"{base}/healthz", timeout=2)
+            return
+        except (requests.ConnectionError, requests.Timeout):
+            assert time.monotonic() < deadline, "aggregator run did not start"
+            time.sleep(0.1)
