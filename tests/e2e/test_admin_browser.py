@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,6 +87,27 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
         yield driver
 
 
+def _gone(element: WebElement) -> Callable[[WebDriver], bool]:
+    """True once `element` left the document (the next page replaced it).
+
+    Chrome sometimes answers a query on a node of the page being torn down with
+    "Node with given id does not belong to the document" instead of a stale
+    reference; both mean the old page is gone.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    def left(_: WebDriver) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            return "does not belong to the document" in str(error)
+        return False
+
+    return left
+
+
 class Editor:
     """What an editor does in the browser: open pages, fill forms, press buttons."""
 
@@ -107,11 +128,9 @@ class Editor:
 
     def press(self, button: WebElement) -> None:
         """Press a form's button and wait for the page it leads to."""
-        from selenium.webdriver.support import expected_conditions
-
         html = self.find("html")
         button.click()
-        self.wait.until(expected_conditions.staleness_of(html))
+        self.wait.until(_gone(html))
 
     def flash(self) -> str:
         return self.find("p.flash").text
