@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 import requests
 
 from tests.support.feeds import cli_env, write_config
+from tests.support.webserver import wait_until_serving
 
 STARTUP_SECONDS = 60
 # The child's descriptor limit, and more half-open connections than it has descriptors.
@@ -90,16 +90,7 @@ def service(tmp_path: Path) -> Iterator[Running]:
     )
     running = Running(process, port)
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert process.poll() is None, process.communicate()[0]
-            try:
-                if requests.get(f"{running.base}/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.2)
+        wait_until_serving(process, running.base, STARTUP_SECONDS)
         yield running
     finally:
         process.send_signal(signal.SIGTERM)
