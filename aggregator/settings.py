@@ -312,6 +312,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("webhook_max_attempts", "AGGREGATOR_WEBHOOK_MAX_ATTEMPTS", "25",
                 "attempts before a webhook delivery is marked failed (the admin can send it "
                 "again)", _positive_int),
+    SettingSpec("webhook_log_days", "AGGREGATOR_WEBHOOK_LOG_DAYS", "30",
+                "days the delivery log keeps a delivered or failed webhook delivery (pending "
+                "ones stay until sent; 0 keeps every one)", _non_negative_int),
     SettingSpec("alert_failures", "AGGREGATOR_ALERT_FAILURES", "3",
                 "failed polls in a row that make a source-health alert", _positive_int),
     SettingSpec("alert_silent_factor", "AGGREGATOR_ALERT_SILENT_FACTOR", "10",
@@ -372,6 +375,7 @@ class Settings:
     webhook_retry_seconds: float
     webhook_retry_max_seconds: float
     webhook_max_attempts: int
+    webhook_log_days: int
     alert_failures: int
     alert_silent_factor: float
 

@@ -1,11 +1,13 @@
 """The webhook loop of a running service: every few seconds, detect new events, then send what
-is due, on one background thread that stops between two deliveries on shutdown.
+is due, on one background thread that stops between two deliveries on shutdown; about once an
+hour it also trims the delivery log to its configured age.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime, timedelta
 
 from aggregator.catalog import Catalog
 from aggregator.clock import utc_now
@@ -21,15 +23,22 @@ log = logging.getLogger("aggregator.webhooks")
 
 # Rounds of sending in a row before the detector looks again.
 MAX_SEND_ROUNDS = 20
+# The delivery log is trimmed at most this often, a bounded batch each time, so a long log
+# shrinks over a few hours without holding the write lock for long.
+FORGET_EVERY = timedelta(hours=1)
+FORGET_BATCH = 500
 
 
 class Dispatcher:
     """Runs ``detector`` and ``sender`` every ``interval`` seconds until ``stop``."""
 
-    def __init__(self, detector: Detector, sender: Sender, *, interval: float) -> None:
+    def __init__(self, detector: Detector, sender: Sender, *, interval: float,
+                 log_days: int = 0) -> None:
         self.detector = detector
         self.sender = sender
         self.interval = interval
+        self.log_days = log_days
+        self._forgot_at: datetime | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -46,10 +55,24 @@ class Dispatcher:
     def once(self) -> None:
         """One round: detect, then send until nothing is due (or a bounded number of
         batches, so detection keeps its pace under a large backlog)."""
-        self.detector.run(utc_now())
+        now = utc_now()
+        self.detector.run(now)
         for _ in range(MAX_SEND_ROUNDS):
             if self._stop.is_set() or not self.sender.run(self._stop.is_set):
                 break
+        self.forget(now)
+
+    def forget(self, now: datetime) -> int:
+        """Trim the delivery log to ``log_days`` (0: keep all), at most once per
+        ``FORGET_EVERY``; returns how many deliveries went."""
+        if self.log_days <= 0 or (self._forgot_at is not None
+                                  and now - self._forgot_at < FORGET_EVERY):
+            return 0
+        self._forgot_at = now
+        forgotten = self.sender.hooks.forget(now - timedelta(days=self.log_days), FORGET_BATCH)
+        if forgotten:
+            log.info("action=webhook_log_trim outcome=done deliveries=%d", forgotten)
+        return forgotten
 
     def _run(self) -> None:
         # The first round waits one interval too: a starting service has its web server and
@@ -83,4 +106,5 @@ def make_dispatcher(settings: Settings, store: Store) -> Dispatcher:
                     max_attempts=settings.webhook_max_attempts)
     detector = Detector(store.webhooks, failures=settings.alert_failures,
                         silent_factor=settings.alert_silent_factor)
-    return Dispatcher(detector, sender, interval=settings.webhook_seconds)
+    return Dispatcher(detector, sender, interval=settings.webhook_seconds,
+                      log_days=settings.webhook_log_days)

@@ -450,6 +450,26 @@ class WebhookStore:
                 HOOK_DELIVERIES.c.state == DeliveryState.FAILED)
                 .values(state=DeliveryState.PENDING, next_attempt_at=now)).rowcount)
 
+    def forget(self, before: datetime, limit: int = 500) -> int:
+        """Forget up to ``limit`` finished deliveries (delivered, or failed for good) of
+        events created before ``before``, then the events left without deliveries; pending
+        ones are never touched. Returns how many deliveries went."""
+        finished = (DeliveryState.DELIVERED, DeliveryState.FAILED)
+        old_events = sa.select(HOOK_EVENTS.c.id).where(HOOK_EVENTS.c.created_at < before)
+        with self._write_engine.begin() as connection:
+            ids = list(connection.execute(
+                sa.select(HOOK_DELIVERIES.c.id)
+                .where(HOOK_DELIVERIES.c.state.in_(finished),
+                       HOOK_DELIVERIES.c.event_id.in_(old_events))
+                .order_by(HOOK_DELIVERIES.c.id).limit(limit)).scalars())
+            if ids:
+                connection.execute(HOOK_DELIVERIES.delete().where(HOOK_DELIVERIES.c.id.in_(ids)))
+            owed = sa.select(HOOK_DELIVERIES.c.event_id).where(
+                HOOK_DELIVERIES.c.event_id == HOOK_EVENTS.c.id)
+            connection.execute(HOOK_EVENTS.delete().where(
+                HOOK_EVENTS.c.created_at < before, ~sa.exists(owed)))
+        return len(ids)
+
     def deliveries(self, *, limit: int = 100, subscriber_id: str | None = None,
                    state: str | None = None) -> list[DeliveryView]:
         """The delivery log, newest event first."""

@@ -14,10 +14,12 @@ from aggregator.catalog import load_catalog
 from aggregator.clock import utc_now
 from aggregator.clustering import ClusteringStage
 from aggregator.delivery.detect import Detector
+from aggregator.delivery.dispatcher import Dispatcher
 from aggregator.delivery.sender import Sender
 from aggregator.polling.fetch.poster import Poster
 from aggregator.runtime.service import Service
 from aggregator.store import Store
+from aggregator.store.webhooks import NewEvent
 from aggregator.types import DeliveryState, EventKind, SourceHealth, Subscriber
 from tests.support.browser import service_settings
 from tests.support.builders import catalog, entry, fetched, match, source
@@ -248,3 +250,68 @@ def test_a_broken_webhooks_file_on_reload_keeps_the_running_subscribers(
         assert after.url == "https://hooks.example/v2"
     finally:
         service.close()
+
+
+def test_the_delivery_log_forgets_finished_deliveries_past_its_age_and_keeps_pending_ones(
+        store: Store) -> None:
+    now = utc_now()
+    old, recent = now - timedelta(days=40), now - timedelta(days=2)
+    _subscribe(store, "https://hooks.example/one", "one")
+    _subscribe(store, "https://hooks.example/two", "two")
+    hooks = store.webhooks
+
+    def event(key: str, at: datetime) -> None:
+        assert hooks.record([NewEvent(key=key, kind=EventKind.STORY_PUBLISHED, payload={})],
+                            {}, at) == 1
+
+    for key, at in (("delivered", old), ("failed", old), ("pending", old),
+                    ("recent", recent), ("half", old)):
+        event(key, at)
+    rows = {(row.event_key, row.subscriber_id): row.id for row in hooks.deliveries()}
+    for (key, subscriber), delivery in rows.items():
+        if key in ("delivered", "recent") or (key == "half" and subscriber == "one"):
+            hooks.finish(delivery, now=now, delivered=True, status=200, error=None,
+                         retry_at=None)
+        elif key == "failed":
+            hooks.finish(delivery, now=now, delivered=False, status=500, error="boom",
+                         retry_at=None)
+
+    assert hooks.forget(now - timedelta(days=30), limit=3) == 3
+    assert hooks.forget(now - timedelta(days=30)) == 2
+    assert hooks.forget(now - timedelta(days=30)) == 0
+    left = sorted((row.event_key, row.subscriber_id, row.state) for row in hooks.deliveries())
+    assert left == [("half", "two", DeliveryState.PENDING),
+                    ("pending", "one", DeliveryState.PENDING),
+                    ("pending", "two", DeliveryState.PENDING),
+                    ("recent", "one", DeliveryState.DELIVERED),
+                    ("recent", "two", DeliveryState.DELIVERED)]
+    # The events left without deliveries are gone; those still owed or recent stay.
+    kept = {row.event_key for row in hooks.deliveries()}
+    event("delivered", now)  # its key is free again: the old event was forgotten
+    assert not hooks.record([NewEvent(key="pending", kind=EventKind.STORY_PUBLISHED,
+                                      payload={})], {}, now)
+    assert kept == {"half", "pending", "recent"}
+
+
+def test_the_webhook_loop_trims_its_log_at_most_once_an_hour(store: Store) -> None:
+    _subscribe(store, "https://hooks.example/one", "one")
+    long_ago = utc_now() - timedelta(days=60)
+    for n in range(3):
+        store.webhooks.record([NewEvent(key=f"k{n}", kind=EventKind.STORY_PUBLISHED,
+                                        payload={})], {}, long_ago)
+    for row in store.webhooks.deliveries():
+        store.webhooks.finish(row.id, now=long_ago, delivered=True, status=200, error=None,
+                              retry_at=None)
+    clock = [utc_now()]
+    dispatcher = Dispatcher(Detector(store.webhooks), _sender(store, clock), interval=60,
+                            log_days=30)
+    store.webhooks.record([NewEvent(key="k9", kind=EventKind.STORY_PUBLISHED, payload={})],
+                          {}, long_ago)
+    assert dispatcher.forget(clock[0]) == 3
+    [row] = store.webhooks.deliveries()
+    store.webhooks.finish(row.id, now=long_ago, delivered=True, status=200, error=None,
+                          retry_at=None)
+    assert dispatcher.forget(clock[0] + timedelta(minutes=30)) == 0
+    assert dispatcher.forget(clock[0] + timedelta(minutes=61)) == 1
+    assert Dispatcher(Detector(store.webhooks), _sender(store, clock), interval=60,
+                      log_days=0).forget(clock[0] + timedelta(days=9)) == 0
