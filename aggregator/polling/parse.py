@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urljoin
 from xml.sax import SAXParseException
 
@@ -39,6 +39,10 @@ JSON_FEED_VERSION_PREFIXES = ("https://jsonfeed.org/version/", "http://jsonfeed.
 # How much of an unexpected document we look at, and quote, to say what it is.
 SNIFF_BYTES = 4096
 QUOTE_CHARS = 60
+
+# What feedparser is asked to do beyond reading the document: nothing that normalize redoes
+# (nh3 sanitizes, links are resolved against the real URL there).
+FEEDPARSER_OPTIONS: Final = {"sanitize_html": False, "resolve_relative_uris": False}
 
 # An RSS <ttl> beyond a week is a typo or a joke; ignore it rather than stop polling.
 MAX_TTL_MINUTES = 7 * 24 * 60
@@ -153,8 +157,7 @@ def _parse_xml_feed(content: bytes, base: str, headers: Mapping[str, str]) -> Pa
         result = feedparser.parse(
             io.BytesIO(content),
             response_headers=fp_headers,
-            sanitize_html=False,
-            resolve_relative_uris=False,
+            **FEEDPARSER_OPTIONS,
         )
     except Exception as exc:  # feedparser is meant never to raise; if it does, it is this feed's
         raise ParseError(f"not a feed: the parser failed ({type(exc).__name__}: {exc})") from exc

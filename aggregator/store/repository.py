@@ -72,6 +72,8 @@ from aggregator.types import (
 log = logging.getLogger(__name__)
 
 STORY_PAGE = 500
+# Entries written before a save indexes them for search in one batch (``Store.index_pending``).
+INDEX_BATCH = 5000
 
 
 class Store:
@@ -81,6 +83,9 @@ class Store:
         self.engine = engine
         self.limits = limits or GrowthLimits()
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        # Entries this store wrote since it last indexed them for search (SQLite): past
+        # INDEX_BATCH a save indexes the backlog in one statement, so it stays bounded.
+        self._unindexed = 0
 
     def close(self) -> None:
         self.engine.dispose()
@@ -281,6 +286,9 @@ class Store:
             row.error_count = 0
             row.last_error = row.last_error_kind = None
             session.commit()
+        self._unindexed += new + updated
+        if self._unindexed >= INDEX_BATCH:
+            self.index_pending()
         if new and self.limits.per_source:
             self._trim(source_id, now)
         result = PollResult.UPDATED if new or updated else PollResult.UNCHANGED
@@ -327,6 +335,7 @@ class Store:
         pinned = story_reads.pinned_stories(category_id)
         filters: list[Any] = []
         if terms:
+            self.index_pending()
             filters.append(col(Story.id).in_(
                 sa.select(ENTRIES.c.story_id)
                 .where(search.matching(self.engine.dialect.name, terms))))
@@ -636,10 +645,22 @@ class Store:
         with self._guard(), self.engine.connect() as connection:
             return story_reads.story_detail(connection, story_id)
 
+    def index_pending(self) -> None:
+        """Index the entries written since the last time (SQLite; ``search.index_pending``):
+        every read of the search index calls it first, a poll may call it when it is done."""
+        with self._guard():
+            with self.engine.connect() as connection:
+                if not search.has_pending(connection):
+                    return
+            with self._write_engine.begin() as connection:
+                search.index_pending(connection)
+            self._unindexed = 0
+
     def search(self, terms: tuple[str, ...], limit: int, *,
                after: tuple[datetime, int] | None = None, include_hidden: bool = False
                ) -> tuple[list[SearchHit], tuple[datetime, int] | None]:
         """Entries holding every term (``search.parse_query``), newest first, one page."""
+        self.index_pending()
         with self._guard(), self.engine.connect() as connection:
             return search.search(connection, terms, limit, after=after,
                                  include_hidden=include_hidden)
