@@ -414,13 +414,21 @@ def _insert(connection: Connection, source_id: str,
         first_hash.setdefault(entry.content_hash, position)
 
     founders = [p for p, ref in enumerate(story_ref) if ref == ("new", p)]
+    # A story founded here is written with its members already counted and dated (what
+    # _count_members would make of it), which spares an UPDATE per new story.
+    members: dict[int, list[NormalizedEntry]] = {p: [] for p in founders}
+    for position, ref in enumerate(story_ref):
+        if isinstance(ref, tuple):
+            members[ref[1]].append(fresh[position][1])
     founded: dict[int, int] = {}
     if founders:
         rows = connection.execute(
             STORIES.insert().returning(STORIES.c.id, sort_by_parameter_order=True),
             [{"uid": story_uid(source_id, fresh[p][0]), "title": fresh[p][1].title[:1000],
-              "first_seen_at": now, "published_at": fresh[p][1].published_at,
-              "updated_at": fresh[p][1].updated_at, "entry_count": 0,
+              "first_seen_at": now,
+              "published_at": min(e.published_at for e in members[p]),
+              "updated_at": max(e.updated_at for e in members[p]),
+              "entry_count": len(members[p]),
               "merged_into_id": None} for p in founders],
         )
         founded = {p: row[0] for p, row in zip(founders, rows, strict=True)}
@@ -448,8 +456,11 @@ def _insert(connection: Connection, source_id: str,
             .values(story_matched_entry_id=sa.bindparam("matched")),
             [{"entry_id": entry_id, "matched": matched} for entry_id, matched in inside])
     _insert_categories(connection, [(entry_ids[p], fresh[p][2]) for p in range(len(fresh))])
-    _count_members(connection, [v["story_id"] for v in values],
-                   [(v["story_id"], v["published_at"], v["updated_at"]) for v in values], now)
+    joined = [v for v, ref in zip(values, story_ref, strict=True) if not isinstance(ref, tuple)]
+    if joined:
+        _count_members(connection, [v["story_id"] for v in joined],
+                       [(v["story_id"], v["published_at"], v["updated_at"]) for v in joined],
+                       now)
 
 
 def _own_members(connection: Connection, source_id: str,

@@ -285,11 +285,15 @@ class Store:
             row.feed_ttl_seconds = feed_ttl_seconds
             row.error_count = 0
             row.last_error = row.last_error_kind = None
+            # Counted here, so the trim's own transaction is only paid when it has work.
+            over_cap = bool(new and self.limits.per_source) and connection.execute(
+                sa.select(sa.func.count()).select_from(ENTRIES)
+                .where(ENTRIES.c.source_id == source_id)).scalar_one() > self.limits.per_source
             session.commit()
         self._unindexed += new + updated
         if self._unindexed >= INDEX_BATCH:
             self.index_pending()
-        if new and self.limits.per_source:
+        if new and self.limits.per_source and over_cap:
             self._trim(source_id, now)
         result = PollResult.UPDATED if new or updated else PollResult.UNCHANGED
         return PollOutcome(source_id, result, new_entries=new, updated_entries=updated,
