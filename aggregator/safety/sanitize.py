@@ -110,6 +110,17 @@ def _is_http_url(url: str) -> bool:
     return parts.scheme.lower() in {"http", "https"} and bool(parts.netloc)
 
 
+# Built once: most of an nh3.clean call with keyword arguments is building its configuration.
+_SKELETON_CLEANER = nh3.Cleaner(
+    tags=set(BLOCK_ELEMENTS | {"img"}),
+    clean_content_tags=set(INVISIBLE_ELEMENTS | DROPPED_WITH_CONTENT),
+    # "*": nothing, or nh3 keeps its default generic lang/title attributes.
+    attributes={"img": {"alt"}, "*": set()},
+    link_rel=None,
+    strip_comments=True,
+)
+
+
 def html_to_text(html_text: str) -> str:
     """Plain text of an HTML fragment: entities decoded, one line per block, spaces collapsed.
 
@@ -121,15 +132,7 @@ def html_to_text(html_text: str) -> str:
         return ""
     if "<" not in html_text and "&" not in html_text:
         return _collapse_lines(scrub_text(html_text))
-    skeleton = nh3.clean(
-        scrub_text(html_text),
-        tags=set(BLOCK_ELEMENTS | {"img"}),
-        clean_content_tags=set(INVISIBLE_ELEMENTS | DROPPED_WITH_CONTENT),
-        # "*": nothing, or nh3 keeps its default generic lang/title attributes.
-        attributes={"img": {"alt"}, "*": set()},
-        link_rel=None,
-        strip_comments=True,
-    )
+    skeleton = _SKELETON_CLEANER.clean(scrub_text(html_text))
     pieces: list[str] = []
     in_pre = 0
     position = 0
