@@ -187,6 +187,19 @@ class _CombiningMarks(dict[int, str | None]):
 _DROP_COMBINING = _CombiningMarks()
 
 
+# Folding works on the runs of non-ASCII characters alone: an ASCII character is its own
+# NFKD and NFC form and composes with no mark that folding keeps, so it bounds every change.
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+
+
+def _fold_run(match: re.Match[str]) -> str:
+    run = match.group().translate(_PUNCTUATION_FOLD)
+    if run.isascii():
+        return run  # typographic quotes and dashes only
+    decomposed = unicodedata.normalize("NFKD", run)
+    return unicodedata.normalize("NFC", decomposed.translate(_DROP_COMBINING))
+
+
 def fold_accents(text: str) -> str:
     """Remove accents and compatibility forms: "Künstliche Intelligenz" → "Kunstliche Intelligenz".
 
@@ -195,11 +208,7 @@ def fold_accents(text: str) -> str:
     """
     if text.isascii():
         return text  # nothing to fold; skipping the normalizations is most of the saving
-    text = text.translate(_PUNCTUATION_FOLD)
-    if text.isascii():
-        return text  # typographic quotes and dashes only: the normalizations would keep it
-    decomposed = unicodedata.normalize("NFKD", text)
-    return unicodedata.normalize("NFC", decomposed.translate(_DROP_COMBINING))
+    return _NON_ASCII_RUN.sub(_fold_run, text)
 
 
 def fold(text: str) -> str:
