@@ -422,16 +422,20 @@ def _insert(connection: Connection, source_id: str,
             members[ref[1]].append(fresh[position][1])
     founded: dict[int, int] = {}
     if founders:
+        uids = {p: story_uid(source_id, fresh[p][0]) for p in founders}
+        # Ids matched back by uid rather than by row order: asking for the order makes
+        # SQLAlchemy send SQLite one INSERT per row, this way it is one per batch.
         rows = connection.execute(
-            STORIES.insert().returning(STORIES.c.id, sort_by_parameter_order=True),
-            [{"uid": story_uid(source_id, fresh[p][0]), "title": fresh[p][1].title[:1000],
+            STORIES.insert().returning(STORIES.c.id, STORIES.c.uid),
+            [{"uid": uids[p], "title": fresh[p][1].title[:1000],
               "first_seen_at": now,
               "published_at": min(e.published_at for e in members[p]),
               "updated_at": max(e.updated_at for e in members[p]),
               "entry_count": len(members[p]),
               "merged_into_id": None} for p in founders],
         )
-        founded = {p: row[0] for p, row in zip(founders, rows, strict=True)}
+        by_uid = {row.uid: row.id for row in rows}
+        founded = {p: by_uid[uids[p]] for p in founders}
 
     values = []
     for position, (key, entry, _matches) in enumerate(fresh):
@@ -446,8 +450,10 @@ def _insert(connection: Connection, source_id: str,
             "story_matched_entry_id": matched[position],
             **_columns(entry, now),
         })
-    entry_ids = [row[0] for row in connection.execute(
-        ENTRIES.insert().returning(ENTRIES.c.id, sort_by_parameter_order=True), values)]
+    # Matched back by identity key (unique within the source), as the stories by uid.
+    by_key = {row.identity_key: row.id for row in connection.execute(
+        ENTRIES.insert().returning(ENTRIES.c.id, ENTRIES.c.identity_key), values)}
+    entry_ids = [by_key[v["identity_key"]] for v in values]
     # Matches inside this batch point at entries whose ids exist only now.
     inside = [(entry_ids[p], entry_ids[q]) for p, q in matched_in_batch.items()]
     if inside:
