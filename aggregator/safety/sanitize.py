@@ -89,13 +89,21 @@ def clean_html(html_text: str, base_url: str | None) -> str:
         return _nh3_clean(html_text, "deny")
 
 
+# nh3.clean's sets, built once (a quarter of a call's time was building them); nh3 only
+# reads them.
+_CLEAN_TAGS = set(ALLOWED_TAGS)
+_CLEAN_CONTENT_TAGS = set(DROPPED_WITH_CONTENT)
+_CLEAN_ATTRIBUTES = {tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()}
+_CLEAN_URL_SCHEMES = set(ALLOWED_URL_SCHEMES)
+
+
 def _nh3_clean(html_text: str, relative: _RelativeUrls) -> str:
     return nh3.clean(
         html_text,
-        tags=set(ALLOWED_TAGS),
-        clean_content_tags=set(DROPPED_WITH_CONTENT),
-        attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
-        url_schemes=set(ALLOWED_URL_SCHEMES),
+        tags=_CLEAN_TAGS,
+        clean_content_tags=_CLEAN_CONTENT_TAGS,
+        attributes=_CLEAN_ATTRIBUTES,
+        url_schemes=_CLEAN_URL_SCHEMES,
         link_rel=LINK_REL,
         strip_comments=True,
         url_relative=relative,
