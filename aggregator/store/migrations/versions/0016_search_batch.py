@@ -27,7 +27,6 @@ down_revision = "0015"
 branch_labels = None
 depends_on = None
 
-_PENDING = "(SELECT 1 FROM entry_search_pending WHERE entry_id = old.id)"
 _DROP_TRIGGERS = (
     "DROP TRIGGER IF EXISTS entry_search_update",
     "DROP TRIGGER IF EXISTS entry_search_delete",
@@ -40,10 +39,11 @@ _SQLITE_UP = (
     "INSERT OR IGNORE INTO entry_search_pending(entry_id) VALUES (new.id); END",
     "CREATE TRIGGER entry_search_delete AFTER DELETE ON entries BEGIN "
     "INSERT INTO entry_search(entry_search, rowid, title, text) "
-    f"SELECT 'delete', old.id, old.title, old.text WHERE NOT EXISTS {_PENDING}; "
+    "SELECT 'delete', old.id, old.title, old.text WHERE NOT EXISTS "
+    "(SELECT 1 FROM entry_search_pending WHERE entry_id = old.id); "
     "DELETE FROM entry_search_pending WHERE entry_id = old.id; END",
     "CREATE TRIGGER entry_search_update AFTER UPDATE OF title, text ON entries "
-    f"WHEN NOT EXISTS {_PENDING} BEGIN "
+    "WHEN NOT EXISTS (SELECT 1 FROM entry_search_pending WHERE entry_id = old.id) BEGIN "
     "INSERT INTO entry_search(entry_search, rowid, title, text) "
     "VALUES ('delete', old.id, old.title, old.text); "
     "INSERT INTO entry_search_pending(entry_id) VALUES (new.id); END",
