@@ -17,6 +17,15 @@ extraction);
 Times are ``time.process_time`` (CPU of this process), the minimum of ``--repeat`` runs per
 document and method, summed per corpus and divided by the number of documents. Documents our
 parser refuses (HTML pages, gzip bodies) are counted under "refused" and still timed.
+
+    .venv/bin/python bench/parse_bench.py --stages 300 [--rounds 3]
+
+instead splits a first poll's CPU per feed by stage over the poll benchmark's first N synthetic
+feeds and its two categories, in this process: ``feedparser`` (as ``parse_feed`` calls it:
+``parse.run_feedparser``), ``parse wrapper`` (our ``parse_feed`` minus that), ``normalize``,
+``classify``, ``store`` (``save_poll`` into a fresh SQLite store, search indexing left out)
+and ``search index`` (the batch that indexes those entries, ``Store.index_pending``). Each
+round is a fresh store; the table shows the median of the rounds.
 """
 
 from __future__ import annotations
@@ -95,6 +104,99 @@ def measure(body: bytes, repeat: int, totals: Totals) -> None:
     totals.entries += len(entries)
 
 
+STAGES = ("feedparser", "parse wrapper", "normalize", "classify", "store", "search index")
+
+
+def stage_round(count: int) -> dict[str, float]:
+    """CPU seconds per stage for the first poll of ``count`` synthetic feeds."""
+    import tempfile  # noqa: PLC0415
+
+    from aggregator.catalog import Catalog, CategoryConfig, Rule, SourceConfig  # noqa: PLC0415
+    from aggregator.editorial.classify import classify  # noqa: PLC0415
+    from aggregator.polling import parse  # noqa: PLC0415
+    from aggregator.safety.xml import defuse_entities  # noqa: PLC0415
+    from aggregator.store import open_store, repository, upgrade  # noqa: PLC0415
+    from aggregator.types import FetchResult  # noqa: PLC0415
+
+    # The poll benchmark's categories (bench/poll_bench.py).
+    categories = (
+        CategoryConfig(id="world", title="World news"),
+        CategoryConfig(id="tech", title="Technology",
+                       include=(Rule("software", False), Rule("semiconductor", False),
+                                Rule(r"open\s+source", True)),
+                       exclude=(Rule("football", False),)),
+    )
+    by_id = {c.id: c for c in categories}
+    feeds = [make_feed(i) for i in range(count)]
+    urls = [f"https://feeds.example/{i}.xml" for i in range(count)]
+    catalog = Catalog(sources=tuple(
+        SourceConfig(id=f"feed-{i:05d}", url=url, categories=("world", "tech"))
+        for i, url in enumerate(urls)), categories=categories)
+    cpu = dict.fromkeys(STAGES, 0.0)
+    # A baseline checkout (PYTHONPATH) may predate these two: then feedparser runs with the
+    # options parse_feed used then, and the index is written by the store's triggers.
+    def baseline_feedparser(content: bytes, headers: dict[str, str]) -> object:
+        return feedparser.parse(io.BytesIO(content), sanitize_html=False,
+                                resolve_relative_uris=False,
+                                response_headers={**headers, "content-location":
+                                                  "shttp://document-base.invalid/_/document"})
+
+    run_feedparser = getattr(parse, "run_feedparser", baseline_feedparser)
+    batched = hasattr(repository.Store, "index_pending")
+    repository.INDEX_BATCH = 10**9  # indexed once at the end, timed apart
+    with tempfile.TemporaryDirectory() as workdir:
+        store = open_store(f"sqlite:///{workdir}/stages.db")
+        try:
+            upgrade(store.engine)
+            store.sync_sources(catalog, NOW)
+            for index, feed in enumerate(feeds):
+                headers = {"content-type": feed.content_type}
+                source_id = f"feed-{index:05d}"
+                started = time.process_time()
+                run_feedparser(defuse_entities(feed.body), headers)
+                cpu["feedparser"] += time.process_time() - started
+                started = time.process_time()
+                parsed = parse_feed(feed.body, url=urls[index], headers=headers)
+                cpu["parse wrapper"] += time.process_time() - started
+                started = time.process_time()
+                entries = normalize_feed(parsed, feed_url=urls[index], source_language=None,
+                                         now=NOW)
+                cpu["normalize"] += time.process_time() - started
+                started = time.process_time()
+                classified = [(e, tuple(classify(e, source_categories=("world", "tech"),
+                                                 categories=by_id, source_id=source_id)))
+                              for e in entries]
+                cpu["classify"] += time.process_time() - started
+                fetched = FetchResult(url=urls[index], status=200, content=feed.body,
+                                      headers=headers, etag=f'"{index}"')
+                started = time.process_time()
+                store.save_poll(source_id, fetched, body_hash=None, feed_title=parsed.title,
+                                feed_link=parsed.link, entries=classified,
+                                next_check_at=NOW, now=NOW)
+                cpu["store"] += time.process_time() - started
+            if batched:
+                started = time.process_time()
+                store.index_pending()
+                cpu["search index"] += time.process_time() - started
+        finally:
+            store.close()
+    cpu["parse wrapper"] -= cpu["feedparser"]
+    return cpu
+
+
+def stages_table(count: int, rounds: int) -> str:
+    measured = [stage_round(count) for _ in range(rounds)]
+    lines = [f"{count} synthetic feeds, median of {rounds} rounds, CPU ms per feed", "",
+             "| stage | ms/feed |", "|---|---|"]
+    for stage in STAGES:
+        values = sorted(m[stage] for m in measured)
+        lines.append(f"| {stage} | {1000 * values[len(values) // 2] / count:.2f} |")
+    ours = [m["parse wrapper"] + m["normalize"] + m["classify"] for m in measured]
+    lines.append(f"| ours (wrapper + normalize + classify) | "
+                 f"{1000 * sorted(ours)[len(ours) // 2] / count:.2f} |")
+    return "\n".join(lines)
+
+
 def corpus_files(name: str) -> list[Path]:
     return sorted(p for p in (DATA / name).rglob("*")
                   if p.is_file() and p.suffix.lower() not in SKIP_SUFFIXES)
@@ -106,8 +208,14 @@ def main() -> int:
     parser.add_argument("--synthetic", type=int, default=100,
                         help="how many synthetic feeds (poll benchmark's) to add as a row")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    parser.add_argument("--stages", type=int, default=0,
+                        help="split a first poll of this many synthetic feeds by stage instead")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --stages")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
+    if args.stages:
+        print(stages_table(args.stages, args.rounds))
+        return 0
 
     rows: dict[str, Totals] = {}
     for name in CORPORA:

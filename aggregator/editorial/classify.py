@@ -172,6 +172,34 @@ class _Fields:
     folded: tuple[str, ...]
 
 
+class _CombiningMarks(dict[int, str | None]):
+    """A ``str.translate`` table that drops combining marks (except the kept classes) and
+    keeps every other character, filled on first sight of each character."""
+
+    def __missing__(self, code: int) -> str | None:
+        char = chr(code)
+        combining = unicodedata.combining(char)
+        value = None if combining and combining not in _KEPT_COMBINING_CLASSES else char
+        self[code] = value
+        return value
+
+
+_DROP_COMBINING = _CombiningMarks()
+
+
+# Folding works on the runs of non-ASCII characters alone: an ASCII character is its own
+# NFKD and NFC form and composes with no mark that folding keeps, so it bounds every change.
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+
+
+def _fold_run(match: re.Match[str]) -> str:
+    run = match.group().translate(_PUNCTUATION_FOLD)
+    if run.isascii():
+        return run  # typographic quotes and dashes only
+    decomposed = unicodedata.normalize("NFKD", run)
+    return unicodedata.normalize("NFC", decomposed.translate(_DROP_COMBINING))
+
+
 def fold_accents(text: str) -> str:
     """Remove accents and compatibility forms: "Künstliche Intelligenz" → "Kunstliche Intelligenz".
 
@@ -180,12 +208,7 @@ def fold_accents(text: str) -> str:
     """
     if text.isascii():
         return text  # nothing to fold; skipping the normalizations is most of the saving
-    decomposed = unicodedata.normalize("NFKD", text.translate(_PUNCTUATION_FOLD))
-    kept = "".join(
-        ch for ch in decomposed
-        if not unicodedata.combining(ch) or unicodedata.combining(ch) in _KEPT_COMBINING_CLASSES
-    )
-    return unicodedata.normalize("NFC", kept)
+    return _NON_ASCII_RUN.sub(_fold_run, text)
 
 
 def fold(text: str) -> str:
@@ -263,7 +286,8 @@ def _fields(entry: Classifiable) -> _Fields:
     # One field per line keeps a regex's "." from running from one field into the next.
     raw = (entry.title, entry.text, "\n".join(entry.tags), entry.author or "", entry.url or "")
     plain = tuple(fold_accents(value) for value in raw)
-    return _Fields(plain=plain, folded=tuple(fold(value) for value in plain))
+    # fold(value) of a value folded already: its first fold_accents would change nothing.
+    return _Fields(plain=plain, folded=tuple(fold_accents(value.casefold()) for value in plain))
 
 
 def _hits(fields: _Fields, rules: Sequence[CompiledRule], label: str

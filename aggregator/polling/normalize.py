@@ -63,6 +63,9 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 _PATH_SAFE = _UNRESERVED | frozenset("!$&'()*+,;=:@/")
 _QUERY_SAFE = _PATH_SAFE | frozenset("?")
 _ESCAPE_OR_CHAR = re.compile(r"%[0-9A-Fa-f]{2}|.", re.DOTALL)
+# Components made only of these are left as they are by _normalize_escapes (no escapes).
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]*")
+_PLAIN_QUERY = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*")
 _URL_JUNK = re.compile(r"[\t\n\r]")
 _BAD_HOST_CHARS = frozenset(' <>"`{}|\\^%/?#@')
 _LANGUAGE_SPLIT = re.compile(r"[,;\s]")
@@ -132,6 +135,9 @@ def _canonical_host(hostname: str | None) -> str | None:
 
 def _normalize_escapes(component: str, safe: frozenset[str]) -> str:
     """Upper-case escapes, decode escaped unreserved characters, escape unsafe ones."""
+    plain = _PLAIN_QUERY if safe is _QUERY_SAFE else _PLAIN_PATH if safe is _PATH_SAFE else None
+    if plain is not None and plain.fullmatch(component):
+        return component  # nothing escaped, nothing to escape: most paths and queries
 
     def fix(match: re.Match[str]) -> str:
         token = match.group()
@@ -239,9 +245,17 @@ def normalize_entry(
     url = canonical_url(link)
     html_base = link or feed_url
 
-    summary_html = clean_html((entry.summary or "")[:MAX_HTML_CHARS], html_base)
-    content_html = clean_html((entry.content or "")[:MAX_HTML_CHARS], html_base)
-    body = _merge_texts(html_to_text(summary_html), html_to_text(content_html))
+    summary = (entry.summary or "")[:MAX_HTML_CHARS]
+    content = (entry.content or "")[:MAX_HTML_CHARS]
+    summary_html = clean_html(summary, html_base)
+    summary_text = html_to_text(summary_html)
+    # Many feeds give the same HTML as summary and content: cleaned and read once.
+    if content == summary:
+        content_html, content_text = summary_html, summary_text
+    else:
+        content_html = clean_html(content, html_base)
+        content_text = html_to_text(content_html)
+    body = _merge_texts(summary_text, content_text)
 
     title = _truncate(plain_title(entry.title, entry.title_is_html), MAX_TITLE_CHARS)
     text = "\n".join(part for part in (title, body) if part)[:MAX_TEXT_CHARS]
@@ -276,7 +290,8 @@ def normalize_entry(
         author=_truncate(plain_title(entry.author, False), MAX_AUTHOR_CHARS) or None,
         tags=_tags(entry.tags),
         # Media RSS files join after the declared enclosures, which alone make the key above.
-        enclosures=_enclosures(entry.enclosures + entry.media_enclosures, feed_url),
+        enclosures=(_enclosures(entry.enclosures + entry.media_enclosures, feed_url)
+                    if entry.media_enclosures else enclosures),
         content_hash=content_hash,
         date_source=date_source,
         legacy_key=legacy_key,
@@ -440,11 +455,12 @@ def _merge_texts(summary: str, content: str) -> str:
     """Summary and content as one text, without repeating a summary that opens the content."""
     if not summary or not content:
         return summary or content
-    short_summary = _TRAILING_ELLIPSIS.sub("", _collapse(summary))
+    flat_summary = _collapse(summary)
+    short_summary = _TRAILING_ELLIPSIS.sub("", flat_summary)
     flat_content = _collapse(content)
     if flat_content.startswith(short_summary):
         return content
-    if _collapse(summary).startswith(flat_content):
+    if flat_summary.startswith(flat_content):
         return summary
     return f"{summary}\n{content}"
 
@@ -464,7 +480,9 @@ def _derive_title(text: str) -> str:
 def _content_hash(text: str) -> str:
     """Hash of the text as a reader sees it: Unicode-normalized, case-folded, spaces collapsed,
     so the same story with different markup or line breaks hashes the same."""
-    canonical = _collapse(unicodedata.normalize("NFKC", text).casefold())
+    # ASCII is its own NFKC form.
+    canonical = _collapse((text if text.isascii() else unicodedata.normalize("NFKC", text))
+                          .casefold())
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[
         :CONTENT_HASH_CHARS
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import contextvars
+import functools
 import html
 import io
 import json
@@ -18,11 +19,12 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urljoin
 from xml.sax import SAXParseException
 
 import feedparser
+import feedparser.mixin
 from feedparser.namespaces import mediarss
 from feedparser.urls import resolve_relative_uris
 
@@ -39,6 +41,10 @@ JSON_FEED_VERSION_PREFIXES = ("https://jsonfeed.org/version/", "http://jsonfeed.
 # How much of an unexpected document we look at, and quote, to say what it is.
 SNIFF_BYTES = 4096
 QUOTE_CHARS = 60
+
+# What feedparser is asked to do beyond reading the document: nothing that normalize redoes
+# (nh3 sanitizes, links are resolved against the real URL there).
+FEEDPARSER_OPTIONS: Final = {"sanitize_html": False, "resolve_relative_uris": False}
 
 # An RSS <ttl> beyond a week is a typo or a joke; ignore it rather than stop polling.
 MAX_TTL_MINUTES = 7 * 24 * 60
@@ -95,6 +101,53 @@ mediarss.Namespace._start_media_description = _start_media_description
 mediarss.Namespace._end_media_description = _end_media_description
 
 
+# feedparser joins URLs with urllib on every element: each start tag makes its base absolute
+# again (``make_safe_absolute_uri(base, base)`` when the element has no xml:base), and every
+# link, id and href is joined with that base. Both are pure functions of their arguments, so
+# the same answers come cheaper: a cache for the first (one base per document, seen on every
+# tag), and for the second, an absolute http(s) URL under our sentinel base is returned as
+# written, which is what urljoin returns for a URL whose scheme differs from the base's.
+# tests/unit/test_parse_differential.py compares both with feedparser's own on the corpora.
+_fp_make_safe_absolute_uri = feedparser.mixin.make_safe_absolute_uri
+_fp_urljoin = feedparser.mixin._urljoin
+URI_CACHE_SIZE: Final = 256
+
+
+@functools.lru_cache(maxsize=URI_CACHE_SIZE)
+def _cached_safe_absolute_uri(base: str, rel: str) -> str:
+    return str(_fp_make_safe_absolute_uri(base, rel))
+
+
+def _make_safe_absolute_uri(base: Any, rel: Any = None) -> Any:
+    if isinstance(base, str) and isinstance(rel, str):
+        return _cached_safe_absolute_uri(base, rel)
+    return _fp_make_safe_absolute_uri(base, rel)
+
+
+def _urljoin(base: Any, uri: Any) -> Any:
+    if (isinstance(base, str) and isinstance(uri, str) and base.startswith(_SENTINEL_SCHEME)
+            and _is_plain_absolute_http(uri)):
+        return uri
+    return _fp_urljoin(base, uri)
+
+
+def _is_plain_absolute_http(uri: str) -> bool:
+    """An ASCII http(s) URL that feedparser's slash fix leaves alone and urllib parses without
+    error (no brackets: those are IPv6 hosts, which it checks)."""
+    if uri.startswith("https://"):
+        after = 8
+    elif uri.startswith("http://"):
+        after = 7
+    else:
+        return False
+    return (uri.isascii() and uri[after:after + 1] not in ("/", "")
+            and "[" not in uri and "]" not in uri)
+
+
+feedparser.mixin.make_safe_absolute_uri = _make_safe_absolute_uri
+feedparser.mixin._urljoin = _urljoin
+
+
 def parse_feed(content: bytes, *, url: str, headers: Mapping[str, str]) -> ParsedFeed:
     """Parse one fetched body. ``headers`` are the response headers, lower-case names.
 
@@ -144,22 +197,25 @@ def _strip_bom(data: bytes) -> bytes:
 # RSS / Atom / RDF through feedparser
 
 
-def _parse_xml_feed(content: bytes, base: str, headers: Mapping[str, str]) -> ParsedFeed:
+def run_feedparser(content: bytes, headers: Mapping[str, str]) -> Any:
+    """feedparser's result for a defused document, as ``parse_feed`` reads it (the sentinel
+    base, our own media:description); public for the parse benchmark's split."""
     fp_headers = {**headers, "content-location": _SENTINEL_BASE}
     token = _OWN_MEDIA_DESCRIPTION.set(True)
     try:
         # A BytesIO, never bare bytes: feedparser treats a bytes/str argument as a possible
         # file name or URL and would open or fetch it.
-        result = feedparser.parse(
-            io.BytesIO(content),
-            response_headers=fp_headers,
-            sanitize_html=False,
-            resolve_relative_uris=False,
-        )
-    except Exception as exc:  # feedparser is meant never to raise; if it does, it is this feed's
-        raise ParseError(f"not a feed: the parser failed ({type(exc).__name__}: {exc})") from exc
+        return feedparser.parse(io.BytesIO(content), response_headers=fp_headers,
+                                **FEEDPARSER_OPTIONS)
     finally:
         _OWN_MEDIA_DESCRIPTION.reset(token)
+
+
+def _parse_xml_feed(content: bytes, base: str, headers: Mapping[str, str]) -> ParsedFeed:
+    try:
+        result = run_feedparser(content, headers)
+    except Exception as exc:  # feedparser is meant never to raise; if it does, it is this feed's
+        raise ParseError(f"not a feed: the parser failed ({type(exc).__name__}: {exc})") from exc
 
     version = str(_get(result, "version") or "")
     raw_entries: list[Any] = list(_get(result, "entries") or [])

@@ -414,16 +414,28 @@ def _insert(connection: Connection, source_id: str,
         first_hash.setdefault(entry.content_hash, position)
 
     founders = [p for p, ref in enumerate(story_ref) if ref == ("new", p)]
+    # A story founded here is written with its members already counted and dated (what
+    # _count_members would make of it), which spares an UPDATE per new story.
+    members: dict[int, list[NormalizedEntry]] = {p: [] for p in founders}
+    for position, ref in enumerate(story_ref):
+        if isinstance(ref, tuple):
+            members[ref[1]].append(fresh[position][1])
     founded: dict[int, int] = {}
     if founders:
+        uids = {p: story_uid(source_id, fresh[p][0]) for p in founders}
+        # Ids matched back by uid rather than by row order: asking for the order makes
+        # SQLAlchemy send SQLite one INSERT per row, this way it is one per batch.
         rows = connection.execute(
-            STORIES.insert().returning(STORIES.c.id, sort_by_parameter_order=True),
-            [{"uid": story_uid(source_id, fresh[p][0]), "title": fresh[p][1].title[:1000],
-              "first_seen_at": now, "published_at": fresh[p][1].published_at,
-              "updated_at": fresh[p][1].updated_at, "entry_count": 0,
+            STORIES.insert().returning(STORIES.c.id, STORIES.c.uid),
+            [{"uid": uids[p], "title": fresh[p][1].title[:1000],
+              "first_seen_at": now,
+              "published_at": min(e.published_at for e in members[p]),
+              "updated_at": max(e.updated_at for e in members[p]),
+              "entry_count": len(members[p]),
               "merged_into_id": None} for p in founders],
         )
-        founded = {p: row[0] for p, row in zip(founders, rows, strict=True)}
+        by_uid = {row.uid: row.id for row in rows}
+        founded = {p: by_uid[uids[p]] for p in founders}
 
     values = []
     for position, (key, entry, _matches) in enumerate(fresh):
@@ -438,8 +450,10 @@ def _insert(connection: Connection, source_id: str,
             "story_matched_entry_id": matched[position],
             **_columns(entry, now),
         })
-    entry_ids = [row[0] for row in connection.execute(
-        ENTRIES.insert().returning(ENTRIES.c.id, sort_by_parameter_order=True), values)]
+    # Matched back by identity key (unique within the source), as the stories by uid.
+    by_key = {row.identity_key: row.id for row in connection.execute(
+        ENTRIES.insert().returning(ENTRIES.c.id, ENTRIES.c.identity_key), values)}
+    entry_ids = [by_key[v["identity_key"]] for v in values]
     # Matches inside this batch point at entries whose ids exist only now.
     inside = [(entry_ids[p], entry_ids[q]) for p, q in matched_in_batch.items()]
     if inside:
@@ -448,8 +462,11 @@ def _insert(connection: Connection, source_id: str,
             .values(story_matched_entry_id=sa.bindparam("matched")),
             [{"entry_id": entry_id, "matched": matched} for entry_id, matched in inside])
     _insert_categories(connection, [(entry_ids[p], fresh[p][2]) for p in range(len(fresh))])
-    _count_members(connection, [v["story_id"] for v in values],
-                   [(v["story_id"], v["published_at"], v["updated_at"]) for v in values], now)
+    joined = [v for v, ref in zip(values, story_ref, strict=True) if not isinstance(ref, tuple)]
+    if joined:
+        _count_members(connection, [v["story_id"] for v in joined],
+                       [(v["story_id"], v["published_at"], v["updated_at"]) for v in joined],
+                       now)
 
 
 def _own_members(connection: Connection, source_id: str,

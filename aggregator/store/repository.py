@@ -72,6 +72,8 @@ from aggregator.types import (
 log = logging.getLogger(__name__)
 
 STORY_PAGE = 500
+# Entries written before a save indexes them for search in one batch (``Store.index_pending``).
+INDEX_BATCH = 5000
 
 
 class Store:
@@ -81,6 +83,9 @@ class Store:
         self.engine = engine
         self.limits = limits or GrowthLimits()
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        # Entries this store wrote since it last indexed them for search (SQLite): past
+        # INDEX_BATCH a save indexes the backlog in one statement, so it stays bounded.
+        self._unindexed = 0
 
     def close(self) -> None:
         self.engine.dispose()
@@ -248,40 +253,49 @@ class Store:
         are stored and the validators forgotten so the next poll takes the rest; a source
         over the per-source cap then loses its oldest entries (``_trim``).
         """
-        with self._guard(), self._write() as session:
-            row = sourcerows.leased(session, source_id, owner)
+        with self._guard(), self._write_engine.begin() as connection:
+            row = sourcerows.leased_columns(connection, source_id, owner)
             if row is None:
                 return PollOutcome(source_id, PollResult.LEASE_LOST, status=fetch.status)
-            connection = session.connection()
             entries = sourcerows.without_tombstoned(connection, source_id, entries, now)
             leases.lock_story_keys(connection, (e.url for e, _ in entries),
                                    (e.content_hash for e, _ in entries))
             written = write_entries(connection, source_id, entries, now,
                                     new_per_poll=self.limits.new_per_poll)
             new, updated = written.new, written.updated
-            sourcerows.touch(row, fetch, next_check_at, now)
-            row.body_hash = body_hash
+            values = sourcerows.check_values(source_id, row.url, row.redirect_url,
+                                             row.redirect_count, fetch, next_check_at, now)
+            values["body_hash"] = body_hash
             if written.refused:
                 # The same body must be read again next time for the entries left out.
-                row.etag = row.last_modified = row.body_hash = None
-            row.last_repeated_entries = written.repeated
-            row.warning = sourcerows.growth_warning(written)
-            if row.warning:
+                values["etag"] = values["last_modified"] = values["body_hash"] = None
+            warning = sourcerows.growth_warning(written)
+            if warning:
                 log.warning("source=%s action=save outcome=growth warning=%r",
-                            source_id, row.warning)
-            row.feed_title = (feed_title or "")[:512] or row.feed_title
+                            source_id, warning)
+            values.update(
+                last_repeated_entries=written.repeated, warning=warning,
+                feed_title=(feed_title or "")[:512] or row.feed_title,
+                last_success_at=now, last_new_entries=new, last_updated_entries=updated,
+                # Always replaced: a feed that drops its <ttl> no longer asks for it.
+                feed_ttl_seconds=feed_ttl_seconds,
+                error_count=0, last_error=None, last_error_kind=None)
             if feed_link and not row.site_url:
-                row.site_url = feed_link[:2048]
-            row.last_success_at = now
-            row.last_new_entries, row.last_updated_entries = new, updated
+                values["site_url"] = feed_link[:2048]
             if publish_interval is not None:
-                row.publish_interval_seconds = publish_interval
-            # Always replaced: a feed that drops its <ttl> no longer asks for it.
-            row.feed_ttl_seconds = feed_ttl_seconds
-            row.error_count = 0
-            row.last_error = row.last_error_kind = None
-            session.commit()
-        if new and self.limits.per_source:
+                values["publish_interval_seconds"] = publish_interval
+            if owner is not None:
+                values["lease_owner"] = values["leased_until"] = None
+            connection.execute(SOURCES.update().where(SOURCES.c.id == source_id)
+                               .values(**values))
+            # Counted here, so the trim's own transaction is only paid when it has work.
+            over_cap = bool(new and self.limits.per_source) and connection.execute(
+                sa.select(sa.func.count()).select_from(ENTRIES)
+                .where(ENTRIES.c.source_id == source_id)).scalar_one() > self.limits.per_source
+        self._unindexed += new + updated
+        if self._unindexed >= INDEX_BATCH:
+            self.index_pending()
+        if new and self.limits.per_source and over_cap:
             self._trim(source_id, now)
         result = PollResult.UPDATED if new or updated else PollResult.UNCHANGED
         return PollOutcome(source_id, result, new_entries=new, updated_entries=updated,
@@ -327,6 +341,7 @@ class Store:
         pinned = story_reads.pinned_stories(category_id)
         filters: list[Any] = []
         if terms:
+            self.index_pending()
             filters.append(col(Story.id).in_(
                 sa.select(ENTRIES.c.story_id)
                 .where(search.matching(self.engine.dialect.name, terms))))
@@ -636,10 +651,22 @@ class Store:
         with self._guard(), self.engine.connect() as connection:
             return story_reads.story_detail(connection, story_id)
 
+    def index_pending(self) -> None:
+        """Index the entries written since the last time (SQLite; ``search.index_pending``):
+        every read of the search index calls it first, a poll may call it when it is done."""
+        with self._guard():
+            with self.engine.connect() as connection:
+                if not search.has_pending(connection):
+                    return
+            with self._write_engine.begin() as connection:
+                search.index_pending(connection)
+            self._unindexed = 0
+
     def search(self, terms: tuple[str, ...], limit: int, *,
                after: tuple[datetime, int] | None = None, include_hidden: bool = False
                ) -> tuple[list[SearchHit], tuple[datetime, int] | None]:
         """Entries holding every term (``search.parse_query``), newest first, one page."""
+        self.index_pending()
         with self._guard(), self.engine.connect() as connection:
             return search.search(connection, terms, limit, after=after,
                                  include_hidden=include_hidden)

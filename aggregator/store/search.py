@@ -3,9 +3,10 @@
 holding all of them, and the search page of entries with their live story.
 
 Trigrams rather than words, on both databases, because Chinese and Japanese have no spaces to
-cut words at: a term is found anywhere in the title or text, case-insensitively. The index is
-kept by the database itself (triggers on SQLite, the index on PostgreSQL; migration 0013), so
-inserts, updates, deletes and retention need nothing from here.
+cut words at: a term is found anywhere in the title or text, case-insensitively. PostgreSQL
+keeps its index itself (migration 0013). On SQLite, triggers queue new entries in
+``entry_search_pending`` and ``index_pending`` indexes the queue in one statement (migration
+0016): the store calls it before every read of the index, so a search never misses an entry.
 """
 
 from __future__ import annotations
@@ -30,8 +31,14 @@ _TERM_RE: Final = re.compile(r'"([^"]*)"|(\S+)')
 # shadow tables, an expression index): schema comparisons leave them out.
 SEARCH_OBJECTS: Final = frozenset({
     "entry_search", "entry_search_data", "entry_search_idx", "entry_search_docsize",
-    "entry_search_config", "ix_entries_search_trgm",
+    "entry_search_config", "ix_entries_search_trgm", "entry_search_pending",
 })
+# Entries written but not yet in the SQLite index, moved into it by ``index_pending``.
+_INDEX_PENDING: Final = (
+    "INSERT INTO entry_search(rowid, title, text) SELECT id, title, text FROM entries "
+    "WHERE id IN (SELECT entry_id FROM entry_search_pending)",
+    "DELETE FROM entry_search_pending",
+)
 
 
 class BadQuery(ValueError):
@@ -60,6 +67,23 @@ def parse_query(text: str) -> tuple[str, ...]:
     if len(terms) > MAX_TERMS:
         raise BadQuery(f"more than {MAX_TERMS} words")
     return tuple(terms)
+
+
+def has_pending(connection: Connection) -> bool:
+    """Whether entries wait to be indexed (never on PostgreSQL, whose index is kept live)."""
+    if connection.dialect.name != "sqlite":
+        return False
+    return connection.exec_driver_sql(
+        "SELECT 1 FROM entry_search_pending LIMIT 1").first() is not None
+
+
+def index_pending(connection: Connection) -> None:
+    """Index the entries queued since the last call, in one statement (SQLite; a no-op on
+    PostgreSQL). Run inside the caller's write transaction."""
+    if connection.dialect.name != "sqlite":
+        return
+    for statement in _INDEX_PENDING:
+        connection.exec_driver_sql(statement)
 
 
 def _like(term: str) -> str:

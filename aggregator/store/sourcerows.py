@@ -10,6 +10,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -20,6 +21,7 @@ from aggregator.store import leases, retention
 from aggregator.store.entries import Written, identity
 from aggregator.store.migrate import head_revision
 from aggregator.store.models import CatalogMark, Source
+from aggregator.store.tables import SOURCES
 from aggregator.types import (
     CategoryMatch,
     FetchResult,
@@ -140,31 +142,43 @@ def align_shared_urls(rows: Sequence[Source], now: datetime) -> None:
 def touch(row: Source, fetch: FetchResult | None, next_check_at: datetime,
           now: datetime) -> None:
     """Record a check of the source: when, the next one, and what the answer said."""
-    row.last_checked_at = now
-    row.next_check_at = next_check_at
-    if fetch is not None:
-        _follow_redirect(row, fetch.permanent_redirect)
-        row.last_status = fetch.status
-        row.last_duration_ms = round(fetch.elapsed * 1000)
-        row.last_bytes = len(fetch.content) if fetch.content is not None else 0
-        if fetch.etag:
-            row.etag = fetch.etag
-        if fetch.last_modified:
-            row.last_modified = fetch.last_modified
+    values = check_values(row.id, row.url, row.redirect_url, row.redirect_count, fetch,
+                          next_check_at, now)
+    for name, value in values.items():
+        setattr(row, name, value)
 
-def _follow_redirect(row: Source, target: str | None) -> None:
-    if target is None or target == row.url:
-        row.redirect_url, row.redirect_count = None, 0
-        return
-    if target == row.redirect_url:
-        row.redirect_count += 1
+
+def check_values(source_id: str, url: str, redirect_url: str | None, redirect_count: int,
+                 fetch: FetchResult | None, next_check_at: datetime, now: datetime
+                 ) -> dict[str, Any]:
+    """The columns ``touch`` sets, for a row with these url and redirect columns."""
+    values: dict[str, Any] = {"last_checked_at": now, "next_check_at": next_check_at}
+    if fetch is not None:
+        values.update(_redirect_values(source_id, url, redirect_url, redirect_count,
+                                       fetch.permanent_redirect))
+        values["last_status"] = fetch.status
+        values["last_duration_ms"] = round(fetch.elapsed * 1000)
+        values["last_bytes"] = len(fetch.content) if fetch.content is not None else 0
+        if fetch.etag:
+            values["etag"] = fetch.etag
+        if fetch.last_modified:
+            values["last_modified"] = fetch.last_modified
+    return values
+
+
+def _redirect_values(source_id: str, url: str, redirect_url: str | None, redirect_count: int,
+                     target: str | None) -> dict[str, Any]:
+    if target is None or target == url:
+        return {"redirect_url": None, "redirect_count": 0}
+    if target == redirect_url:
+        redirect_count += 1
     else:
-        row.redirect_url, row.redirect_count = target[:2048], 1
-    if row.redirect_count >= PERMANENT_REDIRECT_CONFIRMATIONS:
+        redirect_url, redirect_count = target[:2048], 1
+    if redirect_count >= PERMANENT_REDIRECT_CONFIRMATIONS:
         log.info("source=%s action=redirect outcome=moved from=%s to=%s",
-                 row.id, row.url, target)
-        row.url = target[:2048]
-        row.redirect_url, row.redirect_count = None, 0
+                 source_id, url, target)
+        return {"url": target[:2048], "redirect_url": None, "redirect_count": 0}
+    return {"redirect_url": redirect_url, "redirect_count": redirect_count}
 
 
 def growth_warning(written: Written) -> str | None:
@@ -215,6 +229,26 @@ def still_owned(row: Source, owner: str, *, keep: bool = False) -> bool:
     if not keep:
         row.lease_owner, row.leased_until = None, None
     return True
+
+def leased_columns(connection: sa.Connection, source_id: str, owner: str | None
+                   ) -> Any:
+    """``leased`` without an ORM object, for the poll's save: the row's id, url, redirect,
+    feed title and site URL columns (a ``Row``); None when the lease was lost."""
+    query = sa.select(SOURCES.c.id, SOURCES.c.url, SOURCES.c.redirect_url,
+                      SOURCES.c.redirect_count, SOURCES.c.feed_title, SOURCES.c.site_url,
+                      SOURCES.c.lease_owner).where(SOURCES.c.id == source_id)
+    if owner is not None:
+        query = query.with_for_update()
+    row = connection.execute(query).first()
+    if row is None:
+        raise StoreError(f"source {source_id!r} is not in the store; sync the catalog first")
+    if owner is not None and row.lease_owner != owner:
+        log.warning("source=%s action=save outcome=lease-lost holder=%s: another worker "
+                    "took it after our lease ran out; our result is dropped",
+                    source_id, row.lease_owner)
+        return None
+    return row
+
 
 def without_tombstoned(
     connection: sa.Connection, source_id: str,

@@ -1,12 +1,14 @@
 """Full-text search of stored entries on SQLite (FTS5 trigram) and PostgreSQL (pg_trgm): every
 language by a word of its title, words of scripts without spaces, and an index that follows
-inserts, updates, deletes and retention."""
+inserts, updates, deletes and retention, whether they come before or after the batch that
+indexes new entries on SQLite (migration 0016)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from aggregator.store import Store
 from aggregator.store.search import BadQuery, parse_query
@@ -82,6 +84,58 @@ def test_the_index_follows_updates_deletes_and_retention(filled: Store) -> None:
     # Retention removed the entries published before the cutoff: zh (4 h), ja (5 h) and others.
     assert _keys(filled, "人工") == set()
     assert _keys(filled, "parliament") == {"en"}
+
+
+def _pending(store: Store) -> int:
+    if store.engine.dialect.name != "sqlite":
+        return 0
+    with store.engine.connect() as connection:
+        return int(connection.execute(
+            sa.text("SELECT count(*) FROM entry_search_pending")).scalar_one())
+
+
+def _index_is_sound(store: Store) -> None:
+    if store.engine.dialect.name == "sqlite":
+        # FTS5 compares its index with the entries' text and raises on any difference.
+        with store.engine.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO entry_search(entry_search, rank) VALUES ('integrity-check', 1)"))
+
+
+def test_edits_and_deletes_before_and_after_the_batch_index_keep_it_right(store: Store) -> None:
+    store.sync_sources(catalog(source("a")), NOW)
+    store.save_poll("a", fetched(), body_hash=None, feed_title="Feed", feed_link=None,
+                    entries=[(entry(k, title=f"{k} original headline", text=f"{k} first text"),
+                              [match("news")]) for k in ("early", "late", "gone", "kept")],
+                    next_check_at=NOW, now=NOW)
+    if store.engine.dialect.name == "sqlite":
+        assert _pending(store) == 4  # written, not yet indexed
+    # "early" changes and "gone" leaves while both wait for the batch.
+    store.save_poll("a", fetched(etag='"v2"'), body_hash=None, feed_title="Feed",
+                    feed_link=None, entries=[(entry("early", title="early edited headline",
+                                                    text="early second text"), [match("news")])],
+                    next_check_at=NOW, now=NOW)
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM entry_categories WHERE entry_id IN "
+                                   "(SELECT id FROM entries WHERE guid = 'gone')"))
+        connection.execute(sa.text("DELETE FROM entries WHERE guid = 'gone'"))
+    assert _keys(store, "edited") == {"early"}  # the search indexes the backlog first
+    assert _keys(store, "original") == {"late", "kept"}
+    assert _pending(store) == 0
+    _index_is_sound(store)
+    # Now indexed: "late" changes and "kept" leaves.
+    store.save_poll("a", fetched(etag='"v3"'), body_hash=None, feed_title="Feed",
+                    feed_link=None, entries=[(entry("late", title="late rewritten headline",
+                                                    text="late second text"), [match("news")])],
+                    next_check_at=NOW, now=NOW)
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM entry_categories WHERE entry_id IN "
+                                   "(SELECT id FROM entries WHERE guid = 'kept')"))
+        connection.execute(sa.text("DELETE FROM entries WHERE guid = 'kept'"))
+    assert _keys(store, "headline") == {"early", "late"}
+    assert _keys(store, "original") == set()
+    assert _keys(store, "rewritten") == {"late"}
+    _index_is_sound(store)
 
 
 def test_pages_newest_first_without_gaps(filled: Store) -> None:

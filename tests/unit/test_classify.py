@@ -20,6 +20,7 @@ from aggregator.editorial.classify import (
     compile_rules,
     explain,
     fold,
+    fold_accents,
     keyword_pattern,
     topic_reason,
 )
@@ -104,6 +105,19 @@ def test_fold_is_case_and_accent_insensitive() -> None:
     assert fold("Intelligence Artificielle") == fold("intelligence artificielle")
     assert fold("Régulation") == "regulation"
     assert fold("l’IA") == "l'ia"
+
+
+@pytest.mark.parametrize("text", [
+    "Künstliche Intelligenz", "İstanbul’s “quotes” — dashes", "한국어 텍스트", "Straße ÉTÉ",
+    "ﬁ ligature ½", "Ǆ ḳ́ a\u0345b \u0f71\u0f72", "がん検診の新制度", "Ελληνικά Ὀδυσσεύς",
+    "plain ascii", "‘typographic’ only – here",
+])
+def test_folding_is_idempotent_so_fields_fold_each_text_once(text: str) -> None:
+    # _fields casefolds the accent-folded text and folds accents once more, instead of fold's
+    # two passes: the same only because folding accents twice changes nothing.
+    plain = fold_accents(text)
+    assert fold_accents(plain) == plain
+    assert fold(plain) == fold_accents(plain.casefold()) == fold(text)
 
 
 def test_fold_keeps_japanese_voicing_marks() -> None:
