@@ -216,7 +216,17 @@ class Refresher:
                 self._owner = None
                 with self._polls_lock:
                     self._polls_running -= 1
+        if any(o.result is PollResult.UPDATED for o in outcomes):
+            self._index_saved()
         return PollSummary(tuple(outcomes))
+
+    def _index_saved(self) -> None:
+        """Make what this poll saved searchable now rather than at the next search; a failure
+        here loses nothing (the queue stays for the next search or poll)."""
+        try:
+            self.store.index_pending()
+        except StoreError as exc:
+            log.warning("action=search_index outcome=error error=%s", exc)
 
     def _with_options(self, source: SourceStatus) -> SourceStatus:
         options = self.fetch_options.get(source.id)

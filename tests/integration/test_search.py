@@ -6,14 +6,20 @@ indexes new entries on SQLite (migration 0016)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from aggregator.catalog import load_catalog
+from aggregator.demo.feedserver import FeedServer, Resource
+from aggregator.runtime.service import Service
+from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.store.search import BadQuery, parse_query
 from aggregator.types import NormalizedEntry
 from tests.support.builders import NOW, catalog, entry, fetched, match, settle, source
+from tests.support.feeds import rss, write_config
 
 # (key, language, title, a word of the title to search for)
 TITLES = [
@@ -173,3 +179,24 @@ def test_hits_name_their_live_story_and_hidden_stories_are_for_editors(filled: S
 def test_bad_queries_say_what_is_wrong(text: str, problem: str) -> None:
     with pytest.raises(BadQuery, match=problem):
         parse_query(text)
+
+
+def test_a_poll_leaves_what_it_saved_indexed(sqlite_store: Store, tmp_path: Path) -> None:
+    with FeedServer() as server:
+        server.set("/a.xml", Resource(body=rss("Feed", [
+            {"title": f"Harbour strike day {n}", "link": f"https://site.example/{n}",
+             "guid": f"g{n}"} for n in range(3)])))
+        config = write_config(
+            tmp_path / "config",
+            f'[[source]]\nid = "a"\nurl = "{server.url("/a.xml")}"\ncategories = ["news"]\n',
+            '[[category]]\nid = "news"\ntitle = "News"\n')
+        service = Service(Settings.from_env({"AGGREGATOR_CLUSTERING": "exact"}), sqlite_store,
+                          load_catalog(config))
+        try:
+            assert service.poll().errors == 0
+        finally:
+            service.close()
+    assert _pending(sqlite_store) == 0
+    _index_is_sound(sqlite_store)
+    settle(sqlite_store)
+    assert len(_keys(sqlite_store, "harbour")) == 3
