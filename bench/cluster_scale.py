@@ -2,6 +2,8 @@
 workers share one PostgreSQL database? Time in the model step against time holding the lock.
 
     python bench/cluster_scale.py [--entries 300] [--workers 1 2] [--pg postgresql://…/test]
+    python bench/cluster_scale.py --window 1000 10000 100000     # the decision vs its window
+    python bench/cluster_scale.py --feed-rates ../shared/data/feeds   # entries/day of feeds
 
 For each worker count a fresh PostgreSQL database (created beside ``--pg``'s, dropped after)
 gets the same batch of dev-file entries (``clusterdata``: WMT stories and SemEval articles,
@@ -22,25 +24,34 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import clusterdata as cd
+import numpy as np
 import psycopg
+import realfeeds_check as rf
 from psycopg import sql
 
 from aggregator.catalog import Catalog
 from aggregator.clustering import ClusteringStage, Models
-from aggregator.clustering.dedup.embed import Embedder
+from aggregator.clustering.dedup import evidence
+from aggregator.clustering.dedup.cluster import Clusterer
+from aggregator.clustering.dedup.embed import DIM, Embedder, LanguageCentering
 from aggregator.clustering.dedup.features import EntryFeatures, FeatureExtractor
-from aggregator.clustering.dedup.language import LanguageDetector
+from aggregator.clustering.dedup.language import LanguageDetector, LanguageGuess
+from aggregator.clustering.dedup.match import Matcher
+from aggregator.clustering.dedup.shingles import NUM_PERM
+from aggregator.errors import ParseError
+from aggregator.polling.pipeline import prepare_feed
 from aggregator.store import open_store, upgrade
 from aggregator.store.clustering import ClusterWriter, PendingEntry
 
@@ -50,6 +61,8 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 ENTRY_TABLES = ("entries", "entry_features", "entry_categories", "stories")
 # A worker without work waits this long before asking again (the holder is still deciding).
 IDLE_SECONDS = 0.05
+# New entries timed per window size.
+WINDOW_PROBES = 50
 
 
 def main() -> int:
@@ -59,11 +72,23 @@ def main() -> int:
     parser.add_argument("--pg", default=PG_ADMIN, help="an admin URL of the server (psycopg)")
     parser.add_argument("--data", type=Path, default=DATA_DIR, help="the dev files' folder")
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument("--window", type=int, nargs="+", metavar="STORIES",
+                        help="only time the in-memory decision with this many stories in the "
+                             "window (no database, no model)")
+    parser.add_argument("--feed-rates", type=Path, metavar="FEEDS",
+                        help="only measure entries per day of the real-world feeds under FEEDS")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(worker(args.child, args.start_at)), flush=True)
+        return 0
+    if args.window:
+        for row in window_cost(args.window):
+            print(row, flush=True)
+        return 0
+    if args.feed_rates:
+        print(feed_rates(args.feed_rates))
         return 0
     if args.entries < 1 or any(n < 1 for n in args.workers):
         parser.error("--entries and --workers must be positive")
@@ -261,6 +286,62 @@ def report(run: dict[str, Any]) -> None:
               f"{w['model_cpu_s']} s), lock held {w['lock_hold_s']} s in {w['batches']} "
               f"batches (cpu {w['lock_hold_cpu_s']} s, waited {w['lock_wait_s']} s), "
               f"cpu {w['cpu_s']} s")
+
+
+# -- the decision core against the size of the window ---------------------------------------
+
+def window_cost(sizes: list[int], entries: int = WINDOW_PROBES) -> Iterator[dict[str, Any]]:
+    """CPU ms per decision of the in-memory clusterer (``Clusterer.add``) with ``size`` stories
+    in its window: the part of the decision step that grows with entries per day (the store's
+    reads and writes per batch do not). Synthetic unit vectors, one member per story; the new
+    entries join none, the costliest path (every candidate is compared)."""
+    rng = np.random.default_rng(14)
+    for size in sizes:
+        clusterer = Clusterer(Matcher(centering=LanguageCentering()))
+        for number in range(size):
+            moment = cd.NOW - timedelta(hours=48 * number / size)
+            clusterer.load(number + 1, [_synthetic(f"s{number}", rng, moment)])
+        probes = [_synthetic(f"n{number}", rng, cd.NOW) for number in range(entries)]
+        started = time.process_time()
+        for probe in probes:
+            clusterer.add(probe, cd.NOW)
+        cpu = time.process_time() - started
+        yield {"window_stories": size, "decision_cpu_ms": round(1000 * cpu / entries, 2),
+               "load": os.getloadavg()[0]}
+
+
+def _synthetic(entry_id: str, rng: np.random.Generator, moment: datetime) -> EntryFeatures:
+    vector = rng.standard_normal(DIM).astype(np.float32)
+    return EntryFeatures(entry_id=entry_id, language=LanguageGuess("en", "en", "en", 0.9),
+                         published=moment, embedding=vector / np.linalg.norm(vector),
+                         # Random signatures: distinct texts, which share no LSH bucket.
+                         minhash=rng.integers(0, 2**32, NUM_PERM, dtype=np.uint32),
+                         evidence=evidence.extract("", ""))
+
+
+# -- entries per day of real feeds -----------------------------------------------------------
+
+def feed_rates(root: Path) -> dict[str, Any]:
+    """Entries per day per real-world feed of the corpus: its dated entries over the days
+    between its oldest and newest one (feeds with at least two dated entries a day apart)."""
+    rates = []
+    for path in rf.documents(root):
+        try:
+            prepared = prepare_feed(rf.load(path), url="https://rates.example/feed", headers={},
+                                    source_language=None, source_categories=(),
+                                    categories={}, now=rf.NOW)
+        except ParseError:
+            continue
+        dates = sorted(e.published_at for e, _ in prepared.entries
+                       if e.date_source == "feed" and e.published_at < rf.NOW)
+        if len(dates) >= 2 and dates[-1] - dates[0] >= timedelta(days=1):
+            rates.append(len(dates) / ((dates[-1] - dates[0]).total_seconds() / 86400))
+    rates.sort()
+    if not rates:
+        return {"feeds": 0}
+    return {"feeds": len(rates), "median": round(statistics.median(rates), 3),
+            "mean": round(statistics.fmean(rates), 3),
+            "p90": round(rates[int(0.9 * (len(rates) - 1))], 3), "max": round(rates[-1], 1)}
 
 
 if __name__ == "__main__":
