@@ -212,11 +212,13 @@ class ClusteringStage:
             if not rows:
                 break
             computed = self._compute(rows, now)
-            for path, model in ((PATH_MODEL, MODEL_NAME), (PATH_SHORT, SHORT_MODEL_NAME)):
-                self.store.save_features([computed[r.id].to_record() for r in rows
-                                          if r.id in computed and self._path(r, now) == path],
-                                         model, now)
+            written = sum(self.store.save_features(
+                [computed[r.id].to_record() for r in rows
+                 if r.id in computed and self._path(r, now) == path], model, now)
+                for path, model in ((PATH_MODEL, MODEL_NAME), (PATH_SHORT, SHORT_MODEL_NAME)))
             done += len(rows)
+            if not written:
+                break  # another worker stored them first: it is ahead, leave the rest to it
         return done
 
     def _run(self, *, on_progress: Callable[[int, int], None] | None,
