@@ -153,15 +153,16 @@ def run(feeds: list[tuple[str, bytes]], models: Models, *, sample: int = 50) -> 
             polled = time.perf_counter() - started
             stage = ClusteringStage(store, max_age=None, models=models, clock=lambda: NOW)
             started = time.perf_counter()
-            summary = stage.run()
+            summary = stage.run(on_progress=_progress(started))
             clustered = time.perf_counter() - started
             reports, cross = _reports(store, names, ids, errors)
         finally:
             store.close()
     chosen = random.Random(14).sample(cross, min(sample, len(cross)))
-    # Every cross-feed story the model (not an exact URL or text) put together.
+    # Every cross-feed story the model (not an exact URL or text) put together. Members are
+    # listed by entry id, so the story's founder ("new") need not come first.
     by_model = [story for story in cross
-                if any(m["signal"] not in EXACT for m in story["members"][1:])]
+                if any(m["signal"] not in EXACT for m in story["members"])]
     return {
         "files": len(feeds),
         "refused": len(errors),
@@ -182,6 +183,19 @@ def run(feeds: list[tuple[str, bytes]], models: Models, *, sample: int = 50) -> 
         "by model": by_model,
         "reports": [asdict(r) for r in reports],
     }
+
+
+def _progress(started: float) -> Any:
+    """Prints the stage's progress to stderr now and then: the whole corpus takes long."""
+    shown = [0.0]
+
+    def show(done: int, total: int) -> None:
+        elapsed = time.perf_counter() - started
+        if elapsed - shown[0] >= 30 or done == total:
+            shown[0] = elapsed
+            print(f"clustered {done}/{total} in {elapsed:.0f}s", file=sys.stderr, flush=True)
+
+    return show
 
 
 def lead_cost(paths: list[Path], count: int) -> dict[str, float]:

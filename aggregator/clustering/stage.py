@@ -107,8 +107,10 @@ class StageSummary:
     # (exact mode); ``horizon_hours`` is the horizon that chose between the first two.
     paths: dict[str, int] = field(default_factory=dict)
     horizon_hours: float | None = None
-    # Another worker held the turn to cluster (PostgreSQL): this run did nothing.
+    # Another worker held the turn to cluster (PostgreSQL): this run decided nothing, and
+    # computed the features of ``extracted`` pending entries for the holder to reuse.
     skipped: bool = False
+    extracted: int = 0
 
     def count(self, decision: str) -> int:
         return self.decisions.get(decision, 0)
@@ -186,12 +188,38 @@ class ClusteringStage:
             limit: int | None = None, pause: Callable[[], bool] | None = None) -> StageSummary:
         """Cluster pending entries until none is left (or ``limit`` were handled, or
         ``pause()`` turns true between batches). Skipped (``summary.skipped``) while another
-        worker sharing the database runs its stage: it clusters what is pending."""
+        worker sharing the database runs its stage: it clusters what is pending, and this one
+        meanwhile computes features for it (``extract``)."""
         with self.store.clustering_turn() as mine:
             if not mine:
-                log.debug("action=cluster outcome=skipped reason=another-worker-clusters")
-                return StageSummary(skipped=True)
+                extracted = self.extract(limit=limit, pause=pause)
+                log.debug("action=cluster outcome=skipped reason=another-worker-clusters "
+                          "extracted=%d", extracted)
+                return StageSummary(skipped=True, extracted=extracted)
             return self._run(on_progress=on_progress, limit=limit, pause=pause)
+
+    def extract(self, *, limit: int | None = None,
+                pause: Callable[[], bool] | None = None) -> int:
+        """The model step alone, outside the turn and any lock: features of pending entries
+        that have none, newest first, stored for whichever worker decides them (its batches
+        reuse stored features). Any number of workers may run it at once: a feature row is a
+        function of the entry, the first one stored stays. Returns the entries extracted."""
+        done = 0
+        while (self.semantic and not self._stopping.is_set()
+               and (limit is None or done < limit) and not (pause is not None and pause())):
+            now = self.clock()
+            rows = self.store.unfeatured_entries(self.batch_size)
+            if not rows:
+                break
+            computed = self._compute(rows, now)
+            written = sum(self.store.save_features(
+                [computed[r.id].to_record() for r in rows
+                 if r.id in computed and self._path(r, now) == path], model, now)
+                for path, model in ((PATH_MODEL, MODEL_NAME), (PATH_SHORT, SHORT_MODEL_NAME)))
+            done += len(rows)
+            if not written:
+                break  # another worker stored them first: it is ahead, leave the rest to it
+        return done
 
     def _run(self, *, on_progress: Callable[[int, int], None] | None,
              limit: int | None, pause: Callable[[], bool] | None) -> StageSummary:

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from aggregator.store.entries import _chunks, _greatest, _when, story_uid
@@ -76,7 +77,23 @@ class Placement:
 def pending_entries(connection: Connection, limit: int) -> list[PendingEntry]:
     """The first ``limit`` pending entries in the stage's order (``PendingEntry.order``), so a
     batch holds the same entries whichever order the polls stored them in."""
-    rows = connection.execute(
+    query = _pending().order_by(ENTRIES.c.published_at, ENTRIES.c.source_id,
+                                ENTRIES.c.identity_key, ENTRIES.c.id)
+    return _pending_rows(connection, query.limit(limit))
+
+
+def unfeatured_entries(connection: Connection, limit: int) -> list[PendingEntry]:
+    """Up to ``limit`` pending entries without stored features, newest first: the model step
+    of a worker without the stage's turn, which works from the other end of the queue than
+    the turn's holder (it decides oldest first), so the two rarely compute one entry."""
+    query = _pending().where(FEATURES.c.entry_id.is_(None)).order_by(
+        ENTRIES.c.published_at.desc(), ENTRIES.c.source_id.desc(),
+        ENTRIES.c.identity_key.desc(), ENTRIES.c.id.desc())
+    return _pending_rows(connection, query.limit(limit))
+
+
+def _pending() -> sa.Select[Any]:
+    return (
         sa.select(ENTRIES.c.id, ENTRIES.c.title,
                   sa.func.substr(ENTRIES.c.text, 1, PENDING_TEXT_CHARS).label("text"),
                   ENTRIES.c.language, ENTRIES.c.url, ENTRIES.c.published_at,
@@ -87,13 +104,37 @@ def pending_entries(connection: Connection, limit: int) -> list[PendingEntry]:
                      .outerjoin(FULL_TEXTS, sa.and_(
                          FULL_TEXTS.c.entry_id == ENTRIES.c.id,
                          FULL_TEXTS.c.outcome == FullTextOutcome.EXTRACTED.value)))
-        .where(ENTRIES.c.clustered_at.is_(None))
-        .order_by(ENTRIES.c.published_at, ENTRIES.c.source_id, ENTRIES.c.identity_key,
-                  ENTRIES.c.id).limit(limit))
+        .where(ENTRIES.c.clustered_at.is_(None)))
+
+
+def _pending_rows(connection: Connection, query: sa.Select[Any]) -> list[PendingEntry]:
     return [PendingEntry(row.id, row.title, row.text or "", row.language, row.url,
                          row.published_at, bool(row.has_features), source_id=row.source_id,
                          identity_key=row.identity_key, full_text=row.full_text or None)
-            for row in rows]
+            for row in connection.execute(query)]
+
+
+def save_features(connection: Connection, records: Iterable[dict[str, object]], model: str,
+                  now: datetime) -> int:
+    """Store computed features of entries still stored; a row another worker stored first
+    stays (features are a function of the entry's text, so either row serves). Returns the
+    rows written."""
+    values = [{**record, "entry_id": int(str(record["entry_id"])), "model": model,
+               "computed_at": now} for record in records]
+    if not values:
+        return 0
+    # An entry pruned while its features were computed (retention) gets none.
+    present = set(connection.execute(
+        sa.select(ENTRIES.c.id).where(ENTRIES.c.id.in_([v["entry_id"] for v in values])))
+        .scalars())
+    values = [v for v in values if v["entry_id"] in present]
+    if not values:
+        return 0
+    insert = (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)
+    written = connection.execute(insert(FEATURES).values(values)
+                                 .on_conflict_do_nothing(index_elements=[FEATURES.c.entry_id])
+                                 .returning(FEATURES.c.entry_id)).all()
+    return len(written)
 
 
 def pending_count(connection: Connection) -> int:
@@ -238,10 +279,7 @@ class ClusterWriter:
 
     def save_features(self, records: Iterable[dict[str, object]], model: str,
                       now: datetime) -> None:
-        values = [{**record, "entry_id": int(str(record["entry_id"])), "model": model,
-                   "computed_at": now} for record in records]
-        if values:
-            self.connection.execute(FEATURES.insert(), values)
+        save_features(self.connection, records, model, now)
 
     def move_entry(self, entry_id: int, story_id: int, *, editor: bool = False) -> None:
         """Put one entry in another story. An editor's move also becomes the entry's origin,

@@ -553,6 +553,20 @@ class Store:
         with self._guard(), self.engine.connect() as connection:
             return clustering.pending_entries(connection, limit)
 
+    def unfeatured_entries(self, limit: int) -> list[PendingEntry]:
+        """Pending entries nobody has computed features for yet, newest first (the model
+        step of a worker without the stage's turn)."""
+        with self._guard(), self.engine.connect() as connection:
+            return clustering.unfeatured_entries(connection, limit)
+
+    def save_features(self, records: Sequence[dict[str, object]], model: str,
+                      now: datetime) -> int:
+        """Features computed outside any batch, in a short transaction of their own and
+        without the clustering lock: a feature row is written once and never changed, so the
+        turn's holder may read it whenever it lands. Returns the rows written."""
+        with self._guard(), self._write_engine.begin() as connection:
+            return clustering.save_features(connection, records, model, now)
+
     def pending_count(self) -> int:
         with self._guard(), self.engine.connect() as connection:
             return clustering.pending_count(connection)

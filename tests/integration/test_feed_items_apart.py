@@ -120,6 +120,16 @@ def test_areweanticheatyet_entries_stay_apart(models: Models) -> None:
     _assert_items_apart(result)
 
 
+@pytest.mark.shared
+def test_a_feed_listing_one_text_twice_is_one_item(models: Models) -> None:
+    """A YouTube channel lists two clips (two video ids, a day apart) under one title with one
+    description: "the same content", so one item (``same_item``), and nothing else of its 15
+    entries shares a story. The only republication of the whole corpus besides a blog's."""
+    result = _check([_document(BENCHMARK + "5532f16828c3b094")], models)
+    _assert_items_apart(result)
+    assert (result["entries"], result["republished"], result["items out"]) == (15, 1, 14)
+
+
 def test_an_exact_copy_does_not_follow_into_a_story_holding_a_distinct_item(
         store: Store, feed_server: FeedServer, tmp_path: Path, models: Models) -> None:
     """Feed "wire" has two distinct items the model joins (one event told twice, as a
