@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -313,12 +314,17 @@ def _driver(system: str, host: HostProcess, feeds: int, workers: int,
 
 
 def run_system(system: str, host: HostProcess, feeds: int, workers: int,
-               processes: int, profile_dir: Path | None) -> dict[str, Any]:
+               processes: int, profile_dir: Path | None,
+               only: Sequence[str] = PHASES) -> dict[str, Any]:
     host.reset()
     child = _driver(system, host, feeds, workers, processes)
     phases: dict[str, Any] = {}
     try:
         for phase in PHASES:
+            if phase not in only:
+                if phase == "changed5":
+                    host.mutate(CHANGED_FRACTION, "changed")
+                continue
             if phase == "changed5":
                 host.mutate(CHANGED_FRACTION, "changed")
             elif phase == "unchanged200":
@@ -444,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=-1,
                         help="ours only: AGGREGATOR_POLL_PROCESSES (default: its own default, "
                         "auto = one per CPU)")
+    parser.add_argument("--phases", default=",".join(PHASES),
+                        help="comma-separated subset of " + ", ".join(PHASES) + " (the "
+                        "host still changes between the phases left out)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs of every system, interleaved; the table shows medians")
     parser.add_argument("--profile", action="store_true",
@@ -485,7 +494,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f" run {repeat + 1}/{args.repeat}: {system}", file=sys.stderr,
                           flush=True)
                     runs[system].append(run_system(system, host, feeds, args.workers,
-                                                   args.processes, profile_dir))
+                                                   args.processes, profile_dir,
+                                                   args.phases.split(",")))
         results = {system: medians(system_runs) for system, system_runs in runs.items()}
         report["runs"][str(feeds)] = {"host": asdict(options), "repeat": args.repeat,
                                       "systems": runs, "medians": results,
