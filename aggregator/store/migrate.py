@@ -19,6 +19,10 @@ from aggregator.store.marks import MIGRATIONS_DIR, declared_head, declared_revis
 if TYPE_CHECKING:
     from alembic.config import Config
 
+# The files' folder and declared chain live in ``marks`` (no SQLAlchemy) and are read here too.
+__all__ = ["MIGRATIONS_DIR", "VERSION_TABLE", "current_revision", "declared_revisions",
+           "head_revision", "is_known_revision", "upgrade"]
+
 # Alembic's own table (``env.py`` keeps its default name) and its one query.
 VERSION_TABLE = "alembic_version"
 _READ_REVISION = text("SELECT version_num FROM alembic_version")
