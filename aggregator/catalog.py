@@ -707,6 +707,8 @@ def _translations(table: dict[str, Any], file: str, item: str, problems: _Proble
         problems.add("must be a table of languages, such as [category.translations.fr]",
                      file=file, item=item, key="translations")
         return ()
+    if not value:
+        return ()  # Babel (through i18n) loads only for a file that has translations
     from aggregator.i18n import known_language  # noqa: PLC0415
 
     result = []

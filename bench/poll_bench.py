@@ -32,20 +32,28 @@ import platform
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import proctree
 from feedhost import KINDS, HostOptions, HostProcess, feed_url
+from oursprocs import PollProcess, RunService
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-SYSTEMS = ("ours", "reader")
+# ours: in one process, through its classes (``Service.poll``); ours-poll: `aggregator poll
+# --all --json` as a new process per phase; ours-run: one `aggregator run` service, its poll
+# rounds timed from its log (``oursprocs``); reader: lemon24/reader in one process.
+SYSTEMS = ("ours", "ours-poll", "ours-run", "reader")
+CHILD_SYSTEMS = ("ours", "reader")
 PHASES = ("first", "304", "changed5", "unchanged200")
 CHANGED_FRACTION = 0.05
 # A child that does not answer a poll within this many seconds is killed.
@@ -121,14 +129,21 @@ def _emit(payload: dict[str, Any]) -> None:
     sys.__stdout__.flush()  # type: ignore[union-attr]
 
 
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _measured(poll: Any) -> dict[str, Any]:
     user0, sys0, _ = _usage()
+    own0 = _own_cpu()
     started = time.perf_counter()
     outcomes, new_entries = poll()
     wall = time.perf_counter() - started
     user1, sys1, maxrss = _usage()
     return {"wall_s": wall, "cpu_user_s": user1 - user0, "cpu_sys_s": sys1 - sys0,
-            "cpu_s": (user1 - user0) + (sys1 - sys0), "maxrss_mb": maxrss,
+            "cpu_s": (user1 - user0) + (sys1 - sys0), "main_cpu_s": _own_cpu() - own0,
+            "maxrss_mb": maxrss,
             "outcomes": dict(outcomes), "new_entries": new_entries}
 
 
@@ -231,6 +246,7 @@ class Child:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONWARNINGS": "ignore"})
         self.setup = self._read()
+        self.memory = proctree.PeakMemory(self.process.pid)
 
     def _read(self) -> dict[str, Any]:
         assert self.process.stdout is not None
@@ -243,10 +259,15 @@ class Child:
         assert self.process.stdin is not None
         self.process.stdin.write("poll\n")
         self.process.stdin.flush()
-        return self._read()
+        self.memory.reset()
+        result = self._read()
+        peak = self.memory.peak()
+        result.update(pss_mb=peak.pss_mb, uss_mb=peak.uss_mb, processes=peak.processes)
+        return result
 
     def close(self) -> None:
         assert self.process.stdin is not None
+        self.memory.stop()
         self.process.stdin.close()
         try:
             self.process.wait(60)
@@ -284,19 +305,32 @@ def _stop_profiler(process: subprocess.Popen[bytes] | None) -> None:
         process.kill()
 
 
+def _driver(system: str, host: HostProcess, feeds: int, workers: int,
+            processes: int) -> Child | PollProcess | RunService:
+    if system in CHILD_SYSTEMS:
+        return Child(system, host, feeds, workers, processes)
+    urls = [feed_url(i, host.options.hosts, host.port) for i in range(feeds)]
+    return (PollProcess if system == "ours-poll" else RunService)(urls, workers, processes)
+
+
 def run_system(system: str, host: HostProcess, feeds: int, workers: int,
-               processes: int, profile_dir: Path | None) -> dict[str, Any]:
+               processes: int, profile_dir: Path | None,
+               only: Sequence[str] = PHASES) -> dict[str, Any]:
     host.reset()
-    child = Child(system, host, feeds, workers, processes)
+    child = _driver(system, host, feeds, workers, processes)
     phases: dict[str, Any] = {}
     try:
         for phase in PHASES:
+            if phase not in only:
+                if phase == "changed5":
+                    host.mutate(CHANGED_FRACTION, "changed")
+                continue
             if phase == "changed5":
                 host.mutate(CHANGED_FRACTION, "changed")
             elif phase == "unchanged200":
                 host.validators(False)
             profiler = None
-            if profile_dir is not None and phase in PROFILE_PHASES:
+            if profile_dir is not None and phase in PROFILE_PHASES and "pid" in child.setup:
                 profiler = _start_profiler(
                     int(child.setup["pid"]),
                     profile_dir / f"profile-{system}-{phase}-n{feeds}.txt")
@@ -306,10 +340,12 @@ def run_system(system: str, host: HostProcess, feeds: int, workers: int,
             _stop_profiler(profiler)
             result["feeds_per_s"] = feeds / result["wall_s"]
             result["cpu_ms_per_feed"] = 1000 * result["cpu_s"] / feeds
+            result["main_ms_per_feed"] = 1000 * result["main_cpu_s"] / feeds
             result["server"] = _server_delta(before, after)
             phases[phase] = result
-            print(f"  {system:6} {phase:12} {result['feeds_per_s']:8.1f} feeds/s  "
-                  f"cpu {result['cpu_s']:7.2f} s  rss {result['maxrss_mb']:6.0f} MB  "
+            print(f"  {system:9} {phase:12} {result['feeds_per_s']:8.1f} feeds/s  "
+                  f"cpu {result['cpu_s']:7.2f} s (main {result['main_cpu_s']:6.2f})  "
+                  f"rss {result['maxrss_mb']:6.0f} MB  pss {result.get('pss_mb', 0):6.0f} MB  "
                   f"server cpu {result['server']['cpu_s']:5.2f} s  {result['outcomes']}",
                   file=sys.stderr, flush=True)
     finally:
@@ -318,9 +354,31 @@ def run_system(system: str, host: HostProcess, feeds: int, workers: int,
     return {"setup": child.setup, "phases": phases}
 
 
+MEDIAN_KEYS = ("wall_s", "cpu_s", "main_cpu_s", "maxrss_mb", "pss_mb", "uss_mb",
+               "feeds_per_s", "cpu_ms_per_feed", "main_ms_per_feed")
+
+
+def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per phase, the median of each figure over the runs (the outcomes of the first run)."""
+    phases: dict[str, Any] = {}
+    for phase in PHASES:
+        results = [run["phases"][phase] for run in runs if phase in run["phases"]]
+        if not results:
+            continue
+        merged = dict(results[0])
+        for key in MEDIAN_KEYS:
+            values = [r[key] for r in results if key in r]
+            if values:
+                merged[key] = statistics.median(values)
+        merged["server"] = {"cpu_s": statistics.median(r["server"]["cpu_s"] for r in results)}
+        merged["runs"] = len(results)
+        phases[phase] = merged
+    return {"phases": phases}
+
+
 def format_table(feeds: int, systems: dict[str, Any]) -> str:
-    header = (f"| N={feeds:,} phase | system | feeds/s | wall s | CPU s | CPU ms/feed | "
-              f"peak RSS MB | outcomes | host CPU s |")
+    header = (f"| N={feeds:,} phase | system | feeds/s | wall s | CPU s | CPU ms/feed "
+              f"(main + helpers) | peak RSS / PSS MB | outcomes | host CPU s |")
     lines = [header, "|" + "---|" * 9]
     for phase in PHASES:
         for system, data in systems.items():
@@ -328,15 +386,20 @@ def format_table(feeds: int, systems: dict[str, Any]) -> str:
             if r is None:
                 continue
             outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items()))
+            helpers = r["cpu_ms_per_feed"] - r["main_ms_per_feed"]
             lines.append(
                 f"| {phase} | {system} | {r['feeds_per_s']:,.0f} | {r['wall_s']:.2f} | "
-                f"{r['cpu_s']:.2f} | {r['cpu_ms_per_feed']:.2f} | {r['maxrss_mb']:.0f} | "
+                f"{r['cpu_s']:.2f} | {r['cpu_ms_per_feed']:.2f} ({r['main_ms_per_feed']:.2f} + "
+                f"{helpers:.2f}) | {r['maxrss_mb']:.0f} / {r.get('pss_mb', 0):.0f} | "
                 f"{outcomes} | {r['server']['cpu_s']:.2f} |")
-        if {"ours", "reader"} <= systems.keys():
-            ours, theirs = systems["ours"]["phases"][phase], systems["reader"]["phases"][phase]
+        theirs = systems.get("reader", {}).get("phases", {}).get(phase)
+        for system, data in systems.items():
+            ours = data["phases"].get(phase)
+            if system == "reader" or theirs is None or ours is None:
+                continue
             speed = ours["feeds_per_s"] / theirs["feeds_per_s"]
             lines.append(
-                f"| {phase} | **ours/reader** | **{speed:.2f}×**"
+                f"| {phase} | **{system}/reader** | **{speed:.2f}×**"
                 f" | {ours['wall_s'] / theirs['wall_s']:.2f}× | "
                 f"{ours['cpu_s'] / theirs['cpu_s']:.2f}× | | "
                 f"{ours['maxrss_mb'] / theirs['maxrss_mb']:.2f}× | | |")
@@ -370,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feeds", type=int, nargs="+", default=[1000],
                         help="N, the number of feeds (several values: one run each)")
     parser.add_argument("--workers", type=int, default=8, help="worker threads for both")
-    parser.add_argument("--systems", default="ours,reader", help="comma-separated subset")
+    parser.add_argument("--systems", default="ours,ours-poll,ours-run,reader",
+                        help="comma-separated subset of " + ", ".join(SYSTEMS))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--hosts", type=int, default=None,
                         help="loopback addresses the feeds are spread over (default: N, "
@@ -386,10 +450,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=-1,
                         help="ours only: AGGREGATOR_POLL_PROCESSES (default: its own default, "
                         "auto = one per CPU)")
+    parser.add_argument("--phases", default=",".join(PHASES),
+                        help="comma-separated subset of " + ", ".join(PHASES) + " (the "
+                        "host still changes between the phases left out)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of every system, interleaved; the table shows medians")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the children during the first and 304 polls")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
-    parser.add_argument("--child", choices=SYSTEMS, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=CHILD_SYSTEMS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -419,10 +488,20 @@ def main(argv: list[str] | None = None) -> int:
         with HostProcess(options) as host:
             print(f"N={feeds}: {hosts} hosts ready on port {host.port} in "
                   f"{time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
-            results = {system: run_system(system, host, feeds, args.workers,
-                                          args.processes, profile_dir)
-                       for system in systems}
-        report["runs"][str(feeds)] = {"host": asdict(options), "systems": results}
+            runs: dict[str, list[dict[str, Any]]] = {system: [] for system in systems}
+            for repeat in range(args.repeat):
+                for system in systems:
+                    print(f" run {repeat + 1}/{args.repeat}: {system}", file=sys.stderr,
+                          flush=True)
+                    runs[system].append(run_system(system, host, feeds, args.workers,
+                                                   args.processes, profile_dir,
+                                                   args.phases.split(",")))
+        results = {system: medians(system_runs) for system, system_runs in runs.items()}
+        report["runs"][str(feeds)] = {"host": asdict(options), "repeat": args.repeat,
+                                      "systems": runs, "medians": results,
+                                      "load_average": os.getloadavg()}
+        print(f"N={feeds:,}: medians of {args.repeat} interleaved runs; load average at the "
+              f"end {os.getloadavg()[0]:.1f}")
         print(format_table(feeds, results))
         print()
         out.write_text(json.dumps(report, indent=2))

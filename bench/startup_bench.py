@@ -4,10 +4,12 @@ nothing due, this checkout against a baseline checkout, in one run.
     .venv/bin/python bench/startup_bench.py --baseline /path/to/other/.venv/bin/python
 
 Each interpreter runs each command ``--rounds`` times, interleaved (baseline, ours, baseline,
-...), so machine load falls on both alike; CPU is user+sys of the child from ``os.wait4`` (no
-wall clock: the machine is shared). ``python -c pass`` is measured the same way as the floor.
+...), so machine load falls on both alike; CPU is user+sys of the child from ``os.wait4``, wall
+is from start to exit (on a shared machine it includes waiting for a core: the load average is
+printed with the table). ``python -c pass`` is measured the same way as the floor.
 The poll runs against a SQLite file at head with ``--sources`` sources, all scheduled an hour
-ahead, so it reads the catalog, checks the schema, syncs the sources and polls nothing.
+ahead and synced with the catalog, so nothing is to do: it reads the catalog, checks the
+schema, the catalog mark and the due sources, and polls nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sqlite3
 import statistics
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 COMMANDS: dict[str, list[str]] = {
@@ -61,14 +64,16 @@ def _prepare(python: str, config: Path, database: Path) -> None:
         connection.execute("UPDATE sources SET next_check_at = datetime('now', '+1 hour')")
 
 
-def _run(python: str, args: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """CPU seconds (user+sys) and peak RSS in KB of one run."""
+def _run(python: str, args: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """CPU seconds (user+sys), wall seconds and peak RSS in KB of one run."""
+    started = time.perf_counter()
     process = subprocess.Popen([python, *args], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     _pid, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{python} {' '.join(args)} failed")
-    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss
 
 
 def main() -> None:
@@ -88,22 +93,28 @@ def main() -> None:
             _prepare(python, config, database)
             envs[name] = _env(config, database)
         cpu: dict[tuple[str, str], list[float]] = {}
+        wall: dict[tuple[str, str], list[float]] = {}
         rss: dict[tuple[str, str], list[int]] = {}
+        load = os.getloadavg()[0]
         for _ in range(args.rounds):
             for command, command_args in COMMANDS.items():
                 for name, python in pythons.items():
-                    seconds, peak = _run(python, command_args, envs[name])
+                    seconds, elapsed, peak = _run(python, command_args, envs[name])
                     cpu.setdefault((command, name), []).append(seconds)
+                    wall.setdefault((command, name), []).append(elapsed)
                     rss.setdefault((command, name), []).append(peak)
-    print(f"{args.rounds} interleaved rounds, {args.sources} sources; medians of CPU s "
-          f"(user+sys) and peak RSS")
-    print("| command | baseline CPU s | ours CPU s | baseline/ours | baseline RSS MB "
-          "| ours RSS MB |")
-    print("|---|---|---|---|---|---|")
+    print(f"{args.rounds} interleaved rounds, {args.sources} sources, load average "
+          f"{load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end; medians of CPU s "
+          f"(user+sys), wall s and peak RSS")
+    print("| command | baseline CPU s | ours CPU s | baseline/ours | baseline wall s "
+          "| ours wall s | baseline RSS MB | ours RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
     for command in COMMANDS:
         before = statistics.median(cpu[(command, "baseline")])
         after = statistics.median(cpu[(command, "ours")])
         print(f"| {command} | {before:.3f} | {after:.3f} | {before / after:.2f}× "
+              f"| {statistics.median(wall[(command, 'baseline')]):.3f} "
+              f"| {statistics.median(wall[(command, 'ours')]):.3f} "
               f"| {statistics.median(rss[(command, 'baseline')]) / 1024:.0f} "
               f"| {statistics.median(rss[(command, 'ours')]) / 1024:.0f} |")
 

@@ -10,13 +10,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from aggregator.cli.context import Context
 from aggregator.cli.exitcodes import ExitCode
 from aggregator.cli.parser import build_parser
 from aggregator.errors import AggregatorError, ConfigError, EditRefused, Refusal, UsageError
-from aggregator.logs import configure as configure_logging
 from aggregator.safety.terminal import terminal_text
-from aggregator.settings import Settings
 
 __all__ = ["ExitCode", "build_parser", "main"]
 
@@ -24,6 +21,11 @@ __all__ = ["ExitCode", "build_parser", "main"]
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Imported once the command line is parsed: `--help` needs no settings, catalog or logging.
+    from aggregator.cli.context import Context
+    from aggregator.logs import configure as configure_logging
+    from aggregator.settings import Settings
+
     try:
         settings = Settings.from_env().with_overrides(
             config_dir=getattr(args, "config", None),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aggregator.catalog import Catalog, load_catalog
+from aggregator.cli import idle
 from aggregator.cli.context import Context
 from aggregator.cli.exitcodes import ExitCode
 from aggregator.cli.progress import cluster_progress, progress_for
@@ -81,10 +82,13 @@ def cmd_db_upgrade(ctx: Context) -> int:
 
 
 def cmd_poll(ctx: Context) -> int:
-    from aggregator.runtime.service import Service
-
     as_json: bool = ctx.args.json
     catalog = ctx.catalog()
+    if not ctx.args.all and idle.nothing_to_do(ctx.settings, catalog):
+        idle.report_idle(as_json=as_json)
+        return ExitCode.OK
+    from aggregator.runtime.service import Service
+
     store = ctx.store(auto_upgrade=True)
     service = Service(ctx.settings, store, catalog)
     summary: PollSummary | None = None
@@ -93,7 +97,7 @@ def cmd_poll(ctx: Context) -> int:
                                    progress=None if as_json else progress_for)
         if not summary.outcomes:
             if not as_json:
-                print("no source is due (use --all to poll every active source)")
+                print(idle.NOTHING_DUE)
         elif not as_json:
             _print_poll(summary)
         # Article pages first, so the stories of what was just stored are made with the

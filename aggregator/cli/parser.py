@@ -4,38 +4,31 @@ it), and the handler each one runs."""
 from __future__ import annotations
 
 import argparse
+from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aggregator import __version__
-from aggregator.cli.commands import (
-    cmd_check,
-    cmd_cluster,
-    cmd_db_upgrade,
-    cmd_demo,
-    cmd_eval_dedup,
-    cmd_poll,
-    cmd_prune,
-    cmd_publish,
-    cmd_rules_test,
-    cmd_run,
-)
-from aggregator.cli.editors import cmd_editors
 from aggregator.cli.exitcodes import EPILOG
-from aggregator.cli.sources import (
-    cmd_sources_add,
-    cmd_sources_edit,
-    cmd_sources_export_opml,
-    cmd_sources_import_opml,
-    cmd_sources_list,
-)
-from aggregator.cli.stories import (
-    cmd_rules_apply,
-    cmd_stories,
-    cmd_stories_correct,
-    cmd_stories_corrections,
-    cmd_stories_search,
-)
 from aggregator.types import Role
+
+if TYPE_CHECKING:
+    from aggregator.cli.context import Context
+
+
+class _Handler:
+    """A command's handler, ``module.function`` under ``aggregator.cli``, imported when the
+    command runs: ``--help`` and the poll worker processes (which import the main module)
+    load none of the commands' modules."""
+
+    def __init__(self, path: str) -> None:
+        self.module, self.name = path.rsplit(".", 1)
+
+    def __call__(self, ctx: Context) -> int:
+        return int(getattr(import_module(f"aggregator.cli.{self.module}"), self.name)(ctx))
+
+    def __repr__(self) -> str:
+        return f"aggregator.cli.{self.module}.{self.name}"
 
 
 def _port(text: str) -> int:
@@ -71,37 +64,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"aggregator {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, help_text: str, handler: object,
+    def add(name: str, help_text: str, handler: str,
             parent: argparse.ArgumentParser = common) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, parents=[parent], help=help_text,
                                   description=help_text, epilog=EPILOG,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=_Handler(handler))
         return sub
 
-    def add_group(name: str, help_text: str, handler: object
+    def add_group(name: str, help_text: str, handler: str
                   ) -> argparse._SubParsersAction[argparse.ArgumentParser]:
         """A command whose work is in its subcommands: ``aggregator NAME SUBCOMMAND``."""
         return add(name, help_text, handler).add_subparsers(
             dest=f"{name}_command", required=True, metavar="SUBCOMMAND")
 
     running = add("run", "run the scheduler and the HTTP server until stopped (SIGINT/SIGTERM)",
-                  cmd_run)
+                  "commands.cmd_run")
     running.add_argument("--host", default=argparse.SUPPRESS,
                          help="address to listen on (default: $AGGREGATOR_HOST or 127.0.0.1)")
     running.add_argument("--port", type=_port, default=argparse.SUPPRESS,
                          help="port to listen on (default: $AGGREGATOR_PORT or 8080)")
     poll = add("poll", "poll due sources once, cluster what they brought, then exit; exits 1 "
-               "when some sources failed, 4 when all did", cmd_poll)
+               "when some sources failed, 4 when all did", "commands.cmd_poll")
     poll.add_argument("--all", action="store_true", help="poll every active source, due or not")
     poll.add_argument("--json", action="store_true",
                       help="print one JSON summary object instead of text (no progress bar)")
     clustering = add("cluster", "cluster the entries stored but not yet clustered into stories",
-                     cmd_cluster)
+                     "commands.cmd_cluster")
     clustering.add_argument("--redo", action="store_true",
                             help="forget every clustering decision and make them all again "
                                  "(after editors' corrections); stored features are reused")
-    publish = add("publish", "write every output feed as static files", cmd_publish)
+    publish = add("publish", "write every output feed as static files", "commands.cmd_publish")
     publish.add_argument("--out", type=Path, required=True, metavar="DIR",
                          help="folder to write feeds/ and feeds.opml into")
     publish.add_argument("--base-url", metavar="URL",
@@ -109,23 +102,24 @@ def build_parser() -> argparse.ArgumentParser:
                               "link (default: AGGREGATOR_BASE_URL; one of them is required)")
     publish.add_argument("--json", action="store_true", help="one JSON summary object")
     checking = add("check", "validate the configuration files; exit 3 on any problem",
-                   cmd_check)
+                   "commands.cmd_check")
     checking.add_argument("--json", action="store_true",
                           help="one JSON object: ok, the counts, or the error and where it is")
     pruning = add("prune", "remove entries published longer ago than the retention, and the "
                   "stories they leave empty, leaving tombstones so feeds do not bring them back",
-                  cmd_prune)
+                  "commands.cmd_prune")
     pruning.add_argument("--dry-run", action="store_true",
                          help="only count what would be removed")
     pruning.add_argument("--days", type=int, metavar="N",
                          help="retention in days (default: $AGGREGATOR_RETENTION_DAYS)")
     pruning.add_argument("--json", action="store_true", help="one JSON summary object")
 
-    source_commands = add_group("sources", "inspect and edit sources", cmd_sources_list)
+    source_commands = add_group("sources", "inspect and edit sources",
+                                "sources.cmd_sources_list")
     listing = source_commands.add_parser("list", parents=[common],
                                          help="sources with their health")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    listing.set_defaults(handler=cmd_sources_list)
+    listing.set_defaults(handler=_Handler("sources.cmd_sources_list"))
     adding = source_commands.add_parser(
         "add", parents=[common],
         help="add a feed, or find the feeds a web page links to, and append it to sources.toml")
@@ -138,13 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     adding.add_argument("--interval", help="how often to check, e.g. 30m or 6h")
     adding.add_argument("--pick", type=int, metavar="N",
                         help="when the page links several feeds, take the N-th")
-    adding.set_defaults(handler=cmd_sources_add)
+    adding.set_defaults(handler=_Handler("sources.cmd_sources_add"))
     for verb, what in (("pause", "stop polling a source (enabled = false); nothing is deleted"),
                        ("resume", "poll a paused source again"),
                        ("remove", "remove a source from sources.toml; its stored entries stay")):
         editing = source_commands.add_parser(verb, parents=[common], help=what)
         editing.add_argument("id", metavar="ID", help="the source's id")
-        editing.set_defaults(handler=cmd_sources_edit)
+        editing.set_defaults(handler=_Handler("sources.cmd_sources_edit"))
     importing = source_commands.add_parser(
         "import-opml", parents=[common],
         help="add the feeds of OPML subscription lists to sources.toml (no network access; "
@@ -158,15 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
                                 "creating missing ones (without rules: they take every entry)")
     importing.add_argument("--dry-run", action="store_true",
                            help="report what would be added; write nothing")
-    importing.set_defaults(handler=cmd_sources_import_opml)
+    importing.set_defaults(handler=_Handler("sources.cmd_sources_import_opml"))
     exporting = source_commands.add_parser(
         "export-opml", parents=[common],
         help="every configured source as OPML 2.0, one folder per category")
     exporting.add_argument("--out", type=Path, metavar="FILE",
                            help="write to FILE (default: standard output)")
-    exporting.set_defaults(handler=cmd_sources_export_opml)
+    exporting.set_defaults(handler=_Handler("sources.cmd_sources_export_opml"))
 
-    stories = add("stories", "list stories and why their entries were merged", cmd_stories)
+    stories = add("stories", "list stories and why their entries were merged",
+                  "stories.cmd_stories")
     stories.add_argument("--json", action="store_true", help="one JSON object per story per line")
     stories.set_defaults(show=None)
     story_commands = stories.add_subparsers(dest="stories_command", metavar="SUBCOMMAND")
@@ -197,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name in {"pin", "hide"}:
             command.add_argument("--category", required=name == "pin", metavar="ID",
                                  help="the category it applies to")
-        command.set_defaults(handler=cmd_stories_correct)
+        command.set_defaults(handler=_Handler("stories.cmd_stories_correct"))
     search = story_commands.add_parser(
         "search", parents=[common],
         help="find entries by words of their title or text, in any language, with their story")
@@ -206,15 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=int, default=20, choices=range(1, 501),
                         metavar="N", help="at most N entries, newest first (default 20)")
     search.add_argument("--json", action="store_true", help="one JSON object per entry")
-    search.set_defaults(handler=cmd_stories_search)
+    search.set_defaults(handler=_Handler("stories.cmd_stories_search"))
     corrections = story_commands.add_parser(
         "corrections", parents=[common], help="editors' corrections, who made them and when")
     corrections.add_argument("--all", action="store_true", help="undone ones too")
     corrections.add_argument("--json", action="store_true", help="one JSON object per line")
-    corrections.set_defaults(handler=cmd_stories_corrections)
+    corrections.set_defaults(handler=_Handler("stories.cmd_stories_corrections"))
 
     editor_commands = add_group("editors", "editors' accounts: their tokens, roles and the "
-                                "audit log of their edits", cmd_editors)
+                                "audit log of their edits", "editors.cmd_editors")
     adding = editor_commands.add_parser(
         "add", parents=[common], help="add an editor; prints their token once")
     adding.add_argument("name", metavar="NAME")
@@ -233,9 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     auditing.add_argument("--limit", type=int, default=50, help="rows (default 50)")
     auditing.add_argument("--json", action="store_true", help="one JSON object per line")
     for command in (adding, listing, auditing):
-        command.set_defaults(handler=cmd_editors)
+        command.set_defaults(handler=_Handler("editors.cmd_editors"))
 
-    rule_commands = add_group("rules", "try category rules on stored entries", cmd_rules_test)
+    rule_commands = add_group("rules", "try category rules on stored entries",
+                              "commands.cmd_rules_test")
     rules_test = rule_commands.add_parser(
         "test", parents=[common],
         help="dry run: which stored entries changed rules would have added to or removed from "
@@ -257,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="an edited categories.toml to test before saving it over "
                                  "the real one")
     rules_test.add_argument("--json", action="store_true", help="one JSON object")
-    rules_test.set_defaults(handler=cmd_rules_test)
+    rules_test.set_defaults(handler=_Handler("commands.cmd_rules_test"))
     rules_apply = rule_commands.add_parser(
         "apply", parents=[correcting],
         help="apply the category's rules (as configured) to the entries stored over the last "
@@ -268,23 +264,24 @@ def build_parser() -> argparse.ArgumentParser:
                              help="entries published in the last N days (1 to 366)")
     rules_apply.add_argument("--json", action="store_true",
                              help="one JSON object per category: the correction and the diff")
-    rules_apply.set_defaults(handler=cmd_rules_apply)
+    rules_apply.set_defaults(handler=_Handler("stories.cmd_rules_apply"))
 
-    db_commands = add_group("db", "database maintenance", cmd_db_upgrade)
-    db_commands.add_parser("upgrade", parents=[common],
-                           help="apply schema migrations").set_defaults(handler=cmd_db_upgrade)
+    db_commands = add_group("db", "database maintenance", "commands.cmd_db_upgrade")
+    db_upgrade = db_commands.add_parser("upgrade", parents=[common],
+                                        help="apply schema migrations")
+    db_upgrade.set_defaults(handler=_Handler("commands.cmd_db_upgrade"))
 
     eval_commands = add_group("eval", "measure the machine's decisions on labelled data",
-                              cmd_eval_dedup)
+                              "commands.cmd_eval_dedup")
     dedup_eval = eval_commands.add_parser(
         "dedup", parents=[common],
         help="story clustering on a labelled JSONL file (articles with `cluster`, or scored "
              "pairs); prints precision, recall and F1 as JSON")
     dedup_eval.add_argument("file", type=Path, help="labelled JSONL file")
-    dedup_eval.set_defaults(handler=cmd_eval_dedup)
+    dedup_eval.set_defaults(handler=_Handler("commands.cmd_eval_dedup"))
 
     demo = add("demo", "run the service offline against bundled sample feeds, its own "
-               "config and a throwaway database", cmd_demo, parent=logging_only)
+               "config and a throwaway database", "commands.cmd_demo", parent=logging_only)
     demo.add_argument("--port", type=_port, default=8080,
                       help="port for the aggregator's web server (0 picks a free one)")
     demo.add_argument("--once", action="store_true",

@@ -78,6 +78,12 @@ class Backoff:
         self._delay, self._until = 0.0, float("-inf")
 
 
+def _round_started(due: int) -> None:
+    """Logged when a tick finds sources due, so a round's length reads from the log (the
+    ``run`` figures of ``bench/poll_bench.py`` do); a tick with none due says nothing."""
+    log.info("action=tick outcome=start sources=%d", due)
+
+
 def tick(refresher: Refresher, metrics: Metrics | None = None,
          backoff: Backoff | None = None) -> PollSummary | None:
     """One pass over due sources; errors are logged so the next tick still runs.
@@ -96,7 +102,7 @@ def tick(refresher: Refresher, metrics: Metrics | None = None,
     if backoff is not None and not backoff.ready():
         return None
     try:
-        summary = poll_due(refresher)
+        summary = poll_due(refresher, progress=_round_started)
         if not summary.outcomes:
             if backoff is not None:
                 backoff.succeeded()

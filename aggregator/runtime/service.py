@@ -260,10 +260,17 @@ class Service:
             server_exit(sig, frame)
 
         server.handle_exit = handle_exit  # type: ignore[method-assign]
+
+        def early_exit(sig: int, frame: FrameType | None) -> None:
+            _note_sigterm(sig, frame)
+            # Before uvicorn takes the signal over (the app still loading), this is the only
+            # handler: without asking the server to stop, a SIGTERM then was lost.
+            handle_exit(sig, frame)
+
         # uvicorn re-raises the SIGTERM it handled once it has stopped; with the default
         # handler that would kill us before the scheduler is shut down, so note it instead.
         in_main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, _note_sigterm) if in_main else None
+        previous = signal.signal(signal.SIGTERM, early_exit) if in_main else None
         self._serving = True
         scheduler.start()
         webhooks.start()

@@ -7,9 +7,6 @@ Alembic import (half a second of a command's start-up): Alembic loads only to up
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect, text
@@ -17,17 +14,18 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.errors import StoreError
+from aggregator.store.marks import MIGRATIONS_DIR, declared_head, declared_revisions
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# The files' folder and declared chain live in ``marks`` (no SQLAlchemy) and are read here too.
+__all__ = ["MIGRATIONS_DIR", "VERSION_TABLE", "current_revision", "declared_revisions",
+           "head_revision", "is_known_revision", "upgrade"]
+
 # Alembic's own table (``env.py`` keeps its default name) and its one query.
 VERSION_TABLE = "alembic_version"
 _READ_REVISION = text("SELECT version_num FROM alembic_version")
-_DECLARED = re.compile(
-    r"""^(down_revision|revision)\s*(?::[^=]*)?=\s*(?:["']([^"']+)["']|None)\s*$""",
-    re.MULTILINE)
 
 
 def _config(engine: Engine | None = None) -> Config:
@@ -40,27 +38,10 @@ def _config(engine: Engine | None = None) -> Config:
     return config
 
 
-@lru_cache(maxsize=1)
-def declared_revisions() -> dict[str, str | None] | None:
-    """Each migration file's revision and the one it revises, read from the files' text
-    rather than by importing them; None when a file does not declare both plainly (a merge's
-    tuple), and then Alembic decides."""
-    chain: dict[str, str | None] = {}
-    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
-        found = dict((m.group(1), m.group(2)) for m in _DECLARED.finditer(path.read_text()))
-        revision = found.get("revision")
-        if revision is None or "down_revision" not in found:
-            return None
-        chain[revision] = found["down_revision"]
-    return chain
-
-
 def head_revision() -> str:
-    chain = declared_revisions()
-    if chain is not None:
-        heads = set(chain) - set(chain.values())
-        if len(heads) == 1:
-            return heads.pop()
+    head = declared_head()
+    if head is not None:
+        return head
     from alembic.script import ScriptDirectory  # noqa: PLC0415
 
     head = ScriptDirectory.from_config(_config()).get_current_head()

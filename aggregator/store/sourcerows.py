@@ -6,7 +6,6 @@ Functions on an open session or connection; ``Store`` owns the transactions arou
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -17,7 +16,7 @@ from sqlmodel import Session, select
 
 from aggregator.catalog import Catalog
 from aggregator.errors import StoreError
-from aggregator.store import leases, retention
+from aggregator.store import leases, marks, retention
 from aggregator.store.entries import Written, identity
 from aggregator.store.migrate import head_revision
 from aggregator.store.models import CatalogMark, Source
@@ -61,15 +60,12 @@ def status_of(row: Source) -> SourceStatus:
 
 
 # The one row of ``catalog_marks`` this module writes.
-_SOURCES_MARK = "sources"
+_SOURCES_MARK = marks.SOURCES_MARK
 
 
 def catalog_digest(catalog: Catalog) -> str:
-    """What ``sync`` reads of the catalog, hashed with the schema it wrote under: equal
-    digests, equal rows. Taken from the parsed sources rather than the files' bytes, so a file
-    edited between its reading and the sync cannot be marked as synced."""
-    text = f"{head_revision()}\n{catalog.sources!r}"
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """The digest ``catalog_marks`` keeps of the catalog the rows were synced with."""
+    return marks.catalog_digest(catalog, head_revision())
 
 
 def synced_with(session: Session, digest: str) -> bool:

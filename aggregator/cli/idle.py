@@ -1,0 +1,63 @@
+"""``aggregator poll`` when nothing is due: the answer before the store, the pipeline and the
+clustering stage are imported. A cron job asks every few minutes and mostly nothing is due;
+the check reads the SQLite file with the standard library (``store.idle``) and, at any doubt,
+leaves the command to its normal path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aggregator.catalog import Catalog
+from aggregator.clock import utc_now
+from aggregator.delivery.subscribers import WEBHOOKS_FILE
+from aggregator.safety.terminal import terminal_json
+from aggregator.settings import Settings
+from aggregator.store import idle
+from aggregator.store.marks import catalog_digest, declared_head
+from aggregator.types import FullTextOutcome, PollResult
+
+NOTHING_DUE = "no source is due (use --all to poll every active source)"
+
+
+def nothing_to_do(settings: Settings, catalog: Catalog) -> bool:
+    """True when a poll of the due sources would poll, fetch and cluster nothing and change
+    nothing in the store; False whenever the normal path must decide."""
+    if any(s.full_text and s.enabled for s in catalog.sources):
+        return False  # the full-text stage asks the store for article pages due a check
+    directory = catalog.directory or settings.config_dir
+    if (directory / WEBHOOKS_FILE).exists():
+        return False  # its subscribers are synced into the store at every start
+    head = declared_head()
+    if head is None:
+        return False
+    return idle.nothing_to_do(
+        settings.database_url,
+        head=head,
+        catalog_digest=catalog_digest(catalog, head),
+        now=utc_now(),
+    )
+
+
+def idle_json() -> dict[str, Any]:
+    """The ``--json`` summary of a poll that polled, fetched and clustered nothing."""
+    return {
+        "sources": 0,
+        "new_entries": 0,
+        "updated_entries": 0,
+        "results": {result.value: 0 for result in PollResult},
+        "errors": [],
+        "clustered": {
+            "entries": 0,
+            "new": 0,
+            "join": 0,
+            "merge": 0,
+            "kept": 0,
+            "paths": {},
+            "horizon_hours": None,
+        },
+        "full_text": {"unchanged": 0, **{o.value: 0 for o in FullTextOutcome}},
+    }
+
+
+def report_idle(*, as_json: bool) -> None:
+    print(terminal_json(idle_json()) if as_json else NOTHING_DUE)
