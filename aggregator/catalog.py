@@ -8,6 +8,7 @@ at once. Reading files is the only I/O here.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import re
 import tomllib
@@ -207,10 +208,21 @@ class CategoryConfig:
 
 
 @dataclass(frozen=True)
+class FilesRead:
+    """The editorial files' bytes a catalog was parsed from, hashed (``files_digest``), and the
+    sources parsed from them: a catalog changed since (``dataclasses.replace``) no longer has
+    the sources these bytes give, and then nothing may be concluded from the bytes."""
+
+    digest: str
+    sources: tuple[SourceConfig, ...]
+
+
+@dataclass(frozen=True)
 class Catalog:
     sources: tuple[SourceConfig, ...]
     categories: tuple[CategoryConfig, ...]
     directory: Path | None = None
+    files: FilesRead | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # However the catalog was built (files, code, an editor's change), each category
@@ -325,26 +337,56 @@ def load_catalog(directory: Path, *, categories_path: Path | None = None) -> Cat
     """
     problems = _Problems()
     sources_path = directory / SOURCES_FILE
+    real_files = categories_path is None
     categories_path = categories_path or directory / CATEGORIES_FILE
-    sources_doc = _read_toml(sources_path)
-    categories_doc = _read_toml(categories_path)
+    sources_bytes, categories_bytes = _read(sources_path), _read(categories_path)
+    sources_doc = _parse_toml(sources_bytes, sources_path)
+    categories_doc = _parse_toml(categories_bytes, categories_path)
     categories = _categories(categories_doc, str(categories_path), problems)
     sources = _sources(sources_doc, str(sources_path), problems)
     _cross_check(sources, categories, str(sources_path), str(categories_path), problems)
     problems.raise_if_any()
-    return Catalog(sources=tuple(sources), categories=tuple(categories), directory=directory)
+    files = (FilesRead(files_digest(sources_bytes, categories_bytes), tuple(sources))
+             if real_files else None)
+    return Catalog(sources=tuple(sources), categories=tuple(categories), directory=directory,
+                   files=files)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def files_digest(sources: bytes, categories: bytes) -> str:
+    """The digest of the two editorial files' bytes (``FilesRead``, ``read_files_digest``)."""
+    hashed = hashlib.sha256()
+    for name, data in ((SOURCES_FILE, sources), (CATEGORIES_FILE, categories)):
+        hashed.update(f"{name}\0{len(data)}\0".encode())
+        hashed.update(data)
+    return hashed.hexdigest()
+
+
+def read_files_digest(directory: Path) -> str | None:
+    """``files_digest`` of the files under ``directory`` as they are now, without parsing them;
+    None when one cannot be read (then only ``load_catalog`` can say why)."""
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        return files_digest((directory / SOURCES_FILE).read_bytes(),
+                            (directory / CATEGORIES_FILE).read_bytes())
+    except OSError:
+        return None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
     except FileNotFoundError as exc:
         raise ConfigError("file not found", file=str(path)) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from exc
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc}", file=str(path)) from exc
+
+
+def _parse_toml(data: bytes, path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text: {exc}", file=str(path)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from exc
 
 
 def _tables(doc: dict[str, Any], name: str, file: str, problems: _Problems) -> list[Any]:

@@ -83,6 +83,9 @@ def cmd_db_upgrade(ctx: Context) -> int:
 
 def cmd_poll(ctx: Context) -> int:
     as_json: bool = ctx.args.json
+    if not ctx.args.all and idle.nothing_to_do_unparsed(ctx.settings):
+        idle.report_idle(as_json=as_json)
+        return ExitCode.OK
     catalog = ctx.catalog()
     if not ctx.args.all and idle.nothing_to_do(ctx.settings, catalog):
         idle.report_idle(as_json=as_json)

@@ -7,16 +7,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from aggregator.catalog import Catalog
+from aggregator.catalog import Catalog, read_files_digest
 from aggregator.clock import utc_now
 from aggregator.delivery.subscribers import WEBHOOKS_FILE
 from aggregator.safety.terminal import terminal_json
 from aggregator.settings import Settings
 from aggregator.store import idle
-from aggregator.store.marks import catalog_digest, declared_head
+from aggregator.store.marks import FILES_MARK, catalog_digest, declared_head, files_mark_of
 from aggregator.types import FullTextOutcome, PollResult
 
 NOTHING_DUE = "no source is due (use --all to poll every active source)"
+
+
+def nothing_to_do_unparsed(settings: Settings) -> bool:
+    """``nothing_to_do`` before the catalog is parsed (at 10,000 sources parsing costs more
+    than the rest of an idle poll): True when the files' bytes are those the store's sources
+    were last synced from and the store has nothing to do; False whenever the parsed
+    catalog must decide."""
+    if (settings.config_dir / WEBHOOKS_FILE).exists():
+        return False
+    head = declared_head()
+    digest = read_files_digest(settings.config_dir)
+    if head is None or digest is None:
+        return False
+    return idle.nothing_to_do(
+        settings.database_url,
+        head=head,
+        catalog_digest=files_mark_of(digest, head),
+        now=utc_now(),
+        mark_name=FILES_MARK,
+    )
 
 
 def nothing_to_do(settings: Settings, catalog: Catalog) -> bool:

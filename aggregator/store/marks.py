@@ -16,6 +16,9 @@ from aggregator.catalog import Catalog
 
 # The row of ``catalog_marks`` that holds the digest of the sources last synced.
 SOURCES_MARK = "sources"
+# The row that holds the digest of the files' bytes those sources were parsed from, when an
+# idle poll may trust it (``files_mark``).
+FILES_MARK = "files"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _DECLARED = re.compile(
     r"""^(down_revision|revision)\s*(?::[^=]*)?=\s*(?:["']([^"']+)["']|None)\s*$""", re.MULTILINE
@@ -52,3 +55,21 @@ def catalog_digest(catalog: Catalog, head: str) -> str:
     bytes, so a file edited between its reading and the sync cannot be marked as synced."""
     text = f"{head}\n{catalog.sources!r}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def files_mark(catalog: Catalog, head: str) -> str | None:
+    """What ``FILES_MARK`` holds once ``catalog`` is synced: its files' bytes hashed with the
+    schema head, so that unchanged files need no parsing to know the rows match them. None
+    when the bytes may not answer for the catalog: it was not read from the files as they
+    are, or changed since, or a source has full text (its stage must look at the store)."""
+    read = catalog.files
+    if read is None or read.sources != catalog.sources:
+        return None
+    if any(s.full_text and s.enabled for s in catalog.sources):
+        return None
+    return files_mark_of(read.digest, head)
+
+
+def files_mark_of(files_digest: str, head: str) -> str:
+    """``FILES_MARK``'s value for files of ``files_digest`` under schema ``head``."""
+    return hashlib.sha256(f"{head}\n{files_digest}".encode()).hexdigest()

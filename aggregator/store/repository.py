@@ -26,6 +26,7 @@ from aggregator.store import (
     clustering,
     fulltext,
     leases,
+    marks,
     overrides,
     reclassify,
     retention,
@@ -135,11 +136,15 @@ class Store:
         """Make source rows match the editorial files; rows never vanish (history stays).
         Nothing to do when they were last synced with the same catalog."""
         digest = sourcerows.catalog_digest(catalog)
+        files = sourcerows.files_mark(catalog)
         with self._guard(), self._write() as session:
-            if sourcerows.synced_with(session, digest):
-                return
-            sourcerows.sync(session, catalog, now)
-            sourcerows.mark_synced(session, digest, now)
+            if sourcerows.marked(session, marks.SOURCES_MARK, digest):
+                if sourcerows.marked(session, marks.FILES_MARK, files):
+                    return
+            else:
+                sourcerows.sync(session, catalog, now)
+                sourcerows.set_mark(session, marks.SOURCES_MARK, digest, now)
+            sourcerows.set_mark(session, marks.FILES_MARK, files, now)
             session.commit()
 
     def sources(self) -> list[SourceStatus]:

@@ -59,27 +59,33 @@ def status_of(row: Source) -> SourceStatus:
     )
 
 
-# The one row of ``catalog_marks`` this module writes.
-_SOURCES_MARK = marks.SOURCES_MARK
-
-
 def catalog_digest(catalog: Catalog) -> str:
     """The digest ``catalog_marks`` keeps of the catalog the rows were synced with."""
     return marks.catalog_digest(catalog, head_revision())
 
 
-def synced_with(session: Session, digest: str) -> bool:
-    """Whether the rows were last synced with a catalog of this digest."""
-    mark = session.get(CatalogMark, _SOURCES_MARK)
-    return mark is not None and mark.digest == digest
+def files_mark(catalog: Catalog) -> str | None:
+    """The digest ``catalog_marks`` keeps of the files the rows were synced from, when an idle
+    poll may trust it (``marks.files_mark``)."""
+    return marks.files_mark(catalog, head_revision())
 
 
-def mark_synced(session: Session, digest: str, now: datetime) -> None:
-    """Note the digest in the sync's own transaction (the caller commits): a sync that rolls
-    back leaves the old mark, and the next start syncs again."""
-    mark = session.get(CatalogMark, _SOURCES_MARK)
-    if mark is None:
-        session.add(CatalogMark(name=_SOURCES_MARK, digest=digest, synced_at=now))
+def marked(session: Session, name: str, digest: str | None) -> bool:
+    """Whether the mark ``name`` holds ``digest`` (None: whether there is no such mark)."""
+    mark = session.get(CatalogMark, name)
+    return (mark.digest if mark is not None else None) == digest
+
+
+def set_mark(session: Session, name: str, digest: str | None, now: datetime) -> None:
+    """Note ``digest`` under ``name`` (None removes the mark) in the sync's own transaction
+    (the caller commits): a sync that rolls back leaves the old mark, and the next start
+    syncs again."""
+    mark = session.get(CatalogMark, name)
+    if digest is None:
+        if mark is not None:
+            session.delete(mark)
+    elif mark is None:
+        session.add(CatalogMark(name=name, digest=digest, synced_at=now))
     else:
         mark.digest, mark.synced_at = digest, now
 

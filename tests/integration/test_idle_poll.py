@@ -4,6 +4,7 @@ normal path whenever something is to do (issue 19, start-up)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -12,15 +13,18 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import aggregator.cli.context as cli_context
 import aggregator.store.idle as store_idle
 from aggregator.catalog import load_catalog
 from aggregator.cli import ExitCode, main
 from aggregator.cli import idle as cli_idle
 from aggregator.demo.feedserver import FeedServer, Resource
 from aggregator.settings import Settings
+from aggregator.store.marks import files_mark
 from tests.support.feeds import (
     CLI_TIMEOUT_SECONDS,
     TomlValue,
@@ -88,8 +92,8 @@ class Setup:
         asked: list[bool] = []
         real = store_idle.nothing_to_do
 
-        def spy(url: str, *, head: str, catalog_digest: str, now: datetime) -> bool:
-            answer = real(url, head=head, catalog_digest=catalog_digest, now=now) and fast
+        def spy(url: str, **options: Any) -> bool:
+            answer = real(url, **options) and fast
             asked.append(answer)
             return answer
 
@@ -97,7 +101,7 @@ class Setup:
             patch.setattr(store_idle, "nothing_to_do", spy)
             code = main(["poll", *args])
         out = self.capsys.readouterr().out
-        return Poll(code, out, asked[0] if asked else None)
+        return Poll(code, out, any(asked) if asked else None)
 
     def compare(self, *args: str) -> Poll:
         """The fast path's poll and the normal path's, which must say the same."""
@@ -249,3 +253,39 @@ def test_an_early_answer_loads_neither_the_store_nor_the_pipeline(setup: Setup) 
     loaded = {name.split(".")[0] for name in report["loaded"]}
     assert loaded & NOT_FOR_FAST_IDLE_POLL == set()
     assert "aggregator.store.repository" not in report["loaded"]
+
+
+def test_unchanged_files_answer_before_the_catalog_is_parsed(setup: Setup) -> None:
+    def parse(*_: object, **__: object) -> None:
+        raise AssertionError("the catalog was parsed")
+
+    with setup.monkeypatch.context() as patch:
+        patch.setattr(cli_context, "load_catalog", parse)
+        early = setup.poll()
+    assert early.answered_early is True
+    assert (early.code, early.out) == (ExitCode.OK, setup.poll(fast=False).out)
+    # A comment changes the bytes, not the sources: the parsed catalog answers early, until
+    # the normal path's sync notes the new bytes.
+    with (setup.config / "sources.toml").open("a") as handle:
+        handle.write("# a note\n")
+    assert setup.poll().answered_early is True
+    with setup.monkeypatch.context() as patch:
+        patch.setattr(cli_context, "load_catalog", parse)
+        with pytest.raises(AssertionError, match="parsed"):
+            setup.poll()
+    assert setup.poll(fast=False).out.startswith("no source is due")
+    with setup.monkeypatch.context() as patch:
+        patch.setattr(cli_context, "load_catalog", parse)
+        assert setup.poll().answered_early is True
+
+
+def test_the_files_answer_only_for_the_catalog_read_from_them(setup: Setup) -> None:
+    catalog = load_catalog(setup.config)
+    assert files_mark(catalog, "0016") is not None
+    renamed = dataclasses.replace(
+        catalog, sources=tuple(dataclasses.replace(s, title="Other") for s in catalog.sources))
+    assert files_mark(renamed, "0016") is None
+    assert files_mark(load_catalog(setup.config), "0016") == files_mark(catalog, "0016")
+    assert files_mark(load_catalog(setup.config), "0017") != files_mark(catalog, "0016")
+    setup.sources(full_text=True)
+    assert files_mark(load_catalog(setup.config), "0016") is None
