@@ -44,6 +44,7 @@ from aggregator.clustering.dedup.evaluate import (
 )
 from aggregator.clustering.dedup.features import FeatureExtractor
 from aggregator.clustering.dedup.language import LanguageDetector
+from aggregator.clustering.dedup.lead import lead
 from aggregator.clustering.dedup.match import MIN_SHARED_NAMES, Calibration, Matcher
 from aggregator.clustering.dedup.shingles import jaccard
 
@@ -60,7 +61,14 @@ def _text(rep: str, title: str, body: str) -> str:
         return title or embedding_text("", body, 120)
     if rep == "chunk2":
         return " ".join(body.split())[280:600] or embedding_text(title, body)
-    raise ValueError(f"unknown text {rep!r}: lead<N>, title or chunk2")
+    if rep == "cleanchunk2":
+        # Untitled and short-titled entries: the next 300 characters of the cleaned report;
+        # the others (and reports too short for a second chunk) repeat their lead.
+        prepared = lead(title, body)
+        return prepared.second or prepared.text
+    if rep.startswith("clean"):
+        return lead(title, body, chars=int(rep[5:])).text
+    raise ValueError(f"unknown text {rep!r}: lead<N>, clean<N>, title, chunk2 or cleanchunk2")
 
 
 def _encoder(model: str) -> Callable[[list[str]], Rows]:
