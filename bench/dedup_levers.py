@@ -122,8 +122,10 @@ class Bench:
         keys = sorted(self.data[name].articles)
         parts, refs = [], []
         for part, weight in spec:
-            model, rep = part.split(":")
-            parts.append(np.sqrt(weight) * np.load(self.cache / f"{model}-{name}-{rep}.npy"))
+            model, reps = part.split(":")
+            # "a+b": the normalized sum of two texts' vectors, one vector as the store keeps.
+            summed = sum(np.load(self.cache / f"{model}-{name}-{r}.npy") for r in reps.split("+"))
+            parts.append(np.sqrt(weight) * normalize_rows(np.asarray(summed, dtype=np.float32)))
             refs.append(np.sqrt(weight) * np.load(self.cache / f"{model}-reference.npy"))
         rows = normalize_rows(np.hstack(parts).astype(np.float32))
         reference = normalize_rows(np.hstack(refs).astype(np.float32)).mean(axis=0)

@@ -3,8 +3,15 @@ bylines, date lines and captions in several languages, and survives hostile inpu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
 import pytest
 
+from aggregator.clustering.dedup.embed import DIM
+from aggregator.clustering.dedup.features import FeatureExtractor, input_from_text
+from aggregator.clustering.dedup.language import LanguageDetector
 from aggregator.clustering.dedup.lead import (
     LEAD_CHARS,
     SCAN_CHARS,
@@ -175,3 +182,29 @@ def test_bad_lengths_are_refused() -> None:
         lead("title", "body", chars=0)
     with pytest.raises(ValueError, match="lead lengths"):
         lead("title", "body", second_chars=-1)
+
+
+class RecordingEmbedder:
+    """Stands in for the model: remembers what it was asked to read."""
+
+    def __init__(self) -> None:
+        self.read: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.read.extend(texts)
+        return np.full((len(texts), DIM), 1 / np.sqrt(DIM), dtype=np.float32)
+
+
+def test_the_feature_extractor_embeds_the_lead_of_the_extracted_page() -> None:
+    embedder = RecordingEmbedder()
+    extractor = FeatureExtractor(LanguageDetector(), embedder)
+    stored_text = "Minister resigns\nShort teaser."
+    page = "Please accept all cookies to continue.\nThe minister resigned on Friday after the vote."
+    item = input_from_text("1", "Minister resigns", stored_text, "en", None, None, page)
+    extractor.extract_many(
+        [item, input_from_text("2", "Minister resigns", stored_text, "en", None, None)]
+    )
+    assert embedder.read == [
+        "Minister resigns. The minister resigned on Friday after the vote.",
+        "Minister resigns. Short teaser.",
+    ]
