@@ -97,11 +97,29 @@ def embed(cache: Path, data: dict[str, Dataset], specs: Sequence[str]) -> None:
                 continue
             keys = sorted(dataset.articles)
             texts = [_text(rep, dataset.articles[k].title, dataset.articles[k].body) for k in keys]
+            known = _cached_texts(cache, model, name, dataset, keys)
+            todo = list(dict.fromkeys(t for t in texts if t not in known))
             cpu = time.process_time()
-            rows = np.vstack([encode(texts[i : i + 32]) for i in range(0, len(texts), 32)])
-            ms = (time.process_time() - cpu) / len(texts) * 1000
-            np.save(target, rows)
-            print(f"{spec} {name}: {ms:.1f} CPU ms per entry", flush=True)
+            for i in range(0, len(todo), 32):
+                known.update(zip(todo[i : i + 32], encode(todo[i : i + 32]), strict=True))
+            ms = (time.process_time() - cpu) / max(len(todo), 1) * 1000
+            np.save(target, np.vstack([known[t] for t in texts]))
+            print(f"{spec} {name}: {len(todo)} of {len(texts)} texts embedded, "
+                  f"{ms:.1f} CPU ms per entry", flush=True)
+
+
+def _cached_texts(cache: Path, model: str, name: str, dataset: Dataset, keys: list[str]
+                  ) -> dict[str, Rows]:
+    """Vectors already cached for the same text under a ``lead<N>`` representation (whose
+    text does not depend on code under measurement): a text is embedded once."""
+    known: dict[str, Rows] = {}
+    for path in sorted(cache.glob(f"{model}-{name}-lead*.npy")):
+        rep = path.stem.removeprefix(f"{model}-{name}-")
+        rows = np.load(path)
+        for key, row in zip(keys, rows, strict=True):
+            article = dataset.articles[key]
+            known.setdefault(_text(rep, article.title, article.body), row)
+    return known
 
 
 class Bench:

@@ -30,7 +30,11 @@ _SPLIT = re.compile(r"(?<=[.!?;。！？؟।])\s+|(?<=[。！？])|\s*[\n|•]+
 _CJK_END = ("。", "！", "？")
 _WORD = re.compile(r"\w+(?:['’-]\w+)*", re.UNICODE)
 _DIGITS = re.compile(r"\d")
-_DATE = re.compile(r"\b(?:1[89]|20)\d\d\b|\b\d{1,2}[:.h]\d\d\b|\b\d{1,4}[./-]\d{1,2}[./-]\d{1,4}\b")
+# A clock time or a numeric date; or a year beside another number ("Dec 31, 2019").
+_DATE = re.compile(
+    r"\b\d{1,2}[:h]\d\d\b|\b\d{1,4}[./-]\d{1,2}[./-]\d{1,4}\b"
+    r"|\b\d{1,2}\b\D{1,20}\b(?:1[89]|20)\d\d\b|\b(?:1[89]|20)\d\d\b\D{1,20}\b\d{1,2}\b"
+)
 
 
 def _wordset(words: str) -> frozenset[str]:
@@ -41,7 +45,8 @@ def _wordset(words: str) -> frozenset[str]:
 # nothing; a segment made mostly of them is furniture.
 _INTERFACE = _wordset(
     """
-    share shares tweet tweets email e-mail mail print comment comments comentarios kommentare
+    share shares teilen partager compartir condividi udostępnij поделиться paylaş
+    tweet tweets email e-mail mail print comment comments comentarios kommentare
     commentaires commenti komentarze facebook twitter whatsapp telegram pinterest linkedin
     tumblr reddit instagram youtube messenger vk ok flipboard pocket copy link links
     menu home inicio startseite accueil navigation search suche buscar rechercher cerca
@@ -57,6 +62,12 @@ _INTERFACE = _wordset(
 _AD_LABELS = _wordset(
     "anzeige werbung advertisement publicidad publicité pubblicità reklama реклама sponsored"
     " gesponsert patrocinado"
+)
+# What may be cut from the front of a segment: ad labels and share targets ("Back home they
+# …", "More than …" start reports).
+_PREFIX_FURNITURE = _AD_LABELS | _wordset(
+    "share teilen partager compartir condividi udostępnij tweet email e-mail print facebook"
+    " twitter whatsapp telegram pinterest linkedin tumblr reddit messenger flipboard"
 )
 # Reader-facing site talk: consent, accounts, subscriptions, scripts, blockers, follow us.
 # One cue alone does not condemn a sentence (news reports on Facebook or on subscriptions);
@@ -120,8 +131,28 @@ def plain(text: str) -> str:
 
 def segments(text: str) -> list[str]:
     """Sentences and lines, whitespace collapsed, empty ones dropped."""
-    parts = (" ".join(p.split()) for p in _SPLIT.split(text))
-    return [p for p in parts if p]
+    return [segment for segment, _ in _split(text)]
+
+
+def _split(text: str) -> list[tuple[str, str]]:
+    """Each segment with the separator that followed it in the text ("" between CJK
+    sentences, " - " or " | " between navigation parts, " " otherwise), so a text that
+    loses nothing reads as it was written."""
+    pieces: list[tuple[str, str]] = []
+    start = 0
+    for match in [*_SPLIT.finditer(text), None]:
+        end = match.start() if match else len(text)
+        segment = " ".join(text[start:end].split())
+        raw = match.group() if match else ""
+        core = " ".join(raw.split())
+        separator = f" {core} " if core else (" " if raw else "")
+        if segment:
+            pieces.append((segment, separator))
+        elif pieces and core:
+            pieces[-1] = (pieces[-1][0], separator)
+        if match:
+            start = match.end()
+    return pieces
 
 
 def _words(segment: str) -> list[str]:
@@ -134,7 +165,7 @@ def _strip_furniture_prefix(segment: str) -> str:
     least two words long (one word, "Home Secretary …", may be the report's own)."""
     words = segment.split()
     start = 0
-    while start < len(words) - 1 and words[start].lower().strip(":!.,") in _INTERFACE:
+    while start < len(words) - 1 and words[start].lower().strip(":!.,") in _PREFIX_FURNITURE:
         start += 1
     if start >= 2 or (start == 1 and words[0].lower().strip(":!.,") in _AD_LABELS):
         return " ".join(words[start:])
@@ -188,37 +219,42 @@ def _salvage(segment: str) -> str:
 
 def clean_segments(text: str) -> tuple[list[str], int]:
     """The report's segments in order, repeats dropped; and how many were skipped."""
-    kept: list[str] = []
+    kept, skipped = _clean(text)
+    return [segment for segment, _ in kept], skipped
+
+
+def _clean(text: str) -> tuple[list[tuple[str, str]], int]:
+    kept: list[tuple[str, str]] = []
     seen: set[str] = set()
     skipped = 0
     after_site_talk = False
-    for raw in segments(plain(text)[:SCAN_CHARS]):
+    for raw, separator in _split(plain(text)[:SCAN_CHARS]):
         segment = raw if is_boilerplate(raw, after_site_talk) else _strip_furniture_prefix(raw)
         key = segment.casefold().rstrip(".!?。")
-        if key in seen:
+        dropped = key in seen or is_boilerplate(segment, after_site_talk)
+        if dropped:
             skipped += 1
-            continue
-        if is_boilerplate(segment, after_site_talk):
-            skipped += 1
-            after_site_talk = _SITE_CUE.search(segment) is not None or after_site_talk
-            head = _salvage(segment)
-            if head and head.casefold().rstrip(".!?。") not in seen:
-                seen.add(head.casefold().rstrip(".!?。"))
-                kept.append(head)
+            if key not in seen:
+                after_site_talk = _SITE_CUE.search(segment) is not None or after_site_talk
+                # Only an untitled item's first segment carries a headline glued to site talk.
+                head = "" if kept or skipped > 1 else _salvage(segment)
+                if head and head.casefold().rstrip(".!?。") not in seen:
+                    seen.add(head.casefold().rstrip(".!?。"))
+                    kept.append((head, " "))
+                    continue
+            if kept:
+                # What joined the last kept segment to the dropped one joins nothing now.
+                kept[-1] = (kept[-1][0], "" if kept[-1][0].endswith(_CJK_END) else " ")
             continue
         after_site_talk = False
         seen.add(key)
-        kept.append(segment)
+        kept.append((segment, separator))
     return kept, skipped
 
 
-def _join(parts: list[str]) -> str:
-    """Segments back into one text; CJK sentences join without a space, as written."""
-    text = ""
-    for part in parts:
-        glue = "" if not text or text.endswith(_CJK_END) else " "
-        text = f"{text}{glue}{part}"
-    return text
+def _join(parts: list[tuple[str, str]]) -> str:
+    """Segments back into one text, each with the separator it had."""
+    return "".join(f"{segment}{separator}" for segment, separator in parts).strip()
 
 
 def lead(
@@ -235,14 +271,14 @@ def lead(
         raise ValueError(f"lead lengths must be positive, got {chars} and {second_chars}")
     title = " ".join(plain(title).split())
     source = full_text if full_text and len(full_text) > len(body) else body
-    kept, skipped = clean_segments(source)
+    kept, skipped = _clean(source)
     if title:
         folded = title.casefold()
         # The body often repeats the title, whole or as its first sentence.
-        kept = [s for s in kept if s.casefold() not in (folded, folded.rstrip("."))]
-        if kept and kept[0].casefold().startswith(folded):
-            kept[0] = kept[0][len(title) :].lstrip(" .:-–—")
-    report = _join([s for s in kept if s])
+        kept = [p for p in kept if p[0].casefold() not in (folded, folded.rstrip("."))]
+        if kept and kept[0][0].casefold().startswith(folded):
+            kept[0] = (kept[0][0][len(title) :].lstrip(" .:-–—"), kept[0][1])
+    report = _join([p for p in kept if p[0]])
     if not report and not title:
         # Nothing but furniture: the raw start is all there is, and copies of one notice
         # still match each other by it.
