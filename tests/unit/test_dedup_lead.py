@@ -208,3 +208,12 @@ def test_the_feature_extractor_embeds_the_lead_of_the_extracted_page() -> None:
         "Minister resigns. The minister resigned on Friday after the vote.",
         "Minister resigns. Short teaser.",
     ]
+
+
+def test_a_consent_run_leaves_neither_its_opening_words_nor_its_fragments() -> None:
+    body = (
+        "Schweiz schränkt Export von Schutzausrüstung ein Um die Funktion unserer Website zu "
+        "verbessern, sammeln wir Informationen über Sie. Für Details siehe "
+        "Datenschutzerklärung. gen. Indem Sie „Akzeptieren“ anklicken, stimmen Sie zu."
+    )
+    assert lead("", body).text == "Schweiz schränkt Export von Schutzausrüstung ein"

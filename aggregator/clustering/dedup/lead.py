@@ -175,7 +175,9 @@ def _strip_furniture_prefix(segment: str) -> str:
 def _site_talk(segment: str, words: list[str], after_site_talk: bool) -> bool:
     cues = len(_SITE_CUE.findall(segment))
     reader = _READER.search(segment) is not None
-    if after_site_talk and (cues or reader):
+    # A one-word lower-case remnant ("gen.") inside a consent run is part of it.
+    fragment = len(words) == 1 and segment[:1].islower()
+    if after_site_talk and (cues or reader or fragment):
         # Consent notices and paywalls come in runs of sentences; the later ones often drop
         # the cue words ("This includes … from third parties", "Do tego są nam potrzebne …").
         return True
@@ -214,6 +216,14 @@ def _salvage(segment: str) -> str:
     head = segment[: min(starts)].rstrip(" .,:;-–—")
     # The cue may sit inside the word that opens the site talk ("Regístrese", "Subscribe").
     head = head.rsplit(" ", 1)[0] if head and not segment[min(starts) - 1].isspace() else head
+    # Site talk whose cue is a lower-case word opened a few words before it ("… ein Um die
+    # Funktion unserer Website"): a capitalised word after a lower-case one among the last
+    # three starts it.
+    words = head.split() if segment[min(starts)].islower() else []
+    for index in range(max(1, len(words) - 3), len(words)):
+        if words[index][:1].isupper() and words[index - 1][:1].islower() and index >= 4:
+            head = " ".join(words[:index])
+            break
     return head if len(_words(head)) >= 4 and not is_boilerplate(head) else ""
 
 
