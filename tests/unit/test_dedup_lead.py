@@ -217,3 +217,11 @@ def test_a_consent_run_leaves_neither_its_opening_words_nor_its_fragments() -> N
         "Datenschutzerklärung. gen. Indem Sie „Akzeptieren“ anklicken, stimmen Sie zu."
     )
     assert lead("", body).text == "Schweiz schränkt Export von Schutzausrüstung ein"
+
+
+def test_a_report_about_a_website_is_not_site_talk() -> None:
+    body = (
+        "Die National Security Agency erklärte am Freitag, ein Fehler habe ihre öffentliche "
+        "Website einige Stunden lahmgelegt und nicht Hacker, wie online behauptet wurde."
+    )
+    assert lead("NSA: interner Fehler", body).text == f"NSA: interner Fehler. {body}"

@@ -90,13 +90,15 @@ _SITE_CUE = re.compile(
     re.IGNORECASE,
 )
 _READER = re.compile(
-    r"\b(?:you|your|you're|sie|ihre?n?|ihnen|usted|su|sus|tu|tus|vous|votre|vos|voi|vostro|"
-    r"lei|ty|twój|twoje|ci|pan|państwa|вы|ваш|sen|siz|please|bitte|por favor|veuillez|per favore|"
-    r"prosimy|пожалуйста|lütfen|dear (?:reader|user)|liebe[r]? (?:leser|nutzer)|"
+    r"(?i:\b(?:you|your|you're|usted|ustedes|tu|tus|vous|votre|vos|voi|vostro|ty|twój|twoje|"
+    r"ci|państwa|вы|ваш|sen|siz|please|bitte|por favor|veuillez|per favore|prosimy|"
+    r"пожалуйста|lütfen|dear (?:reader|user)|liebe[r]? (?:leser|nutzer)|"
     r"querido (?:lector|usuario)|cher lecteur|drogi użytkowniku|szanown\w+ czytelni\w+|"
     # The site speaking of itself: "our website", "unserer Website", "notre site".
-    r"our|unser\w*|notre|nos|nuestr\w+|nostr\w+|nasz\w*)\b|您|你|请",
-    re.IGNORECASE,
+    r"our|unser\w*|notre|nos|nuestr\w+|nostr\w+|nasz\w*|we use|utilizamos|usamos|"
+    r"nous utilisons|utilizziamo|używamy|wir (?:verwenden|nutzen|setzen))\b)"
+    # German addresses the reader only in capitals: "ihre Website" is someone else's.
+    r"|\b(?:Sie|Ihre?[mnrs]?|Ihnen)\b|您|你|请"
 )
 # "By Jane Doe", "Por Guillermo …", "Von …", "作者：…": a short line naming the author.
 _BYLINE = re.compile(
