@@ -300,7 +300,7 @@ class ClusteringStage:
             if not todo:
                 continue
             items = [input_from_text(str(r.id), r.title, r.text, r.language, r.published_at,
-                                     r.url) for r in todo]
+                                     r.url, r.full_text) for r in todo]
             extractor = self.models.extractor
             if path == PATH_SHORT:
                 extractor = FeatureExtractor(extractor.detector, ShortLead(extractor.embedder),

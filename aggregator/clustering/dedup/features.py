@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from aggregator.clustering.dedup import embed, evidence, shingles
+from aggregator.clustering.dedup import embed, evidence, lead, shingles
 from aggregator.clustering.dedup.embed import TextEmbedder, Vector
 from aggregator.clustering.dedup.language import LanguageDetector, LanguageGuess
 from aggregator.clustering.dedup.shingles import MinHasher, Signature
@@ -34,6 +34,8 @@ class EntryInput:
     declared_lang: str | None = None
     published: datetime | None = None
     links: tuple[str, ...] = ()
+    # The article page the full-text stage extracted, when it did: the lead reads it.
+    full_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ def input_from_text(
     language: str | None,
     published: datetime | None,
     url: str | None,
+    full_text: str | None = None,
 ) -> EntryInput:
     """The dedup view of an entry's stored columns (``text`` starts with the title)."""
     body = text
@@ -136,6 +139,7 @@ def input_from_text(
         declared_lang=language,
         published=published,
         links=(url,) if url else (),
+        full_text=full_text,
     )
 
 
@@ -158,7 +162,7 @@ class FeatureExtractor:
     def extract_many(self, items: Sequence[EntryInput]) -> list[EntryFeatures]:
         # Copies (one wire story in several feeds, a feed's republished item) embed the same
         # text: the model runs once per distinct text of the call.
-        texts = [embed.embedding_text(i.title, i.body) for i in items]
+        texts = [lead.lead(i.title, i.body, i.full_text).text for i in items]
         distinct = list(dict.fromkeys(texts))
         vectors: dict[str, Vector] = {}
         for start in range(0, len(distinct), EMBED_BATCH):
