@@ -709,10 +709,11 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
     bases = {size: workdir / f"store-{size}-{key}.db" for size in sizes}
     runs: dict[int, dict[str, Any]] = {
         size: {"model": [], "model_spinning": [], "cached": [], "indexed": []} for size in sizes}
-    # Round-robin over sizes, so a change in the machine's load touches every size alike; the
-    # spinning runs (libgomp's default wait policy) alternate with the project's.
-    plans = ([("model", False, None), ("model", False, "active")][:1 + bool(args.spin_baseline)]
-             * args.model_repeats + [("cached", False, None)] * args.repeats
+    # Round-robin over sizes, so a change in the machine's load touches every size alike. The
+    # spinning runs (libgomp's default wait policy) come last: the figures of record first.
+    plans = ([("model", False, None)] * args.model_repeats
+             + [("cached", False, None)] * args.repeats
+             + [("model", False, "active")] * (args.model_repeats if args.spin_baseline else 0)
              + [("cached", True, None)] * args.index_repeats)
     for mode, index, omp_wait in plans:
         for size in sizes:
