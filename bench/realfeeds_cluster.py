@@ -38,9 +38,10 @@ from realfeeds_check import NOW, ROOT, documents, load
 
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
 from aggregator.clustering import ClusteringStage, Models
-from aggregator.clustering.dedup.embed import LEAD_CHARS, Embedder, TextEmbedder, embedding_text
+from aggregator.clustering.dedup.embed import LEAD_CHARS, Embedder, TextEmbedder
 from aggregator.clustering.dedup.features import EMBED_BATCH, FeatureExtractor
 from aggregator.clustering.dedup.language import LanguageDetector
+from aggregator.clustering.dedup.lead import lead
 from aggregator.clustering.stage import SHORT_LEAD_CHARS
 from aggregator.errors import ParseError
 from aggregator.polling.pipeline import prepare_feed
@@ -208,7 +209,7 @@ def lead_cost(paths: list[Path], count: int) -> dict[str, float]:
                                     categories={}, now=NOW)
         except ParseError:
             continue
-        texts.extend(embedding_text(e.title, e.text) for e, _ in prepared.entries)
+        texts.extend(lead(e.title, e.text).text for e, _ in prepared.entries)
         if len(texts) >= count:
             break
     texts = texts[:count]

