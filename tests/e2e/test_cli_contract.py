@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import requests
 from aggregator.cli import ExitCode, build_parser, main
 from aggregator.demo.feedserver import FeedServer, Resource
 from tests.support.feeds import aggregator, cli_env, rss, write_config
+from tests.support.webserver import wait_until_serving
 
 ITEMS = [
     {"guid": f"g{i}", "title": f"Story {i}", "link": f"https://n.example/{i}"} for i in range(3)
@@ -251,15 +251,9 @@ def test_run_listens_on_the_host_and_port_given(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + DEADLINE_SECONDS
-        status = None
-        while time.monotonic() < deadline and status != 200:
-            assert process.poll() is None, process.communicate()[0]
-            try:
-                status = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        assert status == 200
+        base = f"http://127.0.0.1:{port}"
+        wait_until_serving(process, base, DEADLINE_SECONDS)
+        assert requests.get(f"{base}/healthz", timeout=DEADLINE_SECONDS).status_code == 200
     finally:
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=DEADLINE_SECONDS)[0]
