@@ -5,6 +5,8 @@ leaves the command to its normal path."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aggregator.catalog import Catalog, read_files_digest
@@ -13,7 +15,13 @@ from aggregator.delivery.subscribers import WEBHOOKS_FILE
 from aggregator.safety.terminal import terminal_json
 from aggregator.settings import Settings
 from aggregator.store import idle
-from aggregator.store.marks import FILES_MARK, catalog_digest, declared_head, files_mark_of
+from aggregator.store.marks import (
+    FILES_MARK,
+    SOURCES_MARK,
+    catalog_digest,
+    declared_head,
+    files_mark_of,
+)
 from aggregator.types import FullTextOutcome, PollResult
 
 NOTHING_DUE = "no source is due (use --all to poll every active source)"
@@ -24,19 +32,12 @@ def nothing_to_do_unparsed(settings: Settings) -> bool:
     than the rest of an idle poll): True when the files' bytes are those the store's sources
     were last synced from and the store has nothing to do; False whenever the parsed
     catalog must decide."""
-    if (settings.config_dir / WEBHOOKS_FILE).exists():
-        return False
-    head = declared_head()
-    digest = read_files_digest(settings.config_dir)
-    if head is None or digest is None:
-        return False
-    return idle.nothing_to_do(
-        settings.database_url,
-        head=head,
-        catalog_digest=files_mark_of(digest, head),
-        now=utc_now(),
-        mark_name=FILES_MARK,
-    )
+
+    def files(head: str) -> str | None:
+        digest = read_files_digest(settings.config_dir)
+        return None if digest is None else files_mark_of(digest, head)
+
+    return _store_idle(settings, settings.config_dir, FILES_MARK, files)
 
 
 def nothing_to_do(settings: Settings, catalog: Catalog) -> bool:
@@ -44,18 +45,24 @@ def nothing_to_do(settings: Settings, catalog: Catalog) -> bool:
     nothing in the store; False whenever the normal path must decide."""
     if any(s.full_text and s.enabled for s in catalog.sources):
         return False  # the full-text stage asks the store for article pages due a check
-    directory = catalog.directory or settings.config_dir
+    return _store_idle(settings, catalog.directory or settings.config_dir, SOURCES_MARK,
+                       lambda head: catalog_digest(catalog, head))
+
+
+def _store_idle(settings: Settings, directory: Path, mark: str,
+                digest: Callable[[str], str | None]) -> bool:
+    """Whether the store has nothing to do for a catalog that ``catalog_marks`` row ``mark``
+    must show as synced with ``digest(head)`` (None: unknown, so not idle)."""
     if (directory / WEBHOOKS_FILE).exists():
         return False  # its subscribers are synced into the store at every start
     head = declared_head()
     if head is None:
         return False
-    return idle.nothing_to_do(
-        settings.database_url,
-        head=head,
-        catalog_digest=catalog_digest(catalog, head),
-        now=utc_now(),
-    )
+    expected = digest(head)
+    if expected is None:
+        return False
+    return idle.nothing_to_do(settings.database_url, head=head, mark=mark, digest=expected,
+                              now=utc_now())
 
 
 def idle_json() -> dict[str, Any]:

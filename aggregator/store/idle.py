@@ -40,12 +40,12 @@ def sqlite_file(url: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def nothing_to_do(url: str, *, head: str, catalog_digest: str, now: datetime,
-                  mark_name: str = SOURCES_MARK) -> bool:
+def nothing_to_do(url: str, *, head: str, digest: str, now: datetime,
+                  mark: str = SOURCES_MARK) -> bool:
     """True when the database at ``url`` is a SQLite file in WAL mode at schema ``head``,
-    its sources were synced with a catalog of ``catalog_digest`` (as the ``catalog_marks``
-    row ``mark_name`` keeps it), no active source is due at ``now``, no entry waits for
-    clustering and no file subscriber is active."""
+    its ``catalog_marks`` row ``mark`` holds ``digest`` (the sources were synced with that
+    catalog), no active source is due at ``now``, no entry waits for clustering and no file
+    subscriber is active."""
     path = sqlite_file(url)
     if path is None or now.tzinfo is None:
         return False
@@ -61,10 +61,10 @@ def nothing_to_do(url: str, *, head: str, catalog_digest: str, now: datetime,
         revisions = connection.execute("SELECT version_num FROM alembic_version").fetchall()
         if revisions != [(head,)]:
             return False
-        mark = connection.execute(
-            "SELECT digest FROM catalog_marks WHERE name = ?", (mark_name,)
+        found = connection.execute(
+            "SELECT digest FROM catalog_marks WHERE name = ?", (mark,)
         ).fetchone()
-        if mark != (catalog_digest,):
+        if found != (digest,):
             return False
         if connection.execute(_DUE, (moment,)).fetchone() is not None:
             return False

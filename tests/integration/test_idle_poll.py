@@ -217,13 +217,13 @@ def test_only_a_plain_sqlite_file_at_head_is_read(tmp_path: Path) -> None:
         f"sqlite:///{tmp_path / 'absent.db'}",
         f"sqlite:///{tmp_path}/x.db?mode=ro",
     ):
-        assert not store_idle.nothing_to_do(url, head="0015", catalog_digest="d", now=now)
+        assert not store_idle.nothing_to_do(url, head="0015", digest="d", now=now)
     assert not (tmp_path / "absent.db").exists()
     plain = tmp_path / "plain.db"
     with sqlite3.connect(plain) as connection:  # not in WAL mode: the store never made it
         connection.execute("CREATE TABLE alembic_version (version_num TEXT)")
     assert not store_idle.nothing_to_do(
-        f"sqlite:///{plain}", head="0015", catalog_digest="d", now=now
+        f"sqlite:///{plain}", head="0015", digest="d", now=now
     )
 
 
