@@ -64,6 +64,18 @@ def _subscribe(store: Store, url: str, ident: str = "site", *,
                    languages=languages, events=events), utc_now())
 
 
+def _queue_one_story(store: Store, url: str) -> None:
+    """One subscriber at ``url`` and one story published since the detector's first look:
+    one delivery queued."""
+    store.sync_sources(catalog(source("a")), utc_now())
+    _subscribe(store, url)
+    detector = Detector(store.webhooks)
+    detector.run(utc_now())
+    _save(store, "a", ("one", "Only story"))
+    ClusteringStage(store, semantic=False).run()
+    detector.run(utc_now())
+
+
 def test_published_version_source_and_health_events_reach_a_signed_receiver(
         store: Store, receiver: Receiver) -> None:
     store.sync_sources(catalog(source("a"), source("b"), categories=("news", "tech")),
@@ -131,13 +143,7 @@ def test_failures_and_timeouts_retry_with_capped_backoff_until_delivered(
         store: Store, receiver: Receiver) -> None:
     answers = [FAIL, SLOW, FAIL, FAIL, OK]
     receiver.script = lambda n: answers[n] if n < len(answers) else OK
-    store.sync_sources(catalog(source("a")), utc_now())
-    _subscribe(store, receiver.url)
-    detector = Detector(store.webhooks)
-    detector.run(utc_now())
-    _save(store, "a", ("one", "Only story"))
-    ClusteringStage(store, semantic=False).run()
-    detector.run(utc_now())
+    _queue_one_story(store, receiver.url)
     clock = [utc_now()]
     sender = _sender(store, clock, timeout=0.5, retry=10.0, cap=40.0)
     waits = []
@@ -160,13 +166,7 @@ def test_failures_and_timeouts_retry_with_capped_backoff_until_delivered(
 def test_a_delivery_out_of_attempts_is_failed_and_can_be_sent_again(
         store: Store, receiver: Receiver) -> None:
     receiver.script = lambda n: FAIL if n < 2 else OK
-    store.sync_sources(catalog(source("a")), utc_now())
-    _subscribe(store, receiver.url)
-    detector = Detector(store.webhooks)
-    detector.run(utc_now())
-    _save(store, "a", ("one", "Only story"))
-    ClusteringStage(store, semantic=False).run()
-    detector.run(utc_now())
+    _queue_one_story(store, receiver.url)
     clock = [utc_now()]
     sender = _sender(store, clock, attempts=2)
     sender.run()
@@ -181,13 +181,7 @@ def test_a_delivery_out_of_attempts_is_failed_and_can_be_sent_again(
 
 def test_a_target_on_a_private_address_is_refused_when_private_addresses_are_not_allowed(
         store: Store, receiver: Receiver) -> None:
-    store.sync_sources(catalog(source("a")), utc_now())
-    _subscribe(store, receiver.url)
-    detector = Detector(store.webhooks)
-    detector.run(utc_now())
-    _save(store, "a", ("one", "Only story"))
-    ClusteringStage(store, semantic=False).run()
-    detector.run(utc_now())
+    _queue_one_story(store, receiver.url)
     poster = Poster(user_agent="test", timeout=1.0, allow_private=False)
     Sender(store.webhooks, poster).run()
     [row] = store.webhooks.deliveries()
