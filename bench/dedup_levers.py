@@ -185,7 +185,7 @@ class Bench:
             centering = LanguageCentering(reference=reference)
             for key in sorted(vectors):
                 centering.update(self.base[name][key].lang, vectors[key])
-            centered.append({k: centering.center(self.base[name][k].lang, v)
+            centered.append({k: centering.story_space(self.base[name][k].lang, v)
                              for k, v in vectors.items()})
         rows = []
         for a, b in pairs:

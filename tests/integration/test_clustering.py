@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
 from aggregator.clustering import ClusteringStage, Models
+from aggregator.clustering.dedup.embed import LanguageCentering
 from aggregator.demo.feedserver import FeedServer, Resource
 from aggregator.runtime.service import Service
 from aggregator.settings import Settings
@@ -110,9 +111,10 @@ def test_french_and_english_reports_of_one_event_end_in_one_story(
     [view] = list(store.iter_stories())
     assert {e.membership.decision for e in view.entries if e.membership} == {"new", "join"}
 
-    # The language centering learned from these entries is kept for the next process.
+    # The language centering learned from these entries is kept for the next process, with
+    # the second moment its top direction comes from.
     assert {lang for (lang,) in rows(store, "SELECT lang FROM language_centering")} == {
-        "en", "fr", "*"}
+        "en", "fr", "*", LanguageCentering.MOMENT_KEY}
 
     # Nothing is pending, so a second run changes nothing.
     assert stage(store, models).run().entries == 0

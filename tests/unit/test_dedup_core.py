@@ -229,14 +229,16 @@ def mix(first: int, second: int) -> np.ndarray:
 
 
 def test_average_link_keeps_a_neighbour_of_one_member_out() -> None:
-    # A story of two reports (cosine 0.6); the newcomer matches the first as well (0.6) but the
-    # second only at 0.36: its best member clears the join level 0.54, the story's mean does not.
+    # A story of two reports (cosine 0.6); the newcomer matches the first at 0.56 but the
+    # second only at 0.34: its best member clears the join level (0.50), the story's mean does
+    # not.
+    newcomer = (0.56 * axis(0) + np.sqrt(1 - 0.56**2) * axis(2)).astype(np.float32)
     results = {}
     for link in ("best", "average"):
         clusterer = Clusterer(Matcher(centering=LanguageCentering()), link=link)
         founded = clusterer.add(features("first", axis(0)), NOW)
         assert clusterer.add(features("second", mix(0, 1)), NOW).story_id == founded.story_id
-        results[link] = clusterer.add(features("new", mix(0, 2)), NOW)
+        results[link] = clusterer.add(features("new", newcomer), NOW)
     assert results["best"].decision == JOIN, results["best"]
     assert results["average"].decision == NEW, results["average"]
 
@@ -250,3 +252,61 @@ def test_halves_never_split_a_connected_group_of_pairs() -> None:
     assert half["e"] == half["f"]
     assert half["g"] == half["h"]
     assert set(half.values()) <= {0, 1}
+
+
+def _population(count: int, seed: int = 3) -> list[np.ndarray]:
+    # Unit vectors that all lean one way along axis 5 (a trait of the population) plus noise.
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(count):
+        row = rng.normal(0, 0.05, DIM).astype(np.float32)
+        row[5] += 1.0 if i % 2 else -1.0
+        rows.append(row / np.linalg.norm(row))
+    return rows
+
+
+def test_the_direction_the_centered_population_varies_most_along_is_found_and_removed() -> None:
+    centering = LanguageCentering(reference=np.zeros(DIM, dtype=np.float32))
+    for row in _population(200):
+        centering.update("en", row)
+    top = centering.top_direction()
+    assert top is not None
+    assert abs(float(top[5])) > 0.99
+    # Two entries that agree only along that direction look alike centered, not after it.
+    a, b = axis(5, 7), axis(5, 9)
+    assert float(centering.center("en", a) @ centering.center("en", b)) > 0.4
+    share = centering.moment_count / (centering.moment_count + LanguageCentering.TOP_PRIOR)
+    assert share > 0.9
+    assert float(centering.story_space("en", a) @ centering.story_space("en", b)) < 0.1
+
+
+def test_a_fresh_centering_removes_little_and_grows_with_what_it_has_seen() -> None:
+    fresh = LanguageCentering(reference=np.zeros(DIM, dtype=np.float32))
+    for row in _population(2):
+        fresh.update("en", row)
+    a, b = axis(5, 7), axis(5, 9)
+    plain = float(fresh.center("en", a) @ fresh.center("en", b))
+    early = float(fresh.story_space("en", a) @ fresh.story_space("en", b))
+    # Two of TOP_PRIOR + 2: a tenth of the direction goes, so the cosine barely moves.
+    assert 0.0 < plain - early < 0.1
+    off = LanguageCentering(reference=np.zeros(DIM, dtype=np.float32), remove_top=False)
+    for row in _population(200):
+        off.update("en", row)
+    assert off.moment is None
+    assert np.allclose(off.story_space("en", a), off.center("en", a))
+
+
+def test_the_top_direction_survives_the_stored_state_exactly() -> None:
+    centering = LanguageCentering(reference=np.zeros(DIM, dtype=np.float32))
+    for i, row in enumerate(_population(60)):
+        centering.update("en" if i % 3 else "de", row)
+    state = centering.to_state()
+    assert state[LanguageCentering.MOMENT_KEY][0] == 60
+    restored = LanguageCentering.from_state(state, np.zeros(DIM, dtype=np.float32))
+    assert set(restored.counts) == {"en", "de", "*"}
+    probe = axis(5, 11)
+    assert np.array_equal(restored.story_space("de", probe), centering.story_space("de", probe))
+    # Both go on learning the same way: the next entry moves them alike.
+    for side in (centering, restored):
+        side.update("en", axis(2, 5))
+    assert np.array_equal(restored.story_space("en", probe), centering.story_space("en", probe))

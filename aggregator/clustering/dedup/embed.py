@@ -121,7 +121,8 @@ REFERENCE_TEXTS = (
 
 
 class LanguageCentering:
-    """Running mean embedding per language, subtracted before comparing.
+    """Running mean embedding per language, subtracted before comparing, and the direction the
+    centered vectors vary most along, removed after.
 
     e5 vectors share a large common component and a per-language one, which is why raw
     cross-language cosines run lower. Removing each language's mean (estimated from the
@@ -129,14 +130,28 @@ class LanguageCentering:
     better on the dev data (docs/dedup.md). Each language's mean is shrunk towards the mean
     over all languages with ``PRIOR_WEIGHT`` pseudo-entries, and that one towards
     ``reference`` (the mean of ``REFERENCE_TEXTS``) when given.
+
+    After centering, one direction still dominates every cosine (the same for all languages, a
+    trait of the population, not of a story: the dominant direction of one dev file hurts the
+    other). Its running second moment is kept, and the share of the top direction removed
+    grows with the entries seen (``n / (n + TOP_PRIOR)``), so a fresh store starts as before.
     """
 
     PRIOR_WEIGHT = 20
+    TOP_PRIOR = 20
+    # Power iterations from a fixed start: the direction is a function of the moment alone,
+    # so a process rebuilt from the stored state computes the same one.
+    TOP_ITERATIONS = 50
+    MOMENT_KEY = "*moment"
 
-    def __init__(self, reference: Vector | None = None) -> None:
+    def __init__(self, reference: Vector | None = None, *, remove_top: bool = True) -> None:
         self.reference = reference
         self.sums: dict[str, npt.NDArray[np.float64]] = {}
         self.counts: dict[str, int] = {}
+        self.remove_top = remove_top
+        self.moment: npt.NDArray[np.float64] | None = None
+        self.moment_count = 0
+        self._top: npt.NDArray[np.float64] | None = None
 
     @classmethod
     def with_reference(cls, embedder: TextEmbedder) -> LanguageCentering:
@@ -151,6 +166,14 @@ class LanguageCentering:
                 self.counts[key] = 0
             self.sums[key] += vector
             self.counts[key] += 1
+        # Raw vectors (no mean known yet, no reference) would teach the common component.
+        if self.remove_top and self.mean(lang) is not None:
+            shifted = self._shifted(lang, vector).astype(np.float64)
+            if self.moment is None:
+                self.moment = np.zeros((len(shifted), len(shifted)), dtype=np.float64)
+            self.moment += np.outer(shifted, shifted)
+            self.moment_count += 1
+            self._top = None
 
     def _global(self) -> npt.NDArray[np.float64] | None:
         count = self.counts.get("*", 0)
@@ -171,19 +194,48 @@ class LanguageCentering:
             return overall
         return (self.sums[key] + self.PRIOR_WEIGHT * overall) / (count + self.PRIOR_WEIGHT)
 
-    def center(self, lang: str | None, vector: Vector) -> Vector:
-        """``vector`` minus its language's mean, renormalized (unchanged while none is known)."""
+    def _shifted(self, lang: str | None, vector: Vector) -> Vector:
         mean = self.mean(lang)
         if mean is None:
             return vector
-        centered = (vector - mean).astype(np.float32)
-        return normalize_rows(centered)
+        return normalize_rows((vector - mean).astype(np.float32))
+
+    def top_direction(self) -> npt.NDArray[np.float64] | None:
+        """The unit direction of largest variance of the centered vectors seen (or None)."""
+        if self.moment is None or not self.moment_count:
+            return None
+        if self._top is None:
+            direction = np.full(len(self.moment), 1.0 / np.sqrt(len(self.moment)))
+            for _ in range(self.TOP_ITERATIONS):
+                direction = self.moment @ direction
+                direction /= max(float(np.linalg.norm(direction)), 1e-12)
+            self._top = direction
+        return self._top
+
+    def center(self, lang: str | None, vector: Vector) -> Vector:
+        """``vector`` minus its language's mean, renormalized (unchanged while none is known)."""
+        return self._shifted(lang, vector)
+
+    def story_space(self, lang: str | None, vector: Vector) -> Vector:
+        """``center``, then part of the top direction removed, renormalized: the space story
+        matching compares in (topic matching keeps ``center``, its levels were set there)."""
+        shifted = self._shifted(lang, vector)
+        top = self.top_direction() if self.remove_top and self.mean(lang) is not None else None
+        if top is None:
+            return shifted
+        share = self.moment_count / (self.moment_count + self.TOP_PRIOR)
+        removed = shifted - (share * float(top @ shifted) * top).astype(np.float32)
+        return normalize_rows(removed.astype(np.float32))
 
     def to_state(self) -> dict[str, tuple[int, bytes]]:
-        """Per language: (count, sum as float64 bytes), for the store to persist."""
-        return {
+        """Per language: (count, sum as float64 bytes), for the store to persist; under
+        ``MOMENT_KEY`` the second moment of the centered vectors."""
+        state = {
             key: (self.counts[key], self.sums[key].astype("<f8").tobytes()) for key in self.sums
         }
+        if self.moment is not None:
+            state[self.MOMENT_KEY] = (self.moment_count, self.moment.astype("<f8").tobytes())
+        return state
 
     @classmethod
     def from_state(
@@ -191,6 +243,12 @@ class LanguageCentering:
     ) -> LanguageCentering:
         centering = cls(reference)
         for key, (count, data) in state.items():
+            values = np.frombuffer(data, dtype="<f8").astype(np.float64)
+            if key == cls.MOMENT_KEY:
+                side = round(float(np.sqrt(len(values))))
+                centering.moment = values.reshape(side, side).copy()
+                centering.moment_count = count
+                continue
             centering.counts[key] = count
-            centering.sums[key] = np.frombuffer(data, dtype="<f8").astype(np.float64)
+            centering.sums[key] = values
         return centering
