@@ -18,11 +18,11 @@ from tests.support.shared import require_shared
 SAMPLE_ARTICLES = 40
 CROSS_LANGUAGE_F1_FLOOR = 0.85
 # Independently written reports (issue 14): the first pairs of the SemEval dev file, scored as
-# "same story in the store". Measured F1 0.75 (P 1.0, R 0.6: 6 of 10 same-story pairs, no
-# false join) with the calibration of docs/dedup.md, 2026-12-07, and the same again with the
-# boilerplate-skipping lead (dedup/lead.py); one more missed pair is 0.67.
+# "same story in the store". Measured F1 0.778 (P 0.875, R 0.7: 7 of 10 same-story pairs, one
+# false join) with the calibration of docs/dedup.md, 2026-12-07 (branch g14acc, and the same on
+# main before it); one more missed pair is 0.706, one more false join 0.737.
 SAMPLE_PAIRS = 60
-SEMEVAL_F1_FLOOR = 0.66
+SEMEVAL_F1_FLOOR = 0.70
 
 
 def test_eval_dedup_stays_above_its_floor(tmp_path: Path,
