@@ -75,6 +75,9 @@ log = logging.getLogger(__name__)
 STORY_PAGE = 500
 # Entries written before a save indexes them for search in one batch (``Store.index_pending``).
 INDEX_BATCH = 5000
+# A source's entry count, after each save of new entries: built once.
+_SOURCE_ENTRIES = (sa.select(sa.func.count()).select_from(ENTRIES)
+                   .where(ENTRIES.c.source_id == sa.bindparam("source_id")))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -364,8 +367,7 @@ class Store:
                            .values(**values))
         # Counted here, so the trim's own transaction is only paid when it has work.
         over_cap = bool(new and self.limits.per_source) and connection.execute(
-            sa.select(sa.func.count()).select_from(ENTRIES)
-            .where(ENTRIES.c.source_id == source_id)).scalar_one() > self.limits.per_source
+            _SOURCE_ENTRIES, {"source_id": source_id}).scalar_one() > self.limits.per_source
         result = PollResult.UPDATED if new or updated else PollResult.UNCHANGED
         return (PollOutcome(source_id, result, new_entries=new, updated_entries=updated,
                             status=fetch.status), over_cap)
