@@ -282,35 +282,62 @@ class Store:
         """Store fetched feeds: each one's entries, their categories and stories, then its
         validators; one outcome per save, in order.
 
-        All in one transaction: validators are only saved together with the entries they
-        describe, so an interrupted poll is simply repeated, and one commit for many feeds
-        costs less than one each. The feeds are written one after the other in that
-        transaction, as separate saves would write them. When the transaction fails, each
-        feed is saved again in a transaction of its own, so one bad feed costs only itself:
-        the feeds before it are stored and its error is raised. Entries retention pruned stay
-        out (tombstones). With ``owner``, nothing is saved for a source whose lease was lost.
+        In one transaction (on PostgreSQL, a few: ``_transactions``): validators are only
+        saved together with the entries they describe, so an interrupted poll is simply
+        repeated, and one commit for many feeds costs less than one each. The feeds are
+        written one after the other, as separate saves would write them. When a transaction
+        fails, each of its feeds is saved again in a transaction of its own, so one bad feed
+        costs only itself: the feeds before it are stored and its error is raised. Entries
+        retention pruned stay out (tombstones). With ``owner``, nothing is saved for a source
+        whose lease was lost.
         Growth is capped by ``limits``: the newest entries of a poll over the per-poll cap
         are stored and the validators forgotten so the next poll takes the rest; a source
         over the per-source cap then loses its oldest entries (``_trim``).
         """
-        if not saves:
-            return []
+        outcomes = []
+        for group in self._transactions(saves):
+            outcomes += self._save_group(group, owner)
+        if self._unindexed >= INDEX_BATCH:
+            self.index_pending()
+        return outcomes
+
+    def _transactions(self, saves: Sequence[PollSave]) -> list[Sequence[PollSave]]:
+        """The saves grouped into transactions. SQLite has one writer at a time: one. On
+        PostgreSQL each transaction holds the story keys of its feeds locked until it commits
+        (``leases.lock_story_keys``), and more than ``MAX_STORY_LOCKS`` of them fold into
+        buckets that every other worker's saves would wait on: a transaction takes feeds
+        while their keys stay under that bound (always at least one feed)."""
+        if self.engine.dialect.name != "postgresql":
+            return [saves]
+        groups: list[list[PollSave]] = []
+        keys: set[int] = set()
+        for save in saves:
+            mine = leases.story_keys((e.url for e, _ in save.entries),
+                                     (e.content_hash for e, _ in save.entries))
+            if groups and len(keys | mine) <= leases.MAX_STORY_LOCKS:
+                groups[-1].append(save)
+                keys |= mine
+            else:
+                groups.append([save])
+                keys = mine
+        return list(groups)
+
+    def _save_group(self, saves: Sequence[PollSave], owner: str | None) -> list[PollOutcome]:
+        """``saves`` in one transaction; when it fails, each in one of its own, so one bad
+        feed costs only itself."""
         try:
             with self._guard(), self._write_engine.begin() as connection:
                 done = self._write_polls(connection, saves, owner)
         except StoreError:
             if len(saves) == 1:
                 raise
-            return [outcome for save in saves for outcome in self.save_polls([save],
-                                                                               owner=owner)]
+            return [outcome for save in saves for outcome in self._save_group([save], owner)]
         outcomes = []
         for save, (outcome, over_cap) in zip(saves, done, strict=True):
             self._unindexed += outcome.new_entries + outcome.updated_entries
             if over_cap:
                 self._trim(save.source_id, save.now)
             outcomes.append(outcome)
-        if self._unindexed >= INDEX_BATCH:
-            self.index_pending()
         return outcomes
 
     def _write_polls(self, connection: Connection, saves: Sequence[PollSave],

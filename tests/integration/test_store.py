@@ -18,6 +18,7 @@ from aggregator.store import (
     Store,
     current_revision,
     head_revision,
+    leases,
     open_store,
     upgrade,
 )
@@ -400,3 +401,19 @@ def test_a_bad_save_in_a_batch_costs_only_itself(store: Store) -> None:
     assert store.counts()["entries"] == 1
     etags = {s.id: s.etag for s in store.sources()}
     assert etags == {"a": '"v1"', "b": None}
+
+
+def test_postgresql_batches_stay_under_the_story_lock_bound(store: Store) -> None:
+    """Over ``MAX_STORY_LOCKS`` story keys a transaction's locks fold into buckets every other
+    worker's saves wait on: on PostgreSQL a batch is split below that bound."""
+    feeds = [_poll_save(f"s{n}", *[entry(f"{n}-{i}") for i in range(40)]) for n in range(8)]
+    groups = store._transactions(feeds)
+    assert [save for group in groups for save in group] == feeds
+    if store.engine.dialect.name == "sqlite":
+        assert len(groups) == 1
+        return
+    for group in groups:
+        keys = leases.story_keys((e.url for s in group for e, _ in s.entries),
+                                 (e.content_hash for s in group for e, _ in s.entries))
+        assert len(keys) <= leases.MAX_STORY_LOCKS
+    assert len(groups) == 3  # 80 keys a feed: three to a transaction (240 keys), 3 + 3 + 2
