@@ -23,7 +23,8 @@ def test_sqlite_binds_the_text_the_two_step_processor_wrote() -> None:
     rng = random.Random(19)
     for _ in range(5000):
         moment = datetime(1, 1, 2, tzinfo=UTC) + timedelta(
-            seconds=rng.randrange(315_000_000_000), microseconds=rng.randrange(10**6))
+            seconds=rng.randrange(315_000_000_000), microseconds=rng.randrange(10**6)
+        )
         offset = timezone(timedelta(minutes=30 * rng.randrange(-24, 27)))
         for value in (moment, moment.astimezone(offset)):
             assert fast(value) == impl(decorator.process_bind_param(value, dialect))
