@@ -4,14 +4,16 @@ Each URL is fetched once per poll however many sources share it, and its sources
 schedule (``_as_group``), so they stay due together. A small poll fetches on a
 thread pool and prepares inline; a big one, when worker processes are configured, fetches and
 prepares in them (``pollworkers``) so every core works. Saving always runs on the calling
-thread, so the store sees one writer. In-flight work is bounded, so memory stays flat however
-many sources are due. A failure is recorded on the source's row and never stops the others.
+thread, so the store sees one writer, a batch of feeds per transaction (``SAVE_BATCH``). In-flight
+work is bounded, so memory stays flat however many sources are due. A failure is recorded on the
+source's row and never stops the others.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -40,7 +42,7 @@ from aggregator.polling.workers import (
     fetch_group,
     prepare_for,
 )
-from aggregator.store import Store
+from aggregator.store import PollSave, Store
 from aggregator.store.leases import Lease, host_of
 from aggregator.types import FetchOptions, FetchResult, PollOutcome, PollResult, SourceStatus
 
@@ -52,6 +54,12 @@ PROCESS_POLL_MIN_URLS = 64
 NOT_FOUND_DISCOVERY_AFTER = 3
 # Not-modified sources saved per transaction.
 UNCHANGED_BATCH = 200
+# Fetched feeds saved per transaction: a batch is saved when it holds this many feeds or
+# entries, when its oldest feed has waited SAVE_BATCH_SECONDS (so a slow poll still shows its
+# news soon), and when the poll ends or stops.
+SAVE_BATCH = 50
+SAVE_BATCH_ENTRIES = 2000
+SAVE_BATCH_SECONDS = 2.0
 # Answers whose Retry-After holds the whole host for every worker (``Store.hold_host``).
 HOST_HOLD_STATUSES = frozenset({429, 503})
 # Error kinds of a body that parsed to no entries: not well-formed XML, or a well-formed
@@ -120,6 +128,9 @@ class Refresher:
         self._fetch_pool = ThreadPoolExecutor(max_workers=self.workers,
                                               thread_name_prefix="fetch")
         self._unchanged_batch: list[tuple[SourceStatus, FetchResult, datetime, PollResult]] = []
+        self._save_batch: list[PollSave] = []
+        self._save_batch_entries = 0
+        self._save_batch_since = 0.0
         # Set by ``stop``: no new fetch starts; see ``poll``.
         self._stopping = threading.Event()
         # The lease owner of the poll under way when its sources were claimed (PostgreSQL,
@@ -186,6 +197,11 @@ class Refresher:
                     done(outcome)
             if len(self._unchanged_batch) >= UNCHANGED_BATCH:
                 self._flush_unchanged(done)
+            if self._save_batch and (
+                    len(self._save_batch) >= SAVE_BATCH
+                    or self._save_batch_entries >= SAVE_BATCH_ENTRIES
+                    or time.monotonic() - self._save_batch_since >= SAVE_BATCH_SECONDS):
+                self._flush_saves(done)
 
         def handle_until_stopped(fetched: Fetched) -> None:
             handle(fetched)
@@ -209,9 +225,12 @@ class Refresher:
         except _Stopped:
             log.info("action=poll outcome=stopped saved=%d", len(outcomes))
         finally:
-            # Whatever stopped the poll, the 304s already seen are kept.
+            # Whatever stopped the poll, what was fetched and the 304s already seen are kept.
             try:
-                self._flush_unchanged(done)
+                try:
+                    self._flush_saves(done)
+                finally:
+                    self._flush_unchanged(done)
             finally:
                 self._owner = None
                 with self._polls_lock:
@@ -292,11 +311,15 @@ class Refresher:
             return self._internal_error(source, RuntimeError("body was not prepared"), now)
         if not prepared.entries:
             return self._failed(source, _no_entries(prepared), now, fetched=result)
-        return self._saved(source, result, digest, prepared, now)
+        self._save(source, result, digest, prepared, now)
+        return None
 
-    def _saved(self, source: SourceStatus, fetched: FetchResult, digest: str,
-               prepared: PreparedFeed, now: datetime) -> PollOutcome:
-        outcome = self.store.save_poll(
+    def _save(self, source: SourceStatus, fetched: FetchResult, digest: str,
+              prepared: PreparedFeed, now: datetime) -> None:
+        """Queued and saved in batches (``_flush_saves``); its outcome comes then."""
+        if not self._save_batch:
+            self._save_batch_since = time.monotonic()
+        self._save_batch.append(PollSave(
             source.id, fetched, body_hash=digest, feed_title=prepared.title,
             feed_link=prepared.link, entries=prepared.entries,
             next_check_at=next_check_after_success(
@@ -305,11 +328,18 @@ class Refresher:
                 cache_seconds=cache_lifetime(fetched.headers, now),
                 publish_interval=prepared.publish_interval or source.publish_interval_seconds),
             now=now, publish_interval=prepared.publish_interval,
-            feed_ttl_seconds=prepared.ttl_minutes * 60 if prepared.ttl_minutes else None,
-            owner=self._owner,
-        )
-        self._log(outcome, fetched)
-        return outcome
+            feed_ttl_seconds=prepared.ttl_minutes * 60 if prepared.ttl_minutes else None))
+        self._save_batch_entries += len(prepared.entries)
+
+    def _flush_saves(self, done: Callable[[PollOutcome], None]) -> None:
+        batch, self._save_batch = self._save_batch, []
+        self._save_batch_entries = 0
+        if not batch:
+            return
+        for save, outcome in zip(batch, self.store.save_polls(batch, owner=self._owner),
+                                 strict=True):
+            self._log(outcome, save.fetch)
+            done(outcome)
 
     def _unchanged(self, source: SourceStatus, fetched: FetchResult, now: datetime,
                    result: PollResult) -> None:

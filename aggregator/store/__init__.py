@@ -19,10 +19,11 @@ if TYPE_CHECKING:
         is_known_revision,
         upgrade,
     )
-    from aggregator.store.repository import Store, open_store
+    from aggregator.store.repository import PollSave, Store, open_store
 
 __all__ = [
     "GrowthLimits",
+    "PollSave",
     "Store",
     "current_revision",
     "head_revision",
@@ -39,6 +40,7 @@ _HOMES = {
     "head_revision": "aggregator.store.migrate",
     "is_known_revision": "aggregator.store.migrate",
     "upgrade": "aggregator.store.migrate",
+    "PollSave": "aggregator.store.repository",
     "Store": "aggregator.store.repository",
     "open_store": "aggregator.store.repository",
 }

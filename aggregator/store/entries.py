@@ -71,6 +71,38 @@ class Written:
     refused: int = 0
 
 
+def _keys(name: str) -> sa.BindParameter[Any]:
+    return sa.bindparam(name, expanding=True)
+
+
+# The save path's statements, built once: building and hashing a statement for every feed cost
+# more than SQLite running it. Each is run with its bound values (``sa.bindparam``).
+_ANY_ENTRY = (sa.select(ENTRIES.c.id).where(ENTRIES.c.source_id == sa.bindparam("source_id"))
+              .limit(1))
+_STORED = (sa.select(ENTRIES.c.id, ENTRIES.c.identity_key, ENTRIES.c.content_hash,
+                     ENTRIES.c.title, ENTRIES.c.url, ENTRIES.c.story_id,
+                     ENTRIES.c.published_at, ENTRIES.c.updated_at, ENTRIES.c.date_source,
+                     ENTRIES.c.enclosures, ENTRIES.c.image)
+           .where(ENTRIES.c.source_id == sa.bindparam("source_id"),
+                  ENTRIES.c.identity_key.in_(_keys("keys"))))
+_SAME_CONTENT = (sa.select(ENTRIES.c.id, ENTRIES.c.content_hash, ENTRIES.c.published_at)
+                 .where(ENTRIES.c.source_id == sa.bindparam("source_id"),
+                        ENTRIES.c.content_hash.in_(_keys("keys")))
+                 .order_by(ENTRIES.c.id))
+_MATCHES = {
+    name: (sa.select(ENTRIES.c[name], ENTRIES.c.id, ENTRIES.c.story_id)
+           .where(ENTRIES.c[name].in_(_keys("keys")), ENTRIES.c.story_id.is_not(None))
+           .order_by(ENTRIES.c.id))
+    for name in ("url", "content_hash")
+}
+_OWN_MEMBERS = (sa.select(ENTRIES.c.story_id, *(ENTRIES.c[name] for name in FACT_COLUMNS))
+                .where(ENTRIES.c.source_id == sa.bindparam("source_id"),
+                       ENTRIES.c.story_id.in_(_keys("keys"))))
+_INSERT_STORIES = STORIES.insert().returning(STORIES.c.id, STORIES.c.uid)
+_INSERT_ENTRIES = ENTRIES.insert().returning(ENTRIES.c.id, ENTRIES.c.identity_key)
+_INSERT_CATEGORIES = CATEGORIES.insert()
+
+
 def identity(key: str) -> str:
     # A long guid would overflow the index; its hash is as unique and stays stable.
     if len(key) <= MAX_IDENTITY_KEY:
@@ -128,21 +160,14 @@ def write_entries(connection: Connection, source_id: str,
     earlier version gave it) is adopted: renamed to the current key, so upgrading never
     duplicates what is stored. An undated entry keeps the date it was first given.
     """
-    first_poll = connection.execute(
-        sa.select(ENTRIES.c.id).where(ENTRIES.c.source_id == source_id).limit(1)).first() is None
+    first_poll = connection.execute(_ANY_ENTRY, {"source_id": source_id}).first() is None
     if first_poll:
         entries = _date_backlog(entries, now)
     wanted = {identity(e.identity_key) for e, _ in entries}
     wanted |= {identity(e.legacy_key) for e, _ in entries if e.legacy_key}
     stored: dict[str, Any] = {}
     for chunk in _chunks(sorted(wanted)):
-        for row in connection.execute(
-            sa.select(ENTRIES.c.id, ENTRIES.c.identity_key, ENTRIES.c.content_hash,
-                      ENTRIES.c.title, ENTRIES.c.url, ENTRIES.c.story_id,
-                      ENTRIES.c.published_at, ENTRIES.c.updated_at, ENTRIES.c.date_source,
-                      ENTRIES.c.enclosures, ENTRIES.c.image)
-            .where(ENTRIES.c.source_id == source_id, ENTRIES.c.identity_key.in_(chunk))
-        ):
+        for row in connection.execute(_STORED, {"source_id": source_id, "keys": chunk}):
             stored[row.identity_key] = row
     _adopt_legacy_rows(connection, entries, stored)
     # Oldest first, so a story's founding entry is the earliest one: stable uids.
@@ -215,11 +240,7 @@ def _recognise(connection: Connection, source_id: str,
         return fresh, []
     free: dict[str, list[tuple[int, datetime]]] = {}
     for chunk in _chunks(sorted({e.content_hash for _, e, _ in fresh})):
-        for row in connection.execute(
-            sa.select(ENTRIES.c.id, ENTRIES.c.content_hash, ENTRIES.c.published_at)
-            .where(ENTRIES.c.source_id == source_id, ENTRIES.c.content_hash.in_(chunk))
-            .order_by(ENTRIES.c.id)
-        ):
+        for row in connection.execute(_SAME_CONTENT, {"source_id": source_id, "keys": chunk}):
             if row.id not in listed:
                 free.setdefault(row.content_hash, []).append((row.id, row.published_at))
     inserted: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]] = []
@@ -326,18 +347,12 @@ def _greatest(connection: Connection) -> Any:
     return sa.func.max if connection.dialect.name == "sqlite" else sa.func.greatest
 
 
-def _existing_matches(connection: Connection, column: sa.Column[Any],
+def _existing_matches(connection: Connection, column: str,
                       values: set[str]) -> dict[str, tuple[int, int]]:
     """value → (earliest entry id, its story id) among entries that already have a story."""
     found: dict[str, tuple[int, int]] = {}
-    ordered_values = sorted(values)
-    for chunk in _chunks(ordered_values):
-        rows = connection.execute(
-            sa.select(column, ENTRIES.c.id, ENTRIES.c.story_id)
-            .where(column.in_(chunk), ENTRIES.c.story_id.is_not(None))
-            .order_by(ENTRIES.c.id)
-        )
-        for value, entry_id, story_id in rows:
+    for chunk in _chunks(sorted(values)):
+        for value, entry_id, story_id in connection.execute(_MATCHES[column], {"keys": chunk}):
             found.setdefault(value, (entry_id, story_id))
     return found
 
@@ -363,9 +378,8 @@ def _live_stories(connection: Connection, story_ids: set[int]) -> dict[int, int]
 def _insert(connection: Connection, source_id: str,
             fresh: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]],
             now: datetime) -> None:
-    by_url = _existing_matches(connection, ENTRIES.c.url,
-                               {e.url for _, e, _ in fresh if e.url})
-    by_hash = _existing_matches(connection, ENTRIES.c.content_hash,
+    by_url = _existing_matches(connection, "url", {e.url for _, e, _ in fresh if e.url})
+    by_hash = _existing_matches(connection, "content_hash",
                                 {e.content_hash for _, e, _ in fresh})
     live = _live_stories(connection, {sid for _, sid in (*by_url.values(), *by_hash.values())})
     # This source's entries already in those stories: one feed's distinct items never share a
@@ -426,7 +440,7 @@ def _insert(connection: Connection, source_id: str,
         # Ids matched back by uid rather than by row order: asking for the order makes
         # SQLAlchemy send SQLite one INSERT per row, this way it is one per batch.
         rows = connection.execute(
-            STORIES.insert().returning(STORIES.c.id, STORIES.c.uid),
+            _INSERT_STORIES,
             [{"uid": uids[p], "title": fresh[p][1].title[:1000],
               "first_seen_at": now,
               "published_at": min(e.published_at for e in members[p]),
@@ -451,8 +465,7 @@ def _insert(connection: Connection, source_id: str,
             **_columns(entry, now),
         })
     # Matched back by identity key (unique within the source), as the stories by uid.
-    by_key = {row.identity_key: row.id for row in connection.execute(
-        ENTRIES.insert().returning(ENTRIES.c.id, ENTRIES.c.identity_key), values)}
+    by_key = {row.identity_key: row.id for row in connection.execute(_INSERT_ENTRIES, values)}
     entry_ids = [by_key[v["identity_key"]] for v in values]
     # Matches inside this batch point at entries whose ids exist only now.
     inside = [(entry_ids[p], entry_ids[q]) for p, q in matched_in_batch.items()]
@@ -473,10 +486,7 @@ def _own_members(connection: Connection, source_id: str,
                  story_ids: set[int]) -> dict[int | tuple[str, int], list[ItemFacts]]:
     found: dict[int | tuple[str, int], list[ItemFacts]] = {}
     for chunk in _chunks(sorted(story_ids)):
-        rows = connection.execute(
-            sa.select(ENTRIES.c.story_id, *(ENTRIES.c[name] for name in FACT_COLUMNS))
-            .where(ENTRIES.c.source_id == source_id, ENTRIES.c.story_id.in_(chunk)))
-        for row in rows:
+        for row in connection.execute(_OWN_MEMBERS, {"source_id": source_id, "keys": chunk}):
             found.setdefault(row.story_id, []).append(stored_facts(row))
     return found
 
@@ -513,4 +523,4 @@ def _insert_categories(connection: Connection,
                "reason": m.reason[:500], "origin": m.origin.value}
               for entry_id, matches in rows for m in matches]
     if values:
-        connection.execute(CATEGORIES.insert(), values)
+        connection.execute(_INSERT_CATEGORIES, values)

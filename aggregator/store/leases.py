@@ -230,8 +230,7 @@ def lock_story_keys(connection: Connection, urls: Iterable[str | None],
     URLs or content hashes (PostgreSQL; SQLite has one writer at a time anyway)."""
     if connection.dialect.name != "postgresql":
         return
-    values = {f"u:{u}" for u in urls if u} | {f"h:{h}" for h in hashes if h}
-    keys = {_int32(value) for value in values}
+    keys = story_keys(urls, hashes)
     if len(keys) > MAX_STORY_LOCKS:
         keys = {key % MAX_STORY_LOCKS for key in keys}
     if not keys:
@@ -242,6 +241,13 @@ def lock_story_keys(connection: Connection, urls: Iterable[str | None],
         sa.text("SELECT pg_advisory_xact_lock(:space, k) "
                 "FROM unnest(CAST(:keys AS integer[])) AS k ORDER BY k"),
         {"space": STORY_LOCK_SPACE, "keys": sorted(keys)})
+
+
+def story_keys(urls: Iterable[str | None], hashes: Iterable[str]) -> set[int]:
+    """The advisory lock keys ``lock_story_keys`` takes for these URLs and content hashes,
+    before folding."""
+    values = {f"u:{u}" for u in urls if u} | {f"h:{h}" for h in hashes if h}
+    return {_int32(value) for value in values}
 
 
 def _int32(value: str) -> int:

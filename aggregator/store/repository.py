@@ -75,6 +75,26 @@ log = logging.getLogger(__name__)
 STORY_PAGE = 500
 # Entries written before a save indexes them for search in one batch (``Store.index_pending``).
 INDEX_BATCH = 5000
+# A source's entry count, after each save of new entries: built once.
+_SOURCE_ENTRIES = (sa.select(sa.func.count()).select_from(ENTRIES)
+                   .where(ENTRIES.c.source_id == sa.bindparam("source_id")))
+
+
+@dataclasses.dataclass(frozen=True)
+class PollSave:
+    """One fetched feed to store (``Store.save_polls``): its entries and what the fetch and
+    the feed said about the source's next check."""
+
+    source_id: str
+    fetch: FetchResult
+    body_hash: str | None
+    feed_title: str | None
+    feed_link: str | None
+    entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]]
+    next_check_at: datetime
+    now: datetime
+    publish_interval: float | None = None
+    feed_ttl_seconds: int | None = None
 
 
 class Store:
@@ -249,62 +269,135 @@ class Store:
         feed_ttl_seconds: int | None = None,
         owner: str | None = None,
     ) -> PollOutcome:
-        """Store a fetched feed's entries, their categories and stories, then the validators.
+        """Store a fetched feed's entries, their categories and stories, then the validators
+        (``save_polls`` of one)."""
+        return self.save_polls([PollSave(
+            source_id, fetch, body_hash=body_hash, feed_title=feed_title, feed_link=feed_link,
+            entries=entries, next_check_at=next_check_at, now=now,
+            publish_interval=publish_interval, feed_ttl_seconds=feed_ttl_seconds)],
+            owner=owner)[0]
 
-        All in one transaction: validators are only saved together with the entries they
-        describe, so an interrupted poll is simply repeated. Entries retention pruned stay
-        out (tombstones). With ``owner``, nothing is saved unless it still holds the lease.
+    def save_polls(self, saves: Sequence[PollSave], *,
+                   owner: str | None = None) -> list[PollOutcome]:
+        """Store fetched feeds: each one's entries, their categories and stories, then its
+        validators; one outcome per save, in order.
+
+        In one transaction (on PostgreSQL, a few: ``_transactions``): validators are only
+        saved together with the entries they describe, so an interrupted poll is simply
+        repeated, and one commit for many feeds costs less than one each. The feeds are
+        written one after the other, as separate saves would write them. When a transaction
+        fails, each of its feeds is saved again in a transaction of its own, so one bad feed
+        costs only itself: the feeds before it are stored and its error is raised. Entries
+        retention pruned stay out (tombstones). With ``owner``, nothing is saved for a source
+        whose lease was lost.
         Growth is capped by ``limits``: the newest entries of a poll over the per-poll cap
         are stored and the validators forgotten so the next poll takes the rest; a source
         over the per-source cap then loses its oldest entries (``_trim``).
         """
-        with self._guard(), self._write_engine.begin() as connection:
-            row = sourcerows.leased_columns(connection, source_id, owner)
-            if row is None:
-                return PollOutcome(source_id, PollResult.LEASE_LOST, status=fetch.status)
-            entries = sourcerows.without_tombstoned(connection, source_id, entries, now)
-            leases.lock_story_keys(connection, (e.url for e, _ in entries),
-                                   (e.content_hash for e, _ in entries))
-            written = write_entries(connection, source_id, entries, now,
-                                    new_per_poll=self.limits.new_per_poll)
-            new, updated = written.new, written.updated
-            values = sourcerows.check_values(source_id, row.url, row.redirect_url,
-                                             row.redirect_count, fetch, next_check_at, now)
-            values["body_hash"] = body_hash
-            if written.refused:
-                # The same body must be read again next time for the entries left out.
-                values["etag"] = values["last_modified"] = values["body_hash"] = None
-            warning = sourcerows.growth_warning(written)
-            if warning:
-                log.warning("source=%s action=save outcome=growth warning=%r",
-                            source_id, warning)
-            values.update(
-                last_repeated_entries=written.repeated, warning=warning,
-                feed_title=(feed_title or "")[:512] or row.feed_title,
-                last_success_at=now, last_new_entries=new, last_updated_entries=updated,
-                # Always replaced: a feed that drops its <ttl> no longer asks for it.
-                feed_ttl_seconds=feed_ttl_seconds,
-                error_count=0, last_error=None, last_error_kind=None)
-            if feed_link and not row.site_url:
-                values["site_url"] = feed_link[:2048]
-            if publish_interval is not None:
-                values["publish_interval_seconds"] = publish_interval
-            if owner is not None:
-                values["lease_owner"] = values["leased_until"] = None
-            connection.execute(SOURCES.update().where(SOURCES.c.id == source_id)
-                               .values(**values))
-            # Counted here, so the trim's own transaction is only paid when it has work.
-            over_cap = bool(new and self.limits.per_source) and connection.execute(
-                sa.select(sa.func.count()).select_from(ENTRIES)
-                .where(ENTRIES.c.source_id == source_id)).scalar_one() > self.limits.per_source
-        self._unindexed += new + updated
+        outcomes = []
+        for group in self._transactions(saves):
+            outcomes += self._save_group(group, owner)
         if self._unindexed >= INDEX_BATCH:
             self.index_pending()
-        if new and self.limits.per_source and over_cap:
-            self._trim(source_id, now)
+        return outcomes
+
+    def _transactions(self, saves: Sequence[PollSave]) -> list[Sequence[PollSave]]:
+        """The saves grouped into transactions. SQLite has one writer at a time: one. On
+        PostgreSQL each transaction holds the story keys of its feeds locked until it commits
+        (``leases.lock_story_keys``), and more than ``MAX_STORY_LOCKS`` of them fold into
+        buckets that every other worker's saves would wait on: a transaction takes feeds
+        while their keys stay under that bound (always at least one feed)."""
+        if self.engine.dialect.name != "postgresql":
+            return [saves]
+        groups: list[list[PollSave]] = []
+        keys: set[int] = set()
+        for save in saves:
+            mine = leases.story_keys((e.url for e, _ in save.entries),
+                                     (e.content_hash for e, _ in save.entries))
+            if groups and len(keys | mine) <= leases.MAX_STORY_LOCKS:
+                groups[-1].append(save)
+                keys |= mine
+            else:
+                groups.append([save])
+                keys = mine
+        return list(groups)
+
+    def _save_group(self, saves: Sequence[PollSave], owner: str | None) -> list[PollOutcome]:
+        """``saves`` in one transaction; when it fails, each in one of its own, so one bad
+        feed costs only itself."""
+        try:
+            with self._guard(), self._write_engine.begin() as connection:
+                done = self._write_polls(connection, saves, owner)
+        except StoreError:
+            if len(saves) == 1:
+                raise
+            return [outcome for save in saves for outcome in self._save_group([save], owner)]
+        outcomes = []
+        for save, (outcome, over_cap) in zip(saves, done, strict=True):
+            self._unindexed += outcome.new_entries + outcome.updated_entries
+            if over_cap:
+                self._trim(save.source_id, save.now)
+            outcomes.append(outcome)
+        return outcomes
+
+    def _write_polls(self, connection: Connection, saves: Sequence[PollSave],
+                     owner: str | None) -> list[tuple[PollOutcome, bool]]:
+        """Each save's outcome and whether its source is now over the per-source cap."""
+        # Every lock this transaction needs, taken up front and in one order (source rows by
+        # id, then the story keys sorted): two workers' batches never wait on each other in a
+        # cycle.
+        rows = sourcerows.leased_rows(connection, [s.source_id for s in saves], owner)
+        leases.lock_story_keys(connection,
+                               (e.url for s in saves for e, _ in s.entries),
+                               (e.content_hash for s in saves for e, _ in s.entries))
+        done = []
+        for save in saves:
+            row = rows.get(save.source_id)
+            if row is None:
+                done.append((PollOutcome(save.source_id, PollResult.LEASE_LOST,
+                                         status=save.fetch.status), False))
+                continue
+            done.append(self._write_poll(connection, save, row, owner))
+        return done
+
+    def _write_poll(self, connection: Connection, save: PollSave, row: Any,
+                    owner: str | None) -> tuple[PollOutcome, bool]:
+        source_id, fetch, now = save.source_id, save.fetch, save.now
+        entries = sourcerows.without_tombstoned(connection, source_id, save.entries, now)
+        written = write_entries(connection, source_id, entries, now,
+                                new_per_poll=self.limits.new_per_poll)
+        new, updated = written.new, written.updated
+        values = sourcerows.check_values(source_id, row.url, row.redirect_url,
+                                         row.redirect_count, fetch, save.next_check_at, now)
+        values["body_hash"] = save.body_hash
+        if written.refused:
+            # The same body must be read again next time for the entries left out.
+            values["etag"] = values["last_modified"] = values["body_hash"] = None
+        warning = sourcerows.growth_warning(written)
+        if warning:
+            log.warning("source=%s action=save outcome=growth warning=%r",
+                        source_id, warning)
+        values.update(
+            last_repeated_entries=written.repeated, warning=warning,
+            feed_title=(save.feed_title or "")[:512] or row.feed_title,
+            last_success_at=now, last_new_entries=new, last_updated_entries=updated,
+            # Always replaced: a feed that drops its <ttl> no longer asks for it.
+            feed_ttl_seconds=save.feed_ttl_seconds,
+            error_count=0, last_error=None, last_error_kind=None)
+        if save.feed_link and not row.site_url:
+            values["site_url"] = save.feed_link[:2048]
+        if save.publish_interval is not None:
+            values["publish_interval_seconds"] = save.publish_interval
+        if owner is not None:
+            values["lease_owner"] = values["leased_until"] = None
+        connection.execute(SOURCES.update().where(SOURCES.c.id == source_id)
+                           .values(**values))
+        # Counted here, so the trim's own transaction is only paid when it has work.
+        over_cap = bool(new and self.limits.per_source) and connection.execute(
+            _SOURCE_ENTRIES, {"source_id": source_id}).scalar_one() > self.limits.per_source
         result = PollResult.UPDATED if new or updated else PollResult.UNCHANGED
-        return PollOutcome(source_id, result, new_entries=new, updated_entries=updated,
-                           status=fetch.status)
+        return (PollOutcome(source_id, result, new_entries=new, updated_entries=updated,
+                            status=fetch.status), over_cap)
 
     def _trim(self, source_id: str, now: datetime) -> int:
         """Keep the source at its per-source cap by removing its oldest entries: refusing new

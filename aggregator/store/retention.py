@@ -51,6 +51,12 @@ def _when(name: str) -> sa.BindParameter[datetime]:
     return sa.bindparam(name, type_=UTCDateTime())
 
 
+# Run for every saved feed: built once.
+_TOMBSTONED = (sa.select(TOMBSTONES.c.identity_key)
+               .where(TOMBSTONES.c.source_id == sa.bindparam("source_id"),
+                      TOMBSTONES.c.identity_key.in_(sa.bindparam("keys", expanding=True))))
+
+
 def _insert(connection: Connection) -> Any:
     return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
 
@@ -62,9 +68,7 @@ def tombstoned(connection: Connection, source_id: str, keys: Sequence[str],
     found: set[str] = set()
     for chunk in _chunks(sorted(set(keys))):
         found.update(connection.execute(
-            sa.select(TOMBSTONES.c.identity_key)
-            .where(TOMBSTONES.c.source_id == source_id, TOMBSTONES.c.identity_key.in_(chunk))
-        ).scalars())
+            _TOMBSTONED, {"source_id": source_id, "keys": chunk}).scalars())
     for chunk in _chunks(sorted(found)):
         connection.execute(
             TOMBSTONES.update()

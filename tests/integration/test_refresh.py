@@ -22,13 +22,14 @@ import pytest
 
 from aggregator.catalog import Catalog, CategoryConfig, SourceConfig
 from aggregator.demo.feedserver import FeedServer, Resource
+from aggregator.polling import poller
 from aggregator.polling.fetch import Fetcher
 from aggregator.polling.fetch.configured import fetcher_from_settings
 from aggregator.polling.poller import Refresher
 from aggregator.runtime.service import make_fetcher
 from aggregator.settings import Settings
 from aggregator.store import Store
-from aggregator.types import SourceStatus
+from aggregator.types import PollOutcome, SourceStatus
 from tests.support.builders import NOW
 from tests.support.feeds import rss
 
@@ -303,3 +304,36 @@ def test_a_public_only_source_never_reaches_a_private_address(
     assert status(store, "web").last_error_kind == "blocked_address"
     assert feed_server.count("/inside.xml") == 0
     assert feed_server.count("/reviewed.xml") == 1
+
+
+def test_fetched_feeds_are_saved_in_batches_and_reported_once_stored(
+        store: Store, feed_server: FeedServer, clock: Clock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(poller, "SAVE_BATCH", 2)
+    for n in range(5):
+        items = [{"guid": f"b{n}-{i}", "title": f"Feed {n} item {i}",
+                  "link": f"https://b{n}.example/{i}"} for i in range(3)]
+        feed_server.set(f"/b{n}.xml", Resource(body=rss(f"B{n}", items)))
+    batches: list[list[str]] = []
+    stored_when_heard: dict[str, int | None] = {}
+    save_polls = store.save_polls
+
+    def recording(saves, **kwargs):  # type: ignore[no-untyped-def]
+        batches.append([s.source_id for s in saves])
+        return save_polls(saves, **kwargs)
+
+    def heard(outcome: PollOutcome) -> None:
+        stored_when_heard[outcome.source_id] = status(store, outcome.source_id).last_new_entries
+
+    monkeypatch.setattr(store, "save_polls", recording)
+    for refresher in make_refresher(store, feed_server, clock,
+                                    *[f"/b{n}.xml" for n in range(5)]):
+        due = store.due_sources(clock.now, everything=True)
+        summary = refresher.poll(due, on_outcome=heard)
+        assert {o.source_id: o.result for o in summary.outcomes} == {
+            f"s{n}": "updated" for n in range(5)}
+    assert sorted(s for batch in batches for s in batch) == [f"s{n}" for n in range(5)]
+    assert max(len(batch) for batch in batches) == 2
+    # Each source is heard of only once its batch is committed.
+    assert stored_when_heard == {f"s{n}": 3 for n in range(5)}
+    assert store.counts()["entries"] == 15

@@ -6,13 +6,22 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
 import aggregator.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from aggregator.errors import StoreError
-from aggregator.store import Store, current_revision, head_revision, open_store, upgrade
+from aggregator.store import (
+    PollSave,
+    Store,
+    current_revision,
+    head_revision,
+    leases,
+    open_store,
+    upgrade,
+)
 from aggregator.store.search import is_search_object
 from aggregator.types import NormalizedEntry, PollOutcome
 from tests.support.builders import NOW, catalog, entry, fetched, match, settle, source
@@ -310,3 +319,101 @@ def test_story_detail_says_where_each_date_came_from(store: Store) -> None:
     assert "localized month names" in date_line(member.published_at, member.date_source)
     assert "first poll" in date_line(NOW, "backlog")
     assert "before date sources were kept" in date_line(NOW, None)
+
+
+def _poll_save(source_id: str, *entries: NormalizedEntry, etag: str = '"v1"') -> PollSave:
+    return PollSave(source_id, fetched(etag=etag), body_hash=None, feed_title="Feed",
+                    feed_link=None, entries=[(e, [match("news")]) for e in entries],
+                    next_check_at=NOW + timedelta(minutes=30), now=NOW)
+
+
+def _everything(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    tables = {
+        "entries": "SELECT id, source_id, identity_key, story_id, origin_story_id, story_signal,"
+                   " story_matched_entry_id, published_at, date_source FROM entries ORDER BY id",
+        "stories": "SELECT id, uid, entry_count, published_at, updated_at FROM stories"
+                   " ORDER BY id",
+        "categories": "SELECT entry_id, category_id FROM entry_categories"
+                      " ORDER BY entry_id, category_id",
+        "sources": "SELECT id, etag, last_new_entries, last_updated_entries, error_count"
+                   " FROM sources ORDER BY id",
+    }
+    with store.engine.connect() as connection:
+        return {name: [tuple(row) for row in connection.execute(sa.text(query))]
+                for name, query in tables.items()}
+
+
+def _feeds() -> list[PollSave]:
+    # b repeats a's story by URL and by content hash, c copies b within its own feed, and a
+    # comes back with one entry changed: each save must see what the ones before it wrote.
+    return [
+        _poll_save("a", entry("1", url="https://wire.example/1"), entry("2")),
+        _poll_save("b", entry("x", url="https://wire.example/1", title="Other"),
+                   entry("y", url="https://two.example/y", content_hash=entry("2").content_hash)),
+        _poll_save("c", entry("c1"), entry("c2", url="https://news.example/c1")),
+        _poll_save("a", entry("1", url="https://wire.example/1", title="Changed"), entry("2"),
+                   etag='"v2"'),
+    ]
+
+
+def test_a_batch_of_saves_stores_what_saves_one_by_one_store(database_url: str) -> None:
+    stores = [open_store(database_url.replace("store.db", f"store{n}.db")) for n in (1, 2)]
+    if not database_url.startswith("sqlite"):
+        stores[1].close()
+        stores = stores[:1]
+    try:
+        for store in stores:
+            upgrade(store.engine)
+            store.sync_sources(catalog(source("a"), source("b"), source("c")), NOW)
+        one_by_one = [stores[0].save_polls([save])[0] for save in _feeds()]
+        expected = _everything(stores[0])
+        if len(stores) == 1:
+            # One PostgreSQL database: start it afresh for the batch.
+            with stores[0].engine.begin() as connection:
+                for table in ("entry_categories", "entries", "stories"):
+                    connection.execute(sa.text(f"DELETE FROM {table}"))
+            stores[0].sync_sources(catalog(source("a"), source("b"), source("c")), NOW)
+            expected = {k: v for k, v in expected.items() if k != "sources"}
+        batch = stores[-1].save_polls(_feeds())
+        got = _everything(stores[-1])
+        if len(stores) == 1:
+            got = {k: v for k, v in got.items() if k != "sources"}
+            # Fresh ids continue from where the first run left them on PostgreSQL.
+            assert [len(v) for v in got.values()] == [len(v) for v in expected.values()]
+        else:
+            assert got == expected
+        assert batch == one_by_one
+        assert [(o.new_entries, o.updated_entries) for o in batch] == [
+            (2, 0), (2, 0), (2, 0), (0, 1)]
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_bad_save_in_a_batch_costs_only_itself(store: Store) -> None:
+    store.sync_sources(catalog(source("a"), source("b")), NOW)
+    saves = [_poll_save("a", entry("1")), _poll_save("ghost", entry("2")),
+             _poll_save("b", entry("3"))]
+    with pytest.raises(StoreError, match="ghost"):
+        store.save_polls(saves)
+    # The feed before the bad one is stored with its validators, as separate saves would
+    # have stored it; the bad one and what came after it are not.
+    assert store.counts()["entries"] == 1
+    etags = {s.id: s.etag for s in store.sources()}
+    assert etags == {"a": '"v1"', "b": None}
+
+
+def test_postgresql_batches_stay_under_the_story_lock_bound(store: Store) -> None:
+    """Over ``MAX_STORY_LOCKS`` story keys a transaction's locks fold into buckets every other
+    worker's saves wait on: on PostgreSQL a batch is split below that bound."""
+    feeds = [_poll_save(f"s{n}", *[entry(f"{n}-{i}") for i in range(40)]) for n in range(8)]
+    groups = store._transactions(feeds)
+    assert [save for group in groups for save in group] == feeds
+    if store.engine.dialect.name == "sqlite":
+        assert len(groups) == 1
+        return
+    for group in groups:
+        keys = leases.story_keys((e.url for s in group for e, _ in s.entries),
+                                 (e.content_hash for s in group for e, _ in s.entries))
+        assert len(keys) <= leases.MAX_STORY_LOCKS
+    assert len(groups) == 3  # 80 keys a feed: three to a transaction (240 keys), 3 + 3 + 2

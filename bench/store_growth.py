@@ -1,0 +1,148 @@
+"""How the store's CPU per feed grows with what is stored: a first poll's saves, slice by slice.
+
+    .venv/bin/python bench/store_growth.py --feeds 3000 [--slices 10] [--batch 50] [--cache-mb 0]
+
+Prepares the poll benchmark's first N synthetic feeds (parse, normalize, classify with its two
+categories; not timed), then saves them into a fresh SQLite store in ``--slices`` slices, and
+prints for each slice the CPU milliseconds per feed (``time.process_time``) of the saves
+(``Store.save_polls``, ``--batch`` feeds per transaction; 1 is one transaction per feed) and of
+indexing that slice's entries for search (``Store.index_pending``) apart. ``--cache-mb`` sets
+SQLite's page cache of every connection (0: SQLite's default, 2 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from parse_bench import NOW
+from synthfeeds import make_feed
+
+from aggregator.catalog import Catalog, CategoryConfig, Rule, SourceConfig
+from aggregator.editorial.classify import classify
+from aggregator.polling import poller
+from aggregator.polling.normalize import normalize_feed
+from aggregator.polling.parse import parse_feed
+from aggregator.store import PollSave, open_store, repository, upgrade
+from aggregator.types import FetchResult
+
+# The poll benchmark's categories (bench/poll_bench.py).
+CATEGORIES = (
+    CategoryConfig(id="world", title="World news"),
+    CategoryConfig(
+        id="tech",
+        title="Technology",
+        include=(
+            Rule("software", False),
+            Rule("semiconductor", False),
+            Rule(r"open\s+source", True),
+        ),
+        exclude=(Rule("football", False),),
+    ),
+)
+
+
+def prepare(count: int) -> list[PollSave]:
+    by_id = {c.id: c for c in CATEGORIES}
+    saves = []
+    for index in range(count):
+        feed = make_feed(index)
+        url, source_id = f"https://feeds.example/{index}.xml", f"feed-{index:05d}"
+        headers = {"content-type": feed.content_type}
+        parsed = parse_feed(feed.body, url=url, headers=headers)
+        entries = normalize_feed(parsed, feed_url=url, source_language=None, now=NOW)
+        classified = [
+            (
+                e,
+                tuple(
+                    classify(
+                        e,
+                        source_categories=("world", "tech"),
+                        categories=by_id,
+                        source_id=source_id,
+                    )
+                ),
+            )
+            for e in entries
+        ]
+        saves.append(
+            PollSave(
+                source_id,
+                FetchResult(url=url, status=200, content=b"", headers=headers, etag=f'"{index}"'),
+                body_hash=None,
+                feed_title=parsed.title,
+                feed_link=parsed.link,
+                entries=classified,
+                next_check_at=NOW,
+                now=NOW,
+            )
+        )
+    return saves
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--feeds", type=int, default=3000)
+    parser.add_argument("--slices", type=int, default=10)
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=poller.SAVE_BATCH,
+        help="feeds per transaction (default: the poller's)",
+    )
+    parser.add_argument("--cache-mb", type=int, default=0)
+    args = parser.parse_args()
+    saves = prepare(args.feeds)
+    catalog = Catalog(
+        sources=tuple(
+            SourceConfig(id=s.source_id, url=s.fetch.url, categories=("world", "tech"))
+            for s in saves
+        ),
+        categories=CATEGORIES,
+    )
+    repository.INDEX_BATCH = 10**9  # indexed at the end of each slice, timed apart
+    step = max(1, args.feeds // args.slices)
+    print(
+        f"{args.feeds} feeds, {args.batch} per transaction, cache "
+        f"{args.cache_mb or 'default'} MB; CPU ms per feed"
+    )
+    print("| feeds | entries stored before | saves | search index |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as workdir:
+        store = open_store(f"sqlite:///{workdir}/growth.db")
+        if args.cache_mb:
+
+            @sa.event.listens_for(store.engine, "connect")
+            def _cache(dbapi_connection: Any, _record: Any) -> None:
+                dbapi_connection.execute(f"PRAGMA cache_size=-{args.cache_mb * 1024}")
+
+        try:
+            upgrade(store.engine)
+            store.engine.dispose()
+            store.sync_sources(catalog, NOW)
+            stored = 0
+            for start in range(0, args.feeds, step):
+                part = saves[start : start + step]
+                started = time.process_time()
+                for first in range(0, len(part), args.batch):
+                    store.save_polls(part[first : first + args.batch])
+                saved = time.process_time()
+                store.index_pending()
+                indexed = time.process_time()
+                print(
+                    f"| {start}–{start + len(part)} | {stored:,} | "
+                    f"{1000 * (saved - started) / len(part):.2f} | "
+                    f"{1000 * (indexed - saved) / len(part):.2f} |",
+                    flush=True,
+                )
+                stored += sum(len(s.entries) for s in part)
+        finally:
+            store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
