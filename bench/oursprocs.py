@@ -178,7 +178,7 @@ class RunService:
         fields = dict(part.split("=", 1) for part in done_line.split() if "=" in part)
         return {"wall_s": wall, "cpu_s": cpu, "main_cpu_s": after[root] - before[root],
                 "maxrss_mb": peak.rss_mb, "pss_mb": peak.pss_mb, "uss_mb": peak.uss_mb,
-                "processes": peak.processes,
+                "processes": peak.processes, "by_process": peak.parts,
                 "outcomes": {"sources": int(fields["sources"]),
                              "errors": int(fields["errors"])},
                 "new_entries": int(fields["new"])}

@@ -346,7 +346,9 @@ def run_system(system: str, host: HostProcess, feeds: int, workers: int,
             print(f"  {system:9} {phase:12} {result['feeds_per_s']:8.1f} feeds/s  "
                   f"cpu {result['cpu_s']:7.2f} s (main {result['main_cpu_s']:6.2f})  "
                   f"rss {result['maxrss_mb']:6.0f} MB  pss {result.get('pss_mb', 0):6.0f} MB  "
-                  f"server cpu {result['server']['cpu_s']:5.2f} s  {result['outcomes']}",
+                  f"server cpu {result['server']['cpu_s']:5.2f} s  {result['outcomes']}"
+                  + (f"\n    at the PSS peak, RSS/PSS/USS MB: {', '.join(result['by_process'])}"
+                     if result.get("by_process") else ""),
                   file=sys.stderr, flush=True)
     finally:
         child.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -49,6 +49,25 @@ class Memory:
     pss_mb: float = 0.0
     uss_mb: float = 0.0
     processes: int = 0
+    # Each process's "role RSS/PSS/USS" when the tree's PSS sum was at its peak.
+    parts: list[str] = field(default_factory=list)
+
+
+def role(pid: int, root: int) -> str:
+    """What a process of the tree is: the command itself, multiprocessing's helpers, or a
+    poll worker (a child of the fork server, whose command line it shares)."""
+    if pid == root:
+        return "main"
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return "gone"
+    if "resource_tracker" in command:
+        return "tracker"
+    if "forkserver" in command:
+        return "forkserver" if parent == root else "worker"
+    return "other"
 
 
 def tree_memory(root: int) -> Memory:
@@ -70,6 +89,9 @@ def tree_memory(root: int) -> Memory:
         total.pss_mb += values.get("Pss", 0) / 1024
         total.uss_mb += (values.get("Private_Clean", 0) + values.get("Private_Dirty", 0)) / 1024
         total.processes += 1
+        own = values.get("Private_Clean", 0) + values.get("Private_Dirty", 0)
+        total.parts.append(f"{role(pid, root)} {values.get('Rss', 0) / 1024:.0f}/"
+                           f"{values.get('Pss', 0) / 1024:.0f}/{own / 1024:.0f}")
     return total
 
 
@@ -93,6 +115,8 @@ class PeakMemory:
         now = tree_memory(self.root)
         with self._lock:
             self._peak.rss_mb = max(self._peak.rss_mb, now.rss_mb)
+            if now.pss_mb > self._peak.pss_mb:
+                self._peak.parts = now.parts
             self._peak.pss_mb = max(self._peak.pss_mb, now.pss_mb)
             self._peak.uss_mb = max(self._peak.uss_mb, now.uss_mb)
             self._peak.processes = max(self._peak.processes, now.processes)
@@ -103,7 +127,7 @@ class PeakMemory:
 
     def peak(self) -> Memory:
         with self._lock:
-            return Memory(**vars(self._peak))
+            return Memory(**{**vars(self._peak), "parts": list(self._peak.parts)})
 
     def stop(self) -> None:
         self._stop.set()

@@ -26,6 +26,8 @@ SOURCE_CURSOR = "cursor:sources"
 # Entries committed by another worker may carry a clustering time a little before ours.
 OVERLAP = timedelta(minutes=10)
 DEFAULT_HEALTH_EVERY = timedelta(seconds=60)
+# Changed stories read, compared and recorded at a time.
+STORY_CHUNK = 1000
 
 
 def story_data(story: StoryFacts) -> dict[str, Any]:
@@ -53,6 +55,8 @@ class Detector:
         self.failures = failures
         self.silent_factor = silent_factor
         self.health_every = health_every
+        # Events recorded by this run before its last ``record`` (chunks of changed stories).
+        self._early = 0
 
     def run(self, now: datetime) -> int:
         cursors = self.hooks.marks([STORY_CURSOR, CORRECTION_CURSOR, SOURCE_CURSOR])
@@ -64,7 +68,8 @@ class Detector:
         if last is None or now - datetime.fromisoformat(last["at"]) >= self.health_every:
             self._sources(now, events, marks)
             marks[SOURCE_CURSOR] = {"at": now.isoformat()}
-        new = self.hooks.record(events, marks, now)
+        new = self._early + self.hooks.record(events, marks, now)
+        self._early = 0
         if new:
             log.info("action=webhook_detect outcome=ok events=%d", new)
         return new
@@ -76,16 +81,29 @@ class Detector:
             # The first look starts now: enabling webhooks does not replay the archive.
             return
         since = datetime.fromisoformat(cursor["at"]) - OVERLAP
-        facts = self.hooks.story_facts(self.hooks.changed_stories(since))
-        seen = self.hooks.marks([f"story:{story_id}" for story_id in facts])
-        for story in facts.values():
-            subject = f"story:{story.id}"
-            state = _story_state(story)
-            previous = seen.get(subject)
-            if previous == state:
-                continue
-            marks[subject] = state
-            events.extend(self._story_events(story, previous))
+        changed = self.hooks.changed_stories(since)
+        for start in range(0, len(changed), STORY_CHUNK):
+            if start:
+                # A big clustering run changes tens of thousands of stories: each chunk's
+                # events and marks are recorded before the next is read, so memory holds one
+                # chunk. The cursor goes with the last ``record``: a crash reads them again,
+                # and their marks and event keys make that harmless. ``run`` looks at stories
+                # first, so ``events`` holds only theirs here.
+                chunk_marks = {k: v for k, v in marks.items() if k.startswith("story:")}
+                self._early += self.hooks.record(events, chunk_marks, now)
+                events.clear()
+                for key in chunk_marks:
+                    del marks[key]
+            facts = self.hooks.story_facts(changed[start:start + STORY_CHUNK])
+            seen = self.hooks.marks([f"story:{story_id}" for story_id in facts])
+            for story in facts.values():
+                subject = f"story:{story.id}"
+                state = _story_state(story)
+                previous = seen.get(subject)
+                if previous == state:
+                    continue
+                marks[subject] = state
+                events.extend(self._story_events(story, previous))
         merged = self.hooks.merged_since(since)
         holders = self.hooks.story_facts(sorted({into_id for _, into_id, _, _, _ in merged}))
         for uid, into_id, into_uid, by, when in merged:

@@ -46,6 +46,9 @@ STOP_TIMEOUT = 70.0
 # Workers that die within one poll before it gives up on processes and lets the caller fetch
 # the rest itself (a worker that cannot even start would otherwise be replaced forever).
 MAX_DEATHS_PER_POLL = 3
+# What the fork server imports before forking workers: the main module (multiprocessing's
+# default, for targets defined there) and the workers' own modules, frozen for the collector.
+FORKSERVER_PRELOAD = ("__main__", "aggregator.polling.workerboot")
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,9 @@ class PollWorkers:
         self.threads = max(1, threads)
         # forkserver: never fork a process that runs threads (web server, scheduler).
         self._context = multiprocessing.get_context("forkserver")
+        # Before the fork server starts (a later call changes nothing): it loads the workers'
+        # modules once, and the workers share those pages (``workerboot``).
+        self._context.set_forkserver_preload(list(FORKSERVER_PRELOAD))
         self._workers: list[_Worker | None] = [None] * count
         self._next_job = 0
         self._deaths = 0

@@ -186,6 +186,27 @@ class Store:
         with self._guard(), self._read() as session:
             return [sourcerows.status_of(row) for row in session.exec(query)]
 
+    def due_urls(self, now: datetime, *, everything: bool = False) -> list[tuple[str, str]]:
+        """``due_sources`` as (id, URL) pairs in the same order: enough to plan a pass in
+        batches without holding every due source's status (and its ORM row) at once."""
+        query = sa.select(SOURCES.c.id, SOURCES.c.url).where(
+            SOURCES.c.state == SourceState.ACTIVE.value)
+        if not everything:
+            query = query.where(sa.or_(SOURCES.c.next_check_at.is_(None),
+                                       SOURCES.c.next_check_at <= now))
+        query = query.order_by(SOURCES.c.next_check_at, SOURCES.c.id)
+        with self._guard(), self.engine.connect() as connection:
+            return [(row.id, row.url) for row in connection.execute(query)]
+
+    def active_sources(self, ids: Sequence[str]) -> list[SourceStatus]:
+        """The statuses of those of ``ids`` that are still active, in the order given."""
+        order = {source_id: index for index, source_id in enumerate(ids)}
+        query = select(Source).where(Source.state == SourceState.ACTIVE,
+                                     col(Source.id).in_(list(order)))
+        with self._guard(), self._read() as session:
+            found = [sourcerows.status_of(row) for row in session.exec(query)]
+        return sorted(found, key=lambda status: order[status.id])
+
     def save_deferred(self, source_id: str, *, next_check_at: datetime, reason: str,
                       owner: str | None = None) -> None:
         """Not tried now (the host asked us to wait): not an error of this source."""

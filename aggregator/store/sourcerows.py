@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from aggregator.catalog import Catalog
+from aggregator.catalog import Catalog, SourceConfig
 from aggregator.errors import StoreError
 from aggregator.store import leases, marks, retention
 from aggregator.store.entries import IN_CHUNK, Written, identity
@@ -38,6 +38,9 @@ PERMANENT_REDIRECT_CONFIRMATIONS = 2
 # them, repeat content the source already had; one re-post under a new id is not a pattern.
 ROTATION_MIN_REPEATS = 3
 MAX_WARNING = 1000
+# Source rows a catalog sync holds as ORM objects at a time: holding all of a 10,000-source
+# catalog's until the commit cost ~60 MB, which the process kept after the sync.
+SYNC_CHUNK = 500
 
 
 def status_of(row: Source) -> SourceStatus:
@@ -92,53 +95,67 @@ def set_mark(session: Session, name: str, digest: str | None, now: datetime) -> 
 
 def sync(session: Session, catalog: Catalog, now: datetime) -> None:
     """Make source rows match the editorial files; rows never vanish (history stays).
-    The caller commits."""
+    The caller commits. Rows are read and written ``SYNC_CHUNK`` at a time, so the session
+    never holds every row of a large catalog at once."""
     wanted = {s.id: s for s in catalog.sources}
     # Workers starting together must not both insert the same new sources.
     leases.serialize_sync(session.connection())
-    rows = {row.id: row for row in session.exec(select(Source))}
-    for source_id, config in wanted.items():
-        row = rows.get(source_id)
-        if row is None:
-            row = Source(id=source_id, url=config.url, configured_url=config.url,
-                         created_at=now, next_check_at=now)
-            session.add(row)
-        elif (row.configured_url or row.url) != config.url:
-            # The editors changed the URL: it overrides any redirect we followed.
-            row.url = row.configured_url = config.url
-            row.redirect_url, row.redirect_count = None, 0
-            row.etag = row.last_modified = row.body_hash = None
-            row.next_check_at = now
-        row.title = config.title
-        row.site_url = config.site_url or row.site_url
-        row.language = config.language
-        row.categories = list(config.categories)
-        row.interval_seconds = config.interval_seconds
-        row.public_only = config.public_only
-        row.full_text = config.full_text
-        if row.state != SourceState.GONE or not config.enabled:
-            row.state = SourceState.ACTIVE if config.enabled else SourceState.PAUSED
-    for source_id, row in rows.items():
-        if source_id not in wanted and row.state != SourceState.REMOVED:
+    known = {row_id for (row_id,) in session.execute(sa.select(SOURCES.c.id))}
+    ids = [*wanted, *sorted(known.difference(wanted))]
+    for start in range(0, len(ids), SYNC_CHUNK):
+        chunk = ids[start:start + SYNC_CHUNK]
+        rows = {row.id: row for row in session.exec(
+            select(Source).where(col(Source.id).in_(chunk)))}
+        for source_id in chunk:
+            _sync_row(session, rows.get(source_id), source_id, wanted.get(source_id), now)
+        session.flush()
+        session.expunge_all()
+    align_shared_urls(session, now)
+
+
+def _sync_row(session: Session, row: Source | None, source_id: str,
+              config: SourceConfig | None, now: datetime) -> None:
+    if config is None:
+        if row is not None and row.state != SourceState.REMOVED:
             row.state = SourceState.REMOVED
-    align_shared_urls([*rows.values(), *(r for r in session.new if isinstance(r, Source))],
-                      now)
+        return
+    if row is None:
+        row = Source(id=source_id, url=config.url, configured_url=config.url,
+                     created_at=now, next_check_at=now)
+        session.add(row)
+    elif (row.configured_url or row.url) != config.url:
+        # The editors changed the URL: it overrides any redirect we followed.
+        row.url = row.configured_url = config.url
+        row.redirect_url, row.redirect_count = None, 0
+        row.etag = row.last_modified = row.body_hash = None
+        row.next_check_at = now
+    row.title = config.title
+    row.site_url = config.site_url or row.site_url
+    row.language = config.language
+    row.categories = list(config.categories)
+    row.interval_seconds = config.interval_seconds
+    row.public_only = config.public_only
+    row.full_text = config.full_text
+    if row.state != SourceState.GONE or not config.enabled:
+        row.state = SourceState.ACTIVE if config.enabled else SourceState.PAUSED
 
 
-def align_shared_urls(rows: Sequence[Source], now: datetime) -> None:
+def align_shared_urls(session: Session, now: datetime) -> None:
     """Active sources sharing a URL are checked at the earliest of their next checks, so one
     fetch serves them all; the poller then gives them one schedule. A source added (or
     resumed) on a URL already polled makes the others come with it once."""
-    by_url: dict[str, list[Source]] = {}
-    for row in rows:
-        if row.state == SourceState.ACTIVE:
-            by_url.setdefault(row.url, []).append(row)
+    by_url: dict[str, list[tuple[str, datetime | None]]] = {}
+    for row in session.execute(sa.select(SOURCES.c.id, SOURCES.c.url, SOURCES.c.next_check_at)
+                               .where(SOURCES.c.state == SourceState.ACTIVE.value)):
+        by_url.setdefault(row.url, []).append((row.id, row.next_check_at))
     for group in by_url.values():
         if len(group) < 2:
             continue
-        earliest = min(row.next_check_at or now for row in group)
-        for row in group:
-            row.next_check_at = earliest
+        earliest = min(when or now for _id, when in group)
+        late = [source_id for source_id, when in group if when != earliest]
+        if late:
+            session.execute(SOURCES.update().where(SOURCES.c.id.in_(late))
+                            .values(next_check_at=earliest))
 
 
 def touch(row: Source, fetch: FetchResult | None, next_check_at: datetime,

@@ -4,7 +4,7 @@ address rules for targets."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from aggregator.delivery.sender import Sender
 from aggregator.polling.fetch.poster import Poster
 from aggregator.runtime.service import Service
 from aggregator.store import Store
-from aggregator.store.webhooks import NewEvent
+from aggregator.store.webhooks import NewEvent, StoryFacts
 from aggregator.types import DeliveryState, EventKind, SourceHealth, Subscriber
 from tests.support.browser import service_settings
 from tests.support.builders import catalog, entry, fetched, match, source
@@ -309,3 +309,27 @@ def test_the_webhook_loop_trims_its_log_at_most_once_an_hour(store: Store) -> No
     assert dispatcher.forget(clock[0] + timedelta(minutes=61)) == 1
     assert Dispatcher(Detector(store.webhooks), _sender(store, clock), interval=60,
                       log_days=0).forget(clock[0] + timedelta(days=9)) == 0
+
+
+def test_changed_stories_are_read_and_recorded_a_chunk_at_a_time(
+        store: Store, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("aggregator.delivery.detect.STORY_CHUNK", 2)
+    store.sync_sources(catalog(source("a")), utc_now())
+    _subscribe(store, receiver.url)
+    detector = Detector(store.webhooks)
+    detector.run(utc_now())
+    _save(store, "a", *((f"k{i}", f"Story number {i} of five") for i in range(5)))
+    ClusteringStage(store, semantic=False).run()
+    read: list[int] = []
+    real = detector.hooks.story_facts
+
+    def noted(ids: Sequence[int]) -> dict[int, StoryFacts]:
+        read.append(len(ids))
+        return real(ids)
+
+    monkeypatch.setattr(detector.hooks, "story_facts", noted)
+    # Five stories in chunks of two: every one published once, the count over all chunks.
+    assert detector.run(utc_now()) == 5
+    assert max(read) <= 2
+    assert detector.run(utc_now()) == 0
+    assert len(store.webhooks.deliveries()) == 5

@@ -50,9 +50,13 @@ def _modules_after(code: str) -> set[str]:
 
 def test_poll_workers_and_help_import_neither_the_store_nor_the_web_stack() -> None:
     # What a forkserver worker imports: the main module (the CLI), its target's module and the
-    # fetcher factory it unpickles.
-    worker = _modules_after("import aggregator.__main__, aggregator.polling.workers, "
-                            "aggregator.polling.fetch.configured")
+    # fetcher factory it unpickles, all loaded by the fork server before it forks
+    # (``workers.FORKSERVER_PRELOAD``).
+    from aggregator.polling.workers import FORKSERVER_PRELOAD
+
+    assert FORKSERVER_PRELOAD == ("__main__", "aggregator.polling.workerboot")
+    worker = _modules_after("import aggregator.__main__, aggregator.polling.workerboot")
+    assert {"aggregator.polling.workers", "aggregator.polling.fetch.configured"} <= worker
     assert "aggregator.polling.pipeline" in worker
     assert not {m for m in worker if m.split(".")[0] in HEAVY or m.startswith(HEAVY)}
 
