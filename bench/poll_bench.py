@@ -69,21 +69,7 @@ FEEDS_PER_HOST = 1
 def _descendants() -> set[int]:
     """Process ids of this process's live descendants (poll workers are grandchildren: they
     are started by a fork server)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    wanted = {os.getpid()}
-    changed = True
-    while changed:
-        changed = False
-        for pid, ppid in parents.items():
-            if ppid in wanted and pid not in wanted:
-                wanted.add(pid)
-                changed = True
-    return wanted - {os.getpid()}
+    return set(proctree.tree(os.getpid())) - {os.getpid()}
 
 
 def _descendants_peak_rss_mb() -> float:

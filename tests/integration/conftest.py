@@ -1,4 +1,5 @@
-"""Fixtures shared by the integration tests that drive the editors' app over HTTP."""
+"""Fixtures shared by the integration tests: the editors' app over HTTP, and a second SQLite
+store beside the parametrized one."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.demo.feedserver import FeedServer
-from aggregator.store import Store
+from aggregator.store import Store, open_store, upgrade
 from tests.support.browser import Workbench, workbench
 from tests.support.webserver import serve_app
 
@@ -25,3 +26,12 @@ def base(bench: Workbench) -> Iterator[str]:
     """The base URL of ``bench``'s app, served on loopback."""
     with serve_app(bench.app) as base:
         yield base
+
+
+@pytest.fixture
+def other(tmp_path: Path) -> Iterator[Store]:
+    """A second SQLite store beside the parametrized one."""
+    store = open_store(f"sqlite:///{tmp_path / 'other.db'}")
+    upgrade(store.engine)
+    yield store
+    store.close()

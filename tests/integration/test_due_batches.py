@@ -18,9 +18,9 @@ from aggregator.polling.due import poll_due, url_batches
 from aggregator.polling.fetch.configured import fetcher_from_settings
 from aggregator.polling.poller import Refresher
 from aggregator.runtime.service import make_fetcher
-from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.types import SourceStatus
+from tests.integration.test_poll_health import _settings
 from tests.support.builders import NOW
 from tests.support.feeds import rss
 
@@ -34,17 +34,6 @@ def test_batches_keep_a_urls_sources_together_and_the_order() -> None:
     assert list(url_batches(pairs, 2)) == [["a", "c"], ["b", "d", "f"], ["e"]]
     assert list(url_batches(pairs, 100)) == [["a", "c", "b", "d", "f", "e"]]
     assert list(url_batches([], 2)) == []
-
-
-def _settings() -> Settings:
-    return replace(
-        Settings.from_env({}),
-        host_delay=0.0,
-        host_concurrency=4,
-        connect_timeout=2,
-        read_timeout=2,
-        fetch_deadline=5,
-    )
 
 
 @pytest.fixture

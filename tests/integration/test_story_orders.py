@@ -10,26 +10,15 @@ are not compared (readers never see them; ``stories show`` takes them per databa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from aggregator.clustering import ClusteringStage, Models
-from aggregator.store import Store, open_store, upgrade
+from aggregator.store import Store
 from tests.integration.test_cluster_extract import ITEMS, PARTITION, _news
 from tests.support.builders import NOW, catalog, fetched, match, source
 from tests.support.stories import STAGE_NOW
-
-
-@pytest.fixture
-def other(tmp_path: Path) -> Iterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path / 'other.db'}")
-    upgrade(store.engine)
-    yield store
-    store.close()
 
 
 def _poll(store: Store, order: list[dict[str, str]]) -> None:

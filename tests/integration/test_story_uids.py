@@ -8,14 +8,11 @@ output.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
-from aggregator.store import Store, open_store, upgrade
+from aggregator.store import Store
 from aggregator.types import NormalizedEntry
 from tests.support.builders import NOW, catalog, entry, fetched, match, settle, source
 
@@ -29,14 +26,6 @@ FEEDS: dict[str, tuple[NormalizedEntry, ...]] = {
               entry("g2", title="Unrelated harvest festival")),
 }
 
-
-@pytest.fixture
-def other(tmp_path: Path) -> Iterator[Store]:
-    """A second SQLite store beside the parametrized one."""
-    store = open_store(f"sqlite:///{tmp_path / 'other.db'}")
-    upgrade(store.engine)
-    yield store
-    store.close()
 
 
 def _write(store: Store, order: list[str]) -> None:
