@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from aggregator.cli import main
 from aggregator.demo.feedserver import FeedServer
 from aggregator.editorial.operations import Workbench as Operations
+from aggregator.safety.tokens import token_key
 from aggregator.store import Store
 from aggregator.web.auth import CSRF_FIELD
 from tests.support.browser import TOKEN, Workbench, workbench
@@ -163,7 +164,12 @@ def test_tokens_are_not_stored_in_clear(newsroom: Newsroom) -> None:
     assert len(rows) == 3
     stored = repr(rows) + repr(keys)
     for token in room.tokens.values():
-        secret = token.rsplit("_", 1)[1]
+        # The secret is URL-safe base64 and may itself hold "_": take it by the token's
+        # grammar (agg_ + 16-character key + _), not by the last underscore.
+        key = token_key(token)
+        assert key is not None
+        secret = token.removeprefix(f"agg_{key}_")
+        assert len(secret) == 43
         assert token not in stored
         assert secret not in stored
     assert all(str(r["token_hash"]).startswith("scrypt$16384$8$1$") for r in rows)
