@@ -131,6 +131,10 @@ def _cleaner(relative: Literal["deny", "pass_through"]) -> nh3.Cleaner:
 _DENY_CLEANER = _cleaner("deny")
 _PASS_THROUGH_CLEANER = _cleaner("pass_through")
 
+# Lower-case http(s), "//" and a first host character: urlsplit finds a netloc (it drops tabs
+# and line breaks, so those do not count as one).
+_PLAIN_HTTP_START = re.compile(r"https?://[^/?#\t\r\n]")
+
 # An href/src attribute as the serializer writes it (any prefix: a namespaced name too), whose
 # value does not open with a scheme: only such a value can be relative (the URL parser's
 # "relative URL without a base"). Text that merely looks like one (the serializer leaves
@@ -143,6 +147,14 @@ def _may_hold_relative_url(cleaned: str) -> bool:
 
 
 def _is_http_url(url: str) -> bool:
+    if (
+        _PLAIN_HTTP_START.match(url) is not None
+        and url.isascii()
+        and "[" not in url
+        and "]" not in url
+    ):
+        # urlsplit's answer without splitting: an http(s) scheme, a host, nothing it refuses.
+        return True
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -198,6 +210,8 @@ def html_to_text(html_text: str) -> str:
 
 
 def _collapse_lines(text: str) -> str:
+    if "\n" not in text:
+        return " ".join(text.split())
     lines = (" ".join(line.split()) for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
 

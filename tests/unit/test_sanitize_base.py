@@ -6,6 +6,7 @@ base gives on every input (``sanitize._nh3_clean``, the configured ammonia call)
 from __future__ import annotations
 
 import random
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -86,3 +87,36 @@ def test_relative_urls_are_resolved_against_the_entry() -> None:
     assert clean_html('<a href="HTTP://O.example">x</a>', base) == (
         '<a href="HTTP://O.example" rel="noopener noreferrer nofollow">x</a>'
     )
+
+
+def test_http_base_check_as_urlsplit() -> None:
+    def reference(url: str) -> bool:
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return False
+        return parts.scheme.lower() in {"http", "https"} and bool(parts.netloc)
+
+    starts = ("http://", "https://", "HTTP://", "http:/", "http:", " http://", "ftp://")
+    rests = (
+        "",
+        "a",
+        "/a",
+        "?",
+        "#",
+        "\t",
+        "\n",
+        "\ta",
+        "[::1]",
+        "[",
+        "a]",
+        "é",
+        "a:80",
+        "@",
+        "\x01",
+        " ",
+    )
+    rng = random.Random(7)
+    for _ in range(5000):
+        url = rng.choice(starts) + "".join(rng.choice(rests) for _ in range(rng.randint(0, 3)))
+        assert sanitize._is_http_url(url) == reference(url), url
