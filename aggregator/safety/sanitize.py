@@ -185,6 +185,23 @@ def html_to_text(html_text: str) -> str:
     if "<" not in html_text and "&" not in html_text:
         return _collapse_lines(scrub_text(html_text))
     skeleton = _SKELETON_CLEANER.clean(scrub_text(html_text))
+    if "<img" not in skeleton and "<pre" not in skeleton:
+        lines = _block_lines(skeleton)
+    else:
+        lines = _skeleton_lines(skeleton)
+    # Unescape last, once: the skeleton is serialized HTML, so text "<" arrives as "&lt;".
+    return _collapse_lines(html.unescape(lines))
+
+
+def _block_lines(skeleton: str) -> str:
+    """``_skeleton_lines`` of a skeleton without ``<img>`` or ``<pre>``: every tag is then a
+    line break, and block tags carry no attributes, so no line breaks of their own."""
+    return _SKELETON_TAG.sub("\n", skeleton.replace("\n", " "))
+
+
+def _skeleton_lines(skeleton: str) -> str:
+    """The skeleton's text with a line break for each block tag, an image's alt text for the
+    image, and source line breaks as spaces outside ``<pre>``; entities still escaped."""
     pieces: list[str] = []
     in_pre = 0
     position = 0
@@ -205,8 +222,7 @@ def html_to_text(html_text: str) -> str:
             in_pre = max(0, in_pre - 1) if closing else in_pre + 1
     tail = skeleton[position:]
     pieces.append(tail if in_pre else tail.replace("\n", " "))
-    # Unescape last, once: the skeleton is serialized HTML, so text "<" arrives as "&lt;".
-    return _collapse_lines(html.unescape("".join(pieces)))
+    return "".join(pieces)
 
 
 def _collapse_lines(text: str) -> str:

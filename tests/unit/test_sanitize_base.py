@@ -120,3 +120,31 @@ def test_http_base_check_as_urlsplit() -> None:
     for _ in range(5000):
         url = rng.choice(starts) + "".join(rng.choice(rests) for _ in range(rng.randint(0, 3)))
         assert sanitize._is_http_url(url) == reference(url), url
+
+
+BLOCKS = ("p", "div", "li", "ul", "h2", "blockquote", "br", "td", "tr", "table", "hr")
+INLINE = ("b", "a href='/x'", "span", "em", "code")
+TEXTS = ("word", " two\nlines ", "&amp; &lt;b&gt;", "\n", "  ", "a&nbsp;b", "é", "x > y")
+
+
+def test_block_lines_as_the_skeleton_loop() -> None:
+    rng = random.Random(23)
+    compared = 0
+    for _ in range(3000):
+        parts: list[str] = []
+        for _ in range(rng.randint(1, 8)):
+            kind = rng.randrange(4)
+            if kind == 0:
+                parts.append(f"<{rng.choice(BLOCKS)} class='c'\nid=i>")
+            elif kind == 1:
+                parts.append(f"</{rng.choice(BLOCKS)}>")
+            elif kind == 2:
+                parts.append(f"<{rng.choice(INLINE)}>{rng.choice(TEXTS)}</b>")
+            else:
+                parts.append(rng.choice(TEXTS))
+        skeleton = sanitize._SKELETON_CLEANER.clean("".join(parts))
+        assert "<img" not in skeleton
+        assert "<pre" not in skeleton
+        assert sanitize._block_lines(skeleton) == sanitize._skeleton_lines(skeleton), skeleton
+        compared += "<" in skeleton
+    assert compared > 1500
