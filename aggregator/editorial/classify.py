@@ -112,12 +112,17 @@ class Searcher(Protocol):
 class CompiledRule:
     rule: Rule
     regex: Searcher
+    # Text every match contains (a keyword's longest word): a field without it is skipped
+    # without running the regex, whose leading lookbehind keeps ``re`` from scanning for a
+    # literal prefix itself. Empty for regex rules.
+    literal: str = ""
 
     def search(self, fields: _Fields) -> str | None:
         """Return the name of the first field this rule matches, or None."""
         texts = fields.plain if self.rule.is_regex else fields.folded
+        literal = self.literal
         for name, value in zip(FIELDS, texts, strict=True):
-            if value and self.regex.search(value):
+            if value and (not literal or literal in value) and self.regex.search(value):
                 return name
         return None
 
@@ -227,6 +232,12 @@ def _needs_boundary(ch: str) -> bool:
     return bool(_WORD_CHAR_RE.match(ch)) and not _is_unspaced(ch)
 
 
+def _keyword_parts(keyword: str) -> tuple[str, list[str]]:
+    """The folded keyword and its words, as ``keyword_pattern`` writes them literally."""
+    folded = fold(keyword).strip()
+    return folded, [part for part in _KEYWORD_SPLIT_RE.split(folded) if part]
+
+
 def keyword_pattern(keyword: str) -> str:
     """The regex a keyword becomes, to be searched in ``fold``-ed text.
 
@@ -235,8 +246,7 @@ def keyword_pattern(keyword: str) -> str:
     Japanese, Thai, Korean…) that edge matches anywhere, because there are no spaces to anchor
     on: "人工知能" matches in "人工知能法案が成立".
     """
-    folded = fold(keyword).strip()
-    parts = [part for part in _KEYWORD_SPLIT_RE.split(folded) if part]
+    folded, parts = _keyword_parts(keyword)
     if not parts:
         # Only separators ("-"): nothing to anchor on, so it is taken literally.
         return re.escape(folded)
@@ -256,7 +266,9 @@ def compile_rule(rule: Rule) -> CompiledRule:
     Regexes run on the linear-time engine (``safety.regex``): no rule can hang a poll.
     """
     if not rule.is_regex:
-        return CompiledRule(rule=rule, regex=re.compile(keyword_pattern(rule.pattern)))
+        folded, parts = _keyword_parts(rule.pattern)
+        return CompiledRule(rule=rule, regex=re.compile(keyword_pattern(rule.pattern)),
+                            literal=max(parts, key=len) if parts else folded)
     try:
         regex = compile_rule_regex(fold_accents(rule.pattern))
     except ValueError:

@@ -67,6 +67,13 @@ _ESCAPE_OR_CHAR = re.compile(r"%[0-9A-Fa-f]{2}|.", re.DOTALL)
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]*")
 _PLAIN_QUERY = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*")
 _URL_JUNK = re.compile(r"[\t\n\r]")
+# An absolute http(s) URL that urllib splits and puts back together as it is: lower-case scheme,
+# a host without brackets (checked as IPv6), a path without ";" (split off as params), a "?" or
+# "#" only with something after it, nothing urllib strips or removes (controls, spaces).
+_PLAIN_HTTP_URL = re.compile(
+    r"(https?)://([^/?#\[\]\x00-\x20]+)(/[^?#;\x00-\x20]*)?(?:\?([^#\x00-\x20]+))?"
+    r"(?:#([^\x00-\x20]+))?"
+)
 _BAD_HOST_CHARS = frozenset(' <>"`{}|\\^%/?#@')
 _LANGUAGE_SPLIT = re.compile(r"[,;\s]")
 _TRAILING_ELLIPSIS = re.compile(r"(\s*(\[\s*(…|\.\.\.)\s*\]|…|\.\.\.))+$")
@@ -87,41 +94,61 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     """
     if not url:
         return None
-    url = _URL_JUNK.sub("", url).strip()
-    if not url or len(url) > MAX_URL_CHARS:
-        return None
-    try:
-        if base:
-            url = urljoin(_URL_JUNK.sub("", base).strip(), url)
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
+    plain = None if base else _plain_http_parts(url)
+    hostname: str | None
+    if plain is not None:
+        scheme, hostname, path, query, fragment = plain
+        port = None
+    else:
+        url = _URL_JUNK.sub("", url).strip()
+        if not url or len(url) > MAX_URL_CHARS:
+            return None
+        try:
+            if base:
+                url = urljoin(_URL_JUNK.sub("", base).strip(), url)
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            return None
+        scheme, hostname = parts.scheme.lower(), parts.hostname
+        path, query, fragment = parts.path, parts.query, parts.fragment
     if scheme not in DEFAULT_PORTS:
         return None
-    host = _canonical_host(parts.hostname)
+    host = _canonical_host(hostname)
     if host is None:
         return None
     netloc = f"[{host}]" if ":" in host else host
     if port is not None and port != DEFAULT_PORTS[scheme]:
         netloc = f"{netloc}:{port}"
-    path = _remove_dot_segments(_normalize_escapes(parts.path, _PATH_SAFE)) or "/"
+    path = _remove_dot_segments(_normalize_escapes(path, _PATH_SAFE)) or "/"
     result = f"{scheme}://{netloc}{path}"
-    query = _strip_tracking(parts.query)
+    query = _strip_tracking(query)
     if query:
         result = f"{result}?{query}"
-    if parts.fragment.startswith("!"):
+    if fragment.startswith("!"):
         # A "#!" fragment is a route in a single-page site: it names the article.
-        result = f"{result}#{_normalize_escapes(parts.fragment, _QUERY_SAFE)}"
+        result = f"{result}#{_normalize_escapes(fragment, _QUERY_SAFE)}"
     return result if len(result) <= MAX_URL_CHARS else None
+
+
+def _plain_http_parts(url: str) -> tuple[str, str, str, str, str] | None:
+    """Scheme, host name, path, query and fragment of a plain http(s) URL as ``urlsplit`` and
+    its ``hostname`` give them, or None for any other URL: this one has nothing to strip, no
+    user info or port, and is ASCII."""
+    plain = _PLAIN_HTTP_URL.fullmatch(url)
+    if plain is None or len(url) > MAX_URL_CHARS or not url.isascii():
+        return None
+    scheme, netloc, path, query, fragment = plain.groups()
+    if "@" in netloc or ":" in netloc or "%" in netloc:
+        return None
+    return scheme, netloc.lower(), path or "", query or "", fragment or ""
 
 
 def _canonical_host(hostname: str | None) -> str | None:
     if not hostname:
         return None
     host = hostname.lower().rstrip(".")
-    if not host or any(ch in _BAD_HOST_CHARS for ch in host):
+    if not host or not _BAD_HOST_CHARS.isdisjoint(host):
         return None
     if not host.isascii():
         try:
@@ -152,7 +179,8 @@ def _normalize_escapes(component: str, safe: frozenset[str]) -> str:
 
 
 def _remove_dot_segments(path: str) -> str:
-    if "." not in path or not path.startswith("/"):
+    # A dot segment is "/." or "/.." followed by "/" or the end.
+    if "/." not in path or not path.startswith("/"):
         return path
     segments = path[1:].split("/")
     kept: list[str] = []
@@ -410,8 +438,17 @@ def _fragment(link: str | None) -> str:
 def resolve_link(link: str, base: str) -> tuple[str, str] | None:
     """``link``, stripped, resolved against ``base`` (when there is one) with its lower-case
     scheme; None when it is not a URL that can be split."""
+    link = link.strip()
     try:
-        resolved = urljoin(base, link.strip()) if base else link.strip()
+        if base:
+            # urljoin raises on a base it cannot split, even for an absolute link.
+            urlsplit(base)
+        plain = _PLAIN_HTTP_URL.fullmatch(link)
+        if plain is not None and link.isascii():
+            # What urljoin returns for it whatever the base (the same link, split and put
+            # back together unchanged), without splitting it twice.
+            return link, plain.group(1)
+        resolved = urljoin(base, link) if base else link
         return resolved, urlsplit(resolved).scheme.lower()
     except ValueError:
         return None

@@ -79,14 +79,20 @@ def clean_html(html_text: str, base_url: str | None) -> str:
     if not html_text or not html_text.strip():
         return ""
     html_text = scrub_text(html_text)
-    relative: _RelativeUrls = "deny"
-    if base_url and _is_http_url(base_url):
-        relative = ("rewrite_with_base", base_url)
+    if not (base_url and _is_http_url(base_url)):
+        return _DENY_CLEANER.clean(html_text).strip()
+    # The base only matters for relative URLs, which ammonia alone rewrites (an absolute one
+    # is kept as written), and a cleaner built for one base costs three cleans: clean with a
+    # shared cleaner that keeps relative URLs, and build one for this base only when the
+    # result has one.
+    cleaned = _PASS_THROUGH_CLEANER.clean(html_text)
+    if not _may_hold_relative_url(cleaned):
+        return cleaned.strip()
     try:
-        return _nh3_clean(html_text, relative)
+        return _nh3_clean(html_text, ("rewrite_with_base", base_url))
     except ValueError:
         # ammonia rejected the base URL (it is stricter than urlsplit); drop relative URLs.
-        return _nh3_clean(html_text, "deny")
+        return _DENY_CLEANER.clean(html_text).strip()
 
 
 # nh3.clean's sets, built once (a quarter of a call's time was building them); nh3 only
@@ -110,7 +116,45 @@ def _nh3_clean(html_text: str, relative: _RelativeUrls) -> str:
     ).strip()
 
 
+def _cleaner(relative: Literal["deny", "pass_through"]) -> nh3.Cleaner:
+    return nh3.Cleaner(
+        tags=_CLEAN_TAGS,
+        clean_content_tags=_CLEAN_CONTENT_TAGS,
+        attributes=_CLEAN_ATTRIBUTES,
+        url_schemes=_CLEAN_URL_SCHEMES,
+        link_rel=LINK_REL,
+        strip_comments=True,
+        url_relative=relative,
+    )
+
+
+_DENY_CLEANER = _cleaner("deny")
+_PASS_THROUGH_CLEANER = _cleaner("pass_through")
+
+# Lower-case http(s), "//" and a first host character: urlsplit finds a netloc (it drops tabs
+# and line breaks, so those do not count as one).
+_PLAIN_HTTP_START = re.compile(r"https?://[^/?#\t\r\n]")
+
+# An href/src attribute as the serializer writes it (any prefix: a namespaced name too), whose
+# value does not open with a scheme: only such a value can be relative (the URL parser's
+# "relative URL without a base"). Text that merely looks like one (the serializer leaves
+# quotes in text as they are) only costs the slow path.
+_NOT_SCHEME_URL_ATTRIBUTE = re.compile(r'(?:href|src)="(?![A-Za-z][A-Za-z0-9+.\-]*:)')
+
+
+def _may_hold_relative_url(cleaned: str) -> bool:
+    return ('="' in cleaned) and _NOT_SCHEME_URL_ATTRIBUTE.search(cleaned) is not None
+
+
 def _is_http_url(url: str) -> bool:
+    if (
+        _PLAIN_HTTP_START.match(url) is not None
+        and url.isascii()
+        and "[" not in url
+        and "]" not in url
+    ):
+        # urlsplit's answer without splitting: an http(s) scheme, a host, nothing it refuses.
+        return True
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -141,6 +185,23 @@ def html_to_text(html_text: str) -> str:
     if "<" not in html_text and "&" not in html_text:
         return _collapse_lines(scrub_text(html_text))
     skeleton = _SKELETON_CLEANER.clean(scrub_text(html_text))
+    if "<img" not in skeleton and "<pre" not in skeleton:
+        lines = _block_lines(skeleton)
+    else:
+        lines = _skeleton_lines(skeleton)
+    # Unescape last, once: the skeleton is serialized HTML, so text "<" arrives as "&lt;".
+    return _collapse_lines(html.unescape(lines))
+
+
+def _block_lines(skeleton: str) -> str:
+    """``_skeleton_lines`` of a skeleton without ``<img>`` or ``<pre>``: every tag is then a
+    line break, and block tags carry no attributes, so no line breaks of their own."""
+    return _SKELETON_TAG.sub("\n", skeleton.replace("\n", " "))
+
+
+def _skeleton_lines(skeleton: str) -> str:
+    """The skeleton's text with a line break for each block tag, an image's alt text for the
+    image, and source line breaks as spaces outside ``<pre>``; entities still escaped."""
     pieces: list[str] = []
     in_pre = 0
     position = 0
@@ -161,11 +222,12 @@ def html_to_text(html_text: str) -> str:
             in_pre = max(0, in_pre - 1) if closing else in_pre + 1
     tail = skeleton[position:]
     pieces.append(tail if in_pre else tail.replace("\n", " "))
-    # Unescape last, once: the skeleton is serialized HTML, so text "<" arrives as "&lt;".
-    return _collapse_lines(html.unescape("".join(pieces)))
+    return "".join(pieces)
 
 
 def _collapse_lines(text: str) -> str:
+    if "\n" not in text:
+        return " ".join(text.split())
     lines = (" ".join(line.split()) for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
 

@@ -11,12 +11,15 @@ import pytest
 from aggregator.catalog import Catalog, CategoryConfig, Rule, SourceConfig, parse_rule
 from aggregator.editorial.classify import (
     ALL_ENTRIES_REASON,
+    FIELDS,
     NO_INCLUDE_MATCHED_REASON,
     NO_SOURCE_INCLUDE_MATCHED_REASON,
     TOPIC_DECIDES_REASON,
     TOPIC_REASON_PREFIX,
     CategoryDecision,
+    _fields,
     classify,
+    compile_rule,
     compile_rules,
     explain,
     fold,
@@ -487,3 +490,33 @@ def test_summary_content_tags_author_and_url_are_all_searched() -> None:
     assert {m.category_id: m.reason for m in found} == {
         name: f"include {parse_rule(rule).label} matched in {where}"
         for name, (rule, where) in rules.items()}
+
+
+KEYWORDS = ("AI", "AI Act", "open-source", "-", "Künstliche Intelligenz", "人工知能", "l’IA",
+            "e-mail", "STRASSE", "x_y z", "AI 기본법", "c++", "a.b")
+FIELD_TEXTS = ("the ai act passed", "ai-act", "said aid", "open source and open_source",
+               "Künstliche-Intelligenz", "人工知能法案", "l'ia", "email e mail e-mail",
+               "straße", "x y  z", "ai기본법", "c++ and c", "a.b a-b", "", "-", "ai\nact")
+
+
+def test_keyword_literal_only_skips_fields_without_a_match() -> None:
+    entries = [NormalizedEntry(identity_key="k", guid=None, url=f"https://x.example/{i}",
+                               link=None, title=title, summary_html="", content_html="",
+                               text=f"{title}\n{text}", language=None,
+                               published_at=datetime(2025, 1, 1, tzinfo=UTC),
+                               updated_at=datetime(2025, 1, 1, tzinfo=UTC), author=text,
+                               tags=(text,), enclosures=(), content_hash="h")
+               for i, (title, text) in enumerate(zip(FIELD_TEXTS, reversed(FIELD_TEXTS),
+                                                     strict=True))]
+    matched = 0
+    for keyword in KEYWORDS:
+        rule = compile_rule(Rule(keyword, False))
+        assert rule.literal
+        for entry in entries:
+            fields = _fields(entry)
+            # Every field, searched with the regex alone.
+            expected = next((name for name, value in zip(FIELDS, fields.folded, strict=True)
+                             if value and rule.regex.search(value)), None)
+            assert rule.search(fields) == expected, (keyword, entry.title)
+            matched += expected is not None
+    assert matched > 20
