@@ -530,11 +530,13 @@ class Store:
                     sa.and_(STORIES.c.published_at == published, STORIES.c.id < last_id)))
             page = connection.execute(query.order_by(*newest_first).limit(page_size)).all()
             wanted = [row.id for row in page if row.id not in pinned and row.id not in hidden]
+            # Per entry of these stories, rather than a join SQLite would drive from the
+            # category's side, reading its whole membership.
             members = set(connection.execute(
-                sa.select(ENTRIES.c.story_id)
-                .join(CATEGORIES, CATEGORIES.c.entry_id == ENTRIES.c.id)
-                .where(CATEGORIES.c.category_id == category_id,
-                       ENTRIES.c.story_id.in_(wanted))).scalars())
+                sa.select(ENTRIES.c.story_id).where(
+                    ENTRIES.c.story_id.in_(wanted),
+                    sa.exists().where(CATEGORIES.c.entry_id == ENTRIES.c.id,
+                                      CATEGORIES.c.category_id == category_id))).scalars())
             chosen += [story_id for story_id in wanted if story_id in members]
             if len(page) < page_size:
                 complete = True
@@ -652,10 +654,13 @@ class Store:
         ids = [s.id for s in stories]
         accepted: set[int] | None = None
         if category_id is not None:
+            # The stories' entries first: joined, SQLite read the category's whole membership
+            # (its category_id index) to find the few hundred it keeps.
             accepted = set(session.exec(
                 select(EntryCategory.entry_id)
-                .join(Entry, col(Entry.id) == col(EntryCategory.entry_id))
-                .where(EntryCategory.category_id == category_id, col(Entry.story_id).in_(ids))
+                .where(EntryCategory.category_id == category_id,
+                       col(EntryCategory.entry_id).in_(
+                           select(Entry.id).where(col(Entry.story_id).in_(ids))))
             ))
         rows = session.exec(
             select(Entry, Source, EntryFeatureRecord.lang, EntryFullText.content_html)
