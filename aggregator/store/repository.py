@@ -518,10 +518,12 @@ class Store:
         for _ in range(NEWEST_PAGES):
             if len(chosen) >= limit:
                 break
-            # COALESCE rather than IS NULL, so that SQLite walks the published_at index
-            # instead of reading every live story through the merged_into_id one to sort them.
+            # The condition of the partial index ix_stories_listed, word for word and with
+            # literal zeros, so SQLite walks it (with IS NULL it read every live story through
+            # the merged_into_id index and sorted them).
+            zero: sa.ColumnClause[int] = sa.literal_column("0")
             query = sa.select(STORIES.c.id, STORIES.c.published_at).where(
-                sa.func.coalesce(STORIES.c.merged_into_id, 0) == 0,
+                sa.func.coalesce(STORIES.c.merged_into_id, zero) == zero,
                 STORIES.c.settled_at.is_not(None))
             if after is not None:
                 published, last_id = after
