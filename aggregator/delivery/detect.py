@@ -25,6 +25,12 @@ CORRECTION_CURSOR = "cursor:corrections"
 SOURCE_CURSOR = "cursor:sources"
 # Entries committed by another worker may carry a clustering time a little before ours.
 OVERLAP = timedelta(minutes=10)
+# Reading the whole overlap at every look re-read every story of a poll round (and of the
+# clustering after it) every few seconds for ten minutes. A look reads back RECENT past its
+# cursor; every FULL_EVERY a look reads back OVERLAP past the previous such look, so a commit
+# up to OVERLAP late is still found, within FULL_EVERY.
+RECENT = timedelta(seconds=30)
+FULL_EVERY = timedelta(minutes=2)
 DEFAULT_HEALTH_EVERY = timedelta(seconds=60)
 # Changed stories read, compared and recorded at a time.
 STORY_CHUNK = 1000
@@ -57,12 +63,15 @@ class Detector:
         self.health_every = health_every
         # Events recorded by this run before its last ``record`` (chunks of changed stories).
         self._early = 0
+        # When this detector last read the whole overlap (None: not yet, so the next does).
+        self._full_at: datetime | None = None
 
     def run(self, now: datetime) -> int:
         cursors = self.hooks.marks([STORY_CURSOR, CORRECTION_CURSOR, SOURCE_CURSOR])
         events: list[NewEvent] = []
         marks: dict[str, dict[str, Any]] = {}
-        self._stories(cursors.get(STORY_CURSOR), now, events, marks)
+        full = self._full_at is None or now - self._full_at >= FULL_EVERY
+        self._stories(cursors.get(STORY_CURSOR), now, events, marks, full=full)
         self._corrections(cursors.get(CORRECTION_CURSOR), events, marks)
         last = cursors.get(SOURCE_CURSOR)
         if last is None or now - datetime.fromisoformat(last["at"]) >= self.health_every:
@@ -70,17 +79,27 @@ class Detector:
             marks[SOURCE_CURSOR] = {"at": now.isoformat()}
         new = self._early + self.hooks.record(events, marks, now)
         self._early = 0
+        if full:
+            self._full_at = now
         if new:
             log.info("action=webhook_detect outcome=ok events=%d", new)
         return new
 
     def _stories(self, cursor: dict[str, Any] | None, now: datetime,
-                 events: list[NewEvent], marks: dict[str, dict[str, Any]]) -> None:
+                 events: list[NewEvent], marks: dict[str, dict[str, Any]], *,
+                 full: bool) -> None:
         marks[STORY_CURSOR] = {"at": now.isoformat()}
         if cursor is None:
             # The first look starts now: enabling webhooks does not replay the archive.
             return
-        since = datetime.fromisoformat(cursor["at"]) - OVERLAP
+        at = datetime.fromisoformat(cursor["at"])
+        if not full:
+            since = at - RECENT
+        elif self._full_at is None:
+            since = at - OVERLAP
+        else:
+            # Whatever was committed since the last full look, at most OVERLAP late.
+            since = min(at, self._full_at) - OVERLAP
         changed = self.hooks.changed_stories(since)
         for start in range(0, len(changed), STORY_CHUNK):
             if start:

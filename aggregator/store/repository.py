@@ -52,7 +52,7 @@ from aggregator.store.models import (
 from aggregator.store.overrides import OverrideView
 from aggregator.store.search import SearchHit
 from aggregator.store.stories import CategoryDecision, StoryDetail
-from aggregator.store.tables import ENTRIES, SOURCES
+from aggregator.store.tables import CATEGORIES, ENTRIES, SOURCES, STORIES
 from aggregator.store.webhooks import WebhookStore
 from aggregator.types import (
     CategoryMatch,
@@ -73,6 +73,12 @@ from aggregator.types import (
 log = logging.getLogger(__name__)
 
 STORY_PAGE = 500
+# A category's newest stories are first sought walking all live stories newest first, this
+# many times ``limit`` a page, for at most NEWEST_PAGES pages: a category holding a fair share
+# of the stories fills its limit in the first page, without reading its whole membership.
+# One that does not is read by membership instead (``_category_query``).
+NEWEST_PAGE_FACTOR = 4
+NEWEST_PAGES = 2
 # Entries written before a save indexes them for search in one batch (``Store.index_pending``).
 INDEX_BATCH = 5000
 # A source's entry count, after each save of new entries: built once.
@@ -452,6 +458,11 @@ class Store:
         and listed first, hidden ones (there or everywhere) never, even when pinned.
         A filtered feed keeps only those with an entry holding every search term, entries
         from at least ``min_sources`` sources, published at or after ``published_since``."""
+        if not terms and min_sources is None and published_since is None:
+            with self._guard(), self._read() as session:
+                newest = self._newest_in_category(session, category_id, limit)
+                if newest is not None:
+                    return self._with_entries(session, newest, category_id)
         in_category = (
             select(Entry.story_id)
             .join(EntryCategory, col(EntryCategory.entry_id) == col(Entry.id))
@@ -483,6 +494,62 @@ class Store:
         with self._guard(), self._read() as session:
             stories = list(session.exec(query))
             return self._with_entries(session, stories, category_id)
+
+    @staticmethod
+    def _newest_in_category(session: Session, category_id: str, limit: int
+                            ) -> list[Story] | None:
+        """``category_stories`` without filters, in the same order, found by walking the live
+        stories newest first; None when ``NEWEST_PAGES`` pages did not fill ``limit`` (a
+        small category), for the caller to read it by membership. The output watcher asks
+        every few seconds, and by membership that reads every entry the category holds."""
+        connection = session.connection()
+        pinned = set(connection.execute(story_reads.pinned_stories(category_id)).scalars())
+        hidden = set(connection.execute(story_reads.hidden_stories(category_id)).scalars())
+        live = (STORIES.c.merged_into_id.is_(None), STORIES.c.settled_at.is_not(None))
+        newest_first = (STORIES.c.published_at.desc(), STORIES.c.id.desc())
+        chosen: list[int] = []
+        if pinned - hidden:
+            chosen += connection.execute(
+                sa.select(STORIES.c.id).where(STORIES.c.id.in_(sorted(pinned - hidden)), *live)
+                .order_by(*newest_first).limit(limit)).scalars()
+        page_size = limit * NEWEST_PAGE_FACTOR
+        after: tuple[datetime, int] | None = None
+        complete = False
+        for _ in range(NEWEST_PAGES):
+            if len(chosen) >= limit:
+                break
+            # The condition of the partial index ix_stories_listed, word for word and with
+            # literal zeros, so SQLite walks it (with IS NULL it read every live story through
+            # the merged_into_id index and sorted them).
+            zero: sa.ColumnClause[int] = sa.literal_column("0")
+            query = sa.select(STORIES.c.id, STORIES.c.published_at).where(
+                sa.func.coalesce(STORIES.c.merged_into_id, zero) == zero,
+                STORIES.c.settled_at.is_not(None))
+            if after is not None:
+                published, last_id = after
+                query = query.where(sa.or_(
+                    STORIES.c.published_at < published,
+                    sa.and_(STORIES.c.published_at == published, STORIES.c.id < last_id)))
+            page = connection.execute(query.order_by(*newest_first).limit(page_size)).all()
+            wanted = [row.id for row in page if row.id not in pinned and row.id not in hidden]
+            # Per entry of these stories, rather than a join SQLite would drive from the
+            # category's side, reading its whole membership.
+            members = set(connection.execute(
+                sa.select(ENTRIES.c.story_id).where(
+                    ENTRIES.c.story_id.in_(wanted),
+                    sa.exists().where(CATEGORIES.c.entry_id == ENTRIES.c.id,
+                                      CATEGORIES.c.category_id == category_id))).scalars())
+            chosen += [story_id for story_id in wanted if story_id in members]
+            if len(page) < page_size:
+                complete = True
+                break
+            after = (page[-1].published_at, page[-1].id)
+        if len(chosen) < limit and not complete:
+            return None
+        chosen = chosen[:limit]
+        stories = {story.id: story for story in session.exec(
+            select(Story).where(col(Story.id).in_(chosen)))}
+        return [stories[story_id] for story_id in chosen]
 
     def category_stories_page(self, category_id: str, limit: int, *,
                               after: tuple[datetime, int] | None = None,
@@ -589,10 +656,13 @@ class Store:
         ids = [s.id for s in stories]
         accepted: set[int] | None = None
         if category_id is not None:
+            # The stories' entries first: joined, SQLite read the category's whole membership
+            # (its category_id index) to find the few hundred it keeps.
             accepted = set(session.exec(
                 select(EntryCategory.entry_id)
-                .join(Entry, col(Entry.id) == col(EntryCategory.entry_id))
-                .where(EntryCategory.category_id == category_id, col(Entry.story_id).in_(ids))
+                .where(EntryCategory.category_id == category_id,
+                       col(EntryCategory.entry_id).in_(
+                           select(Entry.id).where(col(Entry.story_id).in_(ids))))
             ))
         rows = session.exec(
             select(Entry, Source, EntryFeatureRecord.lang, EntryFullText.content_html)

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from sqlmodel import Session
 
 from aggregator.clustering import ClusteringStage
 from aggregator.publishing.outputs import Outputs
@@ -362,3 +363,58 @@ def test_splitting_out_the_entry_a_story_grew_from_keeps_the_story(store: Store)
             assert store.undo_override(override.id, by="ed", now=NOW)
     assert {k: v[:2] for k, v in _entry_rows(store).items()} == {
         k: v[:2] for k, v in before.items()}
+
+
+def test_newest_first_walk_lists_what_the_membership_query_lists(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outputs' listing found by walking the newest stories (``_newest_in_category``)
+    and by reading the category's membership are the same stories in the same order, with
+    pins, hides, a merge, unsettled stories, equal publication times and a small category."""
+    store.sync_sources(catalog(source("a"), source("b"), categories=("news", "tech", "rare")),
+                       NOW)
+    entries = []
+    for i in range(24):
+        # Pairs share a publication time, so the order between them is the story id's.
+        cats = [match("news")] + ([match("tech")] if i % 3 == 0 else []) + (
+            [match("rare")] if i == 7 else [])
+        entries.append((entry(f"w{i}", title=f"Story {i} about things number {i}",
+                              published_at=NOW - timedelta(hours=i // 2)), cats))
+    store.save_poll("a", fetched(), body_hash=None, feed_title="Feed", feed_link=None,
+                    entries=entries, next_check_at=NOW + timedelta(minutes=30), now=NOW)
+    settle(store)
+    # Stored after the stage ran: their stories stay unsettled, in no listing.
+    store.save_poll("b", fetched(), body_hash=None, feed_title="Feed", feed_link=None,
+                    entries=[(entry("late", title="Not decided yet"), [match("news")])],
+                    next_check_at=NOW + timedelta(minutes=30), now=NOW)
+    story = {title: entry_story for title, (entry_story, _) in _entry_titles(store).items()}
+    store.pin_story(story["Story 20 about things number 20"], "tech", by="ed", now=NOW)
+    store.pin_story(story["Story 5 about things number 5"], "news", by="ed", now=NOW)
+    store.hide_story(story["Story 3 about things number 3"], "tech", by="ed", now=NOW)
+    store.hide_story(story["Story 2 about things number 2"], None, by="ed", now=NOW)
+    store.merge_stories(story["Story 4 about things number 4"],
+                        story["Story 9 about things number 9"], by="ed", now=NOW)
+
+    def listing(category: str, limit: int) -> list[int]:
+        return [s.story_id for s in store.category_stories(category, limit)]
+
+    with Session(store.engine) as session:  # the walk answers for a category this full
+        assert Store._newest_in_category(session, "news", 7) is not None
+    walked: dict[tuple[str, int, int], list[int]] = {}
+    for factor in (1, 4):
+        monkeypatch.setattr("aggregator.store.repository.NEWEST_PAGE_FACTOR", factor)
+        for category in ("news", "tech", "rare", "none"):
+            for limit in (1, 2, 3, 7, 50):
+                walked[category, limit, factor] = listing(category, limit)
+    monkeypatch.setattr("aggregator.store.repository.NEWEST_PAGES", 0)  # membership only
+    for (category, limit, _), found in walked.items():
+        assert found == listing(category, limit), (category, limit)
+    assert walked["news", 50, 4][0] == story["Story 5 about things number 5"]
+    assert len(walked["news", 50, 4]) == 22  # 24 stories, one merged away, one hidden
+    assert walked["rare", 50, 4] == [story["Story 7 about things number 7"]]
+
+
+def _entry_titles(store: Store) -> dict[str, tuple[int, int]]:
+    """entry title → (story id, entry id)."""
+    with store.engine.connect() as connection:
+        return {row.title: (row.story_id, row.id) for row in connection.execute(
+            sa.text("SELECT title, story_id, id FROM entries"))}

@@ -333,3 +333,23 @@ def test_changed_stories_are_read_and_recorded_a_chunk_at_a_time(
     assert max(read) <= 2
     assert detector.run(utc_now()) == 0
     assert len(store.webhooks.deliveries()) == 5
+
+
+def test_a_change_committed_minutes_after_its_own_time_is_found_by_the_next_full_look(
+        store: Store, receiver: Receiver) -> None:
+    store.sync_sources(catalog(source("a")), utc_now())
+    _subscribe(store, receiver.url)
+    detector = Detector(store.webhooks)
+    start = utc_now()
+    detector.run(start)
+    # A full look (two minutes on) moves the cursor past what is committed next, whose
+    # entries carry times three minutes before it: a late commit, as from another worker.
+    assert detector.run(start + timedelta(minutes=3)) == 0
+    _save(store, "a", ("late", "Committed after the cursor passed its time"))
+    ClusteringStage(store, semantic=False).run()
+    # A look between full ones reads back 30 seconds only; the next full one finds it.
+    assert detector.run(start + timedelta(minutes=3, seconds=5)) == 0
+    assert detector.run(start + timedelta(minutes=4)) == 0
+    assert detector.run(start + timedelta(minutes=5, seconds=5)) == 1
+    assert [d.event_kind for d in store.webhooks.deliveries()] == [EventKind.STORY_PUBLISHED]
+    assert detector.run(start + timedelta(minutes=7, seconds=10)) == 0
