@@ -110,13 +110,15 @@ def _create(template: str | None) -> str:
 
 
 class Clones:
-    """Per-test databases made one ahead and dropped behind on a thread of their own, so a test
+    """Per-test databases made one ahead and dropped behind on threads of their own, so a test
     waits for neither ``CREATE DATABASE`` nor ``DROP DATABASE`` (each up to a second or two on
     a busy server). Each database is still used by one test only; a failed drop fails
     ``close``."""
 
     def __init__(self) -> None:
+        # Drops on a thread of their own, so that making the next clone never waits for one.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-clones")
+        self._dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-drops")
         self._ready: dict[str | None, Future[str]] = {}
         self._errors: list[BaseException] = []
 
@@ -127,7 +129,7 @@ class Clones:
         return name
 
     def give_back(self, name: str) -> None:
-        self._executor.submit(self._drop, name)
+        self._dropper.submit(self._drop, name)
 
     def discard(self, template: str | None) -> None:
         """Drop the database made ahead from ``template`` (before the template itself goes)."""
@@ -145,6 +147,7 @@ class Clones:
         for template in list(self._ready):
             self.discard(template)
         self._executor.shutdown(wait=True)
+        self._dropper.shutdown(wait=True)
         if self._errors:
             raise RuntimeError(
                 f"{len(self._errors)} test databases could not be made or "
