@@ -1,5 +1,7 @@
 """Shared fixtures: fresh databases on SQLite and PostgreSQL, a loopback feed server, and the
-clustering models loaded once per test session."""
+clustering models loaded once per test session. Migrated databases are copies of a template
+migrated once per session (per xdist worker) on both engines; PostgreSQL ones are made one
+ahead and dropped behind the tests (``databases.Clones``)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from aggregator.store import Store, open_store, upgrade
+from aggregator.store import Store, open_store
 
 if TYPE_CHECKING:
     from aggregator.clustering import Models
@@ -18,11 +20,23 @@ from tests.support import databases
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> Iterator[str]:
+def pg_clones() -> Iterator[databases.Clones]:
     databases.require_postgres()
+    with databases.clones() as clones:
+        yield clones
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_clones: databases.Clones) -> Iterator[str]:
     name = databases.create_template()
     yield name
+    pg_clones.discard(name)
     databases.drop(name)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return databases.create_sqlite_template(tmp_path_factory.mktemp("template") / "store.db")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -31,7 +45,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
-    databases.require_postgres()
+    request.getfixturevalue("pg_clones")
     with databases.fresh_postgres(template=None) as url:
         yield url
 
@@ -40,8 +54,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A migrated store on each engine; PostgreSQL ones are cloned from a migrated template."""
     if request.param == "sqlite":
-        store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-        upgrade(store.engine)
+        template = request.getfixturevalue("sqlite_template")
+        store = databases.migrated_sqlite(template, tmp_path / "store.db")
         yield store
         store.close()
         return
@@ -53,10 +67,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+def sqlite_store(sqlite_template: Path, tmp_path: Path) -> Iterator[Store]:
     """A migrated SQLite store only, for tests that need no PostgreSQL half."""
-    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    upgrade(store.engine)
+    store = databases.migrated_sqlite(sqlite_template, tmp_path / "store.db")
     yield store
     store.close()
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from aggregator.demo.feedserver import FeedServer
-from aggregator.store import Store, open_store, upgrade
+from aggregator.store import Store
+from tests.support import databases
 from tests.support.browser import Workbench, workbench
 from tests.support.webserver import serve_app
 
@@ -29,9 +30,8 @@ def base(bench: Workbench) -> Iterator[str]:
 
 
 @pytest.fixture
-def other(tmp_path: Path) -> Iterator[Store]:
+def other(sqlite_template: Path, tmp_path: Path) -> Iterator[Store]:
     """A second SQLite store beside the parametrized one."""
-    store = open_store(f"sqlite:///{tmp_path / 'other.db'}")
-    upgrade(store.engine)
+    store = databases.migrated_sqlite(sqlite_template, tmp_path / "other.db")
     yield store
     store.close()
