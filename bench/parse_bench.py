@@ -112,21 +112,14 @@ def stage_round(count: int) -> dict[str, float]:
     """CPU seconds per stage for the first poll of ``count`` synthetic feeds."""
     import tempfile  # noqa: PLC0415
 
-    from aggregator.catalog import Catalog, CategoryConfig, Rule, SourceConfig  # noqa: PLC0415
+    from benchcategories import CATEGORIES as categories  # noqa: PLC0415
+
+    from aggregator.catalog import Catalog, SourceConfig  # noqa: PLC0415
     from aggregator.editorial.classify import classify  # noqa: PLC0415
     from aggregator.polling import parse, poller  # noqa: PLC0415
     from aggregator.safety.xml import defuse_entities  # noqa: PLC0415
     from aggregator.store import open_store, repository, upgrade  # noqa: PLC0415
     from aggregator.types import FetchResult  # noqa: PLC0415
-
-    # The poll benchmark's categories (bench/poll_bench.py).
-    categories = (
-        CategoryConfig(id="world", title="World news"),
-        CategoryConfig(id="tech", title="Technology",
-                       include=(Rule("software", False), Rule("semiconductor", False),
-                                Rule(r"open\s+source", True)),
-                       exclude=(Rule("football", False),)),
-    )
     by_id = {c.id: c for c in categories}
     feeds = [make_feed(i) for i in range(count)]
     urls = [f"https://feeds.example/{i}.xml" for i in range(count)]

@@ -135,19 +135,13 @@ def _measured(poll: Any) -> dict[str, Any]:
 
 def _ours(urls: list[str], workers: int, workdir: Path, processes: int) -> Any:
     # Imported in the child only, so each system's RSS holds its own modules alone.
-    from aggregator.catalog import Catalog, CategoryConfig, Rule, SourceConfig  # noqa: PLC0415
+    from aggregator.catalog import Catalog, SourceConfig  # noqa: PLC0415
     from aggregator.runtime.service import Service  # noqa: PLC0415
     from aggregator.settings import Settings  # noqa: PLC0415
     from aggregator.store import open_store, upgrade  # noqa: PLC0415
 
     database_url = f"sqlite:///{workdir / 'ours.db'}"
-    categories = (
-        CategoryConfig(id="world", title="World news"),
-        CategoryConfig(id="tech", title="Technology",
-                       include=(Rule("software", False), Rule("semiconductor", False),
-                                Rule(r"open\s+source", True)),
-                       exclude=(Rule("football", False),)),
-    )
+    from benchcategories import CATEGORIES as categories  # noqa: PLC0415
     catalog = Catalog(
         sources=tuple(SourceConfig(id=f"feed-{i:05d}", url=url, categories=("world", "tech"))
                       for i, url in enumerate(urls)),

@@ -18,31 +18,17 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
+from benchcategories import CATEGORIES
 from parse_bench import NOW
 from synthfeeds import make_feed
 
-from aggregator.catalog import Catalog, CategoryConfig, Rule, SourceConfig
+from aggregator.catalog import Catalog, SourceConfig
 from aggregator.editorial.classify import classify
 from aggregator.polling import poller
 from aggregator.polling.normalize import normalize_feed
 from aggregator.polling.parse import parse_feed
 from aggregator.store import PollSave, open_store, repository, upgrade
 from aggregator.types import FetchResult
-
-# The poll benchmark's categories (bench/poll_bench.py).
-CATEGORIES = (
-    CategoryConfig(id="world", title="World news"),
-    CategoryConfig(
-        id="tech",
-        title="Technology",
-        include=(
-            Rule("software", False),
-            Rule("semiconductor", False),
-            Rule(r"open\s+source", True),
-        ),
-        exclude=(Rule("football", False),),
-    ),
-)
 
 
 def prepare(count: int) -> list[PollSave]:
