@@ -42,6 +42,7 @@ from aggregator.store.fulltext import FullTextRecord, FullTextTask
 from aggregator.store.gauges import StoreGauges, oldest_due, read_gauges
 from aggregator.store.history import HistoryEntry, iter_history
 from aggregator.store.models import (
+    LISTED_STORIES,
     Entry,
     EntryCategory,
     EntryFeatureRecord,
@@ -505,12 +506,15 @@ class Store:
         connection = session.connection()
         pinned = set(connection.execute(story_reads.pinned_stories(category_id)).scalars())
         hidden = set(connection.execute(story_reads.hidden_stories(category_id)).scalars())
-        live = (STORIES.c.merged_into_id.is_(None), STORIES.c.settled_at.is_not(None))
+        # The condition of the partial index ix_stories_listed, its very text, so SQLite
+        # walks that index (with IS NULL it read every live story through the
+        # merged_into_id index and sorted them).
+        listed = sa.text(LISTED_STORIES)
         newest_first = (STORIES.c.published_at.desc(), STORIES.c.id.desc())
         chosen: list[int] = []
         if pinned - hidden:
             chosen += connection.execute(
-                sa.select(STORIES.c.id).where(STORIES.c.id.in_(sorted(pinned - hidden)), *live)
+                sa.select(STORIES.c.id).where(STORIES.c.id.in_(sorted(pinned - hidden)), listed)
                 .order_by(*newest_first).limit(limit)).scalars()
         page_size = limit * NEWEST_PAGE_FACTOR
         after: tuple[datetime, int] | None = None
@@ -518,13 +522,7 @@ class Store:
         for _ in range(NEWEST_PAGES):
             if len(chosen) >= limit:
                 break
-            # The condition of the partial index ix_stories_listed, word for word and with
-            # literal zeros, so SQLite walks it (with IS NULL it read every live story through
-            # the merged_into_id index and sorted them).
-            zero: sa.ColumnClause[int] = sa.literal_column("0")
-            query = sa.select(STORIES.c.id, STORIES.c.published_at).where(
-                sa.func.coalesce(STORIES.c.merged_into_id, zero) == zero,
-                STORIES.c.settled_at.is_not(None))
+            query = sa.select(STORIES.c.id, STORIES.c.published_at).where(listed)
             if after is not None:
                 published, last_id = after
                 query = query.where(sa.or_(
