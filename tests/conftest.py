@@ -155,6 +155,21 @@ _SLOW_PREFIXES = (
 )
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """Work stealing for ``-n`` runs unless ``--dist`` chose a mode: an idle worker takes
+    queued tests from a busy one, which the store-heavy files' long tails need. A hook rather
+    than ``--dist`` in ``addopts``, so that ``-p no:xdist`` still runs the suite."""
+    chosen = any(arg == "--dist" or arg.startswith("--dist=")
+                 for arg in config.invocation_params.args)
+    if chosen or config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import WorkStealingScheduling  # type: ignore[import-untyped]
+
+    scheduler: object = WorkStealingScheduling(config, log)
+    return scheduler
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid.startswith(_SLOW_PREFIXES) or item.get_closest_marker("postgres"):
