@@ -135,9 +135,11 @@ class TopicMatcher:
                 similarity = float(np.dot(vector, target.vector))
                 if similarity < target.threshold:
                     continue
-                reason = topic_reason(similarity, target.threshold,
+                # The reason quotes the score as stored, so that the two never disagree in
+                # the last digit shown.
+                score = round(similarity, 4)
+                reason = topic_reason(score, target.threshold,
                                       description=target.description, examples=target.examples)
-                found.append((item.entry_id, CategoryMatch(target.category_id,
-                                                           round(similarity, 4), reason,
+                found.append((item.entry_id, CategoryMatch(target.category_id, score, reason,
                                                            CategoryOrigin.TOPIC)))
         return found
