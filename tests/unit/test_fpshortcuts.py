@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib.util
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import feedparser.api
 import feedparser.html
 import feedparser.mixin
 import pytest
@@ -218,10 +216,3 @@ def test_findable_modules_drops_only_modules_known_to_be_absent() -> None:
         "present",
         "broken",
     ]
-
-
-def test_xml_parser_preference_keeps_what_can_be_imported() -> None:
-    expected = [
-        name for name in parse._fp_xml_parsers if importlib.util.find_spec(name) is not None
-    ]
-    assert expected == feedparser.api.PREFERRED_XML_PARSERS
