@@ -1,6 +1,6 @@
 """Exact shortcuts for three of feedparser's per-element costs: its result dictionary's key
 lookups, the copy of the content parameters it keeps for each text element, and the
-cp1252 translation of each element's text.
+cp1252 translation of each element's text; and which of its preferred XML drivers exist.
 
 Builders only: ``polling.parse``, feedparser's one home, hands them feedparser's own objects
 and installs what they return. Each returns what feedparser's code returns for every input
@@ -15,7 +15,7 @@ from typing import Any, Final
 
 # Code points the translation table lists one by one: up to CJK (Latin, Greek, Cyrillic,
 # Hebrew, Arabic, Indic scripts, punctuation), 98% of the non-ASCII characters of the shared
-# corpora, in 0.4 MB; the whole BMP would take 2.6 MB. A character past it is a miss, as in
+# corpora, in 0.5 MB; the whole BMP would take 2.6 MB. A character past it is a miss, as in
 # a dictionary: str.translate keeps it.
 TABLE_SIZE: Final = 0x3000
 

@@ -155,15 +155,15 @@ feedparser.mixin._urljoin = _urljoin
 
 
 # What else feedparser spends per element and per document, beside the XML parser itself:
-# FeedParserDict's lookups (every key goes through its key map and its computed keys, some
-# 30 times per element), a deep copy of the content parameters for each text element, the
+# FeedParserDict's lookups (each goes through its key map and its computed keys, about a dozen
+# times per element), a deep copy of the content parameters for each text element, the
 # cp1252 translation of each element's text (costly on non-ASCII text, see fpshortcuts),
 # xml.sax trying to import drv_libxml2, not installed here, for every document, and a call
-# for each line and entity reference of a text (saxbuffered). Each
-# shortcut gives feedparser's own answer for every input (tests/unit/test_fpshortcuts.py,
-# and the corpora in tests/integration/test_parse_differential.py), so they hold for every
-# caller of feedparser in the process. The slow keys are those FeedParserDict treats apart
-# in feedparser 6.0: its key map, and the keys its __getitem__ computes.
+# for each line and entity reference of a text (saxbuffered). Each shortcut gives
+# feedparser's own answer for every input (tests/unit/test_fpshortcuts.py and
+# test_saxbuffered.py, and the corpora in tests/integration/test_parse_differential.py), so
+# they hold for every caller of feedparser in the process. The slow keys are those
+# FeedParserDict treats apart in feedparser 6.0: its key map, and the keys it computes.
 FP_DICT_COMPUTED_KEYS: Final = ("category", "enclosures", "license", "updated", "updated_parsed")
 _fp_dict_methods = {
     name: FeedParserDict.__dict__[name]
