@@ -12,10 +12,12 @@ import calendar
 import contextvars
 import functools
 import html
+import importlib.util
 import io
 import json
 import posixpath
 import re
+import xml.sax
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -24,11 +26,15 @@ from urllib.parse import urljoin
 from xml.sax import SAXParseException
 
 import feedparser
+import feedparser.api
+import feedparser.html
 import feedparser.mixin
 from feedparser.namespaces import mediarss
 from feedparser.urls import resolve_relative_uris
+from feedparser.util import FeedParserDict
 
 from aggregator.errors import ParseError
+from aggregator.polling import fpshortcuts, saxbuffered
 from aggregator.polling.localdates import parse_localized_date
 from aggregator.polling.normalize import resolve_link
 from aggregator.safety.sanitize import plain_title, scrub_text
@@ -146,6 +152,39 @@ def _is_plain_absolute_http(uri: str) -> bool:
 
 feedparser.mixin.make_safe_absolute_uri = _make_safe_absolute_uri
 feedparser.mixin._urljoin = _urljoin
+
+
+# What else feedparser spends per element and per document, beside the XML parser itself:
+# FeedParserDict's lookups (each goes through its key map and its computed keys, about a dozen
+# times per element), a deep copy of the content parameters for each text element, the
+# cp1252 translation of each element's text (costly on non-ASCII text, see fpshortcuts),
+# xml.sax trying to import drv_libxml2, not installed here, for every document, and a call
+# for each line and entity reference of a text (saxbuffered). Each shortcut gives
+# feedparser's own answer for every input (tests/unit/test_fpshortcuts.py and
+# test_saxbuffered.py, and the corpora in tests/integration/test_parse_differential.py), so
+# they hold for every caller of feedparser in the process. The slow keys are those
+# FeedParserDict treats apart in feedparser 6.0: its key map, and the keys it computes.
+FP_DICT_COMPUTED_KEYS: Final = ("category", "enclosures", "license", "updated", "updated_parsed")
+_fp_dict_methods = {
+    name: FeedParserDict.__dict__[name]
+    for name in ("__getitem__", "get", "__contains__", "__setitem__", "setdefault")
+}
+_fp_copy = feedparser.mixin.copy
+_fp_cp1252 = feedparser.mixin._cp1252
+_fp_xml_parsers = list(feedparser.api.PREFERRED_XML_PARSERS)
+
+for _name, _method in fpshortcuts.dict_methods(
+    FeedParserDict, (*FP_DICT_COMPUTED_KEYS, *FeedParserDict.keymap)
+).items():
+    setattr(FeedParserDict, _name, _method)
+feedparser.mixin.copy = fpshortcuts.FlatDeepcopy(FeedParserDict)
+feedparser.mixin._cp1252 = fpshortcuts.translation_table(feedparser.html._cp1252)
+_xml_parsers = fpshortcuts.findable_modules(importlib.util.find_spec, _fp_xml_parsers)
+if not _xml_parsers and xml.sax.default_parser_list == ["xml.sax.expatreader"]:
+    # What feedparser would get, the standard expat reader, with its text runs in one piece.
+    _xml_parsers = [saxbuffered.__name__]
+# In place: feedparser reads the list at each parse, and a caller may have added to it.
+feedparser.api.PREFERRED_XML_PARSERS[:] = _xml_parsers
 
 
 def parse_feed(content: bytes, *, url: str, headers: Mapping[str, str]) -> ParsedFeed:
