@@ -1,6 +1,7 @@
 """The scheduler: APScheduler 3 runs a ``tick`` job that refreshes due sources, a ``cluster``
 job that clusters what the ticks stored, a ``full_text`` job that fetches the article pages of
-opted-in sources, and (with retention on) a daily ``prune`` job, each on its own thread. On
+opted-in sources, a ``heap`` job that hands freed memory back, and (with retention on) a daily
+``prune`` job, each on its own thread. On
 PostgreSQL a tick claims its sources (``claiming``), so any number of processes may run these
 jobs against one database.
 
@@ -23,7 +24,7 @@ from aggregator.metrics import Metrics
 from aggregator.polling.due import poll_due
 from aggregator.polling.fulltext import FullTextStage, FullTextSummary
 from aggregator.polling.poller import PollSummary, Refresher
-from aggregator.runtime import retention
+from aggregator.runtime import heap, retention
 from aggregator.runtime.retention import PruneSummary
 from aggregator.store import Store
 
@@ -42,6 +43,11 @@ FULL_TEXT_JOB_ID = "full_text"
 # The full-text job looks for article pages due a check this often at most: one indexed query
 # when there is nothing to do.
 FULL_TEXT_SECONDS = 30
+HEAP_JOB_ID = "heap"
+# The heap's freed pages go back to the system this often: a poll round's saves free entry
+# texts and SQLite pages all through the heap, and glibc keeps them (``runtime.heap``). A few
+# milliseconds of CPU a minute.
+HEAP_SECONDS = 5
 PRUNE_JOB_ID = "prune"
 # Retention runs once a day, the first time a little after start (not in the way of the first
 # poll). Every worker runs it; its batches serialize on the clustering lock and a second run
@@ -177,6 +183,8 @@ def build_scheduler(current: Callable[[], Refresher], tick_seconds: int,
         seconds=tick_seconds, id=TICK_JOB_ID, max_instances=1, coalesce=True,
         next_run_time=utc_now(), misfire_grace_time=tick_seconds,
     )
+    scheduler.add_job(heap.give_back, "interval", seconds=HEAP_SECONDS, id=HEAP_JOB_ID,
+                      max_instances=1, coalesce=True, misfire_grace_time=HEAP_SECONDS)
     if retention_days > 0:
         scheduler.add_job(
             prune, "interval", args=[current().store, retention_days,

@@ -31,6 +31,7 @@ from aggregator.polling.fetch import Fetcher
 from aggregator.polling.fetch.configured import fetcher_from_settings
 from aggregator.polling.fulltext import FullTextStage, FullTextSummary
 from aggregator.polling.poller import PollSummary, Refresher
+from aggregator.runtime import heap
 from aggregator.runtime.scheduler import Backoff, build_scheduler, tick
 from aggregator.settings import Settings
 from aggregator.store import Store
@@ -230,6 +231,9 @@ class Service:
         from aggregator.web.guard import server_config  # noqa: PLC0415
         from aggregator.web.health import Readiness  # noqa: PLC0415
 
+        # Before the service's threads start: each would otherwise get a malloc arena of its
+        # own, holding its own freed pages (``runtime.heap``).
+        heap.limit_arenas()
         # Ticks go through the service, which swaps in a reloaded catalog between two polls;
         # every job asks for the refresher of the moment.
         scheduler = build_scheduler(lambda: self.refresher, self.settings.tick_seconds,

@@ -117,13 +117,19 @@ class Source(SQLModel, table=True):
 # Stories an output may list (live and settled), newest first: the outputs walk it for a
 # category's newest stories (``Store.category_stories``). The same text in migration 0017.
 LISTED_STORIES = "coalesce(merged_into_id, 0) = 0 AND settled_at IS NOT NULL"
+# Stories merged away (few), by when: the webhook detector asks for those merged since a
+# moment at every look (``WebhookStore.merged_since``). The same text in migration 0018.
+MERGED_STORIES = "merged_at IS NOT NULL"
 
 
 class Story(SQLModel, table=True):
     __tablename__ = "stories"
     __table_args__ = (sa.Index("ix_stories_listed", "published_at",
                                sqlite_where=sa.text(LISTED_STORIES),
-                               postgresql_where=sa.text(LISTED_STORIES)),)
+                               postgresql_where=sa.text(LISTED_STORIES)),
+                      sa.Index("ix_stories_merged_at", "merged_at",
+                               sqlite_where=sa.text(MERGED_STORIES),
+                               postgresql_where=sa.text(MERGED_STORIES)))
 
     id: int | None = Field(default=None, primary_key=True)
     # Stable public identity: item ids in output feeds derive from it and never change.

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from aggregator.catalog import load_catalog
 from aggregator.clock import utc_now
@@ -353,3 +354,27 @@ def test_a_change_committed_minutes_after_its_own_time_is_found_by_the_next_full
     assert detector.run(start + timedelta(minutes=5, seconds=5)) == 1
     assert [d.event_kind for d in store.webhooks.deliveries()] == [EventKind.STORY_PUBLISHED]
     assert detector.run(start + timedelta(minutes=7, seconds=10)) == 0
+
+
+def test_the_look_at_merges_reads_only_merged_stories_through_their_index(
+        sqlite_store: Store) -> None:
+    """``merged_since`` runs at every look: it must not read every story (issue 19)."""
+    statements: list[tuple[str, object]] = []
+
+    def noted(_conn: object, _cursor: object, statement: str, parameters: object,
+              _context: object, _many: bool) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    engine = sqlite_store.webhooks.engine
+    sa.event.listen(engine, "before_cursor_execute", noted)
+    try:
+        assert sqlite_store.webhooks.merged_since(utc_now() - timedelta(minutes=10)) == []
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", noted)
+    [(statement, parameters)] = statements
+    with engine.connect() as connection:
+        plan = " / ".join(row[-1] for row in connection.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + statement, parameters))  # type: ignore[arg-type]
+    assert "ix_stories_merged_at" in plan, plan
+    assert "SCAN stories" not in plan, plan

@@ -1,7 +1,7 @@
 """The scheduler's side of many workers: a failed tick backs off (1, 2, 4… s, at most a
 minute) and a working one starts afresh; retention runs as a daily job only when it is on; a
 claim takes whole hosts within their politeness budget; a lease must outlast a fetch; the
-full-text stage gets a job of its own."""
+full-text stage gets a job of its own, and so does handing the heap's freed pages back."""
 
 from __future__ import annotations
 
@@ -17,9 +17,12 @@ from aggregator.polling.fetch import Fetcher
 from aggregator.polling.fulltext import FullTextStage
 from aggregator.polling.hosts import HostGate
 from aggregator.polling.poller import Refresher
+from aggregator.runtime import heap
 from aggregator.runtime.scheduler import (
     FULL_TEXT_JOB_ID,
     FULL_TEXT_SECONDS,
+    HEAP_JOB_ID,
+    HEAP_SECONDS,
     PRUNE_JOB_ID,
     PRUNE_SECONDS,
     Backoff,
@@ -65,6 +68,22 @@ def test_retention_is_a_daily_job_only_when_it_is_on(tmp_path: Path) -> None:
         assert job is not None
         assert job.trigger.interval == timedelta(seconds=PRUNE_SECONDS) == timedelta(days=1)
         assert job.args[1] == 30
+    finally:
+        refresher.close()
+        fetcher.close()
+        store.close()
+
+
+def test_the_service_hands_freed_heap_pages_back_every_few_seconds(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    fetcher = Fetcher(user_agent="test")
+    refresher = Refresher(store=store, fetcher=fetcher, catalog=Catalog((), ()), workers=1)
+    try:
+        job = build_scheduler(lambda: refresher, 60).get_job(HEAP_JOB_ID)
+        assert job is not None
+        assert job.func is heap.give_back
+        assert job.trigger.interval == timedelta(seconds=HEAP_SECONDS)
+        assert job.max_instances == 1
     finally:
         refresher.close()
         fetcher.close()
