@@ -43,6 +43,10 @@ FetcherFactory = Callable[[], Fetcher]
 INFLIGHT_PER_THREAD = 2
 # How long a stopping worker may take to finish its in-flight fetches before it is killed.
 STOP_TIMEOUT = 70.0
+# How long a killed worker's exit is waited for. Its exit status comes through the fork server,
+# which reports it once it has reaped the worker; a fork server that is gone or stuck must not
+# hold the service's shutdown for ever.
+KILL_WAIT = 5.0
 # Workers that die within one poll before it gives up on processes and lets the caller fetch
 # the rest itself (a worker that cannot even start would otherwise be replaced forever).
 MAX_DEATHS_PER_POLL = 3
@@ -316,7 +320,7 @@ class PollWorkers:
             worker.process.join(timeout)
             if worker.process.is_alive():
                 worker.process.kill()
-                worker.process.join()
+                worker.process.join(KILL_WAIT)
             worker.jobs.close()
             worker.results.close()
             self._workers[index] = None
