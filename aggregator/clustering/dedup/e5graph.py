@@ -10,12 +10,12 @@ text per run, so no padding or mask: a text's vector cannot depend on other text
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, external_data_helper, helper
 
 from aggregator.clustering.dedup.e5file import E5File
 
@@ -24,13 +24,22 @@ OUTPUT = "pooled"
 # The feed-forward output projections: the matrices int8 weights hurt most (docs/dedup.md).
 FFN_OUT = "ffn_out"
 OPSET = 18
+WEIGHTS_SUFFIX = ".weights"
+# Smaller tensors stay in the graph (shape inference reads the pooling axes from it).
+INLINE_BYTES = 4096
 
 
 def write(model: E5File, path: Path) -> None:
     """The graph saved to ``path``: input ``[1, tokens, hidden]`` float32, output
-    ``[1, hidden]``. Each weight is copied into the graph as it is made, so building holds
-    about two copies of the 85 MB of float32 weights (the graph and its serialized form)."""
-    graph = _Graph()
+    ``[1, hidden]``. Its 85 MB of float32 weights go to a file beside it as each is made (the
+    graph refers to them), so building never holds more than one matrix."""
+    with path.with_suffix(WEIGHTS_SUFFIX).open("wb") as weights:
+        graph = _Graph(weights, path.with_suffix(WEIGHTS_SUFFIX).name)
+        _layers(graph, model)
+    onnx.save_model(graph.proto, path)
+
+
+def _layers(graph: _Graph, model: E5File) -> None:
     hidden = model.hidden
     x = graph.layer_norm(INPUT, model, "emb.ln", "x")
     for layer in range(model.layers):
@@ -58,7 +67,6 @@ def write(model: E5File, path: Path) -> None:
     graph.proto.graph.output.append(
         helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, [1, hidden])
     )
-    onnx.save_model(graph.proto, path)
 
 
 def matmul_names(path: Path, suffix: str) -> list[str]:
@@ -68,7 +76,9 @@ def matmul_names(path: Path, suffix: str) -> list[str]:
 
 
 class _Graph:
-    def __init__(self) -> None:
+    def __init__(self, weights: BinaryIO, location: str) -> None:
+        self.weights = weights
+        self.location = location
         self.nodes: list[onnx.NodeProto] = []
         self.proto = helper.make_model(
             helper.make_graph([], "e5", [], []),
@@ -81,9 +91,20 @@ class _Graph:
         self.proto.ir_version = 9
 
     def constant(self, name: str, value: npt.NDArray[np.generic]) -> str:
-        self.proto.graph.initializer.append(
-            numpy_helper.from_array(np.ascontiguousarray(value), name)
+        tensor = onnx.TensorProto(
+            name=name, dims=value.shape, data_type=helper.np_dtype_to_tensor_dtype(value.dtype)
         )
+        tensor.raw_data = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<")).tobytes()
+        self.proto.graph.initializer.append(tensor)
+        if value.nbytes < INLINE_BYTES:
+            return name
+        tensor = self.proto.graph.initializer[-1]
+        external_data_helper.set_external_data(
+            tensor, self.location, offset=self.weights.tell(), length=len(tensor.raw_data)
+        )
+        self.weights.write(tensor.raw_data)
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        tensor.ClearField("raw_data")
         return name
 
     def node(
