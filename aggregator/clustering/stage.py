@@ -39,6 +39,7 @@ from aggregator.store import Store, history
 from aggregator.store.clustering import ClusterWriter, PendingEntry, Placement
 from aggregator.store.overrides import clustering_constraints
 from aggregator.store.republication import ItemFacts, same_item
+from aggregator.types import EmbedEngine
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,10 @@ class Models:
     """The language detector and the embedding model of one process: loaded on first use,
     then kept for every batch and every run (they take seconds to load)."""
 
-    def __init__(self, extractor: FeatureExtractor | None = None) -> None:
+    def __init__(self, extractor: FeatureExtractor | None = None,
+                 engine: str = EmbedEngine.AUTO) -> None:
         self._extractor = extractor
+        self._engine = engine
         self._reference: Vector | None = None
         self._lock = threading.Lock()
 
@@ -78,7 +81,8 @@ class Models:
     def extractor(self) -> FeatureExtractor:
         with self._lock:
             if self._extractor is None:
-                self._extractor = FeatureExtractor(LanguageDetector(), Embedder())
+                self._extractor = FeatureExtractor(LanguageDetector(),
+                                                   Embedder(engine=self._engine))
             return self._extractor
 
     def reference(self) -> Vector:

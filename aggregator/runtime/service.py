@@ -75,7 +75,8 @@ def make_stage(settings: Settings, store: Store, models: Models | None = None,
     """The clustering stage as the settings ask; its model loads on first use, not here.
     ``catalog`` gives it the categories whose topic match it runs."""
     return ClusteringStage(store, semantic=settings.clustering == "semantic",
-                           max_age=settings.clustering_max_age, models=models,
+                           max_age=settings.clustering_max_age,
+                           models=models or Models(engine=settings.embed_engine),
                            metrics=metrics, catalog=catalog)
 
 

