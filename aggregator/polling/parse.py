@@ -113,7 +113,7 @@ mediarss.Namespace._end_media_description = _end_media_description
 # the same answers come cheaper: a cache for the first (one base per document, seen on every
 # tag), and for the second, an absolute http(s) URL under our sentinel base is returned as
 # written, which is what urljoin returns for a URL whose scheme differs from the base's.
-# tests/unit/test_parse_differential.py compares both with feedparser's own on the corpora.
+# tests/integration/test_parse_differential.py compares both with feedparser's own on the corpora.
 _fp_make_safe_absolute_uri = feedparser.mixin.make_safe_absolute_uri
 _fp_urljoin = feedparser.mixin._urljoin
 URI_CACHE_SIZE: Final = 256
