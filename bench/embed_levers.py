@@ -40,6 +40,14 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def compare_vector_files(first: Path, second: Path) -> str:
+    """How far two saved arrays of vectors (the same texts in the same order) are apart."""
+    a, b = np.load(first), np.load(second)
+    cosines = (a * b).sum(axis=1)
+    return (f"max |difference| {float(np.abs(a - b).max()):.5f}, cosine min "
+            f"{float(cosines.min()):.6f} mean {float(cosines.mean()):.6f}")
+
+
 def load_items(data: Path) -> list[tuple[str, str, str | None]]:
     """(title, body, declared language) of the sampled batch entries."""
     polls = cd.batch_polls(cd.split_dev(data))

