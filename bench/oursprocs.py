@@ -196,6 +196,16 @@ class RunService:
                              "errors": int(fields["errors"])},
                 "new_entries": int(fields["new"])}
 
+    def settle(self, seconds: float) -> dict[str, Any]:
+        """Keep the service running ``seconds`` more (its clustering job works through what
+        the rounds stored) and return its peak memory since it started."""
+        assert self.session is not None
+        time.sleep(seconds)
+        self.session.sample()
+        peak = self.session.peak()
+        return {"seconds": seconds, "session_rss_mb": peak.rss_mb,
+                "session_pss_mb": peak.pss_mb, "session_by_process": peak.parts}
+
     def close(self) -> None:
         if self.process is not None:
             self.process.terminate()

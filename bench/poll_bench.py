@@ -298,7 +298,8 @@ def _driver(system: str, host: HostProcess, feeds: int, workers: int,
 
 def run_system(system: str, host: HostProcess, feeds: int, workers: int,
                processes: int, profile_dir: Path | None,
-               only: Sequence[str] = PHASES, clustering: str = "exact") -> dict[str, Any]:
+               only: Sequence[str] = PHASES, clustering: str = "exact",
+               settle: float = 0.0) -> dict[str, Any]:
     host.reset()
     child = _driver(system, host, feeds, workers, processes, clustering)
     phases: dict[str, Any] = {}
@@ -337,10 +338,17 @@ def run_system(system: str, host: HostProcess, feeds: int, workers: int,
                      f"{', '.join(result['session_by_process'])}"
                      if result.get("session_by_process") else ""),
                   file=sys.stderr, flush=True)
+        settled = None
+        if settle > 0 and isinstance(child, RunService):
+            settled = child.settle(settle)
+            print(f"  {system:9} settled {settle:.0f} s: since the service started rss "
+                  f"{settled['session_rss_mb']:.0f} MB  pss {settled['session_pss_mb']:.0f} MB;"
+                  f" at its PSS peak: {', '.join(settled['session_by_process'])}",
+                  file=sys.stderr, flush=True)
     finally:
         child.close()
         host.validators(True)
-    return {"setup": child.setup, "phases": phases}
+    return {"setup": child.setup, "phases": phases, "settled": settled}
 
 
 MEDIAN_KEYS = ("wall_s", "cpu_s", "main_cpu_s", "maxrss_mb", "pss_mb", "uss_mb",
@@ -453,6 +461,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clustering", choices=("exact", "semantic"), default="exact",
                         help="ours-poll and ours-run: AGGREGATOR_CLUSTERING (semantic: the "
                         "model, the service's default)")
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="ours-run: seconds the service keeps running after the last "
+                        "phase (its clustering job at work), reporting its peak since start")
     parser.add_argument("--phases", default=",".join(PHASES),
                         help="comma-separated subset of " + ", ".join(PHASES) + " (the "
                         "host still changes between the phases left out)")
@@ -501,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs[system].append(run_system(system, host, feeds, args.workers,
                                                    args.processes, profile_dir,
                                                    args.phases.split(","),
-                                                   args.clustering))
+                                                   args.clustering, args.settle))
         results = {system: medians(system_runs) for system, system_runs in runs.items()}
         report["runs"][str(feeds)] = {"host": asdict(options), "repeat": args.repeat,
                                       "systems": runs, "medians": results,
