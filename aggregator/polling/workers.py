@@ -64,8 +64,9 @@ def skip_resource_tracker() -> bool:
     named semaphores and shared memory left behind by a dead process get unlinked. Poll
     workers talk through plain pipes and create neither; the tracker was one more Python
     process (13 MB RSS, 7 MB PSS) for nothing. Its pipe is pointed at ``os.devnull``, which
-    multiprocessing takes for a live tracker. False, changing nothing, when a tracker already
-    runs or this Python's multiprocessing keeps it differently.
+    multiprocessing takes for a live tracker. That holds for the whole process: nothing else
+    in the service uses multiprocessing. False, changing nothing, when a tracker already runs
+    or this Python's multiprocessing keeps it differently.
     """
     tracker = getattr(resource_tracker, "_resource_tracker", None)
     if getattr(tracker, "_fd", 0) is not None or not hasattr(tracker, "_check_alive"):
@@ -111,8 +112,8 @@ def prepare_for(source: SourceStatus, result: FetchResult, categories: Mapping[s
                 now: datetime) -> PreparedFeed:
     """Parse, normalize and classify ``result``'s body as ``source``; raises ``ParseError``."""
     # Imported here: a service whose polls all run in worker processes (``Refresher``) never
-    # parses, and the parser's modules are ≈ 10 MB it need not hold (the fork server loads
-    # them for the workers, ``workerboot``).
+    # parses, and need not hold the parser's modules (the fork server loads them for the
+    # workers, ``workerboot``).
     from aggregator.polling.pipeline import prepare_feed  # noqa: PLC0415
 
     assert result.content is not None
