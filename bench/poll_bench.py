@@ -288,18 +288,20 @@ def _stop_profiler(process: subprocess.Popen[bytes] | None) -> None:
 
 
 def _driver(system: str, host: HostProcess, feeds: int, workers: int,
-            processes: int) -> Child | PollProcess | RunService:
+            processes: int, clustering: str = "exact") -> Child | PollProcess | RunService:
     if system in CHILD_SYSTEMS:
         return Child(system, host, feeds, workers, processes)
     urls = [feed_url(i, host.options.hosts, host.port) for i in range(feeds)]
-    return (PollProcess if system == "ours-poll" else RunService)(urls, workers, processes)
+    return (PollProcess if system == "ours-poll" else RunService)(urls, workers, processes,
+                                                                  clustering)
 
 
 def run_system(system: str, host: HostProcess, feeds: int, workers: int,
                processes: int, profile_dir: Path | None,
-               only: Sequence[str] = PHASES) -> dict[str, Any]:
+               only: Sequence[str] = PHASES, clustering: str = "exact",
+               settle: float = 0.0) -> dict[str, Any]:
     host.reset()
-    child = _driver(system, host, feeds, workers, processes)
+    child = _driver(system, host, feeds, workers, processes, clustering)
     phases: dict[str, Any] = {}
     try:
         for phase in PHASES:
@@ -330,12 +332,23 @@ def run_system(system: str, host: HostProcess, feeds: int, workers: int,
                   f"rss {result['maxrss_mb']:6.0f} MB  pss {result.get('pss_mb', 0):6.0f} MB  "
                   f"server cpu {result['server']['cpu_s']:5.2f} s  {result['outcomes']}"
                   + (f"\n    at the PSS peak, RSS/PSS/USS MB: {', '.join(result['by_process'])}"
-                     if result.get("by_process") else ""),
+                     if result.get("by_process") else "")
+                  + (f"\n    since the service started: rss {result['session_rss_mb']:.0f} MB  "
+                     f"pss {result['session_pss_mb']:.0f} MB; at its PSS peak: "
+                     f"{', '.join(result['session_by_process'])}"
+                     if result.get("session_by_process") else ""),
+                  file=sys.stderr, flush=True)
+        settled = None
+        if settle > 0 and isinstance(child, RunService):
+            settled = child.settle(settle)
+            print(f"  {system:9} settled {settle:.0f} s: since the service started rss "
+                  f"{settled['session_rss_mb']:.0f} MB  pss {settled['session_pss_mb']:.0f} MB;"
+                  f" at its PSS peak: {', '.join(settled['session_by_process'])}",
                   file=sys.stderr, flush=True)
     finally:
         child.close()
         host.validators(True)
-    return {"setup": child.setup, "phases": phases}
+    return {"setup": child.setup, "phases": phases, "settled": settled}
 
 
 MEDIAN_KEYS = ("wall_s", "cpu_s", "main_cpu_s", "maxrss_mb", "pss_mb", "uss_mb",
@@ -445,6 +458,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=-1,
                         help="ours only: AGGREGATOR_POLL_PROCESSES (default: its own default, "
                         "auto = one per CPU)")
+    parser.add_argument("--clustering", choices=("exact", "semantic"), default="exact",
+                        help="ours-poll and ours-run: AGGREGATOR_CLUSTERING (semantic: the "
+                        "model, the service's default)")
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="ours-run: seconds the service keeps running after the last "
+                        "phase (its clustering job at work), reporting its peak since start")
     parser.add_argument("--phases", default=",".join(PHASES),
                         help="comma-separated subset of " + ", ".join(PHASES) + " (the "
                         "host still changes between the phases left out)")
@@ -471,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"nproc": os.cpu_count(), "platform": platform.platform(),
                     "versions": _versions()},
         "workers": args.workers, "processes": args.processes, "seed": args.seed,
+        "clustering": args.clustering,
         "server": args.server, "runs": {},
     }
     byte_compile_ours()
@@ -491,7 +511,8 @@ def main(argv: list[str] | None = None) -> int:
                           flush=True)
                     runs[system].append(run_system(system, host, feeds, args.workers,
                                                    args.processes, profile_dir,
-                                                   args.phases.split(",")))
+                                                   args.phases.split(","),
+                                                   args.clustering, args.settle))
         results = {system: medians(system_runs) for system, system_runs in runs.items()}
         report["runs"][str(feeds)] = {"host": asdict(options), "repeat": args.repeat,
                                       "systems": runs, "medians": results,

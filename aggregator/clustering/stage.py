@@ -16,10 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from aggregator.catalog import Catalog
 from aggregator.clock import utc_now
@@ -40,6 +37,12 @@ from aggregator.store.clustering import ClusterWriter, PendingEntry, Placement
 from aggregator.store.overrides import clustering_constraints
 from aggregator.store.republication import ItemFacts, same_item
 from aggregator.types import EmbedEngine
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from aggregator.clustering.dedup.lazynumpy import np
 
 log = logging.getLogger(__name__)
 

@@ -13,14 +13,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from aggregator.catalog import Catalog, CategoryConfig
 from aggregator.clustering.dedup.embed import LanguageCentering, Vector, normalize_rows
 from aggregator.clustering.dedup.features import EntryInput, FeatureExtractor
 from aggregator.editorial.classify import Classifiable, explain, topic_reason
 from aggregator.types import CategoryMatch, CategoryOrigin
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from aggregator.clustering.dedup.lazynumpy import np
 
 # Before the centering has seen this many entries it is mostly the neutral reference, and
 # similarities run high: on the dev data, precision at the default threshold was 0.09 with no

@@ -19,7 +19,6 @@ from aggregator.editorial.configedit import NewSource, add_sources
 from aggregator.errors import ConfigError, ParseError, SourceError
 from aggregator.polling.discover import DiscoveredFeed, discover_feeds
 from aggregator.polling.fetch import Fetcher
-from aggregator.polling.parse import parse_feed
 
 MAX_ID_LENGTH = 48
 
@@ -40,6 +39,10 @@ def find_feed(fetcher: Fetcher, url: str, choose: Chooser) -> tuple[str, str | N
     ``url`` is checked as the catalog would before anything is fetched; the title, written by
     the feed's publisher, comes back cleaned (``catalog.clean_title``).
     """
+    # Imported here: the service imports this module for ``slug_for`` (the admin) and need
+    # not hold the feed parser for it (its polls parse in worker processes).
+    from aggregator.polling.parse import parse_feed  # noqa: PLC0415
+
     reason = url_problem(url)
     if reason is not None:
         raise ConfigError(reason, key="URL")

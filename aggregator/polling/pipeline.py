@@ -7,26 +7,16 @@ GIL; on several cores, processes are what makes a first poll faster). No I/O, no
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from aggregator.catalog import CategoryConfig
 from aggregator.editorial.classify import classify
 from aggregator.polling.normalize import normalize_feed
 from aggregator.polling.parse import parse_feed
+from aggregator.polling.prepared import PreparedFeed
 from aggregator.polling.schedule import publishing_interval
-from aggregator.types import CategoryMatch, NormalizedEntry
 
-
-@dataclass(frozen=True)
-class PreparedFeed:
-    title: str | None
-    link: str | None
-    ttl_minutes: int | None
-    publish_interval: float | None
-    entries: tuple[tuple[NormalizedEntry, tuple[CategoryMatch, ...]], ...]
-    # The parser's complaint about a document it read anyway (not well-formed XML, ...).
-    bozo_message: str | None = None
+__all__ = ["PreparedFeed", "prepare_feed"]
 
 
 def prepare_feed(

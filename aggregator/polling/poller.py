@@ -26,7 +26,7 @@ from aggregator.errors import FetchError, ParseError, SourceError, StoreError
 from aggregator.metrics import Metrics
 from aggregator.polling.discover import discover_feeds
 from aggregator.polling.fetch import Fetcher
-from aggregator.polling.pipeline import PreparedFeed
+from aggregator.polling.prepared import PreparedFeed
 from aggregator.polling.schedule import (
     cache_lifetime,
     next_check_after_error,
@@ -95,10 +95,11 @@ class Refresher:
     """Holds what polls need; built once by an entry point and reused for every tick.
 
     With ``processes`` > 0 and a picklable ``fetcher_factory`` (each worker process builds its
-    own fetcher with it), polls of at least ``process_min_urls`` URLs run in that many
-    worker processes with ``workers`` fetch threads between them; smaller polls, and every
-    poll without a factory, use ``fetcher`` on this process's ``workers`` threads. Worker
-    processes read the real clock, not ``clock``.
+    own fetcher with it), the first poll of at least ``process_min_urls`` URLs starts that
+    many worker processes, with ``workers`` fetch threads between them, and every poll after
+    it runs in them; smaller polls before it, and every poll without a factory, use
+    ``fetcher`` on this process's ``workers`` threads. Worker processes read the real clock,
+    not ``clock``.
     """
 
     def __init__(self, *, store: Store, fetcher: Fetcher, catalog: Catalog, workers: int,
@@ -162,9 +163,14 @@ class Refresher:
         return [] if self._poll_workers is None else self._poll_workers.pids()
 
     def _processes_for(self, urls: int) -> PollWorkers | None:
-        if self.processes <= 0 or self.fetcher_factory is None or urls < self.process_min_urls:
+        """The worker processes for a poll of ``urls`` URLs: started for a big one, and used
+        for every poll once started (they stay until ``close``), so this process prepares
+        no body of its own then and need not load the parser at all."""
+        if self.processes <= 0 or self.fetcher_factory is None:
             return None
         if self._poll_workers is None:
+            if urls < self.process_min_urls:
+                return None
             threads = -(-self.workers // self.processes)  # the same fetch concurrency in all
             self._poll_workers = PollWorkers(self.processes, self.fetcher_factory,
                                              self.categories, threads=threads)

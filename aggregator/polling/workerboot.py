@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 
-from aggregator.polling import workers  # noqa: F401
+from aggregator.polling import pipeline, workers  # noqa: F401
 from aggregator.polling.fetch import configured  # noqa: F401
 
 gc.freeze()

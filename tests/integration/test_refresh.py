@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -277,6 +280,36 @@ def test_a_worker_that_died_between_polls_is_replaced_quietly(
         assert refresher.worker_pids() not in ([], [pid])
 
 
+def test_once_started_the_workers_take_every_poll_small_ones_too(
+        store: Store, feed_server: FeedServer, clock: Clock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service keeps its workers; its main process then never parses (nor loads the
+    parser), however few sources a tick finds due."""
+    for path in ("/a.xml", "/b.xml", "/c.xml"):
+        feed_server.set(path, Resource(body=rss(path, ITEMS)))
+    for refresher in make_refresher(store, feed_server, clock, "/a.xml", "/b.xml", "/c.xml",
+                                    processes=1):
+        refresher.process_min_urls = 3
+        # Below the threshold and no worker yet: in this process.
+        assert {o.source_id: o.result for o in refresher.poll([status(store, "s0")]).outcomes
+                } == {"s0": "updated"}
+        assert refresher.worker_pids() == []
+        clock.now += timedelta(hours=1)
+        assert poll_all(refresher, clock) == {"s0": "not_modified", "s1": "updated",
+                                              "s2": "updated"}
+        assert len(refresher.worker_pids()) == 1
+
+        def not_here(*_args: object, **_kwargs: object) -> None:
+            raise AssertionError("prepared in the main process")
+
+        monkeypatch.setattr(poller, "prepare_for", not_here)
+        more = [*ITEMS, {"guid": "g9", "title": "Item 9", "link": "https://n.example/9"}]
+        feed_server.set("/b.xml", Resource(body=rss("/b.xml", more)))
+        clock.now += timedelta(hours=1)
+        outcome, = refresher.poll([status(store, "s1")]).outcomes
+        assert (outcome.result, outcome.new_entries) == ("updated", 1)
+
+
 @pytest.mark.parametrize("processes", [0, 1])
 def test_a_public_only_source_never_reaches_a_private_address(
         store: Store, feed_server: FeedServer, clock: Clock, processes: int) -> None:
@@ -337,3 +370,41 @@ def test_fetched_feeds_are_saved_in_batches_and_reported_once_stored(
     # Each source is heard of only once its batch is committed.
     assert stored_when_heard == {f"s{n}": 3 for n in range(5)}
     assert store.counts()["entries"] == 15
+
+
+TRACKER_PROBE = """
+import sys
+from functools import partial
+from pathlib import Path
+
+from aggregator.polling.fetch.configured import fetcher_from_settings
+from aggregator.polling.workers import PollWorkers
+from aggregator.settings import Settings
+
+if __name__ == "__main__":
+    workers = PollWorkers(1, partial(fetcher_from_settings, Settings.from_env({})), {}, threads=1)
+    workers.run([], lambda fetched: None)
+    assert workers.pids()
+    me = Path("/proc/self").resolve().name
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = (process / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            command = (process / "cmdline").read_bytes().replace(b"\\0", b" ").decode()
+        except (OSError, IndexError):
+            continue
+        if parent == me:
+            print(command)
+    workers.close()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_poll_workers_start_no_resource_tracker(tmp_path: Path) -> None:
+    """The fork server is the service's one extra process besides the workers: no
+    multiprocessing resource tracker, which would have nothing to clean up."""
+    script = tmp_path / "probe.py"
+    script.write_text(TRACKER_PROBE)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert "forkserver" in out
+    assert "resource_tracker" not in out

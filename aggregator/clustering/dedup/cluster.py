@@ -13,15 +13,18 @@ import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from aggregator.clustering.dedup import shingles
 from aggregator.clustering.dedup.embed import Vector, normalize_rows
 from aggregator.clustering.dedup.features import EntryFeatures
 from aggregator.clustering.dedup.match import Match, Matcher
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from aggregator.clustering.dedup.lazynumpy import np
 
 # Stories whose newest member is further than this from an entry's time are not candidates.
 WINDOW = timedelta(days=3)

@@ -12,12 +12,15 @@ import importlib.util
 import os
 from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from aggregator.types import EmbedEngine
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from aggregator.clustering.dedup.lazynumpy import np
 
 DIM = 384
 # Title plus this much of the body: enough to name the event; e5's cost grows with length
@@ -49,7 +52,7 @@ OMP_WAIT_POLICY = "passive"
 ONNX_ENGINES = frozenset({EmbedEngine.ONNX, EmbedEngine.ONNX_INT8})
 ONNX_LIBRARIES = ("onnxruntime", "onnx", "sentencepiece")
 
-Vector = npt.NDArray[np.float32]
+Vector: TypeAlias = "npt.NDArray[np.float32]"
 
 
 class TextEmbedder(Protocol):

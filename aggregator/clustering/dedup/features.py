@@ -13,14 +13,18 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from aggregator.clustering.dedup import embed, evidence, lead, shingles
 from aggregator.clustering.dedup.embed import TextEmbedder, Vector
 from aggregator.clustering.dedup.language import LanguageDetector, LanguageGuess
 from aggregator.clustering.dedup.shingles import MinHasher, Signature
 from aggregator.types import NormalizedEntry
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from aggregator.clustering.dedup.lazynumpy import np
 
 # Embedding is batched for throughput; this bounds the memory of one batch.
 EMBED_BATCH = 32

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from aggregator.clustering.dedup import evidence as ev
 from aggregator.clustering.dedup.embed import LanguageCentering, Vector
 from aggregator.clustering.dedup.features import EntryFeatures
 from aggregator.clustering.dedup.shingles import jaccard
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from aggregator.clustering.dedup.lazynumpy import np
 
 # A MinHash Jaccard this high is a syndicated or lightly edited copy: same story, whatever
 # the embedding says.

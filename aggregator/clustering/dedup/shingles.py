@@ -10,9 +10,14 @@ from __future__ import annotations
 import unicodedata
 import zlib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:
+    from aggregator.clustering.dedup.lazynumpy import np
+
 
 NUM_PERM = 64
 # 16 bands of 4 rows: pairs with Jaccard ≈ 0.5 collide in at least one band with
@@ -27,7 +32,7 @@ MAX_SHINGLE_CHARS = 3000
 PERMUTATION_SEED = 20240604
 _MERSENNE = (1 << 31) - 1
 
-Signature = npt.NDArray[np.uint32]
+Signature: TypeAlias = "npt.NDArray[np.uint32]"
 
 
 def _tokens(text: str) -> list[str]:
