@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aggregator.delivery.health import DEFAULT_FAILURES, DEFAULT_SILENT_FACTOR, assess
-from aggregator.store.webhooks import NewEvent, StoryFacts, WebhookStore
+from aggregator.store.webhooks import NewEvent, SourceFacts, StoryFacts, WebhookStore
 from aggregator.types import CorrectionKind, EventKind, SourceHealth
 
 log = logging.getLogger("aggregator.webhooks")
@@ -34,6 +34,9 @@ FULL_EVERY = timedelta(minutes=2)
 DEFAULT_HEALTH_EVERY = timedelta(seconds=60)
 # Changed stories read, compared and recorded at a time.
 STORY_CHUNK = 1000
+# Sources read and assessed at a time: the whole list at 10,000 sources held ≈ 12 MB of rows
+# and marks at each health look (docs/benchmarks.md), pages that the allocator kept.
+SOURCE_CHUNK = 1000
 
 
 def story_data(story: StoryFacts) -> dict[str, Any]:
@@ -204,7 +207,13 @@ class Detector:
 
     def _sources(self, now: datetime, events: list[NewEvent],
                  marks: dict[str, dict[str, Any]]) -> None:
-        sources = self.hooks.source_facts()
+        after = ""
+        while sources := self.hooks.source_facts(after, SOURCE_CHUNK):
+            after = sources[-1].id
+            self._source_page(sources, now, events, marks)
+
+    def _source_page(self, sources: list[SourceFacts], now: datetime, events: list[NewEvent],
+                     marks: dict[str, dict[str, Any]]) -> None:
         seen = self.hooks.marks([f"source:{s.id}" for s in sources])
         for source in sources:
             alert = assess(source, now, failures=self.failures,

@@ -350,16 +350,23 @@ class WebhookStore:
                 sa.select(STORIES.c.uid).join(ENTRIES, ENTRIES.c.story_id == STORIES.c.id)
                 .where(ENTRIES.c.id == entry_id)).scalar()
 
-    def source_facts(self) -> list[SourceFacts]:
-        """Every configured (not removed) source with its entry count and newest entry."""
+    def source_facts(self, after: str = "", limit: int | None = None) -> list[SourceFacts]:
+        """Configured (not removed) sources with their entry count and newest entry, in id
+        order: those whose id sorts after ``after``, at most ``limit`` of them (all without).
+        Only the page's sources' entries are counted, so a caller paging through 10,000
+        sources holds one page at a time."""
+        ids = sa.select(SOURCES.c.id).where(SOURCES.c.state != "removed", SOURCES.c.id > after)
+        if limit is not None:
+            ids = ids.order_by(SOURCES.c.id).limit(limit)
         counts = (sa.select(ENTRIES.c.source_id, sa.func.count().label("n"),
                             sa.func.max(ENTRIES.c.first_seen_at).label("newest"))
+                  .where(ENTRIES.c.source_id.in_(ids))
                   .group_by(ENTRIES.c.source_id).subquery())
         with self.engine.connect() as connection:
             rows = connection.execute(
                 sa.select(SOURCES, counts.c.n, counts.c.newest)
                 .outerjoin(counts, counts.c.source_id == SOURCES.c.id)
-                .where(SOURCES.c.state != "removed").order_by(SOURCES.c.id))
+                .where(SOURCES.c.id.in_(ids)).order_by(SOURCES.c.id))
             return [SourceFacts(
                 id=row.id, url=row.url, configured_url=row.configured_url,
                 redirect_url=row.redirect_url, title=row.title, language=row.language,

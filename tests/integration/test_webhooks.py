@@ -378,3 +378,34 @@ def test_the_look_at_merges_reads_only_merged_stories_through_their_index(
             "EXPLAIN QUERY PLAN " + statement, parameters))  # type: ignore[arg-type]
     assert "ix_stories_merged_at" in plan, plan
     assert "SCAN stories" not in plan, plan
+
+
+def test_source_health_is_read_a_page_at_a_time_and_finds_every_failing_source(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = [f"s{n:02d}" for n in range(7)]
+    store.sync_sources(catalog(*(source(i) for i in ids)), utc_now())
+    store.sync_sources(catalog(*(source(i) for i in ids if i != "s03")), utc_now())  # removed
+    for source_id in ("s00", "s02", "s06"):
+        _save(store, source_id, ("one", f"News from {source_id}"), ("two", "More"))
+    whole = store.webhooks.source_facts()
+    assert [s.id for s in whole] == [i for i in ids if i != "s03"]
+    pages, after = [], ""
+    while page := store.webhooks.source_facts(after, 2):
+        pages.append(page)
+        after = page[-1].id
+    assert [len(p) for p in pages] == [2, 2, 2]
+    assert [s for p in pages for s in p] == whole
+    assert {s.id: s.entries for s in whole} == {"s00": 2, "s01": 0, "s02": 2, "s04": 0,
+                                                "s05": 0, "s06": 2}
+
+    _subscribe(store, "https://hooks.example/in", events=(EventKind.SOURCE_HEALTH,))
+    monkeypatch.setattr("aggregator.delivery.detect.SOURCE_CHUNK", 2)
+    detector = Detector(store.webhooks, health_every=timedelta(0))
+    detector.run(utc_now())
+    for source_id in ("s01", "s05", "s06"):  # on the first, third and last page
+        for _ in range(3):
+            store.save_error(source_id, message="HTTP 500", kind="http", status=500,
+                             now=utc_now(), next_check_at=utc_now() + timedelta(minutes=5))
+    assert detector.run(utc_now()) == 3
+    assert detector.run(utc_now()) == 0
+    assert sorted(h.source_id for h in store.webhooks.health_alerts()) == ["s01", "s05", "s06"]
