@@ -134,7 +134,11 @@ def use_lead(lead: int) -> None:
                second_chars: int = 0) -> lead_module.Lead:
         return dataclasses.replace(_LEAD(title, body, full_text), text=text(title, body))
 
+    def chosen_text(title: str, body: str, full_text: str | None = None, chars: int = 0) -> str:
+        return text(title, body)
+
     lead_module.lead = chosen
+    lead_module.lead_text = chosen_text
 
 
 # -- embedders for the stage ---------------------------------------------------------------
