@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from aggregator.catalog import Catalog
 from aggregator.clock import utc_now
+from aggregator.clustering.dedup import blas
 from aggregator.clustering.dedup.cluster import NEW, WINDOW, Clusterer, Decision, Overrides
 from aggregator.clustering.dedup.embed import Embedder, LanguageCentering, TextEmbedder, Vector
 from aggregator.clustering.dedup.features import EntryFeatures, FeatureExtractor, input_from_text
@@ -175,6 +176,8 @@ class ClusteringStage:
         self.max_age = max_age
         self.batch_size = batch_size
         self.models = models or Models()
+        if semantic:
+            blas.single_thread()
         self.calibration = calibration or Calibration()
         self.clock = clock
         self._stopping = threading.Event()
