@@ -578,8 +578,8 @@ def summarise_profile(path: Path) -> list[tuple[str, float]]:
         if not count_text.isdigit():
             continue
         count = int(count_text)
-        if "run_batch" not in stack:
-            continue  # the child's set-up, before "go"
+        if "run_batch" not in stack and "_features_of" not in stack:
+            continue  # the child's set-up, before "go" (the second: the feature thread)
         total += count
         frames = stack.split(";")[::-1]
         label = next((name for name, needles in PARTS

@@ -65,6 +65,8 @@ def test_the_table_follows_the_stories_order_spans_and_centroids() -> None:
             want_ids, want = _expected(stories, moment)
             assert ids.tolist() == want_ids
             assert matrix.tobytes() == want.tobytes()
+            idle = [s.story_id for s in stories.values() if s.last_seen < moment]
+            assert table.idle(stories, moment) == idle
 
 
 def test_microseconds_are_exact_and_keep_the_datetimes_order() -> None:

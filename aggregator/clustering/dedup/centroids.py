@@ -81,6 +81,21 @@ class CentroidTable:
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Ids and centroids, in order, of the stories whose newest member is within
         ``window`` of ``moment`` or whose span holds it."""
+        self._refresh(stories)
+        at, width = microseconds(moment), window // _MICROSECOND
+        first, last = self._first[: self._size], self._last[: self._size]
+        near = (np.abs(last - at) <= width) | ((first <= at) & (at <= last))
+        slots = np.flatnonzero(self._live[: self._size] & near)
+        return self._ids[slots], self._matrix[slots]
+
+    def idle(self, stories: Mapping[int, Spanned], horizon: datetime) -> list[int]:
+        """Ids, in order, of the stories whose newest member is before ``horizon``."""
+        self._refresh(stories)
+        last = self._last[: self._size]
+        slots = np.flatnonzero(self._live[: self._size] & (last < microseconds(horizon)))
+        return [int(story_id) for story_id in self._ids[slots]]
+
+    def _refresh(self, stories: Mapping[int, Spanned]) -> None:
         for story_id in self._stale:
             slot = self._slots[story_id]
             story = stories[story_id]
@@ -91,11 +106,6 @@ class CentroidTable:
             self._first[slot] = microseconds(story.first_seen)
             self._last[slot] = microseconds(story.last_seen)
         self._stale.clear()
-        at, width = microseconds(moment), window // _MICROSECOND
-        first, last = self._first[: self._size], self._last[: self._size]
-        near = (np.abs(last - at) <= width) | ((first <= at) & (at <= last))
-        slots = np.flatnonzero(self._live[: self._size] & near)
-        return self._ids[slots], self._matrix[slots]
 
     def _widen(self, dim: int) -> None:
         if self.dim:

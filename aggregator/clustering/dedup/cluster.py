@@ -423,7 +423,7 @@ class Clusterer:
         horizon = max(self._newest, moment) - 2 * self.window
         if self.keep_since is not None:
             horizon = min(horizon, self.keep_since)
-        idle = [s.story_id for s in self.stories.values() if s.last_seen < horizon]
+        idle = self._table.idle(self.stories, horizon)
         if idle:
             self.evicted_until = max(self.evicted_until or horizon, horizon)
         for story_id in idle:
