@@ -246,7 +246,7 @@ def child_measure(store_path: Path, batch_path: Path, mode: str, vectors_path: P
     _emit(result)
 
 
-def _outcome(store: Store, first_new: int) -> dict[str, int]:
+def _outcome(store: Store, first_new: int) -> dict[str, int | str]:
     """How the batch's entries were decided (a read-only look at the store)."""
     import sqlalchemy as sa  # noqa: PLC0415
 
@@ -374,7 +374,9 @@ def measure(base: Path, workdir: Path, mode: str, profile: Path | None = None, *
     """One run on a fresh copy of ``base``; ``model`` runs (re)write the vectors that
     ``cached`` runs hand out. ``omp_wait`` overrides the OpenMP wait policy the embedder
     would set (``embed.OMP_WAIT_POLICY``), for a same-run comparison."""
-    run_store = workdir / "run.db"
+    # One copy per benchmark process: two benchmarks sharing a work folder must not overwrite
+    # each other's run.
+    run_store = workdir / f"run-{os.getpid()}.db"
     _copy_store(base, run_store)
     if index:
         _add_merge_index(run_store)
