@@ -193,7 +193,8 @@ class ClusteringStage:
         self._ahead_pool: ThreadPoolExecutor | None = None
 
     def stop(self) -> None:
-        """Finish the current batch, then stop (a shutdown waits for one batch at most)."""
+        """Finish the current batch, then stop (a shutdown waits for one batch at most, and for
+        the next batch's features when they were being computed already)."""
         self._stopping.set()
 
     def run(self, *, on_progress: Callable[[int, int], None] | None = None,
