@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import pickle
@@ -134,7 +135,11 @@ def use_lead(lead: int) -> None:
                second_chars: int = 0) -> lead_module.Lead:
         return dataclasses.replace(_LEAD(title, body, full_text), text=text(title, body))
 
+    def chosen_text(title: str, body: str, full_text: str | None = None, chars: int = 0) -> str:
+        return text(title, body)
+
     lead_module.lead = chosen
+    lead_module.lead_text = chosen_text
 
 
 # -- embedders for the stage ---------------------------------------------------------------
@@ -241,7 +246,7 @@ def child_measure(store_path: Path, batch_path: Path, mode: str, vectors_path: P
     _emit(result)
 
 
-def _outcome(store: Store, first_new: int) -> dict[str, int]:
+def _outcome(store: Store, first_new: int) -> dict[str, int | str]:
     """How the batch's entries were decided (a read-only look at the store)."""
     import sqlalchemy as sa  # noqa: PLC0415
 
@@ -249,7 +254,15 @@ def _outcome(store: Store, first_new: int) -> dict[str, int]:
         rows = connection.execute(sa.text(
             "SELECT story_decision, story_signal, story_matched_entry_id FROM entries "
             "WHERE id >= :first"), {"first": first_new}).all()
+        # Which story each entry of the store ends in, under which uid, and how it was
+        # decided: two runs decided alike when these digests are equal.
+        placed = connection.execute(sa.text(
+            "SELECT e.id, e.story_id, s.uid, e.story_decision, e.story_signal, "
+            "e.story_matched_entry_id, e.story_score FROM entries e "
+            "JOIN stories s ON s.id = e.story_id ORDER BY e.id")).all()
+    digest = hashlib.sha256(repr([tuple(row) for row in placed]).encode()).hexdigest()
     return {
+        "assignments_digest": digest[:16],
         "joined_background": sum(1 for d, _, m in rows
                                  if d in ("join", "merge") and m is not None and m < first_new),
         "minhash_signal": sum(1 for _, s, _ in rows if s == "minhash"),
@@ -361,7 +374,9 @@ def measure(base: Path, workdir: Path, mode: str, profile: Path | None = None, *
     """One run on a fresh copy of ``base``; ``model`` runs (re)write the vectors that
     ``cached`` runs hand out. ``omp_wait`` overrides the OpenMP wait policy the embedder
     would set (``embed.OMP_WAIT_POLICY``), for a same-run comparison."""
-    run_store = workdir / "run.db"
+    # One copy per benchmark process: two benchmarks sharing a work folder must not overwrite
+    # each other's run.
+    run_store = workdir / f"run-{os.getpid()}.db"
     _copy_store(base, run_store)
     if index:
         _add_merge_index(run_store)
@@ -565,8 +580,8 @@ def summarise_profile(path: Path) -> list[tuple[str, float]]:
         if not count_text.isdigit():
             continue
         count = int(count_text)
-        if "run_batch" not in stack:
-            continue  # the child's set-up, before "go"
+        if "run_batch" not in stack and "_features_of" not in stack:
+            continue  # the child's set-up, before "go" (the second: the feature thread)
         total += count
         frames = stack.split(";")[::-1]
         label = next((name for name, needles in PARTS
@@ -750,10 +765,12 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
             label = ("model_spinning" if omp_wait else _cap_label(cap) if cap != shipped
                      else "model" if mode == "model" else "indexed" if index else "cached")
             runs[size][label].append(r)
-            _log(f"{size} {label}: {_steady_rate(r):.1f} entries/s, "
+            _log(f"{size} {label}: {r['decisions']} {r.get('assignments_digest')} "
+                 f"{_steady_rate(r):.1f} entries/s, "
                  f"{1000 / _steady_rate(r):.1f} ms/entry steady, CPU "
                  f"{1000 * (r['cpu_s'] - r['warm_cpu_s']) / r['entries']:.1f} ms/entry, "
-                 f"warm-up {r['warm_s']:.2f} s, peak RSS {r['maxrss_mb']:.0f} MB")
+                 f"warm-up {r['warm_s']:.2f} s, peak RSS {r['maxrss_mb']:.0f} MB, "
+                 f"load {os.getloadavg()[0]:.1f}")
     if args.profile:
         stamp, largest = report["stamp"], sizes[-1]
         spy_cached = RESULTS_DIR / f"cluster-profile-cached-{stamp}.txt"

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aggregator.catalog import Catalog
 from aggregator.clock import utc_now
+from aggregator.clustering.dedup import blas
 from aggregator.clustering.dedup.cluster import NEW, WINDOW, Clusterer, Decision, Overrides
 from aggregator.clustering.dedup.embed import Embedder, LanguageCentering, TextEmbedder, Vector
 from aggregator.clustering.dedup.features import EntryFeatures, FeatureExtractor, input_from_text
@@ -177,6 +179,8 @@ class ClusteringStage:
         self.max_age = max_age
         self.batch_size = batch_size
         self.models = models or Models()
+        if semantic:
+            blas.single_thread()
         self.calibration = calibration or Calibration()
         self.clock = clock
         self._stopping = threading.Event()
@@ -186,9 +190,14 @@ class ClusteringStage:
         self._allocator: Callable[[], int] | None = None
         # Source and item facts of the entries the clusterer holds, for the same-feed rule.
         self._facts: dict[str, tuple[str, ItemFacts]] = {}
+        # The features of the likely next batch, computed on a thread of their own while this
+        # batch is decided (``_start_ahead``); only this thread or that one uses the models.
+        self._ahead: Future[dict[tuple[PendingEntry, str], EntryFeatures]] | None = None
+        self._ahead_pool: ThreadPoolExecutor | None = None
 
     def stop(self) -> None:
-        """Finish the current batch, then stop (a shutdown waits for one batch at most)."""
+        """Finish the current batch, then stop (a shutdown waits for one batch at most, and for
+        the next batch's features when they were being computed already)."""
         self._stopping.set()
 
     def run(self, *, on_progress: Callable[[int, int], None] | None = None,
@@ -243,6 +252,8 @@ class ClusteringStage:
             summary.add(done)
             if on_progress is not None:
                 on_progress(summary.entries, max(total, summary.entries))
+        # Nothing computes on after the run: the caller may use the models (or stop) at once.
+        self._wait_ahead()
         if summary.entries:
             log.info("action=cluster outcome=done entries=%d new=%d join=%d merge=%d kept=%d "
                      "seconds=%.1f", summary.entries, summary.count("new"),
@@ -254,9 +265,10 @@ class ClusteringStage:
         """One batch in one transaction; None when nothing is pending."""
         started = time.perf_counter()
         now = self.clock()
-        rows = self._batch(self.store.pending_entries(max(CHEAP_BATCH_SIZE, self.batch_size)),
-                           now)
+        pending = self.store.pending_entries(max(CHEAP_BATCH_SIZE, self.batch_size))
+        rows = self._batch(pending, now)
         if not rows:
+            self._take_ahead()
             return None
         computed = self._compute(rows, now)
         if computed or (self.semantic and any(row.has_features for row in rows)):
@@ -266,6 +278,8 @@ class ClusteringStage:
             self._note_topics("lexical", logging.WARNING, "action=topic-match outcome=skipped "
                               "reason=exact-clustering: the topic match needs the model")
         feature_seconds = time.perf_counter() - started
+        if not self._stopping.is_set():
+            self._start_ahead(self._batch(pending[len(rows):], now), now)
         summary = StageSummary(batches=1, feature_seconds=feature_seconds)
         try:
             with self.store.clustering() as writer:
@@ -301,6 +315,56 @@ class ClusteringStage:
         return PATH_SHORT
 
     def _compute(self, rows: list[PendingEntry], now: datetime) -> dict[int, EntryFeatures]:
+        """The features of ``rows`` that have none stored: those computed ahead for the same
+        row read the same way, the rest now."""
+        ahead = self._take_ahead()
+        computed: dict[int, EntryFeatures] = {}
+        todo = []
+        for row in rows:
+            found = ahead.get((row, self._path(row, now)))
+            if found is None:
+                todo.append(row)
+            elif not row.has_features:
+                computed[row.id] = found
+        computed.update(self._features_of(todo, now))
+        return computed
+
+    def _start_ahead(self, rows: list[PendingEntry], now: datetime) -> None:
+        """Compute the features of ``rows`` (the batch that will likely come next) on the
+        stage's feature thread while the caller decides this batch: the model releases the
+        GIL, so it runs on the other core meanwhile. Features are a function of the entry's
+        row and path, so a row decided later reads the same ones; rows that change or that
+        another worker takes are computed again, and nothing else depends on this."""
+        todo = [row for row in rows if not row.has_features and self._path(row, now) != PATH_NONE]
+        if not todo:
+            return
+        if self._ahead_pool is None:
+            self._ahead_pool = ThreadPoolExecutor(1, thread_name_prefix="cluster-features")
+
+        def compute() -> dict[tuple[PendingEntry, str], EntryFeatures]:
+            found = self._features_of(todo, now)
+            return {(row, self._path(row, now)): found[row.id] for row in todo if row.id in found}
+
+        self._ahead = self._ahead_pool.submit(compute)
+
+    def _wait_ahead(self) -> None:
+        """Wait for the features computed ahead, keeping them for the next batch."""
+        if self._ahead is not None:
+            self._ahead.exception()
+
+    def _take_ahead(self) -> dict[tuple[PendingEntry, str], EntryFeatures]:
+        """The features computed ahead (waiting for them), or none; no computation is left
+        running, so the caller may use the models."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return {}
+        try:
+            return ahead.result()
+        except Exception:  # the batch computes them itself, and meets the error there
+            log.debug("action=cluster-features-ahead outcome=failed", exc_info=True)
+            return {}
+
+    def _features_of(self, rows: list[PendingEntry], now: datetime) -> dict[int, EntryFeatures]:
         computed: dict[int, EntryFeatures] = {}
         for path in (PATH_MODEL, PATH_SHORT):
             todo = [row for row in rows if not row.has_features and self._path(row, now) == path]

@@ -48,3 +48,20 @@ def test_a_new_process_warms_up_from_stored_vectors(
     embedded = [text for text in recording.texts if text not in REFERENCE_TEXTS]
     assert len(embedded) == 1
     assert embedded[0].startswith("Grèce : un ferry")
+
+
+def test_features_computed_ahead_serve_the_next_batch_and_decide_alike(
+        store: Store, feed_server: FeedServer, tmp_path: Path, models: Models) -> None:
+    feeds = {"wire": ("en", [FERRY_EN, RAIL_EN]), "journal": ("fr", [FERRY_FR])}
+    poll(store, feed_server, tmp_path, feeds)
+    recording = Recording(models.extractor.embedder)
+    fresh = Models(FeatureExtractor(models.extractor.detector, recording))
+    # One entry per batch: each batch's successor is computed while it is decided.
+    ahead = stage(store, fresh, batch_size=1)
+    while ahead.run_batch() is not None:
+        pass
+    stories = story_of(store)
+    assert stories["ferry-fr"] == stories["ferry-en"] != stories["rail-en"]
+    embedded = [text for text in recording.texts if text not in REFERENCE_TEXTS]
+    # Each entry's text went through the model once, whichever thread computed it.
+    assert len(embedded) == len(set(embedded)) == 3

@@ -18,6 +18,7 @@ from aggregator.clustering.dedup.lead import (
     clean_segments,
     is_boilerplate,
     lead,
+    lead_text,
     plain,
 )
 
@@ -225,3 +226,32 @@ def test_a_report_about_a_website_is_not_site_talk() -> None:
         "Website einige Stunden lahmgelegt und nicht Hacker, wie online behauptet wurde."
     )
     assert lead("NSA: interner Fehler", body).text == f"NSA: interner Fehler. {body}"
+
+
+_REPORT = (
+    "The city council approved the budget on Tuesday after a long debate. "
+    "Schools get more money for teachers and buildings. "
+    "Roads in the north of the city will be repaired next spring. "
+    "The opposition said the plan was too expensive and voted against it. "
+)
+
+
+@pytest.mark.parametrize(
+    ("title", "body"),
+    [
+        ("Budget passed", _REPORT * 3),
+        ("", _REPORT * 3),
+        ("Budget", "Budget\n" + _REPORT * 3),
+        ("Budget passed", "Budget passed. " + _REPORT),
+        # A dropped segment right where the lead ends changes the kept one's separator.
+        ("Council", _REPORT.replace(". ", ".\nShare Tweet Email\n") * 2),
+        ("", "Anzeige\n" + "Share Tweet Email\n" * 40 + _REPORT),
+        ("Budget passed", "Budget passed | " + " | ".join(_REPORT.split(". ")) * 2),
+        ("市议会通过预算", "市议会周二通过了预算。学校将获得更多资金。" * 30),
+        ("", "We use cookies. " * 5 + "Please accept all cookies to continue."),
+        ("Short", "Budget passed. Budget passed. " * 20 + _REPORT),
+    ],
+)
+def test_the_model_text_reads_the_body_only_as_far_as_it_needs(title: str, body: str) -> None:
+    for chars in (20, 96, LEAD_CHARS, 2000):
+        assert lead_text(title, body, chars=chars) == lead(title, body, chars=chars).text

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aggregator.clustering.dedup import shingles
+from aggregator.clustering.dedup.centroids import CentroidTable
 from aggregator.clustering.dedup.embed import Vector, normalize_rows
 from aggregator.clustering.dedup.features import EntryFeatures
 from aggregator.clustering.dedup.match import Match, Matcher
@@ -132,6 +133,8 @@ class Clusterer:
         self.apart = apart
         self.window = window
         self.stories: dict[int, Story] = {}
+        # The stories' centroids and spans, in the order of ``stories`` (candidate search).
+        self._table = CentroidTable()
         self.story_of: dict[str, int] = {}
         self._features: dict[str, EntryFeatures] = {}
         self._vectors: dict[str, Vector] = {}
@@ -270,6 +273,8 @@ class Clusterer:
         story = self.stories.pop(old)
         story.story_id = new
         self.stories[new] = story
+        self._table.remove(old)
+        self._table.add(new)
         for member in story.members:
             self.story_of[member] = new
         self._next_id = max(self._next_id, new + 1)
@@ -283,17 +288,11 @@ class Clusterer:
         candidates: set[int] = set()
         threshold = self.matcher.calibration.threshold
         forced = self._forced | set(self.overrides.pinned)
-        active = [
-            s
-            for s in self.stories.values()
-            if abs(s.last_seen - moment) <= self.window or s.first_seen <= moment <= s.last_seen
-        ]
-        if active:
-            ids = [s.story_id for s in active]
-            matrix = np.vstack([s.centroid() for s in active])
+        ids, matrix = self._table.active(self.stories, moment, self.window)
+        if len(ids):
             sims = matrix @ vector
-            order = np.lexsort((np.array(ids), -sims))[:TOP_STORIES]
-            candidates.update(ids[i] for i in order)
+            order = np.lexsort((ids, -sims))[:TOP_STORIES]
+            candidates.update(int(ids[i]) for i in order)
         for key in shingles.band_keys(features.minhash):
             for other in self._buckets.get(key, ()):
                 if other in self.story_of:
@@ -350,11 +349,13 @@ class Clusterer:
             survivor = min(keep, other, key=lambda s: (self.stories[s].born, s))
         gone = other if survivor == keep else keep
         dead = self.stories.pop(gone)
+        self._table.remove(gone)
         story = self.stories[survivor]
         story.members.extend(dead.members)
         story.add_to_centroid(dead.centroid_sum)
         story.first_seen = min(story.first_seen, dead.first_seen)
         story.last_seen = max(story.last_seen, dead.last_seen)
+        self._table.touch(survivor)
         for member in dead.members:
             self.story_of[member] = survivor
         return survivor
@@ -398,10 +399,12 @@ class Clusterer:
             story = Story(story_id, when, when, [], np.zeros(vector.shape[-1], dtype=np.float64),
                           born=born or (1, next(self._births)))
             self.stories[story_id] = story
+            self._table.add(story_id)
         story.members.append(features.entry_id)
         story.add_to_centroid(vector)
         story.first_seen = min(story.first_seen, when)
         story.last_seen = max(story.last_seen, when)
+        self._table.touch(story_id)
         self.story_of[features.entry_id] = story_id
         self._features[features.entry_id] = features
         self._vectors[features.entry_id] = vector
@@ -423,11 +426,12 @@ class Clusterer:
         horizon = max(self._newest, moment) - 2 * self.window
         if self.keep_since is not None:
             horizon = min(horizon, self.keep_since)
-        idle = [s.story_id for s in self.stories.values() if s.last_seen < horizon]
+        idle = self._table.idle(self.stories, horizon)
         if idle:
             self.evicted_until = max(self.evicted_until or horizon, horizon)
         for story_id in idle:
             story = self.stories.pop(story_id)
+            self._table.remove(story_id)
             for member in story.members:
                 self.story_of.pop(member, None)
                 features = self._features.pop(member, None)

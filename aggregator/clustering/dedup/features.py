@@ -175,7 +175,7 @@ class FeatureExtractor:
     def extract_many(self, items: Sequence[EntryInput]) -> list[EntryFeatures]:
         # Copies (one wire story in several feeds, a feed's republished item) embed the same
         # text: the model runs once per distinct text, in this call or a recent one.
-        texts = [lead.lead(i.title, i.body, i.full_text).text for i in items]
+        texts = [lead.lead_text(i.title, i.body, i.full_text) for i in items]
         vectors: dict[str, Vector] = {}
         for text in dict.fromkeys(texts):
             known = self.recent.get(text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 # Title plus this much of the cleaned text: what the model embeds (see embed.LEAD_CHARS).
@@ -140,21 +141,34 @@ def _split(text: str) -> list[tuple[str, str]]:
     """Each segment with the separator that followed it in the text ("" between CJK
     sentences, " - " or " | " between navigation parts, " " otherwise), so a text that
     loses nothing reads as it was written."""
-    pieces: list[tuple[str, str]] = []
+    return list(_pieces(text))
+
+
+def _pieces(text: str) -> Iterator[tuple[str, str]]:
+    """``_split`` one segment at a time: a reader that stops early splits no further."""
+    held: tuple[str, str] | None = None
     start = 0
-    for match in [*_SPLIT.finditer(text), None]:
+    for match in _matches(text):
         end = match.start() if match else len(text)
         segment = " ".join(text[start:end].split())
         raw = match.group() if match else ""
         core = " ".join(raw.split())
         separator = f" {core} " if core else (" " if raw else "")
         if segment:
-            pieces.append((segment, separator))
-        elif pieces and core:
-            pieces[-1] = (pieces[-1][0], separator)
+            if held is not None:
+                yield held
+            held = (segment, separator)
+        elif held is not None and core:
+            held = (held[0], separator)
         if match:
             start = match.end()
-    return pieces
+    if held is not None:
+        yield held
+
+
+def _matches(text: str) -> Iterator[re.Match[str] | None]:
+    yield from _SPLIT.finditer(text)
+    yield None
 
 
 def _words(segment: str) -> list[str]:
@@ -235,15 +249,26 @@ def clean_segments(text: str) -> tuple[list[str], int]:
     return [segment for segment, _ in kept], skipped
 
 
-def _clean(text: str) -> tuple[list[tuple[str, str]], int]:
+def _clean(
+    text: str, enough: Callable[[list[tuple[str, str]]], bool] | None = None
+) -> tuple[list[tuple[str, str]], int]:
+    """The kept segments with their separators, and how many were skipped; with ``enough``,
+    the segments after the first kept one for which ``enough(kept)`` holds are not read (the
+    kept ones stay as they are, but for the last one's separator)."""
     kept: list[tuple[str, str]] = []
     seen: set[str] = set()
     skipped = 0
     after_site_talk = False
-    for raw, separator in _split(plain(text)[:SCAN_CHARS]):
-        segment = raw if is_boilerplate(raw, after_site_talk) else _strip_furniture_prefix(raw)
+    for raw, separator in _pieces(plain(text)[:SCAN_CHARS]):
+        if enough is not None and kept and enough(kept):
+            break
+        furniture = is_boilerplate(raw, after_site_talk)
+        segment = raw if furniture else _strip_furniture_prefix(raw)
         key = segment.casefold().rstrip(".!?。")
-        dropped = key in seen or is_boilerplate(segment, after_site_talk)
+        # An unchanged segment was judged just above.
+        dropped = key in seen or (
+            furniture if segment == raw else is_boilerplate(segment, after_site_talk)
+        )
         if dropped:
             skipped += 1
             if key not in seen:
@@ -279,17 +304,34 @@ def lead(
     """Title and the start of the report, cut to ``chars``; for an untitled or short-titled
     entry also the next ``second_chars`` of it. An extracted article page (``full_text``)
     is read instead of the feed's body when it holds more."""
+    return _lead(title, body, full_text, chars, second_chars, whole=True)
+
+
+def lead_text(title: str, body: str, full_text: str | None = None, chars: int = LEAD_CHARS) -> str:
+    """``lead(title, body, full_text, chars).text``, reading the body only as far as that text
+    needs: judging every segment of a long body was most of the lead's cost."""
+    return _lead(title, body, full_text, chars, 0, whole=False).text
+
+
+def _lead(
+    title: str, body: str, full_text: str | None, chars: int, second_chars: int, *, whole: bool
+) -> Lead:
     if chars <= 0 or second_chars < 0:
         raise ValueError(f"lead lengths must be positive, got {chars} and {second_chars}")
     title = " ".join(plain(title).split())
     source = full_text if full_text and len(full_text) > len(body) else body
-    kept, skipped = _clean(source)
-    if title:
-        folded = title.casefold()
-        # The body often repeats the title, whole or as its first sentence.
-        kept = [p for p in kept if p[0].casefold() not in (folded, folded.rstrip("."))]
-        if kept and kept[0][0].casefold().startswith(folded):
-            kept[0] = (kept[0][0][len(title) :].lstrip(" .:-–—"), kept[0][1])
+    folded = title.casefold()
+    wanted = chars + (second_chars if len(title) < SHORT_TITLE_CHARS else 0)
+
+    def enough(kept: list[tuple[str, str]]) -> bool:
+        # Later segments only follow these, and a later dropped one changes only the last
+        # one's separator: once the rest fills the wanted characters, nothing later shows.
+        settled = [*kept[:-1], (kept[-1][0], "")]
+        report = _join([p for p in _without_title(settled, title, folded) if p[0]])
+        return bool(report) and len(f"{title}. " if title else "") + len(report) >= wanted
+
+    kept, skipped = _clean(source, None if whole else enough)
+    kept = _without_title(kept, title, folded)
     report = _join([p for p in kept if p[0]])
     if not report and not title:
         # Nothing but furniture: the raw start is all there is, and copies of one notice
@@ -301,3 +343,14 @@ def lead(
     if len(title) < SHORT_TITLE_CHARS and second_chars:
         second = text[chars : chars + second_chars].strip()
     return Lead(text=first, second=second, skipped=skipped)
+
+
+def _without_title(kept: list[tuple[str, str]], title: str, folded: str) -> list[tuple[str, str]]:
+    """The kept segments without the title the body often repeats, whole or as its first
+    sentence."""
+    if not title:
+        return kept
+    kept = [p for p in kept if p[0].casefold() not in (folded, folded.rstrip("."))]
+    if kept and kept[0][0].casefold().startswith(folded):
+        kept[0] = (kept[0][0][len(title) :].lstrip(" .:-–—"), kept[0][1])
+    return kept
