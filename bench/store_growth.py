@@ -1,13 +1,15 @@
 """How the store's CPU per feed grows with what is stored: a first poll's saves, slice by slice.
 
     .venv/bin/python bench/store_growth.py --feeds 3000 [--slices 10] [--batch 50] [--cache-mb 0]
+        [--drop-index NAME ...]
 
 Prepares the poll benchmark's first N synthetic feeds (parse, normalize, classify with its two
 categories; not timed), then saves them into a fresh SQLite store in ``--slices`` slices, and
 prints for each slice the CPU milliseconds per feed (``time.process_time``) of the saves
 (``Store.save_polls``, ``--batch`` feeds per transaction; 1 is one transaction per feed) and of
 indexing that slice's entries for search (``Store.index_pending``) apart. ``--cache-mb`` sets
-SQLite's page cache of every connection (0: SQLite's default, 2 MB).
+SQLite's page cache of every connection (0: SQLite's default, 2 MB). ``--drop-index`` drops an
+index of the migrated store before the first save, to price what writing it costs per feed.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def main() -> int:
         help="feeds per transaction (default: the poller's)",
     )
     parser.add_argument("--cache-mb", type=int, default=0)
+    parser.add_argument("--drop-index", action="append", default=[], metavar="NAME")
     args = parser.parse_args()
     saves = prepare(args.feeds)
     catalog = Catalog(
@@ -93,7 +96,8 @@ def main() -> int:
     step = max(1, args.feeds // args.slices)
     print(
         f"{args.feeds} feeds, {args.batch} per transaction, cache "
-        f"{args.cache_mb or 'default'} MB; CPU ms per feed"
+        f"{args.cache_mb or 'default'} MB, dropped: {', '.join(args.drop_index) or 'none'}; "
+        "CPU ms per feed"
     )
     print("| feeds | entries stored before | saves | search index |")
     print("|---|---|---|---|")
@@ -107,6 +111,9 @@ def main() -> int:
 
         try:
             upgrade(store.engine)
+            with store.engine.begin() as connection:
+                for name in args.drop_index:
+                    connection.exec_driver_sql(f'DROP INDEX "{name}"')
             store.engine.dispose()
             store.sync_sources(catalog, NOW)
             stored = 0
