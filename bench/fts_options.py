@@ -44,9 +44,8 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def measure(name: str, rows: list[tuple[str, str]], words: list[str], workdir: Path) -> str:
+def measure(name: str, rows: list[tuple[str, str]], words: list[str], path: Path) -> str:
     options, commands = VARIANTS[name]
-    path = workdir / f"{name}.db"
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
@@ -101,8 +100,9 @@ def main() -> int:
     print("| variant | index statements | commits | file MB | one search, ms | hits |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as workdir:
-        for name in names:
-            print(measure(name, rows, words, Path(workdir)), flush=True)
+        for position, name in enumerate(names):
+            path = Path(workdir) / f"{position}-{name}.db"
+            print(measure(name, rows, words, path), flush=True)
     return 0
 
 
