@@ -210,13 +210,13 @@ def _hashsize(connection: sa.Connection) -> int | None:
 
 def test_a_batch_indexed_in_large_segments_answers_as_in_small_ones(sqlite_store: Store
                                                                      ) -> None:
-    """Migration 0019 lets FTS5 gather 16 MiB of a batch before writing a segment (its default:
+    """Migration 0019 lets FTS5 gather 8 MiB of a batch before writing a segment (its default:
     1 MiB): a batch is written as fewer, larger segments, and answers as in small ones."""
     with sqlite_store.engine.connect() as connection:
-        assert _hashsize(connection) == 16 * 1024 * 1024
+        assert _hashsize(connection) == 8 * 1024 * 1024
     sqlite_store.sync_sources(catalog(source("a")), NOW)
     words = [f"w{n:03d}{chr(0x3B1 + n % 24)}" for n in range(240)]
-    # About 1 MB of trigram positions in one batch: one segment at 16 MiB, many at 64 KiB.
+    # About 1 MB of trigram positions in one batch: one segment at 8 MiB, many at 64 KiB.
     entries = [entry(f"k{n}", title=f"{words[n]} headline {n}",
                      text=" ".join(words[(n * 7 + i) % 240] + f"x{i}" for i in range(400)),
                      published_at=NOW - timedelta(minutes=n))
