@@ -8,8 +8,9 @@ FTS5 builds a batch's index in memory and writes it out as a new segment wheneve
 reaches its ``hashsize`` (1 MiB by default): one ``index_pending`` batch of 5,000 entries made
 many small segments, which its automatic merges then read and wrote again, level after level.
 With 8 MiB a batch is a few large segments, so fewer merges rewrite the same data: the
-indexing's CPU per entry fell to about 0.75x (16 MiB: 0.7x, for twice the memory held while a
-batch is indexed; docs/benchmarks.md, "The store's work per feed, fifth round"). The index
+indexing's CPU per entry fell to about 0.75x, for 11-18 MB more peak memory while a batch is
+indexed (16 MiB: 0.7x, for more; docs/benchmarks.md, "The store's work per feed, fifth
+round"). The index
 holds the same terms, so every search answers the same. A setting in the table's own
 ``entry_search_config``, written through FTS5's command so every connection reads it.
 PostgreSQL: nothing to do.
