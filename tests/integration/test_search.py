@@ -200,3 +200,39 @@ def test_a_poll_leaves_what_it_saved_indexed(sqlite_store: Store, tmp_path: Path
     _index_is_sound(sqlite_store)
     settle(sqlite_store)
     assert len(_keys(sqlite_store, "harbour")) == 3
+
+
+def _hashsize(connection: sa.Connection) -> int | None:
+    value = connection.execute(sa.text(
+        "SELECT v FROM entry_search_config WHERE k = 'hashsize'")).scalar()
+    return None if value is None else int(value)
+
+
+def test_a_batch_indexed_in_large_segments_answers_as_in_small_ones(sqlite_store: Store
+                                                                     ) -> None:
+    """Migration 0019 lets FTS5 gather 8 MiB of a batch before writing a segment (its default:
+    1 MiB): a batch is written as fewer, larger segments, and answers as in small ones."""
+    with sqlite_store.engine.connect() as connection:
+        assert _hashsize(connection) == 8 * 1024 * 1024
+    sqlite_store.sync_sources(catalog(source("a")), NOW)
+    words = [f"w{n:03d}{chr(0x3B1 + n % 24)}" for n in range(240)]
+    # About 1 MB of trigram positions in one batch: one segment at 8 MiB, many at 64 KiB.
+    entries = [entry(f"k{n}", title=f"{words[n]} headline {n}",
+                     text=" ".join(words[(n * 7 + i) % 240] + f"x{i}" for i in range(400)),
+                     published_at=NOW - timedelta(minutes=n))
+               for n in range(120)]
+    _save(sqlite_store, *entries)
+    queries = [*words[:120:13], "headline", "w00", "x39", "x399", f"{words[3]}x1"]
+    large = {q: _keys(sqlite_store, q) for q in queries}
+    assert all(large.values())
+    _index_is_sound(sqlite_store)
+    segments = "SELECT count(DISTINCT segid) FROM entry_search_idx"
+    with sqlite_store.engine.begin() as connection:
+        in_large = connection.execute(sa.text(segments)).scalar_one()
+        connection.execute(sa.text(
+            "INSERT INTO entry_search(entry_search, rank) VALUES ('hashsize', 65536)"))
+        connection.execute(sa.text("INSERT INTO entry_search(entry_search) VALUES ('rebuild')"))
+        in_small = connection.execute(sa.text(segments)).scalar_one()
+    assert in_small > in_large
+    assert {q: _keys(sqlite_store, q) for q in queries} == large
+    _index_is_sound(sqlite_store)
