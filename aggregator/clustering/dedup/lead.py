@@ -134,18 +134,14 @@ def plain(text: str) -> str:
 
 def segments(text: str) -> list[str]:
     """Sentences and lines, whitespace collapsed, empty ones dropped."""
-    return [segment for segment, _ in _split(text)]
-
-
-def _split(text: str) -> list[tuple[str, str]]:
-    """Each segment with the separator that followed it in the text ("" between CJK
-    sentences, " - " or " | " between navigation parts, " " otherwise), so a text that
-    loses nothing reads as it was written."""
-    return list(_pieces(text))
+    return [segment for segment, _ in _pieces(text)]
 
 
 def _pieces(text: str) -> Iterator[tuple[str, str]]:
-    """``_split`` one segment at a time: a reader that stops early splits no further."""
+    """Each segment with the separator that followed it in the text ("" between CJK
+    sentences, " - " or " | " between navigation parts, " " otherwise), so a text that
+    loses nothing reads as it was written; one at a time, so a reader that stops early
+    splits no further."""
     held: tuple[str, str] | None = None
     start = 0
     for match in _matches(text):
