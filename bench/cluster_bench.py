@@ -739,14 +739,17 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
                              "model": summarise_profile(spy_model),
                              "files": [spy_cached.name, spy_model.name]}
     report["runs"] = {str(k): v for k, v in runs.items()}
-    rows = [cost_row(size, built[size], runs[size]["cached"]) for size in sizes]
+    # --repeats 0 times only the model runs: there is no cost row without the model then.
+    rows = [cost_row(size, built[size], runs[size]["cached"]) for size in sizes
+            if runs[size]["cached"]]
     report["cost"] = rows
     print("### Background against real texts: centered cosines (quantiles 5/25/50/75/95%)\n")
     print("| pairs | count | quantiles |\n|---|---|---|")
     for name, (count, quantiles) in report["similarity"].items():
         print(f"| {name} | {count:,} | {' / '.join(f'{q:.2f}' for q in quantiles)} |")
-    print("\n### Cost per entry without the model (features precomputed)\n")
-    print(cost_table(rows))
+    if rows:
+        print("\n### Cost per entry without the model (features precomputed)\n")
+        print(cost_table(rows))
     if args.model_repeats:
         engine = os.environ.get("BENCH_EMBED_ENGINE", "auto")
         print(f"\n### Throughput with embeddings (the whole stage, engine {engine})\n")
@@ -765,12 +768,15 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
         print(profile_table(f"without the model, {largest}", report["profile"]["cached"]))
         print()
         print(profile_table(f"with the model, {largest}", report["profile"]["model"]))
-    spread = max(r["ms_per_entry"] for r in rows) / min(r["ms_per_entry"] for r in rows) - 1
     best = max((_steady_rate(run) for size_runs in runs.values() for run in size_runs["model"]),
                default=0.0)
-    print(f"\nflat within ±{FLAT_TOLERANCE:.0%}: "
-          f"{'yes' if spread <= FLAT_TOLERANCE else 'no'} (largest/smallest "
-          f"{spread:+.0%}); ≥ {TARGET_ENTRIES_PER_S:.0f} entries/s with embeddings: "
+    flat = "not measured (--repeats 0)"
+    if rows:
+        spread = max(r["ms_per_entry"] for r in rows) / min(r["ms_per_entry"] for r in rows) - 1
+        flat = (f"{'yes' if spread <= FLAT_TOLERANCE else 'no'} "
+                f"(largest/smallest {spread:+.0%})")
+    print(f"\nflat within ±{FLAT_TOLERANCE:.0%}: {flat}; "
+          f"≥ {TARGET_ENTRIES_PER_S:.0f} entries/s with embeddings: "
           f"{'yes' if best >= TARGET_ENTRIES_PER_S else 'no'} (best {best:.1f})")
 
 
