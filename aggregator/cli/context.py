@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +29,11 @@ _SQLITE_FILE = re.compile(r"^sqlite(?:\+\w+)?:///([^?]+)")
 class Context:
     settings: Settings
     args: argparse.Namespace
+
+    @property
+    def editor(self) -> str:
+        """Who the audit log names for an edit made here: ``--by``, else the login, else cli."""
+        return str(getattr(self.args, "by", None) or os.environ.get("USER") or "cli")
 
     def catalog(self) -> Catalog:
         return load_catalog(self.settings.config_dir)

@@ -5,15 +5,10 @@ printed once, on its own line, and kept only as a hash.
 
 from __future__ import annotations
 
-import os
 import sys
 
 from aggregator.cli.context import Context, when_text
 from aggregator.safety.terminal import terminal_json, terminal_text
-
-
-def _by() -> str:
-    return os.environ.get("USER") or "cli"
 
 
 def cmd_editors(ctx: Context) -> int:
@@ -41,12 +36,12 @@ def cmd_editors(ctx: Context) -> int:
                     f"{row.target} {row.detail}"))
             return 0
         if command == "revoke":
-            print(bench.revoke_editor(args.name, by=_by()).message, file=sys.stderr)
+            print(bench.revoke_editor(args.name, by=ctx.editor).message, file=sys.stderr)
             return 0
         if command == "add":
-            done, token = bench.add_editor(args.name, args.role, by=_by())
+            done, token = bench.add_editor(args.name, args.role, by=ctx.editor)
         else:
-            done, token = bench.rotate_editor(args.name, by=_by())
+            done, token = bench.rotate_editor(args.name, by=ctx.editor)
     finally:
         store.close()
     print(f"{done.message}; the token below is shown once (only its hash is kept):",

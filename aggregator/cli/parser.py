@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="retention in days (default: $AGGREGATOR_RETENTION_DAYS)")
     pruning.add_argument("--json", action="store_true", help="one JSON summary object")
 
+    # Every edit writes an audit row naming who made it.
+    attributed = argparse.ArgumentParser(add_help=False, parents=[common])
+    attributed.add_argument("--by", help="who makes the change, for the audit log (default: "
+                                         "$USER, else cli)")
     source_commands = add_group("sources", "inspect and edit sources",
                                 "sources.cmd_sources_list")
     listing = source_commands.add_parser("list", parents=[common],
@@ -121,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(handler=_Handler("sources.cmd_sources_list"))
     adding = source_commands.add_parser(
-        "add", parents=[common],
+        "add", parents=[attributed],
         help="add a feed, or find the feeds a web page links to, and append it to sources.toml")
     adding.add_argument("url", help="the feed's URL or a page that links to it")
     adding.add_argument("--category", action="append", required=True, metavar="ID",
@@ -136,11 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     for verb, what in (("pause", "stop polling a source (enabled = false); nothing is deleted"),
                        ("resume", "poll a paused source again"),
                        ("remove", "remove a source from sources.toml; its stored entries stay")):
-        editing = source_commands.add_parser(verb, parents=[common], help=what)
+        editing = source_commands.add_parser(verb, parents=[attributed], help=what)
         editing.add_argument("id", metavar="ID", help="the source's id")
         editing.set_defaults(handler=_Handler("sources.cmd_sources_edit"))
     importing = source_commands.add_parser(
-        "import-opml", parents=[common],
+        "import-opml", parents=[attributed],
         help="add the feeds of OPML subscription lists to sources.toml (no network access; "
              "already configured URLs are skipped, so it can be run again)")
     importing.add_argument("files", nargs="+", type=Path, metavar="FILE", help="OPML file")
@@ -171,8 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", dest="show_json", action="store_true",
                       help="the story, its entries' evidence and its corrections as JSON")
     stories.set_defaults(show_json=False)
-    correcting = argparse.ArgumentParser(add_help=False, parents=[common])
-    correcting.add_argument("--by", help="who makes the change (default: $USER, else cli)")
+    correcting = argparse.ArgumentParser(add_help=False, parents=[attributed])
     correcting.add_argument("--note", help="why, kept with the correction")
     for name, help_text, arguments in (
             ("merge", "merge two stories into one (the older keeps its id)",

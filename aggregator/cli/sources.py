@@ -1,17 +1,20 @@
 """``aggregator sources``: health, add, pause/resume/remove, OPML import and export. Edits go to
-``sources.toml`` through ``configedit`` (comments kept, validated before writing)."""
+``sources.toml`` through ``configedit`` (comments kept, validated before writing), each with its
+row in the audit log as an editor's edit in the admin pages has."""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aggregator.cli.context import Context, when_text
 from aggregator.cli.progress import step_progress
+from aggregator.clock import utc_now
 from aggregator.errors import ConfigError, StoreError
 from aggregator.safety.terminal import terminal_json, terminal_text
 from aggregator.types import SourceState, SourceStatus
@@ -19,6 +22,7 @@ from aggregator.types import SourceState, SourceStatus
 if TYPE_CHECKING:
     from aggregator.catalog import Catalog
     from aggregator.polling.discover import DiscoveredFeed
+    from aggregator.store.accounts import AuditNote
 
 
 log = logging.getLogger("aggregator.cli")
@@ -58,7 +62,29 @@ def cmd_sources_list(ctx: Context) -> int:
     return 0
 
 
+@contextmanager
+def _audited(ctx: Context, note: AuditNote | None) -> Iterator[None]:
+    """The edit made in the block, with its audit row in one transaction (neither is kept
+    without the other). Before the first poll there is no database to hold the log: the files
+    are edited all the same and the command says the edit went unrecorded."""
+    if note is None:
+        yield
+        return
+    try:
+        store = ctx.store(auto_upgrade=False)
+    except StoreError as exc:
+        print(terminal_text(f"note: not recorded in the audit log: {exc}"), file=sys.stderr)
+        yield
+        return
+    try:
+        with store.audited(note, utc_now()):
+            yield
+    finally:
+        store.close()
+
+
 def cmd_sources_add(ctx: Context) -> int:
+    from aggregator.editorial.sourcenotes import added_note
     from aggregator.editorial.subscribe import NewSource, append_source, find_feed, slug_for
     from aggregator.runtime.service import make_fetcher
 
@@ -77,7 +103,8 @@ def cmd_sources_add(ctx: Context) -> int:
         id=args.id or slug_for(args.title or title, feed_url, {s.id for s in catalog.sources}),
         url=feed_url, title=args.title or title, categories=tuple(args.category),
         language=args.language, interval=args.interval)
-    append_source(ctx.settings.config_dir, catalog, source)
+    with _audited(ctx, added_note(ctx.editor, source)):
+        append_source(ctx.settings.config_dir, catalog, source)
     print(terminal_text(f"added source {source.id!r} ({source.url}) to "
                         f"{ctx.settings.config_dir / 'sources.toml'}; the next poll fetches it"))
     return 0
@@ -116,16 +143,22 @@ _APPLIED = ("a running `aggregator run` applies it within AGGREGATOR_CONFIG_RELO
 def cmd_sources_edit(ctx: Context) -> int:
     """``sources pause|resume|remove ID``: the change is made in sources.toml."""
     from aggregator.editorial.configedit import remove_source, set_source_enabled
+    from aggregator.editorial.sourcenotes import enabled_note, removed_note
 
     folder = ctx.settings.config_dir
     source_id: str = ctx.args.id
     command = ctx.args.sources_command
+    # An unknown id has no row to write: the config editor refuses it, naming the file.
+    source = {s.id: s for s in ctx.catalog().sources}.get(source_id)
     if command == "remove":
-        remove_source(folder, source_id)
+        with _audited(ctx, removed_note(ctx.editor, source) if source else None):
+            remove_source(folder, source_id)
         done = "removed (its stored entries are kept)"
     else:
-        set_source_enabled(folder, source_id, command == "resume")
-        done = "resumed" if command == "resume" else "paused"
+        enabled = command == "resume"
+        with _audited(ctx, enabled_note(ctx.editor, source, enabled) if source else None):
+            set_source_enabled(folder, source_id, enabled)
+        done = "resumed" if enabled else "paused"
     print(f"source {source_id!r} {done} in {folder / 'sources.toml'}; {_APPLIED}")
     return 0
 
@@ -133,6 +166,7 @@ def cmd_sources_edit(ctx: Context) -> int:
 def cmd_sources_import_opml(ctx: Context) -> int:
     from aggregator.editorial.configedit import add_sources
     from aggregator.editorial.opml import Configured, plan_import, read_outlines
+    from aggregator.editorial.sourcenotes import imported_note
 
     args = ctx.args
     folder = ctx.settings.config_dir
@@ -160,7 +194,8 @@ def cmd_sources_import_opml(ctx: Context) -> int:
         print(f"dry run, nothing written: would have {plan.describe()}")
         return 0
     if plan.sources:
-        add_sources(folder, plan.sources, categories=plan.categories)
+        with _audited(ctx, imported_note(ctx.editor, plan.sources, plan.categories)):
+            add_sources(folder, plan.sources, categories=plan.categories)
     print(f"{plan.describe()} (from {len(files)} OPML files into {folder}); {_APPLIED}")
     return 0
 

@@ -3,7 +3,6 @@ took it) and the editors' corrections: merge, split, pin, hide, undo, list."""
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -148,16 +147,12 @@ def _correction_line(override: OverrideView) -> str:
     return line
 
 
-def _by(ctx: Context) -> str:
-    return str(ctx.args.by or os.environ.get("USER") or "cli")
-
-
 def cmd_stories_correct(ctx: Context) -> int:
     """``stories merge|split|pin|hide|undo``: an editor's correction, applied at once, through
     the same operations (and refusals) as the API and the admin pages."""
     from aggregator.editorial.operations import Workbench
 
-    args, by = ctx.args, _by(ctx)
+    args, by = ctx.args, ctx.editor
     catalog = ctx.catalog()
     store = ctx.store(auto_upgrade=False)
     bench = Workbench(store=store, catalog=lambda: catalog, config_dir=ctx.settings.config_dir)
@@ -210,7 +205,7 @@ def cmd_rules_apply(ctx: Context) -> int:
     that ``stories undo`` takes back."""
     from aggregator.editorial.operations import Workbench, applied_json
 
-    args, by = ctx.args, _by(ctx)
+    args, by = ctx.args, ctx.editor
     catalog = ctx.catalog()
     store = ctx.store(auto_upgrade=False)
     bench = Workbench(store=store, catalog=lambda: catalog, config_dir=ctx.settings.config_dir)

@@ -45,6 +45,7 @@ from aggregator.editorial.configedit import (
     set_source_enabled,
 )
 from aggregator.editorial.dryrun import DryRun, rules_dry_run
+from aggregator.editorial.sourcenotes import added_note, enabled_note, removed_note
 from aggregator.editorial.subscribe import slug_for
 from aggregator.errors import AggregatorError, ConfigError, EditRefused, Refusal
 from aggregator.safety.netguard import forbidden_reason
@@ -267,13 +268,12 @@ class Workbench:
         return True
 
     def set_enabled(self, source_id: str, enabled: bool, *, by: str = UNNAMED_EDITOR) -> Done:
-        before = self.source(source_id).enabled
+        source = self.source(source_id)
         verb = "resumed" if enabled else "paused"
         return self._edit(
             lambda folder: set_source_enabled(folder, source_id, enabled),
             f"{verb} source {source_id!r}",
-            AuditNote(by, AuditKind.SOURCE, "resume" if enabled else "pause", source_id,
-                      {"enabled": {"before": before, "after": enabled}}),
+            enabled_note(by, source, enabled),
         )
 
     def remove(self, source_id: str, *, by: str = UNNAMED_EDITOR) -> Done:
@@ -281,8 +281,7 @@ class Workbench:
         return self._edit(
             lambda folder: remove_source(folder, source_id),
             f"removed source {source_id!r}; its stored entries stay",
-            AuditNote(by, AuditKind.SOURCE, "remove", source_id,
-                      {"url": source.url, "categories": list(source.categories)}),
+            removed_note(by, source),
         )
 
     def new_source(
@@ -317,9 +316,7 @@ class Workbench:
         return self._edit(
             lambda folder: add_sources(folder, [source]),
             f"added source {source.id!r} ({source.url}); the next poll reads it",
-            AuditNote(by, AuditKind.SOURCE, "add", source.id,
-                      {"url": source.url, "categories": list(source.categories),
-                       "public_only": source.public_only}),
+            added_note(by, source),
         )
 
     def _check_new_source(self, source: NewSource) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,16 @@ def test_duplicates_and_unknown_categories_are_refused(config: Path,
     assert wrong.returncode == 3
     assert "unknown category 'nope'" in wrong.stderr
     assert len(load_catalog(config).sources) == 2
+
+
+def test_the_addition_is_in_the_audit_log(config: Path, feed_server: FeedServer,
+                                          tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'agg.db'}"
+    aggregator("db", "upgrade", "--database", database)
+    aggregator("sources", "add", feed_server.url("/feed.xml"), "--category", "news", "--id",
+               "monde", "--by", "mia", "--config", str(config), "--database", database)
+    audit = aggregator("editors", "audit", "--json", "--database", database)
+    [row] = [json.loads(line) for line in audit.stdout.splitlines()]
+    assert (row["editor"], row["kind"], row["action"], row["target"]) == (
+        "mia", "source", "add", "monde")
+    assert row["detail"]["url"] == feed_server.url("/feed.xml")
