@@ -5,9 +5,8 @@ vectors to float rounding (docs/dedup.md, "a second engine"), for a fraction of 
 
 The float32 graph is built when the engine loads (about a second), in a temporary folder removed
 once the session has read it; the int8 one is quantized once and kept (``e5int8``). Nothing is
-downloaded. Texts run one per call, so a
-vector never depends on its batch; each call runs on one thread, and the texts of a batch run
-on as many threads at once as the process has cores.
+downloaded. Texts run one per call, so a vector never depends on its batch; each call runs on
+one thread, and the texts of a batch run on as many threads at once as the process has cores.
 """
 
 from __future__ import annotations
@@ -58,6 +57,7 @@ class OnnxE5:
         # stage speed, sixth round"). The vectors are the same bits either way.
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
+        # Should a pool ever run, its idle threads must not spin on a core the stage needs.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.parallel = max(1, num_threads or _cores())
         self._pool: ThreadPoolExecutor | None = None
