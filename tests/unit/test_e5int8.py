@@ -6,6 +6,7 @@ Slow: each build quantizes the model (a few seconds).
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -111,3 +112,16 @@ def test_a_stage_keeps_the_model_beside_its_sqlite_file(
         assert model_cache(memory) is None
     finally:
         memory.close()
+
+
+def test_a_dead_builds_folder_is_swept_and_a_live_one_kept(tmp_path: Path) -> None:
+    dead, live = tmp_path / f"{e5int8.BUILDING}dead", tmp_path / f"{e5int8.BUILDING}live"
+    for folder in (dead, live):
+        folder.mkdir()
+        (folder / "e5.weights").write_bytes(b"float32 weights")
+    now = live.stat().st_mtime
+    old = now - e5int8.ABANDONED_SECONDS - 1
+    os.utime(dead, (old, old))
+    e5int8.sweep(tmp_path, now)
+    assert not dead.exists()
+    assert live.exists()

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
@@ -24,6 +26,9 @@ SUFFIX = ".onnx"
 RECIPE_MODULES = ("aggregator.clustering.dedup.e5graph", __name__)
 LIBRARIES = ("onnxruntime", "onnx")
 KEY_CHARS = DIGEST_CHARS = 16
+BUILDING = ".building-"
+# A build takes seconds; a building folder this old was left by a process that died in it.
+ABANDONED_SECONDS = 3600
 
 
 @contextmanager
@@ -70,8 +75,17 @@ def find(folder: Path, key: str) -> Path | None:
     return found
 
 
+def sweep(folder: Path, now: float | None = None) -> None:
+    """Remove the building folders of builds that died (each holds the 85 MB float32 graph)."""
+    now = time.time() if now is None else now
+    for path in folder.glob(f"{BUILDING}*"):
+        if now - path.stat().st_mtime > ABANDONED_SECONDS:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _build(model_path: Path, folder: Path, key: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
+    sweep(folder)
     subprocess.run(
         [sys.executable, "-m", __name__, str(model_path), str(folder), key],
         check=True,
@@ -93,7 +107,7 @@ def build(model_path: Path, folder: Path, key: str) -> Path:
 
     from aggregator.clustering.dedup import e5file, e5graph  # noqa: PLC0415
 
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".building-") as temporary:
+    with tempfile.TemporaryDirectory(dir=folder, prefix=BUILDING) as temporary:
         source = Path(temporary) / "e5.onnx"
         e5graph.write(e5file.read(model_path), source)
         target = Path(temporary) / "e5-int8.onnx"
