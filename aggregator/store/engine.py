@@ -53,8 +53,10 @@ def make_engine(url: str) -> Engine:
 def _sqlite_engine(database: str | None, url: str) -> Engine:
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={
-        "check_same_thread": False, "cached_statements": SQLITE_CACHED_STATEMENTS})
+    engine = sa.create_engine(
+        url,
+        connect_args={"check_same_thread": False, "cached_statements": SQLITE_CACHED_STATEMENTS},
+    )
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
