@@ -24,9 +24,9 @@ GZIP_LEVEL: Final = 9
 BROTLI_QUALITY: Final = 9
 # A 64 KiB window (brotli's default is 4 MiB). At quality 9 with a larger window the encoder
 # builds a 32 MiB hash table for every document, however small: the service's RSS rose by
-# ≈ 20 MB while it compressed a feed. With this one its hash chains take ≈ 2 MB and a third to
-# a quarter of the CPU; a document under 64 KiB compresses to the same size, a larger one
-# within a few tenths of a per cent.
+# ≈ 20 MB while it compressed a feed. With this one its hash chains take ≈ 2 MB and a quarter
+# of the CPU or less; a document under 64 KiB comes out within a few bytes of the same size,
+# a larger one within a few tenths of a per cent.
 BROTLI_WINDOW_BITS: Final = 16
 
 
