@@ -235,6 +235,7 @@ class Service:
         # Before the service's threads start: each would otherwise get a malloc arena of its
         # own, holding its own freed pages (``runtime.heap``).
         heap.limit_arenas()
+        heap.fix_mmap_threshold()
         # Ticks go through the service, which swaps in a reloaded catalog between two polls;
         # every job asks for the refresher of the moment.
         scheduler = build_scheduler(lambda: self.refresher, self.settings.tick_seconds,

@@ -16,6 +16,11 @@ from sqlalchemy.exc import ArgumentError
 from aggregator.errors import StoreError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Prepared statements each SQLite connection keeps (the sqlite3 module's default is 128). The
+# saves' INSERTs and IN lists differ by their row and value counts, so most of those 128 are
+# one-off statements of 20–150 KB each: 4 MB per connection, three or four connections in the
+# service. The few statements every save repeats still fit.
+SQLITE_CACHED_STATEMENTS = 32
 PG_CONNECT_TIMEOUT_S = 10
 # Execution option marking a connection that will write (see _on_begin).
 WRITE_OPTION = "aggregator_write"
@@ -48,7 +53,10 @@ def make_engine(url: str) -> Engine:
 def _sqlite_engine(database: str | None, url: str) -> Engine:
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+    engine = sa.create_engine(
+        url,
+        connect_args={"check_same_thread": False, "cached_statements": SQLITE_CACHED_STATEMENTS},
+    )
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

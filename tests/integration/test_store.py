@@ -417,3 +417,18 @@ def test_postgresql_batches_stay_under_the_story_lock_bound(store: Store) -> Non
                                  (e.content_hash for s in group for e, _ in s.entries))
         assert len(keys) <= leases.MAX_STORY_LOCKS
     assert len(groups) == 3  # 80 keys a feed: three to a transaction (240 keys), 3 + 3 + 2
+
+
+def test_sqlite_connections_keep_few_prepared_statements(tmp_path: Any) -> None:
+    """The saves prepare statements that differ by their row counts; each connection keeps only
+    the last few (``engine.SQLITE_CACHED_STATEMENTS``), not the sqlite3 module's 128."""
+    store = open_store(f"sqlite:///{tmp_path / 'statements.db'}")
+    try:
+        with store.engine.connect() as connection:
+            for count in range(1, 101):
+                connection.execute(sa.text(
+                    "SELECT 1 WHERE 1 IN (" + ", ".join(["1"] * count) + ")")).all()
+            kept = connection.exec_driver_sql("SELECT count(*) FROM sqlite_stmt").scalar_one()
+    finally:
+        store.close()
+    assert kept <= 33  # the cache, and the statement counting it

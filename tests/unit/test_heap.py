@@ -110,3 +110,50 @@ def test_without_glibc_both_do_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(heap, "_LIBC", None)
     assert heap.give_back() is False
     assert heap.limit_arenas() is False
+    assert heap.fix_mmap_threshold() is False
+
+
+# A 4 MiB block freed raises glibc's own threshold to 4 MiB; the 256 KiB blocks after it then
+# come from the heap (no mapping of their own) unless the threshold was fixed.
+_THRESHOLD = """
+import ctypes, sys
+from aggregator.runtime import heap
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+if sys.argv[1] == "fixed":
+    assert heap.fix_mmap_threshold()
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.mallinfo2.restype = MallInfo2
+libc.free(libc.malloc(4 << 20))
+kept = [libc.malloc(256 << 10) for _ in range(8)]
+print(libc.mallinfo2().hblks)
+"""
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's mmap threshold")
+def test_the_mmap_threshold_stays_where_it_was_fixed() -> None:
+    def mapped_blocks(mode: str) -> int:
+        return int(
+            subprocess.run(
+                [sys.executable, "-c", _THRESHOLD, mode],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"},
+            ).stdout
+        )
+
+    assert mapped_blocks("free") < 8
+    assert mapped_blocks("fixed") >= 8
+
+
+def test_an_operators_own_mmap_threshold_stands(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert heap.fix_mmap_threshold() is False

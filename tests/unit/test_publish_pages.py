@@ -7,6 +7,8 @@ feedparser, ElementTree, the JSON Feed 1.1 schema and an HTML5 parser.
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import brotli
@@ -179,6 +181,31 @@ def test_codings_are_deterministic_and_round_trip() -> None:
     assert brotli.decompress(compress(body, "br")) == body
     with pytest.raises(ValueError, match="coding"):
         compress(body, "zstd")
+
+
+# A document of ~200 KB compressed with brotli in a process of its own; the growth of its
+# peak resident memory in KiB.
+_BROTLI_PEAK = """
+import os
+from aggregator.publishing.compress import compress
+
+def peak():
+    status = open("/proc/self/status").read().splitlines()
+    return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+body = b"".join(b"<item><title>%d</title><description>%s</description></item>"
+                % (i, os.urandom(48).hex().encode()) for i in range(1500))
+before = peak()
+compress(body, "br")
+print(peak() - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/status")
+def test_brotli_compresses_a_document_in_a_few_megabytes() -> None:
+    grown = subprocess.run([sys.executable, "-c", _BROTLI_PEAK], capture_output=True,
+                           text=True, check=True).stdout
+    assert int(grown) < 8 * 1024  # KiB: brotli's default window built a 32 MiB table
 
 
 def test_document_offers_codings_with_their_own_etags() -> None:
