@@ -77,7 +77,8 @@ class Placement:
 
 # The stage's order, read through ix_entries_pending (models.PENDING_ORDER): led by
 # ``clustered_at``, NULL in every pending row, so it changes nothing but lets both databases
-# walk the index instead of sorting every pending entry at each batch.
+# walk the index by time, sorting only entries of equal time, instead of sorting every pending
+# entry at each batch.
 _PENDING_ORDER = tuple(ENTRIES.c[name] for name in PENDING_ORDER)
 
 
