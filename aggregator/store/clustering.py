@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from aggregator.store.entries import _chunks, _greatest, _when, story_uid
+from aggregator.store.models import PENDING_ORDER
 from aggregator.store.republication import FACT_COLUMNS, ItemFacts, stored_facts
 from aggregator.store.tables import CENTERING, ENTRIES, FEATURES, FULL_TEXTS, STATE, STORIES
 from aggregator.types import FullTextOutcome
@@ -74,12 +75,17 @@ class Placement:
         return self.signal in EXACT_SIGNALS
 
 
+# The stage's order, read through ix_entries_pending (models.PENDING_ORDER): led by
+# ``clustered_at``, NULL in every pending row, so it changes nothing but lets both databases
+# walk the index by time, sorting only entries of equal time, instead of sorting every pending
+# entry at each batch.
+_PENDING_ORDER = tuple(ENTRIES.c[name] for name in PENDING_ORDER)
+
+
 def pending_entries(connection: Connection, limit: int) -> list[PendingEntry]:
     """The first ``limit`` pending entries in the stage's order (``PendingEntry.order``), so a
     batch holds the same entries whichever order the polls stored them in."""
-    query = _pending().order_by(ENTRIES.c.published_at, ENTRIES.c.source_id,
-                                ENTRIES.c.identity_key, ENTRIES.c.id)
-    return _pending_rows(connection, query.limit(limit))
+    return _pending_rows(connection, _pending().order_by(*_PENDING_ORDER).limit(limit))
 
 
 def unfeatured_entries(connection: Connection, limit: int) -> list[PendingEntry]:
@@ -87,8 +93,7 @@ def unfeatured_entries(connection: Connection, limit: int) -> list[PendingEntry]
     of a worker without the stage's turn, which works from the other end of the queue than
     the turn's holder (it decides oldest first), so the two rarely compute one entry."""
     query = _pending().where(FEATURES.c.entry_id.is_(None)).order_by(
-        ENTRIES.c.published_at.desc(), ENTRIES.c.source_id.desc(),
-        ENTRIES.c.identity_key.desc(), ENTRIES.c.id.desc())
+        *(column.desc() for column in _PENDING_ORDER))
     return _pending_rows(connection, query.limit(limit))
 
 
