@@ -79,7 +79,8 @@ def smaps_by_mapping() -> list[tuple[str, int, int, int]]:
         if key in ("Rss", "Pss", "Anonymous"):
             index = ("Rss", "Pss", "Anonymous").index(key)
             totals[name][index] += int(rest.split()[0])
-    return sorted(((n, *v) for n, v in totals.items()), key=lambda row: -row[1])
+    rows = [(n, rss, pss, anon) for n, (rss, pss, anon) in totals.items()]
+    return sorted(rows, key=lambda row: -row[1])
 
 
 _DBSTATUS = {"cache": 1, "schema": 2, "stmt": 3}
@@ -244,13 +245,14 @@ def child(
             kwargs.setdefault("pool_use_lifo", True)
             return create(*args, **kwargs)
 
-        sqlalchemy.create_engine = create_lifo  # type: ignore[assignment]
+        sqlalchemy.create_engine = create_lifo
     if statements >= 0:  # SQLAlchemy's pysqlite dialect calls sqlite3.dbapi2.connect
         connect = sqlite3.dbapi2.connect
 
         def connect_caching(*args: Any, **kwargs: Any) -> sqlite3.Connection:
             kwargs.setdefault("cached_statements", statements)
-            return connect(*args, **kwargs)
+            connection: sqlite3.Connection = connect(*args, **kwargs)
+            return connection
 
         sqlite3.dbapi2.connect = connect_caching  # type: ignore[assignment]
     if sqlite_limit:  # process-wide: every connection SQLAlchemy opens later obeys it
@@ -375,7 +377,7 @@ def main() -> int:
             ]
         return popen(command, *a, **kw)
 
-    subprocess.Popen = probed_popen  # type: ignore[misc]
+    subprocess.Popen = probed_popen  # type: ignore[misc,assignment]
     options = HostOptions(feeds=args.feeds, hosts=args.feeds)
     with HostProcess(options) as host:
         urls = [feed_url(i, host.options.hosts, host.port) for i in range(args.feeds)]
