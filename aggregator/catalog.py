@@ -42,11 +42,22 @@ MAX_LANGUAGE_LENGTH = 35
 MAX_DESCRIPTION_LENGTH = 2000
 MAX_RULES = 500
 MAX_RULE_LENGTH = 500
-MAX_LENGTHS = {"url": MAX_URL_LENGTH, "site_url": MAX_URL_LENGTH, "title": MAX_TITLE_LENGTH,
-               "language": MAX_LANGUAGE_LENGTH, "languages": MAX_LANGUAGE_LENGTH,
-               "description": MAX_DESCRIPTION_LENGTH, "include": MAX_RULE_LENGTH,
-               "exclude": MAX_RULE_LENGTH, "categories": 64, "id": 64, "full_text_selector": 500,
-               "topic_examples": 1000, "user_agent": 300, "header": 1000}
+MAX_LENGTHS = {
+    "url": MAX_URL_LENGTH,
+    "site_url": MAX_URL_LENGTH,
+    "title": MAX_TITLE_LENGTH,
+    "language": MAX_LANGUAGE_LENGTH,
+    "languages": MAX_LANGUAGE_LENGTH,
+    "description": MAX_DESCRIPTION_LENGTH,
+    "include": MAX_RULE_LENGTH,
+    "exclude": MAX_RULE_LENGTH,
+    "categories": 64,
+    "id": 64,
+    "full_text_selector": 500,
+    "topic_examples": 1000,
+    "user_agent": 300,
+    "header": 1000,
+}
 DEFAULT_MAX_LENGTH = 200
 # Control characters (C0, DEL, C1) and lone surrogates: nothing an editor means to type, and
 # NUL cannot even be stored in PostgreSQL. Only a description may hold newlines and tabs.
@@ -54,11 +65,41 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _MULTILINE_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 MULTILINE_KEYS = frozenset({"description", "topic_examples"})
 
-SOURCE_KEYS = {"id", "url", "title", "site_url", "categories", "language", "interval", "enabled",
-               "include", "exclude", "priority", "public_only", "full_text", "full_text_selector",
-               "user_agent", "headers", "auth_env", "cookie_env", "proxy"}
-CATEGORY_KEYS = {"id", "title", "description", "languages", "include", "exclude", "min_score",
-                 "topic", "topic_threshold", "topic_examples", "variants", "translations"}
+SOURCE_KEYS = {
+    "id",
+    "url",
+    "title",
+    "site_url",
+    "categories",
+    "language",
+    "interval",
+    "enabled",
+    "include",
+    "exclude",
+    "priority",
+    "public_only",
+    "full_text",
+    "full_text_selector",
+    "user_agent",
+    "headers",
+    "auth_env",
+    "cookie_env",
+    "proxy",
+}
+CATEGORY_KEYS = {
+    "id",
+    "title",
+    "description",
+    "languages",
+    "include",
+    "exclude",
+    "min_score",
+    "topic",
+    "topic_threshold",
+    "topic_examples",
+    "variants",
+    "translations",
+}
 # What ``[category.translations.LANG]`` may hold: the category's own words in that language.
 TRANSLATION_KEYS = ("title", "description")
 # Per-source request settings. A header name is an RFC 9110 token; secrets never sit in the
@@ -66,11 +107,25 @@ TRANSLATION_KEYS = ("title", "description")
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_EXTRA_HEADERS = 20
-SECRET_HEADERS = {"authorization": "auth_env", "cookie": "cookie_env",
-                  "proxy-authorization": "proxy"}
-FETCHER_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection",
-                             "if-none-match", "if-modified-since", "accept-encoding", "te",
-                             "upgrade", "keep-alive"})
+SECRET_HEADERS = {
+    "authorization": "auth_env",
+    "cookie": "cookie_env",
+    "proxy-authorization": "proxy",
+}
+FETCHER_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "if-none-match",
+        "if-modified-since",
+        "accept-encoding",
+        "te",
+        "upgrade",
+        "keep-alive",
+    }
+)
 
 # What a per-language feed does with a story that has no version in its language.
 VARIANT_MODES = ("omit", "fallback")
@@ -180,8 +235,11 @@ class CategoryConfig:
             return None
         wanted = lang.lower()
         exact = [t for t in self.translations if t.language.lower() == wanted]
-        primary = [t for t in self.translations
-                   if t.language.split("-", 1)[0].lower() == wanted.split("-", 1)[0]]
+        primary = [
+            t
+            for t in self.translations
+            if t.language.split("-", 1)[0].lower() == wanted.split("-", 1)[0]
+        ]
         found = exact or primary
         return found[0] if found else None
 
@@ -250,23 +308,34 @@ class Catalog:
     def unset_secrets(self, environ: Mapping[str, str]) -> list[str]:
         """Each ``auth_env`` / ``cookie_env`` not set in ``environ``, in words: the files are
         valid without them, but those sources fail (kind credentials) until they are set."""
-        return [f"source {s.id!r}: {key} names {name}, which is not set in this environment"
-                for s in self.sources
-                for key, name in (("auth_env", s.fetch.auth_env),
-                                  ("cookie_env", s.fetch.cookie_env))
-                if name is not None and not environ.get(name)]
+        return [
+            f"source {s.id!r}: {key} names {name}, which is not set in this environment"
+            for s in self.sources
+            for key, name in (("auth_env", s.fetch.auth_env), ("cookie_env", s.fetch.cookie_env))
+            if name is not None and not environ.get(name)
+        ]
 
     def sources_of(self, category_id: str) -> tuple[SourceConfig, ...]:
         """The sources that list ``category_id``, in file order."""
         return tuple(s for s in self.sources if category_id in s.categories)
 
 
-def attach_source_rules(category: CategoryConfig, sources: Sequence[SourceConfig]
-                        ) -> CategoryConfig:
+def attach_source_rules(
+    category: CategoryConfig, sources: Sequence[SourceConfig]
+) -> CategoryConfig:
     """``category`` carrying the own rules of those of ``sources`` that feed it."""
-    found = tuple(sorted((rules for s in sources if category.id in s.categories
-                          for rules in (s.rules,) if rules is not None),
-                         key=lambda rules: rules.source_id))
+    found = tuple(
+        sorted(
+            (
+                rules
+                for s in sources
+                if category.id in s.categories
+                for rules in (s.rules,)
+                if rules is not None
+            ),
+            key=lambda rules: rules.source_id,
+        )
+    )
     if found == category.source_rules:
         return category
     return dataclasses.replace(category, source_rules=found)
@@ -278,8 +347,9 @@ class _Problems:
     def __init__(self) -> None:
         self.errors: list[ConfigError] = []
 
-    def add(self, message: str, *, file: str, item: str | None = None, key: str | None = None
-            ) -> None:
+    def add(
+        self, message: str, *, file: str, item: str | None = None, key: str | None = None
+    ) -> None:
         self.errors.append(ConfigError(message, file=file, item=item, key=key))
 
     def raise_if_any(self) -> None:
@@ -346,10 +416,14 @@ def load_catalog(directory: Path, *, categories_path: Path | None = None) -> Cat
     sources = _sources(sources_doc, str(sources_path), problems)
     _cross_check(sources, categories, str(sources_path), str(categories_path), problems)
     problems.raise_if_any()
-    files = (FilesRead(files_digest(sources_bytes, categories_bytes), tuple(sources))
-             if real_files else None)
-    return Catalog(sources=tuple(sources), categories=tuple(categories), directory=directory,
-                   files=files)
+    files = (
+        FilesRead(files_digest(sources_bytes, categories_bytes), tuple(sources))
+        if real_files
+        else None
+    )
+    return Catalog(
+        sources=tuple(sources), categories=tuple(categories), directory=directory, files=files
+    )
 
 
 def files_digest(sources: bytes, categories: bytes) -> str:
@@ -365,8 +439,9 @@ def read_files_digest(directory: Path) -> str | None:
     """``files_digest`` of the files under ``directory`` as they are now, without parsing them;
     None when one cannot be read (then only ``load_catalog`` can say why)."""
     try:
-        return files_digest((directory / SOURCES_FILE).read_bytes(),
-                            (directory / CATEGORIES_FILE).read_bytes())
+        return files_digest(
+            (directory / SOURCES_FILE).read_bytes(), (directory / CATEGORIES_FILE).read_bytes()
+        )
     except OSError:
         return None
 
@@ -400,8 +475,9 @@ def _tables(doc: dict[str, Any], name: str, file: str, problems: _Problems) -> l
     return tables
 
 
-def _each_table(doc: dict[str, Any], name: str, allowed: set[str], file: str,
-                problems: _Problems) -> Iterator[tuple[str, dict[str, Any], str | None]]:
+def _each_table(
+    doc: dict[str, Any], name: str, allowed: set[str], file: str, problems: _Problems
+) -> Iterator[tuple[str, dict[str, Any], str | None]]:
     """Each ``[[name]]`` table with its label and its id, after reporting non-tables, unknown
     keys and bad or duplicate ids."""
     seen: set[str] = set()
@@ -412,19 +488,25 @@ def _each_table(doc: dict[str, Any], name: str, allowed: set[str], file: str,
         item = _item_label(table, name, index)
         for key in table:
             if key not in allowed:
-                problems.add(f"unknown key (allowed: {', '.join(sorted(allowed))})",
-                             file=file, item=item, key=key)
+                problems.add(
+                    f"unknown key (allowed: {', '.join(sorted(allowed))})",
+                    file=file,
+                    item=item,
+                    key=key,
+                )
         yield item, table, _table_id(table, name, seen, file, item, problems)
 
 
-def _table_id(table: dict[str, Any], kind: str, seen: set[str], file: str, item: str,
-              problems: _Problems) -> str | None:
+def _table_id(
+    table: dict[str, Any], kind: str, seen: set[str], file: str, item: str, problems: _Problems
+) -> str | None:
     """The table's ``id``, checked to be a slug and unique among ``seen``."""
     table_id = _str(table, "id", file, item, problems, required=True)
     if table_id is not None:
         if not SLUG_RE.match(table_id):
-            problems.add("must be a slug: lower-case letters, digits and '-'",
-                         file=file, item=item, key="id")
+            problems.add(
+                "must be a slug: lower-case letters, digits and '-'", file=file, item=item, key="id"
+            )
         if table_id in seen:
             problems.add(f"duplicate {kind} id", file=file, item=table_id, key="id")
         seen.add(table_id)
@@ -437,8 +519,15 @@ def _item_label(table: dict[str, Any], kind: str, index: int) -> str:
     return value if isinstance(value, str) and value else f"{kind}[{index}]"
 
 
-def _str(table: dict[str, Any], key: str, file: str, item: str, problems: _Problems,
-         *, required: bool = False) -> str | None:
+def _str(
+    table: dict[str, Any],
+    key: str,
+    file: str,
+    item: str,
+    problems: _Problems,
+    *,
+    required: bool = False,
+) -> str | None:
     value = table.get(key)
     if value is None:
         if required:
@@ -463,8 +552,10 @@ def text_problem(value: str, key: str) -> str | None:
     pattern = _MULTILINE_CONTROL_RE if key in MULTILINE_KEYS else _CONTROL_RE
     found = pattern.search(value)
     if found is not None:
-        return (f"contains the control character U+{ord(found.group()):04X} at position "
-                f"{found.start()}; remove it")
+        return (
+            f"contains the control character U+{ord(found.group()):04X} at position "
+            f"{found.start()}; remove it"
+        )
     limit = MAX_LENGTHS.get(key, DEFAULT_MAX_LENGTH)
     if len(value) > limit:
         return f"is {len(value)} characters long; at most {limit}"
@@ -501,8 +592,9 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def _str_list(table: dict[str, Any], key: str, file: str, item: str, problems: _Problems
-              ) -> list[str]:
+def _str_list(
+    table: dict[str, Any], key: str, file: str, item: str, problems: _Problems
+) -> list[str]:
     value = table.get(key, [])
     if isinstance(value, str):
         value = [value]
@@ -510,8 +602,9 @@ def _str_list(table: dict[str, Any], key: str, file: str, item: str, problems: _
         problems.add("must be a list of strings", file=file, item=item, key=key)
         return []
     if len(value) > MAX_RULES:
-        problems.add(f"has {len(value)} entries; at most {MAX_RULES}", file=file, item=item,
-                     key=key)
+        problems.add(
+            f"has {len(value)} entries; at most {MAX_RULES}", file=file, item=item, key=key
+        )
         return []
     kept = []
     for index, text in enumerate(value):
@@ -540,12 +633,17 @@ def _sources(doc: dict[str, Any], file: str, problems: _Problems) -> list[Source
             _check_url(site_url, file, item, "site_url", problems)
         categories = _str_list(table, "categories", file, item, problems)
         if "categories" not in table or not categories:
-            problems.add("a source needs at least one category", file=file, item=item,
-                         key="categories")
+            problems.add(
+                "a source needs at least one category", file=file, item=item, key="categories"
+            )
         language = _str(table, "language", file, item, problems)
         if language is not None and not LANG_RE.match(language):
-            problems.add(f"{language!r} is not a language tag such as 'en' or 'fr-CA'",
-                         file=file, item=item, key="language")
+            problems.add(
+                f"{language!r} is not a language tag such as 'en' or 'fr-CA'",
+                file=file,
+                item=item,
+                key="language",
+            )
         interval = DEFAULT_INTERVAL_SECONDS
         if "interval" in table:
             raw = table["interval"]
@@ -573,35 +671,59 @@ def _sources(doc: dict[str, Any], file: str, problems: _Problems) -> list[Source
                 problems.add(reason, file=file, item=item, key="full_text_selector")
                 selector = None
             elif not full_text:
-                problems.add("a selector needs full_text = true to be used", file=file,
-                             item=item, key="full_text_selector")
+                problems.add(
+                    "a selector needs full_text = true to be used",
+                    file=file,
+                    item=item,
+                    key="full_text_selector",
+                )
         if source_id is None or url is None:
             continue
-        result.append(SourceConfig(
-            id=source_id, url=url, categories=tuple(categories),
-            title=_str(table, "title", file, item, problems), site_url=site_url,
-            language=language, interval_seconds=interval, enabled=enabled,
-            include=include, exclude=exclude, priority=priority, public_only=public_only,
-            fetch=fetch,
-            full_text=full_text, full_text_selector=selector,
-        ))
+        result.append(
+            SourceConfig(
+                id=source_id,
+                url=url,
+                categories=tuple(categories),
+                title=_str(table, "title", file, item, problems),
+                site_url=site_url,
+                language=language,
+                interval_seconds=interval,
+                enabled=enabled,
+                include=include,
+                exclude=exclude,
+                priority=priority,
+                public_only=public_only,
+                fetch=fetch,
+                full_text=full_text,
+                full_text_selector=selector,
+            )
+        )
     return result
 
 
-def _fetch_options(table: dict[str, Any], public_only: bool, file: str, item: str,
-                   problems: _Problems) -> FetchOptions:
+def _fetch_options(
+    table: dict[str, Any], public_only: bool, file: str, item: str, problems: _Problems
+) -> FetchOptions:
     """``user_agent``, ``headers``, ``auth_env``, ``cookie_env`` and ``proxy``, checked; the
     environment variables are named here and read only when a fetch sends them."""
     user_agent = _str(table, "user_agent", file, item, problems)
     headers: list[tuple[str, str]] = []
     raw = table.get("headers", {})
     if not isinstance(raw, dict):
-        problems.add('must be a table of strings, such as headers = { "X-Client" = "news" }',
-                     file=file, item=item, key="headers")
+        problems.add(
+            'must be a table of strings, such as headers = { "X-Client" = "news" }',
+            file=file,
+            item=item,
+            key="headers",
+        )
         raw = {}
     if len(raw) > MAX_EXTRA_HEADERS:
-        problems.add(f"has {len(raw)} headers; at most {MAX_EXTRA_HEADERS}",
-                     file=file, item=item, key="headers")
+        problems.add(
+            f"has {len(raw)} headers; at most {MAX_EXTRA_HEADERS}",
+            file=file,
+            item=item,
+            key="headers",
+        )
         raw = {}
     for name, value in raw.items():
         where = f"headers.{name}"
@@ -609,9 +731,13 @@ def _fetch_options(table: dict[str, Any], public_only: bool, file: str, item: st
         if not HEADER_NAME_RE.match(name):
             problems.add(f"{name!r} is not an HTTP header name", file=file, item=item, key=where)
         elif lowered in SECRET_HEADERS:
-            problems.add(f"a secret does not belong in the file: use {SECRET_HEADERS[lowered]} "
-                         "with the name of an environment variable", file=file, item=item,
-                         key=where)
+            problems.add(
+                f"a secret does not belong in the file: use {SECRET_HEADERS[lowered]} "
+                "with the name of an environment variable",
+                file=file,
+                item=item,
+                key=where,
+            )
         elif lowered in FETCHER_HEADERS:
             problems.add("is set by the fetcher itself", file=file, item=item, key=where)
         elif not isinstance(value, str):
@@ -624,8 +750,12 @@ def _fetch_options(table: dict[str, Any], public_only: bool, file: str, item: st
     for key in ("auth_env", "cookie_env"):
         name = _str(table, key, file, item, problems)
         if name is not None and not ENV_NAME_RE.match(name):
-            problems.add(f"{name!r} is not an environment variable name such as "
-                         "'WIRE_FEED_AUTH'", file=file, item=item, key=key)
+            problems.add(
+                f"{name!r} is not an environment variable name such as 'WIRE_FEED_AUTH'",
+                file=file,
+                item=item,
+                key=key,
+            )
             name = None
         envs[key] = name
     proxy = _str(table, "proxy", file, item, problems)
@@ -635,24 +765,41 @@ def _fetch_options(table: dict[str, Any], public_only: bool, file: str, item: st
         if reason is not None:
             problems.add(reason, file=file, item=item, key="proxy")
         elif parts is not None and (parts.username or parts.password):
-            problems.add("a proxy's password does not belong in the file; use a proxy that "
-                         "needs none, or the HTTPS_PROXY variable", file=file, item=item,
-                         key="proxy")
+            problems.add(
+                "a proxy's password does not belong in the file; use a proxy that "
+                "needs none, or the HTTPS_PROXY variable",
+                file=file,
+                item=item,
+                key="proxy",
+            )
         elif public_only:
             # The address guard checks where a fetch connects; through a proxy it could only
             # check the proxy, so sources restricted to public addresses go direct.
-            problems.add("a public_only source is fetched directly, never through a proxy",
-                         file=file, item=item, key="proxy")
+            problems.add(
+                "a public_only source is fetched directly, never through a proxy",
+                file=file,
+                item=item,
+                key="proxy",
+            )
         else:
-            return FetchOptions(user_agent=user_agent, headers=tuple(headers),
-                                auth_env=envs["auth_env"], cookie_env=envs["cookie_env"],
-                                proxy=proxy)
-    return FetchOptions(user_agent=user_agent, headers=tuple(headers),
-                        auth_env=envs["auth_env"], cookie_env=envs["cookie_env"])
+            return FetchOptions(
+                user_agent=user_agent,
+                headers=tuple(headers),
+                auth_env=envs["auth_env"],
+                cookie_env=envs["cookie_env"],
+                proxy=proxy,
+            )
+    return FetchOptions(
+        user_agent=user_agent,
+        headers=tuple(headers),
+        auth_env=envs["auth_env"],
+        cookie_env=envs["cookie_env"],
+    )
 
 
-def _bool(table: dict[str, Any], key: str, default: bool, file: str, item: str,
-          problems: _Problems) -> bool:
+def _bool(
+    table: dict[str, Any], key: str, default: bool, file: str, item: str, problems: _Problems
+) -> bool:
     value = table.get(key, default)
     if not isinstance(value, bool):
         problems.add("must be true or false", file=file, item=item, key=key)
@@ -660,18 +807,34 @@ def _bool(table: dict[str, Any], key: str, default: bool, file: str, item: str,
     return value
 
 
-def _number(table: dict[str, Any], key: str, file: str, item: str, problems: _Problems,
-            *, low: float, high: float, low_open: bool = False) -> float | None:
+def _number(
+    table: dict[str, Any],
+    key: str,
+    file: str,
+    item: str,
+    problems: _Problems,
+    *,
+    low: float,
+    high: float,
+    low_open: bool = False,
+) -> float | None:
     """A number in [low, high] (or (low, high]); None when absent or wrong, reported."""
     if key not in table:
         return None
     value = table[key]
-    wanted = (f"a number above {low:g} and at most {high:g}" if low_open
-              else f"a number from {low:g} to {high:g}")
+    wanted = (
+        f"a number above {low:g} and at most {high:g}"
+        if low_open
+        else f"a number from {low:g} to {high:g}"
+    )
     # TOML booleans are Python ints: "min_score = true" must not read as 1.
-    if (isinstance(value, bool) or not isinstance(value, int | float)
-            or not math.isfinite(value) or not low <= value <= high
-            or (low_open and value == low)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not low <= value <= high
+        or (low_open and value == low)
+    ):
         problems.add(f"must be {wanted}, not {value!r}", file=file, item=item, key=key)
         return None
     return float(value)
@@ -680,18 +843,27 @@ def _number(table: dict[str, Any], key: str, file: str, item: str, problems: _Pr
 def _priority(table: dict[str, Any], file: str, item: str, problems: _Problems) -> int:
     value = table.get("priority", 0)
     if isinstance(value, bool) or not isinstance(value, int):
-        problems.add("must be a whole number (higher represents a story first)",
-                     file=file, item=item, key="priority")
+        problems.add(
+            "must be a whole number (higher represents a story first)",
+            file=file,
+            item=item,
+            key="priority",
+        )
         return 0
     if not MIN_PRIORITY <= value <= MAX_PRIORITY:
-        problems.add(f"{value} is outside {MIN_PRIORITY}..{MAX_PRIORITY}",
-                     file=file, item=item, key="priority")
+        problems.add(
+            f"{value} is outside {MIN_PRIORITY}..{MAX_PRIORITY}",
+            file=file,
+            item=item,
+            key="priority",
+        )
         return 0
     return value
 
 
-def _rules(table: dict[str, Any], key: str, file: str, item: str, problems: _Problems
-           ) -> tuple[Rule, ...]:
+def _rules(
+    table: dict[str, Any], key: str, file: str, item: str, problems: _Problems
+) -> tuple[Rule, ...]:
     rules = []
     for text in _str_list(table, key, file, item, problems):
         try:
@@ -703,14 +875,17 @@ def _rules(table: dict[str, Any], key: str, file: str, item: str, problems: _Pro
 
 def _categories(doc: dict[str, Any], file: str, problems: _Problems) -> list[CategoryConfig]:
     result: list[CategoryConfig] = []
-    for item, table, category_id in _each_table(doc, "category", CATEGORY_KEYS, file,
-                                                problems):
+    for item, table, category_id in _each_table(doc, "category", CATEGORY_KEYS, file, problems):
         title = _str(table, "title", file, item, problems, required=True)
         languages = _str_list(table, "languages", file, item, problems)
         for language in languages:
             if not LANG_RE.match(language):
-                problems.add(f"{language!r} is not a language tag such as 'en' or 'fr'",
-                             file=file, item=item, key="languages")
+                problems.add(
+                    f"{language!r} is not a language tag such as 'en' or 'fr'",
+                    file=file,
+                    item=item,
+                    key="languages",
+                )
         include = _rules(table, "include", file, item, problems)
         exclude = _rules(table, "exclude", file, item, problems)
         description = _str(table, "description", file, item, problems) or ""
@@ -718,36 +893,60 @@ def _categories(doc: dict[str, Any], file: str, problems: _Problems) -> list[Cat
         topic = _bool(table, "topic", False, file, item, problems)
         # Centered cosines of unrelated texts sit around 0: a threshold at or below it would
         # take nearly everything.
-        threshold = _number(table, "topic_threshold", file, item, problems, low=0.0, high=1.0,
-                            low_open=True)
+        threshold = _number(
+            table, "topic_threshold", file, item, problems, low=0.0, high=1.0, low_open=True
+        )
         examples = _topic_examples(table, file, item, problems)
         variants = _str(table, "variants", file, item, problems)
         if variants is not None and variants not in VARIANT_MODES:
-            problems.add(f"{variants!r} is not one of {', '.join(VARIANT_MODES)}", file=file,
-                         item=item, key="variants")
+            problems.add(
+                f"{variants!r} is not one of {', '.join(VARIANT_MODES)}",
+                file=file,
+                item=item,
+                key="variants",
+            )
             variants = None
         if topic and not description and not examples:
-            problems.add("topic = true needs a description or topic_examples to compare "
-                         "entries with", file=file, item=item, key="topic")
+            problems.add(
+                "topic = true needs a description or topic_examples to compare entries with",
+                file=file,
+                item=item,
+                key="topic",
+            )
         translations = _translations(table, file, item, problems)
         if category_id is None or title is None:
             continue
-        result.append(CategoryConfig(
-            id=category_id, title=title, description=description,
-            languages=tuple(languages), include=include, exclude=exclude,
-            min_score=min_score or 0.0, topic=topic, topic_threshold=threshold,
-            topic_examples=examples, variants=variants, translations=translations,
-        ))
+        result.append(
+            CategoryConfig(
+                id=category_id,
+                title=title,
+                description=description,
+                languages=tuple(languages),
+                include=include,
+                exclude=exclude,
+                min_score=min_score or 0.0,
+                topic=topic,
+                topic_threshold=threshold,
+                topic_examples=examples,
+                variants=variants,
+                translations=translations,
+            )
+        )
     return result
 
 
-def _translations(table: dict[str, Any], file: str, item: str, problems: _Problems
-                  ) -> tuple[CategoryText, ...]:
+def _translations(
+    table: dict[str, Any], file: str, item: str, problems: _Problems
+) -> tuple[CategoryText, ...]:
     """``[category.translations.fr]`` tables, each with a ``title`` and/or ``description``."""
     value = table.get("translations", {})
     if not isinstance(value, dict):
-        problems.add("must be a table of languages, such as [category.translations.fr]",
-                     file=file, item=item, key="translations")
+        problems.add(
+            "must be a table of languages, such as [category.translations.fr]",
+            file=file,
+            item=item,
+            key="translations",
+        )
         return ()
     if not value:
         return ()  # Babel (through i18n) loads only for a file that has translations
@@ -757,17 +956,26 @@ def _translations(table: dict[str, Any], file: str, item: str, problems: _Proble
     for language, texts in value.items():
         key = f"translations.{language}"
         if not LANG_RE.match(language) or not known_language(language):
-            problems.add(f"{language!r} is not a known language code such as 'fr', 'de' or "
-                         "'pt-BR'", file=file, item=item, key=key)
+            problems.add(
+                f"{language!r} is not a known language code such as 'fr', 'de' or 'pt-BR'",
+                file=file,
+                item=item,
+                key=key,
+            )
             continue
         if not isinstance(texts, dict):
-            problems.add("must be a table with a title and/or a description", file=file,
-                         item=item, key=key)
+            problems.add(
+                "must be a table with a title and/or a description", file=file, item=item, key=key
+            )
             continue
         unknown = sorted(set(texts) - set(TRANSLATION_KEYS))
         if unknown:
-            problems.add(f"unknown key(s) {', '.join(unknown)}; expected title or description",
-                         file=file, item=item, key=key)
+            problems.add(
+                f"unknown key(s) {', '.join(unknown)}; expected title or description",
+                file=file,
+                item=item,
+                key=key,
+            )
         # Checked like the category's own title and description, reported under this key.
         found: dict[str, str | None] = {}
         for name in TRANSLATION_KEYS:
@@ -776,41 +984,57 @@ def _translations(table: dict[str, Any], file: str, item: str, problems: _Proble
             for error in own.errors:
                 problems.add(error.reason, file=file, item=item, key=f"{key}.{name}")
         if not any(found.values()):
-            problems.add("gives neither a title nor a description", file=file, item=item,
-                         key=key)
+            problems.add("gives neither a title nor a description", file=file, item=item, key=key)
             continue
         result.append(CategoryText(language, found["title"], found["description"]))
     return tuple(result)
 
 
-def _topic_examples(table: dict[str, Any], file: str, item: str, problems: _Problems
-                    ) -> tuple[str, ...]:
-    examples = [" ".join(text.split()) for text in
-                _str_list(table, "topic_examples", file, item, problems)]
+def _topic_examples(
+    table: dict[str, Any], file: str, item: str, problems: _Problems
+) -> tuple[str, ...]:
+    examples = [
+        " ".join(text.split()) for text in _str_list(table, "topic_examples", file, item, problems)
+    ]
     if any(not text for text in examples):
         problems.add("an example must not be empty", file=file, item=item, key="topic_examples")
     if len(examples) > MAX_TOPIC_EXAMPLES:
-        problems.add(f"at most {MAX_TOPIC_EXAMPLES} examples", file=file, item=item,
-                     key="topic_examples")
+        problems.add(
+            f"at most {MAX_TOPIC_EXAMPLES} examples", file=file, item=item, key="topic_examples"
+        )
     for text in examples:
         if len(text) > MAX_TOPIC_EXAMPLE_CHARS:
-            problems.add(f"example {text[:40]!r}… is longer than {MAX_TOPIC_EXAMPLE_CHARS} "
-                         "characters; the model reads a short phrase", file=file, item=item,
-                         key="topic_examples")
+            problems.add(
+                f"example {text[:40]!r}… is longer than {MAX_TOPIC_EXAMPLE_CHARS} "
+                "characters; the model reads a short phrase",
+                file=file,
+                item=item,
+                key="topic_examples",
+            )
     return tuple(text for text in examples if text)
 
 
-def _cross_check(sources: Iterable[SourceConfig], categories: Iterable[CategoryConfig],
-                 sources_file: str, categories_file: str, problems: _Problems) -> None:
+def _cross_check(
+    sources: Iterable[SourceConfig],
+    categories: Iterable[CategoryConfig],
+    sources_file: str,
+    categories_file: str,
+    problems: _Problems,
+) -> None:
     known = {c.id for c in categories}
     used: set[str] = set()
     for source in sources:
         for category_id in source.categories:
             used.add(category_id)
             if category_id not in known:
-                problems.add(f"category {category_id!r} is not defined in {CATEGORIES_FILE}",
-                             file=sources_file, item=source.id, key="categories")
+                problems.add(
+                    f"category {category_id!r} is not defined in {CATEGORIES_FILE}",
+                    file=sources_file,
+                    item=source.id,
+                    key="categories",
+                )
     for category in categories:
         if category.id not in used:
-            problems.add("no source uses this category", file=categories_file,
-                         item=category.id, key="id")
+            problems.add(
+                "no source uses this category", file=categories_file, item=category.id, key="id"
+            )

@@ -24,8 +24,23 @@ from babel.support import Translations
 # The language the messages are written in: it needs no catalog.
 SOURCE_LANGUAGE: Final = "en"
 # Every language with a catalog under aggregator/locale/, the source language first.
-UI_LANGUAGES: Final = ("en", "fr", "de", "es", "it", "pt", "nl", "pl", "ru", "uk", "zh", "ja",
-                       "ko", "ar", "hi")
+UI_LANGUAGES: Final = (
+    "en",
+    "fr",
+    "de",
+    "es",
+    "it",
+    "pt",
+    "nl",
+    "pl",
+    "ru",
+    "uk",
+    "zh",
+    "ja",
+    "ko",
+    "ar",
+    "hi",
+)
 LOCALE_PACKAGE: Final = "aggregator.locale"
 DOMAIN: Final = "messages"
 

@@ -20,11 +20,17 @@ FORMATS: Final = ("text", "json")
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # key=value where value is bare (up to the next space) or a Python repr of a string (%r).
 FIELD_RE: Final = re.compile(
-    r"""(?<![^\s])([a-z_][a-z0-9_-]*)=('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s]*)""")
+    r"""(?<![^\s])([a-z_][a-z0-9_-]*)=('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s]*)"""
+)
 # Keys a message cannot override in the JSON object.
 RESERVED: Final = frozenset({"ts", "level", "logger", "msg", "exc"})
-_NOISY: Final = ("urllib3", "apscheduler.executors", "apscheduler.scheduler",
-                 "uvicorn.access", "alembic.runtime")
+_NOISY: Final = (
+    "urllib3",
+    "apscheduler.executors",
+    "apscheduler.scheduler",
+    "uvicorn.access",
+    "alembic.runtime",
+)
 
 
 def _timestamp(record: logging.LogRecord) -> str:
@@ -62,8 +68,12 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
-        line: dict[str, Any] = {"ts": _timestamp(record), "level": record.levelname,
-                                "logger": record.name, "msg": message}
+        line: dict[str, Any] = {
+            "ts": _timestamp(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": message,
+        }
         for key, value in message_fields(message).items():
             if key not in RESERVED:
                 line[key] = value

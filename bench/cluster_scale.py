@@ -72,11 +72,20 @@ def main() -> int:
     parser.add_argument("--pg", default=PG_ADMIN, help="an admin URL of the server (psycopg)")
     parser.add_argument("--data", type=Path, default=DATA_DIR, help="the dev files' folder")
     parser.add_argument("--json", type=Path, help="write the results here too")
-    parser.add_argument("--window", type=int, nargs="+", metavar="STORIES",
-                        help="only time the in-memory decision with this many stories in the "
-                             "window (no database, no model)")
-    parser.add_argument("--feed-rates", type=Path, metavar="FEEDS",
-                        help="only measure entries per day of the real-world feeds under FEEDS")
+    parser.add_argument(
+        "--window",
+        type=int,
+        nargs="+",
+        metavar="STORIES",
+        help="only time the in-memory decision with this many stories in the "
+        "window (no database, no model)",
+    )
+    parser.add_argument(
+        "--feed-rates",
+        type=Path,
+        metavar="FEEDS",
+        help="only measure entries per day of the real-world feeds under FEEDS",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -95,7 +104,7 @@ def main() -> int:
     if not (args.data / cd.WMT_FILE).is_file():
         print(f"the dev files are absent from {args.data}", file=sys.stderr)
         return 2
-    polls = cd.batch_polls(cd.split_dev(args.data))[:args.entries]
+    polls = cd.batch_polls(cd.split_dev(args.data))[: args.entries]
     runs: list[dict[str, Any]] = []
     results = {"entries": len(polls), "load_before": os.getloadavg(), "runs": runs}
     with database(args.pg) as url:
@@ -105,8 +114,9 @@ def main() -> int:
             fill(url, polls)
             run = measure(url, count)
             grown = table_bytes(args.pg, url)
-        run["bytes_per_entry"] = {table: round((size - empty[table]) / len(polls))
-                                  for table, size in grown.items()}
+        run["bytes_per_entry"] = {
+            table: round((size - empty[table]) / len(polls)) for table, size in grown.items()
+        }
         run["load_after"] = os.getloadavg()
         runs.append(run)
         report(run)
@@ -116,6 +126,7 @@ def main() -> int:
 
 
 # -- the database --------------------------------------------------------------------------
+
 
 @contextmanager
 def database(admin: str) -> Iterator[str]:
@@ -134,15 +145,19 @@ def database(admin: str) -> Iterator[str]:
         yield url
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                               .format(sql.Identifier(name)))
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 def fill(url: str, polls: list[cd.BatchPoll]) -> None:
     store = open_store(url)
     try:
-        sources = tuple(s for s in cd.batch_sources(cd.split_dev(DATA_DIR))
-                        if s.id in {p.source_id for p in polls})
+        sources = tuple(
+            s
+            for s in cd.batch_sources(cd.split_dev(DATA_DIR))
+            if s.id in {p.source_id for p in polls}
+        )
         store.sync_sources(Catalog(sources=sources, categories=(cd.CATEGORY,)), cd.NOW)
         cd.store_polls(store, polls)
     finally:
@@ -158,8 +173,9 @@ def table_bytes(admin: str, url: str) -> dict[str, int]:
         connection.execute("VACUUM ANALYZE")
         sizes = {}
         for table in ENTRY_TABLES:
-            row = connection.execute(sql.SQL("SELECT pg_total_relation_size({})")
-                                     .format(sql.Literal(table))).fetchone()
+            row = connection.execute(
+                sql.SQL("SELECT pg_total_relation_size({})").format(sql.Literal(table))
+            ).fetchone()
             sizes[table] = int(row[0]) if row else 0
     sizes["total"] = sum(sizes.values())
     return sizes
@@ -167,13 +183,19 @@ def table_bytes(admin: str, url: str) -> dict[str, int]:
 
 # -- the workers ---------------------------------------------------------------------------
 
+
 def measure(url: str, count: int) -> dict[str, Any]:
     """``count`` worker processes on ``url`` until nothing is pending."""
     # Each child loads its model before the common start, so the start is the work's.
     start_at = time.time() + 25 + 5 * count
-    children = [subprocess.Popen([sys.executable, __file__, "--child", url,
-                                  "--start-at", str(start_at)],
-                                 stdout=subprocess.PIPE, text=True) for _ in range(count)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--child", url, "--start-at", str(start_at)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
     workers = []
     for child in children:
         out, _ = child.communicate()
@@ -192,13 +214,22 @@ def measure(url: str, count: int) -> dict[str, Any]:
         "entries_per_s": round(decided / wall, 2),
         "decided": decided,
         "model_entries": sum(w["model_entries"] for w in workers),
-        "model_ms_per_entry": round(1000 * sum(w["model_s"] for w in workers)
-                                    / max(1, sum(w["model_entries"] for w in workers)), 1),
-        "model_cpu_ms_per_entry": round(1000 * sum(w["model_cpu_s"] for w in workers)
-                                        / max(1, sum(w["model_entries"] for w in workers)), 1),
+        "model_ms_per_entry": round(
+            1000
+            * sum(w["model_s"] for w in workers)
+            / max(1, sum(w["model_entries"] for w in workers)),
+            1,
+        ),
+        "model_cpu_ms_per_entry": round(
+            1000
+            * sum(w["model_cpu_s"] for w in workers)
+            / max(1, sum(w["model_entries"] for w in workers)),
+            1,
+        ),
         "lock_hold_ms_per_entry": round(1000 * hold / max(1, decided), 2),
-        "lock_hold_cpu_ms_per_entry": round(1000 * sum(w["lock_hold_cpu_s"] for w in workers)
-                                            / max(1, decided), 2),
+        "lock_hold_cpu_ms_per_entry": round(
+            1000 * sum(w["lock_hold_cpu_s"] for w in workers) / max(1, decided), 2
+        ),
         "lock_busy_share": round(hold / wall, 3),
         "decision_capacity_entries_per_s": round(decided / hold, 1) if hold else None,
         "per_worker": workers,
@@ -212,9 +243,18 @@ def worker(url: str, start_at: float) -> dict[str, Any]:
     models = Models(FeatureExtractor(LanguageDetector(), Embedder(num_threads=1)))
     models.reference()  # loads the model: not part of the measured work
     stage = ClusteringStage(store, models=models, clock=lambda: cd.NOW)
-    timing: dict[str, Any] = {"model_s": 0.0, "model_cpu_s": 0.0, "model_entries": 0,
-                              "lock_wait_s": 0.0, "lock_hold_s": 0.0, "lock_hold_cpu_s": 0.0,
-                              "batches": 0, "decided": 0, "extracted": 0, "skipped_runs": 0}
+    timing: dict[str, Any] = {
+        "model_s": 0.0,
+        "model_cpu_s": 0.0,
+        "model_entries": 0,
+        "lock_wait_s": 0.0,
+        "lock_hold_s": 0.0,
+        "lock_hold_cpu_s": 0.0,
+        "batches": 0,
+        "decided": 0,
+        "extracted": 0,
+        "skipped_runs": 0,
+    }
     stage._compute = _timed_compute(stage._compute, timing)  # type: ignore[method-assign,assignment]
     store.clustering = _timed_lock(store.clustering, timing)  # type: ignore[method-assign]
     time.sleep(max(0.0, start_at - time.time()))
@@ -237,9 +277,10 @@ def worker(url: str, start_at: float) -> dict[str, Any]:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in timing.items()}
 
 
-def _timed_compute(compute: Callable[[list[PendingEntry], datetime], dict[int, EntryFeatures]],
-                   timing: dict[str, Any]
-                   ) -> Callable[[list[PendingEntry], datetime], dict[int, EntryFeatures]]:
+def _timed_compute(
+    compute: Callable[[list[PendingEntry], datetime], dict[int, EntryFeatures]],
+    timing: dict[str, Any],
+) -> Callable[[list[PendingEntry], datetime], dict[int, EntryFeatures]]:
     def timed(rows: list[PendingEntry], now: datetime) -> dict[int, EntryFeatures]:
         started, cpu = time.perf_counter(), _cpu()
         found = compute(rows, now)
@@ -247,11 +288,11 @@ def _timed_compute(compute: Callable[[list[PendingEntry], datetime], dict[int, E
         timing["model_cpu_s"] += _cpu() - cpu
         timing["model_entries"] += len(found)
         return found
+
     return timed
 
 
-def _timed_lock(clustering: Callable[[], Any], timing: dict[str, Any]
-                ) -> Callable[[], Any]:
+def _timed_lock(clustering: Callable[[], Any], timing: dict[str, Any]) -> Callable[[], Any]:
     @contextmanager
     def timed() -> Iterator[ClusterWriter]:
         asked = time.perf_counter()
@@ -263,6 +304,7 @@ def _timed_lock(clustering: Callable[[], Any], timing: dict[str, Any]
         timing["lock_hold_s"] += time.perf_counter() - held
         timing["lock_hold_cpu_s"] += _cpu() - cpu
         timing["batches"] += 1
+
     return timed
 
 
@@ -272,27 +314,36 @@ def _cpu() -> float:
 
 
 def report(run: dict[str, Any]) -> None:
-    print(f"\n{run['workers']} worker(s): {run['decided']} entries in {run['wall_s']} s "
-          f"= {run['entries_per_s']} entries/s; busiest worker's CPU "
-          f"{run['busiest_worker_cpu_s']} s")
-    print(f"  model step: {run['model_ms_per_entry']} ms per entry (wall, in its worker; "
-          f"{run['model_cpu_ms_per_entry']} ms CPU); "
-          f"{run['model_entries']} entries through the model")
-    print(f"  lock held: {run['lock_hold_ms_per_entry']} ms per entry decided "
-          f"({run['lock_hold_cpu_ms_per_entry']} ms CPU in the worker), "
-          f"busy {100 * run['lock_busy_share']:.1f}% of the run: the decision step alone "
-          f"would take {run['decision_capacity_entries_per_s']} entries/s")
+    print(
+        f"\n{run['workers']} worker(s): {run['decided']} entries in {run['wall_s']} s "
+        f"= {run['entries_per_s']} entries/s; busiest worker's CPU "
+        f"{run['busiest_worker_cpu_s']} s"
+    )
+    print(
+        f"  model step: {run['model_ms_per_entry']} ms per entry (wall, in its worker; "
+        f"{run['model_cpu_ms_per_entry']} ms CPU); "
+        f"{run['model_entries']} entries through the model"
+    )
+    print(
+        f"  lock held: {run['lock_hold_ms_per_entry']} ms per entry decided "
+        f"({run['lock_hold_cpu_ms_per_entry']} ms CPU in the worker), "
+        f"busy {100 * run['lock_busy_share']:.1f}% of the run: the decision step alone "
+        f"would take {run['decision_capacity_entries_per_s']} entries/s"
+    )
     print(f"  bytes per entry: {run['bytes_per_entry']}")
     print(f"  load average after: {run['load_after']}")
     for number, w in enumerate(run["per_worker"]):
-        print(f"  worker {number}: decided {w['decided']}, extracted {w['extracted']}, "
-              f"model {w['model_s']} s ({w['model_entries']} entries, cpu "
-              f"{w['model_cpu_s']} s), lock held {w['lock_hold_s']} s in {w['batches']} "
-              f"batches (cpu {w['lock_hold_cpu_s']} s, waited {w['lock_wait_s']} s), "
-              f"cpu {w['cpu_s']} s")
+        print(
+            f"  worker {number}: decided {w['decided']}, extracted {w['extracted']}, "
+            f"model {w['model_s']} s ({w['model_entries']} entries, cpu "
+            f"{w['model_cpu_s']} s), lock held {w['lock_hold_s']} s in {w['batches']} "
+            f"batches (cpu {w['lock_hold_cpu_s']} s, waited {w['lock_wait_s']} s), "
+            f"cpu {w['cpu_s']} s"
+        )
 
 
 # -- the decision core against the size of the window ---------------------------------------
+
 
 def window_cost(sizes: list[int], entries: int = WINDOW_PROBES) -> Iterator[dict[str, Any]]:
     """CPU ms per decision of the in-memory clusterer (``Clusterer.add``) with ``size`` stories
@@ -310,20 +361,28 @@ def window_cost(sizes: list[int], entries: int = WINDOW_PROBES) -> Iterator[dict
         for probe in probes:
             clusterer.add(probe, cd.NOW)
         cpu = time.process_time() - started
-        yield {"window_stories": size, "decision_cpu_ms": round(1000 * cpu / entries, 2),
-               "load": os.getloadavg()[0]}
+        yield {
+            "window_stories": size,
+            "decision_cpu_ms": round(1000 * cpu / entries, 2),
+            "load": os.getloadavg()[0],
+        }
 
 
 def _synthetic(entry_id: str, rng: np.random.Generator, moment: datetime) -> EntryFeatures:
     vector = rng.standard_normal(DIM).astype(np.float32)
-    return EntryFeatures(entry_id=entry_id, language=LanguageGuess("en", "en", "en", 0.9),
-                         published=moment, embedding=vector / np.linalg.norm(vector),
-                         # Random signatures: distinct texts, which share no LSH bucket.
-                         minhash=rng.integers(0, 2**32, NUM_PERM, dtype=np.uint32),
-                         evidence=evidence.extract("", ""))
+    return EntryFeatures(
+        entry_id=entry_id,
+        language=LanguageGuess("en", "en", "en", 0.9),
+        published=moment,
+        embedding=vector / np.linalg.norm(vector),
+        # Random signatures: distinct texts, which share no LSH bucket.
+        minhash=rng.integers(0, 2**32, NUM_PERM, dtype=np.uint32),
+        evidence=evidence.extract("", ""),
+    )
 
 
 # -- entries per day of real feeds -----------------------------------------------------------
+
 
 def feed_rates(root: Path) -> dict[str, Any]:
     """Entries per day per real-world feed of the corpus: its dated entries over the days
@@ -331,21 +390,34 @@ def feed_rates(root: Path) -> dict[str, Any]:
     rates = []
     for path in rf.documents(root):
         try:
-            prepared = prepare_feed(rf.load(path), url="https://rates.example/feed", headers={},
-                                    source_language=None, source_categories=(),
-                                    categories={}, now=rf.NOW)
+            prepared = prepare_feed(
+                rf.load(path),
+                url="https://rates.example/feed",
+                headers={},
+                source_language=None,
+                source_categories=(),
+                categories={},
+                now=rf.NOW,
+            )
         except ParseError:
             continue
-        dates = sorted(e.published_at for e, _ in prepared.entries
-                       if e.date_source == "feed" and e.published_at < rf.NOW)
+        dates = sorted(
+            e.published_at
+            for e, _ in prepared.entries
+            if e.date_source == "feed" and e.published_at < rf.NOW
+        )
         if len(dates) >= 2 and dates[-1] - dates[0] >= timedelta(days=1):
             rates.append(len(dates) / ((dates[-1] - dates[0]).total_seconds() / 86400))
     rates.sort()
     if not rates:
         return {"feeds": 0}
-    return {"feeds": len(rates), "median": round(statistics.median(rates), 3),
-            "mean": round(statistics.fmean(rates), 3),
-            "p90": round(rates[int(0.9 * (len(rates) - 1))], 3), "max": round(rates[-1], 1)}
+    return {
+        "feeds": len(rates),
+        "median": round(statistics.median(rates), 3),
+        "mean": round(statistics.fmean(rates), 3),
+        "p90": round(rates[int(0.9 * (len(rates) - 1))], 3),
+        "max": round(rates[-1], 1),
+    }
 
 
 if __name__ == "__main__":

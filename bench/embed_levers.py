@@ -44,16 +44,26 @@ def compare_vector_files(first: Path, second: Path) -> str:
     """How far two saved arrays of vectors (the same texts in the same order) are apart."""
     a, b = np.load(first), np.load(second)
     cosines = (a * b).sum(axis=1)
-    return (f"max |difference| {float(np.abs(a - b).max()):.5f}, cosine min "
-            f"{float(cosines.min()):.6f} mean {float(cosines.mean()):.6f}")
+    return (
+        f"max |difference| {float(np.abs(a - b).max()):.5f}, cosine min "
+        f"{float(cosines.min()):.6f} mean {float(cosines.mean()):.6f}"
+    )
 
 
 def load_items(data: Path) -> list[tuple[str, str, str | None]]:
     """(title, body, declared language) of the sampled batch entries."""
     polls = cd.batch_polls(cd.split_dev(data))
-    items = [input_from_text("0", p.entry.title, p.entry.text[:PENDING_TEXT_CHARS],
-                             p.entry.language, p.entry.published_at, p.entry.url)
-             for p in polls]
+    items = [
+        input_from_text(
+            "0",
+            p.entry.title,
+            p.entry.text[:PENDING_TEXT_CHARS],
+            p.entry.language,
+            p.entry.published_at,
+            p.entry.url,
+        )
+        for p in polls
+    ]
     return [(i.title, i.body, i.declared_lang) for i in items[::2][:TEXTS]]
 
 
@@ -92,10 +102,13 @@ class Levers:
         if lever == "clean":
             return self.clean, 32
         if lever == "title":
-            return [" ".join(title.split()) or embed.embedding_text("", body, UNTITLED_CHARS)
-                    for title, body, _ in self.items], 32
+            return [
+                " ".join(title.split()) or embed.embedding_text("", body, UNTITLED_CHARS)
+                for title, body, _ in self.items
+            ], 32
         raise SystemExit(
-            f"unknown lever {lever!r}: lead<N>, batch<N>, tokens<N>, title, clean or capped<N>")
+            f"unknown lever {lever!r}: lead<N>, batch<N>, tokens<N>, title, clean or capped<N>"
+        )
 
     def capped(self, limit: int | None) -> embed.Embedder:
         """The stage's embedder around this process's model, cutting at ``limit`` tokens."""
@@ -121,11 +134,14 @@ class Levers:
             read = texts
         cpu, wall = _cpu(), time.perf_counter()
         for start in range(0, len(texts), batch):
-            encode(texts[start:start + batch], embed.USE_QUERY_PREFIX)
+            encode(texts[start : start + batch], embed.USE_QUERY_PREFIX)
         cpu, wall = _cpu() - cpu, time.perf_counter() - wall
         mean_tokens = sum(map(self.tokens, read)) / len(read)
-        print(f"| {lever} | {batch} | {1000 * cpu / len(texts):.1f} | "
-              f"{1000 * wall / len(texts):.1f} | {mean_tokens:.0f} |", flush=True)
+        print(
+            f"| {lever} | {batch} | {1000 * cpu / len(texts):.1f} | "
+            f"{1000 * wall / len(texts):.1f} | {mean_tokens:.0f} |",
+            flush=True,
+        )
 
     def describe(self) -> None:
         for name, texts in (("title + 300 characters", self.full), ("clean lead", self.clean)):
@@ -134,33 +150,39 @@ class Levers:
                 by_lang[lang or "?"].append(self.tokens(text))
             counts = [t for values in by_lang.values() for t in values]
             untitled = sum(1 for title, _, _ in self.items if not title)
-            print(f"{name}: {len(texts)} texts, {untitled} untitled, mean "
-                  f"{np.mean([len(t) for t in texts]):.0f} characters = "
-                  f"{np.mean(counts):.0f} tokens (max {max(counts)}); per language: "
-                  + ", ".join(f"{k} {np.mean(v):.0f}" for k, v in sorted(by_lang.items())))
+            print(
+                f"{name}: {len(texts)} texts, {untitled} untitled, mean "
+                f"{np.mean([len(t) for t in texts]):.0f} characters = "
+                f"{np.mean(counts):.0f} tokens (max {max(counts)}); per language: "
+                + ", ".join(f"{k} {np.mean(v):.0f}" for k, v in sorted(by_lang.items()))
+            )
 
     def same_vectors_in_any_batch(self) -> bool:
         """Whether a text's vector is bit-identical alone and inside a batch of others."""
-        alone = np.stack([self.model.encode([t], embed.USE_QUERY_PREFIX)[0]
-                          for t in self.full[:8]])
+        alone = np.stack([self.model.encode([t], embed.USE_QUERY_PREFIX)[0] for t in self.full[:8]])
         batched = self.model.encode(self.full[:40], embed.USE_QUERY_PREFIX)[:8]
         return bool(np.array_equal(alone, batched))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("levers", nargs="+",
-                        help="lead<chars>, batch<size>, tokens<limit>, title, clean (the "
-                        "stage's lead, uncut) or capped<limit> (the stage's lead and cut)")
+    parser.add_argument(
+        "levers",
+        nargs="+",
+        help="lead<chars>, batch<size>, tokens<limit>, title, clean (the "
+        "stage's lead, uncut) or capped<limit> (the stage's lead and cut)",
+    )
     parser.add_argument("--data", type=Path, default=DATA_DIR, help="the dev files' folder")
     args = parser.parse_args(argv)
     if not (args.data / cd.WMT_FILE).exists():
         print(f"no dev files in {args.data}", file=sys.stderr)
         return 2
     levers = Levers(load_items(args.data))
-    print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'all')}, "
-          f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, load average "
-          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'all')}, "
+        f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, load average "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
     levers.describe()
     print(f"vectors independent of the batch: {levers.same_vectors_in_any_batch()}\n")
     print("| lever | batch | CPU ms per entry | wall ms per entry | mean tokens |")

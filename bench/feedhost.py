@@ -82,8 +82,9 @@ class _Doc:
     not_modified: bytes = b""
 
     def __post_init__(self) -> None:
-        common = (f"Content-Type: {self.content_type}\r\n"
-                  f"Content-Length: {len(self.body)}\r\n").encode()
+        common = (
+            f"Content-Type: {self.content_type}\r\nContent-Length: {len(self.body)}\r\n"
+        ).encode()
         validators = f"ETag: {self.etag}\r\nLast-Modified: {self.last_modified}\r\n".encode()
         self.full = b"HTTP/1.1 200 OK\r\n" + common + validators + b"\r\n" + self.body
         self.bare = b"HTTP/1.1 200 OK\r\n" + common + b"\r\n" + self.body
@@ -92,10 +93,14 @@ class _Doc:
 
 def _doc(index: int, seed: int, revision: int) -> _Doc:
     feed = make_feed(index, seed, revision)
-    return _Doc(body=feed.body, content_type=feed.content_type,
-                etag='"' + sha1(feed.body).hexdigest() + '"',
-                last_modified=format_datetime(feed.last_modified, usegmt=True),
-                modified_at=feed.last_modified, revision=revision)
+    return _Doc(
+        body=feed.body,
+        content_type=feed.content_type,
+        etag='"' + sha1(feed.body).hexdigest() + '"',
+        last_modified=format_datetime(feed.last_modified, usegmt=True),
+        modified_at=feed.last_modified,
+        revision=revision,
+    )
 
 
 @dataclass
@@ -112,8 +117,9 @@ class _State:
     def build(self) -> None:
         opts = self.options
         self.docs = {feed_path(i): _doc(i, opts.seed, 0) for i in range(opts.feeds)}
-        self.slow = frozenset(feed_path(i) for i in changed_indexes(
-            opts.feeds, opts.slow_fraction, opts.seed, "slow"))
+        self.slow = frozenset(
+            feed_path(i) for i in changed_indexes(opts.feeds, opts.slow_fraction, opts.seed, "slow")
+        )
         failing = set(changed_indexes(opts.feeds, opts.error_fraction, opts.seed, "error"))
         self.failing = frozenset(feed_path(i) for i in failing)
 
@@ -163,12 +169,15 @@ def feed_url(index: int, hosts: int, port: int) -> str:
 
 
 def _plain(status: int) -> bytes:
-    return (b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n"
-            % (status, _REASONS[status]))
+    return b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n" % (
+        status,
+        _REASONS[status],
+    )
 
 
-async def _handle(state: _State, reader: asyncio.StreamReader,
-                  writer: asyncio.StreamWriter) -> None:
+async def _handle(
+    state: _State, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
     opts = state.options
     try:
         while True:
@@ -200,8 +209,7 @@ async def _handle(state: _State, reader: asyncio.StreamReader,
             await writer.drain()
             if headers.get(b"connection", b"").lower() == b"close":
                 break
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
-            ConnectionError):
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
         pass
     finally:
         writer.close()
@@ -219,7 +227,8 @@ def _serve_asyncio(state: _State, ready: threading.Event, port_box: list[int]) -
         port = first.sockets[0].getsockname()[1]
         servers = [first] + [
             await asyncio.start_server(handler, host_address(n, hosts), port, backlog=1024)
-            for n in range(1, hosts)]
+            for n in range(1, hosts)
+        ]
         port_box.append(port)
         ready.set()
         await asyncio.gather(*(server.serve_forever() for server in servers))
@@ -245,13 +254,25 @@ def _serve_stdlib(state: _State, ready: threading.Event, port_box: list[int]) ->
             applied[path] = key
             status = 500 if path in state.failing else 200
             delay = state.options.latency + (
-                state.options.slow_seconds if path in state.slow else 0.0)
+                state.options.slow_seconds if path in state.slow else 0.0
+            )
             if state.validators:
-                res = Resource(body=doc.body, content_type=doc.content_type, etag=doc.etag,
-                               last_modified=doc.last_modified, status=status, delay=delay)
+                res = Resource(
+                    body=doc.body,
+                    content_type=doc.content_type,
+                    etag=doc.etag,
+                    last_modified=doc.last_modified,
+                    status=status,
+                    delay=delay,
+                )
             else:
-                res = Resource(body=doc.body, content_type=doc.content_type, status=status,
-                               delay=delay, auto_validators=False)
+                res = Resource(
+                    body=doc.body,
+                    content_type=doc.content_type,
+                    status=status,
+                    delay=delay,
+                    auto_validators=False,
+                )
             server.set(path, res)
         server_counts = Counter(r.status for r in server.requests)
         server.reset_log()
@@ -286,9 +307,12 @@ def _host_main(conn: multiprocessing.connection.Connection, options: HostOptions
             if state.sync is not None:
                 state.sync()
             usage = resource.getrusage(resource.RUSAGE_SELF)
-            reply = {"cpu_user": usage.ru_utime, "cpu_sys": usage.ru_stime,
-                     "maxrss_mb": usage.ru_maxrss / 1024,
-                     "statuses": {str(k): v for k, v in sorted(state.statuses.items())}}
+            reply = {
+                "cpu_user": usage.ru_utime,
+                "cpu_sys": usage.ru_stime,
+                "maxrss_mb": usage.ru_maxrss / 1024,
+                "statuses": {str(k): v for k, v in sorted(state.statuses.items())},
+            }
         elif command == "stop":
             conn.send(None)
             return
@@ -306,7 +330,8 @@ class HostProcess:
         self.options = options
         self._conn, child = multiprocessing.Pipe()
         self._process = multiprocessing.get_context("fork").Process(
-            target=_host_main, args=(child, options), name="feedhost", daemon=True)
+            target=_host_main, args=(child, options), name="feedhost", daemon=True
+        )
         self.port = 0
 
     def __enter__(self) -> HostProcess:

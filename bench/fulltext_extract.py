@@ -33,8 +33,15 @@ Extractor = Callable[[str, str], str | None]
 
 
 def with_trafilatura(page: str, url: str) -> str | None:
-    return trafilatura.extract(page, url=url, output_format="html", include_comments=False,
-                               include_tables=True, include_links=True, include_images=True)
+    return trafilatura.extract(
+        page,
+        url=url,
+        output_format="html",
+        include_comments=False,
+        include_tables=True,
+        include_links=True,
+        include_images=True,
+    )
 
 
 def with_readability(page: str, url: str) -> str | None:
@@ -81,14 +88,15 @@ def main() -> int:
             path = args.tests / folder / item["file"]
             if path.is_file():
                 raw = path.read_bytes()
-                pages.append((url, raw.decode("utf-8", "replace"), item["with"],
-                              item["without"]))
+                pages.append((url, raw.decode("utf-8", "replace"), item["with"], item["without"]))
                 break
     if args.limit:
-        pages = pages[:args.limit]
+        pages = pages[: args.limit]
     print(f"{len(pages)} annotated pages found of {len(annotations)}", file=sys.stderr)
-    extractors: dict[str, Extractor] = {"trafilatura": with_trafilatura,
-                                        "readability-lxml": with_readability}
+    extractors: dict[str, Extractor] = {
+        "trafilatura": with_trafilatura,
+        "readability-lxml": with_readability,
+    }
     # Pages alternate between the libraries (which goes first alternates too) and each call's
     # CPU time is counted, so load from other processes on a shared machine weighs on both
     # alike and on neither's figure much.
@@ -118,15 +126,28 @@ def main() -> int:
         recall = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         times = sorted(tally.times)
-        rows.append((name, tally.extracted, precision, recall, f1,
-                     statistics.median(times) * 1000, times[int(len(times) * 0.95)] * 1000,
-                     sum(times)))
-    print(f"| library | pages with text (of {len(pages)}) | precision | recall | F1 | "
-          "median CPU ms/page | p95 CPU ms/page | total CPU s |")
+        rows.append(
+            (
+                name,
+                tally.extracted,
+                precision,
+                recall,
+                f1,
+                statistics.median(times) * 1000,
+                times[int(len(times) * 0.95)] * 1000,
+                sum(times),
+            )
+        )
+    print(
+        f"| library | pages with text (of {len(pages)}) | precision | recall | F1 | "
+        "median CPU ms/page | p95 CPU ms/page | total CPU s |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, extracted, precision, recall, f1, median, p95, total in rows:
-        print(f"| {name} | {extracted} | {precision:.3f} | {recall:.3f} | {f1:.3f} | "
-              f"{median:.1f} | {p95:.1f} | {total:.1f} |")
+        print(
+            f"| {name} | {extracted} | {precision:.3f} | {recall:.3f} | {f1:.3f} | "
+            f"{median:.1f} | {p95:.1f} | {total:.1f} |"
+        )
     return 0
 
 

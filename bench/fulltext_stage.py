@@ -45,11 +45,15 @@ def feed(port: int, pages: list[tuple[str, str]], teaser: str) -> bytes:
     published = formatdate(usegmt=True)
     items = "".join(
         f"<item><title>{escape(name)}</title><link>http://{HOST}:{port}{escape(path)}</link>"
-        f"<guid isPermaLink=\"false\">{escape(path)}</guid><pubDate>{published}</pubDate>"
-        f"<description>{escape(teaser)}</description></item>" for path, name in pages)
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-            f"<title>Pages</title><link>http://{HOST}/</link><description>Pages</description>"
-            f"{items}</channel></rss>").encode()
+        f'<guid isPermaLink="false">{escape(path)}</guid><pubDate>{published}</pubDate>'
+        f"<description>{escape(teaser)}</description></item>"
+        for path, name in pages
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>Pages</title><link>http://{HOST}/</link><description>Pages</description>"
+        f"{items}</channel></rss>"
+    ).encode()
 
 
 def norm(text: str) -> str:
@@ -71,13 +75,14 @@ def main() -> int:
             path = args.tests / folder / item["file"]
             if path.is_file():
                 url_path = f"/p/{number}"
-                server.set(url_path, Resource(body=path.read_bytes(),
-                                              content_type="text/html"))
+                server.set(url_path, Resource(body=path.read_bytes(), content_type="text/html"))
                 pages.append((url_path, item["file"]))
                 wanted[url_path] = (item["with"], item["without"])
                 break
-    server.set("/feed.xml", Resource(body=feed(server.port, pages, "Read on."),
-                                     content_type="application/rss+xml"))
+    server.set(
+        "/feed.xml",
+        Resource(body=feed(server.port, pages, "Read on."), content_type="application/rss+xml"),
+    )
 
     def resolve(host: str, port: int) -> list[str]:
         return ["127.0.0.1"] if host == HOST else system_resolver(host, port)
@@ -86,23 +91,32 @@ def main() -> int:
         # The feed lists every page at once: no per-poll cap on new entries.
         store = open_store(f"sqlite:///{folder}/bench.db", GrowthLimits(new_per_poll=0))
         upgrade(store.engine)
-        source = SourceConfig(id="pages", url=server.url("/feed.xml"), categories=("all",),
-                              full_text=True)
+        source = SourceConfig(
+            id="pages", url=server.url("/feed.xml"), categories=("all",), full_text=True
+        )
         catalog = Catalog(sources=(source,), categories=(CategoryConfig(id="all", title="All"),))
         now = utc_now()
         store.sync_sources(catalog, now)
-        fetcher = Fetcher(user_agent="aggregator-bench", gate=HostGate(max_per_host=4,
-                                                                       min_delay=0.0),
-                          guard=NetGuard(resolver=resolve, allowed_hosts=frozenset({HOST})))
+        fetcher = Fetcher(
+            user_agent="aggregator-bench",
+            gate=HostGate(max_per_host=4, min_delay=0.0),
+            guard=NetGuard(resolver=resolve, allowed_hosts=frozenset({HOST})),
+        )
         refresher = Refresher(store=store, fetcher=fetcher, catalog=catalog, workers=2)
         refresher.poll(store.due_sources(now, everything=True))
-        stage = FullTextStage(store, fetcher, catalog, batch_size=len(pages) + 10,
-                              workers=args.workers)
+        stage = FullTextStage(
+            store, fetcher, catalog, batch_size=len(pages) + 10, workers=args.workers
+        )
         rows = []
         for label in ("first run", "nothing due", "entries changed, pages not"):
             if label.startswith("entries changed"):
-                server.set("/feed.xml", Resource(body=feed(server.port, pages, "Read more."),
-                                                 content_type="application/rss+xml"))
+                server.set(
+                    "/feed.xml",
+                    Resource(
+                        body=feed(server.port, pages, "Read more."),
+                        content_type="application/rss+xml",
+                    ),
+                )
                 store.sync_sources(catalog, utc_now())
                 refresher.poll(store.due_sources(utc_now(), everything=True))
             server.reset_log()
@@ -115,8 +129,9 @@ def main() -> int:
             rows.append((label, summary, wall, cpu, statuses))
         found = leaked = total_with = total_without = 0
         errors: dict[str, int] = {}
-        for entry_view in (e for s in store.category_stories("all", len(pages) + 10)
-                           for e in s.entries):
+        for entry_view in (
+            e for s in store.category_stories("all", len(pages) + 10) for e in s.entries
+        ):
             assert entry_view.url is not None
             path = entry_view.url.split(str(server.port), 1)[1]
             record = store.full_text(entry_view.entry_id)
@@ -133,20 +148,26 @@ def main() -> int:
         store.close()
     server.stop()
     print(f"{len(pages)} pages, {args.workers} stage threads")
-    print("| run | pages checked | extracted | empty | failed | unchanged | HTTP answers "
-          "| wall s | CPU s | ms CPU/page |")
+    print(
+        "| run | pages checked | extracted | empty | failed | unchanged | HTTP answers "
+        "| wall s | CPU s | ms CPU/page |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for label, summary, wall, cpu, statuses in rows:
         answers = ", ".join(f"{count}×{status}" for status, count in sorted(statuses.items()))
         per_page = 1000 * cpu / summary.checked if summary.checked else 0.0
-        print(f"| {label} | {summary.checked} | {summary.outcomes.get('extracted', 0)} | "
-              f"{summary.outcomes.get('empty', 0)} | {summary.outcomes.get('failed', 0)} | "
-              f"{summary.unchanged} | {answers or '-'} | {wall:.1f} | {cpu:.1f} | "
-              f"{per_page:.0f} |")
+        print(
+            f"| {label} | {summary.checked} | {summary.outcomes.get('extracted', 0)} | "
+            f"{summary.outcomes.get('empty', 0)} | {summary.outcomes.get('failed', 0)} | "
+            f"{summary.unchanged} | {answers or '-'} | {wall:.1f} | {cpu:.1f} | "
+            f"{per_page:.0f} |"
+        )
     print(f"failures by kind: {errors or 'none'}")
-    print(f"stored text holds {found} of {total_with} article passages "
-          f"({100 * found / total_with:.1f}%) and {leaked} of {total_without} furniture "
-          f"passages ({100 * leaked / total_without:.1f}%)")
+    print(
+        f"stored text holds {found} of {total_with} article passages "
+        f"({100 * found / total_with:.1f}%) and {leaked} of {total_without} furniture "
+        f"passages ({100 * leaked / total_without:.1f}%)"
+    )
     return 0
 
 

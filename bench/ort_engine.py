@@ -50,22 +50,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         print(embed_levers.compare_vector_files(*args.compare))
         return 0
-    texts = [lead.lead(title, body).text
-             for title, body, _ in embed_levers.load_items(args.data)]
+    texts = [lead.lead(title, body).text for title, body, _ in embed_levers.load_items(args.data)]
     cpu, wall = _cpu(), time.perf_counter()
-    embedder = embed.Embedder(args.threads,
-                              engine="onnx-int8" if args.engine == "onnx8" else args.engine)
+    embedder = embed.Embedder(
+        args.threads, engine="onnx-int8" if args.engine == "onnx8" else args.engine
+    )
     embedder._loaded()
-    print(f"{args.engine}, {args.threads or 'default'} threads: load {_cpu() - cpu:.2f} s CPU, "
-          f"{time.perf_counter() - wall:.2f} s wall; RSS peak {_rss_mb()[0]:.0f} MB")
+    print(
+        f"{args.engine}, {args.threads or 'default'} threads: load {_cpu() - cpu:.2f} s CPU, "
+        f"{time.perf_counter() - wall:.2f} s wall; RSS peak {_rss_mb()[0]:.0f} MB"
+    )
     embedder.embed(texts[:4])  # the first call allocates
     rows = np.zeros((0, embed.DIM), dtype=np.float32)
     for _ in range(2):
         cpu, wall = _cpu(), time.perf_counter()
         rows = np.vstack([embedder.embed(texts[i : i + 32]) for i in range(0, len(texts), 32)])
         cpu, wall = _cpu() - cpu, time.perf_counter() - wall
-        print(f"  {1000 * cpu / len(texts):.1f} CPU ms per entry, {1000 * wall / len(texts):.1f} "
-              f"wall ms; load {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"  {1000 * cpu / len(texts):.1f} CPU ms per entry, {1000 * wall / len(texts):.1f} "
+            f"wall ms; load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     peak, current = _rss_mb()
     print(f"  RSS peak {peak:.0f} MB, now {current:.0f} MB")
     np.save(f"/tmp/{args.engine}-{args.threads or 0}.npy", rows)

@@ -47,46 +47,60 @@ def write_config(folder: Path, urls: list[str]) -> Path:
     """The editorial files of the in-process benchmark's catalog: same ids, same rules."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "categories.toml").write_text(CATEGORIES_TOML)
-    (folder / "sources.toml").write_text("".join(
-        f'[[source]]\nid = "feed-{i:05d}"\nurl = "{url}"\ncategories = ["world", "tech"]\n\n'
-        for i, url in enumerate(urls)))
+    (folder / "sources.toml").write_text(
+        "".join(
+            f'[[source]]\nid = "feed-{i:05d}"\nurl = "{url}"\ncategories = ["world", "tech"]\n\n'
+            for i, url in enumerate(urls)
+        )
+    )
     return folder
 
 
-def service_env(workdir: Path, workers: int, processes: int,
-                clustering: str = "exact") -> dict[str, str]:
+def service_env(
+    workdir: Path, workers: int, processes: int, clustering: str = "exact"
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
     env.update(
         AGGREGATOR_CONFIG=str(workdir / "config"),
         AGGREGATOR_DATABASE_URL=f"sqlite:///{workdir / 'ours.db'}",
-        AGGREGATOR_CLUSTERING=clustering, AGGREGATOR_FETCH_WORKERS=str(workers),
+        AGGREGATOR_CLUSTERING=clustering,
+        AGGREGATOR_FETCH_WORKERS=str(workers),
         # Every feed is on loopback and reader has no per-host limit: the gate opened to the
         # worker count, as in the in-process benchmark.
-        AGGREGATOR_HOST_CONCURRENCY=str(workers), AGGREGATOR_HOST_DELAY="0",
-        AGGREGATOR_LOG_LEVEL="INFO", PYTHONWARNINGS="ignore",
+        AGGREGATOR_HOST_CONCURRENCY=str(workers),
+        AGGREGATOR_HOST_DELAY="0",
+        AGGREGATOR_LOG_LEVEL="INFO",
+        PYTHONWARNINGS="ignore",
         # `-m` would otherwise put the current folder first on sys.path, and a baseline's
         # python would import the checkout the benchmark is started from.
-        PYTHONSAFEPATH="1")
+        PYTHONSAFEPATH="1",
+    )
     if processes >= 0:
         env["AGGREGATOR_POLL_PROCESSES"] = str(processes)
     return env
 
 
-def _prepare(urls: list[str], workers: int, processes: int, system: str,
-             clustering: str = "exact") -> tuple[Path, dict[str, str]]:
+def _prepare(
+    urls: list[str], workers: int, processes: int, system: str, clustering: str = "exact"
+) -> tuple[Path, dict[str, str]]:
     workdir = Path(tempfile.mkdtemp(prefix=f"poll-bench-{system}-"))
     write_config(workdir / "config", urls)
     env = service_env(workdir, workers, processes, clustering)
-    subprocess.run([sys.executable, "-m", "aggregator", "db", "upgrade"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "aggregator", "db", "upgrade"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return workdir, env
 
 
 class PollProcess:
     """``aggregator poll --all --json``, a new process per phase."""
 
-    def __init__(self, urls: list[str], workers: int, processes: int,
-                 clustering: str = "exact") -> None:
+    def __init__(
+        self, urls: list[str], workers: int, processes: int, clustering: str = "exact"
+    ) -> None:
         self.workdir, self.env = _prepare(urls, workers, processes, "ours-poll", clustering)
         self.setup: dict[str, Any] = {"ready": True}
 
@@ -94,11 +108,20 @@ class PollProcess:
         usage_file = self.workdir / "usage.json"
         started = time.perf_counter()
         process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), str(usage_file),
-             "poll", "--all", "--json"],
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                str(usage_file),
+                "poll",
+                "--all",
+                "--json",
+            ],
             # PYTHONSAFEPATH keeps the script's folder off sys.path: this module needs proctree.
-            env={**self.env, "PYTHONPATH": str(BENCH_DIR)}, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True)
+            env={**self.env, "PYTHONPATH": str(BENCH_DIR)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         memory = proctree.PeakMemory(process.pid)
         out, _ = process.communicate(timeout=ROUND_TIMEOUT_SECONDS)
         wall = time.perf_counter() - started
@@ -108,12 +131,18 @@ class PollProcess:
         summary = json.loads(out.strip().splitlines()[-1])
         usage = json.loads(usage_file.read_text())
         peak = memory.peak()
-        return {"wall_s": wall, "cpu_s": usage["cpu_s"], "main_cpu_s": usage["main_cpu_s"],
-                "maxrss_mb": peak.rss_mb, "pss_mb": peak.pss_mb, "uss_mb": peak.uss_mb,
-                "processes": peak.processes,
-                "outcomes": {k: v for k, v in summary["results"].items() if v},
-                "new_entries": summary["new_entries"],
-                "clustered": summary["clustered"]["entries"]}
+        return {
+            "wall_s": wall,
+            "cpu_s": usage["cpu_s"],
+            "main_cpu_s": usage["main_cpu_s"],
+            "maxrss_mb": peak.rss_mb,
+            "pss_mb": peak.pss_mb,
+            "uss_mb": peak.uss_mb,
+            "processes": peak.processes,
+            "outcomes": {k: v for k, v in summary["results"].items() if v},
+            "new_entries": summary["new_entries"],
+            "clustered": summary["clustered"]["entries"],
+        }
 
     def close(self) -> None:
         subprocess.run(["rm", "-rf", str(self.workdir)], check=False)
@@ -131,8 +160,9 @@ class RunService:
     (``session_*``): with the model (``clustering="semantic"``), the clustering job loads
     and runs it between two rounds."""
 
-    def __init__(self, urls: list[str], workers: int, processes: int,
-                 clustering: str = "exact") -> None:
+    def __init__(
+        self, urls: list[str], workers: int, processes: int, clustering: str = "exact"
+    ) -> None:
         self.workdir, env = _prepare(urls, workers, processes, "ours-run", clustering)
         self.env = {**env, "AGGREGATOR_TICK_SECONDS": "1", "AGGREGATOR_PORT": str(_free_port())}
         self.database = self.workdir / "ours.db"
@@ -144,8 +174,12 @@ class RunService:
 
     def _start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "aggregator", "run"], env=self.env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [sys.executable, "-m", "aggregator", "run"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.memory = proctree.PeakMemory(self.process.pid)
         self.session = proctree.PeakMemory(self.process.pid)
         threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
@@ -187,14 +221,21 @@ class RunService:
         root = self.process.pid
         cpu = sum(after.values()) - sum(v for pid, v in before.items() if pid in after)
         fields = dict(part.split("=", 1) for part in done_line.split() if "=" in part)
-        return {"wall_s": wall, "cpu_s": cpu, "main_cpu_s": after[root] - before[root],
-                "maxrss_mb": peak.rss_mb, "pss_mb": peak.pss_mb, "uss_mb": peak.uss_mb,
-                "processes": peak.processes, "by_process": peak.parts,
-                "session_rss_mb": session.rss_mb, "session_pss_mb": session.pss_mb,
-                "session_by_process": session.parts,
-                "outcomes": {"sources": int(fields["sources"]),
-                             "errors": int(fields["errors"])},
-                "new_entries": int(fields["new"])}
+        return {
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "main_cpu_s": after[root] - before[root],
+            "maxrss_mb": peak.rss_mb,
+            "pss_mb": peak.pss_mb,
+            "uss_mb": peak.uss_mb,
+            "processes": peak.processes,
+            "by_process": peak.parts,
+            "session_rss_mb": session.rss_mb,
+            "session_pss_mb": session.pss_mb,
+            "session_by_process": session.parts,
+            "outcomes": {"sources": int(fields["sources"]), "errors": int(fields["errors"])},
+            "new_entries": int(fields["new"]),
+        }
 
     def settle(self, seconds: float) -> dict[str, Any]:
         """Keep the service running ``seconds`` more (its clustering job works through what
@@ -203,8 +244,12 @@ class RunService:
         time.sleep(seconds)
         self.session.sample()
         peak = self.session.peak()
-        return {"seconds": seconds, "session_rss_mb": peak.rss_mb,
-                "session_pss_mb": peak.pss_mb, "session_by_process": peak.parts}
+        return {
+            "seconds": seconds,
+            "session_rss_mb": peak.rss_mb,
+            "session_pss_mb": peak.pss_mb,
+            "session_by_process": peak.parts,
+        }
 
     def close(self) -> None:
         if self.process is not None:
@@ -235,9 +280,14 @@ def _poll_child(usage_file: str, args: list[str]) -> int:
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     helpers = sum(proctree.tree_cpu(os.getpid()).values()) - proctree.cpu_seconds(os.getpid())
     main_cpu = own.ru_utime + own.ru_stime
-    Path(usage_file).write_text(json.dumps({
-        "main_cpu_s": main_cpu,
-        "cpu_s": main_cpu + reaped.ru_utime + reaped.ru_stime + helpers}))
+    Path(usage_file).write_text(
+        json.dumps(
+            {
+                "main_cpu_s": main_cpu,
+                "cpu_s": main_cpu + reaped.ru_utime + reaped.ru_stime + helpers,
+            }
+        )
+    )
     return code
 
 

@@ -51,8 +51,13 @@ from aggregator.polling.normalize import normalize_feed
 from aggregator.polling.parse import parse_feed
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "feeds"
-CORPORA = ("fastfeedparser-realworld", "rss-parser-inputs", "miniflux-testdata",
-           "node-feedparser-feeds", "feed-rs-fixtures")
+CORPORA = (
+    "fastfeedparser-realworld",
+    "rss-parser-inputs",
+    "miniflux-testdata",
+    "node-feedparser-feeds",
+    "feed-rs-fixtures",
+)
 METHODS = ("fp-default", "fp-raw", "parse", "normalize", "ours")
 SKIP_SUFFIXES = frozenset({".tsv", ".md", ".txt", ".html", ".htm"})
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -82,8 +87,12 @@ def measure(body: bytes, repeat: int, totals: Totals) -> None:
     totals.bytes += len(body)
     cpu, _ = _cpu(lambda: feedparser.parse(io.BytesIO(body)), repeat)
     totals.cpu["fp-default"] += cpu
-    cpu, _ = _cpu(lambda: feedparser.parse(io.BytesIO(body), sanitize_html=False,
-                                           resolve_relative_uris=False), repeat)
+    cpu, _ = _cpu(
+        lambda: feedparser.parse(
+            io.BytesIO(body), sanitize_html=False, resolve_relative_uris=False
+        ),
+        repeat,
+    )
     totals.cpu["fp-raw"] += cpu
 
     def ours_parse() -> Any:
@@ -98,8 +107,9 @@ def measure(body: bytes, repeat: int, totals: Totals) -> None:
     if parsed is None:
         totals.refused += 1
         return
-    cpu, entries = _cpu(lambda: normalize_feed(parsed, feed_url=BASE_URL, source_language=None,
-                                               now=NOW), repeat)
+    cpu, entries = _cpu(
+        lambda: normalize_feed(parsed, feed_url=BASE_URL, source_language=None, now=NOW), repeat
+    )
     totals.cpu["normalize"] += cpu
     totals.cpu["ours"] += cpu
     totals.entries += len(entries)
@@ -120,20 +130,31 @@ def stage_round(count: int) -> dict[str, float]:
     from aggregator.safety.xml import defuse_entities  # noqa: PLC0415
     from aggregator.store import open_store, repository, upgrade  # noqa: PLC0415
     from aggregator.types import FetchResult  # noqa: PLC0415
+
     by_id = {c.id: c for c in categories}
     feeds = [make_feed(i) for i in range(count)]
     urls = [f"https://feeds.example/{i}.xml" for i in range(count)]
-    catalog = Catalog(sources=tuple(
-        SourceConfig(id=f"feed-{i:05d}", url=url, categories=("world", "tech"))
-        for i, url in enumerate(urls)), categories=categories)
+    catalog = Catalog(
+        sources=tuple(
+            SourceConfig(id=f"feed-{i:05d}", url=url, categories=("world", "tech"))
+            for i, url in enumerate(urls)
+        ),
+        categories=categories,
+    )
     cpu = dict.fromkeys(STAGES, 0.0)
+
     # A baseline checkout (PYTHONPATH) may predate these two: then feedparser runs with the
     # options parse_feed used then, and the index is written by the store's triggers.
     def baseline_feedparser(content: bytes, headers: dict[str, str]) -> object:
-        return feedparser.parse(io.BytesIO(content), sanitize_html=False,
-                                resolve_relative_uris=False,
-                                response_headers={**headers, "content-location":
-                                                  "shttp://document-base.invalid/_/document"})
+        return feedparser.parse(
+            io.BytesIO(content),
+            sanitize_html=False,
+            resolve_relative_uris=False,
+            response_headers={
+                **headers,
+                "content-location": "shttp://document-base.invalid/_/document",
+            },
+        )
 
     run_feedparser = getattr(parse, "run_feedparser", baseline_feedparser)
     batched = hasattr(repository.Store, "index_pending")
@@ -157,26 +178,59 @@ def stage_round(count: int) -> dict[str, float]:
                 parsed = parse_feed(feed.body, url=urls[index], headers=headers)
                 cpu["parse wrapper"] += time.process_time() - started
                 started = time.process_time()
-                entries = normalize_feed(parsed, feed_url=urls[index], source_language=None,
-                                         now=NOW)
+                entries = normalize_feed(
+                    parsed, feed_url=urls[index], source_language=None, now=NOW
+                )
                 cpu["normalize"] += time.process_time() - started
                 started = time.process_time()
-                classified = [(e, tuple(classify(e, source_categories=("world", "tech"),
-                                                 categories=by_id, source_id=source_id)))
-                              for e in entries]
+                classified = [
+                    (
+                        e,
+                        tuple(
+                            classify(
+                                e,
+                                source_categories=("world", "tech"),
+                                categories=by_id,
+                                source_id=source_id,
+                            )
+                        ),
+                    )
+                    for e in entries
+                ]
                 cpu["classify"] += time.process_time() - started
-                fetched = FetchResult(url=urls[index], status=200, content=feed.body,
-                                      headers=headers, etag=f'"{index}"')
+                fetched = FetchResult(
+                    url=urls[index],
+                    status=200,
+                    content=feed.body,
+                    headers=headers,
+                    etag=f'"{index}"',
+                )
                 if save_batch is None:
                     started = time.process_time()
-                    store.save_poll(source_id, fetched, body_hash=None,
-                                    feed_title=parsed.title, feed_link=parsed.link,
-                                    entries=classified, next_check_at=NOW, now=NOW)
+                    store.save_poll(
+                        source_id,
+                        fetched,
+                        body_hash=None,
+                        feed_title=parsed.title,
+                        feed_link=parsed.link,
+                        entries=classified,
+                        next_check_at=NOW,
+                        now=NOW,
+                    )
                     cpu["store"] += time.process_time() - started
                     continue
-                pending.append(repository.PollSave(
-                    source_id, fetched, body_hash=None, feed_title=parsed.title,
-                    feed_link=parsed.link, entries=classified, next_check_at=NOW, now=NOW))
+                pending.append(
+                    repository.PollSave(
+                        source_id,
+                        fetched,
+                        body_hash=None,
+                        feed_title=parsed.title,
+                        feed_link=parsed.link,
+                        entries=classified,
+                        next_check_at=NOW,
+                        now=NOW,
+                    )
+                )
                 if len(pending) >= save_batch or index == len(feeds) - 1:
                     started = time.process_time()
                     store.save_polls(pending)
@@ -194,30 +248,45 @@ def stage_round(count: int) -> dict[str, float]:
 
 def stages_table(count: int, rounds: int) -> str:
     measured = [stage_round(count) for _ in range(rounds)]
-    lines = [f"{count} synthetic feeds, median of {rounds} rounds, CPU ms per feed", "",
-             "| stage | ms/feed |", "|---|---|"]
+    lines = [
+        f"{count} synthetic feeds, median of {rounds} rounds, CPU ms per feed",
+        "",
+        "| stage | ms/feed |",
+        "|---|---|",
+    ]
     for stage in STAGES:
         values = sorted(m[stage] for m in measured)
         lines.append(f"| {stage} | {1000 * values[len(values) // 2] / count:.2f} |")
     ours = [m["parse wrapper"] + m["normalize"] + m["classify"] for m in measured]
-    lines.append(f"| ours (wrapper + normalize + classify) | "
-                 f"{1000 * sorted(ours)[len(ours) // 2] / count:.2f} |")
+    lines.append(
+        f"| ours (wrapper + normalize + classify) | "
+        f"{1000 * sorted(ours)[len(ours) // 2] / count:.2f} |"
+    )
     return "\n".join(lines)
 
 
 def corpus_files(name: str) -> list[Path]:
-    return sorted(p for p in (DATA / name).rglob("*")
-                  if p.is_file() and p.suffix.lower() not in SKIP_SUFFIXES)
+    return sorted(
+        p for p in (DATA / name).rglob("*") if p.is_file() and p.suffix.lower() not in SKIP_SUFFIXES
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--synthetic", type=int, default=100,
-                        help="how many synthetic feeds (poll benchmark's) to add as a row")
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        default=100,
+        help="how many synthetic feeds (poll benchmark's) to add as a row",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
-    parser.add_argument("--stages", type=int, default=0,
-                        help="split a first poll of this many synthetic feeds by stage instead")
+    parser.add_argument(
+        "--stages",
+        type=int,
+        default=0,
+        help="split a first poll of this many synthetic feeds by stage instead",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --stages")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
@@ -247,20 +316,36 @@ def main() -> int:
             everything.cpu[method] += totals.cpu[method]
     rows["all real-world"] = everything
 
-    print("| corpus | docs | KB/doc | entries/doc | refused | " +
-          " | ".join(f"{m} ms/doc" for m in METHODS) + " | ours/fp-default |")
+    print(
+        "| corpus | docs | KB/doc | entries/doc | refused | "
+        + " | ".join(f"{m} ms/doc" for m in METHODS)
+        + " | ours/fp-default |"
+    )
     print("|" + "---|" * (6 + len(METHODS)))
     for name, t in rows.items():
         per = {m: 1000 * t.cpu[m] / max(1, t.files) for m in METHODS}
-        print(f"| {name} | {t.files} | {t.bytes / 1024 / max(1, t.files):.1f} | "
-              f"{t.entries / max(1, t.files):.1f} | {t.refused} | " +
-              " | ".join(f"{per[m]:.2f}" for m in METHODS) +
-              f" | {per['ours'] / per['fp-default']:.2f}× |")
+        print(
+            f"| {name} | {t.files} | {t.bytes / 1024 / max(1, t.files):.1f} | "
+            f"{t.entries / max(1, t.files):.1f} | {t.refused} | "
+            + " | ".join(f"{per[m]:.2f}" for m in METHODS)
+            + f" | {per['ours'] / per['fp-default']:.2f}× |"
+        )
     if args.out:
-        args.out.write_text(json.dumps(
-            {name: {"files": t.files, "bytes": t.bytes, "entries": t.entries,
-                    "refused": t.refused, "cpu_s": t.cpu} for name, t in rows.items()},
-            indent=2))
+        args.out.write_text(
+            json.dumps(
+                {
+                    name: {
+                        "files": t.files,
+                        "bytes": t.bytes,
+                        "entries": t.entries,
+                        "refused": t.refused,
+                        "cpu_s": t.cpu,
+                    }
+                    for name, t in rows.items()
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

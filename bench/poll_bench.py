@@ -68,6 +68,7 @@ FEEDS_PER_HOST = 1
 
 # -- children ------------------------------------------------------------------------------
 
+
 def _descendants() -> set[int]:
     """Process ids of this process's live descendants (poll workers are grandchildren: they
     are started by a fork server)."""
@@ -107,9 +108,11 @@ def _usage() -> tuple[float, float, float]:
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     live_user, live_sys = _descendants_cpu()
     # Peak RSS: this process's plus its live helpers' (poll workers, fork server).
-    return (usage.ru_utime + reaped.ru_utime + live_user,
-            usage.ru_stime + reaped.ru_stime + live_sys,
-            usage.ru_maxrss / 1024 + _descendants_peak_rss_mb())
+    return (
+        usage.ru_utime + reaped.ru_utime + live_user,
+        usage.ru_stime + reaped.ru_stime + live_sys,
+        usage.ru_maxrss / 1024 + _descendants_peak_rss_mb(),
+    )
 
 
 def _emit(payload: dict[str, Any]) -> None:
@@ -129,10 +132,16 @@ def _measured(poll: Any) -> dict[str, Any]:
     outcomes, new_entries = poll()
     wall = time.perf_counter() - started
     user1, sys1, maxrss = _usage()
-    return {"wall_s": wall, "cpu_user_s": user1 - user0, "cpu_sys_s": sys1 - sys0,
-            "cpu_s": (user1 - user0) + (sys1 - sys0), "main_cpu_s": _own_cpu() - own0,
-            "maxrss_mb": maxrss,
-            "outcomes": dict(outcomes), "new_entries": new_entries}
+    return {
+        "wall_s": wall,
+        "cpu_user_s": user1 - user0,
+        "cpu_sys_s": sys1 - sys0,
+        "cpu_s": (user1 - user0) + (sys1 - sys0),
+        "main_cpu_s": _own_cpu() - own0,
+        "maxrss_mb": maxrss,
+        "outcomes": dict(outcomes),
+        "new_entries": new_entries,
+    }
 
 
 def _ours(urls: list[str], workers: int, workdir: Path, processes: int) -> Any:
@@ -144,15 +153,23 @@ def _ours(urls: list[str], workers: int, workdir: Path, processes: int) -> Any:
 
     database_url = f"sqlite:///{workdir / 'ours.db'}"
     from benchcategories import CATEGORIES as categories  # noqa: PLC0415
+
     catalog = Catalog(
-        sources=tuple(SourceConfig(id=f"feed-{i:05d}", url=url, categories=("world", "tech"))
-                      for i, url in enumerate(urls)),
-        categories=categories)
+        sources=tuple(
+            SourceConfig(id=f"feed-{i:05d}", url=url, categories=("world", "tech"))
+            for i, url in enumerate(urls)
+        ),
+        categories=categories,
+    )
     # Every feed sits on one loopback host here, and reader has no per-host limit: the
     # politeness gate is opened to the worker count so both systems fetch alike.
     settings = Settings.from_env({}).with_overrides(
-        database_url=database_url, fetch_workers=workers, config_dir=str(workdir),
-        host_concurrency=workers, host_delay=0.0)
+        database_url=database_url,
+        fetch_workers=workers,
+        config_dir=str(workdir),
+        host_concurrency=workers,
+        host_delay=0.0,
+    )
     if processes >= 0:
         settings = settings.with_overrides(poll_processes=processes)
     store = open_store(database_url)
@@ -190,8 +207,9 @@ def _reader(urls: list[str], workers: int, workdir: Path, _processes: int) -> An
     return poll
 
 
-def child_main(system: str, port: int, hosts: int, feeds: int, workers: int,
-               processes: int) -> None:
+def child_main(
+    system: str, port: int, hosts: int, feeds: int, workers: int, processes: int
+) -> None:
     """Set up ``system``, then run one poll per ``poll`` line read from stdin."""
     workdir = Path(tempfile.mkdtemp(prefix=f"poll-bench-{system}-"))
     try:
@@ -201,9 +219,15 @@ def child_main(system: str, port: int, hosts: int, feeds: int, workers: int,
         setup = _ours if system == "ours" else _reader
         poll = setup(urls, workers, workdir, processes)
         user1, sys1, maxrss = _usage()
-        _emit({"ready": True, "setup_wall_s": time.perf_counter() - started,
-               "setup_cpu_s": user1 - user0 + sys1 - sys0, "maxrss_mb": maxrss,
-               "pid": os.getpid()})
+        _emit(
+            {
+                "ready": True,
+                "setup_wall_s": time.perf_counter() - started,
+                "setup_cpu_s": user1 - user0 + sys1 - sys0,
+                "maxrss_mb": maxrss,
+                "pid": os.getpid(),
+            }
+        )
         for line in sys.stdin:
             if line.strip() != "poll":
                 break
@@ -214,19 +238,36 @@ def child_main(system: str, port: int, hosts: int, feeds: int, workers: int,
 
 # -- parent --------------------------------------------------------------------------------
 
+
 class Child:
     """One system's polling process, driven line by line."""
 
-    def __init__(self, system: str, host: HostProcess, feeds: int, workers: int,
-                 processes: int) -> None:
+    def __init__(
+        self, system: str, host: HostProcess, feeds: int, workers: int, processes: int
+    ) -> None:
         self.system = system
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--child", system,
-             "--port", str(host.port), "--hosts", str(host.options.hosts),
-             "--feeds", str(feeds), "--workers", str(workers),
-             "--processes", str(processes)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--child",
+                system,
+                "--port",
+                str(host.port),
+                "--hosts",
+                str(host.options.hosts),
+                "--feeds",
+                str(feeds),
+                "--workers",
+                str(workers),
+                "--processes",
+                str(processes),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
         self.setup = self._read()
         self.memory = proctree.PeakMemory(self.process.pid)
 
@@ -270,9 +311,23 @@ def _start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
         print("py-spy not found; no profile", file=sys.stderr)
         return None
     process = subprocess.Popen(
-        [spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
-         "--nonblocking", "--subprocesses", "--output", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--nonblocking",
+            "--subprocesses",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(1.5)  # let it attach before the poll starts
     return process
 
@@ -287,19 +342,33 @@ def _stop_profiler(process: subprocess.Popen[bytes] | None) -> None:
         process.kill()
 
 
-def _driver(system: str, host: HostProcess, feeds: int, workers: int,
-            processes: int, clustering: str = "exact") -> Child | PollProcess | RunService:
+def _driver(
+    system: str,
+    host: HostProcess,
+    feeds: int,
+    workers: int,
+    processes: int,
+    clustering: str = "exact",
+) -> Child | PollProcess | RunService:
     if system in CHILD_SYSTEMS:
         return Child(system, host, feeds, workers, processes)
     urls = [feed_url(i, host.options.hosts, host.port) for i in range(feeds)]
-    return (PollProcess if system == "ours-poll" else RunService)(urls, workers, processes,
-                                                                  clustering)
+    return (PollProcess if system == "ours-poll" else RunService)(
+        urls, workers, processes, clustering
+    )
 
 
-def run_system(system: str, host: HostProcess, feeds: int, workers: int,
-               processes: int, profile_dir: Path | None,
-               only: Sequence[str] = PHASES, clustering: str = "exact",
-               settle: float = 0.0) -> dict[str, Any]:
+def run_system(
+    system: str,
+    host: HostProcess,
+    feeds: int,
+    workers: int,
+    processes: int,
+    profile_dir: Path | None,
+    only: Sequence[str] = PHASES,
+    clustering: str = "exact",
+    settle: float = 0.0,
+) -> dict[str, Any]:
     host.reset()
     child = _driver(system, host, feeds, workers, processes, clustering)
     phases: dict[str, Any] = {}
@@ -316,8 +385,8 @@ def run_system(system: str, host: HostProcess, feeds: int, workers: int,
             profiler = None
             if profile_dir is not None and phase in PROFILE_PHASES and "pid" in child.setup:
                 profiler = _start_profiler(
-                    int(child.setup["pid"]),
-                    profile_dir / f"profile-{system}-{phase}-n{feeds}.txt")
+                    int(child.setup["pid"]), profile_dir / f"profile-{system}-{phase}-n{feeds}.txt"
+                )
             before = host.stats()
             result = child.poll()
             after = host.stats()
@@ -327,32 +396,53 @@ def run_system(system: str, host: HostProcess, feeds: int, workers: int,
             result["main_ms_per_feed"] = 1000 * result["main_cpu_s"] / feeds
             result["server"] = _server_delta(before, after)
             phases[phase] = result
-            print(f"  {system:9} {phase:12} {result['feeds_per_s']:8.1f} feeds/s  "
-                  f"cpu {result['cpu_s']:7.2f} s (main {result['main_cpu_s']:6.2f})  "
-                  f"rss {result['maxrss_mb']:6.0f} MB  pss {result.get('pss_mb', 0):6.0f} MB  "
-                  f"server cpu {result['server']['cpu_s']:5.2f} s  {result['outcomes']}"
-                  + (f"\n    at the PSS peak, RSS/PSS/USS MB: {', '.join(result['by_process'])}"
-                     if result.get("by_process") else "")
-                  + (f"\n    since the service started: rss {result['session_rss_mb']:.0f} MB  "
-                     f"pss {result['session_pss_mb']:.0f} MB; at its PSS peak: "
-                     f"{', '.join(result['session_by_process'])}"
-                     if result.get("session_by_process") else ""),
-                  file=sys.stderr, flush=True)
+            print(
+                f"  {system:9} {phase:12} {result['feeds_per_s']:8.1f} feeds/s  "
+                f"cpu {result['cpu_s']:7.2f} s (main {result['main_cpu_s']:6.2f})  "
+                f"rss {result['maxrss_mb']:6.0f} MB  pss {result.get('pss_mb', 0):6.0f} MB  "
+                f"server cpu {result['server']['cpu_s']:5.2f} s  {result['outcomes']}"
+                + (
+                    f"\n    at the PSS peak, RSS/PSS/USS MB: {', '.join(result['by_process'])}"
+                    if result.get("by_process")
+                    else ""
+                )
+                + (
+                    f"\n    since the service started: rss {result['session_rss_mb']:.0f} MB  "
+                    f"pss {result['session_pss_mb']:.0f} MB; at its PSS peak: "
+                    f"{', '.join(result['session_by_process'])}"
+                    if result.get("session_by_process")
+                    else ""
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
         settled = None
         if settle > 0 and isinstance(child, RunService):
             settled = child.settle(settle)
-            print(f"  {system:9} settled {settle:.0f} s: since the service started rss "
-                  f"{settled['session_rss_mb']:.0f} MB  pss {settled['session_pss_mb']:.0f} MB;"
-                  f" at its PSS peak: {', '.join(settled['session_by_process'])}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  {system:9} settled {settle:.0f} s: since the service started rss "
+                f"{settled['session_rss_mb']:.0f} MB  pss {settled['session_pss_mb']:.0f} MB;"
+                f" at its PSS peak: {', '.join(settled['session_by_process'])}",
+                file=sys.stderr,
+                flush=True,
+            )
     finally:
         child.close()
         host.validators(True)
     return {"setup": child.setup, "phases": phases, "settled": settled}
 
 
-MEDIAN_KEYS = ("wall_s", "cpu_s", "main_cpu_s", "maxrss_mb", "pss_mb", "uss_mb",
-               "feeds_per_s", "cpu_ms_per_feed", "main_ms_per_feed")
+MEDIAN_KEYS = (
+    "wall_s",
+    "cpu_s",
+    "main_cpu_s",
+    "maxrss_mb",
+    "pss_mb",
+    "uss_mb",
+    "feeds_per_s",
+    "cpu_ms_per_feed",
+    "main_ms_per_feed",
+)
 
 
 def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -374,8 +464,10 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def format_table(feeds: int, systems: dict[str, Any]) -> str:
-    header = (f"| N={feeds:,} phase | system | feeds/s | wall s | CPU s | CPU ms/feed "
-              f"(main + helpers) | peak RSS / PSS MB | outcomes | host CPU s |")
+    header = (
+        f"| N={feeds:,} phase | system | feeds/s | wall s | CPU s | CPU ms/feed "
+        f"(main + helpers) | peak RSS / PSS MB | outcomes | host CPU s |"
+    )
     lines = [header, "|" + "---|" * 9]
     for phase in PHASES:
         for system, data in systems.items():
@@ -388,7 +480,8 @@ def format_table(feeds: int, systems: dict[str, Any]) -> str:
                 f"| {phase} | {system} | {r['feeds_per_s']:,.0f} | {r['wall_s']:.2f} | "
                 f"{r['cpu_s']:.2f} | {r['cpu_ms_per_feed']:.2f} ({r['main_ms_per_feed']:.2f} + "
                 f"{helpers:.2f}) | {r['maxrss_mb']:.0f} / {r.get('pss_mb', 0):.0f} | "
-                f"{outcomes} | {r['server']['cpu_s']:.2f} |")
+                f"{outcomes} | {r['server']['cpu_s']:.2f} |"
+            )
         theirs = systems.get("reader", {}).get("phases", {}).get(phase)
         for system, data in systems.items():
             ours = data["phases"].get(phase)
@@ -399,7 +492,8 @@ def format_table(feeds: int, systems: dict[str, Any]) -> str:
                 f"| {phase} | **{system}/reader** | **{speed:.2f}×**"
                 f" | {ours['wall_s'] / theirs['wall_s']:.2f}× | "
                 f"{ours['cpu_s'] / theirs['cpu_s']:.2f}× | | "
-                f"{ours['maxrss_mb'] / theirs['maxrss_mb']:.2f}× | | |")
+                f"{ours['maxrss_mb'] / theirs['maxrss_mb']:.2f}× | | |"
+            )
     return "\n".join(lines)
 
 
@@ -407,19 +501,21 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
 
     found = {"python": platform.python_version()}
-    for name in ("aggregator", "reader", "feedparser", "requests", "urllib3", "sqlalchemy",
-                 "nh3"):
+    for name in ("aggregator", "reader", "feedparser", "requests", "urllib3", "sqlalchemy", "nh3"):
         try:
             found[name] = version(name)
         except PackageNotFoundError:
             found[name] = "missing"
     # Read-only git queries: which code was measured, and whether the tree had local changes.
     repo = BENCH_DIR.parent
-    for key, command in (("commit", ["git", "rev-parse", "--short", "HEAD"]),
-                         ("local_changes", ["git", "status", "--porcelain", "aggregator"])):
+    for key, command in (
+        ("commit", ["git", "rev-parse", "--short", "HEAD"]),
+        ("local_changes", ["git", "status", "--porcelain", "aggregator"]),
+    ):
         try:
-            found[key] = subprocess.run(command, cwd=repo, capture_output=True, text=True,
-                                        check=False, timeout=30).stdout.strip()
+            found[key] = subprocess.run(
+                command, cwd=repo, capture_output=True, text=True, check=False, timeout=30
+            ).stdout.strip()
         except OSError:
             found[key] = "unknown"
     return found
@@ -438,47 +534,80 @@ def byte_compile_ours() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--feeds", type=int, nargs="+", default=[1000],
-                        help="N, the number of feeds (several values: one run each)")
+    parser.add_argument(
+        "--feeds",
+        type=int,
+        nargs="+",
+        default=[1000],
+        help="N, the number of feeds (several values: one run each)",
+    )
     parser.add_argument("--workers", type=int, default=8, help="worker threads for both")
-    parser.add_argument("--systems", default="ours,ours-poll,ours-run,reader",
-                        help="comma-separated subset of " + ", ".join(SYSTEMS))
+    parser.add_argument(
+        "--systems",
+        default="ours,ours-poll,ours-run,reader",
+        help="comma-separated subset of " + ", ".join(SYSTEMS),
+    )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--hosts", type=int, default=None,
-                        help="loopback addresses the feeds are spread over (default: N, "
-                             "one feed per host)")
-    parser.add_argument("--server", choices=KINDS, default="asyncio",
-                        help="feed host implementation (see bench/feedhost.py)")
-    parser.add_argument("--latency-ms", type=float, default=0.0,
-                        help="delay added to every answer")
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=None,
+        help="loopback addresses the feeds are spread over (default: N, one feed per host)",
+    )
+    parser.add_argument(
+        "--server",
+        choices=KINDS,
+        default="asyncio",
+        help="feed host implementation (see bench/feedhost.py)",
+    )
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every answer")
     parser.add_argument("--slow-fraction", type=float, default=0.0)
     parser.add_argument("--slow-seconds", type=float, default=5.0)
-    parser.add_argument("--error-fraction", type=float, default=0.0,
-                        help="fraction of feeds answering 500")
-    parser.add_argument("--processes", type=int, default=-1,
-                        help="ours only: AGGREGATOR_POLL_PROCESSES (default: its own default, "
-                        "auto = one per CPU)")
-    parser.add_argument("--clustering", choices=("exact", "semantic"), default="exact",
-                        help="ours-poll and ours-run: AGGREGATOR_CLUSTERING (semantic: the "
-                        "model, the service's default)")
-    parser.add_argument("--settle", type=float, default=0.0,
-                        help="ours-run: seconds the service keeps running after the last "
-                        "phase (its clustering job at work), reporting its peak since start")
-    parser.add_argument("--phases", default=",".join(PHASES),
-                        help="comma-separated subset of " + ", ".join(PHASES) + " (the "
-                        "host still changes between the phases left out)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="runs of every system, interleaved; the table shows medians")
-    parser.add_argument("--profile", action="store_true",
-                        help="py-spy the children during the first and 304 polls")
+    parser.add_argument(
+        "--error-fraction", type=float, default=0.0, help="fraction of feeds answering 500"
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=-1,
+        help="ours only: AGGREGATOR_POLL_PROCESSES (default: its own default, auto = one per CPU)",
+    )
+    parser.add_argument(
+        "--clustering",
+        choices=("exact", "semantic"),
+        default="exact",
+        help="ours-poll and ours-run: AGGREGATOR_CLUSTERING (semantic: the "
+        "model, the service's default)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        help="ours-run: seconds the service keeps running after the last "
+        "phase (its clustering job at work), reporting its peak since start",
+    )
+    parser.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help="comma-separated subset of " + ", ".join(PHASES) + " (the "
+        "host still changes between the phases left out)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs of every system, interleaved; the table shows medians",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the children during the first and 304 polls"
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
     parser.add_argument("--child", choices=CHILD_SYSTEMS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child:
-        child_main(args.child, args.port, args.hosts, args.feeds[0], args.workers,
-                   args.processes)
+        child_main(args.child, args.port, args.hosts, args.feeds[0], args.workers, args.processes)
         return 0
 
     systems = [s for s in args.systems.split(",") if s]
@@ -487,38 +616,68 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or RESULTS_DIR / f"poll-{stamp}.json"
     profile_dir = RESULTS_DIR if args.profile else None
     report: dict[str, Any] = {
-        "machine": {"nproc": os.cpu_count(), "platform": platform.platform(),
-                    "versions": _versions()},
-        "workers": args.workers, "processes": args.processes, "seed": args.seed,
+        "machine": {
+            "nproc": os.cpu_count(),
+            "platform": platform.platform(),
+            "versions": _versions(),
+        },
+        "workers": args.workers,
+        "processes": args.processes,
+        "seed": args.seed,
         "clustering": args.clustering,
-        "server": args.server, "runs": {},
+        "server": args.server,
+        "runs": {},
     }
     byte_compile_ours()
     for feeds in args.feeds:
         hosts = args.hosts if args.hosts is not None else max(1, feeds // FEEDS_PER_HOST)
-        options = HostOptions(feeds=feeds, seed=args.seed, kind=args.server, hosts=hosts,
-                              latency=args.latency_ms / 1000, slow_fraction=args.slow_fraction,
-                              slow_seconds=args.slow_seconds,
-                              error_fraction=args.error_fraction)
+        options = HostOptions(
+            feeds=feeds,
+            seed=args.seed,
+            kind=args.server,
+            hosts=hosts,
+            latency=args.latency_ms / 1000,
+            slow_fraction=args.slow_fraction,
+            slow_seconds=args.slow_seconds,
+            error_fraction=args.error_fraction,
+        )
         started = time.perf_counter()
         with HostProcess(options) as host:
-            print(f"N={feeds}: {hosts} hosts ready on port {host.port} in "
-                  f"{time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+            print(
+                f"N={feeds}: {hosts} hosts ready on port {host.port} in "
+                f"{time.perf_counter() - started:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
             runs: dict[str, list[dict[str, Any]]] = {system: [] for system in systems}
             for repeat in range(args.repeat):
                 for system in systems:
-                    print(f" run {repeat + 1}/{args.repeat}: {system}", file=sys.stderr,
-                          flush=True)
-                    runs[system].append(run_system(system, host, feeds, args.workers,
-                                                   args.processes, profile_dir,
-                                                   args.phases.split(","),
-                                                   args.clustering, args.settle))
+                    print(f" run {repeat + 1}/{args.repeat}: {system}", file=sys.stderr, flush=True)
+                    runs[system].append(
+                        run_system(
+                            system,
+                            host,
+                            feeds,
+                            args.workers,
+                            args.processes,
+                            profile_dir,
+                            args.phases.split(","),
+                            args.clustering,
+                            args.settle,
+                        )
+                    )
         results = {system: medians(system_runs) for system, system_runs in runs.items()}
-        report["runs"][str(feeds)] = {"host": asdict(options), "repeat": args.repeat,
-                                      "systems": runs, "medians": results,
-                                      "load_average": os.getloadavg()}
-        print(f"N={feeds:,}: medians of {args.repeat} interleaved runs; load average at the "
-              f"end {os.getloadavg()[0]:.1f}")
+        report["runs"][str(feeds)] = {
+            "host": asdict(options),
+            "repeat": args.repeat,
+            "systems": runs,
+            "medians": results,
+            "load_average": os.getloadavg(),
+        }
+        print(
+            f"N={feeds:,}: medians of {args.repeat} interleaved runs; load average at the "
+            f"end {os.getloadavg()[0]:.1f}"
+        )
         print(format_table(feeds, results))
         print()
         out.write_text(json.dumps(report, indent=2))

@@ -90,8 +90,10 @@ def tree_memory(root: int) -> Memory:
         total.uss_mb += (values.get("Private_Clean", 0) + values.get("Private_Dirty", 0)) / 1024
         total.processes += 1
         own = values.get("Private_Clean", 0) + values.get("Private_Dirty", 0)
-        total.parts.append(f"{role(pid, root)} {values.get('Rss', 0) / 1024:.0f}/"
-                           f"{values.get('Pss', 0) / 1024:.0f}/{own / 1024:.0f}")
+        total.parts.append(
+            f"{role(pid, root)} {values.get('Rss', 0) / 1024:.0f}/"
+            f"{values.get('Pss', 0) / 1024:.0f}/{own / 1024:.0f}"
+        )
     return total
 
 

@@ -16,10 +16,18 @@ from pathlib import Path
 
 # (label, substrings any of which puts a stack in the stage); order matters.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("fetch (requests/urllib3/http.client, worker threads)",
-     ("aggregator/polling/fetch/", "Refresher._fetch", "fetch_group (",
-      "reader/_parser/requests",
-      "reader/_parser/_http", "_parser/http", "retrieve")),
+    (
+        "fetch (requests/urllib3/http.client, worker threads)",
+        (
+            "aggregator/polling/fetch/",
+            "Refresher._fetch",
+            "fetch_group (",
+            "reader/_parser/requests",
+            "reader/_parser/_http",
+            "_parser/http",
+            "retrieve",
+        ),
+    ),
     ("parse: feedparser", ("feedparser/",)),
     ("parse: our parse.py (outside feedparser)", ("parse_feed (aggregator/polling/parse.py",)),
     ("normalize: sanitize (nh3 + sanitize.py)", ("aggregator/safety/sanitize.py", "nh3")),
@@ -36,9 +44,30 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 # A stack under the fork server belongs to a poll worker process (py-spy --subprocesses).
 WORKER_MARK = "multiprocessing.forkserver"
-LIBRARIES = ("feedparser", "sgmllib", "sqlalchemy", "sqlmodel", "sqlite3", "nh3", "requests",
-             "urllib3", "http/client", "socket", "ssl", "email", "xml", "aggregator", "reader",
-             "concurrent", "threading", "json", "re/", "zlib", "gzip", "selectors")
+LIBRARIES = (
+    "feedparser",
+    "sgmllib",
+    "sqlalchemy",
+    "sqlmodel",
+    "sqlite3",
+    "nh3",
+    "requests",
+    "urllib3",
+    "http/client",
+    "socket",
+    "ssl",
+    "email",
+    "xml",
+    "aggregator",
+    "reader",
+    "concurrent",
+    "threading",
+    "json",
+    "re/",
+    "zlib",
+    "gzip",
+    "selectors",
+)
 _LINE = re.compile(r"^(?P<stack>.*) (?P<count>\d+)$")
 _FRAME_FILE = re.compile(r"\(([^():]+)(?::\d+)?\)$")
 
@@ -64,8 +93,9 @@ def summarise(path: Path, top: int = 15) -> str:
             continue
         stack, count = match.group("stack"), int(match.group("count"))
         total += count
-        label = next((name for name, needles in STAGES if any(n in stack for n in needles)),
-                     "other")
+        label = next(
+            (name for name, needles in STAGES if any(n in stack for n in needles)), "other"
+        )
         stages[label] += count
         processes["poll workers" if WORKER_MARK in stack else "main process"] += count
         leaf = stack.rsplit(";", 1)[-1]
@@ -73,8 +103,12 @@ def summarise(path: Path, top: int = 15) -> str:
         libraries[_library(leaf)] += count
     if not total:
         return f"{path.name}: no samples\n"
-    out = [f"{path.name}: {total} samples (all threads, on-CPU)", "", "| stage | share |",
-           "|---|---|"]
+    out = [
+        f"{path.name}: {total} samples (all threads, on-CPU)",
+        "",
+        "| stage | share |",
+        "|---|---|",
+    ]
     out += [f"| {name} | {count / total:.1%} |" for name, count in stages.most_common()]
     out += ["", "| process | share |", "|---|---|"]
     out += [f"| {name} | {count / total:.1%} |" for name, count in processes.most_common()]

@@ -328,8 +328,9 @@ def run(root: Path, paths: list[Path]) -> list[FileReport]:
     with tempfile.TemporaryDirectory() as folder:
         # No growth caps: each document is written in one go, so "entries in" and "stored"
         # compare identity keys alone (the caps only spread a huge first poll over several).
-        store = open_store(f"sqlite:///{folder}/check.db", GrowthLimits(new_per_poll=0,
-                                                                       per_source=0))
+        store = open_store(
+            f"sqlite:///{folder}/check.db", GrowthLimits(new_per_poll=0, per_source=0)
+        )
         try:
             upgrade(store.engine)
             ids = {path: f"f{number}" for number, path in enumerate(paths)}

@@ -69,8 +69,9 @@ class CachedEmbedder:
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         keys = [hashlib.sha1(t.encode("utf-8", "surrogatepass")).hexdigest() for t in texts]
-        todo = sorted({k: t for k, t in zip(keys, texts, strict=True)
-                       if k not in self.vectors}.items())
+        todo = sorted(
+            {k: t for k, t in zip(keys, texts, strict=True) if k not in self.vectors}.items()
+        )
         self.hits += len(texts) - len(todo)
         self.misses += len(todo)
         if todo:
@@ -85,8 +86,7 @@ class CachedEmbedder:
             return
         keys = sorted(self.vectors)
         temporary = self.path.with_suffix(".tmp.npz")
-        np.savez(temporary, keys=np.array(keys), vectors=np.vstack([self.vectors[k]
-                                                                    for k in keys]))
+        np.savez(temporary, keys=np.array(keys), vectors=np.vstack([self.vectors[k] for k in keys]))
         temporary.replace(self.path)
 
 
@@ -111,8 +111,12 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, help="embedding cache (.npz), read and written")
     parser.add_argument("--sample", type=int, default=50, help="cross-feed stories to list")
     parser.add_argument("--json", type=Path, help="write the reports and the sample here")
-    parser.add_argument("--lead-cost", type=int, metavar="N",
-                        help="time full vs short lead embedding over N entries, then exit")
+    parser.add_argument(
+        "--lead-cost",
+        type=int,
+        metavar="N",
+        help="time full vs short lead embedding over N entries, then exit",
+    )
     args = parser.parse_args()
     root: Path = args.root
     if not root.is_dir():
@@ -125,8 +129,7 @@ def main() -> int:
         return 0
     embedder = CachedEmbedder(Embedder(), args.cache)
     feeds = [(str(path.relative_to(root)), load(path)) for path in paths]
-    result = run(feeds, Models(FeatureExtractor(LanguageDetector(), embedder)),
-                 sample=args.sample)
+    result = run(feeds, Models(FeatureExtractor(LanguageDetector(), embedder)), sample=args.sample)
     embedder.save()
     result["cache"] = {"hits": embedder.hits, "misses": embedder.misses}
     print_result(result)
@@ -141,16 +144,17 @@ def run(feeds: list[tuple[str, bytes]], models: Models, *, sample: int = 50) -> 
     names = [name for name, _ in feeds]
     ids = {name: f"f{number}" for number, name in enumerate(names)}
     with tempfile.TemporaryDirectory() as folder:
-        store = open_store(f"sqlite:///{folder}/cluster.db",
-                           GrowthLimits(new_per_poll=0, per_source=0))
+        store = open_store(
+            f"sqlite:///{folder}/cluster.db", GrowthLimits(new_per_poll=0, per_source=0)
+        )
         try:
             upgrade(store.engine)
-            sources = tuple(SourceConfig(id=ids[n], url=_url(ids[n]), categories=("all",))
-                            for n in names)
+            sources = tuple(
+                SourceConfig(id=ids[n], url=_url(ids[n]), categories=("all",)) for n in names
+            )
             store.sync_sources(Catalog(sources=sources, categories=(ALL,)), NOW)
             started = time.perf_counter()
-            errors = {ids[n]: error for n, body in feeds
-                      if (error := _poll(store, body, ids[n]))}
+            errors = {ids[n]: error for n, body in feeds if (error := _poll(store, body, ids[n]))}
             polled = time.perf_counter() - started
             stage = ClusteringStage(store, max_age=None, models=models, clock=lambda: NOW)
             started = time.perf_counter()
@@ -162,8 +166,7 @@ def run(feeds: list[tuple[str, bytes]], models: Models, *, sample: int = 50) -> 
     chosen = random.Random(14).sample(cross, min(sample, len(cross)))
     # Every cross-feed story the model (not an exact URL or text) put together. Members are
     # listed by entry id, so the story's founder ("new") need not come first.
-    by_model = [story for story in cross
-                if any(m["signal"] not in EXACT for m in story["members"])]
+    by_model = [story for story in cross if any(m["signal"] not in EXACT for m in story["members"])]
     return {
         "files": len(feeds),
         "refused": len(errors),
@@ -204,9 +207,15 @@ def lead_cost(paths: list[Path], count: int) -> dict[str, float]:
     texts: list[str] = []
     for path in paths:
         try:
-            prepared = prepare_feed(load(path), url=_url("cost"), headers={},
-                                    source_language=None, source_categories=(),
-                                    categories={}, now=NOW)
+            prepared = prepare_feed(
+                load(path),
+                url=_url("cost"),
+                headers={},
+                source_language=None,
+                source_categories=(),
+                categories={},
+                now=NOW,
+            )
         except ParseError:
             continue
         texts.extend(lead(e.title, e.text).text for e, _ in prepared.entries)
@@ -219,11 +228,14 @@ def lead_cost(paths: list[Path], count: int) -> dict[str, float]:
     for name, cut in (("full lead", LEAD_CHARS), ("short lead", SHORT_LEAD_CHARS)):
         started = time.perf_counter()
         for start in range(0, len(texts), EMBED_BATCH):
-            embedder.embed([text[:cut] for text in texts[start:start + EMBED_BATCH]])
+            embedder.embed([text[:cut] for text in texts[start : start + EMBED_BATCH]])
         rates[name] = len(texts) / (time.perf_counter() - started)
-    return {"entries": len(texts), "full lead entries/s": round(rates["full lead"], 1),
-            "short lead entries/s": round(rates["short lead"], 1),
-            "short / full": round(rates["short lead"] / rates["full lead"], 2)}
+    return {
+        "entries": len(texts),
+        "full lead entries/s": round(rates["full lead"], 1),
+        "short lead entries/s": round(rates["short lead"], 1),
+        "short / full": round(rates["short lead"] / rates["full lead"], 2),
+    }
 
 
 def _url(source_id: str) -> str:
@@ -232,29 +244,52 @@ def _url(source_id: str) -> str:
 
 def _poll(store: Store, body: bytes, source_id: str) -> str | None:
     try:
-        prepared = prepare_feed(body, url=_url(source_id), headers={},
-                                source_language=None, source_categories=("all",),
-                                categories={"all": ALL}, now=NOW, source_id=source_id)
+        prepared = prepare_feed(
+            body,
+            url=_url(source_id),
+            headers={},
+            source_language=None,
+            source_categories=("all",),
+            categories={"all": ALL},
+            now=NOW,
+            source_id=source_id,
+        )
     except ParseError as error:
         return str(error)
-    store.save_poll(source_id, FetchResult(url=_url(source_id), status=200, content=b"",
-                                           headers={}),
-                    body_hash=None, feed_title=prepared.title, feed_link=prepared.link,
-                    entries=list(prepared.entries), next_check_at=NOW, now=NOW)
+    store.save_poll(
+        source_id,
+        FetchResult(url=_url(source_id), status=200, content=b"", headers={}),
+        body_hash=None,
+        feed_title=prepared.title,
+        feed_link=prepared.link,
+        entries=list(prepared.entries),
+        next_check_at=NOW,
+        now=NOW,
+    )
     return None
 
 
-def _reports(store: Store, names: list[str], ids: dict[str, str],
-             errors: dict[str, str]) -> tuple[list[FeedReport], list[dict[str, Any]]]:
+def _reports(
+    store: Store, names: list[str], ids: dict[str, str], errors: dict[str, str]
+) -> tuple[list[FeedReport], list[dict[str, Any]]]:
     with store.engine.connect() as connection:
-        merged = dict(connection.execute(
-            sa.select(STORIES.c.id, STORIES.c.merged_into_id)
-            .where(STORIES.c.merged_into_id.is_not(None))).all())
+        merged = dict(
+            connection.execute(
+                sa.select(STORIES.c.id, STORIES.c.merged_into_id).where(
+                    STORIES.c.merged_into_id.is_not(None)
+                )
+            ).all()
+        )
         rows = connection.execute(
-            sa.select(ENTRIES.c.id, ENTRIES.c.source_id, ENTRIES.c.story_id,
-                      ENTRIES.c.story_signal, ENTRIES.c.story_score,
-                      *(ENTRIES.c[name] for name in FACT_COLUMNS))
-            .order_by(ENTRIES.c.id)).all()
+            sa.select(
+                ENTRIES.c.id,
+                ENTRIES.c.source_id,
+                ENTRIES.c.story_id,
+                ENTRIES.c.story_signal,
+                ENTRIES.c.story_score,
+                *(ENTRIES.c[name] for name in FACT_COLUMNS),
+            ).order_by(ENTRIES.c.id)
+        ).all()
     by_source: dict[str, list[Any]] = defaultdict(list)
     by_story: dict[int, list[Any]] = defaultdict(list)
     for row in rows:
@@ -273,22 +308,34 @@ def _reports(store: Store, names: list[str], ids: dict[str, str],
         report.items_out = len(groups)
         for group in groups.values():
             for index, row in enumerate(group[1:], 1):
-                twins = [o for o in group[:index] if same_item(stored_facts(row),
-                                                                stored_facts(o))]
+                twins = [o for o in group[:index] if same_item(stored_facts(row), stored_facts(o))]
                 if twins:
                     report.republished += 1
                     continue
                 report.merged += 1
                 if len(report.why) < 5:
-                    report.why.append(f"#{row.id} {row.title[:60]!r} joined #{group[0].id} "
-                                      f"{group[0].title[:60]!r} by {row.story_signal} "
-                                      f"{row.story_score}")
+                    report.why.append(
+                        f"#{row.id} {row.title[:60]!r} joined #{group[0].id} "
+                        f"{group[0].title[:60]!r} by {row.story_signal} "
+                        f"{row.story_score}"
+                    )
         reports.append(report)
-    cross = [{"story": story_id, "members": [
-                 {"feed": feed_of[r.source_id], "title": r.title[:100],
-                  "signal": r.story_signal, "score": r.story_score} for r in group]}
-             for story_id, group in sorted(by_story.items())
-             if len({r.source_id for r in group}) > 1]
+    cross = [
+        {
+            "story": story_id,
+            "members": [
+                {
+                    "feed": feed_of[r.source_id],
+                    "title": r.title[:100],
+                    "signal": r.story_signal,
+                    "score": r.story_score,
+                }
+                for r in group
+            ],
+        }
+        for story_id, group in sorted(by_story.items())
+        if len({r.source_id for r in group}) > 1
+    ]
     return reports, cross
 
 
@@ -305,12 +352,16 @@ def print_result(result: dict[str, Any]) -> None:
         if name not in {"differing", "sample", "reports", "by model"}:
             print(f"{name:>38}: {value}")
     for report in result["differing"]:
-        print(f"{report['path']}: in {report['entries_in']} out {report['items_out']} "
-              f"republished {report['republished']} merged {report['merged']}")
+        print(
+            f"{report['path']}: in {report['entries_in']} out {report['items_out']} "
+            f"republished {report['republished']} merged {report['merged']}"
+        )
         for why in report["why"]:
             print(f"    {why}")
-    for title, stories in ((f"{len(result['sample'])} cross-feed stories", result["sample"]),
-                           ("cross-feed stories by the model", result["by model"])):
+    for title, stories in (
+        (f"{len(result['sample'])} cross-feed stories", result["sample"]),
+        ("cross-feed stories by the model", result["by model"]),
+    ):
         print(f"\n{title}:")
         _print_stories(stories)
 
@@ -319,8 +370,9 @@ def _print_stories(stories: list[dict[str, Any]]) -> None:
     for story in stories:
         print(f"story {story['story']}:")
         for member in story["members"]:
-            print(f"    [{member['feed']}] {member['title']} ({member['signal']} "
-                  f"{member['score']})")
+            print(
+                f"    [{member['feed']}] {member['title']} ({member['signal']} {member['score']})"
+            )
 
 
 if __name__ == "__main__":

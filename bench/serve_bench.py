@@ -96,22 +96,30 @@ def make_site(tmp: Path, stories: int) -> tuple[Path, str]:
     config = tmp / "config"
     config.mkdir()
     sources = {"wire": "en", "journal": "fr", "zeitung": "de"}
-    (config / "sources.toml").write_text("".join(
-        f'[[source]]\nid = "{sid}"\nurl = "http://127.0.0.1:9/{sid}.xml"\n'
-        f'categories = ["{CATEGORY}"]\nlanguage = "{lang}"\ninterval = "24h"\n'
-        for sid, lang in sources.items()), encoding="utf-8")
+    (config / "sources.toml").write_text(
+        "".join(
+            f'[[source]]\nid = "{sid}"\nurl = "http://127.0.0.1:9/{sid}.xml"\n'
+            f'categories = ["{CATEGORY}"]\nlanguage = "{lang}"\ninterval = "24h"\n'
+            for sid, lang in sources.items()
+        ),
+        encoding="utf-8",
+    )
     (config / "categories.toml").write_text(
         f'[[category]]\nid = "{CATEGORY}"\ntitle = "World news"\n'
         'description = "Stories from everywhere, in every language"\n'
-        'languages = ["en", "fr", "de"]\n', encoding="utf-8")
+        'languages = ["en", "fr", "de"]\n',
+        encoding="utf-8",
+    )
     url = f"sqlite:///{tmp / 'store.db'}"
     store = open_store(url)
     upgrade(store.engine)
     catalog = load_catalog(config)
     now = datetime.now(UTC).replace(microsecond=0)
     store.sync_sources(catalog, now)
-    text = ("A long enough summary of the story, with <b>some</b> markup and a "
-            "<a href=\"https://example.org/\">link</a>, as sources send them. ") * 3
+    text = (
+        "A long enough summary of the story, with <b>some</b> markup and a "
+        '<a href="https://example.org/">link</a>, as sources send them. '
+    ) * 3
     for sid, lang in sources.items():
         entries = []
         for n in range(stories):
@@ -119,18 +127,48 @@ def make_site(tmp: Path, stories: int) -> tuple[Path, str]:
             # Every story in English; every second one also in French, every third in German.
             if (lang == "fr" and n % 2) or (lang == "de" and n % 3):
                 continue
-            entries.append((NormalizedEntry(
-                identity_key=f"guid:{sid}-{n}", guid=f"{sid}-{n}",
-                url=f"https://news.example/{n}", link=f"https://news.example/{n}",
-                title=f"Story {n} ({lang})", summary_html=f"<p>{text}</p>", content_html="",
-                text=text, language=lang, published_at=when, updated_at=when, author=None,
-                tags=(), enclosures=(), content_hash=f"{sid}-{n}"),
-                [CategoryMatch(CATEGORY, 1.0, "all entries of source")]))
-        fetched = FetchResult(url=f"http://127.0.0.1:9/{sid}.xml", status=200, content=b"",
-                              headers={}, etag=None, last_modified=None, elapsed=0.0)
+            entries.append(
+                (
+                    NormalizedEntry(
+                        identity_key=f"guid:{sid}-{n}",
+                        guid=f"{sid}-{n}",
+                        url=f"https://news.example/{n}",
+                        link=f"https://news.example/{n}",
+                        title=f"Story {n} ({lang})",
+                        summary_html=f"<p>{text}</p>",
+                        content_html="",
+                        text=text,
+                        language=lang,
+                        published_at=when,
+                        updated_at=when,
+                        author=None,
+                        tags=(),
+                        enclosures=(),
+                        content_hash=f"{sid}-{n}",
+                    ),
+                    [CategoryMatch(CATEGORY, 1.0, "all entries of source")],
+                )
+            )
+        fetched = FetchResult(
+            url=f"http://127.0.0.1:9/{sid}.xml",
+            status=200,
+            content=b"",
+            headers={},
+            etag=None,
+            last_modified=None,
+            elapsed=0.0,
+        )
         # Next check a day away: the scheduler of ``aggregator run`` stays idle.
-        store.save_poll(sid, fetched, body_hash=None, feed_title=sid, feed_link=None,
-                        entries=entries, next_check_at=now + timedelta(days=1), now=now)
+        store.save_poll(
+            sid,
+            fetched,
+            body_hash=None,
+            feed_title=sid,
+            feed_link=None,
+            entries=entries,
+            next_check_at=now + timedelta(days=1),
+            now=now,
+        )
     store.close()
     return config, url
 
@@ -154,22 +192,27 @@ def etag_of(url: str) -> str:
         return str(response.headers["ETag"])
 
 
-def wrk(url: str, duration: int, connections: int, threads: int,
-        headers: dict[str, str]) -> dict[str, Any]:
+def wrk(
+    url: str, duration: int, connections: int, threads: int, headers: dict[str, str]
+) -> dict[str, Any]:
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
-    output = subprocess.run([*command, url], capture_output=True, text=True, check=True,
-                            timeout=duration + 60).stdout
+    output = subprocess.run(
+        [*command, url], capture_output=True, text=True, check=True, timeout=duration + 60
+    ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     p50 = re.search(r"50%\s+(\S+)", output)
     p99 = re.search(r"99%\s+(\S+)", output)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     errors = re.search(r"Socket errors: (.*)", output)
-    return {"rps": rate, "p50": p50.group(1) if p50 else None,
-            "p99": p99.group(1) if p99 else None,
-            "non_2xx_3xx": int(non2xx.group(1)) if non2xx else 0,
-            "socket_errors": errors.group(1) if errors else None}
+    return {
+        "rps": rate,
+        "p50": p50.group(1) if p50 else None,
+        "p99": p99.group(1) if p99 else None,
+        "non_2xx_3xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(1) if errors else None,
+    }
 
 
 def status_of(url: str, headers: dict[str, str]) -> int:
@@ -188,15 +231,23 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True,
-                           check=False).stderr.strip()
-    wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True,
-                                 check=False).stdout.splitlines()[0]
+    nginx = subprocess.run(
+        ["nginx", "-v"], capture_output=True, text=True, check=False
+    ).stderr.strip()
+    wrk_version = subprocess.run(
+        ["wrk", "--version"], capture_output=True, text=True, check=False
+    ).stdout.splitlines()[0]
     http = "httptools" if _importable("httptools") else "h11"
     loop = "uvloop" if _importable("uvloop") else "asyncio"
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "nginx": nginx, "wrk": wrk_version,
-            "uvicorn": f"{uvicorn.__version__} ({http}, {loop})"}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "nginx": nginx,
+        "wrk": wrk_version,
+        "uvicorn": f"{uvicorn.__version__} ({http}, {loop})",
+    }
 
 
 def _importable(name: str) -> bool:
@@ -242,23 +293,44 @@ def run(args: argparse.Namespace, tmp: Path, children: list[subprocess.Popen[byt
     ours_port, nginx_port = free_port(), free_port()
     base = f"http://127.0.0.1:{ours_port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
-    env.update({"AGGREGATOR_PORT": str(ours_port), "AGGREGATOR_HOST": "127.0.0.1",
-                "AGGREGATOR_BASE_URL": base, "AGGREGATOR_CLUSTERING": "exact",
-                "AGGREGATOR_LOG_LEVEL": "WARNING",
-                "AGGREGATOR_ARCHIVE_DIR": str(tmp / "archives")})
+    env.update(
+        {
+            "AGGREGATOR_PORT": str(ours_port),
+            "AGGREGATOR_HOST": "127.0.0.1",
+            "AGGREGATOR_BASE_URL": base,
+            "AGGREGATOR_CLUSTERING": "exact",
+            "AGGREGATOR_LOG_LEVEL": "WARNING",
+            "AGGREGATOR_ARCHIVE_DIR": str(tmp / "archives"),
+        }
+    )
     options = ["--config", str(config), "--database", database]
     site = tmp / "site"
-    subprocess.run([sys.executable, "-m", "aggregator", "publish", "--out", str(site),
-                    *options], env=env, check=True, capture_output=True, cwd=tmp)
+    subprocess.run(
+        [sys.executable, "-m", "aggregator", "publish", "--out", str(site), *options],
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=tmp,
+    )
     log = (tmp / "aggregator.log").open("wb")
-    ours = subprocess.Popen([sys.executable, "-m", "aggregator", "run", *options], env=env,
-                            cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
+    ours = subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "run", *options],
+        env=env,
+        cwd=tmp,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     children.append(ours)
     conf = tmp / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(workers=args.nginx_workers, tmp=tmp, port=nginx_port,
-                                      site=site), encoding="utf-8")
-    nginx = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    conf.write_text(
+        NGINX_CONF.format(workers=args.nginx_workers, tmp=tmp, port=nginx_port, site=site),
+        encoding="utf-8",
+    )
+    nginx = subprocess.Popen(
+        ["nginx", "-c", str(conf), "-p", str(tmp)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     children.append(nginx)
     urls = {"aggregator": base + FEED_PATH, "nginx": f"http://127.0.0.1:{nginx_port}{FEED_PATH}"}
     try:
@@ -269,8 +341,7 @@ def run(args: argparse.Namespace, tmp: Path, children: list[subprocess.Popen[byt
             if (tmp / log_file).exists():
                 print((tmp / log_file).read_text(errors="replace")[-3000:], file=sys.stderr)
         raise
-    bodies = {name: urllib.request.urlopen(url, timeout=10).read()
-              for name, url in urls.items()}
+    bodies = {name: urllib.request.urlopen(url, timeout=10).read() for name, url in urls.items()}
     assert bodies["aggregator"] == bodies["nginx"], "the two servers must send the same bytes"
     etags = {name: etag_of(url) for name, url in urls.items()}
     for name, url in urls.items():
@@ -285,10 +356,14 @@ def run(args: argparse.Namespace, tmp: Path, children: list[subprocess.Popen[byt
         for case in ("200", "304"):
             for name, url in urls.items():
                 headers = {"If-None-Match": etags[name]} if case == "304" else {}
-                row[f"{name}/{case}"] = wrk(url, args.duration, args.connections,
-                                            args.threads, headers)
-                print(f"round {number + 1} {name} {case}: {row[f'{name}/{case}']['rps']:.0f}"
-                      " req/s", file=sys.stderr, flush=True)
+                row[f"{name}/{case}"] = wrk(
+                    url, args.duration, args.connections, args.threads, headers
+                )
+                print(
+                    f"round {number + 1} {name} {case}: {row[f'{name}/{case}']['rps']:.0f} req/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
         rounds.append(row)
 
     profile_file = None
@@ -296,10 +371,25 @@ def run(args: argparse.Namespace, tmp: Path, children: list[subprocess.Popen[byt
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         args.out.mkdir(parents=True, exist_ok=True)
         profile_file = args.out / f"serve-profile-{stamp}.txt"
-        spy = subprocess.Popen([str(PY_SPY), "record", "--pid", str(ours.pid), "--format",
-                                "raw", "--rate", "250", "--nonblocking", "--output",
-                                str(profile_file), "--duration", str(args.duration)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spy = subprocess.Popen(
+            [
+                str(PY_SPY),
+                "record",
+                "--pid",
+                str(ours.pid),
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "--nonblocking",
+                "--output",
+                str(profile_file),
+                "--duration",
+                str(args.duration),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wrk(urls["aggregator"], args.duration, args.connections, args.threads, {})
         spy.wait(timeout=args.duration + 60)
 
@@ -308,14 +398,23 @@ def run(args: argparse.Namespace, tmp: Path, children: list[subprocess.Popen[byt
     print(table)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     args.out.mkdir(parents=True, exist_ok=True)
-    result = {"when": stamp, "machine": machine(), "feed": FEED_PATH,
-              "feed_bytes": len(bodies["aggregator"]), "stories": args.stories,
-              "duration_s": args.duration, "connections": args.connections,
-              "wrk_threads": args.threads, "nginx_workers": args.nginx_workers,
-              "rounds": rounds, "median_rps": summary,
-              "ratio_200": summary["aggregator/200"] / summary["nginx/200"],
-              "ratio_304": summary["aggregator/304"] / summary["nginx/304"],
-              "profile": str(profile_file) if profile_file else None, "table": table}
+    result = {
+        "when": stamp,
+        "machine": machine(),
+        "feed": FEED_PATH,
+        "feed_bytes": len(bodies["aggregator"]),
+        "stories": args.stories,
+        "duration_s": args.duration,
+        "connections": args.connections,
+        "wrk_threads": args.threads,
+        "nginx_workers": args.nginx_workers,
+        "rounds": rounds,
+        "median_rps": summary,
+        "ratio_200": summary["aggregator/200"] / summary["nginx/200"],
+        "ratio_304": summary["aggregator/304"] / summary["nginx/304"],
+        "profile": str(profile_file) if profile_file else None,
+        "table": table,
+    }
     path = args.out / f"serve-{stamp}.json"
     path.write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(f"\nresults: {path}")

@@ -30,28 +30,152 @@ STYLES = ("headlines", "excerpts", "full")
 STYLE_WEIGHTS = (3, 4, 3)
 
 _WORDS = (
-    "government", "announces", "plan", "artificial", "intelligence", "research", "funding",
-    "national", "strategy", "university", "students", "climate", "policy", "energy", "grid",
-    "solar", "wind", "battery", "storage", "market", "prices", "inflation", "central", "bank",
-    "interest", "rates", "housing", "crisis", "city", "council", "transport", "railway",
-    "election", "campaign", "parliament", "vote", "reform", "health", "hospital", "vaccine",
-    "study", "researchers", "data", "privacy", "regulation", "court", "ruling", "appeal",
-    "technology", "company", "startup", "investors", "quarterly", "results", "software",
-    "open", "source", "release", "security", "vulnerability", "patch", "browser", "developers",
-    "community", "festival", "museum", "exhibition", "film", "music", "album", "review",
-    "football", "league", "season", "coach", "transfer", "injury", "weather", "storm",
-    "flooding", "drought", "agriculture", "farmers", "exports", "trade", "tariffs", "minister",
-    "interview", "analysis", "opinion", "report", "survey", "ocean", "science", "space",
-    "telescope", "mission", "launch", "satellite", "chip", "semiconductor", "factory", "jobs",
-    "workers", "union", "strike", "wages", "education", "schools", "teachers", "curriculum",
-    "language", "translation", "culture", "history", "archive", "library",
+    "government",
+    "announces",
+    "plan",
+    "artificial",
+    "intelligence",
+    "research",
+    "funding",
+    "national",
+    "strategy",
+    "university",
+    "students",
+    "climate",
+    "policy",
+    "energy",
+    "grid",
+    "solar",
+    "wind",
+    "battery",
+    "storage",
+    "market",
+    "prices",
+    "inflation",
+    "central",
+    "bank",
+    "interest",
+    "rates",
+    "housing",
+    "crisis",
+    "city",
+    "council",
+    "transport",
+    "railway",
+    "election",
+    "campaign",
+    "parliament",
+    "vote",
+    "reform",
+    "health",
+    "hospital",
+    "vaccine",
+    "study",
+    "researchers",
+    "data",
+    "privacy",
+    "regulation",
+    "court",
+    "ruling",
+    "appeal",
+    "technology",
+    "company",
+    "startup",
+    "investors",
+    "quarterly",
+    "results",
+    "software",
+    "open",
+    "source",
+    "release",
+    "security",
+    "vulnerability",
+    "patch",
+    "browser",
+    "developers",
+    "community",
+    "festival",
+    "museum",
+    "exhibition",
+    "film",
+    "music",
+    "album",
+    "review",
+    "football",
+    "league",
+    "season",
+    "coach",
+    "transfer",
+    "injury",
+    "weather",
+    "storm",
+    "flooding",
+    "drought",
+    "agriculture",
+    "farmers",
+    "exports",
+    "trade",
+    "tariffs",
+    "minister",
+    "interview",
+    "analysis",
+    "opinion",
+    "report",
+    "survey",
+    "ocean",
+    "science",
+    "space",
+    "telescope",
+    "mission",
+    "launch",
+    "satellite",
+    "chip",
+    "semiconductor",
+    "factory",
+    "jobs",
+    "workers",
+    "union",
+    "strike",
+    "wages",
+    "education",
+    "schools",
+    "teachers",
+    "curriculum",
+    "language",
+    "translation",
+    "culture",
+    "history",
+    "archive",
+    "library",
 )
 _NAMES = (
-    "Alice Martin", "Bruno Keller", "Chloé Dubois", "Daniel Kim", "Eva Novak", "Farid Haddad",
-    "Grace Okafor", "Hiro Tanaka", "Ines Costa", "Jonas Berg", "Kavya Rao", "Luca Ferri",
+    "Alice Martin",
+    "Bruno Keller",
+    "Chloé Dubois",
+    "Daniel Kim",
+    "Eva Novak",
+    "Farid Haddad",
+    "Grace Okafor",
+    "Hiro Tanaka",
+    "Ines Costa",
+    "Jonas Berg",
+    "Kavya Rao",
+    "Luca Ferri",
 )
-_TAGS = ("Politics", "Science", "Technology", "Economy", "Culture", "Sport", "Health", "World",
-         "Climate", "Education", "AI", "Opinion")
+_TAGS = (
+    "Politics",
+    "Science",
+    "Technology",
+    "Economy",
+    "Culture",
+    "Sport",
+    "Health",
+    "World",
+    "Climate",
+    "Education",
+    "AI",
+    "Opinion",
+)
 _HOSTS = ("news", "blog", "daily", "tribune", "journal", "review", "post", "times", "weekly")
 
 
@@ -119,11 +243,15 @@ def _paragraphs(rng: random.Random, site: str, count: int) -> str:
         elif roll < 0.14:
             blocks.append(f"<blockquote><p>{_sentence(rng)}</p></blockquote>")
         elif roll < 0.2:
-            blocks.append(f'<p><img src="/images/{rng.randint(1, 9999)}.jpg" alt="photo" '
-                          f'width="640" height="360"></p>')
+            blocks.append(
+                f'<p><img src="/images/{rng.randint(1, 9999)}.jpg" alt="photo" '
+                f'width="640" height="360"></p>'
+            )
         elif roll < 0.22:
-            blocks.append('<p onclick="track()">Share this</p>'
-                          '<script>window.tracker && tracker.push("read")</script>')
+            blocks.append(
+                '<p onclick="track()">Share this</p>'
+                '<script>window.tracker && tracker.push("read")</script>'
+            )
         elif roll < 0.24:
             blocks.append('<iframe src="https://video.example/embed/1"></iframe>')
         else:
@@ -143,8 +271,7 @@ class _Entry:
     content: str | None
 
 
-def _entry(seed: int, index: int, number: int, style: str, site: str,
-           step: timedelta) -> _Entry:
+def _entry(seed: int, index: int, number: int, style: str, site: str, step: timedelta) -> _Entry:
     rng = random.Random(f"{seed}:{index}:entry:{number}")
     slug = "-".join(rng.choices(_WORDS, k=4))
     link = f"https://{site}/{2024 + number % 2}/{slug}-{number}"
@@ -156,11 +283,17 @@ def _entry(seed: int, index: int, number: int, style: str, site: str,
         summary = _sentence(rng)
         content = _paragraphs(rng, site, rng.randint(3, 6))
     return _Entry(
-        guid=(f"https://{site}/?p={number}" if index % 3
-              else f"urn:uuid:{rng.getrandbits(128):032x}"),
-        link=link, title=_title(rng), author=rng.choice(_NAMES),
+        guid=(
+            f"https://{site}/?p={number}" if index % 3 else f"urn:uuid:{rng.getrandbits(128):032x}"
+        ),
+        link=link,
+        title=_title(rng),
+        author=rng.choice(_NAMES),
         tags=tuple(rng.sample(_TAGS, k=rng.randint(0, 3))),
-        published=EPOCH - step * (1100 - number), summary=summary, content=content)
+        published=EPOCH - step * (1100 - number),
+        summary=summary,
+        content=content,
+    )
 
 
 def make_feed(index: int, seed: int = 1, revision: int = 0) -> SynthFeed:
@@ -175,8 +308,10 @@ def make_feed(index: int, seed: int = 1, revision: int = 0) -> SynthFeed:
     step = timedelta(minutes=rng.randint(30, 24 * 60))
     title = f"{rng.choice(_WORDS).capitalize()} {rng.choice(_HOSTS).capitalize()} {index}"
     newest = 1000 + revision
-    entries = [_entry(seed, index, number, style, site, step)
-               for number in range(newest, newest - count, -1)]
+    entries = [
+        _entry(seed, index, number, style, site, step)
+        for number in range(newest, newest - count, -1)
+    ]
     updated = entries[0].published
     if is_atom:
         body = _atom(title, site, index, updated, entries)
@@ -184,8 +319,14 @@ def make_feed(index: int, seed: int = 1, revision: int = 0) -> SynthFeed:
     else:
         body = _rss(title, site, updated, entries)
         content_type = "application/rss+xml; charset=utf-8"
-    return SynthFeed(index=index, path=feed_path(index), body=body.encode("utf-8"),
-                     content_type=content_type, last_modified=updated, entries=count)
+    return SynthFeed(
+        index=index,
+        path=feed_path(index),
+        body=body.encode("utf-8"),
+        content_type=content_type,
+        last_modified=updated,
+        entries=count,
+    )
 
 
 def _rss(title: str, site: str, updated: datetime, entries: list[_Entry]) -> str:

@@ -64,10 +64,14 @@ def _feed(index: int) -> bytes:
         f"<link>https://s{index}.example/{i}</link><guid>s{index}-{i}</guid>"
         f"<pubDate>Tue, 17 Nov 2026 0{i}:00:00 GMT</pubDate><description>"
         f"{'Body text of an ordinary news item, about two hundred characters long. ' * 3}"
-        f"</description></item>" for i in range(ITEMS))
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-            f"<title>Source {index}</title><link>https://s{index}.example/</link>"
-            f"<description>Feed {index}</description>{items}</channel></rss>").encode()
+        f"</description></item>"
+        for i in range(ITEMS)
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>Source {index}</title><link>https://s{index}.example/</link>"
+        f"<description>Feed {index}</description>{items}</channel></rss>"
+    ).encode()
 
 
 def _host_main(conn: multiprocessing.connection.Connection, feeds: int, hosts: int) -> None:
@@ -75,8 +79,10 @@ def _host_main(conn: multiprocessing.connection.Connection, feeds: int, hosts: i
     for index in range(feeds):
         body = _feed(index)
         etag = '"' + sha1(body).hexdigest() + '"'
-        head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
-                f"Content-Length: {len(body)}\r\nETag: {etag}\r\n\r\n").encode()
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+            f"Content-Length: {len(body)}\r\nETag: {etag}\r\n\r\n"
+        ).encode()
         answers[f"/s{index}.xml".encode()] = (head + body, etag.encode())
     not_modified = b"HTTP/1.1 304 Not Modified\r\nContent-Length: 0\r\n\r\n"
     counts = {200: 0, 304: 0, 404: 0}
@@ -88,8 +94,14 @@ def _host_main(conn: multiprocessing.connection.Connection, feeds: int, hosts: i
                 lines = head.split(b"\r\n")
                 path = lines[0].split(b" ")[1]
                 found = answers.get(path)
-                inm = next((line.split(b":", 1)[1].strip() for line in lines[1:]
-                            if line.lower().startswith(b"if-none-match:")), None)
+                inm = next(
+                    (
+                        line.split(b":", 1)[1].strip()
+                        for line in lines[1:]
+                        if line.lower().startswith(b"if-none-match:")
+                    ),
+                    None,
+                )
                 if found is None:
                     counts[404] += 1
                     writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
@@ -105,8 +117,10 @@ def _host_main(conn: multiprocessing.connection.Connection, feeds: int, hosts: i
     async def main() -> None:
         first = await asyncio.start_server(handle, host_address(0, hosts), 0, backlog=1024)
         port = first.sockets[0].getsockname()[1]
-        servers = [first] + [await asyncio.start_server(handle, host_address(n, hosts), port,
-                                                        backlog=1024) for n in range(1, hosts)]
+        servers = [first] + [
+            await asyncio.start_server(handle, host_address(n, hosts), port, backlog=1024)
+            for n in range(1, hosts)
+        ]
         conn.send(port)
         loop = asyncio.get_running_loop()
         stop = loop.create_future()
@@ -133,7 +147,8 @@ class FeedHost:
     def __enter__(self) -> FeedHost:
         self._conn, child = multiprocessing.Pipe()
         self._process = multiprocessing.get_context("spawn").Process(
-            target=_host_main, args=(child, self.feeds, self.hosts), daemon=True)
+            target=_host_main, args=(child, self.feeds, self.hosts), daemon=True
+        )
         self._process.start()
         self.port = int(self._conn.recv())
         return self
@@ -167,11 +182,22 @@ def start_cluster() -> Cluster:
         os.chown(directory, user.pw_uid, user.pw_gid)
     cluster = Cluster(bin_dir, directory, free_port())
     cluster.init()
-    options = (f"-p {cluster.port} -c listen_addresses=127.0.0.1 "
-               f"-c unix_socket_directories={directory} -c max_connections=200 "
-               "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=1000")
-    cluster._run("pg_ctl", "-D", str(cluster.data), "-l", str(directory / "server.log"),
-                 "-o", options, "-w", "start")
+    options = (
+        f"-p {cluster.port} -c listen_addresses=127.0.0.1 "
+        f"-c unix_socket_directories={directory} -c max_connections=200 "
+        "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=1000"
+    )
+    cluster._run(
+        "pg_ctl",
+        "-D",
+        str(cluster.data),
+        "-l",
+        str(directory / "server.log"),
+        "-o",
+        options,
+        "-w",
+        "start",
+    )
     return cluster
 
 
@@ -179,8 +205,9 @@ def admin_execute(cluster: Cluster, *statements: str, database: str = "postgres"
     import psycopg  # noqa: PLC0415
 
     rows: list[Any] = []
-    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{cluster.port}/{database}",
-                         autocommit=True) as connection:
+    with psycopg.connect(
+        f"postgresql://postgres@127.0.0.1:{cluster.port}/{database}", autocommit=True
+    ) as connection:
         for statement in statements:
             cursor = connection.execute(statement)
             if cursor.description is not None:
@@ -219,23 +246,44 @@ class PostgresCpu:
 # -- one phase -------------------------------------------------------------------------------
 
 
-def run_workers(count: int, database: str, config: Path, cluster: Cluster,
-                dbname: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_workers(
+    count: int, database: str, config: Path, cluster: Cluster, dbname: str, args: argparse.Namespace
+) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
-    env.update({"AGGREGATOR_POLL_PROCESSES": "0", "AGGREGATOR_CLUSTERING": "exact",
-                "AGGREGATOR_FETCH_WORKERS": str(args.fetch_workers),
-                "AGGREGATOR_HOST_CONCURRENCY": "4", "AGGREGATOR_HOST_DELAY": "0",
-                "AGGREGATOR_LOG_LEVEL": "WARNING"})
+    env.update(
+        {
+            "AGGREGATOR_POLL_PROCESSES": "0",
+            "AGGREGATOR_CLUSTERING": "exact",
+            "AGGREGATOR_FETCH_WORKERS": str(args.fetch_workers),
+            "AGGREGATOR_HOST_CONCURRENCY": "4",
+            "AGGREGATOR_HOST_DELAY": "0",
+            "AGGREGATOR_LOG_LEVEL": "WARNING",
+        }
+    )
     admin_execute(cluster, "SELECT pg_stat_statements_reset()", database=dbname)
     pg_cpu = PostgresCpu(cluster)
     pg_cpu.sample()
     before_pg = pg_cpu.total()
     load_before = os.getloadavg()
     started = time.time()
-    processes = [subprocess.Popen(
-        [sys.executable, "-m", "aggregator", "poll", "--config", str(config),
-         "--database", database], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for _ in range(count)]
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "aggregator",
+                "poll",
+                "--config",
+                str(config),
+                "--database",
+                database,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(count)
+    ]
     cpu = 0.0
     outputs = []
     pending = {p.pid: p for p in processes}
@@ -250,35 +298,56 @@ def run_workers(count: int, database: str, config: Path, cluster: Cluster,
             continue
         process.returncode = os.waitstatus_to_exitcode(status)
         cpu += usage.ru_utime + usage.ru_stime
-        outputs.append((process.returncode, process.stdout.read().decode() if process.stdout
-                        else "", process.stderr.read().decode() if process.stderr else ""))
+        outputs.append(
+            (
+                process.returncode,
+                process.stdout.read().decode() if process.stdout else "",
+                process.stderr.read().decode() if process.stderr else "",
+            )
+        )
     wall = time.time() - started
     pg_cpu.sample()
     for code, out, err in outputs:
         if code != 0:
             raise SystemExit(f"a worker exited {code}:\n{out}\n{err[-3000:]}")
     span = admin_execute(
-        cluster, "SELECT extract(epoch FROM max(last_checked_at) - min(last_checked_at)), "
+        cluster,
+        "SELECT extract(epoch FROM max(last_checked_at) - min(last_checked_at)), "
         f"count(*) FILTER (WHERE last_checked_at >= to_timestamp({started})) FROM sources",
-        database=dbname)[0]
+        database=dbname,
+    )[0]
     statements = admin_execute(
-        cluster, "SELECT sum(total_exec_time) / 1000, sum(calls) FROM pg_stat_statements",
-        database=dbname)[0]
+        cluster,
+        "SELECT sum(total_exec_time) / 1000, sum(calls) FROM pg_stat_statements",
+        database=dbname,
+    )[0]
     top = admin_execute(
-        cluster, "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 90), calls, "
+        cluster,
+        "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 90), calls, "
         "round((total_exec_time / 1000)::numeric, 2) FROM pg_stat_statements "
-        "ORDER BY total_exec_time DESC LIMIT 6", database=dbname)
-    polled = [int(line.split()[1]) for _, out, _ in outputs for line in out.splitlines()
-              if line.startswith("polled ")]
+        "ORDER BY total_exec_time DESC LIMIT 6",
+        database=dbname,
+    )
+    polled = [
+        int(line.split()[1])
+        for _, out, _ in outputs
+        for line in out.splitlines()
+        if line.startswith("polled ")
+    ]
     pg_seconds = pg_cpu.total() - before_pg
     exec_seconds = float(statements[0] or 0)
     return {
-        "workers": count, "wall_s": round(wall, 2), "span_s": round(float(span[0] or 0), 2),
-        "sources_checked": int(span[1]), "polled_by_worker": polled,
+        "workers": count,
+        "wall_s": round(wall, 2),
+        "span_s": round(float(span[0] or 0), 2),
+        "sources_checked": int(span[1]),
+        "polled_by_worker": polled,
         "sources_per_s": round(int(span[1]) / max(float(span[0] or 0), 1e-9), 1),
-        "worker_cpu_s": round(cpu, 2), "postgres_cpu_s": round(pg_seconds, 2),
+        "worker_cpu_s": round(cpu, 2),
+        "postgres_cpu_s": round(pg_seconds, 2),
         "db_cpu_share": round(pg_seconds / max(cpu + pg_seconds, 1e-9), 3),
-        "db_exec_s": round(exec_seconds, 2), "db_calls": int(statements[1] or 0),
+        "db_exec_s": round(exec_seconds, 2),
+        "db_calls": int(statements[1] or 0),
         "db_exec_share_of_worker_wall": round(exec_seconds / max(wall * count, 1e-9), 3),
         "top_statements": [list(map(str, row)) for row in top],
         "load_before": [round(x, 2) for x in load_before],
@@ -286,45 +355,54 @@ def run_workers(count: int, database: str, config: Path, cluster: Cluster,
     }
 
 
-def prepare(cluster: Cluster, dbname: str, host: FeedHost, feeds: int,
-            folder: Path) -> tuple[str, Path]:
-    admin_execute(cluster, f'CREATE DATABASE "{dbname}"',
-                  "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-    admin_execute(cluster, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
-                  database=dbname)
+def prepare(
+    cluster: Cluster, dbname: str, host: FeedHost, feeds: int, folder: Path
+) -> tuple[str, Path]:
+    admin_execute(
+        cluster, f'CREATE DATABASE "{dbname}"', "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
+    )
+    admin_execute(cluster, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements", database=dbname)
     url = f"postgresql+psycopg://postgres@127.0.0.1:{cluster.port}/{dbname}"
-    sources = [SourceConfig(id=f"s{i}", url=host.url(i), categories=("all",))
-               for i in range(feeds)]
+    sources = [SourceConfig(id=f"s{i}", url=host.url(i), categories=("all",)) for i in range(feeds)]
     config = folder / "config"
     config.mkdir(exist_ok=True)
-    (config / "sources.toml").write_text("".join(
-        f'[[source]]\nid = "{s.id}"\nurl = "{s.url}"\ncategories = ["all"]\n\n'
-        for s in sources), encoding="utf-8")
-    (config / "categories.toml").write_text('[[category]]\nid = "all"\ntitle = "All"\n',
-                                            encoding="utf-8")
+    (config / "sources.toml").write_text(
+        "".join(
+            f'[[source]]\nid = "{s.id}"\nurl = "{s.url}"\ncategories = ["all"]\n\n' for s in sources
+        ),
+        encoding="utf-8",
+    )
+    (config / "categories.toml").write_text(
+        '[[category]]\nid = "all"\ntitle = "All"\n', encoding="utf-8"
+    )
     store = open_store(url)
     try:
         upgrade(store.engine)
         from datetime import UTC, datetime  # noqa: PLC0415
 
-        store.sync_sources(Catalog(sources=tuple(sources), categories=(
-            CategoryConfig(id="all", title="All"),)), datetime.now(UTC))
+        store.sync_sources(
+            Catalog(sources=tuple(sources), categories=(CategoryConfig(id="all", title="All"),)),
+            datetime.now(UTC),
+        )
     finally:
         store.close()
     return url, config
 
 
 def format_table(results: list[dict[str, Any]]) -> str:
-    lines = ["| W | phase | span s | sources/s | wall s | worker CPU s | PostgreSQL CPU s | "
-             "DB share of CPU | DB exec s | DB exec / worker wall | load before → after |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| W | phase | span s | sources/s | wall s | worker CPU s | PostgreSQL CPU s | "
+        "DB share of CPU | DB exec s | DB exec / worker wall | load before → after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for run in results:
         lines.append(
             f"| {run['workers']} | {run['phase']} | {run['span_s']} | {run['sources_per_s']} | "
             f"{run['wall_s']} | {run['worker_cpu_s']} | {run['postgres_cpu_s']} | "
             f"{run['db_cpu_share']:.0%} | {run['db_exec_s']} | "
             f"{run['db_exec_share_of_worker_wall']:.0%} | "
-            f"{run['load_before'][0]} → {run['load_after'][0]} |")
+            f"{run['load_before'][0]} → {run['load_after'][0]} |"
+        )
     return "\n".join(lines)
 
 
@@ -348,8 +426,9 @@ def main() -> int:
                 url, config = prepare(cluster, dbname, host, args.feeds, folder)
                 for phase in ("first", "304"):
                     if phase == "304":
-                        admin_execute(cluster, "UPDATE sources SET next_check_at = now()",
-                                      database=dbname)
+                        admin_execute(
+                            cluster, "UPDATE sources SET next_check_at = now()", database=dbname
+                        )
                     print(f"W={count} {phase}…", file=sys.stderr, flush=True)
                     run = run_workers(count, url, config, cluster, dbname, args)
                     run["phase"] = phase
@@ -359,8 +438,14 @@ def main() -> int:
     finally:
         with contextlib.suppress(RuntimeError):
             cluster.stop()
-    report = {"feeds": args.feeds, "hosts": args.hosts, "fetch_workers": args.fetch_workers,
-              "nproc": os.cpu_count(), "host": host_stats, "runs": results}
+    report = {
+        "feeds": args.feeds,
+        "hosts": args.hosts,
+        "fetch_workers": args.fetch_workers,
+        "nproc": os.cpu_count(),
+        "host": host_stats,
+        "runs": results,
+    }
     out.write_text(json.dumps(report, indent=2))
     print(format_table(results))
     print(f"\nfeed host: {host_stats}")

@@ -160,8 +160,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
     """Work stealing for ``-n`` runs unless ``--dist`` chose a mode: an idle worker takes
     queued tests from a busy one, which the store-heavy files' long tails need. A hook rather
     than ``--dist`` in ``addopts``, so that ``-p no:xdist`` still runs the suite."""
-    chosen = any(arg == "--dist" or arg.startswith("--dist=")
-                 for arg in config.invocation_params.args)
+    chosen = any(
+        arg == "--dist" or arg.startswith("--dist=") for arg in config.invocation_params.args
+    )
     if chosen or config.getoption("dist") != "load":
         return None
     from xdist.scheduler import WorkStealingScheduling  # type: ignore[import-untyped]

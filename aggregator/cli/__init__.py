@@ -30,7 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env().with_overrides(
             config_dir=getattr(args, "config", None),
             database_url=getattr(args, "database", None),
-            log_level=getattr(args, "log_level", None))
+            log_level=getattr(args, "log_level", None),
+        )
         configure_logging(settings.log_level, settings.log_format)
         handler = args.handler
         return int(handler(Context(settings=settings, args=args)))

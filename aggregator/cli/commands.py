@@ -37,9 +37,11 @@ def _checked(ctx: Context) -> tuple[Catalog, int]:
     from aggregator.delivery.subscribers import load_subscribers
 
     catalog = ctx.catalog()
-    subscribers = load_subscribers(ctx.settings.config_dir,
-                                   categories=[c.id for c in catalog.categories],
-                                   allow_private=ctx.settings.allow_private_addresses)
+    subscribers = load_subscribers(
+        ctx.settings.config_dir,
+        categories=[c.id for c in catalog.categories],
+        allow_private=ctx.settings.allow_private_addresses,
+    )
     return catalog, len(subscribers)
 
 
@@ -47,22 +49,38 @@ def cmd_check(ctx: Context) -> int:
     folder = str(ctx.settings.config_dir)
     if not ctx.args.json:
         catalog, hooks = _checked(ctx)
-        print(f"{folder}: OK, {len(catalog.sources)} sources, "
-              f"{len(catalog.categories)} categories"
-              + (f", {hooks} webhook subscriber{'s' * (hooks != 1)}" if hooks else ""))
+        print(
+            f"{folder}: OK, {len(catalog.sources)} sources, "
+            f"{len(catalog.categories)} categories"
+            + (f", {hooks} webhook subscriber{'s' * (hooks != 1)}" if hooks else "")
+        )
         for warning in catalog.unset_secrets(os.environ):
             print(f"warning: {warning}", file=sys.stderr)
         return ExitCode.OK
     try:
         catalog, _hooks = _checked(ctx)
     except ConfigError as exc:
-        _print_json({"ok": False, "config_dir": folder, "error": exc.reason,
-                     "file": exc.file, "id": exc.item, "key": exc.key})
+        _print_json(
+            {
+                "ok": False,
+                "config_dir": folder,
+                "error": exc.reason,
+                "file": exc.file,
+                "id": exc.item,
+                "key": exc.key,
+            }
+        )
         return ExitCode.CONFIG
     for warning in catalog.unset_secrets(os.environ):
         print(f"warning: {warning}", file=sys.stderr)
-    _print_json({"ok": True, "config_dir": folder, "sources": len(catalog.sources),
-                 "categories": len(catalog.categories)})
+    _print_json(
+        {
+            "ok": True,
+            "config_dir": folder,
+            "sources": len(catalog.sources),
+            "categories": len(catalog.categories),
+        }
+    )
     return ExitCode.OK
 
 
@@ -96,8 +114,9 @@ def cmd_poll(ctx: Context) -> int:
     service = Service(ctx.settings, store, catalog)
     summary: PollSummary | None = None
     try:
-        summary = service.poll_due(everything=ctx.args.all,
-                                   progress=None if as_json else progress_for)
+        summary = service.poll_due(
+            everything=ctx.args.all, progress=None if as_json else progress_for
+        )
         if not summary.outcomes:
             if not as_json:
                 print(idle.NOTHING_DUE)
@@ -110,10 +129,15 @@ def cmd_poll(ctx: Context) -> int:
             print(full_text.describe())
         clustered = service.cluster(on_progress=None if as_json else cluster_progress())
         if as_json:
-            _print_json({**_poll_json(summary, clustered),
-                         "full_text": {"unchanged": full_text.unchanged,
-                                       **{o.value: full_text.outcomes.get(o.value, 0)
-                                          for o in FullTextOutcome}}})
+            _print_json(
+                {
+                    **_poll_json(summary, clustered),
+                    "full_text": {
+                        "unchanged": full_text.unchanged,
+                        **{o.value: full_text.outcomes.get(o.value, 0) for o in FullTextOutcome},
+                    },
+                }
+            )
         elif clustered.entries:
             print(clustered.describe())
     finally:
@@ -126,18 +150,19 @@ def poll_exit_code(summary: PollSummary | None) -> ExitCode:
     """4 when every source tried failed, 1 when some did; deferred sources were not tried."""
     if summary is None:
         return ExitCode.OK
-    tried = summary.errors + sum(summary.count(r) for r in
-                                 ("updated", "not_modified", "unchanged"))
+    tried = summary.errors + sum(summary.count(r) for r in ("updated", "not_modified", "unchanged"))
     if summary.errors and summary.errors == tried:
         return ExitCode.ALL_FAILED
     return ExitCode.PROBLEMS if summary.errors else ExitCode.OK
 
 
 def _print_poll(summary: PollSummary) -> None:
-    print(f"polled {len(summary.outcomes)} sources: {summary.new_entries} new entries, "
-          f"{summary.updated_entries} updated, {summary.count('not_modified')} not "
-          f"modified, {summary.count('unchanged')} unchanged, "
-          f"{summary.count('deferred')} deferred, {summary.errors} errors")
+    print(
+        f"polled {len(summary.outcomes)} sources: {summary.new_entries} new entries, "
+        f"{summary.updated_entries} updated, {summary.count('not_modified')} not "
+        f"modified, {summary.count('unchanged')} unchanged, "
+        f"{summary.count('deferred')} deferred, {summary.errors} errors"
+    )
     for outcome in summary.outcomes:
         if outcome.result == PollResult.ERROR:
             print(terminal_text(f"  {outcome.source_id}: {outcome.error_kind}: {outcome.error}"))
@@ -149,15 +174,26 @@ def _poll_json(summary: PollSummary | None, clustered: StageSummary) -> dict[str
         "sources": len(outcomes),
         "new_entries": sum(o.new_entries for o in outcomes),
         "updated_entries": sum(o.updated_entries for o in outcomes),
-        "results": {result: sum(o.result == result for o in outcomes)
-                    for result in PollResult},
-        "errors": [{"source_id": o.source_id, "error_kind": o.error_kind, "error": o.error,
-                    "status": o.status} for o in outcomes if o.result == PollResult.ERROR],
-        "clustered": {"entries": clustered.entries,
-                      **{decision: clustered.count(decision)
-                         for decision in ("new", "join", "merge", "kept")},
-                      # How the entries were read (model, short_lead past the horizon, none).
-                      "paths": clustered.paths, "horizon_hours": clustered.horizon_hours},
+        "results": {result: sum(o.result == result for o in outcomes) for result in PollResult},
+        "errors": [
+            {
+                "source_id": o.source_id,
+                "error_kind": o.error_kind,
+                "error": o.error,
+                "status": o.status,
+            }
+            for o in outcomes
+            if o.result == PollResult.ERROR
+        ],
+        "clustered": {
+            "entries": clustered.entries,
+            **{
+                decision: clustered.count(decision) for decision in ("new", "join", "merge", "kept")
+            },
+            # How the entries were read (model, short_lead past the horizon, none).
+            "paths": clustered.paths,
+            "horizon_hours": clustered.horizon_hours,
+        },
     }
 
 
@@ -191,8 +227,11 @@ def cmd_publish(ctx: Context) -> int:
         from aggregator.publishing.websub import ping_hub
 
         sent = ping_hub(ctx.settings.websub_hub, changed, user_agent=ctx.settings.user_agent)
-        report["websub"] = {"hub": ctx.settings.websub_hub, "accepted": sent,
-                            "pinged": len(changed)}
+        report["websub"] = {
+            "hub": ctx.settings.websub_hub,
+            "accepted": sent,
+            "pinged": len(changed),
+        }
         if not ctx.args.json:
             print(f"pinged {ctx.settings.websub_hub}: {sent} of {len(changed)} feeds accepted")
     if ctx.args.json:
@@ -208,14 +247,18 @@ def _publish_settings(ctx: Context) -> Settings:
         try:
             base_url = Settings.from_env({"AGGREGATOR_BASE_URL": given}).base_url
         except ConfigError as exc:
-            raise ConfigError(f"--base-url {given!r}: must be an absolute http(s) URL",
-                              key="--base-url") from exc
+            raise ConfigError(
+                f"--base-url {given!r}: must be an absolute http(s) URL", key="--base-url"
+            ) from exc
         if base_url:
             return ctx.settings.with_overrides(base_url=base_url)
     if not ctx.settings.base_url:
-        raise ConfigError("publish needs the public URL the files will be served from, for "
-                          "the links in every feed: set AGGREGATOR_BASE_URL or pass "
-                          "--base-url https://…", key="AGGREGATOR_BASE_URL")
+        raise ConfigError(
+            "publish needs the public URL the files will be served from, for "
+            "the links in every feed: set AGGREGATOR_BASE_URL or pass "
+            "--base-url https://…",
+            key="AGGREGATOR_BASE_URL",
+        )
     return ctx.settings
 
 
@@ -230,7 +273,8 @@ def cmd_cluster(ctx: Context) -> int:
             print(f"forgot every clustering decision: {pending} entries to cluster again")
         # The catalog names the categories whose topic match the stage runs.
         summary = make_stage(ctx.settings, store, catalog=ctx.catalog()).run(
-            on_progress=cluster_progress())
+            on_progress=cluster_progress()
+        )
     finally:
         store.close()
     if summary.skipped:
@@ -247,11 +291,21 @@ def cmd_prune(ctx: Context) -> int:
     days = ctx.args.days if ctx.args.days is not None else ctx.settings.retention_days
     if days <= 0:
         if ctx.args.json:
-            _print_json({"retention_days": 0, "dry_run": ctx.args.dry_run, "entries": 0,
-                         "stories": 0, "corrections": 0, "tombstones": 0})
+            _print_json(
+                {
+                    "retention_days": 0,
+                    "dry_run": ctx.args.dry_run,
+                    "entries": 0,
+                    "stories": 0,
+                    "corrections": 0,
+                    "tombstones": 0,
+                }
+            )
         else:
-            print("retention is off (AGGREGATOR_RETENTION_DAYS is 0): nothing pruned; "
-                  "--days N prunes once")
+            print(
+                "retention is off (AGGREGATOR_RETENTION_DAYS is 0): nothing pruned; "
+                "--days N prunes once"
+            )
         return ExitCode.OK
     store = ctx.store(auto_upgrade=False)
     try:
@@ -259,9 +313,16 @@ def cmd_prune(ctx: Context) -> int:
     finally:
         store.close()
     if ctx.args.json:
-        _print_json({"retention_days": days, "dry_run": summary.dry_run,
-                     "entries": summary.entries, "stories": summary.stories,
-                     "corrections": summary.corrections, "tombstones": summary.tombstones})
+        _print_json(
+            {
+                "retention_days": days,
+                "dry_run": summary.dry_run,
+                "entries": summary.entries,
+                "stories": summary.stories,
+                "corrections": summary.corrections,
+                "tombstones": summary.tombstones,
+            }
+        )
     else:
         print(summary.describe())
     return ExitCode.OK
@@ -296,20 +357,29 @@ def cmd_rules_test(ctx: Context) -> int:
     try:
         category = catalog.category(args.category)
     except KeyError:
-        raise ConfigError(f"unknown category {args.category!r}; known: "
-                          + ", ".join(c.id for c in catalog.categories),
-                          file=str(args.file) if args.file else None, key="CATEGORY") from None
+        raise ConfigError(
+            f"unknown category {args.category!r}; known: "
+            + ", ".join(c.id for c in catalog.categories),
+            file=str(args.file) if args.file else None,
+            key="CATEGORY",
+        ) from None
     try:
         window = parse_duration(args.since)
     except ValueError as exc:
         raise ConfigError(str(exc), key="--since") from exc
-    changed = changed_rules(category, include=args.include, exclude=args.exclude,
-                            add_include=args.add_include or (),
-                            add_exclude=args.add_exclude or (), min_score=args.min_score)
+    changed = changed_rules(
+        category,
+        include=args.include,
+        exclude=args.exclude,
+        add_include=args.add_include or (),
+        add_exclude=args.add_exclude or (),
+        min_score=args.min_score,
+    )
     store = ctx.store(auto_upgrade=False)
     try:
-        result = rules_dry_run(store, catalog, changed, since=timedelta(seconds=window),
-                               now=utc_now())
+        result = rules_dry_run(
+            store, catalog, changed, since=timedelta(seconds=window), now=utc_now()
+        )
     finally:
         store.close()
     if args.json:
@@ -322,8 +392,9 @@ def cmd_rules_test(ctx: Context) -> int:
 def cmd_run(ctx: Context) -> int:
     from aggregator.runtime.service import Service, listen
 
-    settings = ctx.settings.with_overrides(host=getattr(ctx.args, "host", None),
-                                           port=getattr(ctx.args, "port", None))
+    settings = ctx.settings.with_overrides(
+        host=getattr(ctx.args, "host", None), port=getattr(ctx.args, "port", None)
+    )
     catalog = ctx.catalog()
     # Bound before anything else starts: a busy port is one line, not a half-started service.
     sock = listen(settings.host, settings.port)
@@ -347,7 +418,9 @@ def cmd_demo(ctx: Context) -> int:
 
     ignored = [f"--{name}" for name in ("config", "database") if hasattr(ctx.args, name)]
     if ignored:
-        raise UsageError(f"demo runs on its own sample config and a throwaway database; it "
-                         f"does not take {' or '.join(ignored)} (use `aggregator run` for "
-                         f"yours)")
+        raise UsageError(
+            f"demo runs on its own sample config and a throwaway database; it "
+            f"does not take {' or '.join(ignored)} (use `aggregator run` for "
+            f"yours)"
+        )
     return run_demo(ctx.settings, port=ctx.args.port, once=ctx.args.once)

@@ -55,15 +55,22 @@ class Context:
         if missing is not None and not auto_upgrade:
             # Opening would create an empty file here and then ask for `db upgrade`: the
             # usual cause is running from another folder than the one holding the database.
-            raise StoreError(f"no database at {missing}{_relative_note(url, missing)}; run "
-                             f"from the folder that holds it, or give --database (or "
-                             f"AGGREGATOR_DATABASE_URL) an absolute sqlite:////path")
+            raise StoreError(
+                f"no database at {missing}{_relative_note(url, missing)}; run "
+                f"from the folder that holds it, or give --database (or "
+                f"AGGREGATOR_DATABASE_URL) an absolute sqlite:////path"
+            )
         if missing is not None:
             # A log line, not a print: with AGGREGATOR_LOG_FORMAT=json stderr stays JSON.
-            log.info("action=db-create outcome=start path=%s note=%r", missing,
-                     _relative_note(url, missing).strip(" ()") or "absolute path")
-        limits = GrowthLimits(new_per_poll=self.settings.max_new_entries_per_poll,
-                              per_source=self.settings.max_entries_per_source)
+            log.info(
+                "action=db-create outcome=start path=%s note=%r",
+                missing,
+                _relative_note(url, missing).strip(" ()") or "absolute path",
+            )
+        limits = GrowthLimits(
+            new_per_poll=self.settings.max_new_entries_per_poll,
+            per_source=self.settings.max_entries_per_source,
+        )
         store = open_store(url, limits)
         revision = current_revision(store.engine)
         head = head_revision()
@@ -74,10 +81,14 @@ class Context:
             raise StoreError("the database has no schema yet; run `aggregator db upgrade`")
         elif revision != head:
             if not is_known_revision(revision):
-                raise StoreError(f"the database schema {revision} is newer than this "
-                                 f"aggregator ({__version__}); upgrade the aggregator")
-            raise StoreError(f"the database schema is at {revision}, this version needs "
-                             f"{head}; run `aggregator db upgrade`")
+                raise StoreError(
+                    f"the database schema {revision} is newer than this "
+                    f"aggregator ({__version__}); upgrade the aggregator"
+                )
+            raise StoreError(
+                f"the database schema is at {revision}, this version needs "
+                f"{head}; run `aggregator db upgrade`"
+            )
         return store
 
 

@@ -24,16 +24,28 @@ def cmd_editors(ctx: Context) -> int:
                 if args.json:
                     print(terminal_json(editor.as_json()))
                     continue
-                state = ("active" if editor.active else
-                         f"revoked by {editor.revoked_by} at {when_text(editor.revoked_at)}")
-                print(terminal_text(f"{editor.name} {editor.role.value} {state} (added by "
-                                    f"{editor.created_by} at {when_text(editor.created_at)})"))
+                state = (
+                    "active"
+                    if editor.active
+                    else f"revoked by {editor.revoked_by} at {when_text(editor.revoked_at)}"
+                )
+                print(
+                    terminal_text(
+                        f"{editor.name} {editor.role.value} {state} (added by "
+                        f"{editor.created_by} at {when_text(editor.created_at)})"
+                    )
+                )
             return 0
         if command == "audit":
             for row in bench.audit_log(args.limit):
-                print(terminal_json(row.as_json()) if args.json else terminal_text(
-                    f"#{row.id} {when_text(row.at)} {row.editor}: {row.kind} {row.action} "
-                    f"{row.target} {row.detail}"))
+                print(
+                    terminal_json(row.as_json())
+                    if args.json
+                    else terminal_text(
+                        f"#{row.id} {when_text(row.at)} {row.editor}: {row.kind} {row.action} "
+                        f"{row.target} {row.detail}"
+                    )
+                )
             return 0
         if command == "revoke":
             print(bench.revoke_editor(args.name, by=ctx.editor).message, file=sys.stderr)
@@ -44,7 +56,8 @@ def cmd_editors(ctx: Context) -> int:
             done, token = bench.rotate_editor(args.name, by=ctx.editor)
     finally:
         store.close()
-    print(f"{done.message}; the token below is shown once (only its hash is kept):",
-          file=sys.stderr)
+    print(
+        f"{done.message}; the token below is shown once (only its hash is kept):", file=sys.stderr
+    )
     print(token)
     return 0

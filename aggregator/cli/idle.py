@@ -45,12 +45,17 @@ def nothing_to_do(settings: Settings, catalog: Catalog) -> bool:
     nothing in the store; False whenever the normal path must decide."""
     if any(s.full_text and s.enabled for s in catalog.sources):
         return False  # the full-text stage asks the store for article pages due a check
-    return _store_idle(settings, catalog.directory or settings.config_dir, SOURCES_MARK,
-                       lambda head: catalog_digest(catalog, head))
+    return _store_idle(
+        settings,
+        catalog.directory or settings.config_dir,
+        SOURCES_MARK,
+        lambda head: catalog_digest(catalog, head),
+    )
 
 
-def _store_idle(settings: Settings, directory: Path, mark: str,
-                digest: Callable[[str], str | None]) -> bool:
+def _store_idle(
+    settings: Settings, directory: Path, mark: str, digest: Callable[[str], str | None]
+) -> bool:
     """Whether the store has nothing to do for a catalog that ``catalog_marks`` row ``mark``
     must show as synced with ``digest(head)`` (None: unknown, so not idle)."""
     if (directory / WEBHOOKS_FILE).exists():
@@ -61,8 +66,9 @@ def _store_idle(settings: Settings, directory: Path, mark: str,
     expected = digest(head)
     if expected is None:
         return False
-    return idle.nothing_to_do(settings.database_url, head=head, mark=mark, digest=expected,
-                              now=utc_now())
+    return idle.nothing_to_do(
+        settings.database_url, head=head, mark=mark, digest=expected, now=utc_now()
+    )
 
 
 def idle_json() -> dict[str, Any]:

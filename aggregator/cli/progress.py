@@ -75,8 +75,10 @@ def step_progress(label: str, unit: str) -> Callable[[int, int], None] | None:
     def show(done: int, total: int) -> None:
         width = ProgressBar.WIDTH
         filled = width * done // max(total, 1)
-        _draw(f"{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {unit}",
-              final=done >= total)
+        _draw(
+            f"{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {unit}",
+            final=done >= total,
+        )
 
     return show
 
@@ -100,5 +102,7 @@ class ProgressBar:
         self.errors += outcome.result == "error"
         filled = self.WIDTH * self.done // self.total
         bar = "#" * filled + "." * (self.WIDTH - filled)
-        _draw(f"[{bar}] {self.done}/{self.total} sources · {self.new} new · "
-              f"{self.errors} errors", final=self.done >= self.total)
+        _draw(
+            f"[{bar}] {self.done}/{self.total} sources · {self.new} new · {self.errors} errors",
+            final=self.done >= self.total,
+        )

@@ -36,8 +36,9 @@ def cmd_sources_list(ctx: Context) -> int:
         catalog: Catalog | None = ctx.catalog()
     except ConfigError as exc:
         # The health of stored sources is still worth showing while the files are broken.
-        log.warning("action=sources-list outcome=partial reason=%r: configured sources not "
-                    "shown", str(exc))
+        log.warning(
+            "action=sources-list outcome=partial reason=%r: configured sources not shown", str(exc)
+        )
         catalog = None
     try:
         store = ctx.store(auto_upgrade=False)
@@ -92,8 +93,11 @@ def cmd_sources_add(ctx: Context) -> int:
     catalog = ctx.catalog()
     unknown = [c for c in args.category if c not in {cat.id for cat in catalog.categories}]
     if unknown:
-        raise ConfigError(f"unknown category {unknown[0]!r}; known: "
-                          + ", ".join(c.id for c in catalog.categories), key="--category")
+        raise ConfigError(
+            f"unknown category {unknown[0]!r}; known: "
+            + ", ".join(c.id for c in catalog.categories),
+            key="--category",
+        )
     fetcher = make_fetcher(ctx.settings)
     try:
         feed_url, title = find_feed(fetcher, args.url, _chooser(args.pick))
@@ -101,12 +105,20 @@ def cmd_sources_add(ctx: Context) -> int:
         fetcher.close()
     source = NewSource(
         id=args.id or slug_for(args.title or title, feed_url, {s.id for s in catalog.sources}),
-        url=feed_url, title=args.title or title, categories=tuple(args.category),
-        language=args.language, interval=args.interval)
+        url=feed_url,
+        title=args.title or title,
+        categories=tuple(args.category),
+        language=args.language,
+        interval=args.interval,
+    )
     with _audited(ctx, added_note(ctx.editor, source)):
         append_source(ctx.settings.config_dir, catalog, source)
-    print(terminal_text(f"added source {source.id!r} ({source.url}) to "
-                        f"{ctx.settings.config_dir / 'sources.toml'}; the next poll fetches it"))
+    print(
+        terminal_text(
+            f"added source {source.id!r} ({source.url}) to "
+            f"{ctx.settings.config_dir / 'sources.toml'}; the next poll fetches it"
+        )
+    )
     return 0
 
 
@@ -114,16 +126,21 @@ def _chooser(pick: int | None) -> Callable[[Sequence[DiscoveredFeed]], Discovere
     from aggregator.editorial.subscribe import SubscribeError
 
     def choose(candidates: Sequence[DiscoveredFeed]) -> DiscoveredFeed:
-        listing = terminal_text("\n".join(f"  {n}. {c.url}  {c.title or ''}".rstrip()
-                                           for n, c in enumerate(candidates, 1)))
+        listing = terminal_text(
+            "\n".join(
+                f"  {n}. {c.url}  {c.title or ''}".rstrip() for n, c in enumerate(candidates, 1)
+            )
+        )
         if pick is not None:
             if not 1 <= pick <= len(candidates):
-                raise SubscribeError(f"--pick {pick} is not between 1 and {len(candidates)}:"
-                                     f"\n{listing}")
+                raise SubscribeError(
+                    f"--pick {pick} is not between 1 and {len(candidates)}:\n{listing}"
+                )
             return candidates[pick - 1]
         if not sys.stdin.isatty():
-            raise SubscribeError(f"the page links {len(candidates)} feeds; choose one with "
-                                 f"--pick N:\n{listing}")
+            raise SubscribeError(
+                f"the page links {len(candidates)} feeds; choose one with --pick N:\n{listing}"
+            )
         print(f"The page links {len(candidates)} feeds:\n{listing}")
         while True:
             answer = input(f"Which one (1-{len(candidates)})? ").strip()
@@ -136,8 +153,10 @@ def _chooser(pick: int | None) -> Callable[[Sequence[DiscoveredFeed]], Discovere
 # A note after each edit of the files: when they take effect.
 
 
-_APPLIED = ("a running `aggregator run` applies it within AGGREGATOR_CONFIG_RELOAD_SECONDS; "
-            "otherwise the next run or poll does")
+_APPLIED = (
+    "a running `aggregator run` applies it within AGGREGATOR_CONFIG_RELOAD_SECONDS; "
+    "otherwise the next run or poll does"
+)
 
 
 def cmd_sources_edit(ctx: Context) -> int:
@@ -176,20 +195,34 @@ def cmd_sources_import_opml(ctx: Context) -> int:
         if note:
             print(f"  note: {path}: {note}")
         files.append((path, outlines))
-    plan = plan_import(files, Configured.read(folder), category=args.category,
-                       folders_as_categories=args.folders_as_categories,
-                       on_progress=step_progress("importing", "outlines"))
+    plan = plan_import(
+        files,
+        Configured.read(folder),
+        category=args.category,
+        folders_as_categories=args.folders_as_categories,
+        on_progress=step_progress("importing", "outlines"),
+    )
     for category in plan.categories:
         print(terminal_text(f"  new category {category.id!r} ({category.title})"))
     for source in plan.sources:
-        print(terminal_text(f"  + {source.id}: {source.title or '(no title)'} <{source.url}> "
-                            f"in {', '.join(source.categories)}"))
+        print(
+            terminal_text(
+                f"  + {source.id}: {source.title or '(no title)'} <{source.url}> "
+                f"in {', '.join(source.categories)}"
+            )
+        )
     for skipped in plan.duplicates:
-        print(terminal_text(f"  = duplicate: {skipped.title or '(no title)'} <{skipped.url}>: "
-                            f"{skipped.reason}"))
+        print(
+            terminal_text(
+                f"  = duplicate: {skipped.title or '(no title)'} <{skipped.url}>: {skipped.reason}"
+            )
+        )
     for skipped in plan.bad:
-        print(terminal_text(f"  ! bad URL: {skipped.title or '(no title)'} <{skipped.url}>: "
-                            f"{skipped.reason}"))
+        print(
+            terminal_text(
+                f"  ! bad URL: {skipped.title or '(no title)'} <{skipped.url}>: {skipped.reason}"
+            )
+        )
     if args.dry_run:
         print(f"dry run, nothing written: would have {plan.describe()}")
         return 0
@@ -221,36 +254,74 @@ def _with_unpolled(statuses: list[SourceStatus], catalog: Catalog) -> list[Sourc
     known = {s.id for s in statuses}
     unpolled = [
         SourceStatus(
-            id=c.id, url=c.url, configured_url=c.url, title=c.title, site_url=c.site_url,
-            language=c.language, categories=tuple(c.categories),
+            id=c.id,
+            url=c.url,
+            configured_url=c.url,
+            title=c.title,
+            site_url=c.site_url,
+            language=c.language,
+            categories=tuple(c.categories),
             state=SourceState.NEW if c.enabled else SourceState.PAUSED,
             interval_seconds=c.interval_seconds,
-            etag=None, last_modified=None, body_hash=None, next_check_at=None,
-            last_checked_at=None, last_success_at=None, last_status=None,
-            last_duration_ms=None, last_bytes=None, last_new_entries=None,
-            last_updated_entries=None, publish_interval_seconds=None, error_count=0,
-            last_error=None, last_error_kind=None, public_only=c.public_only,
-            full_text=c.full_text)
-        for c in catalog.sources if c.id not in known]
+            etag=None,
+            last_modified=None,
+            body_hash=None,
+            next_check_at=None,
+            last_checked_at=None,
+            last_success_at=None,
+            last_status=None,
+            last_duration_ms=None,
+            last_bytes=None,
+            last_new_entries=None,
+            last_updated_entries=None,
+            publish_interval_seconds=None,
+            error_count=0,
+            last_error=None,
+            last_error_kind=None,
+            public_only=c.public_only,
+            full_text=c.full_text,
+        )
+        for c in catalog.sources
+        if c.id not in known
+    ]
     return sorted([*statuses, *unpolled], key=lambda s: s.id)
 
 
 def _health_table(statuses: Sequence[SourceStatus]) -> str:
-    columns = ("ID", "STATE", "HTTP", "ERRORS", "LAST SUCCESS", "NEXT CHECK", "BYTES", "MS",
-               "NEW", "UPD")
+    columns = (
+        "ID",
+        "STATE",
+        "HTTP",
+        "ERRORS",
+        "LAST SUCCESS",
+        "NEXT CHECK",
+        "BYTES",
+        "MS",
+        "NEW",
+        "UPD",
+    )
     rows = [columns]
     for s in statuses:
-        rows.append((s.id, s.state, str(s.last_status or "-"), str(s.error_count),
-                     when_text(s.last_success_at), when_text(s.next_check_at),
-                     str(s.last_bytes if s.last_bytes is not None else "-"),
-                     str(s.last_duration_ms if s.last_duration_ms is not None else "-"),
-                     str(s.last_new_entries if s.last_new_entries is not None else "-"),
-                     str(s.last_updated_entries if s.last_updated_entries is not None else "-")))
+        rows.append(
+            (
+                s.id,
+                s.state,
+                str(s.last_status or "-"),
+                str(s.error_count),
+                when_text(s.last_success_at),
+                when_text(s.next_check_at),
+                str(s.last_bytes if s.last_bytes is not None else "-"),
+                str(s.last_duration_ms if s.last_duration_ms is not None else "-"),
+                str(s.last_new_entries if s.last_new_entries is not None else "-"),
+                str(s.last_updated_entries if s.last_updated_entries is not None else "-"),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
     lines = []
     for index, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths,
-                                                                          strict=True)).rstrip())
+        lines.append(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
         if index == 0:
             continue
         status = statuses[index - 1]

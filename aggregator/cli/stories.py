@@ -31,19 +31,28 @@ def cmd_stories(ctx: Context) -> int:
                 "uid": story.uid,
                 "title": story.representative.title,
                 "entries": [
-                    {"entry_id": e.entry_id, "url": e.url, "source_id": e.source_id,
-                     "language": e.language, "title": e.title,
-                     "published_at": e.published_at.isoformat(),
-                     "evidence": _evidence(e.membership),
-                     "categories": [c.as_json() for c in categories.get(e.entry_id, ())]}
+                    {
+                        "entry_id": e.entry_id,
+                        "url": e.url,
+                        "source_id": e.source_id,
+                        "language": e.language,
+                        "title": e.title,
+                        "published_at": e.published_at.isoformat(),
+                        "evidence": _evidence(e.membership),
+                        "categories": [c.as_json() for c in categories.get(e.entry_id, ())],
+                    }
                     for e in story.entries
                 ],
             }
             if ctx.args.json:
                 print(terminal_json(record))
             else:
-                print(terminal_text(f"#{story.story_id} {story.representative.title} "
-                                    f"({len(story.entries)} entries)"))
+                print(
+                    terminal_text(
+                        f"#{story.story_id} {story.representative.title} "
+                        f"({len(story.entries)} entries)"
+                    )
+                )
                 for e in story.entries:
                     print(terminal_text(f"    [{e.language or '?'}] {e.source_id}: {e.title}"))
     finally:
@@ -58,15 +67,19 @@ def _evidence(membership: Membership | None) -> dict[str, object] | None:
         return None
     details = dict(membership.evidence or {})
     details.pop("decision", None)
-    return {"signal": membership.signal, "score": membership.score,
-            "matched_entry_id": membership.matched_entry_id,
-            "decision": membership.decision,
-            "decided_at": membership.decided_at.isoformat() if membership.decided_at else None,
-            **details}
+    return {
+        "signal": membership.signal,
+        "score": membership.score,
+        "matched_entry_id": membership.matched_entry_id,
+        "decision": membership.decision,
+        "decided_at": membership.decided_at.isoformat() if membership.decided_at else None,
+        **details,
+    }
 
 
-def _with_categories(store: Store, views: Iterable[StoryView]
-                     ) -> Iterator[tuple[StoryView, dict[int, tuple[CategoryDecision, ...]]]]:
+def _with_categories(
+    store: Store, views: Iterable[StoryView]
+) -> Iterator[tuple[StoryView, dict[int, tuple[CategoryDecision, ...]]]]:
     """Each story with its entries' category decisions, read a page of stories at a time."""
     page: list[StoryView] = []
     for view in (*views, None):
@@ -127,8 +140,10 @@ DATE_SOURCES = {
     "feed": "the feed's date",
     "feed-localized": "the feed's date, read from localized month names",
     "first-seen": "no date in the feed: the time the entry was first seen",
-    "backlog": ("no date in the feed, found on the source's first poll: dated below the "
-                "feed's dated entries so a backlog never looks like today's news"),
+    "backlog": (
+        "no date in the feed, found on the source's first poll: dated below the "
+        "feed's dated entries so a backlog never looks like today's news"
+    ),
 }
 
 
@@ -138,8 +153,10 @@ def date_line(published: datetime, source: str | None) -> str:
 
 
 def _correction_line(override: OverrideView) -> str:
-    line = (f"#{override.id} {override.kind}: {override.describe()}, by {override.created_by} "
-            f"at {when_text(override.created_at)}")
+    line = (
+        f"#{override.id} {override.kind}: {override.describe()}, by {override.created_by} "
+        f"at {when_text(override.created_at)}"
+    )
     if override.note:
         line += f" ({override.note})"
     if override.undone_at is not None:
@@ -190,10 +207,15 @@ def cmd_stories_search(ctx: Context) -> int:
         if ctx.args.json:
             print(terminal_json(hit.as_json()))
             continue
-        story = (f"story #{hit.story_id} {hit.story_title}" if hit.story_id is not None
-                 else "not clustered yet")
-        _say(f"#{hit.entry_id} [{hit.language or '?'}] {hit.source_id} "
-             f"{hit.published_at:%Y-%m-%d %H:%M}  {hit.title}\n    {story}")
+        story = (
+            f"story #{hit.story_id} {hit.story_title}"
+            if hit.story_id is not None
+            else "not clustered yet"
+        )
+        _say(
+            f"#{hit.entry_id} [{hit.language or '?'}] {hit.source_id} "
+            f"{hit.published_at:%Y-%m-%d %H:%M}  {hit.title}\n    {story}"
+        )
     if not hits and not ctx.args.json:
         print("nothing found")
     return 0
@@ -229,8 +251,9 @@ def cmd_stories_corrections(ctx: Context) -> int:
     finally:
         store.close()
     for row in rows:
-        print(terminal_json(row.as_json()) if ctx.args.json
-              else terminal_text(_correction_line(row)))
+        print(
+            terminal_json(row.as_json()) if ctx.args.json else terminal_text(_correction_line(row))
+        )
     if not rows and not ctx.args.json:
         print("no corrections" if ctx.args.all else "no active corrections")
     return 0

@@ -37,8 +37,9 @@ SOURCE_ID = "eval"
 FEED_URL = "https://eval.invalid/feed.xml"
 
 
-def evaluate_file(path: Path, models: Models,
-                  calibration: Calibration | None = None) -> dict[str, object]:
+def evaluate_file(
+    path: Path, models: Models, calibration: Calibration | None = None
+) -> dict[str, object]:
     """Figures for one labelled file, as the command prints them (JSON-ready)."""
     data = load(path)
     clusters = data.kind == "clusters"
@@ -50,16 +51,25 @@ def evaluate_file(path: Path, models: Models,
         store = open_store(f"sqlite:///{Path(tmp) / 'eval.db'}")
         try:
             upgrade(store.engine)
-            store.sync_sources(Catalog(
-                sources=(SourceConfig(id=SOURCE_ID, url=FEED_URL, categories=("all",)),),
-                categories=(CategoryConfig(id="all", title="All"),)), UNDATED)
+            store.sync_sources(
+                Catalog(
+                    sources=(SourceConfig(id=SOURCE_ID, url=FEED_URL, categories=("all",)),),
+                    categories=(CategoryConfig(id="all", title="All"),),
+                ),
+                UNDATED,
+            )
             for key in keys:
                 _store_article(store, data.articles[key])
             # Every article is written to one source here, though they come from many
             # outlets: the rule that keeps one feed's items apart would join nothing.
-            stage = ClusteringStage(store, max_age=None, models=models,
-                                    calibration=calibration, clock=lambda: UNDATED,
-                                    feeds_apart=False)
+            stage = ClusteringStage(
+                store,
+                max_age=None,
+                models=models,
+                calibration=calibration,
+                clock=lambda: UNDATED,
+                feeds_apart=False,
+            )
             summary = stage.run()
             story_of = store.entry_stories(SOURCE_ID)
             alias = _aliases(data, keys, story_of)
@@ -77,8 +87,10 @@ def evaluate_file(path: Path, models: Models,
         # Pairs are also judged one by one on the stored features, as the matcher sees them:
         # the clustering above asks more of a pair (the join margin) than the matcher does.
         result["pairwise_matcher"] = {
-            key: value for key, value in score_pairs(data, matcher).items()
-            if key in ("overall", "same_language", "cross_language")}
+            key: value
+            for key, value in score_pairs(data, matcher).items()
+            if key in ("overall", "same_language", "cross_language")
+        }
     result["halves"] = _by_half(data, keys, predicted)
     clustering_seconds = summary.seconds - summary.feature_seconds
     result["cluster_entries_per_s"] = _rate(len(keys), clustering_seconds)
@@ -121,11 +133,14 @@ def _aliases(data: Dataset, keys: list[str], story_of: dict[str, int]) -> dict[s
     return alias
 
 
-def _pairwise(store: Store, models: Models, calibration: Calibration | None,
-              alias: dict[str, str]) -> Callable[[str, str], bool]:
+def _pairwise(
+    store: Store, models: Models, calibration: Calibration | None, alias: dict[str, str]
+) -> Callable[[str, str], bool]:
     """Same-story judgements of the pairwise matcher on what the stage stored."""
-    features = {key: EntryFeatures.from_record(record)
-                for key, record in store.entry_features(SOURCE_ID).items()}
+    features = {
+        key: EntryFeatures.from_record(record)
+        for key, record in store.entry_features(SOURCE_ID).items()
+    }
     centering = LanguageCentering.from_state(store.centering_state(), models.reference())
     matcher = Matcher(calibration or Calibration(), centering)
     return lambda a, b: matcher.compare(features[alias[a]], features[alias[b]]).same_story
@@ -139,12 +154,22 @@ def _store_article(store: Store, article: EntryInput) -> None:
     """One article as one poll of the source, so entry ids follow the feed order."""
     paragraphs = [p for p in article.body.split("\n") if p.strip()]
     item = ParsedEntry(
-        guid=article.entry_id, title=article.title or None,
+        guid=article.entry_id,
+        title=article.title or None,
         content="".join(f"<p>{html.escape(p)}</p>" for p in paragraphs) or None,
-        published=article.published, language=article.declared_lang)
-    entries = normalize_feed(ParsedFeed(entries=(item,)), feed_url=FEED_URL,
-                             source_language=None, now=UNDATED)
-    store.save_poll(SOURCE_ID, FetchResult(url=FEED_URL, status=200, content=b"", headers={}),
-                    body_hash=None, feed_title=None, feed_link=None,
-                    entries=[(entry, ()) for entry in entries], next_check_at=UNDATED,
-                    now=UNDATED)
+        published=article.published,
+        language=article.declared_lang,
+    )
+    entries = normalize_feed(
+        ParsedFeed(entries=(item,)), feed_url=FEED_URL, source_language=None, now=UNDATED
+    )
+    store.save_poll(
+        SOURCE_ID,
+        FetchResult(url=FEED_URL, status=200, content=b"", headers={}),
+        body_hash=None,
+        feed_title=None,
+        feed_link=None,
+        entries=[(entry, ()) for entry in entries],
+        next_check_at=UNDATED,
+        now=UNDATED,
+    )

@@ -22,8 +22,10 @@ def explain(row: Mapping[str, Any]) -> list[str]:
         lines = ["founded the story"]
         nearest = evidence.get("nearest")
         if nearest:
-            lines.append(f"nearest other story: entry #{nearest['entry_id']} at "
-                         f"{nearest['score']:.3f} ({nearest['signal']}), below the bar")
+            lines.append(
+                f"nearest other story: entry #{nearest['entry_id']} at "
+                f"{nearest['score']:.3f} ({nearest['signal']}), below the bar"
+            )
     elif signal == "editor_pin":
         lines = ["placed here by an editor's correction (merge, split or pin)"]
     elif signal == "editor_link":
@@ -31,8 +33,9 @@ def explain(row: Mapping[str, Any]) -> list[str]:
     elif signal in EXACT_SIGNALS:
         lines = [f"joined: same {EXACT_SIGNALS[signal]} as entry #{row['matched_entry_id']}"]
     else:
-        lines = [f"joined: {signal} score {row['score']:.3f} against entry "
-                 f"#{row['matched_entry_id']}"]
+        lines = [
+            f"joined: {signal} score {row['score']:.3f} against entry #{row['matched_entry_id']}"
+        ]
     if evidence.get("merged_stories"):
         merged = ", ".join(f"#{s}" for s in evidence["merged_stories"])
         lines.append(f"bridged: merged story {merged} into this one")
@@ -40,10 +43,12 @@ def explain(row: Mapping[str, Any]) -> list[str]:
         reason = evidence.get("reason", "").replace("_", " ")
         lines.append(f"not compared by the model ({reason})")
     elif evidence.get("path") == "short_lead":
-        lines.append(f"cheap path: published more than {evidence['horizon_hours']:g} hours "
-                     f"before it was clustered, so the model read only the first "
-                     f"{evidence['lead_chars']} characters of title and lead and compared "
-                     "it with the stories of its own time window")
+        lines.append(
+            f"cheap path: published more than {evidence['horizon_hours']:g} hours "
+            f"before it was clustered, so the model read only the first "
+            f"{evidence['lead_chars']} characters of title and lead and compared "
+            "it with the stories of its own time window"
+        )
     if row.get("decision") and row.get("decision") != "kept":
         lines.append(f"clustering decision: {row['decision']} at {row['decided_at']}")
     parts = evidence.get("parts")
@@ -51,16 +56,20 @@ def explain(row: Mapping[str, Any]) -> list[str]:
         lines.append("score parts: " + ", ".join(f"{k} {v:g}" for k, v in parts.items()))
     languages = row.get("languages")
     if languages:
-        lines.append(f"language: {languages['lang']} (title {languages['title'] or '?'}, "
-                     f"body {languages['body'] or '?'}; declared "
-                     f"{row.get('declared_language') or '?'})")
+        lines.append(
+            f"language: {languages['lang']} (title {languages['title'] or '?'}, "
+            f"body {languages['body'] or '?'}; declared "
+            f"{row.get('declared_language') or '?'})"
+        )
     return lines
 
 
 def explain_categories(row: Mapping[str, Any]) -> list[str]:
     """Why each category took the entry: the rule or reason recorded, with its score."""
-    return [f"in {cat['category']}: {cat['reason']} (score {cat['score']:g})"
-            for cat in row.get("categories") or ()]
+    return [
+        f"in {cat['category']}: {cat['reason']} (score {cat['score']:g})"
+        for cat in row.get("categories") or ()
+    ]
 
 
 def story_json(detail: StoryDetail) -> dict[str, Any]:

@@ -78,8 +78,12 @@ class Models:
     """The language detector and the embedding model of one process: loaded on first use,
     then kept for every batch and every run (they take seconds to load)."""
 
-    def __init__(self, extractor: FeatureExtractor | None = None,
-                 engine: str = EmbedEngine.AUTO, cache: Path | None = None) -> None:
+    def __init__(
+        self,
+        extractor: FeatureExtractor | None = None,
+        engine: str = EmbedEngine.AUTO,
+        cache: Path | None = None,
+    ) -> None:
         self._extractor = extractor
         self._engine = engine
         # Where the model may keep what it builds once (``Embedder``'s cache); a stage sets
@@ -93,7 +97,8 @@ class Models:
         with self._lock:
             if self._extractor is None:
                 self._extractor = FeatureExtractor(
-                    LanguageDetector(), Embedder(engine=self._engine, cache=self.cache))
+                    LanguageDetector(), Embedder(engine=self._engine, cache=self.cache)
+                )
             return self._extractor
 
     def reference(self) -> Vector:
@@ -152,8 +157,10 @@ class StageSummary:
         short, none = self.paths.get(PATH_SHORT, 0), self.paths.get(PATH_NONE, 0)
         parts = []
         if short:
-            parts.append(f"{short} older than the {self.horizon_hours:g}-hour horizon compared "
-                         f"by title and short lead within their own time window")
+            parts.append(
+                f"{short} older than the {self.horizon_hours:g}-hour horizon compared "
+                f"by title and short lead within their own time window"
+            )
         if none:
             parts.append(f"{none} by exact URL and text only (exact clustering mode)")
         return "; " + "; ".join(parts) if parts else ""
@@ -163,13 +170,21 @@ class ClusteringStage:
     """Clusters the store's pending entries; build once per process and keep it (it holds the
     models and the clusterer's window between runs)."""
 
-    def __init__(self, store: Store, *, semantic: bool = True,
-                 max_age: timedelta | None = DEFAULT_MAX_AGE, batch_size: int = BATCH_SIZE,
-                 models: Models | None = None, calibration: Calibration | None = None,
-                 clock: Clock = utc_now, metrics: Metrics | None = None,
-                 catalog: Catalog | None = None,
-                 topic_min_entries: int = MIN_CENTERED_ENTRIES,
-                 feeds_apart: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        semantic: bool = True,
+        max_age: timedelta | None = DEFAULT_MAX_AGE,
+        batch_size: int = BATCH_SIZE,
+        models: Models | None = None,
+        calibration: Calibration | None = None,
+        clock: Clock = utc_now,
+        metrics: Metrics | None = None,
+        catalog: Catalog | None = None,
+        topic_min_entries: int = MIN_CENTERED_ENTRIES,
+        feeds_apart: bool = True,
+    ) -> None:
         self.store = store
         # One feed's distinct items never share a story (issue 14); off only where one source
         # stands for many outlets (the labelled-file evaluation).
@@ -208,8 +223,13 @@ class ClusteringStage:
         the next batch's features when they were being computed already)."""
         self._stopping.set()
 
-    def run(self, *, on_progress: Callable[[int, int], None] | None = None,
-            limit: int | None = None, pause: Callable[[], bool] | None = None) -> StageSummary:
+    def run(
+        self,
+        *,
+        on_progress: Callable[[int, int], None] | None = None,
+        limit: int | None = None,
+        pause: Callable[[], bool] | None = None,
+    ) -> StageSummary:
         """Cluster pending entries until none is left (or ``limit`` were handled, or
         ``pause()`` turns true between batches). Skipped (``summary.skipped``) while another
         worker sharing the database runs its stage: it clusters what is pending, and this one
@@ -217,36 +237,54 @@ class ClusteringStage:
         with self.store.clustering_turn() as mine:
             if not mine:
                 extracted = self.extract(limit=limit, pause=pause)
-                log.debug("action=cluster outcome=skipped reason=another-worker-clusters "
-                          "extracted=%d", extracted)
+                log.debug(
+                    "action=cluster outcome=skipped reason=another-worker-clusters extracted=%d",
+                    extracted,
+                )
                 return StageSummary(skipped=True, extracted=extracted)
             return self._run(on_progress=on_progress, limit=limit, pause=pause)
 
-    def extract(self, *, limit: int | None = None,
-                pause: Callable[[], bool] | None = None) -> int:
+    def extract(self, *, limit: int | None = None, pause: Callable[[], bool] | None = None) -> int:
         """The model step alone, outside the turn and any lock: features of pending entries
         that have none, newest first, stored for whichever worker decides them (its batches
         reuse stored features). Any number of workers may run it at once: a feature row is a
         function of the entry, the first one stored stays. Returns the entries extracted."""
         done = 0
-        while (self.semantic and not self._stopping.is_set()
-               and (limit is None or done < limit) and not (pause is not None and pause())):
+        while (
+            self.semantic
+            and not self._stopping.is_set()
+            and (limit is None or done < limit)
+            and not (pause is not None and pause())
+        ):
             now = self.clock()
             rows = self.store.unfeatured_entries(self.batch_size)
             if not rows:
                 break
             computed = self._compute(rows, now)
-            written = sum(self.store.save_features(
-                [computed[r.id].to_record() for r in rows
-                 if r.id in computed and self._path(r, now) == path], model, now)
-                for path, model in ((PATH_MODEL, MODEL_NAME), (PATH_SHORT, SHORT_MODEL_NAME)))
+            written = sum(
+                self.store.save_features(
+                    [
+                        computed[r.id].to_record()
+                        for r in rows
+                        if r.id in computed and self._path(r, now) == path
+                    ],
+                    model,
+                    now,
+                )
+                for path, model in ((PATH_MODEL, MODEL_NAME), (PATH_SHORT, SHORT_MODEL_NAME))
+            )
             done += len(rows)
             if not written:
                 break  # another worker stored them first: it is ahead, leave the rest to it
         return done
 
-    def _run(self, *, on_progress: Callable[[int, int], None] | None,
-             limit: int | None, pause: Callable[[], bool] | None) -> StageSummary:
+    def _run(
+        self,
+        *,
+        on_progress: Callable[[int, int], None] | None,
+        limit: int | None,
+        pause: Callable[[], bool] | None,
+    ) -> StageSummary:
         summary = StageSummary()
         total = self.store.pending_count()
         if limit is not None:
@@ -263,10 +301,16 @@ class ClusteringStage:
         # Nothing computes on after the run: the caller may use the models (or stop) at once.
         self._wait_ahead()
         if summary.entries:
-            log.info("action=cluster outcome=done entries=%d new=%d join=%d merge=%d kept=%d "
-                     "seconds=%.1f", summary.entries, summary.count("new"),
-                     summary.count("join"), summary.count("merge"), summary.count("kept"),
-                     summary.seconds)
+            log.info(
+                "action=cluster outcome=done entries=%d new=%d join=%d merge=%d kept=%d "
+                "seconds=%.1f",
+                summary.entries,
+                summary.count("new"),
+                summary.count("join"),
+                summary.count("merge"),
+                summary.count("kept"),
+                summary.seconds,
+            )
         return summary
 
     def run_batch(self) -> StageSummary | None:
@@ -283,11 +327,15 @@ class ClusteringStage:
             self.models.reference()  # model work stays outside the transaction
             self._prepare_topics()
         elif not self.semantic and topic_categories(self.catalog):
-            self._note_topics("lexical", logging.WARNING, "action=topic-match outcome=skipped "
-                              "reason=exact-clustering: the topic match needs the model")
+            self._note_topics(
+                "lexical",
+                logging.WARNING,
+                "action=topic-match outcome=skipped "
+                "reason=exact-clustering: the topic match needs the model",
+            )
         feature_seconds = time.perf_counter() - started
         if not self._stopping.is_set():
-            self._start_ahead(self._batch(pending[len(rows):], now), now)
+            self._start_ahead(self._batch(pending[len(rows) :], now), now)
         summary = StageSummary(batches=1, feature_seconds=feature_seconds)
         try:
             with self.store.clustering() as writer:
@@ -310,7 +358,8 @@ class ClusteringStage:
         for index, row in enumerate(rows):
             if not row.has_features:
                 cost += {PATH_MODEL: 1.0, PATH_SHORT: SHORT_LEAD_SHARE}.get(
-                    self._path(row, now), 0.0)
+                    self._path(row, now), 0.0
+                )
                 if cost > self.batch_size:
                     return rows[:index]
         return rows
@@ -378,18 +427,28 @@ class ClusteringStage:
             todo = [row for row in rows if not row.has_features and self._path(row, now) == path]
             if not todo:
                 continue
-            items = [input_from_text(str(r.id), r.title, r.text, r.language, r.published_at,
-                                     r.url, r.full_text) for r in todo]
+            items = [
+                input_from_text(
+                    str(r.id), r.title, r.text, r.language, r.published_at, r.url, r.full_text
+                )
+                for r in todo
+            ]
             extractor = self.models.extractor
             if path == PATH_SHORT:
-                extractor = FeatureExtractor(extractor.detector, ShortLead(extractor.embedder),
-                                             extractor.minhasher)
+                extractor = FeatureExtractor(
+                    extractor.detector, ShortLead(extractor.embedder), extractor.minhasher
+                )
             computed.update((int(f.entry_id), f) for f in extractor.extract_many(items))
         return computed
 
-    def _decide_batch(self, writer: ClusterWriter, rows: list[PendingEntry],
-                      computed: dict[int, EntryFeatures], now: datetime,
-                      summary: StageSummary) -> None:
+    def _decide_batch(
+        self,
+        writer: ClusterWriter,
+        rows: list[PendingEntry],
+        computed: dict[int, EntryFeatures],
+        now: datetime,
+        summary: StageSummary,
+    ) -> None:
         placements = writer.placements([row.id for row in rows])
         # Features stored by an earlier run (before ``cluster --redo``) cost nothing to reuse.
         reuse = [r.id for r in rows if r.has_features and r.id in placements]
@@ -397,8 +456,9 @@ class ClusteringStage:
         if self.semantic and reuse:
             for entry_id, record in writer.features(reuse).items():
                 features[entry_id] = EntryFeatures.from_record(record)
-        moments = [features[r.id].published or now for r in rows
-                   if r.id in placements and r.id in features]
+        moments = [
+            features[r.id].published or now for r in rows if r.id in placements and r.id in features
+        ]
         clusterer = self._clusterer_for(writer, min(moments)) if moments else None
         if clusterer is not None:
             self._remember_facts(writer, [r.id for r in rows if r.id in placements])
@@ -421,8 +481,15 @@ class ClusteringStage:
                 continue
             path = self._path(row, now)
             summary.paths[path] = summary.paths.get(path, 0) + 1
-            decision, signal = self._place(writer, clusterer, placement, placement.story_id,
-                                           found, now, self._read_evidence(path))
+            decision, signal = self._place(
+                writer,
+                clusterer,
+                placement,
+                placement.story_id,
+                found,
+                now,
+                self._read_evidence(path),
+            )
             summary.signals[signal] = summary.signals.get(signal, 0) + 1
             summary.decisions[decision] = summary.decisions.get(decision, 0) + 1
             summary.entries += 1
@@ -436,8 +503,15 @@ class ClusteringStage:
         full = {i: f for i, f in features.items() if by_path.get(i) != PATH_SHORT}
         self._match_topics(writer, full, placements, clusterer)
         for path, model in ((PATH_MODEL, MODEL_NAME), (PATH_SHORT, SHORT_MODEL_NAME)):
-            writer.save_features([features[i].to_record() for i in sorted(computed)
-                                  if i in placements and by_path[i] == path], model, now)
+            writer.save_features(
+                [
+                    features[i].to_record()
+                    for i in sorted(computed)
+                    if i in placements and by_path[i] == path
+                ],
+                model,
+                now,
+            )
         # Only now are the batch's stories known: each gets the uid of its canonical member.
         writer.settle([row.id for row in rows if row.id in placements], now)
         if clusterer is not None:
@@ -465,8 +539,13 @@ class ClusteringStage:
         if categories:
             self.topics.prepare(categories, self.models.extractor)
 
-    def _match_topics(self, writer: ClusterWriter, features: dict[int, EntryFeatures],
-                      placements: dict[int, Placement], clusterer: Clusterer | None) -> None:
+    def _match_topics(
+        self,
+        writer: ClusterWriter,
+        features: dict[int, EntryFeatures],
+        placements: dict[int, Placement],
+        clusterer: Clusterer | None,
+    ) -> None:
         """Entries of this batch that a topic category of their source takes (see
         ``clustering.topic``), stored with the batch's decisions."""
         catalog = self.catalog
@@ -474,16 +553,27 @@ class ClusteringStage:
             return
         centering = clusterer.matcher.centering
         if centering.counts.get("*", 0) < self.topic_min_entries:
-            self._note_topics("young", logging.INFO, "action=topic-match outcome=waiting "
-                              f"reason=fewer than {self.topic_min_entries} entries embedded yet")
+            self._note_topics(
+                "young",
+                logging.INFO,
+                "action=topic-match outcome=waiting "
+                f"reason=fewer than {self.topic_min_entries} entries embedded yet",
+            )
             return
         ids = sorted(i for i in features if i in placements)
-        entries = [TopicEntry(stored, stored.entry_id, stored.source_id,
-                              features[stored.entry_id].lang, features[stored.entry_id].embedding)
-                   for stored in history.stored_entries(writer.connection, ids)]
-        matches = self.topics.match(entries, catalog,
-                                    history.accepted_categories(writer.connection, ids),
-                                    centering)
+        entries = [
+            TopicEntry(
+                stored,
+                stored.entry_id,
+                stored.source_id,
+                features[stored.entry_id].lang,
+                features[stored.entry_id].embedding,
+            )
+            for stored in history.stored_entries(writer.connection, ids)
+        ]
+        matches = self.topics.match(
+            entries, catalog, history.accepted_categories(writer.connection, ids), centering
+        )
         written = history.add_categories(writer.connection, matches)
         if written:
             log.info("action=topic-match outcome=accepted entries=%d", written)
@@ -501,8 +591,12 @@ class ClusteringStage:
     def _read_evidence(self, path: str) -> dict[str, Any]:
         """How the model read the entry, and why, for ``stories show``."""
         if path == PATH_SHORT:
-            return {"path": path, "reason": "older_than_horizon",
-                    "horizon_hours": self._horizon_hours(), "lead_chars": SHORT_LEAD_CHARS}
+            return {
+                "path": path,
+                "reason": "older_than_horizon",
+                "horizon_hours": self._horizon_hours(),
+                "lead_chars": SHORT_LEAD_CHARS,
+            }
         return {"path": path}
 
     # -- one feed's items apart --------------------------------------------------------------
@@ -525,24 +619,34 @@ class ClusteringStage:
         version = writer.version()
         current = self._clusterer
         needed = earliest - WINDOW
-        if (current is not None and version == self._version
-                and self._loaded_since is not None and needed >= self._loaded_since
-                and (current.evicted_until is None or needed >= current.evicted_until)):
+        if (
+            current is not None
+            and version == self._version
+            and self._loaded_since is not None
+            and needed >= self._loaded_since
+            and (current.evicted_until is None or needed >= current.evicted_until)
+        ):
             current.keep_since = needed
             return current
         since = earliest - WARM_MARGIN
         centering = LanguageCentering.from_state(writer.centering(), self.models.reference())
-        clusterer = Clusterer(Matcher(self.calibration, centering),
-                              overrides=self._overrides(writer),
-                              allocate_story_id=self._allocate,
-                              apart=self._apart if self.feeds_apart else None)
+        clusterer = Clusterer(
+            Matcher(self.calibration, centering),
+            overrides=self._overrides(writer),
+            allocate_story_id=self._allocate,
+            apart=self._apart if self.feeds_apart else None,
+        )
         members = writer.window(since)
         for story_id, group in groupby(members, key=lambda item: item[0]):
             clusterer.load(story_id, [EntryFeatures.from_record(record) for _, record in group])
         self._facts = {}
         self._remember_facts(writer, [int(str(record["entry_id"])) for _, record in members])
-        log.debug("action=cluster-warm stories=%d members=%d since=%s",
-                  len(clusterer.stories), len(members), since.isoformat())
+        log.debug(
+            "action=cluster-warm stories=%d members=%d since=%s",
+            len(clusterer.stories),
+            len(members),
+            since.isoformat(),
+        )
         # Entries of a batch are not in time order (a new source's backlog): the stories they
         # may join stay in memory however far newer entries have moved on.
         clusterer.keep_since = needed
@@ -564,13 +668,21 @@ class ClusteringStage:
         return Overrides(
             frozenset(frozenset(map(str, pair)) for pair in found.must_link),
             frozenset(frozenset(map(str, pair)) for pair in found.cannot_link),
-            {str(entry): story for entry, story in found.pinned.items()})
+            {str(entry): story for entry, story in found.pinned.items()},
+        )
 
     # -- one entry ---------------------------------------------------------------------------
 
-    def _place(self, writer: ClusterWriter, clusterer: Clusterer, placement: Placement,
-               own: int, features: EntryFeatures, now: datetime,
-               read: dict[str, Any]) -> tuple[str, str]:
+    def _place(
+        self,
+        writer: ClusterWriter,
+        clusterer: Clusterer,
+        placement: Placement,
+        own: int,
+        features: EntryFeatures,
+        now: datetime,
+        read: dict[str, Any],
+    ) -> tuple[str, str]:
         """The decision, and the signal that placed the entry ("new": it starts a story)."""
         entry = placement.entry_id
         pinned = clusterer.overrides.pinned.get(str(entry))
@@ -580,11 +692,22 @@ class ClusteringStage:
             if not any(clusterer.separated(str(entry), m) for m in members):
                 matched = placement.matched_entry_id
                 decision = clusterer.attach(
-                    features, target, now, signal=placement.signal or "url",
-                    matched_entry_id=str(matched) if matched is not None else None)
-                writer.decide(entry, story_id=target, signal=placement.signal, score=1.0,
-                              matched_entry_id=matched, decision="join",
-                              evidence=_evidence(decision, features, read), now=now)
+                    features,
+                    target,
+                    now,
+                    signal=placement.signal or "url",
+                    matched_entry_id=str(matched) if matched is not None else None,
+                )
+                writer.decide(
+                    entry,
+                    story_id=target,
+                    signal=placement.signal,
+                    score=1.0,
+                    matched_entry_id=matched,
+                    decision="join",
+                    evidence=_evidence(decision, features, read),
+                    now=now,
+                )
                 return "join", placement.signal or "url"
             # An editor said it is not that story, whatever the link, or clustering has put a
             # distinct item of the same feed there since: it starts its own.
@@ -603,9 +726,12 @@ class ClusteringStage:
         if target != own:
             if not movable or decision.decision == NEW:
                 writer.move_entry(entry, target)
-            elif (own < target and not writer.is_settled(target)
-                  and decision.best_signal != "editor_pin"
-                  and target not in clusterer.overrides.pinned.values()):
+            elif (
+                own < target
+                and not writer.is_settled(target)
+                and decision.best_signal != "editor_pin"
+                and target not in clusterer.overrides.pinned.values()
+            ):
                 # Neither story was shown yet (both unsettled): the lower id stays; not over a
                 # story editors pinned entries to (a merge's survivor, a split-off one).
                 writer.merge(target, own, now)
@@ -616,11 +742,16 @@ class ClusteringStage:
                 writer.merge(own, target, now)
         new = decision.decision == NEW
         best = decision.matched_entry_id
-        writer.decide(entry, story_id=target, signal="new" if new else decision.best_signal,
-                      score=None if new else decision.score,
-                      matched_entry_id=None if new or best is None else int(best),
-                      decision=decision.decision, evidence=_evidence(decision, features, read),
-                      now=now)
+        writer.decide(
+            entry,
+            story_id=target,
+            signal="new" if new else decision.best_signal,
+            score=None if new else decision.score,
+            matched_entry_id=None if new or best is None else int(best),
+            decision=decision.decision,
+            evidence=_evidence(decision, features, read),
+            now=now,
+        )
         return decision.decision, "new" if new else decision.best_signal
 
     @staticmethod
@@ -654,8 +785,7 @@ class ShortLead:
         return self.embedder.embed([text[:SHORT_LEAD_CHARS] for text in texts])
 
 
-def _evidence(decision: Decision, features: EntryFeatures,
-              read: dict[str, Any]) -> dict[str, Any]:
+def _evidence(decision: Decision, features: EntryFeatures, read: dict[str, Any]) -> dict[str, Any]:
     """The stored explanation: the parts of the score, what was merged, the languages seen,
     how the model read the entry."""
     language = features.language
@@ -663,13 +793,20 @@ def _evidence(decision: Decision, features: EntryFeatures,
         **read,
         "decision": decision.decision,
         "parts": decision.evidence,
-        "language": {"lang": language.lang, "title": language.title_lang,
-                     "body": language.body_lang, "confidence": language.confidence},
+        "language": {
+            "lang": language.lang,
+            "title": language.title_lang,
+            "body": language.body_lang,
+            "confidence": language.confidence,
+        },
     }
     if decision.merged_story_ids:
         evidence["merged_stories"] = list(decision.merged_story_ids)
     if decision.decision == NEW and decision.matched_entry_id is not None:
         # Why it was not joined: the nearest candidate and how far below the bar it stayed.
-        evidence["nearest"] = {"entry_id": int(decision.matched_entry_id),
-                               "signal": decision.best_signal, "score": decision.score}
+        evidence["nearest"] = {
+            "entry_id": int(decision.matched_entry_id),
+            "signal": decision.best_signal,
+            "score": decision.score,
+        }
     return evidence

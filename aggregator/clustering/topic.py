@@ -64,10 +64,11 @@ def _texts(category: CategoryConfig) -> list[EntryInput]:
     and lead, then each example on its own."""
     texts = []
     if category.description:
-        texts.append(EntryInput(f"{category.id}:description", category.title,
-                                category.description))
-    texts.extend(EntryInput(f"{category.id}:example:{n}", example, "")
-                 for n, example in enumerate(category.topic_examples))
+        texts.append(EntryInput(f"{category.id}:description", category.title, category.description))
+    texts.extend(
+        EntryInput(f"{category.id}:example:{n}", example, "")
+        for n, example in enumerate(category.topic_examples)
+    )
     return texts
 
 
@@ -78,19 +79,21 @@ class TopicMatcher:
         self._embedded: dict[tuple[str, str], tuple[str | None, Vector]] = {}
         self._lock = threading.Lock()
 
-    def prepare(self, categories: Iterable[CategoryConfig], extractor: FeatureExtractor
-                ) -> None:
+    def prepare(self, categories: Iterable[CategoryConfig], extractor: FeatureExtractor) -> None:
         """Embed the texts not seen yet: model work, to run outside any transaction."""
         with self._lock:
-            todo = [item for category in categories for item in _texts(category)
-                    if (item.title, item.body) not in self._embedded]
+            todo = [
+                item
+                for category in categories
+                for item in _texts(category)
+                if (item.title, item.body) not in self._embedded
+            ]
             if not todo:
                 return
             for item, features in zip(todo, extractor.extract_many(todo), strict=True):
                 self._embedded[(item.title, item.body)] = (features.lang, features.embedding)
 
-    def target(self, category: CategoryConfig, centering: LanguageCentering
-               ) -> TopicTarget | None:
+    def target(self, category: CategoryConfig, centering: LanguageCentering) -> TopicTarget | None:
         """The category's centered target, or None when its texts were not prepared."""
         vectors = []
         with self._lock:
@@ -104,18 +107,29 @@ class TopicMatcher:
             return None
         rows: Vector = np.stack(vectors).astype(np.float32)
         mean = normalize_rows(rows.mean(axis=0, keepdims=True, dtype=np.float32))[0]
-        return TopicTarget(category.id, mean, category.threshold,
-                           description=bool(category.description),
-                           examples=bool(category.topic_examples))
+        return TopicTarget(
+            category.id,
+            mean,
+            category.threshold,
+            description=bool(category.description),
+            examples=bool(category.topic_examples),
+        )
 
-    def match(self, entries: Sequence[TopicEntry], catalog: Catalog,
-              accepted: Mapping[int, set[str]], centering: LanguageCentering
-              ) -> list[tuple[int, CategoryMatch]]:
+    def match(
+        self,
+        entries: Sequence[TopicEntry],
+        catalog: Catalog,
+        accepted: Mapping[int, set[str]],
+        centering: LanguageCentering,
+    ) -> list[tuple[int, CategoryMatch]]:
         """The (entry id, match) pairs to store: for each topic category of an entry's source
         that has not taken it and whose rules (the category's or the source's) exclude
         nothing of it, a match when the similarity reaches the category's threshold."""
-        targets = {c.id: t for c in topic_categories(catalog)
-                   if (t := self.target(c, centering)) is not None}
+        targets = {
+            c.id: t
+            for c in topic_categories(catalog)
+            if (t := self.target(c, centering)) is not None
+        }
         if not targets:
             return []
         categories = {c.id: c for c in catalog.categories}
@@ -129,8 +143,12 @@ class TopicMatcher:
             wanted = [c for c in source.categories if c in targets and c not in taken]
             if not wanted:
                 continue
-            decisions = explain(item.entry, source_categories=wanted, categories=categories,
-                                source_id=item.source_id)
+            decisions = explain(
+                item.entry,
+                source_categories=wanted,
+                categories=categories,
+                source_id=item.source_id,
+            )
             vector = centering.center(item.lang, item.embedding)
             for decision in decisions:
                 if decision.excluded:
@@ -142,8 +160,16 @@ class TopicMatcher:
                 # The reason quotes the score as stored, so that the two never disagree in
                 # the last digit shown.
                 score = round(similarity, 4)
-                reason = topic_reason(score, target.threshold,
-                                      description=target.description, examples=target.examples)
-                found.append((item.entry_id, CategoryMatch(target.category_id, score, reason,
-                                                           CategoryOrigin.TOPIC)))
+                reason = topic_reason(
+                    score,
+                    target.threshold,
+                    description=target.description,
+                    examples=target.examples,
+                )
+                found.append(
+                    (
+                        item.entry_id,
+                        CategoryMatch(target.category_id, score, reason, CategoryOrigin.TOPIC),
+                    )
+                )
         return found

@@ -42,24 +42,37 @@ SOURCE_CHUNK = 1000
 def story_data(story: StoryFacts) -> dict[str, Any]:
     """A story as every story event's ``data.story`` shows it."""
     links = [link for _, _, _, link in story.entries.values() if link]
-    return {"id": story.id, "uid": story.uid, "title": story.title,
-            "published_at": story.published_at.isoformat(),
-            "link": links[0] if links else None, "categories": sorted(story.categories),
-            "languages": list(story.languages), "sources": sorted(story.sources),
-            "entry_count": len(story.entries)}
+    return {
+        "id": story.id,
+        "uid": story.uid,
+        "title": story.title,
+        "published_at": story.published_at.isoformat(),
+        "link": links[0] if links else None,
+        "categories": sorted(story.categories),
+        "languages": list(story.languages),
+        "sources": sorted(story.sources),
+        "entry_count": len(story.entries),
+    }
 
 
 def _story_state(story: StoryFacts) -> dict[str, Any]:
-    return {"entries": {str(eid): facts[1] for eid, facts in sorted(story.entries.items())},
-            "categories": sorted(story.categories)}
+    return {
+        "entries": {str(eid): facts[1] for eid, facts in sorted(story.entries.items())},
+        "categories": sorted(story.categories),
+    }
 
 
 class Detector:
     """Finds new events since its marks; ``run`` writes them and returns how many."""
 
-    def __init__(self, hooks: WebhookStore, *, failures: int = DEFAULT_FAILURES,
-                 silent_factor: float = DEFAULT_SILENT_FACTOR,
-                 health_every: timedelta = DEFAULT_HEALTH_EVERY) -> None:
+    def __init__(
+        self,
+        hooks: WebhookStore,
+        *,
+        failures: int = DEFAULT_FAILURES,
+        silent_factor: float = DEFAULT_SILENT_FACTOR,
+        health_every: timedelta = DEFAULT_HEALTH_EVERY,
+    ) -> None:
         self.hooks = hooks
         self.failures = failures
         self.silent_factor = silent_factor
@@ -88,9 +101,15 @@ class Detector:
             log.info("action=webhook_detect outcome=ok events=%d", new)
         return new
 
-    def _stories(self, cursor: dict[str, Any] | None, now: datetime,
-                 events: list[NewEvent], marks: dict[str, dict[str, Any]], *,
-                 full: bool) -> None:
+    def _stories(
+        self,
+        cursor: dict[str, Any] | None,
+        now: datetime,
+        events: list[NewEvent],
+        marks: dict[str, dict[str, Any]],
+        *,
+        full: bool,
+    ) -> None:
         marks[STORY_CURSOR] = {"at": now.isoformat()}
         if cursor is None:
             # The first look starts now: enabling webhooks does not replay the archive.
@@ -116,7 +135,7 @@ class Detector:
                 events.clear()
                 for key in chunk_marks:
                     del marks[key]
-            facts = self.hooks.story_facts(changed[start:start + STORY_CHUNK])
+            facts = self.hooks.story_facts(changed[start : start + STORY_CHUNK])
             seen = self.hooks.marks([f"story:{story_id}" for story_id in facts])
             for story in facts.values():
                 subject = f"story:{story.id}"
@@ -130,59 +149,89 @@ class Detector:
         holders = self.hooks.story_facts(sorted({into_id for _, into_id, _, _, _ in merged}))
         for uid, into_id, into_uid, by, when in merged:
             holder = holders.get(into_id)
-            events.append(NewEvent(
-                key=f"story.merged:{uid}:{into_uid}:{when.isoformat()}",
-                kind=EventKind.STORY_MERGED,
-                payload={"story": {"uid": uid}, "into": {"uid": into_uid},
-                         "by": by or "cluster"},
-                # The filters see the merged story's categories and languages.
-                categories=tuple(sorted(holder.categories)) if holder else (),
-                languages=holder.languages if holder else ()))
+            events.append(
+                NewEvent(
+                    key=f"story.merged:{uid}:{into_uid}:{when.isoformat()}",
+                    kind=EventKind.STORY_MERGED,
+                    payload={
+                        "story": {"uid": uid},
+                        "into": {"uid": into_uid},
+                        "by": by or "cluster",
+                    },
+                    # The filters see the merged story's categories and languages.
+                    categories=tuple(sorted(holder.categories)) if holder else (),
+                    languages=holder.languages if holder else (),
+                )
+            )
 
     @staticmethod
     def _story_events(story: StoryFacts, previous: dict[str, Any] | None) -> list[NewEvent]:
         data = story_data(story)
         langs = story.languages
         before = set(previous["categories"]) if previous else set()
-        found = [NewEvent(key=f"story.published:{story.uid}:{category}",
-                          kind=EventKind.STORY_PUBLISHED,
-                          payload={"story": data, "category": category},
-                          categories=(category,), languages=langs)
-                 for category in sorted(story.categories - before)]
+        found = [
+            NewEvent(
+                key=f"story.published:{story.uid}:{category}",
+                kind=EventKind.STORY_PUBLISHED,
+                payload={"story": data, "category": category},
+                categories=(category,),
+                languages=langs,
+            )
+            for category in sorted(story.categories - before)
+        ]
         if previous is None:
             return found
         cats = tuple(sorted(story.categories))
         old_entries: dict[str, str] = previous["entries"]
-        old_sources = {facts[0] for eid, facts in story.entries.items()
-                       if str(eid) in old_entries}
+        old_sources = {facts[0] for eid, facts in story.entries.items() if str(eid) in old_entries}
         new_sources: set[str] = set()
         for eid, (source, digest, lang, link) in sorted(story.entries.items()):
             if str(eid) in old_entries and old_entries[str(eid)] == digest:
                 continue
-            entry = {"id": eid, "source_id": source, "language": lang, "link": link,
-                     "content_hash": digest}
+            entry = {
+                "id": eid,
+                "source_id": source,
+                "language": lang,
+                "link": link,
+                "content_hash": digest,
+            }
             if source not in old_sources and source not in new_sources:
                 new_sources.add(source)
-                found.append(NewEvent(key=f"story.source:{story.uid}:{source}",
-                                      kind=EventKind.STORY_SOURCE,
-                                      payload={"story": data, "entry": entry},
-                                      categories=cats, languages=langs))
+                found.append(
+                    NewEvent(
+                        key=f"story.source:{story.uid}:{source}",
+                        kind=EventKind.STORY_SOURCE,
+                        payload={"story": data, "entry": entry},
+                        categories=cats,
+                        languages=langs,
+                    )
+                )
             else:
-                found.append(NewEvent(key=f"story.version:{story.uid}:{eid}:{digest[:32]}",
-                                      kind=EventKind.STORY_VERSION,
-                                      payload={"story": data, "entry": entry},
-                                      categories=cats, languages=langs))
+                found.append(
+                    NewEvent(
+                        key=f"story.version:{story.uid}:{eid}:{digest[:32]}",
+                        kind=EventKind.STORY_VERSION,
+                        payload={"story": data, "entry": entry},
+                        categories=cats,
+                        languages=langs,
+                    )
+                )
         return found
 
-    def _corrections(self, cursor: dict[str, Any] | None, events: list[NewEvent],
-                     marks: dict[str, dict[str, Any]]) -> None:
+    def _corrections(
+        self,
+        cursor: dict[str, Any] | None,
+        events: list[NewEvent],
+        marks: dict[str, dict[str, Any]],
+    ) -> None:
         if cursor is None:
             marks[CORRECTION_CURSOR] = {"id": self.hooks.last_correction_id()}
             return
         last = int(cursor["id"])
         rows = self.hooks.corrections_after(last, [CorrectionKind.SPLIT, CorrectionKind.HIDE])
-        stories = self.hooks.story_facts(sorted({row["story_id"] for row in rows
-                                                 if row["story_id"] is not None}))
+        stories = self.hooks.story_facts(
+            sorted({row["story_id"] for row in rows if row["story_id"] is not None})
+        )
         for row in rows:
             last = max(last, int(row["id"]))
             by = {"editor": row["created_by"], "note": row["note"]}
@@ -191,50 +240,77 @@ class Detector:
             langs = story.languages if story else ()
             if row["kind"] == CorrectionKind.SPLIT:
                 entry_id = row["entry_id"]
-                events.append(NewEvent(
-                    key=f"story.split:{row['id']}", kind=EventKind.STORY_SPLIT,
-                    payload={"story": {"uid": row["story_uid"]}, "entry_id": entry_id,
-                             "new_story": {"uid": self.hooks.entry_story_uid(entry_id)},
-                             **by}, categories=cats, languages=langs))
+                events.append(
+                    NewEvent(
+                        key=f"story.split:{row['id']}",
+                        kind=EventKind.STORY_SPLIT,
+                        payload={
+                            "story": {"uid": row["story_uid"]},
+                            "entry_id": entry_id,
+                            "new_story": {"uid": self.hooks.entry_story_uid(entry_id)},
+                            **by,
+                        },
+                        categories=cats,
+                        languages=langs,
+                    )
+                )
             else:
                 category = row["category"]
-                events.append(NewEvent(
-                    key=f"story.hidden:{row['id']}", kind=EventKind.STORY_HIDDEN,
-                    payload={"story": {"uid": row["story_uid"]}, "category": category,
-                             **by},
-                    categories=(category,) if category else cats, languages=langs))
+                events.append(
+                    NewEvent(
+                        key=f"story.hidden:{row['id']}",
+                        kind=EventKind.STORY_HIDDEN,
+                        payload={"story": {"uid": row["story_uid"]}, "category": category, **by},
+                        categories=(category,) if category else cats,
+                        languages=langs,
+                    )
+                )
         marks[CORRECTION_CURSOR] = {"id": last}
 
-    def _sources(self, now: datetime, events: list[NewEvent],
-                 marks: dict[str, dict[str, Any]]) -> None:
+    def _sources(
+        self, now: datetime, events: list[NewEvent], marks: dict[str, dict[str, Any]]
+    ) -> None:
         after = ""
         while sources := self.hooks.source_facts(after, SOURCE_CHUNK):
             after = sources[-1].id
             self._source_page(sources, now, events, marks)
 
-    def _source_page(self, sources: list[SourceFacts], now: datetime, events: list[NewEvent],
-                     marks: dict[str, dict[str, Any]]) -> None:
+    def _source_page(
+        self,
+        sources: list[SourceFacts],
+        now: datetime,
+        events: list[NewEvent],
+        marks: dict[str, dict[str, Any]],
+    ) -> None:
         seen = self.hooks.marks([f"source:{s.id}" for s in sources])
         for source in sources:
-            alert = assess(source, now, failures=self.failures,
-                           silent_factor=self.silent_factor)
+            alert = assess(source, now, failures=self.failures, silent_factor=self.silent_factor)
             subject = f"source:{source.id}"
             previous = seen.get(subject)
             before = previous["health"] if previous else SourceHealth.OK.value
             if previous is not None and before == alert.health:
                 continue
             seq = int(previous["seq"]) + 1 if previous else 1
-            marks[subject] = {"health": alert.health.value, "seq": seq,
-                              "detail": alert.detail}
+            marks[subject] = {"health": alert.health.value, "seq": seq, "detail": alert.detail}
             if previous is None and alert.health == SourceHealth.OK:
                 continue
-            events.append(NewEvent(
-                key=f"source.health:{source.id}:{seq}", kind=EventKind.SOURCE_HEALTH,
-                payload={"source": {"id": source.id, "url": source.url,
-                                    "title": source.title,
-                                    "categories": list(source.categories),
-                                    "language": source.language},
-                         "health": alert.health.value, "previous": before,
-                         "detail": alert.detail},
-                categories=source.categories,
-                languages=(source.language,) if source.language else ()))
+            events.append(
+                NewEvent(
+                    key=f"source.health:{source.id}:{seq}",
+                    kind=EventKind.SOURCE_HEALTH,
+                    payload={
+                        "source": {
+                            "id": source.id,
+                            "url": source.url,
+                            "title": source.title,
+                            "categories": list(source.categories),
+                            "language": source.language,
+                        },
+                        "health": alert.health.value,
+                        "previous": before,
+                        "detail": alert.detail,
+                    },
+                    categories=source.categories,
+                    languages=(source.language,) if source.language else (),
+                )
+            )

@@ -32,8 +32,9 @@ FORGET_BATCH = 500
 class Dispatcher:
     """Runs ``detector`` and ``sender`` every ``interval`` seconds until ``stop``."""
 
-    def __init__(self, detector: Detector, sender: Sender, *, interval: float,
-                 log_days: int = 0) -> None:
+    def __init__(
+        self, detector: Detector, sender: Sender, *, interval: float, log_days: int = 0
+    ) -> None:
         self.detector = detector
         self.sender = sender
         self.interval = interval
@@ -65,8 +66,9 @@ class Dispatcher:
     def forget(self, now: datetime) -> int:
         """Trim the delivery log to ``log_days`` (0: keep all), at most once per
         ``FORGET_EVERY``; returns how many deliveries went."""
-        if self.log_days <= 0 or (self._forgot_at is not None
-                                  and now - self._forgot_at < FORGET_EVERY):
+        if self.log_days <= 0 or (
+            self._forgot_at is not None and now - self._forgot_at < FORGET_EVERY
+        ):
             return 0
         self._forgot_at = now
         forgotten = self.sender.hooks.forget(now - timedelta(days=self.log_days), FORGET_BATCH)
@@ -91,20 +93,32 @@ def sync_subscribers(settings: Settings, store: Store, catalog: Catalog) -> int:
     """Read ``webhooks.toml`` beside the catalog and make its subscribers the store's
     ``file`` ones; a bad file raises ``ConfigError`` and changes nothing."""
     directory = catalog.directory or settings.config_dir
-    subscribers = load_subscribers(directory, categories=[c.id for c in catalog.categories],
-                                   allow_private=settings.allow_private_addresses)
+    subscribers = load_subscribers(
+        directory,
+        categories=[c.id for c in catalog.categories],
+        allow_private=settings.allow_private_addresses,
+    )
     store.webhooks.sync_file_subscribers(subscribers, utc_now())
     return len(subscribers)
 
 
 def make_dispatcher(settings: Settings, store: Store) -> Dispatcher:
     """The webhook loop as the settings ask, over ``store``."""
-    poster = Poster(user_agent=settings.user_agent, timeout=settings.webhook_timeout,
-                    allow_private=settings.allow_private_addresses)
-    sender = Sender(store.webhooks, poster, retry_seconds=settings.webhook_retry_seconds,
-                    retry_max_seconds=settings.webhook_retry_max_seconds,
-                    max_attempts=settings.webhook_max_attempts)
-    detector = Detector(store.webhooks, failures=settings.alert_failures,
-                        silent_factor=settings.alert_silent_factor)
-    return Dispatcher(detector, sender, interval=settings.webhook_seconds,
-                      log_days=settings.webhook_log_days)
+    poster = Poster(
+        user_agent=settings.user_agent,
+        timeout=settings.webhook_timeout,
+        allow_private=settings.allow_private_addresses,
+    )
+    sender = Sender(
+        store.webhooks,
+        poster,
+        retry_seconds=settings.webhook_retry_seconds,
+        retry_max_seconds=settings.webhook_retry_max_seconds,
+        max_attempts=settings.webhook_max_attempts,
+    )
+    detector = Detector(
+        store.webhooks, failures=settings.alert_failures, silent_factor=settings.alert_silent_factor
+    )
+    return Dispatcher(
+        detector, sender, interval=settings.webhook_seconds, log_days=settings.webhook_log_days
+    )

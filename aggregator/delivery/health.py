@@ -26,13 +26,18 @@ class Alert:
     detail: str
 
     def as_json(self) -> dict[str, str]:
-        return {"source_id": self.source_id, "health": self.health.value,
-                "detail": self.detail}
+        return {"source_id": self.source_id, "health": self.health.value, "detail": self.detail}
 
 
-def assess(source: SourceFacts, now: datetime, *, failures: int = DEFAULT_FAILURES,
-           silent_factor: float = DEFAULT_SILENT_FACTOR) -> Alert:
+def assess(
+    source: SourceFacts,
+    now: datetime,
+    *,
+    failures: int = DEFAULT_FAILURES,
+    silent_factor: float = DEFAULT_SILENT_FACTOR,
+) -> Alert:
     """The most pressing of the source's problems, or ok."""
+
     def alert(health: SourceHealth, detail: str = "") -> Alert:
         return Alert(source.id, health, detail)
 
@@ -41,23 +46,31 @@ def assess(source: SourceFacts, now: datetime, *, failures: int = DEFAULT_FAILUR
     if source.state != SourceState.ACTIVE:
         return alert(SourceHealth.OK)
     if source.error_count >= failures:
-        return alert(SourceHealth.FAILING, f"{source.error_count} failed polls in a row; "
-                     f"last: {source.last_error or 'unknown error'}")
+        return alert(
+            SourceHealth.FAILING,
+            f"{source.error_count} failed polls in a row; "
+            f"last: {source.last_error or 'unknown error'}",
+        )
     if source.redirect_url:
         return alert(SourceHealth.MOVED, f"redirects permanently to {source.redirect_url}")
     if source.configured_url and source.url != source.configured_url:
-        return alert(SourceHealth.MOVED, f"moved from {source.configured_url} to "
-                     f"{source.url}; update sources.toml")
+        return alert(
+            SourceHealth.MOVED,
+            f"moved from {source.configured_url} to {source.url}; update sources.toml",
+        )
     if source.last_success_at is not None and source.entries == 0:
         return alert(SourceHealth.EMPTY, "the feed answers but has no entries")
     if source.publish_interval_seconds and source.newest_entry_at is not None:
         quiet = now - source.newest_entry_at
-        allowed = max(MIN_SILENCE,
-                      timedelta(seconds=source.publish_interval_seconds * silent_factor))
+        allowed = max(
+            MIN_SILENCE, timedelta(seconds=source.publish_interval_seconds * silent_factor)
+        )
         if quiet > allowed:
-            return alert(SourceHealth.SILENT,
-                         f"no new entry for {_days(quiet)}, though it usually publishes "
-                         f"every {_days(timedelta(seconds=source.publish_interval_seconds))}")
+            return alert(
+                SourceHealth.SILENT,
+                f"no new entry for {_days(quiet)}, though it usually publishes "
+                f"every {_days(timedelta(seconds=source.publish_interval_seconds))}",
+            )
     return alert(SourceHealth.OK)
 
 

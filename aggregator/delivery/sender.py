@@ -34,11 +34,15 @@ def event_body(delivery: DueDelivery) -> bytes:
     """The exact bytes POSTed for an event: the same on every attempt and to every
     subscriber, so a receiver may compare them."""
     document: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION, "id": delivery.event_key,
-        "type": delivery.event_kind, "created_at": delivery.created_at.isoformat(),
-        "data": delivery.payload}
-    return json.dumps(document, ensure_ascii=False, sort_keys=True,
-                      separators=(",", ":")).encode("utf-8")
+        "schema_version": SCHEMA_VERSION,
+        "id": delivery.event_key,
+        "type": delivery.event_kind,
+        "created_at": delivery.created_at.isoformat(),
+        "data": delivery.payload,
+    }
+    return json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode(
+        "utf-8"
+    )
 
 
 def backoff(attempts: int, base: float, cap: float) -> timedelta:
@@ -49,12 +53,17 @@ def backoff(attempts: int, base: float, cap: float) -> timedelta:
 class Sender:
     """Claims due deliveries and posts them, one at a time, recording every outcome."""
 
-    def __init__(self, hooks: WebhookStore, poster: Poster, *,
-                 retry_seconds: float = DEFAULT_RETRY_SECONDS,
-                 retry_max_seconds: float = DEFAULT_RETRY_MAX_SECONDS,
-                 max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-                 now: Callable[[], datetime] = utc_now,
-                 environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        hooks: WebhookStore,
+        poster: Poster,
+        *,
+        retry_seconds: float = DEFAULT_RETRY_SECONDS,
+        retry_max_seconds: float = DEFAULT_RETRY_MAX_SECONDS,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        now: Callable[[], datetime] = utc_now,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.hooks = hooks
         self.poster = poster
         self.retry_seconds = retry_seconds
@@ -83,28 +92,58 @@ class Sender:
         secret = resolve_secret(subscriber, self.environ)
         body = event_body(delivery)
         if secret is None:
-            status, error = None, (f"environment variable {subscriber.secret_env} is not "
-                                   "set; nothing was sent")
+            status, error = (
+                None,
+                (f"environment variable {subscriber.secret_env} is not set; nothing was sent"),
+            )
         else:
             # The wall clock, whatever ``now`` schedules by: receivers compare it with theirs.
             stamp = int(utc_now().timestamp())
-            headers = {"Content-Type": "application/json", EVENT_HEADER: delivery.event_kind,
-                       ID_HEADER: delivery.event_key, DELIVERY_HEADER: str(delivery.id),
-                       SIGNATURE_HEADER: signature_header(secret, stamp, body)}
+            headers = {
+                "Content-Type": "application/json",
+                EVENT_HEADER: delivery.event_kind,
+                ID_HEADER: delivery.event_key,
+                DELIVERY_HEADER: str(delivery.id),
+                SIGNATURE_HEADER: signature_header(secret, stamp, body),
+            }
             answer = self.poster.post(subscriber.url, body, headers)
             if answer.ok:
-                self.hooks.finish(delivery.id, now=self.now(), delivered=True,
-                                  status=answer.status, error=None, retry_at=None)
-                log.info("action=webhook_send outcome=ok subscriber=%s event=%s status=%s",
-                         subscriber.id, delivery.event_key, answer.status)
+                self.hooks.finish(
+                    delivery.id,
+                    now=self.now(),
+                    delivered=True,
+                    status=answer.status,
+                    error=None,
+                    retry_at=None,
+                )
+                log.info(
+                    "action=webhook_send outcome=ok subscriber=%s event=%s status=%s",
+                    subscriber.id,
+                    delivery.event_key,
+                    answer.status,
+                )
                 return
             status = answer.status
             error = answer.error or f"HTTP {answer.status}"
         attempts = delivery.attempts + 1
-        retry_at = (self.now() + backoff(attempts, self.retry_seconds, self.retry_max_seconds)
-                    if attempts < self.max_attempts else None)
-        self.hooks.finish(delivery.id, now=self.now(), delivered=False, status=status,
-                          error=error, retry_at=retry_at)
-        log.warning("action=webhook_send outcome=%s subscriber=%s event=%s attempt=%d "
-                    "error=%s", "retry" if retry_at else "gave_up", subscriber.id,
-                    delivery.event_key, attempts, error)
+        retry_at = (
+            self.now() + backoff(attempts, self.retry_seconds, self.retry_max_seconds)
+            if attempts < self.max_attempts
+            else None
+        )
+        self.hooks.finish(
+            delivery.id,
+            now=self.now(),
+            delivered=False,
+            status=status,
+            error=error,
+            retry_at=retry_at,
+        )
+        log.warning(
+            "action=webhook_send outcome=%s subscriber=%s event=%s attempt=%d error=%s",
+            "retry" if retry_at else "gave_up",
+            subscriber.id,
+            delivery.event_key,
+            attempts,
+            error,
+        )

@@ -24,8 +24,9 @@ def signature_header(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},{SCHEME}={signature(secret, timestamp, body)}"
 
 
-def verify(secret: str, header: str, body: bytes, *, now: int,
-           tolerance: int = DEFAULT_TOLERANCE_SECONDS) -> bool:
+def verify(
+    secret: str, header: str, body: bytes, *, now: int, tolerance: int = DEFAULT_TOLERANCE_SECONDS
+) -> bool:
     """Whether ``header`` signs ``body`` with ``secret`` at a time within ``tolerance`` of
     ``now``; any ``v1`` value may match (several are sent while a secret is rotated)."""
     fields = [part.split("=", 1) for part in header.split(",") if "=" in part]
@@ -36,5 +37,8 @@ def verify(secret: str, header: str, body: bytes, *, now: int,
     if abs(now - timestamp) > tolerance:
         return False
     expected = signature(secret, timestamp, body)
-    return any(hmac.compare_digest(expected, value.strip())
-               for name, value in fields if name.strip() == SCHEME)
+    return any(
+        hmac.compare_digest(expected, value.strip())
+        for name, value in fields
+        if name.strip() == SCHEME
+    )

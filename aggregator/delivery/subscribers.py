@@ -38,9 +38,14 @@ class Problem:
     message: str
 
 
-def check_subscriber(data: Mapping[str, Any], *, categories: Iterable[str] | None,
-                     allow_private: bool, environ: Mapping[str, str] | None = None,
-                     origin: str = "api") -> Subscriber | Problem:
+def check_subscriber(
+    data: Mapping[str, Any],
+    *,
+    categories: Iterable[str] | None,
+    allow_private: bool,
+    environ: Mapping[str, str] | None = None,
+    origin: str = "api",
+) -> Subscriber | Problem:
     """A valid ``Subscriber`` from ``data``, or the first problem found. ``categories`` are
     the configured category ids (None: not checked)."""
     unknown = sorted(set(data) - KEYS)
@@ -68,15 +73,17 @@ def check_subscriber(data: Mapping[str, Any], *, categories: Iterable[str] | Non
         if secret_problem:
             return Problem("secret_env", f"{secret_env}: {secret_problem}")
     else:
-        secret_problem = (_secret_problem(secret) if isinstance(secret, str)
-                          else "must be a string")
+        secret_problem = _secret_problem(secret) if isinstance(secret, str) else "must be a string"
         if secret_problem:
             return Problem("secret", secret_problem)
     lists: dict[str, tuple[str, ...]] = {}
     for key in ("categories", "languages", "events"):
         values = data.get(key, [])
-        if (not isinstance(values, list) or len(values) > MAX_FILTER_VALUES
-                or not all(isinstance(v, str) for v in values)):
+        if (
+            not isinstance(values, list)
+            or len(values) > MAX_FILTER_VALUES
+            or not all(isinstance(v, str) for v in values)
+        ):
             return Problem(key, f"must be a list of at most {MAX_FILTER_VALUES} strings")
         lists[key] = tuple(dict.fromkeys(values))
     known = set(categories) if categories is not None else None
@@ -90,9 +97,16 @@ def check_subscriber(data: Mapping[str, Any], *, categories: Iterable[str] | Non
     for value in lists["events"]:
         if value not in kinds:
             return Problem("events", f"unknown event {value!r} (one of {', '.join(kinds)})")
-    return Subscriber(id=ident, url=url, secret=secret if secret_env is None else None,
-                      secret_env=secret_env, categories=lists["categories"],
-                      languages=lists["languages"], events=lists["events"], origin=origin)
+    return Subscriber(
+        id=ident,
+        url=url,
+        secret=secret if secret_env is None else None,
+        secret_env=secret_env,
+        categories=lists["categories"],
+        languages=lists["languages"],
+        events=lists["events"],
+        origin=origin,
+    )
 
 
 def _secret_problem(secret: str) -> str | None:
@@ -121,9 +135,13 @@ def _address_problem(url: str, allow_private: bool) -> str | None:
     return f"{host} is {reason} (AGGREGATOR_ALLOW_PRIVATE_ADDRESSES allows it)"
 
 
-def load_subscribers(directory: Path, *, categories: Iterable[str] | None,
-                     allow_private: bool, environ: Mapping[str, str] | None = None
-                     ) -> list[Subscriber]:
+def load_subscribers(
+    directory: Path,
+    *,
+    categories: Iterable[str] | None,
+    allow_private: bool,
+    environ: Mapping[str, str] | None = None,
+) -> list[Subscriber]:
     """The subscribers of ``directory/webhooks.toml`` (none when the file is absent); the
     first problem is a ``ConfigError`` naming the file, the subscriber and the key."""
     path = directory / WEBHOOKS_FILE
@@ -138,18 +156,21 @@ def load_subscribers(directory: Path, *, categories: Iterable[str] | None,
         raise ConfigError(f"cannot read: {exc}", file=str(path)) from exc
     extra = sorted(set(doc) - {"subscriber"})
     if extra:
-        raise ConfigError("unknown table; subscribers go in [[subscriber]] tables",
-                          file=str(path), key=extra[0])
+        raise ConfigError(
+            "unknown table; subscribers go in [[subscriber]] tables", file=str(path), key=extra[0]
+        )
     tables = doc.get("subscriber", [])
     if not isinstance(tables, list):
-        raise ConfigError("must be an array of tables ([[subscriber]])", file=str(path),
-                          key="subscriber")
+        raise ConfigError(
+            "must be an array of tables ([[subscriber]])", file=str(path), key="subscriber"
+        )
     known = list(categories) if categories is not None else None
     found: list[Subscriber] = []
     for index, table in enumerate(tables):
         item = table.get("id") if isinstance(table.get("id"), str) else f"#{index + 1}"
-        result = check_subscriber(table, categories=known, allow_private=allow_private,
-                                  environ=environ, origin="file")
+        result = check_subscriber(
+            table, categories=known, allow_private=allow_private, environ=environ, origin="file"
+        )
         if isinstance(result, Problem):
             raise ConfigError(result.message, file=str(path), item=item, key=result.key)
         if any(s.id == result.id for s in found):
@@ -158,10 +179,8 @@ def load_subscribers(directory: Path, *, categories: Iterable[str] | None,
     return found
 
 
-def resolve_secret(subscriber: Subscriber,
-                   environ: Mapping[str, str] | None = None) -> str | None:
+def resolve_secret(subscriber: Subscriber, environ: Mapping[str, str] | None = None) -> str | None:
     """The secret to sign with; None when its environment variable has gone."""
     if subscriber.secret_env:
         return (os.environ if environ is None else environ).get(subscriber.secret_env)
     return subscriber.secret
-

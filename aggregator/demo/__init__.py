@@ -34,8 +34,9 @@ def write_demo_config(target: Path, feeds_base_url: str) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for name in (SOURCES_FILE, CATEGORIES_FILE):
         text = (CONFIG_DIR / name).read_text(encoding="utf-8")
-        (target / name).write_text(text.replace(PLACEHOLDER_BASE, feeds_base_url.rstrip("/")),
-                                   encoding="utf-8")
+        (target / name).write_text(
+            text.replace(PLACEHOLDER_BASE, feeds_base_url.rstrip("/")), encoding="utf-8"
+        )
     return target
 
 
@@ -51,8 +52,13 @@ def run_demo(settings: Settings, *, port: int, once: bool) -> int:
             bound_port = sock.getsockname()[1]
             # The sample feeds are dated November 2026: no age limit on clustering them.
             demo = settings.with_overrides(
-                config_dir=config_dir, database_url=f"sqlite:///{tmp}/demo.db",
-                port=bound_port, base_url="", tick_seconds=60, clustering_max_age_hours=0.0)
+                config_dir=config_dir,
+                database_url=f"sqlite:///{tmp}/demo.db",
+                port=bound_port,
+                base_url="",
+                tick_seconds=60,
+                clustering_max_age_hours=0.0,
+            )
             print(f"demo: sample feeds served at {feeds.base_url}/")
             print(f"demo: throwaway database {demo.database_url}")
             catalog = load_catalog(config_dir)
@@ -65,8 +71,9 @@ def run_demo(settings: Settings, *, port: int, once: bool) -> int:
                     summary = service.poll(on_outcome=progress_for(total))
                     print(f"demo: {summary.new_entries} entries stored")
                     clustered = service.cluster(on_progress=cluster_progress())
-                    print(f"demo: {clustered.describe()}: "
-                          f"{len(list(store.iter_stories()))} stories")
+                    print(
+                        f"demo: {clustered.describe()}: {len(list(store.iter_stories()))} stories"
+                    )
                     if once:
                         _print_stories(demo, store, catalog)
                     else:

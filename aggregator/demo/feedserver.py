@@ -218,14 +218,24 @@ class _Handler(BaseHTTPRequestHandler):
         resource = owner.lookup(self.path)
         if resource is None:
             status = 404
-        elif resource.redirect_to is None and resource.status == 200 and is_not_modified(
-                resource, request_headers):
+        elif (
+            resource.redirect_to is None
+            and resource.status == 200
+            and is_not_modified(resource, request_headers)
+        ):
             status = 304
         else:
             status = resource.status
-        owner.record(RecordedRequest(
-            method=self.command, path=self.path, headers=request_headers, status=status,
-            at=arrived, client_port=int(self.client_address[1])))
+        owner.record(
+            RecordedRequest(
+                method=self.command,
+                path=self.path,
+                headers=request_headers,
+                status=status,
+                at=arrived,
+                client_port=int(self.client_address[1]),
+            )
+        )
         try:
             if resource is None:
                 self._send_plain(404, b"not found\n", head=head)
@@ -246,8 +256,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(body)
 
-    def _send_resource(self, resource: Resource, status: int, request_headers: dict[str, str],
-                       *, head: bool) -> None:
+    def _send_resource(
+        self, resource: Resource, status: int, request_headers: dict[str, str], *, head: bool
+    ) -> None:
         headers: dict[str, str] = {}
         etag = resource.effective_etag
         if etag is not None:
@@ -290,7 +301,7 @@ class _Handler(BaseHTTPRequestHandler):
             size = CHUNKED_PIECE_BYTES
         else:
             size = max(1, len(body))
-        pieces = [body[i:i + size] for i in range(0, len(body), size)]
+        pieces = [body[i : i + size] for i in range(0, len(body), size)]
         for index, piece in enumerate(pieces):
             if index and resource.drip > 0 and owner.stopping.wait(resource.drip):
                 self.close_connection = True
@@ -325,8 +336,12 @@ class FeedServer:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def start(self) -> None:
@@ -336,8 +351,11 @@ class FeedServer:
         self._httpd = _HTTPServer((self.host, self.port), self)
         self.port = int(self._httpd.server_address[1])
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": POLL_INTERVAL_SECONDS},
-            name=f"feedserver-{self.port}", daemon=True)
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": POLL_INTERVAL_SECONDS},
+            name=f"feedserver-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -392,9 +410,14 @@ class FeedServer:
         paths: list[str] = []
         for file in sorted(p for p in root.rglob("*") if p.is_file()):
             path = prefix + file.relative_to(root).as_posix()
-            self.set(path, Resource(
-                body=file.read_bytes(), content_type=content_type_for(file),
-                last_modified=formatdate(file.stat().st_mtime, usegmt=True)))
+            self.set(
+                path,
+                Resource(
+                    body=file.read_bytes(),
+                    content_type=content_type_for(file),
+                    last_modified=formatdate(file.stat().st_mtime, usegmt=True),
+                ),
+            )
             paths.append(path)
         return paths
 

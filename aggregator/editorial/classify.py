@@ -47,19 +47,19 @@ RULE_CACHE_SIZE = 512
 # Hangul, whose particles attach to the noun ("인공지능을"): a keyword edge in these scripts
 # matches inside a longer run of letters instead of needing a word boundary.
 _UNSPACED_RANGES: tuple[tuple[int, int], ...] = (
-    (0x0E00, 0x0EFF),    # Thai, Lao
-    (0x1000, 0x109F),    # Myanmar
-    (0x1100, 0x11FF),    # Hangul Jamo
-    (0x1780, 0x17FF),    # Khmer
-    (0x2E80, 0x2FDF),    # CJK radicals
-    (0x3040, 0x30FF),    # Hiragana, Katakana
-    (0x3130, 0x318F),    # Hangul compatibility Jamo
-    (0x31F0, 0x31FF),    # Katakana extensions
-    (0x3400, 0x4DBF),    # CJK extension A
-    (0x4E00, 0x9FFF),    # CJK unified ideographs
-    (0xA960, 0xA97F),    # Hangul Jamo extended A
-    (0xAC00, 0xD7FF),    # Hangul syllables, Jamo extended B
-    (0xF900, 0xFAFF),    # CJK compatibility ideographs
+    (0x0E00, 0x0EFF),  # Thai, Lao
+    (0x1000, 0x109F),  # Myanmar
+    (0x1100, 0x11FF),  # Hangul Jamo
+    (0x1780, 0x17FF),  # Khmer
+    (0x2E80, 0x2FDF),  # CJK radicals
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x3130, 0x318F),  # Hangul compatibility Jamo
+    (0x31F0, 0x31FF),  # Katakana extensions
+    (0x3400, 0x4DBF),  # CJK extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xA960, 0xA97F),  # Hangul Jamo extended A
+    (0xAC00, 0xD7FF),  # Hangul syllables, Jamo extended B
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
     (0x20000, 0x3FFFF),  # CJK extensions B and later
 )
 
@@ -67,10 +67,20 @@ _UNSPACED_RANGES: tuple[tuple[int, int], ...] = (
 _KEPT_COMBINING_CLASSES = frozenset({8})
 
 # Typographic apostrophes and hyphens are folded to ASCII so "l’IA" matches a rule "l'IA".
-_PUNCTUATION_FOLD = str.maketrans({
-    "\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u2032": "'",
-    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2212": "-",
-})
+_PUNCTUATION_FOLD = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u02bc": "'",
+        "\u2032": "'",
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+    }
+)
 
 # Inside a keyword, a space or hyphen matches any run of spaces, hyphens and underscores, so
 # "AI Act" also finds "AI-Act" and the URL slug "ai-act"; next to a character of an unspaced
@@ -267,8 +277,11 @@ def compile_rule(rule: Rule) -> CompiledRule:
     """
     if not rule.is_regex:
         folded, parts = _keyword_parts(rule.pattern)
-        return CompiledRule(rule=rule, regex=re.compile(keyword_pattern(rule.pattern)),
-                            literal=max(parts, key=len) if parts else folded)
+        return CompiledRule(
+            rule=rule,
+            regex=re.compile(keyword_pattern(rule.pattern)),
+            literal=max(parts, key=len) if parts else folded,
+        )
     try:
         regex = compile_rule_regex(fold_accents(rule.pattern))
     except ValueError:
@@ -287,10 +300,13 @@ def compile_rules(category: CategoryConfig) -> CompiledRules:
         exclude=tuple(compile_rule(rule) for rule in category.exclude),
         min_score=category.min_score,
         topic=category.topic,
-        sources={rules.source_id: CompiledSourceRules(
-                     include=tuple(compile_rule(rule) for rule in rules.include),
-                     exclude=tuple(compile_rule(rule) for rule in rules.exclude))
-                 for rules in category.source_rules},
+        sources={
+            rules.source_id: CompiledSourceRules(
+                include=tuple(compile_rule(rule) for rule in rules.include),
+                exclude=tuple(compile_rule(rule) for rule in rules.exclude),
+            )
+            for rules in category.source_rules
+        },
     )
 
 
@@ -302,8 +318,9 @@ def _fields(entry: Classifiable) -> _Fields:
     return _Fields(plain=plain, folded=tuple(fold_accents(value.casefold()) for value in plain))
 
 
-def _hits(fields: _Fields, rules: Sequence[CompiledRule], label: str
-          ) -> tuple[float, list[tuple[int, str]]]:
+def _hits(
+    fields: _Fields, rules: Sequence[CompiledRule], label: str
+) -> tuple[float, list[tuple[int, str]]]:
     """The score and the (field index, reason) of every rule of ``rules`` that matches."""
     hits: list[tuple[int, str]] = []
     score = 0.0
@@ -327,9 +344,13 @@ def _decide(fields: _Fields, rules: CompiledRules, source_id: str | None) -> Cat
         for rule in group:
             where = rule.search(fields)
             if where is not None:
-                return CategoryDecision(category_id, False, 0.0,
-                                        f"{label} {rule.rule.label} matched in {where}",
-                                        excluded=True)
+                return CategoryDecision(
+                    category_id,
+                    False,
+                    0.0,
+                    f"{label} {rule.rule.label} matched in {where}",
+                    excluded=True,
+                )
     source_score, source_hits = _hits(fields, own.include, "source include") if own else (0, [])
     if own and own.include and not source_hits:
         return CategoryDecision(category_id, False, 0.0, NO_SOURCE_INCLUDE_MATCHED_REASON)
@@ -345,9 +366,12 @@ def _decide(fields: _Fields, rules: CompiledRules, source_id: str | None) -> Cat
     else:
         score, reason = 1.0, ALL_ENTRIES_REASON
     if score < rules.min_score:
-        return CategoryDecision(category_id, False, score,
-                                f"score {score:.2f} below min_score {rules.min_score:.2f}: "
-                                f"{reason}")
+        return CategoryDecision(
+            category_id,
+            False,
+            score,
+            f"score {score:.2f} below min_score {rules.min_score:.2f}: {reason}",
+        )
     return CategoryDecision(category_id, True, score, reason)
 
 
@@ -373,8 +397,12 @@ def explain(
         if category is None or category_id in seen:
             continue
         seen.add(category_id)
-        if (not category.include and not category.exclude and not category.topic
-                and (source_id is None or category.rules_of(source_id) is None)):
+        if (
+            not category.include
+            and not category.exclude
+            and not category.topic
+            and (source_id is None or category.rules_of(source_id) is None)
+        ):
             # Folding the text is most of classify's cost; a rule-less category needs none.
             decisions.append(CategoryDecision(category_id, True, 1.0, ALL_ENTRIES_REASON))
             continue
@@ -412,15 +440,16 @@ def classify(
     The score adds 1.0 per include rule matched in the title and 0.5 per rule matched only
     elsewhere, capped at 1.0.
     """
-    decisions = explain(entry, source_categories=source_categories, categories=categories,
-                        source_id=source_id)
+    decisions = explain(
+        entry, source_categories=source_categories, categories=categories, source_id=source_id
+    )
     return [decision.as_match() for decision in decisions if decision.accepted]
 
 
-def topic_reason(similarity: float, threshold: float, *, description: bool, examples: bool
-                 ) -> str:
+def topic_reason(similarity: float, threshold: float, *, description: bool, examples: bool) -> str:
     """Why the topic match took an entry, e.g. "topic similarity 0.21 >= 0.14 to the category
     description"."""
-    compared = " and ".join(name for name, used in (("description", description),
-                                                     ("examples", examples)) if used)
+    compared = " and ".join(
+        name for name, used in (("description", description), ("examples", examples)) if used
+    )
     return f"{TOPIC_REASON_PREFIX} {similarity:.2f} >= {threshold:.2f} to the category {compared}"

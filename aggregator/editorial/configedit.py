@@ -75,6 +75,7 @@ class UnknownItem(ConfigError):
 
 # -- the edits ------------------------------------------------------------------------------
 
+
 def set_source_enabled(config_dir: Path, source_id: str, enabled: bool) -> None:
     """Pause (``enabled = false``) or resume (the key removed: true is the default)."""
 
@@ -96,8 +97,9 @@ def set_source_enabled(config_dir: Path, source_id: str, enabled: bool) -> None:
             texts[SOURCES_FILE] = tomlkit.dumps(target.doc)
         else:
             expected["enabled"] = False
-            texts[SOURCES_FILE] = _insert_lines(target.text, "source", target.index,
-                                                ["enabled = false"], target.file)
+            texts[SOURCES_FILE] = _insert_lines(
+                target.text, "source", target.index, ["enabled = false"], target.file
+            )
 
     _edit(config_dir, change)
 
@@ -121,8 +123,9 @@ def remove_source(config_dir: Path, source_id: str) -> None:
     _edit(config_dir, change)
 
 
-def add_sources(config_dir: Path, sources: Sequence[NewSource], *,
-                categories: Sequence[NewCategory] = ()) -> None:
+def add_sources(
+    config_dir: Path, sources: Sequence[NewSource], *, categories: Sequence[NewCategory] = ()
+) -> None:
     """Append ``sources`` (and first the new ``categories`` they use) in one checked write.
 
     Refused when an id is taken or a URL is already configured (compared with
@@ -135,20 +138,23 @@ def add_sources(config_dir: Path, sources: Sequence[NewSource], *,
         _check_new(plain, sources, categories, sources_file, categories_file)
         if categories:
             plain[CATEGORIES_FILE].setdefault("category", []).extend(
-                _category_data(c) for c in categories)
+                _category_data(c) for c in categories
+            )
             texts[CATEGORIES_FILE] = _append_tables(
-                texts[CATEGORIES_FILE], "category", [_category_data(c) for c in categories])
+                texts[CATEGORIES_FILE], "category", [_category_data(c) for c in categories]
+            )
         if sources:
-            plain[SOURCES_FILE].setdefault("source", []).extend(
-                _source_data(s) for s in sources)
+            plain[SOURCES_FILE].setdefault("source", []).extend(_source_data(s) for s in sources)
             texts[SOURCES_FILE] = _append_tables(
-                texts[SOURCES_FILE], "source", [_source_data(s) for s in sources])
+                texts[SOURCES_FILE], "source", [_source_data(s) for s in sources]
+            )
 
     _edit(config_dir, change)
 
 
-def set_category_rules(config_dir: Path, category_id: str, *, include: Sequence[str],
-                       exclude: Sequence[str]) -> None:
+def set_category_rules(
+    config_dir: Path, category_id: str, *, include: Sequence[str], exclude: Sequence[str]
+) -> None:
     """Make the category's rules ``include`` and ``exclude`` (each as written in the file:
     a keyword, or ``/regex/``). Rules kept from before keep their place and their comments;
     removed ones go, new ones are appended (rule order has no effect). An empty list removes
@@ -187,8 +193,7 @@ def configured_tables(config_dir: Path) -> tuple[list[dict[str, Any]], list[dict
     source uses), and the result is checked before anything is written."""
     with config_lock(config_dir, shared=True):
         sources = _loads(_read(config_dir / SOURCES_FILE), _path(config_dir, SOURCES_FILE))
-        categories = _loads(_read(config_dir / CATEGORIES_FILE),
-                            _path(config_dir, CATEGORIES_FILE))
+        categories = _loads(_read(config_dir / CATEGORIES_FILE), _path(config_dir, CATEGORIES_FILE))
     return _listed(sources, "source"), _listed(categories, "category")
 
 
@@ -241,8 +246,11 @@ def _edit(config_dir: Path, change: Change) -> None:
             return
         for name in changed:
             if _loads(after[name], _path(config_dir, name)) != plain[name]:
-                raise ConfigError("the edit would change more than asked (an unusual layout?); "
-                                  "make this change by hand", file=_path(config_dir, name))
+                raise ConfigError(
+                    "the edit would change more than asked (an unusual layout?); "
+                    "make this change by hand",
+                    file=_path(config_dir, name),
+                )
         _require_writable(config_dir, changed)
         _validate(config_dir, after)
         for name in changed:
@@ -288,22 +296,31 @@ def _relocated(error: ConfigError, trial: Path, real: Path) -> ConfigError:
         return CatalogErrors([_relocated(e, trial, real) for e in error.errors])
     file = error.file
     if file is not None and file.startswith(str(trial)):
-        file = str(real) + file[len(str(trial)):]
-    return ConfigError(f"the change is refused, nothing was written: {error.reason}",
-                       file=file, item=error.item, key=error.key)
+        file = str(real) + file[len(str(trial)) :]
+    return ConfigError(
+        f"the change is refused, nothing was written: {error.reason}",
+        file=file,
+        item=error.item,
+        key=error.key,
+    )
 
 
 def _require_writable(config_dir: Path, names: Sequence[str]) -> None:
     for target in (config_dir, *(config_dir / name for name in names)):
         if not os.access(target, os.W_OK):
             # The cause says why, as an OSError would (the web layer answers 409 for these).
-            cause = OSError(errno.EROFS, os.strerror(errno.EROFS)) if _read_only_fs(target) \
+            cause = (
+                OSError(errno.EROFS, os.strerror(errno.EROFS))
+                if _read_only_fs(target)
                 else PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+            )
             raise ConfigNotWritable(_NOT_WRITABLE, file=str(target)) from cause
 
 
-_NOT_WRITABLE = ("the editorial folder is not writable here; change the files where they are "
-                 "kept (and deployed from), or run the command where they can be written")
+_NOT_WRITABLE = (
+    "the editorial folder is not writable here; change the files where they are "
+    "kept (and deployed from), or run the command where they can be written"
+)
 
 
 def _read_only_fs(path: Path) -> bool:
@@ -317,8 +334,9 @@ def _replace(path: Path, text: str) -> None:
     """Write beside ``path``, then rename over it: readers see the old file or the new one."""
     try:
         status = path.stat()
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                             dir=path.parent)
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        )
     except OSError as exc:
         raise ConfigNotWritable(f"{_NOT_WRITABLE} ({exc.strerror})", file=str(path)) from exc
     try:
@@ -340,6 +358,7 @@ def _replace(path: Path, text: str) -> None:
 
 # -- finding and changing tables ------------------------------------------------------------
 
+
 def _tables(text: str, name: str, file: str) -> tuple[tomlkit.TOMLDocument, list[Table]]:
     try:
         doc = tomlkit.parse(text)
@@ -349,8 +368,11 @@ def _tables(text: str, name: str, file: str) -> tuple[tomlkit.TOMLDocument, list
     if tables is None:
         return doc, []
     if not isinstance(tables, AoT):
-        raise ConfigError(f"only [[{name}]] tables can be edited here; make this change by hand",
-                          file=file, key=name)
+        raise ConfigError(
+            f"only [[{name}]] tables can be edited here; make this change by hand",
+            file=file,
+            key=name,
+        )
     return doc, list(tables)
 
 
@@ -372,8 +394,7 @@ class _Target:
     index: int
 
 
-def _target(config_dir: Path, texts: dict[str, str], name: str, kind: str,
-            item_id: str) -> _Target:
+def _target(config_dir: Path, texts: dict[str, str], name: str, kind: str, item_id: str) -> _Target:
     file = _path(config_dir, name)
     text = texts[name]
     doc, tables = _tables(text, kind, file)
@@ -388,11 +409,17 @@ class _Span:
 
 def _spans(lines: Sequence[str], name: str, count: int, file: str) -> list[_Span]:
     """Where each ``[[name]]`` table is, by lines; refuses layouts it cannot be sure of."""
-    headers = [n for n, line in enumerate(lines)
-               if (m := _HEADER_RE.match(line)) and m.group("name") == name]
+    headers = [
+        n
+        for n, line in enumerate(lines)
+        if (m := _HEADER_RE.match(line)) and m.group("name") == name
+    ]
     if len(headers) != count:
-        raise ConfigError(f"cannot find each [[{name}]] header on a line of its own; make this "
-                          "change by hand", file=file, key=name)
+        raise ConfigError(
+            f"cannot find each [[{name}]] header on a line of its own; make this change by hand",
+            file=file,
+            key=name,
+        )
     spans = []
     for position, header in enumerate(headers):
         end = headers[position + 1] if position + 1 < len(headers) else len(lines)
@@ -411,7 +438,7 @@ def _spans(lines: Sequence[str], name: str, count: int, file: str) -> list[_Span
 
 def _inside_value(lines: Sequence[str], header: int, line: int) -> bool:
     """Whether ``line`` continues a multi-line array or string opened since ``header``."""
-    text = "".join(lines[header + 1:line])
+    text = "".join(lines[header + 1 : line])
     try:
         tomllib.loads(text)
     except tomllib.TOMLDecodeError:
@@ -427,7 +454,7 @@ def _insert_lines(text: str, name: str, index: int, new: Sequence[str], file: st
     span = _spans(lines, name, _count(text, name), file)[index]
     if not lines[span.last].endswith(("\n", "\r")):
         lines[span.last] += newline
-    lines[span.last + 1:span.last + 1] = [line + newline for line in new]
+    lines[span.last + 1 : span.last + 1] = [line + newline for line in new]
     return "".join(lines)
 
 
@@ -449,8 +476,11 @@ def _remove_table(text: str, name: str, index: int, file: str) -> str:
         # Comments after the file's last table introduce nothing: they were about it.
         end = len(lines)
     # One blank line went with the table, so the layout keeps its rhythm.
-    if end < len(lines) and _BLANK_RE.match(lines[end]) and (
-            start == 0 or _BLANK_RE.match(lines[start - 1])):
+    if (
+        end < len(lines)
+        and _BLANK_RE.match(lines[end])
+        and (start == 0 or _BLANK_RE.match(lines[start - 1]))
+    ):
         end += 1
     del lines[start:end]
     if start == len(lines):
@@ -526,6 +556,7 @@ def _unique(rules: Sequence[str]) -> list[str]:
 
 # -- new sources and categories -------------------------------------------------------------
 
+
 def _source_data(source: NewSource) -> dict[str, Any]:
     data: dict[str, Any] = {"id": source.id}
     if source.title:
@@ -550,28 +581,44 @@ def _category_data(category: NewCategory) -> dict[str, Any]:
     return data
 
 
-def _check_new(plain: dict[str, dict[str, Any]], sources: Sequence[NewSource],
-               categories: Sequence[NewCategory], sources_file: str, categories_file: str
-               ) -> None:
+def _check_new(
+    plain: dict[str, dict[str, Any]],
+    sources: Sequence[NewSource],
+    categories: Sequence[NewCategory],
+    sources_file: str,
+    categories_file: str,
+) -> None:
     existing_sources = _listed(plain[SOURCES_FILE], "source")
     taken = {t.get("id") for t in existing_sources}
-    urls = {feed_url_key(t["url"]): t.get("id") for t in existing_sources
-            if isinstance(t.get("url"), str)}
+    urls = {
+        feed_url_key(t["url"]): t.get("id")
+        for t in existing_sources
+        if isinstance(t.get("url"), str)
+    }
     for source in sources:
         if source.id in taken:
-            raise ConfigError("a source with this id already exists", file=sources_file,
-                              item=source.id, key="id")
+            raise ConfigError(
+                "a source with this id already exists", file=sources_file, item=source.id, key="id"
+            )
         key = feed_url_key(source.url)
         if key is not None and key in urls:
-            raise ConfigError(f"{source.url} is already configured as source {urls[key]!r}",
-                              file=sources_file, item=source.id, key="url")
+            raise ConfigError(
+                f"{source.url} is already configured as source {urls[key]!r}",
+                file=sources_file,
+                item=source.id,
+                key="url",
+            )
         taken.add(source.id)
         urls[key] = source.id
     known = {t.get("id") for t in _listed(plain[CATEGORIES_FILE], "category")}
     for category in categories:
         if category.id in known:
-            raise ConfigError("a category with this id already exists", file=categories_file,
-                              item=category.id, key="id")
+            raise ConfigError(
+                "a category with this id already exists",
+                file=categories_file,
+                item=category.id,
+                key="id",
+            )
         known.add(category.id)
 
 

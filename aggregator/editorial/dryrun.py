@@ -40,9 +40,15 @@ class DryRunEntry:
     score: float = 1.0
 
     def as_json(self) -> dict[str, Any]:
-        return {"entry_id": self.entry_id, "source_id": self.source_id, "title": self.title,
-                "url": self.url, "published_at": self.published_at.isoformat(),
-                "reason": self.reason, "previous_reason": self.previous_reason}
+        return {
+            "entry_id": self.entry_id,
+            "source_id": self.source_id,
+            "title": self.title,
+            "url": self.url,
+            "published_at": self.published_at.isoformat(),
+            "reason": self.reason,
+            "previous_reason": self.previous_reason,
+        }
 
 
 @dataclass(frozen=True)
@@ -58,15 +64,20 @@ class DryRun:
     source_ids: tuple[str, ...] = field(default_factory=tuple)
 
     def as_json(self) -> dict[str, Any]:
-        return {"category": self.category_id,
-                "since": self.since.isoformat() if self.since else None,
-                "sources": list(self.source_ids), "examined": self.examined,
-                "unchanged": self.unchanged, "added": [e.as_json() for e in self.added],
-                "removed": [e.as_json() for e in self.removed]}
+        return {
+            "category": self.category_id,
+            "since": self.since.isoformat() if self.since else None,
+            "sources": list(self.source_ids),
+            "examined": self.examined,
+            "unchanged": self.unchanged,
+            "added": [e.as_json() for e in self.added],
+            "removed": [e.as_json() for e in self.removed],
+        }
 
 
-def rules_dry_run(store: Store, catalog: Catalog, changed: CategoryConfig, *, since: timedelta,
-                  now: datetime) -> DryRun:
+def rules_dry_run(
+    store: Store, catalog: Catalog, changed: CategoryConfig, *, since: timedelta, now: datetime
+) -> DryRun:
     """Compare ``changed`` with the stored decisions over entries published since
     ``now - since`` by the sources that list the category in ``catalog``.
 
@@ -86,8 +97,12 @@ def rules_dry_run(store: Store, catalog: Catalog, changed: CategoryConfig, *, si
     for stored in store.category_history(category.id, sources, start):
         examined += 1
         entry = stored.entry
-        [decision] = explain(entry, source_categories=(category.id,), categories=categories,
-                             source_id=entry.source_id)
+        [decision] = explain(
+            entry,
+            source_categories=(category.id,),
+            categories=categories,
+            source_id=entry.source_id,
+        )
         if decision.accepted == stored.accepted:
             unchanged += 1
             continue
@@ -98,31 +113,50 @@ def rules_dry_run(store: Store, catalog: Catalog, changed: CategoryConfig, *, si
             reason = decision.reason if decision.excluded else TOPIC_OFF_REASON
         else:
             reason = decision.reason
-        found = DryRunEntry(entry.entry_id, entry.source_id, entry.title, entry.url,
-                            entry.published_at, reason,
-                            previous_reason=stored.reason, score=decision.score)
+        found = DryRunEntry(
+            entry.entry_id,
+            entry.source_id,
+            entry.title,
+            entry.url,
+            entry.published_at,
+            reason,
+            previous_reason=stored.reason,
+            score=decision.score,
+        )
         (added if decision.accepted else removed).append(found)
-    return DryRun(added=added, removed=removed, unchanged=unchanged, examined=examined,
-                  category_id=category.id, since=start, source_ids=sources)
+    return DryRun(
+        added=added,
+        removed=removed,
+        unchanged=unchanged,
+        examined=examined,
+        category_id=category.id,
+        since=start,
+        source_ids=sources,
+    )
 
 
-def changed_rules(category: CategoryConfig, *, include: Sequence[str] | None = None,
-                  exclude: Sequence[str] | None = None, add_include: Sequence[str] = (),
-                  add_exclude: Sequence[str] = (), min_score: float | None = None
-                  ) -> CategoryConfig:
+def changed_rules(
+    category: CategoryConfig,
+    *,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    add_include: Sequence[str] = (),
+    add_exclude: Sequence[str] = (),
+    min_score: float | None = None,
+) -> CategoryConfig:
     """``category`` with its rule lists replaced (``include``/``exclude`` given) or extended
     (``add_include``/``add_exclude``), as written on a command line or in a form.
 
     Raises ConfigError naming the option of a bad rule or score.
     """
+
     def parsed(texts: Sequence[str], key: str) -> tuple[Rule, ...]:
         rules = []
         for text in texts:
             try:
                 rules.append(parse_rule(text))
             except (re.error, ValueError) as exc:
-                raise ConfigError(f"bad rule {text!r}: {exc}", item=category.id,
-                                  key=key) from exc
+                raise ConfigError(f"bad rule {text!r}: {exc}", item=category.id, key=key) from exc
         return tuple(rules)
 
     new_include = parsed(include, "--include") if include is not None else category.include
@@ -132,8 +166,11 @@ def changed_rules(category: CategoryConfig, *, include: Sequence[str] | None = N
     score = category.min_score
     if min_score is not None:
         if not 0.0 <= min_score <= 1.0:
-            raise ConfigError(f"must be a number from 0 to 1, not {min_score!r}",
-                              item=category.id, key="--min-score")
+            raise ConfigError(
+                f"must be a number from 0 to 1, not {min_score!r}",
+                item=category.id,
+                key="--min-score",
+            )
         score = min_score
     return replace(category, include=new_include, exclude=new_exclude, min_score=score)
 
@@ -142,17 +179,19 @@ def describe(result: DryRun) -> str:
     """The dry run as an editor reads it: counts, then each added and removed entry."""
     since = result.since.strftime("%Y-%m-%d %H:%M UTC") if result.since else "?"
     sources = len(result.source_ids)
-    lines = [f"category {result.category_id}: {result.examined} entries of {sources} "
-             f"source{'' if sources == 1 else 's'} published since {since}",
-             f"{len(result.added)} added, {len(result.removed)} removed, "
-             f"{result.unchanged} unchanged"]
+    lines = [
+        f"category {result.category_id}: {result.examined} entries of {sources} "
+        f"source{'' if sources == 1 else 's'} published since {since}",
+        f"{len(result.added)} added, {len(result.removed)} removed, {result.unchanged} unchanged",
+    ]
     for title, sign, found in (("added", "+", result.added), ("removed", "-", result.removed)):
         if not found:
             continue
         lines.append(f"\n{title} ({len(found)}):")
         for item in found:
-            lines.append(f"  {sign} {item.published_at:%Y-%m-%d %H:%M}  [{item.source_id}]  "
-                         f"{item.title}")
+            lines.append(
+                f"  {sign} {item.published_at:%Y-%m-%d %H:%M}  [{item.source_id}]  {item.title}"
+            )
             lines.append(f"      {item.reason}")
             if item.previous_reason:
                 lines.append(f"      (was: {item.previous_reason})")

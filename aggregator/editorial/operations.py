@@ -154,10 +154,14 @@ def parse_since(text: str, field: str = "since") -> timedelta:
 def applied_json(done: Done, diff: DryRun, days: int) -> dict[str, Any]:
     """Rules applied to stored entries, as the CLI (``rules apply --json``) and the API
     answer it: what was done, the correction to undo it with, and the diff written."""
-    return {"message": done.message, "override_id": done.override_id,
-            "category": diff.category_id, "days": days,
-            "added": [e.as_json() for e in diff.added],
-            "removed": [e.as_json() for e in diff.removed]}
+    return {
+        "message": done.message,
+        "override_id": done.override_id,
+        "category": diff.category_id,
+        "days": days,
+        "added": [e.as_json() for e in diff.added],
+        "removed": [e.as_json() for e in diff.removed],
+    }
 
 
 def _note(note: str | None) -> str | None:
@@ -223,9 +227,14 @@ class Workbench:
     def recent_stories(self, category_id: str, limit: int) -> list[StoryView]:
         return self.store.category_stories(category_id, limit)
 
-    def search(self, text: str, limit: int, *, after: tuple[datetime, int] | None = None,
-               include_hidden: bool = False
-               ) -> tuple[list[SearchHit], tuple[datetime, int] | None]:
+    def search(
+        self,
+        text: str,
+        limit: int,
+        *,
+        after: tuple[datetime, int] | None = None,
+        include_hidden: bool = False,
+    ) -> tuple[list[SearchHit], tuple[datetime, int] | None]:
         """Entries whose title or text holds every word of ``text``, newest first, each with
         its story: how editors find the story to merge, split, pin or hide."""
         try:
@@ -386,8 +395,14 @@ class Workbench:
                     Refusal.CONFLICT, f"{source.url} is already source {existing.id!r}", field="url"
                 )
 
-    def set_rules(self, category_id: str, include: Sequence[str], exclude: Sequence[str],
-                  *, by: str = UNNAMED_EDITOR) -> Done:
+    def set_rules(
+        self,
+        category_id: str,
+        include: Sequence[str],
+        exclude: Sequence[str],
+        *,
+        by: str = UNNAMED_EDITOR,
+    ) -> Done:
         current = self.category(category_id)
         included = [rule_text(r) for r in parse_rules(include, "include", category_id)]
         excluded = [rule_text(r) for r in parse_rules(exclude, "exclude", category_id)]
@@ -398,11 +413,22 @@ class Workbench:
                 folder, category_id, include=included, exclude=excluded
             ),
             f"saved the rules of {category_id!r}: {len(included)} include, {len(excluded)} exclude",
-            AuditNote(by, AuditKind.RULES, "save", category_id, {
-                "include": {"added": [r for r in included if r not in was_in],
-                            "removed": [r for r in was_in if r not in included]},
-                "exclude": {"added": [r for r in excluded if r not in was_out],
-                            "removed": [r for r in was_out if r not in excluded]}}),
+            AuditNote(
+                by,
+                AuditKind.RULES,
+                "save",
+                category_id,
+                {
+                    "include": {
+                        "added": [r for r in included if r not in was_in],
+                        "removed": [r for r in was_in if r not in included],
+                    },
+                    "exclude": {
+                        "added": [r for r in excluded if r not in was_out],
+                        "removed": [r for r in was_out if r not in excluded],
+                    },
+                },
+            ),
         )
 
     def dry_run(
@@ -417,32 +443,53 @@ class Workbench:
         )
         return rules_dry_run(self.store, self.catalog, changed, since=since, now=self.clock())
 
-    def apply_rules(self, category_id: str, days: int, *, by: str, note: str | None
-                    ) -> tuple[Done, DryRun]:
+    def apply_rules(
+        self, category_id: str, days: int, *, by: str, note: str | None
+    ) -> tuple[Done, DryRun]:
         """Apply the category's rules, as the service runs them now, to the entries stored
         over the last ``days``: what a dry run of them shows is written, as one correction
         (who, when) that undo takes back. Returns what was done and the diff written."""
         category = self.category(category_id)
         if not 1 <= days <= MAX_DRY_RUN_SINCE.days:
-            raise EditRefused(Refusal.INVALID, f"days must be from 1 to {MAX_DRY_RUN_SINCE.days}, "
-                                               f"not {days}", field="days")
-        diff = rules_dry_run(self.store, self.catalog, category, since=timedelta(days=days),
-                             now=self.clock())
+            raise EditRefused(
+                Refusal.INVALID,
+                f"days must be from 1 to {MAX_DRY_RUN_SINCE.days}, not {days}",
+                field="days",
+            )
+        diff = rules_dry_run(
+            self.store, self.catalog, category, since=timedelta(days=days), now=self.clock()
+        )
         if not diff.added and not diff.removed:
-            return Done(f"the rules of {category_id!r} change nothing stored over the last "
-                        f"{days} days", applied=True), diff
+            return Done(
+                f"the rules of {category_id!r} change nothing stored over the last {days} days",
+                applied=True,
+            ), diff
         why = _note(note)
-        detail: dict[str, object] = {"days": days, "added": len(diff.added),
-                                     "removed": len(diff.removed)}
+        detail: dict[str, object] = {
+            "days": days,
+            "added": len(diff.added),
+            "removed": len(diff.removed),
+        }
         if why is not None:
             detail["note"] = why  # the audit row says why, as a merge's or a split's does
-        override, added, removed = self._correct(lambda: self.store.apply_category_rules(
-            category_id, [NewRow(e.entry_id, e.score, e.reason) for e in diff.added],
-            [e.entry_id for e in diff.removed], days=days, by=by, now=self.clock(),
-            note=why, audit=AuditNote(by, AuditKind.RULES, "apply", category_id, detail)))
-        return Done(f"applied the rules of {category_id!r} to the last {days} days: "
-                    f"{added} added, {removed} removed (correction #{override})",
-                    applied=True, override_id=override), diff
+        override, added, removed = self._correct(
+            lambda: self.store.apply_category_rules(
+                category_id,
+                [NewRow(e.entry_id, e.score, e.reason) for e in diff.added],
+                [e.entry_id for e in diff.removed],
+                days=days,
+                by=by,
+                now=self.clock(),
+                note=why,
+                audit=AuditNote(by, AuditKind.RULES, "apply", category_id, detail),
+            )
+        )
+        return Done(
+            f"applied the rules of {category_id!r} to the last {days} days: "
+            f"{added} added, {removed} removed (correction #{override})",
+            applied=True,
+            override_id=override,
+        ), diff
 
     # -- story corrections -----------------------------------------------------------------
 
@@ -455,9 +502,12 @@ class Workbench:
         self._story(other_story_id, "other_story_id")
         override = self._correct(
             lambda: self.store.merge_stories(
-                story_id, other_story_id, by=by, now=self.clock(), note=_note(note),
-                audit=_correction(by, "merge", story_id,
-                                  other_story_id=other_story_id, note=note),
+                story_id,
+                other_story_id,
+                by=by,
+                now=self.clock(),
+                note=_note(note),
+                audit=_correction(by, "merge", story_id, other_story_id=other_story_id, note=note),
             )
         )
         # The older story keeps its id; ask the store which one that is.
@@ -477,13 +527,18 @@ class Workbench:
             detail = self._story(story_id, "story_id")
             if entry_id not in {e.entry_id for e in detail.entries}:
                 raise EditRefused(
-                    Refusal.INVALID, f"entry {entry_id} is not in story {story_id}",
+                    Refusal.INVALID,
+                    f"entry {entry_id} is not in story {story_id}",
                     field="entry_id",
                 )
         new_story = self._correct(
             lambda: self.store.split_entry(
-                entry_id, by=by, now=self.clock(), note=_note(note),
-                audit=_correction(by, "split", story_id, entry_id=entry_id, note=note))
+                entry_id,
+                by=by,
+                now=self.clock(),
+                note=_note(note),
+                audit=_correction(by, "split", story_id, entry_id=entry_id, note=note),
+            )
         )
         return Done(f"split entry #{entry_id} into new story #{new_story}", story_id=new_story)
 
@@ -492,7 +547,11 @@ class Workbench:
         self._category_field(category)
         override = self._correct(
             lambda: self.store.pin_story(
-                story_id, category, by=by, now=self.clock(), note=_note(note),
+                story_id,
+                category,
+                by=by,
+                now=self.clock(),
+                note=_note(note),
                 audit=_correction(by, "pin", story_id, category=category, note=note),
             )
         )
@@ -508,7 +567,11 @@ class Workbench:
             self._category_field(category)
         override = self._correct(
             lambda: self.store.hide_story(
-                story_id, category, by=by, now=self.clock(), note=_note(note),
+                story_id,
+                category,
+                by=by,
+                now=self.clock(),
+                note=_note(note),
                 audit=_correction(by, "hide", story_id, category=category, note=note),
             )
         )
@@ -522,9 +585,17 @@ class Workbench:
     def undo(self, override_id: int, *, by: str) -> Done:
         undone = self._correct(
             lambda: self.store.undo_override(
-                override_id, by=by, now=self.clock(),
-                audit=AuditNote(by, AuditKind.CORRECTION, "undo", f"correction #{override_id}",
-                                {"override_id": override_id}))
+                override_id,
+                by=by,
+                now=self.clock(),
+                audit=AuditNote(
+                    by,
+                    AuditKind.CORRECTION,
+                    "undo",
+                    f"correction #{override_id}",
+                    {"override_id": override_id},
+                ),
+            )
         )
         if not undone:
             raise EditRefused(
@@ -542,16 +613,18 @@ class Workbench:
         filters); its secret is stored and never shown again."""
         if "secret_env" in data:
             # An environment variable from the API could sign with the service's own secrets.
-            raise EditRefused(Refusal.INVALID, "secret_env may only be used in webhooks.toml",
-                              field="secret_env")
-        result = check_subscriber(data, categories=[c.id for c in self.catalog.categories],
-                                  allow_private=self.allow_private_addresses)
+            raise EditRefused(
+                Refusal.INVALID, "secret_env may only be used in webhooks.toml", field="secret_env"
+            )
+        result = check_subscriber(
+            data,
+            categories=[c.id for c in self.catalog.categories],
+            allow_private=self.allow_private_addresses,
+        )
         if isinstance(result, Problem):
-            raise EditRefused(Refusal.INVALID, f"{result.key}: {result.message}",
-                              field=result.key)
+            raise EditRefused(Refusal.INVALID, f"{result.key}: {result.message}", field=result.key)
         if not self.store.webhooks.add_subscriber(result, self.clock()):
-            raise EditRefused(Refusal.CONFLICT, f"a subscriber {result.id!r} exists",
-                              field="id")
+            raise EditRefused(Refusal.CONFLICT, f"a subscriber {result.id!r} exists", field="id")
         log.info("action=webhook_add outcome=done subscriber=%s", result.id)
         return Done(f"added webhook subscriber {result.id}")
 
@@ -559,28 +632,32 @@ class Workbench:
         """Stop sending to an API subscriber; those of ``webhooks.toml`` are edited there."""
         found = self.store.webhooks.subscriber(subscriber_id)
         if found is None or not found.active:
-            raise EditRefused(Refusal.NOT_FOUND, f"no webhook subscriber {subscriber_id!r}",
-                              field="subscriber_id")
+            raise EditRefused(
+                Refusal.NOT_FOUND, f"no webhook subscriber {subscriber_id!r}", field="subscriber_id"
+            )
         if found.origin == "file":
-            raise EditRefused(Refusal.CONFLICT, f"subscriber {subscriber_id!r} is configured "
-                              "in webhooks.toml; remove it there", field="subscriber_id")
+            raise EditRefused(
+                Refusal.CONFLICT,
+                f"subscriber {subscriber_id!r} is configured in webhooks.toml; remove it there",
+                field="subscriber_id",
+            )
         self.store.webhooks.deactivate_subscriber(subscriber_id)
         log.info("action=webhook_remove outcome=done subscriber=%s", subscriber_id)
         return Done(f"removed webhook subscriber {subscriber_id}")
 
-    def webhook_deliveries(self, *, limit: int = 100, subscriber_id: str | None = None,
-                           state: str | None = None) -> list[DeliveryView]:
+    def webhook_deliveries(
+        self, *, limit: int = 100, subscriber_id: str | None = None, state: str | None = None
+    ) -> list[DeliveryView]:
         if state is not None and state not in {s.value for s in DeliveryState}:
-            raise EditRefused(Refusal.INVALID, f"unknown delivery state {state!r}",
-                              field="state")
-        return self.store.webhooks.deliveries(limit=limit, subscriber_id=subscriber_id,
-                                              state=state)
+            raise EditRefused(Refusal.INVALID, f"unknown delivery state {state!r}", field="state")
+        return self.store.webhooks.deliveries(limit=limit, subscriber_id=subscriber_id, state=state)
 
     def redeliver(self, delivery_id: int) -> Done:
         """Queue a failed delivery again, now."""
         if not self.store.webhooks.retry(delivery_id, self.clock()):
-            raise EditRefused(Refusal.NOT_FOUND, f"no failed delivery {delivery_id}",
-                              field="delivery_id")
+            raise EditRefused(
+                Refusal.NOT_FOUND, f"no failed delivery {delivery_id}", field="delivery_id"
+            )
         return Done(f"delivery {delivery_id} is queued again")
 
     def source_alerts(self) -> list[HealthMark]:
@@ -599,24 +676,40 @@ class Workbench:
         """A new account; the token comes back once, here, and is kept only hashed."""
         name = name.strip()
         if not EDITOR_NAME_RE.match(name):
-            raise EditRefused(Refusal.INVALID, "a name of 1 to 64 letters, digits and . _ @ - "
-                              "starting with a letter or digit", field="name")
+            raise EditRefused(
+                Refusal.INVALID,
+                "a name of 1 to 64 letters, digits and . _ @ - starting with a letter or digit",
+                field="name",
+            )
         try:
             chosen = Role(role)
         except ValueError:
-            raise EditRefused(Refusal.INVALID, f"{role!r} is not a role; roles: "
-                              + ", ".join(r.value for r in Role), field="role") from None
+            raise EditRefused(
+                Refusal.INVALID,
+                f"{role!r} is not a role; roles: " + ", ".join(r.value for r in Role),
+                field="role",
+            ) from None
         made = new_token()
-        self._account("add", name, AuditNote(by, AuditKind.EDITOR, "add", name,
-                                              {"role": chosen.value}),
-                      role=chosen.value, key=made.key, hashed=made.hashed)
+        self._account(
+            "add",
+            name,
+            AuditNote(by, AuditKind.EDITOR, "add", name, {"role": chosen.value}),
+            role=chosen.value,
+            key=made.key,
+            hashed=made.hashed,
+        )
         return Done(f"added {chosen.value} {name!r}"), made.token
 
     def rotate_editor(self, name: str, *, by: str) -> tuple[Done, str]:
         """A new token for ``name``; the old one stops working at once."""
         made = new_token()
-        self._account("rotate", name, AuditNote(by, AuditKind.EDITOR, "rotate", name),
-                      key=made.key, hashed=made.hashed)
+        self._account(
+            "rotate",
+            name,
+            AuditNote(by, AuditKind.EDITOR, "rotate", name),
+            key=made.key,
+            hashed=made.hashed,
+        )
         return Done(f"new token for {name!r}; the old one no longer works"), made.token
 
     def revoke_editor(self, name: str, *, by: str) -> Done:
@@ -649,11 +742,13 @@ class Workbench:
             raise EditRefused(Refusal.INVALID, str(exc)) from exc
 
 
-def _correction(by: str, action: str, story_id: int | None, *, note: str | None,
-                **detail: object) -> AuditNote:
+def _correction(
+    by: str, action: str, story_id: int | None, *, note: str | None, **detail: object
+) -> AuditNote:
     target = f"story #{story_id}" if story_id is not None else f"entry #{detail.get('entry_id')}"
-    values = {k: v for k, v in {**detail, "story_id": story_id, "note": note}.items()
-              if v is not None}
+    values = {
+        k: v for k, v in {**detail, "story_id": story_id, "note": note}.items() if v is not None
+    }
     return AuditNote(by, AuditKind.CORRECTION, action, target, values)
 
 

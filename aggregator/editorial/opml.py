@@ -59,8 +59,10 @@ class ImportPlan:
 
     def describe(self) -> str:
         created = f", {len(self.categories)} new categories" if self.categories else ""
-        return (f"added {len(self.sources)} sources{created}; skipped "
-                f"{len(self.duplicates)} duplicates and {len(self.bad)} bad URLs")
+        return (
+            f"added {len(self.sources)} sources{created}; skipped "
+            f"{len(self.duplicates)} duplicates and {len(self.bad)} bad URLs"
+        )
 
 
 def read_outlines(path: Path) -> tuple[list[Outline], str | None]:
@@ -72,8 +74,9 @@ def read_outlines(path: Path) -> tuple[list[Outline], str | None]:
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc}", file=str(path)) from exc
     if len(content) > MAX_OPML_BYTES:
-        raise ConfigError(f"larger than {MAX_OPML_BYTES} bytes: not a subscription list",
-                          file=str(path))
+        raise ConfigError(
+            f"larger than {MAX_OPML_BYTES} bytes: not a subscription list", file=str(path)
+        )
     try:
         defused = defuse_entities(content)
     except ParseError as exc:
@@ -86,8 +89,9 @@ def read_outlines(path: Path) -> tuple[list[Outline], str | None]:
             raise ConfigError(f"not a readable OPML file: {exc}", file=str(path)) from exc
         return outlines, f"not well-formed XML ({exc}); read leniently"
     if _local(root.tag) != "opml":
-        raise ConfigError(f"not an OPML file: the root element is <{_local(root.tag)}>",
-                          file=str(path))
+        raise ConfigError(
+            f"not an OPML file: the root element is <{_local(root.tag)}>", file=str(path)
+        )
     body = next((child for child in root if _local(child.tag) == "body"), None)
     if body is None:
         raise ConfigError("not an OPML file: no <body>", file=str(path))
@@ -101,9 +105,13 @@ def _walk(element: ET.Element, folders: tuple[str, ...]) -> Iterator[Outline]:
         attributes = {name.lower(): value for name, value in child.attrib.items()}
         title = (attributes.get("title") or attributes.get("text") or "").strip()
         if "xmlurl" in attributes:
-            yield Outline(title=title, url=attributes["xmlurl"].strip(), folders=folders,
-                          site_url=(attributes.get("htmlurl") or "").strip() or None,
-                          language=(attributes.get("language") or "").strip() or None)
+            yield Outline(
+                title=title,
+                url=attributes["xmlurl"].strip(),
+                folders=folders,
+                site_url=(attributes.get("htmlurl") or "").strip() or None,
+                language=(attributes.get("language") or "").strip() or None,
+            )
         else:
             # An outline without a feed URL is a folder (or a note, when it has no children).
             yield from _walk(child, (*folders, title) if title else folders)
@@ -116,7 +124,8 @@ def _local(tag: str) -> str:
 _OUTLINE_TAG = re.compile(r"<outline\b|</outline\s*>", re.IGNORECASE)
 _ATTRIBUTE = re.compile(
     r"""(?<![\w:-])(xmlurl|htmlurl|title|text|language)\s*=\s*(?:"([^"]*)"|'([^']*)')""",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 _ENCODING = re.compile(rb"""^<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
 
@@ -133,20 +142,27 @@ def _lenient_outlines(text: str) -> list[Outline]:
                 folders.pop()
             continue
         end = tags[position + 1].start() if position + 1 < len(tags) else len(text)
-        segment = text[tag.end():end]
+        segment = text[tag.end() : end]
         attributes: dict[str, str] = {}
         for match in _ATTRIBUTE.finditer(segment):
             value = match.group(2) if match.group(2) is not None else match.group(3)
             attributes.setdefault(match.group(1).lower(), html.unescape(value))
         title = (attributes.get("title") or attributes.get("text") or "").strip()
-        closed = segment.split(">", 1)[0].rstrip().endswith("/") or re.search(
-            r"/>\s*$", segment) is not None
+        closed = (
+            segment.split(">", 1)[0].rstrip().endswith("/")
+            or re.search(r"/>\s*$", segment) is not None
+        )
         inside = tuple(f for f in folders if f)
         if "xmlurl" in attributes:
-            outlines.append(Outline(title=title, url=attributes["xmlurl"].strip(),
-                                    folders=inside,
-                                    site_url=(attributes.get("htmlurl") or "").strip() or None,
-                                    language=(attributes.get("language") or "").strip() or None))
+            outlines.append(
+                Outline(
+                    title=title,
+                    url=attributes["xmlurl"].strip(),
+                    folders=inside,
+                    site_url=(attributes.get("htmlurl") or "").strip() or None,
+                    language=(attributes.get("language") or "").strip() or None,
+                )
+            )
             if not closed:
                 folders.append(None)
         elif not closed:
@@ -181,23 +197,37 @@ class Configured:
 
     @classmethod
     def of(cls, catalog: Catalog) -> Configured:
-        return cls(sources={s.id: s.url for s in catalog.sources},
-                   categories={c.id: c.title for c in catalog.categories})
+        return cls(
+            sources={s.id: s.url for s in catalog.sources},
+            categories={c.id: c.title for c in catalog.categories},
+        )
 
     @classmethod
     def read(cls, config_dir: Path) -> Configured:
         """From the files as written (a fresh folder may not pass the catalog's checks)."""
         sources, categories = configured_tables(config_dir)
         return cls(
-            sources={t["id"]: t["url"] for t in sources
-                     if isinstance(t.get("id"), str) and isinstance(t.get("url"), str)},
-            categories={t["id"]: str(t.get("title") or t["id"]) for t in categories
-                        if isinstance(t.get("id"), str)})
+            sources={
+                t["id"]: t["url"]
+                for t in sources
+                if isinstance(t.get("id"), str) and isinstance(t.get("url"), str)
+            },
+            categories={
+                t["id"]: str(t.get("title") or t["id"])
+                for t in categories
+                if isinstance(t.get("id"), str)
+            },
+        )
 
 
-def plan_import(files: Sequence[tuple[Path, Sequence[Outline]]], configured: Configured, *,
-                category: str | None, folders_as_categories: bool,
-                on_progress: Progress | None = None) -> ImportPlan:
+def plan_import(
+    files: Sequence[tuple[Path, Sequence[Outline]]],
+    configured: Configured,
+    *,
+    category: str | None,
+    folders_as_categories: bool,
+    on_progress: Progress | None = None,
+) -> ImportPlan:
     """What importing ``files`` (already read) into ``catalog`` would add.
 
     Without ``folders_as_categories`` every feed goes to ``category``. With it, each feed goes
@@ -210,8 +240,11 @@ def plan_import(files: Sequence[tuple[Path, Sequence[Outline]]], configured: Con
     # A folder named like an existing category (its title, as export writes it) is that one.
     titled = {title.strip().casefold(): cid for cid, title in configured.categories.items()}
     if category is not None and category not in known_categories:
-        raise ConfigError(f"unknown category {category!r}; known: "
-                          + (", ".join(sorted(known_categories)) or "none"), key="--category")
+        raise ConfigError(
+            f"unknown category {category!r}; known: "
+            + (", ".join(sorted(known_categories)) or "none"),
+            key="--category",
+        )
     plan = ImportPlan()
     taken = set(configured.sources)
     present = {feed_url_key(url): sid for sid, url in configured.sources.items()}
@@ -222,28 +255,42 @@ def plan_import(files: Sequence[tuple[Path, Sequence[Outline]]], configured: Con
     for path, outlines in files:
         for outline in outlines:
             done += 1
-            target = _target(outline, path, category, folders_as_categories,
-                             known_categories, titled, created)
+            target = _target(
+                outline, path, category, folders_as_categories, known_categories, titled, created
+            )
             key = feed_url_key(outline.url)
-            problem = ("empty URL" if not outline.url else "not an http(s) URL" if key is None
-                       else url_problem(outline.url))
+            problem = (
+                "empty URL"
+                if not outline.url
+                else "not an http(s) URL"
+                if key is None
+                else url_problem(outline.url)
+            )
             if problem is not None or key is None:
                 plan.bad.append(Skipped(outline.title, outline.url, problem or "no URL"))
             elif key in present:
-                plan.duplicates.append(Skipped(outline.title, outline.url,
-                                               f"already configured as {present[key]!r}"))
+                plan.duplicates.append(
+                    Skipped(outline.title, outline.url, f"already configured as {present[key]!r}")
+                )
             elif key in planned:
                 index = planned[key]
                 first = plan.sources[index]
                 if target not in first.categories:
                     plan.sources[index] = replace(first, categories=(*first.categories, target))
-                plan.duplicates.append(Skipped(outline.title, outline.url,
-                                               f"repeated in this import (as {first.id!r})"))
+                plan.duplicates.append(
+                    Skipped(
+                        outline.title, outline.url, f"repeated in this import (as {first.id!r})"
+                    )
+                )
             else:
-                source = NewSource(id=slug_for(outline.title, outline.url, taken),
-                                   url=outline.url, title=clean_title(outline.title),
-                                   categories=(target,), site_url=_site_url(outline.site_url),
-                                   language=_language(outline.language))
+                source = NewSource(
+                    id=slug_for(outline.title, outline.url, taken),
+                    url=outline.url,
+                    title=clean_title(outline.title),
+                    categories=(target,),
+                    site_url=_site_url(outline.site_url),
+                    language=_language(outline.language),
+                )
                 taken.add(source.id)
                 planned[key] = len(plan.sources)
                 plan.sources.append(source)
@@ -254,19 +301,29 @@ def plan_import(files: Sequence[tuple[Path, Sequence[Outline]]], configured: Con
     return plan
 
 
-def _target(outline: Outline, path: Path, category: str | None, folders_as_categories: bool,
-            known: set[str], titled: dict[str, str], created: dict[str, NewCategory]) -> str:
+def _target(
+    outline: Outline,
+    path: Path,
+    category: str | None,
+    folders_as_categories: bool,
+    known: set[str],
+    titled: dict[str, str],
+    created: dict[str, NewCategory],
+) -> str:
     if folders_as_categories and outline.folders:
         folder = outline.folders[-1]
         category_id = titled.get(folder.strip().casefold()) or category_id_for(folder)
         if category_id not in known and category_id not in created:
-            created[category_id] = NewCategory(id=category_id,
-                                               title=clean_title(folder) or category_id)
+            created[category_id] = NewCategory(
+                id=category_id, title=clean_title(folder) or category_id
+            )
         return category_id
     if category is None:
         where = "outside any folder" if folders_as_categories else "to import"
-        raise ConfigError(f"the outline {outline.title!r} is {where}: name a category for it "
-                          "with --category", file=str(path))
+        raise ConfigError(
+            f"the outline {outline.title!r} is {where}: name a category for it with --category",
+            file=str(path),
+        )
     return category
 
 
@@ -279,6 +336,7 @@ def _language(tag: str | None) -> str | None:
 
 
 # -- export ----------------------------------------------------------------------------------
+
 
 def export_opml(catalog: Catalog, *, title: str = EXPORT_TITLE) -> bytes:
     """OPML 2.0 with one folder per category holding its sources (a source in several
@@ -295,8 +353,9 @@ def export_opml(catalog: Catalog, *, title: str = EXPORT_TITLE) -> bytes:
             if category.id not in source.categories:
                 continue
             name = source.title or source.id
-            outline = ET.SubElement(folder, "outline", type="rss", text=name, title=name,
-                                    xmlUrl=source.url)
+            outline = ET.SubElement(
+                folder, "outline", type="rss", text=name, title=name, xmlUrl=source.url
+            )
             if source.site_url:
                 outline.set("htmlUrl", source.site_url)
             if source.language:

@@ -43,8 +43,9 @@ def stamp(config_dir: Path) -> Stamp:
 class ConfigReloader:
     """Watches ``config_dir`` and applies each valid new catalog with ``apply``."""
 
-    def __init__(self, config_dir: Path, apply: Callable[[Catalog], None], *,
-                 interval: float) -> None:
+    def __init__(
+        self, config_dir: Path, apply: Callable[[Catalog], None], *, interval: float
+    ) -> None:
         self.config_dir = config_dir
         self.apply = apply
         self.interval = interval
@@ -107,8 +108,11 @@ class ConfigReloader:
     def _apply(self, catalog: Catalog, current: Stamp) -> None:
         self.apply(catalog)
         self._seen, self._refused = current, None
-        log.info("action=config-reload outcome=applied sources=%d categories=%d",
-                 len(catalog.sources), len(catalog.categories))
+        log.info(
+            "action=config-reload outcome=applied sources=%d categories=%d",
+            len(catalog.sources),
+            len(catalog.categories),
+        )
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -122,6 +126,12 @@ def _log_refused(exc: ConfigError) -> None:
     """One line: where the (first) problem is, how many there are, and the message."""
     first = exc.errors[0] if isinstance(exc, CatalogErrors) and exc.errors else exc
     problems = len(exc.errors) if isinstance(exc, CatalogErrors) else 1
-    log.error("action=config-reload outcome=refused file=%s item=%s key=%s problems=%d "
-              "error=%r; the previous configuration stays in use",
-              first.file or "-", first.item or "-", first.key or "-", problems, first.reason)
+    log.error(
+        "action=config-reload outcome=refused file=%s item=%s key=%s problems=%d "
+        "error=%r; the previous configuration stays in use",
+        first.file or "-",
+        first.item or "-",
+        first.key or "-",
+        problems,
+        first.reason,
+    )

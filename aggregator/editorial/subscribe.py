@@ -54,8 +54,10 @@ def find_feed(fetcher: Fetcher, url: str, choose: Chooser) -> tuple[str, str | N
     except ParseError as not_a_feed:
         candidates = discover_feeds(body, page.url)
         if not candidates:
-            raise SubscribeError(f"{url} is not a feed ({not_a_feed}) and links to no feed "
-                                 '(no <link rel="alternate"> with a feed type)') from None
+            raise SubscribeError(
+                f"{url} is not a feed ({not_a_feed}) and links to no feed "
+                '(no <link rel="alternate"> with a feed type)'
+            ) from None
     chosen = candidates[0] if len(candidates) == 1 else choose(candidates)
     feed_page = fetcher.fetch(chosen.url)
     feed = parse_feed(feed_page.content or b"", url=feed_page.url, headers=feed_page.headers)

@@ -60,16 +60,21 @@ class LeaseKeeper:
         self._thread.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._stop.set()
         self._thread.join()
 
     def _run(self) -> None:
         while not self._stop.wait(self.lease.seconds / 3):
             try:
-                renewed = self.store.renew_leases(self.lease.owner, self.clock(),
-                                                  self.lease.seconds)
+                renewed = self.store.renew_leases(
+                    self.lease.owner, self.clock(), self.lease.seconds
+                )
             except StoreError as exc:
                 # The claims may run out meanwhile; saves then find them lost, nothing worse.
                 log.warning("action=lease-renew outcome=error error=%r", str(exc))
@@ -77,8 +82,12 @@ class LeaseKeeper:
                 log.debug("action=lease-renew outcome=done sources=%d", renewed)
 
 
-def poll_claimed(refresher: Refresher, *, everything: bool = False,
-                 on_outcome: Callable[[PollOutcome], None] | None = None) -> PollSummary:
+def poll_claimed(
+    refresher: Refresher,
+    *,
+    everything: bool = False,
+    on_outcome: Callable[[PollOutcome], None] | None = None,
+) -> PollSummary:
     """Claim and poll batches until no due source is left unclaimed (``everything``: every
     active source not checked since this pass began, ``poll --all``). Stops between batches,
     and winds the batch down, when the refresher is stopped."""
@@ -97,9 +106,13 @@ def poll_claimed(refresher: Refresher, *, everything: bool = False,
         try:
             while not refresher.stopping:
                 sources, waiting = store.claim_sources(
-                    lease.owner, refresher.clock(), lease_seconds=lease.seconds,
-                    limit=CLAIM_BATCH, per_host=per_host,
-                    checked_before=started if everything else None)
+                    lease.owner,
+                    refresher.clock(),
+                    lease_seconds=lease.seconds,
+                    limit=CLAIM_BATCH,
+                    per_host=per_host,
+                    checked_before=started if everything else None,
+                )
                 if everything:
                     # A source this pass saw but could not save (deferred) stays for the next.
                     again = [s.id for s in sources if s.id in seen]
@@ -125,8 +138,11 @@ def _release(store: Store, lease: Lease) -> None:
     try:
         released = store.release_leases(lease.owner)
     except StoreError as exc:
-        log.warning("action=lease-release outcome=error error=%r: the sources come back "
-                    "when their leases run out", str(exc))
+        log.warning(
+            "action=lease-release outcome=error error=%r: the sources come back "
+            "when their leases run out",
+            str(exc),
+        )
         return
     if released:
         log.info("action=lease-release outcome=done sources=%d", released)

@@ -12,9 +12,14 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
-FEED_TYPES = frozenset({
-    "application/rss+xml", "application/atom+xml", "application/feed+json", "application/json",
-})
+FEED_TYPES = frozenset(
+    {
+        "application/rss+xml",
+        "application/atom+xml",
+        "application/feed+json",
+        "application/json",
+    }
+)
 # application/json is JSON Feed 1.0's type, but WordPress also labels its REST API links
 # rel="alternate" type="application/json" on every page; those are never feeds.
 WORDPRESS_API_PATH = "/wp-json/"
@@ -23,8 +28,9 @@ LINK_SCHEMES = frozenset({"http", "https"})
 META_CHARSET_BYTES = 1024
 
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""",
-                           re.IGNORECASE)
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,7 @@ class _LinkCollector(HTMLParser):
 def _resolve(base: str, href: str) -> str | None:
     # "feed:" pseudo-URLs still appear on old pages: feed://host/path and feed:https://…
     if href.lower().startswith("feed:"):
-        rest = href[len("feed:"):]
+        rest = href[len("feed:") :]
         href = "http:" + rest if rest.startswith("//") else rest
     try:
         url = urljoin(base, href)
@@ -100,7 +106,7 @@ def _resolve(base: str, href: str) -> str | None:
 def _decode(data: bytes) -> str:
     for bom, encoding in _BOMS:
         if data.startswith(bom):
-            return data[len(bom):].decode(encoding, "replace")
+            return data[len(bom) :].decode(encoding, "replace")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

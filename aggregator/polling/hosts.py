@@ -67,10 +67,14 @@ class HostGate:
     decides that; waiting itself sleeps in real time on a condition, never spinning.
     """
 
-    def __init__(self, max_per_host: int = DEFAULT_MAX_PER_HOST,
-                 min_delay: float = DEFAULT_MIN_DELAY,
-                 clock: Callable[[], float] = time.monotonic, *,
-                 backoff: BackoffStore | None = None) -> None:
+    def __init__(
+        self,
+        max_per_host: int = DEFAULT_MAX_PER_HOST,
+        min_delay: float = DEFAULT_MIN_DELAY,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        backoff: BackoffStore | None = None,
+    ) -> None:
         if max_per_host < 1:
             raise ValueError(f"max_per_host must be at least 1, not {max_per_host}")
         if min_delay < 0 or not math.isfinite(min_delay):
@@ -162,9 +166,13 @@ class HostGate:
         if self._starts % PRUNE_EVERY_STARTS:
             return
         now = self._clock()
-        idle = [key for key, record in self._hosts.items()
-                if record.active == 0 and record.waiting == 0
-                and (record.last_start is None or record.last_start + self.min_delay <= now)]
+        idle = [
+            key
+            for key, record in self._hosts.items()
+            if record.active == 0
+            and record.waiting == 0
+            and (record.last_start is None or record.last_start + self.min_delay <= now)
+        ]
         for key in idle:
             del self._hosts[key]
 

@@ -318,8 +318,11 @@ def normalize_entry(
         author=_truncate(plain_title(entry.author, False), MAX_AUTHOR_CHARS) or None,
         tags=_tags(entry.tags),
         # Media RSS files join after the declared enclosures, which alone make the key above.
-        enclosures=(_enclosures(entry.enclosures + entry.media_enclosures, feed_url)
-                    if entry.media_enclosures else enclosures),
+        enclosures=(
+            _enclosures(entry.enclosures + entry.media_enclosures, feed_url)
+            if entry.media_enclosures
+            else enclosures
+        ),
         content_hash=content_hash,
         date_source=date_source,
         legacy_key=legacy_key,
@@ -518,8 +521,9 @@ def _content_hash(text: str) -> str:
     """Hash of the text as a reader sees it: Unicode-normalized, case-folded, spaces collapsed,
     so the same story with different markup or line breaks hashes the same."""
     # ASCII is its own NFKC form.
-    canonical = _collapse((text if text.isascii() else unicodedata.normalize("NFKC", text))
-                          .casefold())
+    canonical = _collapse(
+        (text if text.isascii() else unicodedata.normalize("NFKC", text)).casefold()
+    )
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[
         :CONTENT_HASH_CHARS
     ]

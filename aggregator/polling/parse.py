@@ -86,7 +86,8 @@ _RELATIVE_URL_ATTRIBUTE = re.compile(
 # While our parse runs, the element is kept under its own key, as any unknown element is;
 # other callers of feedparser in the process keep its behaviour.
 _OWN_MEDIA_DESCRIPTION: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "own_media_description", default=False)
+    "own_media_description", default=False
+)
 _fp_start_media_description = mediarss.Namespace._start_media_description
 _fp_end_media_description = mediarss.Namespace._end_media_description
 
@@ -131,8 +132,12 @@ def _make_safe_absolute_uri(base: Any, rel: Any = None) -> Any:
 
 
 def _urljoin(base: Any, uri: Any) -> Any:
-    if (isinstance(base, str) and isinstance(uri, str) and base.startswith(_SENTINEL_SCHEME)
-            and _is_plain_absolute_http(uri)):
+    if (
+        isinstance(base, str)
+        and isinstance(uri, str)
+        and base.startswith(_SENTINEL_SCHEME)
+        and _is_plain_absolute_http(uri)
+    ):
         return uri
     return _fp_urljoin(base, uri)
 
@@ -146,8 +151,12 @@ def _is_plain_absolute_http(uri: str) -> bool:
         after = 7
     else:
         return False
-    return (uri.isascii() and uri[after:after + 1] not in ("/", "")
-            and "[" not in uri and "]" not in uri)
+    return (
+        uri.isascii()
+        and uri[after : after + 1] not in ("/", "")
+        and "[" not in uri
+        and "]" not in uri
+    )
 
 
 feedparser.mixin.make_safe_absolute_uri = _make_safe_absolute_uri
@@ -244,8 +253,9 @@ def run_feedparser(content: bytes, headers: Mapping[str, str]) -> Any:
     try:
         # A BytesIO, never bare bytes: feedparser treats a bytes/str argument as a possible
         # file name or URL and would open or fetch it.
-        return feedparser.parse(io.BytesIO(content), response_headers=fp_headers,
-                                **FEEDPARSER_OPTIONS)
+        return feedparser.parse(
+            io.BytesIO(content), response_headers=fp_headers, **FEEDPARSER_OPTIONS
+        )
     finally:
         _OWN_MEDIA_DESCRIPTION.reset(token)
 
@@ -295,8 +305,9 @@ def _entry_from_feedparser(raw: Mapping[str, Any], base: str) -> ParsedEntry:
     localized = False
     if published is None and updated is None:
         # feedparser reads English names only: "Seg, 24 Set 2018" is left unparsed.
-        published = parse_localized_date(_text(_get(raw, "published"))
-                                         or _text(_get(raw, "created")))
+        published = parse_localized_date(
+            _text(_get(raw, "published")) or _text(_get(raw, "created"))
+        )
         updated = parse_localized_date(_text(_get(raw, "updated")))
         localized = published is not None or updated is not None
     return ParsedEntry(
@@ -471,7 +482,7 @@ def _enclosures(links: Sequence[Mapping[str, Any]], base: str) -> tuple[Enclosur
 
 
 def _media_kind(item: Mapping[str, Any]) -> str | None:
-    """"audio", "video", "image"…: the major part of a Media RSS object's type, else its
+    """ "audio", "video", "image"…: the major part of a Media RSS object's type, else its
     ``medium``. A declared type wins: YouTube's video is a Flash player, not a video file."""
     media_type = (_text(_get(item, "type")) or "").lower()
     if "/" in media_type:
@@ -488,8 +499,13 @@ def _media_enclosures(contents: Sequence[Any], base: str) -> tuple[Enclosure, ..
             continue
         href = _absolute_link(_text(_get(item, "url")), base)
         if href:
-            found.append(Enclosure(url=href, type=_text(_get(item, "type")),
-                                   length=_positive_int(_get(item, "filesize"))))
+            found.append(
+                Enclosure(
+                    url=href,
+                    type=_text(_get(item, "type")),
+                    length=_positive_int(_get(item, "filesize")),
+                )
+            )
     return tuple(found)
 
 
@@ -497,24 +513,38 @@ def _entry_image(raw: Mapping[str, Any], base: str) -> MediaImage | None:
     """The entry's picture: a media:thumbnail, else an image media:content, else the episode's
     itunes:image, else an image enclosure."""
     candidates = [item for item in _get(raw, "media_thumbnail") or [] if isinstance(item, dict)]
-    candidates += [item for item in _get(raw, "media_content") or []
-                   if isinstance(item, dict) and _media_kind(item) == "image"]
+    candidates += [
+        item
+        for item in _get(raw, "media_content") or []
+        if isinstance(item, dict) and _media_kind(item) == "image"
+    ]
     itunes = _get(raw, "image")
     if isinstance(itunes, dict):
         candidates.append({"url": _get(itunes, "href")})
-    candidates += [{"url": _get(link, "href")} for link in _get(raw, "links") or []
-                   if _get(link, "rel") == "enclosure"
-                   and (_text(_get(link, "type")) or "").lower().startswith("image/")]
+    candidates += [
+        {"url": _get(link, "href")}
+        for link in _get(raw, "links") or []
+        if _get(link, "rel") == "enclosure"
+        and (_text(_get(link, "type")) or "").lower().startswith("image/")
+    ]
     for item in candidates:
         href = _absolute_link(_text(_get(item, "url")), base)
         if href:
-            return MediaImage(url=href, width=_positive_int(_get(item, "width")),
-                              height=_positive_int(_get(item, "height")))
+            return MediaImage(
+                url=href,
+                width=_positive_int(_get(item, "width")),
+                height=_positive_int(_get(item, "height")),
+            )
     return None
 
 
-_SY_PERIOD_MINUTES = {"hourly": 60, "daily": 1440, "weekly": 10080, "monthly": 43200,
-                      "yearly": 525600}
+_SY_PERIOD_MINUTES = {
+    "hourly": 60,
+    "daily": 1440,
+    "weekly": 10080,
+    "monthly": 43200,
+    "yearly": 525600,
+}
 
 
 def _update_hint(feed_data: Any) -> int | None:

@@ -35,12 +35,26 @@ def prepare_feed(
     feed = parse_feed(content, url=url, headers=headers)
     entries = normalize_feed(feed, feed_url=url, source_language=source_language, now=now)
     classified = tuple(
-        (entry, tuple(classify(entry, source_categories=source_categories,
-                               categories=categories, source_id=source_id)))
+        (
+            entry,
+            tuple(
+                classify(
+                    entry,
+                    source_categories=source_categories,
+                    categories=categories,
+                    source_id=source_id,
+                )
+            ),
+        )
         for entry in entries
     )
     # Only dates the feed really gave count for its rhythm (missing ones were set to now).
     dated = [e.published for e in feed.entries if e.published is not None]
-    return PreparedFeed(title=feed.title, link=feed.link, ttl_minutes=feed.ttl_minutes,
-                        publish_interval=publishing_interval(dated), entries=classified,
-                        bozo_message=feed.bozo_message)
+    return PreparedFeed(
+        title=feed.title,
+        link=feed.link,
+        ttl_minutes=feed.ttl_minutes,
+        publish_interval=publishing_interval(dated),
+        entries=classified,
+        bozo_message=feed.bozo_message,
+    )

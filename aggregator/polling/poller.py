@@ -102,10 +102,20 @@ class Refresher:
     not ``clock``.
     """
 
-    def __init__(self, *, store: Store, fetcher: Fetcher, catalog: Catalog, workers: int,
-                 processes: int = 0, fetcher_factory: FetcherFactory | None = None,
-                 process_min_urls: int = PROCESS_POLL_MIN_URLS, clock: Clock = utc_now,
-                 metrics: Metrics | None = None, lease: Lease | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        fetcher: Fetcher,
+        catalog: Catalog,
+        workers: int,
+        processes: int = 0,
+        fetcher_factory: FetcherFactory | None = None,
+        process_min_urls: int = PROCESS_POLL_MIN_URLS,
+        clock: Clock = utc_now,
+        metrics: Metrics | None = None,
+        lease: Lease | None = None,
+    ) -> None:
         self.store = store
         # Set when workers share the database: polls claim their sources (``claiming``).
         self.lease = lease
@@ -116,7 +126,8 @@ class Refresher:
         self.categories: dict[str, CategoryConfig] = {c.id: c for c in catalog.categories}
         # Only the sources with request settings of their own: most have none.
         self.fetch_options: dict[str, FetchOptions] = {
-            s.id: s.fetch for s in catalog.sources if s.fetch != FetchOptions()}
+            s.id: s.fetch for s in catalog.sources if s.fetch != FetchOptions()
+        }
         self.workers = max(1, workers)
         self.processes = processes if fetcher_factory is not None else 0
         self.fetcher_factory = fetcher_factory
@@ -126,8 +137,7 @@ class Refresher:
         self._polls_running = 0
         self._polls_lock = threading.Lock()
         # Kept across polls: each fetch thread keeps its session and keep-alive connections.
-        self._fetch_pool = ThreadPoolExecutor(max_workers=self.workers,
-                                              thread_name_prefix="fetch")
+        self._fetch_pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="fetch")
         self._unchanged_batch: list[tuple[SourceStatus, FetchResult, datetime, PollResult]] = []
         self._save_batch: list[PollSave] = []
         self._save_batch_entries = 0
@@ -172,13 +182,18 @@ class Refresher:
             if urls < self.process_min_urls:
                 return None
             threads = -(-self.workers // self.processes)  # the same fetch concurrency in all
-            self._poll_workers = PollWorkers(self.processes, self.fetcher_factory,
-                                             self.categories, threads=threads)
+            self._poll_workers = PollWorkers(
+                self.processes, self.fetcher_factory, self.categories, threads=threads
+            )
         return self._poll_workers
 
-    def poll(self, sources: Sequence[SourceStatus],
-             on_outcome: Callable[[PollOutcome], None] | None = None, *,
-             owner: str | None = None) -> PollSummary:
+    def poll(
+        self,
+        sources: Sequence[SourceStatus],
+        on_outcome: Callable[[PollOutcome], None] | None = None,
+        *,
+        owner: str | None = None,
+    ) -> PollSummary:
         """Refresh ``sources`` and return what happened to each. ``owner``: the sources were
         claimed with this lease owner, and a save is dropped where the lease was lost."""
         outcomes: list[PollOutcome] = []
@@ -197,16 +212,18 @@ class Refresher:
             # One moment for the whole group: the schedule's jitter depends on it.
             now = self.clock()
             for source, ready in zip(_as_group(fetched.sources), prepared, strict=True):
-                outcome = self._after_fetch(source, fetched.result, ready, now,
-                                            inline=fetched.prepared is None)
+                outcome = self._after_fetch(
+                    source, fetched.result, ready, now, inline=fetched.prepared is None
+                )
                 if outcome is not None:
                     done(outcome)
             if len(self._unchanged_batch) >= UNCHANGED_BATCH:
                 self._flush_unchanged(done)
             if self._save_batch and (
-                    len(self._save_batch) >= SAVE_BATCH
-                    or self._save_batch_entries >= SAVE_BATCH_ENTRIES
-                    or time.monotonic() - self._save_batch_since >= SAVE_BATCH_SECONDS):
+                len(self._save_batch) >= SAVE_BATCH
+                or self._save_batch_entries >= SAVE_BATCH_ENTRIES
+                or time.monotonic() - self._save_batch_since >= SAVE_BATCH_SECONDS
+            ):
                 self._flush_saves(done)
 
         def handle_until_stopped(fetched: Fetched) -> None:
@@ -257,8 +274,9 @@ class Refresher:
         options = self.fetch_options.get(source.id)
         return source if options is None else replace(source, fetch_options=options)
 
-    def _run_threads(self, groups: Sequence[tuple[SourceStatus, ...]],
-                     handle: Callable[[Fetched], None]) -> None:
+    def _run_threads(
+        self, groups: Sequence[tuple[SourceStatus, ...]], handle: Callable[[Fetched], None]
+    ) -> None:
         """Fetch on this process's threads, handling each result on the calling thread."""
         remaining = iter(groups)
         limit = self.workers * INFLIGHT_PER_THREAD
@@ -289,8 +307,15 @@ class Refresher:
             return None  # queued when the stop came: a free thread picked it up, not started
         return Fetched(group, fetch_group(self.fetcher, group))
 
-    def _after_fetch(self, source: SourceStatus, result: FetchResult | SourceError,
-                     prepared: Prepared, now: datetime, *, inline: bool) -> PollOutcome | None:
+    def _after_fetch(
+        self,
+        source: SourceStatus,
+        result: FetchResult | SourceError,
+        prepared: Prepared,
+        now: datetime,
+        *,
+        inline: bool,
+    ) -> PollOutcome | None:
         """Record one source's fetch; ``inline`` means ``prepared`` is still to be made here."""
         if isinstance(result, SourceError):
             return self._failed(source, result, now)
@@ -320,21 +345,38 @@ class Refresher:
         self._save(source, result, digest, prepared, now)
         return None
 
-    def _save(self, source: SourceStatus, fetched: FetchResult, digest: str,
-              prepared: PreparedFeed, now: datetime) -> None:
+    def _save(
+        self,
+        source: SourceStatus,
+        fetched: FetchResult,
+        digest: str,
+        prepared: PreparedFeed,
+        now: datetime,
+    ) -> None:
         """Queued and saved in batches (``_flush_saves``); its outcome comes then."""
         if not self._save_batch:
             self._save_batch_since = time.monotonic()
-        self._save_batch.append(PollSave(
-            source.id, fetched, body_hash=digest, feed_title=prepared.title,
-            feed_link=prepared.link, entries=prepared.entries,
-            next_check_at=next_check_after_success(
-                now, source.interval_seconds, url=source.url,
-                feed_ttl_minutes=prepared.ttl_minutes,
-                cache_seconds=cache_lifetime(fetched.headers, now),
-                publish_interval=prepared.publish_interval or source.publish_interval_seconds),
-            now=now, publish_interval=prepared.publish_interval,
-            feed_ttl_seconds=prepared.ttl_minutes * 60 if prepared.ttl_minutes else None))
+        self._save_batch.append(
+            PollSave(
+                source.id,
+                fetched,
+                body_hash=digest,
+                feed_title=prepared.title,
+                feed_link=prepared.link,
+                entries=prepared.entries,
+                next_check_at=next_check_after_success(
+                    now,
+                    source.interval_seconds,
+                    url=source.url,
+                    feed_ttl_minutes=prepared.ttl_minutes,
+                    cache_seconds=cache_lifetime(fetched.headers, now),
+                    publish_interval=prepared.publish_interval or source.publish_interval_seconds,
+                ),
+                now=now,
+                publish_interval=prepared.publish_interval,
+                feed_ttl_seconds=prepared.ttl_minutes * 60 if prepared.ttl_minutes else None,
+            )
+        )
         self._save_batch_entries += len(prepared.entries)
 
     def _flush_saves(self, done: Callable[[PollOutcome], None]) -> None:
@@ -342,13 +384,15 @@ class Refresher:
         self._save_batch_entries = 0
         if not batch:
             return
-        for save, outcome in zip(batch, self.store.save_polls(batch, owner=self._owner),
-                                 strict=True):
+        for save, outcome in zip(
+            batch, self.store.save_polls(batch, owner=self._owner), strict=True
+        ):
             self._log(outcome, save.fetch)
             done(outcome)
 
-    def _unchanged(self, source: SourceStatus, fetched: FetchResult, now: datetime,
-                   result: PollResult) -> None:
+    def _unchanged(
+        self, source: SourceStatus, fetched: FetchResult, now: datetime, result: PollResult
+    ) -> None:
         """Queued and saved in batches: one transaction per source was most of a 304 poll."""
         self._unchanged_batch.append((source, fetched, now, result))
 
@@ -356,37 +400,55 @@ class Refresher:
         batch, self._unchanged_batch = self._unchanged_batch, []
         if not batch:
             return
-        self.store.save_not_modified_many([
-            (source.id, fetched, self._next_check_unchanged(source, fetched, now), now)
-            for source, fetched, now, _result in batch], owner=self._owner)
+        self.store.save_not_modified_many(
+            [
+                (source.id, fetched, self._next_check_unchanged(source, fetched, now), now)
+                for source, fetched, now, _result in batch
+            ],
+            owner=self._owner,
+        )
         for source, fetched, _now, result in batch:
             outcome = PollOutcome(source.id, result, status=fetched.status)
             self._log(outcome, fetched)
             done(outcome)
 
     @staticmethod
-    def _next_check_unchanged(source: SourceStatus, fetched: FetchResult | None,
-                              now: datetime) -> datetime:
+    def _next_check_unchanged(
+        source: SourceStatus, fetched: FetchResult | None, now: datetime
+    ) -> datetime:
         """The feed's stored pace (ttl, rhythm) still holds: the body it came from did not
         change."""
         return next_check_after_success(
-            now, source.interval_seconds, url=source.url,
-            feed_ttl_minutes=(source.feed_ttl_seconds // 60
-                              if source.feed_ttl_seconds else None),
+            now,
+            source.interval_seconds,
+            url=source.url,
+            feed_ttl_minutes=(source.feed_ttl_seconds // 60 if source.feed_ttl_seconds else None),
             cache_seconds=cache_lifetime(fetched.headers, now) if fetched else None,
-            publish_interval=source.publish_interval_seconds)
+            publish_interval=source.publish_interval_seconds,
+        )
 
-    def _failed(self, source: SourceStatus, exc: SourceError, now: datetime, *,
-                cause: Exception | None = None,
-                fetched: FetchResult | None = None) -> PollOutcome:
+    def _failed(
+        self,
+        source: SourceStatus,
+        exc: SourceError,
+        now: datetime,
+        *,
+        cause: Exception | None = None,
+        fetched: FetchResult | None = None,
+    ) -> PollOutcome:
         retry_after = exc.retry_after if isinstance(exc, FetchError) else None
         if exc.kind == "host_backoff" and retry_after is not None:
-            self.store.save_deferred(source.id, next_check_at=retry_after, reason=str(exc),
-                                     owner=self._owner)
+            self.store.save_deferred(
+                source.id, next_check_at=retry_after, reason=str(exc), owner=self._owner
+            )
             return PollOutcome(source.id, PollResult.DEFERRED, error=str(exc), error_kind=exc.kind)
         status = exc.status if isinstance(exc, FetchError) else None
-        if (self._owner is not None and status in HOST_HOLD_STATUSES
-                and retry_after is not None and retry_after > now):
+        if (
+            self._owner is not None
+            and status in HOST_HOLD_STATUSES
+            and retry_after is not None
+            and retry_after > now
+        ):
             # The server asked every client of the host to wait: other workers too.
             assert isinstance(exc, FetchError)
             self.store.hold_host(host_of(exc.url or source.url), retry_after, str(exc))
@@ -397,35 +459,57 @@ class Refresher:
             # The server answered as it should: no back-off, so content is seen soon.
             next_check_at = self._next_check_unchanged(source, fetched, now)
         else:
-            next_check_at = next_check_after_error(now, source.interval_seconds,
-                                                   source.error_count + 1, url=source.url,
-                                                   retry_after=retry_after)
+            next_check_at = next_check_after_error(
+                now,
+                source.interval_seconds,
+                source.error_count + 1,
+                url=source.url,
+                retry_after=retry_after,
+            )
         if fetched is not None:
             status = fetched.status
         self.store.save_error(
-            source.id, message=message, kind=exc.kind, status=status,
-            next_check_at=next_check_at, now=now, gone=exc.kind == "gone", owner=self._owner,
+            source.id,
+            message=message,
+            kind=exc.kind,
+            status=status,
+            next_check_at=next_check_at,
+            now=now,
+            gone=exc.kind == "gone",
+            owner=self._owner,
         )
         # One line per outcome; a bug's traceback rides on it.
-        log.log(logging.ERROR if cause is not None else logging.WARNING,
-                "source=%s action=poll outcome=error kind=%s status=%s error=%r",
-                source.id, exc.kind, status, message, exc_info=cause)
-        return PollOutcome(source.id, PollResult.ERROR, status=status, error=message,
-                           error_kind=exc.kind)
+        log.log(
+            logging.ERROR if cause is not None else logging.WARNING,
+            "source=%s action=poll outcome=error kind=%s status=%s error=%r",
+            source.id,
+            exc.kind,
+            status,
+            message,
+            exc_info=cause,
+        )
+        return PollOutcome(
+            source.id, PollResult.ERROR, status=status, error=message, error_kind=exc.kind
+        )
 
-    def _internal_error(self, source: SourceStatus, exc: Exception, now: datetime
-                        ) -> PollOutcome:
+    def _internal_error(self, source: SourceStatus, exc: Exception, now: datetime) -> PollOutcome:
         return self._failed(
-            source, SourceError(f"internal error: {type(exc).__name__}: {exc}", kind="internal"),
-            now, cause=exc)
+            source,
+            SourceError(f"internal error: {type(exc).__name__}: {exc}", kind="internal"),
+            now,
+            cause=exc,
+        )
 
     def _rediscover(self, source: SourceStatus, now: datetime) -> str:
         """After repeated 404s, look for the feed on the site's home page and switch to it."""
         home = source.site_url or _origin(source.url)
         try:
-            page = self.fetcher.fetch(home, accept_html=True,
-                                      allow_private=not source.public_only,
-                                      options=source.fetch_options)
+            page = self.fetcher.fetch(
+                home,
+                accept_html=True,
+                allow_private=not source.public_only,
+                options=source.fetch_options,
+            )
         except SourceError as exc:
             return f"; autodiscovery on {home} failed: {exc}"
         if page.content is None:
@@ -434,15 +518,25 @@ class Refresher:
         if not found:
             return f"; autodiscovery on {home} found no feed link"
         self.store.set_url(source.id, found[0], now=now, owner=self._owner)
-        log.info("source=%s action=autodiscover outcome=moved from=%s to=%s",
-                 source.id, source.url, found[0])
+        log.info(
+            "source=%s action=autodiscover outcome=moved from=%s to=%s",
+            source.id,
+            source.url,
+            found[0],
+        )
         return f"; autodiscovery on {home} found {found[0]}, which will be polled next"
 
     @staticmethod
     def _log(outcome: PollOutcome, fetched: FetchResult) -> None:
-        log.info("source=%s action=poll outcome=%s status=%s new=%d updated=%d ms=%d",
-                 outcome.source_id, outcome.result, fetched.status, outcome.new_entries,
-                 outcome.updated_entries, round(fetched.elapsed * 1000))
+        log.info(
+            "source=%s action=poll outcome=%s status=%s new=%d updated=%d ms=%d",
+            outcome.source_id,
+            outcome.result,
+            fetched.status,
+            outcome.new_entries,
+            outcome.updated_entries,
+            round(fetched.elapsed * 1000),
+        )
 
 
 class _Stopped(Exception):
@@ -476,9 +570,16 @@ def _as_group(sources: tuple[SourceStatus, ...]) -> tuple[SourceStatus, ...]:
     ttl = max((s.feed_ttl_seconds or 0 for s in sources), default=0) or None
     rhythm = max((s.publish_interval_seconds or 0.0 for s in sources), default=0.0) or None
     errors = max(s.error_count for s in sources)
-    return tuple(replace(s, interval_seconds=interval, feed_ttl_seconds=ttl,
-                         publish_interval_seconds=rhythm, error_count=errors)
-                 for s in sources)
+    return tuple(
+        replace(
+            s,
+            interval_seconds=interval,
+            feed_ttl_seconds=ttl,
+            publish_interval_seconds=rhythm,
+            error_count=errors,
+        )
+        for s in sources
+    )
 
 
 def _group_by_url(sources: Sequence[SourceStatus]) -> Iterator[tuple[SourceStatus, ...]]:

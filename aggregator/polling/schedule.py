@@ -104,7 +104,7 @@ def next_check_after_error(
     A server's Retry-After is honoured when it asks for longer than the back-off.
     """
     doublings = min(max(error_count - 1, 0), MAX_BACKOFF_DOUBLINGS)
-    seconds = float(min(interval_seconds * (2 ** doublings), MAX_BACKOFF_SECONDS))
+    seconds = float(min(interval_seconds * (2**doublings), MAX_BACKOFF_SECONDS))
     seconds = max(seconds, interval_seconds)
     when = now + timedelta(seconds=seconds + _jitter(url, now, seconds))
     if retry_after is not None and retry_after > when:

@@ -100,16 +100,23 @@ def fetch_group(fetcher: Fetcher, group: Group) -> FetchResult | SourceError:
     # Validators only help when every source sharing the URL holds the same ones.
     same = all((s.etag, s.last_modified) == (first.etag, first.last_modified) for s in group)
     try:
-        return fetcher.fetch(first.url, etag=first.etag if same else None,
-                             last_modified=first.last_modified if same else None,
-                             allow_private=not any(s.public_only for s in group),
-                             options=first.fetch_options)
+        return fetcher.fetch(
+            first.url,
+            etag=first.etag if same else None,
+            last_modified=first.last_modified if same else None,
+            allow_private=not any(s.public_only for s in group),
+            options=first.fetch_options,
+        )
     except SourceError as exc:
         return exc
 
 
-def prepare_for(source: SourceStatus, result: FetchResult, categories: Mapping[str, CategoryConfig],
-                now: datetime) -> PreparedFeed:
+def prepare_for(
+    source: SourceStatus,
+    result: FetchResult,
+    categories: Mapping[str, CategoryConfig],
+    now: datetime,
+) -> PreparedFeed:
     """Parse, normalize and classify ``result``'s body as ``source``; raises ``ParseError``."""
     # Imported here: a service whose polls all run in worker processes (``Refresher``) never
     # parses, and need not hold the parser's modules (the fork server loads them for the
@@ -117,13 +124,21 @@ def prepare_for(source: SourceStatus, result: FetchResult, categories: Mapping[s
     from aggregator.polling.pipeline import prepare_feed  # noqa: PLC0415
 
     assert result.content is not None
-    return prepare_feed(result.content, url=result.url, headers=dict(result.headers),
-                        source_language=source.language, source_categories=source.categories,
-                        categories=categories, now=now, source_id=source.id)
+    return prepare_feed(
+        result.content,
+        url=result.url,
+        headers=dict(result.headers),
+        source_language=source.language,
+        source_categories=source.categories,
+        categories=categories,
+        now=now,
+        source_id=source.id,
+    )
 
 
-def fetch_and_prepare(fetcher: Fetcher, group: Group,
-                      categories: Mapping[str, CategoryConfig]) -> Fetched:
+def fetch_and_prepare(
+    fetcher: Fetcher, group: Group, categories: Mapping[str, CategoryConfig]
+) -> Fetched:
     result = fetch_group(fetcher, group)
     if isinstance(result, SourceError) or result.content is None:
         return Fetched(group, result, (None,) * len(group))
@@ -138,13 +153,19 @@ def fetch_and_prepare(fetcher: Fetcher, group: Group,
         except SourceError as exc:
             prepared.append(exc)
         except Exception as exc:  # a bug must cost one source, not the worker
-            prepared.append(SourceError(f"internal error: {type(exc).__name__}: {exc}",
-                                        kind="internal"))
+            prepared.append(
+                SourceError(f"internal error: {type(exc).__name__}: {exc}", kind="internal")
+            )
     return Fetched(group, result, tuple(prepared))
 
 
-def _serve(factory: FetcherFactory, categories: Mapping[str, CategoryConfig], threads: int,
-           jobs: Connection, results: Connection) -> None:
+def _serve(
+    factory: FetcherFactory,
+    categories: Mapping[str, CategoryConfig],
+    threads: int,
+    jobs: Connection,
+    results: Connection,
+) -> None:
     """A worker process: fetch and prepare each job on a thread, send the result back."""
     # The parent decides when workers stop (it closes the job pipe); a Ctrl-C or a SIGTERM
     # sent to the whole process group must not cut fetches short behind its back.
@@ -157,8 +178,12 @@ def _serve(factory: FetcherFactory, categories: Mapping[str, CategoryConfig], th
         try:
             fetched = fetch_and_prepare(fetcher, group, categories)
         except BaseException as exc:  # the parent waits for every job: always answer
-            fetched = Fetched(group, SourceError(
-                f"internal error in poll worker: {type(exc).__name__}: {exc}", kind="internal"))
+            fetched = Fetched(
+                group,
+                SourceError(
+                    f"internal error in poll worker: {type(exc).__name__}: {exc}", kind="internal"
+                ),
+            )
         # A send that fails means the parent is gone: nobody is left to tell.
         with send_lock, contextlib.suppress(BrokenPipeError, EOFError, OSError):
             results.send((job_id, fetched))
@@ -188,8 +213,14 @@ class _Worker:
 class PollWorkers:
     """``count`` worker processes, started on first use and kept for later polls."""
 
-    def __init__(self, count: int, factory: FetcherFactory,
-                 categories: Mapping[str, CategoryConfig], *, threads: int) -> None:
+    def __init__(
+        self,
+        count: int,
+        factory: FetcherFactory,
+        categories: Mapping[str, CategoryConfig],
+        *,
+        threads: int,
+    ) -> None:
         if count < 1:
             raise ValueError(f"count must be at least 1, not {count}")
         self.count = count
@@ -210,8 +241,11 @@ class PollWorkers:
         jobs_out, jobs_in = self._context.Pipe(duplex=False)
         results_out, results_in = self._context.Pipe(duplex=False)
         process = self._context.Process(
-            target=_serve, name="aggregator-poll-worker", daemon=True,
-            args=(self.factory, self.categories, self.threads, jobs_out, results_in))
+            target=_serve,
+            name="aggregator-poll-worker",
+            daemon=True,
+            args=(self.factory, self.categories, self.threads, jobs_out, results_in),
+        )
         process.start()
         # The child holds its own ends now; closing ours lets EOF reach the other side.
         jobs_out.close()
@@ -222,8 +256,10 @@ class PollWorkers:
         """The worker at ``index``, started afresh if it never ran or died while idle."""
         worker = self._workers[index]
         if worker is not None and not worker.process.is_alive():
-            log.warning("action=poll-worker outcome=replaced exitcode=%s: it died between polls",
-                        worker.process.exitcode)
+            log.warning(
+                "action=poll-worker outcome=replaced exitcode=%s: it died between polls",
+                worker.process.exitcode,
+            )
             worker.jobs.close()
             worker.results.close()
             worker = None
@@ -272,8 +308,11 @@ class PollWorkers:
 
     def _give_up(self, workers: list[_Worker], handle: Callable[[Fetched], None]) -> list[Group]:
         """Finish what live workers hold, stop them all, and hand back the rest."""
-        log.error("action=poll-worker outcome=giving-up deaths=%d: the rest of this poll is "
-                  "fetched in the main process", self._deaths)
+        log.error(
+            "action=poll-worker outcome=giving-up deaths=%d: the rest of this poll is "
+            "fetched in the main process",
+            self._deaths,
+        )
         while any(w.inflight and w.process.is_alive() for w in workers):
             busy = [w for w in workers if w.inflight and w.process.is_alive()]
             wait([w.results for w in busy] + [w.process.sentinel for w in busy])
@@ -307,8 +346,9 @@ class PollWorkers:
                 worker.answered += 1
                 handle(fetched)
 
-    def _replace(self, workers: list[_Worker], dead: _Worker,
-                 handle: Callable[[Fetched], None]) -> None:
+    def _replace(
+        self, workers: list[_Worker], dead: _Worker, handle: Callable[[Fetched], None]
+    ) -> None:
         """Start a new worker in place of a dead one.
 
         A worker that died before answering anything most likely never started (it could not
@@ -318,16 +358,27 @@ class PollWorkers:
         """
         code = dead.process.exitcode
         self._deaths += 1
-        log.error("action=poll-worker outcome=died exitcode=%s answered=%d inflight=%d", code,
-                  dead.answered, len(dead.inflight))
+        log.error(
+            "action=poll-worker outcome=died exitcode=%s answered=%d inflight=%d",
+            code,
+            dead.answered,
+            len(dead.inflight),
+        )
         lost, dead.inflight = list(dead.inflight.values()), {}
         if dead.answered == 0:
             dead.backlog.extendleft(reversed(lost))
         else:
             for group in lost:
-                handle(Fetched(group, SourceError(
-                    f"internal error: the poll worker process fetching {group[0].url} exited "
-                    f"(exit code {code})", kind="internal")))
+                handle(
+                    Fetched(
+                        group,
+                        SourceError(
+                            f"internal error: the poll worker process fetching "
+                            f"{group[0].url} exited (exit code {code})",
+                            kind="internal",
+                        ),
+                    )
+                )
         index = workers.index(dead)
         replacement = self._start()
         replacement.backlog = dead.backlog
@@ -354,5 +405,8 @@ class PollWorkers:
 
     def pids(self) -> list[int]:
         """Process ids of the running workers (for tests and diagnostics)."""
-        return [w.process.pid for w in self._workers
-                if w is not None and w.process.pid is not None and w.process.is_alive()]
+        return [
+            w.process.pid
+            for w in self._workers
+            if w is not None and w.process.pid is not None and w.process.is_alive()
+        ]

@@ -83,9 +83,13 @@ class ArchiveLog:
         self._lock = threading.Lock()
         self._categories: dict[str, _Category] = {}
 
-    def observe(self, category_id: str, stories: Sequence[StoryView],
-                shown: Sequence[StoryView],
-                withdrawn: Callable[[Sequence[str]], Collection[str]] | None = None) -> int:
+    def observe(
+        self,
+        category_id: str,
+        stories: Sequence[StoryView],
+        shown: Sequence[StoryView],
+        withdrawn: Callable[[Sequence[str]], Collection[str]] | None = None,
+    ) -> int:
         """Record ``stories`` (the newest of the category, any order) and freeze every page
         that is complete; ``shown`` are the stories the live feed shows. Returns the number of
         frozen pages. ``withdrawn`` tells, of the open page's stories missing from
@@ -99,13 +103,15 @@ class ArchiveLog:
             placed = state.frozen | {s.uid for s in state.tail if s.uid not in gone}
             # Tail stories keep their latest content until their page freezes.
             tail = [fresh.get(s.uid, s) for s in state.tail if s.uid not in gone]
-            new = sorted((fresh[s.uid] for s in stories if s.uid not in placed),
-                         key=lambda s: (s.first_seen, s.story_id, s.uid))
+            new = sorted(
+                (fresh[s.uid] for s in stories if s.uid not in placed),
+                key=lambda s: (s.first_seen, s.story_id, s.uid),
+            )
             tail += new
             frozen_now: list[tuple[StoryView, ...]] = []
             while len(tail) >= self.page_size:
-                frozen_now.append(tuple(tail[:self.page_size]))
-                tail = tail[self.page_size:]
+                frozen_now.append(tuple(tail[: self.page_size]))
+                tail = tail[self.page_size :]
             visible = {s.uid for s in shown}
             if tail and any(s.uid not in visible for s in tail):
                 frozen_now.append(tuple(tail))
@@ -188,22 +194,35 @@ class ArchiveLog:
             state.memory_pages[number] = stories
         else:
             folder = self._dir(category_id)
-            _write_new(folder / _PAGES / f"{number}.json",
-                       {"version": SNAPSHOT_VERSION, "category": category_id, "page": number,
-                        "stories": [_story_data(s) for s in stories]})
+            _write_new(
+                folder / _PAGES / f"{number}.json",
+                {
+                    "version": SNAPSHOT_VERSION,
+                    "category": category_id,
+                    "page": number,
+                    "stories": [_story_data(s) for s in stories],
+                },
+            )
             with (folder / _FROZEN).open("a", encoding="utf-8") as handle:
                 handle.write("".join(f"{s.uid}\n" for s in stories))
         state.frozen.update(s.uid for s in stories)
         state.pages = number + 1
-        log.info("action=archive outcome=frozen category=%s page=%d stories=%d",
-                 category_id, number, len(stories))
+        log.info(
+            "action=archive outcome=frozen category=%s page=%d stories=%d",
+            category_id,
+            number,
+            len(stories),
+        )
 
     def _save(self, category_id: str, state: _Category) -> None:
         if self.directory is None:
             return
         path = self._dir(category_id) / _STATE
-        data = {"version": SNAPSHOT_VERSION, "pages": state.pages,
-                "tail": [_story_data(s) for s in state.tail]}
+        data = {
+            "version": SNAPSHOT_VERSION,
+            "pages": state.pages,
+            "tail": [_story_data(s) for s in state.tail],
+        }
         temporary = path.with_name(path.name + ".tmp")
         temporary.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
         os.replace(temporary, path)
@@ -226,7 +245,8 @@ def _bare(story: StoryView) -> StoryView:
     if all(e.membership is None for e in story.entries):
         return story
     return dataclasses.replace(
-        story, entries=tuple(dataclasses.replace(e, membership=None) for e in story.entries))
+        story, entries=tuple(dataclasses.replace(e, membership=None) for e in story.entries)
+    )
 
 
 def _story_data(story: StoryView) -> dict[str, Any]:
@@ -253,8 +273,7 @@ def _entry_data(entry: EntryView) -> dict[str, Any]:
         "author": entry.author,
         "in_category": entry.in_category,
         # Only when there are media: the snapshots of media-less entries stay as they were.
-        **(media_json(entry.enclosures, entry.image)
-           if entry.enclosures or entry.image else {}),
+        **(media_json(entry.enclosures, entry.image) if entry.enclosures or entry.image else {}),
         # Only when there is one, so pages frozen before full text keep their bytes.
         **({"full_html": entry.full_html} if entry.full_html else {}),
     }

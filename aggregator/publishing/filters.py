@@ -49,13 +49,15 @@ class FeedFilter:
             "lang": self.lang,
             "q": " ".join(f'"{t}"' if " " in t else t for t in self.terms) or None,
             "min_sources": str(self.min_sources) if self.min_sources is not None else None,
-            "since": (self.since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-                      if self.since is not None else None),
+            "since": (
+                self.since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                if self.since is not None
+                else None
+            ),
             "limit": str(self.limit) if self.limit is not None else None,
         }
         # ":" is left as is (it is allowed in a query), so times read as times.
-        return urlencode([(k, values[k]) for k in FILTER_PARAMS if values[k] is not None],
-                         safe=":")
+        return urlencode([(k, values[k]) for k in FILTER_PARAMS if values[k] is not None], safe=":")
 
     def describe(self) -> str:
         """The filter in words, for the feed's title."""
@@ -75,8 +77,7 @@ def _number(param: str, value: str, highest: int) -> int:
     return int(value)
 
 
-def parse_filter(params: Sequence[tuple[str, str]], *, name_lang: str | None = None
-                 ) -> FeedFilter:
+def parse_filter(params: Sequence[tuple[str, str]], *, name_lang: str | None = None) -> FeedFilter:
     """The filter a request's query parameters ask for; ``name_lang`` is the language of the
     feed name (``news.fr.atom``), which then must not be given again as ``lang``."""
     seen: dict[str, str] = {}
@@ -105,14 +106,21 @@ def parse_filter(params: Sequence[tuple[str, str]], *, name_lang: str | None = N
         try:
             since = datetime.fromisoformat(seen["since"])
         except ValueError as exc:
-            raise FilterError("since", "must be an ISO 8601 time such as "
-                                       f"2026-05-01T00:00:00Z, not {seen['since']!r}") from exc
+            raise FilterError(
+                "since",
+                f"must be an ISO 8601 time such as 2026-05-01T00:00:00Z, not {seen['since']!r}",
+            ) from exc
         if since.tzinfo is None or since.utcoffset() is None:
             raise FilterError("since", "give a time zone, such as 2026-05-01T00:00:00Z")
         since = since.astimezone(UTC).replace(microsecond=0)
     return FeedFilter(
-        lang=lang or name_lang, terms=terms,
-        min_sources=(_number("min_sources", seen["min_sources"], MAX_MIN_SOURCES)
-                     if "min_sources" in seen else None),
+        lang=lang or name_lang,
+        terms=terms,
+        min_sources=(
+            _number("min_sources", seen["min_sources"], MAX_MIN_SOURCES)
+            if "min_sources" in seen
+            else None
+        ),
         since=since,
-        limit=_number("limit", seen["limit"], MAX_FILTER_LIMIT) if "limit" in seen else None)
+        limit=_number("limit", seen["limit"], MAX_FILTER_LIMIT) if "limit" in seen else None,
+    )

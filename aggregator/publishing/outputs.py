@@ -208,14 +208,25 @@ class Outputs:
     """Builds documents from the store for the current catalog, and keeps them until the
     category changes."""
 
-    def __init__(self, *, store: Store, catalog: Catalog, base_url: str, tag_authority: str,
-                 feed_size: int, archive_dir: Path | None = None, hub_url: str | None = None,
-                 max_age: int = DEFAULT_MAX_AGE_SECONDS, recheck_seconds: float = 0.0,
-                 on_change: Callable[[list[str]], None] | None = None,
-                 variant_fallback: bool = False,
-                 site_title: str = DEFAULT_SITE_TITLE, site_description: str = "",
-                 clock: Callable[[], float] = time.monotonic,
-                 metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        catalog: Catalog,
+        base_url: str,
+        tag_authority: str,
+        feed_size: int,
+        archive_dir: Path | None = None,
+        hub_url: str | None = None,
+        max_age: int = DEFAULT_MAX_AGE_SECONDS,
+        recheck_seconds: float = 0.0,
+        on_change: Callable[[list[str]], None] | None = None,
+        variant_fallback: bool = False,
+        site_title: str = DEFAULT_SITE_TITLE,
+        site_description: str = "",
+        clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.store = store
         self.metrics = metrics
         self.catalog = catalog
@@ -268,25 +279,30 @@ class Outputs:
         state = self._fresh(category)
         return self._view(category, state.stories[: self.feed_size], lang)
 
-    def _view(self, category: CategoryConfig, stories: Sequence[StoryView],
-              lang: str | None) -> OutputFeed:
+    def _view(
+        self, category: CategoryConfig, stories: Sequence[StoryView], lang: str | None
+    ) -> OutputFeed:
         languages = (lang, *category.languages) if lang else category.languages
         shown = [for_output(story, languages, self.catalog.priorities) for story in stories]
-        fallback = (self.variant_fallback if category.variants is None
-                    else category.variants == "fallback")
+        fallback = (
+            self.variant_fallback if category.variants is None else category.variants == "fallback"
+        )
         if lang and not fallback:
-            shown = [s for s in shown
-                     if primary_language(s.representative.language) == lang]
+            shown = [s for s in shown if primary_language(s.representative.language) == lang]
         title = category.title_in(lang)
         if lang and title == category.title:
             # No title in that language: the suffix keeps the variant apart in readers' lists.
             title = f"{category.title} ({lang})"
         return OutputFeed(
-            category_id=category.id, title=title,
+            category_id=category.id,
+            title=title,
             description=category.description_in(lang) or category.title_in(lang),
             language=lang or (category.languages[0] if category.languages else None),
-            base_url=self.base_url, tag_authority=self.tag_authority, stories=tuple(shown),
-            fallback_updated=EMPTY_FEED_UPDATED, languages=category.languages,
+            base_url=self.base_url,
+            tag_authority=self.tag_authority,
+            stories=tuple(shown),
+            fallback_updated=EMPTY_FEED_UPDATED,
+            languages=category.languages,
             site_title=self.site_title,
         )
 
@@ -315,8 +331,12 @@ class Outputs:
         limit = wanted.limit or self.feed_size
         # A language keeps only the stories with a version in it: read more to fill the feed.
         stories = self.store.category_stories(
-            category.id, limit * SCAN_FACTOR if wanted.lang else limit, terms=wanted.terms,
-            min_sources=wanted.min_sources, published_since=wanted.since)
+            category.id,
+            limit * SCAN_FACTOR if wanted.lang else limit,
+            terms=wanted.terms,
+            min_sources=wanted.min_sources,
+            published_since=wanted.since,
+        )
         now = self._clock()
         if cached is not None and cached.stories == stories:
             cached.checked = now
@@ -324,11 +344,15 @@ class Outputs:
         self._rendered("feed")
         output = self._view(category, stories, wanted.lang)
         described = wanted.describe()
-        output = replace(output, stories=output.stories[:limit],
-                         title=f"{output.title}: {described}" if described else output.title)
+        output = replace(
+            output,
+            stories=output.stories[:limit],
+            title=f"{output.title}: {described}" if described else output.title,
+        )
         body = _RENDERERS[name.fmt](output, lang=wanted.lang, links=FeedLinks(query=query))
-        document = Document(body, MEDIA_TYPES[name.fmt], output.updated,
-                            live_cache_control(self.max_age))
+        document = Document(
+            body, MEDIA_TYPES[name.fmt], output.updated, live_cache_control(self.max_age)
+        )
         with self._lock:
             self._filtered[key] = _Filtered(stories, now, document)
             while len(self._filtered) > FILTERED_CACHE_SIZE:
@@ -475,14 +499,16 @@ class Outputs:
             return []
         try:
             pages = self.archives.observe(
-                category.id, stories, stories[: self.feed_size],
-                withdrawn=lambda uids: self.store.withdrawn_uids(category.id, uids))
+                category.id,
+                stories,
+                stories[: self.feed_size],
+                withdrawn=lambda uids: self.store.withdrawn_uids(category.id, uids),
+            )
         except OSError as exc:
             # A full or broken disk: keep serving the last good bytes and say so in /readyz;
             # the next check tries the write again.
             self.write_error = f"archive write failed for {category.id!r}: {exc}"
-            log.error("action=archive outcome=error category=%s error=%r", category.id,
-                      str(exc))
+            log.error("action=archive outcome=error category=%s error=%r", category.id, str(exc))
             if previous is None:
                 raise
             previous.checked = now
@@ -500,8 +526,7 @@ class Outputs:
                 if old is not None and old.etag != document.etag:
                     changed.append(feed_url(self.base_url, category.id, fmt, lang))
         for lang in (None, *category.languages):
-            state.documents[page_path(category.id, lang)] = self._render_page(category, state,
-                                                                              lang)
+            state.documents[page_path(category.id, lang)] = self._render_page(category, state, lang)
         self._states[category.id] = state
         self._site.clear()
         if changed and not self._first_to_see(category.id, state):
@@ -513,9 +538,11 @@ class Outputs:
         category's outputs become what ``state`` holds: only that one reports the change
         (one WebSub ping per change, not one per worker). Rendering is deterministic, so every
         worker computes the same digest for the same stories."""
-        digest = hashlib.sha256(" ".join(
-            f"{path}={document.digest}" for path, document in sorted(state.documents.items())
-        ).encode()).hexdigest()
+        digest = hashlib.sha256(
+            " ".join(
+                f"{path}={document.digest}" for path, document in sorted(state.documents.items())
+            ).encode()
+        ).hexdigest()
         return self.store.claim_output_change(category_id, digest, utc_now())
 
     def _report(self, changed: list[str]) -> None:
@@ -524,29 +551,34 @@ class Outputs:
 
     # -- rendering -------------------------------------------------------------------------
 
-    def _render_feed(self, category: CategoryConfig, state: _State, fmt: str,
-                     lang: str | None) -> Document:
+    def _render_feed(
+        self, category: CategoryConfig, state: _State, fmt: str, lang: str | None
+    ) -> Document:
         self._rendered("feed")
         output = self._view(category, state.stories[: self.feed_size], lang)
         newest = state.pages - 1 if state.pages else None
         links = FeedLinks(prev_archive=newest, hub=self.hub_url)
         body = _RENDERERS[fmt](output, lang=lang, links=links)
-        return Document(body, MEDIA_TYPES[fmt], output.updated,
-                        live_cache_control(self.max_age))
+        return Document(body, MEDIA_TYPES[fmt], output.updated, live_cache_control(self.max_age))
 
-    def _render_page(self, category: CategoryConfig, state: _State,
-                     lang: str | None = None) -> Document:
+    def _render_page(
+        self, category: CategoryConfig, state: _State, lang: str | None = None
+    ) -> Document:
         self._rendered("page")
         output = self._view(category, state.stories[: self.feed_size], lang)
         links = self._category_links(category, output, state, lang)
         body = render_category_page(links, site_title=self.site_title)
-        return Document(body, MEDIA_TYPES["html"], output.updated,
-                        live_cache_control(self.max_age))
+        return Document(body, MEDIA_TYPES["html"], output.updated, live_cache_control(self.max_age))
 
-    def _category_links(self, category: CategoryConfig, output: OutputFeed,
-                        state: _State, lang: str | None = None) -> CategoryLinks:
-        return CategoryLinks(feed=output, languages=category.languages,
-                             newest_archive=state.pages - 1 if state.pages else None, lang=lang)
+    def _category_links(
+        self, category: CategoryConfig, output: OutputFeed, state: _State, lang: str | None = None
+    ) -> CategoryLinks:
+        return CategoryLinks(
+            feed=output,
+            languages=category.languages,
+            newest_archive=state.pages - 1 if state.pages else None,
+            lang=lang,
+        )
 
     def _archive_document(self, name: ArchiveName) -> Document | None:
         path = archive_path(name.category, name.page, name.fmt, name.lang)
@@ -569,11 +601,9 @@ class Outputs:
         # Newest first, like the live feed.
         ordered = sorted(stories, key=lambda s: (s.first_seen, s.story_id), reverse=True)
         output = self._view(category, ordered, name.lang)
-        links = FeedLinks(archive=name.page,
-                          prev_archive=name.page - 1 if name.page > 0 else None)
+        links = FeedLinks(archive=name.page, prev_archive=name.page - 1 if name.page > 0 else None)
         body = _RENDERERS[name.fmt](output, lang=name.lang, links=links)
-        document = Document(body, MEDIA_TYPES[name.fmt], output.updated,
-                            IMMUTABLE_CACHE_CONTROL)
+        document = Document(body, MEDIA_TYPES[name.fmt], output.updated, IMMUTABLE_CACHE_CONTROL)
         with self._lock:
             self._archive_documents[path] = document
             while len(self._archive_documents) > ARCHIVE_CACHE_SIZE:
@@ -590,17 +620,23 @@ class Outputs:
             views = [(c, self._view(c, s.stories[: self.feed_size], None), s) for c, s in states]
             updated = max((v.updated for _, v, _ in views), default=EMPTY_FEED_UPDATED)
             if path == OPML_PATH:
-                body = render_opml([v for _, v, _ in views], base_url=self.base_url,
-                                   title=self.site_title)
-                document = Document(body, MEDIA_TYPES["opml"], updated,
-                                    live_cache_control(self.max_age))
+                body = render_opml(
+                    [v for _, v, _ in views], base_url=self.base_url, title=self.site_title
+                )
+                document = Document(
+                    body, MEDIA_TYPES["opml"], updated, live_cache_control(self.max_age)
+                )
             else:
                 links = [self._category_links(c, v, s) for c, v, s in views]
-                body = render_index_page(links, base_url=self.base_url,
-                                         site_title=self.site_title,
-                                         site_description=self.site_description)
-                document = Document(body, MEDIA_TYPES["html"], updated,
-                                    live_cache_control(self.max_age))
+                body = render_index_page(
+                    links,
+                    base_url=self.base_url,
+                    site_title=self.site_title,
+                    site_description=self.site_description,
+                )
+                document = Document(
+                    body, MEDIA_TYPES["html"], updated, live_cache_control(self.max_age)
+                )
             self._site[path] = document
             return document
 

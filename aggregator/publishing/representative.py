@@ -17,15 +17,19 @@ from aggregator.polling.normalize import primary_language
 from aggregator.types import EntryView, StoryView
 
 
-def choose_representative(entries: Sequence[EntryView], languages: Sequence[str],
-                          priorities: Mapping[str, int] | None = None) -> EntryView:
+def choose_representative(
+    entries: Sequence[EntryView],
+    languages: Sequence[str],
+    priorities: Mapping[str, int] | None = None,
+) -> EntryView:
     """``priorities`` maps source ids to their priority (missing ones count 0)."""
     if not entries:
         raise ValueError("a story without entries has no representative")
     eligible = [e for e in entries if e.in_category] or list(entries)
     weights = priorities or {}
-    ranked = sorted(eligible, key=lambda e: (-weights.get(e.source_id, 0), e.published_at,
-                                             e.entry_id))
+    ranked = sorted(
+        eligible, key=lambda e: (-weights.get(e.source_id, 0), e.published_at, e.entry_id)
+    )
     for wanted in languages:
         wanted_primary = primary_language(wanted)
         for entry in ranked:
@@ -34,13 +38,15 @@ def choose_representative(entries: Sequence[EntryView], languages: Sequence[str]
     return ranked[0]
 
 
-def for_output(story: StoryView, languages: Sequence[str],
-               priorities: Mapping[str, int] | None = None) -> StoryView:
+def for_output(
+    story: StoryView, languages: Sequence[str], priorities: Mapping[str, int] | None = None
+) -> StoryView:
     """The story with its representative first, the other entries after in time order, and
     its ``updated_at`` the newest member's own update time (``news_updated``)."""
     chosen = choose_representative(story.entries, languages, priorities)
-    rest = sorted((e for e in story.entries if e is not chosen),
-                  key=lambda e: (e.published_at, e.entry_id))
+    rest = sorted(
+        (e for e in story.entries if e is not chosen), key=lambda e: (e.published_at, e.entry_id)
+    )
     return dataclasses.replace(story, entries=(chosen, *rest), updated_at=news_updated(story))
 
 

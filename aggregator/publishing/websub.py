@@ -25,8 +25,7 @@ PUBLISH_MODE: Final = "publish"
 class HubNotifier:
     """Pings one hub for changed feed URLs, in order, each URL once per batch."""
 
-    def __init__(self, hub_url: str, *, user_agent: str,
-                 timeout: float = TIMEOUT_SECONDS) -> None:
+    def __init__(self, hub_url: str, *, user_agent: str, timeout: float = TIMEOUT_SECONDS) -> None:
         self.hub_url = hub_url
         self.timeout = timeout
         self._session = requests.Session()
@@ -57,8 +56,7 @@ class HubNotifier:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued ping was sent or failed; False if ``timeout`` ran out."""
         with self._changed:
-            return self._changed.wait_for(lambda: not self._pending and not self._busy,
-                                          timeout)
+            return self._changed.wait_for(lambda: not self._pending and not self._busy, timeout)
 
     def close(self, timeout: float | None = TIMEOUT_SECONDS) -> None:
         """Send what is queued (up to ``timeout``), then stop the thread."""
@@ -88,25 +86,39 @@ class HubNotifier:
     def _ping(self, url: str) -> None:
         try:
             response = self._session.post(
-                self.hub_url, data={"hub.mode": PUBLISH_MODE, "hub.url": url},
-                timeout=self.timeout, allow_redirects=False)
+                self.hub_url,
+                data={"hub.mode": PUBLISH_MODE, "hub.url": url},
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
         except requests.RequestException as exc:
             self.failed += 1
-            log.warning("action=websub_ping outcome=error hub=%s url=%s error=%s",
-                        self.hub_url, url, exc)
+            log.warning(
+                "action=websub_ping outcome=error hub=%s url=%s error=%s", self.hub_url, url, exc
+            )
             return
         if 200 <= response.status_code < 300:
             self.sent += 1
-            log.info("action=websub_ping outcome=ok hub=%s url=%s status=%d",
-                     self.hub_url, url, response.status_code)
+            log.info(
+                "action=websub_ping outcome=ok hub=%s url=%s status=%d",
+                self.hub_url,
+                url,
+                response.status_code,
+            )
         else:
             self.failed += 1
-            log.warning("action=websub_ping outcome=refused hub=%s url=%s status=%d body=%r",
-                        self.hub_url, url, response.status_code, response.text[:200])
+            log.warning(
+                "action=websub_ping outcome=refused hub=%s url=%s status=%d body=%r",
+                self.hub_url,
+                url,
+                response.status_code,
+                response.text[:200],
+            )
 
 
-def ping_hub(hub_url: str, urls: Iterable[str], *, user_agent: str,
-             timeout: float = TIMEOUT_SECONDS) -> int:
+def ping_hub(
+    hub_url: str, urls: Iterable[str], *, user_agent: str, timeout: float = TIMEOUT_SECONDS
+) -> int:
     """Ping once for each of ``urls`` and wait; returns how many the hub accepted."""
     notifier = HubNotifier(hub_url, user_agent=user_agent, timeout=timeout)
     notifier.notify(urls)

@@ -41,13 +41,22 @@ class PruneSummary:
     def describe(self) -> str:
         verb = "would prune" if self.dry_run else "pruned"
         forgot = "would forget" if self.dry_run else "forgot"
-        return (f"{verb} {self.entries} entries and {self.stories} stories "
-                f"({self.corrections} editors' corrections closed); {forgot} "
-                f"{self.tombstones} tombstones")
+        return (
+            f"{verb} {self.entries} entries and {self.stories} stories "
+            f"({self.corrections} editors' corrections closed); {forgot} "
+            f"{self.tombstones} tombstones"
+        )
 
 
-def prune(store: Store, *, days: int, now: datetime, dry_run: bool = False,
-          batch: int = PRUNE_BATCH, stop: Callable[[], bool] | None = None) -> PruneSummary:
+def prune(
+    store: Store,
+    *,
+    days: int,
+    now: datetime,
+    dry_run: bool = False,
+    batch: int = PRUNE_BATCH,
+    stop: Callable[[], bool] | None = None,
+) -> PruneSummary:
     """Apply the retention of ``days`` (0: nothing to do) as of ``now``; ``stop`` is asked
     between batches (a shutdown need not wait for a big first prune)."""
     if days <= 0:
@@ -56,9 +65,13 @@ def prune(store: Store, *, days: int, now: datetime, dry_run: bool = False,
     forget_before = now - timedelta(days=tombstone_days(days))
     if dry_run:
         preview = store.prune_preview(cutoff, forget_before)
-        return PruneSummary(entries=preview.entries, stories=preview.stories,
-                            corrections=preview.overrides, tombstones=preview.tombstones,
-                            dry_run=True)
+        return PruneSummary(
+            entries=preview.entries,
+            stories=preview.stories,
+            corrections=preview.overrides,
+            tombstones=preview.tombstones,
+            dry_run=True,
+        )
     summary = PruneSummary()
 
     def more() -> bool:
@@ -84,7 +97,14 @@ def prune(store: Store, *, days: int, now: datetime, dry_run: bool = False,
         if forgotten < batch:
             break
     summary.holds = store.expire_host_holds(now)
-    log.info("action=prune outcome=done days=%d entries=%d stories=%d corrections=%d "
-             "tombstones_forgotten=%d batches=%d", days, summary.entries, summary.stories,
-             summary.corrections, summary.tombstones, summary.batches)
+    log.info(
+        "action=prune outcome=done days=%d entries=%d stories=%d corrections=%d "
+        "tombstones_forgotten=%d batches=%d",
+        days,
+        summary.entries,
+        summary.stories,
+        summary.corrections,
+        summary.tombstones,
+        summary.batches,
+    )
     return summary

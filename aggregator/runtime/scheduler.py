@@ -63,9 +63,12 @@ class Backoff:
     """After a failed tick (the database unreachable, say), the next ones wait 1, 2, 4… s, up
     to ``most``, before trying again; a tick that works starts afresh."""
 
-    def __init__(self, first: float = BACKOFF_FIRST_SECONDS,
-                 most: float = BACKOFF_MAX_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        first: float = BACKOFF_FIRST_SECONDS,
+        most: float = BACKOFF_MAX_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.first = first
         self.most = most
         self.clock = clock
@@ -90,8 +93,9 @@ def _round_started(due: int) -> None:
     log.info("action=tick outcome=start sources=%d", due)
 
 
-def tick(refresher: Refresher, metrics: Metrics | None = None,
-         backoff: Backoff | None = None) -> PollSummary | None:
+def tick(
+    refresher: Refresher, metrics: Metrics | None = None, backoff: Backoff | None = None
+) -> PollSummary | None:
     """One pass over due sources; errors are logged so the next tick still runs.
 
     ``metrics`` gets the heartbeat ``/readyz`` reads: when the tick started, while it runs.
@@ -117,14 +121,19 @@ def tick(refresher: Refresher, metrics: Metrics | None = None,
         if backoff is None:
             log.error("action=tick outcome=error error=%r", str(exc))
         else:
-            log.error("action=tick outcome=error retry_in=%.0fs error=%r", backoff.failed(),
-                      str(exc))
+            log.error(
+                "action=tick outcome=error retry_in=%.0fs error=%r", backoff.failed(), str(exc)
+            )
         return None
     if backoff is not None:
         backoff.succeeded()
-    log.info("action=tick outcome=done sources=%d new=%d updated=%d errors=%d",
-             len(summary.outcomes), summary.new_entries, summary.updated_entries,
-             summary.errors)
+    log.info(
+        "action=tick outcome=done sources=%d new=%d updated=%d errors=%d",
+        len(summary.outcomes),
+        summary.new_entries,
+        summary.updated_entries,
+        summary.errors,
+    )
     return summary
 
 
@@ -154,8 +163,7 @@ def full_text(stage: FullTextStage) -> FullTextSummary | None:
         return None
 
 
-def prune(store: Store, days: int, stop: Callable[[], bool] | None = None
-          ) -> PruneSummary | None:
+def prune(store: Store, days: int, stop: Callable[[], bool] | None = None) -> PruneSummary | None:
     """The daily retention job; errors are logged so the next day's run still happens."""
     try:
         return retention.prune(store, days=days, now=utc_now(), stop=stop)
@@ -164,12 +172,16 @@ def prune(store: Store, days: int, stop: Callable[[], bool] | None = None
         return None
 
 
-def build_scheduler(current: Callable[[], Refresher], tick_seconds: int,
-                    stage: ClusteringStage | None = None,
-                    metrics: Metrics | None = None, *,
-                    retention_days: int = 0,
-                    tick_job: Callable[[], object] | None = None,
-                    full_text_stage: FullTextStage | None = None) -> BackgroundScheduler:
+def build_scheduler(
+    current: Callable[[], Refresher],
+    tick_seconds: int,
+    stage: ClusteringStage | None = None,
+    metrics: Metrics | None = None,
+    *,
+    retention_days: int = 0,
+    tick_job: Callable[[], object] | None = None,
+    full_text_stage: FullTextStage | None = None,
+) -> BackgroundScheduler:
     """The jobs, each asking ``current()`` for the refresher when it runs (a live reload may
     replace it); ``tick_job`` replaces the plain ``tick`` (the service takes up a reloaded
     catalog there, between two polls)."""
@@ -179,30 +191,59 @@ def build_scheduler(current: Callable[[], Refresher], tick_seconds: int,
     scheduler = BackgroundScheduler(timezone=UTC)
     backoff = Backoff()
     scheduler.add_job(
-        tick_job or (lambda: tick(current(), metrics, backoff)), "interval",
-        seconds=tick_seconds, id=TICK_JOB_ID, max_instances=1, coalesce=True,
-        next_run_time=utc_now(), misfire_grace_time=tick_seconds,
+        tick_job or (lambda: tick(current(), metrics, backoff)),
+        "interval",
+        seconds=tick_seconds,
+        id=TICK_JOB_ID,
+        max_instances=1,
+        coalesce=True,
+        next_run_time=utc_now(),
+        misfire_grace_time=tick_seconds,
     )
-    scheduler.add_job(heap.give_back, "interval", seconds=HEAP_SECONDS, id=HEAP_JOB_ID,
-                      max_instances=1, coalesce=True, misfire_grace_time=HEAP_SECONDS)
+    scheduler.add_job(
+        heap.give_back,
+        "interval",
+        seconds=HEAP_SECONDS,
+        id=HEAP_JOB_ID,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=HEAP_SECONDS,
+    )
     if retention_days > 0:
         scheduler.add_job(
-            prune, "interval", args=[current().store, retention_days,
-                                     lambda: current().stopping],
-            seconds=PRUNE_SECONDS, id=PRUNE_JOB_ID, max_instances=1,
-            coalesce=True, misfire_grace_time=PRUNE_SECONDS,
-            next_run_time=utc_now() + timedelta(seconds=PRUNE_FIRST_DELAY_SECONDS))
+            prune,
+            "interval",
+            args=[current().store, retention_days, lambda: current().stopping],
+            seconds=PRUNE_SECONDS,
+            id=PRUNE_JOB_ID,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=PRUNE_SECONDS,
+            next_run_time=utc_now() + timedelta(seconds=PRUNE_FIRST_DELAY_SECONDS),
+        )
     if full_text_stage is not None:
         every = min(tick_seconds, FULL_TEXT_SECONDS)
         scheduler.add_job(
-            full_text, "interval", args=[full_text_stage], seconds=every,
-            id=FULL_TEXT_JOB_ID, max_instances=1, coalesce=True, next_run_time=utc_now(),
-            misfire_grace_time=every)
+            full_text,
+            "interval",
+            args=[full_text_stage],
+            seconds=every,
+            id=FULL_TEXT_JOB_ID,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=utc_now(),
+            misfire_grace_time=every,
+        )
     if stage is not None:
         every = min(tick_seconds, CLUSTER_SECONDS)
         scheduler.add_job(
-            lambda: cluster(stage, current()), "interval", seconds=every, id=CLUSTER_JOB_ID,
-            max_instances=1, coalesce=True, next_run_time=utc_now(),
+            lambda: cluster(stage, current()),
+            "interval",
+            seconds=every,
+            id=CLUSTER_JOB_ID,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=utc_now(),
             misfire_grace_time=every,
         )
     return scheduler

@@ -49,35 +49,53 @@ def make_fetcher(settings: Settings, now: Callable[[], datetime] | None = None) 
     return fetcher_from_settings(settings, now or utc_now)
 
 
-def make_outputs(settings: Settings, store: Store, catalog: Catalog,
-                 metrics: Metrics | None = None) -> Outputs:
+def make_outputs(
+    settings: Settings, store: Store, catalog: Catalog, metrics: Metrics | None = None
+) -> Outputs:
     from aggregator.publishing.archives import archive_dir_for  # noqa: PLC0415
     from aggregator.publishing.outputs import Outputs  # noqa: PLC0415
     from aggregator.publishing.websub import HubNotifier  # noqa: PLC0415
 
-    notifier = (HubNotifier(settings.websub_hub, user_agent=settings.user_agent)
-                if settings.websub_hub else None)
-    return Outputs(store=store, catalog=catalog, base_url=settings.public_url,
-                   tag_authority=settings.item_authority, feed_size=settings.feed_size,
-                   archive_dir=archive_dir_for(settings.archive_dir, settings.database_url),
-                   hub_url=settings.websub_hub or None,
-                   max_age=settings.feed_max_age,
-                   recheck_seconds=settings.feed_recheck_seconds,
-                   variant_fallback=settings.language_variants == "fallback",
-                   site_title=settings.site_title, site_description=settings.site_description,
-                   on_change=notifier.notify if notifier is not None else None,
-                   metrics=metrics)
+    notifier = (
+        HubNotifier(settings.websub_hub, user_agent=settings.user_agent)
+        if settings.websub_hub
+        else None
+    )
+    return Outputs(
+        store=store,
+        catalog=catalog,
+        base_url=settings.public_url,
+        tag_authority=settings.item_authority,
+        feed_size=settings.feed_size,
+        archive_dir=archive_dir_for(settings.archive_dir, settings.database_url),
+        hub_url=settings.websub_hub or None,
+        max_age=settings.feed_max_age,
+        recheck_seconds=settings.feed_recheck_seconds,
+        variant_fallback=settings.language_variants == "fallback",
+        site_title=settings.site_title,
+        site_description=settings.site_description,
+        on_change=notifier.notify if notifier is not None else None,
+        metrics=metrics,
+    )
 
 
-def make_stage(settings: Settings, store: Store, models: Models | None = None,
-               metrics: Metrics | None = None, catalog: Catalog | None = None
-               ) -> ClusteringStage:
+def make_stage(
+    settings: Settings,
+    store: Store,
+    models: Models | None = None,
+    metrics: Metrics | None = None,
+    catalog: Catalog | None = None,
+) -> ClusteringStage:
     """The clustering stage as the settings ask; its model loads on first use, not here.
     ``catalog`` gives it the categories whose topic match it runs."""
-    return ClusteringStage(store, semantic=settings.clustering == "semantic",
-                           max_age=settings.clustering_max_age,
-                           models=models or Models(engine=settings.embed_engine),
-                           metrics=metrics, catalog=catalog)
+    return ClusteringStage(
+        store,
+        semantic=settings.clustering == "semantic",
+        max_age=settings.clustering_max_age,
+        models=models or Models(engine=settings.embed_engine),
+        metrics=metrics,
+        catalog=catalog,
+    )
 
 
 def make_lease(settings: Settings) -> Lease:
@@ -87,7 +105,8 @@ def make_lease(settings: Settings) -> Lease:
         raise ConfigError(
             f"AGGREGATOR_LEASE_SECONDS ({settings.lease_seconds:g}) must be longer than "
             f"AGGREGATOR_FETCH_DEADLINE ({settings.fetch_deadline:g})",
-            key="AGGREGATOR_LEASE_SECONDS")
+            key="AGGREGATOR_LEASE_SECONDS",
+        )
     return Lease(make_owner(settings.worker_name), settings.lease_seconds)
 
 
@@ -112,29 +131,29 @@ def listen(host: str, port: int) -> socket.socket:
             reason = "needs privileges this user does not have; choose a port above 1023"
         else:
             reason = f"cannot be listened on: {exc.strerror or exc}"
-        raise ConfigError(f"port {port} on {host} {reason}",
-                          key="AGGREGATOR_PORT") from None
+        raise ConfigError(f"port {port} on {host} {reason}", key="AGGREGATOR_PORT") from None
     return sock
 
 
 class Service:
     """The pieces of a running aggregator over one store and one catalog."""
 
-    def __init__(self, settings: Settings, store: Store, catalog: Catalog, *,
-                 models: Models | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, catalog: Catalog, *, models: Models | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.catalog = catalog
         # One registry per service: what its refresher, stage, outputs and scheduler did.
-        self.metrics = Metrics(store=store,
-                               categories=lambda: [c.id for c in self.catalog.categories])
+        self.metrics = Metrics(
+            store=store, categories=lambda: [c.id for c in self.catalog.categories]
+        )
         self.fetcher = make_fetcher(settings)
         # Workers sharing PostgreSQL claim their sources under this lease (``claiming``).
         self.lease = make_lease(settings) if store.supports_leases else None
         self._tick_backoff = Backoff()
         self.refresher = self._make_refresher(catalog)
-        self.clustering = make_stage(settings, store, models, metrics=self.metrics,
-                                     catalog=catalog)
+        self.clustering = make_stage(settings, store, models, metrics=self.metrics, catalog=catalog)
         # Article pages share the feeds' fetcher, hence their per-host gate.
         self.full_text = FullTextStage(store, self.fetcher, catalog)
         store.sync_sources(catalog, utc_now())
@@ -144,16 +163,25 @@ class Service:
         self._catalog_lock = threading.Lock()
         self._pending: Catalog | None = None
         self._serving = False
-        self.reloader = (ConfigReloader(catalog.directory, self.apply_catalog,
-                                        interval=settings.config_reload_seconds)
-                         if catalog.directory is not None else None)
+        self.reloader = (
+            ConfigReloader(
+                catalog.directory, self.apply_catalog, interval=settings.config_reload_seconds
+            )
+            if catalog.directory is not None
+            else None
+        )
 
     def _make_refresher(self, catalog: Catalog) -> Refresher:
-        return Refresher(store=self.store, fetcher=self.fetcher, catalog=catalog,
-                         workers=self.settings.fetch_workers,
-                         processes=self.settings.poll_processes,
-                         fetcher_factory=partial(fetcher_from_settings, self.settings),
-                         metrics=self.metrics, lease=self.lease)
+        return Refresher(
+            store=self.store,
+            fetcher=self.fetcher,
+            catalog=catalog,
+            workers=self.settings.fetch_workers,
+            processes=self.settings.poll_processes,
+            fetcher_factory=partial(fetcher_from_settings, self.settings),
+            metrics=self.metrics,
+            lease=self.lease,
+        )
 
     def apply_catalog(self, catalog: Catalog) -> None:
         """Use ``catalog`` from now on: the store's sources at once (a paused source stops
@@ -198,24 +226,31 @@ class Service:
         old, self.refresher = self.refresher, self._make_refresher(catalog)
         old.close()
 
-    def poll(self, sources: Sequence[SourceStatus] | None = None, *,
-             on_outcome: Callable[[PollOutcome], None] | None = None) -> PollSummary:
+    def poll(
+        self,
+        sources: Sequence[SourceStatus] | None = None,
+        *,
+        on_outcome: Callable[[PollOutcome], None] | None = None,
+    ) -> PollSummary:
         """Poll ``sources``, or every active source when none are given."""
         if sources is None:
             return self.poll_due(everything=True, on_outcome=on_outcome)
         return self.refresher.poll(sources, on_outcome=on_outcome)
 
-    def poll_due(self, *, everything: bool = False,
-                 on_outcome: Callable[[PollOutcome], None] | None = None,
-                 progress: Callable[[int], Callable[[PollOutcome], None] | None] | None = None,
-                 ) -> PollSummary:
+    def poll_due(
+        self,
+        *,
+        everything: bool = False,
+        on_outcome: Callable[[PollOutcome], None] | None = None,
+        progress: Callable[[int], Callable[[PollOutcome], None] | None] | None = None,
+    ) -> PollSummary:
         """One pass over the due sources (``everything``: every active one), through the
         refresher of the moment (``polling.due.poll_due``)."""
-        return poll_due(self.refresher, everything=everything, on_outcome=on_outcome,
-                        progress=progress)
+        return poll_due(
+            self.refresher, everything=everything, on_outcome=on_outcome, progress=progress
+        )
 
-    def cluster(self, *, on_progress: Callable[[int, int], None] | None = None
-                ) -> StageSummary:
+    def cluster(self, *, on_progress: Callable[[int, int], None] | None = None) -> StageSummary:
         """Cluster every pending entry (after a poll; ``run`` does it on its own schedule)."""
         return self.clustering.run(on_progress=on_progress)
 
@@ -238,24 +273,36 @@ class Service:
         heap.fix_mmap_threshold()
         # Ticks go through the service, which swaps in a reloaded catalog between two polls;
         # every job asks for the refresher of the moment.
-        scheduler = build_scheduler(lambda: self.refresher, self.settings.tick_seconds,
-                                    stage=self.clustering, metrics=self.metrics,
-                                    retention_days=self.settings.retention_days,
-                                    tick_job=self._tick, full_text_stage=self.full_text)
-        self.outputs = outputs = make_outputs(self.settings, self.store, self.catalog,
-                                              metrics=self.metrics)
-        readiness = Readiness(self.store, metrics=self.metrics,
-                              tick_seconds=self.settings.tick_seconds,
-                              max_lag_seconds=self.settings.ready_max_lag_seconds,
-                              write_error=lambda: outputs.write_error)
-        app = create_app(store=self.store,
-                         outputs=self.outputs,
-                         metrics=self.metrics, readiness=readiness,
-                         admin_token=self.settings.admin_token,
-                         config_dir=self.settings.config_dir,
-                         on_config_change=self.reload_now,
-                         allow_private_addresses=self.settings.allow_private_addresses,
-                         max_body_bytes=self.settings.max_body_bytes)
+        scheduler = build_scheduler(
+            lambda: self.refresher,
+            self.settings.tick_seconds,
+            stage=self.clustering,
+            metrics=self.metrics,
+            retention_days=self.settings.retention_days,
+            tick_job=self._tick,
+            full_text_stage=self.full_text,
+        )
+        self.outputs = outputs = make_outputs(
+            self.settings, self.store, self.catalog, metrics=self.metrics
+        )
+        readiness = Readiness(
+            self.store,
+            metrics=self.metrics,
+            tick_seconds=self.settings.tick_seconds,
+            max_lag_seconds=self.settings.ready_max_lag_seconds,
+            write_error=lambda: outputs.write_error,
+        )
+        app = create_app(
+            store=self.store,
+            outputs=self.outputs,
+            metrics=self.metrics,
+            readiness=readiness,
+            admin_token=self.settings.admin_token,
+            config_dir=self.settings.config_dir,
+            on_config_change=self.reload_now,
+            allow_private_addresses=self.settings.allow_private_addresses,
+            max_body_bytes=self.settings.max_body_bytes,
+        )
         server = uvicorn.Server(server_config(app, self.settings))
         webhooks = make_dispatcher(self.settings, self.store)
         server_exit = server.handle_exit

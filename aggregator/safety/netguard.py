@@ -21,11 +21,13 @@ Resolver = Callable[[str, int], Sequence[str]]
 
 # Cloud instance metadata endpoints; most fall in ranges refused anyway, but naming them makes
 # the error say what was at stake.
-METADATA_ADDRESSES = frozenset({
-    ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack …
-    ipaddress.ip_address("fd00:ec2::254"),  # AWS over IPv6
-    ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
-})
+METADATA_ADDRESSES = frozenset(
+    {
+        ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack …
+        ipaddress.ip_address("fd00:ec2::254"),  # AWS over IPv6
+        ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
+    }
+)
 # RFC 6598 shared address space (carrier-grade NAT): not global, yet not "private" to Python.
 SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 # RFC 6052 NAT64 prefix: the last 32 bits are an IPv4 address the gateway will reach.
@@ -112,4 +114,5 @@ class NetGuard:
             raise FetchError(
                 f"refused to connect to {shown}: {address} is {reason}, and this source may "
                 "only reach public addresses (AGGREGATOR_ALLOW_PRIVATE_ADDRESSES allows others)",
-                kind="blocked_address")
+                kind="blocked_address",
+            )

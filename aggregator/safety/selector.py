@@ -15,8 +15,7 @@ def selector_xpath(selector: str) -> str:
     try:
         return str(GenericTranslator().css_to_xpath(selector))
     except SelectorError as exc:
-        raise ValueError(f"{selector!r} is not a CSS selector this service can use: {exc}"
-                         ) from exc
+        raise ValueError(f"{selector!r} is not a CSS selector this service can use: {exc}") from exc
 
 
 def selector_problem(selector: str) -> str | None:

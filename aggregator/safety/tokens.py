@@ -41,8 +41,9 @@ def _unb64(text: str) -> bytes:
 
 
 def _scrypt(token: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(token.encode("utf-8"), salt=salt, n=n, r=r, p=p,
-                          maxmem=256 * 1024 * 1024, dklen=32)
+    return hashlib.scrypt(
+        token.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=256 * 1024 * 1024, dklen=32
+    )
 
 
 def hash_token(token: str) -> str:

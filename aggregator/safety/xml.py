@@ -18,8 +18,7 @@ _MAX_NESTING = 20
 
 _ROOT = re.compile(rb"<[A-Za-z_]")
 _DECLARATION = re.compile(rb"<!ENTITY\b[^>]*>", re.IGNORECASE)
-_INTERNAL = re.compile(
-    rb"""<!ENTITY\s+([^\s%"']+)\s+(?:"([^"]*)"|'([^']*)')\s*>""", re.IGNORECASE)
+_INTERNAL = re.compile(rb"""<!ENTITY\s+([^\s%"']+)\s+(?:"([^"]*)"|'([^']*)')\s*>""", re.IGNORECASE)
 _WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
 
 
@@ -34,8 +33,10 @@ def defuse_entities(content: bytes) -> bytes:
     declarations = list(_DECLARATION.finditer(prolog))
     if not declarations:
         return content
-    internal = {m.group(1): m.group(2) if m.group(2) is not None else m.group(3)
-                for m in _INTERNAL.finditer(prolog)}
+    internal = {
+        m.group(1): m.group(2) if m.group(2) is not None else m.group(3)
+        for m in _INTERNAL.finditer(prolog)
+    }
     # External and parameter entities are never fetched by us; drop them whatever the budget.
     risky = len(internal) != len(declarations)
     if not risky:
@@ -54,8 +55,9 @@ def defuse_entities(content: bytes) -> bytes:
     return _DECLARATION.sub(b"", prolog) + content[end:]
 
 
-def _expanded_size(name: bytes, values: dict[bytes, bytes], memo: dict[bytes, int],
-                   depth: int) -> int:
+def _expanded_size(
+    name: bytes, values: dict[bytes, bytes], memo: dict[bytes, int], depth: int
+) -> int:
     if name in memo:
         return memo[name]
     if depth > _MAX_NESTING:
@@ -85,5 +87,7 @@ def _refuse_wide_declarations(content: bytes) -> None:
         except LookupError:  # pragma: no cover - both codecs always exist
             continue
         if "<!ENTITY" in text.upper():
-            raise ParseError("not a feed we accept: a UTF-16/32 document declaring XML "
-                             "entities (refused to avoid entity expansion attacks)")
+            raise ParseError(
+                "not a feed we accept: a UTF-16/32 document declaring XML "
+                "entities (refused to avoid entity expansion attacks)"
+            )

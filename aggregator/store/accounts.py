@@ -42,10 +42,16 @@ class EditorView:
         return self.revoked_at is None
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "role": str(self.role), "active": self.active,
-                "created_at": self.created_at.isoformat(), "created_by": self.created_by,
-                "rotated_at": _iso(self.rotated_at), "revoked_at": _iso(self.revoked_at),
-                "revoked_by": self.revoked_by}
+        return {
+            "name": self.name,
+            "role": str(self.role),
+            "active": self.active,
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+            "rotated_at": _iso(self.rotated_at),
+            "revoked_at": _iso(self.revoked_at),
+            "revoked_by": self.revoked_by,
+        }
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -74,15 +80,27 @@ class AuditView:
     detail: dict[str, Any]
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "at": self.at.isoformat(), "editor": self.editor,
-                "kind": self.kind, "action": self.action, "target": self.target,
-                "detail": self.detail}
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "editor": self.editor,
+            "kind": self.kind,
+            "action": self.action,
+            "target": self.target,
+            "detail": self.detail,
+        }
 
 
 def _view(row: RowMapping) -> EditorView:
-    return EditorView(name=row["name"], role=Role(row["role"]), created_at=row["created_at"],
-                      created_by=row["created_by"], rotated_at=row["rotated_at"],
-                      revoked_at=row["revoked_at"], revoked_by=row["revoked_by"])
+    return EditorView(
+        name=row["name"],
+        role=Role(row["role"]),
+        created_at=row["created_at"],
+        created_by=row["created_by"],
+        rotated_at=row["rotated_at"],
+        revoked_at=row["revoked_at"],
+        revoked_by=row["revoked_by"],
+    )
 
 
 def list_editors(connection: Connection) -> list[EditorView]:
@@ -91,67 +109,107 @@ def list_editors(connection: Connection) -> list[EditorView]:
 
 
 def active_count(connection: Connection) -> int:
-    return int(connection.execute(sa.select(sa.func.count()).select_from(EDITORS)
-                                  .where(EDITORS.c.revoked_at.is_(None))).scalar() or 0)
+    return int(
+        connection.execute(
+            sa.select(sa.func.count()).select_from(EDITORS).where(EDITORS.c.revoked_at.is_(None))
+        ).scalar()
+        or 0
+    )
 
 
 def by_key(connection: Connection, key: str) -> tuple[EditorView, str] | None:
     """The active account a token key names, with its stored hash; None when revoked."""
-    row = connection.execute(sa.select(EDITORS).where(EDITORS.c.token_key == key)
-                             .where(EDITORS.c.revoked_at.is_(None))).mappings().first()
+    row = (
+        connection.execute(
+            sa.select(EDITORS)
+            .where(EDITORS.c.token_key == key)
+            .where(EDITORS.c.revoked_at.is_(None))
+        )
+        .mappings()
+        .first()
+    )
     return None if row is None else (_view(row), row["token_hash"])
 
 
-def add_editor(connection: Connection, name: str, role: Role, key: str, hashed: str, *,
-               by: str, now: datetime) -> None:
+def add_editor(
+    connection: Connection, name: str, role: Role, key: str, hashed: str, *, by: str, now: datetime
+) -> None:
     """A new account; a revoked one of the same name comes back with the new token.
     Raises ValueError when an active account has the name."""
-    row = connection.execute(sa.select(EDITORS.c.revoked_at)
-                             .where(EDITORS.c.name == name)).first()
+    row = connection.execute(sa.select(EDITORS.c.revoked_at).where(EDITORS.c.name == name)).first()
     if row is not None and row.revoked_at is None:
         raise ValueError(f"an editor {name!r} already exists; rotate or revoke that one")
-    values = {"role": str(role), "token_key": key, "token_hash": hashed, "created_at": now,
-              "created_by": by, "rotated_at": None, "revoked_at": None, "revoked_by": None}
+    values = {
+        "role": str(role),
+        "token_key": key,
+        "token_hash": hashed,
+        "created_at": now,
+        "created_by": by,
+        "rotated_at": None,
+        "revoked_at": None,
+        "revoked_by": None,
+    }
     if row is None:
         connection.execute(EDITORS.insert().values(name=name, **values))
     else:
         connection.execute(EDITORS.update().where(EDITORS.c.name == name).values(**values))
 
 
-def rotate_editor(connection: Connection, name: str, key: str, hashed: str, *,
-                  now: datetime) -> None:
-    done = connection.execute(EDITORS.update().where(EDITORS.c.name == name)
-                              .where(EDITORS.c.revoked_at.is_(None))
-                              .values(token_key=key, token_hash=hashed, rotated_at=now))
+def rotate_editor(
+    connection: Connection, name: str, key: str, hashed: str, *, now: datetime
+) -> None:
+    done = connection.execute(
+        EDITORS.update()
+        .where(EDITORS.c.name == name)
+        .where(EDITORS.c.revoked_at.is_(None))
+        .values(token_key=key, token_hash=hashed, rotated_at=now)
+    )
     if not done.rowcount:
         raise ValueError(f"no active editor {name!r}")
 
 
 def revoke_editor(connection: Connection, name: str, *, by: str, now: datetime) -> None:
-    done = connection.execute(EDITORS.update().where(EDITORS.c.name == name)
-                              .where(EDITORS.c.revoked_at.is_(None))
-                              .values(revoked_at=now, revoked_by=by))
+    done = connection.execute(
+        EDITORS.update()
+        .where(EDITORS.c.name == name)
+        .where(EDITORS.c.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_by=by)
+    )
     if not done.rowcount:
         raise ValueError(f"no active editor {name!r}")
 
 
-def record(connection: Connection, note: AuditNote, now: datetime,
-           **result: object) -> None:
+def record(connection: Connection, note: AuditNote, now: datetime, **result: object) -> None:
     detail = {**note.detail, **{k: v for k, v in result.items() if v is not None}}
-    connection.execute(AUDIT.insert().values(
-        at=now, editor=note.editor, kind=str(note.kind), action=note.action,
-        target=note.target[:200], detail=detail or None))
+    connection.execute(
+        AUDIT.insert().values(
+            at=now,
+            editor=note.editor,
+            kind=str(note.kind),
+            action=note.action,
+            target=note.target[:200],
+            detail=detail or None,
+        )
+    )
 
 
-def audit_page(connection: Connection, limit: int, before: int | None = None
-               ) -> list[AuditView]:
+def audit_page(connection: Connection, limit: int, before: int | None = None) -> list[AuditView]:
     """Newest first: at most ``limit`` rows older than the row ``before``."""
     query = sa.select(AUDIT).order_by(AUDIT.c.id.desc()).limit(limit)
     if before is not None:
         query = query.where(AUDIT.c.id < before)
-    return [AuditView(id=row["id"], at=row["at"], editor=row["editor"], kind=row["kind"],
-                      action=row["action"], target=row["target"], detail=row["detail"] or {})
-            for row in connection.execute(query).mappings()]
+    return [
+        AuditView(
+            id=row["id"],
+            at=row["at"],
+            editor=row["editor"],
+            kind=row["kind"],
+            action=row["action"],
+            target=row["target"],
+            detail=row["detail"] or {},
+        )
+        for row in connection.execute(query).mappings()
+    ]
 
 
 def signing_secret(connection: Connection) -> str:
@@ -162,8 +220,9 @@ def signing_secret(connection: Connection) -> str:
         return str(found)
     try:
         with connection.begin_nested():
-            connection.execute(KEYS.insert().values(name=SESSION_KEY_NAME,
-                                                    secret=secrets.token_urlsafe(48)))
+            connection.execute(
+                KEYS.insert().values(name=SESSION_KEY_NAME, secret=secrets.token_urlsafe(48))
+            )
     except IntegrityError:
         pass
     return str(connection.execute(query).scalar())

@@ -30,7 +30,7 @@ def normalize_url(url: str) -> str:
     """Accept ``postgres://`` and ``postgresql://`` and pick the psycopg 3 driver for them."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

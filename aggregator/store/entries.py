@@ -49,6 +49,7 @@ IN_CHUNK = 500
 # on later polls are new since the previous poll: they keep the time first seen.
 BACKLOG_AGE = timedelta(days=7)
 
+
 @dataclass(frozen=True)
 class GrowthLimits:
     """How much one source may grow (0: no cap). ``new_per_poll`` bounds the entries one poll
@@ -77,27 +78,40 @@ def _keys(name: str) -> sa.BindParameter[Any]:
 
 # The save path's statements, built once: building and hashing a statement for every feed cost
 # more than SQLite running it. Each is run with its bound values (``sa.bindparam``).
-_ANY_ENTRY = (sa.select(ENTRIES.c.id).where(ENTRIES.c.source_id == sa.bindparam("source_id"))
-              .limit(1))
-_STORED = (sa.select(ENTRIES.c.id, ENTRIES.c.identity_key, ENTRIES.c.content_hash,
-                     ENTRIES.c.title, ENTRIES.c.url, ENTRIES.c.story_id,
-                     ENTRIES.c.published_at, ENTRIES.c.updated_at, ENTRIES.c.date_source,
-                     ENTRIES.c.enclosures, ENTRIES.c.image)
-           .where(ENTRIES.c.source_id == sa.bindparam("source_id"),
-                  ENTRIES.c.identity_key.in_(_keys("keys"))))
-_SAME_CONTENT = (sa.select(ENTRIES.c.id, ENTRIES.c.content_hash, ENTRIES.c.published_at)
-                 .where(ENTRIES.c.source_id == sa.bindparam("source_id"),
-                        ENTRIES.c.content_hash.in_(_keys("keys")))
-                 .order_by(ENTRIES.c.id))
+_ANY_ENTRY = (
+    sa.select(ENTRIES.c.id).where(ENTRIES.c.source_id == sa.bindparam("source_id")).limit(1)
+)
+_STORED = sa.select(
+    ENTRIES.c.id,
+    ENTRIES.c.identity_key,
+    ENTRIES.c.content_hash,
+    ENTRIES.c.title,
+    ENTRIES.c.url,
+    ENTRIES.c.story_id,
+    ENTRIES.c.published_at,
+    ENTRIES.c.updated_at,
+    ENTRIES.c.date_source,
+    ENTRIES.c.enclosures,
+    ENTRIES.c.image,
+).where(ENTRIES.c.source_id == sa.bindparam("source_id"), ENTRIES.c.identity_key.in_(_keys("keys")))
+_SAME_CONTENT = (
+    sa.select(ENTRIES.c.id, ENTRIES.c.content_hash, ENTRIES.c.published_at)
+    .where(
+        ENTRIES.c.source_id == sa.bindparam("source_id"), ENTRIES.c.content_hash.in_(_keys("keys"))
+    )
+    .order_by(ENTRIES.c.id)
+)
 _MATCHES = {
-    name: (sa.select(ENTRIES.c[name], ENTRIES.c.id, ENTRIES.c.story_id)
-           .where(ENTRIES.c[name].in_(_keys("keys")), ENTRIES.c.story_id.is_not(None))
-           .order_by(ENTRIES.c.id))
+    name: (
+        sa.select(ENTRIES.c[name], ENTRIES.c.id, ENTRIES.c.story_id)
+        .where(ENTRIES.c[name].in_(_keys("keys")), ENTRIES.c.story_id.is_not(None))
+        .order_by(ENTRIES.c.id)
+    )
     for name in ("url", "content_hash")
 }
-_OWN_MEMBERS = (sa.select(ENTRIES.c.story_id, *(ENTRIES.c[name] for name in FACT_COLUMNS))
-                .where(ENTRIES.c.source_id == sa.bindparam("source_id"),
-                       ENTRIES.c.story_id.in_(_keys("keys"))))
+_OWN_MEMBERS = sa.select(ENTRIES.c.story_id, *(ENTRIES.c[name] for name in FACT_COLUMNS)).where(
+    ENTRIES.c.source_id == sa.bindparam("source_id"), ENTRIES.c.story_id.in_(_keys("keys"))
+)
 _INSERT_STORIES = STORIES.insert().returning(STORIES.c.id, STORIES.c.uid)
 _INSERT_ENTRIES = ENTRIES.insert().returning(ENTRIES.c.id, ENTRIES.c.identity_key)
 _INSERT_CATEGORIES = CATEGORIES.insert()
@@ -118,7 +132,7 @@ def story_uid(source_id: str, identity_key: str) -> str:
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), IN_CHUNK):
-        yield values[start:start + IN_CHUNK]
+        yield values[start : start + IN_CHUNK]
 
 
 def _columns(entry: NormalizedEntry, now: datetime) -> dict[str, Any]:
@@ -150,9 +164,14 @@ def _media(row: Any) -> dict[str, Any]:
     return {"enclosures": list(row.enclosures or []), "image": row.image}
 
 
-def write_entries(connection: Connection, source_id: str,
-                  entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
-                  now: datetime, *, new_per_poll: int = 0) -> Written:
+def write_entries(
+    connection: Connection,
+    source_id: str,
+    entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
+    now: datetime,
+    *,
+    new_per_poll: int = 0,
+) -> Written:
     """Insert new entries (at most ``new_per_poll``, the newest; 0: all), update changed ones,
     recognise repeated content under new identities.
 
@@ -187,14 +206,20 @@ def write_entries(connection: Connection, source_id: str,
             fresh.append((key, entry, matches))
             continue
         listed.add(old.id)
-        if (old.content_hash, old.title, old.url) != (entry.content_hash, entry.title[:1000],
-                                                      entry.url):
+        if (old.content_hash, old.title, old.url) != (
+            entry.content_hash,
+            entry.title[:1000],
+            entry.url,
+        ):
             kept = entry
             if entry.date_source not in FEED_DATE_SOURCES:
                 # Still undated: the date it got when first seen stays (an edit is not news).
-                kept = replace(entry, published_at=old.published_at,
-                               updated_at=max(old.updated_at, old.published_at),
-                               date_source=old.date_source or entry.date_source)
+                kept = replace(
+                    entry,
+                    published_at=old.published_at,
+                    updated_at=max(old.updated_at, old.published_at),
+                    date_source=old.date_source or entry.date_source,
+                )
             changed.append((old, kept, matches))
         elif _media(old) != (media := _media_columns(entry)):
             media_only.append({"entry_id": old.id, **media})
@@ -208,27 +233,32 @@ def write_entries(connection: Connection, source_id: str,
         fresh = fresh[refused:]
     if moves:
         connection.execute(
-            ENTRIES.update().where(ENTRIES.c.id == sa.bindparam("entry_id"))
+            ENTRIES.update()
+            .where(ENTRIES.c.id == sa.bindparam("entry_id"))
             .values(identity_key=sa.bindparam("key"), guid=sa.bindparam("new_guid")),
-            moves)
+            moves,
+        )
     if changed:
         _update(connection, changed, now)
     if media_only:
         # New or moved media alone is no news: the row takes them without being "updated".
         connection.execute(
-            ENTRIES.update().where(ENTRIES.c.id == sa.bindparam("entry_id"))
+            ENTRIES.update()
+            .where(ENTRIES.c.id == sa.bindparam("entry_id"))
             .values(enclosures=sa.bindparam("enclosures"), image=sa.bindparam("image")),
-            media_only)
+            media_only,
+        )
     if fresh:
         _insert(connection, source_id, fresh, now)
     return Written(new=len(fresh), updated=len(changed), repeated=repeated, refused=refused)
 
 
-def _recognise(connection: Connection, source_id: str,
-               fresh: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]],
-               listed: set[int],
-               ) -> tuple[list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]],
-                          list[dict[str, Any]]]:
+def _recognise(
+    connection: Connection,
+    source_id: str,
+    fresh: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]],
+    listed: set[int],
+) -> tuple[list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]], list[dict[str, Any]]]:
     """Split entries with new identities into those to insert and the moves of stored
     identities: content this source stored under an id the feed no longer lists is the same
     item under a new id (a feed rotating its guids). Each stored entry takes at most one new
@@ -247,19 +277,31 @@ def _recognise(connection: Connection, source_id: str,
     moves: list[dict[str, Any]] = []
     for key, entry, matches in fresh:
         candidates = free.get(entry.content_hash, [])
-        pick = next((i for i, (_, published) in enumerate(candidates)
-                     if entry.guid or published == entry.published_at), None)
+        pick = next(
+            (
+                i
+                for i, (_, published) in enumerate(candidates)
+                if entry.guid or published == entry.published_at
+            ),
+            None,
+        )
         if pick is None:
             inserted.append((key, entry, matches))
             continue
         entry_id, _ = candidates.pop(pick)
-        moves.append({"entry_id": entry_id, "key": key,
-                      "new_guid": entry.guid[:2048] if entry.guid else None})
+        moves.append(
+            {
+                "entry_id": entry_id,
+                "key": key,
+                "new_guid": entry.guid[:2048] if entry.guid else None,
+            }
+        )
     return inserted, moves
 
 
-def _date_backlog(entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
-                  now: datetime) -> list[tuple[NormalizedEntry, Sequence[CategoryMatch]]]:
+def _date_backlog(
+    entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]], now: datetime
+) -> list[tuple[NormalizedEntry, Sequence[CategoryMatch]]]:
     """A first poll's undated entries dated as backlog (``BACKLOG_AGE``)."""
     dated = [e.published_at for e, _ in entries if e.date_source in FEED_DATE_SOURCES]
     anchor = min([*dated, now]) - BACKLOG_AGE
@@ -271,14 +313,17 @@ def _date_backlog(entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatc
             continue
         moment = anchor - timedelta(seconds=position)
         position += 1
-        result.append((replace(entry, published_at=moment, updated_at=moment,
-                               date_source="backlog"), matches))
+        result.append(
+            (replace(entry, published_at=moment, updated_at=moment, date_source="backlog"), matches)
+        )
     return result
 
 
-def _adopt_legacy_rows(connection: Connection,
-                       entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
-                       stored: dict[str, Any]) -> None:
+def _adopt_legacy_rows(
+    connection: Connection,
+    entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
+    stored: dict[str, Any],
+) -> None:
     """Rename rows stored under a legacy key to the current key of the first entry (in feed
     order) that claims them, unless some entry still has that key as its own."""
     current = {identity(e.identity_key) for e, _ in entries}
@@ -295,13 +340,18 @@ def _adopt_legacy_rows(connection: Connection,
         renames.append({"entry_id": row.id, "key": key})
     if renames:
         connection.execute(
-            ENTRIES.update().where(ENTRIES.c.id == sa.bindparam("entry_id"))
-            .values(identity_key=sa.bindparam("key")), renames)
+            ENTRIES.update()
+            .where(ENTRIES.c.id == sa.bindparam("entry_id"))
+            .values(identity_key=sa.bindparam("key")),
+            renames,
+        )
 
 
-def _update(connection: Connection,
-            changed: list[tuple[Any, NormalizedEntry, Sequence[CategoryMatch]]],
-            now: datetime) -> None:
+def _update(
+    connection: Connection,
+    changed: list[tuple[Any, NormalizedEntry, Sequence[CategoryMatch]]],
+    now: datetime,
+) -> None:
     connection.execute(
         ENTRIES.update().where(ENTRIES.c.id == sa.bindparam("entry_id")),
         [{"entry_id": old.id, **_columns(entry, now)} for old, entry, _ in changed],
@@ -312,12 +362,18 @@ def _update(connection: Connection,
     kept_topics: dict[int, list[CategoryMatch]] = {}
     for chunk in _chunks(ids):
         for row in connection.execute(
-                sa.select(CATEGORIES.c.entry_id, CATEGORIES.c.category_id, CATEGORIES.c.score,
-                          CATEGORIES.c.reason, CATEGORIES.c.origin)
-                .where(CATEGORIES.c.entry_id.in_(chunk))):
+            sa.select(
+                CATEGORIES.c.entry_id,
+                CATEGORIES.c.category_id,
+                CATEGORIES.c.score,
+                CATEGORIES.c.reason,
+                CATEGORIES.c.origin,
+            ).where(CATEGORIES.c.entry_id.in_(chunk))
+        ):
             if row.origin == CategoryOrigin.TOPIC:
                 kept_topics.setdefault(row.entry_id, []).append(
-                    CategoryMatch(row.category_id, row.score, row.reason, CategoryOrigin.TOPIC))
+                    CategoryMatch(row.category_id, row.score, row.reason, CategoryOrigin.TOPIC)
+                )
         connection.execute(CATEGORIES.delete().where(CATEGORIES.c.entry_id.in_(chunk)))
     rows: list[tuple[int, Sequence[CategoryMatch]]] = []
     for old, _, matches in changed:
@@ -328,11 +384,11 @@ def _update(connection: Connection,
     bumps: dict[int, datetime] = {}
     for old, entry, _ in changed:
         if old.story_id is not None:
-            bumps[old.story_id] = max(bumps.get(old.story_id, entry.updated_at),
-                                      entry.updated_at)
+            bumps[old.story_id] = max(bumps.get(old.story_id, entry.updated_at), entry.updated_at)
     if bumps:
         connection.execute(
-            STORIES.update().where(STORIES.c.id == sa.bindparam("story_id"))
+            STORIES.update()
+            .where(STORIES.c.id == sa.bindparam("story_id"))
             .values(updated_at=_greatest(connection)(STORIES.c.updated_at, _when("moment"))),
             [{"story_id": sid, "moment": moment} for sid, moment in bumps.items()],
         )
@@ -347,8 +403,9 @@ def _greatest(connection: Connection) -> Any:
     return sa.func.max if connection.dialect.name == "sqlite" else sa.func.greatest
 
 
-def _existing_matches(connection: Connection, column: str,
-                      values: set[str]) -> dict[str, tuple[int, int]]:
+def _existing_matches(
+    connection: Connection, column: str, values: set[str]
+) -> dict[str, tuple[int, int]]:
     """value → (earliest entry id, its story id) among entries that already have a story."""
     found: dict[str, tuple[int, int]] = {}
     for chunk in _chunks(sorted(values)):
@@ -365,8 +422,10 @@ def _live_stories(connection: Connection, story_ids: set[int]) -> dict[int, int]
         if not pending:
             break
         rows = connection.execute(
-            sa.select(STORIES.c.id, STORIES.c.merged_into_id)
-            .where(STORIES.c.id.in_(sorted(pending)), STORIES.c.merged_into_id.is_not(None)))
+            sa.select(STORIES.c.id, STORIES.c.merged_into_id).where(
+                STORIES.c.id.in_(sorted(pending)), STORIES.c.merged_into_id.is_not(None)
+            )
+        )
         moved = {row.id: row.merged_into_id for row in rows}
         for original, current in resolved.items():
             if current in moved:
@@ -375,17 +434,20 @@ def _live_stories(connection: Connection, story_ids: set[int]) -> dict[int, int]
     return resolved
 
 
-def _insert(connection: Connection, source_id: str,
-            fresh: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]],
-            now: datetime) -> None:
+def _insert(
+    connection: Connection,
+    source_id: str,
+    fresh: list[tuple[str, NormalizedEntry, Sequence[CategoryMatch]]],
+    now: datetime,
+) -> None:
     by_url = _existing_matches(connection, "url", {e.url for _, e, _ in fresh if e.url})
-    by_hash = _existing_matches(connection, "content_hash",
-                                {e.content_hash for _, e, _ in fresh})
+    by_hash = _existing_matches(connection, "content_hash", {e.content_hash for _, e, _ in fresh})
     live = _live_stories(connection, {sid for _, sid in (*by_url.values(), *by_hash.values())})
     # This source's entries already in those stories: one feed's distinct items never share a
     # story (issue 14), so an exact signal that would put an entry beside one is not followed.
     own: dict[int | tuple[str, int], list[ItemFacts]] = _own_members(
-        connection, source_id, set(live.values()))
+        connection, source_id, set(live.values())
+    )
 
     def fits(ref: int | tuple[str, int], facts: ItemFacts) -> bool:
         return all(same_item(facts, member) for member in own.get(ref, ()))
@@ -405,17 +467,16 @@ def _insert(connection: Connection, source_id: str,
         if entry.url and entry.url in by_url and fits(live[by_url[entry.url][1]], facts):
             stored_match, story_id = by_url[entry.url]
             ref, signal = live[story_id], "url"
-        elif (entry.content_hash in by_hash
-              and fits(live[by_hash[entry.content_hash][1]], facts)):
+        elif entry.content_hash in by_hash and fits(live[by_hash[entry.content_hash][1]], facts):
             stored_match, story_id = by_hash[entry.content_hash]
             ref, signal = live[story_id], "content_hash"
-        elif (entry.url and entry.url in first_url
-              and fits(story_ref[first_url[entry.url]], facts)):
+        elif entry.url and entry.url in first_url and fits(story_ref[first_url[entry.url]], facts):
             earlier = first_url[entry.url]
             ref, signal = story_ref[earlier], "url"
             matched_in_batch[position] = earlier
-        elif (entry.content_hash in first_hash
-              and fits(story_ref[first_hash[entry.content_hash]], facts)):
+        elif entry.content_hash in first_hash and fits(
+            story_ref[first_hash[entry.content_hash]], facts
+        ):
             earlier = first_hash[entry.content_hash]
             ref, signal = story_ref[earlier], "content_hash"
             matched_in_batch[position] = earlier
@@ -441,12 +502,18 @@ def _insert(connection: Connection, source_id: str,
         # SQLAlchemy send SQLite one INSERT per row, this way it is one per batch.
         rows = connection.execute(
             _INSERT_STORIES,
-            [{"uid": uids[p], "title": fresh[p][1].title[:1000],
-              "first_seen_at": now,
-              "published_at": min(e.published_at for e in members[p]),
-              "updated_at": max(e.updated_at for e in members[p]),
-              "entry_count": len(members[p]),
-              "merged_into_id": None} for p in founders],
+            [
+                {
+                    "uid": uids[p],
+                    "title": fresh[p][1].title[:1000],
+                    "first_seen_at": now,
+                    "published_at": min(e.published_at for e in members[p]),
+                    "updated_at": max(e.updated_at for e in members[p]),
+                    "entry_count": len(members[p]),
+                    "merged_into_id": None,
+                }
+                for p in founders
+            ],
         )
         by_uid = {row.uid: row.id for row in rows}
         founded = {p: by_uid[uids[p]] for p in founders}
@@ -455,15 +522,20 @@ def _insert(connection: Connection, source_id: str,
     for position, (key, entry, _matches) in enumerate(fresh):
         ref = story_ref[position]
         story_id = founded[ref[1]] if isinstance(ref, tuple) else ref
-        values.append({
-            "source_id": source_id, "identity_key": key, "first_seen_at": now,
-            # clustered_at stays NULL: the clustering stage picks the entry up after this.
-            "story_id": story_id, "origin_story_id": story_id,
-            "story_signal": signals[position],
-            "story_score": None if signals[position] == "new" else 1.0,
-            "story_matched_entry_id": matched[position],
-            **_columns(entry, now),
-        })
+        values.append(
+            {
+                "source_id": source_id,
+                "identity_key": key,
+                "first_seen_at": now,
+                # clustered_at stays NULL: the clustering stage picks the entry up after this.
+                "story_id": story_id,
+                "origin_story_id": story_id,
+                "story_signal": signals[position],
+                "story_score": None if signals[position] == "new" else 1.0,
+                "story_matched_entry_id": matched[position],
+                **_columns(entry, now),
+            }
+        )
     # Matched back by identity key (unique within the source), as the stories by uid.
     by_key = {row.identity_key: row.id for row in connection.execute(_INSERT_ENTRIES, values)}
     entry_ids = [by_key[v["identity_key"]] for v in values]
@@ -471,19 +543,25 @@ def _insert(connection: Connection, source_id: str,
     inside = [(entry_ids[p], entry_ids[q]) for p, q in matched_in_batch.items()]
     if inside:
         connection.execute(
-            ENTRIES.update().where(ENTRIES.c.id == sa.bindparam("entry_id"))
+            ENTRIES.update()
+            .where(ENTRIES.c.id == sa.bindparam("entry_id"))
             .values(story_matched_entry_id=sa.bindparam("matched")),
-            [{"entry_id": entry_id, "matched": matched} for entry_id, matched in inside])
+            [{"entry_id": entry_id, "matched": matched} for entry_id, matched in inside],
+        )
     _insert_categories(connection, [(entry_ids[p], fresh[p][2]) for p in range(len(fresh))])
     joined = [v for v, ref in zip(values, story_ref, strict=True) if not isinstance(ref, tuple)]
     if joined:
-        _count_members(connection, [v["story_id"] for v in joined],
-                       [(v["story_id"], v["published_at"], v["updated_at"]) for v in joined],
-                       now)
+        _count_members(
+            connection,
+            [v["story_id"] for v in joined],
+            [(v["story_id"], v["published_at"], v["updated_at"]) for v in joined],
+            now,
+        )
 
 
-def _own_members(connection: Connection, source_id: str,
-                 story_ids: set[int]) -> dict[int | tuple[str, int], list[ItemFacts]]:
+def _own_members(
+    connection: Connection, source_id: str, story_ids: set[int]
+) -> dict[int | tuple[str, int], list[ItemFacts]]:
     found: dict[int | tuple[str, int], list[ItemFacts]] = {}
     for chunk in _chunks(sorted(story_ids)):
         for row in connection.execute(_OWN_MEMBERS, {"source_id": source_id, "keys": chunk}):
@@ -491,8 +569,12 @@ def _own_members(connection: Connection, source_id: str,
     return found
 
 
-def _count_members(connection: Connection, story_ids: list[int],
-                   dates: list[tuple[int, datetime, datetime]], now: datetime) -> None:
+def _count_members(
+    connection: Connection,
+    story_ids: list[int],
+    dates: list[tuple[int, datetime, datetime]],
+    now: datetime,
+) -> None:
     counts: dict[int, int] = {}
     earliest: dict[int, datetime] = {}
     latest: dict[int, datetime] = {}
@@ -503,24 +585,44 @@ def _count_members(connection: Connection, story_ids: list[int],
     sqlite = connection.dialect.name == "sqlite"
     least = sa.func.min if sqlite else sa.func.least
     connection.execute(
-        STORIES.update().where(STORIES.c.id == sa.bindparam("story_id")).values(
+        STORIES.update()
+        .where(STORIES.c.id == sa.bindparam("story_id"))
+        .values(
             entry_count=STORIES.c.entry_count + sa.bindparam("added"),
             published_at=least(STORIES.c.published_at, _when("earliest")),
             # A stored story that gains a member is updated: readers see the new version.
             updated_at=_greatest(connection)(
-                STORIES.c.updated_at, _when("latest"),
-                sa.case((STORIES.c.entry_count > 0, _when("now")),
-                        else_=STORIES.c.updated_at)),
+                STORIES.c.updated_at,
+                _when("latest"),
+                sa.case((STORIES.c.entry_count > 0, _when("now")), else_=STORIES.c.updated_at),
+            ),
         ),
-        [{"story_id": sid, "added": counts[sid], "earliest": earliest[sid],
-          "latest": latest[sid], "now": now} for sid in sorted(counts)],
+        [
+            {
+                "story_id": sid,
+                "added": counts[sid],
+                "earliest": earliest[sid],
+                "latest": latest[sid],
+                "now": now,
+            }
+            for sid in sorted(counts)
+        ],
     )
 
 
-def _insert_categories(connection: Connection,
-                       rows: list[tuple[int, Sequence[CategoryMatch]]]) -> None:
-    values = [{"entry_id": entry_id, "category_id": m.category_id, "score": m.score,
-               "reason": m.reason[:500], "origin": m.origin.value}
-              for entry_id, matches in rows for m in matches]
+def _insert_categories(
+    connection: Connection, rows: list[tuple[int, Sequence[CategoryMatch]]]
+) -> None:
+    values = [
+        {
+            "entry_id": entry_id,
+            "category_id": m.category_id,
+            "score": m.score,
+            "reason": m.reason[:500],
+            "origin": m.origin.value,
+        }
+        for entry_id, matches in rows
+        for m in matches
+    ]
     if values:
         connection.execute(_INSERT_CATEGORIES, values)

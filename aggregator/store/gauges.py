@@ -29,17 +29,21 @@ class StoreGauges:
 
 def oldest_due(connection: Connection, now: datetime) -> datetime | None:
     moment = connection.execute(
-        sa.select(sa.func.min(SOURCES.c.next_check_at))
-        .where(SOURCES.c.state == SourceState.ACTIVE,
-               SOURCES.c.next_check_at <= sa.bindparam("now", now, type_=UTCDateTime()))
+        sa.select(sa.func.min(SOURCES.c.next_check_at)).where(
+            SOURCES.c.state == SourceState.ACTIVE,
+            SOURCES.c.next_check_at <= sa.bindparam("now", now, type_=UTCDateTime()),
+        )
     ).scalar()
     return moment
 
 
-def read_gauges(connection: Connection, now: datetime,
-                categories: Sequence[str]) -> StoreGauges:
-    by_state = {state: count for state, count in connection.execute(
-        sa.select(SOURCES.c.state, sa.func.count()).group_by(SOURCES.c.state))}
+def read_gauges(connection: Connection, now: datetime, categories: Sequence[str]) -> StoreGauges:
+    by_state = {
+        state: count
+        for state, count in connection.execute(
+            sa.select(SOURCES.c.state, sa.func.count()).group_by(SOURCES.c.state)
+        )
+    }
     newest: dict[str, datetime | None] = {}
     for category in categories:
         # Newest first down the published_at index, stopping at the first entry of the
@@ -48,6 +52,7 @@ def read_gauges(connection: Connection, now: datetime,
             sa.select(ENTRIES.c.published_at)
             .join(CATEGORIES, CATEGORIES.c.entry_id == ENTRIES.c.id)
             .where(CATEGORIES.c.category_id == category)
-            .order_by(ENTRIES.c.published_at.desc()).limit(1)
+            .order_by(ENTRIES.c.published_at.desc())
+            .limit(1)
         ).scalar()
     return StoreGauges(by_state, newest, oldest_due(connection, now))

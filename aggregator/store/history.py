@@ -56,39 +56,79 @@ class HistoryEntry:
 
 
 def _columns() -> list[sa.ColumnElement[object]]:
-    return [ENTRIES.c.id, ENTRIES.c.source_id, ENTRIES.c.title, ENTRIES.c.text, ENTRIES.c.tags,
-            ENTRIES.c.author, ENTRIES.c.url, ENTRIES.c.link, ENTRIES.c.published_at]
+    return [
+        ENTRIES.c.id,
+        ENTRIES.c.source_id,
+        ENTRIES.c.title,
+        ENTRIES.c.text,
+        ENTRIES.c.tags,
+        ENTRIES.c.author,
+        ENTRIES.c.url,
+        ENTRIES.c.link,
+        ENTRIES.c.published_at,
+    ]
 
 
 def _stored(row: Any) -> StoredEntry:
     tags = row.tags if isinstance(row.tags, list) else []
-    return StoredEntry(entry_id=int(row.id), source_id=row.source_id, title=row.title or "",
-                       text=row.text or "", tags=tuple(str(tag) for tag in tags),
-                       author=row.author, url=row.url or row.link,
-                       published_at=row.published_at)
+    return StoredEntry(
+        entry_id=int(row.id),
+        source_id=row.source_id,
+        title=row.title or "",
+        text=row.text or "",
+        tags=tuple(str(tag) for tag in tags),
+        author=row.author,
+        url=row.url or row.link,
+        published_at=row.published_at,
+    )
 
 
-def history_page(connection: Connection, category_id: str, source_ids: Sequence[str],
-                 since: datetime, after: int, limit: int = HISTORY_PAGE) -> list[HistoryEntry]:
+def history_page(
+    connection: Connection,
+    category_id: str,
+    source_ids: Sequence[str],
+    since: datetime,
+    after: int,
+    limit: int = HISTORY_PAGE,
+) -> list[HistoryEntry]:
     """Entries of ``source_ids`` published from ``since`` on with an id above ``after``, in id
     order, each with ``category_id``'s stored decision."""
     if not source_ids:
         return []
-    joined = ENTRIES.outerjoin(CATEGORIES, sa.and_(CATEGORIES.c.entry_id == ENTRIES.c.id,
-                                                   CATEGORIES.c.category_id == category_id))
+    joined = ENTRIES.outerjoin(
+        CATEGORIES,
+        sa.and_(CATEGORIES.c.entry_id == ENTRIES.c.id, CATEGORIES.c.category_id == category_id),
+    )
     rows = connection.execute(
         sa.select(*_columns(), CATEGORIES.c.score, CATEGORIES.c.reason, CATEGORIES.c.origin)
         .select_from(joined)
-        .where(ENTRIES.c.source_id.in_(sorted(set(source_ids))),
-               ENTRIES.c.published_at >= _when("since"), ENTRIES.c.id > after)
-        .order_by(ENTRIES.c.id).limit(limit), {"since": since})
-    return [HistoryEntry(_stored(row), row.score, row.reason,
-                         None if row.origin is None else CategoryOrigin(row.origin))
-            for row in rows]
+        .where(
+            ENTRIES.c.source_id.in_(sorted(set(source_ids))),
+            ENTRIES.c.published_at >= _when("since"),
+            ENTRIES.c.id > after,
+        )
+        .order_by(ENTRIES.c.id)
+        .limit(limit),
+        {"since": since},
+    )
+    return [
+        HistoryEntry(
+            _stored(row),
+            row.score,
+            row.reason,
+            None if row.origin is None else CategoryOrigin(row.origin),
+        )
+        for row in rows
+    ]
 
 
-def iter_history(engine: Engine, category_id: str, source_ids: Sequence[str],
-                 since: datetime, page: int = HISTORY_PAGE) -> Iterator[HistoryEntry]:
+def iter_history(
+    engine: Engine,
+    category_id: str,
+    source_ids: Sequence[str],
+    since: datetime,
+    page: int = HISTORY_PAGE,
+) -> Iterator[HistoryEntry]:
     """Every entry of ``history_page``, a page per short read (no transaction held open)."""
     after = 0
     while True:
@@ -107,8 +147,9 @@ def stored_entries(connection: Connection, entry_ids: Sequence[int]) -> list[Sto
     """These entries as the classifier reads them, in id order."""
     found: list[StoredEntry] = []
     for chunk in _chunks(sorted(set(entry_ids))):
-        rows = connection.execute(sa.select(*_columns()).where(ENTRIES.c.id.in_(chunk))
-                                  .order_by(ENTRIES.c.id))
+        rows = connection.execute(
+            sa.select(*_columns()).where(ENTRIES.c.id.in_(chunk)).order_by(ENTRIES.c.id)
+        )
         found.extend(_stored(row) for row in rows)
     return found
 
@@ -117,8 +158,11 @@ def accepted_categories(connection: Connection, entry_ids: Sequence[int]) -> dic
     """Entry id → the categories that took it (entries in none are left out)."""
     found: dict[int, set[str]] = {}
     for chunk in _chunks(sorted(set(entry_ids))):
-        rows = connection.execute(sa.select(CATEGORIES.c.entry_id, CATEGORIES.c.category_id)
-                                  .where(CATEGORIES.c.entry_id.in_(chunk)))
+        rows = connection.execute(
+            sa.select(CATEGORIES.c.entry_id, CATEGORIES.c.category_id).where(
+                CATEGORIES.c.entry_id.in_(chunk)
+            )
+        )
         for entry_id, category_id in rows:
             found.setdefault(int(entry_id), set()).add(category_id)
     return found
@@ -127,8 +171,16 @@ def accepted_categories(connection: Connection, entry_ids: Sequence[int]) -> dic
 def add_categories(connection: Connection, matches: Sequence[tuple[int, CategoryMatch]]) -> int:
     """Store these (entry id, match) pairs; a pair already stored (by a poll that ran in the
     meantime) keeps its decision. Returns how many were written."""
-    values = [{"entry_id": entry_id, "category_id": m.category_id, "score": m.score,
-               "reason": m.reason[:500], "origin": m.origin.value} for entry_id, m in matches]
+    values = [
+        {
+            "entry_id": entry_id,
+            "category_id": m.category_id,
+            "score": m.score,
+            "reason": m.reason[:500],
+            "origin": m.origin.value,
+        }
+        for entry_id, m in matches
+    ]
     if not values:
         return 0
     dialect = connection.dialect.name

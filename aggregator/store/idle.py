@@ -40,8 +40,9 @@ def sqlite_file(url: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def nothing_to_do(url: str, *, head: str, digest: str, now: datetime,
-                  mark: str = SOURCES_MARK) -> bool:
+def nothing_to_do(
+    url: str, *, head: str, digest: str, now: datetime, mark: str = SOURCES_MARK
+) -> bool:
     """True when the database at ``url`` is a SQLite file in WAL mode at schema ``head``,
     its ``catalog_marks`` row ``mark`` holds ``digest`` (the sources were synced with that
     catalog), no active source is due at ``now``, no entry waits for clustering and no file

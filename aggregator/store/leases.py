@@ -69,10 +69,15 @@ def reap_dead(connection: Connection, *, owner: str, now: datetime) -> int:
     out when a worker beside it can tell. Other machines' leases wait for their end."""
     machine, _, _ = owner.partition(":")
     owners = connection.execute(
-        sa.select(SOURCES.c.lease_owner).distinct()
-        .where(SOURCES.c.leased_until > _when("now"),
-               SOURCES.c.lease_owner.startswith(f"{machine}:", autoescape=True),
-               SOURCES.c.lease_owner != owner), {"now": now}).scalars()
+        sa.select(SOURCES.c.lease_owner)
+        .distinct()
+        .where(
+            SOURCES.c.leased_until > _when("now"),
+            SOURCES.c.lease_owner.startswith(f"{machine}:", autoescape=True),
+            SOURCES.c.lease_owner != owner,
+        ),
+        {"now": now},
+    ).scalars()
     released = 0
     for other in owners:
         pid = other.split(":")[1] if other.count(":") >= 2 else ""
@@ -109,25 +114,43 @@ def _when(name: str) -> sa.BindParameter[datetime]:
     return sa.bindparam(name, type_=UTCDateTime())
 
 
-def claim(connection: Connection, *, owner: str, now: datetime, until: datetime, limit: int,
-          per_host: int, checked_before: datetime | None = None) -> Claimed:
+def claim(
+    connection: Connection,
+    *,
+    owner: str,
+    now: datetime,
+    until: datetime,
+    limit: int,
+    per_host: int,
+    checked_before: datetime | None = None,
+) -> Claimed:
     """Lease up to ``limit`` due sources to ``owner`` until ``until``; at most ``per_host`` of
     one host, and none of a host another live owner holds. With ``checked_before`` every active
     source not checked since then counts as due (``poll --all``). Caller commits."""
     connection.execute(sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
     reaped = reap_dead(connection, owner=owner, now=now)
-    busy = {host_of(url) for url in connection.execute(
-        sa.select(SOURCES.c.url).distinct()
-        .where(SOURCES.c.leased_until > _when("now"), SOURCES.c.lease_owner != owner),
-        {"now": now}).scalars()}
-    held = set(connection.execute(
-        sa.select(HOLDS.c.host).where(HOLDS.c.not_before > _when("now")),
-        {"now": now}).scalars())
+    busy = {
+        host_of(url)
+        for url in connection.execute(
+            sa.select(SOURCES.c.url)
+            .distinct()
+            .where(SOURCES.c.leased_until > _when("now"), SOURCES.c.lease_owner != owner),
+            {"now": now},
+        ).scalars()
+    }
+    held = set(
+        connection.execute(
+            sa.select(HOLDS.c.host).where(HOLDS.c.not_before > _when("now")), {"now": now}
+        ).scalars()
+    )
     due = _due(checked_before)
     rows = connection.execute(
-        sa.select(SOURCES.c.id, SOURCES.c.url).where(due)
+        sa.select(SOURCES.c.id, SOURCES.c.url)
+        .where(due)
         .order_by(SOURCES.c.next_check_at.asc().nulls_first(), SOURCES.c.id)
-        .limit(CLAIM_SCAN_ROWS), {"now": now, "checked_before": checked_before}).all()
+        .limit(CLAIM_SCAN_ROWS),
+        {"now": now, "checked_before": checked_before},
+    ).all()
     # Per host, its URLs in due order, each with the sources sharing it: a URL's sources are
     # claimed together (one fetch serves them all) and ``per_host`` counts URLs, not sources.
     by_host: dict[str, dict[str, list[str]]] = {}
@@ -150,26 +173,33 @@ def claim(connection: Connection, *, owner: str, now: datetime, until: datetime,
             break
     if not picked:
         return Claimed([], waiting, reaped)
-    locked = set(connection.execute(
-        sa.select(SOURCES.c.id).where(SOURCES.c.id.in_(picked), due)
-        .with_for_update(skip_locked=True),
-        {"now": now, "checked_before": checked_before}).scalars())
+    locked = set(
+        connection.execute(
+            sa.select(SOURCES.c.id)
+            .where(SOURCES.c.id.in_(picked), due)
+            .with_for_update(skip_locked=True),
+            {"now": now, "checked_before": checked_before},
+        ).scalars()
+    )
     taken = [source_id for source_id in picked if source_id in locked]
     if taken:
         connection.execute(
-            SOURCES.update().where(SOURCES.c.id.in_(taken))
-            .values(lease_owner=owner, leased_until=_when("until")), {"until": until})
+            SOURCES.update()
+            .where(SOURCES.c.id.in_(taken))
+            .values(lease_owner=owner, leased_until=_when("until")),
+            {"until": until},
+        )
     return Claimed(taken, waiting, reaped)
 
 
 def _due(checked_before: datetime | None) -> sa.ColumnElement[bool]:
     free = sa.or_(SOURCES.c.leased_until.is_(None), SOURCES.c.leased_until <= _when("now"))
     if checked_before is not None:
-        when = sa.or_(SOURCES.c.last_checked_at.is_(None),
-                      SOURCES.c.last_checked_at < _when("checked_before"))
+        when = sa.or_(
+            SOURCES.c.last_checked_at.is_(None), SOURCES.c.last_checked_at < _when("checked_before")
+        )
     else:
-        when = sa.or_(SOURCES.c.next_check_at.is_(None),
-                      SOURCES.c.next_check_at <= _when("now"))
+        when = sa.or_(SOURCES.c.next_check_at.is_(None), SOURCES.c.next_check_at <= _when("now"))
     return sa.and_(SOURCES.c.state == SourceState.ACTIVE, free, when)
 
 
@@ -183,8 +213,9 @@ def serialize_sync(connection: Connection) -> None:
 def renew(connection: Connection, *, owner: str, until: datetime) -> int:
     """Push the end of every lease ``owner`` still holds to ``until``."""
     result = connection.execute(
-        SOURCES.update().where(SOURCES.c.lease_owner == owner)
-        .values(leased_until=_when("until")), {"until": until})
+        SOURCES.update().where(SOURCES.c.lease_owner == owner).values(leased_until=_when("until")),
+        {"until": until},
+    )
     return int(result.rowcount or 0)
 
 
@@ -203,29 +234,41 @@ def live_leases(connection: Connection, now: datetime) -> dict[str, int]:
     rows = connection.execute(
         sa.select(SOURCES.c.lease_owner, sa.func.count())
         .where(SOURCES.c.lease_owner.is_not(None), SOURCES.c.leased_until > _when("now"))
-        .group_by(SOURCES.c.lease_owner), {"now": now})
+        .group_by(SOURCES.c.lease_owner),
+        {"now": now},
+    )
     return {str(owner): int(count) for owner, count in rows}
 
 
 def hold_host(connection: Connection, host: str, until: datetime, reason: str) -> None:
     """No worker claims ``host``'s sources before ``until`` (a later hold wins)."""
-    insert = _insert(connection)(HOLDS).values(host=host[:255], not_before=until,
-                                               reason=reason[:500])
-    connection.execute(insert.on_conflict_do_update(
-        index_elements=[HOLDS.c.host],
-        set_={"not_before": sa.case((HOLDS.c.not_before > insert.excluded.not_before,
-                                     HOLDS.c.not_before), else_=insert.excluded.not_before),
-              "reason": insert.excluded.reason}))
+    insert = _insert(connection)(HOLDS).values(
+        host=host[:255], not_before=until, reason=reason[:500]
+    )
+    connection.execute(
+        insert.on_conflict_do_update(
+            index_elements=[HOLDS.c.host],
+            set_={
+                "not_before": sa.case(
+                    (HOLDS.c.not_before > insert.excluded.not_before, HOLDS.c.not_before),
+                    else_=insert.excluded.not_before,
+                ),
+                "reason": insert.excluded.reason,
+            },
+        )
+    )
 
 
 def expire_holds(connection: Connection, now: datetime) -> int:
-    result = connection.execute(HOLDS.delete().where(HOLDS.c.not_before <= _when("now")),
-                                {"now": now})
+    result = connection.execute(
+        HOLDS.delete().where(HOLDS.c.not_before <= _when("now")), {"now": now}
+    )
     return int(result.rowcount or 0)
 
 
-def lock_story_keys(connection: Connection, urls: Iterable[str | None],
-                    hashes: Iterable[str]) -> None:
+def lock_story_keys(
+    connection: Connection, urls: Iterable[str | None], hashes: Iterable[str]
+) -> None:
     """Serialize, until commit, with every other transaction storing an entry with one of these
     URLs or content hashes (PostgreSQL; SQLite has one writer at a time anyway)."""
     if connection.dialect.name != "postgresql":
@@ -238,9 +281,12 @@ def lock_story_keys(connection: Connection, urls: Iterable[str | None],
     # Sorted, so two transactions wanting overlapping keys never wait on each other in a cycle
     # (volatile functions in the select list run after the ORDER BY).
     connection.execute(
-        sa.text("SELECT pg_advisory_xact_lock(:space, k) "
-                "FROM unnest(CAST(:keys AS integer[])) AS k ORDER BY k"),
-        {"space": STORY_LOCK_SPACE, "keys": sorted(keys)})
+        sa.text(
+            "SELECT pg_advisory_xact_lock(:space, k) "
+            "FROM unnest(CAST(:keys AS integer[])) AS k ORDER BY k"
+        ),
+        {"space": STORY_LOCK_SPACE, "keys": sorted(keys)},
+    )
 
 
 def story_keys(urls: Iterable[str | None], hashes: Iterable[str]) -> set[int]:
@@ -251,26 +297,32 @@ def story_keys(urls: Iterable[str | None], hashes: Iterable[str]) -> set[int]:
 
 
 def _int32(value: str) -> int:
-    return int.from_bytes(hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()[:4],
-                          "big", signed=True)
+    return int.from_bytes(
+        hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()[:4], "big", signed=True
+    )
 
 
-def claim_output_change(connection: Connection, category_id: str, digest: str,
-                        now: datetime) -> bool:
+def claim_output_change(
+    connection: Connection, category_id: str, digest: str, now: datetime
+) -> bool:
     """Record that ``category_id``'s outputs now have ``digest``; True for the first worker to
     record this change (it announces it), False when another already did."""
     # RETURNING, not rowcount: a skipped INSERT … ON CONFLICT does not report 0 everywhere.
     changed = connection.execute(
-        MARKS.update().where(MARKS.c.category_id == category_id, MARKS.c.digest != digest)
-        .values(digest=digest, changed_at=_when("now")).returning(MARKS.c.category_id),
-        {"now": now}).first()
+        MARKS.update()
+        .where(MARKS.c.category_id == category_id, MARKS.c.digest != digest)
+        .values(digest=digest, changed_at=_when("now"))
+        .returning(MARKS.c.category_id),
+        {"now": now},
+    ).first()
     if changed is not None:
         return True
     inserted = connection.execute(
-        _insert(connection)(MARKS).values(category_id=category_id, digest=digest,
-                                          changed_at=now)
+        _insert(connection)(MARKS)
+        .values(category_id=category_id, digest=digest, changed_at=now)
         .on_conflict_do_nothing(index_elements=[MARKS.c.category_id])
-        .returning(MARKS.c.category_id)).first()
+        .returning(MARKS.c.category_id)
+    ).first()
     return inserted is not None
 
 

@@ -20,8 +20,15 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 # The files' folder and declared chain live in ``marks`` (no SQLAlchemy) and are read here too.
-__all__ = ["MIGRATIONS_DIR", "VERSION_TABLE", "current_revision", "declared_revisions",
-           "head_revision", "is_known_revision", "upgrade"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "VERSION_TABLE",
+    "current_revision",
+    "declared_revisions",
+    "head_revision",
+    "is_known_revision",
+    "upgrade",
+]
 
 # Alembic's own table (``env.py`` keeps its default name) and its one query.
 VERSION_TABLE = "alembic_version"
@@ -64,8 +71,9 @@ def current_revision(engine: Engine) -> str | None:
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot read the schema revision: {exc}") from exc
     if len(rows) > 1:
-        raise StoreError(f"the database has {len(rows)} schema revisions (branches); "
-                         f"this aggregator expects one")
+        raise StoreError(
+            f"the database has {len(rows)} schema revisions (branches); this aggregator expects one"
+        )
     return str(rows[0][0]) if rows else None
 
 

@@ -51,8 +51,10 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
                 raise ValueError(f"naive datetime {value!r} given to the store; use aware UTC")
             if value.tzinfo is not UTC:
                 value = value.astimezone(UTC)
-            return (f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:"
-                    f"{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}")
+            return (
+                f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:"
+                f"{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+            )
 
         return process
 
@@ -124,12 +126,20 @@ MERGED_STORIES = "merged_at IS NOT NULL"
 
 class Story(SQLModel, table=True):
     __tablename__ = "stories"
-    __table_args__ = (sa.Index("ix_stories_listed", "published_at",
-                               sqlite_where=sa.text(LISTED_STORIES),
-                               postgresql_where=sa.text(LISTED_STORIES)),
-                      sa.Index("ix_stories_merged_at", "merged_at",
-                               sqlite_where=sa.text(MERGED_STORIES),
-                               postgresql_where=sa.text(MERGED_STORIES)))
+    __table_args__ = (
+        sa.Index(
+            "ix_stories_listed",
+            "published_at",
+            sqlite_where=sa.text(LISTED_STORIES),
+            postgresql_where=sa.text(LISTED_STORIES),
+        ),
+        sa.Index(
+            "ix_stories_merged_at",
+            "merged_at",
+            sqlite_where=sa.text(MERGED_STORIES),
+            postgresql_where=sa.text(MERGED_STORIES),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     # Stable public identity: item ids in output feeds derive from it and never change.
@@ -162,10 +172,15 @@ PENDING_ORDER = ("clustered_at", "published_at", "source_id", "identity_key", "i
 
 class Entry(SQLModel, table=True):
     __tablename__ = "entries"
-    __table_args__ = (sa.UniqueConstraint("source_id", "identity_key", name="uq_entry_identity"),
-                      sa.Index("ix_entries_pending", *PENDING_ORDER[:2],
-                               sqlite_where=sa.text(PENDING_ENTRIES),
-                               postgresql_where=sa.text(PENDING_ENTRIES)))
+    __table_args__ = (
+        sa.UniqueConstraint("source_id", "identity_key", name="uq_entry_identity"),
+        sa.Index(
+            "ix_entries_pending",
+            *PENDING_ORDER[:2],
+            sqlite_where=sa.text(PENDING_ENTRIES),
+            postgresql_where=sa.text(PENDING_ENTRIES),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     source_id: str = Field(foreign_key="sources.id", max_length=64, index=True)
@@ -205,7 +220,8 @@ class Entry(SQLModel, table=True):
     # and when. ``clustered_at`` NULL marks an entry the stage has not handled yet.
     story_decision: str | None = Field(default=None, max_length=16)
     story_evidence: dict[str, Any] | None = Field(
-        default=None, sa_column=Column(sa.JSON, nullable=True))
+        default=None, sa_column=Column(sa.JSON, nullable=True)
+    )
     story_decided_at: datetime | None = _dt()
     clustered_at: datetime | None = _dt(index=True)
 
@@ -310,8 +326,7 @@ class StoryOverride(SQLModel, table=True):
     category: str | None = Field(default=None, max_length=64, index=True)
     # What the correction changed (a merge's moved entries, a split's former story), so undo
     # restores it at once instead of waiting for a re-clustering.
-    detail: dict[str, Any] | None = Field(
-        default=None, sa_column=Column(sa.JSON, nullable=True))
+    detail: dict[str, Any] | None = Field(default=None, sa_column=Column(sa.JSON, nullable=True))
     note: str | None = Field(default=None, max_length=500)
     created_by: str = Field(max_length=128)
     created_at: datetime = _dt(nullable=False)
@@ -385,8 +400,7 @@ class AuditRecord(SQLModel, table=True):
     kind: str = Field(max_length=16)
     action: str = Field(max_length=32)
     target: str = Field(max_length=200)
-    detail: dict[str, Any] | None = Field(
-        default=None, sa_column=Column(sa.JSON, nullable=True))
+    detail: dict[str, Any] | None = Field(default=None, sa_column=Column(sa.JSON, nullable=True))
 
 
 class SigningKey(SQLModel, table=True):
@@ -428,8 +442,7 @@ class WebhookEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=255, unique=True)
     kind: str = Field(max_length=32, index=True)
-    payload: dict[str, Any] = Field(default_factory=dict,
-                                    sa_column=Column(sa.JSON, nullable=False))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(sa.JSON, nullable=False))
     created_at: datetime = _dt(nullable=False, index=True)
 
 
@@ -439,8 +452,9 @@ class WebhookDelivery(SQLModel, table=True):
     crash mid-post leaves the row due again later."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (sa.UniqueConstraint("event_id", "subscriber_id",
-                                          name="uq_delivery_event_subscriber"),)
+    __table_args__ = (
+        sa.UniqueConstraint("event_id", "subscriber_id", name="uq_delivery_event_subscriber"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     event_id: int = Field(foreign_key="webhook_events.id", index=True)
@@ -461,8 +475,7 @@ class WebhookMark(SQLModel, table=True):
     __tablename__ = "webhook_marks"
 
     subject: str = Field(primary_key=True, max_length=128)
-    state: dict[str, Any] = Field(default_factory=dict,
-                                  sa_column=Column(sa.JSON, nullable=False))
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(sa.JSON, nullable=False))
     updated_at: datetime = _dt(nullable=False)
 
 

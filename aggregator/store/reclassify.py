@@ -31,25 +31,33 @@ class NewRow:
 def _existing(connection: Connection, entry_ids: Sequence[int]) -> set[int]:
     found: set[int] = set()
     for chunk in _chunks(sorted(set(entry_ids))):
-        found.update(connection.execute(
-            sa.select(ENTRIES.c.id).where(ENTRIES.c.id.in_(chunk))).scalars())
+        found.update(
+            connection.execute(sa.select(ENTRIES.c.id).where(ENTRIES.c.id.in_(chunk))).scalars()
+        )
     return found
 
 
-def _rows(connection: Connection, category: str, entry_ids: Sequence[int]
-          ) -> list[dict[str, Any]]:
+def _rows(connection: Connection, category: str, entry_ids: Sequence[int]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for chunk in _chunks(sorted(set(entry_ids))):
-        rows += [dict(row._mapping) for row in connection.execute(
-            sa.select(CATEGORIES).where(CATEGORIES.c.category_id == category,
-                                        CATEGORIES.c.entry_id.in_(chunk)))]
+        rows += [
+            dict(row._mapping)
+            for row in connection.execute(
+                sa.select(CATEGORIES).where(
+                    CATEGORIES.c.category_id == category, CATEGORIES.c.entry_id.in_(chunk)
+                )
+            )
+        ]
     return rows
 
 
 def _delete(connection: Connection, category: str, entry_ids: Sequence[int]) -> None:
     for chunk in _chunks(sorted(set(entry_ids))):
-        connection.execute(CATEGORIES.delete().where(CATEGORIES.c.category_id == category,
-                                                     CATEGORIES.c.entry_id.in_(chunk)))
+        connection.execute(
+            CATEGORIES.delete().where(
+                CATEGORIES.c.category_id == category, CATEGORIES.c.entry_id.in_(chunk)
+            )
+        )
 
 
 def _insert(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -64,24 +72,51 @@ def _insert(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
         connection.execute(CATEGORIES.insert(), fresh)
 
 
-def apply_rules(connection: Connection, category: str, added: Sequence[NewRow],
-                removed: Sequence[int], *, days: int, by: str, now: datetime,
-                note: str | None) -> tuple[int, int, int]:
+def apply_rules(
+    connection: Connection,
+    category: str,
+    added: Sequence[NewRow],
+    removed: Sequence[int],
+    *,
+    days: int,
+    by: str,
+    now: datetime,
+    note: str | None,
+) -> tuple[int, int, int]:
     """Write the diff and record it; returns (correction id, rows added, rows removed)."""
     before = _rows(connection, category, list(removed))
     _delete(connection, category, list(removed))
     present = {r["entry_id"] for r in _rows(connection, category, [a.entry_id for a in added])}
     new: list[dict[str, Any]] = [
-        {"entry_id": a.entry_id, "category_id": category, "score": a.score,
-         "reason": a.reason[:500], "origin": CategoryOrigin.RULES}
-        for a in added if a.entry_id not in present]
+        {
+            "entry_id": a.entry_id,
+            "category_id": category,
+            "score": a.score,
+            "reason": a.reason[:500],
+            "origin": CategoryOrigin.RULES,
+        }
+        for a in added
+        if a.entry_id not in present
+    ]
     _insert(connection, new)
     written = _rows(connection, category, [r["entry_id"] for r in new])
-    detail = {"days": days, "added": sorted(r["entry_id"] for r in written),
-              "removed": sorted(before, key=lambda r: int(r["entry_id"]))}
-    override_id = connection.execute(OVERRIDES.insert().values(
-        kind=CorrectionKind.RULES, category=category, detail=detail, note=note,
-        created_by=by[:128], created_at=now).returning(OVERRIDES.c.id)).scalar_one()
+    detail = {
+        "days": days,
+        "added": sorted(r["entry_id"] for r in written),
+        "removed": sorted(before, key=lambda r: int(r["entry_id"])),
+    }
+    override_id = connection.execute(
+        OVERRIDES.insert()
+        .values(
+            kind=CorrectionKind.RULES,
+            category=category,
+            detail=detail,
+            note=note,
+            created_by=by[:128],
+            created_at=now,
+        )
+        .returning(OVERRIDES.c.id)
+    ).scalar_one()
     return int(override_id), len(written), len(before)
 
 

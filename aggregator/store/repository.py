@@ -83,8 +83,11 @@ NEWEST_PAGES = 2
 # Entries written before a save indexes them for search in one batch (``Store.index_pending``).
 INDEX_BATCH = 5000
 # A source's entry count, after each save of new entries: built once.
-_SOURCE_ENTRIES = (sa.select(sa.func.count()).select_from(ENTRIES)
-                   .where(ENTRIES.c.source_id == sa.bindparam("source_id")))
+_SOURCE_ENTRIES = (
+    sa.select(sa.func.count())
+    .select_from(ENTRIES)
+    .where(ENTRIES.c.source_id == sa.bindparam("source_id"))
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,8 +182,10 @@ class Store:
             rows = session.exec(select(Source).order_by(col(Source.id)))
             statuses = [sourcerows.status_of(row) for row in rows]
             counts = fulltext.outcomes(session.connection())
-        return [dataclasses.replace(s, full_text_outcomes=counts[s.id]) if s.id in counts
-                else s for s in statuses]
+        return [
+            dataclasses.replace(s, full_text_outcomes=counts[s.id]) if s.id in counts else s
+            for s in statuses
+        ]
 
     def due_sources(self, now: datetime, *, everything: bool = False) -> list[SourceStatus]:
         """Active sources whose ``next_check_at`` has come (or all active ones)."""
@@ -197,10 +202,12 @@ class Store:
         """``due_sources`` as (id, URL) pairs in the same order: enough to plan a pass in
         batches without holding every due source's status (and its ORM row) at once."""
         query = sa.select(SOURCES.c.id, SOURCES.c.url).where(
-            SOURCES.c.state == SourceState.ACTIVE.value)
+            SOURCES.c.state == SourceState.ACTIVE.value
+        )
         if not everything:
-            query = query.where(sa.or_(SOURCES.c.next_check_at.is_(None),
-                                       SOURCES.c.next_check_at <= now))
+            query = query.where(
+                sa.or_(SOURCES.c.next_check_at.is_(None), SOURCES.c.next_check_at <= now)
+            )
         query = query.order_by(SOURCES.c.next_check_at, SOURCES.c.id)
         with self._guard(), self.engine.connect() as connection:
             return [(row.id, row.url) for row in connection.execute(query)]
@@ -208,26 +215,31 @@ class Store:
     def active_sources(self, ids: Sequence[str]) -> list[SourceStatus]:
         """The statuses of those of ``ids`` that are still active, in the order given."""
         order = {source_id: index for index, source_id in enumerate(ids)}
-        query = select(Source).where(Source.state == SourceState.ACTIVE,
-                                     col(Source.id).in_(list(order)))
+        query = select(Source).where(
+            Source.state == SourceState.ACTIVE, col(Source.id).in_(list(order))
+        )
         with self._guard(), self._read() as session:
             found = [sourcerows.status_of(row) for row in session.exec(query)]
         return sorted(found, key=lambda status: order[status.id])
 
-    def save_deferred(self, source_id: str, *, next_check_at: datetime, reason: str,
-                      owner: str | None = None) -> None:
+    def save_deferred(
+        self, source_id: str, *, next_check_at: datetime, reason: str, owner: str | None = None
+    ) -> None:
         """Not tried now (the host asked us to wait): not an error of this source."""
         with self._guard(), self._write() as session:
             row = sourcerows.leased(session, source_id, owner)
             if row is None:
                 return
             row.next_check_at = next_check_at
-            log.info("source=%s action=poll outcome=deferred reason=%r until=%s",
-                     source_id, reason, next_check_at.isoformat())
+            log.info(
+                "source=%s action=poll outcome=deferred reason=%r until=%s",
+                source_id,
+                reason,
+                next_check_at.isoformat(),
+            )
             session.commit()
 
-    def set_url(self, source_id: str, url: str, *, now: datetime,
-                owner: str | None = None) -> None:
+    def set_url(self, source_id: str, url: str, *, now: datetime, owner: str | None = None) -> None:
         """Point the source at a new feed URL (autodiscovery); validators start afresh."""
         with self._guard(), self._write() as session:
             row = sourcerows.leased(session, source_id, owner, keep=True)
@@ -240,7 +252,8 @@ class Store:
             session.commit()
 
     def save_not_modified_many(
-        self, items: Sequence[tuple[str, FetchResult, datetime, datetime]],
+        self,
+        items: Sequence[tuple[str, FetchResult, datetime, datetime]],
         owner: str | None = None,
     ) -> None:
         """Sources whose feed did not change: (source id, fetch, next check, now), one commit.
@@ -265,9 +278,18 @@ class Store:
                 row.last_error = row.last_error_kind = None
             session.commit()
 
-    def save_error(self, source_id: str, *, message: str, kind: str, status: int | None,
-                   next_check_at: datetime, now: datetime, gone: bool = False,
-                   owner: str | None = None) -> None:
+    def save_error(
+        self,
+        source_id: str,
+        *,
+        message: str,
+        kind: str,
+        status: int | None,
+        next_check_at: datetime,
+        now: datetime,
+        gone: bool = False,
+        owner: str | None = None,
+    ) -> None:
         """Count the failure; ``gone`` (HTTP 410) retires the source until editors act."""
         with self._guard(), self._write() as session:
             row = sourcerows.leased(session, source_id, owner)
@@ -299,14 +321,27 @@ class Store:
     ) -> PollOutcome:
         """Store a fetched feed's entries, their categories and stories, then the validators
         (``save_polls`` of one)."""
-        return self.save_polls([PollSave(
-            source_id, fetch, body_hash=body_hash, feed_title=feed_title, feed_link=feed_link,
-            entries=entries, next_check_at=next_check_at, now=now,
-            publish_interval=publish_interval, feed_ttl_seconds=feed_ttl_seconds)],
-            owner=owner)[0]
+        return self.save_polls(
+            [
+                PollSave(
+                    source_id,
+                    fetch,
+                    body_hash=body_hash,
+                    feed_title=feed_title,
+                    feed_link=feed_link,
+                    entries=entries,
+                    next_check_at=next_check_at,
+                    now=now,
+                    publish_interval=publish_interval,
+                    feed_ttl_seconds=feed_ttl_seconds,
+                )
+            ],
+            owner=owner,
+        )[0]
 
-    def save_polls(self, saves: Sequence[PollSave], *,
-                   owner: str | None = None) -> list[PollOutcome]:
+    def save_polls(
+        self, saves: Sequence[PollSave], *, owner: str | None = None
+    ) -> list[PollOutcome]:
         """Store fetched feeds: each one's entries, their categories and stories, then its
         validators; one outcome per save, in order.
 
@@ -340,8 +375,9 @@ class Store:
         groups: list[list[PollSave]] = []
         keys: set[int] = set()
         for save in saves:
-            mine = leases.story_keys((e.url for e, _ in save.entries),
-                                     (e.content_hash for e, _ in save.entries))
+            mine = leases.story_keys(
+                (e.url for e, _ in save.entries), (e.content_hash for e, _ in save.entries)
+            )
             if groups and len(keys | mine) <= leases.MAX_STORY_LOCKS:
                 groups[-1].append(save)
                 keys |= mine
@@ -368,64 +404,87 @@ class Store:
             outcomes.append(outcome)
         return outcomes
 
-    def _write_polls(self, connection: Connection, saves: Sequence[PollSave],
-                     owner: str | None) -> list[tuple[PollOutcome, bool]]:
+    def _write_polls(
+        self, connection: Connection, saves: Sequence[PollSave], owner: str | None
+    ) -> list[tuple[PollOutcome, bool]]:
         """Each save's outcome and whether its source is now over the per-source cap."""
         # Every lock this transaction needs, taken up front and in one order (source rows by
         # id, then the story keys sorted): two workers' batches never wait on each other in a
         # cycle.
         rows = sourcerows.leased_rows(connection, [s.source_id for s in saves], owner)
-        leases.lock_story_keys(connection,
-                               (e.url for s in saves for e, _ in s.entries),
-                               (e.content_hash for s in saves for e, _ in s.entries))
+        leases.lock_story_keys(
+            connection,
+            (e.url for s in saves for e, _ in s.entries),
+            (e.content_hash for s in saves for e, _ in s.entries),
+        )
         done = []
         for save in saves:
             row = rows.get(save.source_id)
             if row is None:
-                done.append((PollOutcome(save.source_id, PollResult.LEASE_LOST,
-                                         status=save.fetch.status), False))
+                done.append(
+                    (
+                        PollOutcome(
+                            save.source_id, PollResult.LEASE_LOST, status=save.fetch.status
+                        ),
+                        False,
+                    )
+                )
                 continue
             done.append(self._write_poll(connection, save, row, owner))
         return done
 
-    def _write_poll(self, connection: Connection, save: PollSave, row: Any,
-                    owner: str | None) -> tuple[PollOutcome, bool]:
+    def _write_poll(
+        self, connection: Connection, save: PollSave, row: Any, owner: str | None
+    ) -> tuple[PollOutcome, bool]:
         source_id, fetch, now = save.source_id, save.fetch, save.now
         entries = sourcerows.without_tombstoned(connection, source_id, save.entries, now)
-        written = write_entries(connection, source_id, entries, now,
-                                new_per_poll=self.limits.new_per_poll)
+        written = write_entries(
+            connection, source_id, entries, now, new_per_poll=self.limits.new_per_poll
+        )
         new, updated = written.new, written.updated
-        values = sourcerows.check_values(source_id, row.url, row.redirect_url,
-                                         row.redirect_count, fetch, save.next_check_at, now)
+        values = sourcerows.check_values(
+            source_id, row.url, row.redirect_url, row.redirect_count, fetch, save.next_check_at, now
+        )
         values["body_hash"] = save.body_hash
         if written.refused:
             # The same body must be read again next time for the entries left out.
             values["etag"] = values["last_modified"] = values["body_hash"] = None
         warning = sourcerows.growth_warning(written)
         if warning:
-            log.warning("source=%s action=save outcome=growth warning=%r",
-                        source_id, warning)
+            log.warning("source=%s action=save outcome=growth warning=%r", source_id, warning)
         values.update(
-            last_repeated_entries=written.repeated, warning=warning,
+            last_repeated_entries=written.repeated,
+            warning=warning,
             feed_title=(save.feed_title or "")[:512] or row.feed_title,
-            last_success_at=now, last_new_entries=new, last_updated_entries=updated,
+            last_success_at=now,
+            last_new_entries=new,
+            last_updated_entries=updated,
             # Always replaced: a feed that drops its <ttl> no longer asks for it.
             feed_ttl_seconds=save.feed_ttl_seconds,
-            error_count=0, last_error=None, last_error_kind=None)
+            error_count=0,
+            last_error=None,
+            last_error_kind=None,
+        )
         if save.feed_link and not row.site_url:
             values["site_url"] = save.feed_link[:2048]
         if save.publish_interval is not None:
             values["publish_interval_seconds"] = save.publish_interval
         if owner is not None:
             values["lease_owner"] = values["leased_until"] = None
-        connection.execute(SOURCES.update().where(SOURCES.c.id == source_id)
-                           .values(**values))
+        connection.execute(SOURCES.update().where(SOURCES.c.id == source_id).values(**values))
         # Counted here, so the trim's own transaction is only paid when it has work.
-        over_cap = bool(new and self.limits.per_source) and connection.execute(
-            _SOURCE_ENTRIES, {"source_id": source_id}).scalar_one() > self.limits.per_source
+        over_cap = (
+            bool(new and self.limits.per_source)
+            and connection.execute(_SOURCE_ENTRIES, {"source_id": source_id}).scalar_one()
+            > self.limits.per_source
+        )
         result = PollResult.UPDATED if new or updated else PollResult.UNCHANGED
-        return (PollOutcome(source_id, result, new_entries=new, updated_entries=updated,
-                            status=fetch.status), over_cap)
+        return (
+            PollOutcome(
+                source_id, result, new_entries=new, updated_entries=updated, status=fetch.status
+            ),
+            over_cap,
+        )
 
     def _trim(self, source_id: str, now: datetime) -> int:
         """Keep the source at its per-source cap by removing its oldest entries: refusing new
@@ -438,20 +497,36 @@ class Store:
             removed = retention.trim_source(connection, source_id, keep=keep, now=now)
             if removed:
                 current = connection.execute(
-                    sa.select(SOURCES.c.warning).where(SOURCES.c.id == source_id)).scalar()
-                note = (f"per-source cap: removed the {removed} oldest entries to keep "
-                        f"{keep} (AGGREGATOR_MAX_ENTRIES_PER_SOURCE)")
-                connection.execute(SOURCES.update().where(SOURCES.c.id == source_id)
-                                   .values(warning=sourcerows.add_warning(current, note)))
-                log.info("source=%s action=trim outcome=done entries=%d keep=%d",
-                         source_id, removed, keep)
+                    sa.select(SOURCES.c.warning).where(SOURCES.c.id == source_id)
+                ).scalar()
+                note = (
+                    f"per-source cap: removed the {removed} oldest entries to keep "
+                    f"{keep} (AGGREGATOR_MAX_ENTRIES_PER_SOURCE)"
+                )
+                connection.execute(
+                    SOURCES.update()
+                    .where(SOURCES.c.id == source_id)
+                    .values(warning=sourcerows.add_warning(current, note))
+                )
+                log.info(
+                    "source=%s action=trim outcome=done entries=%d keep=%d",
+                    source_id,
+                    removed,
+                    keep,
+                )
         return removed
 
     # -- stories -------------------------------------------------------------------------
 
-    def category_stories(self, category_id: str, limit: int, *,
-                         terms: tuple[str, ...] = (), min_sources: int | None = None,
-                         published_since: datetime | None = None) -> list[StoryView]:
+    def category_stories(
+        self,
+        category_id: str,
+        limit: int,
+        *,
+        terms: tuple[str, ...] = (),
+        min_sources: int | None = None,
+        published_since: datetime | None = None,
+    ) -> list[StoryView]:
         """Newest settled stories with at least one entry in the category; members in any
         category (a story settles when the clustering stage has decided it: until then it is
         the write path's provisional grouping, which the stage may still merge).
@@ -473,23 +548,37 @@ class Store:
         filters: list[Any] = []
         if terms:
             self.index_pending()
-            filters.append(col(Story.id).in_(
-                sa.select(ENTRIES.c.story_id)
-                .where(search.matching(self.engine.dialect.name, terms))))
+            filters.append(
+                col(Story.id).in_(
+                    sa.select(ENTRIES.c.story_id).where(
+                        search.matching(self.engine.dialect.name, terms)
+                    )
+                )
+            )
         if min_sources is not None:
             # Counted per candidate story (entries.story_id is indexed), not over every entry.
             filters.append(
                 sa.select(sa.func.count(sa.distinct(ENTRIES.c.source_id)))
-                .where(ENTRIES.c.story_id == col(Story.id)).scalar_subquery() >= min_sources)
+                .where(ENTRIES.c.story_id == col(Story.id))
+                .scalar_subquery()
+                >= min_sources
+            )
         if published_since is not None:
             filters.append(col(Story.published_at) >= published_since)
         query = (
             select(Story)
-            .where(sa.or_(col(Story.id).in_(in_category), col(Story.id).in_(pinned)),
-                   col(Story.merged_into_id).is_(None), col(Story.settled_at).is_not(None),
-                   col(Story.id).not_in(story_reads.hidden_stories(category_id)), *filters)
-            .order_by(sa.case((col(Story.id).in_(pinned), 0), else_=1),
-                      col(Story.published_at).desc(), col(Story.id).desc())
+            .where(
+                sa.or_(col(Story.id).in_(in_category), col(Story.id).in_(pinned)),
+                col(Story.merged_into_id).is_(None),
+                col(Story.settled_at).is_not(None),
+                col(Story.id).not_in(story_reads.hidden_stories(category_id)),
+                *filters,
+            )
+            .order_by(
+                sa.case((col(Story.id).in_(pinned), 0), else_=1),
+                col(Story.published_at).desc(),
+                col(Story.id).desc(),
+            )
             .limit(limit)
         )
         with self._guard(), self._read() as session:
@@ -497,8 +586,7 @@ class Store:
             return self._with_entries(session, stories, category_id)
 
     @staticmethod
-    def _newest_in_category(session: Session, category_id: str, limit: int
-                            ) -> list[Story] | None:
+    def _newest_in_category(session: Session, category_id: str, limit: int) -> list[Story] | None:
         """``category_stories`` without filters, in the same order, found by walking the live
         stories newest first; None when ``NEWEST_PAGES`` pages did not fill ``limit`` (a
         small category), for the caller to read it by membership. The output watcher asks
@@ -514,8 +602,11 @@ class Store:
         chosen: list[int] = []
         if pinned - hidden:
             chosen += connection.execute(
-                sa.select(STORIES.c.id).where(STORIES.c.id.in_(sorted(pinned - hidden)), listed)
-                .order_by(*newest_first).limit(limit)).scalars()
+                sa.select(STORIES.c.id)
+                .where(STORIES.c.id.in_(sorted(pinned - hidden)), listed)
+                .order_by(*newest_first)
+                .limit(limit)
+            ).scalars()
         page_size = limit * NEWEST_PAGE_FACTOR
         after: tuple[datetime, int] | None = None
         complete = False
@@ -525,18 +616,27 @@ class Store:
             query = sa.select(STORIES.c.id, STORIES.c.published_at).where(listed)
             if after is not None:
                 published, last_id = after
-                query = query.where(sa.or_(
-                    STORIES.c.published_at < published,
-                    sa.and_(STORIES.c.published_at == published, STORIES.c.id < last_id)))
+                query = query.where(
+                    sa.or_(
+                        STORIES.c.published_at < published,
+                        sa.and_(STORIES.c.published_at == published, STORIES.c.id < last_id),
+                    )
+                )
             page = connection.execute(query.order_by(*newest_first).limit(page_size)).all()
             wanted = [row.id for row in page if row.id not in pinned and row.id not in hidden]
             # Per entry of these stories, rather than a join SQLite would drive from the
             # category's side, reading its whole membership.
-            members = set(connection.execute(
-                sa.select(ENTRIES.c.story_id).where(
-                    ENTRIES.c.story_id.in_(wanted),
-                    sa.exists().where(CATEGORIES.c.entry_id == ENTRIES.c.id,
-                                      CATEGORIES.c.category_id == category_id))).scalars())
+            members = set(
+                connection.execute(
+                    sa.select(ENTRIES.c.story_id).where(
+                        ENTRIES.c.story_id.in_(wanted),
+                        sa.exists().where(
+                            CATEGORIES.c.entry_id == ENTRIES.c.id,
+                            CATEGORIES.c.category_id == category_id,
+                        ),
+                    )
+                ).scalars()
+            )
             chosen += [story_id for story_id in wanted if story_id in members]
             if len(page) < page_size:
                 complete = True
@@ -545,14 +645,20 @@ class Store:
         if len(chosen) < limit and not complete:
             return None
         chosen = chosen[:limit]
-        stories = {story.id: story for story in session.exec(
-            select(Story).where(col(Story.id).in_(chosen)))}
+        stories = {
+            story.id: story
+            for story in session.exec(select(Story).where(col(Story.id).in_(chosen)))
+        }
         return [stories[story_id] for story_id in chosen]
 
-    def category_stories_page(self, category_id: str, limit: int, *,
-                              after: tuple[datetime, int] | None = None,
-                              since: datetime | None = None
-                              ) -> tuple[list[StoryView], tuple[datetime, int] | None]:
+    def category_stories_page(
+        self,
+        category_id: str,
+        limit: int,
+        *,
+        after: tuple[datetime, int] | None = None,
+        since: datetime | None = None,
+    ) -> tuple[list[StoryView], tuple[datetime, int] | None]:
         """One page of the category's stories for the API, newest published first: the same
         stories as ``category_stories`` (pinned in, hidden out) in one total order, so a page
         can start strictly ``after`` the (published_at, story id) of the last one seen.
@@ -564,19 +670,30 @@ class Store:
             .where(EntryCategory.category_id == category_id)
         )
         pinned = story_reads.pinned_stories(category_id)
-        conditions = [sa.or_(col(Story.id).in_(in_category), col(Story.id).in_(pinned)),
-                      col(Story.merged_into_id).is_(None), col(Story.settled_at).is_not(None),
-                      col(Story.id).not_in(story_reads.hidden_stories(category_id))]
+        conditions = [
+            sa.or_(col(Story.id).in_(in_category), col(Story.id).in_(pinned)),
+            col(Story.merged_into_id).is_(None),
+            col(Story.settled_at).is_not(None),
+            col(Story.id).not_in(story_reads.hidden_stories(category_id)),
+        ]
         if after is not None:
             published, story_id = after
-            conditions.append(sa.or_(
-                col(Story.published_at) < published,
-                sa.and_(col(Story.published_at) == published, col(Story.id) < story_id)))
+            conditions.append(
+                sa.or_(
+                    col(Story.published_at) < published,
+                    sa.and_(col(Story.published_at) == published, col(Story.id) < story_id),
+                )
+            )
         if since is not None:
-            conditions.append(sa.or_(col(Story.first_seen_at) >= since,
-                                     col(Story.updated_at) >= since))
-        query = (select(Story).where(*conditions)
-                 .order_by(col(Story.published_at).desc(), col(Story.id).desc()).limit(limit))
+            conditions.append(
+                sa.or_(col(Story.first_seen_at) >= since, col(Story.updated_at) >= since)
+            )
+        query = (
+            select(Story)
+            .where(*conditions)
+            .order_by(col(Story.published_at).desc(), col(Story.id).desc())
+            .limit(limit)
+        )
         with self._guard(), self._read() as session:
             stories = list(session.exec(query))
             views = self._with_entries(session, stories, category_id)
@@ -590,12 +707,18 @@ class Store:
         last_id = 0
         while True:
             with self._guard(), self._read() as session:
-                stories = list(session.exec(
-                    select(Story)
-                    .where(col(Story.id) > last_id, col(Story.merged_into_id).is_(None),
-                           col(Story.settled_at).is_not(None))
-                    .order_by(col(Story.id)).limit(STORY_PAGE)
-                ))
+                stories = list(
+                    session.exec(
+                        select(Story)
+                        .where(
+                            col(Story.id) > last_id,
+                            col(Story.merged_into_id).is_(None),
+                            col(Story.settled_at).is_not(None),
+                        )
+                        .order_by(col(Story.id))
+                        .limit(STORY_PAGE)
+                    )
+                )
                 views = self._with_entries(session, stories)
             if not stories:
                 return
@@ -607,29 +730,43 @@ class Store:
         decision with the parts of its score), its detected languages, and which categories
         took it (why)."""
         with self._guard(), self._read() as session:
-            rows = list(session.exec(
-                select(Entry, EntryFeatureRecord)
-                .join(EntryFeatureRecord, col(EntryFeatureRecord.entry_id) == col(Entry.id),
-                      isouter=True)
-                .where(Entry.story_id == story_id).order_by(col(Entry.id))
-            ))
+            rows = list(
+                session.exec(
+                    select(Entry, EntryFeatureRecord)
+                    .join(
+                        EntryFeatureRecord,
+                        col(EntryFeatureRecord.entry_id) == col(Entry.id),
+                        isouter=True,
+                    )
+                    .where(Entry.story_id == story_id)
+                    .order_by(col(Entry.id))
+                )
+            )
             ids = [e.id for e, _ in rows]
-            cats = list(session.exec(
-                select(EntryCategory).where(col(EntryCategory.entry_id).in_(ids))
-            ))
+            cats = list(
+                session.exec(select(EntryCategory).where(col(EntryCategory.entry_id).in_(ids)))
+            )
         by_entry: dict[int, list[dict[str, Any]]] = {}
         for cat in cats:
             by_entry.setdefault(cat.entry_id, []).append(
-                {"category": cat.category_id, "score": cat.score, "reason": cat.reason})
+                {"category": cat.category_id, "score": cat.score, "reason": cat.reason}
+            )
         return [
-            {"entry_id": e.id, "source_id": e.source_id, "title": e.title, "url": e.url,
-             "signal": e.story_signal, "score": e.story_score,
-             "matched_entry_id": e.story_matched_entry_id,
-             "decision": e.story_decision, "evidence": e.story_evidence,
-             "decided_at": e.story_decided_at.isoformat() if e.story_decided_at else None,
-             "declared_language": e.language,
-             "languages": _languages(features),
-             "categories": by_entry.get(e.id or 0, [])}
+            {
+                "entry_id": e.id,
+                "source_id": e.source_id,
+                "title": e.title,
+                "url": e.url,
+                "signal": e.story_signal,
+                "score": e.story_score,
+                "matched_entry_id": e.story_matched_entry_id,
+                "decision": e.story_decision,
+                "evidence": e.story_evidence,
+                "decided_at": e.story_decided_at.isoformat() if e.story_decided_at else None,
+                "declared_language": e.language,
+                "languages": _languages(features),
+                "categories": by_entry.get(e.id or 0, []),
+            }
             for e, features in rows
         ]
 
@@ -637,18 +774,24 @@ class Store:
         with self._guard(), self._read() as session:
             counts = {
                 name: session.exec(select(sa.func.count()).select_from(model)).one()
-                for name, model in (("sources", Source), ("entries", Entry),
-                                    ("entry_categories", EntryCategory))
+                for name, model in (
+                    ("sources", Source),
+                    ("entries", Entry),
+                    ("entry_categories", EntryCategory),
+                )
             }
             # Stories merged into another are history, not stories an editor or reader sees.
             counts["stories"] = session.exec(
-                select(sa.func.count()).select_from(Story)
-                .where(col(Story.merged_into_id).is_(None))).one()
+                select(sa.func.count())
+                .select_from(Story)
+                .where(col(Story.merged_into_id).is_(None))
+            ).one()
             return counts
 
     @staticmethod
-    def _with_entries(session: Session, stories: list[Story],
-                      category_id: str | None = None) -> list[StoryView]:
+    def _with_entries(
+        session: Session, stories: list[Story], category_id: str | None = None
+    ) -> list[StoryView]:
         if not stories:
             return []
         ids = [s.id for s in stories]
@@ -656,20 +799,30 @@ class Store:
         if category_id is not None:
             # The stories' entries first: joined, SQLite read the category's whole membership
             # (its category_id index) to find the few hundred it keeps.
-            accepted = set(session.exec(
-                select(EntryCategory.entry_id)
-                .where(EntryCategory.category_id == category_id,
-                       col(EntryCategory.entry_id).in_(
-                           select(Entry.id).where(col(Entry.story_id).in_(ids))))
-            ))
+            accepted = set(
+                session.exec(
+                    select(EntryCategory.entry_id).where(
+                        EntryCategory.category_id == category_id,
+                        col(EntryCategory.entry_id).in_(
+                            select(Entry.id).where(col(Entry.story_id).in_(ids))
+                        ),
+                    )
+                )
+            )
         rows = session.exec(
             select(Entry, Source, EntryFeatureRecord.lang, EntryFullText.content_html)
             .join(Source, col(Source.id) == col(Entry.source_id))
-            .join(EntryFeatureRecord, col(EntryFeatureRecord.entry_id) == col(Entry.id),
-                  isouter=True)
-            .join(EntryFullText, sa.and_(
-                col(EntryFullText.entry_id) == col(Entry.id),
-                col(EntryFullText.outcome) == FullTextOutcome.EXTRACTED.value), isouter=True)
+            .join(
+                EntryFeatureRecord, col(EntryFeatureRecord.entry_id) == col(Entry.id), isouter=True
+            )
+            .join(
+                EntryFullText,
+                sa.and_(
+                    col(EntryFullText.entry_id) == col(Entry.id),
+                    col(EntryFullText.outcome) == FullTextOutcome.EXTRACTED.value,
+                ),
+                isouter=True,
+            )
             .where(col(Entry.story_id).in_(ids))
             .order_by(col(Entry.published_at), col(Entry.id))
         )
@@ -678,51 +831,93 @@ class Store:
             assert entry.story_id is not None
             assert entry.id is not None
             enclosures, image = media_from_json(entry.enclosures, entry.image)
-            members.setdefault(entry.story_id, []).append(EntryView(
-                entry_id=entry.id, source_id=entry.source_id,
-                source_title=source.title or source.feed_title or source.id,
-                url=entry.url or entry.link, title=entry.title,
-                summary_html=entry.summary_html or entry.content_html,
-                # Detected from the text when the stage has run: a feed's declared language
-                # is only a hint (an English translation in a French feed is English).
-                language=detected or entry.language, published_at=entry.published_at,
-                updated_at=entry.updated_at, author=entry.author,
-                in_category=accepted is None or entry.id in accepted,
-                membership=Membership(entry.story_signal, entry.story_score,
-                                      entry.story_matched_entry_id, entry.story_decision,
-                                      entry.story_evidence, entry.story_decided_at),
-                enclosures=enclosures, image=image,
-                full_html=full_html or None,
-            ))
+            members.setdefault(entry.story_id, []).append(
+                EntryView(
+                    entry_id=entry.id,
+                    source_id=entry.source_id,
+                    source_title=source.title or source.feed_title or source.id,
+                    url=entry.url or entry.link,
+                    title=entry.title,
+                    summary_html=entry.summary_html or entry.content_html,
+                    # Detected from the text when the stage has run: a feed's declared language
+                    # is only a hint (an English translation in a French feed is English).
+                    language=detected or entry.language,
+                    published_at=entry.published_at,
+                    updated_at=entry.updated_at,
+                    author=entry.author,
+                    in_category=accepted is None or entry.id in accepted,
+                    membership=Membership(
+                        entry.story_signal,
+                        entry.story_score,
+                        entry.story_matched_entry_id,
+                        entry.story_decision,
+                        entry.story_evidence,
+                        entry.story_decided_at,
+                    ),
+                    enclosures=enclosures,
+                    image=image,
+                    full_html=full_html or None,
+                )
+            )
         return [
-            StoryView(story_id=s.id or 0, uid=s.uid, first_seen=s.first_seen_at,
-                      updated_at=s.updated_at, entries=tuple(members.get(s.id or 0, ())))
-            for s in stories if members.get(s.id or 0)
+            StoryView(
+                story_id=s.id or 0,
+                uid=s.uid,
+                first_seen=s.first_seen_at,
+                updated_at=s.updated_at,
+                entries=tuple(members.get(s.id or 0, ())),
+            )
+            for s in stories
+            if members.get(s.id or 0)
         ]
 
     # -- full text -----------------------------------------------------------------------
 
-    def full_text_due(self, source_ids: Sequence[str], *, since: datetime,
-                      retry_before: datetime, max_failures: int, limit: int
-                      ) -> list[FullTextTask]:
+    def full_text_due(
+        self,
+        source_ids: Sequence[str],
+        *,
+        since: datetime,
+        retry_before: datetime,
+        max_failures: int,
+        limit: int,
+    ) -> list[FullTextTask]:
         """Entries whose article page the full-text stage should check now
         (``store.fulltext.due``)."""
         with self._guard(), self.engine.connect() as connection:
-            return fulltext.due(connection, source_ids, since=since,
-                                retry_before=retry_before, max_failures=max_failures,
-                                limit=limit)
+            return fulltext.due(
+                connection,
+                source_ids,
+                since=since,
+                retry_before=retry_before,
+                max_failures=max_failures,
+                limit=limit,
+            )
 
     def save_full_text(self, record: FullTextRecord) -> bool:
         """Store one check's outcome; False when the entry was pruned meanwhile."""
         with self._guard(), self._write_engine.begin() as connection:
             return fulltext.save(connection, record)
 
-    def confirm_full_text(self, entry_id: int, *, entry_hash: str, checked_at: datetime,
-                          etag: str | None, last_modified: str | None) -> None:
+    def confirm_full_text(
+        self,
+        entry_id: int,
+        *,
+        entry_hash: str,
+        checked_at: datetime,
+        etag: str | None,
+        last_modified: str | None,
+    ) -> None:
         """The page did not change: keep what was extracted, note the check."""
         with self._guard(), self._write_engine.begin() as connection:
-            fulltext.confirm(connection, entry_id, entry_hash=entry_hash,
-                             checked_at=checked_at, etag=etag, last_modified=last_modified)
+            fulltext.confirm(
+                connection,
+                entry_id,
+                entry_hash=entry_hash,
+                checked_at=checked_at,
+                etag=etag,
+                last_modified=last_modified,
+            )
 
     def full_text_turn(self) -> AbstractContextManager[bool]:
         """Whether this process runs the full-text stage now: True on SQLite, on PostgreSQL
@@ -746,8 +941,7 @@ class Store:
         with self._guard(), self.engine.connect() as connection:
             return clustering.unfeatured_entries(connection, limit)
 
-    def save_features(self, records: Sequence[dict[str, object]], model: str,
-                      now: datetime) -> int:
+    def save_features(self, records: Sequence[dict[str, object]], model: str, now: datetime) -> int:
         """Features computed outside any batch, in a short transaction of their own and
         without the clustering lock: a feature row is written once and never changed, so the
         turn's holder may read it whenever it lands. Returns the rows written."""
@@ -774,8 +968,9 @@ class Store:
         return self._turn(clustering.try_stage_turn, clustering.end_stage_turn)
 
     @contextmanager
-    def _turn(self, take: Callable[[Connection], bool],
-              give_back: Callable[[Connection], None]) -> Iterator[bool]:
+    def _turn(
+        self, take: Callable[[Connection], bool], give_back: Callable[[Connection], None]
+    ) -> Iterator[bool]:
         """A stage's turn among workers: a PostgreSQL session lock ``take`` tries on a
         connection of its own and ``give_back`` releases; always True on SQLite."""
         if self.engine.dialect.name != "postgresql":
@@ -803,16 +998,35 @@ class Store:
         with self.clustering() as writer:
             return clustering.reset(writer.connection, now)
 
-    def add_override(self, kind: str, *, by: str, now: datetime, entry_id: int | None = None,
-                     other_entry_id: int | None = None, story_id: int | None = None,
-                     other_story_id: int | None = None, note: str | None = None,
-                     category: str | None = None, audit: AuditNote | None = None) -> int:
+    def add_override(
+        self,
+        kind: str,
+        *,
+        by: str,
+        now: datetime,
+        entry_id: int | None = None,
+        other_entry_id: int | None = None,
+        story_id: int | None = None,
+        other_story_id: int | None = None,
+        note: str | None = None,
+        category: str | None = None,
+        audit: AuditNote | None = None,
+    ) -> int:
         """Record an editor's correction and apply it now (``overrides.record_override``);
         ``audit``, when given, is written in the same transaction."""
         with self.clustering() as writer:
             made = overrides.record_override(
-                writer, kind, by=by, now=now, entry_id=entry_id, other_entry_id=other_entry_id,
-                story_id=story_id, other_story_id=other_story_id, note=note, category=category)
+                writer,
+                kind,
+                by=by,
+                now=now,
+                entry_id=entry_id,
+                other_entry_id=other_entry_id,
+                story_id=story_id,
+                other_story_id=other_story_id,
+                note=note,
+                category=category,
+            )
             if audit is not None:
                 accounts.record(writer.connection, audit, now, override_id=made)
             return made
@@ -820,14 +1034,36 @@ class Store:
     # Editors' corrections: each in one transaction (a refused one, ValueError naming the id,
     # leaves nothing behind), undone at once by ``undo_override``.
 
-    def merge_stories(self, story_id: int, other_story_id: int, *, by: str, now: datetime,
-                      note: str | None = None, audit: AuditNote | None = None) -> int:
+    def merge_stories(
+        self,
+        story_id: int,
+        other_story_id: int,
+        *,
+        by: str,
+        now: datetime,
+        note: str | None = None,
+        audit: AuditNote | None = None,
+    ) -> int:
         """Merge two stories; the older keeps its id and uid. Returns the correction's id."""
-        return self.add_override("merge", by=by, now=now, story_id=story_id,
-                                 other_story_id=other_story_id, note=note, audit=audit)
+        return self.add_override(
+            "merge",
+            by=by,
+            now=now,
+            story_id=story_id,
+            other_story_id=other_story_id,
+            note=note,
+            audit=audit,
+        )
 
-    def split_entry(self, entry_id: int, *, by: str, now: datetime,
-                    note: str | None = None, audit: AuditNote | None = None) -> int:
+    def split_entry(
+        self,
+        entry_id: int,
+        *,
+        by: str,
+        now: datetime,
+        note: str | None = None,
+        audit: AuditNote | None = None,
+    ) -> int:
         """Take an entry out of its story into a new one; returns the new story's id."""
         with self.clustering() as writer:
             made = overrides.split_entry(writer, entry_id, by=by, now=now, note=note)
@@ -835,17 +1071,41 @@ class Store:
                 accounts.record(writer.connection, audit, now, new_story_id=made)
             return made
 
-    def pin_story(self, story_id: int, category: str, *, by: str, now: datetime,
-                  note: str | None = None, audit: AuditNote | None = None) -> int:
+    def pin_story(
+        self,
+        story_id: int,
+        category: str,
+        *,
+        by: str,
+        now: datetime,
+        note: str | None = None,
+        audit: AuditNote | None = None,
+    ) -> int:
         """Show the story in ``category`` whatever its rules say, listed first."""
-        return self.add_override("category_pin", by=by, now=now, story_id=story_id,
-                                 category=category, note=note, audit=audit)
+        return self.add_override(
+            "category_pin",
+            by=by,
+            now=now,
+            story_id=story_id,
+            category=category,
+            note=note,
+            audit=audit,
+        )
 
-    def hide_story(self, story_id: int, category: str | None, *, by: str, now: datetime,
-                   note: str | None = None, audit: AuditNote | None = None) -> int:
+    def hide_story(
+        self,
+        story_id: int,
+        category: str | None,
+        *,
+        by: str,
+        now: datetime,
+        note: str | None = None,
+        audit: AuditNote | None = None,
+    ) -> int:
         """Keep the story out of ``category`` (None: out of every category)."""
-        return self.add_override("hide", by=by, now=now, story_id=story_id,
-                                 category=category, note=note, audit=audit)
+        return self.add_override(
+            "hide", by=by, now=now, story_id=story_id, category=category, note=note, audit=audit
+        )
 
     def story_detail(self, story_id: int) -> StoryDetail | None:
         """The story as editors inspect it (``stories.story_detail``); None if unknown."""
@@ -863,17 +1123,22 @@ class Store:
                 search.index_pending(connection)
             self._unindexed = 0
 
-    def search(self, terms: tuple[str, ...], limit: int, *,
-               after: tuple[datetime, int] | None = None, include_hidden: bool = False
-               ) -> tuple[list[SearchHit], tuple[datetime, int] | None]:
+    def search(
+        self,
+        terms: tuple[str, ...],
+        limit: int,
+        *,
+        after: tuple[datetime, int] | None = None,
+        include_hidden: bool = False,
+    ) -> tuple[list[SearchHit], tuple[datetime, int] | None]:
         """Entries holding every term (``search.parse_query``), newest first, one page."""
         self.index_pending()
         with self._guard(), self.engine.connect() as connection:
-            return search.search(connection, terms, limit, after=after,
-                                 include_hidden=include_hidden)
+            return search.search(
+                connection, terms, limit, after=after, include_hidden=include_hidden
+            )
 
-    def entry_categories(self, entry_ids: Sequence[int]
-                         ) -> dict[int, tuple[CategoryDecision, ...]]:
+    def entry_categories(self, entry_ids: Sequence[int]) -> dict[int, tuple[CategoryDecision, ...]]:
         with self._guard(), self.engine.connect() as connection:
             return story_reads.entry_categories(connection, entry_ids)
 
@@ -882,25 +1147,36 @@ class Store:
         with self._guard(), self.engine.connect() as connection:
             return story_reads.withdrawn_uids(connection, category_id, uids)
 
-    def split_story(self, entry_ids: Sequence[int], *, by: str, now: datetime,
-                    note: str | None = None) -> int:
+    def split_story(
+        self, entry_ids: Sequence[int], *, by: str, now: datetime, note: str | None = None
+    ) -> int:
         with self.clustering() as writer:
             return overrides.split(writer, entry_ids, by=by, now=now, note=note)
 
-    def apply_category_rules(self, category: str, added: Sequence[reclassify.NewRow],
-                             removed: Sequence[int], *, days: int, by: str, now: datetime,
-                             note: str | None = None, audit: AuditNote | None = None
-                             ) -> tuple[int, int, int]:
+    def apply_category_rules(
+        self,
+        category: str,
+        added: Sequence[reclassify.NewRow],
+        removed: Sequence[int],
+        *,
+        days: int,
+        by: str,
+        now: datetime,
+        note: str | None = None,
+        audit: AuditNote | None = None,
+    ) -> tuple[int, int, int]:
         """Write a rules change's diff over stored entries as one undoable correction
         (``reclassify.apply_rules``): (correction id, rows added, rows removed)."""
         with self.clustering() as writer:
             if audit is not None:
                 accounts.record(writer.connection, audit, now)
-            return reclassify.apply_rules(writer.connection, category, added, removed,
-                                          days=days, by=by, now=now, note=note)
+            return reclassify.apply_rules(
+                writer.connection, category, added, removed, days=days, by=by, now=now, note=note
+            )
 
-    def undo_override(self, override_id: int, *, by: str, now: datetime,
-                      audit: AuditNote | None = None) -> bool:
+    def undo_override(
+        self, override_id: int, *, by: str, now: datetime, audit: AuditNote | None = None
+    ) -> bool:
         with self.clustering() as writer:
             undone = overrides.undo_override(writer, override_id, by=by, now=now)
             if undone and audit is not None:
@@ -921,15 +1197,24 @@ class Store:
         with self._guard(), self.engine.connect() as connection:
             return accounts.by_key(connection, key)
 
-    def change_editor(self, action: str, name: str, *, now: datetime, audit: AuditNote,
-                      role: str | None = None, key: str | None = None,
-                      hashed: str | None = None) -> None:
+    def change_editor(
+        self,
+        action: str,
+        name: str,
+        *,
+        now: datetime,
+        audit: AuditNote,
+        role: str | None = None,
+        key: str | None = None,
+        hashed: str | None = None,
+    ) -> None:
         """``add``, ``rotate`` or ``revoke`` an account, with its audit row, in one
         transaction; ValueError names what was refused."""
         with self._guard(), self._write_engine.begin() as connection:
             if action == "add" and role is not None and key and hashed:
-                accounts.add_editor(connection, name, Role(role), key, hashed,
-                                    by=audit.editor, now=now)
+                accounts.add_editor(
+                    connection, name, Role(role), key, hashed, by=audit.editor, now=now
+                )
             elif action == "rotate" and key and hashed:
                 accounts.rotate_editor(connection, name, key, hashed, now=now)
             elif action == "revoke":
@@ -957,8 +1242,9 @@ class Store:
     def entry_stories(self, source_id: str) -> dict[str, int]:
         """guid → story id of a source's entries (the evaluation reads its clustering so)."""
         with self._guard(), self._read() as session:
-            rows = session.exec(select(Entry.guid, Entry.story_id)
-                                .where(Entry.source_id == source_id))
+            rows = session.exec(
+                select(Entry.guid, Entry.story_id).where(Entry.source_id == source_id)
+            )
             return {guid: story for guid, story in rows if guid and story is not None}
 
     def entry_features(self, source_id: str) -> dict[str, dict[str, object]]:
@@ -974,8 +1260,9 @@ class Store:
         with self._guard(), self.engine.connect() as connection:
             return overrides.list_overrides(connection, include_undone=include_undone)
 
-    def category_history(self, category_id: str, source_ids: Sequence[str], since: datetime
-                         ) -> Iterator[HistoryEntry]:
+    def category_history(
+        self, category_id: str, source_ids: Sequence[str], since: datetime
+    ) -> Iterator[HistoryEntry]:
         """Entries of ``source_ids`` published from ``since`` on, oldest id first, each with
         ``category_id``'s stored decision; streamed a page at a time (the rules dry run)."""
         return iter_history(self.engine, category_id, source_ids, since)
@@ -987,31 +1274,51 @@ class Store:
         """Whether several workers may share this database (PostgreSQL; SQLite: one)."""
         return self.engine.dialect.name == "postgresql"
 
-    def claim_sources(self, owner: str, now: datetime, *, lease_seconds: float, limit: int,
-                      per_host: int, checked_before: datetime | None = None
-                      ) -> tuple[list[SourceStatus], int]:
+    def claim_sources(
+        self,
+        owner: str,
+        now: datetime,
+        *,
+        lease_seconds: float,
+        limit: int,
+        per_host: int,
+        checked_before: datetime | None = None,
+    ) -> tuple[list[SourceStatus], int]:
         """Lease due sources to ``owner`` (``leases.claim``): the sources, in due order, and
         how many due ones wait for a host another worker holds."""
         if not self.supports_leases:
             raise StoreError("claiming sources needs PostgreSQL; SQLite polls in one process")
         until = now + timedelta(seconds=lease_seconds)
         with self._guard(), self._write_engine.begin() as connection:
-            claimed = leases.claim(connection, owner=owner, now=now, until=until, limit=limit,
-                                   per_host=per_host, checked_before=checked_before)
+            claimed = leases.claim(
+                connection,
+                owner=owner,
+                now=now,
+                until=until,
+                limit=limit,
+                per_host=per_host,
+                checked_before=checked_before,
+            )
         if claimed.reaped:
-            log.warning("action=claim outcome=reaped sources=%d: a worker of this machine "
-                        "died holding them", claimed.reaped)
+            log.warning(
+                "action=claim outcome=reaped sources=%d: a worker of this machine "
+                "died holding them",
+                claimed.reaped,
+            )
         if not claimed.ids:
             return [], claimed.waiting
         with self._guard(), self._read() as session:
-            rows = {row.id: row for row in session.exec(
-                select(Source).where(col(Source.id).in_(claimed.ids)))}
+            rows = {
+                row.id: row
+                for row in session.exec(select(Source).where(col(Source.id).in_(claimed.ids)))
+            }
         return [sourcerows.status_of(rows[i]) for i in claimed.ids if i in rows], claimed.waiting
 
     def renew_leases(self, owner: str, now: datetime, lease_seconds: float) -> int:
         with self._guard(), self._write_engine.begin() as connection:
-            return leases.renew(connection, owner=owner,
-                                until=now + timedelta(seconds=lease_seconds))
+            return leases.renew(
+                connection, owner=owner, until=now + timedelta(seconds=lease_seconds)
+            )
 
     def release_leases(self, owner: str, source_ids: Sequence[str] | None = None) -> int:
         with self._guard(), self._write_engine.begin() as connection:
@@ -1038,8 +1345,7 @@ class Store:
             retention.lock(connection)
             return retention.prune_entries(connection, cutoff=cutoff, now=now, limit=limit)
 
-    def prune_stories(self, cutoff: datetime, now: datetime, limit: int
-                      ) -> tuple[int, int, int]:
+    def prune_stories(self, cutoff: datetime, now: datetime, limit: int) -> tuple[int, int, int]:
         with self._guard(), self._write_engine.begin() as connection:
             retention.lock(connection)
             return retention.prune_stories(connection, cutoff=cutoff, now=now, limit=limit)
@@ -1052,11 +1358,9 @@ class Store:
         with self._guard(), self._write_engine.begin() as connection:
             return leases.expire_holds(connection, now)
 
-    def prune_preview(self, cutoff: datetime, tombstones_before: datetime
-                      ) -> retention.Preview:
+    def prune_preview(self, cutoff: datetime, tombstones_before: datetime) -> retention.Preview:
         with self._guard(), self.engine.connect() as connection:
-            return retention.preview(connection, cutoff=cutoff,
-                                     tombstones_before=tombstones_before)
+            return retention.preview(connection, cutoff=cutoff, tombstones_before=tombstones_before)
 
     @property
     def webhooks(self) -> WebhookStore:
@@ -1081,8 +1385,12 @@ class _Guard:
 def _languages(features: EntryFeatureRecord | None) -> dict[str, Any] | None:
     if features is None:
         return None
-    return {"lang": features.lang, "title": features.title_lang, "body": features.body_lang,
-            "confidence": features.lang_confidence}
+    return {
+        "lang": features.lang,
+        "title": features.title_lang,
+        "body": features.body_lang,
+        "confidence": features.lang_confidence,
+    }
 
 
 def open_store(url: str, limits: GrowthLimits | None = None) -> Store:

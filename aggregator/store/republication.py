@@ -46,12 +46,21 @@ def stored_facts(row: Any) -> ItemFacts:
     enclosures = frozenset(str(e.get("url")) for e in row.enclosures or () if isinstance(e, dict))
     # Rows stored before date_source existed (NULL) may carry a poll time: no evidence.
     dated = row.published_at if row.date_source in FEED_DATE_SOURCES else None
-    return ItemFacts(row.guid, row.link, row.content_hash, has_body(row.title, row.text),
-                     enclosures, dated)
+    return ItemFacts(
+        row.guid, row.link, row.content_hash, has_body(row.title, row.text), enclosures, dated
+    )
 
 
-FACT_COLUMNS: tuple[str, ...] = ("guid", "link", "content_hash", "title", "text", "enclosures",
-                                 "published_at", "date_source")
+FACT_COLUMNS: tuple[str, ...] = (
+    "guid",
+    "link",
+    "content_hash",
+    "title",
+    "text",
+    "enclosures",
+    "published_at",
+    "date_source",
+)
 
 
 def has_body(title: str, text: str) -> bool:

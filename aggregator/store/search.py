@@ -29,10 +29,17 @@ _TRIGRAM: Final = 3
 _TERM_RE: Final = re.compile(r'"([^"]*)"|(\S+)')
 # Objects migration 0013 makes that the table models cannot declare (an FTS5 table and its
 # shadow tables, an expression index): schema comparisons leave them out.
-SEARCH_OBJECTS: Final = frozenset({
-    "entry_search", "entry_search_data", "entry_search_idx", "entry_search_docsize",
-    "entry_search_config", "ix_entries_search_trgm", "entry_search_pending",
-})
+SEARCH_OBJECTS: Final = frozenset(
+    {
+        "entry_search",
+        "entry_search_data",
+        "entry_search_idx",
+        "entry_search_docsize",
+        "entry_search_config",
+        "ix_entries_search_trgm",
+        "entry_search_pending",
+    }
+)
 # Entries written but not yet in the SQLite index, moved into it by ``index_pending``.
 _INDEX_PENDING: Final = (
     "INSERT INTO entry_search(rowid, title, text) SELECT id, title, text FROM entries "
@@ -73,8 +80,9 @@ def has_pending(connection: Connection) -> bool:
     """Whether entries wait to be indexed (never on PostgreSQL, whose index is kept live)."""
     if connection.dialect.name != "sqlite":
         return False
-    return connection.exec_driver_sql(
-        "SELECT 1 FROM entry_search_pending LIMIT 1").first() is not None
+    return (
+        connection.exec_driver_sql("SELECT 1 FROM entry_search_pending LIMIT 1").first() is not None
+    )
 
 
 def index_pending(connection: Connection) -> None:
@@ -98,14 +106,24 @@ def matching(dialect: str, terms: tuple[str, ...]) -> sa.ColumnElement[bool]:
         long = [t for t in terms if len(t) >= _TRIGRAM]
         if long:
             expression = " AND ".join('"' + t.replace('"', '""') + '"' for t in long)
-            conditions.append(ENTRIES.c.id.in_(sa.select(sa.literal_column("rowid")).select_from(
-                sa.table("entry_search")).where(sa.text("entry_search MATCH :expression")
-                                                .bindparams(expression=expression))))
+            conditions.append(
+                ENTRIES.c.id.in_(
+                    sa.select(sa.literal_column("rowid"))
+                    .select_from(sa.table("entry_search"))
+                    .where(
+                        sa.text("entry_search MATCH :expression").bindparams(expression=expression)
+                    )
+                )
+            )
         for term in terms:
             if len(term) < _TRIGRAM:
                 pattern = _like(term)
-                conditions.append(sa.or_(ENTRIES.c.title.like(pattern, escape="\\"),
-                                         ENTRIES.c.text.like(pattern, escape="\\")))
+                conditions.append(
+                    sa.or_(
+                        ENTRIES.c.title.like(pattern, escape="\\"),
+                        ENTRIES.c.text.like(pattern, escape="\\"),
+                    )
+                )
         return sa.and_(*conditions)
     # The very expression of the pg_trgm index, so the planner can use it.
     document = ENTRIES.c.title.concat(sa.literal_column("' '")).concat(ENTRIES.c.text)
@@ -126,15 +144,26 @@ class SearchHit:
     story_title: str | None
 
     def as_json(self) -> dict[str, Any]:
-        return {"entry_id": self.entry_id, "source_id": self.source_id, "title": self.title,
-                "url": self.url, "language": self.language,
-                "published_at": self.published_at.isoformat(), "story_id": self.story_id,
-                "story_title": self.story_title}
+        return {
+            "entry_id": self.entry_id,
+            "source_id": self.source_id,
+            "title": self.title,
+            "url": self.url,
+            "language": self.language,
+            "published_at": self.published_at.isoformat(),
+            "story_id": self.story_id,
+            "story_title": self.story_title,
+        }
 
 
-def search(connection: Connection, terms: tuple[str, ...], limit: int, *,
-           after: tuple[datetime, int] | None = None, include_hidden: bool = False
-           ) -> tuple[list[SearchHit], tuple[datetime, int] | None]:
+def search(
+    connection: Connection,
+    terms: tuple[str, ...],
+    limit: int,
+    *,
+    after: tuple[datetime, int] | None = None,
+    include_hidden: bool = False,
+) -> tuple[list[SearchHit], tuple[datetime, int] | None]:
     """Entries holding every term, newest published first, a page of ``limit`` strictly after
     the (published_at, entry id) ``after``; and where the next page starts (None: last page).
     Without ``include_hidden``, entries of stories an editor hid everywhere are left out."""
@@ -144,30 +173,58 @@ def search(connection: Connection, terms: tuple[str, ...], limit: int, *,
     conditions = [matching(connection.dialect.name, terms)]
     if after is not None:
         published, entry_id = after
-        conditions.append(sa.or_(ENTRIES.c.published_at < published,
-                                 sa.and_(ENTRIES.c.published_at == published,
-                                         ENTRIES.c.id < entry_id)))
+        conditions.append(
+            sa.or_(
+                ENTRIES.c.published_at < published,
+                sa.and_(ENTRIES.c.published_at == published, ENTRIES.c.id < entry_id),
+            )
+        )
     if not include_hidden:
         hidden_story = STORIES.alias("hidden_story")
-        hidden = (sa.select(sa.func.coalesce(hidden_story.c.merged_into_id, hidden_story.c.id))
-                  .select_from(OVERRIDES.join(hidden_story,
-                                              hidden_story.c.id == OVERRIDES.c.story_id))
-                  .where(OVERRIDES.c.kind == CorrectionKind.HIDE, OVERRIDES.c.undone_at.is_(None),
-                         OVERRIDES.c.category.is_(None)))
+        hidden = (
+            sa.select(sa.func.coalesce(hidden_story.c.merged_into_id, hidden_story.c.id))
+            .select_from(OVERRIDES.join(hidden_story, hidden_story.c.id == OVERRIDES.c.story_id))
+            .where(
+                OVERRIDES.c.kind == CorrectionKind.HIDE,
+                OVERRIDES.c.undone_at.is_(None),
+                OVERRIDES.c.category.is_(None),
+            )
+        )
         conditions.append(sa.or_(story.c.id.is_(None), live_id.not_in(hidden)))
-    query = (sa.select(ENTRIES.c.id, ENTRIES.c.source_id, ENTRIES.c.title, ENTRIES.c.url,
-                       ENTRIES.c.link, ENTRIES.c.language, ENTRIES.c.published_at,
-                       live.c.id.label("story_id"), live.c.title.label("story_title"))
-             .select_from(ENTRIES.outerjoin(story, story.c.id == ENTRIES.c.story_id)
-                          .outerjoin(live, live.c.id == live_id))
-             .where(*conditions)
-             .order_by(ENTRIES.c.published_at.desc(), ENTRIES.c.id.desc())
-             .limit(limit))
-    hits = [SearchHit(entry_id=row.id, source_id=row.source_id, title=row.title,
-                      url=row.url or row.link, language=row.language,
-                      published_at=row.published_at, story_id=row.story_id,
-                      story_title=row.story_title)
-            for row in connection.execute(query)]
+    query = (
+        sa.select(
+            ENTRIES.c.id,
+            ENTRIES.c.source_id,
+            ENTRIES.c.title,
+            ENTRIES.c.url,
+            ENTRIES.c.link,
+            ENTRIES.c.language,
+            ENTRIES.c.published_at,
+            live.c.id.label("story_id"),
+            live.c.title.label("story_title"),
+        )
+        .select_from(
+            ENTRIES.outerjoin(story, story.c.id == ENTRIES.c.story_id).outerjoin(
+                live, live.c.id == live_id
+            )
+        )
+        .where(*conditions)
+        .order_by(ENTRIES.c.published_at.desc(), ENTRIES.c.id.desc())
+        .limit(limit)
+    )
+    hits = [
+        SearchHit(
+            entry_id=row.id,
+            source_id=row.source_id,
+            title=row.title,
+            url=row.url or row.link,
+            language=row.language,
+            published_at=row.published_at,
+            story_id=row.story_id,
+            story_title=row.story_title,
+        )
+        for row in connection.execute(query)
+    ]
     if len(hits) < limit:
         return hits, None
     return hits, (hits[-1].published_at, hits[-1].entry_id)

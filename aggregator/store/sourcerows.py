@@ -45,20 +45,35 @@ SYNC_CHUNK = 500
 
 def status_of(row: Source) -> SourceStatus:
     return SourceStatus(
-        id=row.id, url=row.url, configured_url=row.configured_url,
-        title=row.title or row.feed_title, site_url=row.site_url,
-        language=row.language, categories=tuple(row.categories), state=SourceState(row.state),
-        interval_seconds=row.interval_seconds, etag=row.etag, last_modified=row.last_modified,
-        body_hash=row.body_hash, next_check_at=row.next_check_at,
-        last_checked_at=row.last_checked_at, last_success_at=row.last_success_at,
-        last_status=row.last_status, last_duration_ms=row.last_duration_ms,
-        last_bytes=row.last_bytes, last_new_entries=row.last_new_entries,
+        id=row.id,
+        url=row.url,
+        configured_url=row.configured_url,
+        title=row.title or row.feed_title,
+        site_url=row.site_url,
+        language=row.language,
+        categories=tuple(row.categories),
+        state=SourceState(row.state),
+        interval_seconds=row.interval_seconds,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        body_hash=row.body_hash,
+        next_check_at=row.next_check_at,
+        last_checked_at=row.last_checked_at,
+        last_success_at=row.last_success_at,
+        last_status=row.last_status,
+        last_duration_ms=row.last_duration_ms,
+        last_bytes=row.last_bytes,
+        last_new_entries=row.last_new_entries,
         last_updated_entries=row.last_updated_entries,
         publish_interval_seconds=row.publish_interval_seconds,
-        error_count=row.error_count, last_error=row.last_error,
-        last_error_kind=row.last_error_kind, public_only=row.public_only,
-        last_repeated_entries=row.last_repeated_entries, warning=row.warning,
-        feed_ttl_seconds=row.feed_ttl_seconds, full_text=row.full_text,
+        error_count=row.error_count,
+        last_error=row.last_error,
+        last_error_kind=row.last_error_kind,
+        public_only=row.public_only,
+        last_repeated_entries=row.last_repeated_entries,
+        warning=row.warning,
+        feed_ttl_seconds=row.feed_ttl_seconds,
+        full_text=row.full_text,
     )
 
 
@@ -103,9 +118,10 @@ def sync(session: Session, catalog: Catalog, now: datetime) -> None:
     known = {row_id for (row_id,) in session.execute(sa.select(SOURCES.c.id))}
     ids = [*wanted, *sorted(known.difference(wanted))]
     for start in range(0, len(ids), SYNC_CHUNK):
-        chunk = ids[start:start + SYNC_CHUNK]
-        rows = {row.id: row for row in session.exec(
-            select(Source).where(col(Source.id).in_(chunk)))}
+        chunk = ids[start : start + SYNC_CHUNK]
+        rows = {
+            row.id: row for row in session.exec(select(Source).where(col(Source.id).in_(chunk)))
+        }
         for source_id in chunk:
             _sync_row(session, rows.get(source_id), source_id, wanted.get(source_id), now)
         session.flush()
@@ -113,15 +129,21 @@ def sync(session: Session, catalog: Catalog, now: datetime) -> None:
     align_shared_urls(session, now)
 
 
-def _sync_row(session: Session, row: Source | None, source_id: str,
-              config: SourceConfig | None, now: datetime) -> None:
+def _sync_row(
+    session: Session, row: Source | None, source_id: str, config: SourceConfig | None, now: datetime
+) -> None:
     if config is None:
         if row is not None and row.state != SourceState.REMOVED:
             row.state = SourceState.REMOVED
         return
     if row is None:
-        row = Source(id=source_id, url=config.url, configured_url=config.url,
-                     created_at=now, next_check_at=now)
+        row = Source(
+            id=source_id,
+            url=config.url,
+            configured_url=config.url,
+            created_at=now,
+            next_check_at=now,
+        )
         session.add(row)
     elif (row.configured_url or row.url) != config.url:
         # The editors changed the URL: it overrides any redirect we followed.
@@ -145,8 +167,11 @@ def align_shared_urls(session: Session, now: datetime) -> None:
     fetch serves them all; the poller then gives them one schedule. A source added (or
     resumed) on a URL already polled makes the others come with it once."""
     by_url: dict[str, list[tuple[str, datetime | None]]] = {}
-    for row in session.execute(sa.select(SOURCES.c.id, SOURCES.c.url, SOURCES.c.next_check_at)
-                               .where(SOURCES.c.state == SourceState.ACTIVE.value)):
+    for row in session.execute(
+        sa.select(SOURCES.c.id, SOURCES.c.url, SOURCES.c.next_check_at).where(
+            SOURCES.c.state == SourceState.ACTIVE.value
+        )
+    ):
         by_url.setdefault(row.url, []).append((row.id, row.next_check_at))
     for group in by_url.values():
         if len(group) < 2:
@@ -154,27 +179,35 @@ def align_shared_urls(session: Session, now: datetime) -> None:
         earliest = min(when or now for _id, when in group)
         late = [source_id for source_id, when in group if when != earliest]
         if late:
-            session.execute(SOURCES.update().where(SOURCES.c.id.in_(late))
-                            .values(next_check_at=earliest))
+            session.execute(
+                SOURCES.update().where(SOURCES.c.id.in_(late)).values(next_check_at=earliest)
+            )
 
 
-def touch(row: Source, fetch: FetchResult | None, next_check_at: datetime,
-          now: datetime) -> None:
+def touch(row: Source, fetch: FetchResult | None, next_check_at: datetime, now: datetime) -> None:
     """Record a check of the source: when, the next one, and what the answer said."""
-    values = check_values(row.id, row.url, row.redirect_url, row.redirect_count, fetch,
-                          next_check_at, now)
+    values = check_values(
+        row.id, row.url, row.redirect_url, row.redirect_count, fetch, next_check_at, now
+    )
     for name, value in values.items():
         setattr(row, name, value)
 
 
-def check_values(source_id: str, url: str, redirect_url: str | None, redirect_count: int,
-                 fetch: FetchResult | None, next_check_at: datetime, now: datetime
-                 ) -> dict[str, Any]:
+def check_values(
+    source_id: str,
+    url: str,
+    redirect_url: str | None,
+    redirect_count: int,
+    fetch: FetchResult | None,
+    next_check_at: datetime,
+    now: datetime,
+) -> dict[str, Any]:
     """The columns ``touch`` sets, for a row with these url and redirect columns."""
     values: dict[str, Any] = {"last_checked_at": now, "next_check_at": next_check_at}
     if fetch is not None:
-        values.update(_redirect_values(source_id, url, redirect_url, redirect_count,
-                                       fetch.permanent_redirect))
+        values.update(
+            _redirect_values(source_id, url, redirect_url, redirect_count, fetch.permanent_redirect)
+        )
         values["last_status"] = fetch.status
         values["last_duration_ms"] = round(fetch.elapsed * 1000)
         values["last_bytes"] = len(fetch.content) if fetch.content is not None else 0
@@ -185,8 +218,9 @@ def check_values(source_id: str, url: str, redirect_url: str | None, redirect_co
     return values
 
 
-def _redirect_values(source_id: str, url: str, redirect_url: str | None, redirect_count: int,
-                     target: str | None) -> dict[str, Any]:
+def _redirect_values(
+    source_id: str, url: str, redirect_url: str | None, redirect_count: int, target: str | None
+) -> dict[str, Any]:
     if target is None or target == url:
         return {"redirect_url": None, "redirect_count": 0}
     if target == redirect_url:
@@ -194,8 +228,7 @@ def _redirect_values(source_id: str, url: str, redirect_url: str | None, redirec
     else:
         redirect_url, redirect_count = target[:2048], 1
     if redirect_count >= PERMANENT_REDIRECT_CONFIRMATIONS:
-        log.info("source=%s action=redirect outcome=moved from=%s to=%s",
-                 source_id, url, target)
+        log.info("source=%s action=redirect outcome=moved from=%s to=%s", source_id, url, target)
         return {"url": target[:2048], "redirect_url": None, "redirect_count": 0}
     return {"redirect_url": redirect_url, "redirect_count": redirect_count}
 
@@ -205,12 +238,16 @@ def growth_warning(written: Written) -> str | None:
     notes = []
     offered = written.new + written.repeated + written.refused
     if written.repeated >= ROTATION_MIN_REPEATS and 2 * written.repeated > offered:
-        notes.append(f"ids rotate: {written.repeated} of {offered} entries with new ids "
-                     "repeat content already stored (kept as the same items, not added)")
+        notes.append(
+            f"ids rotate: {written.repeated} of {offered} entries with new ids "
+            "repeat content already stored (kept as the same items, not added)"
+        )
     if written.refused:
-        notes.append(f"per-poll cap: stored the newest {written.new} of "
-                     f"{written.new + written.refused} new entries, the rest come with the next "
-                     "polls (AGGREGATOR_MAX_NEW_ENTRIES_PER_POLL)")
+        notes.append(
+            f"per-poll cap: stored the newest {written.new} of "
+            f"{written.new + written.refused} new entries, the rest come with the next "
+            "polls (AGGREGATOR_MAX_NEW_ENTRIES_PER_POLL)"
+        )
     return "; ".join(notes) or None
 
 
@@ -224,8 +261,10 @@ def find(session: Session, source_id: str) -> Source:
         raise StoreError(f"source {source_id!r} is not in the store; sync the catalog first")
     return row
 
-def leased(session: Session, source_id: str, owner: str | None, *,
-           keep: bool = False) -> Source | None:
+
+def leased(
+    session: Session, source_id: str, owner: str | None, *, keep: bool = False
+) -> Source | None:
     """The source's row to save a poll in. With ``owner`` (the source was claimed) it is
     locked until commit and None when the lease was lost: another worker took the source
     after the lease ran out, and its result, perhaps newer, must stand. The lease ends
@@ -239,18 +278,24 @@ def leased(session: Session, source_id: str, owner: str | None, *,
         return None
     return row
 
+
 def still_owned(row: Source, owner: str, *, keep: bool = False) -> bool:
     if row.lease_owner != owner:
-        log.warning("source=%s action=save outcome=lease-lost holder=%s: another worker "
-                    "took it after our lease ran out; our result is dropped",
-                    row.id, row.lease_owner)
+        log.warning(
+            "source=%s action=save outcome=lease-lost holder=%s: another worker "
+            "took it after our lease ran out; our result is dropped",
+            row.id,
+            row.lease_owner,
+        )
         return False
     if not keep:
         row.lease_owner, row.leased_until = None, None
     return True
 
-def leased_rows(connection: sa.Connection, source_ids: Sequence[str], owner: str | None
-                ) -> dict[str, Any]:
+
+def leased_rows(
+    connection: sa.Connection, source_ids: Sequence[str], owner: str | None
+) -> dict[str, Any]:
     """``leased`` without ORM objects, for several sources at once (a batch of polls to
     save): by id, each row's id, url, redirect, feed title and site URL columns (a ``Row``);
     a source whose lease was lost is left out. With ``owner`` the rows are locked in id
@@ -258,36 +303,46 @@ def leased_rows(connection: sa.Connection, source_ids: Sequence[str], owner: str
     wanted = sorted(set(source_ids))
     rows: dict[str, Any] = {}
     for start in range(0, len(wanted), IN_CHUNK):
-        query = sa.select(SOURCES.c.id, SOURCES.c.url, SOURCES.c.redirect_url,
-                          SOURCES.c.redirect_count, SOURCES.c.feed_title, SOURCES.c.site_url,
-                          SOURCES.c.lease_owner
-                          ).where(SOURCES.c.id.in_(wanted[start:start + IN_CHUNK]))
+        query = sa.select(
+            SOURCES.c.id,
+            SOURCES.c.url,
+            SOURCES.c.redirect_url,
+            SOURCES.c.redirect_count,
+            SOURCES.c.feed_title,
+            SOURCES.c.site_url,
+            SOURCES.c.lease_owner,
+        ).where(SOURCES.c.id.in_(wanted[start : start + IN_CHUNK]))
         if owner is not None:
             query = query.order_by(SOURCES.c.id).with_for_update()
         rows.update((row.id, row) for row in connection.execute(query))
     for source_id in wanted:
         row = rows.get(source_id)
         if row is None:
-            raise StoreError(f"source {source_id!r} is not in the store; "
-                             "sync the catalog first")
+            raise StoreError(f"source {source_id!r} is not in the store; sync the catalog first")
         if owner is not None and row.lease_owner != owner:
-            log.warning("source=%s action=save outcome=lease-lost holder=%s: another worker "
-                        "took it after our lease ran out; our result is dropped",
-                        source_id, row.lease_owner)
+            log.warning(
+                "source=%s action=save outcome=lease-lost holder=%s: another worker "
+                "took it after our lease ran out; our result is dropped",
+                source_id,
+                row.lease_owner,
+            )
             del rows[source_id]
     return rows
 
 
 def without_tombstoned(
-    connection: sa.Connection, source_id: str,
-    entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]], now: datetime,
+    connection: sa.Connection,
+    source_id: str,
+    entries: Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]],
+    now: datetime,
 ) -> Sequence[tuple[NormalizedEntry, Sequence[CategoryMatch]]]:
     # One primary-key lookup for the feed's keys: as cheap as asking only for the keys not
     # stored yet, which would take a query of its own to find.
     if not entries:
         return entries
     pruned = retention.tombstoned(
-        connection, source_id, [identity(e.identity_key) for e, _ in entries], now)
+        connection, source_id, [identity(e.identity_key) for e, _ in entries], now
+    )
     if not pruned:
         return entries
     return [(e, m) for e, m in entries if identity(e.identity_key) not in pruned]

@@ -49,8 +49,10 @@ from aggregator.web.auth import (
 log = logging.getLogger(__name__)
 
 # The pages run no script and load nothing from elsewhere; forms post only here.
-ADMIN_POLICY: Final = ("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-                       "base-uri 'none'; frame-ancestors 'none'")
+ADMIN_POLICY: Final = (
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
 ADMIN_HEADERS: Final = {
     "Content-Security-Policy": ADMIN_POLICY,
     "Cache-Control": "no-store",
@@ -76,20 +78,22 @@ def _html(body: str, status: int = 200) -> HTMLResponse:
 async def _read_form(request: Request) -> Form | Response:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in (FORM_TYPE, ""):
-        return _html(pages.message_page("Unsupported form", f"forms must be sent as {FORM_TYPE}"),
-                     415)
+        return _html(
+            pages.message_page("Unsupported form", f"forms must be sent as {FORM_TYPE}"), 415
+        )
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
         if len(body) > MAX_FORM_BYTES:
-            return _html(pages.message_page("Form too large",
-                                            f"at most {MAX_FORM_BYTES} bytes"), 413)
+            return _html(
+                pages.message_page("Form too large", f"at most {MAX_FORM_BYTES} bytes"), 413
+            )
     try:
-        return parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True,
-                        max_num_fields=MAX_FORM_FIELDS)
+        return parse_qs(
+            body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS
+        )
     except ValueError:
-        return _html(pages.message_page("Form too large",
-                                        f"at most {MAX_FORM_FIELDS} fields"), 413)
+        return _html(pages.message_page("Form too large", f"at most {MAX_FORM_FIELDS} fields"), 413)
 
 
 def _first(form: Form, name: str, default: str = "") -> str:
@@ -97,8 +101,7 @@ def _first(form: Form, name: str, default: str = "") -> str:
     return values[0] if values else default
 
 
-def admin_route_class(auth: Auth, *, signed_in: bool,
-                      needed: Role | None = None) -> type[APIRoute]:
+def admin_route_class(auth: Auth, *, signed_in: bool, needed: Role | None = None) -> type[APIRoute]:
     """Routes that answer 403 while editing is disabled and, when ``signed_in``, need a
     session: a GET without one is sent to the login page (303), anything else gets 401, and a
     POST must carry the session's CSRF token. A POST's form is parsed once, here. The
@@ -111,35 +114,46 @@ def admin_route_class(auth: Auth, *, signed_in: bool,
             async def guarded(request: Request) -> Response:
                 # Both read the database (accounts): off the event loop.
                 if not await run_in_threadpool(lambda: auth.enabled):
-                    return _html(pages.message_page("Editing is disabled", DISABLED_MESSAGE),
-                                 403)
-                session = await run_in_threadpool(auth.session,
-                                                  request.cookies.get(SESSION_COOKIE))
+                    return _html(pages.message_page("Editing is disabled", DISABLED_MESSAGE), 403)
+                session = await run_in_threadpool(auth.session, request.cookies.get(SESSION_COOKIE))
                 if signed_in and session is None:
                     if request.method in ("GET", "HEAD"):
                         target = request.url.path + (
-                            f"?{request.url.query}" if request.url.query else "")
+                            f"?{request.url.query}" if request.url.query else ""
+                        )
                         return RedirectResponse(
-                            f"{admin_url('login')}?next={quote(target, safe='')}", 303,
-                            headers=ADMIN_HEADERS)
-                    return _html(pages.message_page(
-                        "Not signed in", "log in at /admin/login first"), 401)
+                            f"{admin_url('login')}?next={quote(target, safe='')}",
+                            303,
+                            headers=ADMIN_HEADERS,
+                        )
+                    return _html(
+                        pages.message_page("Not signed in", "log in at /admin/login first"), 401
+                    )
                 request.state.session = session
                 if signed_in and session is not None:
                     role = needed or (Role.EDITOR if request.method == "POST" else Role.VIEWER)
                     refusal = role_refusal(session, role)
                     if refusal is not None:
-                        return _html(pages.message_page("Not allowed", refusal,
-                                                        back=ADMIN_PREFIX + "/"), 403)
+                        return _html(
+                            pages.message_page("Not allowed", refusal, back=ADMIN_PREFIX + "/"), 403
+                        )
                 if request.method == "POST":
                     form = await _read_form(request)
                     if isinstance(form, Response):
                         return form
-                    if signed_in and session is not None and not auth.csrf_matches(
-                            session, _first(form, CSRF_FIELD)):
-                        return _html(pages.message_page(
-                            "Form expired", "this form is stale or did not come from these "
-                            "pages: reload the page and try again"), 403)
+                    if (
+                        signed_in
+                        and session is not None
+                        and not auth.csrf_matches(session, _first(form, CSRF_FIELD))
+                    ):
+                        return _html(
+                            pages.message_page(
+                                "Form expired",
+                                "this form is stale or did not come from these "
+                                "pages: reload the page and try again",
+                            ),
+                            403,
+                        )
                     request.state.form = form
                 response = await handler(request)
                 for name, value in ADMIN_HEADERS.items():
@@ -168,21 +182,36 @@ class AdminPages:
     # -- plumbing --------------------------------------------------------------------------
 
     def _cookie(self, response: Response, name: str, value: str, max_age: int) -> None:
-        response.set_cookie(name, value, max_age=max_age, path=ADMIN_PREFIX, httponly=True,
-                            samesite="strict", secure=self.auth.secure_cookie)
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            path=ADMIN_PREFIX,
+            httponly=True,
+            samesite="strict",
+            secure=self.auth.secure_cookie,
+        )
 
     def chrome(self, request: Request, error: str | None = None) -> Chrome:
         session: Session = request.state.session
-        return Chrome(csrf=self.auth.csrf_token(session), editor=session.editor,
-                      role=session.role,
-                      flash=self.auth.read_flash(request.cookies.get(FLASH_COOKIE)),
-                      error=error)
+        return Chrome(
+            csrf=self.auth.csrf_token(session),
+            editor=session.editor,
+            role=session.role,
+            flash=self.auth.read_flash(request.cookies.get(FLASH_COOKIE)),
+            error=error,
+        )
 
     def show(self, request: Request, body: str, status: int = 200) -> HTMLResponse:
         response = _html(body, status)
         if FLASH_COOKIE in request.cookies:
-            response.delete_cookie(FLASH_COOKIE, path=ADMIN_PREFIX, httponly=True,
-                                   samesite="strict", secure=self.auth.secure_cookie)
+            response.delete_cookie(
+                FLASH_COOKIE,
+                path=ADMIN_PREFIX,
+                httponly=True,
+                samesite="strict",
+                secure=self.auth.secure_cookie,
+            )
         return response
 
     def back(self, path: str, message: str) -> RedirectResponse:
@@ -220,23 +249,29 @@ class AdminPages:
         wait = self.auth.limiter.retry_after(address)
         if wait is not None:
             log.warning("action=admin-login outcome=rate-limited client=%s", address)
-            refused = _html(pages.login_page(
-                next_path, f"Too many failed logins from this address: try again in {wait} s."),
-                429)
+            refused = _html(
+                pages.login_page(
+                    next_path, f"Too many failed logins from this address: try again in {wait} s."
+                ),
+                429,
+            )
             refused.headers["Retry-After"] = str(wait)
             return refused
         identity = self.auth.identify(_first(form, "token"))
         if identity is None:
             self.auth.limiter.failed(address)
             log.warning("action=admin-login outcome=refused client=%s", address)
-            return _html(pages.login_page(
-                next_path, "That is not an active editor's token."), 401)
+            return _html(pages.login_page(next_path, "That is not an active editor's token."), 401)
         # An account's name is its own; only the shared token's users name themselves.
-        editor = (identity.name if identity.account
-                  else editor_name(_first(form, "editor"), DEFAULT_ADMIN_EDITOR))
+        editor = (
+            identity.name
+            if identity.account
+            else editor_name(_first(form, "editor"), DEFAULT_ADMIN_EDITOR)
+        )
         response = RedirectResponse(next_path, 303)
-        self._cookie(response, SESSION_COOKIE, self.auth.issue(editor, identity.key),
-                     SESSION_SECONDS)
+        self._cookie(
+            response, SESSION_COOKIE, self.auth.issue(editor, identity.key), SESSION_SECONDS
+        )
         log.info("action=admin-login outcome=done editor=%r", editor)
         return response
 
@@ -245,21 +280,38 @@ class AdminPages:
         self.auth.revoke(session)
         log.info("action=admin-logout outcome=done editor=%r", session.editor)
         response = RedirectResponse(admin_url("login"), 303)
-        response.delete_cookie(SESSION_COOKIE, path=ADMIN_PREFIX, httponly=True,
-                               samesite="strict", secure=self.auth.secure_cookie)
+        response.delete_cookie(
+            SESSION_COOKIE,
+            path=ADMIN_PREFIX,
+            httponly=True,
+            samesite="strict",
+            secure=self.auth.secure_cookie,
+        )
         return response
 
     # -- pages -----------------------------------------------------------------------------
 
     def overview(self, request: Request) -> Response:
         bench = self.bench
-        return self.show(request, pages.overview_page(
-            self.chrome(request), bench.sources(), bench.catalog.categories,
-            bench.corrections(), bench.store.counts(), bench.source_alerts()))
+        return self.show(
+            request,
+            pages.overview_page(
+                self.chrome(request),
+                bench.sources(),
+                bench.catalog.categories,
+                bench.corrections(),
+                bench.store.counts(),
+                bench.source_alerts(),
+            ),
+        )
 
     def sources(self, request: Request) -> Response:
-        return self.show(request, pages.sources_page(
-            self.chrome(request), self.bench.sources(), self.bench.catalog.categories))
+        return self.show(
+            request,
+            pages.sources_page(
+                self.chrome(request), self.bench.sources(), self.bench.catalog.categories
+            ),
+        )
 
     def source_action(self, request: Request) -> Response:
         source_id = request.path_params["source_id"]
@@ -276,23 +328,38 @@ class AdminPages:
         form = self.form(request)
 
         def add() -> str:
-            return _said(self.bench.add(self.bench.new_source(
-                url=_first(form, "url"), categories=form.get("categories", []),
-                source_id=_first(form, "id"), title=_first(form, "title")),
-                by=self.editor(request)))
+            return _said(
+                self.bench.add(
+                    self.bench.new_source(
+                        url=_first(form, "url"),
+                        categories=form.get("categories", []),
+                        source_id=_first(form, "id"),
+                        title=_first(form, "title"),
+                    ),
+                    by=self.editor(request),
+                )
+            )
 
         return self.act(admin_url("sources"), add)
 
     def categories(self, request: Request) -> Response:
-        return self.show(request, pages.categories_page(self.chrome(request),
-                                                        self.bench.catalog.categories))
+        return self.show(
+            request, pages.categories_page(self.chrome(request), self.bench.catalog.categories)
+        )
 
     def category(self, request: Request) -> Response:
         category = self._category(request)
-        return self.show(request, pages.category_page(
-            self.chrome(request), category,
-            "\n".join(rule_text(r) for r in category.include),
-            "\n".join(rule_text(r) for r in category.exclude), DEFAULT_DRY_RUN_SINCE, None))
+        return self.show(
+            request,
+            pages.category_page(
+                self.chrome(request),
+                category,
+                "\n".join(rule_text(r) for r in category.include),
+                "\n".join(rule_text(r) for r in category.exclude),
+                DEFAULT_DRY_RUN_SINCE,
+                None,
+            ),
+        )
 
     def category_post(self, request: Request) -> Response:
         category = self._category(request)
@@ -302,18 +369,26 @@ class AdminPages:
         lines_in, lines_out = include.splitlines(), exclude.splitlines()
         path = admin_url("categories", category.id)
         if _first(form, "action") == "save":
-            return self.act(path, lambda: _said(
-                self.bench.set_rules(category.id, lines_in, lines_out,
-                                     by=self.editor(request))))
+            return self.act(
+                path,
+                lambda: _said(
+                    self.bench.set_rules(category.id, lines_in, lines_out, by=self.editor(request))
+                ),
+            )
         if _first(form, "action") == "apply":
+
             def apply() -> str:
                 days = _first(form, "days").strip()
                 if not (days.isdigit() and len(days) < 4):
-                    raise EditRefused(Refusal.INVALID, f"{days!r} is not a number of days",
-                                      field="days")
-                done, _ = self.bench.apply_rules(category.id, int(days),
-                                                 by=self.editor(request),
-                                                 note=_first(form, "note") or None)
+                    raise EditRefused(
+                        Refusal.INVALID, f"{days!r} is not a number of days", field="days"
+                    )
+                done, _ = self.bench.apply_rules(
+                    category.id,
+                    int(days),
+                    by=self.editor(request),
+                    note=_first(form, "note") or None,
+                )
                 return _said(done)
 
             return self.act(path, apply)
@@ -323,9 +398,13 @@ class AdminPages:
             error = None
         except EditRefused as exc:
             result, error = None, f"{exc.field or 'rules'}: {exc.message}"
-        return self.show(request, pages.category_page(
-            self.chrome(request, error), category, include, exclude, since, result),
-            200 if error is None else 422)
+        return self.show(
+            request,
+            pages.category_page(
+                self.chrome(request, error), category, include, exclude, since, result
+            ),
+            200 if error is None else 422,
+        )
 
     def _category(self, request: Request) -> CategoryConfig:
         try:
@@ -338,13 +417,17 @@ class AdminPages:
         if wanted:
             if wanted.isdigit() and 0 < int(wanted) < 2**31:
                 return RedirectResponse(admin_url("stories", int(wanted)), 303)
-            return self.back(admin_url("stories"), f"Refused (id): {wanted!r} is not a "
-                             "story id")
-        per_category = [(c, self.bench.recent_stories(c.id, STORIES_PER_CATEGORY))
-                        for c in self.bench.catalog.categories]
+            return self.back(admin_url("stories"), f"Refused (id): {wanted!r} is not a story id")
+        per_category = [
+            (c, self.bench.recent_stories(c.id, STORIES_PER_CATEGORY))
+            for c in self.bench.catalog.categories
+        ]
         query, hits, error = self._search(request)
-        return self.show(request, pages.stories_page(self.chrome(request, error), per_category,
-                                                     query, hits), 200 if error is None else 422)
+        return self.show(
+            request,
+            pages.stories_page(self.chrome(request, error), per_category, query, hits),
+            200 if error is None else 422,
+        )
 
     def _search(self, request: Request) -> tuple[str, list[SearchHit] | None, str | None]:
         """The page's ``q``, what it found (None without one) and why it was refused."""
@@ -364,9 +447,13 @@ class AdminPages:
         except EditRefused as exc:
             raise _NotFound(exc.message) from exc
         query, hits, error = self._search(request)
-        return self.show(request, pages.story_page(self.chrome(request, error), detail,
-                                                   self.bench.catalog.categories, query, hits),
-                         200 if error is None else 422)
+        return self.show(
+            request,
+            pages.story_page(
+                self.chrome(request, error), detail, self.bench.catalog.categories, query, hits
+            ),
+            200 if error is None else 422,
+        )
 
     def story_action(self, request: Request) -> Response:
         story_id = _int(request.path_params["story_id"], "story")
@@ -396,7 +483,11 @@ class AdminPages:
             return _said(self.bench.hide(story_id, category, by=by, note=note))
 
         actions: dict[str, Callable[[], str]] = {
-            "merge": merge, "split": split, "pin": pin, "hide": hide}
+            "merge": merge,
+            "split": split,
+            "pin": pin,
+            "hide": hide,
+        }
         try:
             message = actions[verb]()
         except (EditRefused, StoreError) as exc:
@@ -410,34 +501,40 @@ class AdminPages:
         return self.back(target, message)
 
     def corrections(self, request: Request) -> Response:
-        return self.show(request, pages.corrections_page(
-            self.chrome(request), self.bench.corrections(include_undone=True)))
+        return self.show(
+            request,
+            pages.corrections_page(
+                self.chrome(request), self.bench.corrections(include_undone=True)
+            ),
+        )
 
     def undo(self, request: Request) -> Response:
         override_id = _int(request.path_params["override_id"], "correction")
         back = _safe_next(_first(self.form(request), "back", admin_url("corrections")))
-        return self.act(back, lambda: _said(self.bench.undo(override_id,
-                                                            by=self.editor(request))))
-
+        return self.act(back, lambda: _said(self.bench.undo(override_id, by=self.editor(request))))
 
     def audit(self, request: Request) -> Response:
         before = request.query_params.get("before", "")
         rows = self.bench.audit_log(AUDIT_PAGE + 1, int(before) if before.isdigit() else None)
-        return self.show(request, pages.audit_page(self.chrome(request), rows[:AUDIT_PAGE],
-                                                   more=len(rows) > AUDIT_PAGE))
+        return self.show(
+            request,
+            pages.audit_page(self.chrome(request), rows[:AUDIT_PAGE], more=len(rows) > AUDIT_PAGE),
+        )
 
     def editors(self, request: Request) -> Response:
         return self._editors(request, None)
 
     def _editors(self, request: Request, token: tuple[str, str] | None) -> Response:
-        return self.show(request, pages.editors_page(self.chrome(request),
-                                                     self.bench.editors(), token))
+        return self.show(
+            request, pages.editors_page(self.chrome(request), self.bench.editors(), token)
+        )
 
     def add_editor(self, request: Request) -> Response:
         form = self.form(request)
         try:
-            done, token = self.bench.add_editor(_first(form, "name"), _first(form, "role"),
-                                                by=self.editor(request))
+            done, token = self.bench.add_editor(
+                _first(form, "name"), _first(form, "role"), by=self.editor(request)
+            )
         except (EditRefused, StoreError) as exc:
             return self.back(admin_url("editors"), _refused(exc))
         # The token is shown on this answer only (no redirect: it must not sit in a cookie).
@@ -484,15 +581,27 @@ def _int(value: str, what: str) -> int:
 def include_admin(app: FastAPI, bench: Workbench, auth: Auth) -> None:
     """Add the /admin/ pages to ``app``; none appears in the API schema."""
     handlers = AdminPages(bench, auth)
-    entry = APIRouter(prefix=ADMIN_PREFIX, include_in_schema=False,
-                      route_class=admin_route_class(auth, signed_in=False))
-    inside = APIRouter(prefix=ADMIN_PREFIX, include_in_schema=False,
-                       route_class=admin_route_class(auth, signed_in=True))
+    entry = APIRouter(
+        prefix=ADMIN_PREFIX,
+        include_in_schema=False,
+        route_class=admin_route_class(auth, signed_in=False),
+    )
+    inside = APIRouter(
+        prefix=ADMIN_PREFIX,
+        include_in_schema=False,
+        route_class=admin_route_class(auth, signed_in=True),
+    )
     # Every signed-in editor may log out; only admins manage accounts.
-    anyone = APIRouter(prefix=ADMIN_PREFIX, include_in_schema=False,
-                       route_class=admin_route_class(auth, signed_in=True, needed=Role.VIEWER))
-    admins = APIRouter(prefix=ADMIN_PREFIX, include_in_schema=False,
-                       route_class=admin_route_class(auth, signed_in=True, needed=Role.ADMIN))
+    anyone = APIRouter(
+        prefix=ADMIN_PREFIX,
+        include_in_schema=False,
+        route_class=admin_route_class(auth, signed_in=True, needed=Role.VIEWER),
+    )
+    admins = APIRouter(
+        prefix=ADMIN_PREFIX,
+        include_in_schema=False,
+        route_class=admin_route_class(auth, signed_in=True, needed=Role.ADMIN),
+    )
     entry.add_api_route("/login", handlers.login_form, methods=["GET"])
     entry.add_api_route("/login", handlers.login, methods=["POST"])
     anyone.add_api_route("/logout", handlers.logout, methods=["POST"])

@@ -47,8 +47,9 @@ from aggregator.web.conditional import REVALIDATE, ApiValidators
 MAX_ID = 2**31 - 1
 StoryId = Annotated[int, Path(ge=1, le=MAX_ID, description="a story id")]
 RuleText = Annotated[str, Field(max_length=MAX_RULE_LENGTH)]
-Note = Annotated[str | None, Field(max_length=MAX_NOTE_LENGTH,
-                                   description="why, for the corrections log")]
+Note = Annotated[
+    str | None, Field(max_length=MAX_NOTE_LENGTH, description="why, for the corrections log")
+]
 
 
 class ErrorOut(BaseModel):
@@ -68,8 +69,9 @@ class SourceIn(BaseModel):
 
     url: str = Field(max_length=2000, description="the feed's http(s) URL")
     categories: list[Annotated[str, Field(max_length=64)]] = Field(min_length=1, max_length=50)
-    id: str | None = Field(None, max_length=64,
-                           description="a slug; default derived from the title or host")
+    id: str | None = Field(
+        None, max_length=64, description="a slug; default derived from the title or host"
+    )
     title: str | None = Field(None, max_length=300)
     language: str | None = Field(None, max_length=35)
     interval: str | None = Field(None, max_length=16, description="such as '30m' or '6h'")
@@ -92,8 +94,11 @@ class RulesIn(BaseModel):
 
 
 class DryRunIn(RulesIn):
-    since: str = Field(DEFAULT_DRY_RUN_SINCE, max_length=16,
-                       description="how far back to look, such as '7d' or '12h'")
+    since: str = Field(
+        DEFAULT_DRY_RUN_SINCE,
+        max_length=16,
+        description="how far back to look, such as '7d' or '12h'",
+    )
 
 
 class DryRunEntryOut(BaseModel):
@@ -117,8 +122,9 @@ class DryRunOut(BaseModel):
 class ApplyRulesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    days: int = Field(ge=1, le=366, description="apply to the entries published in the last "
-                                                 "`days` days")
+    days: int = Field(
+        ge=1, le=366, description="apply to the entries published in the last `days` days"
+    )
     note: Note = None
 
 
@@ -128,8 +134,9 @@ class AppliedEntryOut(DryRunEntryOut):
 
 class AppliedOut(BaseModel):
     message: str
-    override_id: int | None = Field(description="the correction to undo it with; none when "
-                                                "nothing changed")
+    override_id: int | None = Field(
+        description="the correction to undo it with; none when nothing changed"
+    )
     category: str
     days: int
     added: list[AppliedEntryOut]
@@ -160,8 +167,9 @@ class PinIn(BaseModel):
 class HideIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    category: str | None = Field(None, max_length=64,
-                                 description="hide in this category only; none: everywhere")
+    category: str | None = Field(
+        None, max_length=64, description="hide in this category only; none: everywhere"
+    )
     note: Note = None
 
 
@@ -207,10 +215,10 @@ class StoryEntryOut(BaseModel):
     url: str | None
     published_at: datetime
     declared_language: str | None
-    languages: dict[str, Any] | None = Field(description="detected: lang, title, body, "
-                                                         "confidence")
-    signal: str | None = Field(description="what put it in the story: new, url, "
-                                           "content_hash, a model signal, editor_pin")
+    languages: dict[str, Any] | None = Field(description="detected: lang, title, body, confidence")
+    signal: str | None = Field(
+        description="what put it in the story: new, url, content_hash, a model signal, editor_pin"
+    )
     score: float | None
     matched_entry_id: int | None
     decision: str | None
@@ -250,21 +258,28 @@ def public_story(story: StoryDetailOut) -> StoryDetailOut:
 
 
 def category_rules_out(category: CategoryConfig) -> CategoryRulesOut:
-    return CategoryRulesOut(id=category.id, title=category.title,
-                            description=category.description,
-                            languages=list(category.languages),
-                            include=[rule_text(r) for r in category.include],
-                            exclude=[rule_text(r) for r in category.exclude])
+    return CategoryRulesOut(
+        id=category.id,
+        title=category.title,
+        description=category.description,
+        languages=list(category.languages),
+        include=[rule_text(r) for r in category.include],
+        exclude=[rule_text(r) for r in category.exclude],
+    )
 
 
 def dry_run_out(category: str, since: str, result: DryRun) -> DryRunOut:
     def entry(e: DryRunEntry) -> DryRunEntryOut:
         return DryRunEntryOut.model_validate(e, from_attributes=True)
 
-    return DryRunOut(category=category, since=since,
-                     added=[entry(e) for e in result.added],
-                     removed=[entry(e) for e in result.removed],
-                     unchanged=result.unchanged, examined=result.examined)
+    return DryRunOut(
+        category=category,
+        since=since,
+        added=[entry(e) for e in result.added],
+        removed=[entry(e) for e in result.removed],
+        unchanged=result.unchanged,
+        examined=result.examined,
+    )
 
 
 def correction_out(view: OverrideView) -> CorrectionOut:
@@ -272,35 +287,59 @@ def correction_out(view: OverrideView) -> CorrectionOut:
 
 
 def _done(done: Done) -> DoneOut:
-    return DoneOut(message=done.message, applied=done.applied, override_id=done.override_id,
-                   story_id=done.story_id)
+    return DoneOut(
+        message=done.message,
+        applied=done.applied,
+        override_id=done.override_id,
+        story_id=done.story_id,
+    )
 
 
-def _editor(request: Request, x_editor: Annotated[str | None, Header(
-        alias=EDITOR_HEADER, description="with the shared admin token only: the editor's name "
-                                         "for the corrections log (an account's is its own)")
-        ] = None) -> str:
+def _editor(
+    request: Request,
+    x_editor: Annotated[
+        str | None,
+        Header(
+            alias=EDITOR_HEADER,
+            description="with the shared admin token only: the editor's name "
+            "for the corrections log (an account's is its own)",
+        ),
+    ] = None,
+) -> str:
     return acting_editor(request, x_editor, DEFAULT_API_EDITOR)
 
 
 Editor = Annotated[str, Depends(_editor)]
 # An editor's refused operation, as an HTTP answer.
-REFUSAL_STATUS: dict[Refusal, int] = {Refusal.NOT_FOUND: 404, Refusal.INVALID: 422,
-                                      Refusal.CONFLICT: 409}
+REFUSAL_STATUS: dict[Refusal, int] = {
+    Refusal.NOT_FOUND: 404,
+    Refusal.INVALID: 422,
+    Refusal.CONFLICT: 409,
+}
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut, "description": text}
-    for code, text in ((401, "no or wrong Bearer token"),
-                       (403, "editing is disabled (no editor and no AGGREGATOR_ADMIN_TOKEN), "
-                             "or the token's role may not do this"),
-                       (404, "no such source, category, story or correction"),
-                       (409, "conflicts with the configuration, or the files are read-only"),
-                       (422, "invalid input; `field` names it"))
+    for code, text in (
+        (401, "no or wrong Bearer token"),
+        (
+            403,
+            "editing is disabled (no editor and no AGGREGATOR_ADMIN_TOKEN), "
+            "or the token's role may not do this",
+        ),
+        (404, "no such source, category, story or correction"),
+        (409, "conflicts with the configuration, or the files are read-only"),
+        (422, "invalid input; `field` names it"),
+    )
 }
 
 
-def include_api(app: FastAPI, bench: Workbench, auth: Auth, *,
-                validators: ApiValidators | None = None,
-                cache_control: Callable[[], str] = lambda: REVALIDATE) -> None:
+def include_api(
+    app: FastAPI,
+    bench: Workbench,
+    auth: Auth,
+    *,
+    validators: ApiValidators | None = None,
+    cache_control: Callable[[], str] = lambda: REVALIDATE,
+) -> None:
     """Add the editors' API routes to ``app`` (after its own public reads). The public reads
     answer with strong ETags and 304s through ``validators``."""
     checks = validators or ApiValidators()
@@ -310,24 +349,35 @@ def include_api(app: FastAPI, bench: Workbench, auth: Auth, *,
         return Response(content=content, status_code=status, headers=headers)
 
     reads = APIRouter(prefix="/api", tags=["editors"])
-    writes = APIRouter(prefix="/api", tags=["editors"], route_class=token_route_class(auth),
-                       dependencies=[Security(bearer_scheme())], responses=ERRORS)
+    writes = APIRouter(
+        prefix="/api",
+        tags=["editors"],
+        route_class=token_route_class(auth),
+        dependencies=[Security(bearer_scheme())],
+        responses=ERRORS,
+    )
 
     @app.exception_handler(EditRefused)
     async def _refused(_request: Request, exc: EditRefused) -> JSONResponse:
-        return JSONResponse({"detail": exc.message, "field": exc.field},
-                            status_code=REFUSAL_STATUS[exc.refusal])
+        return JSONResponse(
+            {"detail": exc.message, "field": exc.field}, status_code=REFUSAL_STATUS[exc.refusal]
+        )
 
-    @reads.get("/categories/{category_id}", response_model=CategoryRulesOut,
-               responses={404: {"model": ErrorOut}, 304: {"description": "not modified"}})
-    def category(request: Request, category_id: Annotated[str, Path(max_length=64)]
-                 ) -> Response:
+    @reads.get(
+        "/categories/{category_id}",
+        response_model=CategoryRulesOut,
+        responses={404: {"model": ErrorOut}, 304: {"description": "not modified"}},
+    )
+    def category(request: Request, category_id: Annotated[str, Path(max_length=64)]) -> Response:
         """A category with its include and exclude rules, as the service runs it now."""
         out = category_rules_out(bench.category(category_id))
         return answer(request, out.model_dump_json().encode(), cache_control())
 
-    @reads.get("/stories/{story_id}", response_model=StoryDetailOut,
-               responses={404: {"model": ErrorOut}, 304: {"description": "not modified"}})
+    @reads.get(
+        "/stories/{story_id}",
+        response_model=StoryDetailOut,
+        responses={404: {"model": ErrorOut}, 304: {"description": "not modified"}},
+    )
     def story(request: Request, story_id: StoryId) -> Response:
         """A story's entries: why each is in the story and why each category took it.
         Editors' corrections (who made them, their notes) and stories hidden everywhere are
@@ -340,9 +390,19 @@ def include_api(app: FastAPI, bench: Workbench, auth: Auth, *,
     @writes.post("/sources", response_model=DoneOut, status_code=201)
     def add_source(body: SourceIn, editor: Editor) -> DoneOut:
         """Add a feed to sources.toml (the URL must be the feed itself)."""
-        return _done(bench.add(bench.new_source(
-            url=body.url, categories=body.categories, source_id=body.id, title=body.title,
-            language=body.language, interval=body.interval), by=editor))
+        return _done(
+            bench.add(
+                bench.new_source(
+                    url=body.url,
+                    categories=body.categories,
+                    source_id=body.id,
+                    title=body.title,
+                    language=body.language,
+                    interval=body.interval,
+                ),
+                by=editor,
+            )
+        )
 
     @writes.post("/sources/{source_id}/pause", response_model=DoneOut)
     def pause(source_id: Annotated[str, Path(max_length=64)], editor: Editor) -> DoneOut:
@@ -359,23 +419,23 @@ def include_api(app: FastAPI, bench: Workbench, auth: Auth, *,
         return _done(bench.remove(source_id, by=editor))
 
     @writes.put("/categories/{category_id}/rules", response_model=DoneOut)
-    def set_rules(category_id: Annotated[str, Path(max_length=64)], body: RulesIn,
-                  editor: Editor) -> DoneOut:
+    def set_rules(
+        category_id: Annotated[str, Path(max_length=64)], body: RulesIn, editor: Editor
+    ) -> DoneOut:
         """Replace a category's include and exclude rules in categories.toml."""
         return _done(bench.set_rules(category_id, body.include, body.exclude, by=editor))
 
     @writes.post("/categories/{category_id}/dry-run", response_model=DryRunOut)
-    def dry_run(category_id: Annotated[str, Path(max_length=64)], body: DryRunIn
-                ) -> DryRunOut:
+    def dry_run(category_id: Annotated[str, Path(max_length=64)], body: DryRunIn) -> DryRunOut:
         """What these rules would have added to and removed from the category over the
         stored entries of the last `since`; nothing is saved."""
-        result = bench.dry_run(category_id, body.include, body.exclude,
-                               parse_since(body.since))
+        result = bench.dry_run(category_id, body.include, body.exclude, parse_since(body.since))
         return dry_run_out(category_id, body.since, result)
 
     @writes.post("/categories/{category_id}/apply", response_model=AppliedOut)
-    def apply_rules(category_id: Annotated[str, Path(max_length=64)], body: ApplyRulesIn,
-                    editor: Editor) -> AppliedOut:
+    def apply_rules(
+        category_id: Annotated[str, Path(max_length=64)], body: ApplyRulesIn, editor: Editor
+    ) -> AppliedOut:
         """Apply the category's rules, as the service runs them now, to the entries stored
         over the last `days`: what a dry run of them shows is written, recorded as a
         correction (kind `rules`) that `POST /api/corrections/{id}/undo` takes back."""

@@ -57,9 +57,11 @@ MAX_FLASH_LENGTH: Final = 500
 DISABLED_MESSAGE: Final = (
     "editing is disabled: add an editor with `aggregator editors add NAME --role admin`, or "
     "set AGGREGATOR_ADMIN_TOKEN (16 characters or more) in the service's environment and "
-    "restart it, to enable the /admin/ pages and the API's write methods")
+    "restart it, to enable the /admin/ pages and the API's write methods"
+)
 NO_CREDENTIALS_MESSAGE: Final = (
-    "this method needs an editor's token: send the header 'Authorization: Bearer <token>'")
+    "this method needs an editor's token: send the header 'Authorization: Bearer <token>'"
+)
 BAD_CREDENTIALS_MESSAGE: Final = "the Bearer token is not an active editor's token"
 
 # A client may fail this many token checks in a row, then one more every REFILL seconds.
@@ -119,8 +121,10 @@ def role_refusal(identity: Identity | Session, needed: Role) -> str | None:
     if role.allows(needed):
         return None
     name = identity.name if isinstance(identity, Identity) else identity.editor
-    return (f"{name!r} has the {role.value} role, which cannot do this: it needs the "
-            f"{needed.value} role")
+    return (
+        f"{name!r} has the {role.value} role, which cannot do this: it needs the "
+        f"{needed.value} role"
+    )
 
 
 def _b64(data: bytes) -> str:
@@ -144,9 +148,14 @@ class FailureLimiter:
     """A token bucket per client address that only failures drain: guessing slows to one try
     every ``refill`` seconds after ``burst`` misses, while editors who type well never wait."""
 
-    def __init__(self, *, burst: int = FAILURE_BURST, refill: float = FAILURE_REFILL_SECONDS,
-                 clock: Callable[[], float] = time.monotonic,
-                 max_addresses: int = MAX_TRACKED_ADDRESSES) -> None:
+    def __init__(
+        self,
+        *,
+        burst: int = FAILURE_BURST,
+        refill: float = FAILURE_REFILL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        max_addresses: int = MAX_TRACKED_ADDRESSES,
+    ) -> None:
         self.burst = burst
         self.refill = refill
         self.clock = clock
@@ -179,10 +188,15 @@ class FailureLimiter:
 class Auth:
     """The token and everything derived from it; built once by ``create_app``."""
 
-    def __init__(self, token: str, *, secure_cookie: bool,
-                 clock: Callable[[], float] = time.time,
-                 limiter: FailureLimiter | None = None,
-                 accounts: Store | None = None) -> None:
+    def __init__(
+        self,
+        token: str,
+        *,
+        secure_cookie: bool,
+        clock: Callable[[], float] = time.time,
+        limiter: FailureLimiter | None = None,
+        accounts: Store | None = None,
+    ) -> None:
         self._token = token.encode("utf-8")
         self.secure_cookie = secure_cookie
         self.clock = clock
@@ -203,9 +217,11 @@ class Auth:
                 secret = self.accounts.signing_secret().encode("ascii")
             # A separate key, so a leaked cookie or CSRF value says nothing about the secret.
             key = hmac.new(secret, _SESSION_LABEL, hashlib.sha256).digest()
-            self._signers = (_ClockSigner(key, salt="session", clock=self.clock),
-                             Signer(key, salt="csrf", digest_method=hashlib.sha256),
-                             Signer(key, salt="flash", digest_method=hashlib.sha256))
+            self._signers = (
+                _ClockSigner(key, salt="session", clock=self.clock),
+                Signer(key, salt="csrf", digest_method=hashlib.sha256),
+                Signer(key, salt="flash", digest_method=hashlib.sha256),
+            )
         return self._signers
 
     @property
@@ -278,16 +294,23 @@ class Auth:
         if self.bearer_matches(authorization):
             return True
         self.limiter.failed(address)
-        log.warning("action=api-auth outcome=refused client=%s method=%s path=%s", address,
-                    request.method, request.url.path)
+        log.warning(
+            "action=api-auth outcome=refused client=%s method=%s path=%s",
+            address,
+            request.method,
+            request.url.path,
+        )
         return False
 
     def revoke(self, session: Session) -> None:
         """End ``session`` now: its cookie and CSRF token are refused from here on."""
         with self._revoked_lock:
             now = self.clock()
-            self._revoked = {nonce: issued for nonce, issued in self._revoked.items()
-                             if now - issued <= SESSION_SECONDS}
+            self._revoked = {
+                nonce: issued
+                for nonce, issued in self._revoked.items()
+                if now - issued <= SESSION_SECONDS
+            }
             self._revoked[session.nonce] = session.issued
 
     def issue(self, editor: str, account_key: str | None = None) -> str:
@@ -318,13 +341,13 @@ class Auth:
         if not account:
             if not self._token:
                 return None  # the shared token was taken away: its sessions end
-            return Session(nonce=nonce, editor=editor_name(editor, DEFAULT_ADMIN_EDITOR),
-                           issued=issued)
+            return Session(
+                nonce=nonce, editor=editor_name(editor, DEFAULT_ADMIN_EDITOR), issued=issued
+            )
         found = self.accounts.editor_by_key(account[0]) if self.accounts else None
         if found is None or found[0].name != editor:
             return None
-        return Session(nonce=nonce, editor=editor, issued=issued, role=found[0].role,
-                       account=True)
+        return Session(nonce=nonce, editor=editor, issued=issued, role=found[0].role, account=True)
 
     def csrf_token(self, session: Session) -> str:
         """The hidden form value every admin POST of this session must carry."""
@@ -363,16 +386,20 @@ class _ClockSigner(TimestampSigner):
 
 def bearer_scheme() -> HTTPBearer:
     """The OpenAPI security scheme of the write methods (checked by ``token_route_class``)."""
-    return HTTPBearer(auto_error=False, scheme_name="adminToken",
-                      description="An editor's token (`aggregator editors add`; its role "
-                                  "decides what it may do), or the shared "
-                                  "AGGREGATOR_ADMIN_TOKEN, with which the optional header "
-                                  f"{EDITOR_HEADER} names the editor for the audit trail.")
+    return HTTPBearer(
+        auto_error=False,
+        scheme_name="adminToken",
+        description="An editor's token (`aggregator editors add`; its role "
+        "decides what it may do), or the shared "
+        "AGGREGATOR_ADMIN_TOKEN, with which the optional header "
+        f"{EDITOR_HEADER} names the editor for the audit trail.",
+    )
 
 
 def rate_limited(retry_after: int) -> JSONResponse:
-    return JSONResponse({"detail": RATE_LIMITED_MESSAGE}, status_code=429,
-                        headers={"Retry-After": str(retry_after)})
+    return JSONResponse(
+        {"detail": RATE_LIMITED_MESSAGE}, status_code=429, headers={"Retry-After": str(retry_after)}
+    )
 
 
 def api_refusal(auth: Auth, request: Request, needed: Role = Role.EDITOR) -> Response | None:
@@ -390,19 +417,30 @@ def api_refusal(auth: Auth, request: Request, needed: Role = Role.EDITOR) -> Res
     if identity is not None:
         refusal = role_refusal(identity, needed)
         if refusal is not None:
-            log.warning("action=api-auth outcome=forbidden editor=%r role=%s method=%s "
-                        "path=%s", identity.name, identity.role, request.method,
-                        request.url.path)
+            log.warning(
+                "action=api-auth outcome=forbidden editor=%r role=%s method=%s path=%s",
+                identity.name,
+                identity.role,
+                request.method,
+                request.url.path,
+            )
             return JSONResponse({"detail": refusal}, status_code=403)
         request.state.identity = identity
         return None
     if authorization:
         auth.limiter.failed(address)
-        log.warning("action=api-auth outcome=refused client=%s method=%s path=%s", address,
-                    request.method, request.url.path)
+        log.warning(
+            "action=api-auth outcome=refused client=%s method=%s path=%s",
+            address,
+            request.method,
+            request.url.path,
+        )
     message = BAD_CREDENTIALS_MESSAGE if authorization else NO_CREDENTIALS_MESSAGE
-    return JSONResponse({"detail": message}, status_code=401,
-                        headers={"WWW-Authenticate": 'Bearer realm="aggregator"'})
+    return JSONResponse(
+        {"detail": message},
+        status_code=401,
+        headers={"WWW-Authenticate": 'Bearer realm="aggregator"'},
+    )
 
 
 def token_route_class(auth: Auth, needed: Role | None = None) -> type[APIRoute]:
@@ -415,8 +453,7 @@ def token_route_class(auth: Auth, needed: Role | None = None) -> type[APIRoute]:
             handler = super().get_route_handler()
 
             async def guarded(request: Request) -> Response:
-                role = needed or (Role.VIEWER if request.method in ("GET", "HEAD")
-                                  else Role.EDITOR)
+                role = needed or (Role.VIEWER if request.method in ("GET", "HEAD") else Role.EDITOR)
                 # The check reads the database and may hash (scrypt): off the event loop.
                 refusal = await run_in_threadpool(api_refusal, auth, request, role)
                 return refusal if refusal is not None else await handler(request)

@@ -32,8 +32,9 @@ def _etag_matches(header: str, etags: Sequence[str]) -> bool:
     return any(tag.strip().removeprefix("W/") in wanted for tag in header.split(","))
 
 
-def is_not_modified(headers: Mapping[str, str], etag: str | Sequence[str],
-                    last_modified: datetime) -> bool:
+def is_not_modified(
+    headers: Mapping[str, str], etag: str | Sequence[str], last_modified: datetime
+) -> bool:
     """If-None-Match wins when present; If-Modified-Since is used only without it.
 
     ``etag`` may list the ETags of every coding of one document: a client holding the gzip
@@ -54,9 +55,11 @@ def is_not_modified(headers: Mapping[str, str], etag: str | Sequence[str],
     return False
 
 
-def cache_headers(etag: str, last_modified: datetime,
-                  cache_control: str = f"public, max-age={CACHE_MAX_AGE_SECONDS}",
-                  ) -> dict[str, str]:
+def cache_headers(
+    etag: str,
+    last_modified: datetime,
+    cache_control: str = f"public, max-age={CACHE_MAX_AGE_SECONDS}",
+) -> dict[str, str]:
     return {
         "ETag": etag,
         "Last-Modified": http_date(last_modified),
@@ -126,14 +129,23 @@ class ApiValidators:
                 self._first_seen.move_to_end(etag)
             return seen
 
-    def answer(self, headers: Mapping[str, str], body: bytes, cache_control: str,
-               extra: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    def answer(
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        cache_control: str,
+        extra: Mapping[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
         """Status, headers and body of a JSON answer: 304 and no body when the client's
         validators match these bytes."""
         etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
         modified = self.last_modified(etag)
-        out = {"ETag": etag, "Last-Modified": http_date(modified),
-               "Cache-Control": cache_control, **(extra or {})}
+        out = {
+            "ETag": etag,
+            "Last-Modified": http_date(modified),
+            "Cache-Control": cache_control,
+            **(extra or {}),
+        }
         if is_not_modified(headers, etag, modified):
             return 304, out, b""
         return 200, {**out, "Content-Type": "application/json"}, body

@@ -28,8 +28,10 @@ RawHeaders = list[tuple[bytes, bytes]]
 
 # The pages hold no script and load nothing from elsewhere but stories' pictures (https):
 # say so, so a browser refuses anything a sanitizer might ever miss.
-HTML_POLICY: Final = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https:; "
-                      "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+HTML_POLICY: Final = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 _IF_NONE_MATCH: Final = b"if-none-match"
 _IF_MODIFIED_SINCE: Final = b"if-modified-since"
 _ACCEPT_ENCODING: Final = b"accept-encoding"
@@ -92,9 +94,13 @@ def _headers(document: Document, coding: str | None, status: int) -> RawHeaders:
     return headers
 
 
-def respond_raw(document: Document, method: str, if_none_match: str | None,
-                if_modified_since: str | None, accept_encoding: str | None,
-                ) -> tuple[int, RawHeaders, bytes]:
+def respond_raw(
+    document: Document,
+    method: str,
+    if_none_match: str | None,
+    if_modified_since: str | None,
+    accept_encoding: str | None,
+) -> tuple[int, RawHeaders, bytes]:
     """Status, headers and body for a request carrying these three headers."""
     coding = _coding(accept_encoding, document.codings)
     if if_none_match is not None and if_none_match in document.etags:
@@ -114,12 +120,19 @@ def respond_raw(document: Document, method: str, if_none_match: str | None,
     return 200, _headers(document, coding, 200), body
 
 
-def respond(document: Document, method: str, headers: Mapping[str, str],
-            ) -> tuple[int, list[tuple[str, str]], bytes]:
+def respond(
+    document: Document,
+    method: str,
+    headers: Mapping[str, str],
+) -> tuple[int, list[tuple[str, str]], bytes]:
     """``respond_raw`` for a request's headers (lower-case names), with text headers."""
-    status, raw, body = respond_raw(document, method, headers.get("if-none-match"),
-                                    headers.get("if-modified-since"),
-                                    headers.get("accept-encoding"))
+    status, raw, body = respond_raw(
+        document,
+        method,
+        headers.get("if-none-match"),
+        headers.get("if-modified-since"),
+        headers.get("accept-encoding"),
+    )
     return status, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw], body
 
 
@@ -157,8 +170,9 @@ class DocumentServer:
                 if_modified_since = value.decode("latin-1")
             elif name == _ACCEPT_ENCODING:
                 accept_encoding = value.decode("latin-1")
-        status, headers, body = respond_raw(document, scope["method"], if_none_match,
-                                            if_modified_since, accept_encoding)
+        status, headers, body = respond_raw(
+            document, scope["method"], if_none_match, if_modified_since, accept_encoding
+        )
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

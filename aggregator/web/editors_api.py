@@ -66,19 +66,28 @@ _AUDIT = TypeAdapter(list[AuditOut])
 
 
 def include_editors_api(app: FastAPI, bench: Workbench, auth: Auth, *, base_url: str) -> None:
-    staff = APIRouter(prefix="/api", tags=["editors"], route_class=token_route_class(auth),
-                      dependencies=[Security(bearer_scheme())])
-    admins = APIRouter(prefix="/api", tags=["editors"],
-                       route_class=token_route_class(auth, Role.ADMIN),
-                       dependencies=[Security(bearer_scheme())])
+    staff = APIRouter(
+        prefix="/api",
+        tags=["editors"],
+        route_class=token_route_class(auth),
+        dependencies=[Security(bearer_scheme())],
+    )
+    admins = APIRouter(
+        prefix="/api",
+        tags=["editors"],
+        route_class=token_route_class(auth, Role.ADMIN),
+        dependencies=[Security(bearer_scheme())],
+    )
 
     def acting(request: Request) -> str:
         return acting_editor(request, request.headers.get(EDITOR_HEADER), DEFAULT_API_EDITOR)
 
     @staff.get("/audit", response_model=list[AuditOut])
-    def audit(request: Request,
-              after: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)] = None,
-              limit: Annotated[int, Query(ge=1, le=MAX_AUDIT_LIMIT)] = 50) -> Response:
+    def audit(
+        request: Request,
+        after: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_AUDIT_LIMIT)] = 50,
+    ) -> Response:
         """Edits of sources, rules, corrections and accounts: who, when, what changed;
         newest first."""
         before = None
@@ -91,9 +100,11 @@ def include_editors_api(app: FastAPI, bench: Workbench, auth: Auth, *, base_url:
         page = rows[:limit]
         cursor = encode_cursor(str(page[-1].id)) if len(rows) > limit and page else None
         body = _AUDIT.dump_json([AuditOut.model_validate(r.as_json()) for r in page])
-        return Response(body, media_type="application/json",
-                        headers={"Cache-Control": "no-store",
-                                 **next_link(request, base_url, cursor)})
+        return Response(
+            body,
+            media_type="application/json",
+            headers={"Cache-Control": "no-store", **next_link(request, base_url, cursor)},
+        )
 
     @admins.get("/editors", response_model=list[EditorOut])
     def editors() -> list[EditorOut]:

@@ -53,13 +53,16 @@ class ReadyReport:
         return all(check.ok for check in self.checks.values())
 
     def as_json(self) -> dict[str, Any]:
-        return {"status": "ready" if self.ready else "unready",
-                "failed": [name for name, check in self.checks.items() if not check.ok],
-                "checks": {name: check.as_json() for name, check in self.checks.items()}}
+        return {
+            "status": "ready" if self.ready else "unready",
+            "failed": [name for name, check in self.checks.items() if not check.ok],
+            "checks": {name: check.as_json() for name, check in self.checks.items()},
+        }
 
 
-def scheduler_check(last_started: datetime | None, running: bool, now: datetime,
-                    tick_seconds: float) -> Check:
+def scheduler_check(
+    last_started: datetime | None, running: bool, now: datetime, tick_seconds: float
+) -> Check:
     """Ticking means a tick is running, or the last one started recently enough."""
     if running:
         return Check(True, "a tick is running")
@@ -75,8 +78,9 @@ def scheduler_check(last_started: datetime | None, running: bool, now: datetime,
 def lag_check(oldest_due: datetime | None, now: datetime, max_lag_seconds: float) -> Check:
     lag = max(0.0, (now - oldest_due).total_seconds()) if oldest_due else 0.0
     if max_lag_seconds > 0 and lag > max_lag_seconds:
-        return Check(False, f"the most overdue source is {lag:.0f} s late "
-                            f"(limit {max_lag_seconds:g} s)")
+        return Check(
+            False, f"the most overdue source is {lag:.0f} s late (limit {max_lag_seconds:g} s)"
+        )
     return Check(True, f"the most overdue source is {lag:.0f} s late")
 
 
@@ -84,12 +88,18 @@ class Readiness:
     """Readiness of one process. ``metrics`` carries the scheduler's heartbeat when
     ``tick_seconds`` is given (the process runs a scheduler); without it that check is left out."""
 
-    def __init__(self, store: Store, *, metrics: Metrics | None = None,
-                 tick_seconds: float | None = None, max_lag_seconds: float = 0.0,
-                 db_timeout: float = DB_TIMEOUT_SECONDS,
-                 clock: Callable[[], datetime] = utc_now,
-                 write_error: Callable[[], str | None] | None = None,
-                 integrity_seconds: float = INTEGRITY_SECONDS) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        metrics: Metrics | None = None,
+        tick_seconds: float | None = None,
+        max_lag_seconds: float = 0.0,
+        db_timeout: float = DB_TIMEOUT_SECONDS,
+        clock: Callable[[], datetime] = utc_now,
+        write_error: Callable[[], str | None] | None = None,
+        integrity_seconds: float = INTEGRITY_SECONDS,
+    ) -> None:
         self.store = store
         self.metrics = metrics
         self.tick_seconds = tick_seconds
@@ -121,12 +131,18 @@ class Readiness:
             checks["lag"] = Check(False, "unknown: the database did not answer")
         if database.ok and self.store.can_quick_check:
             damage = self._integrity
-            checks["integrity"] = (Check(True, "quick_check ok") if damage is None else
-                                   Check(False, f"the database file is damaged: {damage}"))
+            checks["integrity"] = (
+                Check(True, "quick_check ok")
+                if damage is None
+                else Check(False, f"the database file is damaged: {damage}")
+            )
         if self.write_error is not None:
             problem = self.write_error()
-            checks["disk"] = (Check(True, "the last archive write succeeded") if problem is None
-                              else Check(False, problem))
+            checks["disk"] = (
+                Check(True, "the last archive write succeeded")
+                if problem is None
+                else Check(False, problem)
+            )
         return ReadyReport(checks)
 
     def _database(self, now: datetime) -> tuple[Check, datetime | None]:

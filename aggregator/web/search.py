@@ -39,25 +39,49 @@ class SearchHitOut(BaseModel):
 _HITS = TypeAdapter(list[SearchHitOut])
 
 
-def include_search(app: FastAPI, bench: Workbench, auth: Auth, answer: Answer,
-                   base_url: Callable[[], str], responses: dict[int | str, dict[str, Any]]
-                   ) -> None:
+def include_search(
+    app: FastAPI,
+    bench: Workbench,
+    auth: Auth,
+    answer: Answer,
+    base_url: Callable[[], str],
+    responses: dict[int | str, dict[str, Any]],
+) -> None:
     """Add ``/api/search`` to ``app``; ``answer`` gives the API's validators and 304s."""
 
-    @app.get("/api/search", response_model=list[SearchHitOut], tags=["editors"],
-             responses={**responses, 422: {"description": "`q` or `after` is not valid"}})
-    def search(request: Request,
-               q: Annotated[str, Query(max_length=MAX_QUERY_LENGTH, description=(
-                   "words (or \"quoted phrases\") that must all be in the entry's title or "
-                   "text, in any language and script; case is ignored"))],
-               after: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH, description=(
-                   "continue after the page that gave this cursor"))] = None,
-               limit: Annotated[int, Query(ge=1, le=MAX_SEARCH_LIMIT)] = 20) -> Response:
+    @app.get(
+        "/api/search",
+        response_model=list[SearchHitOut],
+        tags=["editors"],
+        responses={**responses, 422: {"description": "`q` or `after` is not valid"}},
+    )
+    def search(
+        request: Request,
+        q: Annotated[
+            str,
+            Query(
+                max_length=MAX_QUERY_LENGTH,
+                description=(
+                    'words (or "quoted phrases") that must all be in the entry\'s title or '
+                    "text, in any language and script; case is ignored"
+                ),
+            ),
+        ],
+        after: Annotated[
+            str | None,
+            Query(
+                max_length=MAX_CURSOR_LENGTH,
+                description=("continue after the page that gave this cursor"),
+            ),
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_SEARCH_LIMIT)] = 20,
+    ) -> Response:
         """Entries holding every word, newest published first, with their story (what to
         merge, split, pin or hide)."""
         position = decode_position(after) if after is not None else None
-        hits, last = bench.search(q, limit, after=position,
-                                  include_hidden=auth.editor_request(request))
+        hits, last = bench.search(
+            q, limit, after=position, include_hidden=auth.editor_request(request)
+        )
         body = _HITS.dump_json([SearchHitOut.model_validate(h.as_json()) for h in hits])
         cursor = position_cursor(*last) if last is not None else None
         return answer(request, body, REVALIDATE, next_link(request, base_url(), cursor))

@@ -26,13 +26,21 @@ class SubscriberIn(BaseModel):
 
     id: str = Field(max_length=64, description="a slug naming the subscriber")
     url: str = Field(max_length=2048, description="where events are POSTed")
-    secret: str = Field(max_length=MAX_SECRET_LENGTH,
-                        description="signs every request (HMAC-SHA256); never shown again")
-    categories: Filter = Field(default_factory=list, max_length=MAX_FILTER_VALUES,
-                               description="only events of these categories (empty: all)")
+    secret: str = Field(
+        max_length=MAX_SECRET_LENGTH,
+        description="signs every request (HMAC-SHA256); never shown again",
+    )
+    categories: Filter = Field(
+        default_factory=list,
+        max_length=MAX_FILTER_VALUES,
+        description="only events of these categories (empty: all)",
+    )
     languages: Filter = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
-    events: list[EventKind] = Field(default_factory=list, max_length=len(EventKind),
-                                    description="only these event types (empty: all)")
+    events: list[EventKind] = Field(
+        default_factory=list,
+        max_length=len(EventKind),
+        description="only these event types (empty: all)",
+    )
 
 
 class SubscriberOut(BaseModel):
@@ -43,8 +51,9 @@ class SubscriberOut(BaseModel):
     events: list[str]
     origin: str = Field(description="file (webhooks.toml) or api")
     active: bool
-    secret_from: str | None = Field(description="stored, or env:NAME; the secret itself is "
-                                                "never shown")
+    secret_from: str | None = Field(
+        description="stored, or env:NAME; the secret itself is never shown"
+    )
     created_at: datetime | None
 
 
@@ -79,8 +88,13 @@ def delivery_out(view: DeliveryView) -> DeliveryOut:
 
 
 def include_webhooks_api(app: FastAPI, bench: Workbench, auth: Auth) -> None:
-    router = APIRouter(prefix="/api", tags=["webhooks"], route_class=token_route_class(auth),
-                       dependencies=[Security(bearer_scheme())], responses=ERRORS)
+    router = APIRouter(
+        prefix="/api",
+        tags=["webhooks"],
+        route_class=token_route_class(auth),
+        dependencies=[Security(bearer_scheme())],
+        responses=ERRORS,
+    )
 
     @router.get("/webhooks", response_model=list[SubscriberOut])
     def subscribers() -> list[SubscriberOut]:
@@ -100,13 +114,16 @@ def include_webhooks_api(app: FastAPI, bench: Workbench, auth: Auth) -> None:
         return DoneOut(message=done.message, applied=done.applied)
 
     @router.get("/webhooks/deliveries", response_model=list[DeliveryOut])
-    def deliveries(limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                   subscriber_id: Annotated[str | None, Query(max_length=64)] = None,
-                   state: Annotated[DeliveryState | None, Query()] = None
-                   ) -> list[DeliveryOut]:
+    def deliveries(
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        subscriber_id: Annotated[str | None, Query(max_length=64)] = None,
+        state: Annotated[DeliveryState | None, Query()] = None,
+    ) -> list[DeliveryOut]:
         """The delivery log, newest first: attempts, last status or error, next attempt."""
-        return [delivery_out(d) for d in bench.webhook_deliveries(
-            limit=limit, subscriber_id=subscriber_id, state=state)]
+        return [
+            delivery_out(d)
+            for d in bench.webhook_deliveries(limit=limit, subscriber_id=subscriber_id, state=state)
+        ]
 
     @router.post("/webhooks/deliveries/{delivery_id}/retry", response_model=DoneOut)
     def retry(delivery_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> DoneOut:

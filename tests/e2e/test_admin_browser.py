@@ -59,16 +59,32 @@ def service(feed_server: FeedServer, tmp_path: Path) -> Iterator[Running]:
     require_browser()
     config = write_newsroom(feed_server, tmp_path / "config")
     database = f"sqlite:///{tmp_path / 'store.db'}"
-    env = cli_env(AGGREGATOR_CLUSTERING="exact", AGGREGATOR_POLL_PROCESSES="0",
-                  AGGREGATOR_HOST_DELAY="0")
+    env = cli_env(
+        AGGREGATOR_CLUSTERING="exact", AGGREGATOR_POLL_PROCESSES="0", AGGREGATOR_HOST_DELAY="0"
+    )
     aggregator("poll", "--all", "--config", str(config), "--database", database, env=env)
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "aggregator", "run", "--config", str(config),
-         "--database", database],
-        env={**env, "AGGREGATOR_PORT": str(port), "AGGREGATOR_ADMIN_TOKEN": TOKEN,
-             "AGGREGATOR_TICK_SECONDS": "3600"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "aggregator",
+            "run",
+            "--config",
+            str(config),
+            "--database",
+            database,
+        ],
+        env={
+            **env,
+            "AGGREGATOR_PORT": str(port),
+            "AGGREGATOR_ADMIN_TOKEN": TOKEN,
+            "AGGREGATOR_TICK_SECONDS": "3600",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(process, base, STARTUP_SECONDS)

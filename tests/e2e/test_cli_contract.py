@@ -150,8 +150,7 @@ def test_poll_exit_codes_and_json(
     clustered = summary["clustered"]
     assert isinstance(clustered, dict)
     assert clustered["entries"] == 3
-    assert set(clustered) == {"entries", "new", "join", "merge", "kept", "paths",
-                              "horizon_hours"}
+    assert set(clustered) == {"entries", "new", "join", "merge", "kept", "paths", "horizon_hours"}
     paths = clustered["paths"]
     assert isinstance(paths, dict)
     assert sum(paths.values()) == 3  # every entry says how it was read
@@ -186,15 +185,33 @@ def test_publish_and_prune_json(
     common = ["--config", str(config), "--database", f"sqlite:///{tmp_path / 'agg.db'}"]
     assert _run(capsys, "poll", "--all", *common)[0] == 0
     out_dir = tmp_path / "site"
-    code, out, _ = _run(capsys, "publish", "--out", str(out_dir), "--json",
-                          "--base-url", "https://news.example", *common)
+    code, out, _ = _run(
+        capsys,
+        "publish",
+        "--out",
+        str(out_dir),
+        "--json",
+        "--base-url",
+        "https://news.example",
+        *common,
+    )
     assert code == 0
     first = _one_json(out)
     assert first["out"] == str(out_dir)
     assert "feeds/all.atom" in first["written"]  # type: ignore[operator]
     assert first["unchanged"] == 0
-    again = _one_json(_run(capsys, "publish", "--out", str(out_dir), "--json",
-                          "--base-url", "https://news.example", *common)[1])
+    again = _one_json(
+        _run(
+            capsys,
+            "publish",
+            "--out",
+            str(out_dir),
+            "--json",
+            "--base-url",
+            "https://news.example",
+            *common,
+        )[1]
+    )
     assert (again["written"], again["unchanged"]) == ([], len(first["written"]))  # type: ignore[arg-type]
     code, out, _ = _run(capsys, "prune", "--dry-run", "--days", "1", "--json", *common)
     assert code == 0

@@ -45,14 +45,38 @@ def _when(hours: int) -> datetime:
 @pytest.fixture
 def site(store: Store, tmp_path: Path) -> Iterator[Site]:
     room = Newsroom(store)
-    room.poll("en-a", entry("en-only", title="Markets rally", published_at=_when(1),
-                            url="https://en.example/rally"))
-    room.poll("fr-a", entry("fr-only", title="Grève des cheminots", language="fr",
-                            published_at=_when(2), url="https://fr.example/greve"))
-    room.poll("en-a", entry("both-en", title="Summit ends", published_at=_when(3),
-                            url="https://en.example/summit"))
-    room.poll("fr-a", entry("both-fr", title="Fin du sommet", language="fr",
-                            published_at=_when(4), url="https://en.example/summit"))
+    room.poll(
+        "en-a",
+        entry(
+            "en-only", title="Markets rally", published_at=_when(1), url="https://en.example/rally"
+        ),
+    )
+    room.poll(
+        "fr-a",
+        entry(
+            "fr-only",
+            title="Grève des cheminots",
+            language="fr",
+            published_at=_when(2),
+            url="https://fr.example/greve",
+        ),
+    )
+    room.poll(
+        "en-a",
+        entry(
+            "both-en", title="Summit ends", published_at=_when(3), url="https://en.example/summit"
+        ),
+    )
+    room.poll(
+        "fr-a",
+        entry(
+            "both-fr",
+            title="Fin du sommet",
+            language="fr",
+            published_at=_when(4),
+            url="https://en.example/summit",
+        ),
+    )
     add_multilingual_stories(room)
     # The story of both languages is an English item in the main feed, a French one in .fr;
     # each story of three versions opens its English, or French, article.
@@ -79,24 +103,77 @@ def add_multilingual_stories(room: Newsroom) -> None:
     story because they share their text's hash): the treaty first seen in English, the floods
     in German, so the representative is neither always the first nor the last version."""
     treaty = {"content_hash": "treaty-hash"}
-    room.poll("en-a", entry("treaty-en", title="Treaty signed", published_at=_when(5),
-                            updated_at=_when(5), url="https://en.example/treaty", **treaty))
-    room.poll("fr-a", entry("treaty-fr", title="Traité signé", language="fr",
-                            published_at=_when(6), updated_at=_when(6),
-                            url="https://fr.example/traite", **treaty))
-    room.poll("de-a", entry("treaty-de", title="Vertrag unterzeichnet", language="de",
-                            published_at=_when(7), updated_at=_when(7),
-                            url="https://de.example/vertrag", **treaty))
+    room.poll(
+        "en-a",
+        entry(
+            "treaty-en",
+            title="Treaty signed",
+            published_at=_when(5),
+            updated_at=_when(5),
+            url="https://en.example/treaty",
+            **treaty,
+        ),
+    )
+    room.poll(
+        "fr-a",
+        entry(
+            "treaty-fr",
+            title="Traité signé",
+            language="fr",
+            published_at=_when(6),
+            updated_at=_when(6),
+            url="https://fr.example/traite",
+            **treaty,
+        ),
+    )
+    room.poll(
+        "de-a",
+        entry(
+            "treaty-de",
+            title="Vertrag unterzeichnet",
+            language="de",
+            published_at=_when(7),
+            updated_at=_when(7),
+            url="https://de.example/vertrag",
+            **treaty,
+        ),
+    )
     floods = {"content_hash": "floods-hash"}
-    room.poll("de-a", entry("floods-de", title="Hochwasser: Rhein gesperrt", language="de",
-                            published_at=_when(8), updated_at=_when(8),
-                            url="https://de.example/hochwasser", **floods))
-    room.poll("fr-a", entry("floods-fr", title="Crue : le Rhin fermé", language="fr",
-                            published_at=_when(9), updated_at=_when(9),
-                            url="https://fr.example/crue", **floods))
-    room.poll("en-a", entry("floods-en", title="Floods close the Rhine",
-                            published_at=_when(10), updated_at=_when(10),
-                            url="https://en.example/floods", **floods))
+    room.poll(
+        "de-a",
+        entry(
+            "floods-de",
+            title="Hochwasser: Rhein gesperrt",
+            language="de",
+            published_at=_when(8),
+            updated_at=_when(8),
+            url="https://de.example/hochwasser",
+            **floods,
+        ),
+    )
+    room.poll(
+        "fr-a",
+        entry(
+            "floods-fr",
+            title="Crue : le Rhin fermé",
+            language="fr",
+            published_at=_when(9),
+            updated_at=_when(9),
+            url="https://fr.example/crue",
+            **floods,
+        ),
+    )
+    room.poll(
+        "en-a",
+        entry(
+            "floods-en",
+            title="Floods close the Rhine",
+            published_at=_when(10),
+            updated_at=_when(10),
+            url="https://en.example/floods",
+            **floods,
+        ),
+    )
 
 
 def _sorted(items: list[Expected]) -> list[Expected]:
@@ -127,11 +204,14 @@ def test_feedparser_reads_every_item(site: Site, fmt: str, variant: str) -> None
     if fmt == "atom":
         # The other versions stay discoverable: related links with their language and title.
         treaty = next(i for i in parsed.entries if "treaty" in i.link or "traite" in i.link)
-        related = {(link.hreflang, link.href, link.title)
-                   for link in treaty.links if link.rel == "related"}
-        others = {("en", "https://en.example/treaty", "Treaty signed"),
-                  ("fr", "https://fr.example/traite", "Traité signé"),
-                  ("de", "https://de.example/vertrag", "Vertrag unterzeichnet")}
+        related = {
+            (link.hreflang, link.href, link.title) for link in treaty.links if link.rel == "related"
+        }
+        others = {
+            ("en", "https://en.example/treaty", "Treaty signed"),
+            ("fr", "https://fr.example/traite", "Traité signé"),
+            ("de", "https://de.example/vertrag", "Vertrag unterzeichnet"),
+        }
         assert related == {o for o in others if o[1] != treaty.link}
         assert [link.rel for link in treaty.links].count("alternate") == 1
         assert 'hreflang="de">Deutsch' in treaty.summary
@@ -150,13 +230,18 @@ def test_reader_reads_every_item(site: Site, fmt: str, variant: str, tmp_path: P
         got = []
         for item in reader.get_entries(sort=EntrySort.RECENT):
             assert item.published is not None
-            got.append((item.title, item.link, item.published.astimezone(UTC),
-                        [c.language for c in item.content]))
+            got.append(
+                (
+                    item.title,
+                    item.link,
+                    item.published.astimezone(UTC),
+                    [c.language for c in item.content],
+                )
+            )
     finally:
         reader.close()
     expected = _sorted(site.french if variant else site.live)
-    assert sorted(g[:3] for g in got) == sorted((e.title, e.link, e.published)
-                                                for e in expected)
+    assert sorted(g[:3] for g in got) == sorted((e.title, e.link, e.published) for e in expected)
     if fmt == "json":
         # reader keeps JSON Feed's per-item language with the content.
         languages = {g[0]: g[3] for g in got}
@@ -172,7 +257,8 @@ def test_every_json_document_passes_the_json_feed_schema(site: Site) -> None:
         assert document["feed_url"] == f"https://agg.example{path}"
     items = json.loads(requests.get(site.base + "/feeds/news.json", timeout=10).content)["items"]
     assert [(i["title"], i["language"]) for i in items] == [
-        (e.title, e.language) for e in site.live]
+        (e.title, e.language) for e in site.live
+    ]
 
 
 @pytest.mark.slow
@@ -198,8 +284,13 @@ def test_demo_items_open_the_representatives_article(store: Store, tmp_path: Pat
             service.cluster()  # across languages: the multilingual model
         finally:
             service.close()
-    outputs = Outputs(store=store, catalog=catalog, base_url="https://news.example.org",
-                      tag_authority="news.example.org", feed_size=50)
+    outputs = Outputs(
+        store=store,
+        catalog=catalog,
+        base_url="https://news.example.org",
+        tag_authority="news.example.org",
+        feed_size=50,
+    )
     multilingual = 0
     for category in catalog.categories:
         for lang in (None, *category.languages):

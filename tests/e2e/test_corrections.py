@@ -44,28 +44,44 @@ CATEGORIES = toml_tables(
     {"id": "tech", "title": "Tech", "languages": ["en"], "include": ["artificial intelligence"]},
 )
 # source id → (language, categories)
-SOURCES = {"wire": ("en", ("news", "tech")), "journal": ("fr", ("news",)),
-           "coast": ("en", ("news",)), "port": ("fr", ("news",))}
+SOURCES = {
+    "wire": ("en", ("news", "tech")),
+    "journal": ("fr", ("news",)),
+    "coast": ("en", ("news",)),
+    "port": ("fr", ("news",)),
+}
 # The French ferry report comes first: the story grows from it, so splitting it out leaves the
 # story without the entry it was founded on (its id and uid must stay all the same).
 FERRY_FR_FIRST = {**FERRY_FR, "date": rfc822(DAY0 + timedelta(days=3.9))}
 # What the copy's feed lists before the copy (an empty feed is a poll error).
-JAZZ_FR = item("jazz-fr", "Le festival de jazz de Marciac dévoile sa programmation",
-               "Quarante concerts en trois semaines sous le chapiteau, dont une soirée "
-               "consacrée aux musiciens de la région.", day=3.5, site="port")
-FIRST_POLL = {"wire": [AI_ACT_EN, RAIL_EN, KOREA_EN], "journal": [AI_ACT_FR, FERRY_FR_FIRST],
-              "coast": [FERRY_EN], "port": [JAZZ_FR]}
+JAZZ_FR = item(
+    "jazz-fr",
+    "Le festival de jazz de Marciac dévoile sa programmation",
+    "Quarante concerts en trois semaines sous le chapiteau, dont une soirée "
+    "consacrée aux musiciens de la région.",
+    day=3.5,
+    site="port",
+)
+FIRST_POLL = {
+    "wire": [AI_ACT_EN, RAIL_EN, KOREA_EN],
+    "journal": [AI_ACT_FR, FERRY_FR_FIRST],
+    "coast": [FERRY_EN],
+    "port": [JAZZ_FR],
+}
 # The full re-poll: two entries changed at their source, and new ones, among them a copy of
 # the French ferry report (same link) that must follow it into the story it was split into.
 # The copy comes from a feed of its own: one feed's distinct items never share a story.
-FERRY_FR_COPY = {**item("ferry-fr-copy", FERRY_FR["title"], FERRY_FR["body"], day=4.2),
-                 "link": FERRY_FR["link"]}
+FERRY_FR_COPY = {
+    **item("ferry-fr-copy", FERRY_FR["title"], FERRY_FR["body"], day=4.2),
+    "link": FERRY_FR["link"],
+}
 SECOND_POLL = {
-    "wire": [AI_ACT_EN, RAIL_EN,
-             {**KOREA_EN, "title": KOREA_EN["title"] + " (updated)"}],
-    "journal": [AI_ACT_FR,
-                {**FERRY_FR_FIRST, "body": FERRY_FR["body"] + " Mis à jour à 14 h."},
-                AI_ACT_DE],
+    "wire": [AI_ACT_EN, RAIL_EN, {**KOREA_EN, "title": KOREA_EN["title"] + " (updated)"}],
+    "journal": [
+        AI_ACT_FR,
+        {**FERRY_FR_FIRST, "body": FERRY_FR["body"] + " Mis à jour à 14 h."},
+        AI_ACT_DE,
+    ],
     "coast": [FERRY_EN],
     "port": [JAZZ_FR, FERRY_FR_COPY],
 }
@@ -81,10 +97,12 @@ class Newsroom:
     def poll(self, feeds: dict[str, list[dict[str, str]]]) -> None:
         """Serve ``feeds`` and poll every source (``poll --all``), then cluster."""
         for source_id, items in feeds.items():
-            self.server.set(f"/{source_id}.xml",
-                            Resource(body=rss(source_id, items, SOURCES[source_id][0])))
+            self.server.set(
+                f"/{source_id}.xml", Resource(body=rss(source_id, items, SOURCES[source_id][0]))
+            )
         settings = Settings.from_env({}).with_overrides(
-            database_url="sqlite://", host_delay=0.0, poll_processes=0)
+            database_url="sqlite://", host_delay=0.0, poll_processes=0
+        )
         service = Service(settings, self.store, self.catalog, models=self.models)
         try:
             summary = service.poll()
@@ -94,8 +112,9 @@ class Newsroom:
         self.cluster()
 
     def cluster(self) -> None:
-        ClusteringStage(self.store, models=self.models, max_age=timedelta(days=7),
-                        clock=lambda: STAGE_NOW).run()
+        ClusteringStage(
+            self.store, models=self.models, max_age=timedelta(days=7), clock=lambda: STAGE_NOW
+        ).run()
 
     def redo(self) -> None:
         """``aggregator cluster --redo``: forget every decision, make them all again."""
@@ -109,44 +128,62 @@ class Newsroom:
 
     def entry(self, guid: str) -> int:
         with self.store.engine.connect() as connection:
-            return int(connection.execute(sa.text("SELECT id FROM entries WHERE guid = :g"),
-                                          {"g": guid}).scalar_one())
+            return int(
+                connection.execute(
+                    sa.text("SELECT id FROM entries WHERE guid = :g"), {"g": guid}
+                ).scalar_one()
+            )
 
     def feed(self, category: str) -> list[dict[str, Any]]:
         """The category's JSON feed items, as a fresh process would render them."""
-        outputs = Outputs(store=self.store, catalog=self.catalog,
-                          base_url="https://agg.example", tag_authority="agg.example",
-                          feed_size=20)
+        outputs = Outputs(
+            store=self.store,
+            catalog=self.catalog,
+            base_url="https://agg.example",
+            tag_authority="agg.example",
+            feed_size=20,
+        )
         document = outputs.document(f"feeds/{category}.json")
         assert document is not None
         return list(json_feed(document.body)["items"])
 
     def item_ids(self, category: str) -> dict[str, str]:
         """guid of each entry the category's feed shows → the id of the item showing it."""
-        shown = {feed_item["id"].rsplit("story/", 1)[1]: feed_item["id"]
-                 for feed_item in self.feed(category)}
+        shown = {
+            feed_item["id"].rsplit("story/", 1)[1]: feed_item["id"]
+            for feed_item in self.feed(category)
+        }
         with self.store.engine.connect() as connection:
-            rows = connection.execute(sa.text(
-                "SELECT e.guid, s.uid FROM entries e JOIN stories s ON s.id = e.story_id"))
+            rows = connection.execute(
+                sa.text("SELECT e.guid, s.uid FROM entries e JOIN stories s ON s.id = e.story_id")
+            )
             return {guid: shown[uid] for guid, uid in rows if uid in shown}
 
 
 def _newsroom(store: Store, server: FeedServer, tmp_path: Path, models: Models) -> Newsroom:
-    sources = toml_tables("source", *(
-        {"id": source_id, "url": server.url(f"/{source_id}.xml"), "language": language,
-         "categories": categories}
-        for source_id, (language, categories) in SOURCES.items()))
+    sources = toml_tables(
+        "source",
+        *(
+            {
+                "id": source_id,
+                "url": server.url(f"/{source_id}.xml"),
+                "language": language,
+                "categories": categories,
+            }
+            for source_id, (language, categories) in SOURCES.items()
+        ),
+    )
     catalog = load_catalog(write_config(tmp_path / "config", sources, CATEGORIES))
     return Newsroom(store, server, catalog, models)
 
 
 def test_corrections_survive_repoll_and_reclustering_and_undo_at_once(
-        store: Store, feed_server: FeedServer, tmp_path: Path, models: Models) -> None:
+    store: Store, feed_server: FeedServer, tmp_path: Path, models: Models
+) -> None:
     room = _newsroom(store, feed_server, tmp_path, models)
     room.poll(FIRST_POLL)
     machine = room.stories()
-    ai, ferry, rail, korea = (machine[g] for g in ("ai-act-en", "ferry-en", "rail-en",
-                                                     "korea-en"))
+    ai, ferry, rail, korea = (machine[g] for g in ("ai-act-en", "ferry-en", "rail-en", "korea-en"))
     assert machine["ai-act-fr"] == ai
     assert machine["ferry-fr"] == ferry
     assert len({ai, ferry, rail, korea}) == 4
@@ -185,8 +222,11 @@ def test_corrections_survive_repoll_and_reclustering_and_undo_at_once(
     assert [o.id for o in store.overrides()] == [merge, split, hide, pin]
     detail = store.story_detail(survivor)
     assert detail is not None
-    assert {e.signal for e in detail.entries if e.entry_id in {
-        room.entry("korea-en"), room.entry("ai-act-fr")}} == {"editor_pin"}
+    assert {
+        e.signal
+        for e in detail.entries
+        if e.entry_id in {room.entry("korea-en"), room.entry("ai-act-fr")}
+    } == {"editor_pin"}
     assert [c.id for c in detail.corrections] == [merge]
 
     # Undo each: the effect ends at once...

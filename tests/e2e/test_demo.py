@@ -24,25 +24,35 @@ from tests.support.feeds import cli_env
 
 STARTUP_SECONDS = 90
 AI_ACT_URL = "https://wire.example/2026/11/12/eu-ai-act-high-risk-delay"
-NORDIC_TITLE = ("Nordic data protection authorities issue joint guidance on AI chatbots "
-                "in public services")
-HELIX = {"en": "https://techdaily.example/2026/11/18/ai-office-first-case-helix",
-         "fr": "https://echo-numerique.example/2026/11/18/ai-act-bruxelles-premiere-procedure-helix",
-         "de": "https://tagesblick.example/digital/2026/11/18/ki-buero-erstes-verfahren-helix"}
-AI_ACT = {"fr": "https://tribune.example/numerique/2026/11/12/ue-ai-act-report-haut-risque-2028",
-          "de": ("https://tagesblick.example/digital/2026/11/12/"
-                 "eu-verschiebt-ki-verordnung-hochrisiko-2028")}
+NORDIC_TITLE = (
+    "Nordic data protection authorities issue joint guidance on AI chatbots in public services"
+)
+HELIX = {
+    "en": "https://techdaily.example/2026/11/18/ai-office-first-case-helix",
+    "fr": "https://echo-numerique.example/2026/11/18/ai-act-bruxelles-premiere-procedure-helix",
+    "de": "https://tagesblick.example/digital/2026/11/18/ki-buero-erstes-verfahren-helix",
+}
+AI_ACT = {
+    "fr": "https://tribune.example/numerique/2026/11/12/ue-ai-act-report-haut-risque-2028",
+    "de": (
+        "https://tagesblick.example/digital/2026/11/12/eu-verschiebt-ki-verordnung-hochrisiko-2028"
+    ),
+}
 CANADA_URL = "https://wire.example/2026/11/18/canada-facial-recognition-pharmacy"
-COP_URLS = {"en": "https://wire.example/2026/11/17/cop31-antalya-adaptation-finance",
-            "de": ("https://tagesblick.example/klima/2026/11/17/"
-                   "cop31-antalya-anpassungsfinanzierung")}
+COP_URLS = {
+    "en": "https://wire.example/2026/11/17/cop31-antalya-adaptation-finance",
+    "de": ("https://tagesblick.example/klima/2026/11/17/cop31-antalya-anpassungsfinanzierung"),
+}
 
 
 @pytest.fixture
 def demo() -> Iterator[tuple[subprocess.Popen[str], str]]:
     process = subprocess.Popen(
         [sys.executable, "-m", "aggregator", "demo", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(),
     )
     assert process.stdout is not None
     base = None
@@ -114,13 +124,21 @@ def test_demo_serves_one_item_per_story(demo: tuple[subprocess.Popen[str], str])
     # Two reports of one event written separately in English and German (issue 14): the
     # stage joins them, and the climate feed has one item with both versions.
     climate = feedparser.parse(requests.get(f"{base}/feeds/climate.atom", timeout=10).content)
-    cop = [e for e in climate.entries
-           if {link.href for link in e.links} & {COP_URLS["en"], COP_URLS["de"]}]
+    cop = [
+        e
+        for e in climate.entries
+        if {link.href for link in e.links} & {COP_URLS["en"], COP_URLS["de"]}
+    ]
     assert len(cop) == 1, [e.title for e in climate.entries]
     assert {link.href for link in cop[0].links} >= set(COP_URLS.values()), cop[0].links
 
-    for path in ("/feeds/ai-policy.rss", "/feeds/ai-policy.json", "/feeds/climate.atom",
-                 "/feeds.opml", "/"):
+    for path in (
+        "/feeds/ai-policy.rss",
+        "/feeds/ai-policy.json",
+        "/feeds/climate.atom",
+        "/feeds.opml",
+        "/",
+    ):
         assert requests.get(f"{base}{path}", timeout=10).status_code == 200, path
 
     process.send_signal(signal.SIGTERM)

@@ -47,8 +47,9 @@ def require_tool(*command: str) -> list[str]:
         if shutil.which(parts[0]) is None:
             continue
         if len(parts) > 1:
-            probe = subprocess.run([*parts, "version"], capture_output=True, check=False,
-                                   timeout=TOOL_TIMEOUT)
+            probe = subprocess.run(
+                [*parts, "version"], capture_output=True, check=False, timeout=TOOL_TIMEOUT
+            )
             if probe.returncode != 0:
                 continue
         return parts
@@ -59,6 +60,7 @@ def require_tool(*command: str) -> list[str]:
 
 
 # -- systemd ---------------------------------------------------------------------------------
+
 
 def executables(unit_text: str) -> list[str]:
     """Absolute paths of the programs Exec*= lines run (prefixes such as ``-`` dropped)."""
@@ -92,8 +94,13 @@ def unit_root(tmp_path: Path) -> Path:
 
 def test_systemd_analyze_verify(unit_root: Path) -> None:
     tool = require_tool("systemd-analyze")
-    result = subprocess.run([*tool, "verify", f"--root={unit_root}", "aggregator.service"],
-                            capture_output=True, text=True, check=False, timeout=TOOL_TIMEOUT)
+    result = subprocess.run(
+        [*tool, "verify", f"--root={unit_root}", "aggregator.service"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=TOOL_TIMEOUT,
+    )
     output = (result.stdout + result.stderr).strip()
     assert result.returncode == 0, output
     # Unknown keys and bad values are only warnings: any line about our unit is a failure.
@@ -102,29 +109,45 @@ def test_systemd_analyze_verify(unit_root: Path) -> None:
 
 def test_systemd_hardening_score(unit_root: Path) -> None:
     tool = require_tool("systemd-analyze")
-    result = subprocess.run([*tool, "security", "--offline=true", f"--root={unit_root}",
-                             "aggregator.service"],
-                            capture_output=True, text=True, check=False, timeout=TOOL_TIMEOUT)
-    match = re.search(r"Overall exposure level for aggregator\.service: ([0-9.]+)",
-                      result.stdout + result.stderr)
+    result = subprocess.run(
+        [*tool, "security", "--offline=true", f"--root={unit_root}", "aggregator.service"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=TOOL_TIMEOUT,
+    )
+    match = re.search(
+        r"Overall exposure level for aggregator\.service: ([0-9.]+)", result.stdout + result.stderr
+    )
     assert match is not None, result.stdout + result.stderr
     assert float(match[1]) <= MAX_EXPOSURE
 
 
 def test_every_unit_directive_is_commented() -> None:
     lines = UNIT.read_text(encoding="utf-8").splitlines()
-    bare = [line for previous, line in zip(["", *lines], lines, strict=False)
-            if line and not line.startswith(("#", "[")) and not previous.startswith("#")]
+    bare = [
+        line
+        for previous, line in zip(["", *lines], lines, strict=False)
+        if line and not line.startswith(("#", "[")) and not previous.startswith("#")
+    ]
     assert bare == []
     text = "\n".join(lines)
-    for directive in ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
-                      "ProtectHome=yes", "ReadWritePaths=/var/lib/aggregator",
-                      "User=aggregator", "EnvironmentFile=", "Restart=on-failure",
-                      "ExecStart=/opt/aggregator/bin/aggregator run"):
+    for directive in (
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+        "ProtectHome=yes",
+        "ReadWritePaths=/var/lib/aggregator",
+        "User=aggregator",
+        "EnvironmentFile=",
+        "Restart=on-failure",
+        "ExecStart=/opt/aggregator/bin/aggregator run",
+    ):
         assert f"\n{directive}" in text, directive
 
 
 # -- compose ---------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def compose_project(tmp_path: Path) -> Path:
@@ -141,12 +164,21 @@ def compose_project(tmp_path: Path) -> Path:
 
 def test_docker_compose_config(compose_project: Path) -> None:
     tool = require_tool("docker compose", "docker-compose")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AGGREGATOR_", "COMPOSE_", "POSTGRES_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AGGREGATOR_", "COMPOSE_", "POSTGRES_"))
+    }
     env["POSTGRES_PASSWORD"] = "not-a-secret"
-    result = subprocess.run([*tool, "-f", "compose.yaml", "config"], cwd=compose_project,
-                            env=env, capture_output=True, text=True, check=False,
-                            timeout=TOOL_TIMEOUT)
+    result = subprocess.run(
+        [*tool, "-f", "compose.yaml", "config"],
+        cwd=compose_project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=TOOL_TIMEOUT,
+    )
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
     service = resolved["services"]["aggregator"]
@@ -155,7 +187,8 @@ def test_docker_compose_config(compose_project: Path) -> None:
     assert "/etc/aggregator/config" in read_only_targets(service["volumes"])
     assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert resolved["services"]["migrate"]["depends_on"]["postgres"]["condition"] == (
-        "service_healthy")
+        "service_healthy"
+    )
 
 
 def read_only_targets(volumes: list[Any]) -> set[str]:
@@ -174,9 +207,15 @@ def read_only_targets(volumes: list[Any]) -> set[str]:
 def test_compose_refuses_to_start_without_a_password(compose_project: Path) -> None:
     tool = require_tool("docker compose", "docker-compose")
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSTGRES_")}
-    result = subprocess.run([*tool, "-f", "compose.yaml", "config"], cwd=compose_project,
-                            env=env, capture_output=True, text=True, check=False,
-                            timeout=TOOL_TIMEOUT)
+    result = subprocess.run(
+        [*tool, "-f", "compose.yaml", "config"],
+        cwd=compose_project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=TOOL_TIMEOUT,
+    )
     assert result.returncode != 0
     assert "POSTGRES_PASSWORD" in result.stderr
 
@@ -214,6 +253,7 @@ def test_open_file_limits_leave_room_for_many_connections() -> None:
 
 
 # -- Dockerfile --------------------------------------------------------------------------------
+
 
 def stages(dockerfile: str) -> list[list[str]]:
     """Instructions per stage, continuation lines joined, comments dropped."""

@@ -52,8 +52,11 @@ class Newsroom:
         return {s["title"]: s["id"] for s in answer.json()}
 
     def audit(self) -> list[dict[str, object]]:
-        answer = requests.get(f"{self.base}/api/audit", timeout=10, headers={
-            "Authorization": f"Bearer {self.tokens['mia']}"})
+        answer = requests.get(
+            f"{self.base}/api/audit",
+            timeout=10,
+            headers={"Authorization": f"Bearer {self.tokens['mia']}"},
+        )
         answer.raise_for_status()
         rows: list[dict[str, object]] = answer.json()
         return rows
@@ -64,18 +67,23 @@ def newsroom(feed_server: FeedServer, tmp_path: Path, database_url: str) -> Iter
     """``aggregator run`` with no shared token: only the editors' own accounts may edit."""
     require_browser()
     config = write_newsroom(feed_server, tmp_path / "config")
-    env = cli_env(AGGREGATOR_CLUSTERING="exact", AGGREGATOR_POLL_PROCESSES="0",
-                  AGGREGATOR_HOST_DELAY="0")
+    env = cli_env(
+        AGGREGATOR_CLUSTERING="exact", AGGREGATOR_POLL_PROCESSES="0", AGGREGATOR_HOST_DELAY="0"
+    )
     where = ["--config", str(config), "--database", database_url]
     aggregator("poll", "--all", *where, env=env)
-    tokens = {name: aggregator("editors", "add", name, "--role", role, *where,
-                               env=env).stdout.strip()
-              for name, role in (("mia", "editor"), ("vic", "viewer"))}
+    tokens = {
+        name: aggregator("editors", "add", name, "--role", role, *where, env=env).stdout.strip()
+        for name, role in (("mia", "editor"), ("vic", "viewer"))
+    }
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "aggregator", "run", *where],
         env={**env, "AGGREGATOR_PORT": str(port), "AGGREGATOR_TICK_SECONDS": "3600"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(process, base, STARTUP_SECONDS)
@@ -114,8 +122,9 @@ def _search(editor: Editor, words: str) -> None:
     editor.press(editor.find("form[role=search] button"))
 
 
-def test_an_editor_searches_merges_applies_and_audits(newsroom: Newsroom,
-                                                      browser: WebDriver) -> None:
+def test_an_editor_searches_merges_applies_and_audits(
+    newsroom: Newsroom, browser: WebDriver
+) -> None:
     room = newsroom
     editor = Editor(browser, room.base)
     news = room.stories("news")
@@ -165,7 +174,8 @@ def test_an_editor_searches_merges_applies_and_audits(newsroom: Newsroom,
     editor.find("form[aria-label='apply rules'] input[name=note]").send_keys("ferries are tech")
     editor.press(editor.find("form[aria-label='apply rules'] button"))
     assert editor.flash().startswith(
-        "Applied the rules of 'tech' to the last 7 days: 1 added, 1 removed (correction #")
+        "Applied the rules of 'tech' to the last 7 days: 1 added, 1 removed (correction #"
+    )
     _shoot(browser, room, "05-applied")
     assert set(room.stories("tech").values()) == {kept}
 
@@ -173,19 +183,23 @@ def test_an_editor_searches_merges_applies_and_audits(newsroom: Newsroom,
     editor.open("/admin/audit")
     rows = [row.text for row in browser.find_elements("css selector", "tr[id^='audit-']")]
     assert any("mia" in r and f"correction merge: story #{rail}" in r for r in rows), rows
-    assert any("mia" in r and "rules apply: tech" in r and "days: 7" in r
-               and "note: ferries are tech" in r for r in rows), rows
+    assert any(
+        "mia" in r and "rules apply: tech" in r and "days: 7" in r and "note: ferries are tech" in r
+        for r in rows
+    ), rows
     # The rules' change reads as words, not as Python reprs of the stored detail.
-    assert any("mia" in r and "rules save: tech" in r
-               and "exclude: no change; include: added ferry, removed robot" in r
-               for r in rows), rows
+    assert any(
+        "mia" in r
+        and "rules save: tech" in r
+        and "exclude: no change; include: added ferry, removed robot" in r
+        for r in rows
+    ), rows
     _shoot(browser, room, "06-audit")
     by_mia = {(r["kind"], r["action"]) for r in room.audit() if r["editor"] == "mia"}
     assert {("correction", "merge"), ("rules", "save"), ("rules", "apply")} <= by_mia
 
 
-def test_a_viewer_reads_but_cannot_merge_or_apply(newsroom: Newsroom,
-                                                  browser: WebDriver) -> None:
+def test_a_viewer_reads_but_cannot_merge_or_apply(newsroom: Newsroom, browser: WebDriver) -> None:
     room = newsroom
     editor = Editor(browser, room.base)
     news = room.stories("news")
@@ -229,7 +243,8 @@ def _press_refused(editor: Editor, room: Newsroom, css: str, shot: str) -> None:
     editor.press(editor.find(css))
     assert editor.find("h1").text == "Not allowed"
     assert "'vic' has the viewer role, which cannot do this: it needs the editor role" in (
-        editor.find("body").text)
+        editor.find("body").text
+    )
     _shoot(editor.driver, room, shot)
     # The refusal is no dead end: a link leads back into the pages, still signed in.
     editor.press(editor.find("#back a"))
@@ -237,15 +252,23 @@ def _press_refused(editor: Editor, room: Newsroom, css: str, shot: str) -> None:
     assert "signed in as vic (viewer)" in editor.find("nav").text
 
 
-def _posted_by_hand(browser: WebDriver, room: Newsroom, action: str,
-                    form: str) -> requests.Response:
+def _posted_by_hand(
+    browser: WebDriver, room: Newsroom, action: str, form: str
+) -> requests.Response:
     """The same form posted with the browser's session cookie, to read the status code."""
     from selenium.webdriver.common.by import By
 
-    fields = {f.get_attribute("name") or "": f.get_attribute("value") or ""
-              for f in browser.find_elements(By.CSS_SELECTOR, f"{form} input")}
+    fields = {
+        f.get_attribute("name") or "": f.get_attribute("value") or ""
+        for f in browser.find_elements(By.CSS_SELECTOR, f"{form} input")
+    }
     assert fields.get(CSRF_FIELD)
     cookie = browser.get_cookie(SESSION_COOKIE)
     assert cookie is not None
-    return requests.post(room.base + action, data=fields, timeout=10, allow_redirects=False,
-                         cookies={SESSION_COOKIE: cookie["value"]})
+    return requests.post(
+        room.base + action,
+        data=fields,
+        timeout=10,
+        allow_redirects=False,
+        cookies={SESSION_COOKIE: cookie["value"]},
+    )

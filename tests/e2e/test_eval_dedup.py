@@ -25,8 +25,9 @@ SAMPLE_PAIRS = 60
 SEMEVAL_F1_FLOOR = 0.70
 
 
-def test_eval_dedup_stays_above_its_floor(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_dedup_stays_above_its_floor(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = require_shared("data/wmt14-xling-clusters-dev.jsonl")
     lines = source.read_text(encoding="utf-8").splitlines()[:SAMPLE_ARTICLES]
     sample = tmp_path / "sample.jsonl"
@@ -38,7 +39,8 @@ def test_eval_dedup_stays_above_its_floor(tmp_path: Path,
 
 
 def test_eval_dedup_independent_reports_stay_above_their_floor(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = require_shared("data/semeval22-pairs-dev.jsonl")
     lines = source.read_text(encoding="utf-8").splitlines()[:SAMPLE_PAIRS]
     sample = tmp_path / "pairs.jsonl"
@@ -49,7 +51,8 @@ def test_eval_dedup_independent_reports_stay_above_their_floor(
 
 
 def test_eval_dedup_refuses_a_file_that_is_not_labelled(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bogus = tmp_path / "bogus.jsonl"
     bogus.write_text('{"hello": "world"}\n', encoding="utf-8")
     assert main(["eval", "dedup", str(bogus)]) == ExitCode.CONFIG

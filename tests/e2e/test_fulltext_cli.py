@@ -16,11 +16,19 @@ CATEGORIES = '[[category]]\nid = "all"\ntitle = "All"\n'
 PAGE = b"<!doctype html><html><body><article><p>Text</p></article></body></html>"
 
 
-def test_poll_fetches_pages_and_sources_list_counts_them(tmp_path: Path,
-                                                         feed_server: FeedServer) -> None:
-    items = [{"guid": f"g{i}", "title": f"Story {i}", "link": feed_server.url(f"/a/{i}"),
-              # Published now: the stage looks at the last week's entries, by the real clock.
-              "date": formatdate(usegmt=True)} for i in range(3)]
+def test_poll_fetches_pages_and_sources_list_counts_them(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    items = [
+        {
+            "guid": f"g{i}",
+            "title": f"Story {i}",
+            "link": feed_server.url(f"/a/{i}"),
+            # Published now: the stage looks at the last week's entries, by the real clock.
+            "date": formatdate(usegmt=True),
+        }
+        for i in range(3)
+    ]
     feed_server.set("/feed.xml", Resource(body=rss("News", items)))
     for i in range(3):
         feed_server.set(f"/a/{i}", Resource(body=PAGE, content_type="text/html"))
@@ -28,7 +36,8 @@ def test_poll_fetches_pages_and_sources_list_counts_them(tmp_path: Path,
         tmp_path / "config",
         f'[[source]]\nid = "news"\nurl = "{feed_server.url("/feed.xml")}"\n'
         'categories = ["all"]\nfull_text = true\nfull_text_selector = "article"\n',
-        CATEGORIES)
+        CATEGORIES,
+    )
     database = f"sqlite:///{tmp_path / 'agg.db'}"
     result = aggregator("poll", "--json", "--config", str(config), "--database", database)
     summary = json.loads(result.stdout)
@@ -40,8 +49,11 @@ def test_poll_fetches_pages_and_sources_list_counts_them(tmp_path: Path,
 
     listed = aggregator("sources", "list", "--config", str(config), "--database", database)
     assert "full text: 0 of 3 pages extracted (0%); 3 failed" in listed.stdout
-    (news,) = [json.loads(line) for line in aggregator(
-        "sources", "list", "--json", "--config", str(config), "--database",
-        database).stdout.splitlines()]
+    (news,) = [
+        json.loads(line)
+        for line in aggregator(
+            "sources", "list", "--json", "--config", str(config), "--database", database
+        ).stdout.splitlines()
+    ]
     assert news["full_text"] is True
     assert news["full_text_outcomes"] == {"failed": 3}

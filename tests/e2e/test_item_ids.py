@@ -27,9 +27,14 @@ FEEDS = sorted(p.name for p in FEEDS_DIR.iterdir() if p.is_file())
 def _env() -> dict[str, str]:
     # Every feed is fetched at once (one loopback host), so the late ones are stored last; the
     # sample feeds are dated November 2026, so the stage's age limit is off, as in the demo.
-    return cli_env(AGGREGATOR_BASE_URL="http://demo.example", AGGREGATOR_LOG_LEVEL="WARNING",
-                   AGGREGATOR_FETCH_WORKERS="8", AGGREGATOR_HOST_CONCURRENCY="8",
-                   AGGREGATOR_HOST_DELAY="0", AGGREGATOR_CLUSTERING_MAX_AGE_HOURS="0")
+    return cli_env(
+        AGGREGATOR_BASE_URL="http://demo.example",
+        AGGREGATOR_LOG_LEVEL="WARNING",
+        AGGREGATOR_FETCH_WORKERS="8",
+        AGGREGATOR_HOST_CONCURRENCY="8",
+        AGGREGATOR_HOST_DELAY="0",
+        AGGREGATOR_CLUSTERING_MAX_AGE_HOURS="0",
+    )
 
 
 def _item_ids(out: Path) -> dict[str, list[str]]:
@@ -56,9 +61,14 @@ def _poll_and_publish(folder: Path, late: set[str]) -> tuple[dict[str, list[str]
     with FeedServer() as feeds:
         for name in FEEDS:
             path = FEEDS_DIR / name
-            feeds.set(f"/{name}", Resource(body=path.read_bytes(),
-                                           content_type=content_type_for(path),
-                                           delay=LATE_SECONDS if name in late else 0.0))
+            feeds.set(
+                f"/{name}",
+                Resource(
+                    body=path.read_bytes(),
+                    content_type=content_type_for(path),
+                    delay=LATE_SECONDS if name in late else 0.0,
+                ),
+            )
         config = write_demo_config(folder / "config", feeds.base_url)
         common = ("--config", str(config), "--database", f"sqlite:///{database}")
         aggregator("poll", "--all", *common, env=_env())
@@ -74,8 +84,12 @@ def test_item_ids_do_not_depend_on_polling_order_or_a_rebuild(tmp_path: Path) ->
     assert any(name.endswith(".fr.atom") for name in first)
     assert second == first
 
-    config = ("--config", str(tmp_path / "a" / "config"),
-              "--database", f"sqlite:///{tmp_path / 'a' / 'demo.db'}")
+    config = (
+        "--config",
+        str(tmp_path / "a" / "config"),
+        "--database",
+        f"sqlite:///{tmp_path / 'a' / 'demo.db'}",
+    )
     aggregator("cluster", "--redo", *config, env=_env())
     aggregator("publish", "--out", str(tmp_path / "redone"), *config, env=_env())
     assert _item_ids(tmp_path / "redone") == first

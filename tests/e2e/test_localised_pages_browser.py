@@ -48,9 +48,13 @@ EXPECTED = {
 def _catalog() -> Catalog:
     sources = tuple(source(f"{lang}-wire", language=lang) for lang in LANGUAGES)
     category = CategoryConfig(
-        id="ai-policy", title="AI policy", description="Laws on AI.", languages=LANGUAGES,
+        id="ai-policy",
+        title="AI policy",
+        description="Laws on AI.",
+        languages=LANGUAGES,
         variants="fallback",
-        translations=tuple(CategoryText(lang, title) for lang, title in TITLES.items()))
+        translations=tuple(CategoryText(lang, title) for lang, title in TITLES.items()),
+    )
     return Catalog(sources=sources, categories=(category,))
 
 
@@ -61,16 +65,35 @@ def site(store: Store) -> Iterator[str]:
     store.sync_sources(catalog, NOW)
     for hours, lang in enumerate(LANGUAGES, start=1):
         published = NOW + timedelta(hours=hours)
-        store.save_poll(f"{lang}-wire", fetched(), body_hash=None, feed_title=None,
-                        feed_link=None,
-                        entries=[(entry(f"act-{lang}", language=lang, title=HEADLINES[lang],
-                                        published_at=published,
-                                        updated_at=published + timedelta(minutes=30)),
-                                  [match("ai-policy")])],
-                        next_check_at=published, now=published)
+        store.save_poll(
+            f"{lang}-wire",
+            fetched(),
+            body_hash=None,
+            feed_title=None,
+            feed_link=None,
+            entries=[
+                (
+                    entry(
+                        f"act-{lang}",
+                        language=lang,
+                        title=HEADLINES[lang],
+                        published_at=published,
+                        updated_at=published + timedelta(minutes=30),
+                    ),
+                    [match("ai-policy")],
+                )
+            ],
+            next_check_at=published,
+            now=published,
+        )
     settle(store)
-    outputs = Outputs(store=store, catalog=catalog, base_url="https://agg.example",
-                      tag_authority="agg.example", feed_size=20)
+    outputs = Outputs(
+        store=store,
+        catalog=catalog,
+        base_url="https://agg.example",
+        tag_authority="agg.example",
+        feed_size=20,
+    )
     with serve_app(create_app(store=store, outputs=outputs)) as base:
         yield base
 
@@ -93,8 +116,7 @@ def _screenshot(browser: WebDriver, tmp_path: Path, name: str) -> Path:
 
 
 @pytest.mark.parametrize("lang", ["fr", "ar", "ja"])
-def test_page_in_its_language(site: str, browser: WebDriver, tmp_path: Path,
-                              lang: str) -> None:
+def test_page_in_its_language(site: str, browser: WebDriver, tmp_path: Path, lang: str) -> None:
     from selenium.webdriver.common.by import By
 
     browser.get(f"{site}/categories/ai-policy.{lang}.html")
@@ -109,17 +131,20 @@ def test_page_in_its_language(site: str, browser: WebDriver, tmp_path: Path,
     # Fallback stories in other languages are shown with their own language marked.
     assert HEADLINES["en"] in text
     assert HEADLINES[lang] in text
-    direction = browser.execute_script(
-        "return getComputedStyle(document.body).direction")
+    direction = browser.execute_script("return getComputedStyle(document.body).direction")
     assert direction == ("rtl" if lang == "ar" else "ltr")
     # The English headline inside the Arabic page keeps running left to right.
     heading = browser.find_element(By.XPATH, f"//h3[.//a[text()='{HEADLINES['en']}']]")
-    assert browser.execute_script("return getComputedStyle(arguments[0]).direction",
-                                  heading) == "ltr"
+    assert (
+        browser.execute_script("return getComputedStyle(arguments[0]).direction", heading) == "ltr"
+    )
     # The language switch links every other language's page, in its own name.
     switch = browser.find_element(By.CSS_SELECTOR, "nav.meta")
-    links = {a.get_attribute("hreflang"): a.get_attribute("href")
-             for a in switch.find_elements(By.TAG_NAME, "a") if a.get_attribute("hreflang")}
+    links = {
+        a.get_attribute("hreflang"): a.get_attribute("href")
+        for a in switch.find_elements(By.TAG_NAME, "a")
+        if a.get_attribute("hreflang")
+    }
     assert set(links) == set(LANGUAGES) - {lang}
     assert _screenshot(browser, tmp_path, f"ai-policy.{lang}").stat().st_size > 10_000
 

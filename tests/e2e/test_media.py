@@ -43,14 +43,23 @@ from tests.support.webserver import serve_app
 pytestmark = pytest.mark.shared
 
 BASE = "https://news.example.org"
-FEED_DIRS = ("fastfeedparser-realworld", "feed-rs-fixtures", "miniflux-testdata",
-             "node-feedparser-feeds", "rss-parser-inputs")
+FEED_DIRS = (
+    "fastfeedparser-realworld",
+    "feed-rs-fixtures",
+    "miniflux-testdata",
+    "node-feedparser-feeds",
+    "rss-parser-inputs",
+)
 _MEDIA_MARKERS = re.compile(rb"<enclosure\b|<media:(?:content|thumbnail|group)\b|<itunes:image\b")
 # Real podcast feeds (RSS enclosures with audio): each must keep every episode's audio.
-PODCASTS = ("feed-rs-fixtures/rss2/rss_2.0_bbc.xml", "feed-rs-fixtures/rss2/rss_2.0_anchorfm.xml",
-            "feed-rs-fixtures/rss2/rss_2.0_nightvale.xml",
-            "feed-rs-fixtures/rss2/rss_2.0_spreaker.xml", "rss-parser-inputs/narro.rss",
-            "rss-parser-inputs/item-itunes-episodeType.rss")
+PODCASTS = (
+    "feed-rs-fixtures/rss2/rss_2.0_bbc.xml",
+    "feed-rs-fixtures/rss2/rss_2.0_anchorfm.xml",
+    "feed-rs-fixtures/rss2/rss_2.0_nightvale.xml",
+    "feed-rs-fixtures/rss2/rss_2.0_spreaker.xml",
+    "rss-parser-inputs/narro.rss",
+    "rss-parser-inputs/item-itunes-episodeType.rss",
+)
 NEWSBOAT = shutil.which("newsboat")
 TIMEOUT_SECONDS = 120
 
@@ -87,17 +96,26 @@ def counts_in(document: feedparser.FeedParserDict, served: str) -> Counts:
         counts.items += 1
         hrefs = [urljoin(served, e.get("href") or "") for e in entry.get("enclosures", [])]
         urls = {href for href in hrefs if _http(href)}
-        urls |= {m.get("url") for m in entry.get("media_content", []) or []
-                 if _http(m.get("url"))
-                 and str(m.get("type") or m.get("medium") or "").startswith(("audio", "video"))}
+        urls |= {
+            m.get("url")
+            for m in entry.get("media_content", []) or []
+            if _http(m.get("url"))
+            and str(m.get("type") or m.get("medium") or "").startswith(("audio", "video"))
+        }
         counts.with_enclosure += bool(urls)
         counts.enclosure_urls |= {u for u in urls if u}
         pictures = [t.get("url") for t in entry.get("media_thumbnail", []) or []]
-        pictures += [m.get("url") for m in entry.get("media_content", []) or []
-                     if str(m.get("type") or m.get("medium") or "").startswith("image")]
+        pictures += [
+            m.get("url")
+            for m in entry.get("media_content", []) or []
+            if str(m.get("type") or m.get("medium") or "").startswith("image")
+        ]
         pictures.append((entry.get("image") or {}).get("href"))
-        pictures += [e.get("href") for e in entry.get("enclosures", [])
-                     if str(e.get("type") or "").startswith("image/")]
+        pictures += [
+            e.get("href")
+            for e in entry.get("enclosures", [])
+            if str(e.get("type") or "").startswith("image/")
+        ]
         counts.with_picture += any(_http(p) for p in pictures)
     return counts
 
@@ -144,9 +162,15 @@ def _publish(store: Store, files: list[Path], config_dir: Path) -> Iterator[Publ
         # One category per source, so each source's entries represent their own stories.
         config = write_config(
             config_dir,
-            toml_tables("source", *({"id": sid, "url": server.url(f"/{sid}.xml"),
-                                     "categories": [sid]} for sid in sources)),
-            toml_tables("category", *({"id": sid, "title": f"Feed {sid}"} for sid in sources)))
+            toml_tables(
+                "source",
+                *(
+                    {"id": sid, "url": server.url(f"/{sid}.xml"), "categories": [sid]}
+                    for sid in sources
+                ),
+            ),
+            toml_tables("category", *({"id": sid, "title": f"Feed {sid}"} for sid in sources)),
+        )
         catalog = load_catalog(config)
         # The largest podcast (730 episodes) in one poll: no per-poll cap.
         store.limits = GrowthLimits(new_per_poll=0)
@@ -157,8 +181,13 @@ def _publish(store: Store, files: list[Path], config_dir: Path) -> Iterator[Publ
             service.close()
         settle(store)
         assert summary.errors == 0
-        outputs = Outputs(store=store, catalog=catalog, base_url=BASE,
-                          tag_authority="news.example.org", feed_size=5000)
+        outputs = Outputs(
+            store=store,
+            catalog=catalog,
+            base_url=BASE,
+            tag_authority="news.example.org",
+            feed_size=5000,
+        )
         yield Published(catalog, outputs, sources, server)
 
 
@@ -188,9 +217,11 @@ def test_every_media_file_keeps_its_media_in_every_format(published: Published) 
             document = published.outputs.feed(FeedName(sid, None, fmt))
             out[fmt] = counts_out(fmt, document.body) if document is not None else Counts()
         name = path.relative_to(require_shared("data/feeds"))
-        line = (f"{name}: items {expected.items}/{out['atom'].items}, with enclosure/picture "
-                f"in {expected.with_enclosure}/{expected.with_picture} "
-                + " ".join(f"{fmt} {c.with_enclosure}/{c.with_picture}" for fmt, c in out.items()))
+        line = (
+            f"{name}: items {expected.items}/{out['atom'].items}, with enclosure/picture "
+            f"in {expected.with_enclosure}/{expected.with_picture} "
+            + " ".join(f"{fmt} {c.with_enclosure}/{c.with_picture}" for fmt, c in out.items())
+        )
         lines.append(line)
         totals["in"][0] += expected.with_enclosure
         totals["in"][1] += expected.with_picture
@@ -200,9 +231,11 @@ def test_every_media_file_keeps_its_media_in_every_format(published: Published) 
         for fmt, counted in out.items():
             totals[fmt][0] += counted.with_enclosure
             totals[fmt][1] += counted.with_picture
-            if (counted.items != expected.items - dropped
-                    or not 0 <= expected.with_enclosure - counted.with_enclosure <= dropped
-                    or not 0 <= expected.with_picture - counted.with_picture <= dropped):
+            if (
+                counted.items != expected.items - dropped
+                or not 0 <= expected.with_enclosure - counted.with_enclosure <= dropped
+                or not 0 <= expected.with_picture - counted.with_picture <= dropped
+            ):
                 problems.append(f"{fmt}: {line}")
         # Atom and JSON Feed carry all of an item's enclosures: no URL is lost.
         for fmt in ("atom", "json"):
@@ -221,8 +254,7 @@ def test_podcast_outputs_validate(podcasts: Published) -> None:
             document = podcasts.outputs.feed(FeedName(sid, None, fmt))
             assert document is not None
             url = f"{BASE}/feeds/{sid}.{fmt}"
-            events = feedvalidator.validate(document.body, base=url,
-                                            content_type=MEDIA_TYPES[fmt])
+            events = feedvalidator.validate(document.body, base=url, content_type=MEDIA_TYPES[fmt])
             assert feedvalidator.errors(events) == [], f"{url}:\n" + "\n".join(events)
         document = podcasts.outputs.feed(FeedName(sid, None, "json"))
         assert document is not None
@@ -240,22 +272,33 @@ def test_reader_sees_every_episode(podcasts: Published, store: Store, tmp_path: 
                     reader.add_feed(url)
                     reader.update_feeds()
                     assert reader.get_feed(url).last_exception is None
-                    got = {e.href for entry in reader.get_entries() for e in entry.enclosures
-                           if (e.type or "").startswith("audio/")}
+                    got = {
+                        e.href
+                        for entry in reader.get_entries()
+                        for e in entry.enclosures
+                        if (e.type or "").startswith("audio/")
+                    }
                 finally:
                     reader.close()
                 assert got == episodes, (path, fmt)
 
 
 def _podcast_episodes(path: Path) -> set[str]:
-    return {e["href"] for entry in feedparser.parse(path.read_bytes()).entries
-            for e in entry.get("enclosures", []) if e.get("type", "").startswith("audio/")}
+    return {
+        e["href"]
+        for entry in feedparser.parse(path.read_bytes()).entries
+        for e in entry.get("enclosures", [])
+        if e.get("type", "").startswith("audio/")
+    }
 
 
-@pytest.mark.skipif(NEWSBOAT is None and os.environ.get("CI") != "true",
-                    reason="newsboat is not installed (apt-get install -y newsboat)")
-def test_newsboat_stores_and_queues_every_episode(podcasts: Published, store: Store,
-                                                  tmp_path: Path) -> None:
+@pytest.mark.skipif(
+    NEWSBOAT is None and os.environ.get("CI") != "true",
+    reason="newsboat is not installed (apt-get install -y newsboat)",
+)
+def test_newsboat_stores_and_queues_every_episode(
+    podcasts: Published, store: Store, tmp_path: Path
+) -> None:
     assert NEWSBOAT is not None
     with serve_app(create_app(store=store, outputs=podcasts.outputs)) as base:
         for sid, path in sorted(podcasts.sources.items()):
@@ -277,18 +320,40 @@ def _newsboat(url: str, home: Path) -> tuple[set[str], set[str]]:
     (home / "urls").write_text(url + "\n", encoding="utf-8")
     queue = home / ".newsboat" / "queue"
     (home / "config").write_text(
-        f'podcast-auto-enqueue yes\ndownload-path "{home / "downloads"}"\n', encoding="utf-8")
+        f'podcast-auto-enqueue yes\ndownload-path "{home / "downloads"}"\n', encoding="utf-8"
+    )
     assert NEWSBOAT is not None
     result = subprocess.run(
-        [NEWSBOAT, "-x", "reload", "-u", str(home / "urls"), "-c", str(home / "cache.db"),
-         "-C", str(home / "config"), "-d", str(home / "log"), "-l", "4"],
-        capture_output=True, text=True, env={**os.environ, "HOME": str(home)},
-        timeout=TIMEOUT_SECONDS, check=False)
+        [
+            NEWSBOAT,
+            "-x",
+            "reload",
+            "-u",
+            str(home / "urls"),
+            "-c",
+            str(home / "cache.db"),
+            "-C",
+            str(home / "config"),
+            "-d",
+            str(home / "log"),
+            "-l",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HOME": str(home)},
+        timeout=TIMEOUT_SECONDS,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     with sqlite3.connect(home / "cache.db") as db:
-        stored = {row[0] for row in db.execute(
-            "SELECT enclosure_url FROM rss_item WHERE feedurl = ? AND enclosure_url != ''",
-            (url,))}
+        stored = {
+            row[0]
+            for row in db.execute(
+                "SELECT enclosure_url FROM rss_item WHERE feedurl = ? AND enclosure_url != ''",
+                (url,),
+            )
+        }
     queued = set()
     if queue.exists():
         queued = {line.split(" ", 1)[0] for line in queue.read_text().splitlines() if line}

@@ -34,7 +34,8 @@ TIMEOUT_SECONDS = 60
 
 pytestmark = pytest.mark.skipif(
     NEWSBOAT is None and os.environ.get("CI") != "true",
-    reason="newsboat is not installed (apt-get install -y newsboat)")
+    reason="newsboat is not installed (apt-get install -y newsboat)",
+)
 
 
 @dataclass
@@ -48,9 +49,16 @@ def served(store: Store, tmp_path: Path) -> Iterator[Served]:
     room = Newsroom(store)
     for n in range(3):
         room.story(f"s{n}")
-    room.poll("fr-a", entry("fr", title="Grève générale", language="fr",
-                            published_at=NOW + timedelta(hours=9),
-                            url="https://fr.example/greve"))
+    room.poll(
+        "fr-a",
+        entry(
+            "fr",
+            title="Grève générale",
+            language="fr",
+            published_at=NOW + timedelta(hours=9),
+            url="https://fr.example/greve",
+        ),
+    )
     add_multilingual_stories(room)
     outputs = outputs_for(store, tmp_path / "archives", feed_size=50)
     with serve_app(create_app(store=store, outputs=outputs)) as base:
@@ -64,20 +72,47 @@ def reload(url: str, home: Path) -> list[tuple[str, str, int, str]]:
     cache = home / "cache.db"
     env = {**os.environ, "HOME": str(home)}
     assert NEWSBOAT is not None
-    result = subprocess.run([NEWSBOAT, "-x", "reload", "-u", str(home / "urls"), "-c",
-                             str(cache), "-d", str(home / "log"), "-l", "4"],
-                            capture_output=True, text=True, env=env, timeout=TIMEOUT_SECONDS,
-                            check=False)
+    result = subprocess.run(
+        [
+            NEWSBOAT,
+            "-x",
+            "reload",
+            "-u",
+            str(home / "urls"),
+            "-c",
+            str(cache),
+            "-d",
+            str(home / "log"),
+            "-l",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=TIMEOUT_SECONDS,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     log = (home / "log").read_text(encoding="utf-8", errors="replace")
     assert "USERERROR" not in log, log
     with sqlite3.connect(cache) as db:
-        return sorted(db.execute("SELECT title, url, pubDate, guid FROM rss_item"
-                                 " WHERE feedurl = ?", (url,)).fetchall())
+        return sorted(
+            db.execute(
+                "SELECT title, url, pubDate, guid FROM rss_item WHERE feedurl = ?", (url,)
+            ).fetchall()
+        )
 
 
-@pytest.mark.parametrize("path", ["/feeds/news.atom", "/feeds/news.rss", "/feeds/news.fr.atom",
-                                  "/feeds/news.fr.rss", "/feeds/news.en.atom"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/feeds/news.atom",
+        "/feeds/news.rss",
+        "/feeds/news.fr.atom",
+        "/feeds/news.fr.rss",
+        "/feeds/news.en.atom",
+    ],
+)
 def test_newsboat_loads_every_item(served: Served, path: str, tmp_path: Path) -> None:
     items = reload(served.base + path, tmp_path / "home")
     document = served.outputs.document(path.removeprefix("/"))
@@ -86,15 +121,23 @@ def test_newsboat_loads_every_item(served: Served, path: str, tmp_path: Path) ->
     lang = name.split(".")[1] if name.count(".") == 2 else None
     feed = served.outputs.output_feed(served.outputs.catalog.category("news"), lang)
     expected = sorted(
-        (s.representative.title, s.representative.url or "",
-         int(s.representative.published_at.timestamp()), guid)
-        for s, guid in zip(feed.stories, _guids(document.body), strict=True))
+        (
+            s.representative.title,
+            s.representative.url or "",
+            int(s.representative.published_at.timestamp()),
+            guid,
+        )
+        for s, guid in zip(feed.stories, _guids(document.body), strict=True)
+    )
     assert items == expected
     assert len(items) == {None: 6, "fr": 3, "en": 5}[lang]
     # The stories of three versions open the article in the feed's language.
     links = {url for _title, url, _date, _guid in items}
-    wanted = ({"https://fr.example/traite", "https://fr.example/crue"} if lang == "fr" else
-              {"https://en.example/treaty", "https://en.example/floods"})
+    wanted = (
+        {"https://fr.example/traite", "https://fr.example/crue"}
+        if lang == "fr"
+        else {"https://en.example/treaty", "https://en.example/floods"}
+    )
     assert wanted <= links
     assert not links & {"https://de.example/vertrag", "https://de.example/hochwasser"}
     # Later runs keep the same items; newsboat stores our ETag (of the gzip coding it asked

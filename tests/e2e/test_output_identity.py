@@ -54,34 +54,68 @@ CORPUS = (
 )
 SYNTHETIC = range(6)
 HANDWRITTEN = {
-    "policy-en.xml": rss("Policy Wire", [
-        {"guid": "p-1", "title": "EU lawmakers agree on AI Act enforcement timeline",
-         "link": "https://wire.example/ai-act?utm_source=rss",
-         "date": "Mon, 07 Dec 2026 05:00:00 GMT",
-         "body": "<p>Brussels settled the <b>AI Act</b> calendar.</p><script>x()</script>"},
-        {"guid": "p-2", "title": "Local club wins the football cup",
-         "link": "https://wire.example/cup", "date": "Mon, 07 Dec 2026 04:00:00 GMT",
-         "body": "A late goal decided the AI-free football final."},
-        {"guid": "p-3", "title": "Régulateurs: l'IA sous contrôle",
-         "link": "https://wire.example/ia", "date": "Sun, 06 Dec 2026 22:00:00 GMT",
-         "body": "Les autorités publient des règles sur l'intelligence artificielle."},
-    ]),
-    "policy-fr.atom": atom("Fil Politique", [
-        {"guid": "urn:fr:1", "title": "Loi sur l'IA : calendrier d'application fixé",
-         "link": "https://fil.example/ia-calendrier", "date": "2026-12-07T05:30:00Z",
-         "body": "Le calendrier de l'AI Act est fixé à Bruxelles."},
-        {"guid": "urn:fr:2", "title": "Une bibliothèque ouvre en ville",
-         "link": "https://fil.example/bibliotheque", "date": "2026-12-06T12:00:00Z",
-         "body": "Des livres pour tous, même le dimanche."},
-    ], language="fr"),
+    "policy-en.xml": rss(
+        "Policy Wire",
+        [
+            {
+                "guid": "p-1",
+                "title": "EU lawmakers agree on AI Act enforcement timeline",
+                "link": "https://wire.example/ai-act?utm_source=rss",
+                "date": "Mon, 07 Dec 2026 05:00:00 GMT",
+                "body": "<p>Brussels settled the <b>AI Act</b> calendar.</p><script>x()</script>",
+            },
+            {
+                "guid": "p-2",
+                "title": "Local club wins the football cup",
+                "link": "https://wire.example/cup",
+                "date": "Mon, 07 Dec 2026 04:00:00 GMT",
+                "body": "A late goal decided the AI-free football final.",
+            },
+            {
+                "guid": "p-3",
+                "title": "Régulateurs: l'IA sous contrôle",
+                "link": "https://wire.example/ia",
+                "date": "Sun, 06 Dec 2026 22:00:00 GMT",
+                "body": "Les autorités publient des règles sur l'intelligence artificielle.",
+            },
+        ],
+    ),
+    "policy-fr.atom": atom(
+        "Fil Politique",
+        [
+            {
+                "guid": "urn:fr:1",
+                "title": "Loi sur l'IA : calendrier d'application fixé",
+                "link": "https://fil.example/ia-calendrier",
+                "date": "2026-12-07T05:30:00Z",
+                "body": "Le calendrier de l'AI Act est fixé à Bruxelles.",
+            },
+            {
+                "guid": "urn:fr:2",
+                "title": "Une bibliothèque ouvre en ville",
+                "link": "https://fil.example/bibliotheque",
+                "date": "2026-12-06T12:00:00Z",
+                "body": "Des livres pour tous, même le dimanche.",
+            },
+        ],
+        language="fr",
+    ),
 }
 CATEGORIES = toml_tables(
     "category",
-    {"id": "ai-policy", "title": "AI policy", "description": "Rules for artificial intelligence",
-     "languages": ["en", "fr"], "include": ["AI Act", "/\\bAI\\b/", "IA", "intelligence"],
-     "exclude": ["football"]},
-    {"id": "tech", "title": "Technology", "include": ["software", "computer", "Linux", "app",
-                                                     "internet", "/\\bweb\\b/"]},
+    {
+        "id": "ai-policy",
+        "title": "AI policy",
+        "description": "Rules for artificial intelligence",
+        "languages": ["en", "fr"],
+        "include": ["AI Act", "/\\bAI\\b/", "IA", "intelligence"],
+        "exclude": ["football"],
+    },
+    {
+        "id": "tech",
+        "title": "Technology",
+        "include": ["software", "computer", "Linux", "app", "internet", "/\\bweb\\b/"],
+    },
     {"id": "general", "title": "General news", "languages": ["en"]},
 )
 
@@ -94,12 +128,20 @@ class CorpusFetcher(Fetcher):
         super().__init__(user_agent="golden-test")
         self.bodies = bodies
 
-    def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
-              allow_private: bool = True, accept_html: bool = False,
-              options: FetchOptions | None = None) -> FetchResult:
+    def fetch(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        allow_private: bool = True,
+        accept_html: bool = False,
+        options: FetchOptions | None = None,
+    ) -> FetchResult:
         body, content_type = self.bodies[url]
-        return FetchResult(url=url, status=200, content=body,
-                           headers={"content-type": content_type})
+        return FetchResult(
+            url=url, status=200, content=body, headers={"content-type": content_type}
+        )
 
 
 def _content_type(name: str) -> str:
@@ -108,8 +150,10 @@ def _content_type(name: str) -> str:
 
 def feed_bodies() -> dict[str, tuple[bytes, str]]:
     root = require_shared("data/feeds")
-    bodies = {f"{HOST}/corpus/{name}": ((root / name).read_bytes(), _content_type(name))
-              for name in CORPUS}
+    bodies = {
+        f"{HOST}/corpus/{name}": ((root / name).read_bytes(), _content_type(name))
+        for name in CORPUS
+    }
     synth = bench_module("synthfeeds")
     for index in SYNTHETIC:
         feed = synth.make_feed(index, seed=19)
@@ -122,8 +166,11 @@ def feed_bodies() -> dict[str, tuple[bytes, str]]:
 def catalog_for(urls: list[str], directory: Path) -> Catalog:
     tables = []
     for n, url in enumerate(urls):
-        table: dict[str, object] = {"id": f"s{n:02d}", "url": url,
-                                    "categories": ["ai-policy", "tech", "general"]}
+        table: dict[str, object] = {
+            "id": f"s{n:02d}",
+            "url": url,
+            "categories": ["ai-policy", "tech", "general"],
+        }
         if url.endswith("policy-fr.atom"):
             table["language"] = "fr"
         if n % 4 == 1:
@@ -144,16 +191,18 @@ def published(tmp_path: Path) -> Iterator[tuple[Store, Outputs]]:
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     upgrade(store.engine)
     store.sync_sources(catalog, NOW)
-    refresher = Refresher(store=store, fetcher=CorpusFetcher(bodies), catalog=catalog,
-                          workers=1, clock=_frozen)
+    refresher = Refresher(
+        store=store, fetcher=CorpusFetcher(bodies), catalog=catalog, workers=1, clock=_frozen
+    )
     try:
         by_id = {s.id: s for s in store.sources()}
         # One source at a time, in catalog order: entry and story ids follow that order.
         for config in catalog.sources:
             refresher.poll([by_id[config.id]])
         ClusteringStage(store, semantic=False, clock=_frozen, catalog=catalog).run()
-        outputs = Outputs(store=store, catalog=catalog, base_url=BASE,
-                          tag_authority="agg.example", feed_size=20)
+        outputs = Outputs(
+            store=store, catalog=catalog, base_url=BASE, tag_authority="agg.example", feed_size=20
+        )
         yield store, outputs
     finally:
         refresher.close()
@@ -161,8 +210,8 @@ def published(tmp_path: Path) -> Iterator[tuple[Store, Outputs]]:
 
 
 def _api_documents(store: Store, outputs: Outputs) -> Iterator[tuple[str, bytes]]:
-    with serve_app(create_app(store=store, outputs=outputs)) as base, \
-            requests.Session() as http:
+    with serve_app(create_app(store=store, outputs=outputs)) as base, requests.Session() as http:
+
         def get(path: str) -> bytes:
             response = http.get(base + path, timeout=30)
             assert response.status_code == 200, (path, response.text)
@@ -177,8 +226,10 @@ def _api_documents(store: Store, outputs: Outputs) -> Iterator[tuple[str, bytes]
             yield f"api/categories/{category.id}/stories", stories
             for story in json.loads(stories)[:5]:
                 yield f"api/stories/{story['id']}", get(f"/api/stories/{story['id']}")
-                yield (f"api/stories/{story['id']}/evidence",
-                       get(f"/api/stories/{story['id']}/evidence"))
+                yield (
+                    f"api/stories/{story['id']}/evidence",
+                    get(f"/api/stories/{story['id']}/evidence"),
+                )
 
 
 def _golden_name(path: str) -> str:
@@ -186,7 +237,8 @@ def _golden_name(path: str) -> str:
 
 
 def test_every_output_is_byte_identical_to_the_golden_files(
-        published: tuple[Store, Outputs]) -> None:
+    published: tuple[Store, Outputs],
+) -> None:
     store, outputs = published
     documents = {path: document.encoded(None) for path, document in outputs.all_documents()}
     documents.update(_api_documents(store, outputs))

@@ -27,6 +27,8 @@ pytestmark = pytest.mark.shared
 def _validator() -> None:
     # ../shared/tools/feedvalidator: skipped without it locally, a failure in CI.
     feedvalidator.require_validator()
+
+
 BASE = "https://news.example.org"
 
 
@@ -41,8 +43,9 @@ def test_demo_outputs_validate(store: Store, tmp_path: Path) -> None:
         finally:
             service.close()
     assert summary.errors == 0
-    outputs = Outputs(store=store, catalog=catalog, base_url=BASE,
-                      tag_authority="news.example.org", feed_size=50)
+    outputs = Outputs(
+        store=store, catalog=catalog, base_url=BASE, tag_authority="news.example.org", feed_size=50
+    )
     checked = 0
     for category in catalog.categories:
         for lang in (None, *category.languages):
@@ -52,8 +55,9 @@ def test_demo_outputs_validate(store: Store, tmp_path: Path) -> None:
                 assert document is not None
                 suffix = f".{lang}" if lang else ""
                 url = f"{BASE}/feeds/{category.id}{suffix}.{fmt}"
-                events = feedvalidator.validate(document.body, base=url,
-                                                content_type=MEDIA_TYPES[fmt])
+                events = feedvalidator.validate(
+                    document.body, base=url, content_type=MEDIA_TYPES[fmt]
+                )
                 # Stories whose newest versions carry the same publisher time share it as
                 # atom:updated; the validator notes it, and it is true, so it is allowed.
                 unexpected = [e for e in events if "DuplicateUpdated" not in e]

@@ -24,15 +24,19 @@ ITEMS = 3
 DEADLINE_SECONDS = 1
 # Small enough that reading past it never races the 1 s deadline on a loaded machine.
 MAX_BYTES = 256_000
-ERRORS = (Resource(status=500, body=b"oops"), Resource(status=404, body=b"no"),
-          Resource(body=b"<html><head><title>Shop</title></head></html>",
-                   content_type="text/html"),
-          Resource(body=b"\x00\x01 not xml at all"))
+ERRORS = (
+    Resource(status=500, body=b"oops"),
+    Resource(status=404, body=b"no"),
+    Resource(body=b"<html><head><title>Shop</title></head></html>", content_type="text/html"),
+    Resource(body=b"\x00\x01 not xml at all"),
+)
 
 
 def _items(n: int) -> list[dict[str, str]]:
-    return [{"guid": f"s{n}-{i}", "title": f"Source {n} story {i}",
-             "link": f"https://s{n}.example/{i}"} for i in range(ITEMS)]
+    return [
+        {"guid": f"s{n}-{i}", "title": f"Source {n} story {i}", "link": f"https://s{n}.example/{i}"}
+        for i in range(ITEMS)
+    ]
 
 
 @pytest.mark.slow
@@ -48,18 +52,26 @@ def test_poll_of_2000_mixed_sources(feed_server: FeedServer, tmp_path: Path) -> 
         else:
             resource = Resource(body=rss(f"S{n}", _items(n)))
         feed_server.set(f"/s{n}.xml", resource)
-        lines.append(f'[[source]]\nid = "s{n}"\nurl = "{feed_server.url(f"/s{n}.xml")}"\n'
-                     'categories = ["all"]\n')
-    config = write_config(tmp_path / "config", "\n".join(lines),
-                          '[[category]]\nid = "all"\ntitle = "All"\n')
+        lines.append(
+            f'[[source]]\nid = "s{n}"\nurl = "{feed_server.url(f"/s{n}.xml")}"\n'
+            'categories = ["all"]\n'
+        )
+    config = write_config(
+        tmp_path / "config", "\n".join(lines), '[[category]]\nid = "all"\ntitle = "All"\n'
+    )
     database = f"sqlite:///{tmp_path / 'store.db'}"
-    env = cli_env(AGGREGATOR_FETCH_WORKERS="16", AGGREGATOR_HOST_CONCURRENCY="16",
-                  AGGREGATOR_HOST_DELAY="0", AGGREGATOR_FETCH_DEADLINE=str(DEADLINE_SECONDS),
-                  AGGREGATOR_READ_TIMEOUT="1", AGGREGATOR_MAX_FEED_BYTES=str(MAX_BYTES),
-                  AGGREGATOR_LOG_LEVEL="WARNING",
-                  # The poll at scale, not the model over every stored entry (issue 14's
-                  # throughput goal; bench/cluster_bench.py measures that).
-                  AGGREGATOR_CLUSTERING="exact")
+    env = cli_env(
+        AGGREGATOR_FETCH_WORKERS="16",
+        AGGREGATOR_HOST_CONCURRENCY="16",
+        AGGREGATOR_HOST_DELAY="0",
+        AGGREGATOR_FETCH_DEADLINE=str(DEADLINE_SECONDS),
+        AGGREGATOR_READ_TIMEOUT="1",
+        AGGREGATOR_MAX_FEED_BYTES=str(MAX_BYTES),
+        AGGREGATOR_LOG_LEVEL="WARNING",
+        # The poll at scale, not the model over every stored entry (issue 14's
+        # throughput goal; bench/cluster_bench.py measures that).
+        AGGREGATOR_CLUSTERING="exact",
+    )
     options = ["--config", str(config), "--database", database]
     result = aggregator("poll", *options, env=env, check=False)
     assert result.returncode == 1, result.stderr  # the erroring tenth failed, not all
@@ -80,7 +92,10 @@ def test_poll_of_2000_mixed_sources(feed_server: FeedServer, tmp_path: Path) -> 
             assert row["last_error_kind"] == "too_large", row
         else:
             assert (row["last_status"], row["error_count"], row["last_new_entries"]) == (
-                200, 0, ITEMS), row
+                200,
+                0,
+                ITEMS,
+            ), row
     store = open_store(database)
     try:
         assert store.counts()["entries"] == (TOTAL - 500) * ITEMS

@@ -36,13 +36,30 @@ class Running:
     def __init__(self, config: Path, database_url: str) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = cli_env(AGGREGATOR_PORT=str(self.port), AGGREGATOR_TICK_SECONDS="1",
-                      AGGREGATOR_CONFIG_RELOAD_SECONDS="0.2", AGGREGATOR_CLUSTERING="exact",
-                      AGGREGATOR_POLL_PROCESSES="0", AGGREGATOR_FEED_RECHECK_SECONDS="0.2")
+        env = cli_env(
+            AGGREGATOR_PORT=str(self.port),
+            AGGREGATOR_TICK_SECONDS="1",
+            AGGREGATOR_CONFIG_RELOAD_SECONDS="0.2",
+            AGGREGATOR_CLUSTERING="exact",
+            AGGREGATOR_POLL_PROCESSES="0",
+            AGGREGATOR_FEED_RECHECK_SECONDS="0.2",
+        )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "aggregator", "run", "--config", str(config),
-             "--database", database_url],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "aggregator",
+                "run",
+                "--config",
+                str(config),
+                "--database",
+                database_url,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -55,8 +72,11 @@ class Running:
     def get(self, path: str) -> Any:
         response = requests.get(self.base + path, timeout=5)
         response.raise_for_status()
-        return response.json() if "json" in response.headers.get("content-type", "") \
+        return (
+            response.json()
+            if "json" in response.headers.get("content-type", "")
             else response.content
+        )
 
     def wait_for(self, what: str, condition: Callable[[], bool]) -> None:
         deadline = time.monotonic() + DEADLINE_SECONDS
@@ -86,16 +106,28 @@ def categories(running: Running) -> list[tuple[str, str]]:
     return [(c["id"], c["title"]) for c in running.get("/api/categories")]
 
 
-def test_broken_config_is_refused_and_a_fixed_one_applied(feed_server: FeedServer,
-                                                           tmp_path: Path) -> None:
-    feed_server.set("/news.xml", Resource(body=rss("News", [
-        {"guid": "n1", "title": "Local news", "link": "https://n.example/1"}])))
-    feed_server.set("/world.xml", Resource(body=rss("World", [
-        {"guid": "w1", "title": "World news", "link": "https://w.example/1"}])))
+def test_broken_config_is_refused_and_a_fixed_one_applied(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    feed_server.set(
+        "/news.xml",
+        Resource(
+            body=rss("News", [{"guid": "n1", "title": "Local news", "link": "https://n.example/1"}])
+        ),
+    )
+    feed_server.set(
+        "/world.xml",
+        Resource(
+            body=rss(
+                "World", [{"guid": "w1", "title": "World news", "link": "https://w.example/1"}]
+            )
+        ),
+    )
     config = write_config(
         tmp_path / "config",
-        f'[[source]]\nid = "news"\nurl = "{feed_server.url("/news.xml")}"\n'
-        'categories = ["all"]\n', CATEGORIES)
+        f'[[source]]\nid = "news"\nurl = "{feed_server.url("/news.xml")}"\ncategories = ["all"]\n',
+        CATEGORIES,
+    )
     running = Running(config, f"sqlite:///{tmp_path / 'store.db'}")
     try:
         running.wait_for("the service", lambda: categories(running) == [("all", "All")])
@@ -103,7 +135,8 @@ def test_broken_config_is_refused_and_a_fixed_one_applied(feed_server: FeedServe
         # A bad regex: refused, logged once with file and key, the old categories served.
         (config / "categories.toml").write_text(
             CATEGORIES.replace('"All"', '"All, broken"') + "include = ['/(unclosed/']\n",
-            encoding="utf-8")
+            encoding="utf-8",
+        )
         running.wait_for("the refusal", lambda: bool(running.logged("outcome=refused")))
         refused = running.logged("action=config-reload outcome=refused")
         assert f"file={config / 'categories.toml'} item=all key=include" in refused[0]
@@ -114,23 +147,43 @@ def test_broken_config_is_refused_and_a_fixed_one_applied(feed_server: FeedServe
         # Fixed: the new title shows. Then a category and its source added in one edit (the
         # reload never sees one file without the other): the new source is polled and its
         # entries land in the new category.
-        (config / "categories.toml").write_text(CATEGORIES.replace('"All"', '"Everything"'),
-                                                encoding="utf-8")
+        (config / "categories.toml").write_text(
+            CATEGORIES.replace('"All"', '"Everything"'), encoding="utf-8"
+        )
         running.wait_for("the fixed title", lambda: categories(running) == [("all", "Everything")])
-        running.wait_for("the feed's new title",
-                         lambda: b"<title>Everything</title>" in running.get("/feeds/all.atom"))
-        add_sources(config, [NewSource(id="world", url=feed_server.url("/world.xml"),
-                                       title="World", categories=("world",))],
-                    categories=[NewCategory(id="world", title="World")])
+        running.wait_for(
+            "the feed's new title",
+            lambda: b"<title>Everything</title>" in running.get("/feeds/all.atom"),
+        )
+        add_sources(
+            config,
+            [
+                NewSource(
+                    id="world",
+                    url=feed_server.url("/world.xml"),
+                    title="World",
+                    categories=("world",),
+                )
+            ],
+            categories=[NewCategory(id="world", title="World")],
+        )
         running.wait_for("the new category", lambda: ("world", "World") in categories(running))
-        running.wait_for("the new source's entries", lambda: [
-            e.title for e in feedparser.parse(running.get("/feeds/world.atom")).entries
-        ] == ["World news"])
+        running.wait_for(
+            "the new source's entries",
+            lambda: (
+                [e.title for e in feedparser.parse(running.get("/feeds/world.atom")).entries]
+                == ["World news"]
+            ),
+        )
 
         aggregator("sources", "pause", "news", "--config", str(config))
-        running.wait_for("the paused source", lambda: {
-            s["id"]: s["state"] for s in running.get("/api/sources")
-        } == {"news": "paused", "world": "active"})
+        running.wait_for(
+            "the paused source",
+            lambda: (
+                {s["id"]: s["state"] for s in running.get("/api/sources")}
+                == {"news": "paused", "world": "active"}
+            ),
+        )
         assert len(running.logged("outcome=refused")) == 1
     finally:
         code = running.stop()

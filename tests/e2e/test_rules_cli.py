@@ -28,12 +28,18 @@ exclude = ["Black Friday"]
 
 def items(now: datetime) -> list[dict[str, str]]:
     def item(guid: str, title: str, hours_ago: int) -> dict[str, str]:
-        return {"guid": guid, "title": title, "link": f"https://news.example/{guid}",
-                "date": rfc822(now - timedelta(hours=hours_ago))}
+        return {
+            "guid": guid,
+            "title": title,
+            "link": f"https://news.example/{guid}",
+            "date": rfc822(now - timedelta(hours=hours_ago)),
+        }
 
-    return [item("w1", "AI Act: final vote in Strasbourg", 5),
-            item("w2", "Black Friday deals on AI Act books", 6),
-            item("w3", "Chip export rules tighten", 7)]
+    return [
+        item("w1", "AI Act: final vote in Strasbourg", 5),
+        item("w2", "Black Friday deals on AI Act books", 6),
+        item("w3", "Chip export rules tighten", 7),
+    ]
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
@@ -43,11 +49,17 @@ def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
 
 
 def test_rules_test_shows_what_changed_rules_would_do(
-        feed_server: FeedServer, tmp_path: Path, database_url: str,
-        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    feed_server: FeedServer,
+    tmp_path: Path,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     feed_server.set("/wire.xml", Resource(body=rss("wire", items(datetime.now(UTC)))))
-    sources = (f'[[source]]\nid = "wire"\nurl = "{feed_server.url("/wire.xml")}"\n'
-               'categories = ["ai-policy"]\nlanguage = "en"\n')
+    sources = (
+        f'[[source]]\nid = "wire"\nurl = "{feed_server.url("/wire.xml")}"\n'
+        'categories = ["ai-policy"]\nlanguage = "en"\n'
+    )
     config = write_config(tmp_path / "config", sources, CATEGORIES)
     options = ["--config", str(config), "--database", database_url]
     for name in ("AGGREGATOR_CONFIG", "AGGREGATOR_DATABASE_URL"):
@@ -56,8 +68,16 @@ def test_rules_test_shows_what_changed_rules_would_do(
     assert main(["poll", *options]) == 0
     assert "3 new entries" in capsys.readouterr().out
 
-    shown = aggregator("rules", "test", "ai-policy", "--add-include", "export rules",
-                       "--add-exclude", "Strasbourg", *options).stdout
+    shown = aggregator(
+        "rules",
+        "test",
+        "ai-policy",
+        "--add-include",
+        "export rules",
+        "--add-exclude",
+        "Strasbourg",
+        *options,
+    ).stdout
     assert "category ai-policy: 3 entries of 1 source published since" in shown
     assert "1 added, 1 removed, 1 unchanged" in shown
     assert "+ " in shown
@@ -68,8 +88,19 @@ def test_rules_test_shows_what_changed_rules_would_do(
     assert "(was: include 'AI Act' matched in title)" in shown
 
     # Replacing the lists, as JSON; a short window sees nothing.
-    result = run_json(capsys, "rules", "test", "ai-policy", "--include", "Black Friday",
-                      "--exclude", "export", "--since", "30d", *options)
+    result = run_json(
+        capsys,
+        "rules",
+        "test",
+        "ai-policy",
+        "--include",
+        "Black Friday",
+        "--exclude",
+        "export",
+        "--since",
+        "30d",
+        *options,
+    )
     assert (result["category"], result["examined"], result["unchanged"]) == ("ai-policy", 3, 1)
     assert [e["title"] for e in result["added"]] == ["Black Friday deals on AI Act books"]
     assert [e["title"] for e in result["removed"]] == ["AI Act: final vote in Strasbourg"]
@@ -83,22 +114,28 @@ def test_rules_test_shows_what_changed_rules_would_do(
 
     # An edited copy of categories.toml, not yet saved over the real one.
     edited = tmp_path / "edited.toml"
-    edited.write_text(CATEGORIES.replace('include = ["AI Act"]', 'include = ["chip"]'),
-                      encoding="utf-8")
+    edited.write_text(
+        CATEGORIES.replace('include = ["AI Act"]', 'include = ["chip"]'), encoding="utf-8"
+    )
     result = run_json(capsys, "rules", "test", "ai-policy", "--file", str(edited), *options)
     assert [e["title"] for e in result["added"]] == ["Chip export rules tighten"]
     assert [e["title"] for e in result["removed"]] == ["AI Act: final vote in Strasbourg"]
     # The real file and the store were left as they were.
     again = run_json(capsys, "rules", "test", "ai-policy", *options)
     assert (again["examined"], again["unchanged"], again["added"], again["removed"]) == (
-        3, 3, [], [])
+        3,
+        3,
+        [],
+        [],
+    )
 
 
-def test_rules_test_reports_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                      ) -> None:
-    config = write_config(tmp_path / "config",
-                          '[[source]]\nid = "wire"\nurl = "https://wire.example/feed"\n'
-                          'categories = ["ai-policy"]\n', CATEGORIES)
+def test_rules_test_reports_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(
+        tmp_path / "config",
+        '[[source]]\nid = "wire"\nurl = "https://wire.example/feed"\ncategories = ["ai-policy"]\n',
+        CATEGORIES,
+    )
     options = ["--config", str(config), "--database", f"sqlite:///{tmp_path / 'db.sqlite'}"]
     broken = tmp_path / "broken.toml"
     broken.write_text(CATEGORIES + "min_score = 3\n", encoding="utf-8")

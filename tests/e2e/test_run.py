@@ -31,22 +31,36 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_run_polls_serves_and_stops_cleanly(feed_server: FeedServer, tmp_path: Path,
-                                            database_url: str) -> None:
-    items = [{"guid": f"g{i}", "title": f"Story {i}", "link": f"https://n.example/{i}"}
-             for i in range(3)]
+def test_run_polls_serves_and_stops_cleanly(
+    feed_server: FeedServer, tmp_path: Path, database_url: str
+) -> None:
+    items = [
+        {"guid": f"g{i}", "title": f"Story {i}", "link": f"https://n.example/{i}"} for i in range(3)
+    ]
     feed_server.set("/news.xml", Resource(body=rss("News", items)))
     config = write_config(
         tmp_path / "config",
-        f'[[source]]\nid = "news"\nurl = "{feed_server.url("/news.xml")}"\n'
-        'categories = ["all"]\n',
-        '[[category]]\nid = "all"\ntitle = "All"\n')
+        f'[[source]]\nid = "news"\nurl = "{feed_server.url("/news.xml")}"\ncategories = ["all"]\n',
+        '[[category]]\nid = "all"\ntitle = "All"\n',
+    )
     port = _free_port()
     env = cli_env(AGGREGATOR_PORT=str(port), AGGREGATOR_TICK_SECONDS="1")
     process = subprocess.Popen(
-        [sys.executable, "-m", "aggregator", "run", "--config", str(config),
-         "--database", database_url],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "aggregator",
+            "run",
+            "--config",
+            str(config),
+            "--database",
+            database_url,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         titles: list[str] = []
@@ -67,8 +81,13 @@ def test_run_polls_serves_and_stops_cleanly(feed_server: FeedServer, tmp_path: P
         stories = requests.get(f"{base}/api/categories/all/stories", timeout=READ_SECONDS).json()
         decisions: list[str | None] = []
         while time.monotonic() < deadline and decisions != ["new"] * 3:
-            decisions = [row["decision"] for story in stories for row in requests.get(
-                f"{base}/api/stories/{story['id']}/evidence", timeout=READ_SECONDS).json()]
+            decisions = [
+                row["decision"]
+                for story in stories
+                for row in requests.get(
+                    f"{base}/api/stories/{story['id']}/evidence", timeout=READ_SECONDS
+                ).json()
+            ]
             time.sleep(0.2)
         assert decisions == ["new"] * 3
     finally:

@@ -32,22 +32,31 @@ def pg_url(pg_template: str) -> Iterator[str]:
         yield url
 
 
-@pytest.mark.parametrize(("sources", "processes"), [(40, "0"), (80, "2")],
-                         ids=["threads", "processes"])
+@pytest.mark.parametrize(
+    ("sources", "processes"), [(40, "0"), (80, "2")], ids=["threads", "processes"]
+)
 def test_sigterm_mid_poll_releases_what_it_did_not_save(
-        feed_server: FeedServer, pg_url: str, tmp_path: Path, sources: int,
-        processes: str) -> None:
+    feed_server: FeedServer, pg_url: str, tmp_path: Path, sources: int, processes: str
+) -> None:
     lines = []
     for n in range(sources):
-        items = [{"guid": f"s{n}-{i}", "title": f"S{n} story {i}",
-                  "link": f"https://s{n}.example/{i}"} for i in range(ITEMS)]
+        items = [
+            {"guid": f"s{n}-{i}", "title": f"S{n} story {i}", "link": f"https://s{n}.example/{i}"}
+            for i in range(ITEMS)
+        ]
         feed_server.set(f"/s{n}.xml", Resource(body=rss(f"S{n}", items), delay=DELAY_SECONDS))
-        lines.append(f'[[source]]\nid = "s{n}"\nurl = "{feed_server.url(f"/s{n}.xml")}"\n'
-                     'categories = ["all"]\n')
-    config = write_config(tmp_path / "config", "\n".join(lines),
-                          '[[category]]\nid = "all"\ntitle = "All"\n')
-    env = worker_env(AGGREGATOR_FETCH_WORKERS="4", AGGREGATOR_HOST_CONCURRENCY="4",
-                     AGGREGATOR_POLL_PROCESSES=processes)
+        lines.append(
+            f'[[source]]\nid = "s{n}"\nurl = "{feed_server.url(f"/s{n}.xml")}"\n'
+            'categories = ["all"]\n'
+        )
+    config = write_config(
+        tmp_path / "config", "\n".join(lines), '[[category]]\nid = "all"\ntitle = "All"\n'
+    )
+    env = worker_env(
+        AGGREGATOR_FETCH_WORKERS="4",
+        AGGREGATOR_HOST_CONCURRENCY="4",
+        AGGREGATOR_POLL_PROCESSES=processes,
+    )
     db = SharedStore(pg_url)
     try:
         with running_workers(1, config, pg_url, tmp_path, env) as [worker]:
@@ -59,8 +68,10 @@ def test_sigterm_mid_poll_releases_what_it_did_not_save(
         assert code == 0, output[-3000:]
         assert "action=shutdown outcome=done" in output
         requested = {r.path for r in feed_server.requests}
-        saved = {f"/{source_id}.xml" for (source_id,) in db.rows(
-            "SELECT id FROM sources WHERE last_checked_at IS NOT NULL")}
+        saved = {
+            f"/{source_id}.xml"
+            for (source_id,) in db.rows("SELECT id FROM sources WHERE last_checked_at IS NOT NULL")
+        }
         assert saved <= requested
         if processes == "0":
             # In flight when the signal came: finished and saved; nothing started after it.
@@ -70,8 +81,13 @@ def test_sigterm_mid_poll_releases_what_it_did_not_save(
         per_source = dict(db.rows("SELECT source_id, count(*) FROM entries GROUP BY source_id"))
         assert {f"/{s}.xml" for s in per_source} == saved
         assert set(per_source.values()) <= {ITEMS}
-        assert db.value("SELECT count(*) FROM sources WHERE last_checked_at IS NULL "
-                        "AND next_check_at > now()") == 0
+        assert (
+            db.value(
+                "SELECT count(*) FROM sources WHERE last_checked_at IS NULL "
+                "AND next_check_at > now()"
+            )
+            == 0
+        )
         assert db.value("SELECT count(*) FROM stories") == len(saved) * ITEMS
     finally:
         db.close()

@@ -26,13 +26,19 @@ from tests.support.shared import in_ci, require_shared
 
 SOURCES = "# Our sources. This comment must survive.\n\n" + toml_tables(
     "source",
-    {"id": "first", "title": "First", "url": "https://first.example/feed.xml",
-     "categories": ["news"]},
+    {
+        "id": "first",
+        "title": "First",
+        "url": "https://first.example/feed.xml",
+        "categories": ["news"],
+    },
     {"id": "second", "url": "https://second.example/feed.xml", "categories": ["news"]},
 )
 CATEGORIES = toml_tables("category", {"id": "news", "title": "News"})
-SUMMARY_RE = re.compile(r"added (\d+) sources(?:, (\d+) new categories)?; skipped (\d+) "
-                        r"duplicates and (\d+) bad URLs")
+SUMMARY_RE = re.compile(
+    r"added (\d+) sources(?:, (\d+) new categories)?; skipped (\d+) "
+    r"duplicates and (\d+) bad URLs"
+)
 
 
 @pytest.fixture
@@ -56,8 +62,7 @@ def test_pause_resume_remove(config: Path) -> None:
     removed = aggregator("sources", "remove", "first", "--config", str(config))
     assert "stored entries are kept" in removed.stdout
     text = (config / "sources.toml").read_text(encoding="utf-8")
-    assert text.startswith("# Our sources. This comment must survive.\n\n[[source]]\n"
-                           'id = "second"')
+    assert text.startswith('# Our sources. This comment must survive.\n\n[[source]]\nid = "second"')
     assert [s.id for s in load_catalog(config).sources] == ["second"]
 
 
@@ -80,14 +85,25 @@ def run_on_read_only_folder(config: Path, *args: str) -> subprocess.CompletedPro
     if os.geteuid() != 0:
         config.chmod(0o555)
         try:
-            return subprocess.run(command, capture_output=True, text=True, env=cli_env(),
-                                  timeout=CLI_TIMEOUT_SECONDS, check=False)
+            return subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                env=cli_env(),
+                timeout=CLI_TIMEOUT_SECONDS,
+                check=False,
+            )
         finally:
             config.chmod(0o755)
     mount = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" || exit 99; exec "$@"'
-    result = subprocess.run(["unshare", "--mount", "sh", "-c", mount, str(config), *command],
-                            capture_output=True, text=True, env=cli_env(),
-                            timeout=CLI_TIMEOUT_SECONDS, check=False)
+    result = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", mount, str(config), *command],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=CLI_TIMEOUT_SECONDS,
+        check=False,
+    )
     if result.returncode == 99 or (result.returncode != 0 and "unshare:" in result.stderr):
         message = f"cannot make a read-only mount here: {result.stderr.strip()}"
         if in_ci():
@@ -96,11 +112,12 @@ def run_on_read_only_folder(config: Path, *args: str) -> subprocess.CompletedPro
     return result
 
 
-@pytest.mark.skipif(shutil.which("unshare") is None and os.geteuid() == 0,
-                    reason="needs unshare(1) to make a read-only folder as root")
+@pytest.mark.skipif(
+    shutil.which("unshare") is None and os.geteuid() == 0,
+    reason="needs unshare(1) to make a read-only folder as root",
+)
 def test_a_read_only_folder_is_refused_clearly(config: Path) -> None:
-    refused = run_on_read_only_folder(config, "sources", "pause", "first", "--config",
-                                      str(config))
+    refused = run_on_read_only_folder(config, "sources", "pause", "first", "--config", str(config))
     assert refused.returncode == 3, refused.stderr
     assert "not writable" in refused.stderr
     assert str(config) in refused.stderr
@@ -114,16 +131,37 @@ def test_import_dry_run_then_import_then_export(config: Path, tmp_path: Path) ->
         '<outline text="Again" xmlUrl="http://first.example/feed.xml/"/>'
         '<outline text="Tech"><outline text="Third" xmlUrl="https://third.example/rss"/>'
         '<outline text="Bad" xmlUrl="mailto:someone@example.com"/></outline>'
-        "</body></opml>", encoding="utf-8")
-    dry = aggregator("sources", "import-opml", str(opml), "--category", "news",
-                     "--folders-as-categories", "--dry-run", "--config", str(config))
+        "</body></opml>",
+        encoding="utf-8",
+    )
+    dry = aggregator(
+        "sources",
+        "import-opml",
+        str(opml),
+        "--category",
+        "news",
+        "--folders-as-categories",
+        "--dry-run",
+        "--config",
+        str(config),
+    )
     assert "nothing written" in dry.stdout
     assert (config / "sources.toml").read_text(encoding="utf-8") == SOURCES
-    done = aggregator("sources", "import-opml", str(opml), "--category", "news",
-                      "--folders-as-categories", "--config", str(config))
+    done = aggregator(
+        "sources",
+        "import-opml",
+        str(opml),
+        "--category",
+        "news",
+        "--folders-as-categories",
+        "--config",
+        str(config),
+    )
     assert summary(done.stdout) == (1, 1, 1, 1)
-    assert "= duplicate: Again <http://first.example/feed.xml/>: already configured as " \
-           "'first'" in done.stdout
+    assert (
+        "= duplicate: Again <http://first.example/feed.xml/>: already configured as "
+        "'first'" in done.stdout
+    )
     assert "! bad URL: Bad <mailto:someone@example.com>" in done.stdout
     catalog = load_catalog(config)
     assert catalog.source("third").categories == ("tech",)
@@ -138,7 +176,8 @@ def test_import_dry_run_then_import_then_export(config: Path, tmp_path: Path) ->
     assert sorted((o.url, o.folders) for o in outlines) == [
         ("https://first.example/feed.xml", ("News",)),
         ("https://second.example/feed.xml", ("News",)),
-        ("https://third.example/rss", ("Tech",))]
+        ("https://third.example/rss", ("Tech",)),
+    ]
 
 
 def test_import_every_shared_opml_file_twice(tmp_path: Path) -> None:
@@ -148,10 +187,21 @@ def test_import_every_shared_opml_file_twice(tmp_path: Path) -> None:
     files = sorted(str(p) for p in folder.rglob("*.opml"))
     assert len(files) > 100
     outlines = sum(len(read_outlines(Path(f))[0]) for f in files)
-    config = write_config(tmp_path / "config", "# Imported sources.\n",
-                          '[[category]]\nid = "world"\ntitle = "World"\n')
-    first = aggregator("sources", "import-opml", *files, "--folders-as-categories",
-                       "--category", "world", "--config", str(config))
+    config = write_config(
+        tmp_path / "config",
+        "# Imported sources.\n",
+        '[[category]]\nid = "world"\ntitle = "World"\n',
+    )
+    first = aggregator(
+        "sources",
+        "import-opml",
+        *files,
+        "--folders-as-categories",
+        "--category",
+        "world",
+        "--config",
+        str(config),
+    )
     added, categories, duplicates, bad = summary(first.stdout)
     assert added > 500
     assert categories > 20
@@ -159,8 +209,16 @@ def test_import_every_shared_opml_file_twice(tmp_path: Path) -> None:
     catalog = load_catalog(config)
     assert len(catalog.sources) == added
     assert len(catalog.categories) == categories + 1
-    second = aggregator("sources", "import-opml", *files, "--folders-as-categories",
-                        "--category", "world", "--config", str(config))
+    second = aggregator(
+        "sources",
+        "import-opml",
+        *files,
+        "--folders-as-categories",
+        "--category",
+        "world",
+        "--config",
+        str(config),
+    )
     assert summary(second.stdout) == (0, 0, added + duplicates, bad)
     checked = aggregator("check", "--config", str(config))
     assert f"OK, {added} sources" in checked.stdout

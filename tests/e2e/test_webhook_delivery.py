@@ -22,26 +22,43 @@ SCRIPT = {0: FAIL, 1: FAIL, 3: SLOW, 9: SLOW, 14: FAIL}
 
 
 def test_every_event_arrives_once_by_key_through_receiver_and_aggregator_restarts(
-        feed_server: FeedServer, tmp_path: Path, database_url: str) -> None:
+    feed_server: FeedServer, tmp_path: Path, database_url: str
+) -> None:
     lines = []
     for n in range(SOURCES):
-        items = [{"guid": f"s{n}-{i}", "title": f"Source {n} story {i}",
-                  "link": f"https://s{n}.example/{i}"} for i in range(ITEMS)]
+        items = [
+            {
+                "guid": f"s{n}-{i}",
+                "title": f"Source {n} story {i}",
+                "link": f"https://s{n}.example/{i}",
+            }
+            for i in range(ITEMS)
+        ]
         feed_server.set(f"/s{n}.xml", Resource(body=rss(f"S{n}", items)))
-        lines.append(f'[[source]]\nid = "s{n}"\nurl = "{feed_server.url(f"/s{n}.xml")}"\n'
-                     'categories = ["all"]\n')
-    config = write_config(tmp_path / "config", "\n".join(lines),
-                          '[[category]]\nid = "all"\ntitle = "All"\n')
-    receiver = Receiver(secret=SECRET, script=lambda n: SCRIPT.get(n, OK), slow_seconds=2.0,
-                        ok_seconds=0.15)
+        lines.append(
+            f'[[source]]\nid = "s{n}"\nurl = "{feed_server.url(f"/s{n}.xml")}"\n'
+            'categories = ["all"]\n'
+        )
+    config = write_config(
+        tmp_path / "config", "\n".join(lines), '[[category]]\nid = "all"\ntitle = "All"\n'
+    )
+    receiver = Receiver(
+        secret=SECRET, script=lambda n: SCRIPT.get(n, OK), slow_seconds=2.0, ok_seconds=0.15
+    )
     receiver.start()
     (config / "webhooks.toml").write_text(
         f'[[subscriber]]\nid = "downstream"\nurl = "{receiver.url}"\n'
-        'secret_env = "DOWNSTREAM_SECRET"\nevents = ["story.published"]\n', encoding="utf-8")
-    env = worker_env(AGGREGATOR_ALLOW_PRIVATE_ADDRESSES="true",
-                     AGGREGATOR_WEBHOOK_SECONDS="0.2", AGGREGATOR_WEBHOOK_TIMEOUT="1",
-                     AGGREGATOR_WEBHOOK_RETRY_SECONDS="0.2",
-                     AGGREGATOR_WEBHOOK_RETRY_MAX_SECONDS="1", DOWNSTREAM_SECRET=SECRET)
+        'secret_env = "DOWNSTREAM_SECRET"\nevents = ["story.published"]\n',
+        encoding="utf-8",
+    )
+    env = worker_env(
+        AGGREGATOR_ALLOW_PRIVATE_ADDRESSES="true",
+        AGGREGATOR_WEBHOOK_SECONDS="0.2",
+        AGGREGATOR_WEBHOOK_TIMEOUT="1",
+        AGGREGATOR_WEBHOOK_RETRY_SECONDS="0.2",
+        AGGREGATOR_WEBHOOK_RETRY_MAX_SECONDS="1",
+        DOWNSTREAM_SECRET=SECRET,
+    )
     first = start_worker(config, database_url, tmp_path / "first.log", env)
     second = None
     try:
@@ -50,14 +67,22 @@ def test_every_event_arrives_once_by_key_through_receiver_and_aggregator_restart
         receiver.stop()
         time.sleep(1.0)
         receiver.start()
-        wait_for(lambda: len(receiver.accepted()) >= 12, 60, "deliveries after the receiver "
-                 "restarted", [first])
+        wait_for(
+            lambda: len(receiver.accepted()) >= 12,
+            60,
+            "deliveries after the receiver restarted",
+            [first],
+        )
         first.process.send_signal(signal.SIGKILL)
         first.process.wait(30)
         assert len(receiver.accepted()) < SOURCES * ITEMS, "the kill came after the last one"
         second = start_worker(config, database_url, tmp_path / "second.log", env)
-        wait_for(lambda: len(receiver.accepted()) >= SOURCES * ITEMS, 120,
-                 "every event after the aggregator restarted", [second])
+        wait_for(
+            lambda: len(receiver.accepted()) >= SOURCES * ITEMS,
+            120,
+            "every event after the aggregator restarted",
+            [second],
+        )
         # A little longer: nothing more, and nothing new, arrives.
         time.sleep(1.0)
         assert second.terminate() == 0, second.output()[-3000:]
@@ -81,20 +106,22 @@ def test_every_event_arrives_once_by_key_through_receiver_and_aggregator_restart
     assert states == {"delivered": len(expected)}
     assert all(r.signed for r in receiver.requests)
     titles = [r.body["data"]["story"]["title"] for r in receiver.requests]
-    assert set(titles) == {f"Source {n} story {i}" for n in range(SOURCES)
-                                   for i in range(ITEMS)}
+    assert set(titles) == {f"Source {n} story {i}" for n in range(SOURCES) for i in range(ITEMS)}
     # Failures, timeouts and the restarts did make the sender repeat some events.
     assert len(receiver.requests) > len(expected)
 
 
-def test_check_names_the_file_subscriber_and_key_of_a_bad_webhooks_file(
-        tmp_path: Path) -> None:
-    config = write_config(tmp_path / "config",
-                          '[[source]]\nid = "a"\nurl = "https://a.example/f.xml"\n'
-                          'categories = ["all"]\n', '[[category]]\nid = "all"\ntitle = "All"\n')
+def test_check_names_the_file_subscriber_and_key_of_a_bad_webhooks_file(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "config",
+        '[[source]]\nid = "a"\nurl = "https://a.example/f.xml"\ncategories = ["all"]\n',
+        '[[category]]\nid = "all"\ntitle = "All"\n',
+    )
     (config / "webhooks.toml").write_text(
         '[[subscriber]]\nid = "partner"\nurl = "https://hooks.example/in"\n'
-        'secret = "long-enough-secret-value"\ncategories = ["sport"]\n', encoding="utf-8")
+        'secret = "long-enough-secret-value"\ncategories = ["sport"]\n',
+        encoding="utf-8",
+    )
     result = aggregator("check", "--config", str(config), check=False)
     assert result.returncode == 3
     assert "webhooks.toml" in result.stderr + result.stdout
@@ -102,6 +129,8 @@ def test_check_names_the_file_subscriber_and_key_of_a_bad_webhooks_file(
     assert "key='categories'" in result.stderr + result.stdout
     (config / "webhooks.toml").write_text(
         '[[subscriber]]\nid = "partner"\nurl = "https://hooks.example/in"\n'
-        'secret = "long-enough-secret-value"\ncategories = ["all"]\n', encoding="utf-8")
+        'secret = "long-enough-secret-value"\ncategories = ["all"]\n',
+        encoding="utf-8",
+    )
     result = aggregator("check", "--config", str(config))
     assert result.stdout.rstrip().endswith(", 1 webhook subscriber")

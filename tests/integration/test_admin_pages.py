@@ -53,10 +53,17 @@ class Editor:
 
 @pytest.fixture
 def editor(store: Store, feed_server: FeedServer, tmp_path: Path) -> Iterator[Editor]:
-    with workbench(store, feed_server, tmp_path / "config") as bench, \
-            serve_app(bench.app) as base, requests.Session() as http:
-        login = http.post(f"{base}/admin/login", data={"token": TOKEN, "editor": "Mia"},
-                          allow_redirects=False, timeout=10)
+    with (
+        workbench(store, feed_server, tmp_path / "config") as bench,
+        serve_app(bench.app) as base,
+        requests.Session() as http,
+    ):
+        login = http.post(
+            f"{base}/admin/login",
+            data={"token": TOKEN, "editor": "Mia"},
+            allow_redirects=False,
+            timeout=10,
+        )
         assert login.status_code == 303
         yield Editor(base, http, bench)
 
@@ -91,17 +98,25 @@ def test_pause_and_resume_write_the_file_and_say_so_once(editor: Editor) -> None
 
 
 def test_add_source_checks_the_url_and_the_categories(editor: Editor) -> None:
-    added = editor.follow(editor.post("/admin/sources/add", url="https://feeds.example/new.xml",
-                                      categories="news", title="New Feed"))
+    added = editor.follow(
+        editor.post(
+            "/admin/sources/add",
+            url="https://feeds.example/new.xml",
+            categories="news",
+            title="New Feed",
+        )
+    )
     assert "Added source 'new-feed'" in (_flash(added.text) or "")
     assert 'id = "new-feed"' in editor.sources_toml()
     # Nobody reviewed the URL: the source may only be fetched from public addresses.
     added_block = editor.sources_toml().split('id = "new-feed"', 1)[1]
     assert "public_only = true" in added_block
     assert [s.public_only for s in editor.bench.store.sources() if s.id == "new-feed"] == [True]
-    for fields, field in (({"url": "http://127.0.0.1:9/feed", "categories": "news"}, "url"),
-                          ({"url": "javascript:alert(1)", "categories": "news"}, "url"),
-                          ({"url": "https://x.example/f", "categories": "nope"}, "categories")):
+    for fields, field in (
+        ({"url": "http://127.0.0.1:9/feed", "categories": "news"}, "url"),
+        ({"url": "javascript:alert(1)", "categories": "news"}, "url"),
+        ({"url": "https://x.example/f", "categories": "nope"}, "categories"),
+    ):
         refused = editor.follow(editor.post("/admin/sources/add", **fields))
         assert (_flash(refused.text) or "").startswith(f"Refused ({field})"), refused.text
     assert "127.0.0.1:9" not in editor.sources_toml()
@@ -113,8 +128,16 @@ def test_dry_run_shows_the_difference_and_saves_nothing(editor: Editor) -> None:
     before = (editor.bench.config / "categories.toml").read_text(encoding="utf-8")
     response = editor.http.post(
         editor.base + "/admin/categories/tech",
-        data={CSRF_FIELD: editor.csrf(), "include": "ferry\n/paros/", "exclude": "",
-              "since": "7d", "action": "dry-run"}, allow_redirects=False, timeout=10)
+        data={
+            CSRF_FIELD: editor.csrf(),
+            "include": "ferry\n/paros/",
+            "exclude": "",
+            "since": "7d",
+            "action": "dry-run",
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
     assert response.status_code == 200
     section = response.text.split('<section id="dry-run">', 1)[1]
     added, removed = section.split("Would be removed", 1)
@@ -122,23 +145,30 @@ def test_dry_run_shows_the_difference_and_saves_nothing(editor: Editor) -> None:
     assert "Robot wins the world chess final" in removed
     assert ">ferry\n/paros/</textarea>" in response.text  # the rules as typed stay
     assert (editor.bench.config / "categories.toml").read_text(encoding="utf-8") == before
-    bad = editor.http.post(editor.base + "/admin/categories/tech",
-                           data={CSRF_FIELD: editor.csrf(), "include": "robot\n/(/",
-                                 "action": "dry-run"}, timeout=10)
+    bad = editor.http.post(
+        editor.base + "/admin/categories/tech",
+        data={CSRF_FIELD: editor.csrf(), "include": "robot\n/(/", "action": "dry-run"},
+        timeout=10,
+    )
     assert bad.status_code == 422
     assert "include[1]: bad rule" in bad.text
 
 
 def test_save_rules_writes_the_file_and_the_running_catalog(editor: Editor) -> None:
-    page = editor.follow(editor.post("/admin/categories/tech", include="ferry\n/robots?/",
-                                     exclude="cook", action="save"))
+    page = editor.follow(
+        editor.post(
+            "/admin/categories/tech", include="ferry\n/robots?/", exclude="cook", action="save"
+        )
+    )
     assert _flash(page.text) == "Saved the rules of 'tech': 2 include, 1 exclude"
     text = (editor.bench.config / "categories.toml").read_text(encoding="utf-8")
     assert '"ferry"' in text
     assert '"/robots?/"' in text
     assert '"cook"' in text
     assert [r.label for r in editor.bench.outputs.catalog.category("tech").include] == [
-        "'ferry'", "/robots?/"]
+        "'ferry'",
+        "/robots?/",
+    ]
 
 
 def _story_ids(editor: Editor) -> dict[str, int]:
@@ -147,10 +177,11 @@ def _story_ids(editor: Editor) -> dict[str, int]:
 
 def test_merge_then_undo_from_the_story_page(editor: Editor) -> None:
     ids = _story_ids(editor)
-    rail, ferry = ids["Rail workers announce a national strike"], ids[
-        "Ferry runs aground off Paros"]
-    merged = editor.post(f"/admin/stories/{rail}/merge", other_story_id=str(ferry),
-                         note="same day")
+    rail, ferry = (
+        ids["Rail workers announce a national strike"],
+        ids["Ferry runs aground off Paros"],
+    )
+    merged = editor.post(f"/admin/stories/{rail}/merge", other_story_id=str(ferry), note="same day")
     kept, gone = min(rail, ferry), max(rail, ferry)
     assert merged.headers["location"] == f"/admin/stories/{kept}"
     page = editor.follow(merged).text
@@ -161,8 +192,9 @@ def test_merge_then_undo_from_the_story_page(editor: Editor) -> None:
     override = editor.bench.store.overrides()[0]
     assert override.created_by == "Mia"
     assert override.note == "same day"
-    undone = editor.follow(editor.post(f"/admin/corrections/{override.id}/undo",
-                                       back=f"/admin/stories/{kept}"))
+    undone = editor.follow(
+        editor.post(f"/admin/corrections/{override.id}/undo", back=f"/admin/stories/{kept}")
+    )
     assert _flash(undone.text) == f"Undid correction #{override.id}"
     assert undone.text.count('id="entry-') == 1
     assert editor.bench.store.overrides() == []
@@ -172,8 +204,10 @@ def test_merge_then_undo_from_the_story_page(editor: Editor) -> None:
 
 def test_split_pin_and_hide_from_the_story_page(editor: Editor) -> None:
     ids = _story_ids(editor)
-    rail, ferry = ids["Rail workers announce a national strike"], ids[
-        "Ferry runs aground off Paros"]
+    rail, ferry = (
+        ids["Rail workers announce a national strike"],
+        ids["Ferry runs aground off Paros"],
+    )
     kept = min(rail, ferry)
     editor.follow(editor.post(f"/admin/stories/{rail}/merge", other_story_id=str(ferry)))
     detail = editor.bench.store.story_detail(kept)
@@ -201,8 +235,9 @@ def test_story_page_explains_each_entry(editor: Editor) -> None:
     assert "tech: " in page.text  # why the tech category took it: its rule
     assert "robot" in page.text
     assert editor.get("/admin/stories/999999").status_code == 404
-    jump = editor.get(f"/admin/stories?id={ids['Ferry runs aground off Paros']}",
-                      allow_redirects=False)
+    jump = editor.get(
+        f"/admin/stories?id={ids['Ferry runs aground off Paros']}", allow_redirects=False
+    )
     assert jump.headers["location"] == f"/admin/stories/{ids['Ferry runs aground off Paros']}"
 
 
@@ -212,8 +247,9 @@ def _executable(page: str) -> list[str]:
     for element in html5lib.parse(page).iter():
         if element.tag == f"{XHTML}script":
             found.append("script element")
-        found += [f"{element.tag} {name}" for name in element.attrib
-                  if name.lower().startswith("on")]
+        found += [
+            f"{element.tag} {name}" for name in element.attrib if name.lower().startswith("on")
+        ]
     return found
 
 
@@ -221,25 +257,38 @@ def test_source_text_is_never_markup(editor: Editor) -> None:
     hostile = _story_ids(editor)[HOSTILE_TITLE]
     for path in ("/admin/stories", f"/admin/stories/{hostile}"):
         page = editor.get(path).text
-        assert "&lt;script&gt;alert('x')&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" \
-            in page, path
+        assert (
+            "&lt;script&gt;alert('x')&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in page
+        ), path
         assert _executable(page) == [], path
-    dry_run = editor.http.post(editor.base + "/admin/categories/tech",
-                               data={CSRF_FIELD: editor.csrf(), "include": "hostile",
-                                     "action": "dry-run"}, timeout=10).text
+    dry_run = editor.http.post(
+        editor.base + "/admin/categories/tech",
+        data={CSRF_FIELD: editor.csrf(), "include": "hostile", "action": "dry-run"},
+        timeout=10,
+    ).text
     assert "Hostile headline" in dry_run
     assert _executable(dry_run) == []
 
 
 def test_every_page_is_valid_html5(editor: Editor) -> None:
     story = _story_ids(editor)[HOSTILE_TITLE]
-    pages = {path: editor.get(path).content for path in (
-        "/admin/", "/admin/sources", "/admin/categories", "/admin/categories/tech",
-        "/admin/stories", f"/admin/stories/{story}", "/admin/corrections")}
+    pages = {
+        path: editor.get(path).content
+        for path in (
+            "/admin/",
+            "/admin/sources",
+            "/admin/categories",
+            "/admin/categories/tech",
+            "/admin/stories",
+            f"/admin/stories/{story}",
+            "/admin/corrections",
+        )
+    }
     pages["dry run"] = editor.http.post(
         editor.base + "/admin/categories/tech",
         data={CSRF_FIELD: editor.csrf(), "include": "hostile", "action": "dry-run"},
-        timeout=10).content
+        timeout=10,
+    ).content
     pages["login"] = requests.get(editor.base + "/admin/login", timeout=10).content
     for name, page in pages.items():
         assert html5_errors(page) == [], name
@@ -261,34 +310,49 @@ def test_garbage_forms_never_fail_the_server(editor: Editor) -> None:
     from fastapi.routing import APIRoute, iter_route_contexts
 
     ids = _story_ids(editor)
-    values = {"story_id": str(ids["Ferry runs aground off Paros"]), "source_id": "wire",
-              "category_id": "tech", "override_id": "1", "name": "mia",
-              "subscriber_id": "partner", "delivery_id": "1"}
-    posts = [context.path or "" for context in iter_route_contexts(editor.bench.app.routes)
-             if isinstance(context.original_route, APIRoute)
-             and (context.path or "").startswith("/admin/")
-             and "POST" in (context.original_route.methods or ())
-             and context.path not in ("/admin/login", "/admin/logout")]
+    values = {
+        "story_id": str(ids["Ferry runs aground off Paros"]),
+        "source_id": "wire",
+        "category_id": "tech",
+        "override_id": "1",
+        "name": "mia",
+        "subscriber_id": "partner",
+        "delivery_id": "1",
+    }
+    posts = [
+        context.path or ""
+        for context in iter_route_contexts(editor.bench.app.routes)
+        if isinstance(context.original_route, APIRoute)
+        and (context.path or "").startswith("/admin/")
+        and "POST" in (context.original_route.methods or ())
+        and context.path not in ("/admin/login", "/admin/logout")
+    ]
     assert len(posts) >= 10
     csrf = editor.csrf()
     for path in posts:
         url = editor.base + re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
         for form in GARBAGE_FORMS:
-            response = editor.http.post(url, data={CSRF_FIELD: csrf, **form},
-                                        allow_redirects=False, timeout=10)
+            response = editor.http.post(
+                url, data={CSRF_FIELD: csrf, **form}, allow_redirects=False, timeout=10
+            )
             assert response.status_code < 500, (path, form, response.text[:300])
-        for body, kind in ((b"x" * (300 * 1024), "application/x-www-form-urlencoded"),
-                           (b"&".join([b"a=1"] * 3000), "application/x-www-form-urlencoded"),
-                           (b'{"csrf": 1}', "application/json")):
-            response = editor.http.post(url, data=body, headers={"Content-Type": kind},
-                                        allow_redirects=False, timeout=10)
+        for body, kind in (
+            (b"x" * (300 * 1024), "application/x-www-form-urlencoded"),
+            (b"&".join([b"a=1"] * 3000), "application/x-www-form-urlencoded"),
+            (b'{"csrf": 1}', "application/json"),
+        ):
+            response = editor.http.post(
+                url, data=body, headers={"Content-Type": kind}, allow_redirects=False, timeout=10
+            )
             assert response.status_code in (403, 413, 415), (path, kind, response.status_code)
 
 
 def test_search_finds_the_story_and_merges_it_from_the_results(editor: Editor) -> None:
     ids = _story_ids(editor)
-    rail, ferry = ids["Rail workers announce a national strike"], ids[
-        "Ferry runs aground off Paros"]
+    rail, ferry = (
+        ids["Rail workers announce a national strike"],
+        ids["Ferry runs aground off Paros"],
+    )
     found = editor.get("/admin/stories", params={"q": "paros"})
     assert found.status_code == 200
     assert 'id="search-results"' in found.text
@@ -303,8 +367,10 @@ def test_search_finds_the_story_and_merges_it_from_the_results(editor: Editor) -
     assert f"Merged story #{gone} into #{kept}" in (_flash(editor.follow(merged).text) or "")
     # The ferry's entry now names the story it was merged into.
     again = editor.get("/admin/stories", params={"q": "paros"}).text
-    assert f'href="/admin/stories/{kept}"' in again.split('id="search-results"')[1].split(
-        "</table>")[0]
+    assert (
+        f'href="/admin/stories/{kept}"'
+        in again.split('id="search-results"')[1].split("</table>")[0]
+    )
     refused = editor.get("/admin/stories", params={"q": "x" * 201})
     assert refused.status_code == 422
     assert "q: longer than 200 characters" in refused.text
@@ -318,21 +384,31 @@ def test_saved_rules_applied_to_stored_entries_then_undone(editor: Editor) -> No
 
     before = tech_titles()
     assert "Ferry runs aground off Paros" not in before
-    editor.follow(editor.post("/admin/categories/tech", include="ferry\n/robots?/",
-                              exclude="cook", action="save"))
+    editor.follow(
+        editor.post(
+            "/admin/categories/tech", include="ferry\n/robots?/", exclude="cook", action="save"
+        )
+    )
     assert tech_titles() == before  # saved rules take new entries only
-    page = editor.follow(editor.post("/admin/categories/tech", action="apply", days="7",
-                                     note="ferries are tech now"))
+    page = editor.follow(
+        editor.post("/admin/categories/tech", action="apply", days="7", note="ferries are tech now")
+    )
     override = store.overrides()[0]
-    assert _flash(page.text) == (f"Applied the rules of 'tech' to the last 7 days: 1 added, "
-                                 f"0 removed (correction #{override.id})")
+    assert _flash(page.text) == (
+        f"Applied the rules of 'tech' to the last 7 days: 1 added, "
+        f"0 removed (correction #{override.id})"
+    )
     assert (override.kind, override.created_by, override.note) == (
-        "rules", "Mia", "ferries are tech now")
+        "rules",
+        "Mia",
+        "ferries are tech now",
+    )
     assert tech_titles() == sorted([*before, "Ferry runs aground off Paros"])
     log = editor.get("/admin/corrections").text
     assert "apply the rules in 'tech' to stored entries" in log
-    editor.follow(editor.post(f"/admin/corrections/{override.id}/undo",
-                              back="/admin/categories/tech"))
+    editor.follow(
+        editor.post(f"/admin/corrections/{override.id}/undo", back="/admin/categories/tech")
+    )
     assert tech_titles() == before
     refused = editor.follow(editor.post("/admin/categories/tech", action="apply", days="0"))
     assert _flash(refused.text) == "Refused (days): days must be from 1 to 366, not 0"

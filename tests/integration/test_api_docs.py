@@ -72,10 +72,12 @@ def test_the_docs_page_renders_the_schema_in_a_browser(base: str, tmp_path: Path
     with chromium(tmp_path / "profile") as browser:
         browser.get(f"{base}/api/docs")
         WebDriverWait(browser, 30).until(
-            lambda driver: driver.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")
-            or "Unable to render" in driver.page_source)
-        paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR,
-                                                       ".opblock-summary-path")}
+            lambda driver: (
+                driver.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")
+                or "Unable to render" in driver.page_source
+            )
+        )
+        paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
         assert "Unable to render" not in browser.page_source
     assert "/api/categories" in paths
     assert "/api/stories/{story_id}" in paths

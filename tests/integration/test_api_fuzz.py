@@ -32,10 +32,10 @@ FUZZ_EXAMPLES = 15
 
 
 @pytest.fixture
-def served(store: Store, feed_server: FeedServer, tmp_path: Path) -> Iterator[tuple[str,
-                                                                                    Workbench]]:
-    with workbench(store, feed_server, tmp_path / "config") as bench, \
-            serve_app(bench.app) as base:
+def served(
+    store: Store, feed_server: FeedServer, tmp_path: Path
+) -> Iterator[tuple[str, Workbench]]:
+    with workbench(store, feed_server, tmp_path / "config") as bench, serve_app(bench.app) as base:
         yield base, bench
 
 
@@ -43,10 +43,8 @@ class Api:
     def __init__(self, base: str) -> None:
         self.base = base
 
-    def __call__(self, method: str, path: str, body: Any = None, *, status: int = 200
-                 ) -> Any:
-        response = requests.request(method, self.base + path, json=body, headers=AUTH,
-                                    timeout=10)
+    def __call__(self, method: str, path: str, body: Any = None, *, status: int = 200) -> Any:
+        response = requests.request(method, self.base + path, json=body, headers=AUTH, timeout=10)
         assert response.status_code == status, (method, path, response.text)
         return response.json()
 
@@ -55,14 +53,16 @@ def test_an_editing_round_through_the_api(served: tuple[str, Workbench]) -> None
     base, bench = served
     api = Api(base)
     assert api("GET", "/api/categories/tech")["include"] == ["robot"]
-    added = api("POST", "/api/sources", {"url": "https://feeds.example/new.xml",
-                                         "categories": ["news"], "title": "New feed"},
-                status=201)
+    added = api(
+        "POST",
+        "/api/sources",
+        {"url": "https://feeds.example/new.xml", "categories": ["news"], "title": "New feed"},
+        status=201,
+    )
     assert added["applied"] is True
     assert {s["id"] for s in api("GET", "/api/sources")} >= {"new-feed", "wire"}
     api("POST", "/api/sources/new-feed/pause")
-    assert [s["state"] for s in api("GET", "/api/sources") if s["id"] == "new-feed"] == [
-        "paused"]
+    assert [s["state"] for s in api("GET", "/api/sources") if s["id"] == "new-feed"] == ["paused"]
     api("DELETE", "/api/sources/new-feed")
     assert "new-feed" not in (bench.config / "sources.toml").read_text(encoding="utf-8")
 
@@ -72,15 +72,17 @@ def test_an_editing_round_through_the_api(served: tuple[str, Workbench]) -> None
     assert [e["title"] for e in dry["removed"]] == ["Robot wins the world chess final"]
     assert dry["examined"] >= 3
     assert "ferry" not in (bench.config / "categories.toml").read_text(encoding="utf-8")
-    api("PUT", "/api/categories/tech/rules", {"include": ["ferry", "/robots?/"],
-                                              "exclude": []})
+    api("PUT", "/api/categories/tech/rules", {"include": ["ferry", "/robots?/"], "exclude": []})
     assert api("GET", "/api/categories/tech")["include"] == ["ferry", "/robots?/"]
 
     ids = bench.story_ids()
-    rail, ferry = ids["Rail workers announce a national strike"], ids[
-        "Ferry runs aground off Paros"]
-    merged = api("POST", f"/api/stories/{rail}/merge", {"other_story_id": ferry,
-                                                         "note": "one event"})
+    rail, ferry = (
+        ids["Rail workers announce a national strike"],
+        ids["Ferry runs aground off Paros"],
+    )
+    merged = api(
+        "POST", f"/api/stories/{rail}/merge", {"other_story_id": ferry, "note": "one event"}
+    )
     kept = merged["story_id"]
     assert kept == min(rail, ferry)
     story = api("GET", f"/api/stories/{kept}")
@@ -108,14 +110,34 @@ def test_an_editing_round_through_the_api(served: tuple[str, Workbench]) -> None
 BAD_REQUESTS: list[tuple[str, str, dict[str, Any] | None, int, str]] = [
     ("POST", "/api/sources", {"url": "ftp://x.example/f", "categories": ["news"]}, 422, "url"),
     ("POST", "/api/sources", {"url": "http://10.0.0.1/f", "categories": ["news"]}, 422, "url"),
-    ("POST", "/api/sources", {"url": "https://x.example/f", "categories": ["nope"]}, 422,
-     "categories"),
-    ("POST", "/api/sources", {"url": "https://x.example/f", "categories": ["news"],
-                              "id": "Bad Id"}, 422, "id"),
-    ("POST", "/api/sources", {"url": "https://x.example/f", "categories": ["news"],
-                              "interval": "1s"}, 422, "interval"),
-    ("POST", "/api/sources", {"url": "https://x.example/f", "categories": ["news"],
-                              "id": "wire"}, 409, "id"),
+    (
+        "POST",
+        "/api/sources",
+        {"url": "https://x.example/f", "categories": ["nope"]},
+        422,
+        "categories",
+    ),
+    (
+        "POST",
+        "/api/sources",
+        {"url": "https://x.example/f", "categories": ["news"], "id": "Bad Id"},
+        422,
+        "id",
+    ),
+    (
+        "POST",
+        "/api/sources",
+        {"url": "https://x.example/f", "categories": ["news"], "interval": "1s"},
+        422,
+        "interval",
+    ),
+    (
+        "POST",
+        "/api/sources",
+        {"url": "https://x.example/f", "categories": ["news"], "id": "wire"},
+        409,
+        "id",
+    ),
     ("POST", "/api/sources/nope/pause", None, 404, "source_id"),
     ("DELETE", "/api/sources/nope", None, 404, "source_id"),
     ("PUT", "/api/categories/tech/rules", {"include": ["ok", "/[/"]}, 422, "include[1]"),
@@ -149,23 +171,29 @@ def test_bad_requests_name_the_field_and_change_nothing(served: tuple[str, Workb
 
 def test_malformed_bodies_are_422_naming_the_field(served: tuple[str, Workbench]) -> None:
     base, _bench = served
-    for body, where in (({"other_story_id": "x"}, "other_story_id"),
-                        ({"other_story_id": 2**40}, "other_story_id"),
-                        ({"other_story_id": 2, "extra": 1}, "extra")):
-        response = requests.post(f"{base}/api/stories/1/merge", json=body, headers=AUTH,
-                                 timeout=10)
+    for body, where in (
+        ({"other_story_id": "x"}, "other_story_id"),
+        ({"other_story_id": 2**40}, "other_story_id"),
+        ({"other_story_id": 2, "extra": 1}, "extra"),
+    ):
+        response = requests.post(f"{base}/api/stories/1/merge", json=body, headers=AUTH, timeout=10)
         assert response.status_code == 422
-        assert where in {str(part) for error in response.json()["detail"]
-                         for part in error["loc"]}
-    broken = requests.post(f"{base}/api/stories/1/merge", data=b"{not json", headers={
-        **AUTH, "Content-Type": "application/json"}, timeout=10)
+        assert where in {str(part) for error in response.json()["detail"] for part in error["loc"]}
+    broken = requests.post(
+        f"{base}/api/stories/1/merge",
+        data=b"{not json",
+        headers={**AUTH, "Content-Type": "application/json"},
+        timeout=10,
+    )
     assert broken.status_code == 422
-    huge = requests.post(f"{base}/api/stories/{2**40}/merge", json={"other_story_id": 1},
-                         headers=AUTH, timeout=10)
+    huge = requests.post(
+        f"{base}/api/stories/{2**40}/merge", json={"other_story_id": 1}, headers=AUTH, timeout=10
+    )
     assert huge.status_code == 422
 
 
 # -- the fuzzer ----------------------------------------------------------------------------
+
 
 @dataclass
 class FuzzLog:
@@ -179,14 +207,21 @@ def fuzz(operation: Any, mode: GenerationMode, http: requests.Session, log: Fuzz
     token; every answer's status is counted and any 5xx kept with the request that caused it."""
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=FUZZ_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     def call(case: Any) -> None:
         response = case.call(session=http, headers=AUTH, timeout=10)
         log.statuses[(mode.value, response.status_code)] += 1
         if response.status_code >= 500:
-            log.failures.append(f"{response.status_code} {case.as_curl_command()}\n"
-                                f"{response.text[:500]}")
+            log.failures.append(
+                f"{response.status_code} {case.as_curl_command()}\n{response.text[:500]}"
+            )
 
     try:
         call()
@@ -204,8 +239,11 @@ def test_the_fuzzer_finds_no_server_error(tmp_path: Path, feed_server: FeedServe
     upgrade(store.engine)
     log = FuzzLog()
     try:
-        with workbench(store, feed_server, tmp_path / "config") as bench, \
-                serve_app(bench.app) as base, requests.Session() as http:
+        with (
+            workbench(store, feed_server, tmp_path / "config") as bench,
+            serve_app(bench.app) as base,
+            requests.Session() as http,
+        ):
             assert HOSTILE_TITLE in bench.story_ids()
             schema = schemathesis.openapi.from_url(f"{base}/api/openapi.json")
             operations = []

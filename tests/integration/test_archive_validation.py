@@ -31,10 +31,13 @@ def test_live_feeds_variants_and_archives_validate(store: Store, tmp_path: Path)
     room = Newsroom(store)
     for n in range(5):
         room.story(f"s{n}")
-    room.poll("fr-a", entry("s1-fr", url="https://news.example/s1", language="fr",
-                            title="Titre s1 & « guillemets »"))
-    outputs = outputs_for(store, tmp_path / "archives", feed_size=2,
-                          hub_url="https://hub.example/")
+    room.poll(
+        "fr-a",
+        entry(
+            "s1-fr", url="https://news.example/s1", language="fr", title="Titre s1 & « guillemets »"
+        ),
+    )
+    outputs = outputs_for(store, tmp_path / "archives", feed_size=2, hub_url="https://hub.example/")
     checked = []
     for path, document in outputs.all_documents():
         fmt = path.rsplit(".", 1)[-1]

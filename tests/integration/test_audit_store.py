@@ -17,10 +17,16 @@ from tests.support.builders import NOW, catalog, entry, fetched, match, settle, 
 
 def _filled(store: Store) -> dict[str, int]:
     store.sync_sources(catalog(source("a")), NOW)
-    store.save_poll("a", fetched(), body_hash=None, feed_title="Feed", feed_link=None,
-                    entries=[(entry(key, title=f"Story {key}"), [match("news")])
-                             for key in ("1", "2")],
-                    next_check_at=NOW + timedelta(minutes=30), now=NOW)
+    store.save_poll(
+        "a",
+        fetched(),
+        body_hash=None,
+        feed_title="Feed",
+        feed_link=None,
+        entries=[(entry(key, title=f"Story {key}"), [match("news")]) for key in ("1", "2")],
+        next_check_at=NOW + timedelta(minutes=30),
+        now=NOW,
+    )
     settle(store)
     return {e.title: s.story_id for s in store.category_stories("news", 10) for e in s.entries}
 
@@ -54,11 +60,13 @@ def test_an_audit_row_commits_and_rolls_back_with_its_edit(store: Store) -> None
 def test_accounts_keep_hashes_and_history(store: Store) -> None:
     made = new_token()
     note = AuditNote("setup", AuditKind.EDITOR, "add", "eva")
-    store.change_editor("add", "eva", now=NOW, audit=note, role="editor", key=made.key,
-                        hashed=made.hashed)
+    store.change_editor(
+        "add", "eva", now=NOW, audit=note, role="editor", key=made.key, hashed=made.hashed
+    )
     with pytest.raises(ValueError, match="already exists"):
-        store.change_editor("add", "eva", now=NOW, audit=note, role="admin", key="k" * 16,
-                            hashed="x")
+        store.change_editor(
+            "add", "eva", now=NOW, audit=note, role="admin", key="k" * 16, hashed="x"
+        )
     found = store.editor_by_key(made.key)
     assert found is not None
     view, hashed = found
@@ -78,7 +86,8 @@ def test_accounts_keep_hashes_and_history(store: Store) -> None:
     # The refused changes wrote no audit rows: add and revoke only.
     assert [r.action for r in store.audit_log(10)] == ["revoke", "add"]
     again = new_token()
-    store.change_editor("add", "eva", now=NOW, audit=note, role="viewer", key=again.key,
-                        hashed=again.hashed)
+    store.change_editor(
+        "add", "eva", now=NOW, audit=note, role="viewer", key=again.key, hashed=again.hashed
+    )
     assert store.editor_by_key(again.key) is not None
     assert store.signing_secret() == store.signing_secret()

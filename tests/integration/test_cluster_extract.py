@@ -32,8 +32,12 @@ from tests.support.stories import (
     STAGE_NOW,
 )
 
-EVENTS = {"ai": (AI_ACT_EN, AI_ACT_FR, AI_ACT_DE), "ferry": (FERRY_EN, FERRY_FR),
-          "rail": (RAIL_EN,), "korea": (KOREA_EN,)}
+EVENTS = {
+    "ai": (AI_ACT_EN, AI_ACT_FR, AI_ACT_DE),
+    "ferry": (FERRY_EN, FERRY_FR),
+    "rail": (RAIL_EN,),
+    "korea": (KOREA_EN,),
+}
 ITEMS = [item for group in EVENTS.values() for item in group]
 PARTITION = {frozenset(i["guid"] for i in group) for group in EVENTS.values()}
 
@@ -60,23 +64,38 @@ def _counting(models: Models) -> tuple[Models, CountingEmbedder]:
 
 
 def _stage(store: Store, models: Models) -> ClusteringStage:
-    return ClusteringStage(store, models=models, clock=lambda: STAGE_NOW,
-                           max_age=timedelta(days=7), batch_size=3)
+    return ClusteringStage(
+        store, models=models, clock=lambda: STAGE_NOW, max_age=timedelta(days=7), batch_size=3
+    )
 
 
 def _fill(store: Store) -> None:
     store.sync_sources(catalog(*(source(i["guid"]) for i in ITEMS)), NOW)
     for item in ITEMS:
-        store.save_poll(item["guid"], fetched(), body_hash=None, feed_title="F",
-                        feed_link=None, entries=[(_news(item), [match("news")])],
-                        next_check_at=NOW, now=NOW)
+        store.save_poll(
+            item["guid"],
+            fetched(),
+            body_hash=None,
+            feed_title="F",
+            feed_link=None,
+            entries=[(_news(item), [match("news")])],
+            next_check_at=NOW,
+            now=NOW,
+        )
 
 
 def _news(item: dict[str, str]) -> NormalizedEntry:
     published = parsedate_to_datetime(item["date"])
-    return entry(item["guid"], title=item["title"], text=item["body"], url=item["link"],
-                 link=item["link"], language=None, published_at=published,
-                 updated_at=published)
+    return entry(
+        item["guid"],
+        title=item["title"],
+        text=item["body"],
+        url=item["link"],
+        link=item["link"],
+        language=None,
+        published_at=published,
+        updated_at=published,
+    )
 
 
 def _scalar(store: Store, query: str) -> object:
@@ -117,8 +136,7 @@ def test_features_stored_twice_keep_the_first_row(store: Store, models: Models) 
     rows = store.unfeatured_entries(len(ITEMS))
     assert len(rows) == len(ITEMS)
     # Newest first: the opposite end of the queue from the turn's holder.
-    assert [r.published_at for r in rows] == sorted((r.published_at for r in rows),
-                                                    reverse=True)
+    assert [r.published_at for r in rows] == sorted((r.published_at for r in rows), reverse=True)
     computed = stage._compute(rows, STAGE_NOW)
     records = [computed[r.id].to_record() for r in rows]
     assert store.save_features(records, "first", STAGE_NOW) == len(ITEMS)
@@ -139,7 +157,8 @@ def two_workers(pg_template: str) -> Iterator[tuple[Store, Store]]:
 
 @pytest.mark.postgres
 def test_a_worker_without_the_turn_computes_the_features_the_holder_decides(
-        two_workers: tuple[Store, Store], models: Models) -> None:
+    two_workers: tuple[Store, Store], models: Models
+) -> None:
     a, b = two_workers
     _fill(a)
     counted, counter = _counting(models)
@@ -149,8 +168,7 @@ def test_a_worker_without_the_turn_computes_the_features_the_holder_decides(
         assert summary.skipped
         assert (summary.entries, summary.extracted) == (0, len(ITEMS))
         assert counter.texts == len(ITEMS)
-        assert _scalar(a, "SELECT count(*) FROM entries WHERE clustered_at IS NULL") == len(
-            ITEMS)
+        assert _scalar(a, "SELECT count(*) FROM entries WHERE clustered_at IS NULL") == len(ITEMS)
     counter.texts = 0
     summary = _stage(a, counted).run()
     assert (summary.skipped, summary.entries) == (False, len(ITEMS))

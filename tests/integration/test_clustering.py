@@ -45,13 +45,18 @@ def poll(store: Store, server: FeedServer, tmp_path: Path, feeds: Feeds) -> None
     sources = []
     for source_id, (language, items) in feeds.items():
         server.set(f"/{source_id}.xml", Resource(body=rss(source_id, items, language)))
-        sources.append(SourceConfig(id=source_id, url=server.url(f"/{source_id}.xml"),
-                                    categories=("news",), language=language))
-    catalog = Catalog(sources=tuple(sources),
-                      categories=(CategoryConfig(id="news", title="News"),))
+        sources.append(
+            SourceConfig(
+                id=source_id,
+                url=server.url(f"/{source_id}.xml"),
+                categories=("news",),
+                language=language,
+            )
+        )
+    catalog = Catalog(sources=tuple(sources), categories=(CategoryConfig(id="news", title="News"),))
     settings = Settings.from_env({}).with_overrides(
-        database_url="sqlite://", config_dir=str(tmp_path), host_delay=0.0,
-        poll_processes=0)
+        database_url="sqlite://", config_dir=str(tmp_path), host_delay=0.0, poll_processes=0
+    )
     service = Service(settings, store, catalog)
     try:
         service.poll([s for s in store.sources() if s.id in feeds])
@@ -76,16 +81,17 @@ def story_of(store: Store) -> dict[str, int]:
 
 def evidence_of(store: Store, guid: str) -> dict[str, Any]:
     """What ``stories show`` explains about one entry."""
-    [(entry_id, story)] = rows(store, "SELECT id, story_id FROM entries WHERE guid = :guid",
-                               guid=guid)
+    [(entry_id, story)] = rows(
+        store, "SELECT id, story_id FROM entries WHERE guid = :guid", guid=guid
+    )
     [row] = [r for r in store.story_evidence(story) if r["entry_id"] == entry_id]
     return row
 
 
 def test_french_and_english_reports_of_one_event_end_in_one_story(
-        store: Store, feed_server: FeedServer, tmp_path: Path, models: Models) -> None:
-    poll(store, feed_server, tmp_path, {"wire": ("en", [FERRY_EN]),
-                                        "journal": ("fr", [FERRY_FR])})
+    store: Store, feed_server: FeedServer, tmp_path: Path, models: Models
+) -> None:
+    poll(store, feed_server, tmp_path, {"wire": ("en", [FERRY_EN]), "journal": ("fr", [FERRY_FR])})
     assert store.pending_count() == 2
     summary = stage(store, models).run()
     assert (summary.entries, summary.count("new"), summary.count("join")) == (2, 1, 1)
@@ -114,7 +120,11 @@ def test_french_and_english_reports_of_one_event_end_in_one_story(
     # The language centering learned from these entries is kept for the next process, with
     # the second moment its top direction comes from.
     assert {lang for (lang,) in rows(store, "SELECT lang FROM language_centering")} == {
-        "en", "fr", "*", LanguageCentering.MOMENT_KEY}
+        "en",
+        "fr",
+        "*",
+        LanguageCentering.MOMENT_KEY,
+    }
 
     # Nothing is pending, so a second run changes nothing.
     assert stage(store, models).run().entries == 0
@@ -122,11 +132,16 @@ def test_french_and_english_reports_of_one_event_end_in_one_story(
 
 
 def test_different_events_on_the_same_day_stay_apart(
-        store: Store, feed_server: FeedServer, tmp_path: Path, models: Models) -> None:
+    store: Store, feed_server: FeedServer, tmp_path: Path, models: Models
+) -> None:
     # Three feeds: one feed's distinct items never share a story whatever the model says
     # (issue 14), so within one feed this would not test the model.
-    poll(store, feed_server, tmp_path, {"agency": ("en", [FERRY_EN]), "wire": ("en", [RAIL_EN]),
-                                        "daily": ("en", [AI_ACT_EN])})
+    poll(
+        store,
+        feed_server,
+        tmp_path,
+        {"agency": ("en", [FERRY_EN]), "wire": ("en", [RAIL_EN]), "daily": ("en", [AI_ACT_EN])},
+    )
     summary = stage(store, models).run()
     assert summary.count("new") == 3
     assert len(set(story_of(store).values())) == 3
@@ -135,7 +150,8 @@ def test_different_events_on_the_same_day_stay_apart(
 
 
 def test_seed_article_is_english_under_a_french_heading_and_joins_its_story(
-        store: Store, feed_server: FeedServer, tmp_path: Path, models: Models) -> None:
+    store: Store, feed_server: FeedServer, tmp_path: Path, models: Models
+) -> None:
     seed = seed_item()
     poll(store, feed_server, tmp_path, {"wire": ("en", [KOREA_EN, FERRY_EN])})
     poll(store, feed_server, tmp_path, {"journal": ("fr", [seed])})
@@ -156,7 +172,8 @@ def test_seed_article_is_english_under_a_french_heading_and_joins_its_story(
 
 
 def test_a_bridging_entry_merges_two_stories_and_the_older_keeps_its_uid(
-        store: Store, feed_server: FeedServer, tmp_path: Path, models: Models) -> None:
+    store: Store, feed_server: FeedServer, tmp_path: Path, models: Models
+) -> None:
     # The English and German reports are four days apart: outside each other's window, so
     # they become two stories. The French one, between them, matches both.
     english = {**AI_ACT_EN, "date": rfc822(DAY0)}
@@ -189,7 +206,8 @@ def test_a_bridging_entry_merges_two_stories_and_the_older_keeps_its_uid(
 
 
 def test_editors_overrides_survive_reclustering(
-        store: Store, feed_server: FeedServer, tmp_path: Path, models: Models) -> None:
+    store: Store, feed_server: FeedServer, tmp_path: Path, models: Models
+) -> None:
     poll(store, feed_server, tmp_path, {"wire": ("en", [FERRY_EN, RAIL_EN, KOREA_EN])})
     poll(store, feed_server, tmp_path, {"journal": ("fr", [FERRY_FR])})
     stage(store, models).run()
@@ -201,12 +219,22 @@ def test_editors_overrides_survive_reclustering(
 
     # An editor keeps the French report apart, links a different event to the story, and
     # pins a third entry to it.
-    store.add_override("cannot_link", by="editor", now=STAGE_NOW, entry_id=ids["ferry-en"],
-                       other_entry_id=ids["ferry-fr"], note="two different ferries")
-    store.add_override("must_link", by="editor", now=STAGE_NOW, entry_id=ids["rail-en"],
-                       other_entry_id=ids["ferry-en"])
-    store.add_override("pin", by="editor", now=STAGE_NOW, entry_id=ids["korea-en"],
-                       story_id=target)
+    store.add_override(
+        "cannot_link",
+        by="editor",
+        now=STAGE_NOW,
+        entry_id=ids["ferry-en"],
+        other_entry_id=ids["ferry-fr"],
+        note="two different ferries",
+    )
+    store.add_override(
+        "must_link",
+        by="editor",
+        now=STAGE_NOW,
+        entry_id=ids["rail-en"],
+        other_entry_id=ids["ferry-en"],
+    )
+    store.add_override("pin", by="editor", now=STAGE_NOW, entry_id=ids["korea-en"], story_id=target)
     applied = story_of(store)
     assert applied["rail-en"] == applied["korea-en"] == applied["ferry-en"] == target
     assert applied["ferry-fr"] != target
@@ -222,8 +250,7 @@ def test_editors_overrides_survive_reclustering(
     # An undone override stops counting at the next re-clustering.
     [cannot] = [o for o in store.overrides() if o.kind == "cannot_link"]
     assert store.undo_override(cannot.id, by="editor", now=STAGE_NOW)
-    assert [o.kind for o in store.overrides(include_undone=True) if o.undone_at] == [
-        "cannot_link"]
+    assert [o.kind for o in store.overrides(include_undone=True) if o.undone_at] == ["cannot_link"]
     store.reset_clustering(STAGE_NOW)
     stage(store, models).run()
     assert story_of(store)["ferry-fr"] == target
@@ -239,16 +266,20 @@ class FailingStage(ClusteringStage):
 
 
 def test_a_crash_in_the_middle_of_a_batch_leaves_nothing_half_moved(
-        store: Store, feed_server: FeedServer, tmp_path: Path, models: Models) -> None:
-    poll(store, feed_server, tmp_path, {"wire": ("en", [AI_ACT_EN, FERRY_EN]),
-                                        "journal": ("fr", [AI_ACT_FR, FERRY_FR])})
+    store: Store, feed_server: FeedServer, tmp_path: Path, models: Models
+) -> None:
+    poll(
+        store,
+        feed_server,
+        tmp_path,
+        {"wire": ("en", [AI_ACT_EN, FERRY_EN]), "journal": ("fr", [AI_ACT_FR, FERRY_FR])},
+    )
     snapshot = """SELECT e.id, e.story_id, e.story_signal, e.story_decision, e.clustered_at,
                          s.merged_into_id, s.entry_count
                   FROM entries e JOIN stories s ON s.id = e.story_id ORDER BY e.id"""
     before = rows(store, snapshot)
     with pytest.raises(RuntimeError, match="injected"):
-        FailingStage(store, models=models, clock=lambda: STAGE_NOW,
-                     max_age=timedelta(days=7)).run()
+        FailingStage(store, models=models, clock=lambda: STAGE_NOW, max_age=timedelta(days=7)).run()
     assert rows(store, snapshot) == before
     assert rows(store, "SELECT count(*) FROM entry_features") == [(0,)]
     assert rows(store, "SELECT count(*) FROM language_centering") == [(0,)]
@@ -262,14 +293,16 @@ def test_a_crash_in_the_middle_of_a_batch_leaves_nothing_half_moved(
 
 
 def test_old_entries_take_the_cheap_path_and_exact_mode_skips_the_model(
-        store: Store, feed_server: FeedServer, tmp_path: Path, models: Models) -> None:
+    store: Store, feed_server: FeedServer, tmp_path: Path, models: Models
+) -> None:
     copy = {**FERRY_EN, "guid": "ferry-copy", "link": FERRY_EN["link"]}
     poll(store, feed_server, tmp_path, {"wire": ("en", [FERRY_EN])})
     poll(store, feed_server, tmp_path, {"other": ("en", [copy, RAIL_EN])})
     # Published a day before the stage's clock, beyond a 12-hour horizon: the cheap path reads
     # title and short lead, and the entries are still decided (none is left "kept").
-    summary = ClusteringStage(store, models=models, max_age=timedelta(hours=12),
-                              clock=lambda: STAGE_NOW).run()
+    summary = ClusteringStage(
+        store, models=models, max_age=timedelta(hours=12), clock=lambda: STAGE_NOW
+    ).run()
     assert (summary.entries, summary.count("kept")) == (3, 0)
     assert summary.paths == {"short_lead": 3}
     stories = story_of(store)
@@ -278,7 +311,10 @@ def test_old_entries_take_the_cheap_path_and_exact_mode_skips_the_model(
     row = evidence_of(store, "ferry-copy")
     assert (row["signal"], row["decision"]) == ("url", "join")
     assert {k: row["evidence"][k] for k in ("path", "reason", "horizon_hours")} == {
-        "path": "short_lead", "reason": "older_than_horizon", "horizon_hours": 12.0}
+        "path": "short_lead",
+        "reason": "older_than_horizon",
+        "horizon_hours": 12.0,
+    }
 
     store.reset_clustering(STAGE_NOW)
     unloaded = Models()

@@ -39,8 +39,12 @@ def _files(bench: Workbench) -> dict[str, str]:
 
 def _login(http: requests.Session, base: str) -> None:
     """Log ``http`` in to the admin pages as the editor Mia."""
-    response = http.post(f"{base}/admin/login", data={"token": TOKEN, "editor": "Mia"},
-                         allow_redirects=False, timeout=10)
+    response = http.post(
+        f"{base}/admin/login",
+        data={"token": TOKEN, "editor": "Mia"},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert response.status_code == 303
 
 

@@ -18,9 +18,11 @@ from tests.support.feeds import toml_tables, write_config
 def args(tmp_path: Path) -> list[str]:
     config = write_config(
         tmp_path / "config",
-        toml_tables("source", {"id": "a", "url": "https://a.example/f.xml",
-                               "categories": ["news"]}),
-        toml_tables("category", {"id": "news", "title": "News"}))
+        toml_tables(
+            "source", {"id": "a", "url": "https://a.example/f.xml", "categories": ["news"]}
+        ),
+        toml_tables("category", {"id": "news", "title": "News"}),
+    )
     database = f"sqlite:///{tmp_path / 'agg.db'}"
     assert main(["db", "upgrade", "--database", database]) == 0
     return ["--config", str(config), "--database", database]
@@ -32,8 +34,9 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return code, out, err
 
 
-def test_add_list_rotate_revoke(args: list[str], capsys: pytest.CaptureFixture[str],
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_add_list_rotate_revoke(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("USER", "ops-olga")
     capsys.readouterr()
     code, out, err = _run(capsys, "editors", "add", "mia", "--role", "viewer", *args)
@@ -45,7 +48,11 @@ def test_add_list_rotate_revoke(args: list[str], capsys: pytest.CaptureFixture[s
     code, out, _ = _run(capsys, "editors", "list", "--json", *args)
     [listed] = [json.loads(line) for line in out.splitlines()]
     assert (listed["name"], listed["role"], listed["active"], listed["created_by"]) == (
-        "mia", "viewer", True, "ops-olga")
+        "mia",
+        "viewer",
+        True,
+        "ops-olga",
+    )
     assert token not in out
     code, out, err = _run(capsys, "editors", "add", "mia", *args)
     assert code != 0

@@ -33,7 +33,13 @@ print("numpy" in sys.modules)
 
 def test_exact_clustering_of_stored_entries_leaves_numpy_unloaded(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "store.db")],
-                          cwd=root, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "store.db")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"

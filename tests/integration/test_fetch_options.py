@@ -29,9 +29,12 @@ USER_AGENT = "aggregator-tests/1.0"
 AUTH_SECRET = "wire-user:pa55-W0RD-4c9f"
 COOKIE_SECRET = "session=c00kie-5ecret-77aa"
 ITEMS = [{"guid": "a", "title": "Ferry runs aground", "link": "https://wire.example/a"}]
-OPTIONS = FetchOptions(user_agent="WireBot/2.0 (+https://news.example/bot)",
-                       headers=(("X-Client", "newsroom"), ("Accept-Language", "fr")),
-                       auth_env="WIRE_AUTH", cookie_env="WIRE_COOKIE")
+OPTIONS = FetchOptions(
+    user_agent="WireBot/2.0 (+https://news.example/bot)",
+    headers=(("X-Client", "newsroom"), ("Accept-Language", "fr")),
+    auth_env="WIRE_AUTH",
+    cookie_env="WIRE_COOKIE",
+)
 
 
 @pytest.fixture
@@ -42,8 +45,9 @@ def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def fetcher() -> Iterator[Fetcher]:
-    with Fetcher(user_agent=USER_AGENT, connect_timeout=2, read_timeout=2,
-                 total_timeout=5) as fetcher:
+    with Fetcher(
+        user_agent=USER_AGENT, connect_timeout=2, read_timeout=2, total_timeout=5
+    ) as fetcher:
         yield fetcher
 
 
@@ -53,7 +57,8 @@ def _basic() -> str:
 
 @pytest.mark.usefixtures("secrets")
 def test_headers_user_agent_basic_auth_and_cookie_reach_the_server(
-        feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
     feed_server.set("/feed.xml", Resource(body=rss("Wire", ITEMS)))
     fetcher.fetch(feed_server.url("/feed.xml"), options=OPTIONS)
     fetcher.fetch(feed_server.url("/feed.xml"))
@@ -70,7 +75,8 @@ def test_headers_user_agent_basic_auth_and_cookie_reach_the_server(
 
 @pytest.mark.usefixtures("secrets")
 def test_credentials_stay_with_the_source_origin_across_redirects(
-        feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
     with FeedServer() as elsewhere:
         elsewhere.set("/feed.xml", Resource(body=rss("Moved", ITEMS)))
         feed_server.set("/feed.xml", Resource(status=302, redirect_to=elsewhere.url("/feed.xml")))
@@ -84,8 +90,9 @@ def test_credentials_stay_with_the_source_origin_across_redirects(
     assert second.headers["x-client"] == "newsroom"
 
 
-def test_a_missing_secret_names_the_variable(feed_server: FeedServer, fetcher: Fetcher,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_secret_names_the_variable(
+    feed_server: FeedServer, fetcher: Fetcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("WIRE_AUTH", raising=False)
     feed_server.set("/feed.xml", Resource(body=rss("Wire", ITEMS)))
     with pytest.raises(FetchError) as caught:
@@ -116,43 +123,56 @@ def test_a_proxy_carries_the_request(feed_server: FeedServer, fetcher: Fetcher) 
 
 def _sources_toml(folder: Path, extra: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "categories.toml").write_text('[[category]]\nid = "news"\ntitle = "News"\n',
-                                            encoding="utf-8")
+    (folder / "categories.toml").write_text(
+        '[[category]]\nid = "news"\ntitle = "News"\n', encoding="utf-8"
+    )
     (folder / "sources.toml").write_text(
         '[[source]]\nid = "wire"\nurl = "https://wire.example/feed.xml"\n'
-        f'categories = ["news"]\n{extra}\n', encoding="utf-8")
+        f'categories = ["news"]\n{extra}\n',
+        encoding="utf-8",
+    )
     return folder
 
 
 def test_the_file_reads_every_option(tmp_path: Path) -> None:
-    folder = _sources_toml(tmp_path, 'user_agent = "WireBot/2.0"\n'
-                           'headers = { "X-Client" = "newsroom" }\n'
-                           'auth_env = "WIRE_AUTH"\ncookie_env = "WIRE_COOKIE"\n'
-                           'proxy = "http://proxy.internal:3128"')
+    folder = _sources_toml(
+        tmp_path,
+        'user_agent = "WireBot/2.0"\n'
+        'headers = { "X-Client" = "newsroom" }\n'
+        'auth_env = "WIRE_AUTH"\ncookie_env = "WIRE_COOKIE"\n'
+        'proxy = "http://proxy.internal:3128"',
+    )
     source = load_catalog(folder).source("wire")
-    assert source.fetch == FetchOptions(user_agent="WireBot/2.0",
-                                        headers=(("X-Client", "newsroom"),),
-                                        auth_env="WIRE_AUTH", cookie_env="WIRE_COOKIE",
-                                        proxy="http://proxy.internal:3128")
+    assert source.fetch == FetchOptions(
+        user_agent="WireBot/2.0",
+        headers=(("X-Client", "newsroom"),),
+        auth_env="WIRE_AUTH",
+        cookie_env="WIRE_COOKIE",
+        proxy="http://proxy.internal:3128",
+    )
 
 
-@pytest.mark.parametrize(("extra", "key", "words"), [
-    ('headers = { "Authorization" = "Bearer x" }', "headers.Authorization", "auth_env"),
-    ('headers = { "Cookie" = "a=b" }', "headers.Cookie", "cookie_env"),
-    ('headers = { "Host" = "other.example" }', "headers.Host", "set by the fetcher"),
-    ('headers = { "Bad Name" = "x" }', "headers.Bad Name", "not an HTTP header name"),
-    ('headers = { "X-Line" = "a\\nb" }', "headers.X-Line", "control character"),
-    ('headers = "X-Client: a"', "headers", "table of strings"),
-    ('auth_env = "wire auth"', "auth_env", "environment variable name"),
-    ('cookie_env = 5', "cookie_env", "non-empty string"),
-    ('proxy = "ftp://proxy.example"', "proxy", "http(s)"),
-    ('proxy = "http://user:pw@proxy.example:3128"', "proxy", "password"),
-    ('proxy = "http://proxy.example:3128"\npublic_only = true', "proxy", "directly"),
-    ('user_agent = ""', "user_agent", "non-empty string"),
-    ('fetch_headers = { "X" = "y" }', "fetch_headers", "unknown key"),
-])
-def test_bad_options_are_refused_naming_the_key(tmp_path: Path, extra: str, key: str,
-                                                words: str) -> None:
+@pytest.mark.parametrize(
+    ("extra", "key", "words"),
+    [
+        ('headers = { "Authorization" = "Bearer x" }', "headers.Authorization", "auth_env"),
+        ('headers = { "Cookie" = "a=b" }', "headers.Cookie", "cookie_env"),
+        ('headers = { "Host" = "other.example" }', "headers.Host", "set by the fetcher"),
+        ('headers = { "Bad Name" = "x" }', "headers.Bad Name", "not an HTTP header name"),
+        ('headers = { "X-Line" = "a\\nb" }', "headers.X-Line", "control character"),
+        ('headers = "X-Client: a"', "headers", "table of strings"),
+        ('auth_env = "wire auth"', "auth_env", "environment variable name"),
+        ("cookie_env = 5", "cookie_env", "non-empty string"),
+        ('proxy = "ftp://proxy.example"', "proxy", "http(s)"),
+        ('proxy = "http://user:pw@proxy.example:3128"', "proxy", "password"),
+        ('proxy = "http://proxy.example:3128"\npublic_only = true', "proxy", "directly"),
+        ('user_agent = ""', "user_agent", "non-empty string"),
+        ('fetch_headers = { "X" = "y" }', "fetch_headers", "unknown key"),
+    ],
+)
+def test_bad_options_are_refused_naming_the_key(
+    tmp_path: Path, extra: str, key: str, words: str
+) -> None:
     folder = _sources_toml(tmp_path, extra)
     with pytest.raises(ConfigError) as caught:
         load_catalog(folder)
@@ -164,28 +184,41 @@ def test_bad_options_are_refused_naming_the_key(tmp_path: Path, extra: str, key:
 
 
 def _settings() -> Settings:
-    return replace(Settings.from_env({}), host_delay=0.0, connect_timeout=2, read_timeout=2,
-                   fetch_deadline=5)
+    return replace(
+        Settings.from_env({}), host_delay=0.0, connect_timeout=2, read_timeout=2, fetch_deadline=5
+    )
 
 
 @pytest.mark.usefixtures("secrets")
 @pytest.mark.parametrize("processes", [0, 1])
 def test_the_options_survive_the_poll_and_its_worker_processes(
-        store: Store, feed_server: FeedServer, processes: int) -> None:
+    store: Store, feed_server: FeedServer, processes: int
+) -> None:
     feed_server.set("/wire.xml", Resource(body=rss("Wire", ITEMS)))
     feed_server.set("/plain.xml", Resource(body=rss("Plain", ITEMS)))
-    catalog = Catalog(sources=(
-        SourceConfig(id="wire", url=feed_server.url("/wire.xml"), categories=("news",),
-                     fetch=OPTIONS),
-        SourceConfig(id="plain", url=feed_server.url("/plain.xml"), categories=("news",)),
-        # The same URL with other settings is its own fetch, never one with wire's secrets.
-        SourceConfig(id="copy", url=feed_server.url("/wire.xml"), categories=("news",)),
-    ), categories=(CategoryConfig(id="news", title="News"),))
+    catalog = Catalog(
+        sources=(
+            SourceConfig(
+                id="wire", url=feed_server.url("/wire.xml"), categories=("news",), fetch=OPTIONS
+            ),
+            SourceConfig(id="plain", url=feed_server.url("/plain.xml"), categories=("news",)),
+            # The same URL with other settings is its own fetch, never one with wire's secrets.
+            SourceConfig(id="copy", url=feed_server.url("/wire.xml"), categories=("news",)),
+        ),
+        categories=(CategoryConfig(id="news", title="News"),),
+    )
     store.sync_sources(catalog, NOW)
     factory = partial(fetcher_from_settings, _settings())
-    refresher = Refresher(store=store, fetcher=factory(), catalog=catalog, workers=2,
-                          processes=processes, fetcher_factory=factory, process_min_urls=1,
-                          clock=lambda: NOW)
+    refresher = Refresher(
+        store=store,
+        fetcher=factory(),
+        catalog=catalog,
+        workers=2,
+        processes=processes,
+        fetcher_factory=factory,
+        process_min_urls=1,
+        clock=lambda: NOW,
+    )
     try:
         summary = refresher.poll(store.due_sources(NOW, everything=True))
         assert sorted(o.result for o in summary.outcomes) == ["updated"] * 3
@@ -198,9 +231,9 @@ def test_the_options_survive_the_poll_and_its_worker_processes(
     for request in feed_server.requests:
         by_path.setdefault(request.path, []).append(request.headers)
     authorized = [h for h in by_path["/wire.xml"] if "authorization" in h]
-    assert [(h["authorization"], h["cookie"], h["x-client"], h["user-agent"])
-            for h in authorized] == [(_basic(), COOKIE_SECRET, "newsroom",
-                                      OPTIONS.user_agent)]
+    assert [
+        (h["authorization"], h["cookie"], h["x-client"], h["user-agent"]) for h in authorized
+    ] == [(_basic(), COOKIE_SECRET, "newsroom", OPTIONS.user_agent)]
     assert len(by_path["/wire.xml"]) == 2
     assert "authorization" not in by_path["/plain.xml"][0]
     # Nothing the store keeps or shows of a source holds the settings or the secrets.
@@ -210,16 +243,23 @@ def test_the_options_survive_the_poll_and_its_worker_processes(
 
 
 @pytest.mark.usefixtures("secrets")
-def test_the_secrets_are_never_logged(store: Store, feed_server: FeedServer,
-                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_the_secrets_are_never_logged(
+    store: Store, feed_server: FeedServer, caplog: pytest.LogCaptureFixture
+) -> None:
     feed_server.set("/wire.xml", Resource(status=401))
-    catalog = Catalog(sources=(
-        SourceConfig(id="wire", url=feed_server.url("/wire.xml"), categories=("news",),
-                     fetch=OPTIONS),), categories=(CategoryConfig(id="news", title="News"),))
+    catalog = Catalog(
+        sources=(
+            SourceConfig(
+                id="wire", url=feed_server.url("/wire.xml"), categories=("news",), fetch=OPTIONS
+            ),
+        ),
+        categories=(CategoryConfig(id="news", title="News"),),
+    )
     store.sync_sources(catalog, NOW)
     fetcher = fetcher_from_settings(_settings())
-    refresher = Refresher(store=store, fetcher=fetcher, catalog=catalog, workers=1,
-                          clock=lambda: NOW)
+    refresher = Refresher(
+        store=store, fetcher=fetcher, catalog=catalog, workers=1, clock=lambda: NOW
+    )
     caplog.set_level(logging.DEBUG)
     try:
         refresher.poll(store.due_sources(NOW, everything=True))
@@ -235,8 +275,9 @@ def test_the_secrets_are_never_logged(store: Store, feed_server: FeedServer,
         assert secret not in logged
 
 
-def test_check_warns_of_secrets_unset_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_warns_of_secrets_unset_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from aggregator.cli import main
 
     folder = _sources_toml(tmp_path, 'auth_env = "WIRE_AUTH"\ncookie_env = "WIRE_COOKIE"')
@@ -253,10 +294,10 @@ def test_check_warns_of_secrets_unset_here(tmp_path: Path, monkeypatch: pytest.M
 def test_editing_a_source_keeps_its_options(tmp_path: Path) -> None:
     from aggregator.editorial.configedit import set_source_enabled
 
-    folder = _sources_toml(tmp_path, 'headers = { "X-Client" = "newsroom" }\n'
-                           'auth_env = "WIRE_AUTH"')
+    folder = _sources_toml(
+        tmp_path, 'headers = { "X-Client" = "newsroom" }\nauth_env = "WIRE_AUTH"'
+    )
     set_source_enabled(folder, "wire", False)
     source = load_catalog(folder).source("wire")
     assert not source.enabled
-    assert source.fetch == FetchOptions(headers=(("X-Client", "newsroom"),),
-                                        auth_env="WIRE_AUTH")
+    assert source.fetch == FetchOptions(headers=(("X-Client", "newsroom"),), auth_env="WIRE_AUTH")

@@ -60,7 +60,8 @@ def article(title: str, paragraphs: list[str]) -> bytes:
         "<aside><h2>Most read</h2><ul><li><a href='/x'>Another story entirely</a></li>"
         "<li><a href='/y'>Yet another one</a></li></ul></aside>"
         "<footer><p>Copyright Example News. All rights reserved. Imprint. Privacy.</p>"
-        "</footer></body></html>").encode()
+        "</footer></body></html>"
+    ).encode()
 
 
 GOOD = [
@@ -79,9 +80,11 @@ CHANGED = [
     "Residents can comment on the plans at the town hall until the end of the month, "
     "the council said in a statement published on its website.",
 ]
-PAYWALL = (b"<!doctype html><html><head><title>Subscribers only</title></head><body>"
-           b"<main><article><h1>Exclusive</h1><p>Subscribe to read.</p></article></main>"
-           b"</body></html>")
+PAYWALL = (
+    b"<!doctype html><html><head><title>Subscribers only</title></head><body>"
+    b"<main><article><h1>Exclusive</h1><p>Subscribe to read.</p></article></main>"
+    b"</body></html>"
+)
 
 
 def site_url(server: FeedServer, path: str) -> str:
@@ -94,9 +97,16 @@ def loopback(host: str, port: int) -> list[str]:
 
 def items(server: FeedServer, teasers: dict[str, str] | None = None) -> list[dict[str, str]]:
     teasers = teasers or {}
-    return [{"guid": path, "title": f"Story {path}", "link": site_url(server, f"/{path}"),
-             "body": teasers.get(path, TEASER), "date": PUBLISHED}
-            for path in ("good", "paywall", "huge", "slow", "private", "changing")]
+    return [
+        {
+            "guid": path,
+            "title": f"Story {path}",
+            "link": site_url(server, f"/{path}"),
+            "body": teasers.get(path, TEASER),
+            "date": PUBLISHED,
+        }
+        for path in ("good", "paywall", "huge", "slow", "private", "changing")
+    ]
 
 
 class Site:
@@ -107,32 +117,51 @@ class Site:
         self.server = server
         self.now = PUBLISHED_AT + timedelta(hours=1)
         server.set("/feed.xml", Resource(body=rss("Example News", items(server))))
-        server.set("/good", Resource(body=article("Breakwater approved", GOOD),
-                                     content_type=HTML))
+        server.set("/good", Resource(body=article("Breakwater approved", GOOD), content_type=HTML))
         server.set("/paywall", Resource(body=PAYWALL, content_type=HTML))
-        server.set("/huge", Resource(body=article("Huge", ["word " * 100] * 700),
-                                     content_type=HTML))
+        server.set(
+            "/huge", Resource(body=article("Huge", ["word " * 100] * 700), content_type=HTML)
+        )
         server.set("/slow", Resource(body=article("Slow", GOOD), content_type=HTML, delay=3))
-        server.set("/private", Resource(status=302,
-                                        redirect_to=server.url("/good")))
-        server.set("/changing", Resource(body=article("Bridge repairs", GOOD[::-1]),
-                                         content_type=HTML))
+        server.set("/private", Resource(status=302, redirect_to=server.url("/good")))
+        server.set(
+            "/changing", Resource(body=article("Bridge repairs", GOOD[::-1]), content_type=HTML)
+        )
         self.catalog = Catalog(
-            sources=(SourceConfig(id="news", url=server.url("/feed.xml"), categories=("all",),
-                                  full_text=True, full_text_selector=selector),),
-            categories=(CategoryConfig(id="all", title="All"),))
+            sources=(
+                SourceConfig(
+                    id="news",
+                    url=server.url("/feed.xml"),
+                    categories=("all",),
+                    full_text=True,
+                    full_text_selector=selector,
+                ),
+            ),
+            categories=(CategoryConfig(id="all", title="All"),),
+        )
         store.sync_sources(self.catalog, self.now)
         self.fetcher = Fetcher(
-            user_agent="aggregator-test", connect_timeout=2, read_timeout=1, total_timeout=1.5,
-            max_bytes=MAX_BYTES, gate=HostGate(max_per_host=4, min_delay=0.0),
+            user_agent="aggregator-test",
+            connect_timeout=2,
+            read_timeout=1,
+            total_timeout=1.5,
+            max_bytes=MAX_BYTES,
+            gate=HostGate(max_per_host=4, min_delay=0.0),
             guard=NetGuard(resolver=loopback, allowed_hosts=frozenset({SITE})),
-            now=self.clock)
-        self.refresher = Refresher(store=store, fetcher=self.fetcher, catalog=self.catalog,
-                                   workers=2, clock=self.clock)
+            now=self.clock,
+        )
+        self.refresher = Refresher(
+            store=store, fetcher=self.fetcher, catalog=self.catalog, workers=2, clock=self.clock
+        )
         self.stage = FullTextStage(store, self.fetcher, self.catalog, clock=self.clock)
-        self.outputs = Outputs(store=store, catalog=self.catalog, base_url="http://agg.test",
-                               tag_authority="agg.test", feed_size=20,
-                               recheck_seconds=0)
+        self.outputs = Outputs(
+            store=store,
+            catalog=self.catalog,
+            base_url="http://agg.test",
+            tag_authority="agg.test",
+            feed_size=20,
+            recheck_seconds=0,
+        )
 
     def clock(self):  # type: ignore[no-untyped-def]
         return self.now
@@ -144,8 +173,7 @@ class Site:
 
     def entry_ids(self) -> dict[str, int]:
         stories = self.store.category_stories("all", 50)
-        return {e.url.rsplit("/", 1)[1]: e.entry_id for s in stories for e in s.entries
-                if e.url}
+        return {e.url.rsplit("/", 1)[1]: e.entry_id for s in stories for e in s.entries if e.url}
 
     def outcome(self, path: str) -> tuple[str, str | None]:
         record = self.store.full_text(self.entry_ids()[path])
@@ -210,13 +238,19 @@ def test_outputs_with_full_text_are_valid(site: Site) -> None:
     checkout = require_validator()
     site.poll()
     site.stage.run()
-    for path, content_type in (("feeds/all.atom", "application/atom+xml"),
-                               ("feeds/all.rss", "application/rss+xml")):
+    for path, content_type in (
+        ("feeds/all.atom", "application/atom+xml"),
+        ("feeds/all.rss", "application/rss+xml"),
+    ):
         document = site.outputs.document(path)
         assert document is not None
         assert b"four hundred fishing boats" in document.body
-        lines = feedvalidator.validate(document.body, base=f"http://agg.test/{path}",
-                                       content_type=content_type, checkout=checkout)
+        lines = feedvalidator.validate(
+            document.body,
+            base=f"http://agg.test/{path}",
+            content_type=content_type,
+            checkout=checkout,
+        )
         assert feedvalidator.errors(lines) == [], (path, lines)
     document = site.outputs.document("feeds/all.json")
     assert document is not None
@@ -234,10 +268,18 @@ def test_unchanged_pages_are_not_fetched_again_and_a_changed_page_is(site: Site)
     assert site.server.requests == []
 
     # The site corrects two stories, and the feed says so with new teasers.
-    site.server.set("/changing", Resource(body=article("Bridge repairs", CHANGED),
-                                          content_type=HTML))
-    site.server.set("/feed.xml", Resource(body=rss("Example News", items(
-        site.server, {"changing": "Corrected teaser.", "good": "Edited teaser."}))))
+    site.server.set(
+        "/changing", Resource(body=article("Bridge repairs", CHANGED), content_type=HTML)
+    )
+    site.server.set(
+        "/feed.xml",
+        Resource(
+            body=rss(
+                "Example News",
+                items(site.server, {"changing": "Corrected teaser.", "good": "Edited teaser."}),
+            )
+        ),
+    )
     site.now += timedelta(hours=1)
     site.poll()
     site.server.reset_log()
@@ -285,7 +327,8 @@ def test_sources_list_says_how_often_extraction_worked(site: Site) -> None:
     assert status.full_text is True
     assert dict(status.full_text_outcomes) == {"extracted": 2, "empty": 1, "failed": 3}
     assert status.full_text_summary == (
-        "full text: 2 of 6 pages extracted (33%); 1 empty, 3 failed")
+        "full text: 2 of 6 pages extracted (33%); 1 empty, 3 failed"
+    )
     assert status.as_json()["full_text_outcomes"] == {"extracted": 2, "empty": 1, "failed": 3}
 
 
@@ -299,15 +342,18 @@ def test_the_api_the_admin_pages_and_opml_show_it(site: Site) -> None:
         assert news["full_text_outcomes"] == {"extracted": 2, "empty": 1, "failed": 3}
         http.post(f"{base}/admin/login", data={"token": TOKEN, "editor": "Mia"}, timeout=10)
         page = http.get(f"{base}/admin/sources", timeout=10).text
-        assert ('<small class="full-text">full text: 2 of 6 pages extracted (33%); 1 empty, '
-                "3 failed</small>") in page
+        assert (
+            '<small class="full-text">full text: 2 of 6 pages extracted (33%); 1 empty, '
+            "3 failed</small>"
+        ) in page
     outline = ET.fromstring(export_opml(site.catalog)).find(".//outline[@xmlUrl]")
     assert outline is not None
     assert outline.get("fullText") == "true"
 
 
-def test_a_selector_takes_exactly_the_element_it_names(store: Store,
-                                                       feed_server: FeedServer) -> None:
+def test_a_selector_takes_exactly_the_element_it_names(
+    store: Store, feed_server: FeedServer
+) -> None:
     news = Site(store, feed_server, selector="div.story")
     try:
         news.poll()
@@ -324,9 +370,12 @@ def test_a_selector_takes_exactly_the_element_it_names(store: Store,
 def test_sources_without_full_text_fetch_no_page(store: Store, feed_server: FeedServer) -> None:
     news = Site(store, feed_server)
     try:
-        plain = Catalog(sources=(SourceConfig(id="news", url=feed_server.url("/feed.xml"),
-                                              categories=("all",)),),
-                        categories=news.catalog.categories)
+        plain = Catalog(
+            sources=(
+                SourceConfig(id="news", url=feed_server.url("/feed.xml"), categories=("all",)),
+            ),
+            categories=news.catalog.categories,
+        )
         news.stage.catalog = plain
         news.poll()
         feed_server.reset_log()
@@ -334,4 +383,3 @@ def test_sources_without_full_text_fetch_no_page(store: Store, feed_server: Feed
         assert feed_server.requests == []
     finally:
         news.close()
-

@@ -19,46 +19,86 @@ LONG_AGO = NOW - timedelta(days=400)
 
 
 def _save(store: Store, *items: NormalizedEntry) -> None:
-    store.save_poll("a", fetched(), body_hash=None, feed_title="F", feed_link=None,
-                    entries=[(i, [match("news")]) for i in items],
-                    next_check_at=NOW + timedelta(minutes=30), now=NOW)
+    store.save_poll(
+        "a",
+        fetched(),
+        body_hash=None,
+        feed_title="F",
+        feed_link=None,
+        entries=[(i, [match("news")]) for i in items],
+        next_check_at=NOW + timedelta(minutes=30),
+        now=NOW,
+    )
 
 
 def _ids(store: Store) -> dict[str, int]:
     # Read from the table: the outputs show only stories the clustering stage has settled.
     with store.engine.connect() as connection:
-        return {title: int(entry_id) for title, entry_id in connection.execute(
-            sa.text("SELECT title, id FROM entries"))}
+        return {
+            title: int(entry_id)
+            for title, entry_id in connection.execute(sa.text("SELECT title, id FROM entries"))
+        }
 
 
-def _record(entry_id: int, outcome: FullTextOutcome, entry_hash: str, **extra: Any
-            ) -> FullTextRecord:
-    return FullTextRecord(entry_id=entry_id, source_id="a", url="https://news.example/x",
-                          outcome=outcome, entry_hash=entry_hash, checked_at=NOW, **extra)
+def _record(
+    entry_id: int, outcome: FullTextOutcome, entry_hash: str, **extra: Any
+) -> FullTextRecord:
+    return FullTextRecord(
+        entry_id=entry_id,
+        source_id="a",
+        url="https://news.example/x",
+        outcome=outcome,
+        entry_hash=entry_hash,
+        checked_at=NOW,
+        **extra,
+    )
 
 
 def _due(store: Store) -> list[int]:
-    return [t.entry_id for t in store.full_text_due(
-        ["a"], since=NOW - timedelta(days=7), retry_before=NOW - timedelta(hours=1),
-        max_failures=3, limit=50)]
+    return [
+        t.entry_id
+        for t in store.full_text_due(
+            ["a"],
+            since=NOW - timedelta(days=7),
+            retry_before=NOW - timedelta(hours=1),
+            max_failures=3,
+            limit=50,
+        )
+    ]
 
 
 def test_due_pages_new_changed_and_failed_ones_newest_first(store: Store) -> None:
     store.sync_sources(catalog(source("a")), NOW)
-    fresh, done, old = (entry("fresh", published_at=NOW), entry("done", published_at=NOW),
-                        entry("old", published_at=LONG_AGO, updated_at=LONG_AGO))
+    fresh, done, old = (
+        entry("fresh", published_at=NOW),
+        entry("done", published_at=NOW),
+        entry("old", published_at=LONG_AGO, updated_at=LONG_AGO),
+    )
     _save(store, fresh, done, old)
     ids = _ids(store)
     assert set(_due(store)) == {ids["Title fresh"], ids["Title done"]}  # "old" is too old
-    store.save_full_text(_record(ids["Title done"], FullTextOutcome.EXTRACTED,
-                                 done.content_hash, text="x", content_html="<p>x</p>"))
-    store.save_full_text(_record(ids["Title fresh"], FullTextOutcome.FAILED,
-                                 fresh.content_hash, error_kind="timeout", failures=1))
+    store.save_full_text(
+        _record(
+            ids["Title done"],
+            FullTextOutcome.EXTRACTED,
+            done.content_hash,
+            text="x",
+            content_html="<p>x</p>",
+        )
+    )
+    store.save_full_text(
+        _record(
+            ids["Title fresh"],
+            FullTextOutcome.FAILED,
+            fresh.content_hash,
+            error_kind="timeout",
+            failures=1,
+        )
+    )
     # A failure checked at NOW is retried an hour later, not before.
     assert _due(store) == []
     # The feed changes "done": its page is due again.
-    _save(store, entry("done", published_at=NOW, text="A corrected body.",
-                       content_hash="c" * 32))
+    _save(store, entry("done", published_at=NOW, text="A corrected body.", content_hash="c" * 32))
     assert _due(store) == [ids["Title done"]]
 
 
@@ -67,9 +107,15 @@ def test_clustering_reads_the_full_text_only_when_extracted(store: Store) -> Non
     first, second = entry("one"), entry("two")
     _save(store, first, second)
     ids = _ids(store)
-    store.save_full_text(_record(ids["Title one"], FullTextOutcome.EXTRACTED,
-                                 first.content_hash, text="The whole article.",
-                                 content_html="<p>The whole article.</p>"))
+    store.save_full_text(
+        _record(
+            ids["Title one"],
+            FullTextOutcome.EXTRACTED,
+            first.content_hash,
+            text="The whole article.",
+            content_html="<p>The whole article.</p>",
+        )
+    )
     store.save_full_text(_record(ids["Title two"], FullTextOutcome.EMPTY, second.content_hash))
     pending = {p.id: p for p in store.pending_entries(10)}
     assert pending[ids["Title one"]].full_text == "The whole article."
@@ -99,11 +145,13 @@ def test_prune_removes_entries_with_their_full_text(store: Store) -> None:
     old = entry("old", published_at=LONG_AGO, updated_at=LONG_AGO)
     _save(store, old)
     entry_id = _ids(store)["Title old"]
-    store.save_full_text(_record(entry_id, FullTextOutcome.EXTRACTED, old.content_hash,
-                                 text="t", content_html="<p>t</p>"))
+    store.save_full_text(
+        _record(
+            entry_id, FullTextOutcome.EXTRACTED, old.content_hash, text="t", content_html="<p>t</p>"
+        )
+    )
     ClusteringStage(store, semantic=False).run()
     assert prune(store, days=365, now=NOW).entries == 1
     assert store.full_text(entry_id) is None
     # A check that ends after its entry was pruned stores nothing.
-    assert store.save_full_text(_record(entry_id, FullTextOutcome.EMPTY, old.content_hash)) \
-        is False
+    assert store.save_full_text(_record(entry_id, FullTextOutcome.EMPTY, old.content_hash)) is False

@@ -222,9 +222,7 @@ def test_only_a_plain_sqlite_file_at_head_is_read(tmp_path: Path) -> None:
     plain = tmp_path / "plain.db"
     with sqlite3.connect(plain) as connection:  # not in WAL mode: the store never made it
         connection.execute("CREATE TABLE alembic_version (version_num TEXT)")
-    assert not store_idle.nothing_to_do(
-        f"sqlite:///{plain}", head="0015", digest="d", now=now
-    )
+    assert not store_idle.nothing_to_do(f"sqlite:///{plain}", head="0015", digest="d", now=now)
 
 
 def test_an_early_answer_loads_neither_the_store_nor_the_pipeline(setup: Setup) -> None:
@@ -283,7 +281,8 @@ def test_the_files_answer_only_for_the_catalog_read_from_them(setup: Setup) -> N
     catalog = load_catalog(setup.config)
     assert files_mark(catalog, "0016") is not None
     renamed = dataclasses.replace(
-        catalog, sources=tuple(dataclasses.replace(s, title="Other") for s in catalog.sources))
+        catalog, sources=tuple(dataclasses.replace(s, title="Other") for s in catalog.sources)
+    )
     assert files_mark(renamed, "0016") is None
     assert files_mark(load_catalog(setup.config), "0016") == files_mark(catalog, "0016")
     assert files_mark(load_catalog(setup.config), "0017") != files_mark(catalog, "0016")

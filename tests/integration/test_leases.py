@@ -61,23 +61,35 @@ def workers(pg_url: str) -> Iterator[list[Store]]:
 
 def _sources(store: Store, hosts: dict[str, int]) -> None:
     """``hosts``: host → how many sources it serves (ids host-n)."""
-    configs = [source(f"{host}-{n}", url=f"https://{host}.example/{n}.xml")
-               for host, count in hosts.items() for n in range(count)]
+    configs = [
+        source(f"{host}-{n}", url=f"https://{host}.example/{n}.xml")
+        for host, count in hosts.items()
+        for n in range(count)
+    ]
     store.sync_sources(catalog(*configs), NOW)
 
 
-def _claim(store: Store, owner: str, *, limit: int = 100, per_host: int = 100,
-           now: Any = NOW) -> list[str]:
-    claimed, _ = store.claim_sources(owner, now, lease_seconds=LEASE, limit=limit,
-                                     per_host=per_host)
+def _claim(
+    store: Store, owner: str, *, limit: int = 100, per_host: int = 100, now: Any = NOW
+) -> list[str]:
+    claimed, _ = store.claim_sources(
+        owner, now, lease_seconds=LEASE, limit=limit, per_host=per_host
+    )
     return [s.id for s in claimed]
 
 
 def _save(store: Store, source_id: str, owner: str | None, *keys: str, now: Any = NOW) -> str:
     outcome = store.save_poll(
-        source_id, fetched(), body_hash=None, feed_title="F", feed_link=None,
+        source_id,
+        fetched(),
+        body_hash=None,
+        feed_title="F",
+        feed_link=None,
         entries=[(entry(f"{source_id}-{k}"), [match("news")]) for k in keys],
-        next_check_at=now + timedelta(minutes=30), now=now, owner=owner)
+        next_check_at=now + timedelta(minutes=30),
+        now=now,
+        owner=owner,
+    )
     return outcome.result
 
 
@@ -86,8 +98,7 @@ def _rows(store: Store, query: str, **params: Any) -> list[Any]:
         return list(connection.execute(sa.text(query), params))
 
 
-def test_claims_are_disjoint_and_a_lease_blocks_others_until_it_ends(
-        workers: list[Store]) -> None:
+def test_claims_are_disjoint_and_a_lease_blocks_others_until_it_ends(workers: list[Store]) -> None:
     a, b, _ = workers
     _sources(a, {"h1": 3, "h2": 3})
     first = _claim(a, "A", limit=3)
@@ -101,7 +112,10 @@ def test_claims_are_disjoint_and_a_lease_blocks_others_until_it_ends(
     for source_id in second:
         assert _save(b, source_id, "B", "x") == "updated"
     assert dict(_rows(a, "SELECT id, lease_owner FROM sources WHERE id LIKE 'h1-%'")) == {
-        "h1-0": None, "h1-1": "A", "h1-2": "A"}
+        "h1-0": None,
+        "h1-1": "A",
+        "h1-2": "A",
+    }
     # A's lease ends (A died): B takes what A did not save, and A's late save is dropped.
     later = NOW + timedelta(seconds=LEASE + 1)
     assert _claim(b, "B", now=later) == ["h1-1", "h1-2"]
@@ -118,8 +132,7 @@ def test_a_host_is_one_workers_at_a_time(workers: list[Store]) -> None:
     _sources(a, {"big": 6, "small": 2})
     # A takes part of the big host: the rest waits for A, whoever asks.
     assert _claim(a, "A", limit=2) == ["big-0", "big-1"]
-    claimed, waiting = b.claim_sources("B", NOW, lease_seconds=LEASE, limit=100,
-                                       per_host=100)
+    claimed, waiting = b.claim_sources("B", NOW, lease_seconds=LEASE, limit=100, per_host=100)
     assert [s.id for s in claimed] == ["small-0", "small-1"]
     assert waiting == 4
     assert c.claim_sources("C", NOW, lease_seconds=LEASE, limit=100, per_host=100) == ([], 4)
@@ -130,7 +143,8 @@ def test_a_host_is_one_workers_at_a_time(workers: list[Store]) -> None:
 
 
 def test_concurrent_claims_split_every_source_once_and_never_share_a_host(
-        workers: list[Store], pg_url: str) -> None:
+    workers: list[Store], pg_url: str
+) -> None:
     more = [open_store(pg_url) for _ in range(3)]
     stores = [*workers, *more]
     try:
@@ -193,8 +207,7 @@ def test_a_retry_after_holds_the_host_for_every_worker(workers: list[Store]) -> 
     assert _claim(b, "B", now=later) == ["slowdown-0", "slowdown-1"]
 
 
-def test_not_modified_batch_saves_only_the_sources_still_leased(
-        workers: list[Store]) -> None:
+def test_not_modified_batch_saves_only_the_sources_still_leased(workers: list[Store]) -> None:
     a, b, _ = workers
     _sources(a, {"h1": 2})
     assert _claim(a, "A") == ["h1-0", "h1-1"]
@@ -202,8 +215,9 @@ def test_not_modified_batch_saves_only_the_sources_still_leased(
     with b.engine.begin() as connection:
         connection.execute(sa.text("UPDATE sources SET lease_owner = 'B' WHERE id = 'h1-1'"))
     due = NOW + timedelta(hours=1)
-    a.save_not_modified_many([(i, fetched(status=304, content=None), due, NOW)
-                              for i in ("h1-0", "h1-1")], owner="A")
+    a.save_not_modified_many(
+        [(i, fetched(status=304, content=None), due, NOW) for i in ("h1-0", "h1-1")], owner="A"
+    )
     rows = dict(_rows(a, "SELECT id, lease_owner FROM sources"))
     assert rows == {"h1-0": None, "h1-1": "B"}
     checked = dict(_rows(a, "SELECT id, last_checked_at IS NOT NULL FROM sources"))
@@ -224,7 +238,8 @@ def test_sqlite_keeps_the_single_process_path(tmp_path: Path) -> None:
 
 
 def test_two_workers_storing_copies_of_one_story_at_once_make_one_story(
-        workers: list[Store]) -> None:
+    workers: list[Store],
+) -> None:
     a, b, _ = workers
     a.sync_sources(catalog(source("wire"), source("paper")), NOW)
     shared_url = "https://news.example/the-story"
@@ -233,8 +248,7 @@ def test_two_workers_storing_copies_of_one_story_at_once_make_one_story(
         # Worker A is half-way through storing its copy: locks taken, rows written, not
         # committed.
         lock_story_keys(connection, [shared_url], [])
-        write_entries(connection, "wire", [(entry("w1", url=shared_url), [match("news")])],
-                      NOW)
+        write_entries(connection, "wire", [(entry("w1", url=shared_url), [match("news")])], NOW)
 
         def other() -> None:
             _save_one(b, "paper", entry("p1", url=shared_url, text="Another telling."))
@@ -253,8 +267,16 @@ def test_two_workers_storing_copies_of_one_story_at_once_make_one_story(
 
 
 def _save_one(store: Store, source_id: str, item: NormalizedEntry) -> None:
-    store.save_poll(source_id, fetched(), body_hash=None, feed_title="F", feed_link=None,
-                    entries=[(item, [match("news")])], next_check_at=NOW, now=NOW)
+    store.save_poll(
+        source_id,
+        fetched(),
+        body_hash=None,
+        feed_title="F",
+        feed_link=None,
+        entries=[(item, [match("news")])],
+        next_check_at=NOW,
+        now=NOW,
+    )
 
 
 # -- clustering: one stage at a time, every entry decided once ----------------------------------
@@ -264,13 +286,24 @@ def _news(item: dict[str, str]) -> NormalizedEntry:
     from email.utils import parsedate_to_datetime
 
     published = parsedate_to_datetime(item["date"])
-    return entry(item["guid"], title=item["title"], text=item["body"], url=item["link"],
-                 link=item["link"], language=None, published_at=published,
-                 updated_at=published)
+    return entry(
+        item["guid"],
+        title=item["title"],
+        text=item["body"],
+        url=item["link"],
+        link=item["link"],
+        language=None,
+        published_at=published,
+        updated_at=published,
+    )
 
 
-EVENTS = {"ai": (AI_ACT_EN, AI_ACT_FR, AI_ACT_DE), "ferry": (FERRY_EN, FERRY_FR),
-          "rail": (RAIL_EN,), "korea": (KOREA_EN,)}
+EVENTS = {
+    "ai": (AI_ACT_EN, AI_ACT_FR, AI_ACT_DE),
+    "ferry": (FERRY_EN, FERRY_FR),
+    "rail": (RAIL_EN,),
+    "korea": (KOREA_EN,),
+}
 
 
 class RecordingStage(ClusteringStage):
@@ -283,17 +316,25 @@ class RecordingStage(ClusteringStage):
 
 
 def test_two_clustering_stages_at_once_never_split_a_story_nor_decide_an_entry_twice(
-        workers: list[Store], models: Models) -> None:
+    workers: list[Store], models: Models
+) -> None:
     a, b, _ = workers
     items = [item for group in EVENTS.values() for item in group]
     a.sync_sources(catalog(*(source(i["guid"]) for i in items)), NOW)
     for item in items:
         _save_one(a, item["guid"], _news(item))
     decided: dict[str, list[int]] = {"a": [], "b": []}
-    stages = {name: RecordingStage(store, models=models, clock=lambda: STAGE_NOW,
-                                   max_age=timedelta(days=7), batch_size=2,
-                                   decided=decided[name])
-              for name, store in (("a", a), ("b", b))}
+    stages = {
+        name: RecordingStage(
+            store,
+            models=models,
+            clock=lambda: STAGE_NOW,
+            max_age=timedelta(days=7),
+            batch_size=2,
+            decided=decided[name],
+        )
+        for name, store in (("a", a), ("b", b))
+    }
     start = threading.Barrier(2)
     errors: list[BaseException] = []
 
@@ -324,7 +365,8 @@ def test_two_clustering_stages_at_once_never_split_a_story_nor_decide_an_entry_t
 
 
 def test_the_stage_skips_while_another_worker_has_the_turn(
-        workers: list[Store], models: Models) -> None:
+    workers: list[Store], models: Models
+) -> None:
     a, b, _ = workers
     a.sync_sources(catalog(source("wire")), NOW)
     _save_one(a, "wire", _news(RAIL_EN))
@@ -341,18 +383,25 @@ def test_the_stage_skips_while_another_worker_has_the_turn(
 
 
 def test_outputs_from_two_workers_are_byte_identical_and_a_change_is_announced_once(
-        workers: list[Store], tmp_path: Path) -> None:
+    workers: list[Store], tmp_path: Path
+) -> None:
     a, b, _ = workers
-    categories = Catalog(sources=(), categories=(
-        CategoryConfig(id="news", title="News", languages=("en",)),))
+    categories = Catalog(
+        sources=(), categories=(CategoryConfig(id="news", title="News", languages=("en",)),)
+    )
     a.sync_sources(catalog(source("wire")), NOW)
     announced: list[tuple[str, list[str]]] = []
 
     def outputs(name: str, store: Store) -> Outputs:
-        return Outputs(store=store, catalog=categories, base_url="https://agg.example",
-                       tag_authority="agg.example", feed_size=3,
-                       archive_dir=tmp_path / "archives",
-                       on_change=lambda urls: announced.append((name, urls)))
+        return Outputs(
+            store=store,
+            catalog=categories,
+            base_url="https://agg.example",
+            tag_authority="agg.example",
+            feed_size=3,
+            archive_dir=tmp_path / "archives",
+            on_change=lambda urls: announced.append((name, urls)),
+        )
 
     first, second = outputs("a", a), outputs("b", b)
     for n in range(4):
@@ -380,8 +429,7 @@ def _dated(n: int) -> NormalizedEntry:
     return entry(f"e{n}", published_at=moment, updated_at=moment)
 
 
-def test_a_dead_workers_claims_on_this_machine_are_released_at_once(
-        workers: list[Store]) -> None:
+def test_a_dead_workers_claims_on_this_machine_are_released_at_once(workers: list[Store]) -> None:
     import os
     import subprocess
 
@@ -396,7 +444,8 @@ def test_a_dead_workers_claims_on_this_machine_are_released_at_once(
     # wait for their end.
     assert _claim(b, f"box:{os.getpid()}:cc") == ["h1-0", "h1-1"]
     assert _rows(a, "SELECT DISTINCT lease_owner FROM sources WHERE id LIKE 'h2-%'") == [
-        (elsewhere,)]
+        (elsewhere,)
+    ]
 
 
 def test_sources_sharing_a_url_are_claimed_together(workers: list[Store]) -> None:

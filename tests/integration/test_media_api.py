@@ -19,14 +19,23 @@ from tests.support.webserver import serve_app
 
 AUDIO = Enclosure("https://cdn.example/ep1.mp3", "audio/mpeg", 12345)
 PICTURE = MediaImage("https://cdn.example/ep1.jpg", 640, 360)
-MEDIA = {"enclosures": [{"url": AUDIO.url, "type": "audio/mpeg", "length": 12345}],
-         "image": {"url": PICTURE.url, "width": 640, "height": 360}}
+MEDIA = {
+    "enclosures": [{"url": AUDIO.url, "type": "audio/mpeg", "length": 12345}],
+    "image": {"url": PICTURE.url, "width": 640, "height": 360},
+}
 
 
 def _save(store: Store, *entries: NormalizedEntry) -> tuple[int, int]:
-    outcome = store.save_poll("pod", fetched(), body_hash=None, feed_title=None, feed_link=None,
-                              entries=[(e, [match("news")]) for e in entries],
-                              next_check_at=NOW, now=NOW)
+    outcome = store.save_poll(
+        "pod",
+        fetched(),
+        body_hash=None,
+        feed_title=None,
+        feed_link=None,
+        entries=[(e, [match("news")]) for e in entries],
+        next_check_at=NOW,
+        now=NOW,
+    )
     settle(store)
     return outcome.new_entries, outcome.updated_entries
 
@@ -35,8 +44,13 @@ def test_media_reach_the_api_and_the_cli_in_one_shape(store: Store) -> None:
     cat = catalog(source("pod"))
     store.sync_sources(cat, NOW)
     _save(store, entry("ep1", enclosures=(AUDIO,), image=PICTURE), entry("ep2"))
-    outputs = Outputs(store=store, catalog=cat, base_url="https://agg.example",
-                      tag_authority="agg.example", feed_size=50)
+    outputs = Outputs(
+        store=store,
+        catalog=cat,
+        base_url="https://agg.example",
+        tag_authority="agg.example",
+        feed_size=50,
+    )
     with serve_app(create_app(store=store, outputs=outputs)) as base:
         listed = requests.get(f"{base}/api/categories/news/stories", timeout=10).json()
         by_title = {s["title"]: s for s in listed}

@@ -30,8 +30,13 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def item(key: str, published: datetime, link: str | None = None) -> dict[str, str]:
-    return {"guid": key, "title": f"Story {key}", "link": link or f"https://n.example/{key}",
-            "date": format_datetime(published, usegmt=True), "body": f"Body of {key}."}
+    return {
+        "guid": key,
+        "title": f"Story {key}",
+        "link": link or f"https://n.example/{key}",
+        "date": format_datetime(published, usegmt=True),
+        "body": f"Body of {key}.",
+    }
 
 
 def scrape(base: str) -> Samples:
@@ -53,11 +58,26 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 def history(store: Store, feed_server: FeedServer) -> Iterator[tuple[Service, datetime]]:
     """The service after its two polls; yields it with the time the items were dated from."""
     base = datetime.now(UTC).replace(microsecond=0)
-    feed_server.set("/a.xml", Resource(body=rss("A", [
-        item("a1", base - timedelta(hours=1), link="https://n.example/shared"),
-        item("a2", base - timedelta(hours=2))])))
-    feed_server.set("/b.xml", Resource(body=rss("B", [
-        item("b1", base - timedelta(hours=5)), item("b2", base - timedelta(hours=6))])))
+    feed_server.set(
+        "/a.xml",
+        Resource(
+            body=rss(
+                "A",
+                [
+                    item("a1", base - timedelta(hours=1), link="https://n.example/shared"),
+                    item("a2", base - timedelta(hours=2)),
+                ],
+            )
+        ),
+    )
+    feed_server.set(
+        "/b.xml",
+        Resource(
+            body=rss(
+                "B", [item("b1", base - timedelta(hours=5)), item("b2", base - timedelta(hours=6))]
+            )
+        ),
+    )
     first_c = [item("c1", base - timedelta(hours=3)), item("c2", base - timedelta(hours=3))]
     feed_server.set("/c.xml", Resource(body=rss("C", first_c), auto_validators=False))
     feed_server.set("/gone.xml", Resource(status=410, body=b"gone"))
@@ -65,32 +85,62 @@ def history(store: Store, feed_server: FeedServer) -> Iterator[tuple[Service, da
         SourceConfig(id="a", url=feed_server.url("/a.xml"), categories=("news",)),
         SourceConfig(id="b", url=feed_server.url("/b.xml"), categories=("science",)),
         SourceConfig(id="c", url=feed_server.url("/c.xml"), categories=("news",)),
-        SourceConfig(id="missing", url=feed_server.url("/missing.xml"),
-                     categories=("quiet",)),
+        SourceConfig(id="missing", url=feed_server.url("/missing.xml"), categories=("quiet",)),
         SourceConfig(id="gone", url=feed_server.url("/gone.xml"), categories=("news",)),
-        SourceConfig(id="paused", url=feed_server.url("/a.xml"), categories=("news",),
-                     enabled=False),
+        SourceConfig(
+            id="paused", url=feed_server.url("/a.xml"), categories=("news",), enabled=False
+        ),
     )
-    catalog = Catalog(sources=sources, categories=(
-        CategoryConfig(id="news", title="News"), CategoryConfig(id="science", title="Science"),
-        CategoryConfig(id="quiet", title="Quiet")))
-    settings = replace(Settings.from_env({}), clustering="exact", poll_processes=0,
-                       host_delay=0.0, connect_timeout=2, read_timeout=2, fetch_deadline=5,
-                       feed_recheck_seconds=3600)
+    catalog = Catalog(
+        sources=sources,
+        categories=(
+            CategoryConfig(id="news", title="News"),
+            CategoryConfig(id="science", title="Science"),
+            CategoryConfig(id="quiet", title="Quiet"),
+        ),
+    )
+    settings = replace(
+        Settings.from_env({}),
+        clustering="exact",
+        poll_processes=0,
+        host_delay=0.0,
+        connect_timeout=2,
+        read_timeout=2,
+        fetch_deadline=5,
+        feed_recheck_seconds=3600,
+    )
     service = Service(settings, store, catalog)
     try:
         first = service.poll()
         assert {o.source_id: o.result for o in first.outcomes} == {
-            "a": "updated", "b": "updated", "c": "updated", "missing": "error",
-            "gone": "error"}
+            "a": "updated",
+            "b": "updated",
+            "c": "updated",
+            "missing": "error",
+            "gone": "error",
+        }
         service.cluster()
         # c grows by a copy of a1 (same link): the second poll merges it into a1's story.
-        feed_server.set("/c.xml", Resource(body=rss("C", [
-            *first_c, item("c3", base - timedelta(hours=4), link="https://n.example/shared")]),
-            auto_validators=False))
+        feed_server.set(
+            "/c.xml",
+            Resource(
+                body=rss(
+                    "C",
+                    [
+                        *first_c,
+                        item("c3", base - timedelta(hours=4), link="https://n.example/shared"),
+                    ],
+                ),
+                auto_validators=False,
+            ),
+        )
         second = service.poll()
         assert {o.source_id: o.result for o in second.outcomes} == {
-            "a": "not_modified", "b": "not_modified", "c": "updated", "missing": "error"}
+            "a": "not_modified",
+            "b": "not_modified",
+            "c": "updated",
+            "missing": "error",
+        }
         service.cluster()
         yield service, base
     finally:
@@ -130,14 +180,20 @@ def test_metrics_after_polls(history: tuple[Service, datetime], store: Store) ->
     age = "aggregator_category_newest_item_age_seconds"
     assert value(samples, age, category="news") == news_age
     assert value(samples, age, category="science") == science_age
-    assert not any(name == age and dict(labels).get("category") == "quiet"
-                   for name, labels in samples)  # nothing in it yet: no age to report
+    assert not any(
+        name == age and dict(labels).get("category") == "quiet" for name, labels in samples
+    )  # nothing in it yet: no age to report
 
-    by_state = {state: value(samples, "aggregator_sources", state=state)
-                for state in ("active", "paused", "gone", "removed")}
+    by_state = {
+        state: value(samples, "aggregator_sources", state=state)
+        for state in ("active", "paused", "gone", "removed")
+    }
     assert by_state == {"active": 4, "paused": 1, "gone": 1, "removed": 0}
-    active_due = [s.next_check_at for s in store.sources()
-                  if s.state == "active" and s.next_check_at is not None]
+    active_due = [
+        s.next_check_at
+        for s in store.sources()
+        if s.state == "active" and s.next_check_at is not None
+    ]
     assert len(active_due) == 4
     expected_lag = (later - min(active_due)).total_seconds()
     assert value(samples, "aggregator_scheduler_lag_seconds") == pytest.approx(expected_lag)
@@ -159,8 +215,9 @@ def test_each_app_has_its_own_registry(store: Store) -> None:
     catalog = Catalog(sources=(), categories=(CategoryConfig(id="news", title="News"),))
     # No watcher: only requests render, so one app's work shows in its own scrape only.
     settings = replace(Settings.from_env({}), feed_recheck_seconds=0)
-    apps = [create_app(store=store, outputs=make_outputs(settings, store, catalog))
-            for _ in range(2)]
+    apps = [
+        create_app(store=store, outputs=make_outputs(settings, store, catalog)) for _ in range(2)
+    ]
     with serve_app(apps[0]) as first, serve_app(apps[1]) as second:
         requests.get(f"{first}/feeds/news.atom", timeout=10)
         one, other = scrape(first), scrape(second)

@@ -32,10 +32,15 @@ languages = ["en", "fr"]
 
 
 def news_catalog() -> Catalog:
-    sources = (source("en-a"), source("en-b"), source("fr-a", language="fr"),
-               source("de-a", language="de"))
-    category = CategoryConfig(id="news", title="News", description="All the news",
-                              languages=("en", "fr"))
+    sources = (
+        source("en-a"),
+        source("en-b"),
+        source("fr-a", language="fr"),
+        source("de-a", language="de"),
+    )
+    category = CategoryConfig(
+        id="news", title="News", description="All the news", languages=("en", "fr")
+    )
     return Catalog(sources=sources, categories=(category,))
 
 
@@ -49,9 +54,16 @@ class Newsroom:
 
     def poll(self, source_id: str, *entries: NormalizedEntry) -> None:
         self.clock += timedelta(hours=1)
-        self.store.save_poll(source_id, fetched(), body_hash=None, feed_title=None,
-                             feed_link=None, entries=[(e, [match("news")]) for e in entries],
-                             next_check_at=self.clock, now=self.clock)
+        self.store.save_poll(
+            source_id,
+            fetched(),
+            body_hash=None,
+            feed_title=None,
+            feed_link=None,
+            entries=[(e, [match("news")]) for e in entries],
+            next_check_at=self.clock,
+            now=self.clock,
+        )
         settle(self.store)
 
     def story(self, key: str) -> None:
@@ -59,11 +71,18 @@ class Newsroom:
         self.poll("en-a", entry(key, published_at=when, updated_at=when))
 
 
-def outputs_for(store: Store, archive_dir: Path | None = None, *, feed_size: int = 3,
-                **options: object) -> Outputs:
-    return Outputs(store=store, catalog=news_catalog(), base_url=BASE,
-                   tag_authority="agg.example", feed_size=feed_size, archive_dir=archive_dir,
-                   **options)  # type: ignore[arg-type]
+def outputs_for(
+    store: Store, archive_dir: Path | None = None, *, feed_size: int = 3, **options: object
+) -> Outputs:
+    return Outputs(
+        store=store,
+        catalog=news_catalog(),
+        base_url=BASE,
+        tag_authority="agg.example",
+        feed_size=feed_size,
+        archive_dir=archive_dir,
+        **options,  # type: ignore[arg-type]
+    )
 
 
 def test_a_request_renders_nothing_when_nothing_changed(store: Store) -> None:
@@ -119,7 +138,8 @@ def _archives(outputs: Outputs, pages: int) -> dict[str, bytes]:
 
 
 def test_archives_stay_byte_identical_after_new_stories_and_new_versions(
-        store: Store, tmp_path: Path) -> None:
+    store: Store, tmp_path: Path
+) -> None:
     room = Newsroom(store)
     for n in range(7):
         room.story(f"s{n}")
@@ -136,10 +156,12 @@ def test_archives_stay_byte_identical_after_new_stories_and_new_versions(
 
     # A French version joins a story of page 0, its English text is edited, and six more
     # stories arrive: the live feed moves on, the complete pages do not.
-    room.poll("fr-a", entry("s0-fr", url="https://news.example/s0", language="fr",
-                            title="Titre s0"))
-    room.poll("en-a", entry("s0", title="Title s0, edited",
-                            updated_at=room.clock + timedelta(minutes=5)))
+    room.poll(
+        "fr-a", entry("s0-fr", url="https://news.example/s0", language="fr", title="Titre s0")
+    )
+    room.poll(
+        "en-a", entry("s0", title="Title s0, edited", updated_at=room.clock + timedelta(minutes=5))
+    )
     for n in range(7, 13):
         room.story(f"s{n}")
     assert _archives(outputs, 2) == before
@@ -150,7 +172,8 @@ def test_archives_stay_byte_identical_after_new_stories_and_new_versions(
     assert _archives(restarted, 4) == after
     live = feedparser.parse(restarted.document("feeds/news.atom").body)  # type: ignore[union-attr]
     assert {link.rel: link.href for link in live.feed.links}["prev-archive"] == (
-        f"{BASE}/feeds/news/archive/3.atom")
+        f"{BASE}/feeds/news/archive/3.atom"
+    )
     # Every story is in the live feed or an archive, each archive page once.
     ids = {e.id for e in live.entries}
     for page in range(4):
@@ -169,8 +192,12 @@ def test_archive_pages_link_back_and_forward_and_validate_as_json_feed(store: St
     assert rels["current"] == f"{BASE}/feeds/news.atom"
     assert rels["prev-archive"] == f"{BASE}/feeds/news/archive/0.atom"
     assert rels["next-archive"] == f"{BASE}/feeds/news/archive/2.atom"
-    for path in ("feeds/news.json", "feeds/news.fr.json", "feeds/news/archive/0.json",
-                 "feeds/news/archive/1.fr.json"):
+    for path in (
+        "feeds/news.json",
+        "feeds/news.fr.json",
+        "feeds/news/archive/0.json",
+        "feeds/news/archive/1.fr.json",
+    ):
         json_feed(outputs.document(path).body)  # type: ignore[union-attr]
     live = json_feed(outputs.document("feeds/news.json").body)  # type: ignore[union-attr]
     assert live["next_url"] == f"{BASE}/feeds/news/archive/1.json"
@@ -190,30 +217,51 @@ def test_item_id_stays_while_french_then_german_versions_join(store: Store) -> N
 
     # The French version was published two hours later: the story's news is that recent.
     later = NOW + timedelta(hours=2)
-    room.poll("fr-a", entry("plan-fr", url=url, language="fr",
-                            title="La Corée dévoile son plan IA", published_at=later,
-                            updated_at=later))
+    room.poll(
+        "fr-a",
+        entry(
+            "plan-fr",
+            url=url,
+            language="fr",
+            title="La Corée dévoile son plan IA",
+            published_at=later,
+            updated_at=later,
+        ),
+    )
     with_fr = atom("feeds/news.atom").entries[0]
     assert with_fr.id == first.id
     assert with_fr.title == "Korea unveils AI plan"
     assert with_fr.updated_parsed > first.updated_parsed
     assert with_fr.updated_parsed[:6] == later.timetuple()[:6]
     assert [(link.rel, link.get("hreflang")) for link in with_fr.links] == [
-        ("alternate", "en"), ("related", "fr")]
+        ("alternate", "en"),
+        ("related", "fr"),
+    ]
     assert with_fr.link == with_fr.links[0].href
     french = atom("feeds/news.fr.atom").entries
     assert [(e.id, e.title) for e in french] == [(first.id, "La Corée dévoile son plan IA")]
     assert french[0].links[0].href == url
 
     latest = NOW + timedelta(hours=3)
-    room.poll("de-a", entry("plan-de", url=url, language="de",
-                            title="Korea stellt KI-Plan vor", published_at=latest,
-                            updated_at=latest))
+    room.poll(
+        "de-a",
+        entry(
+            "plan-de",
+            url=url,
+            language="de",
+            title="Korea stellt KI-Plan vor",
+            published_at=latest,
+            updated_at=latest,
+        ),
+    )
     for path in ("feeds/news.atom", "feeds/news.rss", "feeds/news.fr.atom"):
         assert [e.id for e in atom(path).entries] == [first.id], path
     with_de = atom("feeds/news.atom").entries[0]
     assert [(link.rel, link.get("hreflang")) for link in with_de.links] == [
-        ("alternate", "en"), ("related", "fr"), ("related", "de")]
+        ("alternate", "en"),
+        ("related", "fr"),
+        ("related", "de"),
+    ]
     assert with_de.updated_parsed > with_fr.updated_parsed
     assert "Deutsch (de-a)" in with_de.summary
     assert atom("feeds/news.fr.atom").entries[0].title == "La Corée dévoile son plan IA"
@@ -224,10 +272,11 @@ def test_item_id_stays_while_french_then_german_versions_join(store: Store) -> N
 
 def test_language_variant_omits_or_falls_back_as_configured(store: Store) -> None:
     room = Newsroom(store)
-    room.poll("en-a", entry("only-en", url="https://news.example/only-en",
-                            title="Only in English"))
-    room.poll("fr-a", entry("fr", url="https://news.example/fr", language="fr",
-                            title="Seulement en français"))
+    room.poll("en-a", entry("only-en", url="https://news.example/only-en", title="Only in English"))
+    room.poll(
+        "fr-a",
+        entry("fr", url="https://news.example/fr", language="fr", title="Seulement en français"),
+    )
     omit = outputs_for(store, feed_size=50)
     fallback = outputs_for(store, feed_size=50, variant_fallback=True)
 
@@ -250,8 +299,9 @@ def test_language_variant_omits_or_falls_back_as_configured(store: Store) -> Non
     def with_variants(mode: str) -> Catalog:
         catalog = news_catalog()
         [category] = catalog.categories
-        return dataclasses.replace(catalog, categories=(
-            dataclasses.replace(category, variants=mode),))
+        return dataclasses.replace(
+            catalog, categories=(dataclasses.replace(category, variants=mode),)
+        )
 
     own_fallback = outputs_for(store, feed_size=50)
     own_fallback.use_catalog(with_variants("fallback"))
@@ -263,19 +313,23 @@ def test_language_variant_omits_or_falls_back_as_configured(store: Store) -> Non
 
 @pytest.mark.slow
 def test_publish_out_writes_archives_pages_and_only_what_changed(
-        store: Store, tmp_path: Path) -> None:
+    store: Store, tmp_path: Path
+) -> None:
     room = Newsroom(store)
     for n in range(4):
         room.story(f"s{n}")
-    sources = "".join(f'[[source]]\nid = "{s.id}"\nurl = "{s.url}"\ncategories = ["news"]\n'
-                      for s in news_catalog().sources)
+    sources = "".join(
+        f'[[source]]\nid = "{s.id}"\nurl = "{s.url}"\ncategories = ["news"]\n'
+        for s in news_catalog().sources
+    )
     config = write_config(tmp_path / "config", sources, CATEGORIES)
     url = str(store.engine.url.render_as_string(hide_password=False))
     env_dir = tmp_path / "archives"
     options = ["--config", str(config), "--database", url]
     out = tmp_path / "site"
-    env = cli_env(AGGREGATOR_FEED_SIZE="3", AGGREGATOR_ARCHIVE_DIR=str(env_dir),
-                  AGGREGATOR_BASE_URL=BASE)
+    env = cli_env(
+        AGGREGATOR_FEED_SIZE="3", AGGREGATOR_ARCHIVE_DIR=str(env_dir), AGGREGATOR_BASE_URL=BASE
+    )
     first = aggregator("publish", "--out", str(out), *options, env=env)
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert "index.html" in written
@@ -307,10 +361,18 @@ def test_updated_is_the_news_time_not_the_processing_time(store: Store) -> None:
     old = NOW - timedelta(days=30)
     newest = old + timedelta(hours=5)
     url = "https://news.example/old"
-    room.poll("en-a", entry("old-en", url=url, title="Old news", published_at=old,
-                            updated_at=old))
-    room.poll("fr-a", entry("old-fr", url=url, language="fr", title="Vieilles nouvelles",
-                            published_at=old + timedelta(hours=1), updated_at=newest))
+    room.poll("en-a", entry("old-en", url=url, title="Old news", published_at=old, updated_at=old))
+    room.poll(
+        "fr-a",
+        entry(
+            "old-fr",
+            url=url,
+            language="fr",
+            title="Vieilles nouvelles",
+            published_at=old + timedelta(hours=1),
+            updated_at=newest,
+        ),
+    )
     (stored,) = store.category_stories("news", 10)
     assert stored.updated_at > NOW  # the store's own time: when the French version came
     outputs = outputs_for(store, feed_size=50)
@@ -341,8 +403,10 @@ def test_updated_is_the_news_time_not_the_processing_time(store: Store) -> None:
 def test_publish_out_needs_a_public_url(store: Store, tmp_path: Path) -> None:
     """Static files are served from elsewhere: links to the local server would be wrong."""
     Newsroom(store).story("s0")
-    sources = "".join(f'[[source]]\nid = "{s.id}"\nurl = "{s.url}"\ncategories = ["news"]\n'
-                      for s in news_catalog().sources)
+    sources = "".join(
+        f'[[source]]\nid = "{s.id}"\nurl = "{s.url}"\ncategories = ["news"]\n'
+        for s in news_catalog().sources
+    )
     config = write_config(tmp_path / "config", sources, CATEGORIES)
     url = str(store.engine.url.render_as_string(hide_password=False))
     out = tmp_path / "site"
@@ -366,8 +430,12 @@ def test_site_title_and_description_and_index_headlines(store: Store) -> None:
     room = Newsroom(store)
     for n in range(7):
         room.story(f"s{n}")
-    outputs = outputs_for(store, feed_size=50, site_title="Policy Watch & Co",
-                          site_description="AI policy news in three languages")
+    outputs = outputs_for(
+        store,
+        feed_size=50,
+        site_title="Policy Watch & Co",
+        site_description="AI policy news in three languages",
+    )
 
     def body(path: str) -> str:
         document = outputs.document(path)
@@ -379,8 +447,9 @@ def test_site_title_and_description_and_index_headlines(store: Store) -> None:
     assert "<p>AI policy news in three languages</p>" in index
     # The newest five headlines of the category, newest first, each linking its article.
     headlines = [f"Title s{n}" for n in (6, 5, 4, 3, 2)]
-    positions = [index.index(f'<a href="https://news.example/s{n}">Title s{n}</a>')
-                 for n in (6, 5, 4, 3, 2)]
+    positions = [
+        index.index(f'<a href="https://news.example/s{n}">Title s{n}</a>') for n in (6, 5, 4, 3, 2)
+    ]
     assert positions == sorted(positions), headlines
     assert "Title s1" not in index
     assert "Policy Watch &amp; Co" in body("categories/news.html")
@@ -388,31 +457,33 @@ def test_site_title_and_description_and_index_headlines(store: Store) -> None:
     assert opml.findtext("head/title") == "Policy Watch & Co"
     atom_feed = feedparser.parse(body("feeds/news.atom"))
     assert atom_feed.feed.author == "Policy Watch & Co"
-    assert json_feed(body("feeds/news.json").encode())["authors"] == [
-        {"name": "Policy Watch & Co"}]
+    assert json_feed(body("feeds/news.json").encode())["authors"] == [{"name": "Policy Watch & Co"}]
 
 
 def test_site_title_setting_reaches_the_outputs() -> None:
     from aggregator.errors import ConfigError
     from aggregator.settings import Settings
 
-    settings = Settings.from_env({"AGGREGATOR_SITE_TITLE": "  Policy   Watch ",
-                                  "AGGREGATOR_SITE_DESCRIPTION": "News"})
+    settings = Settings.from_env(
+        {"AGGREGATOR_SITE_TITLE": "  Policy   Watch ", "AGGREGATOR_SITE_DESCRIPTION": "News"}
+    )
     assert (settings.site_title, settings.site_description) == ("Policy Watch", "News")
     assert Settings.from_env({}).site_title == "Aggregator feeds"
     with pytest.raises(ConfigError, match="AGGREGATOR_SITE_TITLE"):
         Settings.from_env({"AGGREGATOR_SITE_TITLE": "x" * 301})
 
 
-def test_each_language_has_its_page_and_the_variants_use_the_translated_title(
-        store: Store) -> None:
+def test_each_language_has_its_page_and_the_variants_use_the_translated_title(store: Store) -> None:
     room = Newsroom(store)
-    room.poll("fr-a", entry("fr", url="https://news.example/fr", language="fr",
-                            title="Seulement en français"))
+    room.poll(
+        "fr-a",
+        entry("fr", url="https://news.example/fr", language="fr", title="Seulement en français"),
+    )
     catalog = news_catalog()
     [category] = catalog.categories
-    translated = dataclasses.replace(category, translations=(
-        CategoryText("fr", "Actualités", "Toutes les nouvelles"),))
+    translated = dataclasses.replace(
+        category, translations=(CategoryText("fr", "Actualités", "Toutes les nouvelles"),)
+    )
     outputs = outputs_for(store, feed_size=50)
     outputs.use_catalog(dataclasses.replace(catalog, categories=(translated,)))
     page = outputs.document("categories/news.fr.html")

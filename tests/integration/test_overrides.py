@@ -19,16 +19,24 @@ from tests.support.builders import NOW, catalog, entry, fetched, match, settle, 
 
 
 def _save(store: Store, source_id: str, *entries: NormalizedEntry) -> None:
-    store.save_poll(source_id, fetched(), body_hash=None, feed_title="Feed", feed_link=None,
-                    entries=[(e, [match("news")]) for e in entries],
-                    next_check_at=NOW + timedelta(minutes=30), now=NOW)
+    store.save_poll(
+        source_id,
+        fetched(),
+        body_hash=None,
+        feed_title="Feed",
+        feed_link=None,
+        entries=[(e, [match("news")]) for e in entries],
+        next_check_at=NOW + timedelta(minutes=30),
+        now=NOW,
+    )
     settle(store)
 
 
 def _stories(store: Store) -> dict[str, tuple[int, str]]:
     """entry title → (story id, story uid) as the outputs show them."""
-    return {e.title: (s.story_id, s.uid) for s in store.category_stories("news", 50)
-            for e in s.entries}
+    return {
+        e.title: (s.story_id, s.uid) for s in store.category_stories("news", 50) for e in s.entries
+    }
 
 
 def _ids(store: Store) -> dict[str, int]:
@@ -39,8 +47,12 @@ def _ids(store: Store) -> dict[str, int]:
 @pytest.fixture
 def filled(store: Store) -> Store:
     store.sync_sources(catalog(source("a"), source("b")), NOW)
-    _save(store, "a", entry("1", title="Old story", published_at=NOW - timedelta(hours=2)),
-          entry("2", title="New story"))
+    _save(
+        store,
+        "a",
+        entry("1", title="Old story", published_at=NOW - timedelta(hours=2)),
+        entry("2", title="New story"),
+    )
     _save(store, "b", entry("3", title="Copy of old", url="https://news.example/1"))
     return store
 
@@ -49,8 +61,9 @@ def test_merge_keeps_the_older_story_and_survives_reclustering(filled: Store) ->
     before = _stories(filled)
     old_id, old_uid = before["Old story"]
     new_id, _ = before["New story"]
-    override = filled.add_override("merge", by="ed", now=NOW, story_id=old_id,
-                                   other_story_id=new_id, note="same event")
+    override = filled.add_override(
+        "merge", by="ed", now=NOW, story_id=old_id, other_story_id=new_id, note="same event"
+    )
     after = _stories(filled)
     assert after["New story"] == after["Old story"] == (old_id, old_uid)
     assert after["Copy of old"] == (old_id, old_uid)
@@ -61,9 +74,10 @@ def test_merge_keeps_the_older_story_and_survives_reclustering(filled: Store) ->
     assert filled.reset_clustering(NOW) == 3  # the three entries wait for the stage again
     assert _stories(filled)["New story"] == (old_id, old_uid)
     with filled.engine.connect() as connection:
-        merged = connection.execute(sa.text(
-            "SELECT merged_into_id, merged_by, entry_count FROM stories WHERE id = :id"),
-            {"id": new_id}).one()
+        merged = connection.execute(
+            sa.text("SELECT merged_into_id, merged_by, entry_count FROM stories WHERE id = :id"),
+            {"id": new_id},
+        ).one()
     assert tuple(merged) == (old_id, "editor", 0)
 
 
@@ -104,25 +118,39 @@ def test_bad_overrides_are_refused(filled: Store) -> None:
 
 # -- corrections editors make from the CLI, the API and the admin pages ----------------------
 
+
 def _two_categories(store: Store) -> dict[str, int]:
     """Stories in "news" (every source) and "tech" (source t only); title → entry id."""
-    store.sync_sources(catalog(source("a"), source("b"), source("t", categories=("tech",)),
-                               categories=("news", "tech")), NOW)
+    store.sync_sources(
+        catalog(
+            source("a"), source("b"), source("t", categories=("tech",)), categories=("news", "tech")
+        ),
+        NOW,
+    )
     hours = iter(range(10, 0, -1))
 
     def save(source_id: str, category: str, *entries: NormalizedEntry) -> None:
-        store.save_poll(source_id, fetched(), body_hash=None, feed_title="Feed", feed_link=None,
-                        entries=[(e, [match(category, f"rule of {category}")])
-                                 for e in entries],
-                        next_check_at=NOW + timedelta(minutes=30), now=NOW)
+        store.save_poll(
+            source_id,
+            fetched(),
+            body_hash=None,
+            feed_title="Feed",
+            feed_link=None,
+            entries=[(e, [match(category, f"rule of {category}")]) for e in entries],
+            next_check_at=NOW + timedelta(minutes=30),
+            now=NOW,
+        )
 
     def at(key: str, title: str, **fields: object) -> NormalizedEntry:
-        return entry(key, title=title, published_at=NOW - timedelta(hours=next(hours)),
-                     **fields)
+        return entry(key, title=title, published_at=NOW - timedelta(hours=next(hours)), **fields)
 
     save("a", "news", at("1", "Storm"), at("2", "Election"), at("3", "Strike"))
-    save("b", "news", at("4", "Storm copy", url="https://news.example/1"),
-         at("5", "Election copy", url="https://news.example/2"))
+    save(
+        "b",
+        "news",
+        at("4", "Storm copy", url="https://news.example/1"),
+        at("5", "Election copy", url="https://news.example/2"),
+    )
     save("t", "tech", at("6", "Chips"))
     settle(store)
     return _ids(store)
@@ -130,22 +158,27 @@ def _two_categories(store: Store) -> dict[str, int]:
 
 def _listing(store: Store, category: str) -> list[tuple[str, ...]]:
     """The category's stories in output order, each as its entries' titles."""
-    return [tuple(sorted(e.title for e in s.entries))
-            for s in store.category_stories(category, 50)]
+    return [tuple(sorted(e.title for e in s.entries)) for s in store.category_stories(category, 50)]
 
 
 def _story_rows(store: Store) -> dict[int, tuple[str, int | None, int]]:
     with store.engine.connect() as connection:
-        return {row.id: (row.uid, row.merged_into_id, row.entry_count)
-                for row in connection.execute(sa.text(
-                    "SELECT id, uid, merged_into_id, entry_count FROM stories"))}
+        return {
+            row.id: (row.uid, row.merged_into_id, row.entry_count)
+            for row in connection.execute(
+                sa.text("SELECT id, uid, merged_into_id, entry_count FROM stories")
+            )
+        }
 
 
 def _entry_rows(store: Store) -> dict[int, tuple[int, int, str | None]]:
     with store.engine.connect() as connection:
-        return {row.id: (row.story_id, row.origin_story_id, row.story_signal)
-                for row in connection.execute(sa.text(
-                    "SELECT id, story_id, origin_story_id, story_signal FROM entries"))}
+        return {
+            row.id: (row.story_id, row.origin_story_id, row.story_signal)
+            for row in connection.execute(
+                sa.text("SELECT id, story_id, origin_story_id, story_signal FROM entries")
+            )
+        }
 
 
 def test_undoing_a_merge_gives_the_merged_story_back_at_once(store: Store) -> None:
@@ -164,7 +197,8 @@ def test_undoing_a_merge_gives_the_merged_story_back_at_once(store: Store) -> No
     assert store.undo_override(override, by="ed2", now=NOW + timedelta(minutes=1))
     # Same ids, uids and members as before the merge: the output items are the same again.
     assert {k: v[:2] for k, v in _story_rows(store).items()} == {
-        k: v[:2] for k, v in stories_before.items()}
+        k: v[:2] for k, v in stories_before.items()
+    }
     assert _story_rows(store)[election][2] == 2
     assert _entry_rows(store) == entries_before
     assert ("Election", "Election copy") in _listing(store, "news")
@@ -177,7 +211,8 @@ def test_undoing_a_merge_gives_the_merged_story_back_at_once(store: Store) -> No
     ClusteringStage(store, semantic=False).run()
     assert _story_rows(store) == undone
     assert {k: v[:2] for k, v in _entry_rows(store).items()} == {
-        k: v[:2] for k, v in entries_before.items()}
+        k: v[:2] for k, v in entries_before.items()
+    }
 
 
 def test_undoing_nested_merges_in_any_order_restores_every_story(store: Store) -> None:
@@ -236,7 +271,10 @@ def test_pin_and_hide_in_a_category(store: Store) -> None:
     detail = store.story_detail(storm)
     assert detail is not None
     assert (detail.pinned_in, detail.hidden_in, detail.hidden_everywhere) == (
-        ("tech",), ("news",), True)
+        ("tech",),
+        ("news",),
+        True,
+    )
 
     for override in (everywhere, hide, pin):
         assert store.undo_override(override, by="ed", now=NOW)
@@ -266,12 +304,12 @@ def test_story_detail_explains_entries_categories_and_corrections(store: Store) 
     pin = store.pin_story(storm, "tech", by="ed", now=NOW)
     detail = store.story_detail(storm)
     assert detail is not None
-    assert [e.title for e in detail.entries] == ["Storm", "Election", "Storm copy",
-                                                 "Election copy"]
+    assert [e.title for e in detail.entries] == ["Storm", "Election", "Storm copy", "Election copy"]
     copy = next(e for e in detail.entries if e.title == "Storm copy")
     assert (copy.signal, copy.matched_entry_id) == ("url", ids["Storm"])
     assert [c.as_json() for c in copy.categories] == [
-        {"category": "news", "score": 1.0, "reason": "rule of news"}]
+        {"category": "news", "score": 1.0, "reason": "rule of news"}
+    ]
     assert [c.id for c in detail.corrections] == [merge, pin]
     data = detail.as_json()
     assert data["pinned_in"] == ["tech"]
@@ -291,21 +329,27 @@ def test_a_refused_correction_leaves_nothing_behind(store: Store) -> None:
     with pytest.raises(ValueError, match="no story 999999"):
         store.merge_stories(storm, 999_999, by="ed", now=NOW)
     with pytest.raises(ValueError, match="applies to every category"):
-        store.add_override("merge", by="ed", now=NOW, story_id=storm, other_story_id=storm,
-                           category="news")
+        store.add_override(
+            "merge", by="ed", now=NOW, story_id=storm, other_story_id=storm, category="news"
+        )
     assert not store.undo_override(999_999, by="ed", now=NOW)
     assert (_story_rows(store), _entry_rows(store)) == before
     assert store.overrides(include_undone=True) == []
 
 
-def test_outputs_rerender_and_the_open_archive_page_lets_hidden_stories_go(
-        store: Store) -> None:
+def test_outputs_rerender_and_the_open_archive_page_lets_hidden_stories_go(store: Store) -> None:
     ids = _two_categories(store)
     strike = _entry_rows(store)[ids["Strike"]][0]
-    cat = catalog(source("a"), source("b"), source("t", categories=("tech",)),
-                  categories=("news", "tech"))
-    outputs = Outputs(store=store, catalog=cat, base_url="https://agg.example",
-                      tag_authority="agg.example", feed_size=2)
+    cat = catalog(
+        source("a"), source("b"), source("t", categories=("tech",)), categories=("news", "tech")
+    )
+    outputs = Outputs(
+        store=store,
+        catalog=cat,
+        base_url="https://agg.example",
+        tag_authority="agg.example",
+        feed_size=2,
+    )
     first = outputs.document("feeds/news.json")
     assert first is not None
     pages = outputs.archives.page_count("news")
@@ -317,8 +361,10 @@ def test_outputs_rerender_and_the_open_archive_page_lets_hidden_stories_go(
     # The hidden story left the open page: it is not frozen into an archive page.
     assert outputs.archives.page_count("news") == pages
     for page in range(outputs.archives.page_count("news")):
-        assert all(s.uid != _story_rows(store)[strike][0]
-                   for s in outputs.archives.page("news", page) or ())
+        assert all(
+            s.uid != _story_rows(store)[strike][0]
+            for s in outputs.archives.page("news", page) or ()
+        )
     store.undo_override(hide, by="ed", now=NOW)
     again = outputs.document("feeds/news.json")
     assert again is not None
@@ -346,53 +392,87 @@ def test_splitting_out_the_entry_a_story_grew_from_keeps_the_story(store: Store)
     assert {after[ids[t]][:2] for t in ("Election", "Election copy")} == {(storm, storm)}
     assert {after[ids[t]][:2] for t in ("Storm", "Storm copy")} == {(new_story, new_story)}
     with store.engine.connect() as connection:
-        details = [json.loads(d) if isinstance(d, str) else d for d in connection.execute(
-            sa.text("SELECT detail FROM story_overrides WHERE kind = 'split' ORDER BY id"))
-            .scalars()]
+        details = [
+            json.loads(d) if isinstance(d, str) else d
+            for d in connection.execute(
+                sa.text("SELECT detail FROM story_overrides WHERE kind = 'split' ORDER BY id")
+            ).scalars()
+        ]
     # Split together, kept apart from what they left only.
     assert [sorted(d["apart"]) for d in details] == [
-        sorted([ids["Election"], ids["Election copy"]])] * 2
+        sorted([ids["Election"], ids["Election copy"]])
+    ] * 2
 
     store.reset_clustering(NOW)
     ClusteringStage(store, semantic=False).run()
-    assert {k: v[:2] for k, v in _entry_rows(store).items()} == {
-        k: v[:2] for k, v in after.items()}
+    assert {k: v[:2] for k, v in _entry_rows(store).items()} == {k: v[:2] for k, v in after.items()}
 
     for override in reversed(store.overrides()):
         if override.kind == "split":
             assert store.undo_override(override.id, by="ed", now=NOW)
     assert {k: v[:2] for k, v in _entry_rows(store).items()} == {
-        k: v[:2] for k, v in before.items()}
+        k: v[:2] for k, v in before.items()
+    }
 
 
 def test_newest_first_walk_lists_what_the_membership_query_lists(
-        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The outputs' listing found by walking the newest stories (``_newest_in_category``)
     and by reading the category's membership are the same stories in the same order, with
     pins, hides, a merge, unsettled stories, equal publication times and a small category."""
-    store.sync_sources(catalog(source("a"), source("b"), categories=("news", "tech", "rare")),
-                       NOW)
+    store.sync_sources(catalog(source("a"), source("b"), categories=("news", "tech", "rare")), NOW)
     entries = []
     for i in range(24):
         # Pairs share a publication time, so the order between them is the story id's.
-        cats = [match("news")] + ([match("tech")] if i % 3 == 0 else []) + (
-            [match("rare")] if i == 7 else [])
-        entries.append((entry(f"w{i}", title=f"Story {i} about things number {i}",
-                              published_at=NOW - timedelta(hours=i // 2)), cats))
-    store.save_poll("a", fetched(), body_hash=None, feed_title="Feed", feed_link=None,
-                    entries=entries, next_check_at=NOW + timedelta(minutes=30), now=NOW)
+        cats = (
+            [match("news")]
+            + ([match("tech")] if i % 3 == 0 else [])
+            + ([match("rare")] if i == 7 else [])
+        )
+        entries.append(
+            (
+                entry(
+                    f"w{i}",
+                    title=f"Story {i} about things number {i}",
+                    published_at=NOW - timedelta(hours=i // 2),
+                ),
+                cats,
+            )
+        )
+    store.save_poll(
+        "a",
+        fetched(),
+        body_hash=None,
+        feed_title="Feed",
+        feed_link=None,
+        entries=entries,
+        next_check_at=NOW + timedelta(minutes=30),
+        now=NOW,
+    )
     settle(store)
     # Stored after the stage ran: their stories stay unsettled, in no listing.
-    store.save_poll("b", fetched(), body_hash=None, feed_title="Feed", feed_link=None,
-                    entries=[(entry("late", title="Not decided yet"), [match("news")])],
-                    next_check_at=NOW + timedelta(minutes=30), now=NOW)
+    store.save_poll(
+        "b",
+        fetched(),
+        body_hash=None,
+        feed_title="Feed",
+        feed_link=None,
+        entries=[(entry("late", title="Not decided yet"), [match("news")])],
+        next_check_at=NOW + timedelta(minutes=30),
+        now=NOW,
+    )
     story = {title: entry_story for title, (entry_story, _) in _entry_titles(store).items()}
     store.pin_story(story["Story 20 about things number 20"], "tech", by="ed", now=NOW)
     store.pin_story(story["Story 5 about things number 5"], "news", by="ed", now=NOW)
     store.hide_story(story["Story 3 about things number 3"], "tech", by="ed", now=NOW)
     store.hide_story(story["Story 2 about things number 2"], None, by="ed", now=NOW)
-    store.merge_stories(story["Story 4 about things number 4"],
-                        story["Story 9 about things number 9"], by="ed", now=NOW)
+    store.merge_stories(
+        story["Story 4 about things number 4"],
+        story["Story 9 about things number 9"],
+        by="ed",
+        now=NOW,
+    )
 
     def listing(category: str, limit: int) -> list[int]:
         return [s.story_id for s in store.category_stories(category, limit)]
@@ -416,5 +496,7 @@ def test_newest_first_walk_lists_what_the_membership_query_lists(
 def _entry_titles(store: Store) -> dict[str, tuple[int, int]]:
     """entry title → (story id, entry id)."""
     with store.engine.connect() as connection:
-        return {row.title: (row.story_id, row.id) for row in connection.execute(
-            sa.text("SELECT title, story_id, id FROM entries"))}
+        return {
+            row.title: (row.story_id, row.id)
+            for row in connection.execute(sa.text("SELECT title, story_id, id FROM entries"))
+        }

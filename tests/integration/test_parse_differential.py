@@ -25,9 +25,16 @@ from aggregator.types import ParsedFeed
 from tests.integration.test_corpus import CORPUS, NOT_DOCUMENTS, load
 from tests.support.shared import require_shared
 
-FOLDERS = ("feedparser-tests", "feedvalidator-testcases", "fastfeedparser-realworld",
-           "rss-parser-inputs", "node-feedparser-feeds", "feed-rs-fixtures", "miniflux-testdata",
-           "opml-awesome-rss-feeds")
+FOLDERS = (
+    "feedparser-tests",
+    "feedvalidator-testcases",
+    "fastfeedparser-realworld",
+    "rss-parser-inputs",
+    "node-feedparser-feeds",
+    "feed-rs-fixtures",
+    "miniflux-testdata",
+    "opml-awesome-rss-feeds",
+)
 
 
 def _ours(body: bytes, url: str, headers: dict[str, str]) -> tuple[ParsedFeed | str, Any]:
@@ -52,11 +59,13 @@ def _typed(value: Any) -> Any:
     return value
 
 
-def _plain(body: bytes, url: str, headers: dict[str, str],
-           monkeypatch: pytest.MonkeyPatch) -> tuple[ParsedFeed | str, Any]:
+def _plain(
+    body: bytes, url: str, headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[ParsedFeed | str, Any]:
     with monkeypatch.context() as patched:
-        patched.setattr(feedparser.mixin, "make_safe_absolute_uri",
-                        parse._fp_make_safe_absolute_uri)
+        patched.setattr(
+            feedparser.mixin, "make_safe_absolute_uri", parse._fp_make_safe_absolute_uri
+        )
         patched.setattr(feedparser.mixin, "_urljoin", parse._fp_urljoin)
         for name, method in parse._fp_dict_methods.items():
             patched.setattr(FeedParserDict, name, method)
@@ -75,25 +84,34 @@ def test_the_shortcuts_are_installed() -> None:
     assert feedparser.mixin._cp1252 is not parse._fp_cp1252
 
 
-def test_an_absolute_url_under_the_sentinel_is_returned_as_written_and_others_are_joined(
-) -> None:
+def test_an_absolute_url_under_the_sentinel_is_returned_as_written_and_others_are_joined() -> None:
     base = parse._SENTINEL_BASE
-    for uri in ("https://example.com/a?b=1#c", "http://example.com", "https://h/é",
-                "https:///triple", "https://[::1/", "/relative", "mailto:x@example.com",
-                " https://lead.example/space"):
+    for uri in (
+        "https://example.com/a?b=1#c",
+        "http://example.com",
+        "https://h/é",
+        "https:///triple",
+        "https://[::1/",
+        "/relative",
+        "mailto:x@example.com",
+        " https://lead.example/space",
+    ):
         assert parse._urljoin(base, uri) == parse._fp_urljoin(base, uri), uri
-    assert parse._urljoin("https://real.example/feed", "https://a.example/x") == \
-        parse._fp_urljoin("https://real.example/feed", "https://a.example/x")
+    assert parse._urljoin("https://real.example/feed", "https://a.example/x") == parse._fp_urljoin(
+        "https://real.example/feed", "https://a.example/x"
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.shared
 @pytest.mark.parametrize("folder", FOLDERS)
 def test_every_document_parses_the_same_as_with_plain_feedparser(
-        folder: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = require_shared(CORPUS)
-    paths = sorted(p for p in (root / folder).rglob("*")
-                   if p.is_file() and p.suffix not in NOT_DOCUMENTS)
+    paths = sorted(
+        p for p in (root / folder).rglob("*") if p.is_file() and p.suffix not in NOT_DOCUMENTS
+    )
     if not paths:
         pytest.fail(f"{root / folder} holds no documents")
     differing: list[str] = []
@@ -104,4 +122,3 @@ def test_every_document_parses_the_same_as_with_plain_feedparser(
         if _ours(body, url, headers) != _plain(body, url, headers, monkeypatch):
             differing.append(relative)
     assert not differing, f"{len(differing)} of {len(paths)} differ: {differing[:10]}"
-

@@ -265,8 +265,14 @@ def test_worker_processes_record_the_same_kinds(
     catalog = _catalog(
         {name: feed_server.url(f"/{name}.xml") for name in ("broken", "unreadable", "quiet")}
     )
-    for refresher in _refresher(store, catalog, clock, processes=2, process_min_urls=1,
-                                fetcher_factory=partial(fetcher_from_settings, _settings())):
+    for refresher in _refresher(
+        store,
+        catalog,
+        clock,
+        processes=2,
+        process_min_urls=1,
+        fetcher_factory=partial(fetcher_from_settings, _settings()),
+    ):
         assert _poll_due(refresher, clock) == dict.fromkeys(
             ("broken", "unreadable", "quiet"), "error"
         )

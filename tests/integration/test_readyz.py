@@ -24,7 +24,8 @@ from tests.support.webserver import serve_app
 
 CATALOG = Catalog(
     sources=(SourceConfig(id="s", url="https://feeds.example/s.xml", categories=("news",)),),
-    categories=(CategoryConfig(id="news", title="News"),))
+    categories=(CategoryConfig(id="news", title="News"),),
+)
 # No output watcher: it would only log the outage in the background.
 SETTINGS = replace(Settings.from_env({}), feed_recheck_seconds=0)
 
@@ -36,8 +37,9 @@ def ready(base: str) -> tuple[int, dict[str, Any]]:
 
 
 def serve(store: Store, readiness: Readiness) -> Any:
-    app = create_app(store=store, outputs=make_outputs(SETTINGS, store, CATALOG),
-                     readiness=readiness)
+    app = create_app(
+        store=store, outputs=make_outputs(SETTINGS, store, CATALOG), readiness=readiness
+    )
     return serve_app(app)
 
 
@@ -50,11 +52,17 @@ def test_unready_while_postgresql_is_down_and_ready_when_it_returns() -> None:
         readiness = Readiness(store, max_lag_seconds=3600)
         try:
             with serve(store, readiness) as base:
-                assert ready(base) == (200, {
-                    "status": "ready", "failed": [],
-                    "checks": {"database": {"ok": True, "detail": "answered"},
-                               "lag": {"ok": True,
-                                       "detail": "the most overdue source is 0 s late"}}})
+                assert ready(base) == (
+                    200,
+                    {
+                        "status": "ready",
+                        "failed": [],
+                        "checks": {
+                            "database": {"ok": True, "detail": "answered"},
+                            "lag": {"ok": True, "detail": "the most overdue source is 0 s late"},
+                        },
+                    },
+                )
                 cluster.stop()
                 status, body = ready(base)
                 assert status == 503
@@ -81,7 +89,8 @@ def test_unready_when_sources_are_overdue_past_the_limit(sqlite_store: Store) ->
             status, body = ready(base)
         assert (status, body["failed"]) == (503, ["lag"])
         assert body["checks"]["lag"]["detail"] == (
-            "the most overdue source is 7200 s late (limit 3600 s)")
+            "the most overdue source is 7200 s late (limit 3600 s)"
+        )
         assert lenient.check().ready
     finally:
         strict.close()
@@ -92,8 +101,7 @@ def test_the_scheduler_heartbeat(sqlite_store: Store) -> None:
     now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
     metrics = Metrics()
     clock = [now]
-    readiness = Readiness(sqlite_store, metrics=metrics, tick_seconds=60,
-                          clock=lambda: clock[0])
+    readiness = Readiness(sqlite_store, metrics=metrics, tick_seconds=60, clock=lambda: clock[0])
     try:
         report = readiness.check()
         assert report.as_json()["failed"] == ["scheduler"]
@@ -130,14 +138,17 @@ def test_a_tick_beats_the_heartbeat(sqlite_store: Store) -> None:
     sqlite_store.sync_sources(CATALOG, now + timedelta(hours=1))  # nothing due: no fetch
     metrics = Metrics()
     fetcher = make_fetcher(SETTINGS, now=lambda: now)
-    refresher = Refresher(store=sqlite_store, fetcher=fetcher, catalog=CATALOG, workers=1,
-                          clock=lambda: now)
+    refresher = Refresher(
+        store=sqlite_store, fetcher=fetcher, catalog=CATALOG, workers=1, clock=lambda: now
+    )
     try:
         assert metrics.heartbeat() == (None, False)
         assert tick(refresher, metrics) is None
         assert metrics.heartbeat() == (now, False)
-        assert metrics.registry.get_sample_value(
-            "aggregator_scheduler_last_tick_timestamp_seconds") == now.timestamp()
+        assert (
+            metrics.registry.get_sample_value("aggregator_scheduler_last_tick_timestamp_seconds")
+            == now.timestamp()
+        )
     finally:
         refresher.close()
         fetcher.close()

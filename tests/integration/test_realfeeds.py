@@ -92,13 +92,17 @@ def test_every_real_world_feed_keeps_its_entries_and_dates() -> None:
         republished = JUSTIFIED_REPUBLICATIONS.get(report.path, 0)
         expected = report.entries_in - report.empty - republished
         if (report.stored, report.republished, report.merged) != (expected, republished, 0):
-            problems.append(f"{report.path}: in {report.entries_in}, empty {report.empty}, "
-                            f"stored {report.stored}, republished {report.republished}, "
-                            f"merged {report.merged}")
+            problems.append(
+                f"{report.path}: in {report.entries_in}, empty {report.empty}, "
+                f"stored {report.stored}, republished {report.republished}, "
+                f"merged {report.merged}"
+            )
         if report.repoll_new or report.poll_dates or report.stored_poll_dates:
-            problems.append(f"{report.path}: re-poll new {report.repoll_new}, readable dates "
-                            f"undated {report.poll_dates} {report.examples}, stored with the "
-                            f"poll time {report.stored_poll_dates}")
+            problems.append(
+                f"{report.path}: re-poll new {report.repoll_new}, readable dates "
+                f"undated {report.poll_dates} {report.examples}, stored with the "
+                f"poll time {report.stored_poll_dates}"
+            )
     assert problems == []
 
 
@@ -114,9 +118,14 @@ def test_craigslist_titles_read_as_the_publisher_meant() -> None:
 
     path = require_shared(CORPUS) / "rss-parser-inputs" / "craigslist.rss"
     feed = parse_feed(path.read_bytes(), url="https://sfbay.craigslist.example/", headers={})
-    entries = normalize_feed(feed, feed_url="https://sfbay.craigslist.example/",
-                             source_language=None, now=datetime(2026, 1, 1, tzinfo=UTC))
+    entries = normalize_feed(
+        feed,
+        feed_url="https://sfbay.craigslist.example/",
+        source_language=None,
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+    )
     titles = [e.title for e in entries]
     assert titles[0] == (
-        "Bright, Spacious Beautiful Victorian (oakland north / temescal) $4300 3bd 1930ft2")
+        "Bright, Spacious Beautiful Victorian (oakland north / temescal) $4300 3bd 1930ft2"
+    )
     assert not [t for t in titles if "&#" in t or "<sup>" in t]

@@ -36,8 +36,9 @@ from aggregator.types import PollOutcome, SourceStatus
 from tests.support.builders import NOW
 from tests.support.feeds import rss
 
-ITEMS = [{"guid": f"g{i}", "title": f"Item {i}", "link": f"https://n.example/{i}"}
-         for i in range(3)]
+ITEMS = [
+    {"guid": f"g{i}", "title": f"Item {i}", "link": f"https://n.example/{i}"} for i in range(3)
+]
 
 
 class Clock:
@@ -55,23 +56,36 @@ def clock() -> Clock:
 
 def settings(**changes: object) -> Settings:
     base = Settings.from_env({})
-    return replace(base, host_delay=0.0, host_concurrency=4, connect_timeout=2,
-                   read_timeout=2, fetch_deadline=5, **changes)  # type: ignore[arg-type]
+    return replace(
+        base,
+        host_delay=0.0,
+        host_concurrency=4,
+        connect_timeout=2,
+        read_timeout=2,
+        fetch_deadline=5,
+        **changes,  # type: ignore[arg-type]
+    )
 
 
-def make_refresher(store: Store, server: FeedServer, clock: Clock, *paths: str,
-                   processes: int = 0) -> Iterator[Refresher]:
+def make_refresher(
+    store: Store, server: FeedServer, clock: Clock, *paths: str, processes: int = 0
+) -> Iterator[Refresher]:
     sources = tuple(
         SourceConfig(id=f"s{i}", url=server.url(path), categories=("all",))
-        for i, path in enumerate(paths))
+        for i, path in enumerate(paths)
+    )
     catalog = Catalog(sources=sources, categories=(CategoryConfig(id="all", title="All"),))
     store.sync_sources(catalog, clock.now)
-    refresher = Refresher(store=store, fetcher=make_fetcher(settings(), now=clock),
-                          catalog=catalog,
-                          workers=4, processes=processes,
-                          fetcher_factory=partial(fetcher_from_settings, settings()),
-                          process_min_urls=1,
-                          clock=clock)
+    refresher = Refresher(
+        store=store,
+        fetcher=make_fetcher(settings(), now=clock),
+        catalog=catalog,
+        workers=4,
+        processes=processes,
+        fetcher_factory=partial(fetcher_from_settings, settings()),
+        process_min_urls=1,
+        clock=clock,
+    )
     try:
         yield refresher
     finally:
@@ -88,8 +102,9 @@ def poll_all(refresher: Refresher, clock: Clock) -> dict[str, str]:
     return {o.source_id: o.result for o in refresher.poll(due).outcomes}
 
 
-def test_permanent_redirect_is_adopted_after_two_polls(store: Store, feed_server: FeedServer,
-                                                       clock: Clock) -> None:
+def test_permanent_redirect_is_adopted_after_two_polls(
+    store: Store, feed_server: FeedServer, clock: Clock
+) -> None:
     feed_server.set("/new.xml", Resource(body=rss("Moved", ITEMS)))
     feed_server.set("/old.xml", Resource(status=301, redirect_to="/new.xml"))
     for refresher in make_refresher(store, feed_server, clock, "/old.xml"):
@@ -108,8 +123,9 @@ def test_permanent_redirect_is_adopted_after_two_polls(store: Store, feed_server
         assert feed_server.count("/new.xml") == 1
 
 
-def test_temporary_redirect_is_followed_not_saved(store: Store, feed_server: FeedServer,
-                                                  clock: Clock) -> None:
+def test_temporary_redirect_is_followed_not_saved(
+    store: Store, feed_server: FeedServer, clock: Clock
+) -> None:
     feed_server.set("/new.xml", Resource(body=rss("Temp", ITEMS)))
     feed_server.set("/old.xml", Resource(status=302, redirect_to="/new.xml"))
     for refresher in make_refresher(store, feed_server, clock, "/old.xml"):
@@ -129,10 +145,12 @@ def test_gone_retires_the_source(store: Store, feed_server: FeedServer, clock: C
         assert store.due_sources(clock.now + timedelta(days=30), everything=True) == []
 
 
-def test_retry_after_defers_the_whole_host(store: Store, feed_server: FeedServer,
-                                           clock: Clock) -> None:
-    feed_server.set("/busy.xml", Resource(status=429, headers={"Retry-After": "3600"},
-                                          body=b"slow down"))
+def test_retry_after_defers_the_whole_host(
+    store: Store, feed_server: FeedServer, clock: Clock
+) -> None:
+    feed_server.set(
+        "/busy.xml", Resource(status=429, headers={"Retry-After": "3600"}, body=b"slow down")
+    )
     feed_server.set("/other.xml", Resource(body=rss("Other", ITEMS)))
     for refresher in make_refresher(store, feed_server, clock, "/busy.xml", "/other.xml"):
         busy = [s for s in store.sources() if s.id == "s0"]
@@ -150,13 +168,18 @@ def test_retry_after_defers_the_whole_host(store: Store, feed_server: FeedServer
         assert deferred.next_check_at >= clock.now + timedelta(seconds=3500)
 
 
-def test_repeated_404_discovers_the_feed_on_the_home_page(store: Store, feed_server: FeedServer,
-                                                          clock: Clock) -> None:
+def test_repeated_404_discovers_the_feed_on_the_home_page(
+    store: Store, feed_server: FeedServer, clock: Clock
+) -> None:
     feed_server.set("/feed.xml", Resource(status=404, body=b"not here"))
-    feed_server.set("/", Resource(
-        content_type="text/html; charset=utf-8",
-        body=b'<html><head><title>Site</title><link rel="alternate" '
-             b'type="application/rss+xml" href="/rss/new.xml"></head><body></body></html>'))
+    feed_server.set(
+        "/",
+        Resource(
+            content_type="text/html; charset=utf-8",
+            body=b'<html><head><title>Site</title><link rel="alternate" '
+            b'type="application/rss+xml" href="/rss/new.xml"></head><body></body></html>',
+        ),
+    )
     feed_server.set("/rss/new.xml", Resource(body=rss("Found", ITEMS)))
     for refresher in make_refresher(store, feed_server, clock, "/feed.xml"):
         for _ in range(3):
@@ -169,8 +192,7 @@ def test_repeated_404_discovers_the_feed_on_the_home_page(store: Store, feed_ser
         assert store.counts()["entries"] == 3
 
 
-def test_a_shared_url_is_fetched_once(store: Store, feed_server: FeedServer,
-                                      clock: Clock) -> None:
+def test_a_shared_url_is_fetched_once(store: Store, feed_server: FeedServer, clock: Clock) -> None:
     feed_server.set("/shared.xml", Resource(body=rss("Shared", ITEMS)))
     for refresher in make_refresher(store, feed_server, clock, "/shared.xml", "/shared.xml"):
         assert poll_all(refresher, clock) == {"s0": "updated", "s1": "updated"}
@@ -178,8 +200,9 @@ def test_a_shared_url_is_fetched_once(store: Store, feed_server: FeedServer,
         assert store.counts()["entries"] == 6
 
 
-def test_unchanged_body_without_validators_is_not_parsed(store: Store, feed_server: FeedServer,
-                                                         clock: Clock) -> None:
+def test_unchanged_body_without_validators_is_not_parsed(
+    store: Store, feed_server: FeedServer, clock: Clock
+) -> None:
     feed_server.set("/plain.xml", Resource(body=rss("Plain", ITEMS), auto_validators=False))
     for refresher in make_refresher(store, feed_server, clock, "/plain.xml"):
         assert poll_all(refresher, clock) == {"s0": "updated"}
@@ -189,19 +212,28 @@ def test_unchanged_body_without_validators_is_not_parsed(store: Store, feed_serv
         assert (health.last_status, health.last_new_entries) == (200, 0)
 
 
-def test_worker_processes_match_inline(store: Store, feed_server: FeedServer,
-                                       clock: Clock) -> None:
+def test_worker_processes_match_inline(store: Store, feed_server: FeedServer, clock: Clock) -> None:
     for n in range(6):
-        items = [{"guid": f"p{n}-{i}", "title": f"Feed {n} item {i}",
-                  "link": f"https://p{n}.example/{i}"} for i in range(5)]
+        items = [
+            {
+                "guid": f"p{n}-{i}",
+                "title": f"Feed {n} item {i}",
+                "link": f"https://p{n}.example/{i}",
+            }
+            for i in range(5)
+        ]
         feed_server.set(f"/p{n}.xml", Resource(body=rss(f"P{n}", items)))
     feed_server.set("/same.xml", Resource(body=rss("Same", ITEMS), auto_validators=False))
     feed_server.set("/broken.xml", Resource(body=b"neither XML nor JSON {"))
     paths = [f"/p{n}.xml" for n in range(6)] + ["/missing.xml", "/same.xml", "/broken.xml"]
     for refresher in make_refresher(store, feed_server, clock, *paths, processes=2):
         results = poll_all(refresher, clock)
-        assert results == {**{f"s{n}": "updated" for n in range(6)}, "s6": "error",
-                           "s7": "updated", "s8": "error"}
+        assert results == {
+            **{f"s{n}": "updated" for n in range(6)},
+            "s6": "error",
+            "s7": "updated",
+            "s8": "error",
+        }
         assert len(refresher.worker_pids()) == 2
         assert store.counts()["entries"] == 33
         health = status(store, "s0")
@@ -211,17 +243,23 @@ def test_worker_processes_match_inline(store: Store, feed_server: FeedServer,
         clock.now += timedelta(hours=1)
         # Validators round-trip through the workers; the body without them is skipped by hash.
         assert poll_all(refresher, clock) == {
-            **{f"s{n}": "not_modified" for n in range(6)}, "s6": "error", "s7": "unchanged",
-            "s8": "error"}
+            **{f"s{n}": "not_modified" for n in range(6)},
+            "s6": "error",
+            "s7": "unchanged",
+            "s8": "error",
+        }
         assert store.counts()["entries"] == 33
 
 
-def test_a_dead_worker_costs_only_its_sources(store: Store, feed_server: FeedServer,
-                                              clock: Clock) -> None:
+def test_a_dead_worker_costs_only_its_sources(
+    store: Store, feed_server: FeedServer, clock: Clock
+) -> None:
     feed_server.set("/fast.xml", Resource(body=rss("Fast", ITEMS)))
     feed_server.set("/slow.xml", Resource(body=rss("Slow", ITEMS), delay=1.5))
-    for refresher in make_refresher(store, feed_server, clock, "/fast.xml", "/slow.xml",
-                                    processes=1):
+    for refresher in make_refresher(
+        store, feed_server, clock, "/fast.xml", "/slow.xml", processes=1
+    ):
+
         def kill_mid_fetch(target: Refresher) -> None:
             # The slow request has reached the server: its worker is mid-fetch.
             deadline = time.monotonic() + 30
@@ -252,7 +290,8 @@ def unusable_fetcher() -> Fetcher:
 
 
 def test_workers_that_cannot_start_leave_the_poll_to_the_main_process(
-        store: Store, feed_server: FeedServer, clock: Clock) -> None:
+    store: Store, feed_server: FeedServer, clock: Clock
+) -> None:
     paths = [f"/w{n}.xml" for n in range(10)]
     for path in paths:
         feed_server.set(path, Resource(body=rss(path, ITEMS)))
@@ -265,7 +304,8 @@ def test_workers_that_cannot_start_leave_the_poll_to_the_main_process(
 
 
 def test_a_worker_that_died_between_polls_is_replaced_quietly(
-        store: Store, feed_server: FeedServer, clock: Clock) -> None:
+    store: Store, feed_server: FeedServer, clock: Clock
+) -> None:
     feed_server.set("/a.xml", Resource(body=rss("A", ITEMS)))
     for refresher in make_refresher(store, feed_server, clock, "/a.xml", processes=1):
         assert poll_all(refresher, clock) == {"s0": "updated"}
@@ -281,22 +321,27 @@ def test_a_worker_that_died_between_polls_is_replaced_quietly(
 
 
 def test_once_started_the_workers_take_every_poll_small_ones_too(
-        store: Store, feed_server: FeedServer, clock: Clock,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, feed_server: FeedServer, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A service keeps its workers; its main process then never parses (nor loads the
     parser), however few sources a tick finds due."""
     for path in ("/a.xml", "/b.xml", "/c.xml"):
         feed_server.set(path, Resource(body=rss(path, ITEMS)))
-    for refresher in make_refresher(store, feed_server, clock, "/a.xml", "/b.xml", "/c.xml",
-                                    processes=1):
+    for refresher in make_refresher(
+        store, feed_server, clock, "/a.xml", "/b.xml", "/c.xml", processes=1
+    ):
         refresher.process_min_urls = 3
         # Below the threshold and no worker yet: in this process.
-        assert {o.source_id: o.result for o in refresher.poll([status(store, "s0")]).outcomes
-                } == {"s0": "updated"}
+        assert {o.source_id: o.result for o in refresher.poll([status(store, "s0")]).outcomes} == {
+            "s0": "updated"
+        }
         assert refresher.worker_pids() == []
         clock.now += timedelta(hours=1)
-        assert poll_all(refresher, clock) == {"s0": "not_modified", "s1": "updated",
-                                              "s2": "updated"}
+        assert poll_all(refresher, clock) == {
+            "s0": "not_modified",
+            "s1": "updated",
+            "s2": "updated",
+        }
         assert len(refresher.worker_pids()) == 1
 
         def not_here(*_args: object, **_kwargs: object) -> None:
@@ -306,29 +351,39 @@ def test_once_started_the_workers_take_every_poll_small_ones_too(
         more = [*ITEMS, {"guid": "g9", "title": "Item 9", "link": "https://n.example/9"}]
         feed_server.set("/b.xml", Resource(body=rss("/b.xml", more)))
         clock.now += timedelta(hours=1)
-        outcome, = refresher.poll([status(store, "s1")]).outcomes
+        (outcome,) = refresher.poll([status(store, "s1")]).outcomes
         assert (outcome.result, outcome.new_entries) == ("updated", 1)
 
 
 @pytest.mark.parametrize("processes", [0, 1])
 def test_a_public_only_source_never_reaches_a_private_address(
-        store: Store, feed_server: FeedServer, clock: Clock, processes: int) -> None:
+    store: Store, feed_server: FeedServer, clock: Clock, processes: int
+) -> None:
     """Sources added through the API or admin pages carry ``public_only``: the fetch path
     refuses their loopback URL before any request, in the main process and in a worker."""
     feed_server.set("/inside.xml", Resource(body=rss("Inside", ITEMS)))
     feed_server.set("/reviewed.xml", Resource(body=rss("Reviewed", ITEMS)))
     catalog = Catalog(
-        sources=(SourceConfig(id="web", url=feed_server.url("/inside.xml"), categories=("all",),
-                              public_only=True),
-                 SourceConfig(id="file", url=feed_server.url("/reviewed.xml"),
-                              categories=("all",))),
-        categories=(CategoryConfig(id="all", title="All"),))
+        sources=(
+            SourceConfig(
+                id="web", url=feed_server.url("/inside.xml"), categories=("all",), public_only=True
+            ),
+            SourceConfig(id="file", url=feed_server.url("/reviewed.xml"), categories=("all",)),
+        ),
+        categories=(CategoryConfig(id="all", title="All"),),
+    )
     store.sync_sources(catalog, clock.now)
     assert status(store, "web").public_only
-    refresher = Refresher(store=store, fetcher=make_fetcher(settings(), now=clock),
-                          catalog=catalog, workers=4, processes=processes,
-                          fetcher_factory=partial(fetcher_from_settings, settings()),
-                          process_min_urls=1, clock=clock)
+    refresher = Refresher(
+        store=store,
+        fetcher=make_fetcher(settings(), now=clock),
+        catalog=catalog,
+        workers=4,
+        processes=processes,
+        fetcher_factory=partial(fetcher_from_settings, settings()),
+        process_min_urls=1,
+        clock=clock,
+    )
     try:
         assert poll_all(refresher, clock) == {"web": "error", "file": "updated"}
     finally:
@@ -340,12 +395,18 @@ def test_a_public_only_source_never_reaches_a_private_address(
 
 
 def test_fetched_feeds_are_saved_in_batches_and_reported_once_stored(
-        store: Store, feed_server: FeedServer, clock: Clock,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, feed_server: FeedServer, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(poller, "SAVE_BATCH", 2)
     for n in range(5):
-        items = [{"guid": f"b{n}-{i}", "title": f"Feed {n} item {i}",
-                  "link": f"https://b{n}.example/{i}"} for i in range(3)]
+        items = [
+            {
+                "guid": f"b{n}-{i}",
+                "title": f"Feed {n} item {i}",
+                "link": f"https://b{n}.example/{i}",
+            }
+            for i in range(3)
+        ]
         feed_server.set(f"/b{n}.xml", Resource(body=rss(f"B{n}", items)))
     batches: list[list[str]] = []
     stored_when_heard: dict[str, int | None] = {}
@@ -359,12 +420,12 @@ def test_fetched_feeds_are_saved_in_batches_and_reported_once_stored(
         stored_when_heard[outcome.source_id] = status(store, outcome.source_id).last_new_entries
 
     monkeypatch.setattr(store, "save_polls", recording)
-    for refresher in make_refresher(store, feed_server, clock,
-                                    *[f"/b{n}.xml" for n in range(5)]):
+    for refresher in make_refresher(store, feed_server, clock, *[f"/b{n}.xml" for n in range(5)]):
         due = store.due_sources(clock.now, everything=True)
         summary = refresher.poll(due, on_outcome=heard)
         assert {o.source_id: o.result for o in summary.outcomes} == {
-            f"s{n}": "updated" for n in range(5)}
+            f"s{n}": "updated" for n in range(5)
+        }
     assert sorted(s for batch in batches for s in batch) == [f"s{n}" for n in range(5)]
     assert max(len(batch) for batch in batches) == 2
     # Each source is heard of only once its batch is committed.
@@ -404,7 +465,8 @@ def test_poll_workers_start_no_resource_tracker(tmp_path: Path) -> None:
     multiprocessing resource tracker, which would have nothing to clean up."""
     script = tmp_path / "probe.py"
     script.write_text(TRACKER_PROBE)
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
     assert "forkserver" in out
     assert "resource_tracker" not in out

@@ -11,16 +11,19 @@ from aggregator.settings import Settings
 from aggregator.store import Store
 from tests.support.feeds import toml_tables, write_config
 
-SOURCES = toml_tables("source",
-                      {"id": "one", "url": "https://one.example/feed", "categories": ["a"]},
-                      {"id": "two", "url": "https://two.example/feed", "categories": ["b"]})
+SOURCES = toml_tables(
+    "source",
+    {"id": "one", "url": "https://one.example/feed", "categories": ["a"]},
+    {"id": "two", "url": "https://two.example/feed", "categories": ["b"]},
+)
 CATEGORIES = toml_tables("category", {"id": "a", "title": "A"}, {"id": "b", "title": "B"})
 
 
 def test_apply_catalog(tmp_path: Path, store: Store) -> None:
     config = write_config(tmp_path / "config", SOURCES, CATEGORIES)
-    settings = Settings.from_env({"AGGREGATOR_POLL_PROCESSES": "0",
-                                  "AGGREGATOR_FEED_RECHECK_SECONDS": "3600"})
+    settings = Settings.from_env(
+        {"AGGREGATOR_POLL_PROCESSES": "0", "AGGREGATOR_FEED_RECHECK_SECONDS": "3600"}
+    )
     service = Service(settings, store, load_catalog(config))
     try:
         outputs = service.outputs = make_outputs(settings, store, service.catalog)
@@ -29,8 +32,11 @@ def test_apply_catalog(tmp_path: Path, store: Store) -> None:
         assert before is not None
         assert outputs.cached("feeds/a.atom") is before
 
-        write_config(config, SOURCES.split("\n\n", maxsplit=1)[0] + "\n",
-                     CATEGORIES.split("\n\n", maxsplit=1)[0].replace('"A"', '"A renamed"') + "\n")
+        write_config(
+            config,
+            SOURCES.split("\n\n", maxsplit=1)[0] + "\n",
+            CATEGORIES.split("\n\n", maxsplit=1)[0].replace('"A"', '"A renamed"') + "\n",
+        )
         old_refresher = service.refresher
         service.apply_catalog(load_catalog(config))
 

@@ -28,9 +28,16 @@ def _item(key: str, when: Any, **overrides: Any) -> NormalizedEntry:
 
 
 def _save(store: Store, source_id: str, *items: NormalizedEntry, now: Any = NOW) -> Any:
-    return store.save_poll(source_id, fetched(), body_hash=None, feed_title="F",
-                           feed_link=None, entries=[(i, [match("news")]) for i in items],
-                           next_check_at=now + timedelta(minutes=30), now=now)
+    return store.save_poll(
+        source_id,
+        fetched(),
+        body_hash=None,
+        feed_title="F",
+        feed_link=None,
+        entries=[(i, [match("news")]) for i in items],
+        next_check_at=now + timedelta(minutes=30),
+        now=now,
+    )
 
 
 def _rows(store: Store, query: str) -> list[Any]:
@@ -69,7 +76,9 @@ def test_prune_removes_old_entries_in_batches_and_the_stories_they_leave(store: 
     outcome = _save(store, "a", *items, _item("newer", RECENT))
     assert (outcome.new_entries, outcome.updated_entries) == (1, 0)
     assert sorted(k for (k,) in _rows(store, "SELECT identity_key FROM entries")) == [
-        "guid:new", "guid:newer"]
+        "guid:new",
+        "guid:newer",
+    ]
     # Nothing left to prune.
     assert prune(store, days=DAYS, now=NOW).entries == 0
 
@@ -86,19 +95,20 @@ def test_tombstones_expire_only_after_their_feed_stopped_listing_them(store: Sto
     assert summary.tombstones == 1  # b's copy, not listed since
     # (By then the recent entry is old too: pruned, with a tombstone of its own.)
     assert sorted(k for (k,) in _rows(store, "SELECT identity_key FROM tombstones")) == [
-        "guid:new", *(f"guid:old{n}" for n in range(5))]
+        "guid:new",
+        *(f"guid:old{n}" for n in range(5)),
+    ]
 
 
-def test_corrections_naming_pruned_entries_are_closed_and_nothing_breaks(
-        store: Store) -> None:
+def test_corrections_naming_pruned_entries_are_closed_and_nothing_breaks(store: Store) -> None:
     _feed(store)
     ClusteringStage(store, semantic=False).run()
     ids = dict(_rows(store, "SELECT guid, id FROM entries"))
     stories = dict(_rows(store, "SELECT guid, story_id FROM entries"))
-    store.add_override("must_link", by="ed", now=NOW, entry_id=ids["old0"],
-                       other_entry_id=ids["old1"])
-    store.add_override("pin", by="ed", now=NOW, entry_id=ids["old2"],
-                       story_id=stories["new"])
+    store.add_override(
+        "must_link", by="ed", now=NOW, entry_id=ids["old0"], other_entry_id=ids["old1"]
+    )
+    store.add_override("pin", by="ed", now=NOW, entry_id=ids["old2"], story_id=stories["new"])
     hide = store.add_override("hide", by="ed", now=NOW, story_id=stories["old3"])
     kept = store.add_override("hide", by="ed", now=NOW, story_id=stories["new"])
     summary = prune(store, days=DAYS, now=NOW)
@@ -113,8 +123,7 @@ def test_corrections_naming_pruned_entries_are_closed_and_nothing_breaks(
     # Reading, clustering and a redo all still work.
     assert store.category_stories("news", 10) == []  # the one left is hidden
     assert store.undo_override(kept, by="ed", now=NOW)
-    assert [s.representative.title for s in store.category_stories("news", 10)] == [
-        "Title new"]
+    assert [s.representative.title for s in store.category_stories("news", 10)] == ["Title new"]
     store.reset_clustering(NOW)
     assert ClusteringStage(store, semantic=False).run().entries == 1
 

@@ -34,9 +34,19 @@ class Api:
 @pytest.fixture
 def api(store: Store) -> Iterator[Api]:
     room = Newsroom(store)
-    room.poll("en-a", *(entry(key, title=title, language=lang, text=f"{title}.",
-                              published_at=NOW - timedelta(hours=i))
-                        for i, (key, lang, title, _) in enumerate(TITLES)))
+    room.poll(
+        "en-a",
+        *(
+            entry(
+                key,
+                title=title,
+                language=lang,
+                text=f"{title}.",
+                published_at=NOW - timedelta(hours=i),
+            )
+            for i, (key, lang, title, _) in enumerate(TITLES)
+        ),
+    )
     outputs = outputs_for(store, feed_size=50)
     app = create_app(store=store, outputs=outputs, admin_token=TOKEN)
     with serve_app(app) as base, requests.Session() as http:
@@ -71,9 +81,13 @@ def test_search_has_validators_and_pages_with_link_next(api: Api) -> None:
     assert len(seen) > 2
 
 
-@pytest.mark.parametrize(("query", "problem"), [
-    ("q=", "at least one word"), ("q=" + "+".join("abcdefghi"), "more than 8"),
-])
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ("q=", "at least one word"),
+        ("q=" + "+".join("abcdefghi"), "more than 8"),
+    ],
+)
 def test_a_bad_query_is_refused_naming_q(api: Api, query: str, problem: str) -> None:
     response = api.get("/api/search?" + query)
     assert response.status_code == 422

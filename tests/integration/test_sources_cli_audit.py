@@ -47,8 +47,12 @@ def _audit(capsys: pytest.CaptureFixture[str], database: str) -> list[dict[str, 
 
 
 def test_each_edit_writes_one_row_naming_who(
-        config: Path, database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    config: Path,
+    database: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("USER", "ops-olga")
     common = ["--config", str(config), "--database", database]
     assert main(["sources", "pause", "second", *common]) == 0
@@ -66,13 +70,13 @@ def test_each_edit_writes_one_row_naming_who(
     ]
     assert rows[0]["detail"] == {"enabled": {"before": True, "after": False}}
     assert rows[2]["detail"] == {"sources": ["third"], "categories": []}
-    assert rows[3]["detail"] == {"url": "https://first.example/feed.xml",
-                                 "categories": ["news"]}
+    assert rows[3]["detail"] == {"url": "https://first.example/feed.xml", "categories": ["news"]}
     assert [s.id for s in load_catalog(config).sources] == ["second", "third"]
 
 
-def test_refused_edit_writes_no_row(config: Path, database: str,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_refused_edit_writes_no_row(
+    config: Path, database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     common = ["--config", str(config), "--database", database]
     assert main(["sources", "remove", "first", *common]) == 0
     before = (config / "sources.toml").read_bytes()
@@ -84,10 +88,23 @@ def test_refused_edit_writes_no_row(config: Path, database: str,
 
 
 def test_without_a_database_the_file_is_edited_and_the_gap_said(
-        config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     missing = tmp_path / "none.db"
-    assert main(["sources", "pause", "second", "--config", str(config),
-                 "--database", f"sqlite:///{missing}"]) == 0
+    assert (
+        main(
+            [
+                "sources",
+                "pause",
+                "second",
+                "--config",
+                str(config),
+                "--database",
+                f"sqlite:///{missing}",
+            ]
+        )
+        == 0
+    )
     assert load_catalog(config).source("second").enabled is False
     assert "not recorded in the audit log" in capsys.readouterr().err
     assert not missing.exists()

@@ -34,7 +34,8 @@ class Recording:
 
 
 def test_a_new_process_warms_up_from_stored_vectors(
-        store: Store, feed_server: FeedServer, tmp_path: Path, models: Models) -> None:
+    store: Store, feed_server: FeedServer, tmp_path: Path, models: Models
+) -> None:
     poll(store, feed_server, tmp_path, {"wire": ("en", [FERRY_EN, RAIL_EN])})
     stage(store, models).run()
     poll(store, feed_server, tmp_path, {"journal": ("fr", [FERRY_FR])})
@@ -51,7 +52,8 @@ def test_a_new_process_warms_up_from_stored_vectors(
 
 
 def test_features_computed_ahead_serve_the_next_batch_and_decide_alike(
-        store: Store, feed_server: FeedServer, tmp_path: Path, models: Models) -> None:
+    store: Store, feed_server: FeedServer, tmp_path: Path, models: Models
+) -> None:
     feeds = {"wire": ("en", [FERRY_EN, RAIL_EN]), "journal": ("fr", [FERRY_FR])}
     poll(store, feed_server, tmp_path, feeds)
     recording = Recording(models.extractor.embedder)

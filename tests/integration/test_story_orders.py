@@ -24,16 +24,24 @@ from tests.support.stories import STAGE_NOW
 def _poll(store: Store, order: list[dict[str, str]]) -> None:
     store.sync_sources(catalog(*(source(i["guid"]) for i in ITEMS)), NOW)
     for item in order:
-        store.save_poll(item["guid"], fetched(), body_hash=None, feed_title="F",
-                        feed_link=None, entries=[(_news(item), [match("news")])],
-                        next_check_at=NOW, now=NOW)
+        store.save_poll(
+            item["guid"],
+            fetched(),
+            body_hash=None,
+            feed_title="F",
+            feed_link=None,
+            entries=[(_news(item), [match("news")])],
+            next_check_at=NOW,
+            now=NOW,
+        )
 
 
 def _stories(store: Store) -> dict[frozenset[str], str]:
     """Each story as the set of its entries' guids, with its uid."""
     with store.engine.connect() as connection:
-        rows = connection.execute(sa.text(
-            "SELECT e.guid, s.uid FROM entries e JOIN stories s ON s.id = e.story_id"))
+        rows = connection.execute(
+            sa.text("SELECT e.guid, s.uid FROM entries e JOIN stories s ON s.id = e.story_id")
+        )
         members: dict[str, set[str]] = {}
         for guid, uid in rows:
             members.setdefault(uid, set()).add(guid)
@@ -42,18 +50,21 @@ def _stories(store: Store) -> dict[frozenset[str], str]:
 
 def _first_guid(store: Store) -> str:
     with store.engine.connect() as connection:
-        return str(connection.execute(
-            sa.text("SELECT guid FROM entries ORDER BY id LIMIT 1")).scalar_one())
+        return str(
+            connection.execute(sa.text("SELECT guid FROM entries ORDER BY id LIMIT 1")).scalar_one()
+        )
 
 
 def test_two_orders_give_the_same_stories_and_uids(
-        store: Store, other: Store, models: Models) -> None:
+    store: Store, other: Store, models: Models
+) -> None:
     _poll(store, ITEMS)
     _poll(other, list(reversed(ITEMS)))
     assert _first_guid(store) != _first_guid(other)  # the orders did differ
     for one in (store, other):
-        ClusteringStage(one, models=models, clock=lambda: STAGE_NOW,
-                        max_age=timedelta(days=7), batch_size=3).run()
+        ClusteringStage(
+            one, models=models, clock=lambda: STAGE_NOW, max_age=timedelta(days=7), batch_size=3
+        ).run()
     first, second = _stories(store), _stories(other)
     assert set(first) == PARTITION
     assert first == second

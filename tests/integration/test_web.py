@@ -35,28 +35,53 @@ class Client:
 @pytest.fixture
 def client(store: Store) -> Iterator[Client]:
     cat = catalog(source("a"), source("b", language="fr"), categories=("news",))
-    cat = type(cat)(sources=cat.sources, categories=(
-        CategoryConfig(id="news", title="News", description="All the news",
-                       languages=("en", "fr")),))
+    cat = type(cat)(
+        sources=cat.sources,
+        categories=(
+            CategoryConfig(
+                id="news", title="News", description="All the news", languages=("en", "fr")
+            ),
+        ),
+    )
     store.sync_sources(cat, NOW)
     for source_id, entries in (
-        ("a", [entry("1", url="https://x.example/one"), entry("2", published_at=NOW
-                                                             - timedelta(hours=1))]),
+        (
+            "a",
+            [
+                entry("1", url="https://x.example/one"),
+                entry("2", published_at=NOW - timedelta(hours=1)),
+            ],
+        ),
         ("b", [entry("1fr", url="https://x.example/one", language="fr", title="Un")]),
     ):
-        store.save_poll(source_id, fetched(), body_hash=None, feed_title=None, feed_link=None,
-                        entries=[(e, [match("news")]) for e in entries],
-                        next_check_at=NOW, now=NOW)
+        store.save_poll(
+            source_id,
+            fetched(),
+            body_hash=None,
+            feed_title=None,
+            feed_link=None,
+            entries=[(e, [match("news")]) for e in entries],
+            next_check_at=NOW,
+            now=NOW,
+        )
     settle(store)
-    outputs = Outputs(store=store, catalog=cat, base_url="https://agg.example",
-                      tag_authority="agg.example", feed_size=50)
+    outputs = Outputs(
+        store=store,
+        catalog=cat,
+        base_url="https://agg.example",
+        tag_authority="agg.example",
+        feed_size=50,
+    )
     with serve_app(create_app(store=store, outputs=outputs)) as base, requests.Session() as http:
         yield Client(base, http)
 
 
 def test_feed_formats_and_content_types(client: Client) -> None:
-    for fmt, media in (("atom", "application/atom+xml"), ("rss", "application/rss+xml"),
-                       ("json", "application/feed+json")):
+    for fmt, media in (
+        ("atom", "application/atom+xml"),
+        ("rss", "application/rss+xml"),
+        ("json", "application/feed+json"),
+    ):
         response = client.get(f"/feeds/news.{fmt}")
         assert response.status_code == 200
         assert response.headers["content-type"].startswith(media)

@@ -38,12 +38,12 @@ class Raw:
     def request(self, path: str, method: str = "GET", **headers: str) -> Reply:
         connection = http.client.HTTPConnection(self.netloc, timeout=10)
         try:
-            connection.request(method, path, headers={k.replace("_", "-"): v
-                                                      for k, v in headers.items()})
+            connection.request(
+                method, path, headers={k.replace("_", "-"): v for k, v in headers.items()}
+            )
             response = connection.getresponse()
             body = response.read()
-            return Reply(response.status, {k.lower(): v for k, v in response.getheaders()},
-                         body)
+            return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
         finally:
             connection.close()
 
@@ -90,14 +90,25 @@ def test_codings_are_negotiated_with_their_own_etags(served: tuple[Raw, Outputs]
 
 def test_head_matches_get_without_a_body(served: tuple[Raw, Outputs]) -> None:
     raw, _ = served
-    for path in ("/feeds/news.rss", "/feeds/news/archive/0.json", "/categories/news.html", "/",
-                 "/feeds.opml"):
+    for path in (
+        "/feeds/news.rss",
+        "/feeds/news/archive/0.json",
+        "/categories/news.html",
+        "/",
+        "/feeds.opml",
+    ):
         get = raw.request(path, Accept_Encoding="gzip")
         head = raw.request(path, "HEAD", Accept_Encoding="gzip")
         assert head.status == get.status == 200, path
         assert head.body == b""
-        for name in ("etag", "content-length", "content-type", "cache-control",
-                     "last-modified", "content-encoding"):
+        for name in (
+            "etag",
+            "content-length",
+            "content-type",
+            "cache-control",
+            "last-modified",
+            "content-encoding",
+        ):
             assert head.headers.get(name) == get.headers.get(name), (path, name)
 
 

@@ -38,31 +38,61 @@ def receiver() -> Iterator[Receiver]:
     hook.stop()
 
 
-def _save(store: Store, source_id: str, *entries: tuple[str, str], category: str = "news",
-          now: datetime | None = None) -> None:
+def _save(
+    store: Store,
+    source_id: str,
+    *entries: tuple[str, str],
+    category: str = "news",
+    now: datetime | None = None,
+) -> None:
     when = now or utc_now()
     store.save_poll(
-        source_id, fetched(url=f"https://feeds.example/{source_id}.xml"), body_hash=None,
-        feed_title="Feed", feed_link=None,
-        entries=[(entry(key, title=title, published_at=when, updated_at=when),
-                  [match(category)]) for key, title in entries],
-        next_check_at=when + timedelta(minutes=30), now=when)
+        source_id,
+        fetched(url=f"https://feeds.example/{source_id}.xml"),
+        body_hash=None,
+        feed_title="Feed",
+        feed_link=None,
+        entries=[
+            (entry(key, title=title, published_at=when, updated_at=when), [match(category)])
+            for key, title in entries
+        ],
+        next_check_at=when + timedelta(minutes=30),
+        now=when,
+    )
 
 
 def _sender(store: Store, clock: list[datetime], **options: float) -> Sender:
     poster = Poster(user_agent="test", timeout=options.pop("timeout", 1.0), allow_private=True)
-    return Sender(store.webhooks, poster, now=lambda: clock[0],
-                  retry_seconds=options.pop("retry", 10.0),
-                  retry_max_seconds=options.pop("cap", 40.0),
-                  max_attempts=int(options.pop("attempts", 25)))
+    return Sender(
+        store.webhooks,
+        poster,
+        now=lambda: clock[0],
+        retry_seconds=options.pop("retry", 10.0),
+        retry_max_seconds=options.pop("cap", 40.0),
+        max_attempts=int(options.pop("attempts", 25)),
+    )
 
 
-def _subscribe(store: Store, url: str, ident: str = "site", *,
-               categories: tuple[str, ...] = (), languages: tuple[str, ...] = (),
-               events: tuple[str, ...] = ()) -> None:
+def _subscribe(
+    store: Store,
+    url: str,
+    ident: str = "site",
+    *,
+    categories: tuple[str, ...] = (),
+    languages: tuple[str, ...] = (),
+    events: tuple[str, ...] = (),
+) -> None:
     assert store.webhooks.add_subscriber(
-        Subscriber(id=ident, url=url, secret=SECRET, categories=categories,
-                   languages=languages, events=events), utc_now())
+        Subscriber(
+            id=ident,
+            url=url,
+            secret=SECRET,
+            categories=categories,
+            languages=languages,
+            events=events,
+        ),
+        utc_now(),
+    )
 
 
 def _queue_one_story(store: Store, url: str) -> None:
@@ -78,9 +108,9 @@ def _queue_one_story(store: Store, url: str) -> None:
 
 
 def test_published_version_source_and_health_events_reach_a_signed_receiver(
-        store: Store, receiver: Receiver) -> None:
-    store.sync_sources(catalog(source("a"), source("b"), categories=("news", "tech")),
-                       utc_now())
+    store: Store, receiver: Receiver
+) -> None:
+    store.sync_sources(catalog(source("a"), source("b"), categories=("news", "tech")), utc_now())
     _subscribe(store, receiver.url)
     detector = Detector(store.webhooks, health_every=timedelta(0))
     detector.run(utc_now())  # the first look starts the cursor: nothing older is replayed
@@ -91,44 +121,72 @@ def test_published_version_source_and_health_events_reach_a_signed_receiver(
 
     # The same story from another source (same link), and a new version of entry two.
     story_b = entry("one", title="Rates rise again", published_at=utc_now())
-    store.save_poll("b", fetched(url="https://feeds.example/b.xml"), body_hash=None,
-                    feed_title="B", feed_link=None, entries=[(story_b, [match("news")])],
-                    next_check_at=utc_now() + timedelta(hours=1), now=utc_now())
-    edited = entry("two", title="A quiet Tuesday", text="Rewritten body.",
-                   published_at=utc_now(), updated_at=utc_now() + timedelta(minutes=1))
-    store.save_poll("a", fetched(url="https://feeds.example/a.xml", etag='"v2"'),
-                    body_hash=None, feed_title="Feed", feed_link=None,
-                    entries=[(edited, [match("news")])],
-                    next_check_at=utc_now() + timedelta(hours=1), now=utc_now())
+    store.save_poll(
+        "b",
+        fetched(url="https://feeds.example/b.xml"),
+        body_hash=None,
+        feed_title="B",
+        feed_link=None,
+        entries=[(story_b, [match("news")])],
+        next_check_at=utc_now() + timedelta(hours=1),
+        now=utc_now(),
+    )
+    edited = entry(
+        "two",
+        title="A quiet Tuesday",
+        text="Rewritten body.",
+        published_at=utc_now(),
+        updated_at=utc_now() + timedelta(minutes=1),
+    )
+    store.save_poll(
+        "a",
+        fetched(url="https://feeds.example/a.xml", etag='"v2"'),
+        body_hash=None,
+        feed_title="Feed",
+        feed_link=None,
+        entries=[(edited, [match("news")])],
+        next_check_at=utc_now() + timedelta(hours=1),
+        now=utc_now(),
+    )
     ClusteringStage(store, semantic=False).run()
     for _ in range(3):
-        store.save_error("b", message="HTTP 500", kind="http", status=500, now=utc_now(),
-                         next_check_at=utc_now() + timedelta(minutes=5))
+        store.save_error(
+            "b",
+            message="HTTP 500",
+            kind="http",
+            status=500,
+            now=utc_now(),
+            next_check_at=utc_now() + timedelta(minutes=5),
+        )
     detector.run(utc_now())
 
     clock = [utc_now()]
     assert _sender(store, clock).run() == 5
     kinds = sorted(r.kind for r in receiver.requests)
-    assert kinds == sorted([EventKind.STORY_PUBLISHED] * 2 + [EventKind.STORY_SOURCE,
-                           EventKind.STORY_VERSION, EventKind.SOURCE_HEALTH])
+    assert kinds == sorted(
+        [EventKind.STORY_PUBLISHED] * 2
+        + [EventKind.STORY_SOURCE, EventKind.STORY_VERSION, EventKind.SOURCE_HEALTH]
+    )
     assert all(r.signed for r in receiver.requests)
     health = next(r.body for r in receiver.requests if r.kind == EventKind.SOURCE_HEALTH)
     assert health["schema_version"] == 1
     assert health["data"]["health"] == SourceHealth.FAILING
     assert health["data"]["source"]["id"] == "b"
     published = [r.body for r in receiver.requests if r.kind == EventKind.STORY_PUBLISHED]
-    assert {p["data"]["story"]["title"] for p in published} == {"Rates rise again",
-                                                                "A quiet Tuesday"}
+    assert {p["data"]["story"]["title"] for p in published} == {
+        "Rates rise again",
+        "A quiet Tuesday",
+    }
     assert {p["data"]["category"] for p in published} == {"news"}
     log = store.webhooks.deliveries()
     assert {d.state for d in log} == {DeliveryState.DELIVERED}
     assert {d.event_key for d in log} == set(receiver.accepted())
 
 
-def test_filters_choose_which_subscribers_get_an_event(store: Store,
-                                                       receiver: Receiver) -> None:
-    store.sync_sources(catalog(source("a", categories=("news", "tech")),
-                               categories=("news", "tech")), utc_now())
+def test_filters_choose_which_subscribers_get_an_event(store: Store, receiver: Receiver) -> None:
+    store.sync_sources(
+        catalog(source("a", categories=("news", "tech")), categories=("news", "tech")), utc_now()
+    )
     _subscribe(store, receiver.url, "tech-only", categories=("tech",))
     _subscribe(store, receiver.url, "french", languages=("fr",))
     _subscribe(store, receiver.url, "health-only", events=(EventKind.SOURCE_HEALTH,))
@@ -141,7 +199,8 @@ def test_filters_choose_which_subscribers_get_an_event(store: Store,
 
 
 def test_failures_and_timeouts_retry_with_capped_backoff_until_delivered(
-        store: Store, receiver: Receiver) -> None:
+    store: Store, receiver: Receiver
+) -> None:
     answers = [FAIL, SLOW, FAIL, FAIL, OK]
     receiver.script = lambda n: answers[n] if n < len(answers) else OK
     _queue_one_story(store, receiver.url)
@@ -165,7 +224,8 @@ def test_failures_and_timeouts_retry_with_capped_backoff_until_delivered(
 
 
 def test_a_delivery_out_of_attempts_is_failed_and_can_be_sent_again(
-        store: Store, receiver: Receiver) -> None:
+    store: Store, receiver: Receiver
+) -> None:
     receiver.script = lambda n: FAIL if n < 2 else OK
     _queue_one_story(store, receiver.url)
     clock = [utc_now()]
@@ -181,7 +241,8 @@ def test_a_delivery_out_of_attempts_is_failed_and_can_be_sent_again(
 
 
 def test_a_target_on_a_private_address_is_refused_when_private_addresses_are_not_allowed(
-        store: Store, receiver: Receiver) -> None:
+    store: Store, receiver: Receiver
+) -> None:
     _queue_one_story(store, receiver.url)
     poster = Poster(user_agent="test", timeout=1.0, allow_private=False)
     Sender(store.webhooks, poster).run()
@@ -193,18 +254,25 @@ def test_a_target_on_a_private_address_is_refused_when_private_addresses_are_not
 
 
 def test_editors_merge_split_and_hide_become_events_that_pass_category_filters(
-        store: Store) -> None:
+    store: Store,
+) -> None:
     store.sync_sources(catalog(source("a")), utc_now())
     _subscribe(store, "https://hooks.example/in", categories=("news",))
     detector = Detector(store.webhooks)
     detector.run(utc_now())
-    _save(store, "a", ("one", "Harbour strike ends"), ("two", "Strike over at the harbour"),
-          ("three", "Weather turns"))
+    _save(
+        store,
+        "a",
+        ("one", "Harbour strike ends"),
+        ("two", "Strike over at the harbour"),
+        ("three", "Weather turns"),
+    )
     ClusteringStage(store, semantic=False).run()
     detector.run(utc_now())
     ids = {s.representative.title: s.story_id for s in store.category_stories("news", 10)}
-    kept = store.merge_stories(ids["Harbour strike ends"], ids["Strike over at the harbour"],
-                               by="mia", now=utc_now())
+    kept = store.merge_stories(
+        ids["Harbour strike ends"], ids["Strike over at the harbour"], by="mia", now=utc_now()
+    )
     assert kept
     detail = store.story_detail(ids["Harbour strike ends"])
     assert detail is not None
@@ -222,24 +290,34 @@ def test_editors_merge_split_and_hide_become_events_that_pass_category_filters(
 
 
 def test_a_broken_webhooks_file_on_reload_keeps_the_running_subscribers(
-        sqlite_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sqlite_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PARTNER_SECRET", SECRET)
-    config = write_config(tmp_path / "config",
-                          '[[source]]\nid = "a"\nurl = "https://a.example/f.xml"\n'
-                          'categories = ["news"]\n', '[[category]]\nid = "news"\n'
-                          'title = "News"\n')
+    config = write_config(
+        tmp_path / "config",
+        '[[source]]\nid = "a"\nurl = "https://a.example/f.xml"\ncategories = ["news"]\n',
+        '[[category]]\nid = "news"\ntitle = "News"\n',
+    )
     hooks = config / "webhooks.toml"
-    hooks.write_text('[[subscriber]]\nid = "partner"\nurl = "https://hooks.example/in"\n'
-                     'secret_env = "PARTNER_SECRET"\n', encoding="utf-8")
+    hooks.write_text(
+        '[[subscriber]]\nid = "partner"\nurl = "https://hooks.example/in"\n'
+        'secret_env = "PARTNER_SECRET"\n',
+        encoding="utf-8",
+    )
     service = Service(service_settings("sqlite://"), sqlite_store, load_catalog(config))
     try:
         [before] = sqlite_store.webhooks.subscribers()
-        hooks.write_text(hooks.read_text(encoding="utf-8").replace("https://", "gopher://"),
-                         encoding="utf-8")
+        hooks.write_text(
+            hooks.read_text(encoding="utf-8").replace("https://", "gopher://"), encoding="utf-8"
+        )
         service.reload_now()  # the catalog itself is fine: it is applied
         assert sqlite_store.webhooks.subscribers() == [before]
-        hooks.write_text(hooks.read_text(encoding="utf-8").replace(
-            "gopher://hooks.example/in", "https://hooks.example/v2"), encoding="utf-8")
+        hooks.write_text(
+            hooks.read_text(encoding="utf-8").replace(
+                "gopher://hooks.example/in", "https://hooks.example/v2"
+            ),
+            encoding="utf-8",
+        )
         service.reload_now()
         [after] = sqlite_store.webhooks.subscribers()
         assert after.url == "https://hooks.example/v2"
@@ -248,7 +326,8 @@ def test_a_broken_webhooks_file_on_reload_keeps_the_running_subscribers(
 
 
 def test_the_delivery_log_forgets_finished_deliveries_past_its_age_and_keeps_pending_ones(
-        store: Store) -> None:
+    store: Store,
+) -> None:
     now = utc_now()
     old, recent = now - timedelta(days=40), now - timedelta(days=2)
     _subscribe(store, "https://hooks.example/one", "one")
@@ -256,35 +335,45 @@ def test_the_delivery_log_forgets_finished_deliveries_past_its_age_and_keeps_pen
     hooks = store.webhooks
 
     def event(key: str, at: datetime) -> None:
-        assert hooks.record([NewEvent(key=key, kind=EventKind.STORY_PUBLISHED, payload={})],
-                            {}, at) == 1
+        assert (
+            hooks.record([NewEvent(key=key, kind=EventKind.STORY_PUBLISHED, payload={})], {}, at)
+            == 1
+        )
 
-    for key, at in (("delivered", old), ("failed", old), ("pending", old),
-                    ("recent", recent), ("half", old)):
+    for key, at in (
+        ("delivered", old),
+        ("failed", old),
+        ("pending", old),
+        ("recent", recent),
+        ("half", old),
+    ):
         event(key, at)
     rows = {(row.event_key, row.subscriber_id): row.id for row in hooks.deliveries()}
     for (key, subscriber), delivery in rows.items():
         if key in ("delivered", "recent") or (key == "half" and subscriber == "one"):
-            hooks.finish(delivery, now=now, delivered=True, status=200, error=None,
-                         retry_at=None)
+            hooks.finish(delivery, now=now, delivered=True, status=200, error=None, retry_at=None)
         elif key == "failed":
-            hooks.finish(delivery, now=now, delivered=False, status=500, error="boom",
-                         retry_at=None)
+            hooks.finish(
+                delivery, now=now, delivered=False, status=500, error="boom", retry_at=None
+            )
 
     assert hooks.forget(now - timedelta(days=30), limit=3) == 3
     assert hooks.forget(now - timedelta(days=30)) == 2
     assert hooks.forget(now - timedelta(days=30)) == 0
     left = sorted((row.event_key, row.subscriber_id, row.state) for row in hooks.deliveries())
-    assert left == [("half", "two", DeliveryState.PENDING),
-                    ("pending", "one", DeliveryState.PENDING),
-                    ("pending", "two", DeliveryState.PENDING),
-                    ("recent", "one", DeliveryState.DELIVERED),
-                    ("recent", "two", DeliveryState.DELIVERED)]
+    assert left == [
+        ("half", "two", DeliveryState.PENDING),
+        ("pending", "one", DeliveryState.PENDING),
+        ("pending", "two", DeliveryState.PENDING),
+        ("recent", "one", DeliveryState.DELIVERED),
+        ("recent", "two", DeliveryState.DELIVERED),
+    ]
     # The events left without deliveries are gone; those still owed or recent stay.
     kept = {row.event_key for row in hooks.deliveries()}
     event("delivered", now)  # its key is free again: the old event was forgotten
-    assert not hooks.record([NewEvent(key="pending", kind=EventKind.STORY_PUBLISHED,
-                                      payload={})], {}, now)
+    assert not hooks.record(
+        [NewEvent(key="pending", kind=EventKind.STORY_PUBLISHED, payload={})], {}, now
+    )
     assert kept == {"half", "pending", "recent"}
 
 
@@ -292,28 +381,38 @@ def test_the_webhook_loop_trims_its_log_at_most_once_an_hour(store: Store) -> No
     _subscribe(store, "https://hooks.example/one", "one")
     long_ago = utc_now() - timedelta(days=60)
     for n in range(3):
-        store.webhooks.record([NewEvent(key=f"k{n}", kind=EventKind.STORY_PUBLISHED,
-                                        payload={})], {}, long_ago)
+        store.webhooks.record(
+            [NewEvent(key=f"k{n}", kind=EventKind.STORY_PUBLISHED, payload={})], {}, long_ago
+        )
     for row in store.webhooks.deliveries():
-        store.webhooks.finish(row.id, now=long_ago, delivered=True, status=200, error=None,
-                              retry_at=None)
+        store.webhooks.finish(
+            row.id, now=long_ago, delivered=True, status=200, error=None, retry_at=None
+        )
     clock = [utc_now()]
-    dispatcher = Dispatcher(Detector(store.webhooks), _sender(store, clock), interval=60,
-                            log_days=30)
-    store.webhooks.record([NewEvent(key="k9", kind=EventKind.STORY_PUBLISHED, payload={})],
-                          {}, long_ago)
+    dispatcher = Dispatcher(
+        Detector(store.webhooks), _sender(store, clock), interval=60, log_days=30
+    )
+    store.webhooks.record(
+        [NewEvent(key="k9", kind=EventKind.STORY_PUBLISHED, payload={})], {}, long_ago
+    )
     assert dispatcher.forget(clock[0]) == 3
     [row] = store.webhooks.deliveries()
-    store.webhooks.finish(row.id, now=long_ago, delivered=True, status=200, error=None,
-                          retry_at=None)
+    store.webhooks.finish(
+        row.id, now=long_ago, delivered=True, status=200, error=None, retry_at=None
+    )
     assert dispatcher.forget(clock[0] + timedelta(minutes=30)) == 0
     assert dispatcher.forget(clock[0] + timedelta(minutes=61)) == 1
-    assert Dispatcher(Detector(store.webhooks), _sender(store, clock), interval=60,
-                      log_days=0).forget(clock[0] + timedelta(days=9)) == 0
+    assert (
+        Dispatcher(Detector(store.webhooks), _sender(store, clock), interval=60, log_days=0).forget(
+            clock[0] + timedelta(days=9)
+        )
+        == 0
+    )
 
 
 def test_changed_stories_are_read_and_recorded_a_chunk_at_a_time(
-        store: Store, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("aggregator.delivery.detect.STORY_CHUNK", 2)
     store.sync_sources(catalog(source("a")), utc_now())
     _subscribe(store, receiver.url)
@@ -337,7 +436,8 @@ def test_changed_stories_are_read_and_recorded_a_chunk_at_a_time(
 
 
 def test_a_change_committed_minutes_after_its_own_time_is_found_by_the_next_full_look(
-        store: Store, receiver: Receiver) -> None:
+    store: Store, receiver: Receiver
+) -> None:
     store.sync_sources(catalog(source("a")), utc_now())
     _subscribe(store, receiver.url)
     detector = Detector(store.webhooks)
@@ -357,12 +457,19 @@ def test_a_change_committed_minutes_after_its_own_time_is_found_by_the_next_full
 
 
 def test_the_look_at_merges_reads_only_merged_stories_through_their_index(
-        sqlite_store: Store) -> None:
+    sqlite_store: Store,
+) -> None:
     """``merged_since`` runs at every look: it must not read every story (issue 19)."""
     statements: list[tuple[str, object]] = []
 
-    def noted(_conn: object, _cursor: object, statement: str, parameters: object,
-              _context: object, _many: bool) -> None:
+    def noted(
+        _conn: object,
+        _cursor: object,
+        statement: str,
+        parameters: object,
+        _context: object,
+        _many: bool,
+    ) -> None:
         if statement.lstrip().upper().startswith("SELECT"):
             statements.append((statement, parameters))
 
@@ -374,14 +481,20 @@ def test_the_look_at_merges_reads_only_merged_stories_through_their_index(
         sa.event.remove(engine, "before_cursor_execute", noted)
     [(statement, parameters)] = statements
     with engine.connect() as connection:
-        plan = " / ".join(row[-1] for row in connection.exec_driver_sql(
-            "EXPLAIN QUERY PLAN " + statement, parameters))  # type: ignore[arg-type]
+        plan = " / ".join(
+            row[-1]
+            for row in connection.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + statement,
+                parameters,  # type: ignore[arg-type]
+            )
+        )
     assert "ix_stories_merged_at" in plan, plan
     assert "SCAN stories" not in plan, plan
 
 
 def test_source_health_is_read_a_page_at_a_time_and_finds_every_failing_source(
-        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ids = [f"s{n:02d}" for n in range(7)]
     store.sync_sources(catalog(*(source(i) for i in ids)), utc_now())
     store.sync_sources(catalog(*(source(i) for i in ids if i != "s03")), utc_now())  # removed
@@ -395,8 +508,14 @@ def test_source_health_is_read_a_page_at_a_time_and_finds_every_failing_source(
         after = page[-1].id
     assert [len(p) for p in pages] == [2, 2, 2]
     assert [s for p in pages for s in p] == whole
-    assert {s.id: s.entries for s in whole} == {"s00": 2, "s01": 0, "s02": 2, "s04": 0,
-                                                "s05": 0, "s06": 2}
+    assert {s.id: s.entries for s in whole} == {
+        "s00": 2,
+        "s01": 0,
+        "s02": 2,
+        "s04": 0,
+        "s05": 0,
+        "s06": 2,
+    }
 
     _subscribe(store, "https://hooks.example/in", events=(EventKind.SOURCE_HEALTH,))
     monkeypatch.setattr("aggregator.delivery.detect.SOURCE_CHUNK", 2)
@@ -404,8 +523,14 @@ def test_source_health_is_read_a_page_at_a_time_and_finds_every_failing_source(
     detector.run(utc_now())
     for source_id in ("s01", "s05", "s06"):  # on the first, third and last page
         for _ in range(3):
-            store.save_error(source_id, message="HTTP 500", kind="http", status=500,
-                             now=utc_now(), next_check_at=utc_now() + timedelta(minutes=5))
+            store.save_error(
+                source_id,
+                message="HTTP 500",
+                kind="http",
+                status=500,
+                now=utc_now(),
+                next_check_at=utc_now() + timedelta(minutes=5),
+            )
     assert detector.run(utc_now()) == 3
     assert detector.run(utc_now()) == 0
     assert sorted(h.source_id for h in store.webhooks.health_alerts()) == ["s01", "s05", "s06"]

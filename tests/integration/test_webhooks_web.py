@@ -32,17 +32,22 @@ PUBLIC = "https://hooks.example/in"
 
 
 @pytest.fixture
-def served(sqlite_store: Store, feed_server: FeedServer, tmp_path: Path
-           ) -> Iterator[tuple[str, Workbench]]:
-    with workbench(sqlite_store, feed_server, tmp_path / "config") as bench, \
-            serve_app(bench.app) as base:
+def served(
+    sqlite_store: Store, feed_server: FeedServer, tmp_path: Path
+) -> Iterator[tuple[str, Workbench]]:
+    with (
+        workbench(sqlite_store, feed_server, tmp_path / "config") as bench,
+        serve_app(bench.app) as base,
+    ):
         yield base, bench
 
 
-def _api(base: str, method: str, path: str, body: Any = None,
-         headers: dict[str, str] | None = None) -> requests.Response:
-    return requests.request(method, base + path, json=body,
-                            headers=AUTH if headers is None else headers, timeout=30)
+def _api(
+    base: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> requests.Response:
+    return requests.request(
+        method, base + path, json=body, headers=AUTH if headers is None else headers, timeout=30
+    )
 
 
 def _subscriber(**changes: Any) -> dict[str, Any]:
@@ -58,17 +63,26 @@ def test_subscribers_through_the_api(served: tuple[str, Workbench]) -> None:
     assert refused.status_code == 422
     assert refused.json()["field"] == "url"
     assert "loopback" in refused.json()["detail"]
-    assert _api(base, "POST", "/api/webhooks",
-                _subscriber(secret="short")).json()["field"] == "secret"
-    assert _api(base, "POST", "/api/webhooks",
-                _subscriber(categories=["nope"])).json()["field"] == "categories"
+    assert (
+        _api(base, "POST", "/api/webhooks", _subscriber(secret="short")).json()["field"] == "secret"
+    )
+    assert (
+        _api(base, "POST", "/api/webhooks", _subscriber(categories=["nope"])).json()["field"]
+        == "categories"
+    )
     # An environment variable is the file's way to give a secret, never the API's.
-    assert _api(base, "POST", "/api/webhooks",
-                _subscriber(secret_env="AGGREGATOR_ADMIN_TOKEN")).status_code == 422
+    assert (
+        _api(
+            base, "POST", "/api/webhooks", _subscriber(secret_env="AGGREGATOR_ADMIN_TOKEN")
+        ).status_code
+        == 422
+    )
     assert bench.store.webhooks.subscribers() == []
 
-    assert _api(base, "POST", "/api/webhooks",
-                _subscriber(events=["story.published"])).status_code == 201
+    assert (
+        _api(base, "POST", "/api/webhooks", _subscriber(events=["story.published"])).status_code
+        == 201
+    )
     assert _api(base, "POST", "/api/webhooks", _subscriber()).status_code == 409
     listed = _api(base, "GET", "/api/webhooks")
     assert listed.status_code == 200
@@ -82,13 +96,15 @@ def test_subscribers_through_the_api(served: tuple[str, Workbench]) -> None:
     assert _api(base, "GET", "/api/webhooks").json() == []
 
 
-def test_a_file_subscriber_is_removed_in_the_file_only(served: tuple[str, Workbench],
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_subscriber_is_removed_in_the_file_only(
+    served: tuple[str, Workbench], monkeypatch: pytest.MonkeyPatch
+) -> None:
     base, bench = served
     monkeypatch.setenv("PARTNER_SECRET", SECRET)
     (bench.config / "webhooks.toml").write_text(
         f'[[subscriber]]\nid = "partner"\nurl = "{PUBLIC}"\nsecret_env = "PARTNER_SECRET"\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     settings = Settings.from_env({"AGGREGATOR_CONFIG": str(bench.config)})
     sync_subscribers(settings, bench.store, load_catalog(bench.config))
     [partner] = _api(base, "GET", "/api/webhooks").json()
@@ -102,41 +118,65 @@ def test_delivery_log_and_send_again(served: tuple[str, Workbench]) -> None:
     base, bench = served
     assert _api(base, "POST", "/api/webhooks", _subscriber()).status_code == 201
     hooks = bench.store.webhooks
-    hooks.record([NewEvent(key="story.published:x:news", kind=EventKind.STORY_PUBLISHED,
-                           payload={"story": {"uid": "x"}}, categories=("news",))], {},
-                 utc_now())
+    hooks.record(
+        [
+            NewEvent(
+                key="story.published:x:news",
+                kind=EventKind.STORY_PUBLISHED,
+                payload={"story": {"uid": "x"}},
+                categories=("news",),
+            )
+        ],
+        {},
+        utc_now(),
+    )
     [pending] = _api(base, "GET", "/api/webhooks/deliveries").json()
     assert (pending["state"], pending["event_id"]) == ("pending", "story.published:x:news")
-    assert _api(base, "POST", f"/api/webhooks/deliveries/{pending['id']}/retry"
-                ).status_code == 404  # only failed ones are sent again
-    hooks.finish(pending["id"], now=utc_now(), delivered=False, status=500, error="HTTP 500",
-                 retry_at=None)
+    assert (
+        _api(base, "POST", f"/api/webhooks/deliveries/{pending['id']}/retry").status_code == 404
+    )  # only failed ones are sent again
+    hooks.finish(
+        pending["id"], now=utc_now(), delivered=False, status=500, error="HTTP 500", retry_at=None
+    )
     [failed] = _api(base, "GET", "/api/webhooks/deliveries?state=failed").json()
     assert (failed["attempts"], failed["last_status"]) == (1, 500)
-    assert _api(base, "POST", f"/api/webhooks/deliveries/{failed['id']}/retry"
-                ).status_code == 200
+    assert _api(base, "POST", f"/api/webhooks/deliveries/{failed['id']}/retry").status_code == 200
     assert hooks.deliveries()[0].state == DeliveryState.PENDING
     assert _api(base, "GET", "/api/webhooks/deliveries?state=bogus").status_code == 422
 
 
 def test_source_health_alert_on_the_api_and_the_admin_overview(
-        served: tuple[str, Workbench]) -> None:
+    served: tuple[str, Workbench],
+) -> None:
     base, bench = served
     source_id = bench.store.sources()[0].id
     detector = Detector(bench.store.webhooks, health_every=timedelta(0))
     detector.run(utc_now())
     assert _api(base, "GET", "/api/alerts").json() == []
     for _ in range(3):
-        bench.store.save_error(source_id, message="HTTP 503", kind="http", status=503,
-                               now=utc_now(), next_check_at=utc_now() + timedelta(minutes=5))
+        bench.store.save_error(
+            source_id,
+            message="HTTP 503",
+            kind="http",
+            status=503,
+            now=utc_now(),
+            next_check_at=utc_now() + timedelta(minutes=5),
+        )
     detector.run(utc_now())
     [alert] = _api(base, "GET", "/api/alerts").json()
     assert (alert["source_id"], alert["health"]) == (source_id, "failing")
     assert "3 failed polls in a row" in alert["detail"]
 
     http = requests.Session()
-    assert http.post(f"{base}/admin/login", data={"token": TOKEN, "editor": "Mia"},
-                     allow_redirects=False, timeout=10).status_code == 303
+    assert (
+        http.post(
+            f"{base}/admin/login",
+            data={"token": TOKEN, "editor": "Mia"},
+            allow_redirects=False,
+            timeout=10,
+        ).status_code
+        == 303
+    )
     overview = http.get(f"{base}/admin/", timeout=10).text
     assert "Source-health alerts" in overview
     assert f"{source_id}</a>: <strong>failing</strong>" in overview
@@ -145,35 +185,70 @@ def test_source_health_alert_on_the_api_and_the_admin_overview(
 def test_admin_webhooks_page_adds_lists_and_removes(served: tuple[str, Workbench]) -> None:
     base, bench = served
     http = requests.Session()
-    assert http.post(f"{base}/admin/login", data={"token": TOKEN, "editor": "Mia"},
-                     allow_redirects=False, timeout=10).status_code == 303
+    assert (
+        http.post(
+            f"{base}/admin/login",
+            data={"token": TOKEN, "editor": "Mia"},
+            allow_redirects=False,
+            timeout=10,
+        ).status_code
+        == 303
+    )
     page = http.get(f"{base}/admin/webhooks", timeout=10).text
     csrf = page.split(f'name="{CSRF_FIELD}" value="', 1)[1].split('"', 1)[0]
-    refused = http.post(f"{base}/admin/webhooks/add", data={
-        CSRF_FIELD: csrf, "id": "partner", "url": "http://10.0.0.1/in", "secret": SECRET},
-        timeout=10)
+    refused = http.post(
+        f"{base}/admin/webhooks/add",
+        data={CSRF_FIELD: csrf, "id": "partner", "url": "http://10.0.0.1/in", "secret": SECRET},
+        timeout=10,
+    )
     assert "Refused (url)" in refused.text
-    added = http.post(f"{base}/admin/webhooks/add", data={
-        CSRF_FIELD: csrf, "id": "partner", "url": PUBLIC, "secret": SECRET,
-        "languages": "en, fr", "events": ["source.health"]}, timeout=10)
+    added = http.post(
+        f"{base}/admin/webhooks/add",
+        data={
+            CSRF_FIELD: csrf,
+            "id": "partner",
+            "url": PUBLIC,
+            "secret": SECRET,
+            "languages": "en, fr",
+            "events": ["source.health"],
+        },
+        timeout=10,
+    )
     assert "Added webhook subscriber partner" in added.text
     assert 'id="subscriber-partner"' in added.text
     assert SECRET not in added.text
-    bench.store.webhooks.record([NewEvent(
-        key="source.health:wire:1", kind=EventKind.SOURCE_HEALTH,
-        payload={"health": "failing"}, languages=("en",))], {}, utc_now())
+    bench.store.webhooks.record(
+        [
+            NewEvent(
+                key="source.health:wire:1",
+                kind=EventKind.SOURCE_HEALTH,
+                payload={"health": "failing"},
+                languages=("en",),
+            )
+        ],
+        {},
+        utc_now(),
+    )
     [delivery] = bench.store.webhooks.deliveries()
-    bench.store.webhooks.finish(delivery.id, now=utc_now(), delivered=False, status=None,
-                                error="<b>refused</b>", retry_at=None)
+    bench.store.webhooks.finish(
+        delivery.id,
+        now=utc_now(),
+        delivered=False,
+        status=None,
+        error="<b>refused</b>",
+        retry_at=None,
+    )
     shown = http.get(f"{base}/admin/webhooks", timeout=10)
     assert html5_errors(shown.content) == []
     assert "&lt;b&gt;refused&lt;/b&gt;" in shown.text
-    retried = http.post(f"{base}/admin/webhooks/deliveries/{delivery.id}/retry",
-                        data={CSRF_FIELD: csrf}, timeout=10)
+    retried = http.post(
+        f"{base}/admin/webhooks/deliveries/{delivery.id}/retry", data={CSRF_FIELD: csrf}, timeout=10
+    )
     assert f"Delivery {delivery.id} is queued again" in retried.text
     [partner] = bench.store.webhooks.subscribers()
     assert (partner.languages, partner.events) == (("en", "fr"), ("source.health",))
-    removed = http.post(f"{base}/admin/webhooks/partner/remove", data={CSRF_FIELD: csrf},
-                        timeout=10)
+    removed = http.post(
+        f"{base}/admin/webhooks/partner/remove", data={CSRF_FIELD: csrf}, timeout=10
+    )
     assert "Removed webhook subscriber partner" in removed.text
     assert bench.store.webhooks.subscribers() == []

@@ -31,11 +31,15 @@ def test_feeds_advertise_the_hub_and_a_change_pings_it(store: Store) -> None:
         notifier = HubNotifier(hub.url, user_agent=UA)
         outputs = outputs_for(store, hub_url=hub.url, on_change=notifier.notify)
         atom = ET.fromstring(outputs.document("feeds/news.atom").body)  # type: ignore[union-attr]
-        assert [link.get("href") for link in atom.findall(f"{ATOM}link")
-                if link.get("rel") == "hub"] == [hub.url]
+        assert [
+            link.get("href") for link in atom.findall(f"{ATOM}link") if link.get("rel") == "hub"
+        ] == [hub.url]
         rss = ET.fromstring(outputs.document("feeds/news.fr.rss").body)  # type: ignore[union-attr]
-        assert [link.get("href") for link in rss.findall(f"channel/{ATOM}link")
-                if link.get("rel") == "hub"] == [hub.url]
+        assert [
+            link.get("href")
+            for link in rss.findall(f"channel/{ATOM}link")
+            if link.get("rel") == "hub"
+        ] == [hub.url]
         document = json.loads(outputs.document("feeds/news.json").body)  # type: ignore[union-attr]
         assert document["hubs"] == [{"type": "WebSub", "url": hub.url}]
 
@@ -45,14 +49,16 @@ def test_feeds_advertise_the_hub_and_a_change_pings_it(store: Store) -> None:
         changed = outputs.refresh()
         assert notifier.flush(10)
         # The English story changes the all-language and English feeds, not the French ones.
-        expected = [f"{BASE}/feeds/news{lang}.{fmt}" for lang in ("", ".en")
-                    for fmt in ("atom", "rss", "json")]
+        expected = [
+            f"{BASE}/feeds/news{lang}.{fmt}"
+            for lang in ("", ".en")
+            for fmt in ("atom", "rss", "json")
+        ]
         assert sorted(changed) == sorted(expected)
         assert sorted(hub.published()) == sorted(expected)
         assert all(ping["hub.mode"] == ["publish"] for ping in hub.pings)
         assert all(h["user-agent"] == UA for h in hub.headers)
-        assert all(h["content-type"] == "application/x-www-form-urlencoded"
-                   for h in hub.headers)
+        assert all(h["content-type"] == "application/x-www-form-urlencoded" for h in hub.headers)
         assert outputs.refresh() == []
         assert notifier.flush(10)
         assert len(hub.pings) == len(expected)
@@ -85,8 +91,9 @@ def test_the_running_app_pings_on_its_own(store: Store, tmp_path: Path) -> None:
     with recording_hub() as hub:
         notifier = HubNotifier(hub.url, user_agent=UA)
         # The app's watcher checks every 50 ms, requests or not.
-        outputs = outputs_for(store, hub_url=hub.url, on_change=notifier.notify,
-                              recheck_seconds=0.05)
+        outputs = outputs_for(
+            store, hub_url=hub.url, on_change=notifier.notify, recheck_seconds=0.05
+        )
         with serve_app(create_app(store=store, outputs=outputs)):
             outputs.refresh()
             room.story("two")
@@ -99,19 +106,26 @@ def test_the_running_app_pings_on_its_own(store: Store, tmp_path: Path) -> None:
 def test_publish_out_pings_for_the_feeds_it_wrote(store: Store, tmp_path: Path) -> None:
     room = Newsroom(store)
     room.story("one")
-    sources = "".join(f'[[source]]\nid = "{s.id}"\nurl = "{s.url}"\ncategories = ["news"]\n'
-                      for s in news_catalog().sources)
+    sources = "".join(
+        f'[[source]]\nid = "{s.id}"\nurl = "{s.url}"\ncategories = ["news"]\n'
+        for s in news_catalog().sources
+    )
     config = write_config(tmp_path / "config", sources, CATEGORIES)
     url = store.engine.url.render_as_string(hide_password=False)
     options = ["--config", str(config), "--database", url, "--out", str(tmp_path / "site")]
     with recording_hub() as hub:
-        env = cli_env(AGGREGATOR_WEBSUB_HUB=hub.url, AGGREGATOR_BASE_URL=BASE,
-                      AGGREGATOR_ARCHIVE_DIR=str(tmp_path / "archives"))
+        env = cli_env(
+            AGGREGATOR_WEBSUB_HUB=hub.url,
+            AGGREGATOR_BASE_URL=BASE,
+            AGGREGATOR_ARCHIVE_DIR=str(tmp_path / "archives"),
+        )
         first = aggregator("publish", *options, env=env)
         assert "pinged" in first.stdout
         assert sorted(hub.published()) == sorted(
-            f"{BASE}/feeds/news{lang}.{fmt}" for lang in ("", ".en", ".fr")
-            for fmt in ("atom", "rss", "json"))
+            f"{BASE}/feeds/news{lang}.{fmt}"
+            for lang in ("", ".en", ".fr")
+            for fmt in ("atom", "rss", "json")
+        )
         second = aggregator("publish", *options, env=env)
         assert "pinged" not in second.stdout
         assert len(hub.pings) == 9

@@ -47,7 +47,9 @@ def reset_peak():
 def peak_kib():
     return status_kib("VmHWM")
 """
-PARSE_CHILD = CHILD_PRELUDE + """
+PARSE_CHILD = (
+    CHILD_PRELUDE
+    + """
 from aggregator.polling.parse import parse_feed
 document = open(sys.argv[1], "rb").read()
 parse_feed(b"<rss version='2.0'><channel><title>warm</title></channel></rss>",
@@ -64,7 +66,10 @@ except Exception as exc:
 print(json.dumps({{"outcome": outcome, "seconds": time.monotonic() - started,
                   "growth_mb": (peak_kib() - before) / 1024, "fields": fields}}))
 """
-FETCH_CHILD = CHILD_PRELUDE + """
+)
+FETCH_CHILD = (
+    CHILD_PRELUDE
+    + """
 from aggregator.errors import FetchError
 from aggregator.polling.fetch import Fetcher
 with Fetcher(user_agent="attack-tests/1.0", max_bytes={max_bytes}, total_timeout=30) as fetcher:
@@ -79,13 +84,20 @@ with Fetcher(user_agent="attack-tests/1.0", max_bytes={max_bytes}, total_timeout
 print(json.dumps({{"outcome": outcome, "seconds": time.monotonic() - started,
                   "growth_mb": (peak_kib() - before) / 1024}}))
 """
+)
 
 
 def run_child(script: str, *args: str) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     completed = subprocess.run(
-        [sys.executable, "-c", script, *args], cwd=PROJECT_ROOT, env=env, capture_output=True,
-        text=True, timeout=CHILD_TIMEOUT_SECONDS, check=False)
+        [sys.executable, "-c", script, *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT_SECONDS,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stderr[-2000:]
     report: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
     return report
@@ -104,14 +116,17 @@ def assert_harmless(report: dict[str, Any]) -> None:
 
 
 def rss_with_doctype(doctype: str, text: str) -> bytes:
-    return (f'<?xml version="1.0"?>\n{doctype}\n<rss version="2.0"><channel><title>{text}</title>'
-            f"<item><title>{text}</title><guid>g1</guid><description>{text}</description>"
-            "</item></channel></rss>").encode()
+    return (
+        f'<?xml version="1.0"?>\n{doctype}\n<rss version="2.0"><channel><title>{text}</title>'
+        f"<item><title>{text}</title><guid>g1</guid><description>{text}</description>"
+        "</item></channel></rss>"
+    ).encode()
 
 
 def billion_laughs() -> bytes:
     declarations = ['<!ENTITY lol0 "lol">'] + [
-        f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10}">' for n in range(1, 10)]
+        f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10}">' for n in range(1, 10)
+    ]
     return rss_with_doctype("<!DOCTYPE rss [\n" + "\n".join(declarations) + "\n]>", "&lol9;")
 
 
@@ -122,25 +137,34 @@ def test_billion_laughs_is_not_expanded(tmp_path: Path) -> None:
 
 def test_quadratic_blowup_on_one_line_is_not_expanded(tmp_path: Path) -> None:
     # Declared on the DOCTYPE's own line, feedparser drops the subset as malformed.
-    document = ('<?xml version="1.0"?>\n<!DOCTYPE rss [<!ENTITY a "' + "A" * 10_000
-                + '">]>\n<rss version="2.0"><channel><title>t</title><item><title>x</title>'
-                "<description>" + "&a;" * 10_000 + "</description></item></channel></rss>")
+    document = (
+        '<?xml version="1.0"?>\n<!DOCTYPE rss [<!ENTITY a "'
+        + "A" * 10_000
+        + '">]>\n<rss version="2.0"><channel><title>t</title><item><title>x</title>'
+        "<description>" + "&a;" * 10_000 + "</description></item></channel></rss>"
+    )
     assert_harmless(parse_in_child(tmp_path, document.encode()))
 
 
 def test_quadratic_blowup_is_not_expanded(tmp_path: Path) -> None:
     # 10 kB entity × 10,000 references: 100 MB of text from a 40 kB document.
-    document = ('<?xml version="1.0"?>\n<!DOCTYPE rss [\n<!ENTITY a "' + "A" * 10_000
-                + '">\n]>\n<rss version="2.0"><channel><title>t</title><item><title>x</title>'
-                "<description>" + "&a;" * 10_000 + "</description></item></channel></rss>")
+    document = (
+        '<?xml version="1.0"?>\n<!DOCTYPE rss [\n<!ENTITY a "'
+        + "A" * 10_000
+        + '">\n]>\n<rss version="2.0"><channel><title>t</title><item><title>x</title>'
+        "<description>" + "&a;" * 10_000 + "</description></item></channel></rss>"
+    )
     assert_harmless(parse_in_child(tmp_path, document.encode()))
 
 
-@pytest.mark.parametrize("doctype", [
-    '<!DOCTYPE rss [\n<!ENTITY xxe SYSTEM "file:///etc/passwd">\n]>',
-    '<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>',
-    '<!DOCTYPE rss [\n<!ENTITY xxe PUBLIC "-//x//y" "file:///etc/passwd">\n]>',
-])
+@pytest.mark.parametrize(
+    "doctype",
+    [
+        '<!DOCTYPE rss [\n<!ENTITY xxe SYSTEM "file:///etc/passwd">\n]>',
+        '<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>',
+        '<!DOCTYPE rss [\n<!ENTITY xxe PUBLIC "-//x//y" "file:///etc/passwd">\n]>',
+    ],
+)
 def test_external_file_entity_does_not_leak(tmp_path: Path, doctype: str) -> None:
     if not Path("/etc/passwd").is_file() or PASSWD_MARKER not in Path("/etc/passwd").read_text():
         pytest.skip("no /etc/passwd with a root line to leak here")
@@ -148,11 +172,14 @@ def test_external_file_entity_does_not_leak(tmp_path: Path, doctype: str) -> Non
     assert_harmless(report)
 
 
-def test_external_http_entities_and_dtds_are_not_fetched(tmp_path: Path,
-                                                         feed_server: FeedServer) -> None:
+def test_external_http_entities_and_dtds_are_not_fetched(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
     feed_server.set("/evil", Resource(body=b"SECRET-FROM-THE-NETWORK", content_type="text/plain"))
-    feed_server.set("/evil.dtd", Resource(body=b'<!ENTITY leak "SECRET-FROM-THE-DTD">',
-                                          content_type="application/xml-dtd"))
+    feed_server.set(
+        "/evil.dtd",
+        Resource(body=b'<!ENTITY leak "SECRET-FROM-THE-DTD">', content_type="application/xml-dtd"),
+    )
     url = feed_server.url("/evil")
     dtd = feed_server.url("/evil.dtd")
     for doctype, text in [
@@ -192,8 +219,7 @@ def test_gzip_bomb_is_capped_with_bounded_memory(feed_server: FeedServer) -> Non
 
 
 def test_50_mb_body_is_cut_while_streaming_with_bounded_memory(feed_server: FeedServer) -> None:
-    feed_server.set("/huge.xml", Resource(body=b"<rss>" + b"x" * (50 * 1024 * 1024),
-                                          chunked=True))
+    feed_server.set("/huge.xml", Resource(body=b"<rss>" + b"x" * (50 * 1024 * 1024), chunked=True))
     report = fetch_in_child(feed_server, "/huge.xml")
     assert report["outcome"] == "too_large"
     assert report["growth_mb"] < MAX_GROWTH_MB

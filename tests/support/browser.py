@@ -46,22 +46,47 @@ PUBLISHED = datetime.now(UTC) - timedelta(days=1)
 
 def _item(key: str, title: str, body: str, site: str, hours: int) -> dict[str, str]:
     moment = PUBLISHED - timedelta(hours=hours)
-    return {"guid": key, "title": title, "body": body, "link": f"https://{site}.example/{key}",
-            "date": moment.strftime("%a, %d %b %Y %H:%M:%S GMT")}
+    return {
+        "guid": key,
+        "title": title,
+        "body": body,
+        "link": f"https://{site}.example/{key}",
+        "date": moment.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+    }
 
 
 WIRE_ITEMS = [
-    _item("robot-chess", "Robot wins the world chess final",
-          "A robot beat the champion in the final game.", "wire", 1),
-    _item("ferry", "Ferry runs aground off Paros",
-          "All passengers were rescued by the coast guard.", "wire", 2),
+    _item(
+        "robot-chess",
+        "Robot wins the world chess final",
+        "A robot beat the champion in the final game.",
+        "wire",
+        1,
+    ),
+    _item(
+        "ferry",
+        "Ferry runs aground off Paros",
+        "All passengers were rescued by the coast guard.",
+        "wire",
+        2,
+    ),
     _item("hostile", HOSTILE_TITLE, "A feed that tries to run script.", "wire", 3),
 ]
 JOURNAL_ITEMS = [
-    _item("rail", "Rail workers announce a national strike",
-          "Unions said they will walk out next week.", "journal", 4),
-    _item("robot-cook", "Robots learn to cook in a Lyon restaurant",
-          "The kitchen robot makes an omelette.", "journal", 5),
+    _item(
+        "rail",
+        "Rail workers announce a national strike",
+        "Unions said they will walk out next week.",
+        "journal",
+        4,
+    ),
+    _item(
+        "robot-cook",
+        "Robots learn to cook in a Lyon restaurant",
+        "The kitchen robot makes an omelette.",
+        "journal",
+        5,
+    ),
 ]
 
 CATEGORIES_TOML = toml_tables(
@@ -73,10 +98,15 @@ CATEGORIES_TOML = toml_tables(
 
 def service_settings(database_url: str, **extra: str) -> Settings:
     """Settings for a service in a test: no model, no worker processes, no politeness wait."""
-    return Settings.from_env({"AGGREGATOR_DATABASE_URL": database_url,
-                              "AGGREGATOR_CLUSTERING": "exact",
-                              "AGGREGATOR_POLL_PROCESSES": "0",
-                              "AGGREGATOR_HOST_DELAY": "0", **extra})
+    return Settings.from_env(
+        {
+            "AGGREGATOR_DATABASE_URL": database_url,
+            "AGGREGATOR_CLUSTERING": "exact",
+            "AGGREGATOR_POLL_PROCESSES": "0",
+            "AGGREGATOR_HOST_DELAY": "0",
+            **extra,
+        }
+    )
 
 
 def write_newsroom(feed_server: FeedServer, directory: Path) -> Path:
@@ -88,8 +118,9 @@ def write_newsroom(feed_server: FeedServer, directory: Path) -> Path:
         {"id": "wire", "url": feed_server.url("/wire.xml"), "categories": ["news", "tech"]},
         {"id": "journal", "url": feed_server.url("/journal.xml"), "categories": ["news"]},
     )
-    return write_config(directory, "# Editors' sources (comments are kept by edits)\n" + sources,
-                        CATEGORIES_TOML)
+    return write_config(
+        directory, "# Editors' sources (comments are kept by edits)\n" + sources, CATEGORIES_TOML
+    )
 
 
 @dataclass
@@ -104,14 +135,20 @@ class Workbench:
 
     def story_ids(self, category: str = "news") -> dict[str, int]:
         """Title → story id of the category's stories."""
-        return {s.representative.title: s.story_id
-                for s in self.store.category_stories(category, 100)}
+        return {
+            s.representative.title: s.story_id for s in self.store.category_stories(category, 100)
+        }
 
 
 @contextmanager
-def workbench(store: Store, feed_server: FeedServer, directory: Path, *,
-              token: str = TOKEN, limiter: FailureLimiter | None = None
-              ) -> Iterator[Workbench]:
+def workbench(
+    store: Store,
+    feed_server: FeedServer,
+    directory: Path,
+    *,
+    token: str = TOKEN,
+    limiter: FailureLimiter | None = None,
+) -> Iterator[Workbench]:
     """Poll both feeds once and cluster (as ``aggregator poll --all``), then build the app as
     ``Service.serve`` does, config edits applied by the service's own reload."""
     config = write_newsroom(feed_server, directory)
@@ -119,8 +156,13 @@ def workbench(store: Store, feed_server: FeedServer, directory: Path, *,
     try:
         service.poll()
         service.cluster()
-        outputs = Outputs(store=store, catalog=service.catalog, base_url="http://agg.test",
-                          tag_authority="agg.test", feed_size=50)
+        outputs = Outputs(
+            store=store,
+            catalog=service.catalog,
+            base_url="http://agg.test",
+            tag_authority="agg.test",
+            feed_size=50,
+        )
         service.outputs = outputs
         bench = Workbench(config=config, store=store, outputs=outputs, app=FastAPI())
 
@@ -128,15 +170,21 @@ def workbench(store: Store, feed_server: FeedServer, directory: Path, *,
             service.reload_now()
             bench.reloads += 1
 
-        bench.app = create_app(store=store, outputs=outputs, admin_token=token,
-                               config_dir=config, on_config_change=reload,
-                               failure_limiter=limiter)
+        bench.app = create_app(
+            store=store,
+            outputs=outputs,
+            admin_token=token,
+            config_dir=config,
+            on_config_change=reload,
+            failure_limiter=limiter,
+        )
         yield bench
     finally:
         service.close()
 
 
 # -- the browser ----------------------------------------------------------------------------
+
 
 def require_browser() -> None:
     """Skip (outside CI) or fail (in CI) when Chromium, its driver or selenium is missing."""
@@ -146,8 +194,11 @@ def require_browser() -> None:
     except ImportError:
         missing.append("the selenium package (pip install -e '.[test]')")
     if missing:
-        message = ("headless browser tests need " + ", ".join(missing)
-                   + " (apt-get install chromium chromium-driver)")
+        message = (
+            "headless browser tests need "
+            + ", ".join(missing)
+            + " (apt-get install chromium chromium-driver)"
+        )
         if in_ci():
             pytest.fail(message)
         pytest.skip(message)
@@ -164,15 +215,22 @@ def chromium(profile: Path) -> Iterator[WebDriver]:
     os.environ["SE_OFFLINE"] = "true"
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--no-first-run", "--disable-extensions", "--window-size=1280,1000",
-                     f"--user-data-dir={profile}"):
+    for argument in (
+        "--headless=new",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-extensions",
+        "--window-size=1280,1000",
+        f"--user-data-dir={profile}",
+    ):
         options.add_argument(argument)
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         options.add_argument("--no-sandbox")  # Chromium refuses to run as root with it
     try:
-        driver = webdriver.Chrome(service=DriverService(executable_path=str(CHROMEDRIVER)),
-                                  options=options)
+        driver = webdriver.Chrome(
+            service=DriverService(executable_path=str(CHROMEDRIVER)), options=options
+        )
     finally:
         if previous is None:
             del os.environ["SE_OFFLINE"]

@@ -38,10 +38,21 @@ def entry(key: str, **overrides: Any) -> NormalizedEntry:
     return NormalizedEntry(**values)
 
 
-def fetched(url: str = "https://feeds.example/a.xml", status: int = 200,
-            content: bytes | None = b"<rss/>", etag: str | None = '"v1"') -> FetchResult:
-    return FetchResult(url=url, status=status, content=content, headers={}, etag=etag,
-                       last_modified=None, elapsed=0.01)
+def fetched(
+    url: str = "https://feeds.example/a.xml",
+    status: int = 200,
+    content: bytes | None = b"<rss/>",
+    etag: str | None = '"v1"',
+) -> FetchResult:
+    return FetchResult(
+        url=url,
+        status=status,
+        content=content,
+        headers={},
+        etag=etag,
+        last_modified=None,
+        elapsed=0.01,
+    )
 
 
 def match(category: str, reason: str = "all entries of source") -> CategoryMatch:
@@ -51,15 +62,24 @@ def match(category: str, reason: str = "all entries of source") -> CategoryMatch
 def catalog(*sources: SourceConfig, categories: tuple[str, ...] = ("news",)) -> Catalog:
     return Catalog(
         sources=sources,
-        categories=tuple(CategoryConfig(id=c, title=c.title(), languages=("en", "fr"))
-                         for c in categories),
+        categories=tuple(
+            CategoryConfig(id=c, title=c.title(), languages=("en", "fr")) for c in categories
+        ),
     )
 
 
-def source(source_id: str, url: str | None = None, categories: tuple[str, ...] = ("news",),
-           **overrides: Any) -> SourceConfig:
-    return SourceConfig(id=source_id, url=url or f"https://feeds.example/{source_id}.xml",
-                        categories=categories, **overrides)
+def source(
+    source_id: str,
+    url: str | None = None,
+    categories: tuple[str, ...] = ("news",),
+    **overrides: Any,
+) -> SourceConfig:
+    return SourceConfig(
+        id=source_id,
+        url=url or f"https://feeds.example/{source_id}.xml",
+        categories=categories,
+        **overrides,
+    )
 
 
 def settle(store: Store) -> None:

@@ -35,8 +35,15 @@ class FeedFarm:
         server = self.servers[number % len(self.servers)]
         return server, f"/s{number}.xml"
 
-    def add_sources(self, count: int, items: int, *, delay: float = 0.0, share: int = 0,
-                    date: str = "Tue, 17 Nov 2026 09:00:00 GMT") -> list[FarmSource]:
+    def add_sources(
+        self,
+        count: int,
+        items: int,
+        *,
+        delay: float = 0.0,
+        share: int = 0,
+        date: str = "Tue, 17 Nov 2026 09:00:00 GMT",
+    ) -> list[FarmSource]:
         """``count`` sources s0…, each a feed of ``items`` entries of its own (distinct links
         and text: one story each). With ``share``, the first entry of each run of ``share``
         consecutive sources (on different hosts) links to one shared URL: one story told by
@@ -44,10 +51,16 @@ class FeedFarm:
         sources = []
         for number in range(count):
             server, path = self.place(number)
-            entries = [{"guid": f"s{number}-{i}", "title": f"Source {number} story {i}",
-                        "link": f"https://s{number}.example/{i}",
-                        "body": f"Body {i} of source {number}.", "date": date}
-                       for i in range(items)]
+            entries = [
+                {
+                    "guid": f"s{number}-{i}",
+                    "title": f"Source {number} story {i}",
+                    "link": f"https://s{number}.example/{i}",
+                    "body": f"Body {i} of source {number}.",
+                    "date": date,
+                }
+                for i in range(items)
+            ]
             if share:
                 entries[0]["link"] = f"https://shared.example/{number // share}"
             server.set(path, Resource(body=rss(f"S{number}", entries), delay=delay))
@@ -66,13 +79,17 @@ class FeedFarm:
 
 
 def sources_toml(sources: list[FarmSource], category: str = "all") -> str:
-    return "\n".join(f'[[source]]\nid = "{s.id}"\nurl = "{s.url}"\ncategories = ["{category}"]\n'
-                     for s in sources)
+    return "\n".join(
+        f'[[source]]\nid = "{s.id}"\nurl = "{s.url}"\ncategories = ["{category}"]\n'
+        for s in sources
+    )
 
 
 @contextmanager
 def feed_farm(hosts: int) -> Iterator[FeedFarm]:
     with ExitStack() as stack:
-        servers = [stack.enter_context(FeedServer(host=f"127.0.0.{FIRST_ADDRESS + n}"))
-                   for n in range(hosts)]
+        servers = [
+            stack.enter_context(FeedServer(host=f"127.0.0.{FIRST_ADDRESS + n}"))
+            for n in range(hosts)
+        ]
         yield FeedFarm(servers)

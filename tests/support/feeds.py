@@ -18,7 +18,7 @@ def rss(title: str, items: list[dict[str, str]], language: str = "en") -> bytes:
         "<item>"
         f"<title>{escape(i['title'])}</title>"
         f"<link>{escape(i['link'])}</link>"
-        f"<guid isPermaLink=\"false\">{escape(i['guid'])}</guid>"
+        f'<guid isPermaLink="false">{escape(i["guid"])}</guid>'
         f"<pubDate>{i.get('date', 'Tue, 17 Nov 2026 09:00:00 GMT')}</pubDate>"
         f"<description>{escape(i.get('body', ''))}</description>"
         "</item>"
@@ -36,7 +36,7 @@ def atom(title: str, items: list[dict[str, str]], language: str = "en") -> bytes
     body = "".join(
         "<entry>"
         f"<title>{escape(i['title'])}</title>"
-        f"<link href=\"{escape(i['link'])}\"/>"
+        f'<link href="{escape(i["link"])}"/>'
         f"<id>{escape(i['guid'])}</id>"
         f"<updated>{i.get('date', '2026-11-17T09:00:00Z')}</updated>"
         f"<summary>{escape(i.get('body', ''))}</summary>"
@@ -56,12 +56,15 @@ TomlValue = str | int | float | bool | Sequence[str]
 def toml_tables(kind: str, *tables: Mapping[str, TomlValue]) -> str:
     """``[[kind]]`` tables (``source`` or ``category``) as an editor writes them in
     sources.toml or categories.toml: one ``key = value`` line a field, a blank line between."""
-    def value(v: TomlValue) -> str:
-        return json.dumps(v if isinstance(v, str | int | float | bool) else list(v),
-                          ensure_ascii=False)
 
-    return "\n".join(f"[[{kind}]]\n" + "".join(f"{k} = {value(v)}\n" for k, v in t.items())
-                     for t in tables)
+    def value(v: TomlValue) -> str:
+        return json.dumps(
+            v if isinstance(v, str | int | float | bool) else list(v), ensure_ascii=False
+        )
+
+    return "\n".join(
+        f"[[{kind}]]\n" + "".join(f"{k} = {value(v)}\n" for k, v in t.items()) for t in tables
+    )
 
 
 def write_config(directory: Path, sources: str, categories: str) -> Path:
@@ -77,15 +80,22 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def aggregator(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-               check: bool = True) -> subprocess.CompletedProcess[str]:
+def aggregator(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run the real command line in a subprocess, as a user would."""
     result = subprocess.run(
-        [sys.executable, "-m", "aggregator", *args], capture_output=True, text=True,
-        timeout=CLI_TIMEOUT_SECONDS, env=env or cli_env(), cwd=cwd, check=False,
+        [sys.executable, "-m", "aggregator", *args],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+        env=env or cli_env(),
+        cwd=cwd,
+        check=False,
     )
     if check and result.returncode != 0:
         raise AssertionError(
             f"aggregator {' '.join(args)} exited {result.returncode}\n"
-            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
     return result

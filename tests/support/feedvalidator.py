@@ -66,8 +66,10 @@ def skip_reason() -> str:
     configured = os.environ.get(ENV_VAR)
     if configured:
         return f"{ENV_VAR}={configured} does not contain feedvalidator/ or src/feedvalidator"
-    return (f"the W3C feedvalidator is not at {shared_dir() / SHARED_COPY} (it is not on PyPI; "
-            f"set {ENV_VAR} to a copy)")
+    return (
+        f"the W3C feedvalidator is not at {shared_dir() / SHARED_COPY} (it is not on PyPI; "
+        f"set {ENV_VAR} to a copy)"
+    )
 
 
 def require_validator() -> Path:

@@ -23,8 +23,10 @@ def _validator() -> jsonschema.Draft202012Validator:
 def json_feed(data: bytes) -> dict[str, Any]:
     """Parse ``data`` and assert it is a valid JSON Feed 1.1 document; returns it."""
     document: dict[str, Any] = json.loads(data.decode("utf-8"))
-    problems = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-                for e in _validator().iter_errors(document)]
+    problems = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in _validator().iter_errors(document)
+    ]
     assert problems == [], "\n".join(problems)
     # The spec's rules a schema cannot say: next_url never loops back to the feed itself.
     if "next_url" in document:

@@ -28,9 +28,10 @@ RUN_AS = "postgres"
 
 def postgres_bin() -> Path | None:
     """The newest installed server's bin folder (Debian: /usr/lib/postgresql/N/bin)."""
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                        key=lambda p: int(p.parent.parent.name)
-                        if p.parent.parent.name.isdigit() else 0)
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
     if candidates:
         return candidates[-1].parent
     found = shutil.which("initdb")
@@ -84,22 +85,54 @@ class Cluster:
         command = [str(self.bin_dir / args[0]), *args[1:]]
         if os.geteuid() == 0:
             command = ["runuser", "-u", RUN_AS, "--", *command]
-        result = subprocess.run(command, capture_output=True, text=True, check=False,
-                                timeout=START_TIMEOUT_SECONDS, cwd=self.directory)
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=START_TIMEOUT_SECONDS,
+            cwd=self.directory,
+        )
         if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} exited {result.returncode}:\n"
-                               f"{result.stdout}\n{result.stderr}")
+            raise RuntimeError(
+                f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
 
     def init(self) -> None:
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust",
-                  "--no-sync", "-E", "UTF8", "--locale", "C")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale",
+            "C",
+        )
 
     def start(self) -> None:
         # The socket in our own folder: the system's /var/run/postgresql is the shared one's.
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 "
-                   f"-c unix_socket_directories={self.directory} -c fsync=off")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.directory / "server.log"),
-                  "-o", options, "-w", "-t", str(START_TIMEOUT_SECONDS), "start")
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 "
+            f"-c unix_socket_directories={self.directory} -c fsync=off"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.directory / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            str(START_TIMEOUT_SECONDS),
+            "start",
+        )
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")

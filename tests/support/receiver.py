@@ -53,15 +53,24 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                signed = verify(receiver.secret, self.headers.get(SIGNATURE_HEADER, ""), body,
-                                now=int(time.time()))
+                signed = verify(
+                    receiver.secret,
+                    self.headers.get(SIGNATURE_HEADER, ""),
+                    body,
+                    now=int(time.time()),
+                )
                 with receiver._lock:
                     what = receiver.script(len(receiver.requests))
                     document = json.loads(body)
-                    receiver.requests.append(Received(
-                        key=self.headers.get("Idempotency-Key", ""),
-                        kind=self.headers.get("Aggregator-Event", ""), body=document,
-                        signed=signed, answer=what))
+                    receiver.requests.append(
+                        Received(
+                            key=self.headers.get("Idempotency-Key", ""),
+                            kind=self.headers.get("Aggregator-Event", ""),
+                            body=document,
+                            signed=signed,
+                            answer=what,
+                        )
+                    )
                 time.sleep(receiver.slow_seconds if what == SLOW else receiver.ok_seconds)
                 status = 500 if what == FAIL or not signed else 200
                 try:

@@ -22,8 +22,9 @@ def serve_app(app: Any) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                           log_config=None))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, log_config=None)
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + STARTUP_SECONDS

@@ -44,31 +44,61 @@ class Worker:
 def worker_env(**extra: str) -> dict[str, str]:
     """Settings every multi-worker test shares: loopback hosts without politeness delays, the
     exact clustering (no model to load in each process), a web server on any free port."""
-    base = {"AGGREGATOR_PORT": "0", "AGGREGATOR_TICK_SECONDS": "1",
-            "AGGREGATOR_CLUSTERING": "exact", "AGGREGATOR_HOST_DELAY": "0",
-            "AGGREGATOR_HOST_CONCURRENCY": "16", "AGGREGATOR_FETCH_WORKERS": "8",
-            "AGGREGATOR_POLL_PROCESSES": "0", "AGGREGATOR_FEED_RECHECK_SECONDS": "0"}
+    base = {
+        "AGGREGATOR_PORT": "0",
+        "AGGREGATOR_TICK_SECONDS": "1",
+        "AGGREGATOR_CLUSTERING": "exact",
+        "AGGREGATOR_HOST_DELAY": "0",
+        "AGGREGATOR_HOST_CONCURRENCY": "16",
+        "AGGREGATOR_FETCH_WORKERS": "8",
+        "AGGREGATOR_POLL_PROCESSES": "0",
+        "AGGREGATOR_FEED_RECHECK_SECONDS": "0",
+    }
     return cli_env(**{**base, **extra})
 
 
 def start_worker(config: Path, database: str, log: Path, env: dict[str, str]) -> Worker:
     handle = log.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "aggregator", "run", "--config", str(config),
-         "--database", database], env=env, stdout=handle, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "aggregator",
+            "run",
+            "--config",
+            str(config),
+            "--database",
+            database,
+        ],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
     handle.close()
     return Worker(process, log)
 
 
 @contextmanager
-def running_workers(count: int, config: Path, database: str, folder: Path,
-                    env: dict[str, str], *, machines: bool = False) -> Iterator[list[Worker]]:
+def running_workers(
+    count: int,
+    config: Path,
+    database: str,
+    folder: Path,
+    env: dict[str, str],
+    *,
+    machines: bool = False,
+) -> Iterator[list[Worker]]:
     """``count`` workers; whatever the test did, none outlives it. With ``machines`` each
     worker names a machine of its own, as if they ran on different hosts."""
-    workers = [start_worker(config, database, folder / f"worker{n}.log",
-                            {**env, "AGGREGATOR_WORKER_NAME": f"machine{n}"} if machines
-                            else env)
-               for n in range(count)]
+    workers = [
+        start_worker(
+            config,
+            database,
+            folder / f"worker{n}.log",
+            {**env, "AGGREGATOR_WORKER_NAME": f"machine{n}"} if machines else env,
+        )
+        for n in range(count)
+    ]
     try:
         yield workers
     finally:
@@ -99,8 +129,9 @@ class SharedStore:
             connection.execute(sa.text(query), params)
 
 
-def wait_for(condition: Callable[[], bool], seconds: float, what: str,
-             workers: list[Worker] | None = None) -> None:
+def wait_for(
+    condition: Callable[[], bool], seconds: float, what: str, workers: list[Worker] | None = None
+) -> None:
     """Poll ``condition`` until true; fail naming ``what`` (and show the workers' logs)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -108,8 +139,10 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str,
             return
         for worker in workers or ():
             if worker.process.poll() is not None and worker.process.returncode != -9:
-                raise AssertionError(f"worker {worker.pid} exited {worker.process.returncode} "
-                                     f"while waiting for {what}:\n{worker.output()[-3000:]}")
+                raise AssertionError(
+                    f"worker {worker.pid} exited {worker.process.returncode} "
+                    f"while waiting for {what}:\n{worker.output()[-3000:]}"
+                )
         time.sleep(0.2)
     logs = "\n".join(f"--- worker {w.pid}\n{w.output()[-2000:]}" for w in workers or ())
     raise AssertionError(f"timed out after {seconds:g} s waiting for {what}\n{logs}")

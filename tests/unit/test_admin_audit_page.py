@@ -12,21 +12,37 @@ from aggregator.web.admin_pages import Chrome, audit_page, message_page
 AT = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 
 
-def _row(row_id: int, kind: str, action: str, target: str, detail: dict[str, object]
-         ) -> AuditView:
-    return AuditView(id=row_id, at=AT, editor="mia", kind=kind, action=action, target=target,
-                     detail=detail)
+def _row(row_id: int, kind: str, action: str, target: str, detail: dict[str, object]) -> AuditView:
+    return AuditView(
+        id=row_id, at=AT, editor="mia", kind=kind, action=action, target=target, detail=detail
+    )
 
 
 def test_nested_changes_read_as_words() -> None:
-    page = audit_page(Chrome(csrf="x", editor="mia"), [
-        _row(3, "rules", "save", "tech", {"include": {"added": ["ferry", "ship"],
-                                                      "removed": ["robot"]},
-                                          "exclude": {"added": [], "removed": []}}),
-        _row(2, "source", "pause", "wire", {"enabled": {"before": True, "after": False}}),
-        _row(1, "rules", "apply", "tech", {"days": 7, "added": 1, "removed": 0,
-                                           "note": "<b>ferries</b>"}),
-    ], more=False)
+    page = audit_page(
+        Chrome(csrf="x", editor="mia"),
+        [
+            _row(
+                3,
+                "rules",
+                "save",
+                "tech",
+                {
+                    "include": {"added": ["ferry", "ship"], "removed": ["robot"]},
+                    "exclude": {"added": [], "removed": []},
+                },
+            ),
+            _row(2, "source", "pause", "wire", {"enabled": {"before": True, "after": False}}),
+            _row(
+                1,
+                "rules",
+                "apply",
+                "tech",
+                {"days": 7, "added": 1, "removed": 0, "note": "<b>ferries</b>"},
+            ),
+        ],
+        more=False,
+    )
     assert ("exclude: no change; include: added ferry, ship, removed robot") in page
     assert "enabled: True → False" in page
     assert "added: 1; days: 7; note: &lt;b&gt;ferries&lt;/b&gt;; removed: 0" in page

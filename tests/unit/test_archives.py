@@ -19,15 +19,29 @@ T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 def story(n: int, *, title: str | None = None, extra: int = 0) -> StoryView:
     """Story ``n``, first seen ``n`` hours after T0, with ``extra`` more language versions."""
     when = T0 + timedelta(hours=n)
-    entries = [EntryView(entry_id=n * 10, source_id="a", source_title="A",
-                         url=f"https://a.example/{n}", title=title or f"Story {n}",
-                         summary_html="<p>x</p>", language="en", published_at=when,
-                         updated_at=when, membership=Membership("new"))]
+    entries = [
+        EntryView(
+            entry_id=n * 10,
+            source_id="a",
+            source_title="A",
+            url=f"https://a.example/{n}",
+            title=title or f"Story {n}",
+            summary_html="<p>x</p>",
+            language="en",
+            published_at=when,
+            updated_at=when,
+            membership=Membership("new"),
+        )
+    ]
     for k in range(extra):
-        entries.append(dataclasses.replace(entries[0], entry_id=n * 10 + k + 1,
-                                           source_id=f"s{k}", language=("fr", "de")[k % 2]))
-    return StoryView(story_id=n, uid=f"u{n}", first_seen=when, updated_at=when,
-                     entries=tuple(entries))
+        entries.append(
+            dataclasses.replace(
+                entries[0], entry_id=n * 10 + k + 1, source_id=f"s{k}", language=("fr", "de")[k % 2]
+            )
+        )
+    return StoryView(
+        story_id=n, uid=f"u{n}", first_seen=when, updated_at=when, entries=tuple(entries)
+    )
 
 
 def newest(stories: list[StoryView], count: int) -> list[StoryView]:
@@ -115,15 +129,22 @@ def test_page_size_must_be_positive() -> None:
         ArchiveLog(None, page_size=0)
 
 
-@pytest.mark.parametrize(("configured", "database", "expected"), [
-    ("/srv/archives", "sqlite:///var/aggregator.db", Path("/srv/archives")),
-    ("", "sqlite:///var/aggregator.db", Path("var/aggregator.archives")),
-    ("", "sqlite:////tmp/x/demo.db", Path("/tmp/x/demo.archives")),
-    ("", "sqlite://", None),
-    ("", "sqlite:///:memory:", None),
-    ("", "postgresql+psycopg://u:secret@db:5432/aggregator", Path("var/archives/db-aggregator")),
-    ("", "postgresql+psycopg:///x?host=/run/pg", Path("var/archives/local-x")),
-])
+@pytest.mark.parametrize(
+    ("configured", "database", "expected"),
+    [
+        ("/srv/archives", "sqlite:///var/aggregator.db", Path("/srv/archives")),
+        ("", "sqlite:///var/aggregator.db", Path("var/aggregator.archives")),
+        ("", "sqlite:////tmp/x/demo.db", Path("/tmp/x/demo.archives")),
+        ("", "sqlite://", None),
+        ("", "sqlite:///:memory:", None),
+        (
+            "",
+            "postgresql+psycopg://u:secret@db:5432/aggregator",
+            Path("var/archives/db-aggregator"),
+        ),
+        ("", "postgresql+psycopg:///x?host=/run/pg", Path("var/archives/local-x")),
+    ],
+)
 def test_archive_folder(configured: str, database: str, expected: Path | None) -> None:
     assert archive_dir_for(configured, database) == expected
 
@@ -131,8 +152,10 @@ def test_archive_folder(configured: str, database: str, expected: Path | None) -
 def test_frozen_pages_keep_their_media_and_media_less_pages_their_bytes(tmp_path: Path) -> None:
     audio = Enclosure("https://cdn.example/ep.mp3", "audio/mpeg", 5)
     picture = MediaImage("https://cdn.example/ep.jpg", 10, 20)
-    with_media = dataclasses.replace(story(0), entries=(dataclasses.replace(
-        story(0).entries[0], enclosures=(audio,), image=picture),))
+    with_media = dataclasses.replace(
+        story(0),
+        entries=(dataclasses.replace(story(0).entries[0], enclosures=(audio,), image=picture),),
+    )
     seen = [with_media, story(1)]
     ArchiveLog(tmp_path, page_size=2).observe("c", seen, seen)
     page = ArchiveLog(tmp_path, page_size=2).page("c", 0)

@@ -39,8 +39,7 @@ title = "AI policy"
 """
 
 
-def write(directory: Path, sources: str = GOOD_SOURCE, categories: str = GOOD_CATEGORY
-          ) -> Path:
+def write(directory: Path, sources: str = GOOD_SOURCE, categories: str = GOOD_CATEGORY) -> Path:
     (directory / SOURCES_FILE).write_text(sources, encoding="utf-8")
     (directory / CATEGORIES_FILE).write_text(categories, encoding="utf-8")
     return directory
@@ -84,12 +83,18 @@ def test_minimal_catalog_and_defaults(tmp_path: Path) -> None:
     assert source.title is None
     category = catalog.category("ai-policy")
     assert (category.description, category.languages, category.include, category.exclude) == (
-        "", (), (), ())
+        "",
+        (),
+        (),
+        (),
+    )
     assert catalog.directory == tmp_path
 
 
 def test_full_catalog(tmp_path: Path) -> None:
-    write(tmp_path, sources="""
+    write(
+        tmp_path,
+        sources="""
 [[source]]
 id = "tribune"
 title = "La Tribune"
@@ -99,7 +104,8 @@ categories = ["ai-policy", "climate"]
 language = "fr-CA"
 interval = "6h"
 enabled = false
-""", categories="""
+""",
+        categories="""
 [[category]]
 id = "ai-policy"
 title = "AI policy"
@@ -111,11 +117,15 @@ exclude = ["AI-generated art"]
 [[category]]
 id = "climate"
 title = "Climate"
-""")
+""",
+    )
     catalog = load_catalog(tmp_path)
     source = catalog.source("tribune")
     assert (source.title, source.site_url, source.language) == (
-        "La Tribune", "https://tribune.example/", "fr-CA")
+        "La Tribune",
+        "https://tribune.example/",
+        "fr-CA",
+    )
     assert source.interval_seconds == 6 * 3600
     assert source.enabled is False
     ai = catalog.category("ai-policy")
@@ -149,8 +159,9 @@ def test_unknown_category_key(tmp_path: Path) -> None:
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     write(tmp_path, sources=GOOD_SOURCE.replace("[[source]]", "[[sources]]"))
     errors = problems(tmp_path)
-    assert any(e.key == "sources" and e.file is not None and e.file.endswith(SOURCES_FILE)
-               for e in errors)
+    assert any(
+        e.key == "sources" and e.file is not None and e.file.endswith(SOURCES_FILE) for e in errors
+    )
 
 
 def test_duplicate_source_id(tmp_path: Path) -> None:
@@ -182,8 +193,7 @@ def test_unknown_category_referenced(tmp_path: Path) -> None:
 
 
 def test_source_without_category(tmp_path: Path) -> None:
-    write(tmp_path, sources=GOOD_SOURCE.replace('["ai-policy"]', "[]"),
-          categories=GOOD_CATEGORY)
+    write(tmp_path, sources=GOOD_SOURCE.replace('["ai-policy"]', "[]"), categories=GOOD_CATEGORY)
     errors = problems(tmp_path)
     assert any(e.item == "wire" and e.key == "categories" for e in errors)
 
@@ -194,9 +204,9 @@ def test_bad_duration(tmp_path: Path, interval: str) -> None:
     assert_located(problem(tmp_path), SOURCES_FILE, "wire", "interval")
 
 
-@pytest.mark.parametrize(("text", "seconds"),
-                         [("90s", 90), ("30m", 1800), ("6h", 21600), ("1d", 86400),
-                          (" 2 h ", 7200)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("30m", 1800), ("6h", 21600), ("1d", 86400), (" 2 h ", 7200)]
+)
 def test_parse_duration(text: str, seconds: int) -> None:
     assert parse_duration(text) == seconds
 
@@ -286,13 +296,17 @@ def test_full_text_is_off_by_default_and_takes_an_optional_selector(tmp_path: Pa
     assert_located(problem(tmp_path), SOURCES_FILE, "wire", "full_text")
 
 
-@pytest.mark.parametrize(("selector", "reason"), [
-    ("div[[", "is not a CSS selector"),
-    ("p::before", "Pseudo-elements are not supported"),
-    ("", "must be a non-empty string"),
-])
-def test_a_bad_selector_is_refused_with_the_reason(tmp_path: Path, selector: str,
-                                                   reason: str) -> None:
+@pytest.mark.parametrize(
+    ("selector", "reason"),
+    [
+        ("div[[", "is not a CSS selector"),
+        ("p::before", "Pseudo-elements are not supported"),
+        ("", "must be a non-empty string"),
+    ],
+)
+def test_a_bad_selector_is_refused_with_the_reason(
+    tmp_path: Path, selector: str, reason: str
+) -> None:
     write(tmp_path, sources=GOOD_SOURCE + f'full_text = true\nfull_text_selector = "{selector}"\n')
     error = problem(tmp_path)
     assert_located(error, SOURCES_FILE, "wire", "full_text_selector")
@@ -307,16 +321,22 @@ def test_a_selector_without_full_text_is_refused(tmp_path: Path) -> None:
 
 
 def test_missing_required_keys(tmp_path: Path) -> None:
-    write(tmp_path, sources='[[source]]\nid = "wire"\ncategories = ["ai-policy"]\n',
-          categories='[[category]]\nid = "ai-policy"\n')
+    write(
+        tmp_path,
+        sources='[[source]]\nid = "wire"\ncategories = ["ai-policy"]\n',
+        categories='[[category]]\nid = "ai-policy"\n',
+    )
     located = {(Path(e.file or "").name, e.item, e.key) for e in problems(tmp_path)}
     assert (SOURCES_FILE, "wire", "url") in located
     assert (CATEGORIES_FILE, "ai-policy", "title") in located
 
 
 def test_source_without_id_is_named_by_position(tmp_path: Path) -> None:
-    write(tmp_path, sources=GOOD_SOURCE + '[[source]]\nurl = "https://x.example/"\n'
-          'categories = ["ai-policy"]\n')
+    write(
+        tmp_path,
+        sources=GOOD_SOURCE + '[[source]]\nurl = "https://x.example/"\n'
+        'categories = ["ai-policy"]\n',
+    )
     assert_located(problem(tmp_path), SOURCES_FILE, "source[1]", "id")
 
 
@@ -352,7 +372,9 @@ def test_tables_must_be_arrays(tmp_path: Path) -> None:
 
 
 def test_several_problems_reported_together(tmp_path: Path) -> None:
-    write(tmp_path, sources="""
+    write(
+        tmp_path,
+        sources="""
 [[source]]
 id = "wire"
 url = "ftp://wire.example/feed"
@@ -365,7 +387,8 @@ id = "wire"
 url = "https://wire.example/other"
 categories = ["ai-policy"]
 colour = "blue"
-""", categories="""
+""",
+        categories="""
 [[category]]
 id = "ai-policy"
 title = "AI policy"
@@ -375,7 +398,8 @@ languages = ["xx_YY"]
 [[category]]
 id = "climate"
 title = "Climate"
-""")
+""",
+    )
     error = problem(tmp_path)
     assert isinstance(error, CatalogErrors)
     located = {(Path(e.file or "").name, e.item, e.key) for e in error.errors}
@@ -400,8 +424,10 @@ title = "Climate"
 
 
 def test_malformed_ipv6_url_is_a_config_error(tmp_path: Path) -> None:
-    write(tmp_path, sources=GOOD_SOURCE.replace("https://wire.example/feed.xml",
-                                                "http://[wire.example/feed"))
+    write(
+        tmp_path,
+        sources=GOOD_SOURCE.replace("https://wire.example/feed.xml", "http://[wire.example/feed"),
+    )
     assert_located(problem(tmp_path), SOURCES_FILE, "wire", "url")
 
 
@@ -418,7 +444,10 @@ def test_regex_with_surrounding_spaces_is_a_regex() -> None:
 
 
 def test_source_rules_priority_and_topic_keys(tmp_path: Path) -> None:
-    write(tmp_path, sources=GOOD_SOURCE + """include = ["Europe", '/\\bEU\\b/']
+    write(
+        tmp_path,
+        sources=GOOD_SOURCE
+        + """include = ["Europe", '/\\bEU\\b/']
 exclude = ["Rückblick"]
 priority = 5
 
@@ -426,7 +455,9 @@ priority = 5
 id = "blog"
 url = "https://blog.example/feed.xml"
 categories = ["ai-policy", "health"]
-""", categories=GOOD_CATEGORY + """min_score = 0.75
+""",
+        categories=GOOD_CATEGORY
+        + """min_score = 0.75
 
 [[category]]
 id = "health"
@@ -435,7 +466,8 @@ description = "Hospitals, doctors and public health."
 topic = true
 topic_threshold = 0.2
 topic_examples = ["vaccine trial", "  santé   publique "]
-""")
+""",
+    )
     catalog = load_catalog(tmp_path)
     wire = catalog.source("wire")
     assert wire.include == (Rule("Europe", is_regex=False), Rule(r"\bEU\b", is_regex=True))
@@ -460,13 +492,16 @@ topic_examples = ["vaccine trial", "  santé   publique "]
 def test_a_catalog_built_in_code_attaches_source_rules_too() -> None:
     rules = (Rule("Europe", is_regex=False),)
     catalog = Catalog(
-        sources=(SourceConfig(id="wire", url="https://w.example/", categories=("news",),
-                              exclude=rules),),
-        categories=(CategoryConfig(id="news", title="News"),))
+        sources=(
+            SourceConfig(id="wire", url="https://w.example/", categories=("news",), exclude=rules),
+        ),
+        categories=(CategoryConfig(id="news", title="News"),),
+    )
     assert catalog.category("news").source_rules == (SourceRules("wire", (), rules),)
     edited = dataclasses.replace(catalog.category("news"), include=rules, source_rules=())
     assert attach_source_rules(edited, catalog.sources).source_rules == (
-        SourceRules("wire", (), rules),)
+        SourceRules("wire", (), rules),
+    )
 
 
 def test_bad_source_rule_is_located(tmp_path: Path) -> None:
@@ -492,8 +527,10 @@ def test_bad_min_score(tmp_path: Path, value: str) -> None:
 
 @pytest.mark.parametrize("value", ["0", "0.0", "-0.2", "1.5", '"0.8"', "false"])
 def test_bad_topic_threshold(tmp_path: Path, value: str) -> None:
-    write(tmp_path, categories=GOOD_CATEGORY + f"description = 'x'\ntopic = true\n"
-                                               f"topic_threshold = {value}\n")
+    write(
+        tmp_path,
+        categories=GOOD_CATEGORY + f"description = 'x'\ntopic = true\ntopic_threshold = {value}\n",
+    )
     error = problem(tmp_path)
     assert_located(error, CATEGORIES_FILE, "ai-policy", "topic_threshold")
     assert "above 0 and at most 1" in str(error)
@@ -514,8 +551,9 @@ def test_topic_needs_something_to_compare_with(tmp_path: Path) -> None:
     assert load_catalog(tmp_path).category("ai-policy").topic_examples == ("AI law",)
 
 
-@pytest.mark.parametrize("value", ['[""]', "[1]", '["' + "x" * 301 + '"]',
-                                   "[" + ", ".join(['"a"'] * 51) + "]"])
+@pytest.mark.parametrize(
+    "value", ['[""]', "[1]", '["' + "x" * 301 + '"]', "[" + ", ".join(['"a"'] * 51) + "]"]
+)
 def test_bad_topic_examples(tmp_path: Path, value: str) -> None:
     write(tmp_path, categories=GOOD_CATEGORY + f"topic_examples = {value}\n")
     assert_located(problem(tmp_path), CATEGORIES_FILE, "ai-policy", "topic_examples")

@@ -22,11 +22,15 @@ def _story(story_id: int, first: datetime, last: datetime, seed: int) -> Story:
     return Story(story_id, first, last, [str(story_id)], vector)
 
 
-def _expected(stories: dict[int, Story], moment: datetime
-              ) -> tuple[list[int], npt.NDArray[np.float32]]:
+def _expected(
+    stories: dict[int, Story], moment: datetime
+) -> tuple[list[int], npt.NDArray[np.float32]]:
     """What candidate search stacked before the table: a loop over every story."""
-    active = [s for s in stories.values()
-              if abs(s.last_seen - moment) <= WINDOW or s.first_seen <= moment <= s.last_seen]
+    active = [
+        s
+        for s in stories.values()
+        if abs(s.last_seen - moment) <= WINDOW or s.first_seen <= moment <= s.last_seen
+    ]
     return [s.story_id for s in active], np.vstack([s.centroid() for s in active])
 
 

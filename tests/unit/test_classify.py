@@ -77,8 +77,9 @@ def category(
 
 
 def matches(e: NormalizedEntry, *configs: CategoryConfig) -> list[CategoryMatch]:
-    return classify(e, source_categories=[c.id for c in configs],
-                    categories={c.id: c for c in configs})
+    return classify(
+        e, source_categories=[c.id for c in configs], categories={c.id: c for c in configs}
+    )
 
 
 def accepted(e: NormalizedEntry, config: CategoryConfig) -> bool:
@@ -110,11 +111,21 @@ def test_fold_is_case_and_accent_insensitive() -> None:
     assert fold("l’IA") == "l'ia"
 
 
-@pytest.mark.parametrize("text", [
-    "Künstliche Intelligenz", "İstanbul’s “quotes” — dashes", "한국어 텍스트", "Straße ÉTÉ",
-    "ﬁ ligature ½", "Ǆ ḳ́ a\u0345b \u0f71\u0f72", "がん検診の新制度", "Ελληνικά Ὀδυσσεύς",
-    "plain ascii", "‘typographic’ only – here",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Künstliche Intelligenz",
+        "İstanbul’s “quotes” — dashes",
+        "한국어 텍스트",
+        "Straße ÉTÉ",
+        "ﬁ ligature ½",
+        "Ǆ ḳ́ a\u0345b \u0f71\u0f72",
+        "がん検診の新制度",
+        "Ελληνικά Ὀδυσσεύς",
+        "plain ascii",
+        "‘typographic’ only – here",
+    ],
+)
 def test_folding_is_idempotent_so_fields_fold_each_text_once(text: str) -> None:
     # _fields casefolds the accent-folded text and folds accents once more, instead of fold's
     # two passes: the same only because folding accents twice changes nothing.
@@ -182,13 +193,13 @@ def test_keyword_of_separators_only_is_literal() -> None:
 @pytest.mark.parametrize(
     ("rule", "title"),
     [
-        ("인공지능", "정부, 인공지능을 위한 새 법안 발표"),       # Korean particle attached
-        ("AI 기본법", "국회, AI기본법 시행령 의결"),                # space left out
+        ("인공지능", "정부, 인공지능을 위한 새 법안 발표"),  # Korean particle attached
+        ("AI 기본법", "국회, AI기본법 시행령 의결"),  # space left out
         ("인공지능 기본법", "인공지능기본법 통과"),
-        ("人工知能", "政府が人工知能法案を閣議決定"),               # Japanese, no spaces
-        ("AI法案", "政府のAI法案が成立"),                          # Latin edge against kana
+        ("人工知能", "政府が人工知能法案を閣議決定"),  # Japanese, no spaces
+        ("AI法案", "政府のAI法案が成立"),  # Latin edge against kana
         ("AI", "政府のAI規制"),
-        ("人工智能法", "全国人大审议人工智能法草案"),               # Chinese
+        ("人工智能法", "全国人大审议人工智能法草案"),  # Chinese
         ("ปัญญาประดิษฐ์", "รัฐบาลออกกฎหมายปัญญาประดิษฐ์ฉบับใหม่"),  # Thai
     ],
 )
@@ -269,7 +280,10 @@ def test_no_include_matched_is_explained() -> None:
     assert classify(e, source_categories=["ai-policy"], categories={"ai-policy": config}) == []
     [decision] = explain(e, source_categories=["ai-policy"], categories={"ai-policy": config})
     assert (decision.accepted, decision.score, decision.reason) == (
-        False, 0.0, NO_INCLUDE_MATCHED_REASON)
+        False,
+        0.0,
+        NO_INCLUDE_MATCHED_REASON,
+    )
 
 
 def test_reason_names_rule_and_field() -> None:
@@ -285,8 +299,7 @@ def test_reason_names_rule_and_field() -> None:
 def test_reason_puts_title_hits_first() -> None:
     config = category(include=("regulation", "AI"))
     [match] = matches(entry("AI in Europe", "New regulation agreed"), config)
-    assert match.reason == ("include 'AI' matched in title; "
-                            "include 'regulation' matched in text")
+    assert match.reason == ("include 'AI' matched in title; include 'regulation' matched in text")
 
 
 def test_reason_for_author() -> None:
@@ -298,8 +311,8 @@ def test_reason_for_author() -> None:
 @pytest.mark.parametrize(
     ("title", "body", "score"),
     [
-        ("AI Act delayed", "", 1.0),               # one rule in the title
-        ("Delay agreed", "The AI Act ...", 0.5),   # one rule in the body only
+        ("AI Act delayed", "", 1.0),  # one rule in the title
+        ("Delay agreed", "The AI Act ...", 0.5),  # one rule in the body only
         ("Delay agreed", "The AI Act and the KI-Verordnung", 1.0),  # two body rules
     ],
 )
@@ -318,8 +331,9 @@ def test_only_the_sources_categories_in_their_order() -> None:
     tech = category("tech-policy")
     catalog = {c.id: c for c in (ai, climate, tech)}
     e = entry("AI and climate")
-    result = classify(e, source_categories=["tech-policy", "climate", "ai-policy"],
-                      categories=catalog)
+    result = classify(
+        e, source_categories=["tech-policy", "climate", "ai-policy"], categories=catalog
+    )
     assert [m.category_id for m in result] == ["tech-policy", "climate", "ai-policy"]
     result = classify(e, source_categories=["climate"], categories=catalog)
     assert [m.category_id for m in result] == ["climate"]
@@ -327,8 +341,11 @@ def test_only_the_sources_categories_in_their_order() -> None:
 
 def test_unknown_and_duplicate_source_categories_are_skipped() -> None:
     ai = category("ai-policy", include=("AI",))
-    result = classify(entry("AI"), source_categories=["gone", "ai-policy", "ai-policy"],
-                      categories={"ai-policy": ai})
+    result = classify(
+        entry("AI"),
+        source_categories=["gone", "ai-policy", "ai-policy"],
+        categories={"ai-policy": ai},
+    )
     assert [m.category_id for m in result] == ["ai-policy"]
 
 
@@ -355,20 +372,30 @@ def test_rule_built_by_hand_works_like_parsed_one() -> None:
 # ── a source's own rules ─────────────────────────────────────────────────────────────────────
 
 
-def with_source(config: CategoryConfig, source_id: str = "wire", *,
-                include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> CategoryConfig:
+def with_source(
+    config: CategoryConfig,
+    source_id: str = "wire",
+    *,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+) -> CategoryConfig:
     """``config`` as a catalog builds it when source ``source_id`` has rules of its own."""
-    source = SourceConfig(id=source_id, url=f"https://{source_id}.example/feed",
-                          categories=(config.id,),
-                          include=tuple(parse_rule(text) for text in include),
-                          exclude=tuple(parse_rule(text) for text in exclude))
+    source = SourceConfig(
+        id=source_id,
+        url=f"https://{source_id}.example/feed",
+        categories=(config.id,),
+        include=tuple(parse_rule(text) for text in include),
+        exclude=tuple(parse_rule(text) for text in exclude),
+    )
     return Catalog(sources=(source,), categories=(config,)).category(config.id)
 
 
-def decide(e: NormalizedEntry, config: CategoryConfig, source_id: str | None = "wire"
-           ) -> CategoryDecision:
-    [decision] = explain(e, source_categories=[config.id], categories={config.id: config},
-                         source_id=source_id)
+def decide(
+    e: NormalizedEntry, config: CategoryConfig, source_id: str | None = "wire"
+) -> CategoryDecision:
+    [decision] = explain(
+        e, source_categories=[config.id], categories={config.id: config}, source_id=source_id
+    )
     return decision
 
 
@@ -389,8 +416,9 @@ def test_source_include_gates_every_category_of_the_source() -> None:
     assert rejected.reason == NO_SOURCE_INCLUDE_MATCHED_REASON
     taken = decide(entry("AI Act talks", "Delegates from EUROPE met."), config)
     assert taken.accepted
-    assert taken.reason == ("include 'AI Act' matched in title; "
-                            "source include 'Europe' matched in text")
+    assert taken.reason == (
+        "include 'AI Act' matched in title; source include 'Europe' matched in text"
+    )
     assert taken.score == 1.0  # the category's rules make the score
 
 
@@ -398,12 +426,17 @@ def test_source_include_alone_decides_a_category_without_include_rules() -> None
     config = with_source(category("everything"), include=("données personnelles",))
     # Without the source named its rules do not apply: a category without rules takes all.
     assert matches(entry("Météo", "Il pleut"), config) == [
-        CategoryMatch("everything", 1.0, ALL_ENTRIES_REASON)]
-    found = classify(entry("Fuite", "Des DONNEES PERSONNELLES exposées"),
-                     source_categories=["everything"], categories={"everything": config},
-                     source_id="wire")
-    assert found == [CategoryMatch("everything", 0.5,
-                                   "source include 'données personnelles' matched in text")]
+        CategoryMatch("everything", 1.0, ALL_ENTRIES_REASON)
+    ]
+    found = classify(
+        entry("Fuite", "Des DONNEES PERSONNELLES exposées"),
+        source_categories=["everything"],
+        categories={"everything": config},
+        source_id="wire",
+    )
+    assert found == [
+        CategoryMatch("everything", 0.5, "source include 'données personnelles' matched in text")
+    ]
     assert decide(entry("Météo", "Il pleut"), config).reason == NO_SOURCE_INCLUDE_MATCHED_REASON
 
 
@@ -421,8 +454,7 @@ def test_min_score_leaves_out_weak_matches_and_says_why() -> None:
     strict = dataclasses.replace(category(include=("AI Act",)), min_score=0.75)
     weak = decide(entry("Weekly news", "The AI Act came up once."), strict, None)
     assert (weak.accepted, weak.excluded, weak.score) == (False, False, 0.5)
-    assert weak.reason == ("score 0.50 below min_score 0.75: "
-                           "include 'AI Act' matched in text")
+    assert weak.reason == ("score 0.50 below min_score 0.75: include 'AI Act' matched in text")
     assert decide(entry("The AI Act explained"), strict, None).accepted
     # Exactly the minimum is enough.
     even = dataclasses.replace(strict, min_score=0.5)
@@ -432,7 +464,8 @@ def test_min_score_leaves_out_weak_matches_and_says_why() -> None:
 def test_min_score_never_refuses_a_category_without_rules() -> None:
     config = dataclasses.replace(category("everything"), min_score=1.0)
     assert matches(entry("Anything"), config) == [
-        CategoryMatch("everything", 1.0, ALL_ENTRIES_REASON)]
+        CategoryMatch("everything", 1.0, ALL_ENTRIES_REASON)
+    ]
 
 
 # ── topic categories at fetch time ───────────────────────────────────────────────────────────
@@ -453,17 +486,26 @@ def test_topic_reasons_name_what_was_compared() -> None:
     assert reason == "topic similarity 0.83 >= 0.80 to the category description"
     assert reason.startswith(TOPIC_REASON_PREFIX)
     assert topic_reason(0.2, 0.14, description=True, examples=True).endswith(
-        "to the category description and examples")
+        "to the category description and examples"
+    )
     assert not ALL_ENTRIES_REASON.startswith(TOPIC_REASON_PREFIX)
 
 
 def test_a_stored_entry_is_classified_like_a_normalized_one() -> None:
-    stored = StoredEntry(entry_id=1, source_id="wire", title="Weekly", text="Weekly\nbody",
-                         tags=("KI-Verordnung",), author=None, url=None, published_at=NOW)
+    stored = StoredEntry(
+        entry_id=1,
+        source_id="wire",
+        title="Weekly",
+        text="Weekly\nbody",
+        tags=("KI-Verordnung",),
+        author=None,
+        url=None,
+        published_at=NOW,
+    )
     config = category(include=("KI-Verordnung",))
-    assert classify(stored, source_categories=["ai-policy"],
-                    categories={"ai-policy": config}) == [
-        CategoryMatch("ai-policy", 0.5, "include 'KI-Verordnung' matched in tags")]
+    assert classify(stored, source_categories=["ai-policy"], categories={"ai-policy": config}) == [
+        CategoryMatch("ai-policy", 0.5, "include 'KI-Verordnung' matched in tags")
+    ]
 
 
 def test_summary_content_tags_author_and_url_are_all_searched() -> None:
@@ -478,36 +520,85 @@ def test_summary_content_tags_author_and_url_are_all_searched() -> None:
       <category>Chatkontrolle</category><dc:creator>Erika Mustermann</dc:creator>
       </item></channel></rss>"""
     rules = {
-        "summary": ("Datenschutz", "text"), "content": ("AI Act", "text"),
-        "tags": ("chatkontrolle", "tags"), "author": ("Mustermann", "author"),
+        "summary": ("Datenschutz", "text"),
+        "content": ("AI Act", "text"),
+        "tags": ("chatkontrolle", "tags"),
+        "author": ("Mustermann", "author"),
         "url": ("/eu-ai-act-delay/", "url"),
     }
     configs = {name: category(name, include=(rule,)) for name, (rule, _) in rules.items()}
-    prepared = prepare_feed(feed, url="https://n.example/feed", headers={},
-                            source_language="en", source_categories=list(configs),
-                            categories=configs, now=NOW)
+    prepared = prepare_feed(
+        feed,
+        url="https://n.example/feed",
+        headers={},
+        source_language="en",
+        source_categories=list(configs),
+        categories=configs,
+        now=NOW,
+    )
     [(_, found)] = prepared.entries
     assert {m.category_id: m.reason for m in found} == {
         name: f"include {parse_rule(rule).label} matched in {where}"
-        for name, (rule, where) in rules.items()}
+        for name, (rule, where) in rules.items()
+    }
 
 
-KEYWORDS = ("AI", "AI Act", "open-source", "-", "Künstliche Intelligenz", "人工知能", "l’IA",
-            "e-mail", "STRASSE", "x_y z", "AI 기본법", "c++", "a.b")
-FIELD_TEXTS = ("the ai act passed", "ai-act", "said aid", "open source and open_source",
-               "Künstliche-Intelligenz", "人工知能法案", "l'ia", "email e mail e-mail",
-               "straße", "x y  z", "ai기본법", "c++ and c", "a.b a-b", "", "-", "ai\nact")
+KEYWORDS = (
+    "AI",
+    "AI Act",
+    "open-source",
+    "-",
+    "Künstliche Intelligenz",
+    "人工知能",
+    "l’IA",
+    "e-mail",
+    "STRASSE",
+    "x_y z",
+    "AI 기본법",
+    "c++",
+    "a.b",
+)
+FIELD_TEXTS = (
+    "the ai act passed",
+    "ai-act",
+    "said aid",
+    "open source and open_source",
+    "Künstliche-Intelligenz",
+    "人工知能法案",
+    "l'ia",
+    "email e mail e-mail",
+    "straße",
+    "x y  z",
+    "ai기본법",
+    "c++ and c",
+    "a.b a-b",
+    "",
+    "-",
+    "ai\nact",
+)
 
 
 def test_keyword_literal_only_skips_fields_without_a_match() -> None:
-    entries = [NormalizedEntry(identity_key="k", guid=None, url=f"https://x.example/{i}",
-                               link=None, title=title, summary_html="", content_html="",
-                               text=f"{title}\n{text}", language=None,
-                               published_at=datetime(2025, 1, 1, tzinfo=UTC),
-                               updated_at=datetime(2025, 1, 1, tzinfo=UTC), author=text,
-                               tags=(text,), enclosures=(), content_hash="h")
-               for i, (title, text) in enumerate(zip(FIELD_TEXTS, reversed(FIELD_TEXTS),
-                                                     strict=True))]
+    entries = [
+        NormalizedEntry(
+            identity_key="k",
+            guid=None,
+            url=f"https://x.example/{i}",
+            link=None,
+            title=title,
+            summary_html="",
+            content_html="",
+            text=f"{title}\n{text}",
+            language=None,
+            published_at=datetime(2025, 1, 1, tzinfo=UTC),
+            updated_at=datetime(2025, 1, 1, tzinfo=UTC),
+            author=text,
+            tags=(text,),
+            enclosures=(),
+            content_hash="h",
+        )
+        for i, (title, text) in enumerate(zip(FIELD_TEXTS, reversed(FIELD_TEXTS), strict=True))
+    ]
     matched = 0
     for keyword in KEYWORDS:
         rule = compile_rule(Rule(keyword, False))
@@ -515,8 +606,14 @@ def test_keyword_literal_only_skips_fields_without_a_match() -> None:
         for entry in entries:
             fields = _fields(entry)
             # Every field, searched with the regex alone.
-            expected = next((name for name, value in zip(FIELDS, fields.folded, strict=True)
-                             if value and rule.regex.search(value)), None)
+            expected = next(
+                (
+                    name
+                    for name, value in zip(FIELDS, fields.folded, strict=True)
+                    if value and rule.regex.search(value)
+                ),
+                None,
+            )
             assert rule.search(fields) == expected, (keyword, entry.title)
             matched += expected is not None
     assert matched > 20

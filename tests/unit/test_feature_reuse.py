@@ -43,8 +43,10 @@ def test_a_copy_in_a_later_call_reuses_the_vector(model: CountingEmbedder) -> No
     extractor = FeatureExtractor(LanguageDetector(), model)
     [first] = extractor.extract_many([WIRE])
     [copy, other] = extractor.extract_many([COPY, OTHER])
-    assert model.seen == [embedding_text(WIRE.title, WIRE.body),
-                          embedding_text(OTHER.title, OTHER.body)]
+    assert model.seen == [
+        embedding_text(WIRE.title, WIRE.body),
+        embedding_text(OTHER.title, OTHER.body),
+    ]
     assert np.array_equal(copy.embedding, first.embedding)
     assert copy.entry_id == "2"
     assert not np.array_equal(other.embedding, first.embedding)

@@ -96,8 +96,9 @@ def test_slot_times_out_instead_of_waiting_forever(clock: FakeClock) -> None:
     assert time.monotonic() - started < 1.0
 
 
-@pytest.mark.parametrize("options", [{"max_per_host": 0}, {"min_delay": -1.0},
-                                     {"min_delay": float("inf")}])
+@pytest.mark.parametrize(
+    "options", [{"max_per_host": 0}, {"min_delay": -1.0}, {"min_delay": float("inf")}]
+)
 def test_nonsense_configuration_is_refused(options: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must"):
         HostGate(**options)  # type: ignore[arg-type]

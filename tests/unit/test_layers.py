@@ -13,14 +13,27 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("sqlalchemy", "sqlmodel", "alembic", "fastapi", "uvicorn", "aggregator.store",
-         "aggregator.web")
+HEAVY = (
+    "sqlalchemy",
+    "sqlmodel",
+    "alembic",
+    "fastapi",
+    "uvicorn",
+    "aggregator.store",
+    "aggregator.web",
+)
 
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     tool = Path(sys.executable).with_name("lint-imports")
-    return subprocess.run([str(tool), "--config", str(root / "pyproject.toml"), "--no-cache"],
-                          cwd=root, capture_output=True, text=True, timeout=240, check=False)
+    return subprocess.run(
+        [str(tool), "--config", str(root / "pyproject.toml"), "--no-cache"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
 
 
 def test_the_layer_contracts_hold_and_fail_on_a_wrong_import(tmp_path: Path) -> None:
@@ -30,8 +43,9 @@ def test_the_layer_contracts_hold_and_fail_on_a_wrong_import(tmp_path: Path) -> 
     copy = tmp_path / "tree"
     copy.mkdir()
     shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
-    shutil.copytree(ROOT / "aggregator", copy / "aggregator",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "aggregator", copy / "aggregator", ignore=shutil.ignore_patterns("__pycache__")
+    )
     core = copy / "aggregator" / "clustering" / "dedup" / "match.py"
     core.write_text(core.read_text() + "\nfrom aggregator.store import Store  # planted\n")
     broken = _lint_imports(copy)
@@ -41,10 +55,15 @@ def test_the_layer_contracts_hold_and_fail_on_a_wrong_import(tmp_path: Path) -> 
 
 
 def _modules_after(code: str) -> set[str]:
-    probe = (f"import sys\n{code}\n"
-             "print('\\n'.join(sorted(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60, check=True).stdout
+    probe = f"import sys\n{code}\nprint('\\n'.join(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     return set(out.split())
 
 

@@ -44,8 +44,9 @@ OTHER_LANGUAGES = tuple(lang for lang in i18n.UI_LANGUAGES if lang != i18n.SOURC
 def _messages() -> set[str]:
     """Every message the code marks for translation, extracted as ``pybabel extract`` does."""
     found = extract_from_dir(str(ROOT), method_map=[("aggregator/publishing/**.py", "python")])
-    return {message for _file, _line, message, _comments, _context in found
-            if isinstance(message, str)}
+    return {
+        message for _file, _line, message, _comments, _context in found if isinstance(message, str)
+    }
 
 
 def _catalog(lang: str) -> dict[str, str]:
@@ -61,8 +62,9 @@ def _variant(lang: str) -> OutputFeed:
 
 
 def _page(lang: str) -> str:
-    links = CategoryLinks(feed=_variant(lang), languages=("en", "fr", "de", "ar", "ja"),
-                          newest_archive=2, lang=lang)
+    links = CategoryLinks(
+        feed=_variant(lang), languages=("en", "fr", "de", "ar", "ja"), newest_archive=2, lang=lang
+    )
     data = render_category_page(links, site_title="Feeds")
     assert html5_errors(data) == []
     return data.decode("utf-8")
@@ -72,8 +74,23 @@ def _page(lang: str) -> str:
 
 
 def test_the_languages_asked_for_have_catalogs() -> None:
-    wanted = {"en", "fr", "de", "es", "it", "pt", "nl", "pl", "ru", "uk", "zh", "ja", "ko",
-              "ar", "hi"}
+    wanted = {
+        "en",
+        "fr",
+        "de",
+        "es",
+        "it",
+        "pt",
+        "nl",
+        "pl",
+        "ru",
+        "uk",
+        "zh",
+        "ja",
+        "ko",
+        "ar",
+        "hi",
+    }
     assert wanted <= set(i18n.UI_LANGUAGES)
 
 
@@ -167,12 +184,14 @@ def test_no_english_label_in_a_non_english_variant(lang: str) -> None:
     documents = {
         # What a reader sees: the page's text without its markup, and the items' bodies.
         "page": html.unescape(re.sub(r"<[^>]+>", " ", _page(lang))),
-        "atom": "\n".join(html.unescape(e.findtext(f"{ATOM}summary") or "")
-                          for e in atom.iter(f"{ATOM}entry")),
-        "rss": "\n".join(html.unescape(e.findtext("description") or "")
-                         for e in rss.iter("item")),
-        "json": "\n".join(html.unescape(item["content_html"]) for item in
-                          json_feed(render_json(feed, lang=lang))["items"]),
+        "atom": "\n".join(
+            html.unescape(e.findtext(f"{ATOM}summary") or "") for e in atom.iter(f"{ATOM}entry")
+        ),
+        "rss": "\n".join(html.unescape(e.findtext("description") or "") for e in rss.iter("item")),
+        "json": "\n".join(
+            html.unescape(item["content_html"])
+            for item in json_feed(render_json(feed, lang=lang))["items"]
+        ),
     }
     # Every message as English writes it (up to its first placeholder); no language here
     # writes any of them the same way.
@@ -181,8 +200,14 @@ def test_no_english_label_in_a_non_english_variant(lang: str) -> None:
         for label in english:
             assert label not in text, f"{lang} {name}: English {label!r}"
     page = documents["page"]
-    for message in ("Also in:", "Sources:", "Subscribe:", "All languages", "Languages:",
-                    "Original language:"):
+    for message in (
+        "Also in:",
+        "Sources:",
+        "Subscribe:",
+        "All languages",
+        "Languages:",
+        "Original language:",
+    ):
         assert catalog[message] in page, f"{lang}: {message!r}"
     assert catalog["updated %(time)s"].split("%(", 1)[0].strip() in page
     for name in ("atom", "rss", "json"):
@@ -219,7 +244,8 @@ def test_an_item_in_another_language_is_labelled_as_such() -> None:
     assert korea.findtext(f"{ATOM}title") == "Korea unveils national AI plan"
     assert korea.get(XML_LANG) == "en"
     assert "<p>Langue d'origine : anglais</p>" in html.unescape(
-        korea.findtext(f"{ATOM}summary") or "")
+        korea.findtext(f"{ATOM}summary") or ""
+    )
     # The French story is in the feed's language: no label.
     assert entries[1].get(XML_LANG) is None
     assert "Langue d" not in (entries[1].findtext(f"{ATOM}summary") or "")
@@ -229,7 +255,8 @@ def test_an_item_in_another_language_is_labelled_as_such() -> None:
     assert first.findtext("{http://purl.org/dc/elements/1.1/}language") == "en"
     assert "Langue d'origine : anglais" in html.unescape(first.findtext("description") or "")
     assert feedparser.parse(render_rss(feed, lang="fr")).entries[0].title == (
-        "Korea unveils national AI plan")
+        "Korea unveils national AI plan"
+    )
     item = json_feed(render_json(feed, lang="fr"))["items"][0]
     assert item["language"] == "en"
     assert "Langue d&#x27;origine : anglais" in item["content_html"]
@@ -240,15 +267,19 @@ def test_an_item_in_another_language_is_labelled_as_such() -> None:
 
 def test_category_pages_link_each_other_with_hreflang() -> None:
     text = _page("fr")
-    assert (f'<link rel="alternate" hreflang="x-default" '
-            f'href="{BASE}/categories/ai-policy.html">') in text
+    assert (
+        f'<link rel="alternate" hreflang="x-default" href="{BASE}/categories/ai-policy.html">'
+    ) in text
     for lang in ("en", "fr", "de", "ar", "ja"):
-        assert (f'<link rel="alternate" hreflang="{lang}" '
-                f'href="{BASE}/categories/ai-policy.{lang}.html">') in text
+        assert (
+            f'<link rel="alternate" hreflang="{lang}" '
+            f'href="{BASE}/categories/ai-policy.{lang}.html">'
+        ) in text
     # The switch names each language in itself and marks the page being read.
     assert '<strong lang="fr" hreflang="fr">Français</strong>' in text
-    assert (f'<a href="{BASE}/categories/ai-policy.ar.html" lang="ar" hreflang="ar">'
-            "العربية</a>") in text
+    assert (
+        f'<a href="{BASE}/categories/ai-policy.ar.html" lang="ar" hreflang="ar">العربية</a>'
+    ) in text
     # Older stories are offered in the same language.
     assert f'href="{BASE}/feeds/ai-policy/archive/2.fr.atom"' in text
 
@@ -288,20 +319,27 @@ def test_category_translations_are_read(tmp_path: Path) -> None:
 
 def test_an_inline_table_reads_the_same(tmp_path: Path) -> None:
     inline = TRANSLATED.split("[category.translations.fr]", maxsplit=1)[0] + (
-        'translations.fr = { title = "Politique de l\'IA" }\n')
+        'translations.fr = { title = "Politique de l\'IA" }\n'
+    )
     category = load_catalog(write(tmp_path, GOOD_SOURCE, inline)).category("ai-policy")
     assert category.title_in("fr") == "Politique de l'IA"
 
 
-@pytest.mark.parametrize(("table", "key", "reason"), [
-    ('[category.translations.xx]\ntitle = "?"', "translations.xx", "not a known language"),
-    ('[category.translations.french]\ntitle = "?"', "translations.french",
-     "not a known language"),
-    ('[category.translations.fr]\ntitel = "?"', "translations.fr", "unknown key(s) titel"),
-    ('[category.translations.fr]\ntitle = ""', "translations.fr.title", "non-empty"),
-    ('[category.translations]\nfr = "Politique"', "translations.fr", "a table"),
-    ('translations = "fr"', "translations", "a table of languages"),
-])
+@pytest.mark.parametrize(
+    ("table", "key", "reason"),
+    [
+        ('[category.translations.xx]\ntitle = "?"', "translations.xx", "not a known language"),
+        (
+            '[category.translations.french]\ntitle = "?"',
+            "translations.french",
+            "not a known language",
+        ),
+        ('[category.translations.fr]\ntitel = "?"', "translations.fr", "unknown key(s) titel"),
+        ('[category.translations.fr]\ntitle = ""', "translations.fr.title", "non-empty"),
+        ('[category.translations]\nfr = "Politique"', "translations.fr", "a table"),
+        ('translations = "fr"', "translations", "a table of languages"),
+    ],
+)
 def test_bad_translations_are_named(tmp_path: Path, table: str, key: str, reason: str) -> None:
     categories = _category_with(table)
     found = problems(write(tmp_path, GOOD_SOURCE, categories))
@@ -313,4 +351,3 @@ def test_bad_translations_are_named(tmp_path: Path, table: str, key: str, reason
 
 def _category_with(table: str) -> str:
     return f'[[category]]\nid = "ai-policy"\ntitle = "AI policy"\n{table}\n'
-

@@ -14,9 +14,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_wheel_carries_every_catalog(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                    "--quiet", "--wheel-dir", str(tmp_path), str(ROOT)],
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "--wheel-dir",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     [wheel] = tmp_path.glob("aggregator-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "aggregator/locale/messages.pot" in names
@@ -27,8 +40,13 @@ def test_the_wheel_carries_every_catalog(tmp_path: Path) -> None:
 
 
 def test_a_fresh_interpreter_translates_from_the_installed_package() -> None:
-    script = ("from aggregator.i18n import translator; "
-              "print(translator('uk').gettext('Sources:'))")
-    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
-                         text=True, cwd="/", timeout=120).stdout
+    script = "from aggregator.i18n import translator; print(translator('uk').gettext('Sources:'))"
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd="/",
+        timeout=120,
+    ).stdout
     assert out.strip() == "Джерела:"

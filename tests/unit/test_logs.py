@@ -28,10 +28,22 @@ def emit(fmt: str) -> list[str]:
     stream = io.StringIO()
     configure("INFO", fmt, stream=stream)
     log = logging.getLogger("aggregator.polling.poller")
-    log.info("source=%s action=poll outcome=%s status=%s new=%d updated=%d ms=%d",
-             "le-monde", "updated", 200, 3, 1, 42)
-    log.warning("source=%s action=poll outcome=error kind=%s status=%s error=%r",
-                "heise", "http", 404, "HTTP 404 from https://h.example/feed: 'gone' \"now\"")
+    log.info(
+        "source=%s action=poll outcome=%s status=%s new=%d updated=%d ms=%d",
+        "le-monde",
+        "updated",
+        200,
+        3,
+        1,
+        42,
+    )
+    log.warning(
+        "source=%s action=poll outcome=error kind=%s status=%s error=%r",
+        "heise",
+        "http",
+        404,
+        "HTTP 404 from https://h.example/feed: 'gone' \"now\"",
+    )
     try:
         raise RuntimeError("boom")
     except RuntimeError as exc:
@@ -47,8 +59,9 @@ def test_text_lines_are_the_message_after_time_level_and_logger() -> None:
     assert first[0].endswith("Z")
     assert "T" in first[0]
     assert first[1:3] == ["INFO", "aggregator.polling.poller"]
-    assert first[3] == ("source=le-monde action=poll outcome=updated status=200 new=3 "
-                        "updated=1 ms=42")
+    assert first[3] == (
+        "source=le-monde action=poll outcome=updated status=200 new=3 updated=1 ms=42"
+    )
     assert "source=heise action=poll outcome=error kind=http" in lines[1]
     # The traceback follows its line; nothing else about the source is printed.
     assert "source=x action=poll outcome=error kind=internal" in lines[2]
@@ -66,8 +79,13 @@ def test_json_lines_carry_the_same_keys_as_fields() -> None:
     assert ok["logger"] == "aggregator.polling.poller"
     assert ok["ts"].endswith("Z")
     assert {k: ok[k] for k in ("source", "action", "outcome", "status", "new", "ms")} == {
-        "source": "le-monde", "action": "poll", "outcome": "updated", "status": 200,
-        "new": 3, "ms": 42}
+        "source": "le-monde",
+        "action": "poll",
+        "outcome": "updated",
+        "status": 200,
+        "new": 3,
+        "ms": 42,
+    }
     assert ok["msg"].startswith("source=le-monde action=poll")
     assert failed["error"] == "HTTP 404 from https://h.example/feed: 'gone' \"now\""
     assert failed["level"] == "WARNING"
@@ -78,10 +96,17 @@ def test_json_lines_carry_the_same_keys_as_fields() -> None:
 
 
 def test_message_fields_keep_reserved_and_odd_values_apart() -> None:
-    fields = message_fields("action=tick outcome=done sources=3 url=http://a.example/x?y=1 "
-                            "reason='a b' level=loud")
-    assert fields == {"action": "tick", "outcome": "done", "sources": 3,
-                      "url": "http://a.example/x?y=1", "reason": "a b", "level": "loud"}
+    fields = message_fields(
+        "action=tick outcome=done sources=3 url=http://a.example/x?y=1 reason='a b' level=loud"
+    )
+    assert fields == {
+        "action": "tick",
+        "outcome": "done",
+        "sources": 3,
+        "url": "http://a.example/x?y=1",
+        "reason": "a b",
+        "level": "loud",
+    }
 
 
 def test_the_format_is_a_setting() -> None:

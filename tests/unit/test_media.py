@@ -64,19 +64,43 @@ PODCAST = b"""<?xml version="1.0" encoding="UTF-8"?>
 </item>
 </channel></rss>"""
 
-JSON_FEED = json.dumps({
-    "version": "https://jsonfeed.org/version/1.1", "title": "J",
-    "items": [
-        {"id": "1", "url": "https://j.example/1", "title": "With both",
-         "content_text": "x", "image": "/img/1.png", "banner_image": "https://j.example/b.png",
-         "attachments": [{"url": "https://j.example/1.mp3", "mime_type": "audio/mpeg",
-                          "size_in_bytes": 77}]},
-        {"id": "2", "url": "https://j.example/2", "title": "Banner only", "content_text": "y",
-         "banner_image": "https://j.example/banner.png"},
-        {"id": "3", "url": "https://j.example/3", "title": "Bad image", "content_text": "z",
-         "image": "javascript:alert(1)"},
-    ],
-}).encode()
+JSON_FEED = json.dumps(
+    {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "J",
+        "items": [
+            {
+                "id": "1",
+                "url": "https://j.example/1",
+                "title": "With both",
+                "content_text": "x",
+                "image": "/img/1.png",
+                "banner_image": "https://j.example/b.png",
+                "attachments": [
+                    {
+                        "url": "https://j.example/1.mp3",
+                        "mime_type": "audio/mpeg",
+                        "size_in_bytes": 77,
+                    }
+                ],
+            },
+            {
+                "id": "2",
+                "url": "https://j.example/2",
+                "title": "Banner only",
+                "content_text": "y",
+                "banner_image": "https://j.example/banner.png",
+            },
+            {
+                "id": "3",
+                "url": "https://j.example/3",
+                "title": "Bad image",
+                "content_text": "z",
+                "image": "javascript:alert(1)",
+            },
+        ],
+    }
+).encode()
 
 
 def _normalized(body: bytes, url: str = FEED_URL) -> list[NormalizedEntry]:
@@ -87,8 +111,9 @@ def _normalized(body: bytes, url: str = FEED_URL) -> list[NormalizedEntry]:
 def test_enclosures_media_group_and_itunes_image_are_read() -> None:
     one, two, hostile = _normalized(PODCAST)
     # A relative enclosure resolves against the feed; length and type as given.
-    assert one.enclosures == (Enclosure("https://feeds.example/show/media/ep1.mp3",
-                                        "audio/mpeg", 12345),)
+    assert one.enclosures == (
+        Enclosure("https://feeds.example/show/media/ep1.mp3", "audio/mpeg", 12345),
+    )
     assert one.image == MediaImage("https://show.example/ep1.jpg")
     # Inside media:group: the audio is an enclosure, the thumbnail wins over the image.
     assert two.enclosures == (Enclosure("https://cdn.example/ep2.m4a", "audio/mp4", 999),)
@@ -103,8 +128,9 @@ def test_media_content_never_changes_an_entry_identity() -> None:
     <title>T</title><item><title>Same</title><description>Body</description>%s</item>
     </channel></rss>"""
     without = _normalized(plain % b"")[0]
-    with_media = _normalized(plain % b'<media:content url="https://c.example/a.mp3" '
-                                     b'type="audio/mpeg"/>')[0]
+    with_media = _normalized(
+        plain % b'<media:content url="https://c.example/a.mp3" type="audio/mpeg"/>'
+    )[0]
     assert with_media.enclosures == (Enclosure("https://c.example/a.mp3", "audio/mpeg"),)
     assert with_media.identity_key == without.identity_key
 
@@ -121,27 +147,47 @@ def test_media_json_round_trips() -> None:
     enclosures = (Enclosure("https://a.example/x.mp3", None, None),)
     image = MediaImage("https://a.example/x.jpg", 10, None)
     data = json.loads(json.dumps(media_json(enclosures, image)))
-    assert data == {"enclosures": [{"url": "https://a.example/x.mp3", "type": None,
-                                    "length": None}],
-                    "image": {"url": "https://a.example/x.jpg", "width": 10, "height": None}}
+    assert data == {
+        "enclosures": [{"url": "https://a.example/x.mp3", "type": None, "length": None}],
+        "image": {"url": "https://a.example/x.jpg", "width": 10, "height": None},
+    }
     assert media_from_json(data["enclosures"], data["image"]) == (enclosures, image)
     assert media_from_json(None, None) == ((), None)
 
 
 def _feed(*entries: EntryView) -> OutputFeed:
-    stories = tuple(StoryView(story_id=n, uid=f"story{n}", first_seen=NOW, updated_at=NOW,
-                              entries=(e,)) for n, e in enumerate(entries, 1))
-    return OutputFeed(category_id="pods", title="Pods", description="Podcasts", language="en",
-                      base_url="https://news.example.org", tag_authority="news.example.org",
-                      stories=stories, fallback_updated=NOW)
+    stories = tuple(
+        StoryView(story_id=n, uid=f"story{n}", first_seen=NOW, updated_at=NOW, entries=(e,))
+        for n, e in enumerate(entries, 1)
+    )
+    return OutputFeed(
+        category_id="pods",
+        title="Pods",
+        description="Podcasts",
+        language="en",
+        base_url="https://news.example.org",
+        tag_authority="news.example.org",
+        stories=stories,
+        fallback_updated=NOW,
+    )
 
 
-def _view(entry_id: int, *, enclosures: tuple[Enclosure, ...] = (),
-          image: MediaImage | None = None) -> EntryView:
-    return EntryView(entry_id=entry_id, source_id="s", source_title="Show",
-                     url=f"https://show.example/{entry_id}", title=f"Episode {entry_id}",
-                     summary_html="<p>x</p>", language="en", published_at=NOW,
-                     updated_at=NOW, enclosures=enclosures, image=image)
+def _view(
+    entry_id: int, *, enclosures: tuple[Enclosure, ...] = (), image: MediaImage | None = None
+) -> EntryView:
+    return EntryView(
+        entry_id=entry_id,
+        source_id="s",
+        source_title="Show",
+        url=f"https://show.example/{entry_id}",
+        title=f"Episode {entry_id}",
+        summary_html="<p>x</p>",
+        language="en",
+        published_at=NOW,
+        updated_at=NOW,
+        enclosures=enclosures,
+        image=image,
+    )
 
 
 PICTURE = MediaImage("https://cdn.example/p.jpg", 320, 180)
@@ -151,8 +197,11 @@ UNTYPED = Enclosure("https://cdn.example/file.bin")
 
 
 def test_rss_writes_one_enclosure_preferring_audio_with_length_and_type() -> None:
-    feed = _feed(_view(1, enclosures=(COVER, AUDIO), image=PICTURE),
-                 _view(2, enclosures=(UNTYPED,)), _view(3))
+    feed = _feed(
+        _view(1, enclosures=(COVER, AUDIO), image=PICTURE),
+        _view(2, enclosures=(UNTYPED,)),
+        _view(3),
+    )
     root = ET.fromstring(render_rss(feed))
     found = [[e.attrib for e in item.findall("enclosure")] for item in root.iter("item")]
     assert found == [
@@ -160,8 +209,9 @@ def test_rss_writes_one_enclosure_preferring_audio_with_length_and_type() -> Non
         [{"url": UNTYPED.url, "length": "0", "type": "application/octet-stream"}],
         [],
     ]
-    thumbs = [[t.attrib for t in item.findall(f"{{{MEDIA_NS}}}thumbnail")]
-              for item in root.iter("item")]
+    thumbs = [
+        [t.attrib for t in item.findall(f"{{{MEDIA_NS}}}thumbnail")] for item in root.iter("item")
+    ]
     assert thumbs == [[{"url": PICTURE.url, "width": "320", "height": "180"}], [], []]
     parsed = feedparser.parse(render_rss(feed))
     assert not parsed.bozo
@@ -175,8 +225,9 @@ def test_atom_writes_every_enclosure_as_given_and_the_thumbnail() -> None:
     assert b'xmlns:media="http://search.yahoo.com/mrss/"' in document
     entry = ET.fromstring(document).find(f"{ATOM_NS}entry")
     assert entry is not None
-    links = [link.attrib for link in entry.findall(f"{ATOM_NS}link")
-             if link.get("rel") == "enclosure"]
+    links = [
+        link.attrib for link in entry.findall(f"{ATOM_NS}link") if link.get("rel") == "enclosure"
+    ]
     # Atom's length is optional: none is invented for the audio.
     assert links == [
         {"href": COVER.url, "rel": "enclosure", "type": "image/jpeg", "length": "2000"},
@@ -209,8 +260,11 @@ def test_json_feed_writes_image_and_attachments() -> None:
 
 
 def test_outputs_drop_media_that_is_not_http() -> None:
-    bad = _view(1, enclosures=(Enclosure("javascript:alert(1)", "audio/mpeg", 1),),
-                image=MediaImage("data:image/png;base64,AAAA"))
+    bad = _view(
+        1,
+        enclosures=(Enclosure("javascript:alert(1)", "audio/mpeg", 1),),
+        image=MediaImage("data:image/png;base64,AAAA"),
+    )
     feed = _feed(bad)
     for document in (render_atom(feed), render_rss(feed), render_json(feed)):
         assert b"javascript:" not in document
@@ -218,13 +272,17 @@ def test_outputs_drop_media_that_is_not_http() -> None:
 
 
 def test_category_page_shows_an_https_picture_lazily_with_alt_text() -> None:
-    feed = _feed(_view(1, image=PICTURE),
-                 _view(2, image=replace(PICTURE, url="http://cdn.example/plain.jpg")))
+    feed = _feed(
+        _view(1, image=PICTURE),
+        _view(2, image=replace(PICTURE, url="http://cdn.example/plain.jpg")),
+    )
     document = render_category_page(CategoryLinks(feed, ()), site_title="Site")
     assert html5_errors(document) == []
     page = document.decode()
-    assert ('<img src="https://cdn.example/p.jpg" alt="Episode 1" width="320" height="180" '
-            'loading="lazy" decoding="async" referrerpolicy="no-referrer">') in page
+    assert (
+        '<img src="https://cdn.example/p.jpg" alt="Episode 1" width="320" height="180" '
+        'loading="lazy" decoding="async" referrerpolicy="no-referrer">'
+    ) in page
     # The pages' policy allows https pictures only: an http one would be blocked, so none.
     assert "plain.jpg" not in page
     assert page.count("<img") == 1

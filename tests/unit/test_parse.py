@@ -200,7 +200,8 @@ def test_item_scoped_xml_base_does_not_leak_to_next_item() -> None:
 
 def test_html_without_xml_base_is_left_for_the_sanitizer() -> None:
     entry = only_entry(
-        '<item><title>a</title><description>&lt;a href="x"&gt;x&lt;/a&gt;</description></item>')
+        '<item><title>a</title><description>&lt;a href="x"&gt;x&lt;/a&gt;</description></item>'
+    )
     assert entry.summary == '<a href="x">x</a>'
 
 
@@ -495,13 +496,16 @@ def test_unencodable_characters_are_scrubbed() -> None:
 def test_update_hint_takes_the_longer_of_ttl_and_sy_update_period() -> None:
     from aggregator.polling.parse import parse_feed
 
-    document = (b'<?xml version="1.0"?><rss version="2.0" '
-                b'xmlns:sy="http://purl.org/rss/1.0/modules/syndication/"><channel><title>x'
-                b"</title><ttl>30</ttl><sy:updatePeriod>daily</sy:updatePeriod>"
-                b"<sy:updateFrequency>2</sy:updateFrequency><item><title>a</title>"
-                b"<link>https://x.example/a</link></item></channel></rss>")
-    feed = parse_feed(document, url="https://x.example/feed",
-                      headers={"content-type": "application/rss+xml"})
+    document = (
+        b'<?xml version="1.0"?><rss version="2.0" '
+        b'xmlns:sy="http://purl.org/rss/1.0/modules/syndication/"><channel><title>x'
+        b"</title><ttl>30</ttl><sy:updatePeriod>daily</sy:updatePeriod>"
+        b"<sy:updateFrequency>2</sy:updateFrequency><item><title>a</title>"
+        b"<link>https://x.example/a</link></item></channel></rss>"
+    )
+    feed = parse_feed(
+        document, url="https://x.example/feed", headers={"content-type": "application/rss+xml"}
+    )
     assert feed.ttl_minutes == 720
 
 
@@ -520,10 +524,12 @@ CAPTION = (
     "item",
     [
         # El País: description, a photo's caption, then the article.
-        "<description>The summary.</description>" + CAPTION
+        "<description>The summary.</description>"
+        + CAPTION
         + "<content:encoded>&lt;p&gt;The article.&lt;/p&gt;</content:encoded>",
         # The caption first: feedparser would make it the summary.
-        CAPTION + "<description>The summary.</description>"
+        CAPTION
+        + "<description>The summary.</description>"
         + "<content:encoded>&lt;p&gt;The article.&lt;/p&gt;</content:encoded>",
     ],
 )
@@ -535,8 +541,10 @@ def test_a_media_description_never_replaces_the_description(item: str) -> None:
 
 def test_a_media_description_without_caption_takes_no_content_slot() -> None:
     [entry] = parse(
-        rss(f"<item><title>t</title><description>The summary.</description>{CAPTION}</item>",
-            attrs=MRSS)
+        rss(
+            f"<item><title>t</title><description>The summary.</description>{CAPTION}</item>",
+            attrs=MRSS,
+        )
     ).entries
     assert (entry.summary, entry.content) == ("The summary.", None)
 

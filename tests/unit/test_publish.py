@@ -251,7 +251,10 @@ def test_atom_items_round_trip() -> None:
         ("related", "ko", "https://yna.example/ai"),
     ]
     assert [link.get("title") for link in korea.links] == [
-        None, "La Corée dévoile son plan pour l'IA", "한국, 국가 AI 계획 발표"]
+        None,
+        "La Corée dévoile son plan pour l'IA",
+        "한국, 국가 AI 계획 발표",
+    ]
     # Same language as the feed: inherits it, no xml:lang of its own.
     assert korea.summary_detail.language == "en"
 
@@ -289,11 +292,17 @@ def test_atom_without_feed_language_tags_every_known_item_language() -> None:
 def test_atom_entry_has_exactly_one_alternate() -> None:
     root = ET.fromstring(render_atom(sample_feed()))
     for entry in root.iter(f"{ATOM_NS}entry"):
-        alternates = [link for link in entry.iter(f"{ATOM_NS}link")
-                      if link.get("rel", "alternate") == "alternate"]
+        alternates = [
+            link
+            for link in entry.iter(f"{ATOM_NS}link")
+            if link.get("rel", "alternate") == "alternate"
+        ]
         assert len(alternates) == 1
-        related = [link.get("hreflang") for link in entry.iter(f"{ATOM_NS}link")
-                   if link.get("rel") == "related"]
+        related = [
+            link.get("hreflang")
+            for link in entry.iter(f"{ATOM_NS}link")
+            if link.get("rel") == "related"
+        ]
         assert len(related) == len(set(related))
 
 

@@ -47,8 +47,10 @@ def _atom_links(data: bytes, parent: str = "") -> dict[str, list[str]]:
 
 def test_archive_url_shapes() -> None:
     assert archive_url(BASE, "ai-policy", 0, "atom") == f"{BASE}/feeds/ai-policy/archive/0.atom"
-    assert (archive_url(BASE + "/", "ai-policy", 12, "json", "fr")
-            == f"{BASE}/feeds/ai-policy/archive/12.fr.json")
+    assert (
+        archive_url(BASE + "/", "ai-policy", 12, "json", "fr")
+        == f"{BASE}/feeds/ai-policy/archive/12.fr.json"
+    )
     with pytest.raises(ValueError, match="format"):
         archive_url(BASE, "ai-policy", 0, "html")
 
@@ -61,8 +63,10 @@ def test_subscription_document_links_to_the_newest_archive_and_the_hub() -> None
     assert atom["prev-archive"] == [f"{BASE}/feeds/ai-policy/archive/4.atom"]
     assert atom["next"] == [f"{BASE}/feeds/ai-policy/archive/4.atom"]
     assert "current" not in atom
-    assert ET.fromstring(render_atom(sample_feed(), links=links)).find(
-        f"{{{HISTORY_NS}}}archive") is None
+    assert (
+        ET.fromstring(render_atom(sample_feed(), links=links)).find(f"{{{HISTORY_NS}}}archive")
+        is None
+    )
 
     rss = render_rss(sample_feed(), lang="fr", links=links)
     channel = _atom_links(rss, "channel")
@@ -104,8 +108,7 @@ def test_archive_page_is_marked_and_points_back_never_forward() -> None:
 
 def test_oldest_archive_has_no_older_page() -> None:
     links = FeedLinks(archive=0)
-    assert not {"prev-archive", "next"} & set(_atom_links(render_atom(sample_feed(),
-                                                                      links=links)))
+    assert not {"prev-archive", "next"} & set(_atom_links(render_atom(sample_feed(), links=links)))
     assert "next_url" not in json_feed(render_json(sample_feed(), links=links))
 
 
@@ -119,7 +122,8 @@ def test_plain_documents_are_unchanged_by_the_default_links() -> None:
 def _page() -> bytes:
     return render_category_page(
         CategoryLinks(feed=sample_feed(), languages=("en", "fr"), newest_archive=2),
-        site_title="Feeds & more")
+        site_title="Feeds & more",
+    )
 
 
 def test_category_page_lists_stories_versions_and_sources() -> None:
@@ -129,8 +133,10 @@ def test_category_page_lists_stories_versions_and_sources() -> None:
     assert text.startswith("<!DOCTYPE html>")
     assert "<title>AI policy · Feeds &amp; more</title>" in text
     assert ">Korea unveils national AI plan</a></h3>" in text
-    assert ('<a href="https://www.lemonde.example/ia-coree" hreflang="fr">'
-            "Français: La Corée dévoile son plan pour l'IA (Le Monde)</a>") in text
+    assert (
+        '<a href="https://www.lemonde.example/ia-coree" hreflang="fr">'
+        "Français: La Corée dévoile son plan pour l'IA (Le Monde)</a>"
+    ) in text
     # The German version has no URL: named, not linked.
     assert '<li lang="de">Deutsch: Korea stellt KI-Plan vor (FAZ)</li>' in text
     assert "Sources: Korea Herald, Le Monde, Libération, Yonhap, FAZ" in text
@@ -144,8 +150,10 @@ def test_category_page_lists_stories_versions_and_sources() -> None:
 
 
 def test_index_page_links_every_category_and_feed() -> None:
-    categories = [CategoryLinks(feed=sample_feed(), languages=("en", "fr")),
-                  CategoryLinks(feed=empty_feed(), languages=())]
+    categories = [
+        CategoryLinks(feed=sample_feed(), languages=("en", "fr")),
+        CategoryLinks(feed=empty_feed(), languages=()),
+    ]
     data = render_index_page(categories, base_url=BASE, site_title="Feeds")
     assert html5_errors(data) == []
     text = data.decode("utf-8")
@@ -162,8 +170,7 @@ def test_index_page_links_every_category_and_feed() -> None:
 
 
 def test_empty_category_page() -> None:
-    data = render_category_page(CategoryLinks(feed=empty_feed(), languages=()),
-                                site_title="Feeds")
+    data = render_category_page(CategoryLinks(feed=empty_feed(), languages=()), site_title="Feeds")
     assert html5_errors(data) == []
     assert b"No stories yet." in data
     assert b"archive" not in data
@@ -203,8 +210,9 @@ print(peak() - before)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/status")
 def test_brotli_compresses_a_document_in_a_few_megabytes() -> None:
-    grown = subprocess.run([sys.executable, "-c", _BROTLI_PEAK], capture_output=True,
-                           text=True, check=True).stdout
+    grown = subprocess.run(
+        [sys.executable, "-c", _BROTLI_PEAK], capture_output=True, text=True, check=True
+    ).stdout
     assert int(grown) < 8 * 1024  # KiB: brotli's default window built a 32 MiB table
 
 
@@ -219,19 +227,22 @@ def test_document_offers_codings_with_their_own_etags() -> None:
     assert tiny.encoded(None) == b"{}"
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    (None, None),
-    ("", None),
-    ("gzip", "gzip"),
-    ("gzip, deflate, br", "br"),
-    ("br;q=0.5, gzip", "gzip"),
-    ("gzip;q=0, br;q=0", None),
-    ("identity", None),
-    ("*", "br"),
-    ("*;q=0.1, gzip;q=0", "br"),
-    ("GZIP;Q=1", "gzip"),
-    ("gzip;q=nonsense, br", "br"),
-])
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("gzip", "gzip"),
+        ("gzip, deflate, br", "br"),
+        ("br;q=0.5, gzip", "gzip"),
+        ("gzip;q=0, br;q=0", None),
+        ("identity", None),
+        ("*", "br"),
+        ("*;q=0.1, gzip;q=0", "br"),
+        ("GZIP;Q=1", "gzip"),
+        ("gzip;q=nonsense, br", "br"),
+    ],
+)
 def test_choose_coding(header: str | None, expected: str | None) -> None:
     assert choose_coding(header, ("br", "gzip")) == expected
     assert choose_coding(header, ()) is None

@@ -12,11 +12,17 @@ from tests.support.builders import NOW
 
 
 def view(entry_id: int, language: str | None, minutes: int) -> EntryView:
-    return EntryView(entry_id=entry_id, source_id=f"s{entry_id}", source_title=f"S{entry_id}",
-                     url=f"https://x.example/{entry_id}", title=f"t{entry_id}",
-                     summary_html="", language=language,
-                     published_at=NOW + timedelta(minutes=minutes),
-                     updated_at=NOW + timedelta(minutes=minutes))
+    return EntryView(
+        entry_id=entry_id,
+        source_id=f"s{entry_id}",
+        source_title=f"S{entry_id}",
+        url=f"https://x.example/{entry_id}",
+        title=f"t{entry_id}",
+        summary_html="",
+        language=language,
+        published_at=NOW + timedelta(minutes=minutes),
+        updated_at=NOW + timedelta(minutes=minutes),
+    )
 
 
 def test_preferred_language_wins_over_time() -> None:
@@ -28,8 +34,13 @@ def test_preferred_language_wins_over_time() -> None:
 
 
 def test_for_output_puts_representative_first() -> None:
-    story = StoryView(story_id=1, uid="u", first_seen=NOW, updated_at=NOW,
-                      entries=(view(1, "de", 0), view(2, "fr", 5), view(3, None, 1)))
+    story = StoryView(
+        story_id=1,
+        uid="u",
+        first_seen=NOW,
+        updated_at=NOW,
+        entries=(view(1, "de", 0), view(2, "fr", 5), view(3, None, 1)),
+    )
     ordered = for_output(story, ["fr"])
     assert [e.entry_id for e in ordered.entries] == [2, 1, 3]
     assert ordered.representative.entry_id == 2
@@ -68,8 +79,13 @@ def test_priority_does_not_let_a_rejected_entry_represent_the_story() -> None:
 
 
 def test_for_output_orders_by_priority_then_time() -> None:
-    story = StoryView(story_id=1, uid="u", first_seen=NOW, updated_at=NOW,
-                      entries=(view(1, "en", 0), view(2, "en", 5), view(3, "fr", 1)))
+    story = StoryView(
+        story_id=1,
+        uid="u",
+        first_seen=NOW,
+        updated_at=NOW,
+        entries=(view(1, "en", 0), view(2, "en", 5), view(3, "fr", 1)),
+    )
     ordered = for_output(story, ["en"], {"s2": 3})
     assert [e.entry_id for e in ordered.entries] == [2, 1, 3]
 
@@ -77,6 +93,11 @@ def test_for_output_orders_by_priority_then_time() -> None:
 def test_for_output_updated_is_the_newest_members_own_time() -> None:
     # The store moved the story's time to when we processed it; the outputs show the news.
     processed = NOW + timedelta(days=30)
-    story = StoryView(story_id=1, uid="u", first_seen=NOW, updated_at=processed,
-                      entries=(view(1, "de", 0), view(2, "fr", 50), view(3, "en", 5)))
+    story = StoryView(
+        story_id=1,
+        uid="u",
+        first_seen=NOW,
+        updated_at=processed,
+        entries=(view(1, "de", 0), view(2, "fr", 50), view(3, "en", 5)),
+    )
     assert for_output(story, ["en"]).updated_at == NOW + timedelta(minutes=50)

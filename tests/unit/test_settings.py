@@ -20,30 +20,36 @@ def test_defaults() -> None:
 
 
 def test_environment_and_overrides() -> None:
-    settings = Settings.from_env({
-        "AGGREGATOR_DATABASE_URL": "postgresql://db/x",
-        "AGGREGATOR_BASE_URL": "https://news.example.org/",
-        "AGGREGATOR_PORT": "9000",
-    })
+    settings = Settings.from_env(
+        {
+            "AGGREGATOR_DATABASE_URL": "postgresql://db/x",
+            "AGGREGATOR_BASE_URL": "https://news.example.org/",
+            "AGGREGATOR_PORT": "9000",
+        }
+    )
     assert settings.public_url == "https://news.example.org"
     assert settings.item_authority == "news.example.org"
     assert settings.port == 9000
-    overridden = settings.with_overrides(database_url="sqlite:///x.db", config_dir="cfg",
-                                         log_level=None)
+    overridden = settings.with_overrides(
+        database_url="sqlite:///x.db", config_dir="cfg", log_level=None
+    )
     assert overridden.database_url == "sqlite:///x.db"
     assert overridden.config_dir == Path("cfg")
     assert overridden.log_level == "INFO"
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("AGGREGATOR_PORT", "eighty"),
-    ("AGGREGATOR_PORT", "70000"),
-    ("AGGREGATOR_FETCH_WORKERS", "0"),
-    ("AGGREGATOR_BASE_URL", "news.example.org"),
-    ("AGGREGATOR_LOG_LEVEL", "LOUD"),
-    ("AGGREGATOR_CLUSTERING", "fuzzy"),
-    ("AGGREGATOR_CLUSTERING_MAX_AGE_HOURS", "-1"),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("AGGREGATOR_PORT", "eighty"),
+        ("AGGREGATOR_PORT", "70000"),
+        ("AGGREGATOR_FETCH_WORKERS", "0"),
+        ("AGGREGATOR_BASE_URL", "news.example.org"),
+        ("AGGREGATOR_LOG_LEVEL", "LOUD"),
+        ("AGGREGATOR_CLUSTERING", "fuzzy"),
+        ("AGGREGATOR_CLUSTERING_MAX_AGE_HOURS", "-1"),
+    ],
+)
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
@@ -78,7 +84,8 @@ def test_clustering_settings() -> None:
     assert default.clustering == "semantic"
     assert default.clustering_max_age is not None
     assert default.clustering_max_age.total_seconds() == 72 * 3600
-    exact = Settings.from_env({"AGGREGATOR_CLUSTERING": "Exact",
-                               "AGGREGATOR_CLUSTERING_MAX_AGE_HOURS": "0"})
+    exact = Settings.from_env(
+        {"AGGREGATOR_CLUSTERING": "Exact", "AGGREGATOR_CLUSTERING_MAX_AGE_HOURS": "0"}
+    )
     assert exact.clustering == "exact"
     assert exact.clustering_max_age is None

@@ -30,10 +30,14 @@ def table_rows(markdown: str) -> dict[str, str]:
 
 def test_every_setting_is_in_the_env_example_with_its_meaning() -> None:
     text = ENV_EXAMPLE.read_text(encoding="utf-8")
-    missing = [spec.env for spec in SETTINGS
-               if f"#{spec.env}=" not in text or f"# {spec.meaning}\n" not in text]
-    assert missing == [], ("regenerate with `python -m aggregator.settings > "
-                           "deploy/aggregator.env.example`")
+    missing = [
+        spec.env
+        for spec in SETTINGS
+        if f"#{spec.env}=" not in text or f"# {spec.meaning}\n" not in text
+    ]
+    assert missing == [], (
+        "regenerate with `python -m aggregator.settings > deploy/aggregator.env.example`"
+    )
 
 
 def test_every_setting_has_a_row_in_the_operator_guide() -> None:
@@ -41,10 +45,12 @@ def test_every_setting_has_a_row_in_the_operator_guide() -> None:
     missing = [spec.env for spec in SETTINGS if spec.env not in rows]
     assert missing == [], f"add a row for each to the settings table of {OPERATOR_GUIDE}"
     # Each row says the default (the shown example when the default is machine-made).
-    wrong = [spec.env for spec in SETTINGS
-             if (spec.default if spec.example is None else spec.example)
-             and f"`{spec.default if spec.example is None else spec.example}`"
-             not in rows[spec.env]]
+    wrong = [
+        spec.env
+        for spec in SETTINGS
+        if (spec.default if spec.example is None else spec.example)
+        and f"`{spec.default if spec.example is None else spec.example}`" not in rows[spec.env]
+    ]
     assert wrong == [], "the operator guide's default differs from the settings table"
 
 
@@ -53,8 +59,9 @@ def test_the_operator_guide_lists_no_setting_that_does_not_exist() -> None:
     assert sorted(set(rows) - {spec.env for spec in SETTINGS}) == []
 
 
-def subcommands(parser: argparse.ArgumentParser, path: str = "aggregator"
-                ) -> Iterator[tuple[str, str | None, argparse.ArgumentParser]]:
+def subcommands(
+    parser: argparse.ArgumentParser, path: str = "aggregator"
+) -> Iterator[tuple[str, str | None, argparse.ArgumentParser]]:
     """(command path, its help, its parser) for every subcommand, depth first."""
     for action in parser._actions:
         if not isinstance(action, argparse._SubParsersAction):

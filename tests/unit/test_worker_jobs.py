@@ -99,7 +99,8 @@ def test_full_text_is_a_job_of_its_own_when_the_service_has_the_stage(tmp_path: 
         assert build_scheduler(lambda: refresher, 60).get_job(FULL_TEXT_JOB_ID) is None
         stage = FullTextStage(store, fetcher, catalog)
         job = build_scheduler(lambda: refresher, 60, full_text_stage=stage).get_job(
-            FULL_TEXT_JOB_ID)
+            FULL_TEXT_JOB_ID
+        )
         assert job is not None
         assert job.trigger.interval == timedelta(seconds=FULL_TEXT_SECONDS)
         assert job.args == (stage,)
@@ -124,8 +125,9 @@ def test_a_claim_takes_of_one_host_what_its_politeness_allows_in_a_while() -> No
 
 
 def test_a_lease_must_outlast_a_fetch() -> None:
-    settings = Settings.from_env({"AGGREGATOR_LEASE_SECONDS": "30",
-                                  "AGGREGATOR_FETCH_DEADLINE": "60"})
+    settings = Settings.from_env(
+        {"AGGREGATOR_LEASE_SECONDS": "30", "AGGREGATOR_FETCH_DEADLINE": "60"}
+    )
     with pytest.raises(ConfigError, match="AGGREGATOR_LEASE_SECONDS"):
         make_lease(settings)
     lease = make_lease(settings.with_overrides(lease_seconds=61.0, worker_name="box-a"))

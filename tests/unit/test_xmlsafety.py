@@ -10,9 +10,11 @@ from aggregator.safety.xml import defuse_entities
 
 
 def rss_with(prolog: str, body: str) -> bytes:
-    return (f'<?xml version="1.0"?>\n<!DOCTYPE rss [{prolog}]>\n<rss version="2.0"><channel>'
-            f"<title>t</title><item><title>x</title><link>https://x.example/</link>"
-            f"<description>{body}</description></item></channel></rss>").encode()
+    return (
+        f'<?xml version="1.0"?>\n<!DOCTYPE rss [{prolog}]>\n<rss version="2.0"><channel>'
+        f"<title>t</title><item><title>x</title><link>https://x.example/</link>"
+        f"<description>{body}</description></item></channel></rss>"
+    ).encode()
 
 
 def test_a_small_entity_declaration_is_left_untouched() -> None:

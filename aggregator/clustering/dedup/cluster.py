@@ -160,8 +160,9 @@ class Clusterer:
     def load(self, story_id: int, members: Iterable[EntryFeatures]) -> None:
         """Bring a stored story (and its members' features) back into the active window."""
         for features in members:
-            self._add_member(story_id, features, self.matcher.centered(features),
-                             born=(0, story_id))
+            self._add_member(
+                story_id, features, self.matcher.centered(features), born=(0, story_id)
+            )
         self._next_id = max(self._next_id, story_id + 1)
 
     # -- the online step -------------------------------------------------------------------
@@ -396,8 +397,14 @@ class Clusterer:
         when = moment or features.published or NO_TIME
         story = self.stories.get(story_id)
         if story is None:
-            story = Story(story_id, when, when, [], np.zeros(vector.shape[-1], dtype=np.float64),
-                          born=born or (1, next(self._births)))
+            story = Story(
+                story_id,
+                when,
+                when,
+                [],
+                np.zeros(vector.shape[-1], dtype=np.float64),
+                born=born or (1, next(self._births)),
+            )
             self.stories[story_id] = story
             self._table.add(story_id)
         story.members.append(features.entry_id)

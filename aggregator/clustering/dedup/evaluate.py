@@ -119,8 +119,9 @@ def _prf(tp: int, fp: int, fn: int) -> dict[str, float | int]:
     }
 
 
-def _tally(counts: dict[str, list[int]], data: Dataset, a: str, b: str, *, gold: bool,
-           pred: bool) -> None:
+def _tally(
+    counts: dict[str, list[int]], data: Dataset, a: str, b: str, *, gold: bool, pred: bool
+) -> None:
     """Count one pair as tp/fp/fn in its language bucket and in "overall"."""
     kind = "same_language" if data.gold_lang[a] == data.gold_lang[b] else "cross_language"
     for bucket in (kind, "overall"):
@@ -150,8 +151,14 @@ def score_clusters(
     clustering (article key → story id) against the gold clusters."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for a, b in combinations(keys, 2):
-        _tally(counts, data, a, b, gold=data.clusters[a] == data.clusters[b],
-               pred=predicted[a] == predicted[b])
+        _tally(
+            counts,
+            data,
+            a,
+            b,
+            gold=data.clusters[a] == data.clusters[b],
+            pred=predicted[a] == predicted[b],
+        )
     result = _scores(counts)
     result["bcubed_f1"] = round(_bcubed(keys, data.clusters, predicted), 4)
     result["entries"] = len(keys)

@@ -28,17 +28,22 @@ class FeedAdapter(HTTPAdapter):
     """An ``HTTPAdapter`` that looks at the CA bundle path once, not once per request."""
 
     def build_connection_pool_key_attributes(
-        self, request: PreparedRequest, verify: bool | str,
+        self,
+        request: PreparedRequest,
+        verify: bool | str,
         cert: tuple[str, str] | str | None = None,
     ) -> tuple[_HostParams, _PoolKwargs]:
         parts = urlsplit(request.url or "")
         # urllib3 takes port None as the scheme's default, as requests itself passes it; the
         # stubs say int.
         host_params: _HostParams = {
-            "scheme": parts.scheme.lower(), "host": parts.hostname or "",
-            "port": parts.port}  # type: ignore[typeddict-item]
-        pool_kwargs: _PoolKwargs = {"cert_reqs": "CERT_NONE" if verify is False
-                                    else "CERT_REQUIRED"}
+            "scheme": parts.scheme.lower(),
+            "host": parts.hostname or "",
+            "port": parts.port,  # type: ignore[typeddict-item]
+        }
+        pool_kwargs: _PoolKwargs = {
+            "cert_reqs": "CERT_NONE" if verify is False else "CERT_REQUIRED"
+        }
         if isinstance(verify, str):
             pool_kwargs["ca_cert_dir" if _is_directory(verify) else "ca_certs"] = verify
         if isinstance(cert, tuple):

@@ -15,11 +15,15 @@ from aggregator.polling.hosts import HostGate
 from aggregator.settings import Settings
 
 
-def fetcher_from_settings(settings: Settings,
-                          now: Callable[[], datetime] | None = None) -> Fetcher:
+def fetcher_from_settings(settings: Settings, now: Callable[[], datetime] | None = None) -> Fetcher:
     """A fetcher with this process's per-host politeness gate."""
     gate = HostGate(max_per_host=settings.host_concurrency, min_delay=settings.host_delay)
-    return Fetcher(user_agent=settings.user_agent, connect_timeout=settings.connect_timeout,
-                   read_timeout=settings.read_timeout, total_timeout=settings.fetch_deadline,
-                   max_bytes=settings.max_feed_bytes, gate=gate,
-                   now=now or utc_now)
+    return Fetcher(
+        user_agent=settings.user_agent,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        total_timeout=settings.fetch_deadline,
+        max_bytes=settings.max_feed_bytes,
+        gate=gate,
+        now=now or utc_now,
+    )

@@ -22,26 +22,77 @@ SNIFFED_TYPES = frozenset({"", "text/html", "application/xhtml+xml"})
 BINARY_TOP_LEVEL = frozenset({"image", "audio", "video", "font", "model"})
 # application/* types that are never a feed (octet-stream is absent on purpose: servers label
 # feeds with it, and the parser can tell).
-BINARY_APPLICATION = frozenset({
-    "pdf", "zip", "gzip", "x-gzip", "x-tar", "x-7z-compressed", "x-rar-compressed", "msword",
-    "vnd.ms-excel", "vnd.ms-powerpoint", "x-shockwave-flash", "wasm", "java-archive",
-    "vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-})
+BINARY_APPLICATION = frozenset(
+    {
+        "pdf",
+        "zip",
+        "gzip",
+        "x-gzip",
+        "x-tar",
+        "x-7z-compressed",
+        "x-rar-compressed",
+        "msword",
+        "vnd.ms-excel",
+        "vnd.ms-powerpoint",
+        "x-shockwave-flash",
+        "wasm",
+        "java-archive",
+        "vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    }
+)
 FEED_ROOTS = frozenset({"rss", "feed", "rdf", "channel"})
 # Elements an HTML document starts with (HTML lets <html> and <head> be omitted). Other roots
 # (opml, entry, an unknown XML vocabulary) go to the parser, which names what it found.
-HTML_START_ELEMENTS = frozenset({
-    "html", "head", "body", "meta", "title", "link", "base", "script", "style", "noscript",
-    "div", "p", "span", "a", "table", "center", "font", "form", "iframe", "img", "br", "hr",
-    "header", "main", "nav", "section", "article", "h1", "h2", "h3", "h4", "h5", "h6", "pre",
-})
+HTML_START_ELEMENTS = frozenset(
+    {
+        "html",
+        "head",
+        "body",
+        "meta",
+        "title",
+        "link",
+        "base",
+        "script",
+        "style",
+        "noscript",
+        "div",
+        "p",
+        "span",
+        "a",
+        "table",
+        "center",
+        "font",
+        "form",
+        "iframe",
+        "img",
+        "br",
+        "hr",
+        "header",
+        "main",
+        "nav",
+        "section",
+        "article",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "pre",
+    }
+)
 
-_BOM_ENCODINGS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"),
-                  (b"\xfe\xff", "utf-16-be"))
+_BOM_ENCODINGS = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
 # Prolog pieces that may come before the root element.
-_PROLOG = re.compile(r"\s*(?:<\?.*?\?>|<!--.*?-->|<!doctype\s+([^\s>\[]+)[^>\[]*(?:\[.*?\])?\s*>)",
-                     re.IGNORECASE | re.DOTALL)
+_PROLOG = re.compile(
+    r"\s*(?:<\?.*?\?>|<!--.*?-->|<!doctype\s+([^\s>\[]+)[^>\[]*(?:\[.*?\])?\s*>)",
+    re.IGNORECASE | re.DOTALL,
+)
 _ELEMENT = re.compile(r"\s*<([a-z_][\w.:-]*)", re.IGNORECASE)
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
 
@@ -104,6 +155,6 @@ def _text_head(body: bytes) -> str:
     head = body[:SNIFF_BYTES]
     for bom, encoding in _BOM_ENCODINGS:
         if head.startswith(bom):
-            return head[len(bom):].decode(encoding, "replace")
+            return head[len(bom) :].decode(encoding, "replace")
     # Markup names are ASCII: latin-1 maps every byte, whatever the real charset.
     return head.decode("latin-1")

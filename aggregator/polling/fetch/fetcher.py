@@ -39,8 +39,10 @@ from aggregator.types import FetchOptions, FetchResult
 
 log = logging.getLogger("aggregator.fetch.fetcher")
 
-ACCEPT = ("application/atom+xml, application/rss+xml, application/feed+json, "
-          "application/xml;q=0.9, */*;q=0.8")
+ACCEPT = (
+    "application/atom+xml, application/rss+xml, application/feed+json, "
+    "application/xml;q=0.9, */*;q=0.8"
+)
 # Only what requests/urllib3 can always decode; br and zstd need optional packages.
 ACCEPT_ENCODING = "gzip, deflate"
 # Feed URLs move rarely; a chain longer than this is a loop or a misconfigured site.
@@ -61,7 +63,6 @@ DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 # How long a fetch may queue for a turn at a busy host before it gives its worker back (the
 # source is then deferred, kind host_backoff). Queueing does not count against total_timeout.
 DEFAULT_HOST_WAIT = 60.0
-
 
 
 class _Attempt:
@@ -88,13 +89,17 @@ class _Attempt:
             return self.total
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise FetchError(f"gave up on {self.url} after the total limit of {self.total:g} s",
-                             kind="timeout", url=self.url)
+            raise FetchError(
+                f"gave up on {self.url} after the total limit of {self.total:g} s",
+                kind="timeout",
+                url=self.url,
+            )
         return left
 
     def expired(self) -> bool:
-        return (self.deadline is not None
-                and time.monotonic() >= self.deadline - DEADLINE_SLACK_SECONDS)
+        return (
+            self.deadline is not None and time.monotonic() >= self.deadline - DEADLINE_SLACK_SECONDS
+        )
 
     def elapsed(self) -> float:
         return 0.0 if self.started is None else time.monotonic() - self.started
@@ -111,19 +116,28 @@ class Fetcher:
     the fetcher stays usable and opens new sessions if called again.
     """
 
-    def __init__(self, *, user_agent: str, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-                 read_timeout: float = DEFAULT_READ_TIMEOUT,
-                 total_timeout: float = DEFAULT_TOTAL_TIMEOUT,
-                 max_bytes: int = DEFAULT_MAX_BYTES,
-                 gate: HostGate | None = None,
-                 guard: NetGuard | None = None,
-                 now: Callable[[], datetime] = utc_now,
-                 host_wait: float = DEFAULT_HOST_WAIT) -> None:
+    def __init__(
+        self,
+        *,
+        user_agent: str,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        total_timeout: float = DEFAULT_TOTAL_TIMEOUT,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        gate: HostGate | None = None,
+        guard: NetGuard | None = None,
+        now: Callable[[], datetime] = utc_now,
+        host_wait: float = DEFAULT_HOST_WAIT,
+    ) -> None:
         if not user_agent.strip():
             raise ValueError("user_agent must not be empty: sources deserve to know who asks")
-        for name, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout),
-                            ("total_timeout", total_timeout), ("max_bytes", max_bytes),
-                            ("host_wait", host_wait)):
+        for name, value in (
+            ("connect_timeout", connect_timeout),
+            ("read_timeout", read_timeout),
+            ("total_timeout", total_timeout),
+            ("max_bytes", max_bytes),
+            ("host_wait", host_wait),
+        ):
             if value <= 0:
                 raise ValueError(f"{name} must be positive, not {value}")
         self.user_agent = user_agent
@@ -144,8 +158,12 @@ class Fetcher:
     def __enter__(self) -> Fetcher:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -158,9 +176,16 @@ class Fetcher:
         for session in sessions:
             session.close()
 
-    def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
-              allow_private: bool = True, accept_html: bool = False,
-              options: FetchOptions | None = None) -> FetchResult:
+    def fetch(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        allow_private: bool = True,
+        accept_html: bool = False,
+        options: FetchOptions | None = None,
+    ) -> FetchResult:
         """GET ``url``, conditionally when validators are given.
 
         ``allow_private`` False (sources from the API or admin pages) refuses every hop that
@@ -188,8 +213,15 @@ class Fetcher:
 
     # -- one fetch -------------------------------------------------------------------------
 
-    def _follow(self, session: requests.Session, attempt: _Attempt, headers: dict[str, str],
-                plan: RequestPlan, *, accept_html: bool) -> FetchResult:
+    def _follow(
+        self,
+        session: requests.Session,
+        attempt: _Attempt,
+        headers: dict[str, str],
+        plan: RequestPlan,
+        *,
+        accept_html: bool,
+    ) -> FetchResult:
         """Request the URL and follow redirects hop by hop.
 
         Followed here rather than by requests so every hop gets the remaining time budget, a
@@ -202,13 +234,14 @@ class Fetcher:
         for _ in range(MAX_REDIRECTS + 1):
             with self._host_turn(attempt):
                 attempt.start()
-                response = self._exchange(session, attempt,
-                                          {**plan.for_hop(attempt.url), **headers},
-                                          plan.proxies)
+                response = self._exchange(
+                    session, attempt, {**plan.for_hop(attempt.url), **headers}, plan.proxies
+                )
                 try:
                     if not response.is_redirect:
-                        return self._conclude(response, attempt, headers, permanent,
-                                              accept_html=accept_html)
+                        return self._conclude(
+                            response, attempt, headers, permanent, accept_html=accept_html
+                        )
                     target = _redirect_target(session, response)
                 finally:
                     _release(response)
@@ -217,8 +250,9 @@ class Fetcher:
             else:
                 still_permanent = False
             attempt.url = target
-        raise FetchError(f"more than {MAX_REDIRECTS} redirects from {attempt.origin}",
-                         kind="redirects")
+        raise FetchError(
+            f"more than {MAX_REDIRECTS} redirects from {attempt.origin}", kind="redirects"
+        )
 
     @contextmanager
     def _host_turn(self, attempt: _Attempt) -> Iterator[None]:
@@ -236,8 +270,11 @@ class Fetcher:
                 attempt.remaining()  # raises the timeout once the deadline is gone
             raise FetchError(
                 f"did not contact {host}: it stayed busy with {gate.max_per_host} of our "
-                f"requests for {wait:g} s", kind="host_backoff",
-                retry_after=self._now() + timedelta(seconds=self.host_wait), url=attempt.url)
+                f"requests for {wait:g} s",
+                kind="host_backoff",
+                retry_after=self._now() + timedelta(seconds=self.host_wait),
+                url=attempt.url,
+            )
         try:
             # Another request may have been told to back off while this one queued.
             self._refuse_if_blocked(gate, host, attempt.url)
@@ -250,20 +287,40 @@ class Fetcher:
         if until is not None:
             raise FetchError(
                 f"not contacting {host} before {until:%Y-%m-%d %H:%M:%S} UTC: it asked us to "
-                "wait (Retry-After)", kind="host_backoff", retry_after=until, url=url)
+                "wait (Retry-After)",
+                kind="host_backoff",
+                retry_after=until,
+                url=url,
+            )
 
-    def _exchange(self, session: requests.Session, attempt: _Attempt,
-                  headers: dict[str, str], proxies: dict[str, str] | None = None
-                  ) -> requests.Response:
+    def _exchange(
+        self,
+        session: requests.Session,
+        attempt: _Attempt,
+        headers: dict[str, str],
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
         """One HTTP request, without following redirects and with the body left unread."""
         remaining = attempt.remaining()
         timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
-        return session.get(attempt.url, headers=headers, stream=True, allow_redirects=False,
-                           timeout=timeout, proxies=proxies or None)
+        return session.get(
+            attempt.url,
+            headers=headers,
+            stream=True,
+            allow_redirects=False,
+            timeout=timeout,
+            proxies=proxies or None,
+        )
 
-    def _conclude(self, response: requests.Response, attempt: _Attempt,
-                  sent: dict[str, str], permanent: str | None, *,
-                  accept_html: bool) -> FetchResult:
+    def _conclude(
+        self,
+        response: requests.Response,
+        attempt: _Attempt,
+        sent: dict[str, str],
+        permanent: str | None,
+        *,
+        accept_html: bool,
+    ) -> FetchResult:
         """The result of the last hop: its body for 2xx, nothing for 304, else an error."""
         status = response.status_code
         if status == 304:
@@ -280,18 +337,29 @@ class Fetcher:
             etag = etag or sent.get("If-None-Match")
             last_modified = last_modified or sent.get("If-Modified-Since")
         return FetchResult(
-            url=response.url, status=status, content=content, headers=response_headers,
-            etag=etag, last_modified=last_modified, elapsed=attempt.elapsed(),
-            permanent_redirect=permanent)
+            url=response.url,
+            status=status,
+            content=content,
+            headers=response_headers,
+            etag=etag,
+            last_modified=last_modified,
+            elapsed=attempt.elapsed(),
+            permanent_redirect=permanent,
+        )
 
-    def _feed_body(self, response: requests.Response, attempt: _Attempt, *,
-                   accept_html: bool) -> bytes:
+    def _feed_body(
+        self, response: requests.Response, attempt: _Attempt, *, accept_html: bool
+    ) -> bytes:
         content_type = response.headers.get("content-type")
         binary = binary_type(content_type)
         if binary is not None:
             # Refused from the headers: no point downloading an image or an archive.
-            raise FetchError(f"not a feed: {response.url} serves {binary} content",
-                             kind="not_a_feed", status=response.status_code, url=response.url)
+            raise FetchError(
+                f"not a feed: {response.url} serves {binary} content",
+                kind="not_a_feed",
+                status=response.status_code,
+                url=response.url,
+            )
         body = self._read_body(response, attempt)
         if not accept_html and looks_like_html_page(body, content_type):
             title = html_title(body)
@@ -299,7 +367,10 @@ class Fetcher:
             raise FetchError(
                 f"not a feed: {response.url} looks like an HTML page{named}; "
                 f"`aggregator sources add {response.url}` can discover the feed it links to",
-                kind="not_a_feed", status=response.status_code, url=response.url)
+                kind="not_a_feed",
+                status=response.status_code,
+                url=response.url,
+            )
         return body
 
     def _read_body(self, response: requests.Response, attempt: _Attempt) -> bytes:
@@ -307,7 +378,9 @@ class Fetcher:
         if declared.isdigit() and int(declared) > self.max_bytes:
             raise FetchError(
                 f"{response.url} declares {int(declared)} bytes, over the limit of "
-                f"{self.max_bytes}", kind="too_large")
+                f"{self.max_bytes}",
+                kind="too_large",
+            )
         raw: BaseHTTPResponse = response.raw
         body = bytearray()
         while True:
@@ -321,7 +394,8 @@ class Fetcher:
             if len(body) > self.max_bytes:
                 raise FetchError(
                     f"{response.url} sent more than the limit of {self.max_bytes} bytes",
-                    kind="too_large")
+                    kind="too_large",
+                )
 
     def _status_error(self, response: requests.Response) -> FetchError:
         status = response.status_code
@@ -337,13 +411,19 @@ class Fetcher:
         if status in RETRY_AFTER_STATUSES:
             now = self._now()
             retry_after = retry_after_time(
-                header, now, default=DEFAULT_429_RETRY_AFTER if status == 429 else None)
+                header, now, default=DEFAULT_429_RETRY_AFTER if status == 429 else None
+            )
             host = urlsplit(response.url).hostname
             if self.gate is not None and host and retry_after is not None and retry_after > now:
                 # The server speaks for the host, not just this URL: every source there waits.
                 self.gate.block(host, retry_after)
-        return FetchError(message, kind="gone" if status == GONE_STATUS else "http",
-                          status=status, retry_after=retry_after, url=response.url)
+        return FetchError(
+            message,
+            kind="gone" if status == GONE_STATUS else "http",
+            status=status,
+            retry_after=retry_after,
+            url=response.url,
+        )
 
     # -- sessions and errors ---------------------------------------------------------------
 
@@ -356,18 +436,21 @@ class Fetcher:
         if session is not None:
             return session
         session = requests.Session()
-        session.headers.update({
-            "User-Agent": self.user_agent,
-            "Accept": ACCEPT,
-            "Accept-Encoding": ACCEPT_ENCODING,
-        })
+        session.headers.update(
+            {
+                "User-Agent": self.user_agent,
+                "Accept": ACCEPT,
+                "Accept-Encoding": ACCEPT_ENCODING,
+            }
+        )
         if not _proxy_configured():
             # Without a proxy to honour, requests' per-request look at the environment (proxy
             # variables, ~/.netrc, CA bundle variables) only costs time; and a feed host should
             # never receive the user's netrc credentials anyway. The CA bundle is kept.
             session.trust_env = False
-            session.verify = (os.environ.get("REQUESTS_CA_BUNDLE")
-                              or os.environ.get("CURL_CA_BUNDLE") or True)
+            session.verify = (
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            )
         adapter = guarded_adapter(self.guard) if guarded else FeedAdapter()
         session.mount("http://", adapter)
         session.mount("https://", adapter)
@@ -403,21 +486,36 @@ class Fetcher:
             else:
                 message = f"{url} sent nothing for {self.read_timeout:g} s"
             raise FetchError(message, kind="timeout", url=url) from exc
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                requests.exceptions.InvalidSchema, urllib3.exceptions.LocationParseError) as exc:
-            raise FetchError(f"invalid URL {attempt.url!r}: {exc}", kind="invalid_url",
-                             url=attempt.url) from exc
-        except (requests.exceptions.ContentDecodingError,
-                urllib3.exceptions.DecodeError) as exc:
-            raise FetchError(f"could not decode the body of {attempt.url}: {exc}",
-                             kind="decode", url=attempt.url) from exc
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+            urllib3.exceptions.LocationParseError,
+        ) as exc:
+            raise FetchError(
+                f"invalid URL {attempt.url!r}: {exc}", kind="invalid_url", url=attempt.url
+            ) from exc
+        except (requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError) as exc:
+            raise FetchError(
+                f"could not decode the body of {attempt.url}: {exc}", kind="decode", url=attempt.url
+            ) from exc
         except requests.exceptions.SSLError as exc:
-            raise FetchError(f"TLS error fetching {attempt.url}: {network_reason(exc)}",
-                             kind="connection", url=attempt.url) from exc
-        except (requests.RequestException, urllib3.exceptions.HTTPError,
-                http.client.HTTPException, OSError) as exc:
-            raise FetchError(f"cannot connect to {attempt.url}: {network_reason(exc)}",
-                             kind="connection", url=attempt.url) from exc
+            raise FetchError(
+                f"TLS error fetching {attempt.url}: {network_reason(exc)}",
+                kind="connection",
+                url=attempt.url,
+            ) from exc
+        except (
+            requests.RequestException,
+            urllib3.exceptions.HTTPError,
+            http.client.HTTPException,
+            OSError,
+        ) as exc:
+            raise FetchError(
+                f"cannot connect to {attempt.url}: {network_reason(exc)}",
+                kind="connection",
+                url=attempt.url,
+            ) from exc
 
 
 def network_reason(exc: BaseException) -> str:
@@ -427,8 +525,11 @@ def network_reason(exc: BaseException) -> str:
     for _ in range(8):  # the wrappers nest a few levels deep, never in a cycle we follow
         if isinstance(current, urllib3.exceptions.MaxRetryError) and current.reason:
             current = current.reason
-        elif (isinstance(current, requests.RequestException | urllib3.exceptions.ProtocolError)
-              and current.args and isinstance(current.args[-1], BaseException)):
+        elif (
+            isinstance(current, requests.RequestException | urllib3.exceptions.ProtocolError)
+            and current.args
+            and isinstance(current.args[-1], BaseException)
+        ):
             current = current.args[-1]
         else:
             break
@@ -442,7 +543,8 @@ def network_reason(exc: BaseException) -> str:
 
 
 _CONNECTION_PREFIX = re.compile(
-    r"^(?:<[^>]*>|\w*Connection\w*\([^)]*\)): (?:Failed to establish a new connection: )?")
+    r"^(?:<[^>]*>|\w*Connection\w*\([^)]*\)): (?:Failed to establish a new connection: )?"
+)
 _ERRNO = re.compile(r"\[Errno -?\d+\] ")
 
 
@@ -453,8 +555,11 @@ def _check_url(url: str) -> None:
     except ValueError as exc:
         raise FetchError(f"invalid URL {url!r}: {exc}", kind="invalid_url", url=url) from exc
     if parts.scheme.lower() not in ALLOWED_SCHEMES or not parts.hostname:
-        raise FetchError(f"invalid URL {url!r}: need an http or https URL with a host",
-                         kind="invalid_url", url=url)
+        raise FetchError(
+            f"invalid URL {url!r}: need an http or https URL with a host",
+            kind="invalid_url",
+            url=url,
+        )
 
 
 def _redirect_target(session: requests.Session, response: requests.Response) -> str:
@@ -464,8 +569,11 @@ def _redirect_target(session: requests.Session, response: requests.Response) -> 
     try:
         _check_url(target)
     except FetchError as exc:
-        raise FetchError(f"{response.url} redirects to an unusable URL {location!r}",
-                         kind="invalid_url", url=response.url) from exc
+        raise FetchError(
+            f"{response.url} redirects to an unusable URL {location!r}",
+            kind="invalid_url",
+            url=response.url,
+        ) from exc
     return target
 
 
@@ -500,8 +608,11 @@ def _release(response: requests.Response) -> None:
     raw = response.raw
     length = response.headers.get("content-length")
     small = response.status_code in (204, 304) or (
-        response.is_redirect and length is not None and length.isdigit()
-        and int(length) <= REUSABLE_BODY_BYTES)
+        response.is_redirect
+        and length is not None
+        and length.isdigit()
+        and int(length) <= REUSABLE_BODY_BYTES
+    )
     if small and hasattr(raw, "drain_conn") and hasattr(raw, "release_conn"):
         try:
             raw.drain_conn()
@@ -510,4 +621,3 @@ def _release(response: requests.Response) -> None:
         except Exception as exc:  # any doubt about the connection's state: close it instead
             log.debug("action=release outcome=closing reason=%r", exc)
     response.close()
-

@@ -38,11 +38,14 @@ def guarded_adapter(guard: NetGuard) -> FeedAdapter:
         ConnectionCls = GuardedHTTPSConnection
 
     class GuardedAdapter(FeedAdapter):
-        def init_poolmanager(self, connections: int, maxsize: int, block: bool = False,
-                             **pool_kwargs: Any) -> None:
+        def init_poolmanager(
+            self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+        ) -> None:
             super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
             self.poolmanager.pool_classes_by_scheme = {
-                "http": GuardedHTTPPool, "https": GuardedHTTPSPool}
+                "http": GuardedHTTPPool,
+                "https": GuardedHTTPSPool,
+            }
 
     return GuardedAdapter()
 
@@ -61,13 +64,16 @@ def _connect_checked(connection: HTTPConnection, guard: NetGuard) -> socket.sock
     last_error: OSError | None = None
     for address in addresses:
         try:
-            sock = create_connection((str(address), connection.port), connection.timeout,
-                                     source_address=connection.source_address,
-                                     socket_options=connection.socket_options)
+            sock = create_connection(
+                (str(address), connection.port),
+                connection.timeout,
+                source_address=connection.source_address,
+                socket_options=connection.socket_options,
+            )
         except TimeoutError as exc:
             raise ConnectTimeoutError(
-                connection, f"connection to {host} timed out "
-                f"(connect timeout={connection.timeout})") from exc
+                connection, f"connection to {host} timed out (connect timeout={connection.timeout})"
+            ) from exc
         except OSError as exc:
             last_error = exc
             continue

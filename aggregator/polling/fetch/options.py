@@ -43,14 +43,18 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 def _secret(name: str, url: str, environ: Mapping[str, str]) -> str:
     value = environ.get(name, "")
     if not value:
-        raise FetchError(f"the environment variable {name} that this source's credentials "
-                         "come from is not set in the service's environment",
-                         kind="credentials", url=url)
+        raise FetchError(
+            f"the environment variable {name} that this source's credentials "
+            "come from is not set in the service's environment",
+            kind="credentials",
+            url=url,
+        )
     return value
 
 
-def request_plan(url: str, options: FetchOptions | None,
-                 environ: Mapping[str, str] | None = None) -> RequestPlan:
+def request_plan(
+    url: str, options: FetchOptions | None, environ: Mapping[str, str] | None = None
+) -> RequestPlan:
     """What a fetch of ``url`` with ``options`` sends; raises ``FetchError`` (credentials)
     naming a variable that is missing or malformed, never its value."""
     if options is None:
@@ -63,12 +67,20 @@ def request_plan(url: str, options: FetchOptions | None,
     if options.auth_env:
         pair = _secret(options.auth_env, url, env)
         if ":" not in pair:
-            raise FetchError(f"the environment variable {options.auth_env} must hold "
-                             "user:password for basic auth", kind="credentials", url=url)
+            raise FetchError(
+                f"the environment variable {options.auth_env} must hold "
+                "user:password for basic auth",
+                kind="credentials",
+                url=url,
+            )
         token = base64.b64encode(pair.encode("utf-8")).decode("ascii")
         credentials["Authorization"] = f"Basic {token}"
     if options.cookie_env:
         credentials["Cookie"] = _secret(options.cookie_env, url, env)
     proxies = {"http": options.proxy, "https": options.proxy} if options.proxy else {}
-    return RequestPlan(headers=headers, credentials=credentials,
-                       origin=_origin(url) if credentials else None, proxies=proxies)
+    return RequestPlan(
+        headers=headers,
+        credentials=credentials,
+        origin=_origin(url) if credentials else None,
+        proxies=proxies,
+    )

@@ -38,8 +38,9 @@ class Poster:
     loopback and private addresses through, as ``AGGREGATOR_ALLOW_PRIVATE_ADDRESSES`` does
     for API-added sources."""
 
-    def __init__(self, *, user_agent: str, timeout: float, allow_private: bool,
-                 guard: NetGuard | None = None) -> None:
+    def __init__(
+        self, *, user_agent: str, timeout: float, allow_private: bool, guard: NetGuard | None = None
+    ) -> None:
         self.user_agent = user_agent
         self.timeout = timeout
         self.allow_private = allow_private
@@ -66,9 +67,14 @@ class Poster:
     def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> PostAnswer:
         started = time.monotonic()
         try:
-            with self._session().post(url, data=body, headers=dict(headers),
-                                      timeout=self.timeout, allow_redirects=False,
-                                      stream=True) as response:
+            with self._session().post(
+                url,
+                data=body,
+                headers=dict(headers),
+                timeout=self.timeout,
+                allow_redirects=False,
+                stream=True,
+            ) as response:
                 response.raw.read(MAX_ANSWER_BYTES, decode_content=False)
                 status = response.status_code
         except FetchError as exc:
@@ -76,8 +82,7 @@ class Poster:
         except requests.RequestException as exc:
             # The guard's refusal arrives wrapped in requests' ConnectionError.
             inner = exc.__context__ if isinstance(exc.__context__, FetchError) else exc
-            return PostAnswer(None, f"{type(inner).__name__}: {inner}",
-                              time.monotonic() - started)
+            return PostAnswer(None, f"{type(inner).__name__}: {inner}", time.monotonic() - started)
         return PostAnswer(status, None, time.monotonic() - started)
 
     def close(self) -> None:

@@ -18,8 +18,9 @@ DEFAULT_429_RETRY_AFTER = timedelta(seconds=60)
 _MAX_DIGITS = 12
 
 
-def retry_after_time(value: str | None, now: datetime, *,
-                     default: timedelta | None = None) -> datetime | None:
+def retry_after_time(
+    value: str | None, now: datetime, *, default: timedelta | None = None
+) -> datetime | None:
     """When to ask again: ``value`` as delta-seconds or an HTTP-date, relative to ``now``.
 
     The result lies in [now, now + MAX_RETRY_AFTER]. A missing or unreadable value gives

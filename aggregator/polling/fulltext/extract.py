@@ -45,8 +45,14 @@ def extract_main(page: bytes, url: str, *, selector: str | None = None) -> Extra
 
         try:
             fragment = trafilatura.extract(
-                page, url=url, output_format="html", include_comments=False,
-                include_tables=True, include_links=True, include_images=True)
+                page,
+                url=url,
+                output_format="html",
+                include_comments=False,
+                include_tables=True,
+                include_links=True,
+                include_images=True,
+            )
         except (ValueError, TypeError, lxml.etree.LxmlError) as exc:
             raise ExtractError(f"could not read the page: {exc}") from exc
     if not fragment:
@@ -68,8 +74,11 @@ def _selected(page: bytes, selector: str) -> str:
         tree = lxml.html.document_fromstring(page)
     except (ValueError, lxml.etree.LxmlError) as exc:
         raise ExtractError(f"could not read the page: {exc}") from exc
-    found = [node for node in tree.xpath(selector_xpath(selector))
-             if isinstance(node, lxml.html.HtmlElement)]
+    found = [
+        node
+        for node in tree.xpath(selector_xpath(selector))
+        if isinstance(node, lxml.html.HtmlElement)
+    ]
     if not found:
         raise ExtractError(f"the selector {selector!r} matched nothing on the page")
     return "\n".join(lxml.html.tostring(node, encoding="unicode") for node in found)

@@ -70,10 +70,19 @@ class FullTextStage:
     refresher's, so pages and feeds share one politeness gate per host.
     """
 
-    def __init__(self, store: Store, fetcher: Fetcher, catalog: Catalog, *,
-                 clock: Clock = utc_now, max_age: timedelta = DEFAULT_MAX_AGE,
-                 batch_size: int = BATCH_SIZE, retry_after: timedelta = RETRY_AFTER,
-                 max_failures: int = MAX_FAILURES, workers: int = WORKERS) -> None:
+    def __init__(
+        self,
+        store: Store,
+        fetcher: Fetcher,
+        catalog: Catalog,
+        *,
+        clock: Clock = utc_now,
+        max_age: timedelta = DEFAULT_MAX_AGE,
+        batch_size: int = BATCH_SIZE,
+        retry_after: timedelta = RETRY_AFTER,
+        max_failures: int = MAX_FAILURES,
+        workers: int = WORKERS,
+    ) -> None:
         self.store = store
         self.fetcher = fetcher
         self.catalog = catalog
@@ -104,8 +113,12 @@ class FullTextStage:
     def _run(self, sources: dict[str, SourceConfig], summary: FullTextSummary) -> None:
         now = self.clock()
         tasks = self.store.full_text_due(
-            sorted(sources), since=now - self.max_age, retry_before=now - self.retry_after,
-            max_failures=self.max_failures, limit=self.batch_size)
+            sorted(sources),
+            since=now - self.max_age,
+            retry_before=now - self.retry_after,
+            max_failures=self.max_failures,
+            limit=self.batch_size,
+        )
         if not tasks:
             return
         lock = threading.Lock()
@@ -116,8 +129,9 @@ class FullTextStage:
             try:
                 result = self.check(task, sources[task.source_id])
             except AggregatorError as exc:  # the store failed: the page is tried next run
-                log.error("action=full_text outcome=error entry=%d error=%r", task.entry_id,
-                          str(exc))
+                log.error(
+                    "action=full_text outcome=error entry=%d error=%r", task.entry_id, str(exc)
+                )
                 return
             with lock:
                 if result is None:
@@ -125,11 +139,13 @@ class FullTextStage:
                 else:
                     summary.outcomes[result] = summary.outcomes.get(result, 0) + 1
 
-        with ThreadPoolExecutor(max_workers=self.workers,
-                                thread_name_prefix="fulltext") as pool:
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="fulltext") as pool:
             list(pool.map(one, tasks))
-        log.info("action=full_text outcome=done checked=%d %s", summary.checked,
-                 " ".join(f"{k}={v}" for k, v in sorted(summary.outcomes.items())))
+        log.info(
+            "action=full_text outcome=done checked=%d %s",
+            summary.checked,
+            " ".join(f"{k}={v}" for k, v in sorted(summary.outcomes.items())),
+        )
 
     def check(self, task: FullTextTask, source: SourceConfig) -> FullTextOutcome | None:
         """Fetch, extract and store one entry's page; the outcome, or None when the page had
@@ -138,47 +154,79 @@ class FullTextStage:
         known = task.outcome is not None and task.outcome != FullTextOutcome.FAILED
         try:
             result = self.fetcher.fetch(
-                task.url, etag=task.etag if known else None,
+                task.url,
+                etag=task.etag if known else None,
                 last_modified=task.last_modified if known else None,
-                allow_private=False, accept_html=True)
+                allow_private=False,
+                accept_html=True,
+            )
         except FetchError as exc:
             return self._failed(task, now, exc.kind, str(exc))
-        digest = hashlib.sha256(result.content).hexdigest() if result.content is not None \
-            else None
+        digest = hashlib.sha256(result.content).hexdigest() if result.content is not None else None
         if known and (result.content is None or digest == task.body_hash):
-            self.store.confirm_full_text(task.entry_id, entry_hash=task.entry_hash,
-                                         checked_at=now, etag=result.etag,
-                                         last_modified=result.last_modified)
+            self.store.confirm_full_text(
+                task.entry_id,
+                entry_hash=task.entry_hash,
+                checked_at=now,
+                etag=result.etag,
+                last_modified=result.last_modified,
+            )
             return None
         if result.content is None:  # a 304 to a request that sent no validators
             return self._failed(task, now, "http", f"{result.url} answered 304 unasked")
         try:
-            extracted = extract_main(result.content, result.url,
-                                     selector=source.full_text_selector)
+            extracted = extract_main(result.content, result.url, selector=source.full_text_selector)
         except ExtractError as exc:
             return self._failed(task, now, "extract", str(exc))
         empty = FullTextRecord(
-            entry_id=task.entry_id, source_id=task.source_id, url=result.url,
-            outcome=FullTextOutcome.EMPTY, entry_hash=task.entry_hash, checked_at=now,
-            etag=result.etag, last_modified=result.last_modified, body_hash=digest)
-        if extracted is None or len(extracted.text) < max(MIN_TEXT_CHARS,
-                                                          task.feed_text_chars + 1):
+            entry_id=task.entry_id,
+            source_id=task.source_id,
+            url=result.url,
+            outcome=FullTextOutcome.EMPTY,
+            entry_hash=task.entry_hash,
+            checked_at=now,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            body_hash=digest,
+        )
+        if extracted is None or len(extracted.text) < max(MIN_TEXT_CHARS, task.feed_text_chars + 1):
             found = 0 if extracted is None else len(extracted.text)
-            self.store.save_full_text(dataclasses.replace(
-                empty, error=(f"the page's main text ({found} characters) adds nothing to "
-                              f"the feed's ({task.feed_text_chars})")))
+            self.store.save_full_text(
+                dataclasses.replace(
+                    empty,
+                    error=(
+                        f"the page's main text ({found} characters) adds nothing to "
+                        f"the feed's ({task.feed_text_chars})"
+                    ),
+                )
+            )
             return FullTextOutcome.EMPTY
-        self.store.save_full_text(dataclasses.replace(
-            empty, outcome=FullTextOutcome.EXTRACTED, content_html=extracted.html,
-            text=extracted.text, extracted_at=now))
+        self.store.save_full_text(
+            dataclasses.replace(
+                empty,
+                outcome=FullTextOutcome.EXTRACTED,
+                content_html=extracted.html,
+                text=extracted.text,
+                extracted_at=now,
+            )
+        )
         return FullTextOutcome.EXTRACTED
 
-    def _failed(self, task: FullTextTask, now: datetime, kind: str, error: str
-                ) -> FullTextOutcome:
-        log.info("action=full_text outcome=failed entry=%d kind=%s error=%r", task.entry_id,
-                 kind, error)
-        self.store.save_full_text(FullTextRecord(
-            entry_id=task.entry_id, source_id=task.source_id, url=task.url,
-            outcome=FullTextOutcome.FAILED, entry_hash=task.entry_hash, checked_at=now,
-            error_kind=kind, error=error, failures=task.failures + 1))
+    def _failed(self, task: FullTextTask, now: datetime, kind: str, error: str) -> FullTextOutcome:
+        log.info(
+            "action=full_text outcome=failed entry=%d kind=%s error=%r", task.entry_id, kind, error
+        )
+        self.store.save_full_text(
+            FullTextRecord(
+                entry_id=task.entry_id,
+                source_id=task.source_id,
+                url=task.url,
+                outcome=FullTextOutcome.FAILED,
+                entry_hash=task.entry_hash,
+                checked_at=now,
+                error_kind=kind,
+                error=error,
+                failures=task.failures + 1,
+            )
+        )
         return FullTextOutcome.FAILED

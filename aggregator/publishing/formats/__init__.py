@@ -98,21 +98,28 @@ def render_opml(feeds: Sequence[OutputFeed], *, base_url: str, title: str) -> by
 
 def render_category_page(category: CategoryLinks, *, site_title: str) -> bytes:
     """The category's HTML page: its stories with their language versions and sources."""
-    return guarded(f"page of {category.feed.category_id!r}",
-                   lambda: _html.category_page(category, site_title=site_title))
+    return guarded(
+        f"page of {category.feed.category_id!r}",
+        lambda: _html.category_page(category, site_title=site_title),
+    )
 
 
 def render_index_page(
-    categories: Sequence[CategoryLinks], *, base_url: str, site_title: str,
+    categories: Sequence[CategoryLinks],
+    *,
+    base_url: str,
+    site_title: str,
     site_description: str = "",
 ) -> bytes:
     """The HTML index: every category page with its latest headlines, and every feed, with
     subscribe links."""
-    return guarded("index page", lambda: _html.index_page(
-        categories, base_url=base_url, site_title=site_title,
-        site_description=site_description))
+    return guarded(
+        "index page",
+        lambda: _html.index_page(
+            categories, base_url=base_url, site_title=site_title, site_description=site_description
+        ),
+    )
 
 
 def _what(feed: OutputFeed, fmt: str) -> str:
     return f"feed {feed.category_id!r} as {fmt}"
-

@@ -234,7 +234,8 @@ def atom(feed: OutputFeed, lang: str | None, links: FeedLinks) -> bytes:
         entry_links = [_link_dict(entry.link, "alternate", own_lang)]
         entry_links += [
             _link_dict(v.url, "related", v.language, v.title)
-            for v in entry.versions if v.url is not None
+            for v in entry.versions
+            if v.url is not None
         ]
         entry_links += [_enclosure_link(e.url, e.type, e.length) for e in entry.enclosures]
         fe.link(entry_links)
@@ -272,8 +273,11 @@ def rss(feed: OutputFeed, lang: str | None, links: FeedLinks) -> bytes:
         if enclosure is not None:
             # RSS requires length and type: an unknown length is "0", as the RSS Best
             # Practices Profile allows (and the W3C validator accepts).
-            fe.enclosure(url=enclosure.url, length=enclosure.length or 0,
-                         type=enclosure.type or UNKNOWN_MEDIA_TYPE)
+            fe.enclosure(
+                url=enclosure.url,
+                length=enclosure.length or 0,
+                type=enclosure.type or UNKNOWN_MEDIA_TYPE,
+            )
         getattr(fe, _RSS_EXTENSION).image = entry.image
     return _rss_plain_text_refs(bytes(fg.rss_str(pretty=True, encoding="UTF-8")))
 
@@ -304,8 +308,9 @@ def _enclosure_link(href: str, media_type: str | None, length: int | None) -> di
     return link
 
 
-def _link_dict(href: str, rel: str, hreflang: str | None,
-               title: str | None = None) -> dict[str, str]:
+def _link_dict(
+    href: str, rel: str, hreflang: str | None, title: str | None = None
+) -> dict[str, str]:
     link = {"href": href, "rel": rel}
     if hreflang:
         link["hreflang"] = hreflang

@@ -81,8 +81,11 @@ def category_page(category: CategoryLinks, *, site_title: str) -> bytes:
     body.append(_subscribe(feed, category.languages, _))
     if category.newest_archive is not None:
         older = " · ".join(
-            _a(archive_url(base, feed.category_id, category.newest_archive, fmt, category.lang),
-               FORMAT_LABELS[fmt], media_type=LINK_TYPES[fmt])
+            _a(
+                archive_url(base, feed.category_id, category.newest_archive, fmt, category.lang),
+                FORMAT_LABELS[fmt],
+                media_type=LINK_TYPES[fmt],
+            )
             for fmt in FEED_FORMATS
         )
         text = _text(_("Older stories: newest archive page (%(links)s)"))
@@ -96,8 +99,13 @@ def category_page(category: CategoryLinks, *, site_title: str) -> bytes:
     return _page(f"{title} · {site_title}", head, body, page_lang)
 
 
-def index_page(categories: Sequence[CategoryLinks], *, base_url: str, site_title: str,
-               site_description: str = "") -> bytes:
+def index_page(
+    categories: Sequence[CategoryLinks],
+    *,
+    base_url: str,
+    site_title: str,
+    site_description: str = "",
+) -> bytes:
     head = [
         f'<link rel="alternate" type="text/x-opml" title="All feeds" '
         f'href="{_attr(base_url.rstrip("/") + "/feeds.opml")}">'
@@ -124,8 +132,7 @@ def index_page(categories: Sequence[CategoryLinks], *, base_url: str, site_title
         body.append("<ul>" + "".join(entries) + "</ul>")
     else:
         body.append("<p>No categories are configured.</p>")
-    opml = _a(base_url.rstrip("/") + "/feeds.opml", "All feeds as OPML",
-              media_type="text/x-opml")
+    opml = _a(base_url.rstrip("/") + "/feeds.opml", "All feeds as OPML", media_type="text/x-opml")
     api = _a(base_url.rstrip("/") + "/api/docs", "API")
     body.append(f"<p>{opml} · {api}</p>")
     return _page(site_title, head, body, PAGE_LANGUAGE)
@@ -135,11 +142,15 @@ def _page_alternates(category: CategoryLinks) -> list[str]:
     """``hreflang`` links between the category's pages: one per variant language, and its own
     page as ``x-default`` (it shows every language)."""
     feed = category.feed
-    links = [f'<link rel="alternate" hreflang="x-default" '
-             f'href="{_attr(category_page_url(feed.base_url, feed.category_id))}">']
-    links += [f'<link rel="alternate" hreflang="{_attr(lang)}" '
-              f'href="{_attr(category_page_url(feed.base_url, feed.category_id, lang))}">'
-              for lang in category.languages]
+    links = [
+        f'<link rel="alternate" hreflang="x-default" '
+        f'href="{_attr(category_page_url(feed.base_url, feed.category_id))}">'
+    ]
+    links += [
+        f'<link rel="alternate" hreflang="{_attr(lang)}" '
+        f'href="{_attr(category_page_url(feed.base_url, feed.category_id, lang))}">'
+        for lang in category.languages
+    ]
     return links
 
 
@@ -166,8 +177,10 @@ def _headlines(feed: OutputFeed) -> str:
     rows = []
     for entry in latest:
         lang = f' lang="{_attr(entry.language)}"' if entry.language else ""
-        rows.append(f"<li><span{lang}>{_a(entry.link, entry.title)}</span> "
-                    f'<small class="meta">{_time(entry.published, PAGE_LANGUAGE)}</small></li>')
+        rows.append(
+            f"<li><span{lang}>{_a(entry.link, entry.title)}</span> "
+            f'<small class="meta">{_time(entry.published, PAGE_LANGUAGE)}</small></li>'
+        )
     return f'<ul class="headlines">{"".join(rows)}</ul>'
 
 
@@ -180,8 +193,10 @@ def _story(entry: Item, page_lang: str) -> str:
         # Not in the page's language (no offline translation model ships inside a package):
         # the label says which language the title is in.
         original = _("Original language:")
-        meta.append(f'<span class="original">{_text(original)}{after_label(original)}'
-                    f"{_text(language_in(entry.xml_lang, page_lang))}</span>")
+        meta.append(
+            f'<span class="original">{_text(original)}{after_label(original)}'
+            f"{_text(language_in(entry.xml_lang, page_lang))}</span>"
+        )
     elif entry.language:
         meta.append(_text(language_name(entry.language)))
     if entry.updated > entry.published:
@@ -195,8 +210,9 @@ def _story(entry: Item, page_lang: str) -> str:
             if version.source_title:
                 label += f" ({version.source_title})"
             if version.url is None:
-                versions.append(f"<li{_lang_attrs(version.language, page_lang)}>"
-                                f"{_text(label)}</li>")
+                versions.append(
+                    f"<li{_lang_attrs(version.language, page_lang)}>{_text(label)}</li>"
+                )
             else:
                 versions.append(
                     f"<li{_lang_attrs(version.language, page_lang)}>"
@@ -207,8 +223,9 @@ def _story(entry: Item, page_lang: str) -> str:
         parts.append(f"<p>{_text(also_in)}</p><ul>{''.join(versions)}</ul>")
     if entry.sources:
         sources = _("Sources:")
-        parts.append(f"<p>{_text(sources)}{after_label(sources)}"
-                     f"{_text(', '.join(entry.sources))}</p>")
+        parts.append(
+            f"<p>{_text(sources)}{after_label(sources)}{_text(', '.join(entry.sources))}</p>"
+        )
     parts.append("</article></li>")
     return "".join(parts)
 
@@ -217,10 +234,15 @@ def _picture(entry: Item) -> str:
     image = entry.image
     if image is None or not image.url.lower().startswith("https://"):
         return ""
-    size = "".join(f' {name}="{value}"' for name, value in
-                   (("width", image.width), ("height", image.height)) if value)
-    return (f'<img src="{_attr(image.url)}" alt="{_attr(entry.title)}"{size} '
-            'loading="lazy" decoding="async" referrerpolicy="no-referrer">')
+    size = "".join(
+        f' {name}="{value}"'
+        for name, value in (("width", image.width), ("height", image.height))
+        if value
+    )
+    return (
+        f'<img src="{_attr(image.url)}" alt="{_attr(entry.title)}"{size} '
+        'loading="lazy" decoding="async" referrerpolicy="no-referrer">'
+    )
 
 
 def _subscribe(feed: OutputFeed, languages: Sequence[str], _: Callable[[str], str]) -> str:
@@ -228,22 +250,26 @@ def _subscribe(feed: OutputFeed, languages: Sequence[str], _: Callable[[str], st
     cells = []
     for lang, label in rows:
         links = " · ".join(
-            _a(feed_url(feed.base_url, feed.category_id, fmt, lang), FORMAT_LABELS[fmt],
-               media_type=LINK_TYPES[fmt])
+            _a(
+                feed_url(feed.base_url, feed.category_id, fmt, lang),
+                FORMAT_LABELS[fmt],
+                media_type=LINK_TYPES[fmt],
+            )
             for fmt in FEED_FORMATS
         )
         lang_attr = f' lang="{_attr(lang)}"' if lang else ""
         cells.append(f"<li><span{lang_attr}>{_text(label)}</span>: {links}</li>")
     label = _("Subscribe:")
-    return (f'<p class="meta">{_text(label)}</p>'
-            f'<ul class="meta">{"".join(cells)}</ul>')
+    return f'<p class="meta">{_text(label)}</p><ul class="meta">{"".join(cells)}</ul>'
 
 
 def _autodiscovery(feed: OutputFeed, fmt: str, lang: str | None, title: str) -> str:
     href = feed_url(feed.base_url, feed.category_id, fmt, lang)
     language = f' hreflang="{_attr(lang)}"' if lang else ""
-    return (f'<link rel="alternate" type="{LINK_TYPES[fmt]}" title="{_attr(title)} '
-            f'({FORMAT_LABELS[fmt]})" href="{_attr(href)}"{language}>')
+    return (
+        f'<link rel="alternate" type="{LINK_TYPES[fmt]}" title="{_attr(title)} '
+        f'({FORMAT_LABELS[fmt]})" href="{_attr(href)}"{language}>'
+    )
 
 
 def _page(title: str, head: Sequence[str], body: Sequence[str], lang: str) -> bytes:
@@ -267,8 +293,10 @@ def _a(href: str, text: str, *, media_type: str | None = None) -> str:
 
 def _time(moment: datetime, lang: str) -> str:
     value = utc(moment, "time")
-    return (f'<time datetime="{value.strftime("%Y-%m-%dT%H:%M:%SZ")}">'
-            f"{_text(format_moment(value, lang))}</time>")
+    return (
+        f'<time datetime="{value.strftime("%Y-%m-%dT%H:%M:%SZ")}">'
+        f"{_text(format_moment(value, lang))}</time>"
+    )
 
 
 def _lang_attrs(lang: str | None, page_lang: str) -> str:

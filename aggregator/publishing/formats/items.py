@@ -105,13 +105,17 @@ def item(feed: OutputFeed, story: StoryView) -> Item:
         sources=sources,
         enclosures=tuple(e for e in rep.enclosures if safe_link(e.url)),
         image=rep.image if rep.image and safe_link(rep.image.url) else None,
-        content_html=(_body_html(rep, versions, sources, feed_language, xml_lang,
-                                 rep.full_html) if rep.full_html else None),
+        content_html=(
+            _body_html(rep, versions, sources, feed_language, xml_lang, rep.full_html)
+            if rep.full_html
+            else None
+        ),
     )
 
 
-def other_versions(story: StoryView, rep_language: str | None, *,
-                   untitled: str = UNTITLED) -> tuple[Version, ...]:
+def other_versions(
+    story: StoryView, rep_language: str | None, *, untitled: str = UNTITLED
+) -> tuple[Version, ...]:
     """One version per language other than the representative's, in the story's order.
 
     One link per language is enough for a reader choosing a language, so a language seen in
@@ -144,9 +148,14 @@ def other_versions(story: StoryView, rep_language: str | None, *,
     return tuple(versions)
 
 
-def _body_html(rep: EntryView, versions: Sequence[Version], sources: Sequence[str],
-               reader: str | None, other_language: str | None,
-               main_html: str | None = None) -> str:
+def _body_html(
+    rep: EntryView,
+    versions: Sequence[Version],
+    sources: Sequence[str],
+    reader: str | None,
+    other_language: str | None,
+    main_html: str | None = None,
+) -> str:
     # summary_html was sanitized by normalize (nh3) before it was stored, full_html by the
     # full-text stage; everything added here is escaped, so the body holds no markup that did
     # not pass the sanitizer. Labels are in the feed's language; no offline translation model

@@ -38,8 +38,11 @@ def document(feed: OutputFeed, lang: str | None, links: FeedLinks) -> bytes:
         "home_page_url": home_url(feed.base_url),
         # An archive page belongs to the same logical feed, so it names the live feed's URL:
         # JSON Feed makes feed_url the feed's identity, and has no "self" of its own.
-        "feed_url": (self_url(feed, "json", lang, links) if links.query
-                     else feed_url(feed.base_url, feed.category_id, "json", lang)),
+        "feed_url": (
+            self_url(feed, "json", lang, links)
+            if links.query
+            else feed_url(feed.base_url, feed.category_id, "json", lang)
+        ),
     }
     older = prev_archive_url(feed, "json", lang, links)
     if older is not None:
@@ -94,8 +97,7 @@ def _json_item(entry: Item) -> dict[str, Any]:
 
 def _attachment(enclosure: Enclosure) -> dict[str, Any]:
     # mime_type is required; size_in_bytes is optional and written only when the feed gave it.
-    data: dict[str, Any] = {"url": enclosure.url,
-                            "mime_type": enclosure.type or UNKNOWN_MEDIA_TYPE}
+    data: dict[str, Any] = {"url": enclosure.url, "mime_type": enclosure.type or UNKNOWN_MEDIA_TYPE}
     if enclosure.length:
         data["size_in_bytes"] = enclosure.length
     return data
