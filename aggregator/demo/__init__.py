@@ -42,6 +42,7 @@ def write_demo_config(target: Path, feeds_base_url: str) -> Path:
 
 def run_demo(settings: Settings, *, port: int, once: bool) -> int:
     from aggregator.cli.progress import cluster_progress, progress_for
+    from aggregator.clustering.stage import user_model_cache
     from aggregator.runtime.service import Service, listen
 
     with tempfile.TemporaryDirectory(prefix="aggregator-demo-") as tmp, FeedServer() as feeds:
@@ -58,6 +59,8 @@ def run_demo(settings: Settings, *, port: int, once: bool) -> int:
                 base_url="",
                 tick_seconds=60,
                 clustering_max_age_hours=0.0,
+                # What the model builds once outlives the throwaway database.
+                model_cache=settings.model_cache or str(user_model_cache()),
             )
             print(f"demo: sample feeds served at {feeds.base_url}/")
             print(f"demo: throwaway database {demo.database_url}")

@@ -92,7 +92,7 @@ def make_stage(
         store,
         semantic=settings.clustering == "semantic",
         max_age=settings.clustering_max_age,
-        models=models or Models(engine=settings.embed_engine),
+        models=models or Models(engine=settings.embed_engine, cache=settings.model_cache_dir),
         metrics=metrics,
         catalog=catalog,
     )

