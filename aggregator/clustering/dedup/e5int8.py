@@ -98,6 +98,7 @@ def sweep(folder: Path, now: float | None = None) -> None:
 def _build(model_path: Path, folder: Path, key: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     sweep(folder)
+    log.info("building the clustering model's int8 graph in %s (once: a few seconds)", folder)
     subprocess.run(
         [sys.executable, "-m", __name__, str(model_path), str(folder), key],
         check=True,
@@ -140,4 +141,7 @@ def build(model_path: Path, folder: Path, key: str) -> Path:
 
 
 if __name__ == "__main__":
+    # The quantizer advises pre-processing on the root logger at every build: advice for an
+    # offline tool, noise in a service's log.
+    logging.getLogger().setLevel(logging.ERROR)
     build(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])
