@@ -39,6 +39,13 @@ def explain(row: Mapping[str, Any]) -> list[str]:
     if evidence.get("merged_stories"):
         merged = ", ".join(f"#{s}" for s in evidence["merged_stories"])
         lines.append(f"bridged: merged story {merged} into this one")
+    thin = evidence.get("thin_text")
+    if thin:
+        lines.append(
+            f"too little text to tell one event from another ({thin['words']} distinct words, "
+            f"{thin['needed']} needed): it joins a story only as a copy (same URL, text or "
+            "nearly the same text)"
+        )
     if row.get("decision") == "kept":
         reason = evidence.get("reason", "").replace("_", " ")
         lines.append(f"not compared by the model ({reason})")

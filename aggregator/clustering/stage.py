@@ -27,7 +27,7 @@ from aggregator.clustering.dedup.cluster import NEW, WINDOW, Clusterer, Decision
 from aggregator.clustering.dedup.embed import Embedder, LanguageCentering, TextEmbedder, Vector
 from aggregator.clustering.dedup.features import EntryFeatures, FeatureExtractor, input_from_text
 from aggregator.clustering.dedup.language import LanguageDetector
-from aggregator.clustering.dedup.match import Calibration, Matcher
+from aggregator.clustering.dedup.match import MIN_EVENT_WORDS, Calibration, Matcher, thin_text
 from aggregator.clustering.topic import (
     MIN_CENTERED_ENTRIES,
     TopicEntry,
@@ -815,6 +815,8 @@ def _evidence(decision: Decision, features: EntryFeatures, read: dict[str, Any])
     }
     if decision.merged_story_ids:
         evidence["merged_stories"] = list(decision.merged_story_ids)
+    if thin_text(features.evidence):
+        evidence["thin_text"] = {"words": features.evidence.words, "needed": MIN_EVENT_WORDS}
     if decision.decision == NEW and decision.matched_entry_id is not None:
         # Why it was not joined: the nearest candidate and how far below the bar it stayed.
         evidence["nearest"] = {

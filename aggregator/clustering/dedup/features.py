@@ -81,6 +81,7 @@ class EntryFeatures:
                     "numbers": sorted(self.evidence.numbers),
                     "names": sorted(self.evidence.names),
                     "links": sorted(self.evidence.links),
+                    "words": self.evidence.words,
                 },
                 ensure_ascii=False,
             ),
@@ -106,6 +107,7 @@ class EntryFeatures:
                 numbers=frozenset(tokens["numbers"]),
                 names=frozenset(tokens["names"]),
                 links=frozenset(tokens["links"]),
+                words=tokens.get("words"),
             ),
         )
 

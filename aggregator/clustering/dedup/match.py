@@ -32,6 +32,11 @@ TIME_PENALTY_PER_DAY = 0.02
 # A name overlap counts only when at least this many keys are shared: one common name
 # ("Trump", "Europe") links far too many stories.
 MIN_SHARED_NAMES = 2
+# A text of fewer distinct words ("First", "First item", "Live") names no event: the model
+# reads any two such texts as one subject (real feeds' placeholder posts joined across feeds,
+# docs/dedup.md). Such a pair is the same story only as a copy (MinHash), never by its score.
+MIN_EVENT_WORDS = 3
+THIN_MARGIN = 0.01
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,11 @@ class Matcher:
         }
         score = sum(parts.values())
         near_copy = jac >= NEAR_DUPLICATE_JACCARD
+        thin = thin_text(a) or thin_text(b)
+        if thin:
+            # Below the threshold, not far below it: a story's average over its members
+            # still weighs this pair as one unconvincing judgement.
+            score = min(score, cal.threshold - THIN_MARGIN)
         same = near_copy or score >= cal.threshold
         if near_copy:
             best = "minhash"
@@ -138,8 +148,13 @@ class Matcher:
             ("shared_links", links),
             ("cross_language", 1.0 if cross else 0.0),
             ("days_apart", round(days, 3) if days is not None else -1.0),
-        )
+        ) + ((("thin_text", 1.0),) if thin else ())
         return Match(score=score, same_story=same, best_signal=best, evidence=evidence)
+
+
+def thin_text(evidence: ev.Evidence) -> bool:
+    """Whether a text is too short to name an event (unknown for features stored earlier)."""
+    return evidence.words is not None and evidence.words < MIN_EVENT_WORDS
 
 
 def _days_apart(first: datetime | None, second: datetime | None) -> float | None:
