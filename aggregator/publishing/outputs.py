@@ -413,14 +413,6 @@ class Outputs:
         document = state.documents.get(path)
         if document is not None:
             return document
-        page = PAGE_PATH_RE.match(path)
-        if page is not None:
-            lang = page["lang"]
-            if lang is not None and lang not in category.languages:
-                return None
-            with self._lock:
-                document = self._render_page(category, state, lang)
-                return state.documents.setdefault(path, document)
         feed = parse_feed_name(path.removeprefix("feeds/"))
         if feed is None or not path.startswith("feeds/"):
             return None
@@ -448,9 +440,7 @@ class Outputs:
                         yield path, document
             for lang in (None, *category.languages):
                 path = page_path(category.id, lang)
-                document = self.document(path)
-                assert document is not None
-                yield path, document
+                yield path, state.documents[path]
         yield OPML_PATH, self.opml()
         index = self.document(INDEX_PATH)
         assert index is not None
@@ -535,8 +525,8 @@ class Outputs:
                 # A first check has nothing to compare with: it is not a change we saw.
                 if old is not None and old.etag != document.etag:
                     changed.append(feed_url(self.base_url, category.id, fmt, lang))
-        # The HTML pages wait for their first request (``document``): a service whose pages
-        # nobody reads renders none, nor loads the locale data their dates are written with.
+        for lang in (None, *category.languages):
+            state.documents[page_path(category.id, lang)] = self._render_page(category, state, lang)
         self._states[category.id] = state
         self._site.clear()
         if changed and not self._first_to_see(category.id, state):
