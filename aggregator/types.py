@@ -30,7 +30,9 @@ class FetchOptions:
 class FetchResult:
     """What one HTTP fetch of a source returned.
 
-    ``content`` is None when the server answered 304 Not Modified. ``headers`` has lower-case
+    ``content`` is None when the server answered 304 Not Modified, and in the copy a poll worker
+    sends back once it has parsed the body: that copy carries only the body's ``body_size`` and
+    ``body_sha256``, which is all the saving process reads of it. ``headers`` has lower-case
     names. ``url`` is the final URL after redirects; ``permanent_redirect`` is the target of a
     301/308 seen on the way, if any.
     """
@@ -43,10 +45,24 @@ class FetchResult:
     last_modified: str | None = None
     elapsed: float = 0.0
     permanent_redirect: str | None = None
+    body_size: int | None = None
+    body_sha256: str | None = None
 
     @property
     def not_modified(self) -> bool:
         return self.status == 304
+
+    @property
+    def has_body(self) -> bool:
+        """Whether the answer had a body, here or left where it was parsed."""
+        return self.content is not None or self.body_size is not None
+
+    @property
+    def size(self) -> int:
+        """The body's length in bytes; 0 without one."""
+        if self.content is not None:
+            return len(self.content)
+        return self.body_size or 0
 
 
 @dataclass(frozen=True)

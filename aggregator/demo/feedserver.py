@@ -155,6 +155,10 @@ class _HTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    # socketserver listens with a backlog of 5: when more clients connect at once than that
+    # while the accept loop is late (a busy machine), the kernel drops their SYNs and each
+    # waits a second for its retransmit, a second lost before the first byte.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], owner: FeedServer) -> None:
         if ":" in address[0]:

@@ -38,7 +38,7 @@ from aggregator.polling.workers import (
     FetcherFactory,
     PollWorkers,
     Prepared,
-    body_hash,
+    digest_of,
     fetch_group,
     prepare_for,
 )
@@ -320,10 +320,10 @@ class Refresher:
         if isinstance(result, SourceError):
             return self._failed(source, result, now)
         try:
-            if result.not_modified or result.content is None:
+            if result.not_modified or not result.has_body:
                 self._unchanged(source, result, now, PollResult.NOT_MODIFIED)
                 return None
-            digest = body_hash(result.content)
+            digest = digest_of(result)
             if digest == source.body_hash:
                 # Same bytes as last time: nothing to parse (servers without validators).
                 self._unchanged(source, result, now, PollResult.UNCHANGED)

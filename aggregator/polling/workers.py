@@ -21,7 +21,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
@@ -82,7 +82,8 @@ class Fetched:
 
     ``prepared`` is filled by a worker process: per source, in order, its prepared feed, the
     error preparing it, or None when there was nothing to prepare (no body, or the same bytes
-    as last time). It is None for fetches made in the parent, which prepares them itself.
+    as last time); ``result`` then holds no body, only its size and digest (``without_body``).
+    It is None for fetches made in the parent, which prepares them itself.
     """
 
     sources: Group
@@ -92,6 +93,22 @@ class Fetched:
 
 def body_hash(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
+
+
+def digest_of(result: FetchResult) -> str:
+    """The SHA-256 of ``result``'s body, which must have one (``has_body``)."""
+    if result.body_sha256 is not None:
+        return result.body_sha256
+    assert result.content is not None
+    return body_hash(result.content)
+
+
+def without_body(result: FetchResult, digest: str) -> FetchResult:
+    """``result`` as the saving process needs it once its body has been prepared: the body's
+    size and digest instead of its bytes, which would cross the pipe (about half an answer)
+    and be unpickled there for nothing."""
+    assert result.content is not None
+    return replace(result, content=None, body_size=len(result.content), body_sha256=digest)
 
 
 def fetch_group(fetcher: Fetcher, group: Group) -> FetchResult | SourceError:
@@ -156,7 +173,7 @@ def fetch_and_prepare(
             prepared.append(
                 SourceError(f"internal error: {type(exc).__name__}: {exc}", kind="internal")
             )
-    return Fetched(group, result, tuple(prepared))
+    return Fetched(group, without_body(result, digest), tuple(prepared))
 
 
 def _serve(

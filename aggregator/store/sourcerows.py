@@ -210,7 +210,7 @@ def check_values(
         )
         values["last_status"] = fetch.status
         values["last_duration_ms"] = round(fetch.elapsed * 1000)
-        values["last_bytes"] = len(fetch.content) if fetch.content is not None else 0
+        values["last_bytes"] = fetch.size
         if fetch.etag:
             values["etag"] = fetch.etag
         if fetch.last_modified:

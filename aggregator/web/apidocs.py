@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Final
@@ -79,7 +80,15 @@ def include_api_docs(
     page = _page(title)
     start = _start_script(openapi_url)
     folder = assets if assets is not None else _bundled_assets()
-    files = {name: (folder / name).read_bytes() for name in ASSETS}
+    missing = [name for name in ASSETS if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"API docs assets missing from {folder}: {', '.join(missing)}")
+
+    # Read when first asked for, then kept: the bundle is 1.5 MB that a service whose docs
+    # nobody opens need not hold.
+    @cache
+    def read(name: str) -> bytes:
+        return (folder / name).read_bytes()
 
     @app.get(DOCS_PATH, include_in_schema=False)
     def docs() -> Response:
@@ -91,9 +100,9 @@ def include_api_docs(
 
     @app.get(f"{ASSETS_PATH}/{{name}}", include_in_schema=False)
     def asset(name: str) -> Response:
-        if name not in files:
+        if name not in ASSETS:
             raise HTTPException(404, f"no API docs asset {name!r}")
-        return _answer(files[name], ASSETS[name], ASSET_CACHE_CONTROL)
+        return _answer(read(name), ASSETS[name], ASSET_CACHE_CONTROL)
 
 
 def _bundled_assets() -> Path:

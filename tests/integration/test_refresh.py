@@ -9,6 +9,7 @@ that dies costs only its in-flight sources.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -29,10 +30,11 @@ from aggregator.polling import poller
 from aggregator.polling.fetch import Fetcher
 from aggregator.polling.fetch.configured import fetcher_from_settings
 from aggregator.polling.poller import Refresher
+from aggregator.polling.workers import Fetched
 from aggregator.runtime.service import make_fetcher
 from aggregator.settings import Settings
 from aggregator.store import Store
-from aggregator.types import PollOutcome, SourceStatus
+from aggregator.types import FetchResult, PollOutcome, SourceStatus
 from tests.support.builders import NOW
 from tests.support.feeds import rss
 
@@ -249,6 +251,32 @@ def test_worker_processes_match_inline(store: Store, feed_server: FeedServer, cl
             "s8": "error",
         }
         assert store.counts()["entries"] == 33
+
+
+def test_a_worker_sends_the_body_size_and_digest_not_the_body(
+    store: Store, feed_server: FeedServer, clock: Clock
+) -> None:
+    body = rss("Plain", ITEMS)
+    feed_server.set("/plain.xml", Resource(body=body, auto_validators=False))
+    for refresher in make_refresher(store, feed_server, clock, "/plain.xml", processes=1):
+        answers: list[Fetched] = []
+        workers = refresher._processes_for(1)
+        assert workers is not None
+        workers.run([(status(store, "s0"),)], answers.append)
+        (answer,) = answers
+        assert isinstance(answer.result, FetchResult)
+        assert answer.result.content is None
+        assert (answer.result.body_size, answer.result.body_sha256) == (
+            len(body),
+            hashlib.sha256(body).hexdigest(),
+        )
+        # What the store keeps of the body is what it kept when the body itself came back.
+        assert poll_all(refresher, clock) == {"s0": "updated"}
+        saved = status(store, "s0")
+        assert (saved.last_bytes, saved.body_hash) == (len(body), hashlib.sha256(body).hexdigest())
+        clock.now += timedelta(hours=1)
+        assert poll_all(refresher, clock) == {"s0": "unchanged"}
+        assert status(store, "s0").last_bytes == len(body)
 
 
 def test_a_dead_worker_costs_only_its_sources(
