@@ -107,10 +107,21 @@ def _build(model_path: Path, folder: Path, key: str) -> Path:
     found = find(folder, key)
     if found is None:
         raise RuntimeError(f"the int8 graph was not built in {folder}")
+    now = time.time()
     for path in folder.glob(f"{PREFIX}*{SUFFIX}"):
-        if not path.name.startswith(f"{PREFIX}{key}-"):
-            path.unlink(missing_ok=True)  # another model's or recipe's: no load reads it again
+        # Another model's or recipe's graph: this version never reads it again. One made
+        # lately may belong to another version sharing the folder (an upgrade under way, two
+        # checkouts' tests), about to open it: it goes once it is old.
+        if not path.name.startswith(f"{PREFIX}{key}-") and _age(path, now) > ABANDONED_SECONDS:
+            path.unlink(missing_ok=True)
     return found
+
+
+def _age(path: Path, now: float) -> float:
+    try:
+        return now - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def build(model_path: Path, folder: Path, key: str) -> Path:
