@@ -98,7 +98,7 @@ def sweep(folder: Path, now: float | None = None) -> None:
 def _build(model_path: Path, folder: Path, key: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     sweep(folder)
-    log.info("building the clustering model's int8 graph in %s (once: a few seconds)", folder)
+    log.info("building the clustering model's int8 graph in %s (a few seconds)", folder)
     subprocess.run(
         [sys.executable, "-m", __name__, str(model_path), str(folder), key],
         check=True,
