@@ -34,6 +34,17 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
         (),
     ),
     "automerge8": ("tokenize='trigram'", ("INSERT INTO s(s, rank) VALUES ('automerge', 8)",)),
+    # The store's own setting (migration 0019) with fewer, larger merges on top.
+    **{
+        f"hash8m-automerge{level}": (
+            "tokenize='trigram'",
+            (
+                f"INSERT INTO s(s, rank) VALUES ('hashsize', {8 * 1024 * 1024})",
+                f"INSERT INTO s(s, rank) VALUES ('automerge', {level})",
+            ),
+        )
+        for level in (8, 16)
+    },
     **{
         f"hash{mib}m": (
             "tokenize='trigram'",

@@ -291,11 +291,45 @@ def test_a_poll_leaves_what_it_saved_indexed(sqlite_store: Store, tmp_path: Path
     assert len(_keys(sqlite_store, "harbour")) == 3
 
 
-def _hashsize(connection: sa.Connection) -> int | None:
+def _config(connection: sa.Connection, key: str) -> int | None:
     value = connection.execute(
-        sa.text("SELECT v FROM entry_search_config WHERE k = 'hashsize'")
+        sa.text("SELECT v FROM entry_search_config WHERE k = :key"), {"key": key}
     ).scalar()
     return None if value is None else int(value)
+
+
+def _hashsize(connection: sa.Connection) -> int | None:
+    return _config(connection, "hashsize")
+
+
+def test_segments_merge_sixteen_at_a_time_and_answer_alike(sqlite_store: Store) -> None:
+    """Migration 0021: FTS5 merges a level's segments once 16 wait (its default: 4). Many
+    small batches then leave more segments, and every search answers as after a full merge."""
+    with sqlite_store.engine.connect() as connection:
+        assert _config(connection, "automerge") == 16
+    sqlite_store.sync_sources(catalog(source("a")), NOW)
+    for n in range(12):
+        # One entry indexed at a time: a segment each.
+        _save(
+            sqlite_store,
+            entry(
+                f"m{n}",
+                title=f"Harbour report {n}",
+                text=f"crane{n} dock strike day {n} harbour",
+                published_at=NOW - timedelta(minutes=n),
+            ),
+            etag=f'"v{n}"',
+        )
+        settle(sqlite_store)
+    queries = ["harbour", "crane3", "dock strike", "report 11"]
+    before = {q: _keys(sqlite_store, q) for q in queries}
+    assert len(before["harbour"]) == 12
+    assert before["crane3"] == {"m3"}
+    _index_is_sound(sqlite_store)
+    with sqlite_store.engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO entry_search(entry_search) VALUES ('optimize')"))
+    assert {q: _keys(sqlite_store, q) for q in queries} == before
+    _index_is_sound(sqlite_store)
 
 
 def test_a_batch_indexed_in_large_segments_answers_as_in_small_ones(sqlite_store: Store) -> None:
