@@ -21,6 +21,7 @@ import pickle
 import resource
 import statistics
 import time
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ from typing import Any
 from benchcategories import CATEGORIES
 from synthfeeds import make_feed
 
+from aggregator.catalog import SourceConfig
 from aggregator.polling import workers
+from aggregator.store.sourcerows import unpolled_status
 from aggregator.types import FetchResult, SourceState, SourceStatus
 
 
@@ -51,32 +54,10 @@ class _MemoryFetcher:
 
 
 def _source(index: int, url: str) -> SourceStatus:
-    return SourceStatus(
-        id=f"feed-{index:05d}",
-        url=url,
-        configured_url=url,
-        title=None,
-        site_url=None,
-        language=None,
-        categories=("world", "tech"),
-        state=SourceState.ACTIVE,
-        interval_seconds=3600,
-        etag=None,
-        last_modified=None,
-        body_hash=None,
-        next_check_at=None,
-        last_checked_at=None,
-        last_success_at=None,
-        last_status=None,
-        last_duration_ms=None,
-        last_bytes=None,
-        last_new_entries=None,
-        last_updated_entries=None,
-        publish_interval_seconds=None,
-        error_count=0,
-        last_error=None,
-        last_error_kind=None,
+    config = SourceConfig(
+        id=f"feed-{index:05d}", url=url, categories=("world", "tech"), interval_seconds=3600
     )
+    return replace(unpolled_status(config), state=SourceState.ACTIVE)
 
 
 def _child(conn: Connection, feeds: int, rounds: int) -> None:

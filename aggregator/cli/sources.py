@@ -251,39 +251,10 @@ def cmd_sources_export_opml(ctx: Context) -> int:
 
 def _with_unpolled(statuses: list[SourceStatus], catalog: Catalog) -> list[SourceStatus]:
     """Add the configured sources the store does not know yet, as state ``new``."""
+    from aggregator.store.sourcerows import unpolled_status
+
     known = {s.id for s in statuses}
-    unpolled = [
-        SourceStatus(
-            id=c.id,
-            url=c.url,
-            configured_url=c.url,
-            title=c.title,
-            site_url=c.site_url,
-            language=c.language,
-            categories=tuple(c.categories),
-            state=SourceState.NEW if c.enabled else SourceState.PAUSED,
-            interval_seconds=c.interval_seconds,
-            etag=None,
-            last_modified=None,
-            body_hash=None,
-            next_check_at=None,
-            last_checked_at=None,
-            last_success_at=None,
-            last_status=None,
-            last_duration_ms=None,
-            last_bytes=None,
-            last_new_entries=None,
-            last_updated_entries=None,
-            publish_interval_seconds=None,
-            error_count=0,
-            last_error=None,
-            last_error_kind=None,
-            public_only=c.public_only,
-            full_text=c.full_text,
-        )
-        for c in catalog.sources
-        if c.id not in known
-    ]
+    unpolled = [unpolled_status(c) for c in catalog.sources if c.id not in known]
     return sorted([*statuses, *unpolled], key=lambda s: s.id)
 
 

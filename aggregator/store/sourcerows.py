@@ -43,6 +43,39 @@ MAX_WARNING = 1000
 SYNC_CHUNK = 500
 
 
+def unpolled_status(config: SourceConfig) -> SourceStatus:
+    """A configured source the store has not seen yet: state ``new`` (``paused`` when it is
+    disabled), no poll history."""
+    return SourceStatus(
+        id=config.id,
+        url=config.url,
+        configured_url=config.url,
+        title=config.title,
+        site_url=config.site_url,
+        language=config.language,
+        categories=tuple(config.categories),
+        state=SourceState.NEW if config.enabled else SourceState.PAUSED,
+        interval_seconds=config.interval_seconds,
+        etag=None,
+        last_modified=None,
+        body_hash=None,
+        next_check_at=None,
+        last_checked_at=None,
+        last_success_at=None,
+        last_status=None,
+        last_duration_ms=None,
+        last_bytes=None,
+        last_new_entries=None,
+        last_updated_entries=None,
+        publish_interval_seconds=None,
+        error_count=0,
+        last_error=None,
+        last_error_kind=None,
+        public_only=config.public_only,
+        full_text=config.full_text,
+    )
+
+
 def status_of(row: Source) -> SourceStatus:
     return SourceStatus(
         id=row.id,

@@ -91,7 +91,7 @@ def sweep(folder: Path, now: float | None = None) -> None:
     """Remove the building folders of builds that died (each holds the 85 MB float32 graph)."""
     now = time.time() if now is None else now
     for path in folder.glob(f"{BUILDING}*"):
-        if now - path.stat().st_mtime > ABANDONED_SECONDS:
+        if _age(path, now) > ABANDONED_SECONDS:
             shutil.rmtree(path, ignore_errors=True)
 
 
